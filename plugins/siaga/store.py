@@ -1,0 +1,338 @@
+"""Siaga's storage: the tables every stage reads and writes, and how to open them.
+
+SQLite is the embedded default so a laptop runs the demo with nothing installed; PostgreSQL is
+production. The schema is owned by Alembic migrations (`plugins/siaga/migrations/`); these models
+are what the code uses and a test checks the two agree.
+
+Idempotency lives here as unique constraints: re-running any task must not add a duplicate row,
+so every natural key (a post per source and source id, a match per post and hazard, an alert per
+series and window, an outbox message per dedup key) is enforced by the database, not by hope.
+"""
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+from siaga import settings
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on both backends (SQLite forgets the zone otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: Siaga stores only timezone-aware times")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict: JSON, list: JSON}
+
+
+class Post(Base):
+    __tablename__ = "posts"
+    __table_args__ = (
+        UniqueConstraint("source", "source_id", name="uq_posts_source_id"),
+        Index("ix_posts_created_at", "created_at"),
+        Index("ix_posts_tagged_at", "tagged_at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    source_id: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime]
+    author: Mapped[str | None] = mapped_column(String(256))
+    text: Mapped[str] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    # Near-identical copies and reposts share this hash and count once.
+    text_hash: Mapped[str] = mapped_column(String(64))
+    raw: Mapped[dict] = mapped_column(JSON)
+    ingested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    tagged_at: Mapped[datetime | None]
+    in_region: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class Geotag(Base):
+    __tablename__ = "geotags"
+    __table_args__ = (Index("ix_geotags_post", "post_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(128))
+    village: Mapped[str | None] = mapped_column(String(128))
+    district: Mapped[str | None] = mapped_column(String(128))
+    code: Mapped[str | None] = mapped_column(String(64))
+    lon: Mapped[float | None] = mapped_column(Float)
+    lat: Mapped[float | None] = mapped_column(Float)
+    confidence: Mapped[float] = mapped_column(Float)
+    span_start: Mapped[int | None] = mapped_column(Integer)
+    span_end: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    low_confidence: Mapped[bool] = mapped_column(Boolean, default=False)
+    in_region: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class HazardMatchRow(Base):
+    __tablename__ = "hazard_matches"
+    __table_args__ = (UniqueConstraint("post_id", "hazard", name="uq_hazard_matches_post_hazard"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
+    hazard: Mapped[str] = mapped_column(String(32))
+    terms: Mapped[list] = mapped_column(JSON)
+    severity_cues: Mapped[list] = mapped_column(JSON)
+    via_road: Mapped[bool] = mapped_column(Boolean, default=False)
+    lists_fingerprint: Mapped[str] = mapped_column(String(64))
+
+
+class AreaCount(Base):
+    """Posts per hazard, area and time bucket: what spike detection reads."""
+
+    __tablename__ = "area_counts"
+    __table_args__ = (
+        UniqueConstraint("hazard", "level", "area_code", "bucket_start", name="uq_area_counts"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hazard: Mapped[str] = mapped_column(String(32))
+    level: Mapped[str] = mapped_column(String(16))  # village | district | road | regency
+    area_code: Mapped[str] = mapped_column(String(64))
+    bucket_start: Mapped[datetime]
+    posts: Mapped[int] = mapped_column(Integer)
+    authors: Mapped[int] = mapped_column(Integer)
+
+
+class Incident(Base):
+    __tablename__ = "incidents"
+    __table_args__ = (Index("ix_incidents_series", "hazard", "level", "area_code", "state"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hazard: Mapped[str] = mapped_column(String(32))
+    level: Mapped[str] = mapped_column(String(16))
+    area_code: Mapped[str] = mapped_column(String(64))
+    area_name: Mapped[str] = mapped_column(String(128))
+    village: Mapped[str | None] = mapped_column(String(128))
+    district: Mapped[str | None] = mapped_column(String(128))
+    road: Mapped[str | None] = mapped_column(String(128))
+    lon: Mapped[float | None] = mapped_column(Float)
+    lat: Mapped[float | None] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    severity: Mapped[str] = mapped_column(String(16), default="minor")
+    posts: Mapped[int] = mapped_column(Integer, default=0)
+    authors: Mapped[int] = mapped_column(Integer, default=0)
+    notified_posts: Mapped[int] = mapped_column(Integer, default=0)
+    opened_at: Mapped[datetime]
+    last_activity_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+
+
+class IncidentEvent(Base):
+    """One line of an incident's timeline: what managers review and exports read."""
+
+    __tablename__ = "incident_events"
+    __table_args__ = (Index("ix_incident_events_incident", "incident_id", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(128), default="siaga")
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class Alert(Base):
+    """A detected spike: one per series and window, whatever how often detection re-runs."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        UniqueConstraint("hazard", "level", "area_code", "window_end", name="uq_alerts_window"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"))
+    hazard: Mapped[str] = mapped_column(String(32))
+    level: Mapped[str] = mapped_column(String(16))
+    area_code: Mapped[str] = mapped_column(String(64))
+    window_start: Mapped[datetime]
+    window_end: Mapped[datetime]
+    observed: Mapped[int] = mapped_column(Integer)
+    expected: Mapped[float] = mapped_column(Float)
+    authors: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float] = mapped_column(Float)
+    explanation: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IncidentThread(Base):
+    """The Slack thread of an incident in one channel: updates reply here, not as new pings."""
+
+    __tablename__ = "incident_threads"
+    __table_args__ = (UniqueConstraint("incident_id", "channel", name="uq_incident_threads"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(128))
+    ts: Mapped[str] = mapped_column(String(32))
+
+
+class OutboxMessage(Base):
+    """A Slack message to send, written in the same transaction as the incident change."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("dedup_key", name="uq_outbox_dedup"),
+        Index("ix_outbox_state", "state", "next_attempt_at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dedup_key: Mapped[str] = mapped_column(String(256))
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    receiver: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))  # new | update | escalation | resolved
+    payload: Mapped[dict] = mapped_column(JSON)
+    # pending -> claimed -> sent; claimed -> pending (retry later) or dead (kept, reported)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_ts: Mapped[str | None] = mapped_column(String(32))
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeliveryAttempt(Base):
+    __tablename__ = "delivery_attempts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    worker: Mapped[str] = mapped_column(String(128))
+    outcome: Mapped[str] = mapped_column(String(16))  # sent | found | failed | unknown | dead
+    error: Mapped[str | None] = mapped_column(Text)
+    ts: Mapped[str | None] = mapped_column(String(32))
+
+
+class SourceCursor(Base):
+    __tablename__ = "source_cursors"
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cursor: Mapped[dict] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Quarantine(Base):
+    """Bad input kept with its reason and location: nothing is silently dropped."""
+
+    __tablename__ = "quarantine"
+    __table_args__ = (UniqueConstraint("source", "location", name="uq_quarantine_location"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    location: Mapped[str] = mapped_column(String(512))  # e.g. "demo.jsonl:17"
+    reason: Mapped[str] = mapped_column(Text)
+    raw: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConfigState(Base):
+    """The last good version of an operator config (hazard lists), kept in force when a new one
+    is invalid."""
+
+    __tablename__ = "config_state"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    content: Mapped[dict] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- engines and sessions -------------------------------------------------------------------
+
+
+@lru_cache(maxsize=8)
+def engine_for(url: str) -> Engine:
+    """One engine per URL per process (pooling), SQLite tuned for concurrent readers."""
+    kwargs: dict[str, Any] = {"future": True}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"timeout": 30}
+    else:
+        kwargs["pool_pre_ping"] = True
+    engine = create_engine(url, **kwargs)
+    if url.startswith("sqlite"):
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def engine(url: str | None = None) -> Engine:
+    return engine_for(url or settings.database_url())
+
+
+@contextmanager
+def session_scope(url: str | None = None) -> Iterator[Session]:
+    """A transaction: committed when the block ends, rolled back on any error."""
+    factory = sessionmaker(bind=engine(url), expire_on_commit=False, future=True)
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def migrate(url: str | None = None) -> None:
+    """Bring the database to the newest schema (creates it on first use)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["url"] = url or settings.database_url()
+    command.upgrade(cfg, "head")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
