@@ -1,0 +1,306 @@
+"""Which Slack channel gets which alert: a declarative route tree, quiet hours and silences.
+
+Operators change routing more often than code, so it lives in one YAML file
+(config/routing.yaml) read the way Prometheus Alertmanager reads its route tree, which many
+operations teams already know. See that file for the label vocabulary and matching rules.
+Silences ("snooze flooding in Sukasada until 18:00") are data, not config: the store keeps them
+and `is_silenced` checks an alert against them.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jsonschema
+import yaml
+
+_HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+_NAME = r"^[a-z][a-z0-9_-]*$"
+_LABELS = {"type": "object", "additionalProperties": {"type": "string"},
+           "propertyNames": {"pattern": r"^[a-z_][a-z0-9_]*$"}}
+
+_ROUTE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "receiver": {"type": "string"},
+        "match": _LABELS,
+        "match_re": _LABELS,
+        "continue": {"type": "boolean"},
+        "routes": {"type": "array", "items": {"$ref": "#/$defs/route"}},
+    },
+}
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["severities", "receivers", "route"],
+    "$defs": {"route": _ROUTE_SCHEMA},
+    "properties": {
+        "timezone": {"type": "string"},
+        "severities": {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"type": "string"}},
+        "receivers": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", "channel"],
+                "properties": {
+                    "name": {"type": "string", "pattern": _NAME},
+                    # A channel name ("#bpbd-siaga") or id ("C0123ABCD"); never a token.
+                    "channel": {"type": "string", "pattern": r"^(#[a-z0-9][a-z0-9_-]{0,79}|[CG][A-Z0-9]{6,})$"},
+                    "quiet_hours": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["start", "end"],
+                        "properties": {
+                            "start": {"type": "string", "pattern": _HHMM},
+                            "end": {"type": "string", "pattern": _HHMM},
+                            "override_severity": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        },
+        "route": {"$ref": "#/$defs/route"},
+    },
+}
+
+
+class RoutingConfigError(ValueError):
+    """The routing file is wrong; the message names the file, field and (when known) line."""
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    start: time
+    end: time
+    override_severity: str | None = None
+
+    def contains(self, local: time) -> bool:
+        if self.start < self.end:
+            return self.start <= local < self.end
+        return local >= self.start or local < self.end  # wraps midnight (22:00-06:00)
+
+
+@dataclass(frozen=True)
+class Receiver:
+    name: str
+    channel: str
+    quiet_hours: QuietHours | None = None
+
+
+@dataclass(frozen=True)
+class Route:
+    receiver: str
+    match: Mapping[str, str] = field(default_factory=dict)
+    match_re: Mapping[str, re.Pattern[str]] = field(default_factory=dict)
+    continue_: bool = False
+    routes: tuple["Route", ...] = ()
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return all(labels.get(k, "") == v for k, v in self.match.items()) and all(
+            p.fullmatch(labels.get(k, "")) for k, p in self.match_re.items()
+        )
+
+
+@dataclass(frozen=True)
+class Silence:
+    """Mute alerts whose labels equal all `matchers` (e.g. hazard × district) until `ends_at`."""
+
+    matchers: Mapping[str, str]
+    ends_at: datetime
+    starts_at: datetime | None = None
+    created_by: str = ""
+    comment: str = ""
+    id: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.matchers:
+            raise ValueError("Silence.matchers: empty; a silence must name a hazard and/or an area")
+        for name, t in (("ends_at", self.ends_at), ("starts_at", self.starts_at)):
+            if t is not None and t.tzinfo is None:
+                raise ValueError(f"Silence.{name}: naive datetime; give a time zone")
+        if self.starts_at is not None and self.starts_at >= self.ends_at:
+            raise ValueError("Silence: starts_at must be before ends_at")
+
+    def active(self, when: datetime) -> bool:
+        return (self.starts_at is None or self.starts_at <= when) and when < self.ends_at
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return all(labels.get(k) == v for k, v in self.matchers.items())
+
+
+def is_silenced(labels: Mapping[str, str], silences: Iterable[Silence], when: datetime) -> bool:
+    """True when an active silence matches the alert's labels."""
+    _require_aware(when, "when")
+    return any(s.active(when) and s.matches(labels) for s in silences)
+
+
+class Router:
+    def __init__(self, root: Route, receivers: Mapping[str, Receiver], severities: tuple[str, ...],
+                 tz: ZoneInfo) -> None:
+        self.root = root
+        self.receivers = dict(receivers)
+        self.severities = severities
+        self.tz = tz
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Router":
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise RoutingConfigError(f"{path}: cannot read routing config: {exc}") from exc
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise RoutingConfigError(f"{path}: not valid YAML: {exc}") from exc
+        return cls.from_dict(data, source=str(path), text=text)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<routing>", text: str | None = None) -> "Router":
+        def fail(where: list[Any], message: str) -> RoutingConfigError:
+            line = _line_of(text, where) if text else None
+            at = f" (line {line})" if line else ""
+            return RoutingConfigError(f"{source}: {_dotted(where) or 'top level'}{at}: {message}")
+
+        err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data))
+        if err is not None:
+            raise fail(list(err.absolute_path), err.message)
+
+        try:
+            tz = ZoneInfo(data.get("timezone", "Asia/Makassar"))
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise fail(["timezone"], f"unknown time zone {data.get('timezone')!r}") from exc
+        severities = tuple(data["severities"])
+
+        receivers: dict[str, Receiver] = {}
+        for i, r in enumerate(data["receivers"]):
+            if r["name"] in receivers:
+                raise fail(["receivers", i, "name"], f"duplicate receiver {r['name']!r}")
+            quiet = None
+            if "quiet_hours" in r:
+                q = r["quiet_hours"]
+                if q["start"] == q["end"]:
+                    raise fail(["receivers", i, "quiet_hours"], "start and end are equal")
+                override = q.get("override_severity")
+                if override is not None and override not in severities:
+                    raise fail(["receivers", i, "quiet_hours", "override_severity"],
+                               f"{override!r} is not one of severities {list(severities)}")
+                quiet = QuietHours(time.fromisoformat(q["start"]), time.fromisoformat(q["end"]), override)
+            receivers[r["name"]] = Receiver(name=r["name"], channel=r["channel"], quiet_hours=quiet)
+
+        def build(node: Mapping[str, Any], where: list[Any], inherited: str | None) -> Route:
+            receiver = node.get("receiver", inherited)
+            if receiver is None:
+                raise fail(where + ["receiver"], "the root route needs a receiver")
+            if receiver not in receivers:
+                raise fail(where + ["receiver"], f"unknown receiver {receiver!r}; known: {sorted(receivers)}")
+            patterns = {}
+            for label, rx in node.get("match_re", {}).items():
+                try:
+                    patterns[label] = re.compile(rx)
+                except re.error as exc:
+                    raise fail(where + ["match_re", label], f"bad regular expression {rx!r}: {exc}") from exc
+            children = tuple(build(c, where + ["routes", i], receiver) for i, c in enumerate(node.get("routes", [])))
+            return Route(receiver=receiver, match=dict(node.get("match", {})), match_re=patterns,
+                         continue_=bool(node.get("continue", False)), routes=children)
+
+        root_node = data["route"]
+        if root_node.get("match") or root_node.get("match_re"):
+            raise fail(["route", "match"], "the root route matches every alert; put matchers on child routes")
+        return cls(build(root_node, ["route"], None), receivers, severities, tz)
+
+    # --- routing ---------------------------------------------------------------------------------
+    def route(self, labels: Mapping[str, str]) -> list[Receiver]:
+        """Receivers for an alert, in tree order, each once."""
+        names = _walk(self.root, labels)
+        seen: dict[str, Receiver] = {}
+        for name in names:
+            seen.setdefault(name, self.receivers[name])
+        return list(seen.values())
+
+    def receiver(self, name: str) -> Receiver:
+        try:
+            return self.receivers[name]
+        except KeyError:
+            raise KeyError(f"no receiver {name!r} in routing config; known: {sorted(self.receivers)}") from None
+
+    # --- quiet hours -------------------------------------------------------------------------------
+    def severity_rank(self, severity: str) -> int:
+        try:
+            return self.severities.index(severity)
+        except ValueError:
+            raise ValueError(f"unknown severity {severity!r}; routing config knows {list(self.severities)}") from None
+
+    def in_quiet_hours(self, receiver: Receiver | str, when: datetime, severity: str) -> bool:
+        """True when `receiver` should not be disturbed now by an alert of this severity."""
+        rec = self.receiver(receiver) if isinstance(receiver, str) else receiver
+        _require_aware(when, "when")
+        rank = self.severity_rank(severity)
+        quiet = rec.quiet_hours
+        if quiet is None or not quiet.contains(when.astimezone(self.tz).time()):
+            return False
+        return quiet.override_severity is None or rank < self.severity_rank(quiet.override_severity)
+
+    def quiet_hours_end(self, receiver: Receiver | str, when: datetime) -> datetime | None:
+        """When the quiet period containing `when` ends (to hold alerts until then), else None."""
+        rec = self.receiver(receiver) if isinstance(receiver, str) else receiver
+        _require_aware(when, "when")
+        local = when.astimezone(self.tz)
+        quiet = rec.quiet_hours
+        if quiet is None or not quiet.contains(local.time()):
+            return None
+        end = datetime.combine(local.date(), quiet.end, tzinfo=self.tz)
+        if end <= local:
+            end += timedelta(days=1)
+        return end
+
+
+def _walk(route: Route, labels: Mapping[str, str]) -> list[str]:
+    """Alertmanager's rule: the deepest matching routes win; `continue` keeps trying siblings."""
+    found: list[str] = []
+    for child in route.routes:
+        if child.matches(labels):
+            found.extend(_walk(child, labels))
+            if not child.continue_:
+                break
+    return found or [route.receiver]
+
+
+def _require_aware(when: datetime, name: str) -> None:
+    if when.tzinfo is None:
+        raise ValueError(f"{name}: naive datetime; give a time zone")
+
+
+def _dotted(path: list[Any]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line_of(text: str, path: list[Any]) -> int | None:
+    """1-based line of the YAML node at `path`, for error messages."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            node = None
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+    return line
