@@ -569,7 +569,8 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
         signal.signal(sig, lambda *_: stop.set())
     with fake:
         print(f"fake Slack listening at {fake.base_url} (Ctrl-C to stop)", file=out, flush=True)
-        stop.wait()
+        while not stop.wait(0.5):
+            pass
         if args.dump:
             with open(args.dump, "w", encoding="utf-8") as fh:
                 json.dump(fake.dump(), fh, ensure_ascii=False, indent=2)

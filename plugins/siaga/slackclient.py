@@ -1,0 +1,285 @@
+"""The Slack Web API client Siaga posts through, and the few calls delivery needs.
+
+`slack_sdk.WebClient` retries only connection errors by default; alerts must survive 429s and
+5xx without a human, so `make_client` attaches bounded retry handlers. Re-sending a
+`chat.postMessage` whose request may already have reached Slack can post it twice, so the
+connection-error handler here retries only failures that happened before the request was sent;
+a timeout or dropped connection after sending surfaces as an error that `classify_error` calls
+"unknown_outcome", and the sender then asks `find_posted` before posting again.
+
+Each outbound message can carry Slack message metadata (`outbox_metadata`), which
+`conversations.history`/`conversations.replies` return with `include_all_metadata`; that is the
+marker `find_posted` looks for. Reading history needs the `channels:history` (and
+`groups:history` for private channels) scope, listing channels `channels:read`.
+"""
+from __future__ import annotations
+
+import http.client
+import logging
+import os
+import re
+import socket
+from typing import Any, Callable, Iterator, Mapping
+from urllib.error import HTTPError, URLError
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+
+log = logging.getLogger(__name__)
+
+CONN_ID = "slack_api_default"
+ENV_TOKEN = "SIAGA_SLACK_TOKEN"
+ENV_BASE_URL = "SIAGA_SLACK_BASE_URL"
+SLACK_BASE_URL = "https://slack.com/api/"
+OUTBOX_EVENT = "siaga_outbox"
+MARKER_KEY = "outbox_id"
+
+# Methods that change nothing: safe to re-send after any connection failure.
+READ_ONLY_METHODS = frozenset({"auth.test", "conversations.history", "conversations.replies", "conversations.list"})
+# Slack `error` codes that mean "try again later" rather than "this message is wrong".
+TRANSIENT_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable",
+                              "request_timeout", "team_added_to_org"})
+_AFTER_SEND_ERRORS = (TimeoutError, socket.timeout, ConnectionResetError, BrokenPipeError,
+                      http.client.RemoteDisconnected, http.client.IncompleteRead)
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
+
+
+class SlackConfigError(RuntimeError):
+    """No usable Slack credentials."""
+
+
+def _api_method(request: HttpRequest) -> str:
+    return request.url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
+
+
+class SafeConnectionErrorRetryHandler(ConnectionErrorRetryHandler):
+    """Retry a connection failure only when re-sending cannot post twice: the request never
+    left (urllib wraps connect/send failures in URLError), or the method only reads."""
+
+    def _can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
+                   error: Exception | None = None) -> bool:
+        if error is None or response is not None or isinstance(error, HTTPError):
+            return False
+        if isinstance(error, URLError):
+            return True
+        return _api_method(request) in READ_ONLY_METHODS and isinstance(error, _AFTER_SEND_ERRORS)
+
+
+class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
+    """Honour `Retry-After`, but give up (the 429 surfaces) when Slack asks for longer than
+    `max_wait` seconds: a task should not sleep for minutes; the outbox retries later."""
+
+    def __init__(self, max_retry_count: int = 3, max_wait: float = 60.0) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.max_wait = max_wait
+
+    def _can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
+                   error: Exception | None = None) -> bool:
+        if not super()._can_retry(state=state, request=request, response=response, error=error):
+            return False
+        assert response is not None
+        wait = retry_after(response.headers)
+        return wait is None or wait <= self.max_wait
+
+
+def retry_after(headers: Mapping[str, Any]) -> int | None:
+    """Seconds from a Retry-After header (header values may be lists, as slack-sdk keeps them)."""
+    for key, value in headers.items():
+        if key.lower() == "retry-after":
+            value = value[0] if isinstance(value, (list, tuple)) else value
+            try:
+                return int(value)
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def _airflow_credentials(conn_id: str) -> tuple[str | None, str | None] | None:
+    """(token, base_url) from an Airflow connection, or None when Airflow or it is absent."""
+    try:
+        from airflow.sdk import Connection
+    except ImportError:
+        return None
+    try:
+        conn = Connection.get(conn_id)
+    except Exception as exc:  # AirflowNotFoundException, or no way to reach connections here
+        log.debug("no Airflow connection %r (%s)", conn_id, type(exc).__name__)
+        return None
+    extra = conn.extra_dejson or {}
+    return conn.password, extra.get("base_url") or extra.get("extra__slack__base_url")
+
+
+def make_client(
+    token: str | None = None,
+    base_url: str | None = None,
+    timeout: int = 10,
+    *,
+    conn_id: str | None = CONN_ID,
+    rate_limit_retries: int = 3,
+    max_retry_after: float = 60.0,
+    server_error_retries: int = 2,
+    connection_retries: int = 2,
+    backoff_factor: float = 0.5,
+) -> WebClient:
+    """A WebClient with bounded retries. Credentials: arguments first, then the Airflow
+    connection `conn_id` (token in the password, `base_url` in extras) when Airflow is importable
+    and the connection exists, else env SIAGA_SLACK_TOKEN / SIAGA_SLACK_BASE_URL."""
+    source = "arguments"
+    if token is None or base_url is None:
+        found = _airflow_credentials(conn_id) if conn_id else None
+        if found is not None:
+            source = f"Airflow connection {conn_id}"
+            token = token if token is not None else found[0]
+            base_url = base_url if base_url is not None else found[1]
+        else:
+            source = "environment"
+            token = token if token is not None else os.environ.get(ENV_TOKEN)
+            base_url = base_url if base_url is not None else os.environ.get(ENV_BASE_URL)
+    if not token:
+        raise SlackConfigError(
+            f"no Slack token: set the Airflow connection {conn_id or CONN_ID!r} (token as password) "
+            f"or the environment variable {ENV_TOKEN}"
+        )
+    base_url = base_url or SLACK_BASE_URL
+    if not base_url.endswith("/"):
+        base_url += "/"  # slack-sdk joins URLs: ".../api" would silently lose "/api"
+    backoff = BackoffRetryIntervalCalculator(backoff_factor=backoff_factor)
+    handlers = [
+        BoundedRateLimitRetryHandler(max_retry_count=rate_limit_retries, max_wait=max_retry_after),
+        ServerErrorRetryHandler(max_retry_count=server_error_retries, interval_calculator=backoff),
+        SafeConnectionErrorRetryHandler(max_retry_count=connection_retries, interval_calculator=backoff),
+    ]
+    log.info("Slack client for %s (credentials from %s)", base_url, source)  # never the token
+    return WebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=handlers)
+
+
+def classify_error(exc: BaseException) -> str:
+    """How a failed Slack call should be treated by the outbox:
+    "transient" (nothing was posted, try again later), "permanent" (the message or setup is
+    wrong: dead-letter it), or "unknown_outcome" (it may have landed: `find_posted` first)."""
+    if isinstance(exc, SlackApiError):
+        status = getattr(exc.response, "status_code", 200)
+        error = exc.response.get("error") if exc.response is not None else None
+        if status == 429 or status >= 500 or error in TRANSIENT_ERRORS:
+            return "transient"
+        return "permanent"
+    if isinstance(exc, URLError) and not isinstance(exc, HTTPError):
+        return "transient"  # connect/send failed: the request never reached Slack
+    if isinstance(exc, _AFTER_SEND_ERRORS):
+        return "unknown_outcome"
+    return "unknown_outcome"  # when unsure, check before re-posting rather than post twice
+
+
+def outbox_metadata(outbox_id: int | str) -> dict[str, Any]:
+    """Slack message metadata that marks a post with its outbox row."""
+    return {"event_type": OUTBOX_EVENT, "event_payload": {MARKER_KEY: str(outbox_id)}}
+
+
+def post_message(
+    client: WebClient,
+    channel: str,
+    message: Mapping[str, Any],
+    thread_ts: str | None = None,
+    broadcast: bool = False,
+    metadata: Mapping[str, Any] | None = None,
+) -> str:
+    """Post `message` ({"text", "blocks"} from messages.build_message); returns Slack's `ts`.
+    With `thread_ts` it is a reply, shown in the channel too when `broadcast`. Links are not
+    unfurled and "@channel" typed as text is not turned into a mention."""
+    if not message.get("text"):
+        raise ValueError("message: needs a non-empty 'text' (the notification fallback)")
+    kwargs: dict[str, Any] = {
+        "channel": channel,
+        "text": message["text"],
+        "unfurl_links": False,
+        "unfurl_media": False,
+        "link_names": False,
+    }
+    if message.get("blocks"):
+        kwargs["blocks"] = list(message["blocks"])
+    if thread_ts:
+        kwargs["thread_ts"] = thread_ts
+        if broadcast:
+            kwargs["reply_broadcast"] = True
+    if metadata:
+        kwargs["metadata"] = dict(metadata)
+    response = client.chat_postMessage(**kwargs)
+    return str(response["ts"])
+
+
+def update_message(client: WebClient, channel: str, ts: str, message: Mapping[str, Any]) -> None:
+    """Replace a posted message (e.g. to show it was acknowledged)."""
+    client.chat_update(channel=resolve_channel(client, channel) or channel, ts=ts,
+                       text=message["text"], blocks=list(message.get("blocks") or []))
+
+
+_channel_ids: dict[tuple[str, str], str] = {}
+
+
+def resolve_channel(client: WebClient, channel: str) -> str | None:
+    """Channel id for "#name", "name" or an id (history and update calls need the id);
+    None when the bot cannot see such a channel."""
+    if _CHANNEL_ID.match(channel):
+        return channel
+    name = channel.lstrip("#")
+    key = (client.base_url, name)
+    if key not in _channel_ids:
+        for page in _pages(client.conversations_list, types="public_channel,private_channel",
+                           exclude_archived=True, limit=200):
+            for chan in page.get("channels", []):
+                _channel_ids[(client.base_url, chan["name"])] = chan["id"]
+    return _channel_ids.get(key)
+
+
+def _pages(call: Callable[..., Any], **kwargs: Any) -> Iterator[Any]:
+    cursor = None
+    while True:
+        response = call(**kwargs, **({"cursor": cursor} if cursor else {}))
+        yield response
+        cursor = (response.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            return
+
+
+def _has_marker(message: Mapping[str, Any], marker: str) -> bool:
+    payload = (message.get("metadata") or {}).get("event_payload") or {}
+    return str(payload.get(MARKER_KEY)) == marker
+
+
+def find_posted(
+    client: WebClient,
+    channel: str,
+    marker: str,
+    oldest: str | None = None,
+    *,
+    thread_ts: str | None = None,
+) -> str | None:
+    """`ts` of a message already posted with `outbox_metadata(marker)`, else None.
+    Thread replies are only visible through their thread: pass `thread_ts` for replies.
+    `oldest` (a Slack ts) bounds the search; use one taken before the first attempt."""
+    channel_id = resolve_channel(client, channel)
+    if channel_id is None:
+        return None
+    marker = str(marker)
+    window = {"oldest": oldest} if oldest else {}
+    if thread_ts:
+        for page in _pages(client.conversations_replies, channel=channel_id, ts=thread_ts,
+                           include_all_metadata=True, limit=200, **window):
+            for msg in page.get("messages", []):
+                if _has_marker(msg, marker):
+                    return str(msg["ts"])
+    for page in _pages(client.conversations_history, channel=channel_id, include_all_metadata=True,
+                       limit=200, **window):
+        for msg in page.get("messages", []):
+            if _has_marker(msg, marker):
+                return str(msg["ts"])
+    return None
