@@ -3,12 +3,14 @@
 The clock maps the time a poll runs at to a time in the recording. `identity` plays the file at
 its own timestamps (a DAG run for 07:00 sees posts up to 07:00: how the demo and tests drive it);
 `live` starts the recording at its first post when the source is first polled and plays it at
-`speed` times real time, for a demo on a running Airflow.
+`speed` times real time, re-timing each post to when it is released, for a demo on a running
+Airflow. `SIAGA_REPLAY_CLOCK` overrides the configured mode (the demo and tests use `identity`).
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,8 +29,17 @@ class ReplayClock:
     def scenario_time(self, now: datetime, cursor: dict[str, Any], first_post: datetime | None) -> datetime:
         if self.mode == "identity" or first_post is None:
             return now
-        started = datetime.fromisoformat(cursor["started_at"]) if "started_at" in cursor else now
-        return first_post + (now - started) * self.speed
+        return first_post + (now - self._started(cursor, now)) * self.speed
+
+    def real_time(self, when: datetime, cursor: dict[str, Any], first_post: datetime | None, now: datetime) -> datetime:
+        """When a post of the recording is played, in real time."""
+        if self.mode == "identity" or first_post is None:
+            return when
+        return self._started(cursor, now) + (when - first_post) / self.speed
+
+    @staticmethod
+    def _started(cursor: dict[str, Any], now: datetime) -> datetime:
+        return datetime.fromisoformat(cursor["started_at"]) if "started_at" in cursor else now
 
 
 class ReplaySource:
@@ -46,7 +57,7 @@ class ReplaySource:
         if not path.is_absolute():
             path = base_dir / path
         clock_cfg = entry.get("clock") or {}
-        mode = clock_cfg.get("mode", "identity")
+        mode = os.environ.get("SIAGA_REPLAY_CLOCK") or clock_cfg.get("mode", "identity")
         if mode not in ("identity", "live"):
             raise SourceConfigError(f"{where}.clock.mode: expected 'identity' or 'live', got {mode!r}")
         return cls(entry["name"], path, ReplayClock(mode, float(clock_cfg.get("speed", 1.0))), entry.get("timezone", "Asia/Makassar"))
@@ -60,7 +71,11 @@ class ReplaySource:
         if self.clock.mode == "live":
             cursor.setdefault("started_at", now.isoformat())
         clock = self.scenario_time(now, cursor, first)
-        posts = [p for n, p in rows if n > done_line and p.created_at <= clock]
+        posts = [
+            replace(p, created_at=self.clock.real_time(p.created_at, cursor, first, now))
+            for n, p in rows
+            if n > done_line and p.created_at <= clock
+        ]
         # The cursor is the last line such that every line up to it has been released, so a post
         # written out of order is still released when its time comes.
         # Bad lines are reported on every poll; quarantine is keyed by location, so once.

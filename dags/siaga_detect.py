@@ -1,0 +1,25 @@
+"""
+### Siaga detect
+
+Runs when ingest stored posts (the `siaga://posts` asset): tags new posts with places and
+hazards, counts them per area, detects spikes, opens or updates incidents and writes their Slack
+messages to the outbox in the same transaction. Updates `siaga://outbox` for the deliver DAG.
+"""
+from datetime import timedelta
+
+from airflow.sdk import dag, get_current_context, task
+
+from siaga import pipeline
+from siaga_assets import OUTBOX, POSTS, run_time
+
+
+@dag(schedule=[POSTS], catchup=False, max_active_runs=1, tags=["siaga"], default_args={"retries": 2, "retry_delay": timedelta(seconds=20)}, doc_md=__doc__)
+def siaga_detect():
+    @task(outlets=[OUTBOX])
+    def detect() -> dict:
+        return pipeline.detect(run_time(get_current_context()))
+
+    detect()
+
+
+siaga_detect()

@@ -1,0 +1,41 @@
+"""
+### Siaga ingest
+
+Polls every enabled source in `config/sources.yaml` (one mapped task per source, so one broken
+source fails and retries alone), stores new posts once each, quarantines bad input, and only
+then advances the source's cursor. When posts were stored it updates the `siaga://posts` asset,
+which starts the detect DAG.
+"""
+from datetime import timedelta
+
+from airflow.exceptions import AirflowSkipException
+from airflow.sdk import dag, get_current_context, task
+
+from siaga import pipeline
+from siaga_assets import POSTS, run_time
+
+
+@dag(
+    schedule=timedelta(minutes=1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["siaga"],
+    default_args={"retries": 3, "retry_delay": timedelta(seconds=30)},
+    doc_md=__doc__,
+)
+def siaga_ingest():
+    @task
+    def enabled_sources() -> list[str]:
+        return pipeline.source_names()
+
+    @task(outlets=[POSTS], map_index_template="{{ task.op_kwargs['source_name'] }}")
+    def ingest_source(source_name: str) -> dict:
+        report = pipeline.ingest(source_name, run_time(get_current_context()))
+        if report["new_posts"] == 0:
+            raise AirflowSkipException(f"{source_name}: no new posts")  # no asset event, no detect run
+        return report
+
+    ingest_source.expand(source_name=enabled_sources())
+
+
+siaga_ingest()

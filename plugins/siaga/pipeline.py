@@ -1,0 +1,35 @@
+"""The three jobs the DAGs run, each one call with plain arguments and a plain-dict result.
+
+DAG files stay a few lines per task: they only turn Airflow's context into a time and call these.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from siaga import alerts, detect as detect_stage, ingest as ingest_stage, settings, store
+from siaga.routing import Router
+from siaga.slackclient import make_client
+from siaga.sources import load_sources
+
+
+def source_names() -> list[str]:
+    return [s.name for s in load_sources()]
+
+
+def ingest(source_name: str, now: datetime) -> dict[str, Any]:
+    store.migrate()
+    source = next(s for s in load_sources() if s.name == source_name)
+    return asdict(ingest_stage.ingest(source, now))
+
+
+def detect(now: datetime) -> dict[str, Any]:
+    store.migrate()
+    router = Router.load(settings.config_dir() / "routing.yaml")
+    return asdict(detect_stage.run(now, router))
+
+
+def deliver(now: datetime) -> dict[str, Any]:
+    store.migrate()
+    return asdict(alerts.deliver(make_client(), now))
