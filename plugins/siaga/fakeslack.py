@@ -128,7 +128,8 @@ class FakeSlack:
         return f"http://127.0.0.1:{self.port}{API_PREFIX}"
 
     def start(self) -> "FakeSlack":
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fakeslack", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="fakeslack", daemon=True)
         self._thread.start()
         return self
 
