@@ -1,0 +1,240 @@
+"""Alert messages: what a duty officer sees, and that nothing from a post can act in Slack.
+
+Hostile strings go through build_message, the real slack-sdk client and the fake server; the
+assertions look at what the server received."""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+import pytest
+
+from siaga.fakeslack import FakeSlack, validate_blocks
+from siaga.messages import (
+    ACTION_ACK,
+    ACTION_FALSE_ALARM,
+    ACTION_RESOLVE,
+    EXCERPT_CHARS,
+    AlertView,
+    EvidencePost,
+    build_message,
+    escape,
+    safe_url,
+)
+from siaga.slackclient import make_client, post_message
+
+TOKEN = "xoxb-test-messages"
+
+HOSTILE = [
+    "<!channel> banjir!!",
+    "<!here> tolong",
+    "<!everyone> darurat",
+    "<!subteam^S123|@bpbd> cek",
+    "hubungi <@U123ABC> sekarang",
+    "lihat <#C123ABC|general>",
+    "<https://evil.example|klik di sini>",
+    "<https://evil.example>",
+    "&lt;!channel&gt; sudah di-escape",
+    "<script>alert(1)</script>",
+    "a & b < c > d",
+    "<\u200b!channel> dengan zero width",
+    "<!chan\u200bnel>",
+    "\u202egpj.exe banjir",
+    "line1\n> quoted\n<!here>",
+    "<mailto:x@evil.example|email>",
+    "```<!channel>```",
+]
+ZERO_WIDTH_AND_BIDI = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+# The only Slack control syntax a message may contain: links we built, to these URLs.
+LINK = re.compile(r"<(https?://[^|<>\s]+)\|[^<>]*>")
+
+
+def view(**overrides) -> AlertView:
+    base = dict(
+        incident_id=17, kind="new", hazard_id="flood", hazard_label_id="Banjir", hazard_label_en="flood",
+        severity="high", village="Sambangan", district="Sukasada", road="Jalan Ahmad Yani",
+        lon=115.0912, lat=-8.1234, observed=12, expected=2.5, authors=5, confidence="tinggi (0.91)",
+        evidence=(EvidencePost("Banjir setinggi lutut di depan pasar", "https://x.com/budi/status/1",
+                               datetime(2024, 1, 5, 2, 30, tzinfo=timezone.utc), "@budi"),),
+        timeline_url="http://127.0.0.1:8080/siaga/incidents/17",
+    )
+    base.update(overrides)
+    return AlertView(**base)
+
+
+def all_texts(payload: dict) -> list[str]:
+    """Every mrkdwn/plain text string in a received message, plus the fallback."""
+    out = [payload.get("text") or ""]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("text"), str):
+                out.append(node["text"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(payload.get("blocks") or [])
+    return out
+
+
+def unescape(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def assert_inert(text: str, allowed_urls: set[str]) -> None:
+    """No Slack control sequence except links to allowed URLs; every & starts an entity."""
+    stripped = LINK.sub(lambda m: "" if unescape(m.group(1)) in allowed_urls else m.group(0), text)
+    assert "<" not in stripped and ">" not in stripped, text
+    assert not re.search(r"&(?!amp;|lt;|gt;)", stripped), text
+    assert not ZERO_WIDTH_AND_BIDI.search(text), repr(text)
+
+
+@pytest.fixture(scope="module")
+def fake():
+    with FakeSlack(token=TOKEN) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def client(fake):
+    return make_client(token=TOKEN, base_url=fake.base_url, conn_id=None)
+
+
+def send(client, fake, message: dict) -> dict:
+    ts = post_message(client, "#bpbd-siaga", message)
+    return next(m for m in fake.messages("#bpbd-siaga") if m["ts"] == ts)
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_hostile_post_text_arrives_inert(client, fake, hostile):
+    v = view(
+        village=hostile, district=hostile, road=hostile, confidence=hostile,
+        evidence=[EvidencePost(hostile, "https://x.com/a/status/2", None, hostile)],
+    )
+    received = send(client, fake, build_message(v))
+    allowed = {"https://x.com/a/status/2", "http://127.0.0.1:8080/siaga/incidents/17"}
+    for text in all_texts(received):
+        if not text.startswith("*Peta"):
+            assert_inert(text, allowed)
+    # The content is kept (escaped), not silently deleted: officers can still read the post.
+    visible = " ".join(ZERO_WIDTH_AND_BIDI.sub("", hostile).split())
+    evidence = [t for t in all_texts(received) if t.startswith("“")][0]
+    assert visible in unescape(evidence)
+
+
+def test_double_escaped_input_stays_literal(client, fake):
+    received = send(client, fake, build_message(view(evidence=[EvidencePost("&lt;!channel&gt;")])))
+    evidence = [t for t in all_texts(received) if t.startswith("“")][0]
+    assert "&amp;lt;!channel&amp;gt;" in evidence
+
+
+@pytest.mark.parametrize("url", [
+    "https://evil.example|klik",
+    "https://evil.example>x",
+    "javascript:alert(1)",
+    "ftp://files.example/a",
+    "https://evil.example/a b",
+    "https://evil.example/\u202eexe",
+    "<!channel>",
+])
+def test_unsafe_post_urls_are_shown_as_text_not_linked(client, fake, url):
+    received = send(client, fake, build_message(view(evidence=[EvidencePost("banjir", url)])))
+    evidence = [t for t in all_texts(received) if t.startswith("“")][0]
+    assert_inert(evidence, allowed_urls=set())
+    assert safe_url(url) is None
+
+
+def test_safe_post_url_is_linked_with_ampersand_escaped(client, fake):
+    url = "https://www.facebook.com/groups/123/posts/456?ref=share&x=1"
+    received = send(client, fake, build_message(view(evidence=[EvidencePost("banjir", url)])))
+    evidence = [t for t in all_texts(received) if t.startswith("“")][0]
+    assert "<https://www.facebook.com/groups/123/posts/456?ref=share&amp;x=1|tautan (link)>" in evidence
+
+
+def test_very_long_text_is_capped_within_slack_limits(client, fake):
+    huge = "banjir " * 20000
+    v = view(village=huge, district=huge, road=huge, confidence=huge,
+             evidence=[EvidencePost(huge, "https://x.com/" + "a" * 5000, None, huge)] * 10)
+    message = build_message(v)
+    assert validate_blocks(message["blocks"]) is None
+    assert len(message["text"]) <= 4000
+    received = send(client, fake, message)  # the fake refuses what Slack would refuse
+    evidence = [t for t in all_texts(received) if t.startswith("“")]
+    assert len(evidence) == 3
+    excerpt = evidence[0].split("\n")[0]
+    assert excerpt.endswith("…”") and len(excerpt) <= EXCERPT_CHARS + 2
+
+
+def test_escaping_expansion_does_not_break_limits(client, fake):
+    # "<" escapes to 4 characters: the cap must hold after escaping, without half entities.
+    v = view(village="<" * 5000, evidence=[EvidencePost("&" * 5000)] * 3)
+    message = build_message(v)
+    assert validate_blocks(message["blocks"]) is None
+    for text in all_texts(send(client, fake, message)):
+        assert not re.search(r"&(?!amp;|lt;|gt;)", text)
+
+
+def test_new_alert_has_what_where_how_sure_and_buttons():
+    message = build_message(view())
+    texts = all_texts(message)
+    joined = "\n".join(texts)
+    assert texts[0].startswith("Peringatan baru (new alert): Banjir (flood)")
+    assert "*Banjir (flood)*" in texts[1]
+    assert "Desa Sambangan, Kec. Sukasada, Jalan/road: Jalan Ahmad Yani" in joined
+    assert "<https://www.openstreetmap.org/?mlat=-8.12340&amp;mlon=115.09120#map=14/-8.12340/115.09120|" in joined
+    assert "12 teramati vs 2.5 biasa" in joined and "5 akun berbeda" in joined
+    assert "tinggi (0.91)" in joined and "*high*" in joined
+    assert "Insiden #17" in joined
+    assert "<http://127.0.0.1:8080/siaga/incidents/17|linimasa (timeline)>" in joined
+    assert "05 Jan 10:30 WITA" in joined  # 02:30 UTC in Buleleng time
+    actions = [b for b in message["blocks"] if b["type"] == "actions"][0]
+    assert [(e["action_id"], e["value"]) for e in actions["elements"]] == [
+        (ACTION_ACK, "17"), (ACTION_RESOLVE, "17"), (ACTION_FALSE_ALARM, "17")]
+
+
+@pytest.mark.parametrize("kind", ["update", "escalation", "resolved"])
+def test_thread_updates_have_no_buttons(kind):
+    message = build_message(view(kind=kind))
+    assert not [b for b in message["blocks"] if b["type"] == "actions"]
+
+
+def test_acknowledged_alert_shows_who_and_drops_ack_button():
+    message = build_message(view(state="acknowledged", state_by="U07ABCDEF",
+                                 state_at=datetime(2024, 1, 5, 3, 0, tzinfo=timezone.utc)))
+    joined = "\n".join(all_texts(message))
+    assert "ditangani (acknowledged)" in joined and "<@U07ABCDEF>" in joined
+    actions = [b for b in message["blocks"] if b["type"] == "actions"][0]
+    assert ACTION_ACK not in [e["action_id"] for e in actions["elements"]]
+
+
+def test_state_by_must_be_a_slack_user_id():
+    joined = "\n".join(all_texts(build_message(view(state="acknowledged", state_by="<!channel>"))))
+    assert "<!channel>" not in joined and "<@" not in joined
+
+
+def test_missing_place_and_point_degrade_gracefully():
+    message = build_message(view(village=None, district=None, road=None, lat=None, lon=None, expected=None,
+                                 evidence=(), timeline_url=None))
+    joined = "\n".join(all_texts(message))
+    assert "lokasi belum pasti" in joined and "openstreetmap" not in joined
+    assert "12 teramati vs ? biasa" in joined
+    assert validate_blocks(message["blocks"]) is None
+
+
+def test_out_of_range_coordinates_are_not_linked():
+    assert "openstreetmap" not in "\n".join(all_texts(build_message(view(lat=float("nan")))))
+    assert "openstreetmap" not in "\n".join(all_texts(build_message(view(lat=95.0))))
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match="AlertView.kind"):
+        view(kind="panic")
+    with pytest.raises(ValueError, match="created_at"):
+        build_message(view(evidence=[EvidencePost("x", None, datetime(2024, 1, 1))]))
+
+
+def test_escape_is_slacks_three_characters():
+    assert escape("a & <b> \u200b") == "a &amp; &lt;b&gt; "
