@@ -1,0 +1,209 @@
+"""Routing: the shipped config sends each alert where the agencies expect it, quiet hours and
+silences hold, and a wrong config names the file, field and line."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+
+from siaga.routing import Router, RoutingConfigError, Silence, is_silenced
+
+CONFIG = Path(__file__).resolve().parents[1] / "config" / "routing.yaml"
+WITA = timezone(timedelta(hours=8))
+
+
+@pytest.fixture(scope="module")
+def router() -> Router:
+    return Router.load(CONFIG)
+
+
+def channels(router: Router, **labels: str) -> list[str]:
+    return [r.channel for r in router.route(labels)]
+
+
+def test_disaster_goes_to_bpbd(router):
+    assert channels(router, kind="incident", agency="bpbd", hazard="flood", on_road="false") == ["#bpbd-siaga"]
+
+
+def test_traffic_goes_to_dishub_only(router):
+    assert channels(router, kind="incident", agency="dishub", hazard="traffic_accident", on_road="true") == [
+        "#dishub-siaga"]
+
+
+def test_disaster_on_a_road_goes_to_both(router):
+    assert sorted(channels(router, kind="incident", agency="bpbd", hazard="landslide", on_road="true")) == [
+        "#bpbd-siaga", "#dishub-siaga"]
+
+
+def test_digest_goes_to_managers_only(router):
+    assert channels(router, kind="digest") == ["#siaga-managers"]
+
+
+def test_unlabelled_alert_falls_back_to_root_receiver(router):
+    assert channels(router) == ["#bpbd-siaga"]
+
+
+def test_receiver_lookup_names_unknown(router):
+    assert router.receiver("managers").channel == "#siaga-managers"
+    with pytest.raises(KeyError, match="no receiver 'police'"):
+        router.receiver("police")
+
+
+# --- tree semantics on a synthetic config -----------------------------------------------------
+TREE = {
+    "severities": ["low", "high"],
+    "receivers": [{"name": n, "channel": f"#{n}"} for n in ("root", "a", "b", "c", "d")],
+    "route": {
+        "receiver": "root",
+        "routes": [
+            {"receiver": "a", "match": {"hazard": "flood"}, "continue": True,
+             "routes": [{"receiver": "c", "match_re": {"district": "Suka.*"}}]},
+            {"match_re": {"hazard": "flood|fire"}, "receiver": "b"},
+            {"receiver": "d", "match": {"hazard": "fire"}},
+            {"match": {"hazard": "quake"}, "routes": [{"receiver": "d", "match": {"severity": "high"}}]},
+        ],
+    },
+}
+
+
+def names(router: Router, **labels: str) -> list[str]:
+    return [r.name for r in router.route(labels)]
+
+
+def test_continue_and_first_match_semantics():
+    r = Router.from_dict(TREE)
+    assert names(r, hazard="flood", district="Buleleng") == ["a", "b"]  # continue, then first match stops
+    assert names(r, hazard="flood", district="Sukasada") == ["c", "b"]  # deepest matching child wins
+    assert names(r, hazard="fire") == ["b"]  # "d" is never reached: b matched without continue
+    assert names(r, hazard="quake", severity="low") == ["root"]  # child route inherits parent receiver
+    assert names(r, hazard="quake", severity="high") == ["d"]
+
+
+def test_match_re_is_anchored():
+    r = Router.from_dict(TREE)
+    assert names(r, hazard="flood", district="KotaSukasada") == ["a", "b"]
+    assert names(r, hazard="firestorm") == ["root"]
+
+
+# --- quiet hours ------------------------------------------------------------------------------------
+def test_quiet_hours_wrap_midnight_in_local_time(router):
+    at = lambda h, m=0: datetime(2024, 3, 1, h, m, tzinfo=WITA)  # noqa: E731
+    assert router.in_quiet_hours("bpbd", at(22, 0), "medium")
+    assert router.in_quiet_hours("bpbd", at(3, 0), "low")
+    assert not router.in_quiet_hours("bpbd", at(6, 0), "low")
+    assert not router.in_quiet_hours("bpbd", at(21, 59), "low")
+    # 14:30 UTC is 22:30 in Buleleng
+    assert router.in_quiet_hours("bpbd", datetime(2024, 3, 1, 14, 30, tzinfo=timezone.utc), "low")
+    assert not router.in_quiet_hours("managers", at(3, 0), "low")  # no quiet hours configured
+
+
+def test_high_severity_overrides_quiet_hours(router):
+    night = datetime(2024, 3, 1, 23, 0, tzinfo=WITA)
+    assert not router.in_quiet_hours(router.receiver("dishub"), night, "high")
+    assert not router.in_quiet_hours("dishub", night, "critical")
+    assert router.in_quiet_hours("dishub", night, "medium")
+
+
+def test_quiet_hours_end(router):
+    assert router.quiet_hours_end("bpbd", datetime(2024, 3, 1, 23, 0, tzinfo=WITA)) == datetime(
+        2024, 3, 2, 6, 0, tzinfo=WITA)
+    assert router.quiet_hours_end("bpbd", datetime(2024, 3, 2, 1, 0, tzinfo=WITA)) == datetime(
+        2024, 3, 2, 6, 0, tzinfo=WITA)
+    assert router.quiet_hours_end("bpbd", datetime(2024, 3, 2, 12, 0, tzinfo=WITA)) is None
+
+
+def test_quiet_hours_reject_naive_time_and_unknown_severity(router):
+    with pytest.raises(ValueError, match="naive"):
+        router.in_quiet_hours("bpbd", datetime(2024, 3, 1, 23, 0), "low")
+    with pytest.raises(ValueError, match="unknown severity 'urgent'"):
+        router.in_quiet_hours("bpbd", datetime(2024, 3, 1, 23, 0, tzinfo=WITA), "urgent")
+
+
+# --- silences ----------------------------------------------------------------------------------------
+NOW = datetime(2024, 3, 1, 12, 0, tzinfo=WITA)
+FLOOD_SUKASADA = {"hazard": "flood", "district": "Sukasada", "agency": "bpbd"}
+
+
+def test_active_matching_silence_mutes():
+    s = Silence({"hazard": "flood", "district": "Sukasada"}, ends_at=NOW + timedelta(hours=2))
+    assert is_silenced(FLOOD_SUKASADA, [s], NOW)
+    assert not is_silenced({**FLOOD_SUKASADA, "district": "Buleleng"}, [s], NOW)
+    assert not is_silenced({**FLOOD_SUKASADA, "hazard": "landslide"}, [s], NOW)
+    assert not is_silenced({"hazard": "flood"}, [s], NOW)  # an alert without a district is not muted
+
+
+def test_silence_expires_and_may_start_later():
+    s = Silence({"hazard": "flood"}, ends_at=NOW + timedelta(hours=1), starts_at=NOW + timedelta(minutes=30))
+    assert not is_silenced(FLOOD_SUKASADA, [s], NOW)
+    assert is_silenced(FLOOD_SUKASADA, [s], NOW + timedelta(minutes=30))
+    assert not is_silenced(FLOOD_SUKASADA, [s], NOW + timedelta(hours=1))
+    assert not is_silenced(FLOOD_SUKASADA, [], NOW)
+
+
+def test_silence_rejects_bad_input():
+    with pytest.raises(ValueError, match="matchers: empty"):
+        Silence({}, ends_at=NOW)
+    with pytest.raises(ValueError, match="ends_at: naive"):
+        Silence({"hazard": "flood"}, ends_at=datetime(2024, 3, 1))
+    with pytest.raises(ValueError, match="starts_at must be before"):
+        Silence({"hazard": "flood"}, ends_at=NOW, starts_at=NOW)
+    with pytest.raises(ValueError, match="naive"):
+        is_silenced(FLOOD_SUKASADA, [], datetime(2024, 3, 1))
+
+
+# --- config errors -------------------------------------------------------------------------------------
+def write_broken(tmp_path: Path, edit) -> Path:
+    data = yaml.safe_load(CONFIG.read_text())
+    edit(data)
+    path = tmp_path / "routing.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda d: d["route"]["routes"][2].update(receiver="police"),
+     r"route\.routes\[2\]\.receiver \(line \d+\): unknown receiver 'police'"),
+    (lambda d: d["route"]["routes"][1].update(group_by=["hazard"]),
+     r"route\.routes\[1\] \(line \d+\): Additional properties .*'group_by'"),
+    (lambda d: d["route"]["routes"][0].update(match_re={"hazard": "(flood"}),
+     r"route\.routes\[0\]\.match_re\.hazard \(line \d+\): bad regular expression"),
+    (lambda d: d["receivers"][0].update(channel="xoxb-123-secret"),
+     r"receivers\[0\]\.channel \(line \d+\): 'xoxb-123-secret' does not match"),
+    (lambda d: d["receivers"][1].update(token="xoxb-1"),
+     r"receivers\[1\] \(line \d+\): Additional properties .*'token'"),
+    (lambda d: d["receivers"][0]["quiet_hours"].update(start="25:00"),
+     r"receivers\[0\]\.quiet_hours\.start \(line \d+\)"),
+    (lambda d: d["receivers"][0]["quiet_hours"].update(override_severity="urgent"),
+     r"override_severity \(line \d+\): 'urgent' is not one of severities"),
+    (lambda d: d["receivers"].append(dict(d["receivers"][0])),
+     r"receivers\[3\]\.name \(line \d+\): duplicate receiver 'bpbd'"),
+    (lambda d: d["route"].update(match={"hazard": "flood"}),
+     r"route\.match \(line \d+\): the root route matches every alert"),
+    (lambda d: d["route"].pop("receiver"), r"route\.receiver.*needs a receiver"),
+    (lambda d: d.update(timezone="Mars/Olympus"), r"timezone \(line \d+\): unknown time zone"),
+    (lambda d: d.pop("severities"), r"top level.*'severities' is a required property"),
+])
+def test_bad_config_names_file_field_and_line(tmp_path, edit, expected):
+    path = write_broken(tmp_path, edit)
+    with pytest.raises(RoutingConfigError, match=expected) as err:
+        Router.load(path)
+    assert str(err.value).startswith(str(path))
+
+
+def test_error_line_points_at_the_field(tmp_path):
+    path = write_broken(tmp_path, lambda d: d["route"]["routes"][2].update(receiver="police"))
+    with pytest.raises(RoutingConfigError) as err:
+        Router.load(path)
+    line = int(str(err.value).split("(line ")[1].split(")")[0])
+    assert "police" in path.read_text().splitlines()[line - 1]
+
+
+def test_missing_and_unparsable_files(tmp_path):
+    with pytest.raises(RoutingConfigError, match="cannot read"):
+        Router.load(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("route: [unclosed\n")
+    with pytest.raises(RoutingConfigError, match=r"bad\.yaml: not valid YAML"):
+        Router.load(bad)
