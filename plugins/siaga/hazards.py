@@ -13,6 +13,7 @@ loop of regexes; word boundaries are checked on each hit so "gempar" never count
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_right
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ import ahocorasick
 import jsonschema
 import yaml
 
-from siaga.normalise import MatchText, fold, load_abbreviations, match_text, stem
+from siaga.normalise import MatchText, fold, load_abbreviations, match_text, squeeze, stem
 
 SCHEMA_PATH = Path(__file__).with_name("hazard_schema.json")
 _PHRASE_FIELDS = ("terms", "roots", "exclusions", "severity_cues")
@@ -326,7 +327,7 @@ class HazardSet:
                         # "#pohontumbang": the phrase written without spaces, valid only in hashtags
                         entries[key.replace(" ", "")].append((kind, hz.id, phrase, rule, True))
             for root in hz.roots:
-                key = fold(root).text
+                key = squeeze(fold(root).text)
                 self._root_index[key].append((hz.id, root))
                 entries[key].append((_ROOT, hz.id, root, -1, False))
         for key, payload in entries.items():
@@ -353,15 +354,16 @@ class HazardSet:
         if self._empty or not mt.text:
             return []
         text = mt.text
-        tok_of = [-1] * len(text)
-        for t_index, tok in enumerate(mt.tokens):
-            for c in range(tok.start, tok.end):
-                tok_of[c] = t_index
+        starts = [tok.start for tok in mt.tokens]
+
+        def tok_of(pos: int) -> int:
+            return bisect_right(starts, pos) - 1
+
         hits: list[_Hit] = []
         root_tokens: dict[int, list[tuple[str, str]]] = {}
         for end_idx, (length, payload) in self._automaton.iter(text):
             start, end = end_idx - length + 1, end_idx + 1
-            first, last = mt.tokens[tok_of[start]], mt.tokens[tok_of[end_idx]]
+            first, last = mt.tokens[tok_of(start)], mt.tokens[tok_of(end_idx)]
             bounded = first.start == start and last.end == end
             in_tag = first is last and first.hashtag and (
                 start == first.start or end == first.end or length >= _HASHTAG_INNER_MIN
@@ -371,17 +373,17 @@ class HazardSet:
                     # A root inside a longer word ("kebanjiran", "tergenang"): confirm by stemming
                     # below, and only these few candidate words are ever stemmed.
                     if not bounded:
-                        root_tokens.setdefault(tok_of[start], []).append((hid, phrase))
+                        root_tokens.setdefault(tok_of(start), []).append((hid, phrase))
                     continue
                 if (bounded and not tag_only) or in_tag:
                     hits.append(_Hit(kind, hid, phrase, start, end, rule))
         if root_tokens:
-            covered = {(h.hazard, tok_of[h.start]) for h in hits if h.kind == _TERM}
+            covered = {(h.hazard, tok_of(h.start)) for h in hits if h.kind == _TERM}
             for t_index, candidates in root_tokens.items():
                 tok = mt.tokens[t_index]
                 root = stem(tok.text)
                 for hid, phrase in candidates:
-                    if fold(phrase).text == root and (hid, t_index) not in covered:
+                    if squeeze(fold(phrase).text) == root and (hid, t_index) not in covered:
                         hits.append(_Hit(_TERM, hid, tok.text, tok.start, tok.end))
         return hits
 

@@ -163,8 +163,9 @@ class MatchToken:
 
 @dataclass(frozen=True)
 class MatchText:
-    """Folded text with abbreviations expanded ("jl" -> "jalan", "tdk" -> "tidak"), so that one
-    keyword list serves both spellings; every character remembers the folded slice it came from."""
+    """Folded text with abbreviations expanded ("jl" -> "jalan", "tdk" -> "tidak") and doubled
+    letters squeezed, so that one keyword list serves every spelling; every character remembers
+    the folded slice it came from."""
 
     folded: Folded
     text: str
@@ -209,17 +210,41 @@ def match_text(folded: Folded, abbreviations: dict[str, str] | None = None) -> M
             parts.append(" ")
             starts.append(tok.start)
             ends.append(tok.start)
-        word = abbreviations.get(tok.text, tok.text)
-        begin = len(starts)
-        if word is tok.text:
+        word = squeeze(abbreviations.get(tok.text, tok.text))
+        redup = _REDUPLICATED.fullmatch(word)
+        if redup:  # "rumah2", "surut2": the chat spelling of "rumah-rumah"
+            word = f"{redup.group(1)} {redup.group(1)}"
+        if word == tok.text:
+            begin = len(starts)
             starts.extend(range(tok.start, tok.end))
             ends.extend(range(tok.start + 1, tok.end + 1))
-        else:
-            starts.extend([tok.start] * len(word))
-            ends.extend([tok.end] * len(word))
-        parts.append(word)
-        toks.append(MatchToken(word, begin, begin + len(word), _is_hashtag(folded, tok)))
+            parts.append(word)
+            toks.append(MatchToken(word, begin, begin + len(word), _is_hashtag(folded, tok)))
+            continue
+        # Rewritten words ("lalin" -> "lalu lintas") become one match token per word, each
+        # pointing back at the whole original token.
+        for k, piece in enumerate(word.split(" ")):
+            if k:
+                parts.append(" ")
+                starts.append(tok.start)
+                ends.append(tok.end)
+            begin = len(starts)
+            starts.extend([tok.start] * len(piece))
+            ends.extend([tok.end] * len(piece))
+            parts.append(piece)
+            toks.append(MatchToken(piece, begin, begin + len(piece), _is_hashtag(folded, tok)))
     return MatchText(folded, "".join(parts), tuple(starts), tuple(ends), tuple(toks))
+
+
+_DOUBLE = re.compile(r"([a-z])\1")
+_REDUPLICATED = re.compile(r"([a-z]{2,})2")
+
+
+def squeeze(word: str) -> str:
+    """Doubled letters as one ("banjirr", "macett", "tsunammi"): chat typos and short shouting
+    that fold() keeps. Patterns and posts are squeezed alike, so real doubles ("saat") still
+    match themselves; only the matcher sees this form, offsets go through MatchText."""
+    return _DOUBLE.sub(r"\1", word)
 
 
 def _is_hashtag(folded: Folded, tok: Token) -> bool:
