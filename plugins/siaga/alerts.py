@@ -25,16 +25,13 @@ from siaga import messages
 from siaga.hazards import HazardSet
 from siaga.incidents import Change, add_event
 from siaga.routing import Router
-from siaga.slackclient import find_posted, post_message
+from siaga.slackclient import classify_error, find_posted, outbox_metadata, post_message
 from siaga.store import DeliveryAttempt, Incident, IncidentThread, OutboxMessage, Post, session_scope, utcnow
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
 STALE_CLAIM = timedelta(minutes=10)
-MARKER_PREFIX = "siaga-outbox-"
-# Errors that no retry will fix; the row is dead-lettered at once and reported.
-PERMANENT_ERRORS = {"channel_not_found", "not_in_channel", "invalid_auth", "account_inactive", "is_archived", "invalid_blocks", "msg_too_long"}
 
 
 def timeline_url(incident_id: int) -> str | None:
@@ -45,18 +42,22 @@ def timeline_url(incident_id: int) -> str | None:
 # --- enqueue ---------------------------------------------------------------------------------
 
 
-def enqueue(session: Session, changes: list[Change], hazard_set: HazardSet, router: Router) -> int:
-    """Outbox rows for each change and each receiver its labels route to."""
+def enqueue(session: Session, changes: list[Change], hazard_set: HazardSet, router: Router, now: datetime) -> int:
+    """Outbox rows for each change and each receiver its labels route to, due at `now` (the
+    detect run's time: outbox timing follows the pipeline's clock, so a replayed day delivers
+    as it would have)."""
     written = 0
     for change in changes:
         incident = change.incident
         hazard = hazard_set.hazards.get(incident.hazard)
         labels = {
+            "kind": "incident",
             "hazard": incident.hazard,
             "agency": hazard.agency if hazard else "bpbd",
             "district": incident.district or "",
             "level": incident.level,
             "severity": incident.severity,
+            "on_road": "true" if incident.road else "false",
         }
         view = _view(session, change, hazard_set)
         message = messages.build_message(view)
@@ -73,7 +74,8 @@ def enqueue(session: Session, changes: list[Change], hazard_set: HazardSet, rout
                     kind=change.kind,
                     payload=message,
                     state="pending",
-                    next_attempt_at=utcnow(),
+                    next_attempt_at=now,
+                    created_at=now,
                 )
             )
             written += 1
@@ -146,7 +148,7 @@ def deliver(client: WebClient, now: datetime | None = None, db_url: str | None =
     for row_id in _due_ids(now, db_url):
         if not _claim(row_id, worker, now, db_url):
             continue  # another deliver task has it
-        _deliver_one(client, row_id, worker, db_url, report)
+        _deliver_one(client, row_id, worker, now, db_url, report)
     if report.dead:
         log.error("outbox: %d message(s) dead-lettered; see `siaga outbox` and the incidents' timelines", report.dead)
     log.info("deliver: %s", report)
@@ -180,12 +182,12 @@ def _claim(row_id: int, worker: str, now: datetime, db_url: str | None) -> bool:
         result = session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == row_id, OutboxMessage.state == "pending")
-            .values(state="claimed", claimed_by=worker, claimed_at=utcnow())
+            .values(state="claimed", claimed_by=worker, claimed_at=now)
         )
         return result.rowcount == 1
 
 
-def _deliver_one(client: WebClient, row_id: int, worker: str, db_url: str | None, report: DeliverReport) -> None:
+def _deliver_one(client: WebClient, row_id: int, worker: str, now: datetime, db_url: str | None, report: DeliverReport) -> None:
     with session_scope(db_url) as session:
         row = session.get(OutboxMessage, row_id)
         thread_ts = _thread_ts(session, row)
@@ -194,29 +196,26 @@ def _deliver_one(client: WebClient, row_id: int, worker: str, db_url: str | None
             report.waiting_for_thread += 1
             return
         channel, payload, kind, attempts = row.channel, row.payload, row.kind, row.attempts
-    marker = f"{MARKER_PREFIX}{row_id}"
     outcome, ts, error = "failed", None, None
     try:
-        if attempts > 0:
-            ts = find_posted(client, channel, marker, oldest=None)
+        if attempts > 0:  # an earlier attempt may have landed: look before posting again
+            ts = find_posted(client, channel, str(row_id), thread_ts=thread_ts)
             outcome = "found" if ts else outcome
         if ts is None:
             ts = post_message(
-                client,
-                channel,
-                payload,
-                thread_ts=thread_ts,
-                broadcast=kind == "escalation",
-                metadata={"event_type": "siaga_outbox", "event_payload": {"outbox_id": row_id, "marker": marker}},
+                client, channel, payload, thread_ts=thread_ts, broadcast=kind == "escalation", metadata=outbox_metadata(row_id)
             )
             outcome = "sent"
-    except SlackApiError as exc:
-        error = str(exc.response.get("error") if exc.response is not None else exc)
-        outcome = "dead" if error in PERMANENT_ERRORS else "failed"
-    except Exception as exc:  # timeouts and dropped connections: the post may have landed
-        error = f"{type(exc).__name__}: {exc}"
-        outcome = "unknown"
-    _record_outcome(row_id, worker, outcome, ts, error, thread_ts, db_url, report)
+    except Exception as exc:  # every failure is recorded; classify_error says what it means
+        error = _describe(exc)
+        outcome = {"permanent": "dead", "transient": "failed"}.get(classify_error(exc), "unknown")
+    _record_outcome(row_id, worker, outcome, ts, error, thread_ts, now, db_url, report)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SlackApiError) and exc.response is not None:
+        return f"slack error: {exc.response.get('error')} (HTTP {exc.response.status_code})"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _thread_ts(session: Session, row: OutboxMessage) -> str | None:
@@ -239,9 +238,8 @@ def _parent_dead(session: Session, row: OutboxMessage) -> bool:
 
 def _record_outcome(
     row_id: int, worker: str, outcome: str, ts: str | None, error: str | None, thread_ts: str | None,
-    db_url: str | None, report: DeliverReport,
+    now: datetime, db_url: str | None, report: DeliverReport,
 ) -> None:
-    now = utcnow()
     with session_scope(db_url) as session:
         row = session.get(OutboxMessage, row_id)
         row.attempts += 1

@@ -65,7 +65,7 @@ def run(now: datetime, router: Router, db_url: str | None = None, settings: Dete
         }
         changes = incidents.apply_spikes(session, found, areas, severities, settings.incident_gap)
         changes += incidents.resolve_quiet(session, now, settings.quiet_period)
-        alerts.enqueue(session, changes, hazard_set, router)
+        alerts.enqueue(session, changes, hazard_set, router, now)
         summary: dict[str, int] = {}
         for change in changes:
             summary[change.kind] = summary.get(change.kind, 0) + 1

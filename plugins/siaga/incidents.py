@@ -17,7 +17,7 @@ from siaga.spikes import Spike
 from siaga.store import Alert, Incident, IncidentEvent
 
 LIVE_STATES = ("open", "acknowledged")
-SEVERITIES = ("minor", "moderate", "severe")
+SEVERITIES = ("low", "medium", "high", "critical")  # as in config/routing.yaml
 # Finer areas first: a flood alert for a village makes one for its kecamatan redundant.
 LEVEL_ORDER = ("village", "road", "district", "regency")
 # An update is worth a message when the count grew by this factor since the last one sent.
@@ -47,12 +47,15 @@ class Change:
 
 
 def severity_of(spike: Spike, min_posts: int, cue_posts: int) -> str:
-    """Severity grows with the count and with posts that carry severity cues (victims, trapped)."""
+    """Severity grows with the count and with posts that carry severity cues (victims, trapped,
+    waist-deep water): several witnesses of a cue make it high, many make it critical."""
+    if cue_posts >= 4 or (cue_posts >= 2 and spike.observed >= 4 * min_posts):
+        return "critical"
     if cue_posts >= 2 or spike.observed >= 4 * min_posts:
-        return "severe"
+        return "high"
     if cue_posts >= 1 or spike.observed >= 2 * min_posts:
-        return "moderate"
-    return "minor"
+        return "medium"
+    return "low"
 
 
 def inhibited(spike: Spike, fired: list[Spike], areas: dict[tuple[str, str], AreaInfo]) -> bool:
@@ -90,7 +93,7 @@ def apply_spikes(
         if _alert_exists(session, spike):
             continue
         area = areas[(spike.level, spike.area_code)]
-        severity = severities.get((spike.hazard, spike.level, spike.area_code, spike.window_end), "minor")
+        severity = severities.get((spike.hazard, spike.level, spike.area_code, spike.window_end), "low")
         change = _record(session, spike, area, severity, gap)
         if change is not None:
             changes.append(change)

@@ -155,7 +155,7 @@ class Incident(Base):
     lon: Mapped[float | None] = mapped_column(Float)
     lat: Mapped[float | None] = mapped_column(Float)
     state: Mapped[str] = mapped_column(String(16), default="open")
-    severity: Mapped[str] = mapped_column(String(16), default="minor")
+    severity: Mapped[str] = mapped_column(String(16), default="low")
     posts: Mapped[int] = mapped_column(Integer, default=0)
     authors: Mapped[int] = mapped_column(Integer, default=0)
     notified_posts: Mapped[int] = mapped_column(Integer, default=0)

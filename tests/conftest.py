@@ -1,0 +1,81 @@
+"""Shared fixtures: a fresh Siaga database per test on SQLite and on the real PostgreSQL server.
+
+PostgreSQL tests skip with a clear reason on a machine without the server; CI sets
+SIAGA_REQUIRE_POSTGRES=1, which turns that skip into a failure.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from siaga import store
+
+PG_ADMIN_URL = os.environ.get("SIAGA_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+
+
+def _pg_available() -> str | None:
+    """None when the server answers, else why not."""
+    try:
+        engine = sa.create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # any failure to connect means: no server here
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+
+
+def require_postgres() -> None:
+    reason = _pg_available()
+    if reason is None:
+        return
+    message = f"PostgreSQL at {PG_ADMIN_URL} is not reachable ({reason})"
+    if os.environ.get("SIAGA_REQUIRE_POSTGRES") == "1":
+        pytest.fail(message + " and SIAGA_REQUIRE_POSTGRES=1")
+    pytest.skip(message)
+
+
+def _new_pg_database() -> tuple[str, sa.Engine, str]:
+    name = f"siaga_t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    return url, admin, name
+
+
+def _drop_pg_database(admin: sa.Engine, name: str, url: str) -> None:
+    store.engine_for(url).dispose()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path) -> Iterator[str]:
+    """A migrated, empty Siaga database, once per backend."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'siaga.db'}"
+        store.migrate(url)
+        yield url
+        store.engine_for(url).dispose()
+        return
+    require_postgres()
+    url, admin, name = _new_pg_database()
+    try:
+        store.migrate(url)
+        yield url
+    finally:
+        _drop_pg_database(admin, name, url)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> Iterator[str]:
+    url = f"sqlite:///{tmp_path / 'siaga.db'}"
+    store.migrate(url)
+    yield url
+    store.engine_for(url).dispose()
