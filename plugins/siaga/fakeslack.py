@@ -112,6 +112,8 @@ class FakeSlack:
         self._failures: dict[str, list[Failure]] = {}
         self._requests: list[RecordedRequest] = []
         self._ts_counter = 0
+        self._in_flight = 0
+        self._idle = threading.Condition(self._lock)
         for name in channels:
             self._ensure_channel(name)
         self._server = ThreadingHTTPServer((host, port), _make_handler(self))
@@ -165,6 +167,12 @@ class FakeSlack:
             self._failures.setdefault(method, []).append(
                 Failure(mode=mode, times=times, seconds=seconds, status=status, error=error)
             )
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no request is being handled (e.g. a delayed post the client gave up on
+        has been stored); False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout)
 
     def clear_failures(self) -> None:
         with self._lock:
@@ -467,6 +475,16 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             self.do_POST()
 
         def do_POST(self) -> None:
+            with fake._idle:
+                fake._in_flight += 1
+            try:
+                self._handle()
+            finally:
+                with fake._idle:
+                    fake._in_flight -= 1
+                    fake._idle.notify_all()
+
+        def _handle(self) -> None:
             path = urlsplit(self.path).path
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""

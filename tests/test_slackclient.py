@@ -1,0 +1,239 @@
+"""The real slack-sdk WebClient from make_client against the fake server: retries that help,
+no retry that could post twice, and the check that settles an unknown outcome."""
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+
+import pytest
+from slack_sdk.errors import SlackApiError
+
+from siaga import slackclient
+from siaga.fakeslack import FakeSlack
+from siaga.slackclient import (
+    SlackConfigError,
+    classify_error,
+    find_posted,
+    make_client,
+    outbox_metadata,
+    post_message,
+    resolve_channel,
+)
+
+TOKEN = "xoxb-siaga-client-test-7f3a9c"
+MESSAGE = {"text": "Banjir (flood) — Sukasada", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "hi"}}]}
+
+
+@pytest.fixture
+def fake():
+    with FakeSlack(token=TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def sleeps(monkeypatch):
+    """Record the retry handlers' sleeps instead of sleeping (slack-sdk sleeps via time.sleep)."""
+    recorded: list[float] = []
+    monkeypatch.setattr("slack_sdk.http_retry.builtin_handlers.time.sleep", recorded.append)
+    return recorded
+
+
+def client_for(fake: FakeSlack, **kwargs):
+    kwargs.setdefault("conn_id", None)
+    return make_client(token=TOKEN, base_url=fake.base_url, **kwargs)
+
+
+def test_ratelimit_retry_after_is_honoured(fake, sleeps):
+    fake.fail("chat.postMessage", "ratelimit", times=2, seconds=7)
+    ts = post_message(client_for(fake), "#bpbd-siaga", MESSAGE)
+    assert fake.requests_count("chat.postMessage") == 3
+    assert [m["ts"] for m in fake.messages()] == [ts]
+    assert len(sleeps) == 2 and all(7 <= s < 8 for s in sleeps)  # Retry-After plus sdk jitter < 1 s
+
+
+def test_ratelimit_retries_are_bounded(fake, sleeps):
+    fake.fail("chat.postMessage", "ratelimit", times=10, seconds=1)
+    with pytest.raises(SlackApiError) as err:
+        post_message(client_for(fake, rate_limit_retries=3), "#bpbd-siaga", MESSAGE)
+    assert err.value.response.status_code == 429
+    assert classify_error(err.value) == "transient"
+    assert fake.requests_count("chat.postMessage") == 4  # first try + 3 retries
+    assert fake.messages() == []
+
+
+def test_long_retry_after_is_not_slept_in_the_task(fake, sleeps):
+    fake.fail("chat.postMessage", "ratelimit", seconds=600)
+    with pytest.raises(SlackApiError) as err:
+        post_message(client_for(fake, max_retry_after=60), "#bpbd-siaga", MESSAGE)
+    assert classify_error(err.value) == "transient"
+    assert sleeps == [] and fake.requests_count("chat.postMessage") == 1
+
+
+def test_server_errors_are_retried_with_backoff(fake, sleeps):
+    fake.fail("chat.postMessage", "server_error", times=2)
+    ts = post_message(client_for(fake, server_error_retries=2), "#bpbd-siaga", MESSAGE)
+    assert fake.requests_count("chat.postMessage") == 3
+    assert [m["ts"] for m in fake.messages()] == [ts]
+    assert len(sleeps) == 2
+
+
+def test_server_error_that_persists_surfaces_as_transient(fake, sleeps):
+    fake.fail("chat.postMessage", "server_error", times=5, status=503)
+    with pytest.raises(SlackApiError) as err:
+        post_message(client_for(fake, server_error_retries=2), "#bpbd-siaga", MESSAGE)
+    assert err.value.response.status_code == 503
+    assert classify_error(err.value) == "transient"
+    assert fake.requests_count("chat.postMessage") == 3
+
+
+def test_hang_surfaces_a_timeout_and_is_not_resent(fake):
+    fake.fail("chat.postMessage", "hang", seconds=30)
+    with pytest.raises(TimeoutError) as err:
+        post_message(client_for(fake, timeout=1), "#bpbd-siaga", MESSAGE)
+    assert classify_error(err.value) == "unknown_outcome"
+    assert fake.requests_count("chat.postMessage") == 1  # re-sending could post twice
+    assert fake.messages() == []
+
+
+def test_success_after_a_delay(fake):
+    fake.fail("chat.postMessage", "delay", seconds=0.3)
+    ts = post_message(client_for(fake, timeout=10), "#bpbd-siaga", MESSAGE)
+    assert fake.messages()[0]["ts"] == ts
+    assert fake.requests_count("chat.postMessage") == 1
+
+
+def test_dropped_post_is_not_resent_but_is_found(fake):
+    client = client_for(fake)
+    parent_ts = post_message(client, "#bpbd-siaga", MESSAGE, metadata=outbox_metadata(16))
+    fake.fail("chat.postMessage", "drop")
+    with pytest.raises(Exception) as err:
+        post_message(client, "#bpbd-siaga", MESSAGE, thread_ts=parent_ts, metadata=outbox_metadata(17))
+    assert classify_error(err.value) == "unknown_outcome"
+    assert fake.requests_count("chat.postMessage") == 2  # not retried by the client
+    landed = fake.messages("#bpbd-siaga")[-1]
+    assert find_posted(client, "#bpbd-siaga", "17", thread_ts=parent_ts) == landed["ts"]
+    assert find_posted(client, "#bpbd-siaga", "16") == parent_ts
+    assert find_posted(client, "#bpbd-siaga", "17") is None  # a quiet reply lives only in its thread
+
+
+def test_slow_success_past_the_timeout_is_found(fake):
+    client = client_for(fake, timeout=1)
+    fake.fail("chat.postMessage", "delay", seconds=2)
+    with pytest.raises(TimeoutError):
+        post_message(client, "#dishub-siaga", MESSAGE, metadata=outbox_metadata(99))
+    assert fake.wait_idle()  # the slow handler goes on and stores the message
+    assert [m["metadata"]["event_payload"]["outbox_id"] for m in fake.messages("#dishub-siaga")] == ["99"]
+    assert find_posted(client, "#dishub-siaga", "99") == fake.messages("#dishub-siaga")[0]["ts"]
+
+
+def test_find_posted_none_when_nothing_landed_and_pages_through_history(fake):
+    client = client_for(fake)
+    assert find_posted(client, "#never-used", "1") is None
+    first = post_message(client, "#bpbd-siaga", MESSAGE, metadata=outbox_metadata(1))
+    for i in range(2, 450):
+        post_message(client, "#bpbd-siaga", MESSAGE, metadata=outbox_metadata(i))
+    assert find_posted(client, "#bpbd-siaga", "1") == first  # oldest of 449: third page of 200
+    assert fake.requests_count("conversations.history") == 3
+    assert find_posted(client, "#bpbd-siaga", "1", oldest=first) is None  # oldest is exclusive
+    assert find_posted(client, "#bpbd-siaga", "450") is None
+
+
+def test_lead_style_metadata_with_int_id_is_found(fake):
+    client = client_for(fake)
+    ts = post_message(client, "#bpbd-siaga", MESSAGE,
+                      metadata={"event_type": "siaga_outbox", "event_payload": {"outbox_id": 17}})
+    assert find_posted(client, "#bpbd-siaga", "17") == ts
+
+
+def test_read_only_calls_are_retried_after_a_dropped_connection(fake):
+    client = client_for(fake)
+    ts = post_message(client, "#bpbd-siaga", MESSAGE, metadata=outbox_metadata(5))
+    fake.fail("conversations.history", "drop")
+    assert find_posted(client, "#bpbd-siaga", "5") == ts
+    assert fake.requests_count("conversations.history") == 2
+
+
+def test_connection_refused_is_retried_and_transient(sleeps):
+    with FakeSlack(token=TOKEN) as server:
+        url = server.base_url
+    client = make_client(token=TOKEN, base_url=url, conn_id=None, connection_retries=2)
+    with pytest.raises(urllib.error.URLError) as err:
+        post_message(client, "#bpbd-siaga", MESSAGE)
+    assert classify_error(err.value) == "transient"
+    assert len(sleeps) == 2  # both retries were attempted
+
+
+def test_post_message_options_reach_slack(fake):
+    client = client_for(fake)
+    parent = post_message(client, "#bpbd-siaga", MESSAGE)
+    post_message(client, "#bpbd-siaga", MESSAGE, thread_ts=parent, broadcast=True)
+    post_message(client, "#bpbd-siaga", MESSAGE, thread_ts=parent)
+    post_message(client, "#bpbd-siaga", MESSAGE, broadcast=True)  # no thread: plain message
+    stored = fake.messages("#bpbd-siaga")
+    assert [(m["thread_ts"], m["reply_broadcast"]) for m in stored] == [
+        (None, False), (parent, True), (parent, False), (None, False)]
+    assert all(m["unfurl_links"] is False and m["link_names"] is False for m in stored)
+    assert stored[0]["blocks"] == MESSAGE["blocks"]
+    with pytest.raises(ValueError, match="text"):
+        post_message(client, "#bpbd-siaga", {"blocks": []})
+
+
+def test_permanent_errors_classified(fake):
+    fake.fail("chat.postMessage", "error", error="channel_not_found")
+    with pytest.raises(SlackApiError) as err:
+        post_message(client_for(fake), "#bpbd-siaga", MESSAGE)
+    assert classify_error(err.value) == "permanent"
+    with pytest.raises(SlackApiError) as err:
+        post_message(make_client(token="xoxb-wrong", base_url=fake.base_url, conn_id=None), "#x", MESSAGE)
+    assert classify_error(err.value) == "permanent"
+
+
+def test_update_message_resolves_the_channel_name(fake):
+    client = client_for(fake)
+    ts = post_message(client, "#bpbd-siaga", MESSAGE)
+    slackclient.update_message(client, "#bpbd-siaga", ts, {"text": "acknowledged", "blocks": []})
+    assert fake.messages("#bpbd-siaga")[0]["text"] == "acknowledged"
+    assert resolve_channel(client, "#bpbd-siaga") == fake.channel_id("#bpbd-siaga")
+
+
+# --- credentials ----------------------------------------------------------------------------------
+def test_env_credentials_and_trailing_slash(fake, monkeypatch):
+    monkeypatch.setenv("SIAGA_SLACK_TOKEN", TOKEN)
+    monkeypatch.setenv("SIAGA_SLACK_BASE_URL", fake.base_url.rstrip("/"))
+    client = make_client(conn_id=None)
+    assert client.base_url == fake.base_url
+    assert client.auth_test()["ok"] is True
+
+
+def test_missing_token_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("SIAGA_SLACK_TOKEN", raising=False)
+    with pytest.raises(SlackConfigError, match="SIAGA_SLACK_TOKEN"):
+        make_client(conn_id=None)
+
+
+def test_airflow_connection_is_preferred(fake, monkeypatch):
+    pytest.importorskip("airflow.sdk")
+    monkeypatch.setenv("SIAGA_SLACK_TOKEN", "xoxb-from-env-wrong")
+    monkeypatch.setenv("AIRFLOW_CONN_SIAGA_TEST_SLACK", json.dumps(
+        {"conn_type": "slack", "password": TOKEN, "extra": {"base_url": fake.base_url.rstrip("/")}}))
+    client = make_client(conn_id="siaga_test_slack")
+    assert client.base_url == fake.base_url
+    assert client.auth_test()["ok"] is True
+
+
+def test_absent_airflow_connection_falls_back_to_env(fake, monkeypatch):
+    pytest.importorskip("airflow.sdk")
+    monkeypatch.setenv("SIAGA_SLACK_TOKEN", TOKEN)
+    monkeypatch.setenv("SIAGA_SLACK_BASE_URL", fake.base_url)
+    client = make_client(conn_id="siaga_no_such_connection")
+    assert client.auth_test()["ok"] is True
+
+
+def test_token_never_logged(fake, caplog, sleeps):
+    caplog.set_level(logging.DEBUG)
+    client = client_for(fake)
+    fake.fail("chat.postMessage", "server_error")
+    post_message(client, "#bpbd-siaga", MESSAGE)
+    assert caplog.records  # the client did log (incl. slack-sdk debug lines)
+    assert TOKEN not in caplog.text
