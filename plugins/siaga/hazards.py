@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from bisect import bisect_right
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -179,6 +180,9 @@ def _load_file(path: Path) -> _Loaded:
         for i, phrase in enumerate(data.get(name, [])):
             if not fold(phrase).text:
                 errors.append(f"{where}:{_line_of(lines, (name, i))}: field {name}[{i}]: {phrase!r} has no letters or digits")
+    for i, phrase in enumerate(data.get("exclusions", [])):
+        if "*" in phrase and (phrase.strip().startswith("*") or phrase.strip().endswith("*")):
+            errors.append(f"{where}:{_line_of(lines, ('exclusions', i))}: field exclusions[{i}]: {phrase!r}: '*' stands for one word between words, not at either end")
     for r, rule in enumerate(data.get("road_consequence", [])):
         for i, phrase in enumerate(rule["cues"]):
             if not fold(phrase).text:
@@ -271,6 +275,8 @@ def _term_warnings(good: list[_Loaded], abbreviations: dict[str, str]) -> list[s
             owners[key].append((hz.id, hz.source, line))
             padded = f" {key} "
             for j, exc in enumerate(hz.exclusions):
+                if "*" in exc:
+                    continue
                 ekey = _norm(exc, abbreviations)
                 if f" {ekey} " in padded:
                     warnings.append(
@@ -315,9 +321,14 @@ class HazardSet:
         self._order = {hid: i for i, hid in enumerate(self.hazards)}
         self._automaton = ahocorasick.Automaton()
         self._root_index: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        self._wild_exclusions: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
         entries: dict[str, list[tuple[str, str, str, int, bool]]] = defaultdict(list)
         for hz in self.hazards.values():
-            groups = [(_TERM, hz.terms, -1), (_EXCL, hz.exclusions, -1), (_SEV, hz.severity_cues, -1)]
+            plain_exclusions = tuple(e for e in hz.exclusions if "*" not in e)
+            wild = [e for e in hz.exclusions if "*" in e]
+            if wild:
+                self._wild_exclusions[hz.id] = [(e, _wildcard_regex(e, self.abbreviations)) for e in wild]
+            groups = [(_TERM, hz.terms, -1), (_EXCL, plain_exclusions, -1), (_SEV, hz.severity_cues, -1)]
             groups += [(_ROAD, rule.cues, r) for r, rule in enumerate(hz.road_consequence)]
             for kind, phrases, rule in groups:
                 for phrase in phrases:
@@ -381,9 +392,11 @@ class HazardSet:
             covered = {(h.hazard, tok_of(h.start)) for h in hits if h.kind == _TERM}
             for t_index, candidates in root_tokens.items():
                 tok = mt.tokens[t_index]
-                root = stem(tok.text)
+                # Stem the word as written too: squeezing can break a suffix ("kemacetannya").
+                written = mt.folded.text[mt.folded_start[tok.start]:mt.folded_end[tok.end - 1]]
+                found_roots = {squeeze(stem(tok.text)), squeeze(stem(written))}
                 for hid, phrase in candidates:
-                    if squeeze(fold(phrase).text) == root and (hid, t_index) not in covered:
+                    if squeeze(fold(phrase).text) in found_roots and (hid, t_index) not in covered:
                         hits.append(_Hit(_TERM, hid, tok.text, tok.start, tok.end))
         return hits
 
@@ -398,7 +411,11 @@ class HazardSet:
             terms = kinds.get(_TERM, [])
             if not terms:
                 continue
-            exclusions = kinds.get(_EXCL, [])
+            exclusions = kinds.get(_EXCL, []) + [
+                _Hit(_EXCL, hid, phrase, m.start(), m.end())
+                for phrase, rx in self._wild_exclusions.get(hid, ())
+                for m in rx.finditer(mt.text)
+            ]
             alive, vetoes = [], []
             for t in terms:
                 veto = [e for e in exclusions if e.start < t.end and t.start < e.end]
@@ -456,6 +473,24 @@ class HazardSet:
         blob = json.dumps({"hazards": data, "abbreviations": sorted(self.abbreviations.items())},
                           sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _wildcard_regex(phrase: str, abbreviations: dict[str, str]) -> re.Pattern[str]:
+    """An exclusion with `*` words ("harga * longsor"): each `*` stands for exactly one word.
+    Rare, so a regex run only for posts that already hit the hazard, not part of the automaton."""
+    parts = [r"\S+" if piece.strip() == "" else re.escape(_norm(piece, abbreviations))
+             for piece in _split_wild(phrase)]
+    return re.compile(r"(?<!\S)" + " ".join(parts) + r"(?!\S)")
+
+
+def _split_wild(phrase: str) -> list[str]:
+    out: list[str] = []
+    for k, chunk in enumerate(phrase.split("*")):
+        if k:
+            out.append("")
+        if chunk.strip():
+            out.append(chunk)
+    return out
 
 
 def _hazard_dict(hz: Hazard) -> dict[str, Any]:

@@ -1,0 +1,141 @@
+"""Operators edit the lists live: every mistake must be reported with file, line and field."""
+from pathlib import Path
+
+import pytest
+
+from siaga.hazards import HazardConfigError, HazardSet, check_directory
+
+REPO = Path(__file__).resolve().parents[1]
+
+GOOD = """\
+# comment header
+id: {id}
+labels:
+  id: {label}
+  en: {label}
+agency: {agency}
+terms:
+{terms}
+exclusions:
+{exclusions}
+severity_cues:
+  - parah
+detection:
+  window_minutes: 30
+  min_posts: 2
+  min_authors: 2
+  sensitivity: 0.5
+"""
+
+
+def write(directory: Path, hid: str, terms=("banjir",), exclusions=("banjir diskon",), agency="bpbd", extra="") -> Path:
+    path = directory / f"{hid}.yaml"
+    path.write_text(
+        GOOD.format(
+            id=hid, label=hid.title(), agency=agency,
+            terms="\n".join(f"  - {t}" for t in terms),
+            exclusions="\n".join(f"  - {e}" for e in exclusions) or "  []",
+        ) + extra,
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture
+def hazdir(tmp_path: Path) -> Path:
+    d = tmp_path / "hazards"
+    d.mkdir()
+    write(d, "flood")
+    write(d, "traffic_jam", terms=("macet",), exclusions=("macet rezeki",), agency="dishub")
+    return d
+
+
+def test_shipped_lists_are_valid_without_warnings():
+    report = check_directory(REPO / "config" / "hazards")
+    assert report.errors == []
+    assert report.warnings == []
+
+
+def test_valid_directory_loads(hazdir):
+    hs = HazardSet.load(hazdir)
+    assert set(hs.hazards) == {"flood", "traffic_jam"}
+    assert hs.hazards["flood"].window_minutes == 30
+    assert hs.hazards["traffic_jam"].sensitivity == 0.5
+
+
+def test_wrong_type_names_file_line_and_field(hazdir):
+    path = hazdir / "flood.yaml"
+    path.write_text(path.read_text().replace("min_posts: 2", "min_posts: dua"), encoding="utf-8")
+    report = check_directory(hazdir)
+    [err] = report.errors
+    line = path.read_text().splitlines().index("  min_posts: dua") + 1
+    assert err.startswith(f"{path}:{line}: field detection.min_posts:")
+    with pytest.raises(HazardConfigError, match=r"flood\.yaml:\d+: field detection\.min_posts"):
+        HazardSet.load(hazdir)
+
+
+def test_unknown_agency_and_misspelt_field_are_errors(hazdir):
+    path = hazdir / "flood.yaml"
+    text = path.read_text().replace("agency: bpbd", "agency: polisi").replace("severity_cues:", "severity_cue:")
+    path.write_text(text, encoding="utf-8")
+    errors = check_directory(hazdir).errors
+    assert any(":6: field agency:" in e for e in errors)
+    assert any("severity_cue" in e and "(top level)" in e for e in errors)
+
+
+def test_bad_list_item_names_its_index_and_line(hazdir):
+    path = write(hazdir, "flood", terms=("banjir", "'!!!'"))
+    [err] = check_directory(hazdir).errors
+    line = path.read_text().splitlines().index("  - '!!!'") + 1
+    assert err.startswith(f"{path}:{line}: field terms[1]:")
+
+
+def test_yaml_syntax_error_names_the_line(hazdir):
+    path = hazdir / "flood.yaml"
+    lines = path.read_text().splitlines()
+    lines[7] = "  - [banjir"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    [err] = check_directory(hazdir).errors
+    assert err.startswith(f"{path}:") and "field (syntax)" in err
+
+
+def test_id_must_match_file_name(hazdir):
+    path = hazdir / "flood.yaml"
+    path.write_text(path.read_text().replace("id: flood", "id: banjir"), encoding="utf-8")
+    [err] = check_directory(hazdir).errors
+    assert err.startswith(f"{path}:2: field id:")
+
+
+def test_road_consequence_must_name_a_known_hazard(hazdir):
+    write(hazdir, "flood", extra="road_consequence:\n  - raises: road_closed\n    cues: [jalan]\n")
+    [err] = check_directory(hazdir).errors
+    assert "field road_consequence[0].raises: unknown hazard 'road_closed'" in err
+
+
+def test_term_under_two_hazards_warns(hazdir):
+    write(hazdir, "traffic_jam", terms=("macet", "banjir"), exclusions=(), agency="dishub")
+    report = check_directory(hazdir)
+    assert report.errors == []
+    [warning] = report.warnings
+    assert "'banjir' is listed under 2 hazards" in warning and "flood" in warning and "traffic_jam" in warning
+
+
+def test_term_shadowed_by_exclusion_warns(hazdir):
+    path = write(hazdir, "flood", terms=("banjir", "banjir diskon besar"), exclusions=("banjir diskon",))
+    [warning] = check_directory(hazdir).warnings
+    line = path.read_text().splitlines().index("  - banjir diskon besar") + 1
+    assert warning.startswith(f"{path}:{line}: field terms[1]:") and "shadowed" in warning
+
+
+def test_empty_directory_and_empty_file_are_errors(tmp_path):
+    assert check_directory(tmp_path).errors
+    (tmp_path / "flood.yaml").write_text("", encoding="utf-8")
+    [err] = check_directory(tmp_path).errors
+    assert "flood.yaml:1:" in err and "empty" in err
+
+
+def test_wildcard_exclusion_vetoes_one_word_gap(hazdir):
+    write(hazdir, "flood", exclusions=("harga * banjir",))
+    hs = HazardSet.load(hazdir)
+    assert hs.classify("harga cabai banjir di pasar") == []
+    assert [m.hazard for m in hs.classify("harga cabai naik, banjir di pasar")] == ["flood"]

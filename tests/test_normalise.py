@@ -1,0 +1,65 @@
+"""Normalisation shared by geotagging and hazard matching: offsets must point at the original."""
+from pathlib import Path
+
+import pytest
+
+from siaga.normalise import fold, load_abbreviations, match_text, squeeze, stem, tokens
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_fold_lowercases_strips_diacritics_and_collapses_elongation():
+    f = fold("BANJIRRRR di Désa\u200b Tinga-tinga!!!")
+    assert f.text == "banjir di desa tinga tinga"
+    start = f.text.index("banjir")
+    assert f.span(start, start + 6) == (0, 9)  # the whole shouted word
+    d = f.text.index("desa")
+    assert f.original[slice(*f.span(d, d + 4))] == "Désa"
+
+
+def test_tokens_are_in_folded_coordinates():
+    f = fold("Pohon  tumbang, Gitgit")
+    assert [t.text for t in tokens(f)] == ["pohon", "tumbang", "gitgit"]
+    t = tokens(f)[2]
+    assert f.text[t.start:t.end] == "gitgit"
+
+
+def test_shipped_abbreviation_table_loads_and_expands_whole_words_only():
+    table = load_abbreviations(REPO / "config" / "abbreviations.csv")
+    assert table["jl"] == "jalan" and table["tdk"] == "tidak"
+    mt = match_text(fold("Jl. Gajah Mada tdk bisa dilewati, jlx"), table)
+    assert mt.text.startswith("jalan gajah mada tidak bisa dilewati")
+    assert mt.text.endswith("jlx")  # not a whole-word abbreviation
+    i = mt.text.index("tidak")
+    assert mt.folded.original[slice(*mt.span(i, i + len("tidak bisa")))] == "tdk bisa"
+
+
+def test_abbreviation_file_errors_name_the_row(tmp_path):
+    bad = tmp_path / "abbreviations.csv"
+    bad.write_text("abbrev,expansion\njl,jalan\nthree,columns,here\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"row 3"):
+        load_abbreviations(bad)
+
+
+def test_hashtags_are_marked_and_mapped_back():
+    mt = match_text(fold("Info #BanjirBuleleng pagi ini"))
+    tag = [t for t in mt.tokens if t.hashtag]
+    assert [t.text for t in tag] == ["banjirbuleleng"]
+    assert mt.folded.original[slice(*mt.span(tag[0].start, tag[0].start + 6))] == "Banjir"
+
+
+def test_doubled_letters_and_reduplication_are_regularised_with_offsets_kept():
+    assert squeeze("banjirr") == "banjir" and squeeze("macett") == "macet"
+    mt = match_text(fold("yos sudarso banjirr, rumah2 terendam"))
+    assert "banjir rumah rumah terendam" in mt.text
+    i = mt.text.index("banjir")
+    assert mt.folded.original[slice(*mt.span(i, i + 6))] == "banjirr"
+    pieces = [t.text for t in mt.tokens]
+    assert pieces.count("rumah") == 2  # "rumah2" is two words for phrase matching
+
+
+def test_stem_strips_indonesian_affixes():
+    assert stem("kebanjiran") == "banjir"
+    assert stem("tergenang") == "genang"
+    assert stem("longsoran") == "longsor"
+    assert stem("gempar") == "gempar"  # not "gempa"
