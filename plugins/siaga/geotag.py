@@ -1,0 +1,614 @@
+"""Place a post in Buleleng: village, kecamatan, road or landmark, or recognise it as elsewhere.
+
+How it works, and why:
+- Names are matched with one Aho-Corasick automaton (pyahocorasick) over the folded post with its
+  spaces removed, so "Tinga-tinga", "Tingatinga" and "Busung Biu" all hit one pattern; a hit
+  counts only if it starts and ends on word boundaries, so "banjir" never matches "Banjar".
+  One pass over the text finds every name whatever the gazetteer size (148 or 91.6k names).
+- A name is a *mention*; whether it is a place is decided from context, because many Buleleng
+  names are everyday words (Bila, Bukti, Les) or exist elsewhere too (Kerobokan in Badung): the
+  word before it ("Desa", "Kec.", "di"), the place named right after it ("X, Sawan"), other
+  Buleleng places in the post, places outside Buleleng in the post, and capitalisation (weak).
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import accumulate
+from pathlib import Path
+
+import ahocorasick
+
+from siaga.gazetteer import (
+    REGENCY_CODE,
+    REGENCY_NAME,
+    ROAD_PREFIXES,
+    Alias,
+    District,
+    fast_fold,
+    Gazetteer,
+    OutsidePlace,
+    Road,
+    Village,
+    is_common_word,
+    key,
+    load_gazetteer,
+    short_name,
+    spaced,
+)
+from siaga.normalise import Folded, fold
+
+VILLAGE_PREFIX = frozenset({"desa", "ds", "dsa", "kel", "kelurahan", "kelurahn", "lurah"})
+DISTRICT_PREFIX = frozenset({"kec", "kecamatan", "kecamatn", "kcmtn", "kecmatan"})
+REGENCY_PREFIX = frozenset({"kab", "kabupaten", "kabupatn", "pemkab", "kota"})
+PROVINCE_PREFIX = frozenset({"provinsi", "prov", "propinsi"})
+LOCATIVE = frozenset(
+    {"di", "ke", "dari", "dr", "wilayah", "daerah", "kawasan", "seputaran", "seputar", "sekitar",
+     "arah", "menuju", "sampai", "hingga", "dekat", "dkt", "area", "perbatasan", "antara", "lintas", "desa"}
+)
+# Words allowed between a place and the kecamatan/regency that qualifies it ("X, Kec. Sawan").
+QUALIFIER_GAP = VILLAGE_PREFIX | DISTRICT_PREFIX | REGENCY_PREFIX
+LOW_CONFIDENCE = 0.5
+_SENTENCE_END = ".!?\n"
+_HAS_DIGIT = re.compile(r"\d")
+_UPPER = re.compile(r"[^\W\d_a-z]", re.UNICODE)
+_LOWER = re.compile(r"[a-z]")
+_COORD = re.compile(r"(?<![\d.])(-?\d{1,3}\.\d{2,})\s*[,;/ ]\s*(-?\d{1,3}\.\d{2,})(?![\d.])")
+
+
+@dataclass(frozen=True)
+class Place:
+    kind: str  # "village" | "district" | "road" | "landmark" | "regency"
+    name: str
+    village: str | None
+    district: str | None
+    code: str | None
+    lon: float | None
+    lat: float | None
+    confidence: float
+    span: tuple[int, int] | None
+    reason: str
+    in_region: bool = True
+    low_confidence: bool = False
+
+    def to_dict(self) -> dict:
+        """The `siaga tag` contract keys, JSON-ready."""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "village": self.village,
+            "district": self.district,
+            "code": self.code,
+            "lon": self.lon,
+            "lat": self.lat,
+            "confidence": round(self.confidence, 3),
+            "span": list(self.span) if self.span is not None else None,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class GeotagResult:
+    places: list[Place]
+    in_region: bool  # any place found lies in Buleleng regency
+
+
+class _Entry:
+    """One thing a matched name can mean."""
+
+    __slots__ = ("kind", "ref", "strength", "k")
+
+    def __init__(self, kind: str, ref: object, strength: str = "strong") -> None:
+        self.k = key(ref[0].name) if kind == "village" else ""  # type: ignore[index]
+        self.kind = kind  # village | district | regency | landmark | road | outside
+        self.ref = ref  # tuple[Village] | District | Alias | Road | OutsidePlace | None
+        self.strength = strength  # outside: strong | capital | weak; road: street | corridor
+
+
+class _Mention:
+    __slots__ = ("ti", "tj", "fs", "fe", "entries", "buleleng", "prefix", "prefix2", "caps", "qualifies", "qualified_by")
+
+    def __init__(self, ti: int, tj: int, fs: int, fe: int, entries: tuple[_Entry, ...], buleleng: bool) -> None:
+        self.ti, self.tj, self.fs, self.fe, self.entries = ti, tj, fs, fe, entries
+        self.buleleng = buleleng  # some meaning of the name is a Buleleng place
+        self.prefix = self.prefix2 = ""
+        self.caps = False
+        self.qualifies: _Mention | None = None  # the mention this one qualifies ("X, Sawan")
+        self.qualified_by: _Mention | None = None
+
+    def of(self, kind: str) -> list[_Entry]:
+        return [e for e in self.entries if e.kind == kind]
+
+
+
+class Geotagger:
+    """Tags posts with Buleleng places; build once, call `tag` per post."""
+
+    def __init__(self, gazetteer: Gazetteer) -> None:
+        self.gaz = gazetteer
+        self._regency_point = gazetteer.regency_polygon.representative_point()
+        self._automaton = self._build_automaton()
+
+    @classmethod
+    def from_paths(cls, geodata_dir: Path, aliases_path: Path | None = None, national: bool = False) -> "Geotagger":
+        return cls(load_gazetteer(Path(geodata_dir), Path(aliases_path) if aliases_path else None, national=national))
+
+    # ------------------------------------------------------------------------- automaton
+
+    def _build_automaton(self) -> ahocorasick.Automaton:
+        table: dict[str, tuple[set[str], list[_Entry]]] = {}
+
+        def add(name: str, entry: _Entry) -> None:
+            form = spaced(name)
+            k = form.replace(" ", "")
+            if len(k) < 2:
+                return
+            forms, entries = table.setdefault(k, (set(), []))
+            forms.add(form)
+            if entry not in entries:
+                entries.append(entry)
+
+        gaz = self.gaz
+        by_key: dict[str, list[Village]] = {}
+        for v in gaz.villages:
+            for n in (v.name, *v.alt_names):
+                by_key.setdefault(key(n), [])
+                if v not in by_key[key(n)]:
+                    by_key[key(n)].append(v)
+        village_entries = {k: _Entry("village", tuple(vs)) for k, vs in by_key.items()}
+        for v in gaz.villages:
+            for n in (v.name, *v.alt_names):
+                add(n, village_entries[key(n)])
+        for d in gaz.districts.values():
+            add(d.name, _Entry("district", d))
+        regency = _Entry("regency", None)
+        add(REGENCY_NAME, regency)
+        for a in gaz.aliases:
+            e = _Entry("regency" if a.target == "regency" else "landmark", a)
+            for n in (a.name, *a.variants):
+                add(n, e)
+        for r in gaz.roads:
+            e = _Entry("road", r, "street" if r.generic else "corridor")
+            for n in r.names:
+                folded = spaced(n)
+                has_prefix = any(folded.startswith(p + " ") for p in ROAD_PREFIXES)
+                if not r.generic or has_prefix:
+                    add(n, e)
+                if not has_prefix:
+                    for p in ROAD_PREFIXES:
+                        add(f"{p} {n}", e)
+        for o in gaz.outside:
+            self._add_outside(add, o)
+        automaton = ahocorasick.Automaton()
+        for k, (forms, entries) in table.items():
+            strong = any(e.kind != "outside" or e.strength != "weak" for e in entries)
+            buleleng = any(e.kind != "outside" for e in entries)
+            automaton.add_word(k, (len(k), frozenset(forms), tuple(entries), strong, buleleng))
+        automaton.make_automaton()
+        return automaton
+
+    def _add_outside(self, add, o: OutsidePlace) -> None:
+        dictionary = self.gaz.dictionary
+        if o.level in ("abroad",) or (o.code is None):
+            add(o.name, _Entry("outside", o, "capital" if is_common_word(o.name, dictionary) else "strong"))
+            return
+        bali = o.code.startswith("51")
+        if o.level in ("province", "regency"):
+            add(o.name, _Entry("outside", o, "strong"))
+            short = short_name(o.name)
+            if short != o.name:
+                add(short, _Entry("outside", o, "capital" if is_common_word(short, dictionary) else "strong"))
+        elif bali and o.level == "district":
+            add(o.name, _Entry("outside", o, "capital" if is_common_word(o.name, dictionary) else "strong"))
+        elif bali:
+            add(o.name, _Entry("outside", o, "capital"))
+        elif len(key(o.name)) >= 4:  # "Ie", "Oi", "Ara": shorter national names only add noise
+            add(o.name, _Entry("outside", o, "weak"))
+
+    # ------------------------------------------------------------------------------ tag
+
+    def tag(self, text: str, lat: float | None = None, lon: float | None = None) -> GeotagResult:
+        """Places in (or outside) Buleleng that the post names or whose coordinates it carries."""
+        text = text or ""
+        folded = fast_fold(text)
+        places: list[Place] = []
+        region_votes: list[bool] = []
+        if lat is not None and lon is not None:
+            self._place_point(float(lon), float(lat), places, region_votes, "coordinates of the post")
+        if _HAS_DIGIT.search(text):
+            for m in _COORD.finditer(text):
+                pair = _as_lon_lat(float(m.group(1)), float(m.group(2)))
+                if pair:
+                    self._place_point(pair[0], pair[1], places, region_votes, "coordinates in the text")
+        mentions = self._mentions(folded)
+        if mentions:
+            self._resolve(folded, mentions, places, region_votes)
+        places = _dedupe(places)
+        return GeotagResult(places=places, in_region=any(region_votes))
+
+    def _place_point(self, lon: float, lat: float, places: list[Place], votes: list[bool], what: str) -> None:
+        v = self.gaz.village_at(lon, lat)
+        if v is None:
+            votes.append(False)
+            return
+        places.append(Place("village", v.name, v.name, v.district, v.code, v.lon, v.lat, 0.99, None, f"point in polygon ({what})"))
+        votes.append(True)
+
+    def _mentions(self, folded: Folded) -> list[_Mention]:
+        """Every name hit on word boundaries; overlaps resolved longest-first, Buleleng first."""
+        ftext = folded.text
+        if not ftext:
+            return []
+        words = ftext.split(" ")
+        cum = list(accumulate(map(len, words), initial=0))  # compact start of each word
+        starts = dict(zip(cum, range(len(words))))  # compact offset -> word index
+        ends = dict(zip(cum[1:], range(len(words))))
+        compact = ftext.replace(" ", "")
+        raw = []
+        weak = []
+        for end, (klen, forms, entries, strong, buleleng) in self._automaton.iter(compact):
+            start = end - klen + 1
+            ti = starts.get(start)
+            if ti is None:
+                continue
+            tj = ends.get(end + 1)
+            if tj is None:
+                continue
+            fs, fe = cum[ti] + ti, cum[tj + 1] + tj
+            if tj > ti and ftext[fs:fe] not in forms and min(len(w) for w in words[ti : tj + 1]) < 3:
+                continue  # a join of short words ("ke lapa") is not a spelling of the name
+            if strong:
+                raw.append((0, -(tj - ti), -klen, ti, tj, fs, fe, entries, buleleng))
+            else:
+                weak.append((1, -(tj - ti), -klen, ti, tj, fs, fe, entries, buleleng))
+        if weak:
+            # Names known only from the national list count with an admin word before them or a
+            # place right after them (their parent); keep just those, the rest is noise.
+            begins = {r[3] for r in raw} | {r[3] for r in weak}
+            for r in weak:
+                ti, tj = r[3], r[4]
+                if (ti and words[ti - 1] in QUALIFIER_GAP) or any(j in begins for j in range(tj + 1, tj + 4)):
+                    raw.append(r)
+        if not raw:
+            return []
+        raw.sort(key=lambda r: r[:4])
+        taken = [False] * len(words)
+        out = []
+        for _, _, _, ti, tj, fs, fe, entries, buleleng in raw:
+            if any(taken[ti : tj + 1]):
+                continue
+            for i in range(ti, tj + 1):
+                taken[i] = True
+            m = _Mention(ti, tj, fs, fe, entries, buleleng)
+            m.prefix = words[ti - 1] if ti >= 1 else ""
+            m.prefix2 = words[ti - 2] if ti >= 2 else ""
+            out.append(m)
+        out.sort(key=lambda m: m.ti)
+        caps_ok = None
+        for m in out:
+            if folded.original[folded.offsets[m.fs]].isupper():
+                if caps_ok is None:
+                    caps_ok = _case_is_informative(folded.original)
+                m.caps = caps_ok and _capitalised_mid_sentence(folded, m.fs)
+        for a, b in zip(out, out[1:]):
+            gap = words[a.tj + 1 : b.ti]
+            if len(gap) <= 2 and all(w in QUALIFIER_GAP for w in gap):
+                b.qualifies, a.qualified_by = a, b
+        return out
+
+    # -------------------------------------------------------------------------- resolve
+
+    def _resolve(self, folded: Folded, mentions: list[_Mention], places: list[Place], votes: list[bool]) -> None:
+        outside_keys: set[str] = set()
+        outside_places: list[tuple[_Mention, OutsidePlace]] = []
+        for m in mentions:
+            if m.buleleng:
+                continue
+            o = self._accepted_outside(m)
+            if o is not None:
+                outside_places.append((m, o))
+                outside_keys |= o.own_keys
+        # Buleleng anchors: mentions that are Buleleng places whatever the context.
+        anchors = [m for m in mentions if m.buleleng and self._is_anchor(m)]
+        for m in mentions:
+            if not m.buleleng:
+                continue
+            other_anchor = any(id(a) != id(m) for a in anchors)
+            place = self._decide(folded, m, other_anchor, outside_keys, anchors)
+            if place is None:
+                continue
+            places.append(place)
+            votes.append(place.in_region and not place.low_confidence)
+        for m, o in outside_places:
+            span = folded.span(m.fs, m.fe)
+            kind = {"district": "district", "village": "village"}.get(o.level, "regency")
+            places.append(Place(kind, o.name, None, None, o.code, None, None, 0.8, span, f"outside Buleleng: {o.where}", in_region=False))
+            votes.append(False)
+
+    def _accepted_outside(self, m: _Mention) -> OutsidePlace | None:
+        """The outside place a mention stands for, if its strength and context allow."""
+        best = None
+        qualifier_keys: frozenset[str] = frozenset()
+        if m.qualified_by is not None:
+            qualifier_keys = frozenset().union(*(q.ref.own_keys for q in m.qualified_by.of("outside")))
+        for e in m.entries:
+            o: OutsidePlace = e.ref  # type: ignore[assignment]
+            ok = e.strength == "strong"
+            if e.strength == "capital":
+                ok = m.caps or _prefix_fits(m.prefix, o.level)
+            elif e.strength == "weak":
+                ok = _prefix_fits(m.prefix, o.level) or bool(qualifier_keys and qualifier_keys & o.parent_keys)
+            if ok and (best is None or _LEVEL_RANK[o.level] < _LEVEL_RANK[best.level]):
+                best = o
+        return best
+
+    def _is_anchor(self, m: _Mention) -> bool:
+        """A mention that is a Buleleng place without needing the rest of the post."""
+        for e in m.entries:
+            if e.kind == "regency" or e.kind == "landmark" and e.ref.confidence >= LOW_CONFIDENCE:
+                return True
+            if e.kind == "road" and e.strength == "corridor":
+                return True
+        k = village_key(m)
+        if k in self.gaz.common_words or k in self.gaz.shared_names:
+            return self._own_qualifier(m) is not None or (m.prefix in VILLAGE_PREFIX | DISTRICT_PREFIX and k not in self.gaz.shared_names)
+        if m.of("district") and m.prefix in DISTRICT_PREFIX:
+            return True
+        vs = m.of("village")
+        if vs:
+            return k not in self.gaz.namesakes or len(vs[0].ref) == 1 and self._own_qualifier(m) is not None
+        return bool(m.of("district"))
+
+    def _districts_of(self, m: _Mention) -> list[str]:
+        out = []
+        for e in m.entries:
+            if e.kind == "village":
+                out.extend(v.district for v in e.ref)
+            elif e.kind == "district":
+                out.append(e.ref.name)
+            elif e.kind == "landmark" and e.ref.district:
+                out.append(e.ref.district)
+        return out
+
+    def _own_qualifier(self, m: _Mention) -> str | None:
+        """'Kerobokan, Sawan' / 'Kerobokan Kec. Sawan' / 'Bila, Buleleng': the qualifying name."""
+        q = m.qualified_by
+        if q is None:
+            return None
+        mine = set(self._districts_of(m))
+        for e in q.entries:
+            if e.kind == "district" and e.ref.name in mine:
+                return e.ref.name
+            if e.kind == "regency" or (e.kind == "landmark" and e.ref.name == "Singaraja"):
+                return REGENCY_NAME
+        return None
+
+    def _decide(self, folded: Folded, m: _Mention, other_anchor: bool, outside_keys: set[str],
+                anchors: list[_Mention]) -> Place | None:
+        """The place a Buleleng-name mention stands for in this post, or None if it is a word."""
+        span = folded.span(m.fs, m.fe)
+        gaz = self.gaz
+        prefix = m.prefix
+        # 1. Explicit level words choose the meaning.
+        if prefix in DISTRICT_PREFIX and m.of("district"):
+            return self._district_place(m.of("district")[0].ref, 0.95, span, f"'{prefix}' prefix")
+        if prefix in REGENCY_PREFIX and m.of("regency") and not m.of("landmark"):
+            return self._regency_place(0.95, span, f"'{prefix}' prefix")
+        # A kecamatan name right after a place qualifies it: report the kecamatan.
+        if m.qualifies is not None and m.qualifies.buleleng and m.of("district"):
+            return self._district_place(m.of("district")[0].ref, 0.85, span, "kecamatan named after a place")
+        if m.qualifies is not None and m.qualifies.buleleng and m.of("regency"):
+            return self._regency_place(0.9, span, "regency named after a place")
+        for kind in ("regency", "landmark", "road"):
+            for e in m.of(kind):
+                if kind == "regency":
+                    return self._regency_place(0.9, span, "regency named" if e.ref is None else f"alias of the regency ({e.ref.name})")
+                if kind == "landmark":
+                    return self._landmark_place(e.ref, span)
+                return self._road_place(e, span, other_anchor, bool(outside_keys))
+        vs = m.of("village")
+        if not vs:
+            ds = m.of("district")
+            if ds:
+                return self._district_place(ds[0].ref, 0.85, span, "kecamatan named")
+            return None
+        villages: tuple[Village, ...] = vs[0].ref
+        k = village_key(m)
+        common = k in gaz.common_words
+        shared = k in gaz.shared_names
+        namesakes = gaz.namesakes.get(k, [])
+        own_q = self._own_qualifier(m)
+        strong_prefix = prefix in VILLAGE_PREFIX
+        if own_q and own_q != REGENCY_NAME:
+            villages = tuple(v for v in villages if v.district == own_q) or villages
+        # 2. Names also used outside Buleleng: a namesake's parent named in the post decides.
+        if namesakes and own_q is None:
+            hit = next((o for o in namesakes if o.parent_keys & outside_keys), None)
+            if hit is not None:
+                return Place("village", hit.name, None, None, hit.code, None, None, 0.8, span,
+                             f"outside Buleleng: {hit.where}", in_region=False)
+        # 3. Everyday words need place context.
+        if common and not own_q:
+            weak_cue = prefix in LOCATIVE or m.caps or prefix2_locative(m)
+            if not (strong_prefix or (other_anchor and weak_cue)):
+                return None
+        if own_q:
+            return self._village_place(villages[0] if len(villages) == 1 else self._pick(villages, anchors, m) or villages[0],
+                                       0.95, span, "kecamatan named in post" if own_q != REGENCY_NAME else "Buleleng named after it")
+        conf, reason, low = 0.9, "village name", False
+        if shared:
+            if other_anchor:
+                conf, reason = 0.75, "name also outside Buleleng; other Buleleng places in post"
+            elif outside_keys:
+                return None
+            else:
+                conf, reason, low = 0.4, "name also outside Buleleng, no context", True
+        # 4. Same-named Buleleng villages (Kayuputih): nearby places decide, else report the name.
+        if len(villages) > 1:
+            picked = self._pick(villages, anchors, m)
+            if picked is None:
+                names = " and ".join(v.district for v in villages)
+                return Place("village", villages[0].name, villages[0].name, None, None, None, None, min(conf, 0.4), span,
+                             f"{villages[0].name}: same name in kecamatan {names}", low_confidence=True)
+            villages = (picked,)
+            if not low:
+                reason = "nearby places pick the kecamatan"
+        v = villages[0]
+        if low or conf < 0.9:
+            return self._village_place(v, conf, span, reason, low=low)
+        if outside_keys and namesakes and not other_anchor:
+            return self._village_place(v, 0.45, span, "name also elsewhere; post names places outside Buleleng", low=True)
+        if common:
+            reason = f"'{prefix}' prefix" if strong_prefix else "other Buleleng places in post"
+            return self._village_place(v, 0.85 if strong_prefix else 0.75, span, reason)
+        if strong_prefix:
+            return self._village_place(v, 0.95, span, f"'{prefix}' prefix")
+        return self._village_place(v, 0.85 if namesakes else 0.9, span, "village name")
+
+    def _pick(self, villages: tuple[Village, ...], anchors: list[_Mention], m: _Mention) -> Village | None:
+        """The one of several same-named villages that the post's other places point to."""
+        scored = sorted(((self._support(v, anchors, m), i) for i, v in enumerate(villages)), reverse=True)
+        if scored[0][0] > scored[1][0]:
+            return villages[scored[0][1]]
+        return None
+
+    def _support(self, v: Village, anchors: list[_Mention], m: _Mention) -> int:
+        adj = set(self.gaz.adjacent_villages(v.code))
+        score = 0
+        for a in anchors:
+            if a is m:
+                continue
+            for e in a.entries:
+                if e.kind == "district" and e.ref.name == v.district:
+                    score += 3
+                elif e.kind == "village":
+                    for other in e.ref:
+                        score += 2 if other.code in adj else (1 if other.district == v.district else 0)
+                elif e.kind == "landmark" and e.ref.district == v.district:
+                    score += 1
+        return score
+
+    # ------------------------------------------------------------------------- builders
+
+    def _village_place(self, v: Village, conf: float, span, reason: str, low: bool = False) -> Place:
+        return Place("village", v.name, v.name, v.district, v.code, v.lon, v.lat, conf, span, reason,
+                     low_confidence=low or conf < LOW_CONFIDENCE)
+
+    def _district_place(self, d: District, conf: float, span, reason: str) -> Place:
+        return Place("district", d.name, None, d.name, d.code, d.lon, d.lat, conf, span, reason)
+
+    def _regency_place(self, conf: float, span, reason: str) -> Place:
+        p = self._regency_point
+        return Place("regency", REGENCY_NAME, None, None, REGENCY_CODE, round(p.x, 6), round(p.y, 6), conf, span, reason)
+
+    def _landmark_place(self, a: Alias, span) -> Place:
+        village = self.gaz.village(a.village_code) if a.village_code else None
+        district = self.gaz.districts.get(a.district) if a.district else None
+        lon = a.lon if a.lon is not None else (village.lon if village else district.lon if district else None)
+        lat = a.lat if a.lat is not None else (village.lat if village else district.lat if district else None)
+        code = village.code if village else (district.code if district else None)
+        return Place("landmark", a.name, village.name if village else None, a.district, code, lon, lat,
+                     a.confidence, span, "landmark/alias" + (f" ({a.note})" if a.note and len(a.note) < 60 else ""),
+                     low_confidence=a.confidence < LOW_CONFIDENCE)
+
+    def _road_place(self, e: _Entry, span, other_anchor: bool, outside: bool) -> Place | None:
+        r: Road = e.ref  # type: ignore[assignment]
+        pt = r.point
+        lon, lat = (round(pt[0], 6), round(pt[1], 6)) if pt else (None, None)
+        village = district = None
+        if len(r.village_codes) == 1:
+            v = self.gaz.village(r.village_codes[0])
+            village, district = v.name, v.district
+        approx = " (approximate line)" if r.approximate else ""
+        if e.strength == "corridor":
+            return Place("road", r.name, village, district, r.id, lon, lat, 0.85, span, "named Buleleng road" + approx)
+        if other_anchor:
+            return Place("road", r.name, village, district, r.id, lon, lat, 0.7, span, "street name; Buleleng places in post" + approx)
+        if outside:
+            return None
+        return Place("road", r.name, village, district, r.id, lon, lat, 0.4, span,
+                     "street name found in many towns; no Buleleng context", low_confidence=True)
+
+
+_LEVEL_RANK = {"province": 1, "regency": 0, "abroad": 0, "district": 2, "village": 3}
+
+
+def village_key(m: _Mention) -> str:
+    """Key of the Buleleng village name a mention matched ('' if none)."""
+    for e in m.entries:
+        if e.kind == "village":
+            return e.k
+    return ""
+
+
+def prefix2_locative(m: _Mention) -> bool:
+    return m.prefix in VILLAGE_PREFIX or (m.prefix2 in LOCATIVE and m.prefix in VILLAGE_PREFIX)
+
+
+def _prefix_fits(prefix: str, level: str) -> bool:
+    if level in ("regency",):
+        return prefix in REGENCY_PREFIX
+    if level == "province":
+        return prefix in PROVINCE_PREFIX
+    if level == "district":
+        return prefix in DISTRICT_PREFIX
+    if level == "village":
+        return prefix in VILLAGE_PREFIX
+    return False
+
+
+def _case_is_informative(text: str) -> bool:
+    """Capitals say nothing in ALL-CAPS or all-lowercase posts."""
+    upper = len(_UPPER.findall(text))
+    lower = len(_LOWER.findall(text))
+    return upper > 0 and upper < 0.6 * (upper + lower)
+
+
+def _capitalised_mid_sentence(folded: Folded, fs: int) -> bool:
+    start = folded.offsets[fs]
+    if not folded.original[start].isupper():
+        return False
+    i = start - 1
+    while i >= 0 and folded.original[i] in " \t\"'(":
+        i -= 1
+    return i >= 0 and folded.original[i] not in _SENTENCE_END
+
+
+def _as_lon_lat(a: float, b: float) -> tuple[float, float] | None:
+    """A coordinate pair written lat,lon (usual) or lon,lat; None if it is not one."""
+    if -90 <= a <= 90 and -180 <= b <= 180 and abs(b) > 90:
+        return (b, a)
+    if -90 <= b <= 90 and -180 <= a <= 180 and abs(a) > 90:
+        return (a, b)
+    return None
+
+
+def _dedupe(places: list[Place]) -> list[Place]:
+    best: dict[tuple, int] = {}
+    out: list[Place] = []
+    for p in places:
+        k = (p.kind, p.name, p.village, p.district, p.in_region)
+        i = best.get(k)
+        if i is None:
+            best[k] = len(out)
+            out.append(p)
+        elif p.confidence > out[i].confidence:
+            out[i] = p
+    return out
+
+
+# ------------------------------------------------------------------------------ default
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@lru_cache(maxsize=1)
+def default_geotagger() -> Geotagger:
+    """The project's tagger: geodata/ and config/aliases.yaml of the repo, overridable with
+    SIAGA_GEODATA_DIR and SIAGA_CONFIG_DIR."""
+    geodata = Path(os.environ.get("SIAGA_GEODATA_DIR") or REPO_ROOT / "geodata")
+    config = Path(os.environ.get("SIAGA_CONFIG_DIR") or REPO_ROOT / "config")
+    aliases = config / "aliases.yaml"
+    return Geotagger.from_paths(geodata, aliases if aliases.exists() else None)

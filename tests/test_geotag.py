@@ -1,0 +1,94 @@
+"""Behaviour of the place matcher on the ambiguities the issue names (both ways)."""
+from __future__ import annotations
+
+import pytest
+
+from siaga.geotag import Place, default_geotagger
+
+
+@pytest.fixture(scope="module")
+def tagger():
+    return default_geotagger()
+
+
+def villages(result):
+    return {(p.village, p.district) for p in result.places if p.kind == "village" and p.in_region and not p.low_confidence}
+
+
+def test_banjir_never_matches_banjar(tagger):
+    r = tagger.tag("Banjir banjirrr di jalan, banjir lagi")
+    assert r.places == [] and not r.in_region
+
+
+def test_spelling_variants_of_one_village(tagger):
+    for text in ("Tinga-tinga banjir", "banjir di Tingatinga", "TINGA TINGA banjir"):
+        assert villages(tagger.tag(text)) == {("Tinga Tinga", "Gerokgak")}, text
+    assert villages(tagger.tag("Longsor di Busung Biu")) == {("Busungbiu", "Busungbiu")}
+
+
+def test_span_points_at_original_text(tagger):
+    text = "Pohon tumbang di Desa Sambangan tadi"
+    (p,) = [p for p in tagger.tag(text).places if p.kind == "village"]
+    assert text[p.span[0] : p.span[1]] == "Sambangan"
+    assert p.to_dict()["span"] == list(p.span)
+    assert set(p.to_dict()) == {"kind", "name", "village", "district", "code", "lon", "lat", "confidence", "span", "reason"}
+
+
+def test_everyday_word_needs_place_context(tagger):
+    assert not tagger.tag("bila hujan deras, tembok rumah bisa roboh").places
+    assert villages(tagger.tag("Banjir di Desa Bila")) == {("Bila", "Kubutambahan")}
+    assert villages(tagger.tag("Tembok, Tejakula diterjang banjir")) == {("Tembok", "Tejakula")}
+
+
+def test_kecamatan_prefix_gives_district(tagger):
+    r = tagger.tag("Longsor di Kec. Banjar")
+    assert [(p.kind, p.name) for p in r.places] == [("district", "Banjar")]
+    assert r.in_region
+
+
+def test_buleleng_regency_vs_kecamatan(tagger):
+    assert [p.kind for p in tagger.tag("Banjir di Buleleng").places] == ["regency"]
+    assert [p.kind for p in tagger.tag("Banjir di Kecamatan Buleleng").places] == ["district"]
+
+
+def test_shared_name_resolved_by_context(tagger):
+    inside = tagger.tag("Banjir di Kerobokan, Sawan")
+    assert ("Kerobokan", "Sawan") in villages(inside) and inside.in_region
+    outside = tagger.tag("Macet di Kerobokan, Badung")
+    assert not outside.in_region and all(not p.in_region for p in outside.places)
+    bare = tagger.tag("Banjir di Kerobokan")
+    (p,) = bare.places
+    assert p.low_confidence and not bare.in_region
+
+
+def test_kayuputih_two_kecamatan(tagger):
+    assert villages(tagger.tag("Longsor di Kayuputih, Sukasada")) == {("Kayuputih", "Sukasada")}
+    assert villages(tagger.tag("Longsor di Kayuputih, Kec. Banjar")) == {("Kayuputih", "Banjar")}
+    (p,) = tagger.tag("Longsor di Kayuputih").places
+    assert p.district is None and p.low_confidence
+
+
+def test_other_regency_not_placed_in_buleleng(tagger):
+    for text in ("Banjir di Denpasar", "Macet parah di Jakarta", "Gempa di Jembrana, warga panik",
+                 "Banjir di Selat, Karangasem"):
+        assert not tagger.tag(text).in_region, text
+
+
+def test_coordinates_point_in_polygon(tagger):
+    r = tagger.tag("banjir", lat=-8.160, lon=115.036)
+    assert [(p.village, p.span, p.reason) for p in r.places] == [("Kalibukbuk", None, "point in polygon (coordinates of the post)")]
+    assert r.in_region
+    assert not tagger.tag("banjir", lat=-8.65, lon=115.22).in_region  # Denpasar
+
+
+def test_landmark_and_road(tagger):
+    (p,) = tagger.tag("Air terjun Sekumpul ramai").places
+    assert (p.kind, p.village, p.district) == ("landmark", "Sekumpul", "Sawan")
+    (r,) = tagger.tag("Jalur Seririt-Gilimanuk longsor").places
+    assert r.kind == "road" and r.code == "singaraja-gilimanuk" and r.lon is not None
+
+
+def test_place_is_frozen():
+    p = Place("village", "Les", "Les", "Tejakula", "51.08.09.2007", 115.37, -8.148, 0.9, (0, 3), "x")
+    with pytest.raises(Exception):
+        p.name = "other"  # type: ignore[misc]
