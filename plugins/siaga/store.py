@@ -162,6 +162,28 @@ class Incident(Base):
     opened_at: Mapped[datetime]
     last_activity_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
+    # Who closed it: "siaga" for an automatic resolution (which a new spike may reopen), else the
+    # person who pressed the button.
+    closed_by: Mapped[str | None] = mapped_column(String(128))
+    reopened: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class IncidentArea(Base):
+    """An area an incident covers: the villages, road and villages along it that its alerts
+    came from, so a spike next door joins the incident instead of opening another."""
+
+    __tablename__ = "incident_areas"
+    __table_args__ = (
+        UniqueConstraint("incident_id", "level", "area_code", name="uq_incident_areas"),
+        Index("ix_incident_areas_area", "level", "area_code"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    level: Mapped[str] = mapped_column(String(16))
+    area_code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128))
+    posts: Mapped[int] = mapped_column(Integer, default=0)  # largest window count seen here
+    added_at: Mapped[datetime]
 
 
 class IncidentEvent(Base):
