@@ -158,6 +158,8 @@ class Geotagger:
                 if v not in by_key[key(n)]:
                     by_key[key(n)].append(v)
         village_entries = {k: _Entry("village", tuple(vs)) for k, vs in by_key.items()}
+        for k, e in village_entries.items():
+            e.k = k  # the spelling matched ("dapdapputih"), which decides word/namesake checks
         for v in gaz.villages:
             for n in (v.name, *v.alt_names):
                 add(n, village_entries[key(n)])
@@ -372,6 +374,11 @@ class Geotagger:
                 out.append(e.ref.district)
         return out
 
+    def _qualifies_district(self, m: _Mention) -> bool:
+        """Is m a kecamatan that contains the place named just before it?"""
+        ds = m.of("district")
+        return bool(ds) and ds[0].ref.name in self._districts_of(m.qualifies) and m.qualifies.of("village") != []
+
     def _own_qualifier(self, m: _Mention) -> str | None:
         """'Kerobokan, Sawan' / 'Kerobokan Kec. Sawan' / 'Bila, Buleleng': the qualifying name."""
         q = m.qualified_by
@@ -396,11 +403,11 @@ class Geotagger:
             return self._district_place(m.of("district")[0].ref, 0.95, span, f"'{prefix}' prefix")
         if prefix in REGENCY_PREFIX and m.of("regency") and not m.of("landmark"):
             return self._regency_place(0.95, span, f"'{prefix}' prefix")
-        # A kecamatan name right after a place qualifies it: report the kecamatan.
-        if m.qualifies is not None and m.qualifies.buleleng and m.of("district"):
-            return self._district_place(m.of("district")[0].ref, 0.85, span, "kecamatan named after a place")
+        # A kecamatan (or the regency) right after a place qualifies it ("X, Sawan").
         if m.qualifies is not None and m.qualifies.buleleng and m.of("regency"):
             return self._regency_place(0.9, span, "regency named after a place")
+        if m.qualifies is not None and m.qualifies.buleleng and self._qualifies_district(m):
+            return self._district_place(m.of("district")[0].ref, 0.85, span, "kecamatan named after a place")
         for kind in ("regency", "landmark", "road"):
             for e in m.of(kind):
                 if kind == "regency":
