@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from siaga.sources import PollResult, Source
+from siaga.sources import PollResult, Source, SourceError
 from siaga.store import Post, Quarantine, SourceCursor, session_scope, utcnow
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,8 @@ def ingest(source: Source, now: datetime, db_url: str | None = None) -> IngestRe
     result: PollResult = source.poll(cursor, now)
     with session_scope(db_url) as session:
         new = _insert_ignoring_duplicates(session, Post.__table__, [_post_row(p) for p in result.posts])
+        if any(p.reposts or p.canonical_url for p in result.posts):
+            link_copies(session)
         quarantined = _insert_ignoring_duplicates(
             session,
             Quarantine.__table__,
@@ -63,7 +65,41 @@ def ingest(source: Source, now: datetime, db_url: str | None = None) -> IngestRe
         session.merge(SourceCursor(source=source.name, cursor=result.cursor, updated_at=utcnow()))
     report = IngestReport(source.name, new, len(result.posts) - new, quarantined)
     log.info("ingest %s: %s", source.name, report)
+    if result.failed:  # what worked is stored and its cursor saved; fail so Airflow retries the rest
+        raise SourceError(f"{source.name}: stored {new} new posts, but failed: " + "; ".join(result.failed))
     return report
+
+
+def link_copies(session: Session, max_depth: int = 10) -> int:
+    """Point every boost, repost or quote at the root post of its chain once that is stored.
+
+    Runs over the whole table, not only this batch, because the original may arrive after its
+    copies (a later page, another source). Both steps only touch rows still to be linked."""
+    parent = aliased(Post)
+    linked = session.execute(
+        update(Post)
+        .where(Post.reposts_url.is_not(None), Post.duplicate_of.is_(None))
+        .where(Post.reposts_url.in_(select(parent.canonical_url).where(parent.canonical_url.is_not(None))))
+        .values(
+            duplicate_of=select(parent.id)
+            .where(parent.canonical_url == Post.reposts_url, parent.id != Post.id)
+            .scalar_subquery()
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount or 0
+    for _ in range(max_depth):  # a copy of a copy: follow to the root (bounded, in case of a cycle)
+        hop = session.execute(
+            update(Post)
+            .where(Post.duplicate_of.in_(select(parent.id).where(parent.duplicate_of.is_not(None))))
+            .values(
+                duplicate_of=select(parent.duplicate_of).where(parent.id == Post.duplicate_of).scalar_subquery()
+            )
+            .where(Post.id.not_in(select(parent.duplicate_of).where(parent.id == Post.duplicate_of)))
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not hop:
+            break
+    return linked
 
 
 def _post_row(post: Any) -> dict[str, Any]:
@@ -79,6 +115,9 @@ def _post_row(post: Any) -> dict[str, Any]:
         "text_hash": post.text_hash,
         "raw": post.raw,
         "ingested_at": utcnow(),
+        "canonical_url": getattr(post, "canonical_url", None),
+        "reposts_url": getattr(post, "reposts", None),
+        "author_pseudonymised": bool(getattr(post, "author_pseudonymised", False)),
     }
 
 

@@ -30,6 +30,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    false,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -73,8 +74,13 @@ class Post(Base):
     __tablename__ = "posts"
     __table_args__ = (
         UniqueConstraint("source", "source_id", name="uq_posts_source_id"),
+        # The same post seen through two sources (a toot on two instances, one link in two
+        # feeds) is stored once: NULLs (no URL) never collide.
+        UniqueConstraint("canonical_url", name="uq_posts_canonical_url"),
         Index("ix_posts_created_at", "created_at"),
         Index("ix_posts_tagged_at", "tagged_at"),
+        Index("ix_posts_reposts_url", "reposts_url"),
+        Index("ix_posts_duplicate_of", "duplicate_of"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source: Mapped[str] = mapped_column(String(64))
@@ -91,6 +97,12 @@ class Post(Base):
     ingested_at: Mapped[datetime] = mapped_column(default=utcnow)
     tagged_at: Mapped[datetime | None]
     in_region: Mapped[bool | None] = mapped_column(Boolean)
+    canonical_url: Mapped[str | None] = mapped_column(Text)
+    # A boost, repost, retweet or quote: the canonical URL of the post it copies, and once that
+    # post is stored, its id (the root of the chain), so a chain of copies counts once.
+    reposts_url: Mapped[str | None] = mapped_column(Text)
+    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("posts.id", ondelete="SET NULL", name="fk_posts_duplicate_of"))
+    author_pseudonymised: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Geotag(Base):

@@ -9,7 +9,13 @@ import yaml
 
 from siaga import settings
 from siaga.sources.base import BadInput, IncomingPost, PollResult, Source, SourceConfigError
+from siaga.sources.bluesky import BlueskySource
+from siaga.sources.http import SourceError
+from siaga.sources.inbox import InboxSource
+from siaga.sources.mastodon import MastodonSource
 from siaga.sources.replay import ReplaySource
+from siaga.sources.rss import RssSource
+from siaga.sources.x import XSource
 
 __all__ = [
     "BadInput",
@@ -17,11 +23,24 @@ __all__ = [
     "PollResult",
     "Source",
     "SourceConfigError",
+    "SourceError",
     "ReplaySource",
+    "RssSource",
+    "MastodonSource",
+    "BlueskySource",
+    "XSource",
+    "InboxSource",
     "load_sources",
 ]
 
-_KINDS = {"replay": ReplaySource}
+_KINDS = {
+    "replay": ReplaySource,
+    "rss": RssSource,
+    "mastodon": MastodonSource,
+    "bluesky": BlueskySource,
+    "x": XSource,
+    "inbox": InboxSource,
+}
 
 
 def load_sources(path: Path | None = None) -> list[Source]:

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from siaga.normalise import fold
 
@@ -25,10 +28,18 @@ class IncomingPost:
     lat: float | None
     lon: float | None
     raw: dict[str, Any] = field(repr=False)
+    # The canonical URL of the post this one boosts, reposts, retweets or quotes: ingest links the
+    # two (posts.duplicate_of) so a chain of copies counts once.
+    reposts: str | None = None
+    author_pseudonymised: bool = False
 
     @property
     def text_hash(self) -> str:
         return text_fingerprint(self.text)
+
+    @property
+    def canonical_url(self) -> str | None:
+        return canonical_url(self.url)
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,9 @@ class PollResult:
     posts: list[IncomingPost]
     bad: list[BadInput]
     cursor: dict[str, Any]
+    # Parts of the source that failed this run (one instance down, one query rate limited). What
+    # the others fetched is stored and their cursors advance; then the task fails and retries.
+    failed: list[str] = field(default_factory=list)
 
 
 class Source(Protocol):
@@ -59,3 +73,94 @@ def text_fingerprint(text: str) -> str:
     """Reposts and near-identical copies ("RT @x: ...", a different link) share this."""
     stripped = _MENTIONS.sub(" ", _URLS.sub(" ", text.lower()))
     return hashlib.sha256(fold(stripped).text.encode()).hexdigest()[:32]
+
+
+# --- authors ---------------------------------------------------------------------------------
+
+AUTHOR_KEY_ENV = "SIAGA_AUTHOR_KEY"
+AUTHOR_KEY_VARIABLE = "siaga_author_key"
+
+
+class MissingAuthorKey(SourceConfigError):
+    """No key to pseudonymise authors with: refusing to store real handles instead."""
+
+
+def author_key() -> bytes:
+    """The pseudonymisation key: env SIAGA_AUTHOR_KEY, else the Airflow variable
+    `siaga_author_key`. There is no default: a key everyone knows would let anyone re-identify
+    authors by hashing public handles."""
+    key = os.environ.get(AUTHOR_KEY_ENV)
+    if not key and os.environ.get("AIRFLOW_HOME"):
+        try:
+            from airflow.sdk import Variable  # lazily: the core must not need Airflow
+
+            key = Variable.get(AUTHOR_KEY_VARIABLE, default=None)
+        except Exception:  # no Airflow or no API server to ask
+            key = None
+    if not key:
+        raise MissingAuthorKey(
+            f"set {AUTHOR_KEY_ENV} (or the Airflow variable {AUTHOR_KEY_VARIABLE}) to pseudonymise authors"
+        )
+    return key.encode()
+
+
+def pseudonymise(author: str, key: bytes) -> str:
+    """A stable keyed hash (HMAC-SHA256) of a handle: the same author counts once per area
+    without the database holding who they are."""
+    digest = hmac.new(key, author.strip().lower().encode(), hashlib.sha256).hexdigest()
+    return "anon:" + digest[:24]
+
+
+@dataclass(frozen=True)
+class AuthorPolicy:
+    """Official accounts (BPBD, Dishub, police, news desks) keep their names; everyone else is
+    pseudonymised. `official_all` marks a whole source (an agency's own feed) as official."""
+
+    official: frozenset[str] = frozenset()
+    official_all: bool = False
+
+    @classmethod
+    def from_config(cls, entry: dict[str, Any], where: str) -> "AuthorPolicy":
+        names = entry.get("official_accounts") or []
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise SourceConfigError(f"{where}.official_accounts: expected a list of account names")
+        return cls(frozenset(n.strip().lower().lstrip("@") for n in names), bool(entry.get("official", False)))
+
+    def apply(self, author: str | None, key: Callable[[], bytes]) -> tuple[str | None, bool]:
+        """(stored author, whether it was pseudonymised)."""
+        if not author:
+            return None, False
+        if self.official_all or author.strip().lower().lstrip("@") in self.official:
+            return author, False
+        return pseudonymise(author, key()), True
+
+
+# --- URLs ------------------------------------------------------------------------------------
+
+_TRACKING = re.compile(r"^(utm_\w+|fbclid|gclid|igshid|mc_cid|mc_eid|ref|ref_src|ref_url|s|t|si|amp)$", re.I)
+_X_STATUS = re.compile(r"^/(?:[^/]+|i/web)/status(?:es)?/(\d+)$")
+_HOST_ALIASES = {"twitter.com": "x.com", "mobile.twitter.com": "x.com", "mobile.x.com": "x.com", "m.facebook.com": "facebook.com"}
+
+
+def canonical_url(url: str | None) -> str | None:
+    """One spelling per page, so the same post or article seen through two sources (a news
+    link in a feed and in a toot; x.com and twitter.com; ?utm_source=...) matches."""
+    if not url or not isinstance(url, str):
+        return None
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    host = parts.hostname.lower()
+    host = host[4:] if host.startswith("www.") else host
+    host = _HOST_ALIASES.get(host, host)
+    port = parts.port
+    netloc = host if port in (None, 80, 443) else f"{host}:{port}"
+    query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)))
+    path = parts.path.rstrip("/") or ""
+    status = _X_STATUS.match(path) if host == "x.com" else None
+    if status:  # x.com/<anyone>/status/<id> opens the same tweet as x.com/i/web/status/<id>
+        path, query = f"/i/web/status/{status.group(1)}", ""
+    return urlunsplit(("https", netloc, path, query, ""))

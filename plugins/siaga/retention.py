@@ -1,0 +1,46 @@
+"""Retention: raw posts are personal data and are kept only as long as they are useful.
+
+Posts older than the retention are deleted, except those an alert cites as evidence
+(`alerts.explanation["post_ids"]`): an incident must still show why it was raised. Deleting a
+post cascades to its geotags and hazard matches; copies that pointed at it keep their row with
+`duplicate_of` set to NULL by the foreign key.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from siaga.store import Alert, Post
+
+DEFAULT_RETENTION = timedelta(days=30)
+
+
+def evidence_post_ids(session: Session) -> set[int]:
+    """Ids of posts cited by any alert. Read in Python: the JSON list has no portable SQL form."""
+    ids: set[int] = set()
+    for explanation in session.scalars(select(Alert.explanation)):
+        for value in (explanation or {}).get("post_ids") or []:
+            if isinstance(value, int) and not isinstance(value, bool):
+                ids.add(value)
+            elif isinstance(value, str) and value.isdigit():
+                ids.add(int(value))
+    return ids
+
+
+def purge_old_posts(session: Session, older_than: datetime, batch: int = 1000) -> int:
+    """Delete posts created before `older_than` that no alert cites; returns how many."""
+    if older_than.tzinfo is None:
+        raise ValueError("older_than must be timezone-aware")
+    keep = evidence_post_ids(session)
+    purged = 0
+    while True:
+        candidates = [
+            pid
+            for pid in session.scalars(select(Post.id).where(Post.created_at < older_than).order_by(Post.id))
+            if pid not in keep
+        ][:batch]
+        if not candidates:
+            return purged
+        purged += session.execute(delete(Post).where(Post.id.in_(candidates)).execution_options(synchronize_session=False)).rowcount or 0

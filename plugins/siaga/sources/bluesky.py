@@ -1,0 +1,173 @@
+"""Bluesky: `app.bsky.feed.searchPosts` on the public AppView, one sweep per configured query.
+
+Plain `requests` rather than the atproto SDK: one unauthenticated GET endpoint does not justify
+a dependency with its own pinned pydantic. Results come newest-first with an opaque `cursor`;
+the per-query cursor is a sweep (see paging.py) over the post's index time (`indexedAt`), which
+the server sets, unlike `createdAt`, which the author's client writes and can forge.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import requests
+
+from siaga.sources import auth
+from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult, SourceConfigError, author_key, canonical_url
+from siaga.sources.http import HttpPolicy, SourceError, get_json, make_session, policy_from_config, rate_limit
+from siaga.sources.paging import Page, sweep
+from siaga.sources.parsing import MAX_TEXT, iso_time, opt_str, raw_text
+
+PUBLIC_APPVIEW = "https://public.api.bsky.app"
+
+
+def web_url(at_uri: str | None) -> str | None:
+    """at://did:plc:x/app.bsky.feed.post/rkey -> https://bsky.app/profile/did:plc:x/post/rkey"""
+    if not at_uri or not at_uri.startswith("at://"):
+        return None
+    parts = at_uri[5:].split("/")
+    if len(parts) != 3 or parts[1] != "app.bsky.feed.post":
+        return None
+    return f"https://bsky.app/profile/{parts[0]}/post/{parts[2]}"
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _load(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+@dataclass
+class BlueskySource:
+    name: str
+    queries: list[str]
+    appview: str = PUBLIC_APPVIEW
+    language: str | None = None
+    limit: int = 100
+    max_pages: int = 5
+    conn_id: str | None = None  # the public AppView needs none
+    authors: AuthorPolicy = AuthorPolicy()
+    policy: HttpPolicy = HttpPolicy()
+    session: requests.Session = field(default_factory=make_session)
+    sleep: Callable[[float], None] = time.sleep
+    key: Callable[[], bytes] = author_key
+
+    @classmethod
+    def from_config(cls, entry: dict[str, Any], base_dir: Any, where: str) -> "BlueskySource":
+        queries = entry.get("queries")
+        if not isinstance(queries, list) or not queries or not all(isinstance(q, str) and q.strip() for q in queries):
+            raise SourceConfigError(f"{where}.queries: a bluesky source needs a list of query strings")
+        return cls(
+            name=entry["name"],
+            queries=[q.strip() for q in queries],
+            appview=str(entry.get("appview", PUBLIC_APPVIEW)).rstrip("/"),
+            language=entry.get("language"),
+            limit=int(entry.get("limit", 100)),
+            max_pages=int(entry.get("max_pages", 5)),
+            conn_id=entry.get("conn_id"),
+            authors=AuthorPolicy.from_config(entry, where),
+            policy=policy_from_config(entry, where),
+        )
+
+    def poll(self, cursor: dict[str, Any] | None, now: datetime) -> PollResult:
+        state: dict[str, Any] = dict((cursor or {}).get("queries") or {})
+        posts: list[IncomingPost] = []
+        bad: list[BadInput] = []
+        failed: list[str] = []
+        for query in self.queries:
+            try:
+                got = sweep(lambda high, until, token: self._page(query, high, until, token, now),
+                            state.get(query) or {}, self.max_pages, _load, _iso)
+            except (SourceError, ValueError) as exc:
+                if isinstance(exc, ValueError):  # a malformed page: quarantine it and retry later
+                    bad.append(BadInput(f"{self.appview} q={query!r}", str(exc), ""))
+                failed.append(f"{query}: {exc}")
+                continue
+            posts += got.posts
+            bad += got.bad
+            state[query] = got.state
+            if got.exhausted:
+                break  # one rate limit for the whole AppView: the other queries wait for next run
+        return PollResult(posts=posts, bad=bad, cursor={"queries": state}, failed=failed)
+
+    def _page(self, query: str, high: datetime | None, until: datetime | None, token: str | None, now: datetime) -> Page:
+        params: dict[str, Any] = {"q": query, "sort": "latest", "limit": self.limit}
+        if self.language:
+            params["lang"] = self.language
+        if high is not None:
+            params["since"] = _iso(high)
+        if until is not None:
+            params["until"] = _iso(until)
+        if token:
+            params["cursor"] = token
+        headers = {"Authorization": f"Bearer {auth.token(self.conn_id)}"} if self.conn_id else None
+        where = f"{self.appview} q={query!r} until={params.get('until', 'now')}"
+        body, resp = get_json(self.session, f"{self.appview}/xrpc/app.bsky.feed.searchPosts", params=params,
+                              headers=headers, policy=self.policy, sleep=self.sleep, what=where)
+        if not isinstance(body, dict) or not isinstance(body.get("posts"), list):
+            raise ValueError(f"{where}: expected an object with a 'posts' list")
+        page = Page([], [], [], opt_str(body.get("cursor")), rate_limit(resp.headers).exhausted)
+        for i, item in enumerate(body["posts"]):
+            uri = item.get("uri") if isinstance(item, dict) else None
+            try:
+                post, mark = self.parse(item, now)
+            except ValueError as exc:
+                page.bad.append(BadInput(f"bluesky:{uri}" if isinstance(uri, str) else f"{where} item {i}", str(exc), raw_text(item)))
+                continue
+            page.posts.append(post)
+            page.marks.append(mark)
+        return page
+
+    def parse(self, item: Any, now: datetime) -> tuple[IncomingPost, datetime]:
+        """A PostView as a post, and its index time (the sweep's mark)."""
+        if not isinstance(item, dict):
+            raise ValueError("expected a post object")
+        uri = item.get("uri")
+        url = web_url(uri if isinstance(uri, str) else None)
+        if url is None:
+            raise ValueError(f"field 'uri': not a post at-uri: {str(uri)[:80]!r}")
+        record = item.get("record")
+        if not isinstance(record, dict):
+            raise ValueError("field 'record' must be an object")
+        text = record.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("field 'record.text' is missing or empty")
+        indexed = iso_time(item.get("indexedAt"), "indexedAt", now)
+        created = iso_time(record.get("createdAt"), "record.createdAt", now) if record.get("createdAt") else indexed
+        author_obj = item.get("author") if isinstance(item.get("author"), dict) else {}
+        handle = opt_str(author_obj.get("handle")) or opt_str(author_obj.get("did"))
+        author, pseudonymised = self.authors.apply(handle, self.key)
+        langs = record.get("langs") if isinstance(record.get("langs"), list) else []
+        return IncomingPost(
+            source=self.name,
+            source_id=uri,
+            # A client may backdate createdAt; a post cannot have been written after it was indexed.
+            created_at=min(created, indexed),
+            text=text[:MAX_TEXT],
+            author=author,
+            url=url,
+            lat=None,
+            lon=None,
+            raw={"uri": uri, "cid": opt_str(item.get("cid")), "indexedAt": item.get("indexedAt"),
+                 "langs": [lang for lang in langs if isinstance(lang, str)][:5],
+                 "repostCount": item.get("repostCount"), "quoteCount": item.get("quoteCount")},
+            reposts=canonical_url(web_url(_quoted_uri(item))),
+            author_pseudonymised=pseudonymised,
+        ), indexed
+
+
+def _quoted_uri(item: dict[str, Any]) -> str | None:
+    """The post a quote-post embeds (record, or record-with-media), from the view or the record."""
+    for embed in (item.get("embed"), (item.get("record") or {}).get("embed")):
+        if not isinstance(embed, dict):
+            continue
+        rec = embed.get("record")
+        if isinstance(rec, dict) and isinstance(rec.get("record"), dict):  # recordWithMedia
+            rec = rec["record"]
+        if isinstance(rec, dict) and isinstance(rec.get("uri"), str):
+            return rec["uri"]
+    return None

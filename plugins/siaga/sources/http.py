@@ -1,0 +1,195 @@
+"""HTTP for connectors: one session shape, bounded waits, and errors that fail the task cleanly.
+
+Retries are hand-written rather than urllib3's `Retry` on purpose: `Retry` sleeps for whatever
+`Retry-After` says inside the adapter (an X rate limit can say 15 minutes), cannot turn an
+over-long wait into "fail this task and let Airflow retry later", and does not read the
+`X-RateLimit-*` family of headers, which tell us to stop paging *before* a 429. Here a wait longer
+than `max_wait` raises `SourceError`, so one source never holds a worker slot hostage.
+"""
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping
+
+import requests
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "siaga/0.1 (+https://github.com/siaga; disaster watch for BPBD Buleleng)"
+
+
+class SourceError(RuntimeError):
+    """A source could not be read this run (outage, rate limit, bad credentials). The task fails
+    and Airflow retries it; the cursor stays where it was, so the next run backfills the gap."""
+
+
+@dataclass(frozen=True)
+class HttpPolicy:
+    connect_timeout: float = 5.0
+    read_timeout: float = 20.0
+    attempts: int = 4  # tries per request, including the first
+    backoff: float = 1.0  # first wait after a 5xx or timeout; doubles, with jitter
+    max_wait: float = 60.0  # longest single wait we accept (Retry-After or backoff)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """What the API says is left of the current window; None where it did not say."""
+
+    remaining: int | None
+    reset_at: datetime | None
+
+    @property
+    def exhausted(self) -> bool:
+        return self.remaining is not None and self.remaining <= 0
+
+
+def make_session(user_agent: str = USER_AGENT) -> requests.Session:
+    session = requests.Session()
+    session.headers["User-Agent"] = user_agent
+    session.headers["Accept"] = "application/json"
+    return session
+
+
+Sleep = Callable[[float], None]
+
+
+def request(
+    session: requests.Session,
+    url: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+    policy: HttpPolicy = HttpPolicy(),
+    ok: tuple[int, ...] = (200,),
+    sleep: Sleep = time.sleep,
+    what: str = "",
+) -> requests.Response:
+    """GET with bounded retries on 429/5xx/timeouts; any other status or exhaustion is a
+    `SourceError` naming the URL (never the credentials: they live in headers)."""
+    label = what or url
+    delay = policy.backoff
+    last = ""
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            resp = session.get(
+                url, params=params, headers=headers, timeout=(policy.connect_timeout, policy.read_timeout)
+            )
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            last = f"{type(exc).__name__}"
+            wait = _jitter(delay)
+        else:
+            if resp.status_code in ok:
+                return resp
+            if resp.status_code == 429 or resp.status_code == 503 and "Retry-After" in resp.headers:
+                wait_for = retry_after(resp.headers)
+                if wait_for is None:
+                    wait_for = _until(rate_limit(resp.headers).reset_at)
+                if wait_for is None:
+                    wait_for = delay
+                if wait_for > policy.max_wait:
+                    raise SourceError(f"{label}: rate limited for {wait_for:.0f}s (more than {policy.max_wait:.0f}s)")
+                last = f"HTTP {resp.status_code}"
+                wait = wait_for
+            elif resp.status_code >= 500:
+                last = f"HTTP {resp.status_code}"
+                wait = _jitter(delay)
+            else:
+                raise SourceError(f"{label}: HTTP {resp.status_code}: {resp.text[:200]!r}")
+        if attempt == policy.attempts:
+            break
+        wait = min(wait, policy.max_wait)
+        log.info("%s: %s, retrying in %.1fs (attempt %d/%d)", label, last, wait, attempt, policy.attempts)
+        sleep(wait)
+        delay = min(delay * 2, policy.max_wait)
+    raise SourceError(f"{label}: gave up after {policy.attempts} attempts ({last})")
+
+
+def get_json(session: requests.Session, url: str, **kwargs: Any) -> tuple[Any, requests.Response]:
+    """`request` plus JSON decoding; a body that is not JSON is a `ValueError` naming the URL, so
+    the caller can quarantine the page rather than crash."""
+    resp = request(session, url, **kwargs)
+    try:
+        return resp.json(), resp
+    except ValueError as exc:
+        raise ValueError(f"{kwargs.get('what') or url}: response is not valid JSON ({exc})") from None
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from a `Retry-After` header, either delta-seconds or an HTTP date."""
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max((when - datetime.now(timezone.utc)).total_seconds(), 0.0)
+
+
+def rate_limit(headers: Mapping[str, str]) -> RateLimit:
+    """Mastodon (`X-RateLimit-Reset` is ISO 8601), X (`x-rate-limit-reset`, epoch seconds) and
+    Bluesky (`RateLimit-Reset`, epoch seconds) spell the same thing three ways."""
+    remaining = reset = None
+    for name in ("X-RateLimit-Remaining", "x-rate-limit-remaining", "RateLimit-Remaining"):
+        if headers.get(name) is not None:
+            try:
+                remaining = int(float(headers[name]))
+            except ValueError:
+                pass
+            break
+    for name in ("X-RateLimit-Reset", "x-rate-limit-reset", "RateLimit-Reset"):
+        value = headers.get(name)
+        if value is None:
+            continue
+        value = value.strip()
+        try:
+            reset = datetime.fromtimestamp(float(value), timezone.utc)
+        except ValueError:
+            try:
+                reset = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                reset = None
+        break
+    return RateLimit(remaining, reset)
+
+
+def _until(when: datetime | None) -> float | None:
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max((when - datetime.now(timezone.utc)).total_seconds(), 0.0)
+
+
+def _jitter(delay: float) -> float:
+    return delay * (0.5 + random.random() / 2)
+
+
+def policy_from_config(entry: Mapping[str, Any], where: str) -> HttpPolicy:
+    """`http:` block of a source entry: timeouts, attempts, backoff, max_wait (seconds)."""
+    from siaga.sources.base import SourceConfigError
+
+    block = entry.get("http") or {}
+    if not isinstance(block, Mapping):
+        raise SourceConfigError(f"{where}.http: expected a mapping")
+    known = {"connect_timeout", "read_timeout", "attempts", "backoff", "max_wait"}
+    unknown = set(block) - known
+    if unknown:
+        raise SourceConfigError(f"{where}.http: unknown keys {sorted(unknown)} (known: {sorted(known)})")
+    values: dict[str, Any] = {}
+    for key, value in block.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise SourceConfigError(f"{where}.http.{key}: expected a positive number, got {value!r}")
+        values[key] = int(value) if key == "attempts" else float(value)
+    return HttpPolicy(**values)

@@ -1,0 +1,71 @@
+"""Newest-first search APIs (X recent search, Bluesky searchPosts) page backwards from "now" to
+the last thing we stored. When a run cannot reach it (page budget, rate limit, an outage left a
+long gap) the walk must resume where it stopped, not restart at the top and leave a hole.
+
+So the cursor of one query is a *sweep*:
+- `high`: everything at or below this mark is stored (X: since_id; Bluesky: a time),
+- `sweep.top`: the newest item of the walk in progress (becomes `high` when the walk ends),
+- `sweep.until`: the oldest item reached so far; the next run continues below it.
+Both marks are values the API itself filters on (`since_id`/`until_id`, `since`/`until`), not its
+opaque paging token, which may expire between runs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from siaga.sources.base import BadInput, IncomingPost
+
+
+@dataclass
+class Page:
+    posts: list[IncomingPost]
+    bad: list[BadInput]
+    marks: list[Any]  # the comparable mark (id as int, time as datetime) of every item on the page
+    next_token: str | None
+    exhausted: bool = False  # the rate limit window is used up: stop after this page
+
+
+@dataclass
+class SweepResult:
+    posts: list[IncomingPost] = field(default_factory=list)
+    bad: list[BadInput] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)
+    exhausted: bool = False
+
+
+FetchPage = Callable[[Any, Any, "str | None"], Page]  # (high, until, token) -> Page
+
+
+def sweep(fetch: FetchPage, state: dict[str, Any], max_pages: int, load: Callable[[str], Any], dump: Callable[[Any], str]) -> SweepResult:
+    """Walk pages newest-first from the top (or from where the last run stopped) down to `high`.
+
+    A first run (no `high`) reads one page only: the newest posts, no history to replay.
+    Raises whatever `fetch` raises; the caller keeps the old state then."""
+    high = load(state["high"]) if state.get("high") else None
+    current = state.get("sweep") or {}
+    top = load(current["top"]) if current.get("top") else None
+    until = load(current["until"]) if current.get("until") else None
+    result = SweepResult()
+    token: str | None = None
+    budget = 1 if high is None else max_pages
+    start_until = until  # a paging token belongs to the query it came from: keep the query fixed
+    for _ in range(budget):
+        page = fetch(high, start_until, token)
+        result.posts += page.posts
+        result.bad += page.bad
+        if page.marks:
+            newest, oldest = max(page.marks), min(page.marks)
+            top = newest if top is None else max(top, newest)
+            until = oldest if until is None else min(until, oldest)
+        reached_bottom = not page.marks or not page.next_token or (high is not None and until is not None and until <= high)
+        if reached_bottom or high is None:
+            new_high = top if high is None or (top is not None and top > high) else high
+            result.state = {"high": dump(new_high)} if new_high is not None else {}
+            return result
+        if page.exhausted:
+            result.exhausted = True
+            break
+        token = page.next_token
+    result.state = {"high": dump(high) if high is not None else None, "sweep": {"top": dump(top), "until": dump(until)}}
+    return result

@@ -1,0 +1,160 @@
+"""X (Twitter) API v2 recent search with an app bearer token, one sweep per query.
+
+Recent search pages newest-first with `next_token` and filters with `since_id`/`until_id`; the
+per-query cursor is a sweep over tweet ids (see paging.py), so an outage is backfilled as long as
+the gap is inside the API's seven-day window. `x-rate-limit-remaining: 0` stops paging; a 429
+waits for `x-rate-limit-reset` when that is short, else fails the task to retry later.
+
+Links are stored as x.com/i/web/status/<id>, which opens the tweet without naming its author.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable
+
+import requests
+
+from siaga.sources import auth
+from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult, SourceConfigError, author_key
+from siaga.sources.http import HttpPolicy, SourceError, get_json, make_session, policy_from_config, rate_limit
+from siaga.sources.paging import Page, sweep
+from siaga.sources.parsing import MAX_TEXT, iso_time, numeric_id, opt_str, raw_text
+
+log = logging.getLogger(__name__)
+
+API = "https://api.x.com"
+TWEET_FIELDS = "created_at,author_id,lang,geo,referenced_tweets,conversation_id"
+
+
+def status_url(tweet_id: int | str) -> str:
+    return f"https://x.com/i/web/status/{tweet_id}"
+
+
+@dataclass
+class XSource:
+    name: str
+    queries: list[str]
+    conn_id: str
+    api: str = API
+    max_results: int = 100
+    max_pages: int = 5
+    authors: AuthorPolicy = AuthorPolicy()
+    policy: HttpPolicy = HttpPolicy()
+    session: requests.Session = field(default_factory=make_session)
+    sleep: Callable[[float], None] = time.sleep
+    key: Callable[[], bytes] = author_key
+
+    @classmethod
+    def from_config(cls, entry: dict[str, Any], base_dir: Any, where: str) -> "XSource":
+        queries = entry.get("queries")
+        if not isinstance(queries, list) or not queries or not all(isinstance(q, str) and q.strip() for q in queries):
+            raise SourceConfigError(f"{where}.queries: an x source needs a list of query strings")
+        if not isinstance(entry.get("conn_id"), str):
+            raise SourceConfigError(f"{where}.conn_id: an x source needs the connection holding its bearer token")
+        lang = entry.get("language")
+        # The language operator belongs in the query on X; add it unless the operator wrote one.
+        full = [q.strip() if not lang or "lang:" in q else f"({q.strip()}) lang:{lang}" for q in queries]
+        return cls(
+            name=entry["name"],
+            queries=full,
+            conn_id=entry["conn_id"],
+            api=str(entry.get("api", API)).rstrip("/"),
+            max_results=int(entry.get("max_results", 100)),
+            max_pages=int(entry.get("max_pages", 5)),
+            authors=AuthorPolicy.from_config(entry, where),
+            policy=policy_from_config(entry, where),
+        )
+
+    def poll(self, cursor: dict[str, Any] | None, now: datetime) -> PollResult:
+        state: dict[str, Any] = dict((cursor or {}).get("queries") or {})
+        headers = {"Authorization": f"Bearer {auth.token(self.conn_id)}"}
+        posts: list[IncomingPost] = []
+        bad: list[BadInput] = []
+        failed: list[str] = []
+        for query in self.queries:
+            try:
+                got = sweep(lambda high, until, token: self._page(query, headers, high, until, token, now),
+                            state.get(query) or {}, self.max_pages, int, str)
+            except (SourceError, ValueError) as exc:
+                if isinstance(exc, ValueError):
+                    bad.append(BadInput(f"x q={query!r}", str(exc), ""))
+                failed.append(f"{query}: {exc}")
+                continue
+            posts += got.posts
+            bad += got.bad
+            state[query] = got.state
+            if got.exhausted:
+                break  # the app's window is shared by all queries
+        return PollResult(posts=posts, bad=bad, cursor={"queries": state}, failed=failed)
+
+    def _page(self, query: str, headers: dict[str, str], high: int | None, until: int | None, token: str | None, now: datetime) -> Page:
+        params: dict[str, Any] = {
+            "query": query, "max_results": self.max_results, "tweet.fields": TWEET_FIELDS,
+            "expansions": "author_id,referenced_tweets.id", "user.fields": "username",
+        }
+        if high is not None:
+            params["since_id"] = str(high)
+        if until is not None:
+            params["until_id"] = str(until)
+        if token:
+            params["next_token"] = token
+        where = f"x q={query!r} until_id={until or 'now'}"
+        body, resp = get_json(self.session, f"{self.api}/2/tweets/search/recent", params=params, headers=headers,
+                              policy=self.policy, sleep=self.sleep, what=where)
+        if not isinstance(body, dict) or not isinstance(body.get("meta", {}), dict):
+            raise ValueError(f"{where}: expected an object with 'meta'")
+        data = body.get("data", [])
+        if not isinstance(data, list):
+            raise ValueError(f"{where}: 'data' must be a list")
+        for err in body.get("errors") or []:
+            log.info("%s: API reported %s", where, str(err)[:200])
+        includes = body.get("includes") if isinstance(body.get("includes"), dict) else {}
+        users = {u.get("id"): u.get("username") for u in includes.get("users") or [] if isinstance(u, dict)}
+        page = Page([], [], [], opt_str(body["meta"].get("next_token")), rate_limit(resp.headers).exhausted)
+        for i, item in enumerate(data):
+            tid = item.get("id") if isinstance(item, dict) else None
+            try:
+                post = self.parse(item, users, now)
+            except ValueError as exc:
+                page.bad.append(BadInput(f"x:tweet {tid}" if isinstance(tid, str) else f"{where} item {i}", str(exc), raw_text(item)))
+                continue
+            page.posts.append(post)
+            page.marks.append(int(post.raw["id"]))
+        return page
+
+    def parse(self, item: Any, users: dict[Any, Any], now: datetime) -> IncomingPost:
+        if not isinstance(item, dict):
+            raise ValueError("expected a tweet object")
+        tid = numeric_id(item.get("id"), "id")
+        text = item.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("field 'text' is missing or empty")
+        created = iso_time(item.get("created_at"), "created_at", now)
+        handle = opt_str(users.get(item.get("author_id"))) or opt_str(item.get("author_id"))
+        author, pseudonymised = self.authors.apply(handle, self.key)
+        lat = lon = None
+        coords = ((item.get("geo") or {}).get("coordinates") or {}) if isinstance(item.get("geo"), dict) else {}
+        point = coords.get("coordinates") if isinstance(coords, dict) else None
+        if isinstance(point, list) and len(point) == 2 and all(isinstance(v, (int, float)) for v in point):
+            lon, lat = float(point[0]), float(point[1])  # GeoJSON order
+            if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+                raise ValueError(f"field 'geo.coordinates': {point} is not a longitude, latitude pair")
+        refs = [r for r in item.get("referenced_tweets") or [] if isinstance(r, dict) and r.get("type") in ("retweeted", "quoted")]
+        reposts = status_url(refs[0]["id"]) if refs and str(refs[0].get("id", "")).isdigit() else None
+        return IncomingPost(
+            source=self.name,
+            source_id=str(tid),
+            created_at=created,
+            text=text[:MAX_TEXT],
+            author=author,
+            url=status_url(tid),
+            lat=lat,
+            lon=lon,
+            raw={"id": str(tid), "lang": opt_str(item.get("lang")), "conversation_id": opt_str(item.get("conversation_id")),
+                 "referenced_tweets": [{"type": r.get("type"), "id": str(r.get("id"))} for r in refs]},
+            reposts=reposts,
+            author_pseudonymised=pseudonymised,
+        )
