@@ -1,9 +1,11 @@
 """Incidents: spikes open one, later spikes update it, finer areas inhibit coarser ones,
-quiet incidents resolve, and re-running a window changes nothing."""
+neighbouring villages and the villages along a road merge, quiet incidents resolve and reopen,
+people move incidents through a validated lifecycle, and re-running a window changes nothing."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
 import sqlalchemy as sa
 
 from siaga import incidents, store
@@ -15,7 +17,18 @@ AREAS = {
     ("village", "v1"): AreaInfo("village", "v1", "Sangsit", "Sangsit", "Sawan"),
     ("district", "d1"): AreaInfo("district", "d1", "Sawan", None, "Sawan"),
     ("regency", "51.08"): AreaInfo("regency", "51.08", "Buleleng"),
+    ("village", "v2"): AreaInfo("village", "v2", "Giri Emas", "Giri Emas", "Sawan"),
+    ("village", "v3"): AreaInfo("village", "v3", "Bungkulan", "Bungkulan", "Sawan"),
+    ("village", "far"): AreaInfo("village", "far", "Pemuteran", "Pemuteran", "Gerokgak"),
+    ("road", "r1"): AreaInfo("road", "r1", "Jalan Raya Seririt", None, "Seririt", "Jalan Raya Seririt", villages=("v7", "v8", "v9")),
+    ("village", "v8"): AreaInfo("village", "v8", "Lokapaksa", "Lokapaksa", "Seririt"),
 }
+# v1 borders v2, v2 borders v3; "far" borders nobody here
+BORDERS = {"v1": ["v2"], "v2": ["v1", "v3"], "v3": ["v2"], "far": [], "v7": ["v8"], "v8": ["v7", "v9"], "v9": ["v8"]}
+
+
+def adjacent(code):
+    return BORDERS[code]
 GAP = timedelta(hours=2)
 
 
@@ -27,7 +40,11 @@ def spike(level="village", code="v1", minutes=30, observed=5):
 def apply(url, spikes, severity="low"):
     with store.session_scope(url) as session:
         sev = {(s.hazard, s.level, s.area_code, s.window_end): severity for s in spikes}
-        return [(c.kind, c.incident.id) for c in incidents.apply_spikes(session, spikes, AREAS, sev, GAP)]
+        changes = incidents.apply_spikes(session, spikes, AREAS, sev, GAP, adjacent=adjacent, reopen_window=REOPEN)
+        return [(c.kind, c.incident.id) for c in changes]
+
+
+REOPEN = timedelta(hours=6)
 
 
 def count(url, model):
@@ -67,10 +84,103 @@ def test_finer_area_inhibits_district_and_regency(db_url):
     assert apply(db_url, [spike("district", "d1", minutes=60)]) == []
 
 
-def test_quiet_incident_resolves_and_a_new_spike_opens_a_new_one(db_url):
+def resolve(url, hours):
+    with store.session_scope(url) as session:
+        return [c.kind for c in incidents.resolve_quiet(session, T0 + timedelta(hours=hours), quiet=timedelta(hours=3))]
+
+
+def events(url, incident_id):
+    with store.session_scope(url) as session:
+        rows = session.scalars(sa.select(store.IncidentEvent).where(store.IncidentEvent.incident_id == incident_id).order_by(store.IncidentEvent.id))
+        return [(e.kind, e.actor) for e in rows]
+
+
+def test_quiet_incident_resolves_and_a_spike_soon_after_reopens_it(db_url):
+    ((_, first),) = apply(db_url, [spike()])
+    assert resolve(db_url, 2) == []  # 90 minutes quiet is not yet quiet enough
+    assert resolve(db_url, 5) == ["resolved"]
+    with store.session_scope(db_url) as session:
+        incident = session.get(store.Incident, first)
+        assert (incident.state, incident.closed_by) == ("resolved", "siaga")
+    # a spike within the reopen window: same incident, sent into its thread as an escalation
+    assert apply(db_url, [spike(minutes=6 * 60)]) == [("escalation", first)]
+    with store.session_scope(db_url) as session:
+        incident = session.get(store.Incident, first)
+        assert (incident.state, incident.reopened, incident.closed_at) == ("open", 1, None)
+    assert [k for k, _ in events(db_url, first)] == ["opened", "resolved", "reopened", "alert"]
+    assert count(db_url, store.Incident) == 1
+    # resolving again yields a resolved change the outbox will not confuse with the first one
+    with store.session_scope(db_url) as session:
+        (again,) = incidents.resolve_quiet(session, T0 + timedelta(hours=10), quiet=timedelta(hours=3))
+        assert again.kind == "resolved" and again.alert is not None
+
+
+def test_spike_after_the_reopen_window_opens_a_new_incident(db_url):
+    ((_, first),) = apply(db_url, [spike()])
+    resolve(db_url, 5)
+    ((kind, second),) = apply(db_url, [spike(minutes=12 * 60)])
+    assert kind == "new" and second != first
+
+
+def test_incident_closed_by_a_person_is_not_reopened_by_the_machine(db_url):
     ((_, first),) = apply(db_url, [spike()])
     with store.session_scope(db_url) as session:
-        resolved = incidents.resolve_quiet(session, T0 + timedelta(hours=5), quiet=timedelta(hours=3))
-        assert [c.kind for c in resolved] == ["resolved"]
-    ((kind, second),) = apply(db_url, [spike(minutes=6 * 60)])
+        incidents.transition(session, first, "resolved", "U123:wayan", T0 + timedelta(minutes=40))
+    ((kind, second),) = apply(db_url, [spike(minutes=60)])
     assert kind == "new" and second != first
+
+
+def test_adjacent_villages_join_one_incident_and_spread_escalates(db_url):
+    ((_, first),) = apply(db_url, [spike("village", "v1")])
+    assert apply(db_url, [spike("village", "v2", minutes=35, observed=3)]) == [("escalation", first)]  # 2 areas: medium
+    assert apply(db_url, [spike("village", "v3", minutes=40, observed=3)]) == []  # borders v2, joins silently
+    with store.session_scope(db_url) as session:
+        incident = session.get(store.Incident, first)
+        assert (incident.severity, incident.posts) == ("medium", 11)
+        codes = set(session.scalars(sa.select(store.IncidentArea.area_code).where(store.IncidentArea.incident_id == first)))
+    assert codes == {"v1", "v2", "v3"}
+    assert ("area_added", "siaga") in events(db_url, first)
+    # a village that borders none of them is its own incident
+    ((kind, other),) = apply(db_url, [spike("village", "far", minutes=45)])
+    assert kind == "new" and other != first
+
+
+def test_villages_more_than_the_gap_apart_in_time_do_not_merge(db_url):
+    apply(db_url, [spike("village", "v1")])
+    ((kind, _),) = apply(db_url, [spike("village", "v2", minutes=30 + 3 * 60)])
+    assert kind == "new"
+
+
+def test_road_incident_spans_the_villages_along_the_road(db_url):
+    ((_, road),) = apply(db_url, [spike("road", "r1")])
+    with store.session_scope(db_url) as session:
+        covered = set(session.scalars(sa.select(store.IncidentArea.area_code).where(store.IncidentArea.incident_id == road)))
+    assert covered == {"r1", "v7", "v8", "v9"}
+    # a flood report from a village on the road joins the road's incident
+    changes = apply(db_url, [spike("village", "v8", minutes=40)])
+    assert all(i == road for _, i in changes) and count(db_url, store.Incident) == 1
+
+
+def test_transition_validates_and_records_who_and_when(db_url):
+    ((_, first),) = apply(db_url, [spike()])
+    at = T0 + timedelta(minutes=50)
+    with store.session_scope(db_url) as session:
+        assert incidents.transition(session, first, "acknowledged", "U1:made", at) is None
+        assert incidents.transition(session, first, "acknowledged", "U1:made", at) is None  # double click
+        with pytest.raises(incidents.InvalidTransition, match="cannot become open"):
+            incidents.transition(session, first, "open", "U1:made", at)
+        with pytest.raises(incidents.InvalidTransition, match="unknown incident state"):
+            incidents.transition(session, first, "closed", "U1:made", at)
+        with pytest.raises(incidents.InvalidTransition, match="actor"):
+            incidents.transition(session, first, "resolved", " ", at)
+        with pytest.raises(LookupError):
+            incidents.transition(session, 9999, "resolved", "U1:made", at)
+        change = incidents.transition(session, first, "false_alarm", "U2:ketut", at + timedelta(minutes=5), note="diskon banjir")
+        assert change.kind == "resolved"
+    with store.session_scope(db_url) as session:
+        incident = session.get(store.Incident, first)
+        assert (incident.state, incident.closed_by) == ("false_alarm", "U2:ketut")
+        rows = session.scalars(sa.select(store.IncidentEvent).where(store.IncidentEvent.kind == "false_alarm")).all()
+        assert rows[0].actor == "U2:ketut" and rows[0].detail["note"] == "diskon banjir"
+        assert rows[0].at == at + timedelta(minutes=5)
+    assert [k for k, _ in events(db_url, first)] == ["opened", "acknowledged", "false_alarm"]

@@ -1,27 +1,55 @@
 """Incidents: turn a stream of spikes into one story per event that opens, grows, escalates and
 ends, with every change written to its timeline.
 
-A duty officer wants one ping per flood, not one per detection run: a spike for a hazard and area
-that already has a live incident updates it; only a new incident is a new message.
+A duty officer wants one ping per flood, not one per detection run or per village: a spike for a
+hazard in an area that an incident already covers, or in a village bordering one (polygon
+adjacency from the gazetteer), within `gap` of its last activity, joins that incident. A road
+incident covers the road and the villages along it. Only a new incident is a new message;
+growth is an "update" in its thread when the count grew by UPDATE_GROWTH, a higher severity an
+"escalation".
+
+Lifecycle: open -> acknowledged -> resolved | false_alarm (people, via `transition`); live
+incidents quiet for the quiet period resolve themselves (`resolve_quiet`). A spike within the
+reopen window after an automatic resolution reopens the same incident ("reopened" event) and is
+sent as an "escalation": it goes into the same Slack thread and is broadcast to the channel,
+because an event that came back needs eyes again. An incident a person closed is not reopened
+by the machine: the next spike opens a new one.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Callable, Iterable
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from siaga.spikes import Spike
-from siaga.store import Alert, Incident, IncidentEvent
+from siaga.store import Alert, Incident, IncidentArea, IncidentEvent
 
+STATES = ("open", "acknowledged", "resolved", "false_alarm")
 LIVE_STATES = ("open", "acknowledged")
+# What people may do (Slack buttons, the web page); repeating the current state is a no-op.
+TRANSITIONS = {
+    "open": ("acknowledged", "resolved", "false_alarm"),
+    "acknowledged": ("resolved", "false_alarm"),
+    "resolved": ("open",),
+    "false_alarm": ("open",),
+}
 SEVERITIES = ("low", "medium", "high", "critical")  # as in config/routing.yaml
 # Finer areas first: a flood alert for a village makes one for its kecamatan redundant.
 LEVEL_ORDER = ("village", "road", "district", "regency")
 # An update is worth a message when the count grew by this factor since the last one sent.
 UPDATE_GROWTH = 1.5
+# An incident over this many areas with posts is at least this severe.
+AREA_SEVERITY = ((4, "high"), (2, "medium"))
+AUTO_ACTOR = "siaga"
+
+Adjacency = Callable[[str], Iterable[str]]
+
+
+class InvalidTransition(ValueError):
+    """A state change the lifecycle does not allow (the message says which and why)."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +62,7 @@ class AreaInfo:
     road: str | None = None
     lon: float | None = None
     lat: float | None = None
+    villages: tuple[str, ...] = ()  # a road's village codes
 
 
 @dataclass
@@ -58,6 +87,10 @@ def severity_of(spike: Spike, min_posts: int, cue_posts: int) -> str:
     return "low"
 
 
+def higher(a: str, b: str) -> str:
+    return a if SEVERITIES.index(a) >= SEVERITIES.index(b) else b
+
+
 def inhibited(spike: Spike, fired: list[Spike], areas: dict[tuple[str, str], AreaInfo]) -> bool:
     """A coarser spike is redundant when a finer one of the same hazard fired inside it."""
     if spike.level in ("village", "road"):
@@ -80,9 +113,11 @@ def apply_spikes(
     areas: dict[tuple[str, str], AreaInfo],
     severities: dict[tuple[str, str, str, datetime], str],
     gap: timedelta,
+    adjacent: Adjacency | None = None,
+    reopen_window: timedelta = timedelta(hours=6),
 ) -> list[Change]:
-    """Record each spike as an alert and open or update its incident. Idempotent: a spike whose
-    alert is already stored is skipped, so re-running a window changes nothing."""
+    """Record each spike as an alert and open, join, grow or reopen its incident. Idempotent: a
+    spike whose alert is already stored is skipped, so re-running a window changes nothing."""
     changes: list[Change] = []
     fired: list[Spike] = []
     ordered = sorted(spikes, key=lambda s: (s.window_end, LEVEL_ORDER.index(s.level), s.hazard, s.area_code))
@@ -92,12 +127,36 @@ def apply_spikes(
         fired.append(spike)
         if _alert_exists(session, spike):
             continue
-        area = areas[(spike.level, spike.area_code)]
+        area = areas.get((spike.level, spike.area_code)) or AreaInfo(spike.level, spike.area_code, spike.area_code)
         severity = severities.get((spike.hazard, spike.level, spike.area_code, spike.window_end), "low")
-        change = _record(session, spike, area, severity, gap)
+        change = _record(session, spike, area, severity, gap, adjacent, reopen_window)
         if change is not None:
             changes.append(change)
     return changes
+
+
+def footprint(area: AreaInfo) -> dict[tuple[str, str], str]:
+    """The (level, code) -> name an alert in `area` covers: a road covers its villages too."""
+    cover = {(area.level, area.code): area.name}
+    if area.level == "road":
+        for code in area.villages:
+            cover.setdefault(("village", code), code)
+    return cover
+
+
+def neighbourhood(cover: Iterable[tuple[str, str]], adjacent: Adjacency | None) -> set[tuple[str, str]]:
+    """The covered areas and the villages bordering any covered village."""
+    out = set(cover)
+    if adjacent is None:
+        return out
+    for level, code in list(out):
+        if level != "village":
+            continue
+        try:
+            out.update(("village", n) for n in adjacent(code))
+        except KeyError:  # a code the gazetteer does not know borders nothing we know
+            pass
+    return out
 
 
 def _alert_exists(session: Session, spike: Spike) -> bool:
@@ -127,18 +186,37 @@ def _inhibited_by_live(session: Session, spike: Spike, areas: dict[tuple[str, st
     return False
 
 
-def _record(session: Session, spike: Spike, area: AreaInfo, severity: str, gap: timedelta) -> Change | None:
-    incident = session.scalars(
+def _matching_incident(
+    session: Session, spike: Spike, near: set[tuple[str, str]], gap: timedelta, reopen_window: timedelta
+) -> Incident | None:
+    """The live incident of this hazard covering or bordering the spike's area, else one that
+    resolved itself within the reopen window; the most recently active first."""
+    codes = {code for _, code in near}
+    candidates = session.scalars(
         select(Incident)
+        .join(IncidentArea, IncidentArea.incident_id == Incident.id)
         .where(
             Incident.hazard == spike.hazard,
-            Incident.level == spike.level,
-            Incident.area_code == spike.area_code,
-            Incident.state.in_(LIVE_STATES),
-            Incident.last_activity_at >= spike.window_end - gap,
+            IncidentArea.area_code.in_(codes),
+            or_(
+                Incident.state.in_(LIVE_STATES) & (Incident.last_activity_at >= spike.window_end - gap),
+                (Incident.state == "resolved") & (Incident.closed_by == AUTO_ACTOR) & (Incident.closed_at >= spike.window_end - reopen_window),
+            ),
         )
-        .order_by(Incident.id.desc())
-    ).first()
+        .order_by(Incident.last_activity_at.desc(), Incident.id.desc())
+    ).unique().all()
+    for incident in sorted(candidates, key=lambda i: i.state not in LIVE_STATES):
+        covered = {(a.level, a.area_code) for a in session.scalars(select(IncidentArea).where(IncidentArea.incident_id == incident.id))}
+        if covered & near:
+            return incident
+    return None
+
+
+def _record(
+    session: Session, spike: Spike, area: AreaInfo, severity: str, gap: timedelta,
+    adjacent: Adjacency | None, reopen_window: timedelta,
+) -> Change | None:
+    cover = footprint(area)
     alert = Alert(
         hazard=spike.hazard,
         level=spike.level,
@@ -149,79 +227,170 @@ def _record(session: Session, spike: Spike, area: AreaInfo, severity: str, gap: 
         expected=spike.expected,
         authors=spike.authors,
         score=spike.score,
-        explanation=_explanation(spike),
+        explanation={**spike.explanation(), "area": area.name, "level": area.level},
     )
+    incident = _matching_incident(session, spike, neighbourhood(cover, adjacent), gap, reopen_window)
     if incident is None:
-        incident = Incident(
-            hazard=spike.hazard,
-            level=spike.level,
-            area_code=spike.area_code,
-            area_name=area.name,
-            village=area.village,
-            district=area.district,
-            road=area.road,
-            lon=area.lon,
-            lat=area.lat,
-            state="open",
-            severity=severity,
-            posts=spike.observed,
-            authors=spike.authors,
-            notified_posts=spike.observed,
-            opened_at=spike.window_end,
-            last_activity_at=spike.window_end,
-        )
-        session.add(incident)
-        session.flush()
-        alert.incident_id = incident.id
-        session.add(alert)
-        add_event(session, incident, spike.window_end, "opened", {"severity": severity, **_explanation(spike)})
-        return Change(incident, "new", alert, list(spike.post_ids))
+        return _open(session, spike, area, severity, cover, alert)
 
     alert.incident_id = incident.id
     session.add(alert)
-    escalated = SEVERITIES.index(severity) > SEVERITIES.index(incident.severity)
-    grew = spike.observed > incident.posts
+    session.flush()
+    reopened = False
+    if incident.state == "resolved":
+        if spike.window_end <= (incident.closed_at or spike.window_end):
+            # a late-counted window from before the resolution: history, not news
+            add_event(session, incident, spike.window_end, "alert", {"alert_id": alert.id, **alert.explanation})
+            return None
+        add_event(session, incident, spike.window_end, "reopened", {
+            "after": str(spike.window_end - incident.closed_at), "closed_at": incident.closed_at.isoformat(), "alert_id": alert.id,
+        })
+        incident.state, incident.closed_at, incident.closed_by = "open", None, None
+        incident.reopened = (incident.reopened or 0) + 1
+        reopened = True
     incident.last_activity_at = max(incident.last_activity_at, spike.window_end)
-    if not grew and not escalated:
-        return None
-    incident.posts = max(incident.posts, spike.observed)
+    added = _cover(session, incident, cover, spike)
+    if added:
+        add_event(session, incident, spike.window_end, "area_added", {"areas": [{"level": lv, "code": c, "name": n} for (lv, c), n in added.items()]})
+    before = incident.posts
+    incident.posts = _posts_over_areas(session, incident)
     incident.authors = max(incident.authors, spike.authors)
+    add_event(session, incident, spike.window_end, "alert", {"alert_id": alert.id, "incident_posts": incident.posts, **alert.explanation})
+    target = higher(severity, _area_severity(session, incident))
+    escalated = SEVERITIES.index(target) > SEVERITIES.index(incident.severity)
     if escalated:
-        add_event(session, incident, spike.window_end, "escalated", {"from": incident.severity, "to": severity})
-        incident.severity = severity
-    add_event(session, incident, spike.window_end, "counts", _explanation(spike))
-    if escalated:
+        add_event(session, incident, spike.window_end, "escalated", {"from": incident.severity, "to": target})
+        incident.severity = target
+    if escalated or reopened:
         incident.notified_posts = incident.posts
         return Change(incident, "escalation", alert, list(spike.post_ids))
-    if incident.posts >= incident.notified_posts * UPDATE_GROWTH:
+    if incident.posts > before and incident.posts >= incident.notified_posts * UPDATE_GROWTH:
         incident.notified_posts = incident.posts
         return Change(incident, "update", alert, list(spike.post_ids))
     return None
 
 
+def _open(session: Session, spike: Spike, area: AreaInfo, severity: str, cover: dict[tuple[str, str], str], alert: Alert) -> Change:
+    incident = Incident(
+        hazard=spike.hazard,
+        level=spike.level,
+        area_code=spike.area_code,
+        area_name=area.name,
+        village=area.village,
+        district=area.district,
+        road=area.road,
+        lon=area.lon,
+        lat=area.lat,
+        state="open",
+        severity=severity,
+        posts=spike.observed,
+        authors=spike.authors,
+        notified_posts=spike.observed,
+        opened_at=spike.window_end,
+        last_activity_at=spike.window_end,
+        reopened=0,
+    )
+    session.add(incident)
+    session.flush()
+    alert.incident_id = incident.id
+    session.add(alert)
+    session.flush()
+    _cover(session, incident, cover, spike)
+    add_event(session, incident, spike.window_end, "opened", {
+        "severity": severity, "alert_id": alert.id, "areas": [c for _, c in cover], **alert.explanation,
+    })
+    return Change(incident, "new", alert, list(spike.post_ids))
+
+
+def _cover(session: Session, incident: Incident, cover: dict[tuple[str, str], str], spike: Spike) -> dict[tuple[str, str], str]:
+    """Add the areas not yet covered; raise the spike's own area's count. Returns the new ones."""
+    existing = {(a.level, a.area_code): a for a in session.scalars(select(IncidentArea).where(IncidentArea.incident_id == incident.id))}
+    added = {}
+    for (level, code), name in cover.items():
+        row = existing.get((level, code))
+        own = (level, code) == (spike.level, spike.area_code)
+        if row is None:
+            session.add(IncidentArea(incident_id=incident.id, level=level, area_code=code, name=name[:128],
+                                     posts=spike.observed if own else 0, added_at=spike.window_end))
+            added[(level, code)] = name
+        elif own and spike.observed > row.posts:
+            row.posts = spike.observed
+    session.flush()
+    return added
+
+
+def _posts_over_areas(session: Session, incident: Incident) -> int:
+    return sum(a.posts for a in session.scalars(select(IncidentArea).where(IncidentArea.incident_id == incident.id)))
+
+
+def _area_severity(session: Session, incident: Incident) -> str:
+    """Spread is severity too: an event reported from several places is bigger than one."""
+    with_posts = sum(1 for a in session.scalars(select(IncidentArea).where(IncidentArea.incident_id == incident.id)) if a.posts > 0)
+    for at_least, severity in AREA_SEVERITY:
+        if with_posts >= at_least:
+            return severity
+    return "low"
+
+
 def resolve_quiet(session: Session, now: datetime, quiet: timedelta) -> list[Change]:
-    """Live incidents with no activity for `quiet` resolve themselves."""
+    """Live incidents with no activity for `quiet` resolve themselves (and may reopen)."""
     changes = []
     stale = select(Incident).where(Incident.state.in_(LIVE_STATES), Incident.last_activity_at < now - quiet)
     for incident in session.scalars(stale):
         incident.state = "resolved"
         incident.closed_at = now
-        add_event(session, incident, now, "resolved", {"reason": f"no new posts for {quiet}"})
-        changes.append(Change(incident, "resolved"))
+        incident.closed_by = AUTO_ACTOR
+        add_event(session, incident, now, "resolved", {"reason": f"no new posts for {quiet}", "automatic": True})
+        changes.append(Change(incident, "resolved", _cycle_alert(session, incident)))
     return changes
 
 
-def add_event(session: Session, incident: Incident, at: datetime, kind: str, detail: dict[str, Any], actor: str = "siaga") -> None:
+def transition(session: Session, incident_id: int, to_state: str, actor: str, at: datetime, note: str | None = None) -> Change | None:
+    """A person moves an incident through its lifecycle (Slack buttons, the web page).
+
+    Raises LookupError for an unknown incident, InvalidTransition for an unknown state, a missing
+    actor or a move the lifecycle forbids. Pressing the same button twice is harmless (None).
+    Closing returns a "resolved" change so the thread hears it; reopening an "escalation"."""
+    if to_state not in STATES:
+        raise InvalidTransition(f"unknown incident state {to_state!r}; expected one of {', '.join(STATES)}")
+    if not actor or not actor.strip():
+        raise InvalidTransition("a state change needs the actor who made it")
+    if at.tzinfo is None:
+        raise InvalidTransition(f"naive time {at!r}: give a timezone-aware time")
+    incident = session.get(Incident, incident_id, with_for_update=True)
+    if incident is None:
+        raise LookupError(f"no incident {incident_id}")
+    if incident.state == to_state:
+        return None
+    if to_state not in TRANSITIONS[incident.state]:
+        allowed = ", ".join(TRANSITIONS[incident.state])
+        raise InvalidTransition(f"incident {incident_id} is {incident.state}: cannot become {to_state} (allowed: {allowed})")
+    detail: dict[str, Any] = {"from": incident.state, "to": to_state}
+    if note:
+        detail["note"] = note[:1000]
+    incident.state = to_state
+    if to_state in ("resolved", "false_alarm"):
+        incident.closed_at, incident.closed_by = at, actor
+        add_event(session, incident, at, to_state, detail, actor=actor)
+        return Change(incident, "resolved", _cycle_alert(session, incident))
+    if to_state == "open":
+        incident.closed_at, incident.closed_by = None, None
+        incident.reopened = (incident.reopened or 0) + 1
+        incident.last_activity_at = max(incident.last_activity_at, at)
+        add_event(session, incident, at, "reopened", detail, actor=actor)
+        return Change(incident, "escalation", _cycle_alert(session, incident))
+    add_event(session, incident, at, to_state, detail, actor=actor)
+    return None
+
+
+def _cycle_alert(session: Session, incident: Incident) -> Alert | None:
+    """The outbox de-duplicates on (incident, receiver, kind, alert): a reopened incident's
+    second "resolved" must carry a different alert than its first, or it would never be sent.
+    Never reopened: None, as before."""
+    if not incident.reopened:
+        return None
+    return session.scalars(select(Alert).where(Alert.incident_id == incident.id).order_by(Alert.window_end.desc(), Alert.id.desc())).first()
+
+
+def add_event(session: Session, incident: Incident, at: datetime, kind: str, detail: dict[str, Any], actor: str = AUTO_ACTOR) -> None:
     session.add(IncidentEvent(incident_id=incident.id, at=at, kind=kind, actor=actor, detail=detail))
-
-
-def _explanation(spike: Spike) -> dict[str, Any]:
-    return {
-        "observed": spike.observed,
-        "expected": spike.expected,
-        "authors": spike.authors,
-        "score": spike.score,
-        "window_start": spike.window_start.isoformat(),
-        "window_end": spike.window_end.isoformat(),
-        "post_ids": list(spike.post_ids),
-    }
