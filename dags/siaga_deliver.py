@@ -7,12 +7,14 @@ marked sent only after Slack accepted it: re-runs and parallel runs never post t
 """
 from datetime import timedelta
 
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import Asset, dag, get_current_context, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from siaga import pipeline
-from siaga_assets import OUTBOX, run_time
+from siaga.pipeline import run_time
+
+OUTBOX = Asset(pipeline.OUTBOX_URI)
 
 
 @dag(

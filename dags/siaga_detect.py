@@ -7,13 +7,23 @@ messages to the outbox in the same transaction. Updates `siaga://outbox` for the
 """
 from datetime import timedelta
 
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import Asset, dag, get_current_context, task
 
 from siaga import pipeline
-from siaga_assets import OUTBOX, POSTS, run_time
+from siaga.pipeline import run_time
+
+POSTS = Asset(pipeline.POSTS_URI)
+OUTBOX = Asset(pipeline.OUTBOX_URI)
 
 
-@dag(schedule=[POSTS], catchup=False, max_active_runs=1, tags=["siaga"], default_args={"retries": 2, "retry_delay": timedelta(seconds=20)}, doc_md=__doc__)
+@dag(
+    schedule=[POSTS],
+    catchup=False,
+    max_active_runs=1,
+    tags=["siaga"],
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=20)},
+    doc_md=__doc__,
+)
 def siaga_detect():
     @task(outlets=[OUTBOX])
     def detect() -> dict:

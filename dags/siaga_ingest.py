@@ -8,11 +8,13 @@ which starts the detect DAG.
 """
 from datetime import timedelta
 
-from airflow.exceptions import AirflowSkipException
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk import Asset, dag, get_current_context, task
 
 from siaga import pipeline
-from siaga_assets import POSTS, run_time
+from siaga.pipeline import run_time
+
+POSTS = Asset(pipeline.POSTS_URI)
 
 
 @dag(

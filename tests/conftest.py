@@ -6,13 +6,32 @@ SIAGA_REQUIRE_POSTGRES=1, which turns that skip into a failure.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Iterator
 
 import pytest
 import sqlalchemy as sa
 
 from siaga import store
+
+# Airflow reads its configuration once per process, at import: every test that runs Airflow
+# shares this one home, set before any test module can import airflow.
+AIRFLOW_TEST_HOME = Path(tempfile.mkdtemp(prefix="siaga-airflow-home-"))
+REPO = Path(__file__).resolve().parents[1]
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(AIRFLOW_TEST_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_TEST_HOME / 'airflow.db'}",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+    }
+)
 
 PG_ADMIN_URL = os.environ.get("SIAGA_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
@@ -79,3 +98,10 @@ def sqlite_url(tmp_path) -> Iterator[str]:
     store.migrate(url)
     yield url
     store.engine_for(url).dispose()
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated Airflow metadata database (dag.test() needs one), made once per session."""
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, stdout=subprocess.DEVNULL)
+    return AIRFLOW_TEST_HOME

@@ -46,7 +46,9 @@ def run_dags(times: list[datetime]) -> None:
         raise RuntimeError(f"DAG import errors: {bag.import_errors}")
     for when in times:
         for dag_id in ("siaga_ingest", "siaga_detect", "siaga_deliver"):
-            bag.get_dag(dag_id).test(logical_date=when)
+            run = bag.get_dag(dag_id).test(logical_date=when)
+            if str(run.state) != "success":
+                raise RuntimeError(f"{dag_id} run for {when.isoformat()} ended {run.state}: see the task log above")
 
 
 def scenario_times(steps: int) -> list[datetime]:

@@ -5,13 +5,33 @@ DAG files stay a few lines per task: they only turn Airflow's context into a tim
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from siaga import alerts, detect as detect_stage, ingest as ingest_stage, settings, store
 from siaga.routing import Router
 from siaga.slackclient import make_client
 from siaga.sources import load_sources
+
+# The Airflow assets that chain the DAGs: ingest updates POSTS, detect updates OUTBOX.
+POSTS_URI = "siaga://posts"
+OUTBOX_URI = "siaga://outbox"
+
+
+def run_time(context: Any) -> datetime:
+    """The moment a DAG run stands for: its interval end, else its logical date, else when it
+    was triggered (runs triggered by an asset or by hand may have no logical date)."""
+    for key in ("data_interval_end", "logical_date"):
+        value = context.get(key)
+        if value is not None:
+            return _plain(value)
+    return _plain(context["dag_run"].run_after)
+
+
+def _plain(value: datetime) -> datetime:
+    """A standard-library UTC datetime: Airflow hands out pendulum DateTimes, whose arithmetic
+    with timedeltas differs from datetime's."""
+    return datetime.fromtimestamp(value.timestamp(), tz=timezone.utc)
 
 
 def source_names() -> list[str]:
