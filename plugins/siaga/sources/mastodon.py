@@ -209,8 +209,9 @@ class MastodonSource:
             url=url,
             lat=None,
             lon=None,
-            # Only what later stages need: no account object (names, avatars, bios).
-            raw={"instance": host, "id": str(sid), "uri": opt_str(item.get("uri")), "url": url, "language": lang,
+            # Only what later stages need: no account object (names, avatars, bios). The post's
+            # URL (its own column) still names the account: staff need the link to the evidence.
+            raw={"instance": host, "id": str(sid), "language": lang,
                  "tags": [t.get("name") for t in item.get("tags") or [] if isinstance(t, dict)][:50],
                  "visibility": opt_str(item.get("visibility")), "stream": stream.key,
                  "language_matches": None if not (self.language and lang) else lang == self.language},

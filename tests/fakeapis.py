@@ -1,0 +1,282 @@
+"""Fake Mastodon, Bluesky AppView, X API v2 and RSS endpoints on 127.0.0.1 for connector tests.
+
+The responses have the real APIs' shapes (field names, paging parameters, Link and rate-limit
+headers) and hand-made Indonesian content about Buleleng. Paging is computed from the data like
+the real servers do (`min_id`/`max_id` on Mastodon, `since`/`until`/`cursor` on Bluesky,
+`since_id`/`until_id`/`next_token` on X), so tests exercise the connectors' cursors rather than
+canned page sequences. Failures are programmed per path prefix for the next N requests: 429 with
+Retry-After, 500, a hang longer than the client's timeout, malformed JSON, a body of the wrong
+shape. Standard library only, like plugins/siaga/fakeslack.py, for the same reasons.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+
+T0 = datetime(2026, 1, 15, 0, 0, tzinfo=timezone.utc)  # 08:00 WITA
+X_TOKEN = "x-fake-bearer"
+
+
+def iso(when: datetime) -> str:
+    return when.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Failure:
+    mode: str  # ratelimit | server_error | hang | malformed | wrong_shape
+    times: int = 1
+    seconds: float = 0.0
+    status: int = 500
+
+
+@dataclass
+class Request:
+    path: str
+    params: dict[str, str]
+    headers: dict[str, str]
+
+
+@dataclass
+class FakeData:
+    # Mastodon: statuses per hashtag (API objects), newest id last
+    mastodon: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    bluesky: list[dict[str, Any]] = field(default_factory=list)  # PostViews
+    x: list[dict[str, Any]] = field(default_factory=list)  # tweets
+    x_users: dict[str, str] = field(default_factory=dict)  # author_id -> username
+    feeds: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (etag, xml)
+    headers: dict[str, dict[str, str]] = field(default_factory=dict)  # path prefix -> extra headers
+
+
+class FakeApis:
+    def __init__(self) -> None:
+        self.data = FakeData()
+        self.requests: list[Request] = []
+        self._failures: dict[str, list[Failure]] = {}
+        self._lock = threading.Lock()
+        handler = type("Handler", (_Handler,), {"fake": self})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "FakeApis":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def fail(self, prefix: str, mode: str, times: int = 1, seconds: float = 0.0, status: int = 500) -> None:
+        with self._lock:
+            self._failures.setdefault(prefix, []).append(Failure(mode, times, seconds, status))
+
+    def _take_failure(self, path: str) -> Failure | None:
+        with self._lock:
+            for prefix, queue in self._failures.items():
+                if path.startswith(prefix) and queue:
+                    failure = queue[0]
+                    failure.times -= 1
+                    if failure.times <= 0:
+                        queue.pop(0)
+                    return failure
+        return None
+
+    def hits(self, prefix: str) -> list[Request]:
+        return [r for r in self.requests if r.path.startswith(prefix)]
+
+    # --- content builders: real shapes, hand-made content ---------------------------------
+
+    def toot(self, tag: str, sid: int, minutes: float, text: str, acct: str = "warga", **extra: Any) -> dict[str, Any]:
+        host = urlsplit(self.url).netloc
+        status = {
+            "id": str(sid), "created_at": iso(T0 + timedelta(minutes=minutes)), "in_reply_to_id": None,
+            "sensitive": False, "spoiler_text": "", "visibility": "public", "language": "id",
+            "uri": f"{self.url}/users/{acct}/statuses/{sid}", "url": f"{self.url}/@{acct}/{sid}",
+            "replies_count": 0, "reblogs_count": 0, "favourites_count": 0,
+            "content": f"<p>{text}</p>", "reblog": None,
+            "account": {"id": str(sid % 97 + 1), "username": acct, "acct": acct, "display_name": acct.title(),
+                        "url": f"{self.url}/@{acct}", "note": "<p>Warga Buleleng</p>"},
+            "media_attachments": [], "mentions": [],
+            "tags": [{"name": tag, "url": f"{self.url}/tags/{tag}"}], "emojis": [], "card": None, "poll": None,
+            "application": {"name": "Web"}, "_host": host,
+        }
+        status.update(extra)
+        self.data.mastodon.setdefault(tag, []).append(status)
+        self.data.mastodon[tag].sort(key=lambda s: int(s["id"]))
+        return status
+
+    def skeet(self, rkey: str, minutes: float, text: str, handle: str = "warga.bsky.social", **extra: Any) -> dict[str, Any]:
+        did = "did:plc:" + (handle.split(".")[0] + "x" * 24)[:24]
+        when = iso(T0 + timedelta(minutes=minutes))
+        view = {
+            "uri": f"at://{did}/app.bsky.feed.post/{rkey}", "cid": "bafyrei" + rkey.ljust(20, "q"),
+            "author": {"did": did, "handle": handle, "displayName": handle.split(".")[0].title(), "labels": []},
+            "record": {"$type": "app.bsky.feed.post", "text": text, "createdAt": when, "langs": ["id"]},
+            "replyCount": 0, "repostCount": 0, "likeCount": 0, "quoteCount": 0, "indexedAt": when, "labels": [],
+        }
+        view.update(extra)
+        self.data.bluesky.append(view)
+        return view
+
+    def tweet(self, tid: int, minutes: float, text: str, username: str = "wargabuleleng", **extra: Any) -> dict[str, Any]:
+        author_id = str(1000 + sum(map(ord, username)))
+        self.data.x_users[author_id] = username
+        tweet = {"id": str(tid), "text": text, "created_at": iso(T0 + timedelta(minutes=minutes)), "author_id": author_id,
+                 "lang": "in", "conversation_id": str(tid), "edit_history_tweet_ids": [str(tid)]}
+        tweet.update(extra)
+        self.data.x.append(tweet)
+        return tweet
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeApis
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        parts = urlsplit(self.path)
+        params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        self.fake.requests.append(Request(parts.path, params, {k: v for k, v in self.headers.items()}))
+        failure = self.fake._take_failure(parts.path)
+        if failure and self._misbehave(failure):
+            return
+        path = parts.path
+        if path.startswith("/api/v1/timelines/tag/"):
+            return self._mastodon_tag(unquote(path.rsplit("/", 1)[1]), params)
+        if path == "/api/v2/search":
+            return self._mastodon_search(params)
+        if path == "/xrpc/app.bsky.feed.searchPosts":
+            return self._bluesky(params)
+        if path == "/2/tweets/search/recent":
+            return self._x(params)
+        if path.startswith("/feeds/"):
+            return self._feed(path.rsplit("/", 1)[1])
+        self._send(404, {"error": "Record not found"})
+
+    def _misbehave(self, f: Failure) -> bool:
+        if f.mode == "ratelimit":
+            self._send(429, {"error": "Too many requests"}, {"Retry-After": str(int(f.seconds))})
+        elif f.mode == "server_error":
+            self._send(f.status, {"error": "Internal Server Error"})
+        elif f.mode == "hang":
+            time.sleep(f.seconds)
+            self.close_connection = True
+        elif f.mode == "malformed":
+            self._send_raw(200, b'{"posts": [{"uri": "at://trunc', "application/json")
+        elif f.mode == "wrong_shape":
+            self._send(200, {"message": "maintenance"})
+        else:
+            return False
+        return True
+
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        self._send_raw(status, json.dumps(body).encode(), "application/json; charset=utf-8", headers)
+
+    def _send_raw(self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for prefix, extra in self.fake.data.headers.items():
+            if urlsplit(self.path).path.startswith(prefix):
+                for k, v in extra.items():
+                    self.send_header(k, v)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    # --- Mastodon: newest first; min_id returns the page immediately newer than min_id -----
+
+    def _mastodon_page(self, statuses: list[dict[str, Any]], params: dict[str, str]) -> list[dict[str, Any]]:
+        limit = min(int(params.get("limit", 20)), 40)
+        rows = statuses
+        if "max_id" in params:
+            rows = [s for s in rows if int(s["id"]) < int(params["max_id"])]
+        if "since_id" in params:
+            rows = [s for s in rows if int(s["id"]) > int(params["since_id"])]
+        if "min_id" in params:
+            rows = [s for s in rows if int(s["id"]) > int(params["min_id"])][:limit]  # oldest after min_id
+        else:
+            rows = rows[-limit:]
+        return [{k: v for k, v in s.items() if not k.startswith("_")} for s in sorted(rows, key=lambda s: -int(s["id"]))]
+
+    def _mastodon_tag(self, tag: str, params: dict[str, str]) -> None:
+        page = self._mastodon_page(self.fake.data.mastodon.get(tag, []), params)
+        headers = {}
+        if page:
+            base = f"{self.fake.url}/api/v1/timelines/tag/{tag}"
+            limit = params.get("limit", "20")
+            headers["Link"] = (f'<{base}?{urlencode({"limit": limit, "max_id": page[-1]["id"]})}>; rel="next", '
+                               f'<{base}?{urlencode({"limit": limit, "min_id": page[0]["id"]})}>; rel="prev"')
+        self._send(200, page, headers)
+
+    def _mastodon_search(self, params: dict[str, str]) -> None:
+        q = params.get("q", "").lower()
+        everything = sorted({s["id"]: s for ss in self.fake.data.mastodon.values() for s in ss}.values(), key=lambda s: int(s["id"]))
+        hits = [s for s in everything if all(w in s["content"].lower() for w in q.split())]
+        self._send(200, {"accounts": [], "hashtags": [], "statuses": self._mastodon_page(hits, params)})
+
+    # --- Bluesky: sort=latest, since inclusive, until exclusive, cursor = offset ------------
+
+    def _bluesky(self, params: dict[str, str]) -> None:
+        q = params.get("q", "").lower()
+        rows = [p for p in self.fake.data.bluesky if all(w in p["record"]["text"].lower() for w in q.split())]
+        if "since" in params:
+            rows = [p for p in rows if p["indexedAt"] >= iso(datetime.fromisoformat(params["since"].replace("Z", "+00:00")))]
+        if "until" in params:
+            rows = [p for p in rows if p["indexedAt"] < iso(datetime.fromisoformat(params["until"].replace("Z", "+00:00")))]
+        rows.sort(key=lambda p: p["indexedAt"], reverse=True)
+        offset, limit = int(params.get("cursor", 0)), int(params.get("limit", 25))
+        page = rows[offset:offset + limit]
+        body: dict[str, Any] = {"posts": page, "hitsTotal": len(rows)}
+        if offset + limit < len(rows):
+            body["cursor"] = str(offset + limit)
+        self._send(200, body)
+
+    # --- X: newest first; since_id/until_id exclusive; next_token = offset ------------------
+
+    def _x(self, params: dict[str, str]) -> None:
+        if self.headers.get("Authorization") != f"Bearer {X_TOKEN}":
+            return self._send(401, {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"})
+        q = params.get("query", "").lower().split(" lang:")[0].strip("()")
+        rows = [t for t in self.fake.data.x if all(w in t["text"].lower() for w in q.split())]
+        if "since_id" in params:
+            rows = [t for t in rows if int(t["id"]) > int(params["since_id"])]
+        if "until_id" in params:
+            rows = [t for t in rows if int(t["id"]) < int(params["until_id"])]
+        rows.sort(key=lambda t: -int(t["id"]))
+        offset, limit = int(params.get("next_token", 0) or 0), int(params.get("max_results", 10))
+        page = rows[offset:offset + limit]
+        meta: dict[str, Any] = {"result_count": len(page)}
+        if page:
+            meta.update(newest_id=page[0]["id"], oldest_id=page[-1]["id"])
+        if offset + limit < len(rows):
+            meta["next_token"] = str(offset + limit)
+        body: dict[str, Any] = {"meta": meta}
+        if page:
+            body["data"] = page
+            body["includes"] = {"users": [{"id": t["author_id"], "username": self.fake.data.x_users.get(t["author_id"], "u"),
+                                           "name": "Nama Asli"} for t in page]}
+        self._send(200, body)
+
+    def _feed(self, name: str) -> None:
+        if name not in self.fake.data.feeds:
+            return self._send(404, {"error": "no such feed"})
+        etag, xml = self.fake.data.feeds[name]
+        if self.headers.get("If-None-Match") == etag:
+            self.send_response(304)
+            self.send_header("ETag", etag)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self._send_raw(200, xml.encode(), "application/rss+xml; charset=utf-8",
+                       {"ETag": etag, "Last-Modified": "Thu, 15 Jan 2026 01:00:00 GMT"})
