@@ -1,0 +1,29 @@
+"""Airflow plugin: Siaga's incident pages inside Airflow's UI, behind Airflow's login.
+
+A FastAPI app mounted by a plugin gets no authentication from Airflow by itself, so the app is
+built with Airflow's own view-access dependency on every route: without a session cookie or a
+Bearer token each page answers 401.
+"""
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+
+from siaga.web import create_app
+
+URL_PREFIX = "/siaga"
+
+app = create_app(require_airflow_auth=True)
+
+
+class SiagaPlugin(AirflowPlugin):
+    name = "siaga"
+    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Siaga"}]
+    external_views = [
+        {
+            "name": "Siaga incidents",
+            "href": URL_PREFIX + "/",
+            "url_route": "siaga",
+            "destination": "nav",
+            "category": "browse",
+        }
+    ]
