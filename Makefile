@@ -1,0 +1,34 @@
+# The two commands a newcomer runs (see README):
+#   make demo   set up, then run the DAGs over the demo scenario on SQLite against a fake Slack
+#   make test   set up, start the services the tests use, then run the tests
+PYTHON ?= python3.11
+VENV ?= .venv
+PIP_VERSION = 26.3
+BIN = $(VENV)/bin
+
+.PHONY: demo test setup services clean
+
+demo: setup
+	$(BIN)/siaga demo
+
+test: setup services
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+setup: $(VENV)/.installed
+
+# One resolve of everything, pinned by constraints.txt (regenerate it with `make constraints`).
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Siaga needs Python 3.11, got " + sys.version'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==$(PIP_VERSION)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+services:
+	bash scripts/services.sh
+
+constraints:
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,33 @@
+"""Where the database is: SIAGA_DB_URL, else the Airflow connection siaga_db, else SQLite."""
+from __future__ import annotations
+
+import json
+
+from siaga import settings
+
+
+def test_explicit_url_wins(monkeypatch):
+    monkeypatch.setenv("SIAGA_DB_URL", "sqlite:///x.db")
+    monkeypatch.setenv("AIRFLOW_CONN_SIAGA_DB", "postgres://u:p@h:5432/siaga")
+    assert settings.database_url() == "sqlite:///x.db"
+
+
+def test_airflow_connection_uri_from_environment(monkeypatch):
+    monkeypatch.delenv("SIAGA_DB_URL", raising=False)
+    monkeypatch.setenv("AIRFLOW_CONN_SIAGA_DB", "postgres://u:p@h:5432/siaga")
+    assert settings.database_url() == "postgresql+psycopg2://u:p@h:5432/siaga"
+
+
+def test_airflow_connection_json_from_environment(monkeypatch):
+    monkeypatch.delenv("SIAGA_DB_URL", raising=False)
+    conn = {"conn_type": "postgres", "host": "db", "login": "siaga", "password": "p@ss/word", "port": 5432, "schema": "siaga"}
+    monkeypatch.setenv("AIRFLOW_CONN_SIAGA_DB", json.dumps(conn))
+    assert settings.database_url() == "postgresql+psycopg2://siaga:p%40ss%2Fword@db:5432/siaga"
+
+
+def test_default_is_a_sqlite_file_in_the_data_dir(monkeypatch, tmp_path):
+    monkeypatch.delenv("SIAGA_DB_URL", raising=False)
+    monkeypatch.delenv("AIRFLOW_CONN_SIAGA_DB", raising=False)
+    monkeypatch.delenv("AIRFLOW_HOME", raising=False)
+    monkeypatch.setenv("SIAGA_DATA_DIR", str(tmp_path))
+    assert settings.database_url() == f"sqlite:///{tmp_path / 'siaga.db'}"
