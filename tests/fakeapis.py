@@ -229,7 +229,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _bluesky(self, params: dict[str, str]) -> None:
         q = params.get("q", "").lower()
-        rows = [p for p in self.fake.data.bluesky if all(w in p["record"]["text"].lower() for w in q.split())]
+        rows = [p for p in self.fake.data.bluesky if all(w in str(p["record"].get("text")).lower() for w in q.split())]
         if "since" in params:
             rows = [p for p in rows if p["indexedAt"] >= iso(datetime.fromisoformat(params["since"].replace("Z", "+00:00")))]
         if "until" in params:

@@ -1,0 +1,92 @@
+"""X API v2 recent search through the real client: bearer token from the environment, since_id
+sweeps with next_token and until_id, retweets linked, 401 and rate limits failing cleanly."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from fakeapis import T0, X_TOKEN, FakeApis
+from siaga.sources import SourceConfigError
+from siaga.sources.http import HttpPolicy, SourceError
+from siaga.sources.x import XSource, status_url
+
+NOW = T0 + timedelta(hours=3)
+FAST = HttpPolicy(connect_timeout=1, read_timeout=0.5, attempts=3, backoff=0.01, max_wait=5)
+
+
+@pytest.fixture(autouse=True)
+def env(monkeypatch):
+    monkeypatch.setenv("SIAGA_AUTHOR_KEY", "test-key")
+    monkeypatch.setenv("SIAGA_X_FAKE_TOKEN", X_TOKEN)
+
+
+@pytest.fixture
+def api():
+    with FakeApis() as fake:
+        yield fake
+
+
+def src(api, **kw):
+    entry = {"name": "x", "kind": "x", "conn_id": "x_fake", "api": api.url, "queries": ["banjir buleleng"], "language": "id", **kw}
+    s = XSource.from_config(entry, None, "sources[0]")
+    s.policy, s.sleep = FAST, (lambda s: None)
+    return s
+
+
+def test_since_id_sweep_pages_and_backfills(api):
+    api.tweet(100, 0, "Banjir buleleng di Anturan")
+    s = src(api, max_results=2, max_pages=2)
+    first = s.poll(None, NOW)
+    assert [p.source_id for p in first.posts] == ["100"] and first.cursor["queries"]
+    for i in range(101, 106):
+        api.tweet(i, i - 100, f"banjir buleleng {i}")
+    second = s.poll(first.cursor, NOW)
+    assert [p.source_id for p in second.posts] == ["105", "104", "103", "102"]
+    third = s.poll(second.cursor, NOW)
+    assert [p.source_id for p in third.posts] == ["101"]
+    hits = api.hits("/2/tweets/search/recent")
+    assert hits[-1].params["until_id"] == "102" and hits[-1].params["since_id"] == "100"
+    assert hits[-1].params["query"] == "(banjir buleleng) lang:id"
+    assert s.poll(third.cursor, NOW).posts == []
+    assert api.hits("/2/tweets/search/recent")[-1].params["since_id"] == "105"
+
+
+def test_retweet_linked_and_handle_hashed(api):
+    api.tweet(200, 1, "Banjir buleleng, Jl. Gajah Mada terendam", username="bpbd_buleleng")
+    api.tweet(201, 2, "RT @bpbd_buleleng: Banjir buleleng, Jl. Gajah Mada terendam", username="made",
+              referenced_tweets=[{"type": "retweeted", "id": "200"}])
+    posts = {p.source_id: p for p in src(api, official_accounts=["@BPBD_Buleleng"]).poll(None, NOW).posts}
+    assert posts["201"].reposts == posts["200"].canonical_url == status_url(200)
+    assert posts["200"].author == "bpbd_buleleng" and posts["201"].author.startswith("anon:")
+    assert posts["201"].text_hash == posts["200"].text_hash  # "RT @x:" copies count once downstream
+
+
+def test_rate_limit_reset_and_401(api, monkeypatch):
+    api.tweet(300, 1, "banjir buleleng")
+    api.fail("/2/tweets/search/recent", "ratelimit", seconds=600)
+    result = src(api).poll(None, NOW)
+    assert result.posts == [] and "rate limited for 600s" in result.failed[0]
+    monkeypatch.setenv("SIAGA_X_FAKE_TOKEN", "wrong")
+    result = src(api).poll(None, NOW)
+    assert "HTTP 401" in result.failed[0] and "wrong" not in result.failed[0]
+
+
+def test_missing_credentials_name_the_connection(api, monkeypatch):
+    monkeypatch.delenv("SIAGA_X_FAKE_TOKEN")
+    with pytest.raises(SourceConfigError, match="x_fake.*SIAGA_X_FAKE_TOKEN"):
+        src(api).poll(None, NOW)
+
+
+def test_exhausted_window_stops_paging(api):
+    for i in range(400, 410):
+        api.tweet(i, i - 399, f"banjir buleleng {i}")
+    s = src(api, max_results=2, max_pages=5)
+    first = s.poll(None, NOW)
+    api.tweet(420, 30, "banjir buleleng baru")
+    api.tweet(421, 31, "banjir buleleng baru lagi")
+    api.tweet(422, 32, "banjir buleleng lagi")
+    api.data.headers["/2/tweets"] = {"x-rate-limit-remaining": "0", "x-rate-limit-reset": "1999999999"}
+    second = s.poll(first.cursor, NOW)
+    assert [p.source_id for p in second.posts] == ["422", "421"]  # one page, then stop
+    assert second.cursor["queries"]["(banjir buleleng) lang:id"]["sweep"]["until"] == "421"
