@@ -12,14 +12,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from siaga import alerts, hazard_lists, incidents, spikes
+from siaga import alerts, baseline, hazard_lists, incidents, spikes
 from siaga.geotag import Place
 from siaga.hazards import HazardSet
 from siaga.routing import Router
-from siaga.store import Geotag, HazardMatchRow, Post, session_scope, utcnow
+from siaga.store import Alert, AreaCount, Geotag, HazardMatchRow, Incident, Post, session_scope, utcnow
 from siaga.tagging import Tagger
 
 log = logging.getLogger(__name__)
@@ -41,9 +41,10 @@ class DetectReport:
 @dataclass(frozen=True)
 class DetectSettings:
     lookback: timedelta = timedelta(hours=3)
-    baseline_days: int = 7
+    baseline_days: int = 28
     incident_gap: timedelta = timedelta(hours=2)
     quiet_period: timedelta = timedelta(hours=3)
+    reopen_window: timedelta = timedelta(hours=6)
 
 
 def run(now: datetime, router: Router, db_url: str | None = None, settings: DetectSettings | None = None) -> DetectReport:
@@ -52,18 +53,25 @@ def run(now: datetime, router: Router, db_url: str | None = None, settings: Dete
         hazard_set = hazard_lists.in_force(session)
     tagger = Tagger(hazard_set)
     tagged = tag_pending(tagger, now, db_url)
+    gazetteer = tagger.geotagger.gaz
+    n_areas = {
+        "village": len(gazetteer.villages), "road": max(len(gazetteer.roads), 1),
+        "district": len(gazetteer.districts), "regency": 1,
+    }
+    road_villages = {r.id: tuple(r.village_codes) for r in gazetteer.roads}
+    since = now - settings.lookback - _longest_window(hazard_set)
     with session_scope(db_url) as session:
-        events, areas, cue_posts = load_events(session, now - settings.lookback - _longest_window(hazard_set), now)
+        events, areas, cue_posts = load_events(session, since, now, road_villages)
+        write_area_counts(session, spikes.bucket_counts(events), spikes.bucket_floor(since) + spikes.BUCKET, now)
         ends = spikes.window_ends(now, settings.lookback)
-        baseline = load_baseline(session, hazard_set, now - settings.lookback, settings.baseline_days)
-        found = spikes.detect(events, _rules(hazard_set), ends, baseline)
-        severities = {
-            (s.hazard, s.level, s.area_code, s.window_end): incidents.severity_of(
-                s, hazard_set.hazards[s.hazard].min_posts, len(cue_posts.get(s.hazard, set()) & set(s.post_ids))
-            )
-            for s in found
-        }
-        changes = incidents.apply_spikes(session, found, areas, severities, settings.incident_gap)
+        model = load_baseline(session, hazard_set, now - settings.lookback, settings.baseline_days, n_areas)
+        rules = _rules(hazard_set, model.dispersion)
+        found = spikes.detect(events, rules, ends, model, n_areas)
+        severities = severities_of(found, hazard_set, cue_posts)
+        changes = incidents.apply_spikes(
+            session, found, areas, severities, settings.incident_gap,
+            adjacent=gazetteer.adjacent_villages, reopen_window=settings.reopen_window,
+        )
         changes += incidents.resolve_quiet(session, now, settings.quiet_period)
         alerts.enqueue(session, changes, hazard_set, router, now)
         summary: dict[str, int] = {}
@@ -78,20 +86,34 @@ def _longest_window(hazard_set: HazardSet) -> timedelta:
     return max((timedelta(minutes=h.window_minutes) for h in hazard_set.hazards.values()), default=timedelta(hours=1))
 
 
-def _rules(hazard_set: HazardSet) -> dict[str, spikes.Rule]:
+def _rules(hazard_set: HazardSet, dispersion: dict[str, float] | None = None) -> dict[str, spikes.Rule]:
+    dispersion = dispersion or {}
     return {
         h.id: spikes.Rule(
             window=timedelta(minutes=h.window_minutes),
             min_posts=h.min_posts,
             min_authors=h.min_authors,
             alpha=_alpha(h.sensitivity),
+            dispersion=dispersion.get(h.id, 0.0),
         )
         for h in hazard_set.hazards.values()
     }
 
 
+def severities_of(found: list[spikes.Spike], hazard_set: HazardSet, cue_posts: dict[str, set[int]]) -> dict[tuple[str, str, str, datetime], str]:
+    """Each spike's severity from its count against the hazard's minimum and its cue posts."""
+    out = {}
+    for s in found:
+        hazard = hazard_set.hazards.get(s.hazard)
+        min_posts = hazard.min_posts if hazard else 3
+        cues = len(cue_posts.get(s.hazard, set()) & set(s.post_ids))
+        out[(s.hazard, s.level, s.area_code, s.window_end)] = incidents.severity_of(s, min_posts, cues)
+    return out
+
+
 def _alpha(sensitivity: float) -> float:
-    """Sensitivity 0..1 in config, as a tail probability: 0.5 -> 1e-3, 1 -> 1e-2, 0 -> 1e-4."""
+    """Sensitivity 0..1 in config, as the false-discovery level of one tick's test over a
+    level's areas: 0.5 -> 1e-3, 1 -> 1e-2, 0 -> 1e-4."""
     return 10 ** (-4 + 2 * min(max(sensitivity, 0.0), 1.0))
 
 
@@ -146,12 +168,13 @@ def _geotag_row(post_id: int, place: Place) -> Geotag:
 
 
 def load_events(
-    session: Session, since: datetime, until: datetime
+    session: Session, since: datetime, until: datetime, road_villages: dict[str, tuple[str, ...]] | None = None
 ) -> tuple[pd.DataFrame, dict[tuple[str, str], incidents.AreaInfo], dict[str, set[int]]]:
-    """One row per post x hazard x area it counts towards, the areas' descriptions, and per
-    hazard the posts that carried severity cues."""
+    """One row per post x hazard x area it counts towards (EVENT_COLUMNS and the matched
+    `terms`), the areas' descriptions (a road's with its village codes), and per hazard the
+    posts that carried severity cues."""
     rows = session.execute(
-        select(Post.id, Post.created_at, Post.author, Post.text_hash, HazardMatchRow.hazard, HazardMatchRow.severity_cues)
+        select(Post.id, Post.created_at, Post.author, Post.text_hash, HazardMatchRow.hazard, HazardMatchRow.severity_cues, HazardMatchRow.terms)
         .join(HazardMatchRow, HazardMatchRow.post_id == Post.id)
         .where(Post.created_at > since, Post.created_at <= until, Post.in_region.is_(True))
     ).all()
@@ -163,7 +186,7 @@ def load_events(
     for r in rows:
         if r.severity_cues:
             cue_posts.setdefault(r.hazard, set()).add(r.id)
-        for area in _areas_of(places.get(r.id, [])):
+        for area in _areas_of(places.get(r.id, []), road_villages or {}):
             areas.setdefault((area.level, area.code), area)
             records.append(
                 {
@@ -174,9 +197,10 @@ def load_events(
                     "hazard": r.hazard,
                     "level": area.level,
                     "area_code": area.code,
+                    "terms": tuple(r.terms or ()),
                 }
             )
-    frame = pd.DataFrame.from_records(records, columns=spikes.EVENT_COLUMNS)
+    frame = pd.DataFrame.from_records(records, columns=spikes.EVENT_COLUMNS + ["terms"])
     return frame, areas, cue_posts
 
 
@@ -192,7 +216,7 @@ def _places_by_post(session: Session, post_ids: set[int]) -> dict[int, list[Geot
     return out
 
 
-def _areas_of(places: list[Geotag]) -> list[incidents.AreaInfo]:
+def _areas_of(places: list[Geotag], road_villages: dict[str, tuple[str, ...]]) -> list[incidents.AreaInfo]:
     """Every area a post counts towards: its villages, their kecamatan, its roads, the regency."""
     found: dict[tuple[str, str], incidents.AreaInfo] = {}
     district_codes = {}
@@ -203,24 +227,69 @@ def _areas_of(places: list[Geotag]) -> list[incidents.AreaInfo]:
         elif p.kind in ("district", "landmark") and p.district and not p.village and p.code:
             district_codes.setdefault(p.district, p.code)
         elif p.kind == "road" and p.code:
-            found[("road", p.code)] = incidents.AreaInfo("road", p.code, p.name, p.village, p.district, p.name, p.lon, p.lat)
+            found[("road", p.code)] = incidents.AreaInfo(
+                "road", p.code, p.name, p.village, p.district, p.name, p.lon, p.lat, road_villages.get(p.code, ())
+            )
     for name, code in district_codes.items():
         found[("district", code)] = incidents.AreaInfo("district", code, name, None, name)
     found[("regency", REGENCY_CODE)] = incidents.AreaInfo("regency", REGENCY_CODE, "Buleleng")
     return list(found.values())
 
 
-def load_baseline(session: Session, hazard_set: HazardSet, before: datetime, days: int) -> dict[tuple[str, str, str], float]:
-    """Expected count per window for each series: its mean over the past `days`. The spike
-    issue deepens this into a seasonal baseline; a mean already keeps a chatty area from
-    alerting on its usual level."""
-    events, _, _ = load_events(session, before - timedelta(days=days), before)
-    if events.empty:
-        return {}
-    counted = events.drop_duplicates(["hazard", "level", "area_code", "author", "text_hash"])
-    totals = counted.groupby(["hazard", "level", "area_code"]).size()
-    baseline = {}
-    for (hazard, level, area), total in totals.items():
-        window = timedelta(minutes=hazard_set.hazards[hazard].window_minutes) if hazard in hazard_set.hazards else timedelta(hours=1)
-        baseline[(hazard, level, area)] = float(total) * (window / timedelta(days=days))
-    return baseline
+def load_baseline(
+    session: Session, hazard_set: HazardSet, before: datetime, days: int, n_areas: dict[str, int] | None = None
+) -> baseline.BaselineModel:
+    """The baseline fitted on `area_counts` in the `days` before `before` (the current lookback
+    is left out so an event does not explain itself away), with past alerts' windows
+    down-weighted unless a person marked their incident a false alarm."""
+    start = before - timedelta(days=days)
+    first = session.scalar(select(func.min(AreaCount.bucket_start)))
+    since = max(first, start) if first is not None and first < before else None
+    counts = pd.DataFrame(
+        session.execute(
+            select(AreaCount.hazard, AreaCount.level, AreaCount.area_code, AreaCount.bucket_start, AreaCount.posts)
+            .where(AreaCount.bucket_start >= start, AreaCount.bucket_start < before)
+        ).all(),
+        columns=spikes.SERIES + ["bucket_start", "posts"],
+    )
+    alerted = pd.DataFrame(
+        session.execute(
+            select(Alert.hazard, Alert.level, Alert.area_code, Alert.window_start, Alert.window_end)
+            .outerjoin(Incident, Incident.id == Alert.incident_id)
+            .where(Alert.window_end >= start, Alert.window_start < before)
+            .where((Incident.id.is_(None)) | (Incident.state != "false_alarm"))
+        ).all(),
+        columns=spikes.SERIES + ["window_start", "window_end"],
+    )
+    settings = baseline.BaselineSettings(history=timedelta(days=days))
+    return baseline.fit(counts, alerted, before, since, settings, n_areas)
+
+
+def write_area_counts(session: Session, counts: pd.DataFrame, first_bucket: datetime, until: datetime) -> int:
+    """Make `area_counts` for buckets in [first_bucket, until] equal to `counts`: insert new
+    rows, update changed ones, delete ones whose posts are gone. Portable (SQLite and
+    PostgreSQL) and idempotent: a second run over the same posts touches nothing. Returns the
+    number of rows written or removed."""
+    wanted: dict[tuple[str, str, str, datetime], tuple[int, int]] = {}
+    for row in counts.itertuples(index=False):
+        start = pd.Timestamp(row.bucket_start).to_pydatetime()
+        if first_bucket <= start <= until:
+            wanted[(row.hazard, row.level, row.area_code, start)] = (int(row.posts), int(row.authors))
+    existing = session.scalars(
+        select(AreaCount).where(AreaCount.bucket_start >= first_bucket, AreaCount.bucket_start <= until)
+    ).all()
+    touched = 0
+    for stored in existing:
+        key = (stored.hazard, stored.level, stored.area_code, stored.bucket_start)
+        value = wanted.pop(key, None)
+        if value is None:
+            session.delete(stored)
+            touched += 1
+        elif (stored.posts, stored.authors) != value:
+            stored.posts, stored.authors = value
+            touched += 1
+    for (hazard, level, code, start), (posts, authors) in wanted.items():
+        session.add(AreaCount(hazard=hazard, level=level, area_code=code, bucket_start=start, posts=posts, authors=authors))
+        touched += 1
+    session.flush()
+    return touched
