@@ -163,3 +163,30 @@ def test_two_deliver_tasks_at_once_post_each_message_once(db_url, fake):
     texts = [m["text"] for m in fake.messages()]
     assert len(texts) == 12 and len(set(texts)) == 12
     assert set(outbox_states(db_url)) == {"sent"}
+
+
+def test_quiet_hours_hold_low_severity_but_not_high(sqlite_url):
+    from siaga.hazards import HazardSet, default_hazard_dir
+    from siaga.incidents import Change
+    from siaga.routing import Router
+    from siaga import settings
+
+    router = Router.load(settings.config_dir() / "routing.yaml")
+    hazard_set = HazardSet.load(default_hazard_dir())
+    night = datetime(2026, 1, 15, 15, 0, tzinfo=timezone.utc)  # 23:00 in Bali (WITA)
+    with store.session_scope(sqlite_url) as session:
+        for severity in ("low", "high"):
+            incident = store.Incident(
+                hazard="flood", level="village", area_code=f"v-{severity}", area_name="Sangsit", village="Sangsit",
+                district="Sawan", state="open", severity=severity, posts=5, authors=4, notified_posts=5,
+                opened_at=night, last_activity_at=night,
+            )
+            session.add(incident)
+            session.flush()
+            alerts.enqueue(session, [Change(incident, "new")], hazard_set, router, night)
+    with store.session_scope(sqlite_url) as session:
+        due = {r.dedup_key.split(":")[0]: r.next_attempt_at for r in session.scalars(sa.select(store.OutboxMessage))}
+        held = session.scalars(sa.select(store.IncidentEvent).where(store.IncidentEvent.kind == "held")).all()
+    assert due["2"] == night  # high overrides quiet hours
+    assert due["1"] == datetime(2026, 1, 15, 22, 0, tzinfo=timezone.utc)  # 06:00 WITA
+    assert len(held) == 1 and held[0].incident_id == 1

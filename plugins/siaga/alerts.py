@@ -65,6 +65,9 @@ def enqueue(session: Session, changes: list[Change], hazard_set: HazardSet, rout
             key = f"{incident.id}:{receiver.name}:{change.kind}:{change.alert.id if change.alert else 'none'}"
             if session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedup_key == key)) is not None:
                 continue
+            due = _due_time(router, receiver, incident, now)
+            if due > now:
+                add_event(session, incident, now, "held", {"receiver": receiver.name, "until": due.isoformat(), "why": "quiet hours"})
             session.add(
                 OutboxMessage(
                     dedup_key=key,
@@ -74,13 +77,21 @@ def enqueue(session: Session, changes: list[Change], hazard_set: HazardSet, rout
                     kind=change.kind,
                     payload=message,
                     state="pending",
-                    next_attempt_at=now,
+                    next_attempt_at=due,
                     created_at=now,
                 )
             )
             written += 1
     session.flush()
     return written
+
+
+def _due_time(router: Router, receiver: Any, incident: Incident, now: datetime) -> datetime:
+    """Now, or the end of the receiver's quiet hours when the incident is not severe enough to
+    override them (the message waits in the outbox; the wait is on the timeline)."""
+    if router.in_quiet_hours(receiver, now, incident.severity):
+        return router.quiet_hours_end(receiver, now) or now
+    return now
 
 
 def _view(session: Session, change: Change, hazard_set: HazardSet) -> messages.AlertView:
