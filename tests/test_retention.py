@@ -1,0 +1,55 @@
+"""Retention purge keeps alert evidence; cross-source dedup stores a post once and links copies."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
+
+from siaga import ingest, store
+from siaga.retention import purge_old_posts
+from siaga.sources import IncomingPost, PollResult
+
+T0 = datetime(2026, 1, 15, tzinfo=timezone.utc)
+
+
+class Fixed:
+    def __init__(self, name, posts):
+        self.name, self.posts = name, posts
+
+    def poll(self, cursor, now):
+        return PollResult(self.posts, [], {"n": 1})
+
+
+def post(source, sid, days, url=None, reposts=None, text="banjir di Banjar"):
+    return IncomingPost(source, sid, T0 + timedelta(days=days), text, "anon:x", url, None, None, {}, reposts=reposts)
+
+
+def test_purge_keeps_evidence(db_url):
+    ingest.ingest(Fixed("s", [post("s", str(i), i) for i in range(5)]), T0, db_url)
+    with store.session_scope(db_url) as session:
+        ids = dict(session.execute(sa.select(store.Post.source_id, store.Post.id)).all())
+        session.add(store.Alert(hazard="flood", level="village", area_code="5108", window_start=T0, window_end=T0 + timedelta(hours=1),
+                                observed=2, expected=0.1, authors=2, score=5, explanation={"post_ids": [ids["0"], str(ids["2"])]}))
+    with store.session_scope(db_url) as session:
+        assert purge_old_posts(session, T0 + timedelta(days=3, hours=1)) == 2
+    with store.session_scope(db_url) as session:
+        left = sorted(session.scalars(sa.select(store.Post.source_id)))
+    assert left == ["0", "2", "4"]
+
+
+def test_same_url_from_two_sources_stored_once_and_copies_linked(db_url):
+    a = Fixed("masto", [post("masto", "1", 0, url="https://berita.example/banjir?utm_source=masto")])
+    # the quote arrives before what it quotes; the second quote quotes the first (a chain)
+    b = Fixed("bsky", [
+        post("bsky", "q1", 0, url="https://bsky.app/profile/d/post/q1", reposts="https://berita.example/banjir"),
+        post("bsky", "q2", 0, url="https://bsky.app/profile/d/post/q2", reposts="https://bsky.app/profile/d/post/q1"),
+    ])
+    c = Fixed("rss", [post("rss", "r1", 0, url="https://www.berita.example/banjir/")])
+    assert ingest.ingest(b, T0, db_url).new_posts == 2
+    assert ingest.ingest(a, T0, db_url).new_posts == 1
+    report = ingest.ingest(c, T0, db_url)
+    assert (report.new_posts, report.duplicates) == (0, 1)
+    with store.session_scope(db_url) as session:
+        rows = {r.source_id: r for r in session.scalars(sa.select(store.Post))}
+    assert rows["q1"].duplicate_of == rows["1"].id and rows["q2"].duplicate_of == rows["1"].id
+    assert rows["1"].duplicate_of is None and rows["1"].canonical_url == "https://berita.example/banjir"
