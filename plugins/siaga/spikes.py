@@ -215,24 +215,35 @@ def evaluate(table: pd.DataFrame, rules: Mapping[str, Rule], n_areas: Mapping[st
             out[name] = pd.Series(dtype=float if name != "fired" else bool)
         return out
     n_areas = {**DEFAULT_AREAS, **(n_areas or {})}
-    hazard = out["hazard"]
-    min_posts = hazard.map({h: r.min_posts for h, r in rules.items()}).to_numpy(float)
-    min_authors = hazard.map({h: r.min_authors for h, r in rules.items()}).to_numpy(float)
-    alpha = hazard.map({h: r.alpha for h, r in rules.items()}).to_numpy(float)
-    dispersion = hazard.map({h: r.dispersion for h, r in rules.items()}).to_numpy(float)
+    # factorize once and index small per-hazard arrays: Series.map over a million strings is
+    # the slowest thing one could do here
+    hazard_code, hazards = pd.factorize(out["hazard"])
+    level_code, levels = pd.factorize(out["level"])
+    end_code, _ = pd.factorize(out["window_end"])
+    per_hazard = np.array([[rules[h].min_posts, rules[h].min_authors, rules[h].alpha, rules[h].dispersion] for h in hazards], dtype=float)
+    min_posts, min_authors, alpha, dispersion = (per_hazard[hazard_code, i] for i in range(4))
     observed = out["observed"].to_numpy(float)
     guard = (observed >= min_posts) & (out["authors"].to_numpy(float) >= min_authors)
     p = np.ones(len(out))
     if guard.any():
         p[guard] = tail(observed[guard], out["expected"].to_numpy(float)[guard], dispersion[guard])
+    # Benjamini–Hochberg step-up within each (hazard, level, window end) group, in numpy
+    group = (hazard_code * len(levels) + level_code) * (end_code.max() + 1) + end_code
+    order = np.lexsort((p, group))
+    sorted_group = group[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_group)) + 1]
+    sizes = np.diff(np.r_[starts, len(order)])
+    rank = np.empty(len(out))
+    rank[order] = np.arange(len(order)) - np.repeat(starts, sizes) + 1
+    group_id = np.empty(len(out), dtype=np.int64)
+    group_id[order] = np.repeat(np.arange(len(starts)), sizes)
+    level_areas = np.array([n_areas.get(lv, 1) for lv in levels], dtype=float)[level_code]
+    m = np.maximum(level_areas, sizes[group_id])
+    passing = np.where(p <= alpha * rank / m, rank, 0.0)
+    k = np.zeros(len(starts))
+    np.maximum.at(k, group_id, passing)
+    k = k[group_id]
     out["p_value"] = p
-    group = ["hazard", "level", "window_end"]
-    size = out.groupby(group, sort=False)["p_value"].transform("size").to_numpy()
-    m = np.maximum(out["level"].map(n_areas).fillna(1).to_numpy(float), size)
-    rank = out.groupby(group, sort=False)["p_value"].rank(method="first").to_numpy()
-    bound = alpha * rank / m
-    passing = pd.Series(np.where(p <= bound, rank, 0.0), index=out.index)
-    k = passing.groupby([out[c] for c in group], sort=False).transform("max").to_numpy()
     out["threshold"] = alpha * np.maximum(k, 1) / m
     out["tested"] = m.astype(int)
     out["fired"] = guard & (rank <= k) & (k > 0)
