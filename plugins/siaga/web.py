@@ -76,9 +76,16 @@ class MapShape:
 
 @dataclass
 class MapPoint:
+    """Evidence posts at one spot (posts placed by village name share the village's point)."""
+
     x: float
     y: float
     title: str
+    count: int = 1
+
+    @property
+    def r(self) -> float:
+        return round(5 + 2.5 * math.sqrt(self.count - 1), 1)
 
 
 @dataclass
@@ -153,7 +160,12 @@ def build_map(report: IncidentReport, geo: Geodata, width: int = 640) -> MapView
     for place in geo.villages.values():
         if place.geometry.intersects(view) and place.name not in affected_names:
             clipped = place.geometry.intersection(view).simplify(tolerance, preserve_topology=True)
-            out.context.append(MapShape(place.name, proj.path(clipped)))
+            label = clipped.representative_point() if not clipped.is_empty else None
+            lx, ly = proj.xy(label.x, label.y) if label is not None else (None, None)
+            out.context.append(MapShape(place.name, proj.path(clipped), lx, ly))
+    if len(out.context) > 40:  # a wide view: village names would only be noise
+        for shape_ in out.context:
+            shape_.label_x = shape_.label_y = None
     for place in geo.districts.values():
         if place.geometry.intersects(view):
             clipped = place.geometry.boundary.intersection(view.buffer(tolerance * 4)).simplify(tolerance)
@@ -162,10 +174,18 @@ def build_map(report: IncidentReport, geo: Geodata, width: int = 640) -> MapView
         clipped = geom.intersection(view).simplify(tolerance, preserve_topology=True)
         label = geom.representative_point()
         lx, ly = proj.xy(label.x, label.y)
-        out.affected.append(MapShape(name, proj.path(clipped), lx, ly))
+        out.affected.append(MapShape(name, proj.path(clipped), lx, ly - 14))
+    spots: dict[tuple[float, float], list[Any]] = {}
+    if len(out.affected) > 6:  # a road through many villages: name its two ends only
+        for shape_ in out.affected[1:-1]:
+            shape_.label_x = shape_.label_y = None
     for lon, lat, post in points:
-        x, y = proj.xy(lon, lat)
-        out.points.append(MapPoint(x, y, f"{wita(post.created_at)} · {post.source}: {post.text[:140]}"))
+        spots.setdefault(proj.xy(lon, lat), []).append(post)
+    for (x, y), posts in spots.items():
+        lines = [f"{wita(p.created_at)} · {p.source}: {p.text[:140]}" for p in posts[:5]]
+        if len(posts) > 5:
+            lines.append(f"… and {len(posts) - 5} more")
+        out.points.append(MapPoint(x, y, "\n".join(lines), len(posts)))
     out.scale_px, out.scale_label = _scale_bar(proj, width)
     return out
 
@@ -248,7 +268,7 @@ def build_chart(report: IncidentReport, width: int = 720, height: int = 260) -> 
         if 0 <= i < n:
             totals[i] += c
     expected = [_expected_at(report, start + i * step + step / 2, step) for i in range(n)]
-    left, top, right, bottom = 44, 14, 12, 40
+    left, top, right, bottom = 44, 14, 36, 40
     chart = ChartView(width, height, left, top, width - left - right, height - top - bottom, source=source)
     chart.bucket_label = _duration(step)
     peak = max(totals + [e for e in expected if e is not None] + [1])

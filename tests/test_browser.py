@@ -1,0 +1,126 @@
+"""As a person would: the pages served on 127.0.0.1, opened in headless Chromium.
+
+Needs Debian's `chromium` and `chromium-driver` and the pinned `selenium` package. Without them
+the test skips and says why; CI sets SIAGA_REQUIRE_BROWSER=1, which turns the skip into a failure.
+Selenium is given the system chromedriver and chromium, so Selenium Manager never downloads.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from siaga.web import create_app
+from test_web import seed
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+def _require_browser() -> None:
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("python package selenium")
+    if not missing:
+        return
+    message = "browser test needs " + ", ".join(missing) + " (apt-get install chromium chromium-driver; pip install selenium)"
+    if os.environ.get("SIAGA_REQUIRE_BROWSER") == "1":
+        pytest.fail(message + " and SIAGA_REQUIRE_BROWSER=1")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def served(sqlite_url):
+    ids = seed(sqlite_url)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(sqlite_url), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", ids
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    _require_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1400,1800", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
+
+
+def test_manager_opens_an_incident_and_sees_map_chart_timeline(served, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    base, ids = served
+    browser.get(base + "/")
+    assert "Incidents" in browser.find_element(By.TAG_NAME, "h1").text
+    rows = browser.find_elements(By.CSS_SELECTOR, "tr.incident")
+    assert len(rows) == 3
+    browser.save_screenshot(str(tmp_path / "incident-list.png"))
+
+    # filter as a person would: pick the hazard, submit, follow the link
+    from selenium.webdriver.support.ui import Select
+
+    Select(browser.find_element(By.NAME, "hazard")).select_by_value("flood")
+    browser.find_element(By.CSS_SELECTOR, "form.filters button").click()
+    rows = browser.find_elements(By.CSS_SELECTOR, "tr.incident")
+    assert [r.get_attribute("data-id") for r in rows] == [str(ids["flood"])]
+    rows[0].find_element(By.LINK_TEXT, "Kalibukbuk").click()
+
+    assert browser.current_url.endswith(f"/incidents/{ids['flood']}")
+    svg_map = browser.find_element(By.ID, "incident-map")
+    assert svg_map.size["width"] > 300 and svg_map.size["height"] > 200  # laid out, not collapsed
+    assert len(svg_map.find_elements(By.CSS_SELECTOR, "path.affected-area")) == 1
+    spots = svg_map.find_elements(By.CSS_SELECTOR, "g.evidence-point")
+    assert sum(int(g.get_attribute("data-posts")) for g in spots) == 7
+    chart = browser.find_element(By.ID, "incident-chart")
+    assert chart.size["width"] > 300
+    assert len(chart.find_elements(By.CSS_SELECTOR, "rect.bar")) > 3
+    assert len(chart.find_elements(By.CSS_SELECTOR, "g.alert-marker")) == 2
+    timeline = browser.find_element(By.ID, "timeline")
+    kinds = [r.get_attribute("class") for r in timeline.find_elements(By.CSS_SELECTOR, "tr.event")]
+    assert "event event-delivered" in kinds and "event event-acknowledged" in kinds and len(kinds) == 7
+    assert "#bpbd-siaga" in timeline.text
+
+    # the hostile post is shown as its text, and its script never ran
+    evidence = browser.find_element(By.ID, "evidence")
+    assert '<script>alert("xss")</script>' in evidence.text
+    assert browser.execute_script("return document.querySelectorAll('#evidence script, #evidence img').length") == 0
+
+    browser.get(f"{base}/incidents/{ids['jam']}")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#incident-map path.affected-area")) == 24
+    browser.save_screenshot(str(tmp_path / "road-incident.png"))
+    browser.back()
+
+    shot = tmp_path / "incident.png"
+    browser.save_screenshot(str(shot))
+    assert shot.stat().st_size > 20_000
