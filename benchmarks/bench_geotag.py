@@ -53,20 +53,29 @@ def build(national: bool) -> tuple[Geotagger, float, int]:
     return tagger, seconds, peak
 
 
-def rate(fn, posts: list[str], budget: float = 10.0) -> tuple[float, float]:
-    """Posts per second (and peak MiB of traced memory while tagging)."""
+def rate(fn, posts: list[str], repeats: int = 3, budget: float = 10.0) -> float:
+    """Best-of-`repeats` posts per second (timing runs without tracemalloc, which slows Python)."""
+    best = 0.0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        n = 0
+        for p in posts:
+            fn(p)
+            n += 1
+            if n % 500 == 0 and time.perf_counter() - t0 > budget:
+                break
+        best = max(best, n / (time.perf_counter() - t0))
+    return best
+
+
+def tag_peak_mib(fn, posts: list[str]) -> float:
+    """Peak traced memory while tagging posts (the per-post working set, not the index)."""
     tracemalloc.start()
-    t0 = time.perf_counter()
-    n = 0
     for p in posts:
         fn(p)
-        n += 1
-        if n % 500 == 0 and time.perf_counter() - t0 > budget:
-            break
-    seconds = time.perf_counter() - t0
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return n / seconds, peak / 2**20
+    return peak / 2**20
 
 
 def main() -> int:
@@ -79,14 +88,16 @@ def main() -> int:
         return 0
     print(f"{len(posts)} real posts (TwitMacet), one core, Python {sys.version.split()[0]}")
     print(f"{'gazetteer':<22}{'names':>8}{'build s':>9}{'build MiB':>11}{'ours posts/s':>14}{'tag MiB':>9}{'naive posts/s':>15}")
+    print("(build MiB: peak traced memory while loading; tag MiB: peak while tagging 2,000 posts)")
     for national in (False, True):
         tagger, build_s, build_peak = build(national)
-        n_names = len(tagger.automaton_keys) if hasattr(tagger, "automaton_keys") else len(tagger._automaton)
+        n_names = len(tagger.gaz.outside) + len(tagger.gaz.villages) + len(tagger.gaz.districts)
         for p in posts[:200]:
             tagger.tag(p)  # warm up
-        ours, tag_mib = rate(tagger.tag, posts)
+        ours = rate(tagger.tag, posts)
+        tag_mib = tag_peak_mib(tagger.tag, posts[:2000])
         naive = NaiveTagger(tagger)
-        naive_rate, _ = rate(naive.tag, posts[:3000], budget=5.0)
+        naive_rate = rate(naive.tag, posts[:2000], repeats=1, budget=5.0)
         label = "Indonesia (91.6k)" if national else "Buleleng (+outside)"
         print(f"{label:<22}{n_names:>8}{build_s:>9.2f}{build_peak / 2**20:>11.1f}{ours:>14,.0f}{tag_mib:>9.2f}{naive_rate:>15,.0f}")
     return 0

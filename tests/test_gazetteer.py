@@ -76,3 +76,17 @@ def test_fast_fold_equals_fold():
     for t in texts:
         a, b = fast_fold(t), fold(t)
         assert (a.text, a.offsets) == (b.text, b.offsets), t
+
+
+def test_quick_fold_equals_fold():
+    from siaga.gazetteer import quick_fold
+
+    texts = ["Banjir di Tinga-tinga… 😀 parah", "BANJIRRR", "Jum'at", "café", "", "  ", "a.b,c", "x\u200by"]
+    if DEVDATA.exists():
+        with open(DEVDATA, encoding="utf-8", newline="") as handle:
+            texts += [row["text"] for row in csv.DictReader(handle)][:3000]
+    for t in texts:
+        a, b = quick_fold(t), fold(t)
+        assert (a.text, tuple(a.offsets)) == (b.text, b.offsets), t
+        if b.text:
+            assert a.span(0, len(b.text)) == b.span(0, len(b.text))

@@ -69,6 +69,7 @@ _RUN3 = re.compile(r"([a-z])\1\1+")
 _JOINED_REPEAT = re.compile(r"([A-Za-z])['`]+(?i:\1)")
 _SEPARATORS: dict[str, bool] = {}
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_ALNUM = re.compile(r"[a-z0-9]+")
 
 
 def _is_separator(ch: str) -> bool:
@@ -78,6 +79,48 @@ def _is_separator(ch: str) -> bool:
         got = unicodedata.category(ch) not in ("Cf", "Mn") and fold("a" + ch + "a").text == "a a"
         _SEPARATORS[ch] = got
     return got
+
+
+class LazyFolded:
+    """A `Folded` whose offset map is built only when a span is asked for.
+
+    Most posts name no place, so the tagger should not pay for an offset per character."""
+
+    __slots__ = ("original", "text", "_source", "_offsets")
+
+    def __init__(self, original: str, text: str, source: str) -> None:
+        self.original, self.text, self._source, self._offsets = original, text, source, None
+
+    @property
+    def offsets(self) -> tuple[int, ...]:
+        if self._offsets is None:
+            offsets: list[int] = []
+            for m in _WORD.finditer(self._source):
+                if offsets:
+                    offsets.append(prev_end)  # noqa: F821 - bound on the previous word
+                offsets.extend(range(m.start(), m.end()))
+                prev_end = m.end()
+            offsets.append(len(self.original))
+            self._offsets = tuple(offsets)
+        return self._offsets
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        return Folded.span(self, start, end)  # type: ignore[arg-type]
+
+
+def quick_fold(text: str) -> Folded | LazyFolded:
+    """`fast_fold` with the offset map deferred, for the common post (no joiners, no shouting)."""
+    source = text if text.isascii() else None
+    if source is None:
+        if not all(_is_separator(ch) for ch in set(_NON_ASCII.findall(text))):
+            return fold(text)
+        source = _NON_ASCII.sub(" ", text)
+    if "'" in source or "`" in source:
+        return fast_fold(text)
+    lowered = source.lower()
+    if _RUN3.search(lowered):
+        return fast_fold(text)
+    return LazyFolded(text, " ".join(_ALNUM.findall(lowered)), source)
 
 
 def fast_fold(text: str) -> Folded:

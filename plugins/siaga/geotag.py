@@ -27,7 +27,7 @@ from siaga.gazetteer import (
     ROAD_PREFIXES,
     Alias,
     District,
-    fast_fold,
+    quick_fold,
     Gazetteer,
     OutsidePlace,
     Road,
@@ -129,6 +129,7 @@ class Geotagger:
     def __init__(self, gazetteer: Gazetteer) -> None:
         self.gaz = gazetteer
         self._regency_point = gazetteer.regency_polygon.representative_point()
+        self._weak_automaton: ahocorasick.Automaton | None = None
         self._automaton = self._build_automaton()
 
     @classmethod
@@ -183,12 +184,25 @@ class Geotagger:
                         add(f"{p} {n}", e)
         for o in gaz.outside:
             self._add_outside(add, o)
+        # Two automata: Buleleng and well-known names over the space-free text (any spacing of a
+        # name matches), and the national list's weak names over the spaced text with their word
+        # breaks as written. Space-free matching reports every name inside every word ("anca" in
+        # "lancar"); with 90k short names that would be most of the work, so they match whole
+        # words only.
         automaton = ahocorasick.Automaton()
+        weak_automaton = ahocorasick.Automaton()
         for k, (forms, entries) in table.items():
-            strong = any(e.kind != "outside" or e.strength != "weak" for e in entries)
-            buleleng = any(e.kind != "outside" for e in entries)
-            automaton.add_word(k, (len(k), frozenset(forms), tuple(entries), strong, buleleng))
+            strong_entries = tuple(e for e in entries if e.kind != "outside" or e.strength != "weak")
+            weak_entries = tuple(e for e in entries if e.kind == "outside" and e.strength == "weak")
+            if strong_entries:
+                buleleng = any(e.kind != "outside" for e in strong_entries)
+                automaton.add_word(k, (len(k), frozenset(forms), strong_entries, buleleng))
+            for form in forms if weak_entries else ():
+                weak_automaton.add_word(f" {form} ", (len(form), weak_entries))
         automaton.make_automaton()
+        if len(weak_automaton):
+            weak_automaton.make_automaton()
+            self._weak_automaton = weak_automaton
         return automaton
 
     def _add_outside(self, add, o: OutsidePlace) -> None:
@@ -206,7 +220,9 @@ class Geotagger:
             add(o.name, _Entry("outside", o, "capital" if is_common_word(o.name, dictionary) else "strong"))
         elif bali:
             add(o.name, _Entry("outside", o, "capital"))
-        elif len(key(o.name)) >= 4:  # "Ie", "Oi", "Ara": shorter national names only add noise
+        elif len(key(o.name)) >= 4 and not is_common_word(o.name, dictionary):
+            # Short names ("Ie", "Ara") and word names ("Lancar", "Simpang") of far-away villages
+            # cannot be told from ordinary text; they would only add noise.
             add(o.name, _Entry("outside", o, "weak"))
 
     # ------------------------------------------------------------------------------ tag
@@ -214,7 +230,7 @@ class Geotagger:
     def tag(self, text: str, lat: float | None = None, lon: float | None = None) -> GeotagResult:
         """Places in (or outside) Buleleng that the post names or whose coordinates it carries."""
         text = text or ""
-        folded = fast_fold(text)
+        folded = quick_fold(text)
         places: list[Place] = []
         region_votes: list[bool] = []
         if lat is not None and lon is not None:
@@ -250,7 +266,7 @@ class Geotagger:
         compact = ftext.replace(" ", "")
         raw = []
         weak = []
-        for end, (klen, forms, entries, strong, buleleng) in self._automaton.iter(compact):
+        for end, (klen, forms, entries, buleleng) in self._automaton.iter(compact):
             start = end - klen + 1
             ti = starts.get(start)
             if ti is None:
@@ -261,10 +277,16 @@ class Geotagger:
             fs, fe = cum[ti] + ti, cum[tj + 1] + tj
             if tj > ti and ftext[fs:fe] not in forms and min(len(w) for w in words[ti : tj + 1]) < 3:
                 continue  # a join of short words ("ke lapa") is not a spelling of the name
-            if strong:
-                raw.append((0, -(tj - ti), -klen, ti, tj, fs, fe, entries, buleleng))
-            else:
-                weak.append((1, -(tj - ti), -klen, ti, tj, fs, fe, entries, buleleng))
+            raw.append((0, -(tj - ti), -klen, ti, tj, fs, fe, entries, buleleng))
+        if self._weak_automaton is not None:
+            fstart = None
+            for end, (flen, entries) in self._weak_automaton.iter(f" {ftext} "):
+                if fstart is None:
+                    fstart = {cum[i] + i: i for i in range(len(words))}
+                fs = end - flen - 1  # end is the trailing space in the padded text
+                ti = fstart[fs]
+                tj = ti + ftext.count(" ", fs, fs + flen)
+                weak.append((1, -(tj - ti), -flen, ti, tj, fs, fs + flen, entries, False))
         if weak:
             # Names known only from the national list count with an admin word before them or a
             # place right after them (their parent); keep just those, the rest is noise.
