@@ -63,3 +63,18 @@ def test_stem_strips_indonesian_affixes():
     assert stem("tergenang") == "genang"
     assert stem("longsoran") == "longsor"
     assert stem("gempar") == "gempar"  # not "gempa"
+
+
+def test_ascii_fast_path_agrees_with_the_general_fold():
+    import random
+
+    from siaga.normalise import _fold_ascii, _fold_general
+
+    rnd = random.Random(7)
+    alphabet = "aaabBc  ..,-!?#@1200zZx\t\nRRr"
+    samples = ["BANJIRRRR di Seririt!!!", "Jl. A. Yani macettt  parah..", "aaa bbb", "  #x  ", ""]
+    samples += ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 40))) for _ in range(3000)]
+    for text in samples:
+        fast, general = _fold_ascii(text), _fold_general(text)
+        assert (fast.text, fast.offsets) == (general.text, general.offsets), text
+    assert fold("Désa'ku").text == "desaku"  # non-ASCII and joiners take the general path
