@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
+import pytest
 
 from siaga import spikes
 
@@ -57,3 +58,59 @@ def test_usual_level_is_not_a_spike():
 def test_window_ends_are_bucket_boundaries():
     got = spikes.window_ends(T0 + timedelta(minutes=17), timedelta(minutes=15))
     assert got == [T0 + timedelta(minutes=5), T0 + timedelta(minutes=10), T0 + timedelta(minutes=15)]
+
+
+def test_each_author_once_per_window_and_windows_slide():
+    # one author twice and a repost: 3 counted of 5 rows, in every window that holds them
+    rows = events([(10, "a1", "h1"), (12, "a1", "h2"), (14, "a2", "h3"), (16, "a3", "h3"), (18, "a4", "h4")])
+    table = spikes.window_counts(rows, RULE, ends())
+    by_end = table.set_index("window_end")["observed"]
+    assert by_end[T0 + timedelta(minutes=10)] == 1  # a post at the window's end is inside it
+    assert by_end[T0 + timedelta(minutes=15)] == 2  # a1 once, a2
+    full = table[table["window_end"] == T0 + timedelta(minutes=20)].iloc[0]
+    assert (full["observed"], full["authors"], full["post_ids"]) == (3, 3, (0, 2, 4))
+    assert table["window_end"].max() == T0 + timedelta(minutes=75)  # the 18-minute post leaves the 60-minute window
+
+
+def test_bucket_counts_take_each_author_once_per_bucket():
+    rows = events([(1, "a1", "h1"), (2, "a1", "h2"), (3, "a2", "h3"), (7, "a1", "h4")])
+    got = spikes.bucket_counts(rows)
+    assert got["posts"].tolist() == [2, 1] and got["authors"].tolist() == [2, 1]
+
+
+def _table(p_observed, level_areas):
+    return pd.DataFrame({
+        "hazard": "flood", "level": "village", "area_code": [f"v{i}" for i in range(len(p_observed))],
+        "window_end": T0, "observed": p_observed, "authors": p_observed, "expected": 0.05,
+    })
+
+
+def test_testing_many_villages_raises_the_bar():
+    """Four posts where 0.05 were expected: alarming in a map of 5 villages, not in one of 5000."""
+    table = _table([4], None)
+    assert spikes.evaluate(table, RULE, {"village": 5})["fired"].all()
+    assert not spikes.evaluate(table, RULE, {"village": 5000})["fired"].any()
+
+
+def test_benjamini_hochberg_step_up_lets_a_second_village_through():
+    """Two villages burning at once: the weaker one passes at rank 2 with twice the bound."""
+    alone = spikes.evaluate(_table([6, 0], None).assign(observed=[4, 0], authors=[4, 0]), RULE, {"village": 5000})
+    pair = spikes.evaluate(_table([9, 4], None), RULE, {"village": 5000})
+    assert not alone["fired"].iloc[0]  # p(4 | 0.05) = 2.6e-7 > 1e-3/5000
+    assert pair["fired"].tolist() == [True, True]
+    assert pair["threshold"].iloc[1] == pytest.approx(2 * 1e-3 / 5000)
+
+
+def test_overdispersion_makes_the_tail_heavier():
+    poisson_p = spikes.tail([5], [1.0], 0.0)[0]
+    negbin_p = spikes.tail([5], [1.0], 1.0)[0]
+    assert negbin_p > 5 * poisson_p
+
+
+def test_alert_explains_itself():
+    burst = events([(10 + i, f"a{i}", f"h{i}") for i in range(6)])
+    burst["terms"] = [("banjir",)] * 3 + [("bnjr", "banjir")] * 3
+    (first, *_) = spikes.detect(burst, RULE, ends(), baseline={})
+    why = first.explanation()
+    assert why["terms"] == ["banjir", "bnjr"] and why["post_ids"] == list(first.post_ids)
+    assert why["p_value"] <= why["threshold"] and why["areas_tested"] == 148 and why["window_minutes"] == 60
