@@ -103,9 +103,10 @@ def test_hazard_on_road_raises_the_traffic_consequence(hs):
     assert "fallen_tree" in found
     assert found["road_closure"].terms  # Dishub hears
     flood = {m.hazard: m for m in hs.classify("banjir di jalan raya Seririt, pengendara hati-hati")}
-    assert flood["traffic_jam"].via_road
+    assert flood["road_closure"].via_road  # obstructed road: the fallback consequence
+    assert "traffic_jam" not in flood  # no jam words, no jam
     assert not flood["flood"].via_road
-    assert "traffic_jam" not in ids(hs, "banjir di rumah warga")
+    assert ids(hs, "banjir di rumah warga") == ["flood"]
 
 
 def test_explain_includes_vetoed_hazards_classify_does_not(hs):

@@ -34,6 +34,8 @@ _PHRASE_FIELDS = ("terms", "roots", "exclusions", "severity_cues")
 # the start or end of the tag counts; in the middle only if it is long enough not to be a
 # fragment of another word by chance.
 _HASHTAG_INNER_MIN = 5
+_NGG = re.compile(r"ngg")
+_LETTER_RUN = re.compile(r"(.)\1*")
 
 
 class HazardConfigError(ValueError):
@@ -44,6 +46,10 @@ class HazardConfigError(ValueError):
 class RoadRule:
     raises: str
     cues: tuple[str, ...]
+    # A fallback rule ("the hazard is on a road") fires only when the post has no direct match for
+    # a hazard of the raised hazard's agency: Dishub must hear, but once a jam or an accident is
+    # reported in so many words, a guessed consequence would only add noise.
+    fallback: bool = False
 
 
 @dataclass(frozen=True)
@@ -207,7 +213,8 @@ def _load_file(path: Path) -> _Loaded:
         roots=tuple(data.get("roots", [])),
         exclusions=tuple(data.get("exclusions", [])),
         severity_cues=tuple(data.get("severity_cues", [])),
-        road_consequence=tuple(RoadRule(r["raises"], tuple(r["cues"])) for r in data.get("road_consequence", [])),
+        road_consequence=tuple(RoadRule(r["raises"], tuple(r["cues"]), bool(r.get("fallback", False)))
+                               for r in data.get("road_consequence", [])),
         source=where,
     )
     return _Loaded(hazard, data, lines)
@@ -322,6 +329,7 @@ class HazardSet:
         self._automaton = ahocorasick.Automaton()
         self._root_index: dict[str, list[tuple[str, str]]] = defaultdict(list)
         self._wild_exclusions: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+        self._real_doubles: dict[str, re.Pattern[str]] = {}
         entries: dict[str, list[tuple[str, str, str, int, bool]]] = defaultdict(list)
         for hz in self.hazards.values():
             plain_exclusions = tuple(e for e in hz.exclusions if "*" not in e)
@@ -333,6 +341,7 @@ class HazardSet:
             for kind, phrases, rule in groups:
                 for phrase in phrases:
                     key = _norm(phrase, self.abbreviations)
+                    self._note_real_doubles(phrase, key)
                     entries[key].append((kind, hz.id, phrase, rule, False))
                     if " " in key and kind in (_TERM, _EXCL):
                         # "#pohontumbang": the phrase written without spaces, valid only in hashtags
@@ -346,6 +355,31 @@ class HazardSet:
         if entries:
             self._automaton.make_automaton()
         self._empty = not entries
+
+    def _note_real_doubles(self, phrase: str, key: str) -> None:
+        """Phrases are matched squeezed ("banjirr", "kecelakan" find their words), but squeezing
+        merges the two meN- forms: "mengenang" (meN- + kenang, remembering) would find
+        "menggenang" (meN- + genang, pooling). So for a phrase with "ngg" the written word must
+        keep the double g; other doubles stay typo-tolerant."""
+        folded = fold(phrase).text
+        if squeeze(folded) == key and _NGG.search(folded):
+            parts = []
+            for run in _LETTER_RUN.finditer(folded):
+                ch, n = run.group(1), len(run.group(0))
+                if ch.isalpha():
+                    parts.append(re.escape(ch) + ("{2,}" if n > 1 else "+"))
+                else:
+                    parts.append(re.escape(run.group(0)))
+            self._real_doubles[phrase] = re.compile("".join(parts))
+
+    def _spelled_right(self, phrase: str, mt: MatchText, start: int, end: int) -> bool:
+        rx = self._real_doubles.get(phrase)
+        if rx is None:
+            return True
+        written = mt.folded.text[mt.folded_start[start]:mt.folded_end[end - 1]]
+        if squeeze(written) != mt.text[start:end]:
+            return True  # reached through an abbreviation or "kata2": not a spelling question
+        return rx.fullmatch(written) is not None
 
     @classmethod
     def load(cls, directory: Path) -> "HazardSet":
@@ -386,7 +420,7 @@ class HazardSet:
                     if not bounded:
                         root_tokens.setdefault(tok_of(start), []).append((hid, phrase))
                     continue
-                if (bounded and not tag_only) or in_tag:
+                if ((bounded and not tag_only) or in_tag) and self._spelled_right(phrase, mt, start, end):
                     hits.append(_Hit(kind, hid, phrase, start, end, rule))
         if root_tokens:
             covered = {(h.hazard, tok_of(h.start)) for h in hits if h.kind == _TERM}
@@ -406,36 +440,49 @@ class HazardSet:
         by_hazard: dict[str, dict[str, list[_Hit]]] = defaultdict(lambda: defaultdict(list))
         for h in hits:
             by_hazard[h.hazard][h.kind].append(h)
+        denial = _Denial(mt)
+        all_exclusions = [h for h in hits if h.kind == _EXCL]
         direct: dict[str, HazardMatch] = {}
         for hid, kinds in by_hazard.items():
             terms = kinds.get(_TERM, [])
             if not terms:
                 continue
-            exclusions = kinds.get(_EXCL, []) + [
+            wild = [
                 _Hit(_EXCL, hid, phrase, m.start(), m.end())
                 for phrase, rx in self._wild_exclusions.get(hid, ())
                 for m in rx.finditer(mt.text)
             ]
-            alive, vetoes = [], []
+            all_exclusions.extend(wild)
+            exclusions = kinds.get(_EXCL, []) + wild
+            alive, vetoes, denials = [], [], []
             for t in terms:
                 veto = [e for e in exclusions if e.start < t.end and t.start < e.end]
+                denied_by = denial.of_term(t)
                 if veto:
                     vetoes.extend(veto)
+                elif denied_by:
+                    denials.append((t.start, denied_by))
                 else:
                     alive.append(t)
             alive.sort(key=lambda h: (h.start, h.end))
+            vetoed_by = [(e.start, e.phrase) for e in vetoes] + denials
             direct[hid] = HazardMatch(
                 hazard=hid,
                 terms=_unique(h.phrase for h in alive),
                 spans=tuple(mt.span(h.start, h.end) for h in alive),
-                vetoed_by=_unique(e.phrase for e in sorted(vetoes, key=lambda h: h.start)),
-                severity_cues=_unique(h.phrase for h in sorted(kinds.get(_SEV, []), key=lambda h: h.start)),
+                vetoed_by=_unique(p for _, p in sorted(vetoed_by)),
+                severity_cues=(),
             )
+        for hid, match in direct.items():
+            cues = [h for h in by_hazard[hid].get(_SEV, []) if not denial.of_cue(h, all_exclusions)]
+            direct[hid] = _with_cues(match, cues)
         results = dict(direct) if include_vetoed else {k: m for k, m in direct.items() if m.terms}
+        heard = {self.hazards[k].agency for k, m in direct.items() if m.terms and k in self.hazards}
         for hid, match in list(direct.items()):
             if not match.terms:
                 continue
-            road_hits = sorted(by_hazard[hid].get(_ROAD, []), key=lambda h: h.start)
+            road_hits = sorted((h for h in by_hazard[hid].get(_ROAD, []) if not denial.of_term(h)),
+                               key=lambda h: h.start)
             for r, rule in enumerate(self.hazards[hid].road_consequence):
                 # Rules are ordered, most specific first: the first whose cues appear decides
                 # (a blocked road is a closure, not also a jam).
@@ -445,14 +492,17 @@ class HazardSet:
                     continue
                 if target not in self.hazards or (target in results and results[target].terms):
                     break
-                results[target] = HazardMatch(
+                if rule.fallback and self.hazards[target].agency in heard:
+                    break
+                results[target] = _with_cues(HazardMatch(
                     hazard=target,
                     terms=_unique(h.phrase for h in cues),
                     spans=tuple(mt.span(h.start, h.end) for h in cues),
                     vetoed_by=(),
-                    severity_cues=_unique(h.phrase for h in sorted(by_hazard[target].get(_SEV, []), key=lambda h: h.start)),
+                    severity_cues=(),
                     via_road=True,
-                )
+                ), [h for h in by_hazard[target].get(_SEV, []) if not denial.of_cue(h, all_exclusions)])
+                heard.add(self.hazards[target].agency)
                 break
         return sorted(results.values(), key=lambda m: self._order.get(m.hazard, len(self._order)))
 
@@ -473,6 +523,88 @@ class HazardSet:
         blob = json.dumps({"hazards": data, "abbreviations": sorted(self.abbreviations.items())},
                           sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+# Words that deny what follows: "tidak ada korban jiwa", "tidak berpotensi tsunami", "no flood".
+# Chat spellings (gak, nggak, tak, tdk, tusing) arrive here as "tidak" via config/abbreviations.csv.
+_NEGATORS = frozenset({"tidak", "bukan", "tanpa", "belum", "jangan", "no", "not", "never", "without"})
+# Words that may stand between a negator and the hazard it denies ("tidak ada banjir", "belum
+# pernah terjadi longsor", "tidak berpotensi tsunami"); "tidak hanya banjir" is no denial, so
+# "hanya" is deliberately absent.
+_DENIAL_FILLERS = frozenset({
+    "ada", "terjadi", "terdapat", "pernah", "lagi", "sampai", "akan", "berpotensi", "menimbulkan",
+    "memicu", "mengakibatkan", "menyebabkan", "mengalami", "terkena", "kena", "terdampak",
+    "ditemukan", "dilaporkan", "laporan", "a", "any", "there", "is", "was", "sign", "of",
+})
+_FILLERS_MAX = 2
+# A severity cue is denied by a negator up to this many words before it in the same clause
+# ("belum ada laporan korban jiwa"), or by "nihil" right after it ("korban jiwa nihil").
+_CUE_DENIAL_REACH = 4
+_AFTER_DENIALS = frozenset({"nihil"})
+_CLAUSE_BREAK = re.compile(r"[.,;:!?\n]")
+
+
+class _Denial:
+    """Negation in one post, so "tidak ada banjir" raises no flood and "tidak ada korban jiwa" or
+    "tidak berpotensi tsunami" adds no severity. Operators still list explicit denials as
+    exclusions; this catches the open-ended rest ("tidak terjadi longsor", "belum ada laporan
+    korban") without a phrase per hazard and per verb."""
+
+    def __init__(self, mt: MatchText) -> None:
+        self.mt = mt
+        self.starts = [tok.start for tok in mt.tokens]
+        self.words = [tok.text for tok in mt.tokens]
+        self.has_negator = any(w in _NEGATORS for w in self.words)
+
+    def _tok(self, pos: int) -> int:
+        return bisect_right(self.starts, pos) - 1
+
+    def _same_clause(self, first_tok: int, pos: int) -> bool:
+        """No clause punctuation in the original between token first_tok and MatchText pos."""
+        tok = self.mt.tokens[first_tok]
+        a = self.mt.span(tok.start, tok.end)[1]
+        b = self.mt.span(pos, pos + 1)[0] if pos < len(self.mt.text) else len(self.mt.folded.original)
+        return not _CLAUSE_BREAK.search(self.mt.folded.original, a, max(a, b))
+
+    def _phrase(self, first: int, last: int) -> str:
+        return " ".join(self.words[first:last + 1])
+
+    def of_term(self, hit: "_Hit") -> str:
+        """The denying words before a term ("tidak ada"), or "" when it is not denied."""
+        if not self.has_negator:
+            return ""
+        t = self._tok(hit.start)
+        if self.words[t] in _NEGATORS:
+            return ""  # the phrase carries its own negation ("tidak bisa dilewati")
+        k, fillers = t - 1, 0
+        while k >= 0 and self.words[k] in _DENIAL_FILLERS and fillers < _FILLERS_MAX:
+            k, fillers = k - 1, fillers + 1
+        if k >= 0 and self.words[k] in _NEGATORS and self._same_clause(k, hit.start):
+            return self._phrase(k, t - 1)
+        return ""
+
+    def of_cue(self, hit: "_Hit", exclusions: list["_Hit"]) -> bool:
+        """A severity cue inside a denial or an exclusion does not count."""
+        if any(e.start < hit.end and hit.start < e.end for e in exclusions):
+            return True
+        last = self._tok(hit.end - 1)
+        if last + 1 < len(self.words) and self.words[last + 1] in _AFTER_DENIALS:
+            return True
+        if not self.has_negator:
+            return False
+        t = self._tok(hit.start)
+        if self.words[t] in _NEGATORS:
+            return False
+        for k in range(t - 1, max(-1, t - 1 - _CUE_DENIAL_REACH), -1):
+            if self.words[k] in _NEGATORS:
+                return self._same_clause(k, hit.start)
+        return False
+
+
+def _with_cues(match: HazardMatch, cues: list["_Hit"]) -> HazardMatch:
+    from dataclasses import replace
+
+    return replace(match, severity_cues=_unique(h.phrase for h in sorted(cues, key=lambda h: h.start)))
 
 
 def _wildcard_regex(phrase: str, abbreviations: dict[str, str]) -> re.Pattern[str]:
