@@ -174,7 +174,10 @@ class Geotagger:
                 add(n, e)
         for r in gaz.roads:
             e = _Entry("road", r, "street" if r.generic else "corridor")
-            for n in r.names:
+            for name in r.names:
+                # "Jalan Ahmad Yani (Singaraja)": the town in brackets tells streets apart in the
+                # gazetteer; in a post it is a place of its own (context), not part of the name.
+                n = re.sub(r"\([^)]*\)", " ", name)
                 folded = spaced(n)
                 has_prefix = any(folded.startswith(p + " ") for p in ROAD_PREFIXES)
                 if not r.generic or has_prefix:

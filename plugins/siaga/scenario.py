@@ -51,14 +51,16 @@ JAM = Event(
     name="jam-ahmad-yani",
     start=START + timedelta(hours=1, minutes=5),
     minutes=40,
-    posts=11,
-    authors=8,
+    posts=12,
+    authors=9,
     templates=(
         "Macet total di Jalan Ahmad Yani Singaraja {n}",
-        "Jl. Ahmad Yani macet parah, kendaraan ga gerak",
+        "Jl. Ahmad Yani Singaraja macet parah, kendaraan ga gerak",
         "mcet bgt di jalan ahmad yani singaraja pagi ini",
-        "Antrian kendaraan panjang di Jl Ahmad Yani, hindari dulu",
+        "Jl A. Yani, Singaraja: antrian kendaraan panjang, hindari dulu",
         "Lalu lintas Jalan A. Yani Singaraja padat merayap",
+        # Without the town a street name could be anywhere: kept, flagged, not counted.
+        "Jl. Ahmad Yani macet parah",
     ),
 )
 CHATTER = (
