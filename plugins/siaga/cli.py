@@ -6,6 +6,7 @@
     siaga scenario                 print the synthetic demo scenario (JSON Lines)
     siaga demo                     run the DAGs over the demo scenario against a fake Slack
     siaga outbox [--retry ID]      delivery state, dead letters, re-queue a dead letter
+    siaga export ...               incident exports: CSV, GeoJSON, CAP 1.2 (see `siaga export -h`)
 """
 from __future__ import annotations
 
@@ -45,6 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     outbox.add_argument("--retry", type=int, metavar="ID", help="re-queue a dead-lettered message")
     outbox.set_defaults(func=_cmd_outbox)
 
+    sub.add_parser("export", help="export incidents (CSV, GeoJSON, CAP 1.2); `siaga export -h` for its options")
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["export"]:  # its own parser owns every option after the word
+        from siaga.exports import export_main
+
+        return export_main(argv[1:])
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 
