@@ -129,3 +129,9 @@ def test_slang_and_variants(hs, text, hazard):
 def test_menggenang_needs_its_double_g(hs):
     assert "flood" in found(hs, "air menggenang di depan pasar")
     assert "flood" not in found(hs, "warga mengenang almarhum")
+
+
+def test_chat_and_balinese_negations_deny_too(hs):
+    assert hs.classify("tusing ada banjir di Buleleng") == []
+    assert hs.classify("jalan ke Seririt ndak macet") == []
+    assert "flood" in found(hs, "tusing bisa pulang, banjir di Banjar Jawa")
