@@ -135,3 +135,14 @@ def test_chat_and_balinese_negations_deny_too(hs):
     assert hs.classify("tusing ada banjir di Buleleng") == []
     assert hs.classify("jalan ke Seririt ndak macet") == []
     assert "flood" in found(hs, "tusing bisa pulang, banjir di Banjar Jawa")
+
+
+def test_anniversaries_of_past_disasters_do_not_fire(hs):
+    assert hs.classify("Peringatan 20 tahun tsunami Aceh hari ini") == []
+    assert "earthquake" not in found(hs, "mengenang 10 tahun gempa Lombok")
+    assert "flood" in found(hs, "setiap tahun banjir di Jl. Ahmad Yani, tolong perbaiki saluran")
+
+
+def test_flooded_street_without_a_road_phrase_still_reaches_dishub(hs):
+    got = found(hs, "hujan deras, jalanan di Banyuasri tergenang")
+    assert got["road_closure"].via_road
