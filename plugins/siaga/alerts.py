@@ -21,7 +21,7 @@ from slack_sdk.web import WebClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from siaga import messages
+from siaga import messages, silences
 from siaga.hazards import HazardSet
 from siaga.incidents import Change, add_event
 from siaga.routing import Router
@@ -42,23 +42,38 @@ def timeline_url(incident_id: int) -> str | None:
 # --- enqueue ---------------------------------------------------------------------------------
 
 
+def incident_labels(incident: Incident, hazard_set: HazardSet) -> dict[str, str]:
+    """The labels routing and silences match an incident change on (see config/routing.yaml)."""
+    hazard = hazard_set.hazards.get(incident.hazard)
+    return {
+        "kind": "incident",
+        "hazard": incident.hazard,
+        "agency": hazard.agency if hazard else "bpbd",
+        "district": incident.district or "",
+        "level": incident.level,
+        "area_code": incident.area_code,
+        "severity": incident.severity,
+        "on_road": "true" if incident.road else "false",
+    }
+
+
 def enqueue(session: Session, changes: list[Change], hazard_set: HazardSet, router: Router, now: datetime) -> int:
     """Outbox rows for each change and each receiver its labels route to, due at `now` (the
     detect run's time: outbox timing follows the pipeline's clock, so a replayed day delivers
-    as it would have)."""
+    as it would have). A change matched by a silence active at `now` is not written; its
+    timeline says which silence held it back."""
     written = 0
+    active = silences.active_silences(session, now) if changes else []
     for change in changes:
         incident = change.incident
-        hazard = hazard_set.hazards.get(incident.hazard)
-        labels = {
-            "kind": "incident",
-            "hazard": incident.hazard,
-            "agency": hazard.agency if hazard else "bpbd",
-            "district": incident.district or "",
-            "level": incident.level,
-            "severity": incident.severity,
-            "on_road": "true" if incident.road else "false",
-        }
+        labels = incident_labels(incident, hazard_set)
+        silence = silences.matching(labels, active, now)
+        if silence is not None:
+            add_event(session, incident, now, "silenced", {
+                "silence_id": silence.id, "kind": change.kind, "until": silence.ends_at.isoformat(),
+                "matchers": dict(silence.matchers), "created_by": silence.created_by,
+            })
+            continue
         view = _view(session, change, hazard_set)
         message = messages.build_message(view)
         for receiver in router.route(labels):
@@ -202,7 +217,8 @@ def _deliver_one(client: WebClient, row_id: int, worker: str, now: datetime, db_
     with session_scope(db_url) as session:
         row = session.get(OutboxMessage, row_id)
         thread_ts = _thread_ts(session, row)
-        if row.kind != "new" and thread_ts is None and not _parent_dead(session, row):
+        threaded = row.incident_id is not None  # a digest is about no incident: no thread
+        if threaded and row.kind != "new" and thread_ts is None and not _parent_dead(session, row):
             row.state, row.claimed_by = "pending", None  # the first message is not out yet
             report.waiting_for_thread += 1
             return
@@ -230,6 +246,8 @@ def _describe(exc: BaseException) -> str:
 
 
 def _thread_ts(session: Session, row: OutboxMessage) -> str | None:
+    if row.incident_id is None:
+        return None
     return session.scalar(
         select(IncidentThread.ts).where(IncidentThread.incident_id == row.incident_id, IncidentThread.channel == row.channel)
     )
@@ -255,12 +273,12 @@ def _record_outcome(
         row = session.get(OutboxMessage, row_id)
         row.attempts += 1
         session.add(DeliveryAttempt(outbox_id=row_id, at=now, worker=worker, outcome=outcome, error=error, ts=ts))
-        incident = session.get(Incident, row.incident_id)
+        incident = session.get(Incident, row.incident_id) if row.incident_id is not None else None
         if outcome in ("sent", "found"):
             row.state, row.sent_ts, row.sent_at, row.last_error = "sent", ts, now, None
-            if row.kind == "new" or thread_ts is None:
+            if incident is not None and (row.kind == "new" or thread_ts is None):
                 _remember_thread(session, row, ts)
-            add_event(session, incident, now, "delivered", {"channel": row.channel, "receiver": row.receiver, "kind": row.kind, "ts": ts, "attempts": row.attempts})
+            _event(session, incident, now, "delivered", {"channel": row.channel, "receiver": row.receiver, "kind": row.kind, "ts": ts, "attempts": row.attempts})
             if outcome == "sent":
                 report.sent += 1
             else:
@@ -270,7 +288,7 @@ def _record_outcome(
         row.claimed_by = None
         if outcome == "dead" or row.attempts >= MAX_ATTEMPTS:
             row.state = "dead"
-            add_event(session, incident, now, "delivery_failed", {"channel": row.channel, "kind": row.kind, "error": error, "attempts": row.attempts})
+            _event(session, incident, now, "delivery_failed", {"channel": row.channel, "kind": row.kind, "error": error, "attempts": row.attempts})
             log.error("outbox %s to %s dead-lettered after %d attempt(s): %s", row_id, row.channel, row.attempts, error)
             report.dead += 1
         else:
@@ -279,6 +297,13 @@ def _record_outcome(
             log.warning("outbox %s to %s failed (%s), retry at %s", row_id, row.channel, error, row.next_attempt_at.isoformat())
             report.retry_later += 1
         report.errors.append(f"{row_id}: {error}")
+
+
+def _event(session: Session, incident: Incident | None, at: datetime, kind: str, detail: dict[str, Any]) -> None:
+    """A timeline event, for messages that belong to an incident (a digest has no timeline;
+    its fate is in the outbox and delivery_attempts)."""
+    if incident is not None:
+        add_event(session, incident, at, kind, detail)
 
 
 def _remember_thread(session: Session, row: OutboxMessage, ts: str | None) -> None:

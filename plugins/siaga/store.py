@@ -254,10 +254,11 @@ class OutboxMessage(Base):
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     dedup_key: Mapped[str] = mapped_column(String(256))
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    # None for messages about no single incident (the managers' daily digest)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
     receiver: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(128))
-    kind: Mapped[str] = mapped_column(String(16))  # new | update | escalation | resolved
+    kind: Mapped[str] = mapped_column(String(16))  # new | update | escalation | resolved | digest
     payload: Mapped[dict] = mapped_column(JSON)
     # pending -> claimed -> sent; claimed -> pending (retry later) or dead (kept, reported)
     state: Mapped[str] = mapped_column(String(16), default="pending")
@@ -280,6 +281,27 @@ class DeliveryAttempt(Base):
     outcome: Mapped[str] = mapped_column(String(16))  # sent | found | failed | unknown | dead
     error: Mapped[str | None] = mapped_column(Text)
     ts: Mapped[str | None] = mapped_column(String(32))
+
+
+class SilenceRow(Base):
+    """A silence, as Alertmanager calls it: while it lasts, incident changes whose labels equal
+    all its `matchers` (e.g. {"hazard": "flood", "district": "Sawan"}) are recorded on the
+    timeline but not sent. Data, not config: duty officers create them from Slack ("Snooze")."""
+
+    __tablename__ = "silences"
+    __table_args__ = (
+        # A Slack click delivered twice must not create two silences.
+        UniqueConstraint("dedup_key", name="uq_silences_dedup"),
+        Index("ix_silences_ends_at", "ends_at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    matchers: Mapped[dict] = mapped_column(JSON)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    dedup_key: Mapped[str | None] = mapped_column(String(256))
 
 
 class SourceCursor(Base):
