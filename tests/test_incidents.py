@@ -184,3 +184,19 @@ def test_transition_validates_and_records_who_and_when(db_url):
         assert rows[0].actor == "U2:ketut" and rows[0].detail["note"] == "diskon banjir"
         assert rows[0].at == at + timedelta(minutes=5)
     assert [k for k, _ in events(db_url, first)] == ["opened", "acknowledged", "false_alarm"]
+
+
+def test_a_road_through_several_villages_inhibits_its_kecamatan(db_url):
+    """A road's Place has no single district name; its villages' codes place it."""
+    areas = {
+        ("road", "r2"): AreaInfo("road", "r2", "Jalan Ahmad Yani", None, None, "Jalan Ahmad Yani", villages=("51.08.06.2001", "51.08.06.2002")),
+        ("district", "51.08.06"): AreaInfo("district", "51.08.06", "Buleleng", None, "Buleleng"),
+    }
+    with store.session_scope(db_url) as session:
+        same_tick = [spike("road", "r2"), spike("district", "51.08.06")]
+        sev = {(s.hazard, s.level, s.area_code, s.window_end): "low" for s in same_tick}
+        assert [c.kind for c in incidents.apply_spikes(session, same_tick, areas, sev, GAP)] == ["new"]
+        later = [spike("district", "51.08.06", minutes=50)]
+        sev = {(s.hazard, s.level, s.area_code, s.window_end): "low" for s in later}
+        assert incidents.apply_spikes(session, later, areas, sev, GAP) == []
+        assert session.scalar(sa.select(store.Incident.level)) == "road"

@@ -58,7 +58,7 @@ def run(now: datetime, router: Router, db_url: str | None = None, settings: Dete
         "village": len(gazetteer.villages), "road": max(len(gazetteer.roads), 1),
         "district": len(gazetteer.districts), "regency": 1,
     }
-    road_villages = {r.id: tuple(r.village_codes) for r in gazetteer.roads}
+    road_villages = {r.id: _villages_along(r, gazetteer) for r in gazetteer.roads}
     since = now - settings.lookback - _longest_window(hazard_set)
     with session_scope(db_url) as session:
         events, areas, cue_posts = load_events(session, since, now, road_villages)
@@ -80,6 +80,16 @@ def run(now: datetime, router: Router, db_url: str | None = None, settings: Dete
     report = DetectReport(tagged, len(found), summary, hazard_set.fingerprint())
     log.info("detect at %s: %s", now.isoformat(), report)
     return report
+
+
+def _villages_along(road: Any, gazetteer: Any) -> tuple[str, ...]:
+    """The villages a road incident spans: the road's own list, else (roads known only by a
+    point, like the town streets in roads.yaml) the village under its point."""
+    if road.village_codes:
+        return tuple(road.village_codes)
+    point = road.point
+    village = gazetteer.village_at(*point) if point else None
+    return (village.code,) if village else ()
 
 
 def _longest_window(hazard_set: HazardSet) -> timedelta:

@@ -102,9 +102,23 @@ def inhibited(spike: Spike, fired: list[Spike], areas: dict[tuple[str, str], Are
         if spike.level == "regency":
             return True
         other_area = areas.get((other.level, other.area_code))
-        if mine and other_area and other_area.district == mine.district:
+        if mine and other_area and _within_district(other_area, mine):
             return True
     return False
+
+
+def _district_code(village_code: str) -> str:
+    """Kemendagri codes nest: village 51.08.06.2001 lies in kecamatan 51.08.06."""
+    return ".".join(village_code.split(".")[:3])
+
+
+def _within_district(finer: AreaInfo, district: AreaInfo) -> bool:
+    """Does a village or road lie in this kecamatan? A road through several villages has no
+    single district name, so its villages' codes decide."""
+    if finer.district and finer.district == district.district:
+        return True
+    codes = set(finer.villages) | ({finer.code} if finer.level == "village" else set())
+    return any(_district_code(c) == district.code for c in codes)
 
 
 def apply_spikes(
@@ -181,8 +195,13 @@ def _inhibited_by_live(session: Session, spike: Spike, areas: dict[tuple[str, st
         Incident.level.in_(("village", "road") if spike.level == "district" else ("village", "road", "district")),
     )
     for incident in session.scalars(stmt):
-        if spike.level == "regency" or (mine and incident.district == mine.district):
+        if spike.level == "regency" or (mine and incident.district and incident.district == mine.district):
             return True
+        if mine and spike.level == "district":
+            covered = session.scalars(select(IncidentArea.area_code).where(
+                IncidentArea.incident_id == incident.id, IncidentArea.level == "village"))
+            if any(_district_code(c) == mine.code for c in covered):
+                return True
     return False
 
 
