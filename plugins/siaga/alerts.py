@@ -109,6 +109,11 @@ def _due_time(router: Router, receiver: Any, incident: Incident, now: datetime) 
     return now
 
 
+def view_for(session: Session, change: Change, hazard_set: HazardSet) -> messages.AlertView:
+    """What a message about `change` shows; Slack actions rebuild an alert from it to edit it."""
+    return _view(session, change, hazard_set)
+
+
 def _view(session: Session, change: Change, hazard_set: HazardSet) -> messages.AlertView:
     incident = change.incident
     hazard = hazard_set.hazards.get(incident.hazard)

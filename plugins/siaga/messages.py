@@ -25,6 +25,9 @@ KINDS = ("new", "update", "escalation", "resolved")
 ACTION_ACK = "siaga_ack"
 ACTION_RESOLVE = "siaga_resolve"
 ACTION_FALSE_ALARM = "siaga_false_alarm"
+ACTION_SNOOZE = "siaga_snooze"
+# Snooze choices: option value "<incident id>:<key>"; silences.SNOOZE_CHOICES gives the durations.
+SNOOZE_OPTIONS = (("1h", "1 jam (1 h)"), ("6h", "6 jam (6 h)"), ("24h", "24 jam (24 h)"))
 
 MAX_EVIDENCE = 3
 EXCERPT_CHARS = 280
@@ -83,6 +86,7 @@ class AlertView:
     state: str = "open"
     state_by: str | None = None  # Slack user id of who acknowledged/resolved (from Socket Mode)
     state_at: datetime | None = None
+    silenced_until: datetime | None = None  # a snooze (silence) on this hazard and area
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -208,6 +212,8 @@ def _state_line(view: AlertView) -> str:
         line += f" oleh <@{view.state_by}>"  # a Slack user id from the interaction payload, checked
     if view.state_at is not None:
         line += f" · {_fmt_time(view.state_at)}"
+    if view.silenced_until is not None:
+        line += f" · :zzz: ditunda s/d (snoozed until) {_fmt_time(view.silenced_until)}"
     if view.timeline_url:
         line += f" · {link(view.timeline_url, 'linimasa (timeline)')}"
     return line
@@ -241,6 +247,18 @@ def _buttons(view: AlertView) -> dict[str, Any]:
                                  "confirm": {"type": "plain_text", "text": "Ya (yes)"},
                                  "deny": {"type": "plain_text", "text": "Batal (cancel)"}}})
     return {"type": "actions", "block_id": f"siaga_actions_{value}"[:255], "elements": elements}
+
+
+def snooze_select(view: AlertView) -> dict[str, Any]:
+    """"Snooze" menu in its own actions block (the buttons block stays as it was): silences this
+    hazard in this area for the chosen time."""
+    value = str(view.incident_id)
+    return {"type": "actions", "block_id": f"siaga_snooze_{value}"[:255], "elements": [{
+        "type": "static_select", "action_id": ACTION_SNOOZE,
+        "placeholder": {"type": "plain_text", "text": "Tunda (Snooze)…"},
+        "options": [{"text": {"type": "plain_text", "text": label}, "value": f"{value}:{key}"}
+                    for key, label in SNOOZE_OPTIONS],
+    }]}
 
 
 def fallback_text(view: AlertView) -> str:
@@ -289,4 +307,5 @@ def build_message(view: AlertView) -> dict[str, Any]:
         blocks.extend({"type": "section", "text": _mrkdwn(evidence_text(p))} for p in posts)
     if view.kind == "new" and view.state in ("open", "acknowledged"):
         blocks.append(_buttons(view))
+        blocks.append(snooze_select(view))
     return {"text": fallback_text(view), "blocks": blocks[:MAX_BLOCKS]}

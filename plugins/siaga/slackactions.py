@@ -1,0 +1,235 @@
+"""What happens when a duty officer presses a button on an alert in Slack.
+
+Acknowledge, Resolve and False alarm move the incident through its lifecycle
+(`incidents.transition`, which writes who and when on the timeline), a closing also queues the
+"resolved" reply for the thread (the outbox, same transaction), and then every message of the
+incident (one per channel, from `IncidentThread`) is edited to show the new state. Snooze
+creates a silence for the incident's hazard in its area.
+
+The payload is Slack's `block_actions` JSON as Socket Mode delivers it. Everything here is safe
+to run twice with the same payload (Socket Mode redelivers envelopes that were not acknowledged
+in time): a repeated state change is a no-op that edits nothing, and a snooze carries the click's
+`action_ts` as its de-duplication key. The time recorded is the click's `action_ts`, not when we
+got round to handling it. A click that cannot be honoured (resolving a false alarm, an incident
+that is gone) is answered to that user alone with `chat.postEphemeral`, never by raising.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web import WebClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from siaga import alerts, hazard_lists, incidents, messages, silences
+from siaga.hazards import HazardSet
+from siaga.incidents import Change, InvalidTransition, add_event
+from siaga.routing import Router
+from siaga.slackclient import update_message
+from siaga.store import Alert, Incident, IncidentEvent, IncidentThread, session_scope, utcnow
+
+log = logging.getLogger(__name__)
+
+ACTION_STATES = {
+    messages.ACTION_ACK: "acknowledged",
+    messages.ACTION_RESOLVE: "resolved",
+    messages.ACTION_FALSE_ALARM: "false_alarm",
+}
+HANDLED = frozenset(ACTION_STATES) | {messages.ACTION_SNOOZE}
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+_INCIDENT_ID = re.compile(r"^[0-9]{1,12}$")
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    """What one action did: `error` is the text the clicking user was shown, if any."""
+
+    action_id: str
+    incident_id: int | None = None
+    user: str | None = None
+    changed: bool = False
+    error: str | None = None
+    edited: tuple[tuple[str, str], ...] = ()  # (channel, ts) of the messages edited
+    edit_errors: tuple[str, ...] = ()
+    silence_id: int | None = None
+    state: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class ActionContext:
+    """What handling needs besides the payload: where the store is, and (optional) the routing
+    and hazards to queue the "resolved" reply with. Without a router the reply is not queued."""
+
+    client: WebClient
+    db_url: str | None = None
+    router: Router | None = None
+    hazard_set: HazardSet | None = None
+    tell_user: bool = True
+    _hazards_cache: dict[str, HazardSet] = field(default_factory=dict, repr=False)
+
+    def hazards(self, session: Session) -> HazardSet:
+        if self.hazard_set is not None:
+            return self.hazard_set
+        if "set" not in self._hazards_cache:
+            self._hazards_cache["set"] = hazard_lists.in_force(session)
+        return self._hazards_cache["set"]
+
+
+def handle_block_actions(payload: Mapping[str, Any], ctx: ActionContext) -> list[ActionOutcome]:
+    """Handle every Siaga action in a `block_actions` payload; other payloads and other apps'
+    actions are ignored (empty list)."""
+    if payload.get("type") != "block_actions":
+        return []
+    user = ((payload.get("user") or {}).get("id") or "").strip()
+    outcomes = []
+    for action in payload.get("actions") or []:
+        action_id = action.get("action_id")
+        if action_id not in HANDLED:
+            continue
+        if not _USER_ID.match(user):
+            outcome = ActionOutcome(action_id, user=user or None, error="Tidak tahu siapa yang menekan (no Slack user in the payload)")
+        elif action_id == messages.ACTION_SNOOZE:
+            outcome = snooze(action, user, ctx)
+        else:
+            outcome = change_state(action, user, ACTION_STATES[action_id], ctx)
+        if outcome.error:
+            log.warning("slack action %s by %s refused: %s", action_id, user, outcome.error)
+            if ctx.tell_user:
+                tell_user(ctx.client, payload, outcome.error)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def click_time(action: Mapping[str, Any]) -> datetime:
+    """When the button was pressed (Slack's `action_ts`, epoch seconds); now if absent."""
+    try:
+        return datetime.fromtimestamp(float(action["action_ts"]), tz=timezone.utc)
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return utcnow()
+
+
+def change_state(action: Mapping[str, Any], user: str, to_state: str, ctx: ActionContext) -> ActionOutcome:
+    action_id = str(action.get("action_id"))
+    incident_id = _incident_id(action.get("value"))
+    if incident_id is None:
+        return ActionOutcome(action_id, user=user, error=f"Nilai tombol tidak sah (bad button value {str(action.get('value'))[:40]!r})")
+    at = click_time(action)
+    try:
+        with session_scope(ctx.db_url) as session:
+            change = incidents.transition(session, incident_id, to_state, actor=user, at=at)
+            # transition returns None both for "already in that state" and for acknowledging:
+            # whether it wrote a timeline event tells the two apart
+            changed = any(isinstance(obj, IncidentEvent) for obj in session.new)
+            if change is not None and ctx.router is not None:
+                alerts.enqueue(session, [change], ctx.hazards(session), ctx.router, at)
+    except InvalidTransition as exc:
+        return ActionOutcome(action_id, incident_id, user, error=f":warning: Tidak bisa (cannot): {exc}")
+    except LookupError:
+        return ActionOutcome(action_id, incident_id, user, error=f":warning: Insiden #{incident_id} tidak ada (no such incident)")
+    if not changed:
+        return ActionOutcome(action_id, incident_id, user, changed=False, state=to_state)
+    edited, errors = refresh_messages(ctx, incident_id, at)
+    return ActionOutcome(action_id, incident_id, user, changed=True, edited=edited, edit_errors=errors, state=to_state)
+
+
+def snooze(action: Mapping[str, Any], user: str, ctx: ActionContext) -> ActionOutcome:
+    action_id = str(action.get("action_id"))
+    value = str((action.get("selected_option") or {}).get("value") or action.get("value") or "")
+    raw_id, _, key = value.partition(":")
+    incident_id = _incident_id(raw_id)
+    duration = silences.SNOOZE_CHOICES.get(key)
+    if incident_id is None or duration is None:
+        return ActionOutcome(action_id, user=user, error=f"Pilihan tunda tidak sah (bad snooze value {value[:40]!r})")
+    at = click_time(action)
+    dedup = f"slack:{incident_id}:{user}:{action['action_ts']}:{key}" if action.get("action_ts") else None
+    with session_scope(ctx.db_url) as session:
+        incident = session.get(Incident, incident_id)
+        if incident is None:
+            return ActionOutcome(action_id, incident_id, user, error=f":warning: Insiden #{incident_id} tidak ada (no such incident)")
+        row, created = silences.create_silence(
+            session, silences.snooze_matchers(incident), at + duration, user, starts_at=at,
+            reason=f"snoozed from Slack on incident #{incident_id} for {key}", dedup_key=dedup,
+        )
+        silence_id = row.id
+        if created:
+            add_event(session, incident, at, "snoozed",
+                      {"silence_id": row.id, "until": row.ends_at.isoformat(), "matchers": dict(row.matchers)}, actor=user)
+    if not created:
+        return ActionOutcome(action_id, incident_id, user, changed=False, silence_id=silence_id)
+    edited, errors = refresh_messages(ctx, incident_id, at)
+    return ActionOutcome(action_id, incident_id, user, changed=True, edited=edited, edit_errors=errors, silence_id=silence_id)
+
+
+def refresh_messages(ctx: ActionContext, incident_id: int, at: datetime) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """Edit the incident's first message in every channel to show its state now. Returns the
+    edited (channel, ts) and the errors; a failed edit is logged, the state change stands."""
+    with session_scope(ctx.db_url) as session:
+        message, threads = current_message(session, incident_id, ctx.hazards(session), at)
+    edited, errors = [], []
+    for channel, ts in threads:
+        try:
+            update_message(ctx.client, channel, ts, message)
+            edited.append((channel, ts))
+        except SlackApiError as exc:
+            error = f"{channel} {ts}: {exc.response.get('error') if exc.response is not None else exc}"
+            log.error("could not edit the alert of incident %s: %s", incident_id, error)
+            errors.append(error)
+    return tuple(edited), tuple(errors)
+
+
+def current_message(session: Session, incident_id: int, hazard_set: HazardSet, at: datetime) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The incident's first alert rebuilt with its state, who set it and when, and any snooze;
+    plus the (channel, ts) of the messages showing it."""
+    incident = session.get(Incident, incident_id)
+    if incident is None:
+        raise LookupError(f"no incident {incident_id}")
+    first = session.scalars(select(Alert).where(Alert.incident_id == incident_id)
+                            .order_by(Alert.window_end, Alert.id)).first()
+    post_ids = [int(p) for p in ((first.explanation or {}).get("post_ids") or [])[:messages.MAX_EVIDENCE]] if first else []
+    view = alerts.view_for(session, Change(incident, "new", first, post_ids), hazard_set)
+    by, when = _state_setter(session, incident)
+    silence = silences.matching(alerts.incident_labels(incident, hazard_set), silences.active_silences(session, at), at)
+    view = replace(view, state_by=by, state_at=when, silenced_until=silence.ends_at if silence else None)
+    threads = [(t.channel, t.ts) for t in session.scalars(
+        select(IncidentThread).where(IncidentThread.incident_id == incident_id).order_by(IncidentThread.id))]
+    return messages.build_message(view), threads
+
+
+def _state_setter(session: Session, incident: Incident) -> tuple[str | None, datetime | None]:
+    """Who put the incident in its current state and when (the latest timeline event of it)."""
+    if incident.state == "open":
+        return None, None
+    event = session.scalars(
+        select(IncidentEvent)
+        .where(IncidentEvent.incident_id == incident.id, IncidentEvent.kind == incident.state)
+        .order_by(IncidentEvent.at.desc(), IncidentEvent.id.desc())
+    ).first()
+    return (event.actor, event.at) if event else (None, None)
+
+
+def _incident_id(value: Any) -> int | None:
+    text = str(value or "").strip()
+    return int(text) if _INCIDENT_ID.match(text) else None
+
+
+def tell_user(client: WebClient, payload: Mapping[str, Any], text: str) -> bool:
+    """Show `text` to the user who clicked, in that channel, visible to them only."""
+    channel = (payload.get("channel") or {}).get("id") or (payload.get("container") or {}).get("channel_id")
+    user = (payload.get("user") or {}).get("id")
+    if not channel or not user:
+        return False
+    try:
+        client.chat_postEphemeral(channel=channel, user=user, text=text)
+        return True
+    except SlackApiError as exc:
+        log.warning("could not tell %s in %s: %s", user, channel, exc.response.get("error") if exc.response is not None else exc)
+        return False
