@@ -4,10 +4,17 @@
 Runs when ingest stored posts (the `siaga://posts` asset): tags new posts with places and
 hazards, counts them per area, detects spikes, opens or updates incidents and writes their Slack
 messages to the outbox in the same transaction. Updates `siaga://outbox` for the deliver DAG.
+
+Also runs every five minutes: spike windows end on five-minute bucket boundaries
+(`siaga.spikes.BUCKET`), so the window holding the last burst of posts is only evaluated by a run
+after its boundary, and quiet incidents resolve with time, not with new posts. Triggered by new
+posts alone, a burst that ends before a boundary would never alert.
 """
 from datetime import timedelta
 
 from airflow.sdk import Asset, dag, get_current_context, task
+from airflow.timetables.assets import AssetOrTimeSchedule
+from airflow.timetables.trigger import CronTriggerTimetable
 
 from siaga import pipeline
 from siaga.pipeline import run_time
@@ -17,7 +24,7 @@ OUTBOX = Asset(pipeline.OUTBOX_URI)
 
 
 @dag(
-    schedule=[POSTS],
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("*/5 * * * *", timezone="UTC"), assets=[POSTS]),
     catchup=False,
     max_active_runs=1,
     tags=["siaga"],
