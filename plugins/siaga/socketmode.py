@@ -1,0 +1,131 @@
+"""`siaga slack-listen`: the long-running Socket Mode listener behind the alert buttons.
+
+Socket Mode lets Slack push button clicks over a WebSocket the app opens itself, so BPBD's
+server needs no public URL. slack-sdk's builtin `SocketModeClient` (standard library only, with
+reconnects and pings) does the protocol; this module acknowledges each envelope at once (Slack
+redelivers what is not acknowledged within 3 seconds, and handling may take longer: database,
+then `chat.update` per channel) and hands `block_actions` to `slackactions`, which is idempotent,
+so a redelivered click changes nothing.
+
+Credentials: the app-level token (`xapp-…`, scope `connections:write`) from env
+SIAGA_SLACK_APP_TOKEN or the Airflow connection `slack_socket_mode` (token in the password); the
+bot token for editing messages as for delivery (`slackclient.make_client`).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Any, Sequence
+
+from slack_sdk.socket_mode.builtin import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
+from slack_sdk.web import WebClient
+
+from siaga import settings, slackactions
+from siaga.routing import Router
+from siaga.slackclient import SlackConfigError, make_client
+
+log = logging.getLogger(__name__)
+
+ENV_APP_TOKEN = "SIAGA_SLACK_APP_TOKEN"
+APP_CONN_ID = "slack_socket_mode"
+
+
+def app_token(conn_id: str | None = APP_CONN_ID) -> str:
+    """The app-level token: env SIAGA_SLACK_APP_TOKEN first, then the Airflow connection."""
+    token = os.environ.get(ENV_APP_TOKEN)
+    if not token and conn_id:
+        try:
+            from airflow.sdk import Connection
+
+            token = Connection.get(conn_id).password
+        except Exception as exc:  # no Airflow here, or no such connection
+            log.debug("no Airflow connection %r (%s)", conn_id, type(exc).__name__)
+    if not token:
+        raise SlackConfigError(
+            f"no Slack app-level token: set {ENV_APP_TOKEN} or the Airflow connection {conn_id!r} "
+            "(an xapp- token with connections:write, in the password)"
+        )
+    if not token.startswith("xapp-"):
+        raise SlackConfigError(f"{ENV_APP_TOKEN}/{conn_id}: an app-level token starts with 'xapp-' (is this the bot token?)")
+    return token
+
+
+class Listener:
+    """A connected Socket Mode client whose clicks go to `slackactions`."""
+
+    def __init__(self, token: str, web_client: WebClient, ctx: slackactions.ActionContext,
+                 client: SocketModeClient | None = None) -> None:
+        self.ctx = ctx
+        self.client = client or SocketModeClient(app_token=token, web_client=web_client, logger=log)
+        self.client.socket_mode_request_listeners.append(self._on_request)
+        self.handled: list[slackactions.ActionOutcome] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> "Listener":
+        self.client.connect()
+        return self
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> "Listener":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _on_request(self, client: Any, request: SocketModeRequest) -> None:
+        client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
+        if request.type != "interactive" or request.payload.get("type") != "block_actions":
+            log.debug("ignoring Socket Mode %s envelope", request.type)
+            return
+        try:
+            outcomes = slackactions.handle_block_actions(request.payload, self.ctx)
+        except Exception:  # a bug or a database outage must not kill the listener thread
+            log.exception("handling a Slack action failed (envelope %s)", request.envelope_id)
+            return
+        with self._lock:
+            self.handled.extend(outcomes)
+        for o in outcomes:
+            log.info("slack action %s on incident %s by %s: %s", o.action_id, o.incident_id, o.user,
+                     o.error or ("changed" if o.changed else "no change"))
+
+
+def build_listener(db_url: str | None = None, routing: str | None = None, token: str | None = None,
+                   web_client: WebClient | None = None) -> Listener:
+    """A Listener wired to the configured store, routing and Slack credentials."""
+    web_client = web_client or make_client()
+    router = Router.load(routing or settings.config_dir() / "routing.yaml")
+    ctx = slackactions.ActionContext(client=web_client, db_url=db_url, router=router)
+    return Listener(token or app_token(), web_client, ctx)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run until SIGINT/SIGTERM. Exit 2 when Slack credentials are missing."""
+    parser = argparse.ArgumentParser(prog="siaga slack-listen", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db-url", help="Siaga database URL (default: settings / SIAGA_DATABASE_URL)")
+    parser.add_argument("--routing", help="routing.yaml (default: config/routing.yaml)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        listener = build_listener(args.db_url, args.routing)
+    except SlackConfigError as exc:
+        print(f"siaga slack-listen: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with listener:
+        log.info("listening for Slack actions (Socket Mode)")
+        stop.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

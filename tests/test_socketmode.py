@@ -1,0 +1,121 @@
+"""The Socket Mode listener end to end: slack-sdk's own SocketModeClient opens a connection
+through `apps.connections.open` on the fake, receives a click over the WebSocket, acknowledges the
+envelope, and the incident, its timeline and the Slack message change."""
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from fakesocketmode import APP_TOKEN, FakeSocketMode
+from siaga import messages, slackactions, socketmode, store
+from siaga.slackclient import SlackConfigError
+from test_slackactions import DUTY, T0, TOKEN, click, client_for, events, posted_incident, state_text  # noqa: F401
+from test_slackactions import hazard_set, router  # noqa: F401  (fixtures)
+
+
+def wait_until(predicate, timeout=10.0):
+    """Poll: the listener's own records notify nobody."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.fixture
+def fake():
+    with FakeSocketMode(token=TOKEN, app_token=APP_TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def listener(fake, db_url, router, hazard_set):
+    web = client_for(fake)
+    ctx = slackactions.ActionContext(client=web, db_url=db_url, router=router, hazard_set=hazard_set)
+    with socketmode.Listener(APP_TOKEN, web, ctx) as running:
+        assert fake.wait_connected(), "the listener never connected"
+        yield running
+
+
+def test_a_click_over_socket_mode_acknowledges_the_incident(db_url, fake, router, hazard_set, listener):
+    incident_id = posted_incident(db_url, fake, router, hazard_set)
+    assert fake.connections_opened == 1
+    at = T0 + timedelta(minutes=3)
+    envelope = fake.send_interactive(click(messages.ACTION_ACK, str(incident_id), at=at))
+    assert fake.wait_ack(envelope) == {"envelope_id": envelope}
+    assert fake.wait_for(lambda: fake.requests_count("chat.update") == 2), "the alert was not edited"
+    for message in fake.messages():
+        assert "ditangani (acknowledged)" in state_text(message) and f"<@{DUTY}>" in state_text(message)
+    (ack,) = events(db_url, incident_id, "acknowledged")
+    assert (ack.actor, ack.at) == (DUTY, at)
+    with store.session_scope(db_url) as session:
+        assert session.get(store.Incident, incident_id).state == "acknowledged"
+
+
+def test_a_redelivered_envelope_is_acked_and_changes_nothing(db_url, fake, router, hazard_set, listener):
+    incident_id = posted_incident(db_url, fake, router, hazard_set)
+    payload = click(messages.ACTION_ACK, str(incident_id))
+    first = fake.send_interactive(payload, envelope_id="env-1")
+    assert fake.wait_ack(first)
+    assert wait_until(lambda: len(listener.handled) == 1)
+    fake.send_interactive(payload, envelope_id="env-1", retry_attempt=1)  # Slack retries the same envelope
+    assert wait_until(lambda: len(listener.handled) == 2)
+    assert fake.wait_for(lambda: len(fake.acks) == 2)
+    assert [a["envelope_id"] for a in fake.acks] == ["env-1", "env-1"]
+    assert [o.changed for o in listener.handled] == [True, False]
+    assert fake.requests_count("chat.update") == 2 and len(events(db_url, incident_id, "acknowledged")) == 1
+
+
+def test_an_invalid_click_gets_an_ephemeral_answer_and_the_listener_keeps_going(db_url, fake, router, hazard_set, listener):
+    incident_id = posted_incident(db_url, fake, router, hazard_set)
+    channel = fake.channel_id("#bpbd-siaga")
+    fake.send_interactive(click(messages.ACTION_FALSE_ALARM, str(incident_id), channel=channel))
+    assert wait_until(lambda: len(listener.handled) == 1)
+    bad = fake.send_interactive(click(messages.ACTION_RESOLVE, str(incident_id), channel=channel, at=T0 + timedelta(hours=1)))
+    assert fake.wait_ack(bad)
+    assert fake.wait_for(lambda: len(fake.ephemerals) == 1)
+    assert "cannot become resolved" in fake.ephemerals[0]["text"] and fake.ephemerals[0]["user"] == DUTY
+    # other envelope types are acknowledged and ignored
+    other = fake.send_interactive({"type": "view_submission", "view": {}})
+    assert fake.wait_ack(other)
+    ok = fake.send_interactive(click(messages.ACTION_SNOOZE, f"{incident_id}:1h", select=True))
+    assert fake.wait_ack(ok) and wait_until(lambda: len(listener.handled) == 3)
+    with store.session_scope(db_url) as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(store.SilenceRow)) == 1
+
+
+def test_a_wrong_app_token_cannot_connect(fake, sqlite_url):
+    web = client_for(fake)
+    ctx = slackactions.ActionContext(client=web, db_url=sqlite_url)
+    listener = socketmode.Listener("xapp-1-wrong", web, ctx)
+    try:
+        with pytest.raises(Exception, match="invalid_auth"):
+            listener.start()
+    finally:
+        listener.close()
+    assert fake.refused_opens == 1 and fake.connections_opened == 0
+
+
+def test_app_token_from_the_environment(monkeypatch):
+    monkeypatch.setenv(socketmode.ENV_APP_TOKEN, APP_TOKEN)
+    assert socketmode.app_token(conn_id=None) == APP_TOKEN
+    monkeypatch.setenv(socketmode.ENV_APP_TOKEN, "xoxb-bot-token")
+    with pytest.raises(SlackConfigError, match="xapp-"):
+        socketmode.app_token(conn_id=None)
+    monkeypatch.delenv(socketmode.ENV_APP_TOKEN)
+    with pytest.raises(SlackConfigError, match=socketmode.ENV_APP_TOKEN):
+        socketmode.app_token(conn_id=None)
+
+
+def test_main_without_credentials_exits_2(monkeypatch, capsys, sqlite_url):
+    for var in (socketmode.ENV_APP_TOKEN, "SIAGA_SLACK_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("SIAGA_SLACK_TOKEN", TOKEN)
+    monkeypatch.setattr(socketmode, "APP_CONN_ID", None)
+    monkeypatch.setattr(socketmode.app_token, "__defaults__", (None,))
+    assert socketmode.main(["--db-url", sqlite_url]) == 2
+    assert socketmode.ENV_APP_TOKEN in capsys.readouterr().err
