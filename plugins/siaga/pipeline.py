@@ -5,10 +5,10 @@ DAG files stay a few lines per task: they only turn Airflow's context into a tim
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from siaga import alerts, detect as detect_stage, ingest as ingest_stage, settings, store
+from siaga import alerts, detect as detect_stage, digest as digest_stage, ingest as ingest_stage, settings, store
 from siaga.routing import Router
 from siaga.slackclient import make_client
 from siaga.sources import load_sources
@@ -53,3 +53,12 @@ def detect(now: datetime) -> dict[str, Any]:
 def deliver(now: datetime) -> dict[str, Any]:
     store.migrate()
     return asdict(alerts.deliver(make_client(), now))
+
+
+def digest(now: datetime, period: timedelta = timedelta(days=1)) -> dict[str, Any]:
+    """Queue the managers' digest of the `period` ending at `now`; the deliver DAG sends it."""
+    store.migrate()
+    router = Router.load(settings.config_dir() / "routing.yaml")
+    with store.session_scope() as session:
+        written = digest_stage.enqueue_digest(session, router, now - period, now, now)
+    return {"written": written, "period_start": (now - period).isoformat(), "period_end": now.isoformat()}

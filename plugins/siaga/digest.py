@@ -1,0 +1,185 @@
+"""The managers' daily digest: what happened in the last day, per hazard and kecamatan, and
+what Siaga failed to deliver.
+
+Managers do not watch the duty channels; once a day they want the counts (incidents opened,
+resolved, called false alarms, still open), where, and the dead letters someone must look at.
+The digest goes through the same outbox as alerts (routed by the label `kind: digest`, see
+config/routing.yaml), so it gets the same retry and never-twice guarantees; its de-duplication
+key is the local date of the period's end, so a re-run or a manual trigger the same morning
+writes nothing new.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from siaga import hazard_lists
+from siaga.hazards import HazardSet
+from siaga.incidents import LIVE_STATES
+from siaga.messages import LOCAL_TZ, SECTION_LIMIT, escape, one_line, truncate
+from siaga.routing import Router
+from siaga.store import Incident, IncidentEvent, OutboxMessage
+
+KIND = "digest"
+MAX_DEAD_LISTED = 5
+NO_DISTRICT = "—"
+
+
+@dataclass
+class AreaCounts:
+    opened: int = 0
+    resolved: int = 0
+    false_alarm: int = 0
+    still_open: int = 0
+
+    def any(self) -> bool:
+        return bool(self.opened or self.resolved or self.false_alarm or self.still_open)
+
+
+@dataclass
+class DigestSummary:
+    day_start: datetime
+    day_end: datetime
+    # (hazard, kecamatan) -> counts
+    areas: dict[tuple[str, str], AreaCounts] = field(default_factory=dict)
+    silenced: int = 0  # changes held back by silences in the period
+    dead_total: int = 0
+    dead: list[dict[str, Any]] = field(default_factory=list)  # the first MAX_DEAD_LISTED
+
+    def totals(self) -> AreaCounts:
+        out = AreaCounts()
+        for c in self.areas.values():
+            out.opened += c.opened
+            out.resolved += c.resolved
+            out.false_alarm += c.false_alarm
+            out.still_open += c.still_open
+        return out
+
+
+def summarise(session: Session, day_start: datetime, day_end: datetime) -> DigestSummary:
+    """Counts for [day_start, day_end). Closings are counted from the timeline, so an incident
+    resolved, reopened and resolved again in one day counts once per hazard and place."""
+    if day_start.tzinfo is None or day_end.tzinfo is None:
+        raise ValueError("digest period: give timezone-aware times")
+    if day_end <= day_start:
+        raise ValueError("digest period: day_end must be after day_start")
+    summary = DigestSummary(day_start, day_end)
+    areas: dict[tuple[str, str], AreaCounts] = defaultdict(AreaCounts)
+
+    def key(incident: Incident) -> tuple[str, str]:
+        return incident.hazard, incident.district or NO_DISTRICT
+
+    for incident in session.scalars(select(Incident).where(Incident.opened_at >= day_start, Incident.opened_at < day_end)):
+        areas[key(incident)].opened += 1
+    for kind in ("resolved", "false_alarm"):
+        closed = session.scalars(
+            select(Incident).where(Incident.id.in_(
+                select(IncidentEvent.incident_id).where(
+                    IncidentEvent.kind == kind, IncidentEvent.at >= day_start, IncidentEvent.at < day_end)))
+        )
+        for incident in closed:
+            counts = areas[key(incident)]
+            setattr(counts, kind, getattr(counts, kind) + 1)
+    for incident in session.scalars(select(Incident).where(Incident.state.in_(LIVE_STATES), Incident.opened_at < day_end)):
+        areas[key(incident)].still_open += 1
+    summary.areas = dict(sorted(areas.items(), key=lambda kv: (-kv[1].opened, -kv[1].still_open, kv[0])))
+    summary.silenced = session.scalar(
+        select(func.count()).select_from(IncidentEvent).where(
+            IncidentEvent.kind == "silenced", IncidentEvent.at >= day_start, IncidentEvent.at < day_end)
+    ) or 0
+    dead = session.scalars(select(OutboxMessage).where(OutboxMessage.state == "dead").order_by(OutboxMessage.id.desc()))
+    rows = list(dead)
+    summary.dead_total = len(rows)
+    summary.dead = [{"id": r.id, "incident": r.incident_id, "channel": r.channel, "kind": r.kind,
+                     "attempts": r.attempts, "error": r.last_error} for r in rows[:MAX_DEAD_LISTED]]
+    return summary
+
+
+def _label(hazard_set: HazardSet, hazard: str) -> str:
+    h = hazard_set.hazards.get(hazard)
+    if h is None:
+        return escape(truncate(one_line(hazard), 120))
+    local, english = escape(one_line(h.label_id)), escape(one_line(h.label_en))
+    return f"{local} ({english})" if english and english.lower() != local.lower() else local
+
+
+def _counts_text(c: AreaCounts) -> str:
+    parts = [f"{c.opened} dibuka (opened)"]
+    if c.resolved:
+        parts.append(f"{c.resolved} selesai (resolved)")
+    if c.false_alarm:
+        parts.append(f"{c.false_alarm} alarm palsu (false alarm)")
+    if c.still_open:
+        parts.append(f"{c.still_open} masih terbuka (still open)")
+    return ", ".join(parts)
+
+
+def _section(text: str) -> dict[str, Any]:
+    if len(text) > SECTION_LIMIT:
+        text = text[: SECTION_LIMIT - 2].rsplit("\n", 1)[0] + "\n…"
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}
+
+
+def build_message(summary: DigestSummary, hazard_set: HazardSet) -> dict[str, Any]:
+    """`{"text", "blocks"}` for chat.postMessage. Place names are escaped like any alert's."""
+    start = summary.day_start.astimezone(LOCAL_TZ)
+    end = summary.day_end.astimezone(LOCAL_TZ)
+    period = f"{start:%d %b %H:%M} – {end:%d %b %H:%M} WITA"
+    t = summary.totals()
+    headline = (f"{t.opened} insiden dibuka (opened), {t.resolved} selesai (resolved), {t.false_alarm} alarm palsu "
+                f"(false alarms), {t.still_open} masih terbuka (still open), {summary.dead_total} gagal kirim (dead letters)")
+    blocks: list[dict[str, Any]] = [
+        _section(f":bar_chart: *Ringkasan harian Siaga (daily digest)* · {period}\n{headline}"),
+    ]
+    by_hazard: dict[str, list[str]] = defaultdict(list)
+    for (hazard, district), counts in summary.areas.items():
+        if counts.any():
+            place = "tanpa kecamatan (no kecamatan)" if district == NO_DISTRICT else f"Kec. {escape(truncate(one_line(district), 120))}"
+            by_hazard[hazard].append(f"• {place}: {_counts_text(counts)}")
+    if not by_hazard:
+        blocks.append(_section("Tidak ada insiden (no incidents) dalam periode ini."))
+    for hazard, lines in list(by_hazard.items())[:40]:
+        blocks.append(_section(f"*{_label(hazard_set, hazard)}*\n" + "\n".join(lines)))
+    if summary.silenced:
+        blocks.append(_section(f":zzz: {summary.silenced} pesan ditahan oleh penundaan (messages held back by silences)"))
+    if summary.dead_total:
+        listed = "\n".join(
+            f"• outbox #{d['id']} → {escape(d['channel'])} ({escape(d['kind'])}"
+            + (f", insiden #{d['incident']}" if d["incident"] is not None else "")
+            + f", {d['attempts']}×): {escape(truncate(one_line(d['error'] or '?'), 200))}"
+            for d in summary.dead)
+        more = f"\n… dan {summary.dead_total - len(summary.dead)} lagi (more): `siaga outbox`" if summary.dead_total > len(summary.dead) else ""
+        blocks.append(_section(f":x: *Gagal kirim (dead letters): {summary.dead_total}*\n{listed}{more}"))
+    text = f"Ringkasan harian Siaga (daily digest) {period}: {headline}"
+    return {"text": text, "blocks": blocks[:50]}
+
+
+def digest_key(router: Router, receiver: str, day_end: datetime) -> str:
+    return f"{KIND}:{day_end.astimezone(router.tz):%Y-%m-%d}:{receiver}"
+
+
+def enqueue_digest(
+    session: Session, router: Router, day_start: datetime, day_end: datetime, now: datetime,
+    hazard_set: HazardSet | None = None,
+) -> int:
+    """Outbox rows (no incident) for the digest of [day_start, day_end) to every receiver the
+    label `kind: digest` routes to, at most one per receiver and local day. Returns rows written."""
+    labels = {"kind": KIND}
+    receivers = [r for r in router.route(labels)]
+    pending = [r for r in receivers if session.scalar(
+        select(OutboxMessage.id).where(OutboxMessage.dedup_key == digest_key(router, r.name, day_end))) is None]
+    if not pending:
+        return 0
+    message = build_message(summarise(session, day_start, day_end), hazard_set or hazard_lists.in_force(session))
+    for receiver in pending:
+        session.add(OutboxMessage(
+            dedup_key=digest_key(router, receiver.name, day_end), incident_id=None, receiver=receiver.name,
+            channel=receiver.channel, kind=KIND, payload=message, state="pending", next_attempt_at=now, created_at=now,
+        ))
+    session.flush()
+    return len(pending)
