@@ -2,6 +2,8 @@
 
     siaga tag [--explain]          tag JSON Lines posts from stdin (the measured contract)
     siaga hazards check [DIR]      validate keyword lists before they go live
+    siaga backtest --config DIR --from T --to T
+                                   alerts candidate lists would have added/removed/changed
     siaga db migrate               create or upgrade the database
     siaga scenario                 print the synthetic demo scenario (JSON Lines)
     siaga demo                     run the DAGs over the demo scenario against a fake Slack
@@ -31,6 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     check = hazards_sub.add_parser("check", help="validate a directory of hazard lists")
     check.add_argument("directory", nargs="?", type=Path)
     check.set_defaults(func=_cmd_hazards_check)
+
+    backtest = sub.add_parser("backtest", help="replay stored posts with candidate hazard lists and diff the alerts")
+    backtest.add_argument("--config", type=Path, required=True, help="candidate config directory (with hazards/) or hazards directory")
+    backtest.add_argument("--from", dest="start", type=_when, required=True, help="ISO 8601 time (Bali time when no zone)")
+    backtest.add_argument("--to", dest="end", type=_when, required=True, help="ISO 8601 time (Bali time when no zone)")
+    backtest.set_defaults(func=_cmd_backtest)
 
     db = sub.add_parser("db", help="database")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -141,6 +149,32 @@ def _cmd_hazards_check(args: argparse.Namespace) -> int:
         print(f"{directory}: {len(report.errors)} error(s); these lists would be refused", file=sys.stderr)
         return 1
     print(f"{directory}: ok ({len(report.warnings)} warning(s))")
+    return 0
+
+
+def _when(value: str) -> "datetime":
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {value!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=ZoneInfo("Asia/Makassar"))
+
+
+def _cmd_backtest(args: argparse.Namespace) -> int:
+    from siaga import backtest, store
+    from siaga.hazards import HazardConfigError
+
+    try:
+        candidate = backtest.candidate_lists(args.config)
+    except HazardConfigError as exc:
+        print(f"siaga backtest: the candidate lists are invalid:\n{exc}", file=sys.stderr)
+        return 1
+    store.migrate()
+    result = backtest.run_backtest(candidate, args.start, args.end)
+    print(backtest.format_result(result, args.start, args.end))
     return 0
 
 

@@ -54,18 +54,14 @@ def run(now: datetime, router: Router, db_url: str | None = None, settings: Dete
     tagger = Tagger(hazard_set)
     tagged = tag_pending(tagger, now, db_url)
     gazetteer = tagger.geotagger.gaz
-    n_areas = {
-        "village": len(gazetteer.villages), "road": max(len(gazetteer.roads), 1),
-        "district": len(gazetteer.districts), "regency": 1,
-    }
-    road_villages = {r.id: _villages_along(r, gazetteer) for r in gazetteer.roads}
+    n_areas, road_villages = area_universe(gazetteer)
     since = now - settings.lookback - _longest_window(hazard_set)
     with session_scope(db_url) as session:
         events, areas, cue_posts = load_events(session, since, now, road_villages)
         write_area_counts(session, spikes.bucket_counts(events), spikes.bucket_floor(since) + spikes.BUCKET, now)
         ends = spikes.window_ends(now, settings.lookback)
         model = load_baseline(session, hazard_set, now - settings.lookback, settings.baseline_days, n_areas)
-        rules = _rules(hazard_set, model.dispersion)
+        rules = rules_of(hazard_set, model.dispersion)
         found = spikes.detect(events, rules, ends, model, n_areas)
         severities = severities_of(found, hazard_set, cue_posts)
         changes = incidents.apply_spikes(
@@ -82,6 +78,16 @@ def run(now: datetime, router: Router, db_url: str | None = None, settings: Dete
     return report
 
 
+def area_universe(gazetteer: Any) -> tuple[dict[str, int], dict[str, tuple[str, ...]]]:
+    """How many areas each level has (the multiple-testing correction needs it) and the
+    villages along each road."""
+    n_areas = {
+        "village": len(gazetteer.villages), "road": max(len(gazetteer.roads), 1),
+        "district": len(gazetteer.districts), "regency": 1,
+    }
+    return n_areas, {r.id: _villages_along(r, gazetteer) for r in gazetteer.roads}
+
+
 def _villages_along(road: Any, gazetteer: Any) -> tuple[str, ...]:
     """The villages a road incident spans: the road's own list, else (roads known only by a
     point, like the town streets in roads.yaml) the village under its point."""
@@ -96,7 +102,7 @@ def _longest_window(hazard_set: HazardSet) -> timedelta:
     return max((timedelta(minutes=h.window_minutes) for h in hazard_set.hazards.values()), default=timedelta(hours=1))
 
 
-def _rules(hazard_set: HazardSet, dispersion: dict[str, float] | None = None) -> dict[str, spikes.Rule]:
+def rules_of(hazard_set: HazardSet, dispersion: dict[str, float] | None = None) -> dict[str, spikes.Rule]:
     dispersion = dispersion or {}
     return {
         h.id: spikes.Rule(
@@ -188,30 +194,58 @@ def load_events(
         .join(HazardMatchRow, HazardMatchRow.post_id == Post.id)
         .where(Post.created_at > since, Post.created_at <= until, Post.in_region.is_(True))
     ).all()
-    post_ids = {r.id for r in rows}
-    places = _places_by_post(session, post_ids)
+    matches = [
+        HazardEvidence(r.id, r.created_at, r.author, r.text_hash, r.hazard, tuple(r.terms or ()), bool(r.severity_cues))
+        for r in rows
+    ]
+    return events_of(matches, _places_by_post(session, {r.id for r in rows}), road_villages or {})
+
+
+@dataclass(frozen=True)
+class HazardEvidence:
+    """One post's match of one hazard, as spike detection needs it."""
+
+    post_id: int
+    created_at: datetime
+    author: str | None
+    text_hash: str
+    hazard: str
+    terms: tuple[str, ...]
+    has_cues: bool
+
+
+def events_of(
+    matches: list[HazardEvidence], places: dict[int, list[Any]], road_villages: dict[str, tuple[str, ...]]
+) -> tuple[pd.DataFrame, dict[tuple[str, str], incidents.AreaInfo], dict[str, set[int]]]:
+    """The events table from matches and each post's counting places (stored geotags or fresh
+    `Place`s alike): shared by the detect run and the backtest, so both count the same way."""
     areas: dict[tuple[str, str], incidents.AreaInfo] = {}
     records: list[dict[str, Any]] = []
     cue_posts: dict[str, set[int]] = {}
-    for r in rows:
-        if r.severity_cues:
-            cue_posts.setdefault(r.hazard, set()).add(r.id)
-        for area in _areas_of(places.get(r.id, []), road_villages or {}):
+    for m in matches:
+        if m.has_cues:
+            cue_posts.setdefault(m.hazard, set()).add(m.post_id)
+        for area in _areas_of(places.get(m.post_id, []), road_villages):
             areas.setdefault((area.level, area.code), area)
             records.append(
                 {
-                    "post_id": r.id,
-                    "created_at": r.created_at,
-                    "author": r.author or f"anonymous:{r.id}",
-                    "text_hash": r.text_hash,
-                    "hazard": r.hazard,
+                    "post_id": m.post_id,
+                    "created_at": m.created_at,
+                    "author": m.author or f"anonymous:{m.post_id}",
+                    "text_hash": m.text_hash,
+                    "hazard": m.hazard,
                     "level": area.level,
                     "area_code": area.code,
-                    "terms": tuple(r.terms or ()),
+                    "terms": m.terms,
                 }
             )
     frame = pd.DataFrame.from_records(records, columns=spikes.EVENT_COLUMNS + ["terms"])
     return frame, areas, cue_posts
+
+
+def counts_towards_areas(place: Any) -> bool:
+    """Low-confidence and out-of-region places are shown but never counted."""
+    return bool(place.in_region) and place.confidence >= MIN_COUNTING_CONFIDENCE
 
 
 def _places_by_post(session: Session, post_ids: set[int]) -> dict[int, list[Geotag]]:

@@ -23,15 +23,17 @@ class Event:
     """A burst of posts about one hazard in one place."""
 
     name: str
+    hazard: str
     start: datetime
     minutes: int
     posts: int
     authors: int
-    templates: tuple[str, ...]
+    templates: tuple[str | tuple[str, tuple[str, ...]], ...]  # text, or (text, further labels)
 
 
 FLOOD = Event(
     name="flood-sangsit",
+    hazard="flood",
     start=START + timedelta(hours=2, minutes=10),
     minutes=70,
     posts=16,
@@ -41,7 +43,7 @@ FLOOD = Event(
         "bnjir lg di sangsit kec sawan, air udah selutut",
         "Sangsit banjir parah, air setinggi pinggang, warga mengungsi",
         "Info: banjir merendam Desa Sangsit, Sawan. Hati-hati yang lewat",
-        "banjirrr di sangsit, motor ga bisa lewat {n}",
+        ("banjirrr di sangsit, motor ga bisa lewat {n}", ("road_closure",)),
         "Hujan deras dari subuh, Desa Sangsit kebanjiran",
         "Ada warga terjebak banjir di Sangsit, mohon bantuan BPBD",
         "Sungai meluap, banjir di Sangsit Sawan makin tinggi",
@@ -49,6 +51,7 @@ FLOOD = Event(
 )
 JAM = Event(
     name="jam-ahmad-yani",
+    hazard="traffic_jam",
     start=START + timedelta(hours=1, minutes=5),
     minutes=40,
     posts=12,
@@ -92,15 +95,17 @@ def _event_posts(event: Event, rng: random.Random) -> Iterator[dict]:
     authors = [f"{event.name}-warga{i}" for i in range(event.authors)]
     for i, when in enumerate(_times(event, rng)):
         author = authors[i] if i < len(authors) else rng.choice(authors)
-        text = rng.choice(event.templates).format(n=rng.choice(["", "!", "!!", "...", "#waspada"]))
-        yield {"created_at": when, "text": text.strip(), "author": author, "event": event.name}
+        template = rng.choice(event.templates)
+        text, more = (template, ()) if isinstance(template, str) else template
+        text = text.format(n=rng.choice(["", "!", "!!", "...", "#waspada"]))
+        yield {"created_at": when, "text": text.strip(), "author": author, "event": event.name, "labels": [event.hazard, *more]}
 
 
 def _chatter(rng: random.Random) -> Iterator[dict]:
     when = START
     while when < START + timedelta(hours=HOURS):
         when += timedelta(minutes=rng.expovariate(1 / 4))
-        yield {"created_at": when, "text": rng.choice(CHATTER), "author": f"warga{rng.randrange(60)}", "event": None}
+        yield {"created_at": when, "text": rng.choice(CHATTER), "author": f"warga{rng.randrange(60)}", "event": None, "labels": []}
 
 
 def generate(seed: int = 7) -> list[dict]:
@@ -120,6 +125,8 @@ def generate(seed: int = 7) -> list[dict]:
                 "source": "demo",
                 "synthetic": True,
                 "scenario_event": r["event"],
+                # What a person reading the post would say it reports: `siaga backtest` scores on it.
+                "labels": r["labels"],
             }
         )
     return out
