@@ -287,6 +287,8 @@ class Gazetteer:
     common_words: frozenset[str]  # keys of Buleleng names that are everyday words
     shared_names: frozenset[str]  # keys of Buleleng names that are well known elsewhere too
     dictionary: frozenset[str]
+    # everyday-word names whose everyday sense never follows "di/ke/dari": a preposition places them
+    preposition_enough: frozenset[str] = frozenset()
     national: bool = False
     _tree: STRtree = field(init=False, repr=False)
     _by_code: dict[str, Village] = field(init=False, repr=False)
@@ -362,6 +364,7 @@ def load_gazetteer(geodata_dir: Path, aliases_path: Path | None = None, national
         common_words=common,
         shared_names=shared,
         dictionary=dictionary,
+        preposition_enough=config["preposition_enough"],
         national=national,
     )
 
@@ -517,7 +520,7 @@ def load_outside_names(
 
 
 def _empty_config() -> dict:
-    return {"aliases": [], "outside": [], "common_words": frozenset(), "shared_names": frozenset()}
+    return {"aliases": [], "outside": [], "common_words": frozenset(), "shared_names": frozenset(), "preposition_enough": frozenset()}
 
 
 def load_alias_config(path: Path, villages: list[Village], districts: dict[str, District]) -> dict:
@@ -538,7 +541,11 @@ def load_alias_config(path: Path, villages: list[Village], districts: dict[str, 
             outside.append(OutsidePlace("abroad" if where == "abroad" else "regency", str(n), None, None, None if where == "abroad" else str(where), None))
     common = frozenset(key(str(w)) for w in data.get("common_words") or [])
     shared = frozenset(key(str(w)) for w in data.get("shared_names") or [])
-    return {"aliases": aliases, "outside": outside, "common_words": common, "shared_names": shared}
+    enough = frozenset(key(str(w)) for w in data.get("preposition_enough") or [])
+    unknown = enough - common
+    if unknown:
+        raise ValueError(f"{path}: preposition_enough: {sorted(unknown)} must also be listed in common_words")
+    return {"aliases": aliases, "outside": outside, "common_words": common, "shared_names": shared, "preposition_enough": enough}
 
 
 def _parse_alias(path: Path, i: int, item: dict, villages: list[Village], districts: dict[str, District]) -> Alias:

@@ -464,7 +464,8 @@ class Geotagger:
         # 3. Everyday words need place context.
         if common and not own_q:
             weak_cue = prefix in LOCATIVE or m.caps or prefix2_locative(m)
-            if not (strong_prefix or (other_anchor and weak_cue)):
+            preposition_places_it = prefix in LOCATIVE and k in gaz.preposition_enough
+            if not (strong_prefix or preposition_places_it or (other_anchor and weak_cue)):
                 return None
         if own_q:
             return self._village_place(villages[0] if len(villages) == 1 else self._pick(villages, anchors, m) or villages[0],
@@ -493,7 +494,12 @@ class Geotagger:
         if outside_keys and namesakes and not other_anchor:
             return self._village_place(v, 0.45, span, "name also elsewhere; post names places outside Buleleng", low=True)
         if common:
-            reason = f"'{prefix}' prefix" if strong_prefix else "other Buleleng places in post"
+            if strong_prefix:
+                reason = f"'{prefix}' prefix"
+            elif other_anchor:
+                reason = "other Buleleng places in post"
+            else:
+                reason = f"'{prefix}' before a name whose everyday sense never follows it"
             return self._village_place(v, 0.85 if strong_prefix else 0.75, span, reason)
         if strong_prefix:
             return self._village_place(v, 0.95, span, f"'{prefix}' prefix")
