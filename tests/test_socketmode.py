@@ -112,10 +112,32 @@ def test_app_token_from_the_environment(monkeypatch):
 
 
 def test_main_without_credentials_exits_2(monkeypatch, capsys, sqlite_url):
-    for var in (socketmode.ENV_APP_TOKEN, "SIAGA_SLACK_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("SIAGA_SLACK_TOKEN", TOKEN)
-    monkeypatch.setattr(socketmode, "APP_CONN_ID", None)
-    monkeypatch.setattr(socketmode.app_token, "__defaults__", (None,))
+    monkeypatch.delenv(socketmode.ENV_APP_TOKEN, raising=False)
+    monkeypatch.setattr(socketmode, "APP_CONN_ID", None)  # no Airflow connection lookup either
     assert socketmode.main(["--db-url", sqlite_url]) == 2
     assert socketmode.ENV_APP_TOKEN in capsys.readouterr().err
+
+
+def test_the_command_runs_until_interrupted(sqlite_url, fake, router, hazard_set):
+    """`main()` as the lead's `siaga slack-listen` runs it: in its own process, credentials from the
+    environment, a click handled, a clean exit on SIGINT."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    incident_id = posted_incident(sqlite_url, fake, router, hazard_set)
+    env = {**os.environ, socketmode.ENV_APP_TOKEN: APP_TOKEN, "SIAGA_SLACK_TOKEN": TOKEN,
+           "SIAGA_SLACK_BASE_URL": fake.base_url, "SIAGA_DB_URL": sqlite_url}
+    proc = subprocess.Popen([sys.executable, "-m", "siaga.socketmode"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert fake.wait_connected(timeout=60), "the command never connected"
+        envelope = fake.send_interactive(click(messages.ACTION_ACK, str(incident_id)))
+        assert fake.wait_ack(envelope)
+        assert fake.wait_for(lambda: fake.requests_count("chat.update") == 2)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert len(events(sqlite_url, incident_id, "acknowledged")) == 1

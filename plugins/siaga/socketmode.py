@@ -100,10 +100,11 @@ class Listener:
 def build_listener(db_url: str | None = None, routing: str | None = None, token: str | None = None,
                    web_client: WebClient | None = None) -> Listener:
     """A Listener wired to the configured store, routing and Slack credentials."""
+    token = token or app_token(APP_CONN_ID)  # first: without it nothing else is worth setting up
     web_client = web_client or make_client()
     router = Router.load(routing or settings.config_dir() / "routing.yaml")
     ctx = slackactions.ActionContext(client=web_client, db_url=db_url, router=router)
-    return Listener(token or app_token(), web_client, ctx)
+    return Listener(token, web_client, ctx)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
