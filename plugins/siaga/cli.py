@@ -9,6 +9,7 @@
     siaga demo                     run the DAGs over the demo scenario against a fake Slack
     siaga outbox [--retry ID]      delivery state, dead letters, re-queue a dead letter
     siaga export ...               incident exports: CSV, GeoJSON, CAP 1.2 (see `siaga export -h`)
+    siaga slack-listen             handle the alert buttons (Socket Mode; see `siaga slack-listen -h`)
 """
 from __future__ import annotations
 
@@ -55,12 +56,17 @@ def main(argv: list[str] | None = None) -> int:
     outbox.set_defaults(func=_cmd_outbox)
 
     sub.add_parser("export", help="export incidents (CSV, GeoJSON, CAP 1.2); `siaga export -h` for its options")
+    sub.add_parser("slack-listen", help="handle the alert buttons through Slack Socket Mode; `siaga slack-listen -h`")
 
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["export"]:  # its own parser owns every option after the word
+    if argv[:1] == ["export"]:  # these own parsers take every option after the word
         from siaga.exports import export_main
 
         return export_main(argv[1:])
+    if argv[:1] == ["slack-listen"]:
+        from siaga import socketmode
+
+        return socketmode.main(argv[1:])
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 
