@@ -305,3 +305,25 @@ def test_export_command(seeded, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "siaga.exports", "--from", "2025-01-31", "--to", "2025-01-01", "--db", url],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "--to is before --from" in proc.stderr
+
+
+def test_list_says_how_many_posts_could_not_be_placed(sqlite_url):
+    with store.session_scope(sqlite_url) as s:
+        def post(i, in_region, places, tagged=True):
+            p = Post(source="t", source_id=str(i), created_at=T0, author="a", text="x", url=None, text_hash=str(i), raw={},
+                     tagged_at=T0 if tagged else None, in_region=in_region if tagged else None)
+            s.add(p)
+            s.flush()
+            for kind in places:
+                s.add(Geotag(post_id=p.id, kind=kind, name="n", confidence=0.8, reason="test", in_region=in_region))
+
+        post(1, True, ["village"])
+        post(2, True, ["village", "district"])
+        post(3, False, ["regency"])  # Denpasar
+        post(4, False, [])
+        post(5, False, [])
+        post(6, None, [], tagged=False)
+    html = TestClient(create_app(sqlite_url)).get("/").text
+    placement = re.search(r'<div class="card" id="placement">(.*?)</div>', html, re.S).group(1)
+    text = " ".join(re.sub(r"<[^>]+>", "", placement).split())
+    assert "6 posts: 2 placed in Buleleng, 1 only elsewhere, 2 with no place found, 1 not tagged yet" in text

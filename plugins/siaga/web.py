@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 
 from siaga import exports
 from siaga.exports import WITA, Geodata, IncidentReport, load_geodata
-from siaga.store import Incident, session_scope
+from siaga.store import Geotag, Incident, Post, session_scope
 
 TEMPLATES = Path(__file__).with_name("templates")
 STATES = ("open", "acknowledged", "resolved", "closed")
@@ -384,6 +384,38 @@ def weekly_counts(incidents: list[Incident], max_weeks: int = 12) -> tuple[list[
     return cols, rows
 
 
+@dataclass(frozen=True)
+class Placement:
+    """How much of what came in could be placed: managers need to know what the map misses."""
+
+    total: int
+    in_region: int
+    elsewhere: int
+    unplaced: int
+    untagged: int
+
+
+def placement_counts(session: Any, start: datetime | None, end: datetime | None) -> Placement:
+    """Posts of the period by where the geotagger put them: in Buleleng, only elsewhere, nowhere
+    (no place found at all), or not tagged yet."""
+    period = []
+    if start is not None:
+        period.append(Post.created_at >= start)
+    if end is not None:
+        period.append(Post.created_at < end)
+    has_place = select(Geotag.post_id).where(Geotag.post_id == Post.id).exists()
+    rows = session.execute(
+        select(Post.tagged_at.is_(None), Post.in_region, has_place, func.count()).where(*period).group_by(
+            Post.tagged_at.is_(None), Post.in_region, has_place
+        )
+    ).all()
+    counts = {"in_region": 0, "elsewhere": 0, "unplaced": 0, "untagged": 0}
+    for untagged, in_region, placed, n in rows:
+        key = "untagged" if untagged else "in_region" if in_region else "elsewhere" if placed else "unplaced"
+        counts[key] += n
+    return Placement(total=sum(counts.values()), **counts)
+
+
 # --- the app -------------------------------------------------------------------------------------
 
 
@@ -417,11 +449,12 @@ def create_app(db_url: str | None = None, require_airflow_auth: bool = False) ->
         filters = Filters(hazard, kecamatan, village, road, state, date_from, date_to)
         with session_scope(db_url) as session:
             incidents = filtered_incidents(session, filters)
+            placement = placement_counts(session, *_period(filters))
             session.expunge_all()
         weeks, rows = weekly_counts(incidents)
         geo = load_geodata()
         return page(
-            "list.html", request, incidents=incidents, filters=filters, weeks=weeks, week_rows=rows,
+            "list.html", request, incidents=incidents, filters=filters, weeks=weeks, week_rows=rows, placement=placement,
             districts=sorted(d.name for d in geo.districts.values()), states=STATES,
         )
 
