@@ -53,3 +53,21 @@ def test_same_url_from_two_sources_stored_once_and_copies_linked(db_url):
         rows = {r.source_id: r for r in session.scalars(sa.select(store.Post))}
     assert rows["q1"].duplicate_of == rows["1"].id and rows["q2"].duplicate_of == rows["1"].id
     assert rows["1"].duplicate_of is None and rows["1"].canonical_url == "https://berita.example/banjir"
+
+
+def test_retention_comes_from_sources_config(tmp_path):
+    from datetime import timedelta
+
+    import pytest
+
+    from siaga.retention import DEFAULT_RETENTION, configured_retention
+
+    path = tmp_path / "sources.yaml"
+    path.write_text("retention_days: 7\nsources: []\n")
+    assert configured_retention(path) == timedelta(days=7)
+    path.write_text("sources: []\n")
+    assert configured_retention(path) == DEFAULT_RETENTION
+    path.write_text("retention_days: forever\n")
+    with pytest.raises(ValueError, match=r"sources\.yaml: retention_days"):
+        configured_retention(path)
+

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from siaga import alerts, detect as detect_stage, digest as digest_stage, ingest as ingest_stage, settings, store
+from siaga import alerts, detect as detect_stage, digest as digest_stage, ingest as ingest_stage, retention, settings, store
 from siaga.routing import Router
 from siaga.slackclient import make_client
 from siaga.sources import load_sources
@@ -53,6 +53,15 @@ def detect(now: datetime) -> dict[str, Any]:
 def deliver(now: datetime) -> dict[str, Any]:
     store.migrate()
     return asdict(alerts.deliver(make_client(), now))
+
+
+def purge(now: datetime) -> dict[str, Any]:
+    """Delete raw posts older than the configured retention, keeping alerts' evidence."""
+    store.migrate()
+    keep_for = retention.configured_retention()
+    with store.session_scope() as session:
+        purged = retention.purge_old_posts(session, now - keep_for)
+    return {"purged": purged, "older_than": (now - keep_for).isoformat()}
 
 
 def digest(now: datetime, period: timedelta = timedelta(days=1)) -> dict[str, Any]:

@@ -8,13 +8,28 @@ post cascades to its geotags and hazard matches; copies that pointed at it keep 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
+import yaml
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from siaga import settings
 from siaga.store import Alert, Post
 
 DEFAULT_RETENTION = timedelta(days=30)
+
+
+def configured_retention(path: Path | None = None) -> timedelta:
+    """`retention_days` of config/sources.yaml (where operators configure what is collected)."""
+    path = path or settings.config_dir() / "sources.yaml"
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    days = doc.get("retention_days")
+    if days is None:
+        return DEFAULT_RETENTION
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise ValueError(f"{path}: retention_days: expected a whole number of days >= 1, got {days!r}")
+    return timedelta(days=days)
 
 
 def evidence_post_ids(session: Session) -> set[int]:
