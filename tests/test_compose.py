@@ -54,3 +54,10 @@ def test_init_migrates_both_databases_and_others_wait_for_it():
 def test_no_secret_is_written_in_the_file():
     text = (REPO / "docker-compose.yml").read_text()
     assert "xoxb-" not in text and "xoxp-" not in text
+
+
+def test_slack_listener_runs_the_socket_mode_command_after_init():
+    listener = compose()["services"]["siaga-slack-listener"]
+    assert listener["entrypoint"] == "siaga" and listener["command"] == ["slack-listen"]
+    assert "SIAGA_SLACK_APP_TOKEN" in listener["environment"]
+    assert listener["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
