@@ -21,6 +21,7 @@ from pathlib import Path
 
 import ahocorasick
 
+from siaga import settings
 from siaga.gazetteer import (
     REGENCY_CODE,
     REGENCY_NAME,
@@ -639,14 +640,17 @@ def _dedupe(places: list[Place]) -> list[Place]:
 
 # ------------------------------------------------------------------------------ default
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+# Which names besides Buleleng's the default tagger knows: "national" (all of Indonesia's 91.6k
+# admin names, so more posts about elsewhere are recognised as elsewhere; ~2 s and ~100 MiB to
+# load) or "buleleng" (Buleleng, regencies, provinces and Bali only).
+GAZETTEER_SIZES = ("national", "buleleng")
 
 
 @lru_cache(maxsize=1)
 def default_geotagger() -> Geotagger:
-    """The project's tagger: geodata/ and config/aliases.yaml of the repo, overridable with
-    SIAGA_GEODATA_DIR and SIAGA_CONFIG_DIR."""
-    geodata = Path(os.environ.get("SIAGA_GEODATA_DIR") or REPO_ROOT / "geodata")
-    config = Path(os.environ.get("SIAGA_CONFIG_DIR") or REPO_ROOT / "config")
-    aliases = config / "aliases.yaml"
-    return Geotagger.from_paths(geodata, aliases if aliases.exists() else None)
+    """The project's tagger: settings' geodata and config folders; SIAGA_GAZETTEER picks the size."""
+    size = os.environ.get("SIAGA_GAZETTEER", "national")
+    if size not in GAZETTEER_SIZES:
+        raise ValueError(f"SIAGA_GAZETTEER: expected one of {GAZETTEER_SIZES}, got {size!r}")
+    aliases = settings.config_dir() / "aliases.yaml"
+    return Geotagger.from_paths(settings.geodata_dir(), aliases if aliases.exists() else None, national=size == "national")
