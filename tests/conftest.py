@@ -16,7 +16,9 @@ from typing import Iterator
 import pytest
 import sqlalchemy as sa
 
-from siaga import store
+from siaga import settings, store
+from siaga.hazards import HazardSet, default_hazard_dir
+from siaga.routing import Router
 
 # Airflow reads its configuration once per process, at import: every test that runs Airflow
 # shares this one home, set before any test module can import airflow.
@@ -105,3 +107,15 @@ def airflow_db() -> Path:
     """A migrated Airflow metadata database (dag.test() needs one), made once per session."""
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, stdout=subprocess.DEVNULL)
     return AIRFLOW_TEST_HOME
+
+
+@pytest.fixture(scope="module")
+def router() -> Router:
+    """The repository's routing tree."""
+    return Router.load(settings.config_dir() / "routing.yaml")
+
+
+@pytest.fixture(scope="module")
+def hazard_set() -> HazardSet:
+    """The repository's hazard lists."""
+    return HazardSet.load(default_hazard_dir())

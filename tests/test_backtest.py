@@ -3,7 +3,7 @@ force, scored on labelled posts; the database is only read."""
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest

@@ -4,28 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-import pytest
 import sqlalchemy as sa
 
 from siaga import alerts, digest, pipeline, settings, store
 from siaga.fakeslack import FakeSlack
-from siaga.hazards import HazardSet, default_hazard_dir
-from siaga.routing import Router
 from siaga.slackclient import make_client
 
 DAY_END = datetime(2026, 1, 15, 23, 0, tzinfo=timezone.utc)  # 07:00 WITA on 16 Jan
 DAY_START = DAY_END - timedelta(days=1)
 TOKEN = "xoxb-digest"
-
-
-@pytest.fixture(scope="module")
-def router():
-    return Router.load(settings.config_dir() / "routing.yaml")
-
-
-@pytest.fixture(scope="module")
-def hazard_set():
-    return HazardSet.load(default_hazard_dir())
 
 
 def _incident(session, hazard, district, opened_at, state="open"):

@@ -7,22 +7,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from siaga import alerts, settings, silences, store
-from siaga.hazards import HazardSet, default_hazard_dir
+from siaga import alerts, silences, store
 from siaga.incidents import Change
-from siaga.routing import Router
 
 T0 = datetime(2026, 1, 15, 3, 0, tzinfo=timezone.utc)  # 11:00 WITA, outside quiet hours
-
-
-@pytest.fixture(scope="module")
-def router():
-    return Router.load(settings.config_dir() / "routing.yaml")
-
-
-@pytest.fixture(scope="module")
-def hazard_set():
-    return HazardSet.load(default_hazard_dir())
 
 
 def _incident(session, hazard="flood", district="Sawan", code="51.08.07.2001", severity="low"):

@@ -9,26 +9,14 @@ import pytest
 import sqlalchemy as sa
 
 from fakesocketmode import FakeSocketMode
-from siaga import alerts, messages, settings, slackactions, store
-from siaga.hazards import HazardSet, default_hazard_dir
+from siaga import alerts, messages, slackactions, store
 from siaga.incidents import Change
-from siaga.routing import Router
 from siaga.slackclient import make_client
 
 T0 = datetime(2026, 1, 15, 3, 0, tzinfo=timezone.utc)  # 11:00 WITA
 TOKEN = "xoxb-test"
 DUTY = "U0DUTY01"
 OTHER = "U0BOSS02"
-
-
-@pytest.fixture(scope="module")
-def router():
-    return Router.load(settings.config_dir() / "routing.yaml")
-
-
-@pytest.fixture(scope="module")
-def hazard_set():
-    return HazardSet.load(default_hazard_dir())
 
 
 @pytest.fixture

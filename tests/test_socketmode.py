@@ -13,7 +13,6 @@ from fakesocketmode import APP_TOKEN, FakeSocketMode
 from siaga import messages, slackactions, socketmode, store
 from siaga.slackclient import SlackConfigError
 from test_slackactions import DUTY, T0, TOKEN, click, client_for, events, posted_incident, state_text  # noqa: F401
-from test_slackactions import hazard_set, router  # noqa: F401  (fixtures)
 
 
 def wait_until(predicate, timeout=10.0):

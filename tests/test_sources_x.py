@@ -8,7 +8,7 @@ import pytest
 
 from fakeapis import T0, X_TOKEN, FakeApis
 from siaga.sources import SourceConfigError
-from siaga.sources.http import HttpPolicy, SourceError
+from siaga.sources.http import HttpPolicy
 from siaga.sources.x import XSource, status_url
 
 NOW = T0 + timedelta(hours=3)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -158,8 +159,7 @@ def _cmd_hazards_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _when(value: str) -> "datetime":
-    from datetime import datetime
+def _when(value: str) -> datetime:
     from zoneinfo import ZoneInfo
 
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import json
 import re
 import unicodedata
@@ -95,9 +94,10 @@ class LazyFolded:
     def offsets(self) -> tuple[int, ...]:
         if self._offsets is None:
             offsets: list[int] = []
+            prev_end: int | None = None  # the space between two words maps to the first's end
             for m in _WORD.finditer(self._source):
-                if offsets:
-                    offsets.append(prev_end)  # noqa: F821 - bound on the previous word
+                if prev_end is not None:
+                    offsets.append(prev_end)
                 offsets.extend(range(m.start(), m.end()))
                 prev_end = m.end()
             offsets.append(len(self.original))

@@ -39,7 +39,7 @@ from siaga.gazetteer import (
     short_name,
     spaced,
 )
-from siaga.normalise import Folded, fold
+from siaga.normalise import Folded
 
 VILLAGE_PREFIX = frozenset({"desa", "ds", "dsa", "kel", "kelurahan", "kelurahn", "lurah"})
 DISTRICT_PREFIX = frozenset({"kec", "kecamatan", "kecamatn", "kcmtn", "kecmatan"})

@@ -7,16 +7,15 @@ the server sets, unlike `createdAt`, which the author's client writes and can fo
 """
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any
 
-import requests
 
 from siaga.sources import auth
-from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult, SourceConfigError, author_key, canonical_url
-from siaga.sources.http import HttpPolicy, SourceError, get_json, make_session, policy_from_config, rate_limit
+from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult, canonical_url
+from siaga.sources.connector import HttpConnector, string_list
+from siaga.sources.http import SourceError, get_json, policy_from_config, rate_limit
 from siaga.sources.paging import Page, sweep
 from siaga.sources.parsing import MAX_TEXT, iso_time, opt_str, raw_text
 
@@ -42,7 +41,7 @@ def _load(value: str) -> datetime:
 
 
 @dataclass
-class BlueskySource:
+class BlueskySource(HttpConnector):
     name: str
     queries: list[str]
     appview: str = PUBLIC_APPVIEW
@@ -50,20 +49,13 @@ class BlueskySource:
     limit: int = 100
     max_pages: int = 5
     conn_id: str | None = None  # the public AppView needs none
-    authors: AuthorPolicy = AuthorPolicy()
-    policy: HttpPolicy = HttpPolicy()
-    session: requests.Session = field(default_factory=make_session)
-    sleep: Callable[[float], None] = time.sleep
-    key: Callable[[], bytes] = author_key
 
     @classmethod
     def from_config(cls, entry: dict[str, Any], base_dir: Any, where: str) -> "BlueskySource":
-        queries = entry.get("queries")
-        if not isinstance(queries, list) or not queries or not all(isinstance(q, str) and q.strip() for q in queries):
-            raise SourceConfigError(f"{where}.queries: a bluesky source needs a list of query strings")
+        queries = string_list(entry, "queries", where, "a bluesky source needs a list of query strings")
         return cls(
             name=entry["name"],
-            queries=[q.strip() for q in queries],
+            queries=queries,
             appview=str(entry.get("appview", PUBLIC_APPVIEW)).rstrip("/"),
             language=entry.get("language"),
             limit=int(entry.get("limit", 100)),

@@ -11,17 +11,17 @@ token). `X-RateLimit-Remaining: 0` stops paging that instance for this run.
 """
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
 
 from siaga.sources import auth
-from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult, SourceConfigError, author_key, canonical_url
-from siaga.sources.http import HttpPolicy, SourceError, get_json, make_session, policy_from_config, rate_limit
+from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult, SourceConfigError, canonical_url
+from siaga.sources.connector import HttpConnector
+from siaga.sources.http import SourceError, get_json, policy_from_config, rate_limit
 from siaga.sources.parsing import html_text, iso_time, numeric_id, opt_str, raw_text
 
 
@@ -44,17 +44,12 @@ class Stream:
 
 
 @dataclass
-class MastodonSource:
+class MastodonSource(HttpConnector):
     name: str
     streams: list[Stream]
     limit: int = 40
     max_pages: int = 5
     language: str | None = None
-    authors: AuthorPolicy = AuthorPolicy()
-    policy: HttpPolicy = HttpPolicy()
-    session: requests.Session = field(default_factory=make_session)
-    sleep: Callable[[float], None] = time.sleep
-    key: Callable[[], bytes] = author_key
 
     @classmethod
     def from_config(cls, entry: dict[str, Any], base_dir: Any, where: str) -> "MastodonSource":

@@ -12,17 +12,16 @@ stay in the feed; the store keeps one row per (source, item id), so that is harm
 from __future__ import annotations
 
 import hashlib
-import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
-import requests
 
-from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult, SourceConfigError, author_key
-from siaga.sources.http import HttpPolicy, SourceError, make_session, policy_from_config, request
+from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult, SourceConfigError
+from siaga.sources.connector import HttpConnector
+from siaga.sources.http import SourceError, policy_from_config, request
 from siaga.sources.parsing import MAX_RAW, MAX_TEXT, html_text, iso_time, rfc822_time
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -34,14 +33,9 @@ MAX_FEED_BYTES = 5_000_000
 
 
 @dataclass
-class RssSource:
+class RssSource(HttpConnector):
     name: str
     feeds: list[str]
-    authors: AuthorPolicy = AuthorPolicy()
-    policy: HttpPolicy = HttpPolicy()
-    session: requests.Session = field(default_factory=make_session)
-    sleep: Callable[[float], None] = time.sleep
-    key: Callable[[], bytes] = author_key
 
     @classmethod
     def from_config(cls, entry: dict[str, Any], base_dir: Any, where: str) -> "RssSource":
@@ -51,7 +45,7 @@ class RssSource:
         for i, url in enumerate(feeds):
             if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
                 raise SourceConfigError(f"{where}.feeds[{i}]: not an http(s) URL: {url!r}")
-        return cls(entry["name"], list(feeds), AuthorPolicy.from_config(entry, where), policy_from_config(entry, where))
+        return cls(entry["name"], list(feeds), authors=AuthorPolicy.from_config(entry, where), policy=policy_from_config(entry, where))
 
     def poll(self, cursor: dict[str, Any] | None, now: datetime) -> PollResult:
         state: dict[str, Any] = dict((cursor or {}).get("feeds") or {})

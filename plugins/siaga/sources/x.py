@@ -10,16 +10,15 @@ Links are stored as x.com/i/web/status/<id>, which opens the tweet without namin
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
-import requests
 
 from siaga.sources import auth
-from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult, SourceConfigError, author_key
-from siaga.sources.http import HttpPolicy, SourceError, get_json, make_session, policy_from_config, rate_limit
+from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult, SourceConfigError
+from siaga.sources.connector import HttpConnector, string_list
+from siaga.sources.http import SourceError, get_json, policy_from_config, rate_limit
 from siaga.sources.paging import Page, sweep
 from siaga.sources.parsing import MAX_TEXT, iso_time, numeric_id, opt_str, raw_text
 
@@ -34,29 +33,22 @@ def status_url(tweet_id: int | str) -> str:
 
 
 @dataclass
-class XSource:
+class XSource(HttpConnector):
     name: str
     queries: list[str]
     conn_id: str
     api: str = API
     max_results: int = 100
     max_pages: int = 5
-    authors: AuthorPolicy = AuthorPolicy()
-    policy: HttpPolicy = HttpPolicy()
-    session: requests.Session = field(default_factory=make_session)
-    sleep: Callable[[float], None] = time.sleep
-    key: Callable[[], bytes] = author_key
 
     @classmethod
     def from_config(cls, entry: dict[str, Any], base_dir: Any, where: str) -> "XSource":
-        queries = entry.get("queries")
-        if not isinstance(queries, list) or not queries or not all(isinstance(q, str) and q.strip() for q in queries):
-            raise SourceConfigError(f"{where}.queries: an x source needs a list of query strings")
+        queries = string_list(entry, "queries", where, "an x source needs a list of query strings")
         if not isinstance(entry.get("conn_id"), str):
             raise SourceConfigError(f"{where}.conn_id: an x source needs the connection holding its bearer token")
         lang = entry.get("language")
         # The language operator belongs in the query on X; add it unless the operator wrote one.
-        full = [q.strip() if not lang or "lang:" in q else f"({q.strip()}) lang:{lang}" for q in queries]
+        full = [q if not lang or "lang:" in q else f"({q}) lang:{lang}" for q in queries]
         return cls(
             name=entry["name"],
             queries=full,
