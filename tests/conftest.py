@@ -5,7 +5,9 @@ SIAGA_REQUIRE_POSTGRES=1, which turns that skip into a failure.
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,6 +25,7 @@ from siaga.routing import Router
 # Airflow reads its configuration once per process, at import: every test that runs Airflow
 # shares this one home, set before any test module can import airflow.
 AIRFLOW_TEST_HOME = Path(tempfile.mkdtemp(prefix="siaga-airflow-home-"))
+atexit.register(shutil.rmtree, AIRFLOW_TEST_HOME, ignore_errors=True)
 REPO = Path(__file__).resolve().parents[1]
 os.environ.update(
     {
