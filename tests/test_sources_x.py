@@ -90,3 +90,28 @@ def test_exhausted_window_stops_paging(api):
     second = s.poll(first.cursor, NOW)
     assert [p.source_id for p in second.posts] == ["422", "421"]  # one page, then stop
     assert second.cursor["queries"]["(banjir buleleng) lang:id"]["sweep"]["until"] == "421"
+
+
+def test_bounding_boxes_become_geo_queries_and_big_boxes_are_refused():
+    entry = {"name": "x", "kind": "x", "conn_id": "x_bearer", "queries": ["banjir buleleng"],
+             "geo_query": "banjir OR longsor", "bounding_boxes": [[114.43, -8.39, 114.70, -8.06]]}
+    source = XSource.from_config(entry, None, "sources.yaml: sources[0]")
+    assert source.queries == ["banjir buleleng", "(banjir OR longsor) bounding_box:[114.43 -8.39 114.7 -8.06]"]
+    whole_regency = dict(entry, bounding_boxes=[[114.43, -8.39, 115.46, -8.06]])
+    with pytest.raises(SourceConfigError, match=r"bounding_boxes\[0\]: 113 x 36 km"):
+        XSource.from_config(whole_regency, None, "sources.yaml: sources[0]")
+    with pytest.raises(SourceConfigError, match="geo_query"):
+        XSource.from_config(dict(entry, geo_query=None), None, "sources.yaml: sources[0]")
+
+
+def test_repository_x_example_is_valid():
+    import yaml
+
+    from siaga import settings
+    from siaga.sources import load_sources
+
+    doc = yaml.safe_load((settings.config_dir() / "sources.yaml").read_text())
+    (entry,) = [e for e in doc["sources"] if e["kind"] == "x"]
+    source = XSource.from_config(entry, None, "sources.yaml")
+    assert sum("bounding_box:" in q for q in source.queries) == 4
+    assert load_sources()  # the file as a whole still loads

@@ -10,6 +10,7 @@ Links are stored as x.com/i/web/status/<id>, which opens the tweet without namin
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,37 @@ def status_url(tweet_id: int | str) -> str:
     return f"https://x.com/i/web/status/{tweet_id}"
 
 
+# X's bounding_box operator takes boxes whose sides are at most 25 miles.
+MAX_BOX_SIDE_KM = 40.2
+
+
+def geo_queries(entry: dict[str, Any], where: str) -> list[str]:
+    """`geo_query` run once per box of `bounding_boxes` ([west, south, east, north] each): the
+    geotagged posts about the hazards in the regency, whatever place names they use."""
+    boxes = entry.get("bounding_boxes")
+    if boxes is None:
+        return []
+    query = entry.get("geo_query")
+    if not isinstance(query, str) or not query.strip():
+        raise SourceConfigError(f"{where}.geo_query: bounding_boxes need the query to run in them")
+    if not isinstance(boxes, list) or not boxes:
+        raise SourceConfigError(f"{where}.bounding_boxes: expected a list of [west, south, east, north]")
+    out = []
+    for i, box in enumerate(boxes):
+        w = f"{where}.bounding_boxes[{i}]"
+        if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)):
+            raise SourceConfigError(f"{w}: expected [west, south, east, north] in degrees")
+        west, south, east, north = box
+        if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
+            raise SourceConfigError(f"{w}: west < east and south < north, in degrees")
+        width_km = (east - west) * 111.32 * math.cos(math.radians((south + north) / 2))
+        height_km = (north - south) * 110.57
+        if max(width_km, height_km) > MAX_BOX_SIDE_KM:
+            raise SourceConfigError(f"{w}: {width_km:.0f} x {height_km:.0f} km; X allows sides of at most 25 miles: split it")
+        out.append(f"({query.strip()}) bounding_box:[{west} {south} {east} {north}]")
+    return out
+
+
 @dataclass
 class XSource(HttpConnector):
     name: str
@@ -49,6 +81,7 @@ class XSource(HttpConnector):
         lang = entry.get("language")
         # The language operator belongs in the query on X; add it unless the operator wrote one.
         full = [q if not lang or "lang:" in q else f"({q}) lang:{lang}" for q in queries]
+        full += geo_queries(entry, where)
         return cls(
             name=entry["name"],
             queries=full,
