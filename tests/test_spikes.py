@@ -55,9 +55,18 @@ def test_usual_level_is_not_a_spike():
     assert spikes.detect(burst, RULE, ends(), baseline={("flood", "village", "v1"): 6.0}) == []
 
 
-def test_window_ends_are_bucket_boundaries():
+def test_window_ends_are_bucket_boundaries_and_now():
     got = spikes.window_ends(T0 + timedelta(minutes=17), timedelta(minutes=15))
-    assert got == [T0 + timedelta(minutes=5), T0 + timedelta(minutes=10), T0 + timedelta(minutes=15)]
+    assert got == [T0 + timedelta(minutes=5), T0 + timedelta(minutes=10), T0 + timedelta(minutes=15), T0 + timedelta(minutes=17)]
+    on_boundary = spikes.window_ends(T0 + timedelta(minutes=15), timedelta(minutes=10))
+    assert on_boundary == [T0 + timedelta(minutes=10), T0 + timedelta(minutes=15)]
+
+
+def test_a_burst_alerts_in_the_window_ending_now_not_a_bucket_later():
+    burst = events([(61 + i / 2, f"a{i}", f"h{i}") for i in range(6)])  # 01:01 to 01:03:30
+    now = T0 + timedelta(minutes=64)
+    found = spikes.detect(burst, RULE, spikes.window_ends(now, timedelta(hours=1)), baseline={})
+    assert found and found[0].window_end == now
 
 
 def test_each_author_once_per_window_and_windows_slide():

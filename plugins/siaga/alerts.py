@@ -31,7 +31,9 @@ from siaga.store import DeliveryAttempt, Incident, IncidentThread, OutboxMessage
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
-STALE_CLAIM = timedelta(minutes=10)
+# A claim lives only while one message is sent (client timeout x bounded retries, Retry-After
+# waits capped at a minute), so one held longer belongs to a worker that died.
+STALE_CLAIM = timedelta(minutes=3)
 
 
 def timeline_url(incident_id: int) -> str | None:

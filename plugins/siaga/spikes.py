@@ -101,10 +101,13 @@ def bucket_floor(when: datetime) -> datetime:
 
 
 def window_ends(now: datetime, lookback: timedelta) -> list[datetime]:
-    """Bucket boundaries in (now - lookback, now]: the windows detection evaluates."""
+    """Bucket boundaries in (now - lookback, now], and `now` itself: the windows detection
+    evaluates. The window ending now lets a burst alert on the run that sees it, not up to a
+    bucket later (boundaries alone cost a median minutes of delay under a real scheduler)."""
     last = bucket_floor(now)
     count = int(lookback / BUCKET)
-    return [last - i * BUCKET for i in range(count)][::-1]
+    ends = [last - i * BUCKET for i in range(count)][::-1]
+    return ends + [now] if now > last else ends
 
 
 # --- counting ---------------------------------------------------------------------------------
