@@ -92,53 +92,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-# --- a compatibility shim -------------------------------------------------------------------------
-
-# apache-airflow-providers-celery 3.26.0 imports `retry` from celery.backends.database, which
-# celery 5.7.0 removed (its DatabaseBackend retries by itself now): with the versions pinned in
-# constraints.txt the CeleryExecutor cannot even be loaded ("Current value: ':CeleryExecutor:'").
-# The real fix is a pin (celery 5.6.x) in constraints.txt; until then the stack's processes get a
-# sitecustomize that puts back a `retry` decorator like celery 5.6's (retry a database error a
-# few times), so the rest of the deployment can be proved.
-_SITECUSTOMIZE = '''
-try:
-    import celery.backends.database as _cbd
-    if not hasattr(_cbd, "retry"):
-        import functools
-        from sqlalchemy.exc import DatabaseError, InterfaceError
-
-        def retry(fun):
-            @functools.wraps(fun)
-            def _inner(*args, **kwargs):
-                for attempt in range(3):
-                    try:
-                        return fun(*args, **kwargs)
-                    except (DatabaseError, InterfaceError):
-                        if attempt == 2:
-                            raise
-            return _inner
-
-        _cbd.retry = retry
-except ImportError:
-    pass
-'''
-
-
-def celery_needs_shim() -> bool:
-    import celery.backends.database as cbd
-
-    return not hasattr(cbd, "retry")
-
-
-def write_celery_shim(directory: Path) -> Path | None:
-    """The directory to put first on PYTHONPATH, or None when the installed celery needs no shim."""
-    if not celery_needs_shim():
-        return None
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "sitecustomize.py").write_text(_SITECUSTOMIZE, encoding="utf-8")
-    return directory
-
-
 # --- scenario and config --------------------------------------------------------------------------
 
 
@@ -187,6 +140,7 @@ class AirflowStack:
     worker_concurrency: int = 4
     extra_env: dict[str, str] = field(default_factory=dict)
     procs: dict[str, Proc] = field(default_factory=dict)
+    killed: set[str] = field(default_factory=set)  # services the test killed on purpose
     database: str | None = None
     api_port: int = 0
 
@@ -223,15 +177,12 @@ class AirflowStack:
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
             "PYTHONUNBUFFERED": "1",
         })
-        if self._shim_dir is not None:
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self._shim_dir), env.get("PYTHONPATH")]))
         env.update(self.task_env)
         env.update(self.extra_env)
         env.update(more)
         return env
 
     _jwt_secret: str = field(default_factory=lambda: secrets.token_hex(32))
-    _shim_dir: Path | None = None
 
     def airflow(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
         """One `airflow ...` CLI command against this deployment."""
@@ -257,7 +208,6 @@ class AirflowStack:
     def start(self) -> "AirflowStack":
         self.root.mkdir(parents=True, exist_ok=True)
         self.api_port = free_port()
-        self._shim_dir = write_celery_shim(self.root / "compat")
         self.database = create_database("siaga_af")
         flush_redis(self.redis_db)
         self.airflow("db", "migrate", timeout=300)
@@ -278,6 +228,8 @@ class AirflowStack:
         task process in a process group of its own, so signalling the service's group alone
         would leave a running task behind: a SIGKILL here is a lost machine, tasks and all."""
         leader = self.procs[name].popen.pid
+        if sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+            self.killed.add(name)
         for pid in [leader, *descendants(leader)]:
             try:
                 os.kill(pid, sig)
@@ -343,7 +295,7 @@ class AirflowStack:
         return "\n".join(out)
 
     def check_alive(self) -> None:
-        dead = [p.name for p in self.procs.values() if not p.alive()]
+        dead = [p.name for p in self.procs.values() if not p.alive() and p.name not in self.killed]
         if dead:
             raise RuntimeError(f"service(s) exited: {dead}\n{self.dump_logs()}")
 
