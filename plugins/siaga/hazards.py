@@ -69,6 +69,9 @@ class Hazard:
     exclusions: tuple[str, ...] = ()
     severity_cues: tuple[str, ...] = ()
     road_consequence: tuple[RoadRule, ...] = ()
+    # Hazards that, reported in the same post, carry this one as their consequence ("the
+    # accident left a 4 km queue"): the post is theirs, and their alert reaches the same agency.
+    subsumed_by: tuple[str, ...] = ()
     source: str = ""
 
 
@@ -215,6 +218,7 @@ def _load_file(path: Path) -> _Loaded:
         severity_cues=tuple(data.get("severity_cues", [])),
         road_consequence=tuple(RoadRule(r["raises"], tuple(r["cues"]), bool(r.get("fallback", False)))
                                for r in data.get("road_consequence", [])),
+        subsumed_by=tuple(data.get("subsumed_by", [])),
         source=where,
     )
     return _Loaded(hazard, data, lines)
@@ -257,6 +261,18 @@ def _check(directory: Path) -> tuple[CheckReport, list[_Loaded], dict[str, str]]
                 errors.append(f"{hz.source}:{_line_of(item.lines, ('road_consequence', r, 'raises'))}: field road_consequence[{r}].raises: unknown hazard '{rule.raises}'")
             if rule.raises == hz.id:
                 errors.append(f"{hz.source}:{_line_of(item.lines, ('road_consequence', r, 'raises'))}: field road_consequence[{r}].raises: a hazard cannot raise itself")
+    agencies = {item.hazard.id: item.hazard.agency for item in good if item.hazard}
+    for item in good:
+        hz = item.hazard
+        assert hz is not None
+        for i, other in enumerate(hz.subsumed_by):
+            where = f"{hz.source}:{_line_of(item.lines, ('subsumed_by', i))}: field subsumed_by[{i}]"
+            if other not in agencies:
+                errors.append(f"{where}: unknown hazard '{other}'")
+            elif other == hz.id:
+                errors.append(f"{where}: a hazard cannot subsume itself")
+            elif agencies[other] != hz.agency:
+                errors.append(f"{where}: '{other}' goes to {agencies[other]}, not {hz.agency}: that agency would not hear")
     warnings.extend(_term_warnings(good, abbreviations))
     return CheckReport(errors, warnings), loaded, abbreviations
 
@@ -504,7 +520,24 @@ class HazardSet:
                 ), [h for h in by_hazard[target].get(_SEV, []) if not denial.of_cue(h, all_exclusions)])
                 heard.add(self.hazards[target].agency)
                 break
+        results = self._without_subsumed(results, include_vetoed)
         return sorted(results.values(), key=lambda m: self._order.get(m.hazard, len(self._order)))
+
+    def _without_subsumed(self, results: dict[str, HazardMatch], include_vetoed: bool) -> dict[str, HazardMatch]:
+        """Drop a hazard the post reports only as the consequence of another (explain keeps it,
+        with no terms and the reason)."""
+        reported = {k for k, m in results.items() if m.terms}
+        out = dict(results)
+        for hid in reported:
+            by = [o for o in self.hazards[hid].subsumed_by if o in reported] if hid in self.hazards else []
+            if not by:
+                continue
+            if include_vetoed:
+                m = results[hid]
+                out[hid] = HazardMatch(hid, (), (), _unique([*m.vetoed_by, *(f"subsumed by {o}" for o in by)]), m.severity_cues, m.via_road)
+            else:
+                del out[hid]
+        return out
 
     def classify(self, text: str) -> list[HazardMatch]:
         """The hazards a post is about (exclusion-vetoed ones dropped), in the set's order."""
