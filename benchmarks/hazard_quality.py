@@ -188,10 +188,12 @@ def report(config: Path, errors: list[str]) -> str:
         f"Without the road consequences: traffic_jam F1 {direct['traffic_jam'][2]:.3f}, macro-F1 {direct_macro:.3f}. "
         "A hazard on a road now raises road_closure (blocked, or merely on the road: \"closed or obstructed\") or "
         "road_damage, and traffic_jam only from jam words, so the road consequences no longer cost traffic_jam "
-        "precision. The remaining traffic_jam \"false positives\" are real jams the annotators left unlabelled because "
-        "they marked one trigger per sentence (\"akibat kecelakaan ini, antrean kendaraan mencapai 4 KM\" is gold "
-        "traffic_accident only); its one miss is a denied jam the annotators labelled (\"tak terjadi kemacetan parah\"), "
-        "which Siaga deliberately does not report. Likewise the earthquake, fire and flood ones are mostly unlabelled "
+        "precision. A queue behind an accident counts for the accident only (traffic_jam is `subsumed_by` "
+        "traffic_accident: the accident alert reaches Dishub too), as the annotators label it. The remaining "
+        "traffic_jam \"false positives\" are real jams the annotators left unlabelled because they marked one trigger "
+        "per sentence (a jam caused by a flood or a fire, gold flood or fire only); its misses are a denied jam the "
+        "annotators labelled (\"tak terjadi kemacetan parah\"), which Siaga deliberately does not report, and a jam "
+        "reported with an accident. Likewise the earthquake, fire and flood ones are mostly unlabelled "
         "mentions (\"pusat gempa berada di darat\", \"api berhasil dipadamkan\", \"jalanan terendam air 20 cm\"). "
         "We did not remove real jam/fire/quake/flood vocabulary to chase these labels, so 0.92 is not reached here.",
         "",
