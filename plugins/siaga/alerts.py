@@ -76,7 +76,7 @@ def enqueue(session: Session, changes: list[Change], hazard_set: HazardSet, rout
                 "matchers": dict(silence.matchers), "created_by": silence.created_by,
             })
             continue
-        view = _view(session, change, hazard_set)
+        view = view_for(session, change, hazard_set)
         message = messages.build_message(view)
         for receiver in router.route(labels):
             key = f"{incident.id}:{receiver.name}:{change.kind}:{change.alert.id if change.alert else 'none'}"
@@ -113,10 +113,6 @@ def _due_time(router: Router, receiver: Any, incident: Incident, now: datetime) 
 
 def view_for(session: Session, change: Change, hazard_set: HazardSet) -> messages.AlertView:
     """What a message about `change` shows; Slack actions rebuild an alert from it to edit it."""
-    return _view(session, change, hazard_set)
-
-
-def _view(session: Session, change: Change, hazard_set: HazardSet) -> messages.AlertView:
     incident = change.incident
     hazard = hazard_set.hazards.get(incident.hazard)
     alert = change.alert
