@@ -83,7 +83,7 @@ class BaselineModel:
 def week_bucket(when: pd.Series | pd.DatetimeIndex) -> np.ndarray:
     """Index of the 5-minute bucket within the local week (Monday 00:00 WITA = 0)."""
     local = pd.DatetimeIndex(pd.to_datetime(when, utc=True)).tz_convert(LOCAL)
-    return ((local.dayofweek * 24 + local.hour) * 60 + local.minute).to_numpy() // int(BUCKET / timedelta(minutes=1))
+    return ((local.day_of_week * 24 + local.hour) * 60 + local.minute).to_numpy() // int(BUCKET / timedelta(minutes=1))
 
 
 def profile_sum(profile: np.ndarray, start: pd.Series, end: pd.Series) -> np.ndarray:
