@@ -122,3 +122,18 @@ def router() -> Router:
 def hazard_set() -> HazardSet:
     """The repository's hazard lists."""
     return HazardSet.load(default_hazard_dir())
+
+
+@pytest.fixture
+def author_key(monkeypatch) -> None:
+    """The key the real connectors pseudonymise authors with (they refuse to run without one)."""
+    monkeypatch.setenv("SIAGA_AUTHOR_KEY", "test-key")
+
+
+@pytest.fixture
+def api():
+    """Fake Mastodon, Bluesky, X and RSS endpoints on 127.0.0.1 (tests/fakeapis.py)."""
+    from fakeapis import FakeApis
+
+    with FakeApis() as fake:
+        yield fake

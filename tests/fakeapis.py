@@ -19,8 +19,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
+from siaga.sources.http import HttpPolicy
+
 T0 = datetime(2026, 1, 15, 0, 0, tzinfo=timezone.utc)  # 08:00 WITA
 X_TOKEN = "x-fake-bearer"
+# Retry policy for tests: real retries, no real waiting.
+FAST = HttpPolicy(connect_timeout=1, read_timeout=0.5, attempts=3, backoff=0.01, max_wait=5)
 
 
 def iso(when: datetime) -> str:

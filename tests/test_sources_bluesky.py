@@ -6,23 +6,11 @@ from datetime import timedelta
 
 import pytest
 
-from fakeapis import T0, FakeApis
+from fakeapis import FAST, T0
 from siaga.sources.bluesky import BlueskySource
-from siaga.sources.http import HttpPolicy
 
 NOW = T0 + timedelta(hours=3)
-FAST = HttpPolicy(connect_timeout=1, read_timeout=0.5, attempts=3, backoff=0.01, max_wait=5)
-
-
-@pytest.fixture(autouse=True)
-def author_key(monkeypatch):
-    monkeypatch.setenv("SIAGA_AUTHOR_KEY", "test-key")
-
-
-@pytest.fixture
-def api():
-    with FakeApis() as fake:
-        yield fake
+pytestmark = pytest.mark.usefixtures("author_key")
 
 
 def src(api, **kw):

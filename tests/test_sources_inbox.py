@@ -12,12 +12,8 @@ from fakeapis import T0
 from siaga.sources import load_sources
 from siaga.sources.inbox import InboxSource
 
+pytestmark = pytest.mark.usefixtures("author_key")
 NOW = T0 + timedelta(hours=3)
-
-
-@pytest.fixture(autouse=True)
-def author_key(monkeypatch):
-    monkeypatch.setenv("SIAGA_AUTHOR_KEY", "test-key")
 
 
 def test_jsonl_and_json_files_validated(tmp_path):

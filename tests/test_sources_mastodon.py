@@ -8,26 +8,14 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from fakeapis import T0, FakeApis
+from fakeapis import FAST, T0
 from siaga import ingest, store
 from siaga.sources import SourceError
 from siaga.sources.base import AuthorPolicy
-from siaga.sources.http import HttpPolicy
 from siaga.sources.mastodon import MastodonSource, Stream
 
 NOW = T0 + timedelta(hours=2)
-FAST = HttpPolicy(connect_timeout=1, read_timeout=0.5, attempts=3, backoff=0.01, max_wait=5)
-
-
-@pytest.fixture(autouse=True)
-def author_key(monkeypatch):
-    monkeypatch.setenv("SIAGA_AUTHOR_KEY", "test-key")
-
-
-@pytest.fixture
-def api():
-    with FakeApis() as fake:
-        yield fake
+pytestmark = pytest.mark.usefixtures("author_key")
 
 
 def source(api, sleeps=None, **kw):

@@ -11,6 +11,7 @@ from siaga.sources.base import AuthorPolicy
 from siaga.sources.http import HttpPolicy
 from siaga.sources.rss import RssSource
 
+pytestmark = pytest.mark.usefixtures("author_key")
 NOW = T0 + timedelta(hours=3)
 FAST = HttpPolicy(connect_timeout=1, read_timeout=0.5, attempts=2, backoff=0.01, max_wait=5)
 
@@ -33,11 +34,6 @@ BOMB = """<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY a "aaaaaaaaaa"><!ENTITY 
 <!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;"><!ENTITY e "&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;">
 <!ENTITY f "&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;"><!ENTITY g "&f;&f;&f;&f;&f;&f;&f;&f;&f;&f;"><!ENTITY h "&g;&g;&g;&g;&g;&g;&g;&g;&g;&g;">]>
 <rss><channel><item><title>&h;</title><guid>x</guid></item></channel></rss>"""
-
-
-@pytest.fixture(autouse=True)
-def author_key(monkeypatch):
-    monkeypatch.setenv("SIAGA_AUTHOR_KEY", "test-key")
 
 
 @pytest.fixture

@@ -6,25 +6,16 @@ from datetime import timedelta
 
 import pytest
 
-from fakeapis import T0, X_TOKEN, FakeApis
+from fakeapis import FAST, T0, X_TOKEN
 from siaga.sources import SourceConfigError
-from siaga.sources.http import HttpPolicy
 from siaga.sources.x import XSource, status_url
 
 NOW = T0 + timedelta(hours=3)
-FAST = HttpPolicy(connect_timeout=1, read_timeout=0.5, attempts=3, backoff=0.01, max_wait=5)
 
 
 @pytest.fixture(autouse=True)
-def env(monkeypatch):
-    monkeypatch.setenv("SIAGA_AUTHOR_KEY", "test-key")
+def x_token(author_key, monkeypatch):
     monkeypatch.setenv("SIAGA_X_FAKE_TOKEN", X_TOKEN)
-
-
-@pytest.fixture
-def api():
-    with FakeApis() as fake:
-        yield fake
 
 
 def src(api, **kw):
