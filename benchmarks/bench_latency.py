@@ -25,12 +25,10 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import psycopg2
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -128,13 +126,7 @@ class Siaga:
                     "SIAGA_SLACK_TOKEN": TOKEN, "SIAGA_SLACK_BASE_URL": fake.base_url}
 
     def rows(self, sql: str) -> list[tuple]:
-        conn = psycopg2.connect(st.pg_url(self.db, "postgresql"))
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql)
-                return cur.fetchall()
-        finally:
-            conn.close()
+        return st.query(self.db, sql)
 
     def drop(self) -> None:
         st.drop_database(self.db)

@@ -76,6 +76,19 @@ def drop_database(name: str) -> None:
     conn.close()
 
 
+def query(database: str, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of one read-only query against a database on the test server."""
+    import psycopg2
+
+    conn = psycopg2.connect(pg_url(database, "postgresql"))
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
 def pg_url(database: str, driver: str = "postgresql+psycopg2") -> str:
     return f"{driver}://{PG_HOST_URL}/{database}"
 
@@ -301,15 +314,7 @@ class AirflowStack:
 
     def task_states(self, database_sql: str) -> list[tuple[Any, ...]]:
         """Rows of a query against the Airflow metadata database (read-only checks)."""
-        import psycopg2
-
-        conn = psycopg2.connect(f"{PG_ADMIN_DSN.rsplit('dbname=', 1)[0]}dbname={self.database}")
-        try:
-            with conn.cursor() as cur:
-                cur.execute(database_sql)
-                return cur.fetchall()
-        finally:
-            conn.close()
+        return query(self.database, database_sql)
 
 
 def descendants(pid: int) -> list[int]:

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 import pytest
 import yaml
 
@@ -58,13 +57,7 @@ class Deployment:
     triggered: list[subprocess.Popen] = field(default_factory=list)
 
     def siaga_rows(self, sql: str) -> list[tuple[Any, ...]]:
-        conn = psycopg2.connect(st.pg_url(self.siaga_db, "postgresql"))
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql)
-                return cur.fetchall()
-        finally:
-            conn.close()
+        return st.query(self.siaga_db, sql)
 
 
 def _require_services() -> None:
