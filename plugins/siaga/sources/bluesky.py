@@ -15,8 +15,8 @@ from typing import Any
 from siaga.sources import auth
 from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult, canonical_url
 from siaga.sources.connector import HttpConnector, string_list
-from siaga.sources.http import SourceError, get_json, policy_from_config, rate_limit
-from siaga.sources.paging import Page, sweep
+from siaga.sources.http import get_json, policy_from_config, rate_limit
+from siaga.sources.paging import Page, sweep_queries
 from siaga.sources.parsing import MAX_TEXT, iso_time, opt_str, raw_text
 
 PUBLIC_APPVIEW = "https://public.api.bsky.app"
@@ -66,25 +66,8 @@ class BlueskySource(HttpConnector):
         )
 
     def poll(self, cursor: dict[str, Any] | None, now: datetime) -> PollResult:
-        state: dict[str, Any] = dict((cursor or {}).get("queries") or {})
-        posts: list[IncomingPost] = []
-        bad: list[BadInput] = []
-        failed: list[str] = []
-        for query in self.queries:
-            try:
-                got = sweep(lambda high, until, token: self._page(query, high, until, token, now),
-                            state.get(query) or {}, self.max_pages, _load, _iso)
-            except (SourceError, ValueError) as exc:
-                if isinstance(exc, ValueError):  # a malformed page: quarantine it and retry later
-                    bad.append(BadInput(f"{self.appview} q={query!r}", str(exc), ""))
-                failed.append(f"{query}: {exc}")
-                continue
-            posts += got.posts
-            bad += got.bad
-            state[query] = got.state
-            if got.exhausted:
-                break  # one rate limit for the whole AppView: the other queries wait for next run
-        return PollResult(posts=posts, bad=bad, cursor={"queries": state}, failed=failed)
+        return sweep_queries(self.queries, cursor, lambda q, high, until, token: self._page(q, high, until, token, now),
+                             self.max_pages, _load, _iso, self.appview)
 
     def _page(self, query: str, high: datetime | None, until: datetime | None, token: str | None, now: datetime) -> Page:
         params: dict[str, Any] = {"q": query, "sort": "latest", "limit": self.limit}

@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from siaga.sources.base import BadInput, IncomingPost
+from siaga.sources.base import BadInput, IncomingPost, PollResult
+from siaga.sources.http import SourceError
 
 
 @dataclass
@@ -68,4 +69,32 @@ def sweep(fetch: FetchPage, state: dict[str, Any], max_pages: int, load: Callabl
             break
         token = page.next_token
     result.state = {"high": dump(high) if high is not None else None, "sweep": {"top": dump(top), "until": dump(until)}}
+    return result
+
+
+QueryFetch = Callable[[str, Any, Any, "str | None"], Page]  # (query, high, until, token) -> Page
+
+
+def sweep_queries(
+    queries: list[str], cursor: dict[str, Any] | None, fetch: QueryFetch, max_pages: int,
+    load: Callable[[str], Any], dump: Callable[[Any], str], where: str,
+) -> PollResult:
+    """One sweep per query, each with its own cursor. A failing query keeps its old state and is
+    reported (a malformed page is also quarantined); the others go on. An exhausted rate limit
+    is shared by every query of the API, so the rest wait for the next run."""
+    state: dict[str, Any] = dict((cursor or {}).get("queries") or {})
+    result = PollResult(posts=[], bad=[], cursor={"queries": state}, failed=[])
+    for query in queries:
+        try:
+            got = sweep(lambda high, until, token: fetch(query, high, until, token), state.get(query) or {}, max_pages, load, dump)
+        except (SourceError, ValueError) as exc:
+            if isinstance(exc, ValueError):  # a malformed page: quarantine it and retry later
+                result.bad.append(BadInput(f"{where} q={query!r}", str(exc), ""))
+            result.failed.append(f"{query}: {exc}")
+            continue
+        result.posts.extend(got.posts)
+        result.bad.extend(got.bad)
+        state[query] = got.state
+        if got.exhausted:
+            break
     return result

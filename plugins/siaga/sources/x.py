@@ -19,8 +19,8 @@ from typing import Any
 from siaga.sources import auth
 from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult, SourceConfigError
 from siaga.sources.connector import HttpConnector, string_list
-from siaga.sources.http import SourceError, get_json, policy_from_config, rate_limit
-from siaga.sources.paging import Page, sweep
+from siaga.sources.http import get_json, policy_from_config, rate_limit
+from siaga.sources.paging import Page, sweep_queries
 from siaga.sources.parsing import MAX_TEXT, iso_time, numeric_id, opt_str, raw_text
 
 log = logging.getLogger(__name__)
@@ -94,26 +94,9 @@ class XSource(HttpConnector):
         )
 
     def poll(self, cursor: dict[str, Any] | None, now: datetime) -> PollResult:
-        state: dict[str, Any] = dict((cursor or {}).get("queries") or {})
         headers = {"Authorization": f"Bearer {auth.token(self.conn_id)}"}
-        posts: list[IncomingPost] = []
-        bad: list[BadInput] = []
-        failed: list[str] = []
-        for query in self.queries:
-            try:
-                got = sweep(lambda high, until, token: self._page(query, headers, high, until, token, now),
-                            state.get(query) or {}, self.max_pages, int, str)
-            except (SourceError, ValueError) as exc:
-                if isinstance(exc, ValueError):
-                    bad.append(BadInput(f"x q={query!r}", str(exc), ""))
-                failed.append(f"{query}: {exc}")
-                continue
-            posts += got.posts
-            bad += got.bad
-            state[query] = got.state
-            if got.exhausted:
-                break  # the app's window is shared by all queries
-        return PollResult(posts=posts, bad=bad, cursor={"queries": state}, failed=failed)
+        return sweep_queries(self.queries, cursor, lambda q, high, until, token: self._page(q, headers, high, until, token, now),
+                             self.max_pages, int, str, "x")
 
     def _page(self, query: str, headers: dict[str, str], high: int | None, until: int | None, token: str | None, now: datetime) -> Page:
         params: dict[str, Any] = {
