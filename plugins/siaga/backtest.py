@@ -91,7 +91,7 @@ def run_backtest(
     n_areas, road_villages = detect.area_universe(geotagger.gaz)
     settings = detect.DetectSettings()
     with session_scope(db_url) as session:
-        in_force = hazard_lists.in_force(session)
+        in_force = hazard_lists.in_force(session, remember=False)
         longest = max(_longest_window(in_force), _longest_window(candidate))
         posts = session.scalars(
             select(Post).where(Post.created_at > start - longest, Post.created_at <= end).order_by(Post.created_at, Post.id)

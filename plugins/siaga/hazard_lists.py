@@ -15,7 +15,9 @@ log = logging.getLogger(__name__)
 STATE_NAME = "hazard_lists"
 
 
-def in_force(session: Session, directory: Path | None = None) -> HazardSet:
+def in_force(session: Session, directory: Path | None = None, remember: bool = True) -> HazardSet:
+    """The operators' lists, or the last good set when they are invalid. A valid set becomes the
+    new last good one unless `remember` is False (a read-only look, as the backtest takes)."""
     directory = directory or default_hazard_dir()
     try:
         hazard_set = HazardSet.load(directory)
@@ -28,7 +30,8 @@ def in_force(session: Session, directory: Path | None = None) -> HazardSet:
             directory, exc, last_good.fingerprint, last_good.updated_at.isoformat(),
         )
         return _from_content(last_good.content)
-    _remember(session, hazard_set, directory)
+    if remember:
+        _remember(session, hazard_set, directory)
     return hazard_set
 
 
