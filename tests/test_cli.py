@@ -93,3 +93,39 @@ def test_outbox_retry_requeues_only_dead_letters(sqlite_url, monkeypatch, capsys
     with store.session_scope(sqlite_url) as session:
         row = session.get(store.OutboxMessage, 1)
         assert row.state == "pending" and row.attempts == 1  # a retry checks Slack before posting
+
+
+def test_quarantine_counts_bad_lines_with_where_and_why(sqlite_url, monkeypatch, capsys, tmp_path):
+    from datetime import datetime, timezone
+
+    from siaga import ingest
+    from siaga.sources import ReplaySource
+
+    monkeypatch.setenv("SIAGA_DB_URL", sqlite_url)
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text('{"id": "1", "created_at": "2026-01-15T08:00:00+08:00", "text": "banjir"}\n{broken\n')
+    ingest.ingest(ReplaySource("feed", feed), datetime(2026, 1, 16, tzinfo=timezone.utc), sqlite_url)
+    assert cli.main(["quarantine"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["per_source"] == {"feed": 1}
+    (entry,) = report["latest"]
+    assert entry["location"] == "feed.jsonl:2" and "not valid JSON" in entry["reason"]
+
+
+def test_outbox_summary_counts_states(sqlite_url, monkeypatch, capsys):
+    from datetime import datetime, timezone
+
+    from siaga import store
+
+    monkeypatch.setenv("SIAGA_DB_URL", sqlite_url)
+    t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    with store.session_scope(sqlite_url) as session:
+        incident = store.Incident(hazard="flood", level="village", area_code="x", area_name="X", state="open", severity="low", opened_at=t, last_activity_at=t)
+        session.add(incident)
+        session.flush()
+        for i, state in enumerate(["sent", "sent", "pending", "dead"]):
+            session.add(store.OutboxMessage(dedup_key=str(i), incident_id=incident.id, receiver="bpbd", channel="#c", kind="new", payload={}, state=state, next_attempt_at=t))
+    assert cli.main(["outbox"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["states"] == {"sent": 2, "pending": 1, "dead": 1}
+    assert [d["id"] for d in report["dead"]] == [4]

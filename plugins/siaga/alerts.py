@@ -18,7 +18,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import WebClient
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from siaga import messages, silences
@@ -321,10 +321,8 @@ def backoff(attempts: int) -> timedelta:
 
 
 def outbox_summary(session: Session) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for state in session.scalars(select(OutboxMessage.state)):
-        counts[state] = counts.get(state, 0) + 1
-    return counts
+    """Outbox rows per state."""
+    return dict(session.execute(select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state)).all())
 
 
 def dead_letters(session: Session) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@
     siaga scenario                 print the synthetic demo scenario (JSON Lines)
     siaga demo                     run the DAGs over the demo scenario against a fake Slack
     siaga outbox [--retry ID]      delivery state, dead letters, re-queue a dead letter
+    siaga quarantine               bad input kept by the sources: counts and the latest
     siaga export ...               incident exports: CSV, GeoJSON, CAP 1.2 (see `siaga export -h`)
     siaga slack-listen             handle the alert buttons (Socket Mode; see `siaga slack-listen -h`)
 """
@@ -55,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     outbox = sub.add_parser("outbox", help="delivery state and dead letters")
     outbox.add_argument("--retry", type=int, metavar="ID", help="re-queue a dead-lettered message")
     outbox.set_defaults(func=_cmd_outbox)
+
+    sub.add_parser("quarantine", help="bad input the sources kept: counts per source and the latest").set_defaults(func=_cmd_quarantine)
 
     sub.add_parser("export", help="export incidents (CSV, GeoJSON, CAP 1.2); `siaga export -h` for its options")
     sub.add_parser("slack-listen", help="handle the alert buttons through Slack Socket Mode; `siaga slack-listen -h`")
@@ -227,6 +230,15 @@ def _cmd_outbox(args: argparse.Namespace) -> int:
             print(f"outbox {args.retry}: {'re-queued' if done else 'not a dead letter'}")
             return 0 if done else 1
         print(json.dumps({"states": alerts.outbox_summary(session), "dead": alerts.dead_letters(session)}, indent=2))
+    return 0
+
+
+def _cmd_quarantine(args: argparse.Namespace) -> int:
+    from siaga import ingest, store
+
+    store.migrate()
+    with store.session_scope() as session:
+        print(json.dumps(ingest.quarantine_summary(session), indent=2, ensure_ascii=False))
     return 0
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
@@ -121,8 +121,11 @@ def _post_row(post: Any) -> dict[str, Any]:
     }
 
 
-def quarantine_count(session: Session, source: str | None = None) -> int:
-    stmt = select(Quarantine.id)
-    if source:
-        stmt = stmt.where(Quarantine.source == source)
-    return len(session.scalars(stmt).all())
+def quarantine_summary(session: Session, latest: int = 10) -> dict[str, Any]:
+    """Bad input kept so far: how many per source, and the most recent with where and why."""
+    per_source = dict(session.execute(select(Quarantine.source, func.count()).group_by(Quarantine.source)).all())
+    rows = session.scalars(select(Quarantine).order_by(Quarantine.id.desc()).limit(latest))
+    return {
+        "per_source": per_source,
+        "latest": [{"source": q.source, "location": q.location, "reason": q.reason, "at": q.created_at.isoformat()} for q in rows],
+    }
