@@ -11,10 +11,11 @@ from airflow.timetables.trigger import CronTriggerTimetable
 
 from siaga import pipeline
 from siaga.pipeline import run_time
+from siaga.vocabulary import LOCAL_TZ_NAME
 
 
 @dag(
-    schedule=CronTriggerTimetable("30 2 * * *", timezone="Asia/Makassar"),
+    schedule=CronTriggerTimetable("30 2 * * *", timezone=LOCAL_TZ_NAME),
     catchup=False,
     max_active_runs=1,
     tags=["siaga"],

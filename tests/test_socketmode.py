@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from fakesocketmode import APP_TOKEN, FakeSocketMode
-from siaga import messages, slackactions, socketmode, store
+from siaga import settings, messages, slackactions, socketmode, store
 from siaga.slackclient import SlackConfigError
 from test_slackactions import DUTY, T0, TOKEN, click, client_for, events, posted_incident, state_text  # noqa: F401
 
@@ -100,21 +100,21 @@ def test_a_wrong_app_token_cannot_connect(fake, sqlite_url):
 
 
 def test_app_token_from_the_environment(monkeypatch):
-    monkeypatch.setenv(socketmode.ENV_APP_TOKEN, APP_TOKEN)
+    monkeypatch.setenv(settings.SLACK_APP_TOKEN_ENV, APP_TOKEN)
     assert socketmode.app_token(conn_id=None) == APP_TOKEN
-    monkeypatch.setenv(socketmode.ENV_APP_TOKEN, "xoxb-bot-token")
+    monkeypatch.setenv(settings.SLACK_APP_TOKEN_ENV, "xoxb-bot-token")
     with pytest.raises(SlackConfigError, match="xapp-"):
         socketmode.app_token(conn_id=None)
-    monkeypatch.delenv(socketmode.ENV_APP_TOKEN)
-    with pytest.raises(SlackConfigError, match=socketmode.ENV_APP_TOKEN):
+    monkeypatch.delenv(settings.SLACK_APP_TOKEN_ENV)
+    with pytest.raises(SlackConfigError, match=settings.SLACK_APP_TOKEN_ENV):
         socketmode.app_token(conn_id=None)
 
 
 def test_main_without_credentials_exits_2(monkeypatch, capsys, sqlite_url):
-    monkeypatch.delenv(socketmode.ENV_APP_TOKEN, raising=False)
-    monkeypatch.setattr(socketmode, "APP_CONN_ID", None)  # no Airflow connection lookup either
+    monkeypatch.delenv(settings.SLACK_APP_TOKEN_ENV, raising=False)
+    monkeypatch.setattr(settings, "airflow_connection", lambda conn_id: None)  # no Airflow connection either
     assert socketmode.main(["--db-url", sqlite_url]) == 2
-    assert socketmode.ENV_APP_TOKEN in capsys.readouterr().err
+    assert settings.SLACK_APP_TOKEN_ENV in capsys.readouterr().err
 
 
 def test_the_command_runs_until_interrupted(sqlite_url, fake, router, hazard_set):
@@ -126,7 +126,7 @@ def test_the_command_runs_until_interrupted(sqlite_url, fake, router, hazard_set
     import sys
 
     incident_id = posted_incident(sqlite_url, fake, router, hazard_set)
-    env = {**os.environ, socketmode.ENV_APP_TOKEN: APP_TOKEN, "SIAGA_SLACK_TOKEN": TOKEN,
+    env = {**os.environ, settings.SLACK_APP_TOKEN_ENV: APP_TOKEN, "SIAGA_SLACK_TOKEN": TOKEN,
            "SIAGA_SLACK_BASE_URL": fake.base_url, "SIAGA_DB_URL": sqlite_url}
     proc = subprocess.Popen([sys.executable, "-m", "siaga.socketmode"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -21,7 +21,7 @@ from slack_sdk.web import WebClient
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from siaga import messages, silences
+from siaga import messages, settings, silences
 from siaga.hazards import HazardSet
 from siaga.incidents import Change, add_event
 from siaga.routing import Router
@@ -37,7 +37,7 @@ STALE_CLAIM = timedelta(minutes=3)
 
 
 def timeline_url(incident_id: int) -> str | None:
-    base = os.environ.get("SIAGA_TIMELINE_BASE_URL")
+    base = settings.timeline_base_url()
     return f"{base.rstrip('/')}/incidents/{incident_id}" if base else None
 
 

@@ -19,16 +19,16 @@ a negative binomial tail instead of Poisson, which keeps chatty series from alar
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
 
 from siaga.spikes import BUCKET, DEFAULT_AREAS, SERIES
+from siaga.vocabulary import LOCAL_TZ
 
 BUCKETS_PER_DAY = int(timedelta(days=1) / BUCKET)
 BUCKETS_PER_WEEK = 7 * BUCKETS_PER_DAY
-LOCAL = timezone(timedelta(hours=8))  # WITA: hour-of-week is local; Indonesia has no DST
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class BaselineModel:
 
 def week_bucket(when: pd.Series | pd.DatetimeIndex) -> np.ndarray:
     """Index of the 5-minute bucket within the local week (Monday 00:00 WITA = 0)."""
-    local = pd.DatetimeIndex(pd.to_datetime(when, utc=True)).tz_convert(LOCAL)
+    local = pd.DatetimeIndex(pd.to_datetime(when, utc=True)).tz_convert(LOCAL_TZ)
     return ((local.day_of_week * 24 + local.hour) * 60 + local.minute).to_numpy() // int(BUCKET / timedelta(minutes=1))
 
 

@@ -163,13 +163,13 @@ def _cmd_hazards_check(args: argparse.Namespace) -> int:
 
 
 def _when(value: str) -> datetime:
-    from zoneinfo import ZoneInfo
+    from siaga.vocabulary import LOCAL_TZ
 
     try:
         when = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {value!r}") from None
-    return when if when.tzinfo else when.replace(tzinfo=ZoneInfo("Asia/Makassar"))
+    return when if when.tzinfo else when.replace(tzinfo=LOCAL_TZ)
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:

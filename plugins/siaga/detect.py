@@ -21,12 +21,12 @@ from siaga.hazards import HazardSet
 from siaga.routing import Router
 from siaga.store import Alert, AreaCount, Geotag, HazardMatchRow, Incident, Post, session_scope, utcnow
 from siaga.tagging import Tagger
+from siaga.vocabulary import REGENCY_CODE, REGENCY_NAME
 
 log = logging.getLogger(__name__)
 
 # Places below this confidence are kept and shown but do not count towards an area's spike.
 MIN_COUNTING_CONFIDENCE = 0.5
-REGENCY_CODE = "51.08"
 TAG_BATCH = 500
 
 
@@ -276,7 +276,7 @@ def _areas_of(places: list[Geotag], road_villages: dict[str, tuple[str, ...]]) -
             )
     for name, code in district_codes.items():
         found[("district", code)] = incidents.AreaInfo("district", code, name, None, name)
-    found[("regency", REGENCY_CODE)] = incidents.AreaInfo("regency", REGENCY_CODE, "Buleleng")
+    found[("regency", REGENCY_CODE)] = incidents.AreaInfo("regency", REGENCY_CODE, REGENCY_NAME)
     return list(found.values())
 
 

@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session
 
 from siaga import hazard_lists
 from siaga.hazards import HazardSet
-from siaga.incidents import LIVE_STATES
-from siaga.messages import LOCAL_TZ, SECTION_LIMIT, escape, one_line, truncate
+from siaga.messages import escape, one_line, truncate
 from siaga.routing import Router
 from siaga.store import Incident, IncidentEvent, OutboxMessage
+from siaga.vocabulary import LIVE_STATES, LOCAL_TZ, SLACK_MAX_BLOCKS, SLACK_SECTION_TEXT
 
 KIND = "digest"
 MAX_DEAD_LISTED = 5
@@ -120,8 +120,8 @@ def _counts_text(c: AreaCounts) -> str:
 
 
 def _section(text: str) -> dict[str, Any]:
-    if len(text) > SECTION_LIMIT:
-        text = text[: SECTION_LIMIT - 2].rsplit("\n", 1)[0] + "\n…"
+    if len(text) > SLACK_SECTION_TEXT:
+        text = text[: SLACK_SECTION_TEXT - 2].rsplit("\n", 1)[0] + "\n…"
     return {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}
 
 
@@ -156,7 +156,7 @@ def build_message(summary: DigestSummary, hazard_set: HazardSet) -> dict[str, An
         more = f"\n… dan {summary.dead_total - len(summary.dead)} lagi (more): `siaga outbox`" if summary.dead_total > len(summary.dead) else ""
         blocks.append(_section(f":x: *Gagal kirim (dead letters): {summary.dead_total}*\n{listed}{more}"))
     text = f"Ringkasan harian Siaga (daily digest) {period}: {headline}"
-    return {"text": text, "blocks": blocks[:50]}
+    return {"text": text, "blocks": blocks[:SLACK_MAX_BLOCKS]}
 
 
 def digest_key(router: Router, receiver: str, day_end: datetime) -> str:

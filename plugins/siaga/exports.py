@@ -31,14 +31,11 @@ from sqlalchemy.orm import Session
 
 from siaga import settings
 from siaga.store import Alert, AreaCount, Geotag, Incident, IncidentEvent, IncidentThread, OutboxMessage, Post, session_scope
+from siaga.vocabulary import LIVE_STATES, LOCAL_TZ, REGENCY_CODE
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 ATOM_NS = "http://www.w3.org/2005/Atom"
 CAP_SENDER = "siaga@bpbd.bulelengkab.go.id"
-REGENCY_CODE = "51.08"
-LIVE_STATES = ("open", "acknowledged")
-# Buleleng keeps Central Indonesian Time all year: dates typed by people mean WITA days.
-WITA = timezone(timedelta(hours=8), "WITA")
 
 # Siaga severity -> CAP <severity>; CAP has four real levels, so the mapping is one to one.
 CAP_SEVERITY = {"low": "Minor", "medium": "Moderate", "high": "Severe", "critical": "Extreme"}
@@ -536,7 +533,7 @@ def parse_day(value: str, end: bool = False) -> datetime:
     try:
         if len(value) == 10:
             d = date.fromisoformat(value)
-            return datetime.combine(d + timedelta(days=1) if end else d, time(), tzinfo=WITA)
+            return datetime.combine(d + timedelta(days=1) if end else d, time(), tzinfo=LOCAL_TZ)
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"bad date {value!r}: use YYYY-MM-DD or an ISO timestamp") from exc

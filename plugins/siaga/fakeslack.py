@@ -29,22 +29,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, TextIO
 from urllib.parse import parse_qs, urlsplit
 
+from siaga.vocabulary import (
+    SLACK_ACTIONS_ELEMENTS,
+    SLACK_BUTTON_TEXT,
+    SLACK_BUTTON_VALUE,
+    SLACK_CONTEXT_ELEMENTS,
+    SLACK_FIELD_TEXT,
+    SLACK_MAX_BLOCKS,
+    SLACK_MESSAGE_TEXT,
+    SLACK_SECTION_FIELDS,
+    SLACK_SECTION_TEXT,
+)
+
 API_PREFIX = "/api/"
 DEFAULT_TOKEN = "xoxb-siaga-fake-token"
 BOT_USER_ID = "U0SIAGABOT"
 BOT_ID = "B0SIAGABOT"
 TEAM_ID = "T0SIAGA"
 
-# Slack's documented Block Kit limits; the fake refuses what Slack would refuse ("invalid_blocks").
-MAX_BLOCKS = 50
-MAX_SECTION_TEXT = 3000
-MAX_SECTION_FIELDS = 10
-MAX_FIELD_TEXT = 2000
-MAX_CONTEXT_ELEMENTS = 10
-MAX_ACTIONS_ELEMENTS = 25
-MAX_BUTTON_TEXT = 75
-MAX_BUTTON_VALUE = 2000
-MAX_MESSAGE_TEXT = 40000
+# Slack's documented Block Kit limits (siaga.vocabulary); the fake refuses what Slack would refuse
+# ("invalid_blocks").
 
 # Parameters Slack accepts as JSON strings in form bodies and as objects in JSON bodies.
 _JSON_PARAMS = ("blocks", "attachments", "metadata")
@@ -273,7 +277,7 @@ class FakeSlack:
         text, blocks = p.get("text"), p.get("blocks")
         if not text and not blocks:
             return {"ok": False, "error": "no_text"}
-        if text and len(text) > MAX_MESSAGE_TEXT:
+        if text and len(text) > SLACK_MESSAGE_TEXT:
             return {"ok": False, "error": "msg_too_long"}
         problem = validate_blocks(blocks) if blocks is not None else None
         if problem:
@@ -409,34 +413,34 @@ def validate_blocks(blocks: Any) -> str | None:
     """First Block Kit limit that `blocks` breaks, or None. Covers the block types Siaga uses."""
     if not isinstance(blocks, list):
         return "blocks must be an array"
-    if len(blocks) > MAX_BLOCKS:
-        return f"more than {MAX_BLOCKS} blocks"
+    if len(blocks) > SLACK_MAX_BLOCKS:
+        return f"more than {SLACK_MAX_BLOCKS} blocks"
     for i, block in enumerate(blocks):
         kind = block.get("type") if isinstance(block, dict) else None
         where = f"blocks[{i}]"
         if kind == "section":
             text = (block.get("text") or {}).get("text", "")
-            if len(text) > MAX_SECTION_TEXT:
-                return f"{where}.text longer than {MAX_SECTION_TEXT}"
+            if len(text) > SLACK_SECTION_TEXT:
+                return f"{where}.text longer than {SLACK_SECTION_TEXT}"
             fields = block.get("fields") or []
-            if len(fields) > MAX_SECTION_FIELDS:
-                return f"{where}.fields more than {MAX_SECTION_FIELDS}"
-            if any(len(f.get("text", "")) > MAX_FIELD_TEXT for f in fields):
-                return f"{where}.fields text longer than {MAX_FIELD_TEXT}"
+            if len(fields) > SLACK_SECTION_FIELDS:
+                return f"{where}.fields more than {SLACK_SECTION_FIELDS}"
+            if any(len(f.get("text", "")) > SLACK_FIELD_TEXT for f in fields):
+                return f"{where}.fields text longer than {SLACK_FIELD_TEXT}"
             if not text and not fields:
                 return f"{where} needs text or fields"
         elif kind == "context":
-            if not 0 < len(block.get("elements") or []) <= MAX_CONTEXT_ELEMENTS:
-                return f"{where}.elements must hold 1..{MAX_CONTEXT_ELEMENTS}"
+            if not 0 < len(block.get("elements") or []) <= SLACK_CONTEXT_ELEMENTS:
+                return f"{where}.elements must hold 1..{SLACK_CONTEXT_ELEMENTS}"
         elif kind == "actions":
             elements = block.get("elements") or []
-            if not 0 < len(elements) <= MAX_ACTIONS_ELEMENTS:
-                return f"{where}.elements must hold 1..{MAX_ACTIONS_ELEMENTS}"
+            if not 0 < len(elements) <= SLACK_ACTIONS_ELEMENTS:
+                return f"{where}.elements must hold 1..{SLACK_ACTIONS_ELEMENTS}"
             for el in elements:
-                if len((el.get("text") or {}).get("text", "")) > MAX_BUTTON_TEXT:
-                    return f"{where} button text longer than {MAX_BUTTON_TEXT}"
-                if len(el.get("value") or "") > MAX_BUTTON_VALUE:
-                    return f"{where} button value longer than {MAX_BUTTON_VALUE}"
+                if len((el.get("text") or {}).get("text", "")) > SLACK_BUTTON_TEXT:
+                    return f"{where} button text longer than {SLACK_BUTTON_TEXT}"
+                if len(el.get("value") or "") > SLACK_BUTTON_VALUE:
+                    return f"{where} button value longer than {SLACK_BUTTON_VALUE}"
         elif kind in ("divider", "header", "image", "rich_text", "input", "file"):
             continue
         else:

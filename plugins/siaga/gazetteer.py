@@ -26,10 +26,8 @@ from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
 from siaga.normalise import Folded, fold
+from siaga.vocabulary import PROVINCE_NAME, REGENCY_CODE, REGENCY_NAME
 
-REGENCY_NAME = "Buleleng"
-REGENCY_CODE = "51.08"
-PROVINCE_NAME = "Bali"
 
 VILLAGES_FILE = "buleleng_villages.geojson"
 DISTRICTS_FILE = "buleleng_districts.geojson"

@@ -12,7 +12,6 @@ How it works, and why:
 """
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -23,8 +22,6 @@ import ahocorasick
 
 from siaga import settings
 from siaga.gazetteer import (
-    REGENCY_CODE,
-    REGENCY_NAME,
     ROAD_PREFIXES,
     Alias,
     District,
@@ -40,6 +37,7 @@ from siaga.gazetteer import (
     spaced,
 )
 from siaga.normalise import Folded
+from siaga.vocabulary import REGENCY_CODE, REGENCY_NAME
 
 VILLAGE_PREFIX = frozenset({"desa", "ds", "dsa", "kel", "kelurahan", "kelurahn", "lurah"})
 DISTRICT_PREFIX = frozenset({"kec", "kecamatan", "kecamatn", "kcmtn", "kecmatan"})
@@ -640,17 +638,9 @@ def _dedupe(places: list[Place]) -> list[Place]:
 
 # ------------------------------------------------------------------------------ default
 
-# Which names besides Buleleng's the default tagger knows: "national" (all of Indonesia's 91.6k
-# admin names, so more posts about elsewhere are recognised as elsewhere; ~2 s and ~100 MiB to
-# load) or "buleleng" (Buleleng, regencies, provinces and Bali only).
-GAZETTEER_SIZES = ("national", "buleleng")
-
-
 @lru_cache(maxsize=1)
 def default_geotagger() -> Geotagger:
     """The project's tagger: settings' geodata and config folders; SIAGA_GAZETTEER picks the size."""
-    size = os.environ.get("SIAGA_GAZETTEER", "national")
-    if size not in GAZETTEER_SIZES:
-        raise ValueError(f"SIAGA_GAZETTEER: expected one of {GAZETTEER_SIZES}, got {size!r}")
+    size = settings.gazetteer_size()
     aliases = settings.config_dir() / "aliases.yaml"
     return Geotagger.from_paths(settings.geodata_dir(), aliases if aliases.exists() else None, national=size == "national")

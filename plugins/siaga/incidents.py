@@ -26,24 +26,14 @@ from sqlalchemy.orm import Session
 
 from siaga.spikes import Spike
 from siaga.store import Alert, Incident, IncidentArea, IncidentEvent
+from siaga.vocabulary import (
+    AUTO_ACTOR, LEVELS, LIVE_STATES, SEVERITIES, STATES, TRANSITIONS, district_code, higher_severity,
+)
 
-STATES = ("open", "acknowledged", "resolved", "false_alarm")
-LIVE_STATES = ("open", "acknowledged")
-# What people may do (Slack buttons, the web page); repeating the current state is a no-op.
-TRANSITIONS = {
-    "open": ("acknowledged", "resolved", "false_alarm"),
-    "acknowledged": ("resolved", "false_alarm"),
-    "resolved": ("open",),
-    "false_alarm": ("open",),
-}
-SEVERITIES = ("low", "medium", "high", "critical")  # as in config/routing.yaml
-# Finer areas first: a flood alert for a village makes one for its kecamatan redundant.
-LEVEL_ORDER = ("village", "road", "district", "regency")
 # An update is worth a message when the count grew by this factor since the last one sent.
 UPDATE_GROWTH = 1.5
 # An incident over this many areas with posts is at least this severe.
 AREA_SEVERITY = ((4, "high"), (2, "medium"))
-AUTO_ACTOR = "siaga"
 
 Adjacency = Callable[[str], Iterable[str]]
 
@@ -87,17 +77,13 @@ def severity_of(spike: Spike, min_posts: int, cue_posts: int) -> str:
     return "low"
 
 
-def higher(a: str, b: str) -> str:
-    return a if SEVERITIES.index(a) >= SEVERITIES.index(b) else b
-
-
 def inhibited(spike: Spike, fired: list[Spike], areas: dict[tuple[str, str], AreaInfo]) -> bool:
     """A coarser spike is redundant when a finer one of the same hazard fired inside it."""
     if spike.level in ("village", "road"):
         return False
     mine = areas.get((spike.level, spike.area_code))
     for other in fired:
-        if other.hazard != spike.hazard or LEVEL_ORDER.index(other.level) >= LEVEL_ORDER.index(spike.level):
+        if other.hazard != spike.hazard or LEVELS.index(other.level) >= LEVELS.index(spike.level):
             continue
         if spike.level == "regency":
             return True
@@ -107,18 +93,13 @@ def inhibited(spike: Spike, fired: list[Spike], areas: dict[tuple[str, str], Are
     return False
 
 
-def _district_code(village_code: str) -> str:
-    """Kemendagri codes nest: village 51.08.06.2001 lies in kecamatan 51.08.06."""
-    return ".".join(village_code.split(".")[:3])
-
-
 def _within_district(finer: AreaInfo, district: AreaInfo) -> bool:
     """Does a village or road lie in this kecamatan? A road through several villages has no
     single district name, so its villages' codes decide."""
     if finer.district and finer.district == district.district:
         return True
     codes = set(finer.villages) | ({finer.code} if finer.level == "village" else set())
-    return any(_district_code(c) == district.code for c in codes)
+    return any(district_code(c) == district.code for c in codes)
 
 
 def apply_spikes(
@@ -134,7 +115,7 @@ def apply_spikes(
     spike whose alert is already stored is skipped, so re-running a window changes nothing."""
     changes: list[Change] = []
     fired: list[Spike] = []
-    ordered = sorted(spikes, key=lambda s: (s.window_end, LEVEL_ORDER.index(s.level), s.hazard, s.area_code))
+    ordered = sorted(spikes, key=lambda s: (s.window_end, LEVELS.index(s.level), s.hazard, s.area_code))
     for spike in ordered:
         if inhibited(spike, [f for f in fired if f.window_end == spike.window_end], areas) or _inhibited_by_live(session, spike, areas):
             continue
@@ -200,7 +181,7 @@ def _inhibited_by_live(session: Session, spike: Spike, areas: dict[tuple[str, st
         if mine and spike.level == "district":
             covered = session.scalars(select(IncidentArea.area_code).where(
                 IncidentArea.incident_id == incident.id, IncidentArea.level == "village"))
-            if any(_district_code(c) == mine.code for c in covered):
+            if any(district_code(c) == mine.code for c in covered):
                 return True
     return False
 
@@ -275,7 +256,7 @@ def _record(
     incident.posts = _posts_over_areas(session, incident)
     incident.authors = max(incident.authors, spike.authors)
     add_event(session, incident, spike.window_end, "alert", {"alert_id": alert.id, "incident_posts": incident.posts, **alert.explanation})
-    target = higher(severity, _area_severity(session, incident))
+    target = higher_severity(severity, _area_severity(session, incident))
     escalated = SEVERITIES.index(target) > SEVERITIES.index(incident.severity)
     if escalated:
         add_event(session, incident, spike.window_end, "escalated", {"from": incident.severity, "to": target})

@@ -17,11 +17,9 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Sequence
-from zoneinfo import ZoneInfo
 
-LOCAL_TZ = ZoneInfo("Asia/Makassar")  # WITA, Buleleng's time zone
+from siaga.vocabulary import CHANGE_KINDS, LOCAL_TZ, SLACK_FIELD_TEXT, SLACK_MAX_BLOCKS, SLACK_SECTION_TEXT
 
-KINDS = ("new", "update", "escalation", "resolved")
 ACTION_ACK = "siaga_ack"
 ACTION_RESOLVE = "siaga_resolve"
 ACTION_FALSE_ALARM = "siaga_false_alarm"
@@ -31,11 +29,8 @@ SNOOZE_OPTIONS = (("1h", "1 jam (1 h)"), ("6h", "6 jam (6 h)"), ("24h", "24 jam 
 
 MAX_EVIDENCE = 3
 EXCERPT_CHARS = 280
-SECTION_LIMIT = 3000  # Slack: section text
-FIELD_LIMIT = 2000  # Slack: each section field
 FALLBACK_LIMIT = 3000  # Slack truncates `text` past 40k and advises ~4k; stay well within
 NAME_CHARS = 120  # place names, labels: longer is noise or an attack
-MAX_BLOCKS = 50
 
 _KIND_TITLE = {
     "new": ":rotating_light: Peringatan baru (new alert)",
@@ -67,7 +62,7 @@ class AlertView:
     """What an alert shows, as plain data; the incident store fills it in."""
 
     incident_id: int | str
-    kind: str  # one of KINDS
+    kind: str  # one of CHANGE_KINDS
     hazard_id: str
     hazard_label_id: str  # Indonesian label, shown first
     hazard_label_en: str
@@ -89,8 +84,8 @@ class AlertView:
     silenced_until: datetime | None = None  # a snooze (silence) on this hazard and area
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"AlertView.kind: {self.kind!r} is not one of {KINDS}")
+        if self.kind not in CHANGE_KINDS:
+            raise ValueError(f"AlertView.kind: {self.kind!r} is not one of {CHANGE_KINDS}")
 
 
 # --- hostile-text primitives -------------------------------------------------------------------
@@ -229,7 +224,7 @@ def evidence_text(post: EvidencePost) -> str:
     if post.url:
         meta.append(link(post.url, "tautan (link)"))
     text = f"“{excerpt}”" + (f"\n{' · '.join(meta)}" if meta else "")
-    return text[:SECTION_LIMIT]  # cannot trigger: excerpt ≤ 5×280, names ≤ 5×120, url ≤ 2000
+    return text[:SLACK_SECTION_TEXT]  # cannot trigger: excerpt ≤ 5×280, names ≤ 5×120, url ≤ 2000
 
 
 def _buttons(view: AlertView) -> dict[str, Any]:
@@ -289,16 +284,16 @@ def build_message(view: AlertView) -> dict[str, Any]:
     else:
         map_field = "*Peta (map)*\n—"
     fields = [
-        _mrkdwn(_cut_escaped(where, FIELD_LIMIT)),
+        _mrkdwn(_cut_escaped(where, SLACK_FIELD_TEXT)),
         _mrkdwn(map_field),
-        _mrkdwn(_cut_escaped(f"*Jumlah (counts)*\n{counts_text(view)}", FIELD_LIMIT)),
+        _mrkdwn(_cut_escaped(f"*Jumlah (counts)*\n{counts_text(view)}", SLACK_FIELD_TEXT)),
         _mrkdwn(_cut_escaped(f"*Keyakinan (confidence)*\n{escape(truncate(one_line(view.confidence), 500)) or '—'}",
-                             FIELD_LIMIT)),
+                             SLACK_FIELD_TEXT)),
     ]
     blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": _mrkdwn(_cut_escaped(title, SECTION_LIMIT))},
+        {"type": "section", "text": _mrkdwn(_cut_escaped(title, SLACK_SECTION_TEXT))},
         {"type": "section", "fields": fields},
-        {"type": "context", "elements": [_mrkdwn(_cut_escaped(_state_line(view), SECTION_LIMIT))]},
+        {"type": "context", "elements": [_mrkdwn(_cut_escaped(_state_line(view), SLACK_SECTION_TEXT))]},
     ]
     posts = list(view.evidence)[:MAX_EVIDENCE]
     if posts:
@@ -308,4 +303,4 @@ def build_message(view: AlertView) -> dict[str, Any]:
     if view.kind == "new" and view.state in ("open", "acknowledged"):
         blocks.append(_buttons(view))
         blocks.append(snooze_select(view))
-    return {"text": fallback_text(view), "blocks": blocks[:MAX_BLOCKS]}
+    return {"text": fallback_text(view), "blocks": blocks[:SLACK_MAX_BLOCKS]}

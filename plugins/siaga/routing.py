@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import jsonschema
 import yaml
 
+from siaga.vocabulary import LOCAL_TZ_NAME
+
 _HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 _NAME = r"^[a-z][a-z0-9_-]*$"
 _LABELS = {"type": "object", "additionalProperties": {"type": "string"},
@@ -175,7 +177,7 @@ class Router:
             raise fail(list(err.absolute_path), err.message)
 
         try:
-            tz = ZoneInfo(data.get("timezone", "Asia/Makassar"))
+            tz = ZoneInfo(data.get("timezone", LOCAL_TZ_NAME))
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise fail(["timezone"], f"unknown time zone {data.get('timezone')!r}") from exc
         severities = tuple(data["severities"])

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Iterator
 
-WITA = timezone(timedelta(hours=8))
-START = datetime(2026, 1, 15, 6, 0, tzinfo=WITA)
+from siaga.vocabulary import LOCAL_TZ
+
+START = datetime(2026, 1, 15, 6, 0, tzinfo=LOCAL_TZ)
 HOURS = 6
 
 

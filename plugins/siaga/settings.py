@@ -1,14 +1,18 @@
-"""Where Siaga finds its configuration, gazetteer and database.
+"""Where Siaga finds its configuration, gazetteer, database and secrets.
 
-One place resolves every path and URL so the DAGs, the `siaga` command and the tests agree.
-Environment variables win (they are how Airflow deployments and tests configure things); the
-defaults point into the repository so a fresh checkout runs with no setup.
+One place resolves every path, URL, switch and credential so the DAGs, the `siaga` command and
+the tests agree: no other module reads the environment. Environment variables win (they are how
+Airflow deployments and tests configure things), then Airflow connections and variables when
+Airflow is there; the defaults point into the repository so a fresh checkout runs with no setup.
+Secrets are returned, never logged.
 """
 from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -40,20 +44,122 @@ def database_url() -> str:
     return f"sqlite:///{data_dir() / 'siaga.db'}"
 
 
+# --- switches -------------------------------------------------------------------------------
+
+GAZETTEER_SIZES = ("national", "buleleng")
+
+
+def gazetteer_size() -> str:
+    """SIAGA_GAZETTEER: "national" (default: all of Indonesia's admin names, so posts about
+    elsewhere are recognised as elsewhere) or "buleleng" (faster start, less memory)."""
+    size = os.environ.get("SIAGA_GAZETTEER", "national")
+    if size not in GAZETTEER_SIZES:
+        raise ValueError(f"SIAGA_GAZETTEER: expected one of {GAZETTEER_SIZES}, got {size!r}")
+    return size
+
+
+def timeline_base_url() -> str | None:
+    """SIAGA_TIMELINE_BASE_URL: where the incident pages are, for links in alerts."""
+    return os.environ.get("SIAGA_TIMELINE_BASE_URL") or None
+
+
+def replay_clock_override() -> str | None:
+    """SIAGA_REPLAY_CLOCK: force every replay source's clock ("identity" or "live")."""
+    return os.environ.get("SIAGA_REPLAY_CLOCK") or None
+
+
+# --- secrets -------------------------------------------------------------------------------
+
+
+def _airflow_around(env_name: str) -> bool:
+    """Is it worth asking Airflow? Inside a task it is already imported; elsewhere only when a
+    deployment is configured (importing Airflow costs a command line a second or more)."""
+    return bool(os.environ.get(env_name) or os.environ.get("AIRFLOW_HOME") or "airflow.sdk" in sys.modules)
+
+
+def airflow_connection(conn_id: str) -> Any | None:
+    """Airflow's connection `conn_id`, or None when Airflow, the connection or a way to ask for
+    it is missing (outside a deployment every credential falls back to the environment)."""
+    if not _airflow_around(f"AIRFLOW_CONN_{conn_id.upper()}"):
+        return None
+    try:
+        from airflow.sdk import Connection  # imported lazily: the core must not need Airflow
+
+        return Connection.get(conn_id)
+    except Exception:  # no Airflow, no such connection, or no API server to ask
+        return None
+
+
+def airflow_variable(key: str) -> str | None:
+    if not _airflow_around(f"AIRFLOW_VAR_{key.upper()}"):
+        return None
+    try:
+        from airflow.sdk import Variable  # imported lazily: the core must not need Airflow
+
+        return Variable.get(key, default=None)
+    except Exception:  # no Airflow or no API server to ask
+        return None
+
+
+def env_token_name(conn_id: str) -> str:
+    """The environment variable standing in for connection `conn_id` outside Airflow."""
+    return "SIAGA_" + "".join(c if c.isalnum() else "_" for c in conn_id).upper() + "_TOKEN"
+
+
+def connection_secret(conn_id: str, env_name: str | None = None) -> str | None:
+    """The secret of connection `conn_id` (its password, else an extra `token`), else the
+    environment variable `env_name` (default SIAGA_<CONN_ID>_TOKEN)."""
+    conn = airflow_connection(conn_id)
+    if conn is not None:
+        extra = conn.extra_dejson or {}
+        value = conn.password or extra.get("token") or extra.get("bearer_token") or extra.get("access_token")
+        if value:
+            return value
+    return os.environ.get(env_name or env_token_name(conn_id)) or None
+
+
+SLACK_CONN_ID = "slack_api_default"
+SLACK_TOKEN_ENV = "SIAGA_SLACK_TOKEN"
+SLACK_BASE_URL_ENV = "SIAGA_SLACK_BASE_URL"
+SLACK_APP_CONN_ID = "slack_socket_mode"
+SLACK_APP_TOKEN_ENV = "SIAGA_SLACK_APP_TOKEN"
+AUTHOR_KEY_ENV = "SIAGA_AUTHOR_KEY"
+AUTHOR_KEY_VARIABLE = "siaga_author_key"
+
+
+def slack_credentials(conn_id: str | None = SLACK_CONN_ID) -> tuple[str | None, str | None, str]:
+    """(bot token, Web API base URL, where they came from): the Airflow connection `conn_id`
+    (token as password, `base_url` in extras) when it exists, else SIAGA_SLACK_TOKEN and
+    SIAGA_SLACK_BASE_URL."""
+    conn = airflow_connection(conn_id) if conn_id else None
+    if conn is not None:
+        extra = conn.extra_dejson or {}
+        return conn.password, extra.get("base_url") or extra.get("extra__slack__base_url"), f"Airflow connection {conn_id}"
+    return os.environ.get(SLACK_TOKEN_ENV), os.environ.get(SLACK_BASE_URL_ENV), "environment"
+
+
+def slack_app_token(conn_id: str | None = SLACK_APP_CONN_ID) -> str | None:
+    """The Socket Mode app-level token: SIAGA_SLACK_APP_TOKEN, else the Airflow connection."""
+    token = os.environ.get(SLACK_APP_TOKEN_ENV)
+    if not token and conn_id:
+        conn = airflow_connection(conn_id)
+        token = conn.password if conn is not None else None
+    return token or None
+
+
+def author_key() -> str | None:
+    """The key that pseudonymises authors: SIAGA_AUTHOR_KEY, else the Airflow variable."""
+    return os.environ.get(AUTHOR_KEY_ENV) or airflow_variable(AUTHOR_KEY_VARIABLE)
+
+
 def _airflow_connection_url(conn_id: str) -> str | None:
     """The connection's SQLAlchemy URL: from `AIRFLOW_CONN_<ID>` (URI or JSON, read directly so
     `siaga db migrate` works outside a task), else from Airflow's connections inside a task."""
     env = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
     if env:
         return _sqlalchemy_url(_env_connection_uri(env))
-    if not os.environ.get("AIRFLOW_HOME"):
-        return None
-    try:
-        from airflow.sdk import Connection  # imported lazily: the core must not need Airflow
-
-        return _sqlalchemy_url(Connection.get(conn_id).get_uri())
-    except Exception:  # no such connection, or not inside a task: fall back to the default
-        return None
+    conn = airflow_connection(conn_id)
+    return _sqlalchemy_url(conn.get_uri()) if conn is not None else None
 
 
 def _env_connection_uri(value: str) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import http.client
 import logging
-import os
 import re
 import socket
 from typing import Any, Callable, Iterator, Mapping
@@ -34,11 +33,10 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
+from siaga import settings
+
 log = logging.getLogger(__name__)
 
-CONN_ID = "slack_api_default"
-ENV_TOKEN = "SIAGA_SLACK_TOKEN"
-ENV_BASE_URL = "SIAGA_SLACK_BASE_URL"
 SLACK_BASE_URL = "https://slack.com/api/"
 OUTBOX_EVENT = "siaga_outbox"
 MARKER_KEY = "outbox_id"
@@ -103,27 +101,12 @@ def retry_after(headers: Mapping[str, Any]) -> int | None:
     return None
 
 
-def _airflow_credentials(conn_id: str) -> tuple[str | None, str | None] | None:
-    """(token, base_url) from an Airflow connection, or None when Airflow or it is absent."""
-    try:
-        from airflow.sdk import Connection
-    except ImportError:
-        return None
-    try:
-        conn = Connection.get(conn_id)
-    except Exception as exc:  # AirflowNotFoundException, or no way to reach connections here
-        log.debug("no Airflow connection %r (%s)", conn_id, type(exc).__name__)
-        return None
-    extra = conn.extra_dejson or {}
-    return conn.password, extra.get("base_url") or extra.get("extra__slack__base_url")
-
-
 def make_client(
     token: str | None = None,
     base_url: str | None = None,
     timeout: int = 10,
     *,
-    conn_id: str | None = CONN_ID,
+    conn_id: str | None = settings.SLACK_CONN_ID,
     rate_limit_retries: int = 3,
     max_retry_after: float = 60.0,
     server_error_retries: int = 2,
@@ -132,22 +115,16 @@ def make_client(
 ) -> WebClient:
     """A WebClient with bounded retries. Credentials: arguments first, then the Airflow
     connection `conn_id` (token in the password, `base_url` in extras) when Airflow is importable
-    and the connection exists, else env SIAGA_SLACK_TOKEN / SIAGA_SLACK_BASE_URL."""
+    and the connection exists, else env SIAGA_SLACK_TOKEN / SIAGA_SLACK_BASE_URL (`settings.slack_credentials`)."""
     source = "arguments"
     if token is None or base_url is None:
-        found = _airflow_credentials(conn_id) if conn_id else None
-        if found is not None:
-            source = f"Airflow connection {conn_id}"
-            token = token if token is not None else found[0]
-            base_url = base_url if base_url is not None else found[1]
-        else:
-            source = "environment"
-            token = token if token is not None else os.environ.get(ENV_TOKEN)
-            base_url = base_url if base_url is not None else os.environ.get(ENV_BASE_URL)
+        found_token, found_url, source = settings.slack_credentials(conn_id)
+        token = token if token is not None else found_token
+        base_url = base_url if base_url is not None else found_url
     if not token:
         raise SlackConfigError(
-            f"no Slack token: set the Airflow connection {conn_id or CONN_ID!r} (token as password) "
-            f"or the environment variable {ENV_TOKEN}"
+            f"no Slack token: set the Airflow connection {conn_id or settings.SLACK_CONN_ID!r} (token as password) "
+            f"or the environment variable {settings.SLACK_TOKEN_ENV}"
         )
     base_url = base_url or SLACK_BASE_URL
     if not base_url.endswith("/"):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
@@ -32,27 +31,18 @@ from siaga.slackclient import SlackConfigError, make_client
 
 log = logging.getLogger(__name__)
 
-ENV_APP_TOKEN = "SIAGA_SLACK_APP_TOKEN"
-APP_CONN_ID = "slack_socket_mode"
 
 
-def app_token(conn_id: str | None = APP_CONN_ID) -> str:
+def app_token(conn_id: str | None = settings.SLACK_APP_CONN_ID) -> str:
     """The app-level token: env SIAGA_SLACK_APP_TOKEN first, then the Airflow connection."""
-    token = os.environ.get(ENV_APP_TOKEN)
-    if not token and conn_id:
-        try:
-            from airflow.sdk import Connection
-
-            token = Connection.get(conn_id).password
-        except Exception as exc:  # no Airflow here, or no such connection
-            log.debug("no Airflow connection %r (%s)", conn_id, type(exc).__name__)
+    token = settings.slack_app_token(conn_id)
     if not token:
         raise SlackConfigError(
-            f"no Slack app-level token: set {ENV_APP_TOKEN} or the Airflow connection {conn_id!r} "
+            f"no Slack app-level token: set {settings.SLACK_APP_TOKEN_ENV} or the Airflow connection {conn_id!r} "
             "(an xapp- token with connections:write, in the password)"
         )
     if not token.startswith("xapp-"):
-        raise SlackConfigError(f"{ENV_APP_TOKEN}/{conn_id}: an app-level token starts with 'xapp-' (is this the bot token?)")
+        raise SlackConfigError(f"{settings.SLACK_APP_TOKEN_ENV}/{conn_id}: an app-level token starts with 'xapp-' (is this the bot token?)")
     return token
 
 
@@ -100,7 +90,7 @@ class Listener:
 def build_listener(db_url: str | None = None, routing: str | None = None, token: str | None = None,
                    web_client: WebClient | None = None) -> Listener:
     """A Listener wired to the configured store, routing and Slack credentials."""
-    token = token or app_token(APP_CONN_ID)  # first: without it nothing else is worth setting up
+    token = token or app_token()  # first: without it nothing else is worth setting up
     web_client = web_client or make_client()
     router = Router.load(routing or settings.config_dir() / "routing.yaml")
     ctx = slackactions.ActionContext(client=web_client, db_url=db_url, router=router)

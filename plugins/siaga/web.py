@@ -24,11 +24,11 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import func, select
 
 from siaga import exports
-from siaga.exports import WITA, Geodata, IncidentReport, load_geodata
+from siaga.exports import Geodata, IncidentReport, load_geodata
 from siaga.store import Geotag, Incident, Post, session_scope
+from siaga.vocabulary import LIVE_STATES, LOCAL_TZ, LOCAL_TZ_LABEL, STATES
 
 TEMPLATES = Path(__file__).with_name("templates")
-STATES = ("open", "acknowledged", "resolved", "closed")
 SEVERITY_COLOURS = {"low": "#6b8e23", "medium": "#d4a017", "high": "#e8590c", "critical": "#c92a2a"}
 EVENT_LABELS = {
     "opened": "Incident opened", "counts": "Counts grew", "escalated": "Escalated", "delivered": "Slack message delivered",
@@ -49,7 +49,7 @@ def _environment() -> Environment:
 
 def wita(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     """Times as the duty officers in Buleleng read them."""
-    return value.astimezone(WITA).strftime(fmt) + " WITA" if value else "–"
+    return value.astimezone(LOCAL_TZ).strftime(fmt) + " " + LOCAL_TZ_LABEL if value else "–"
 
 
 def safe_url(url: str | None) -> str | None:
@@ -288,7 +288,7 @@ def build_chart(report: IncidentReport, width: int = 720, height: int = 260) -> 
     chart.y_ticks = [(round(top + chart.plot_h - v * sy, 1), f"{v:g}") for v in _ticks(ymax)]
     every = max(1, math.ceil(n / 6))
     fmt = "%d %b %H:%M" if step < timedelta(days=1) else "%d %b"
-    chart.x_ticks = [(round(left + i * bw, 1), (start + i * step).astimezone(WITA).strftime(fmt)) for i in range(0, n, every)]
+    chart.x_ticks = [(round(left + i * bw, 1), (start + i * step).astimezone(LOCAL_TZ).strftime(fmt)) for i in range(0, n, every)]
     return chart
 
 
@@ -374,7 +374,7 @@ def weekly_counts(incidents: list[Incident], max_weeks: int = 12) -> tuple[list[
     per: dict[str, dict[str, int]] = {}
     weeks: set[str] = set()
     for inc in incidents:
-        local = inc.opened_at.astimezone(WITA)
+        local = inc.opened_at.astimezone(LOCAL_TZ)
         monday = (local - timedelta(days=local.weekday())).strftime("%Y-%m-%d")
         weeks.add(monday)
         per.setdefault(inc.hazard, {}).setdefault(monday, 0)
@@ -490,7 +490,7 @@ def create_app(db_url: str | None = None, require_airflow_auth: bool = False) ->
         """Open incidents as an Atom feed of CAP 1.2 alerts."""
         root = str(request.base_url).rstrip("/")
         with session_scope(db_url) as session:
-            reports = exports.reports_for(session, states=exports.LIVE_STATES)
+            reports = exports.reports_for(session, states=LIVE_STATES)
             xml = exports.cap_feed(reports, link_for=lambda i: f"{root}/incidents/{i}/cap.xml")
         return Response(xml, media_type="application/atom+xml; charset=utf-8")
 

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from siaga import settings
 from siaga.normalise import fold
 
 
@@ -77,8 +77,6 @@ def text_fingerprint(text: str) -> str:
 
 # --- authors ---------------------------------------------------------------------------------
 
-AUTHOR_KEY_ENV = "SIAGA_AUTHOR_KEY"
-AUTHOR_KEY_VARIABLE = "siaga_author_key"
 
 
 class MissingAuthorKey(SourceConfigError):
@@ -89,17 +87,10 @@ def author_key() -> bytes:
     """The pseudonymisation key: env SIAGA_AUTHOR_KEY, else the Airflow variable
     `siaga_author_key`. There is no default: a key everyone knows would let anyone re-identify
     authors by hashing public handles."""
-    key = os.environ.get(AUTHOR_KEY_ENV)
-    if not key and os.environ.get("AIRFLOW_HOME"):
-        try:
-            from airflow.sdk import Variable  # lazily: the core must not need Airflow
-
-            key = Variable.get(AUTHOR_KEY_VARIABLE, default=None)
-        except Exception:  # no Airflow or no API server to ask
-            key = None
+    key = settings.author_key()
     if not key:
         raise MissingAuthorKey(
-            f"set {AUTHOR_KEY_ENV} (or the Airflow variable {AUTHOR_KEY_VARIABLE}) to pseudonymise authors"
+            f"set {settings.AUTHOR_KEY_ENV} (or the Airflow variable {settings.AUTHOR_KEY_VARIABLE}) to pseudonymise authors"
         )
     return key.encode()
 

@@ -9,14 +9,15 @@ Airflow. `SIAGA_REPLAY_CLOCK` overrides the configured mode (the demo and tests 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from siaga import settings
 from siaga.sources.base import BadInput, IncomingPost, PollResult, SourceConfigError
+from siaga.vocabulary import LOCAL_TZ_NAME
 
 REQUIRED = ("id", "created_at", "text")
 
@@ -43,7 +44,7 @@ class ReplayClock:
 
 
 class ReplaySource:
-    def __init__(self, name: str, path: Path, clock: ReplayClock | None = None, tz: str = "Asia/Makassar"):
+    def __init__(self, name: str, path: Path, clock: ReplayClock | None = None, tz: str = LOCAL_TZ_NAME):
         self.name = name
         self.path = path
         self.clock = clock or ReplayClock()
@@ -57,10 +58,10 @@ class ReplaySource:
         if not path.is_absolute():
             path = base_dir / path
         clock_cfg = entry.get("clock") or {}
-        mode = os.environ.get("SIAGA_REPLAY_CLOCK") or clock_cfg.get("mode", "identity")
+        mode = settings.replay_clock_override() or clock_cfg.get("mode", "identity")
         if mode not in ("identity", "live"):
             raise SourceConfigError(f"{where}.clock.mode: expected 'identity' or 'live', got {mode!r}")
-        return cls(entry["name"], path, ReplayClock(mode, float(clock_cfg.get("speed", 1.0))), entry.get("timezone", "Asia/Makassar"))
+        return cls(entry["name"], path, ReplayClock(mode, float(clock_cfg.get("speed", 1.0))), entry.get("timezone", LOCAL_TZ_NAME))
 
     def poll(self, cursor: dict[str, Any] | None, now: datetime) -> PollResult:
         """Posts whose time has come and that the cursor has not passed, plus the bad lines."""

@@ -1,0 +1,77 @@
+"""The words every part of Siaga shares: incident states and how they may change, severities,
+area levels, outbox states, Buleleng's time zone and codes, and Slack's message limits.
+
+Each of these was once written in several modules and the copies drifted (the incident page
+offered a state no incident can have). They live here, once; everything else imports them.
+"""
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+from zoneinfo import ZoneInfo
+
+# --- the region ----------------------------------------------------------------------------
+
+# Buleleng keeps Central Indonesian Time (WITA, UTC+8) all year: Indonesia has no daylight
+# saving, so hour-of-week profiles, quiet hours, dates typed by people and every time shown to
+# a person are in this zone.
+LOCAL_TZ: tzinfo = ZoneInfo("Asia/Makassar")
+LOCAL_TZ_NAME = "Asia/Makassar"
+LOCAL_TZ_LABEL = "WITA"
+REGENCY_NAME = "Buleleng"
+REGENCY_CODE = "51.08"  # Kemendagri code; its kecamatan are 51.08.NN, villages 51.08.NN.NNNN
+PROVINCE_NAME = "Bali"
+
+
+def local(when: datetime) -> datetime:
+    """`when` in Buleleng's time (refuses naive datetimes: their zone would be a guess)."""
+    if when.tzinfo is None:
+        raise ValueError(f"naive datetime {when!r}: give a time zone")
+    return when.astimezone(LOCAL_TZ)
+
+
+def district_code(area_code: str) -> str:
+    """Kemendagri codes nest: village 51.08.06.2001 lies in kecamatan 51.08.06."""
+    return ".".join(area_code.split(".")[:3])
+
+
+# --- incidents -----------------------------------------------------------------------------
+
+STATES = ("open", "acknowledged", "resolved", "false_alarm")
+LIVE_STATES = ("open", "acknowledged")
+CLOSED_STATES = ("resolved", "false_alarm")
+# What people may do (Slack buttons, the web page); repeating the current state is a no-op.
+TRANSITIONS = {
+    "open": ("acknowledged", "resolved", "false_alarm"),
+    "acknowledged": ("resolved", "false_alarm"),
+    "resolved": ("open",),
+    "false_alarm": ("open",),
+}
+SEVERITIES = ("low", "medium", "high", "critical")  # config/routing.yaml lists the same
+# Area levels, finer first: a flood alert for a village makes one for its kecamatan redundant.
+LEVELS = ("village", "road", "district", "regency")
+# Who acts when nobody pressed a button: automatic resolution, detection.
+AUTO_ACTOR = "siaga"
+# What an incident change is called in Slack and in the outbox.
+CHANGE_KINDS = ("new", "update", "escalation", "resolved")
+
+
+def higher_severity(a: str, b: str) -> str:
+    return a if SEVERITIES.index(a) >= SEVERITIES.index(b) else b
+
+
+# --- the outbox ----------------------------------------------------------------------------
+
+# pending -> claimed -> sent; claimed -> pending (retry later) or dead (kept, reported)
+OUTBOX_STATES = ("pending", "claimed", "sent", "dead")
+
+# --- Slack's documented message limits -------------------------------------------------------
+
+SLACK_MAX_BLOCKS = 50
+SLACK_SECTION_TEXT = 3000  # a section's text
+SLACK_SECTION_FIELDS = 10
+SLACK_FIELD_TEXT = 2000  # each section field
+SLACK_CONTEXT_ELEMENTS = 10
+SLACK_ACTIONS_ELEMENTS = 25
+SLACK_BUTTON_TEXT = 75
+SLACK_BUTTON_VALUE = 2000
+SLACK_MESSAGE_TEXT = 40000  # Slack truncates `text` past this
