@@ -13,7 +13,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from siaga.gazetteer import fast_fold
+from siaga.normalise import fast_fold
 from siaga.geotag import Geotagger
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from siaga.gazetteer import fast_fold, key, load_gazetteer
+from siaga.gazetteer import load_gazetteer
+from siaga.normalise import fast_fold, key
 from siaga.normalise import fold
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +80,7 @@ def test_fast_fold_equals_fold():
 
 
 def test_quick_fold_equals_fold():
-    from siaga.gazetteer import quick_fold
+    from siaga.normalise import quick_fold
 
     texts = ["Banjir di Tinga-tinga… 😀 parah", "BANJIRRR", "Jum'at", "café", "", "  ", "a.b,c", "x\u200by"]
     if DEVDATA.exists():

@@ -57,7 +57,7 @@ def test_gazetteer_prefers_osm_roads(tmp_path):
     shutil.copytree(ROOT / "geodata", geodata, ignore=shutil.ignore_patterns("roads_osm.geojson"))
     osm = tmp_path / "mini.osm"
     osm.write_text(OSM_XML.replace("Jalan Ngurah Rai Test", "Jalan Ahmad Yani"))
-    from siaga.gazetteer import load_districts
+    from siaga.geodata import load_districts
     from shapely.ops import unary_union
 
     region = unary_union([d.polygon for d in load_districts(geodata / "buleleng_districts.geojson").values()])

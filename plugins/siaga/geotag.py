@@ -21,22 +21,9 @@ from pathlib import Path
 import ahocorasick
 
 from siaga import settings
-from siaga.gazetteer import (
-    ROAD_PREFIXES,
-    Alias,
-    District,
-    quick_fold,
-    Gazetteer,
-    OutsidePlace,
-    Road,
-    Village,
-    is_common_word,
-    key,
-    load_gazetteer,
-    short_name,
-    spaced,
-)
-from siaga.normalise import Folded
+from siaga.gazetteer import Gazetteer, is_common_word, load_gazetteer
+from siaga.geodata import ROAD_PREFIXES, Alias, District, OutsidePlace, Road, Village, short_name
+from siaga.normalise import Folded, key, quick_fold, spaced
 from siaga.vocabulary import REGENCY_CODE, REGENCY_NAME
 
 VILLAGE_PREFIX = frozenset({"desa", "ds", "dsa", "kel", "kelurahan", "kelurahn", "lurah"})

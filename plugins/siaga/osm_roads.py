@@ -92,7 +92,7 @@ def import_roads(osm_path: Path, out_path: Path, regency_polygon: BaseGeometry) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from siaga.gazetteer import DISTRICTS_FILE, load_districts  # noqa: PLC0415
+    from siaga.geodata import DISTRICTS_FILE, load_districts  # noqa: PLC0415
     from shapely.ops import unary_union  # noqa: PLC0415
 
     repo = Path(__file__).resolve().parents[2]

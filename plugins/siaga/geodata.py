@@ -1,0 +1,451 @@
+"""Reading the geodata files: Buleleng's village and kecamatan polygons, the national list of
+administrative names, the hand-kept and OpenStreetMap roads, and the operators' aliases.
+
+One home for every file in `geodata/` and `config/aliases.yaml`, so the geotagger's index
+(`gazetteer.py`) and the managers' maps (`timelines`) read the same places the same way. Every
+error names the file and the feature, row or item that is wrong.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import yaml
+from shapely.geometry import LineString, MultiLineString, Point, shape
+from shapely.geometry.base import BaseGeometry
+
+from siaga.normalise import key, spaced
+from siaga.vocabulary import PROVINCE_NAME, REGENCY_CODE, REGENCY_NAME
+
+VILLAGES_FILE = "buleleng_villages.geojson"
+DISTRICTS_FILE = "buleleng_districts.geojson"
+BALI_FILE = "bali_admin_gazetteer.csv"
+NATIONAL_FILE = "indonesia_admin_names.csv.gz"
+ROADS_FILE = "roads.yaml"
+OSM_ROADS_FILE = "roads_osm.geojson"
+
+# Sastrawi ships the Indonesian root-word list; a place name that is a dictionary word ("bila",
+# "bukti", "tembok") needs context before it counts as a place.
+_SASTRAWI_WORDS = "Sastrawi/Stemmer/data/kata-dasar.txt"
+
+# Name prefixes that say what level a name is, stripped to get the name people actually write.
+_ADMIN_PREFIXES = (
+    "kabupaten administrasi ",
+    "kota administrasi ",
+    "kabupaten ",
+    "kota ",
+    "daerah khusus ibukota ",
+    "daerah istimewa ",
+)
+
+
+def short_name(name: str) -> str:
+    """'Kabupaten Badung' -> 'Badung', 'Daerah Khusus Ibukota Jakarta' -> 'Jakarta'."""
+    folded = spaced(name)
+    for prefix in _ADMIN_PREFIXES:
+        if folded.startswith(prefix):
+            return " ".join(name.split()[len(prefix.split()):]) or name
+    return name
+
+
+@dataclass(frozen=True, eq=False)
+class Village:
+    name: str
+    district: str
+    code: str  # Kemendagri, e.g. 51.08.01.2001
+    code_bps: str
+    type: str  # desa | kelurahan
+    alt_names: tuple[str, ...]
+    lon: float
+    lat: float
+    polygon: BaseGeometry
+
+
+@dataclass(frozen=True, eq=False)
+class District:
+    name: str
+    code: str
+    code_bps: str
+    lon: float
+    lat: float
+    polygon: BaseGeometry
+
+
+@dataclass(frozen=True, eq=False)
+class Road:
+    id: str
+    name: str
+    names: tuple[str, ...]  # every spelling people write, without "Jl."/"Jalan" prefixes
+    village_codes: tuple[str, ...]
+    highway: str
+    ref: str | None
+    generic: bool  # a street name found in many towns ("Ahmad Yani"): needs Buleleng context
+    approximate: bool
+    source: str
+    line: BaseGeometry | None
+
+    @property
+    def point(self) -> tuple[float, float] | None:
+        if self.line is None or self.line.is_empty:
+            return None
+        if isinstance(self.line, Point):
+            return (self.line.x, self.line.y)
+        p = self.line.interpolate(0.5, normalized=True)
+        return (p.x, p.y)
+
+
+@dataclass(frozen=True, eq=False)
+class Alias:
+    """An informal name or landmark an operator mapped to a Buleleng place."""
+
+    name: str
+    variants: tuple[str, ...]
+    target: str  # village | district | regency
+    village_code: str | None
+    district: str | None
+    lon: float | None
+    lat: float | None
+    confidence: float
+    note: str
+
+
+@dataclass(frozen=True, eq=False)
+class OutsidePlace:
+    """A place outside Buleleng regency (from the national list or the operator's list)."""
+
+    level: str  # province | regency | district | village | abroad
+    name: str
+    code: str | None
+    district: str | None
+    regency: str | None
+    province: str | None
+
+    @property
+    def where(self) -> str:
+        """'Kerobokan, Kuta Utara, Kabupaten Badung, Bali' (the place and its parents)."""
+        return ", ".join(p for p in (self.name, self.district, self.regency, self.province) if p)
+
+    @cached_property
+    def own_keys(self) -> frozenset[str]:
+        """Keys a post may use for this place itself ('kotadenpasar', 'denpasar')."""
+        return frozenset((key(self.name), key(short_name(self.name))))
+
+    @cached_property
+    def parent_keys(self) -> frozenset[str]:
+        # The province is left out: Buleleng is in Bali too, so "Bali" says nothing.
+        names = [n for n in (self.district, self.regency, self.province) if n and n != PROVINCE_NAME]
+        return frozenset(key(short_name(n)) for n in names) | frozenset(key(n) for n in names)
+
+
+def _read_geojson(path: Path) -> list[dict]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read GeoJSON: {exc}") from exc
+    feats = data.get("features")
+    if not isinstance(feats, list):
+        raise ValueError(f"{path}: not a FeatureCollection (no 'features' list)")
+    return feats
+
+
+def load_villages(path: Path) -> list[Village]:
+    out = []
+    for i, feat in enumerate(_read_geojson(path)):
+        p = feat.get("properties") or {}
+        for field_name in ("name", "kecamatan", "code_kemendagri"):
+            if not p.get(field_name):
+                raise ValueError(f"{path}: feature {i}: missing property {field_name!r}")
+        poly = shape(feat["geometry"])
+        rp = poly.representative_point()
+        out.append(
+            Village(
+                name=p["name"],
+                district=p["kecamatan"],
+                code=p["code_kemendagri"],
+                code_bps=p.get("code_bps", ""),
+                type=p.get("type", ""),
+                alt_names=tuple(a for a in p.get("alt_names") or () if a),
+                lon=round(rp.x, 6),
+                lat=round(rp.y, 6),
+                polygon=poly,
+            )
+        )
+    return out
+
+
+def load_districts(path: Path) -> dict[str, District]:
+    out = {}
+    for i, feat in enumerate(_read_geojson(path)):
+        p = feat.get("properties") or {}
+        if not p.get("name") or not p.get("code_kemendagri"):
+            raise ValueError(f"{path}: feature {i}: missing 'name' or 'code_kemendagri'")
+        poly = shape(feat["geometry"])
+        rp = poly.representative_point()
+        out[p["name"]] = District(p["name"], p["code_kemendagri"], p.get("code_bps", ""), round(rp.x, 6), round(rp.y, 6), poly)
+    return out
+
+
+def load_dictionary() -> frozenset[str]:
+    """Indonesian root words (PySastrawi's list), or an empty set if the package is missing."""
+    try:
+        import Sastrawi  # noqa: PLC0415
+
+        path = Path(Sastrawi.__file__).parent.parent / _SASTRAWI_WORDS
+        return frozenset(path.read_text(encoding="utf-8").split())
+    except (ImportError, OSError):
+        return frozenset()
+
+
+def _open_csv(path: Path) -> Iterator[dict]:
+    if not path.exists():
+        raise ValueError(f"{path}: missing (copy it from the shared geodata, see geodata/SOURCES.md)")
+    raw = gzip.open(path, "rt", encoding="utf-8", newline="") if path.suffix == ".gz" else open(path, encoding="utf-8", newline="")
+    with raw as handle:
+        reader = csv.DictReader(handle)
+        missing = {"level", "code", "name"} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{path}: header lacks {sorted(missing)}")
+        for lineno, row in enumerate(reader, start=2):
+            if not row.get("name") or not row.get("level"):
+                raise ValueError(f"{path}: line {lineno}: empty name or level")
+            yield row
+
+
+def load_outside_names(
+    geodata_dir: Path, buleleng_keys: set[str], national: bool
+) -> tuple[list[OutsidePlace], dict[str, list[OutsidePlace]]]:
+    """Places outside Buleleng, and, for each Buleleng name, its namesakes elsewhere.
+
+    Always: all provinces and regencies of Indonesia and every Bali place (so posts about
+    Denpasar or Surabaya are recognised). With `national`, also every kecamatan and village of
+    Indonesia (the 91.6k-name scale)."""
+    outside: list[OutsidePlace] = []
+    namesakes: dict[str, list[OutsidePlace]] = defaultdict(list)
+    for row in _open_csv(Path(geodata_dir) / NATIONAL_FILE):
+        code = row["code"]
+        if code == REGENCY_CODE or code.startswith(REGENCY_CODE + "."):
+            continue
+        level = row["level"]
+        place = OutsidePlace(
+            level=level,
+            name=row["name"],
+            code=code,
+            district=row.get("district") or None,
+            regency=row.get("regency") or None,
+            province=row.get("province") or None,
+        )
+        k = key(row["name"])
+        if k in buleleng_keys:
+            namesakes[k].append(place)
+        if national or level in ("province", "regency") or code.startswith("51."):
+            outside.append(place)
+    return outside, dict(namesakes)
+
+
+# ------------------------------------------------------------------------------ aliases
+
+
+def empty_alias_config() -> dict:
+    return {"aliases": [], "outside": [], "common_words": frozenset(), "shared_names": frozenset(), "preposition_enough": frozenset()}
+
+
+def load_alias_config(path: Path, villages: list[Village], districts: dict[str, District]) -> dict:
+    """Read config/aliases.yaml: landmarks/informal names, outside places, word lists."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: cannot read aliases: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: top level must be a mapping")
+    aliases = [_parse_alias(path, i, item, villages, districts) for i, item in enumerate(data.get("landmarks") or [])]
+    outside = []
+    for where, names in (data.get("outside") or {}).items():
+        if not isinstance(names, list):
+            raise ValueError(f"{path}: outside.{where}: expected a list of names")
+        for n in names:
+            outside.append(OutsidePlace("abroad" if where == "abroad" else "regency", str(n), None, None, None if where == "abroad" else str(where), None))
+    common = frozenset(key(str(w)) for w in data.get("common_words") or [])
+    shared = frozenset(key(str(w)) for w in data.get("shared_names") or [])
+    enough = frozenset(key(str(w)) for w in data.get("preposition_enough") or [])
+    unknown = enough - common
+    if unknown:
+        raise ValueError(f"{path}: preposition_enough: {sorted(unknown)} must also be listed in common_words")
+    return {"aliases": aliases, "outside": outside, "common_words": common, "shared_names": shared, "preposition_enough": enough}
+
+
+def _parse_alias(path: Path, i: int, item: dict, villages: list[Village], districts: dict[str, District]) -> Alias:
+    where = f"{path}: landmarks[{i}]"
+    if not isinstance(item, dict) or not item.get("name"):
+        raise ValueError(f"{where}: each landmark needs a 'name'")
+    where = f"{where} ({item['name']!r})"
+    village_name, district = item.get("village"), item.get("district")
+    village_code = None
+    if item.get("regency"):
+        if key(str(item["regency"])) != key(REGENCY_NAME):
+            raise ValueError(f"{where}: regency must be {REGENCY_NAME!r}")
+        target = "regency"
+    elif village_name:
+        matches = [v for v in villages if key(v.name) == key(village_name) and (not district or v.district == district)]
+        if len(matches) != 1:
+            raise ValueError(f"{where}: village {village_name!r} (district {district!r}) is not exactly one Buleleng village")
+        village_code, district, target = matches[0].code, matches[0].district, "village"
+    elif district:
+        if district not in districts:
+            raise ValueError(f"{where}: unknown kecamatan {district!r}; one of {sorted(districts)}")
+        target = "district"
+    else:
+        raise ValueError(f"{where}: give 'village' (+ 'district'), 'district' or 'regency'")
+    lon, lat = item.get("lon"), item.get("lat")
+    if (lon is None) != (lat is None):
+        raise ValueError(f"{where}: give both lon and lat or neither")
+    conf = float(item.get("confidence", 0.85))
+    if not 0 < conf <= 1:
+        raise ValueError(f"{where}: confidence must be in (0, 1]")
+    variants = tuple(str(v) for v in item.get("variants") or [])
+    return Alias(str(item["name"]), variants, target, village_code, district, lon, lat, conf, str(item.get("note", "")))
+
+
+# -------------------------------------------------------------------------------- roads
+
+
+def load_roads(geodata_dir: Path, villages: list[Village], place_keys: set[str]) -> list[Road]:
+    """OSM roads when an import exists (geodata/roads_osm.geojson), plus the hand-kept corridors;
+    otherwise everything from the hand-kept roads.yaml."""
+    yaml_roads = load_road_yaml(Path(geodata_dir) / ROADS_FILE, villages, place_keys)
+    osm_path = Path(geodata_dir) / OSM_ROADS_FILE
+    if not osm_path.exists():
+        return yaml_roads
+    osm = load_osm_roads(osm_path, place_keys)
+    osm_keys = {key(n) for r in osm for n in r.names}
+    # Hand-kept corridors carry informal names ("jalur Gilimanuk") OSM lacks; streets come from OSM.
+    kept = [r for r in yaml_roads if not r.generic and not any(key(n) in osm_keys for n in r.names)]
+    return osm + kept
+
+
+def _is_generic(names: Iterable[str], place_keys: set[str]) -> bool:
+    """A street name that mentions no Buleleng place could be in any Indonesian town."""
+    for n in names:
+        words = spaced(n).split()
+        for i in range(len(words)):
+            for j in range(i + 1, len(words) + 1):
+                if "".join(words[i:j]) in place_keys:
+                    return False
+    return True
+
+
+def load_road_yaml(path: Path, villages: list[Village], place_keys: set[str]) -> list[Road]:
+    if not path.exists():
+        return []
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: cannot parse YAML: {exc}") from exc
+    roads = []
+    seen = set()
+    for i, item in enumerate(data.get("roads") or []):
+        where = f"{path}: roads[{i}]"
+        if not isinstance(item, dict) or not item.get("id") or not item.get("name"):
+            raise ValueError(f"{where}: each road needs 'id' and 'name'")
+        if item["id"] in seen:
+            raise ValueError(f"{where}: duplicate id {item['id']!r}")
+        seen.add(item["id"])
+        codes = tuple(_resolve_village(where, ref, villages) for ref in item.get("villages") or [])
+        names = (str(item["name"]),) + tuple(str(n) for n in item.get("variants") or [])
+        pts = [(villages_by_code(villages)[c].lon, villages_by_code(villages)[c].lat) for c in codes]
+        line = LineString(pts) if len(pts) >= 2 else (Point(pts[0]) if pts else None)
+        if line is None and item.get("point"):
+            line = Point(*item["point"])
+        generic = bool(item.get("generic")) if "generic" in item else _is_generic(names, place_keys)
+        roads.append(
+            Road(
+                id=str(item["id"]),
+                name=str(item["name"]),
+                names=names,
+                village_codes=codes,
+                highway=str(item.get("highway", "")),
+                ref=item.get("ref"),
+                generic=generic,
+                approximate=True,
+                source="roads.yaml",
+                line=line,
+            )
+        )
+    return roads
+
+
+_VILLAGE_REF = re.compile(r"^(?P<name>[^()]+?)\s*(?:\((?P<district>[^)]+)\))?$")
+_VBC_CACHE: dict[int, dict[str, Village]] = {}
+
+
+def villages_by_code(villages: list[Village]) -> dict[str, Village]:
+    got = _VBC_CACHE.get(id(villages))
+    if got is None or len(got) != len(villages):
+        got = {v.code: v for v in villages}
+        _VBC_CACHE[id(villages)] = got
+    return got
+
+
+def _resolve_village(where: str, ref: str, villages: list[Village]) -> str:
+    """'Pemuteran' or 'Kayuputih (Sukasada)' -> the village's Kemendagri code."""
+    m = _VILLAGE_REF.match(str(ref))
+    if not m:
+        raise ValueError(f"{where}: bad village reference {ref!r}")
+    k, district = key(m["name"]), m["district"]
+    found = [v for v in villages if (key(v.name) == k or any(key(a) == k for a in v.alt_names)) and (not district or v.district == district)]
+    if len(found) != 1:
+        raise ValueError(f"{where}: village {ref!r} matches {len(found)} Buleleng villages; write 'Name (Kecamatan)'")
+    return found[0].code
+
+
+def load_osm_roads(path: Path, place_keys: set[str]) -> list[Road]:
+    """Named road lines written by `osm_roads.import_roads`, merged per name."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for i, feat in enumerate(_read_geojson(path)):
+        p = feat.get("properties") or {}
+        if not p.get("name"):
+            raise ValueError(f"{path}: feature {i}: road without 'name'")
+        groups[p["name"]].append(feat)
+    roads = []
+    for name, feats in sorted(groups.items()):
+        lines = []
+        for f in feats:
+            g = shape(f["geometry"])
+            lines.extend(g.geoms if isinstance(g, MultiLineString) else [g])
+        props = feats[0]["properties"]
+        core = _strip_road_prefix(name)
+        names = tuple(dict.fromkeys([name, core] + [n for f in feats for n in (f["properties"].get("alt_names") or [])]))
+        roads.append(
+            Road(
+                id="osm:" + key(name),
+                name=name,
+                names=names,
+                village_codes=(),
+                highway=str(props.get("highway", "")),
+                ref=props.get("ref"),
+                generic=_is_generic([core], place_keys),
+                approximate=False,
+                source="osm",
+                line=MultiLineString(lines) if len(lines) > 1 else lines[0],
+            )
+        )
+    return roads
+
+
+ROAD_PREFIXES = ("jalan raya", "jl raya", "jln raya", "jalan", "jl", "jln", "jalur", "ruas jalan", "ruas", "jalan jalur")
+
+
+def _strip_road_prefix(name: str) -> str:
+    folded = spaced(name)
+    for p in ROAD_PREFIXES:
+        if folded.startswith(p + " "):
+            return " ".join(name.split()[len(p.split()):]) or name
+    return name
