@@ -1,23 +1,29 @@
-"""The Slack Web API client Siaga posts through, and the few calls delivery needs.
+"""The Slack Web API client Siaga posts through, and the few calls delivery and the alert
+buttons need (post, find a post, edit a post).
 
 `slack_sdk.WebClient` retries only connection errors by default; alerts must survive 429s and
-5xx without a human, so `make_client` attaches bounded retry handlers. Re-sending a
+5xx without a human, so `make_client` attaches bounded retry handlers (a 429 waits what
+`Retry-After` says, read by `ratelimit.retry_after`, up to a limit). Re-sending a
 `chat.postMessage` whose request may already have reached Slack can post it twice, so the
-connection-error handler here retries only failures that happened before the request was sent;
-a timeout or dropped connection after sending surfaces as an error that `classify_error` calls
-"unknown_outcome", and the sender then asks `find_posted` before posting again.
+connection-error handler here retries a write only when it failed before the request was sent
+(calls that only read are retried either way); a timeout or dropped connection after sending
+surfaces as an error that `classify_error` calls "unknown_outcome", and the sender then asks
+`find_posted` before posting again.
 
 Each outbound message can carry Slack message metadata (`outbox_metadata`), which
 `conversations.history`/`conversations.replies` return with `include_all_metadata`; that is the
 marker `find_posted` looks for. Reading history needs the `channels:history` (and
-`groups:history` for private channels) scope, listing channels `channels:read`.
+`groups:history` for private channels) scope, listing channels `channels:read` (and
+`groups:read`).
 """
 from __future__ import annotations
 
 import http.client
 import logging
+import random
 import re
 import socket
+import time
 from typing import Any, Callable, Iterator, Mapping
 from urllib.error import HTTPError, URLError
 
@@ -34,6 +40,7 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
 from siaga import settings
+from siaga.ratelimit import retry_after
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +81,9 @@ class SafeConnectionErrorRetryHandler(ConnectionErrorRetryHandler):
 
 class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
     """Honour `Retry-After`, but give up (the 429 surfaces) when Slack asks for longer than
-    `max_wait` seconds: a task should not sleep for minutes; the outbox retries later."""
+    `max_wait` seconds: a task should not sleep for minutes; the outbox retries later. The
+    header is read by `ratelimit.retry_after` both to decide and to sleep: slack-sdk's own
+    reading takes whole seconds only and fails on an HTTP date."""
 
     def __init__(self, max_retry_count: int = 3, max_wait: float = 60.0) -> None:
         super().__init__(max_retry_count=max_retry_count)
@@ -88,17 +97,15 @@ class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
         wait = retry_after(response.headers)
         return wait is None or wait <= self.max_wait
 
-
-def retry_after(headers: Mapping[str, Any]) -> int | None:
-    """Seconds from a Retry-After header (header values may be lists, as slack-sdk keeps them)."""
-    for key, value in headers.items():
-        if key.lower() == "retry-after":
-            value = value[0] if isinstance(value, (list, tuple)) else value
-            try:
-                return int(value)
-            except (TypeError, ValueError):
-                return None
-    return None
+    def prepare_for_next_attempt(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
+                                 error: Exception | None = None) -> None:
+        """Sleep as long as Slack asked (1 s when it did not say), plus up to 1 s of jitter as
+        slack-sdk adds, so parallel senders do not return in step."""
+        assert response is not None  # _can_retry lets only 429 responses through
+        state.next_attempt_requested = True
+        wait = retry_after(response.headers)
+        time.sleep((1.0 if wait is None else wait) + random.random())
+        state.increment_current_attempt()
 
 
 def make_client(

@@ -8,7 +8,6 @@ than `max_wait` raises `SourceError`, so one source never holds a worker slot ho
 """
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
 import time
@@ -17,6 +16,8 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
 import requests
+
+from siaga.ratelimit import retry_after
 
 log = logging.getLogger(__name__)
 
@@ -118,23 +119,6 @@ def get_json(session: requests.Session, url: str, **kwargs: Any) -> tuple[Any, r
         return resp.json(), resp
     except ValueError as exc:
         raise ValueError(f"{kwargs.get('what') or url}: response is not valid JSON ({exc})") from None
-
-
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from a `Retry-After` header, either delta-seconds or an HTTP date."""
-    value = headers.get("Retry-After")
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max((when - datetime.now(timezone.utc)).total_seconds(), 0.0)
 
 
 def rate_limit(headers: Mapping[str, str]) -> RateLimit:
