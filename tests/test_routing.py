@@ -1,5 +1,5 @@
-"""Routing: the shipped config sends each alert where the agencies expect it, quiet hours and
-silences hold, and a wrong config names the file, field and line."""
+"""Routing: the shipped config sends each alert where the agencies expect it, quiet hours hold,
+and a wrong config names the file, field and line. (Silences: test_silences.py.)"""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from siaga.routing import Router, RoutingConfigError, Silence, is_silenced
+from siaga.routing import Router, RoutingConfigError
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "routing.yaml"
 WITA = timezone(timedelta(hours=8))
@@ -119,38 +119,6 @@ def test_quiet_hours_reject_naive_time_and_unknown_severity(router):
         router.in_quiet_hours("bpbd", datetime(2024, 3, 1, 23, 0), "low")
     with pytest.raises(ValueError, match="unknown severity 'urgent'"):
         router.in_quiet_hours("bpbd", datetime(2024, 3, 1, 23, 0, tzinfo=WITA), "urgent")
-
-
-# --- silences ----------------------------------------------------------------------------------------
-NOW = datetime(2024, 3, 1, 12, 0, tzinfo=WITA)
-FLOOD_SUKASADA = {"hazard": "flood", "district": "Sukasada", "agency": "bpbd"}
-
-
-def test_active_matching_silence_mutes():
-    s = Silence({"hazard": "flood", "district": "Sukasada"}, ends_at=NOW + timedelta(hours=2))
-    assert is_silenced(FLOOD_SUKASADA, [s], NOW)
-    assert not is_silenced({**FLOOD_SUKASADA, "district": "Buleleng"}, [s], NOW)
-    assert not is_silenced({**FLOOD_SUKASADA, "hazard": "landslide"}, [s], NOW)
-    assert not is_silenced({"hazard": "flood"}, [s], NOW)  # an alert without a district is not muted
-
-
-def test_silence_expires_and_may_start_later():
-    s = Silence({"hazard": "flood"}, ends_at=NOW + timedelta(hours=1), starts_at=NOW + timedelta(minutes=30))
-    assert not is_silenced(FLOOD_SUKASADA, [s], NOW)
-    assert is_silenced(FLOOD_SUKASADA, [s], NOW + timedelta(minutes=30))
-    assert not is_silenced(FLOOD_SUKASADA, [s], NOW + timedelta(hours=1))
-    assert not is_silenced(FLOOD_SUKASADA, [], NOW)
-
-
-def test_silence_rejects_bad_input():
-    with pytest.raises(ValueError, match="matchers: empty"):
-        Silence({}, ends_at=NOW)
-    with pytest.raises(ValueError, match="ends_at: naive"):
-        Silence({"hazard": "flood"}, ends_at=datetime(2024, 3, 1))
-    with pytest.raises(ValueError, match="starts_at must be before"):
-        Silence({"hazard": "flood"}, ends_at=NOW, starts_at=NOW)
-    with pytest.raises(ValueError, match="naive"):
-        is_silenced(FLOOD_SUKASADA, [], datetime(2024, 3, 1))
 
 
 # --- config errors -------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from siaga import alerts, silences, store
 from siaga.incidents import Change
 
 T0 = datetime(2026, 1, 15, 3, 0, tzinfo=timezone.utc)  # 11:00 WITA, outside quiet hours
+FLOOD_SUKASADA = {"hazard": "flood", "district": "Sukasada", "agency": "bpbd"}
 
 
 def _incident(session, hazard="flood", district="Sawan", code="51.08.07.2001", severity="low"):
@@ -69,6 +70,39 @@ def test_silence_on_an_area_code_and_on_updates_of_a_live_incident(sqlite_url, r
                               hazard_set, router, T0 + timedelta(minutes=10)) == 0
         kinds = [e.detail["kind"] for e in session.scalars(sa.select(store.IncidentEvent))]
     assert kinds == ["update", "escalation"]
+
+
+# --- matching: the rule alerts.enqueue and the Slack messages apply -----------------------------
+
+
+def test_an_active_silence_matches_only_labels_equal_to_all_its_matchers():
+    s = silences.Silence({"hazard": "flood", "district": "Sukasada"}, ends_at=T0 + timedelta(hours=2))
+    assert silences.matching(FLOOD_SUKASADA, [s], T0) is s
+    assert silences.matching({**FLOOD_SUKASADA, "district": "Buleleng"}, [s], T0) is None
+    assert silences.matching({**FLOOD_SUKASADA, "hazard": "landslide"}, [s], T0) is None
+    assert silences.matching({"hazard": "flood"}, [s], T0) is None  # a change without a district is not muted
+
+
+def test_a_silence_holds_from_its_start_until_its_end_and_the_first_match_is_named():
+    later = silences.Silence({"hazard": "flood"}, ends_at=T0 + timedelta(hours=1), starts_at=T0 + timedelta(minutes=30), id=1)
+    wider = silences.Silence({"district": "Sukasada"}, ends_at=T0 + timedelta(hours=3), id=2)
+    assert silences.matching(FLOOD_SUKASADA, [later], T0) is None
+    assert silences.matching(FLOOD_SUKASADA, [later], T0 + timedelta(minutes=30)) is later
+    assert silences.matching(FLOOD_SUKASADA, [later], T0 + timedelta(hours=1)) is None
+    assert silences.matching(FLOOD_SUKASADA, [later, wider], T0 + timedelta(minutes=45)).id == 1
+    assert silences.matching(FLOOD_SUKASADA, [later, wider], T0 + timedelta(hours=1)).id == 2
+    assert silences.matching(FLOOD_SUKASADA, [], T0) is None
+
+
+def test_a_silence_refuses_bad_input():
+    with pytest.raises(ValueError, match="matchers: empty"):
+        silences.Silence({}, ends_at=T0)
+    with pytest.raises(ValueError, match="ends_at: naive"):
+        silences.Silence({"hazard": "flood"}, ends_at=datetime(2024, 3, 1))
+    with pytest.raises(ValueError, match="starts_at must be before"):
+        silences.Silence({"hazard": "flood"}, ends_at=T0, starts_at=T0)
+    with pytest.raises(ValueError, match="naive"):
+        silences.matching(FLOOD_SUKASADA, [], datetime(2024, 3, 1))
 
 
 def test_the_same_click_creates_one_silence(db_url):

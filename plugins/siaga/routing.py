@@ -1,10 +1,10 @@
-"""Which Slack channel gets which alert: a declarative route tree, quiet hours and silences.
+"""Which Slack channel gets which alert: a declarative route tree and quiet hours.
 
 Operators change routing more often than code, so it lives in one YAML file
 (config/routing.yaml) read the way Prometheus Alertmanager reads its route tree, which many
 operations teams already know. See that file for the label vocabulary and matching rules.
 Silences ("snooze flooding in Sukasada until 18:00") are data, not config: the store keeps them
-and `is_silenced` checks an alert against them.
+and `silences.py` matches an incident change's labels against them.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
@@ -109,39 +109,6 @@ class Route:
         return all(labels.get(k, "") == v for k, v in self.match.items()) and all(
             p.fullmatch(labels.get(k, "")) for k, p in self.match_re.items()
         )
-
-
-@dataclass(frozen=True)
-class Silence:
-    """Mute alerts whose labels equal all `matchers` (e.g. hazard × district) until `ends_at`."""
-
-    matchers: Mapping[str, str]
-    ends_at: datetime
-    starts_at: datetime | None = None
-    created_by: str = ""
-    comment: str = ""
-    id: int | None = None
-
-    def __post_init__(self) -> None:
-        if not self.matchers:
-            raise ValueError("Silence.matchers: empty; a silence must name a hazard and/or an area")
-        for name, t in (("ends_at", self.ends_at), ("starts_at", self.starts_at)):
-            if t is not None and t.tzinfo is None:
-                raise ValueError(f"Silence.{name}: naive datetime; give a time zone")
-        if self.starts_at is not None and self.starts_at >= self.ends_at:
-            raise ValueError("Silence: starts_at must be before ends_at")
-
-    def active(self, when: datetime) -> bool:
-        return (self.starts_at is None or self.starts_at <= when) and when < self.ends_at
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        return all(labels.get(k) == v for k, v in self.matchers.items())
-
-
-def is_silenced(labels: Mapping[str, str], silences: Iterable[Silence], when: datetime) -> bool:
-    """True when an active silence matches the alert's labels."""
-    _require_aware(when, "when")
-    return any(s.active(when) and s.matches(labels) for s in silences)
 
 
 class Router:

@@ -1,12 +1,15 @@
-"""Silences ("snooze flooding in Sawan for 6 hours"): stored, looked up, and matched against an
-incident change's labels before it is written to the outbox.
+"""Silences ("snooze flooding in Sawan for 6 hours"): what one is, how it is stored and looked
+up, and the one place an incident change's labels are matched against them (`matching`), both
+before a change is written to the outbox (`alerts.enqueue`) and when a Slack message shows that
+its incident is snoozed (`slackactions`).
 
-Matching itself is `routing.Silence` (equality on every matcher, active between start and end),
-so the rule is the one the routing module documents; this module only moves silences between the
-database and that dataclass and checks what people may silence on.
+A silence mutes a change whose labels equal every one of its matchers while it is active (from
+its start, if any, until its end), as Alertmanager's silences do; `check_matchers` limits what
+people may silence on, so a typo cannot mute nothing or everything.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Mapping
 
@@ -14,13 +17,40 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from siaga.routing import Silence
 from siaga.store import Incident, SilenceRow
 
 # Labels a silence may match on: those alerts.incident_labels gives every incident change.
 MATCHER_LABELS = ("hazard", "district", "level", "area_code", "agency", "severity", "on_road")
 SNOOZE_CHOICES = {"1h": timedelta(hours=1), "6h": timedelta(hours=6), "24h": timedelta(hours=24)}
 MAX_DURATION = timedelta(days=30)  # a forgotten silence must not mute an area for ever
+
+
+@dataclass(frozen=True)
+class Silence:
+    """Mute changes whose labels equal all `matchers` (e.g. hazard × district) until `ends_at`;
+    `id` and `created_by` say on the timeline which silence held a change back."""
+
+    matchers: Mapping[str, str]
+    ends_at: datetime
+    starts_at: datetime | None = None
+    created_by: str = ""
+    comment: str = ""
+    id: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.matchers:
+            raise ValueError("Silence.matchers: empty; a silence must name a hazard and/or an area")
+        for name, t in (("ends_at", self.ends_at), ("starts_at", self.starts_at)):
+            if t is not None and t.tzinfo is None:
+                raise ValueError(f"Silence.{name}: naive datetime; give a time zone")
+        if self.starts_at is not None and self.starts_at >= self.ends_at:
+            raise ValueError("Silence: starts_at must be before ends_at")
+
+    def active(self, when: datetime) -> bool:
+        return (self.starts_at is None or self.starts_at <= when) and when < self.ends_at
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return all(labels.get(k) == v for k, v in self.matchers.items())
 
 
 class SilenceError(ValueError):
@@ -87,7 +117,7 @@ def create_silence(
 
 
 def active_silences(session: Session, when: datetime) -> list[Silence]:
-    """Silences in force at `when`, as `routing.Silence` (with their ids)."""
+    """Silences in force at `when` (with their ids)."""
     rows = session.scalars(
         select(SilenceRow).where(SilenceRow.starts_at <= when, SilenceRow.ends_at > when).order_by(SilenceRow.id)
     )
@@ -101,6 +131,8 @@ def to_silence(row: SilenceRow) -> Silence:
 
 def matching(labels: Mapping[str, str], silences: Iterable[Silence], when: datetime) -> Silence | None:
     """The first active silence matching `labels` (the one named on the timeline), else None."""
+    if when.tzinfo is None:
+        raise ValueError("when: naive datetime; give a time zone")
     return next((s for s in silences if s.active(when) and s.matches(labels)), None)
 
 
