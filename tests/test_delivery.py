@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from siaga import alerts, store
+from siaga import alerts, delivery, outbox, store
 from siaga.fakeslack import FakeSlack
 from siaga.slackclient import make_client
 
@@ -36,11 +36,9 @@ def incident_with_messages(db_url, kinds=("new",), channel="#bpbd-siaga", text="
         session.add(incident)
         session.flush()
         for i, kind in enumerate(kinds):
-            session.add(
-                store.OutboxMessage(
-                    dedup_key=f"{incident.id}:bpbd:{kind}:{i}", incident_id=incident.id, receiver="bpbd", channel=channel,
-                    kind=kind, payload={"text": f"{text} ({kind} {i})", "blocks": []}, state="pending", next_attempt_at=T0,
-                )
+            assert outbox.enqueue(
+                session, dedup_key=f"{incident.id}:bpbd:{kind}:{i}", incident_id=incident.id, receiver="bpbd",
+                channel=channel, kind=kind, payload={"text": f"{text} ({kind} {i})", "blocks": []}, due=T0, now=T0,
             )
         return incident.id
 
@@ -52,13 +50,13 @@ def outbox_states(db_url):
 
 def test_first_message_then_updates_in_its_thread_once(db_url, fake):
     incident_with_messages(db_url, kinds=("new", "update", "escalation"))
-    report = alerts.deliver(client_for(fake), T0, db_url)
+    report = delivery.deliver(client_for(fake), T0, db_url)
     assert report.sent == 3
     first, update, escalation = fake.messages("#bpbd-siaga")
     assert "thread_ts" not in first or not first.get("thread_ts")
     assert update["thread_ts"] == first["ts"] and not update.get("reply_broadcast")
     assert escalation["thread_ts"] == first["ts"] and escalation.get("reply_broadcast") is True
-    again = alerts.deliver(client_for(fake), T0 + timedelta(minutes=5), db_url)
+    again = delivery.deliver(client_for(fake), T0 + timedelta(minutes=5), db_url)
     assert again.sent == 0 and fake.requests_count("chat.postMessage") == 3
     with store.session_scope(db_url) as session:
         (thread,) = session.scalars(sa.select(store.IncidentThread)).all()
@@ -70,7 +68,7 @@ def test_first_message_then_updates_in_its_thread_once(db_url, fake):
 def test_update_waits_until_the_first_message_is_out(db_url, fake):
     incident_with_messages(db_url, kinds=("new", "update"))
     fake.fail("chat.postMessage", "error", error="channel_not_found")  # not transient: dead
-    report = alerts.deliver(client_for(fake), T0, db_url)
+    report = delivery.deliver(client_for(fake), T0, db_url)
     assert report.dead == 1
     # with the first message dead, the update goes out on its own rather than waiting forever
     assert outbox_states(db_url) == ["dead", "sent"]
@@ -80,22 +78,22 @@ def test_server_errors_retry_later_then_dead_letter_visibly(db_url, fake):
     incident_with_messages(db_url)
     fake.fail("chat.postMessage", "server_error", times=1000)
     now = T0
-    for _ in range(alerts.MAX_ATTEMPTS):
-        alerts.deliver(client_for(fake), now, db_url)
+    for _ in range(outbox.MAX_ATTEMPTS):
+        delivery.deliver(client_for(fake), now, db_url)
         now += timedelta(hours=1)
     assert outbox_states(db_url) == ["dead"]
     with store.session_scope(db_url) as session:
         attempts = session.scalars(sa.select(store.DeliveryAttempt)).all()
         events = [e.kind for e in session.scalars(sa.select(store.IncidentEvent))]
-        assert alerts.dead_letters(session)[0]["attempts"] == alerts.MAX_ATTEMPTS
-    assert len(attempts) == alerts.MAX_ATTEMPTS and all(a.outcome == "failed" for a in attempts)
+        assert outbox.dead_letters(session)[0]["attempts"] == outbox.MAX_ATTEMPTS
+    assert len(attempts) == outbox.MAX_ATTEMPTS and all(a.outcome == "failed" for a in attempts)
     assert "delivery_failed" in events and fake.messages() == []
 
 
 def test_rate_limit_is_honoured_by_the_client(db_url, fake):
     incident_with_messages(db_url)
     fake.fail("chat.postMessage", "ratelimit", times=1, seconds=1)
-    report = alerts.deliver(client_for(fake), T0, db_url)
+    report = delivery.deliver(client_for(fake), T0, db_url)
     assert report.sent == 1 and fake.requests_count("chat.postMessage") == 2
     assert len(fake.messages()) == 1
 
@@ -103,20 +101,20 @@ def test_rate_limit_is_honoured_by_the_client(db_url, fake):
 def test_backoff_before_retry(db_url, fake):
     incident_with_messages(db_url)
     fake.fail("chat.postMessage", "server_error", times=3)  # the client's own retries use them up
-    first = alerts.deliver(client_for(fake), T0, db_url)
+    first = delivery.deliver(client_for(fake), T0, db_url)
     assert first.retry_later == 1
-    too_soon = alerts.deliver(client_for(fake), T0, db_url)
+    too_soon = delivery.deliver(client_for(fake), T0, db_url)
     assert too_soon.sent == 0
-    later = alerts.deliver(client_for(fake), T0 + timedelta(minutes=5), db_url)
+    later = delivery.deliver(client_for(fake), T0 + timedelta(minutes=5), db_url)
     assert later.sent == 1 and len(fake.messages()) == 1
 
 
 def test_unknown_outcome_is_checked_before_posting_again(db_url, fake):
     incident_with_messages(db_url)
     fake.fail("chat.postMessage", "drop")  # stored by Slack, but the answer is lost
-    first = alerts.deliver(client_for(fake), T0, db_url)
+    first = delivery.deliver(client_for(fake), T0, db_url)
     assert first.sent == 0 and len(fake.messages()) == 1
-    second = alerts.deliver(client_for(fake), T0 + timedelta(hours=1), db_url)
+    second = delivery.deliver(client_for(fake), T0 + timedelta(hours=1), db_url)
     assert second.found_already_sent == 1
     assert len(fake.messages()) == 1 and fake.requests_count("chat.postMessage") == 1
     assert outbox_states(db_url) == ["sent"]
@@ -125,17 +123,18 @@ def test_unknown_outcome_is_checked_before_posting_again(db_url, fake):
 def test_a_worker_that_died_mid_send_does_not_cause_a_second_post(db_url, fake):
     incident_with_messages(db_url)
     client = client_for(fake)
-    assert alerts._claim(1, "dead-worker", T0, db_url)
+    with store.session_scope(db_url) as session:
+        assert outbox.claim(session, 1, "dead-worker", T0) is not None
     # the dead worker had posted before dying
     from siaga.slackclient import outbox_metadata, post_message
 
     post_message(client, "#bpbd-siaga", {"text": "x"}, metadata=outbox_metadata(1))
     with store.session_scope(db_url) as session:
         session.get(store.OutboxMessage, 1).attempts = 1
-    later = T0 + alerts.STALE_CLAIM + timedelta(minutes=1)
+    later = T0 + outbox.STALE_CLAIM + timedelta(minutes=1)
     with store.session_scope(db_url) as session:
         session.get(store.OutboxMessage, 1).claimed_at = T0
-    report = alerts.deliver(client, later, db_url)
+    report = delivery.deliver(client, later, db_url)
     assert report.found_already_sent == 1 and len(fake.messages()) == 1
 
 
@@ -149,7 +148,7 @@ def test_two_deliver_tasks_at_once_post_each_message_once(db_url, fake):
     def run():
         try:
             barrier.wait()
-            alerts.deliver(client_for(fake), T0, db_url)
+            delivery.deliver(client_for(fake), T0, db_url)
         except Exception as exc:  # surfaced below
             errors.append(exc)
 
@@ -159,7 +158,7 @@ def test_two_deliver_tasks_at_once_post_each_message_once(db_url, fake):
     for t in threads:
         t.join()
     assert errors == []
-    alerts.deliver(client_for(fake), T0 + timedelta(minutes=1), db_url)  # whatever waited for a thread
+    delivery.deliver(client_for(fake), T0 + timedelta(minutes=1), db_url)  # whatever waited for a thread
     texts = [m["text"] for m in fake.messages()]
     assert len(texts) == 12 and len(set(texts)) == 12
     assert set(outbox_states(db_url)) == {"sent"}

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
-from siaga import alerts, digest, pipeline, settings, store
+from siaga import delivery, digest, outbox, pipeline, settings, store
 from siaga.fakeslack import FakeSlack
 from siaga.slackclient import make_client
 
@@ -105,11 +105,11 @@ def test_digest_is_delivered_top_level_without_a_thread_or_timeline(db_url, rout
         events_before = session.scalar(sa.select(sa.func.count()).select_from(store.IncidentEvent))
     with FakeSlack(token=TOKEN) as fake:
         client = make_client(token=TOKEN, base_url=fake.base_url, conn_id=None, backoff_factor=0.01)
-        report = alerts.deliver(client, DAY_END, db_url)
+        report = delivery.deliver(client, DAY_END, db_url)
         assert report.sent == 1 and report.waiting_for_thread == 0
         (posted,) = fake.messages("#siaga-managers")
         assert not posted.get("thread_ts") and "Ringkasan harian" in posted["text"]
-        assert alerts.deliver(client, DAY_END + timedelta(minutes=5), db_url).sent == 0
+        assert delivery.deliver(client, DAY_END + timedelta(minutes=5), db_url).sent == 0
     with store.session_scope(db_url) as session:
         row = session.scalars(sa.select(store.OutboxMessage).where(store.OutboxMessage.kind == "digest")).one()
         assert row.state == "sent" and row.sent_ts == posted["ts"]
@@ -123,9 +123,9 @@ def test_a_digest_that_keeps_failing_is_dead_lettered_without_a_timeline(sqlite_
     with FakeSlack(token=TOKEN) as fake:
         fake.fail("chat.postMessage", "error", error="channel_not_found")
         client = make_client(token=TOKEN, base_url=fake.base_url, conn_id=None, backoff_factor=0.01)
-        assert alerts.deliver(client, DAY_END, sqlite_url).dead == 1
+        assert delivery.deliver(client, DAY_END, sqlite_url).dead == 1
     with store.session_scope(sqlite_url) as session:
-        assert alerts.dead_letters(session)[0]["incident"] is None
+        assert outbox.dead_letters(session)[0]["incident"] is None
 
 
 def test_pipeline_digest_uses_the_day_before_now(sqlite_url, monkeypatch):

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from fakesocketmode import FakeSocketMode
-from siaga import alerts, messages, slackactions, store
+from siaga import alerts, delivery, messages, slackactions, store
 from siaga.incidents import Change
 from siaga.slackclient import make_client
 
@@ -51,7 +51,7 @@ def posted_incident(db_url, fake, router, hazard_set, road="Jalan Singaraja-Gili
         session.flush()
         alerts.enqueue(session, [Change(incident, "new", alert, [post.id])], hazard_set, router, T0)
         incident_id = incident.id
-    report = alerts.deliver(client_for(fake), T0, db_url)
+    report = delivery.deliver(client_for(fake), T0, db_url)
     assert report.sent >= 1
     return incident_id
 
@@ -130,7 +130,7 @@ def test_resolve_closes_edits_and_queues_the_thread_reply(db_url, fake, router, 
     for message in fake.messages():
         assert "selesai (resolved)" in state_text(message) and f"<@{OTHER}>" in state_text(message)
         assert not [b for b in message["blocks"] if b["type"] == "actions"]  # nothing left to press
-    alerts.deliver(client_for(fake), at, db_url)
+    delivery.deliver(client_for(fake), at, db_url)
     replies = [m for m in fake.messages() if m.get("thread_ts")]
     assert len(replies) == 2
 

@@ -215,21 +215,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_outbox(args: argparse.Namespace) -> int:
-    from sqlalchemy import update
-
-    from siaga import alerts, store
+    from siaga import outbox, store
 
     store.migrate()
     with store.session_scope() as session:
         if args.retry is not None:
-            done = session.execute(
-                update(store.OutboxMessage)
-                .where(store.OutboxMessage.id == args.retry, store.OutboxMessage.state == "dead")
-                .values(state="pending", attempts=1, next_attempt_at=store.utcnow())
-            ).rowcount
+            done = outbox.requeue(session, args.retry, store.utcnow())
             print(f"outbox {args.retry}: {'re-queued' if done else 'not a dead letter'}")
             return 0 if done else 1
-        print(json.dumps({"states": alerts.outbox_summary(session), "dead": alerts.dead_letters(session)}, indent=2))
+        print(json.dumps({"states": outbox.summary(session), "dead": outbox.dead_letters(session)}, indent=2))
     return 0
 
 

@@ -18,11 +18,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from siaga import hazard_lists
+from siaga import hazard_lists, outbox
 from siaga.hazards import HazardSet
 from siaga.messages import escape, one_line, truncate
 from siaga.routing import Router
-from siaga.store import Incident, IncidentEvent, OutboxMessage
+from siaga.store import Incident, IncidentEvent
 from siaga.vocabulary import LIVE_STATES, LOCAL_TZ, SLACK_MAX_BLOCKS, SLACK_SECTION_TEXT
 
 KIND = "digest"
@@ -92,11 +92,9 @@ def summarise(session: Session, day_start: datetime, day_end: datetime) -> Diges
         select(func.count()).select_from(IncidentEvent).where(
             IncidentEvent.kind == "silenced", IncidentEvent.at >= day_start, IncidentEvent.at < day_end)
     ) or 0
-    dead = session.scalars(select(OutboxMessage).where(OutboxMessage.state == "dead").order_by(OutboxMessage.id.desc()))
-    rows = list(dead)
-    summary.dead_total = len(rows)
-    summary.dead = [{"id": r.id, "incident": r.incident_id, "channel": r.channel, "kind": r.kind,
-                     "attempts": r.attempts, "error": r.last_error} for r in rows[:MAX_DEAD_LISTED]]
+    dead = outbox.dead_letters(session, newest_first=True)
+    summary.dead_total = len(dead)
+    summary.dead = dead[:MAX_DEAD_LISTED]
     return summary
 
 
@@ -171,15 +169,14 @@ def enqueue_digest(
     label `kind: digest` routes to, at most one per receiver and local day. Returns rows written."""
     labels = {"kind": KIND}
     receivers = [r for r in router.route(labels)]
-    pending = [r for r in receivers if session.scalar(
-        select(OutboxMessage.id).where(OutboxMessage.dedup_key == digest_key(router, r.name, day_end))) is None]
+    pending = [r for r in receivers if not outbox.exists(session, digest_key(router, r.name, day_end))]
     if not pending:
         return 0
     message = build_message(summarise(session, day_start, day_end), hazard_set or hazard_lists.in_force(session))
-    for receiver in pending:
-        session.add(OutboxMessage(
-            dedup_key=digest_key(router, receiver.name, day_end), incident_id=None, receiver=receiver.name,
-            channel=receiver.channel, kind=KIND, payload=message, state="pending", next_attempt_at=now, created_at=now,
-        ))
+    written = sum(
+        outbox.enqueue(session, dedup_key=digest_key(router, receiver.name, day_end), receiver=receiver.name,
+                       channel=receiver.channel, kind=KIND, payload=message, due=now, now=now)
+        for receiver in pending
+    )
     session.flush()
-    return len(pending)
+    return written

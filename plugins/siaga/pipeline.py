@@ -8,7 +8,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from siaga import alerts, detect as detect_stage, digest as digest_stage, ingest as ingest_stage, retention, settings, store
+from siaga import delivery, detect as detect_stage, digest as digest_stage, ingest as ingest_stage, retention, settings, store
 from siaga.routing import Router
 from siaga.slackclient import make_client
 from siaga.sources import load_sources
@@ -52,7 +52,7 @@ def detect(now: datetime) -> dict[str, Any]:
 
 def deliver(now: datetime) -> dict[str, Any]:
     store.migrate()
-    return asdict(alerts.deliver(make_client(), now))
+    return asdict(delivery.deliver(make_client(), now))
 
 
 def purge(now: datetime) -> dict[str, Any]:

@@ -1,0 +1,193 @@
+"""The outbox as the one owner of its rows: written once per key, claimed by one worker, moved only
+along `vocabulary.OUTBOX_STATES`, dead letters re-queued by hand and nothing else; and no other
+module of the core creates or updates a row."""
+from __future__ import annotations
+
+import ast
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from siaga import outbox, store
+from siaga.vocabulary import OUTBOX_STATES
+
+T0 = datetime(2026, 1, 15, 1, 0, tzinfo=timezone.utc)
+CORE = Path(__file__).resolve().parents[1] / "plugins" / "siaga"
+
+
+def _incident(session) -> int:
+    incident = store.Incident(hazard="flood", level="village", area_code="51.08.07.2001", area_name="Sangsit",
+                              village="Sangsit", district="Sawan", state="open", severity="low", opened_at=T0,
+                              last_activity_at=T0)
+    session.add(incident)
+    session.flush()
+    return incident.id
+
+
+def _enqueue(session, key, incident_id=None, kind="new", due=T0, channel="#bpbd-siaga"):
+    return outbox.enqueue(session, dedup_key=key, incident_id=incident_id, receiver="bpbd", channel=channel, kind=kind,
+                          payload={"text": key}, due=due, now=T0)
+
+
+def _rows(url):
+    with store.session_scope(url) as session:
+        return {r.dedup_key: (r.state, r.attempts) for r in session.scalars(sa.select(store.OutboxMessage))}
+
+
+def test_enqueue_writes_each_key_once(db_url):
+    with store.session_scope(db_url) as session:
+        incident = _incident(session)
+        assert _enqueue(session, "1:bpbd:new:7", incident)
+        assert not _enqueue(session, "1:bpbd:new:7", incident, kind="update")  # same key, even in one transaction
+        assert _enqueue(session, "1:bpbd:update:8", incident, kind="update", due=T0 + timedelta(hours=5))
+        assert _enqueue(session, "digest:2026-01-15:managers", None, kind="digest", channel="#siaga-managers")
+    with store.session_scope(db_url) as session:  # a re-run of the stage in a later transaction
+        assert not _enqueue(session, "1:bpbd:new:7", incident)
+        assert outbox.exists(session, "digest:2026-01-15:managers") and not outbox.exists(session, "nope")
+        rows = {r.dedup_key: r for r in session.scalars(sa.select(store.OutboxMessage))}
+    assert len(rows) == 3
+    first = rows["1:bpbd:new:7"]
+    assert (first.kind, first.state, first.attempts, first.incident_id) == ("new", "pending", 0, incident)
+    assert rows["1:bpbd:update:8"].next_attempt_at == T0 + timedelta(hours=5)
+    assert rows["digest:2026-01-15:managers"].incident_id is None
+
+
+def test_requeue_takes_back_only_dead_letters(db_url):
+    with store.session_scope(db_url) as session:
+        for state in OUTBOX_STATES:
+            _enqueue(session, state)
+        session.flush()
+        for row in session.scalars(sa.select(store.OutboxMessage)):
+            row.state, row.attempts = row.dedup_key, outbox.MAX_ATTEMPTS
+    later = T0 + timedelta(days=1)
+    with store.session_scope(db_url) as session:
+        ids = {r.dedup_key: r.id for r in session.scalars(sa.select(store.OutboxMessage))}
+        assert [outbox.requeue(session, ids[s], later) for s in OUTBOX_STATES] == [False, False, False, True]
+        assert not outbox.requeue(session, ids["dead"], later)  # no longer dead
+        assert not outbox.requeue(session, 10_000, later)
+        requeued = session.get(store.OutboxMessage, ids["dead"])
+        assert requeued.next_attempt_at == later
+    assert _rows(db_url) == {"pending": ("pending", 8), "claimed": ("claimed", 8), "sent": ("sent", 8),
+                             "dead": ("pending", 1)}  # attempts = 1: delivery asks Slack before posting it again
+
+
+def test_one_claim_per_row_and_only_of_pending_rows(db_url):
+    with store.session_scope(db_url) as session:
+        _enqueue(session, "a")
+        _enqueue(session, "b", due=T0 + timedelta(minutes=10))
+    with store.session_scope(db_url) as session:
+        assert outbox.due_ids(session, T0) == [1]
+        assert outbox.due_ids(session, T0 + timedelta(minutes=10)) == [1, 2]
+        claim = outbox.claim(session, 1, "w1", T0)
+    assert claim == outbox.Claim(1, "w1", T0)
+    with store.session_scope(db_url) as session:
+        assert outbox.claim(session, 1, "w2", T0) is None
+        assert outbox.due_ids(session, T0 + timedelta(minutes=10)) == [2]
+        assert outbox.claim(session, 99, "w2", T0) is None
+    with store.session_scope(db_url) as session:
+        outbox.release(session, claim)
+    assert _rows(db_url)["a"] == ("pending", 0)  # handed back untried: no attempt counted
+
+
+def test_only_claims_older_than_the_stale_limit_are_released(sqlite_url):
+    with store.session_scope(sqlite_url) as session:
+        _enqueue(session, "old")
+        _enqueue(session, "fresh")
+    with store.session_scope(sqlite_url) as session:
+        outbox.claim(session, 1, "dead-worker", T0)
+        outbox.claim(session, 2, "live-worker", T0 + timedelta(minutes=2))
+    with store.session_scope(sqlite_url) as session:
+        assert outbox.release_stale_claims(session, T0 + outbox.STALE_CLAIM + timedelta(seconds=1)) == 1
+    with store.session_scope(sqlite_url) as session:
+        old, fresh = session.get(store.OutboxMessage, 1), session.get(store.OutboxMessage, 2)
+        assert (old.state, old.claimed_by, old.last_error) == ("pending", None, "claim expired: outcome unknown")
+        assert (fresh.state, fresh.claimed_by) == ("claimed", "live-worker")
+
+
+def _claimed(url, key="m", incident=True, kind="new"):
+    with store.session_scope(url) as session:
+        incident_id = _incident(session) if incident else None
+        _enqueue(session, key, incident_id, kind=kind)
+    with store.session_scope(url) as session:
+        row_id = session.scalar(sa.select(store.OutboxMessage.id).where(store.OutboxMessage.dedup_key == key))
+        return outbox.claim(session, row_id, "w1", T0)
+
+
+def test_a_failure_retries_with_backoff_until_the_last_attempt_dead_letters(sqlite_url):
+    claim = _claimed(sqlite_url)
+    now = T0
+    states = []
+    for attempt in range(1, outbox.MAX_ATTEMPTS + 1):
+        with store.session_scope(sqlite_url) as session:
+            states.append(outbox.record_outcome(session, claim, "failed", now, error="HTTP 500"))
+            row = outbox.held_row(session, claim)
+            if row.state == "pending":
+                assert row.next_attempt_at == now + outbox.backoff(attempt)
+                assert row.claimed_by is None
+        now += timedelta(hours=1)
+    assert states == ["pending"] * (outbox.MAX_ATTEMPTS - 1) + ["dead"]
+    with store.session_scope(sqlite_url) as session:
+        (dead,) = outbox.dead_letters(session)
+        kinds = [e.kind for e in session.scalars(sa.select(store.IncidentEvent))]
+        outcomes = [a.outcome for a in session.scalars(sa.select(store.DeliveryAttempt))]
+    assert dead["attempts"] == outbox.MAX_ATTEMPTS and dead["error"] == "HTTP 500"
+    assert kinds == ["delivery_failed"] and outcomes == ["failed"] * outbox.MAX_ATTEMPTS
+
+
+def test_a_refusal_dead_letters_at_once_and_a_delivery_opens_the_thread(sqlite_url):
+    refused = _claimed(sqlite_url, "refused", incident=False)
+    posted = _claimed(sqlite_url, "posted")
+    with store.session_scope(sqlite_url) as session:
+        assert outbox.record_outcome(session, refused, "dead", T0, error="channel_not_found") == "dead"
+        assert outbox.record_outcome(session, posted, "sent", T0, ts="1700000000.000100") == "sent"
+    with store.session_scope(sqlite_url) as session:
+        row = session.get(store.OutboxMessage, posted.row_id)
+        assert (row.state, row.sent_ts, row.attempts, row.last_error) == ("sent", "1700000000.000100", 1, None)
+        assert outbox.thread_ts(session, row) == "1700000000.000100"
+        (thread,) = session.scalars(sa.select(store.IncidentThread)).all()
+        assert (thread.incident_id, thread.channel) == (row.incident_id, "#bpbd-siaga")
+        assert [e.kind for e in session.scalars(sa.select(store.IncidentEvent))] == ["delivered"]  # a digest has no timeline
+        assert outbox.summary(session) == {"dead": 1, "sent": 1}
+        with pytest.raises(ValueError, match="outcome"):
+            outbox.record_outcome(session, posted, "posted", T0)
+
+
+def test_dead_letters_oldest_or_newest_first(sqlite_url):
+    with store.session_scope(sqlite_url) as session:
+        for key in ("a", "b", "c"):
+            _enqueue(session, key)
+        session.flush()
+        for row in session.scalars(sa.select(store.OutboxMessage)):
+            row.state = "dead" if row.dedup_key != "b" else "sent"
+    with store.session_scope(sqlite_url) as session:
+        assert [d["id"] for d in outbox.dead_letters(session)] == [1, 3]
+        assert [d["id"] for d in outbox.dead_letters(session, newest_first=True)] == [3, 1]
+
+
+def test_backoff_doubles_from_30_seconds_to_a_30_minute_cap():
+    assert [outbox.backoff(n).total_seconds() for n in (0, 1, 2, 3, 6, 7, 20)] == [30, 30, 60, 120, 960, 1800, 1800]
+
+
+def _writes_outbox_rows(tree: ast.AST) -> list[int]:
+    """Lines that construct an OutboxMessage or run an UPDATE/INSERT/DELETE on its table."""
+    lines = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+        args = [a.attr if isinstance(a, ast.Attribute) else getattr(a, "id", None) for a in node.args]
+        if name == "OutboxMessage" or (name in {"update", "insert", "delete"} and "OutboxMessage" in args):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_no_other_core_module_writes_outbox_rows():
+    offenders = {}
+    for path in sorted(CORE.rglob("*.py")):
+        lines = _writes_outbox_rows(ast.parse(path.read_text(encoding="utf-8")))
+        if lines and path.name != "outbox.py":
+            offenders[str(path.relative_to(CORE))] = lines
+    assert offenders == {}
+    assert _writes_outbox_rows(ast.parse((CORE / "outbox.py").read_text(encoding="utf-8")))  # the check sees them
