@@ -2,9 +2,9 @@
 
 Acknowledge, Resolve and False alarm move the incident through its lifecycle
 (`incidents.transition`, which writes who and when on the timeline), a closing also queues the
-"resolved" reply for the thread (the outbox, same transaction), and then every message of the
-incident (one per channel, from `IncidentThread`) is edited to show the new state. Snooze
-creates a silence for the incident's hazard in its area.
+"resolved" reply for the thread (`alerts.enqueue`, in the same transaction, when the context has
+the routing), and then every message of the incident (one per channel, from `IncidentThread`)
+is edited to show the new state. Snooze creates a silence for the incident's hazard in its area.
 
 The payload is Slack's `block_actions` JSON as Socket Mode delivers it. Everything here is safe
 to run twice with the same payload (Socket Mode redelivers envelopes that were not acknowledged

@@ -32,7 +32,6 @@ from siaga.slackclient import SlackConfigError, make_client
 log = logging.getLogger(__name__)
 
 
-
 def app_token(conn_id: str | None = settings.SLACK_APP_CONN_ID) -> str:
     """The app-level token: env SIAGA_SLACK_APP_TOKEN first, then the Airflow connection."""
     token = settings.slack_app_token(conn_id)
@@ -100,7 +99,7 @@ def build_listener(db_url: str | None = None, routing: str | None = None, token:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run until SIGINT/SIGTERM. Exit 2 when Slack credentials are missing."""
     parser = argparse.ArgumentParser(prog="siaga slack-listen", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--db-url", help="Siaga database URL (default: settings / SIAGA_DATABASE_URL)")
+    parser.add_argument("--db-url", help="Siaga database URL (default: SIAGA_DB_URL, else the Airflow connection siaga_db, else var/siaga.db)")
     parser.add_argument("--routing", help="routing.yaml (default: config/routing.yaml)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
