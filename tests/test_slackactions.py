@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from fakesocketmode import FakeSocketMode
+from support.fakesocketmode import FakeSocketMode
 from siaga import alerts, messages, slackactions, store
 from siaga.incidents import Change
 from siaga.slackclient import make_client
