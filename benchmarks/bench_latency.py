@@ -1,5 +1,5 @@
 """Post-to-Slack latency and pipeline throughput through a real Airflow deployment: scheduler,
-dag-processor, api-server and Celery workers on PostgreSQL and Redis (tests/airflow_stack.py),
+dag-processor, api-server and Celery workers on PostgreSQL and Redis (siaga_dev.airflow_stack),
 the three Siaga DAGs unpaused, ingest polling every minute, and the fake Slack server in this
 process.
 
@@ -31,12 +31,11 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+from siaga import settings, store
+from siaga_dev import airflow_stack as st
+from siaga_dev.fakeslack import FakeSlack
 
-import airflow_stack as st  # noqa: E402
-from siaga import settings, store  # noqa: E402
-from siaga.fakeslack import FakeSlack  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 TOKEN = "xoxb-bench-latency"
 REDIS_DB = 12

@@ -132,8 +132,8 @@ def author_key(monkeypatch) -> None:
 
 @pytest.fixture
 def api():
-    """Fake Mastodon, Bluesky, X and RSS endpoints on 127.0.0.1 (tests/fakeapis.py)."""
-    from fakeapis import FakeApis
+    """Fake Mastodon, Bluesky, X and RSS endpoints on 127.0.0.1 (tests/support/fakeapis.py)."""
+    from support.fakeapis import FakeApis
 
     with FakeApis() as fake:
         yield fake

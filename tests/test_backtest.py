@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from siaga import backtest, cli, ingest, settings, store
-from siaga.scenario import HOURS, START
+from siaga_dev.scenario import HOURS, START
 from siaga.sources import ReplaySource
 
 REPO = Path(__file__).resolve().parents[1]

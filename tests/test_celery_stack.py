@@ -29,9 +29,9 @@ from typing import Any
 import pytest
 import yaml
 
-import airflow_stack as st
+from siaga_dev import airflow_stack as st
 from siaga import store
-from siaga.fakeslack import FakeSlack
+from siaga_dev.fakeslack import FakeSlack
 
 pytestmark = [pytest.mark.celery, pytest.mark.timeout(560)]
 

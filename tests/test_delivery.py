@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from siaga import alerts, delivery, outbox, store
-from siaga.fakeslack import FakeSlack
+from siaga_dev.fakeslack import FakeSlack
 from siaga.slackclient import make_client
 
 T0 = datetime(2026, 1, 15, 1, 0, tzinfo=timezone.utc)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 
 from siaga import delivery, digest, outbox, pipeline, settings, store
-from siaga.fakeslack import FakeSlack
+from siaga_dev.fakeslack import FakeSlack
 from siaga.slackclient import make_client
 
 DAY_END = datetime(2026, 1, 15, 23, 0, tzinfo=timezone.utc)  # 07:00 WITA on 16 Jan

@@ -13,7 +13,7 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from siaga.fakeslack import DEFAULT_TOKEN, FakeSlack, validate_blocks
+from siaga_dev.fakeslack import DEFAULT_TOKEN, FakeSlack, validate_blocks
 
 
 @pytest.fixture
@@ -208,7 +208,7 @@ def test_block_limits_enforced_like_slack(fake):
 
 def test_command_line_demo_prints_messages_and_dumps_json(tmp_path):
     dump = tmp_path / "received.json"
-    proc = subprocess.Popen([sys.executable, "-m", "siaga.fakeslack", "--port", "0", "--dump", str(dump)],
+    proc = subprocess.Popen([sys.executable, "-m", "siaga_dev.fakeslack", "--port", "0", "--dump", str(dump)],
                             stdout=subprocess.PIPE, text=True)
     try:
         first = proc.stdout.readline()

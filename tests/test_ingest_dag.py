@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from fakeapis import T0, FakeApis
+from support.fakeapis import T0, FakeApis
 from siaga import settings, store
 
 pytestmark = pytest.mark.airflow

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from siaga.fakeslack import FakeSlack, validate_blocks
+from siaga_dev.fakeslack import FakeSlack, validate_blocks
 from siaga.messages import (
     ACTION_ACK,
     ACTION_FALSE_ALARM,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from siaga import demo
-from siaga.fakeslack import FakeSlack
+from siaga_dev import demo
+from siaga_dev.fakeslack import FakeSlack
 
 pytestmark = pytest.mark.airflow
 TOKEN = "xoxb-e2e"

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from fakesocketmode import FakeSocketMode
 from siaga import alerts, delivery, messages, slackactions, store
+from support.fakesocketmode import FakeSocketMode
 from siaga.incidents import Change
 from siaga.slackclient import make_client
 

@@ -10,7 +10,7 @@ import pytest
 from slack_sdk.errors import SlackApiError
 
 from siaga import slackclient
-from siaga.fakeslack import FakeSlack
+from siaga_dev.fakeslack import FakeSlack
 from siaga.slackclient import (
     SlackConfigError,
     classify_error,

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from fakesocketmode import APP_TOKEN, FakeSocketMode
+from support.fakesocketmode import APP_TOKEN, FakeSocketMode
 from siaga import settings, messages, slackactions, socketmode, store
 from siaga.slackclient import SlackConfigError
 from test_slackactions import DUTY, T0, TOKEN, click, client_for, events, posted_incident, state_text  # noqa: F401

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from fakeapis import FAST, T0
+from support.fakeapis import FAST, T0
 from siaga.sources.bluesky import BlueskySource
 
 NOW = T0 + timedelta(hours=3)

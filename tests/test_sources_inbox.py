@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from fakeapis import T0
+from support.fakeapis import T0
 from siaga.sources import load_sources
 from siaga.sources.inbox import InboxSource
 

@@ -1,6 +1,6 @@
-"""Mastodon connector through the real requests client against tests/fakeapis.py: forward paging
-with min_id and Link headers, per-stream cursors, boosts linked, rate limits, 5xx, hangs,
-malformed pages quarantined, and an outage backfilled by the next runs."""
+"""Mastodon connector through the real requests client against tests/support/fakeapis.py:
+forward paging with min_id and Link headers, per-stream cursors, boosts linked, rate limits,
+5xx, hangs, malformed pages quarantined, and an outage backfilled by the next runs."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from fakeapis import FAST, T0
+from support.fakeapis import FAST, T0
 from siaga import ingest, store
 from siaga.sources import SourceError
 from siaga.sources.base import AuthorPolicy

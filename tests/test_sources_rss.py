@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from fakeapis import T0, FakeApis
+from support.fakeapis import T0, FakeApis
 from siaga.sources.base import AuthorPolicy
 from siaga.sources.http import HttpPolicy
 from siaga.sources.rss import RssSource

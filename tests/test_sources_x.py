@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from fakeapis import FAST, T0, X_TOKEN
+from support.fakeapis import FAST, T0, X_TOKEN
 from siaga.sources import SourceConfigError
 from siaga.sources.x import XSource, status_url
 

@@ -202,14 +202,15 @@ def _redact(url: str) -> str:
 
 
 def _cmd_scenario(args: argparse.Namespace) -> int:
-    from siaga import scenario
+    # The development package is imported only when its commands run: the core never needs it.
+    from siaga_dev import scenario
 
     scenario.write(sys.stdout)
     return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from siaga import demo
+    from siaga_dev import demo
 
     return demo.main(steps=args.steps)
 

@@ -1,5 +1,7 @@
-"""Buleleng's places, loaded once: villages and kecamatan with polygons, roads, operator aliases, and
-the names of places elsewhere in Indonesia.
+"""The index of places the geotagger matches against: Buleleng's villages and kecamatan with their
+polygons, roads, operator aliases, and the names of places elsewhere in Indonesia, built from
+what `geodata.py` reads (the pipeline and `siaga tag` build it once per process, through
+`geotag.default_geotagger`).
 
 The matcher (`geotag.py`) needs more than a list of names: it needs to know which names are also
 everyday words, which ones exist elsewhere (and under which parents), where each place lies, and

@@ -1,9 +1,10 @@
 """Reading the geodata files: Buleleng's village and kecamatan polygons, the national list of
 administrative names, the hand-kept and OpenStreetMap roads, and the operators' aliases.
 
-One home for every file in `geodata/` and `config/aliases.yaml`, so the geotagger's index
-(`gazetteer.py`) and the managers' maps (`timelines`) read the same places the same way. Every
-error names the file and the feature, row or item that is wrong.
+One home for every file in `geodata/` and `config/aliases.yaml` (plus PySastrawi's list of
+Indonesian root words), so the geotagger's index (`gazetteer.py`) and the managers' maps
+(`timelines`) read the same places the same way. The checks here name the file and the feature,
+line or item that is wrong.
 """
 from __future__ import annotations
 

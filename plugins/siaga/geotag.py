@@ -1,10 +1,13 @@
 """Place a post in Buleleng: village, kecamatan, road or landmark, or recognise it as elsewhere.
 
 How it works, and why:
-- Names are matched with one Aho-Corasick automaton (pyahocorasick) over the folded post with its
-  spaces removed, so "Tinga-tinga", "Tingatinga" and "Busung Biu" all hit one pattern; a hit
-  counts only if it starts and ends on word boundaries, so "banjir" never matches "Banjar".
-  One pass over the text finds every name whatever the gazetteer size (148 or 91.6k names).
+- Coordinates (the post's own, or a pair written in its text) are placed by point-in-polygon.
+- Names are matched with Aho-Corasick automata (pyahocorasick), one pass each over the text
+  whatever the gazetteer size (148 or 91.6k names). Buleleng's names and well-known places
+  elsewhere are matched over the folded post with its spaces removed, so "Tinga-tinga",
+  "Tingatinga" and "Busung Biu" all hit one pattern; the national list's lesser names are
+  matched as whole words over the folded text. A hit counts only if it starts and ends on word
+  boundaries, so "Les" (a village) is not found inside "lesehan".
 - A name is a *mention*; whether it is a place is decided from context, because many Buleleng
   names are everyday words (Bila, Bukti, Les) or exist elsewhere too (Kerobokan in Badung): the
   word before it ("Desa", "Kec.", "di"), the place named right after it ("X, Sawan"), other

@@ -2,8 +2,9 @@
 
 No named road geometry for Buleleng was available offline, so the project ships a hand-kept,
 approximate road list (geodata/roads.yaml). Whoever has an OSM extract (e.g. Geofabrik's
-indonesia or a bbox cut of Bali, `.osm.pbf` or `.osm` XML) runs this once; the gazetteer then
-prefers the real lines. pyosmium does the file parsing and node-location joining.
+indonesia or a bbox cut of Bali, `.osm.pbf` or `.osm` XML) runs this once; the geotagger then
+takes streets from the real lines (`geodata.load_roads`), keeping the hand-kept corridors OSM has
+no name for. pyosmium does the file parsing and node-location joining.
 
     python -m siaga.osm_roads extract.osm.pbf [geodata/roads_osm.geojson]
 
@@ -20,7 +21,8 @@ from shapely.geometry import LineString, MultiLineString, mapping
 from shapely.geometry.base import BaseGeometry
 from shapely.prepared import prep
 
-# Classes a duty officer would name in a post; footways, tracks and driveways are left out.
+# Classes a duty officer would name in a post; footways, paths and tracks are left out (and only
+# named ways are read, which leaves out nearly every driveway among the service roads).
 ROAD_CLASSES = frozenset(
     {"motorway", "trunk", "primary", "secondary", "tertiary", "unclassified", "residential",
      "motorway_link", "trunk_link", "primary_link", "secondary_link", "tertiary_link", "living_street", "service"}
@@ -28,7 +30,7 @@ ROAD_CLASSES = frozenset(
 
 
 def read_named_ways(osm_path: Path) -> list[dict]:
-    """Named highways of the extract as {'name','ref','highway','alt_names','line'}."""
+    """Named highways of the extract as {'name','ref','highway','alt_names','osm_id','line'}."""
     osm_path = Path(osm_path)
     if not osm_path.exists():
         raise ValueError(f"{osm_path}: OSM extract not found")

@@ -1,10 +1,12 @@
 """Where Siaga finds its configuration, gazetteer, database and secrets.
 
 One place resolves every path, URL, switch and credential so the DAGs, the `siaga` command and
-the tests agree: no other module reads the environment. Environment variables win (they are how
-Airflow deployments and tests configure things), then Airflow connections and variables when
-Airflow is there; the defaults point into the repository so a fresh checkout runs with no setup.
-Secrets are returned, never logged.
+the tests agree: no other module of `siaga` reads the environment. Paths and switches come from
+environment variables. The database URL, the Socket Mode app token and the author key come from
+the environment first, then from Airflow's connection or variable when Airflow is there. Slack's
+bot token and the sources' credentials come from their Airflow connection first and fall back
+to the environment, which stands in for them outside a deployment. The defaults point into the
+repository so a fresh checkout runs with no setup. Secrets are returned, never logged.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ def geodata_dir() -> Path:
 
 
 def data_dir() -> Path:
-    """Runtime state (the embedded SQLite database); git-ignored."""
+    """Runtime state (the embedded SQLite database, the demo's Airflow home); git-ignored."""
     path = Path(os.environ.get("SIAGA_DATA_DIR", REPO_ROOT / "var"))
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -1,9 +1,11 @@
-"""`siaga demo`: the main job on the embedded default, end to end through Airflow's own runner.
+"""`siaga demo` (what `make demo` runs): the whole pipeline end to end through Airflow's own
+runner, on the embedded defaults.
 
-It plays the synthetic scenario through the real DAGs with `dag.test()` (ingest, then detect,
-then deliver, at a few points of the replay clock), on SQLite, against the fake Slack server the
-project ships, and prints what reached each channel. Nothing here is demo-only logic: it only
-sets up the environment the DAGs would get from a deployment.
+It plays the synthetic scenario (`scenarios/demo.jsonl`, the demo source of config/sources.yaml)
+through the real DAGs with `dag.test()` (ingest, then detect, then deliver, at a few points of
+the replay clock), on SQLite, against the fake Slack (`siaga_dev.fakeslack`), and prints what
+reached each channel. Nothing here stands in for a pipeline stage: it only gives the DAGs what a
+deployment would (an Airflow metadata database, Siaga's database, Slack's address and token).
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from siaga import settings
+from siaga_dev.fakeslack import FakeSlack, describe
+from siaga_dev.scenario import HOURS, START
 
 DEMO_TOKEN = "xoxb-siaga-demo"
 
@@ -52,15 +56,12 @@ def run_dags(times: list[datetime]) -> None:
 
 
 def scenario_times(steps: int) -> list[datetime]:
-    from siaga.scenario import HOURS, START
-
+    """`steps` evenly spaced replay times, the last at the end of the scenario."""
     step = timedelta(hours=HOURS) / steps
     return [START + step * (i + 1) for i in range(steps)]
 
 
 def main(steps: int = 4) -> int:
-    from siaga.fakeslack import FakeSlack, describe
-
     home = settings.data_dir() / "airflow-demo"
     home.mkdir(parents=True, exist_ok=True)
     db_path = settings.data_dir() / "siaga-demo.db"
@@ -73,11 +74,11 @@ def main(steps: int = 4) -> int:
         os.environ.update({"SIAGA_SLACK_TOKEN": DEMO_TOKEN, "SIAGA_SLACK_BASE_URL": fake.base_url})
         print(f"Fake Slack listening at {fake.base_url}; replaying the demo scenario in {steps} steps ...", flush=True)
         run_dags(scenario_times(steps))
-        _print_arrivals(fake, describe)
+        _print_arrivals(fake)
     return 0
 
 
-def _print_arrivals(fake, describe) -> None:
+def _print_arrivals(fake: FakeSlack) -> None:
     print("\n=== What reached Slack ===")
     by_channel: dict[str, list[dict]] = {}
     for message in fake.messages():

@@ -14,41 +14,27 @@ such as pytest-httpserver or `responses` do not offer.
 
 Like Slack, channels have ids ("C…"); `chat.postMessage` accepts a name ("#bpbd-siaga") or an id
 and answers with the id, while `chat.update` and `conversations.*` insist on the id, so code
-that forgets to resolve a channel name fails here as it would against Slack.
+that forgets to resolve a channel name fails here as it would against Slack. Blocks are
+checked against Slack's limits by `blockkit.py`.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import signal
-import sys
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, TextIO
+from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
-from siaga.vocabulary import (
-    SLACK_ACTIONS_ELEMENTS,
-    SLACK_BUTTON_TEXT,
-    SLACK_BUTTON_VALUE,
-    SLACK_CONTEXT_ELEMENTS,
-    SLACK_FIELD_TEXT,
-    SLACK_MAX_BLOCKS,
-    SLACK_MESSAGE_TEXT,
-    SLACK_SECTION_FIELDS,
-    SLACK_SECTION_TEXT,
-)
+from siaga.vocabulary import SLACK_MESSAGE_TEXT
+from siaga_dev.fakeslack.blockkit import validate_blocks
 
 API_PREFIX = "/api/"
 DEFAULT_TOKEN = "xoxb-siaga-fake-token"
 BOT_USER_ID = "U0SIAGABOT"
 BOT_ID = "B0SIAGABOT"
 TEAM_ID = "T0SIAGA"
-
-# Slack's documented Block Kit limits (siaga.vocabulary); the fake refuses what Slack would refuse
-# ("invalid_blocks").
 
 # Parameters Slack accepts as JSON strings in form bodies and as objects in JSON bodies.
 _JSON_PARAMS = ("blocks", "attachments", "metadata")
@@ -409,45 +395,6 @@ def _public(message: dict[str, Any], with_metadata: bool) -> dict[str, Any]:
     return out
 
 
-def validate_blocks(blocks: Any) -> str | None:
-    """First Block Kit limit that `blocks` breaks, or None. Covers the block types Siaga uses."""
-    if not isinstance(blocks, list):
-        return "blocks must be an array"
-    if len(blocks) > SLACK_MAX_BLOCKS:
-        return f"more than {SLACK_MAX_BLOCKS} blocks"
-    for i, block in enumerate(blocks):
-        kind = block.get("type") if isinstance(block, dict) else None
-        where = f"blocks[{i}]"
-        if kind == "section":
-            text = (block.get("text") or {}).get("text", "")
-            if len(text) > SLACK_SECTION_TEXT:
-                return f"{where}.text longer than {SLACK_SECTION_TEXT}"
-            fields = block.get("fields") or []
-            if len(fields) > SLACK_SECTION_FIELDS:
-                return f"{where}.fields more than {SLACK_SECTION_FIELDS}"
-            if any(len(f.get("text", "")) > SLACK_FIELD_TEXT for f in fields):
-                return f"{where}.fields text longer than {SLACK_FIELD_TEXT}"
-            if not text and not fields:
-                return f"{where} needs text or fields"
-        elif kind == "context":
-            if not 0 < len(block.get("elements") or []) <= SLACK_CONTEXT_ELEMENTS:
-                return f"{where}.elements must hold 1..{SLACK_CONTEXT_ELEMENTS}"
-        elif kind == "actions":
-            elements = block.get("elements") or []
-            if not 0 < len(elements) <= SLACK_ACTIONS_ELEMENTS:
-                return f"{where}.elements must hold 1..{SLACK_ACTIONS_ELEMENTS}"
-            for el in elements:
-                if len((el.get("text") or {}).get("text", "")) > SLACK_BUTTON_TEXT:
-                    return f"{where} button text longer than {SLACK_BUTTON_TEXT}"
-                if len(el.get("value") or "") > SLACK_BUTTON_VALUE:
-                    return f"{where} button value longer than {SLACK_BUTTON_VALUE}"
-        elif kind in ("divider", "header", "image", "rich_text", "input", "file"):
-            continue
-        else:
-            return f"{where}: unknown block type {kind!r}"
-    return None
-
-
 def _parse_params(handler: BaseHTTPRequestHandler, body: bytes) -> dict[str, Any]:
     """Query string, form or JSON body, merged as Slack does."""
     params: dict[str, Any] = {k: v[-1] for k, v in parse_qs(urlsplit(handler.path).query).items()}
@@ -559,47 +506,3 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True  # the client gave up (timeout); nothing to answer
 
     return Handler
-
-
-# --- command-line demo server --------------------------------------------------------------------
-def describe(message: dict[str, Any]) -> str:
-    """One readable line (plus indented text) for a received message."""
-    where = f"#{message.get('channel_name') or message['channel']}"
-    if message.get("thread_ts"):
-        kind = f"reply in thread {message['thread_ts']}" + (" (broadcast)" if message.get("reply_broadcast") else "")
-    else:
-        kind = "new message"
-    text = (message.get("text") or "").replace("\n", "\n    ")
-    return f"[{message['ts']}] {where} {kind}\n    {text}"
-
-
-def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
-    parser = argparse.ArgumentParser(prog="python -m siaga.fakeslack",
-                                     description="Fake Slack Web API on 127.0.0.1 for demos and tests.")
-    parser.add_argument("--port", type=int, default=8089)
-    parser.add_argument("--token", default=DEFAULT_TOKEN,
-                        help="bearer token to accept (default %(default)s)")
-    parser.add_argument("--any-token", action="store_true", help="accept any non-empty token")
-    parser.add_argument("--dump", metavar="PATH", help="write everything received as JSON on exit")
-    args = parser.parse_args(argv)
-
-    def show(message: dict[str, Any]) -> None:
-        print(describe(message), file=out, flush=True)
-
-    fake = FakeSlack(token=None if args.any_token else args.token, port=args.port, on_message=show)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    with fake:
-        print(f"fake Slack listening at {fake.base_url} (Ctrl-C to stop)", file=out, flush=True)
-        while not stop.wait(0.5):
-            pass
-        if args.dump:
-            with open(args.dump, "w", encoding="utf-8") as fh:
-                json.dump(fake.dump(), fh, ensure_ascii=False, indent=2)
-            print(f"wrote {args.dump}", file=out, flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

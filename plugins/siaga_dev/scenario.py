@@ -2,8 +2,9 @@
 one village and a traffic jam on one road, as a replay feed.
 
 Synthetic on purpose (every post says so in its `synthetic` field): real posts about real people
-have no place in a repository. Names of villages come from the gazetteer so the demo exercises
-the real geotagger. Seeded, so the file is reproducible: `siaga scenario > scenarios/demo.jsonl`.
+have no place in a repository. The places are real ones (Desa Sangsit in Kec. Sawan, Jalan Ahmad
+Yani in Singaraja) written the ways people write them, so the demo exercises the real geotagger.
+Seeded, so the file is reproducible: `siaga scenario > scenarios/demo.jsonl`.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import json
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Iterator
+from typing import Iterator, TextIO
 
 from siaga.vocabulary import LOCAL_TZ
 
@@ -110,6 +111,7 @@ def _chatter(rng: random.Random) -> Iterator[dict]:
 
 
 def generate(seed: int = 7) -> list[dict]:
+    """The scenario's posts in time order, as the replay source reads them."""
     rng = random.Random(seed)
     rows = list(_chatter(rng)) + list(_event_posts(JAM, rng)) + list(_event_posts(FLOOD, rng))
     rows = [r for r in rows if r["created_at"] < START + timedelta(hours=HOURS)]
@@ -133,7 +135,8 @@ def generate(seed: int = 7) -> list[dict]:
     return out
 
 
-def write(out) -> int:
+def write(out: TextIO) -> int:
+    """Write the scenario as JSON Lines; returns how many posts."""
     rows = generate()
     for row in rows:
         out.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
 
-from siaga.fakeslack import API_PREFIX, FakeSlack
+from siaga_dev.fakeslack import API_PREFIX, FakeSlack
 
 APP_TOKEN = "xapp-1-A0SIAGA-fake"
 APP_ID = "A0SIAGA"

@@ -3,9 +3,10 @@ broker, scheduler, dag-processor, api-server (which hosts the execution API Cele
 to) and `airflow celery worker` processes, all as plain child processes.
 
 Docker is not available on these machines, so this is the production shape (docker-compose.yml)
-minus the containers. Every process runs in its own session (process group) so teardown can
-signal the whole tree, logs go to files in the stack's directory, and `dump_logs()` tails them
-for a failing test. Used by tests/test_celery_stack.py and benchmarks/bench_latency.py.
+minus the containers. Every service runs in its own session (process group) and teardown also
+finds the task processes Airflow puts in groups of their own (through /proc), so nothing
+outlives the stack; logs go to files in the stack's directory, and `dump_logs()` tails them for
+a failing test. Used by tests/test_celery_stack.py and benchmarks/bench_latency.py.
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ from typing import Any, Callable
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from siaga.settings import REPO_ROOT as REPO
+
 PG_ADMIN_DSN = os.environ.get("SIAGA_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 PG_HOST_URL = os.environ.get("SIAGA_TEST_PG_HOST_URL", "postgres@127.0.0.1:5432")
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379

@@ -6,7 +6,7 @@ the real servers do (`min_id`/`max_id` on Mastodon, `since`/`until`/`cursor` on 
 `since_id`/`until_id`/`next_token` on X), so tests exercise the connectors' cursors rather than
 canned page sequences. Failures are programmed per path prefix for the next N requests: 429 with
 Retry-After, 500, a hang longer than the client's timeout, malformed JSON, a body of the wrong
-shape. Standard library only, like plugins/siaga/fakeslack.py, for the same reasons.
+shape. Standard library only, like `siaga_dev.fakeslack`, for the same reasons.
 """
 from __future__ import annotations
 
