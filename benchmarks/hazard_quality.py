@@ -185,6 +185,17 @@ def report(config: Path, errors: list[str]) -> str:
         "Round 1 of the lists, for comparison: macro-F1 0.865, traffic_jam precision 0.370 / F1 0.541 (flooded roads "
         "raised traffic_jam), flood precision 0.830.",
         "",
+        "**Vocabulary round 2** (issue 16: road damage, drought and clean water, tidal flood kept apart from tsunami, "
+        "crowd flood reports without \"banjir\"), before → after on this dev half (tuning figures): INA macro-F1 "
+        "0.887 → 0.887 (no per-hazard change); TwitMacet random-tweet false positives 0.12 % → 0.12 % (3 of 2500 "
+        "both); PetaBencana flood recall 77.4 % → 79.5 % (460 → 472 of 594), on reports that mention water "
+        "95.6 % → 96.6 %. The held-out half (outside the repository) stood at macro-F1 0.906 and crowd recall 0.73 "
+        "before this round; it is re-measured there, not here. None of these dev sets labels road damage, drought, "
+        "tidal flood or tsunami, so those families are pinned by `tests/test_hazards_vocabulary.py` (sentences "
+        "written for the tests, with their look-alikes) rather than scored. Depth phrasing that news annotators left "
+        "unlabelled (\"ketinggian air mencapai …\", a bare \"sepinggang\") was deliberately not added: it would "
+        "cost INA precision, and a bare depth word is as often a skirt or hair length.",
+        "",
         f"Without the road consequences: traffic_jam F1 {direct['traffic_jam'][2]:.3f}, macro-F1 {direct_macro:.3f}. "
         "A hazard on a road now raises road_closure (blocked, or merely on the road: \"closed or obstructed\") or "
         "road_damage, and traffic_jam only from jam words, so the road consequences no longer cost traffic_jam "
@@ -208,13 +219,16 @@ def report(config: Path, errors: list[str]) -> str:
         f"pohon tumbang, ditutup, genangan): traffic hazard recall **{100 * twm['incident_recall']:.1f} %** of {twm['incident_n']}",
         "",
         f"**PetaBencana flood reports** ({pb['n']} non-empty reports, all flood-related by source): flood recall "
-        f"**{100 * pb['flood_recall']:.1f} %**; on the {pb['water_n']} that mention water "
-        f"(banjir/genang/rendam/air/rob) **{100 * pb['water_recall']:.1f} %**. The rest are drainage or pothole "
-        "complaints with no flood statement.",
+        f"**{100 * pb['flood_recall']:.1f} %** (aim ≥ 80 %); on the {pb['water_n']} that mention water "
+        f"(banjir/genang/rendam/air/rob) **{100 * pb['water_recall']:.1f} %**. Most of the rest state no flood: "
+        "a bare #drainaseburuk or #cuacaekstrim, drainage and pump requests, pothole complaints, and chatbot replies "
+        "giving only a place; a few give the water as a number alone (\"10 cm\", \"masuk rumah 7cm\"), which a "
+        "phrase list cannot express.",
         "",
         f"Speed: {speed:,.0f} posts/s on one core (TwitMacet texts, warm stem cache, best of 3; aim ≥ 5,000); with the "
-        f"per-character fold for every post (round 1): {naive_speed:,.0f} posts/s. Machine shared with other jobs: "
-        "figures vary by ±30 %.",
+        f"per-character fold for every post (round 1): {naive_speed:,.0f} posts/s. Machine shared with other jobs "
+        f"(1-minute load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores when measured): figures vary by ±30 % "
+        "and more under load.",
         "",
     ]
     return "\n".join(lines)

@@ -70,7 +70,7 @@ def test_road_damage_lookalikes_stay_quiet(hs, text):
     "Mata air mulai mengering, warga Pedawa antre air bersih tiap pagi",
     "Debit mata air berkurang drastis sejak Agustus",
     "Warga Tejakula kesulitan air, tiga minggu tak ada hujan",
-    "Truk tangki air keliling Kecamatan Gerokgak",
+    "Tangki air bersih keliling Kecamatan Gerokgak tiap Senin",
     "Padi puso, sawah retak-retak karena kemarau",
     "Embung mengering, petani Kubutambahan gagal tanam",
 ])
@@ -82,6 +82,7 @@ def test_drought_and_clean_water_shortage(hs, text):
     "dompetku kering kerontang akhir bulan",
     "rambutku kering habis dicat",
     "sosialisasi antisipasi kekeringan di kantor desa",
+    "Tiga mobil tangki air dikerahkan memadamkan kebakaran gudang di Banyuasri",
 ])
 def test_drought_lookalikes_stay_quiet(hs, text):
     assert "drought" not in found(hs, text)
@@ -122,6 +123,7 @@ def test_ordinary_tide_and_drills_stay_quiet(hs):
     assert tidal.terms == () and "pasang surut" in tidal.vetoed_by
     assert "tsunami" not in found(hs, "Simulasi tsunami di Pantai Lovina pagi ini, warga diimbau tidak panik")
     assert "tsunami" not in found(hs, "Papan jalur evakuasi tsunami di Desa Kalibukbuk sudah dipasang")
+    assert found(hs, "jangan pasang tinggi-tinggi harapanmu sama dia") == {}
 
 
 # -- crowd flood reports without the word "banjir" -----------------------------------------------
