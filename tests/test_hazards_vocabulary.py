@@ -153,3 +153,18 @@ def test_crowd_flood_reports_describing_the_water(hs, text):
 ])
 def test_crowd_flood_lookalikes_stay_quiet(hs, text):
     assert "flood" not in found(hs, text)
+
+
+# -- chat spellings and Balinese ------------------------------------------------------------------
+
+@pytest.mark.parametrize("text,hazard", [
+    ("bnjir lg di Kampung Anyar", "flood"),          # dropped vowel: a listed spelling
+    ("longsorr di jalur Gitgit!!", "landslide"),     # doubled letters squeezed
+    ("mcet parah depan Pasar Banyuasri", "traffic_jam"),
+    ("air sdh naek, blom surut jg", "flood"),        # abbreviations.csv: naek, blom
+    ("blabar gede di Tukad Buleleng", "flood"),      # Balinese: blabar = banjir
+    ("linuh keras sajan", "earthquake"),             # Balinese: linuh = gempa
+    ("jalan bnyk berlubang di Sawan", "road_damage"),  # bnyk = banyak
+])
+def test_chat_spellings_and_balinese(hs, text, hazard):
+    assert hazard in found(hs, text)
