@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from siaga.web import create_app
+from siaga.timelines.web import create_app
 from test_web import seed
 
 CHROMIUM = "/usr/bin/chromium"
