@@ -17,7 +17,8 @@ import pytest
 import uvicorn
 
 from siaga.timelines.web import create_app
-from test_web import seed
+from siaga.vocabulary import STATES
+from test_web import HAZARDS, seed
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -43,7 +44,7 @@ def served(sqlite_url):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(sqlite_url), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(sqlite_url, hazards=HAZARDS), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -87,9 +88,17 @@ def test_manager_opens_an_incident_and_sees_map_chart_timeline(served, browser, 
     assert len(rows) == 3
     browser.save_screenshot(str(tmp_path / "incident-list.png"))
 
-    # filter as a person would: pick the hazard, submit, follow the link
+    # the state filter offers "all" and exactly the states an incident can have
     from selenium.webdriver.support.ui import Select
 
+    state_options = Select(browser.find_element(By.NAME, "state")).options
+    assert [o.get_attribute("value") for o in state_options] == ["", *STATES]
+    Select(browser.find_element(By.NAME, "state")).select_by_value("acknowledged")
+    browser.find_element(By.CSS_SELECTOR, "form.filters button").click()
+    assert [r.get_attribute("data-id") for r in browser.find_elements(By.CSS_SELECTOR, "tr.incident")] == [str(ids["slide"])]
+    Select(browser.find_element(By.NAME, "state")).select_by_value("")
+
+    # filter as a person would: pick the hazard, submit, follow the link
     Select(browser.find_element(By.NAME, "hazard")).select_by_value("flood")
     browser.find_element(By.CSS_SELECTOR, "form.filters button").click()
     rows = browser.find_elements(By.CSS_SELECTOR, "tr.incident")

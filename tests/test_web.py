@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import importlib.util
 import io
@@ -11,6 +12,7 @@ import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from xml.etree import ElementTree as ET
 
 import pytest
@@ -20,10 +22,13 @@ from shapely.geometry import Point, shape
 
 from siaga import cli, store
 from siaga.store import Alert, AreaCount, Geotag, Incident, IncidentEvent, OutboxMessage, Post
+from siaga.timelines.cap import cap_alert
 from siaga.timelines.csv_export import csv_safe
 from siaga.timelines.labels import HazardsInForce
 from siaga.timelines.places import load_places
+from siaga.timelines.report import reports_for
 from siaga.timelines.web import create_app
+from siaga.vocabulary import STATES
 
 T0 = datetime(2025, 1, 14, 6, 0, tzinfo=timezone.utc)  # a Tuesday, 14:00 WITA
 HOSTILE = '<script>alert("xss")</script> banjir di Kalibukbuk <img src=x onerror=alert(1)>'
@@ -143,6 +148,23 @@ def test_list_filters(client, query, expected):
     r = c.get("/?" + query)
     assert r.status_code == 200
     assert _incident_ids(r.text) == {ids[k] for k in expected}
+
+
+def test_state_filter_offers_exactly_the_incident_states(seeded):
+    url, ids = seeded
+    with store.session_scope(url) as s:
+        dismissed = Incident(hazard="fire", level="village", area_code=_village("Anturan"), area_name="Anturan", village="Anturan",
+                             district="Buleleng", state="false_alarm", severity="low", posts=3, authors=2, notified_posts=3,
+                             opened_at=T0 + timedelta(days=2), last_activity_at=T0 + timedelta(days=2), closed_at=T0 + timedelta(days=2, hours=1))
+        s.add(dismissed)
+        s.flush()
+        dismissed_id = dismissed.id
+    c = TestClient(create_app(url, hazards=HAZARDS))
+    page = c.get("/").text
+    select = re.search(r'<select name="state">(.*?)</select>', page, re.S).group(1)
+    assert re.findall(r"<option[^>]*>([^<]*)</option>", select) == ["all", *STATES]
+    assert _incident_ids(c.get("/?state=false_alarm").text) == {dismissed_id}
+    assert 'selected>false_alarm</option>' in c.get("/?state=false_alarm").text
 
 
 def test_bad_date_is_a_clear_400(client):
@@ -270,6 +292,30 @@ def test_cap_alert_for_one_incident_is_valid(client):
     assert polygons and all(kalibukbuk.buffer(0.002).contains(Point(float(p.split(",")[1]), float(p.split(",")[0])))
                             for poly in polygons for p in poly.text.split())
     assert info[0].find(CAP + "web").text.endswith(f"/incidents/{ids['flood']}")
+
+
+def test_cap_category_comes_from_the_hazard_definition(client, seeded):
+    c, ids = client
+    categories = {}
+    for key in ("flood", "jam", "slide"):
+        info = ET.fromstring(c.get(f"/incidents/{ids[key]}/cap.xml").content).findall(CAP + "info")
+        assert len({i.find(CAP + "category").text for i in info}) == 1  # both languages agree
+        categories[key] = info[0].find(CAP + "category").text
+    assert categories == {"flood": "Met", "jam": "Transport", "slide": "Geo"}
+    # a hazard is exported as its definition says, not by its id: a new or re-classified hazard
+    # needs no code change; a hazard no list defines any more is "Other"
+    places = load_places()
+    with store.session_scope(seeded[0]) as session:
+        report = reports_for(session, places, ids["flood"])[0]
+        flood = HAZARDS(session)["flood"]
+        redefined = {"flood": SimpleNamespace(**{**dataclasses.asdict(flood), "cap_category": "Env"})}
+        alert = cap_alert(report, redefined, places)
+        validate_cap(alert)
+        assert {i.find(CAP + "category").text for i in alert.findall(CAP + "info")} == {"Env"}
+        assert alert.find(CAP + "info").find(CAP + "event").text == flood.label_id
+        retired = cap_alert(report, {}, places)
+        validate_cap(retired)
+        assert {i.find(CAP + "category").text for i in retired.findall(CAP + "info")} == {"Other"}
 
 
 def test_cap_feed_holds_open_incidents_only(client):
