@@ -15,10 +15,10 @@ from xml.etree import ElementTree as ET
 from shapely.geometry.base import BaseGeometry
 
 from siaga.hazards import Hazard
+from siaga.store import Incident
 from siaga.timelines.places import Places
 from siaga.timelines.report import IncidentReport
 from siaga.vocabulary import LIVE_STATES, REGENCY_CODE
-from siaga.store import Incident
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 ATOM_NS = "http://www.w3.org/2005/Atom"

@@ -33,8 +33,8 @@ def parse_day(value: str, end: bool = False) -> datetime:
 
 @dataclass
 class Filters:
-    """The list's filters as typed; empty means no filter. Text filters ignore case; village and
-    road match any part of the name."""
+    """The list's filters as typed; empty means no filter. Hazard and state are exact ids;
+    kecamatan, village and road ignore case, and village and road match any part of the name."""
 
     hazard: str = ""
     kecamatan: str = ""

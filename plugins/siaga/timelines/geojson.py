@@ -11,10 +11,11 @@ from siaga.timelines.report import IncidentReport, incident_row, utc_iso
 
 
 def to_geojson(reports: list[IncidentReport], places: Places, with_evidence: bool = True) -> dict[str, Any]:
-    """A FeatureCollection: per incident, its affected area simplified to about 30 m (or its
-    point when no polygon is known, or no geometry), with the CSV row as properties; then, unless
-    `with_evidence` is False, each evidence post with coordinates. Post text is kept verbatim:
-    it is data here, and whoever displays it must escape it."""
+    """A FeatureCollection: per incident, its affected area simplified to about 30 m (else its
+    point, else no geometry) with the CSV row's fields (less lon/lat) and the affected villages'
+    names as properties; then, unless `with_evidence` is False, each evidence post that has
+    coordinates. Post text is kept verbatim: it is data here, and whoever displays it must
+    escape it."""
     features = []
     for report in reports:
         inc = report.incident

@@ -2,8 +2,8 @@
 security policy that allows nothing from elsewhere.
 
 Autoescaping is on for every template because everything that comes from a post is hostile
-text; the policy forbids scripts and outside resources, so the pages need nothing from outside
-(the map and chart are inline SVG).
+text. The policy forbids scripts and anything fetched from elsewhere; the pages need neither,
+as the map and chart are inline SVG.
 """
 from __future__ import annotations
 

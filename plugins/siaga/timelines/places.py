@@ -1,9 +1,9 @@
 """The polygons the maps and CAP areas are drawn from: Buleleng's villages and kecamatan by
 Kemendagri code, and the villages each hand-kept road passes through.
 
-Read through `siaga.geodata`, the one reader of the geodata files, so a page shows exactly the
-places the geotagger placed posts in; the project's own polygons are used, never a tile server,
-so maps and exports work offline.
+Read through `siaga.geodata`, the one reader of the geodata files, so maps and exports show the
+same village and kecamatan polygons the geotagger places posts in; the project's own polygons,
+never a tile server, so they work offline.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class Places:
     road_villages: dict[str, tuple[str, ...]]  # road id -> codes of the villages it passes through
 
     def district_named(self, name: str | None) -> District | None:
-        """Incidents store the kecamatan by name; people write it in any case."""
+        """The kecamatan called `name`, in any case (incidents store their kecamatan by name)."""
         if not name:
             return None
         return next((d for d in self.districts.values() if d.name.lower() == name.lower()), None)

@@ -1,8 +1,8 @@
 """One incident as managers review it, read from the database in one session: its timeline,
 alerts, evidence posts, Slack messages, post counts and the villages (or kecamatan) it is about.
 
-Every page and export starts from an `IncidentReport`, so the CSV row, the map on screen and the
-polygon in a CAP alert describe the same incident the same way.
+Every export and incident page starts from an `IncidentReport`, so the CSV row, the map on
+screen and the polygon in a CAP alert describe the same incident the same way.
 """
 from __future__ import annotations
 
@@ -104,7 +104,8 @@ def evidence_post_ids(events: Iterable[IncidentEvent], alerts: Iterable[Alert]) 
 
 
 def evidence(session: Session, post_ids: list[int]) -> list[EvidencePost]:
-    """The posts still stored among `post_ids`, oldest first (retention may have purged some)."""
+    """The stored posts among `post_ids`, oldest first: retention deletes old posts no alert
+    cites, so some a timeline event names may be gone."""
     if not post_ids:
         return []
     tags: dict[int, list[Geotag]] = {}
@@ -122,8 +123,9 @@ def evidence(session: Session, post_ids: list[int]) -> list[EvidencePost]:
 
 
 def series_counts(session: Session, incident: Incident) -> list[tuple[datetime, int]]:
-    """Posts per bucket of the incident's own series, from a day before it opened to six hours
-    after it went quiet: the chart's bars."""
+    """Posts per bucket of the incident's own series (hazard, level, area), from a day before it
+    opened to six hours after it closed (or, while live, after its last activity): the chart's
+    bars."""
     rows = session.scalars(
         select(AreaCount)
         .where(AreaCount.hazard == incident.hazard, AreaCount.level == incident.level, AreaCount.area_code == incident.area_code)
@@ -135,10 +137,10 @@ def series_counts(session: Session, incident: Incident) -> list[tuple[datetime, 
 
 
 def affected_areas(session: Session, incident: Incident, post_ids: list[int], places: Places) -> tuple[list[str], list[str]]:
-    """Codes of the villages and kecamatan the incident is about: its own area (a road's
-    villages, a kecamatan, the whole regency), plus the villages its evidence posts were placed
-    in (for a village incident, only when its own village is unknown). When nothing is known,
-    the village or kecamatan named on the incident."""
+    """Codes of the villages and kecamatan the incident is about: its own area (its village, a
+    road's villages, its kecamatan, or every kecamatan for the regency), plus the villages its
+    evidence posts were placed in (for a village incident whose village code is unknown, one of
+    them). When that finds nothing, the village, else the kecamatan, named on the incident."""
     villages: dict[str, None] = {}
     districts: dict[str, None] = {}
     if incident.level == "village" and incident.area_code in places.villages:

@@ -2,7 +2,7 @@
 boundaries and the evidence posts, as numbers an inline SVG template draws.
 
 Drawn from the project's own polygons: no tile server and no JavaScript, so the page works
-offline and inside Airflow's content security policy.
+offline and under the pages' content security policy (`pages.py`).
 """
 from __future__ import annotations
 
@@ -87,8 +87,8 @@ class _Projection:
 
 def build_map(report: IncidentReport, places: Places, width: int = 640) -> MapView:
     """The affected villages (or kecamatan) in their surroundings, with the evidence points. The
-    view is the affected area and the points with a margin, between square and 16:10 landscape;
-    without either, a circle of about 2 km around the incident's point; without that, empty."""
+    view is the affected area and the points with a margin, no flatter than 5:3 and no taller
+    than square; without either, a circle of about 2 km around the incident's point; without that, empty."""
     affected = [(places.villages[c].name, places.villages[c].polygon) for c in report.village_codes]
     affected += [(places.districts[c].name, places.districts[c].polygon) for c in report.district_codes]
     points = [(p.lon, p.lat, p) for p in report.posts if p.lon is not None and p.lat is not None]
@@ -104,7 +104,7 @@ def build_map(report: IncidentReport, places: Places, width: int = 640) -> MapVi
     maxy = max(s.bounds[3] for s in shapes)
     pad = max(0.02, 0.25 * max(maxx - minx, maxy - miny))
     minx, miny, maxx, maxy = minx - pad, miny - pad, maxx + pad, maxy + pad
-    # Keep the picture between square and 16:10 landscape so a long road stays readable.
+    # Keep the picture between 5:3 landscape and square so a long road stays readable.
     k = math.cos(math.radians((miny + maxy) / 2))
     w_deg, h_deg = (maxx - minx) * k, maxy - miny
     if h_deg < w_deg * 0.6:
