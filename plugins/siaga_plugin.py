@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from siaga.web import create_app
+from siaga.timelines.web import create_app
 
 URL_PREFIX = "/siaga"
 

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from siaga.web import create_app
-from test_web import seed
+from siaga.timelines.web import create_app
+from siaga.vocabulary import STATES
+from test_web import HAZARDS, seed
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -43,7 +44,7 @@ def served(sqlite_url):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(sqlite_url), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(sqlite_url, hazards=HAZARDS), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -77,6 +78,17 @@ def browser(tmp_path):
         shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
 
 
+def submit_filters(browser) -> None:
+    """Press Filter and wait for the new page: reading rows before it loads finds the old ones."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    form = browser.find_element(By.CSS_SELECTOR, "form.filters")
+    form.find_element(By.TAG_NAME, "button").click()
+    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(form))
+
+
 def test_manager_opens_an_incident_and_sees_map_chart_timeline(served, browser, tmp_path):
     from selenium.webdriver.common.by import By
 
@@ -87,15 +99,23 @@ def test_manager_opens_an_incident_and_sees_map_chart_timeline(served, browser, 
     assert len(rows) == 3
     browser.save_screenshot(str(tmp_path / "incident-list.png"))
 
-    # filter as a person would: pick the hazard, submit, follow the link
-    from selenium.webdriver.support.ui import Select
+    # the state filter offers "all" and exactly the states an incident can have
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
+    state_options = Select(browser.find_element(By.NAME, "state")).options
+    assert [o.get_attribute("value") for o in state_options] == ["", *STATES]
+    Select(browser.find_element(By.NAME, "state")).select_by_value("acknowledged")
+    submit_filters(browser)
+    assert [r.get_attribute("data-id") for r in browser.find_elements(By.CSS_SELECTOR, "tr.incident")] == [str(ids["slide"])]
+    Select(browser.find_element(By.NAME, "state")).select_by_value("")
+
+    # filter as a person would: pick the hazard, submit, follow the link
     Select(browser.find_element(By.NAME, "hazard")).select_by_value("flood")
-    browser.find_element(By.CSS_SELECTOR, "form.filters button").click()
+    submit_filters(browser)
     rows = browser.find_elements(By.CSS_SELECTOR, "tr.incident")
     assert [r.get_attribute("data-id") for r in rows] == [str(ids["flood"])]
     rows[0].find_element(By.LINK_TEXT, "Kalibukbuk").click()
-
+    WebDriverWait(browser, 30).until(lambda b: "/incidents/" in b.current_url)
     assert browser.current_url.endswith(f"/incidents/{ids['flood']}")
     svg_map = browser.find_element(By.ID, "incident-map")
     assert svg_map.size["width"] > 300 and svg_map.size["height"] > 200  # laid out, not collapsed

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import importlib.util
 import io
@@ -11,6 +12,7 @@ import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from xml.etree import ElementTree as ET
 
 import pytest
@@ -18,17 +20,22 @@ import xmlschema
 from fastapi.testclient import TestClient
 from shapely.geometry import Point, shape
 
-from siaga import exports, store
-from siaga.exports import load_geodata
+from siaga import cli, store
 from siaga.store import Alert, AreaCount, Geotag, Incident, IncidentEvent, OutboxMessage, Post
-from siaga.web import create_app
+from siaga.timelines.cap import cap_alert
+from siaga.timelines.csv_export import csv_safe
+from siaga.timelines.labels import HazardsInForce
+from siaga.timelines.places import load_places
+from siaga.timelines.report import reports_for
+from siaga.timelines.web import create_app
+from siaga.vocabulary import STATES
 
 T0 = datetime(2025, 1, 14, 6, 0, tzinfo=timezone.utc)  # a Tuesday, 14:00 WITA
 HOSTILE = '<script>alert("xss")</script> banjir di Kalibukbuk <img src=x onerror=alert(1)>'
 
 
 def _village(name: str) -> str:
-    return next(c for c, v in load_geodata().villages.items() if v.name == name)
+    return next(c for c, v in load_places().villages.items() if v.name == name)
 
 
 def seed(url: str) -> dict[str, int]:
@@ -36,7 +43,7 @@ def seed(url: str) -> dict[str, int]:
     delivery, acknowledgement, resolution, a hostile post), a traffic jam on a road, a landslide
     in a kecamatan."""
     kalibukbuk, anturan = _village("Kalibukbuk"), _village("Anturan")
-    geo = load_geodata()
+    geo = load_places()
     with store.session_scope(url) as s:
         flood = Incident(hazard="flood", level="village", area_code=kalibukbuk, area_name="Kalibukbuk", village="Kalibukbuk",
                          district="Buleleng", lon=115.036, lat=-8.1597, state="resolved", severity="high", posts=7, authors=5,
@@ -59,7 +66,7 @@ def seed(url: str) -> dict[str, int]:
                      lon=None, lat=None, text_hash=f"h{i}", raw={})
             s.add(p)
             s.flush()
-            centre = geo.villages[vil].geometry.representative_point()
+            centre = geo.villages[vil].polygon.representative_point()
             s.add(Geotag(post_id=p.id, kind="village", name=geo.villages[vil].name, village=geo.villages[vil].name, district="Buleleng",
                          code=vil, lon=centre.x, lat=centre.y, confidence=0.9, reason="test", in_region=True))
             posts.append(p.id)
@@ -96,10 +103,15 @@ def seeded(sqlite_url):
     return sqlite_url, ids
 
 
+# One reader of the hazard lists for every app here: reading them takes seconds, and every test
+# uses the repository's lists.
+HAZARDS = HazardsInForce(max_age=3600)
+
+
 @pytest.fixture
 def client(seeded):
     url, ids = seeded
-    return TestClient(create_app(url)), ids
+    return TestClient(create_app(url, hazards=HAZARDS)), ids
 
 
 def _incident_ids(html: str) -> set[int]:
@@ -136,6 +148,23 @@ def test_list_filters(client, query, expected):
     r = c.get("/?" + query)
     assert r.status_code == 200
     assert _incident_ids(r.text) == {ids[k] for k in expected}
+
+
+def test_state_filter_offers_exactly_the_incident_states(seeded):
+    url, ids = seeded
+    with store.session_scope(url) as s:
+        dismissed = Incident(hazard="fire", level="village", area_code=_village("Anturan"), area_name="Anturan", village="Anturan",
+                             district="Buleleng", state="false_alarm", severity="low", posts=3, authors=2, notified_posts=3,
+                             opened_at=T0 + timedelta(days=2), last_activity_at=T0 + timedelta(days=2), closed_at=T0 + timedelta(days=2, hours=1))
+        s.add(dismissed)
+        s.flush()
+        dismissed_id = dismissed.id
+    c = TestClient(create_app(url, hazards=HAZARDS))
+    page = c.get("/").text
+    select = re.search(r'<select name="state">(.*?)</select>', page, re.S).group(1)
+    assert re.findall(r"<option[^>]*>([^<]*)</option>", select) == ["all", *STATES]
+    assert _incident_ids(c.get("/?state=false_alarm").text) == {dismissed_id}
+    assert 'selected>false_alarm</option>' in c.get("/?state=false_alarm").text
 
 
 def test_bad_date_is_a_clear_400(client):
@@ -204,8 +233,8 @@ def test_csv_exports_parse(client):
 
 
 def test_csv_defuses_spreadsheet_formulas():
-    assert exports._csv_safe("=HYPERLINK(\"x\")") == "'=HYPERLINK(\"x\")"
-    assert exports._csv_safe("Kalibukbuk") == "Kalibukbuk"
+    assert csv_safe("=HYPERLINK(\"x\")") == "'=HYPERLINK(\"x\")"
+    assert csv_safe("Kalibukbuk") == "Kalibukbuk"
 
 
 def test_geojson_export_parses_and_places_things(client):
@@ -259,10 +288,34 @@ def test_cap_alert_for_one_incident_is_valid(client):
     assert info[0].find(CAP + "severity").text == "Severe" and info[0].find(CAP + "event").text == "Banjir"
     assert info[0].find(CAP + "urgency").text == "Past"  # resolved
     polygons = info[0].find(CAP + "area").findall(CAP + "polygon")
-    kalibukbuk = load_geodata().villages[_village("Kalibukbuk")].geometry
+    kalibukbuk = load_places().villages[_village("Kalibukbuk")].polygon
     assert polygons and all(kalibukbuk.buffer(0.002).contains(Point(float(p.split(",")[1]), float(p.split(",")[0])))
                             for poly in polygons for p in poly.text.split())
     assert info[0].find(CAP + "web").text.endswith(f"/incidents/{ids['flood']}")
+
+
+def test_cap_category_comes_from_the_hazard_definition(client, seeded):
+    c, ids = client
+    categories = {}
+    for key in ("flood", "jam", "slide"):
+        info = ET.fromstring(c.get(f"/incidents/{ids[key]}/cap.xml").content).findall(CAP + "info")
+        assert len({i.find(CAP + "category").text for i in info}) == 1  # both languages agree
+        categories[key] = info[0].find(CAP + "category").text
+    assert categories == {"flood": "Met", "jam": "Transport", "slide": "Geo"}
+    # a hazard is exported as its definition says, not by its id: a new or re-classified hazard
+    # needs no code change; a hazard no list defines any more is "Other"
+    places = load_places()
+    with store.session_scope(seeded[0]) as session:
+        report = reports_for(session, places, ids["flood"])[0]
+        flood = HAZARDS(session)["flood"]
+        redefined = {"flood": SimpleNamespace(**{**dataclasses.asdict(flood), "cap_category": "Env"})}
+        alert = cap_alert(report, redefined, places)
+        validate_cap(alert)
+        assert {i.find(CAP + "category").text for i in alert.findall(CAP + "info")} == {"Env"}
+        assert alert.find(CAP + "info").find(CAP + "event").text == flood.label_id
+        retired = cap_alert(report, {}, places)
+        validate_cap(retired)
+        assert {i.find(CAP + "category").text for i in retired.findall(CAP + "info")} == {"Other"}
 
 
 def test_cap_feed_holds_open_incidents_only(client):
@@ -296,13 +349,13 @@ def test_cap_validator_rejects_misordered_alert(client):
 def test_export_command(seeded, tmp_path):
     url, ids = seeded
     out = tmp_path / "flood.geojson"
-    assert exports.export_main(["--incident", str(ids["flood"]), "--format", "geojson", "--out", str(out), "--db", url]) == 0
+    assert cli.main(["export", "--incident", str(ids["flood"]), "--format", "geojson", "--out", str(out), "--db", url]) == 0
     assert json.loads(out.read_text())["features"][0]["properties"]["incident_id"] == ids["flood"]
     cap = tmp_path / "open.xml"
-    assert exports.export_main(["--from", "2025-01-01", "--to", "2025-01-31", "--format", "cap", "--out", str(cap), "--db", url]) == 0
+    assert cli.main(["export", "--from", "2025-01-01", "--to", "2025-01-31", "--format", "cap", "--out", str(cap), "--db", url]) == 0
     assert len(ET.parse(cap).getroot().findall("{http://www.w3.org/2005/Atom}entry")) == 2
-    assert exports.export_main(["--incident", "999", "--db", url]) == 2
-    proc = subprocess.run([sys.executable, "-m", "siaga.exports", "--from", "2025-01-31", "--to", "2025-01-01", "--db", url],
+    assert cli.main(["export", "--incident", "999", "--db", url]) == 2
+    proc = subprocess.run([sys.executable, "-m", "siaga.cli", "export", "--from", "2025-01-31", "--to", "2025-01-01", "--db", url],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "--to is before --from" in proc.stderr
 
@@ -323,7 +376,7 @@ def test_list_says_how_many_posts_could_not_be_placed(sqlite_url):
         post(4, False, [])
         post(5, False, [])
         post(6, None, [], tagged=False)
-    html = TestClient(create_app(sqlite_url)).get("/").text
+    html = TestClient(create_app(sqlite_url, hazards=HAZARDS)).get("/").text
     placement = re.search(r'<div class="card" id="placement">(.*?)</div>', html, re.S).group(1)
     text = " ".join(re.sub(r"<[^>]+>", "", placement).split())
     assert "6 posts: 2 placed in Buleleng, 1 only elsewhere, 2 with no place found, 1 not tagged yet" in text

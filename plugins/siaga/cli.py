@@ -15,11 +15,14 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
+
+from siaga.timelines.formats import FORMATS as EXPORT_FORMATS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,15 +62,21 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("quarantine", help="bad input the sources kept: counts per source and the latest").set_defaults(func=_cmd_quarantine)
 
-    sub.add_parser("export", help="export incidents (CSV, GeoJSON, CAP 1.2); `siaga export -h` for its options")
+    export = sub.add_parser("export", help="export incidents (CSV, GeoJSON, CAP 1.2); `siaga export -h` for its options",
+                            description="Export incidents as CSV, GeoJSON or CAP 1.2")
+    which = export.add_mutually_exclusive_group(required=True)
+    which.add_argument("--incident", type=int, help="one incident id")
+    which.add_argument("--from", dest="start", type=_day, help="period start (YYYY-MM-DD, WITA)")
+    export.add_argument("--to", dest="end", type=_end_day, help="period end, included (YYYY-MM-DD, WITA)")
+    export.add_argument("--format", choices=list(EXPORT_FORMATS), default="csv")
+    export.add_argument("--out", default="-", help="file path, or - for stdout")
+    export.add_argument("--db", default=None, help="database URL (default: SIAGA_DB_URL / settings)")
+    export.set_defaults(func=functools.partial(_cmd_export, parser=export))
+
     sub.add_parser("slack-listen", help="handle the alert buttons through Slack Socket Mode; `siaga slack-listen -h`")
 
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["export"]:  # these own parsers take every option after the word
-        from siaga.exports import export_main
-
-        return export_main(argv[1:])
-    if argv[:1] == ["slack-listen"]:
+    if argv[:1] == ["slack-listen"]:  # its own parser takes every option after the word
         from siaga import socketmode
 
         return socketmode.main(argv[1:])
@@ -184,6 +193,51 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     store.migrate()
     result = backtest.run_backtest(candidate, args.start, args.end)
     print(backtest.format_result(result, args.start, args.end))
+    return 0
+
+
+def _day(value: str, end: bool = False) -> datetime:
+    from siaga.timelines.filters import parse_day
+
+    try:
+        return parse_day(value, end=end)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _end_day(value: str) -> datetime:
+    return _day(value, end=True)
+
+
+def _cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """One incident or a period, to a file or stdout. A CAP export of a period holds only the
+    incidents still open, as a CAP feed does."""
+    from siaga import store
+    from siaga.timelines.formats import render
+    from siaga.timelines.labels import hazards_in_force
+    from siaga.timelines.places import load_places
+    from siaga.timelines.report import reports_for
+    from siaga.vocabulary import LIVE_STATES
+
+    if args.start is not None and args.end is None:
+        parser.error("--from needs --to")
+    if args.end is not None and args.start is not None and args.end <= args.start:
+        parser.error("--to is before --from")
+    places = load_places()
+    with store.session_scope(args.db) as session:
+        states = LIVE_STATES if (args.format == "cap" and args.incident is None) else None
+        reports = reports_for(session, places, args.incident, args.start, args.end, states)
+        if args.incident is not None and not reports:
+            print(f"siaga export: no incident with id {args.incident}", file=sys.stderr)
+            return 2
+        # Only CAP names the hazards, and reading the lists in force takes seconds.
+        hazards = hazards_in_force(session) if args.format == "cap" else {}
+        text = render(args.format, reports, hazards, places)
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {len(reports)} incident(s) to {args.out}", file=sys.stderr)
     return 0
 
 

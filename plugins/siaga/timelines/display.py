@@ -1,0 +1,40 @@
+"""How the pages show things to people: times in Buleleng's time, colours per severity, names
+of timeline events, and only links that are safe to follow."""
+from __future__ import annotations
+
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from siaga.vocabulary import LOCAL_TZ, LOCAL_TZ_LABEL
+
+SEVERITY_COLOURS = {"low": "#6b8e23", "medium": "#d4a017", "high": "#e8590c", "critical": "#c92a2a"}
+EVENT_LABELS = {
+    "opened": "Incident opened", "counts": "Counts grew", "escalated": "Escalated", "delivered": "Slack message delivered",
+    "delivery_failed": "Slack delivery failed", "resolved": "Resolved", "acknowledged": "Acknowledged",
+    "reopened": "Reopened", "closed": "Closed", "note": "Note",
+}
+
+
+def wita(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """Times as the duty officers in Buleleng read them ("–" when unknown)."""
+    return value.astimezone(LOCAL_TZ).strftime(fmt) + " " + LOCAL_TZ_LABEL if value else "–"
+
+
+def severity_colour(severity: str) -> str:
+    return SEVERITY_COLOURS.get(severity, "#868e96")
+
+
+def event_label(kind: str) -> str:
+    """A timeline event's name; kinds without one are spelt out ("area_added" -> "Area added")."""
+    return EVENT_LABELS.get(kind, kind.replace("_", " ").capitalize())
+
+
+def safe_url(url: str | None) -> str | None:
+    """Only http(s) links: autoescaping does not stop a `javascript:` href in a hostile post."""
+    if not url:
+        return None
+    try:
+        scheme = urlsplit(url.strip()).scheme.lower()
+    except ValueError:
+        return None
+    return url.strip() if scheme in ("http", "https") else None

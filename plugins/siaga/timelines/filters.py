@@ -1,0 +1,123 @@
+"""What the incident list shows: incidents matching the managers' filters, how many opened per
+hazard per week, and how much of the period's input could be placed on a map.
+
+Dates are typed by people in Buleleng, so a date means a whole day in WITA, the end date
+included.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import date, datetime, time, timedelta, timezone
+from urllib.parse import urlencode
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from siaga.store import Geotag, Incident, Post
+from siaga.timelines.report import alive_in
+from siaga.vocabulary import LOCAL_TZ
+
+
+def parse_day(value: str, end: bool = False) -> datetime:
+    """A date (a whole WITA day: its start, or with `end` the next day's start, so the end date
+    is included) or an ISO timestamp (UTC if no offset). ValueError names the bad value."""
+    try:
+        if len(value) == 10:
+            d = date.fromisoformat(value)
+            return datetime.combine(d + timedelta(days=1) if end else d, time(), tzinfo=LOCAL_TZ)
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"bad date {value!r}: use YYYY-MM-DD or an ISO timestamp") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+@dataclass
+class Filters:
+    """The list's filters as typed; empty means no filter. Hazard and state are exact ids;
+    kecamatan, village and road ignore case, and village and road match any part of the name."""
+
+    hazard: str = ""
+    kecamatan: str = ""
+    village: str = ""
+    road: str = ""
+    state: str = ""
+    date_from: str = ""
+    date_to: str = ""
+
+    def query(self, **extra: str) -> str:
+        """The filters (and `extra`) as a URL query, for links that keep them."""
+        params = {f.name: getattr(self, f.name) for f in fields(self)}
+        return urlencode({k: v for k, v in {**params, **extra}.items() if v})
+
+    def period(self) -> tuple[datetime | None, datetime | None]:
+        """[start, end) of the typed dates; ValueError when a date is bad or the end is not after
+        the start."""
+        start = parse_day(self.date_from) if self.date_from else None
+        end = parse_day(self.date_to, end=True) if self.date_to else None
+        if start and end and end <= start:
+            raise ValueError("date 'to' is before 'from'")
+        return start, end
+
+
+def filtered_incidents(session: Session, filters: Filters) -> list[Incident]:
+    """Incidents matching every filter and alive in the period, newest first."""
+    stmt = select(Incident).where(*alive_in(*filters.period()))
+    if filters.hazard:
+        stmt = stmt.where(Incident.hazard == filters.hazard)
+    if filters.kecamatan:
+        stmt = stmt.where(func.lower(Incident.district) == filters.kecamatan.lower())
+    if filters.village:
+        stmt = stmt.where(func.lower(Incident.village).contains(filters.village.lower(), autoescape=True))
+    if filters.road:
+        stmt = stmt.where(func.lower(Incident.road).contains(filters.road.lower(), autoescape=True))
+    if filters.state:
+        stmt = stmt.where(Incident.state == filters.state)
+    return list(session.scalars(stmt.order_by(Incident.opened_at.desc(), Incident.id.desc())))
+
+
+def weekly_counts(incidents: list[Incident], max_weeks: int = 12) -> tuple[list[str], list[tuple[str, list[int], int]]]:
+    """Incidents opened per hazard per ISO week (WITA): the latest `max_weeks` weeks that have
+    any, as their Mondays, and per hazard its count in each of them and its total over all."""
+    per: dict[str, dict[str, int]] = {}
+    weeks: set[str] = set()
+    for inc in incidents:
+        local = inc.opened_at.astimezone(LOCAL_TZ)
+        monday = (local - timedelta(days=local.weekday())).strftime("%Y-%m-%d")
+        weeks.add(monday)
+        per.setdefault(inc.hazard, {}).setdefault(monday, 0)
+        per[inc.hazard][monday] += 1
+    cols = sorted(weeks)[-max_weeks:]
+    rows = [(h, [per[h].get(w, 0) for w in cols], sum(per[h].values())) for h in sorted(per)]
+    return cols, rows
+
+
+@dataclass(frozen=True)
+class Placement:
+    """How much of what came in could be placed: managers need to know what the map misses."""
+
+    total: int
+    in_region: int
+    elsewhere: int
+    unplaced: int
+    untagged: int
+
+
+def placement_counts(session: Session, start: datetime | None, end: datetime | None) -> Placement:
+    """Posts created in [start, end) by where the geotagger put them: in Buleleng, only
+    elsewhere, nowhere (no place found at all), or not tagged yet."""
+    period = []
+    if start is not None:
+        period.append(Post.created_at >= start)
+    if end is not None:
+        period.append(Post.created_at < end)
+    has_place = select(Geotag.post_id).where(Geotag.post_id == Post.id).exists()
+    rows = session.execute(
+        select(Post.tagged_at.is_(None), Post.in_region, has_place, func.count()).where(*period).group_by(
+            Post.tagged_at.is_(None), Post.in_region, has_place
+        )
+    ).all()
+    counts = {"in_region": 0, "elsewhere": 0, "unplaced": 0, "untagged": 0}
+    for untagged, in_region, placed, n in rows:
+        key = "untagged" if untagged else "in_region" if in_region else "elsewhere" if placed else "unplaced"
+        counts[key] += n
+    return Placement(total=sum(counts.values()), **counts)

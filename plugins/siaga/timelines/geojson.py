@@ -1,0 +1,44 @@
+"""Incidents as GeoJSON for a GIS: each incident as its area's polygon, its evidence posts as
+points."""
+from __future__ import annotations
+
+from typing import Any
+
+from shapely.geometry import mapping
+
+from siaga.timelines.places import Places
+from siaga.timelines.report import IncidentReport, incident_row, utc_iso
+
+
+def to_geojson(reports: list[IncidentReport], places: Places, with_evidence: bool = True) -> dict[str, Any]:
+    """A FeatureCollection: per incident, its affected area simplified to about 30 m (else its
+    point, else no geometry) with the CSV row's fields (less lon/lat) and the affected villages'
+    names as properties; then, unless `with_evidence` is False, each evidence post that has
+    coordinates. Post text is kept verbatim: it is data here, and whoever displays it must
+    escape it."""
+    features = []
+    for report in reports:
+        inc = report.incident
+        area = places.area(report.village_codes, report.district_codes)
+        if area is not None and not area.is_empty:
+            geometry = mapping(area.simplify(0.0003, preserve_topology=True))
+        elif inc.lon is not None and inc.lat is not None:
+            geometry = {"type": "Point", "coordinates": [inc.lon, inc.lat]}
+        else:
+            geometry = None
+        props = {k: v for k, v in incident_row(report).items() if k not in ("lon", "lat")}
+        props["feature"] = "incident"
+        props["villages"] = [places.villages[c].name for c in report.village_codes]
+        features.append({"type": "Feature", "id": f"incident-{inc.id}", "geometry": geometry, "properties": props})
+        if not with_evidence:
+            continue
+        for post in report.posts:
+            if post.lon is None or post.lat is None:
+                continue
+            features.append({
+                "type": "Feature", "id": f"post-{post.id}",
+                "geometry": {"type": "Point", "coordinates": [post.lon, post.lat]},
+                "properties": {"feature": "evidence", "incident_id": inc.id, "post_id": post.id, "source": post.source,
+                               "created_at": utc_iso(post.created_at), "text": post.text, "url": post.url, "places": post.places},
+            })
+    return {"type": "FeatureCollection", "features": features}
