@@ -4,7 +4,7 @@ false alarms per hazard per simulated week.
 
 Pure data, no database: the posts go through the same functions the detect run uses
 (`spikes.window_counts`, `baseline.fit`, `spikes.evaluate`, with the rules built from
-config/hazards by `detect.rules_of`). The baseline is refitted once per simulated day from the
+config/hazards by `spikes.rules_of`). The baseline is refitted once per simulated day from the
 history so far (the detect run refits every tick; daily keeps the simulation quick), with past
 alerts down-weighted as in production.
 
@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 
 from siaga import baseline, spikes
-from siaga.detect import rules_of
 from siaga.hazards import HazardSet, default_hazard_dir
 
 VILLAGES, DISTRICTS = 148, 9
@@ -239,7 +238,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     hazard_set = HazardSet.load(default_hazard_dir())
-    rules = rules_of(hazard_set)
+    rules = spikes.rules_of(hazard_set)
     hazards = sorted(rules)
     first_day, days = 7 * args.warmup_weeks, 7 * (args.warmup_weeks + args.weeks)
     world = World(np.random.default_rng(args.seed), days, hazards)

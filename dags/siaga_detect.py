@@ -2,13 +2,19 @@
 ### Siaga detect
 
 Runs when ingest stored posts (the `siaga://posts` asset): tags new posts with places and
-hazards, counts them per area, detects spikes, opens or updates incidents and writes their Slack
-messages to the outbox in the same transaction. Updates `siaga://outbox` for the deliver DAG.
+hazards, counts them per hazard and area, finds spikes against the baseline, opens, updates or
+resolves incidents and writes their Slack messages to the outbox in the same transaction
+(`siaga.detect.run`). Updates `siaga://outbox` for the deliver DAG.
 
 Also runs every five minutes: spike windows end on five-minute bucket boundaries
 (`siaga.spikes.BUCKET`), so the window holding the last burst of posts is only evaluated by a run
 after its boundary, and quiet incidents resolve with time, not with new posts. Triggered by new
 posts alone, a burst that ends before a boundary would never alert.
+
+One task, not a tagging task and a detect task: both stages need the gazetteer (tagging to place
+posts, detection for the areas, the villages along roads and village borders), and a second task
+would load it again in its own process on every run (about 4 s of CPU with the national
+gazetteer) before any alert could be written.
 """
 from datetime import timedelta
 
@@ -33,10 +39,10 @@ OUTBOX = Asset(pipeline.OUTBOX_URI)
 )
 def siaga_detect():
     @task(outlets=[OUTBOX])
-    def detect() -> dict:
-        return pipeline.detect(run_time(get_current_context()))
+    def detect_incidents() -> dict:
+        return pipeline.detect_incidents(run_time(get_current_context()))
 
-    detect()
+    detect_incidents()
 
 
 siaga_detect()

@@ -28,7 +28,7 @@ def ends():
 
 def test_burst_of_distinct_people_fires():
     burst = events([(10 + i, f"a{i}", f"h{i}") for i in range(6)])
-    found = spikes.detect(burst, RULE, ends(), baseline={})
+    found = spikes.find_spikes(burst, RULE, ends(), baseline={})
     assert found, "six people in twenty minutes must fire"
     first = found[0]
     assert (first.hazard, first.level, first.area_code) == ("flood", "village", "v1")
@@ -37,22 +37,22 @@ def test_burst_of_distinct_people_fires():
 
 def test_noise_below_the_minimum_does_not_fire():
     noise = events([(10, "a1", "h1"), (50, "a2", "h2"), (100, "a3", "h3")])
-    assert spikes.detect(noise, RULE, ends(), baseline={}) == []
+    assert spikes.find_spikes(noise, RULE, ends(), baseline={}) == []
 
 
 def test_one_author_shouting_does_not_fire():
     shouting = events([(10 + i, "loud", f"h{i}") for i in range(20)])
-    assert spikes.detect(shouting, RULE, ends(), baseline={}) == []
+    assert spikes.find_spikes(shouting, RULE, ends(), baseline={}) == []
 
 
 def test_reposts_count_once():
     reposts = events([(10 + i, f"a{i}", "same-text") for i in range(10)])
-    assert spikes.detect(reposts, RULE, ends(), baseline={}) == []
+    assert spikes.find_spikes(reposts, RULE, ends(), baseline={}) == []
 
 
 def test_usual_level_is_not_a_spike():
     burst = events([(10 + i, f"a{i}", f"h{i}") for i in range(6)])
-    assert spikes.detect(burst, RULE, ends(), baseline={("flood", "village", "v1"): 6.0}) == []
+    assert spikes.find_spikes(burst, RULE, ends(), baseline={("flood", "village", "v1"): 6.0}) == []
 
 
 def test_window_ends_are_bucket_boundaries_and_now():
@@ -65,7 +65,7 @@ def test_window_ends_are_bucket_boundaries_and_now():
 def test_a_burst_alerts_in_the_window_ending_now_not_a_bucket_later():
     burst = events([(61 + i / 2, f"a{i}", f"h{i}") for i in range(6)])  # 01:01 to 01:03:30
     now = T0 + timedelta(minutes=64)
-    found = spikes.detect(burst, RULE, spikes.window_ends(now, timedelta(hours=1)), baseline={})
+    found = spikes.find_spikes(burst, RULE, spikes.window_ends(now, timedelta(hours=1)), baseline={})
     assert found and found[0].window_end == now
 
 
@@ -119,7 +119,7 @@ def test_overdispersion_makes_the_tail_heavier():
 def test_alert_explains_itself():
     burst = events([(10 + i, f"a{i}", f"h{i}") for i in range(6)])
     burst["terms"] = [("banjir",)] * 3 + [("bnjr", "banjir")] * 3
-    (first, *_) = spikes.detect(burst, RULE, ends(), baseline={})
+    (first, *_) = spikes.find_spikes(burst, RULE, ends(), baseline={})
     why = first.explanation()
     assert why["terms"] == ["banjir", "bnjr"] and why["post_ids"] == list(first.post_ids)
     assert why["p_value"] <= why["threshold"] and why["areas_tested"] == 148 and why["window_minutes"] == 60

@@ -3,8 +3,9 @@
 An operator changes a keyword file; before it is in force they want to know which alerts it
 would have added, removed or changed. The backtest re-tags the stored posts of a period with both
 the lists in force and the candidate lists, runs the same counting and spike detection the
-detect DAG runs (`detect.events_of`, `spikes.detect`, the baseline fitted on stored history),
-and compares the alerts. Nothing is written: the database is only read.
+detect DAG runs (`counting.events_of`, `spikes.find_spikes`, the baseline fitted on stored
+history, the detect run's settings), and compares the alert episodes. Nothing is
+written: the database is only read.
 """
 from __future__ import annotations
 
@@ -18,18 +19,18 @@ from typing import Any, TextIO
 from sqlalchemy import select
 from tqdm import tqdm
 
-from siaga import detect, hazard_lists, incidents, spikes
+from siaga import baseline, counting, hazard_lists, incidents, spikes
+from siaga.counting import HazardEvidence
+from siaga.detect import DetectSettings
 from siaga.geotag import Geotagger, default_geotagger
 from siaga.hazards import HazardSet
 from siaga.store import Post, session_scope
 
-# Spikes of one series closer than this are one alert episode (as an incident would group them).
-EPISODE_GAP = detect.DetectSettings().incident_gap
-
 
 @dataclass(frozen=True)
 class Episode:
-    """The alerts one series would have fired in a row: what a duty officer would have seen."""
+    """The alerts one series would have fired in a row, no further apart than the incident gap
+    (as an incident would group them): what a duty officer would have seen."""
 
     hazard: str
     level: str
@@ -86,33 +87,33 @@ def run_backtest(
     db_url: str | None = None,
     geotagger: Geotagger | None = None,
     progress: TextIO | None = sys.stderr,
+    settings: DetectSettings | None = None,
 ) -> BacktestResult:
+    """The episodes the lists in force and `candidate` would have alerted in [start, end], and
+    how they differ."""
+    settings = settings or DetectSettings()
     geotagger = geotagger or default_geotagger()
-    n_areas, road_villages = detect.area_universe(geotagger.gaz)
-    settings = detect.DetectSettings()
+    n_areas, road_villages = counting.area_universe(geotagger.gaz)
     with session_scope(db_url) as session:
         in_force = hazard_lists.in_force(session, remember=False)
-        longest = max(_longest_window(in_force), _longest_window(candidate))
+        longest = max(counting.longest_window(in_force), counting.longest_window(candidate))
         posts = session.scalars(
             select(Post).where(Post.created_at > start - longest, Post.created_at <= end).order_by(Post.created_at, Post.id)
         ).all()
-        model = detect.load_baseline(session, in_force, start, settings.baseline_days, n_areas)
+        model = baseline.load_baseline(session, start, settings.baseline_days, n_areas)
     places, matches_now, matches_new, labels = _tag_all(posts, geotagger, in_force, candidate, progress)
     ends = _ends(start, end)
+    gap = settings.incident_gap
     result = BacktestResult(
         posts=len(posts),
-        in_force=_episodes(matches_now, places, road_villages, in_force, model, ends, n_areas),
-        candidate=_episodes(matches_new, places, road_villages, candidate, model, ends, n_areas),
+        in_force=_episodes(matches_now, places, road_villages, in_force, model, ends, n_areas, gap),
+        candidate=_episodes(matches_new, places, road_villages, candidate, model, ends, n_areas, gap),
     )
-    _diff(result)
+    _diff(result, gap)
     result.labelled_posts = len(labels)
     result.scores_in_force = _scores(labels, matches_now)
     result.scores_candidate = _scores(labels, matches_new)
     return result
-
-
-def _longest_window(hazard_set: HazardSet) -> timedelta:
-    return max((timedelta(minutes=h.window_minutes) for h in hazard_set.hazards.values()), default=timedelta(hours=1))
 
 
 def _ends(start: datetime, end: datetime) -> list[datetime]:
@@ -126,50 +127,51 @@ def _ends(start: datetime, end: datetime) -> list[datetime]:
 
 def _tag_all(
     posts: list[Post], geotagger: Geotagger, in_force: HazardSet, candidate: HazardSet, progress: TextIO | None
-) -> tuple[dict[int, list[Any]], list[detect.HazardEvidence], list[detect.HazardEvidence], dict[int, set[str]]]:
+) -> tuple[dict[int, list[Any]], list[HazardEvidence], list[HazardEvidence], dict[int, set[str]]]:
     """Geotag each post once and classify it with both sets of lists. Only posts placed in the
     region get counting places; every post is classified, since labels measure the lists."""
     places: dict[int, list[Any]] = {}
-    now_matches: list[detect.HazardEvidence] = []
-    new_matches: list[detect.HazardEvidence] = []
+    now_matches: list[HazardEvidence] = []
+    new_matches: list[HazardEvidence] = []
     labels: dict[int, set[str]] = {}
     for post in tqdm(posts, desc="backtest", unit="post", file=progress, disable=progress is None):
         geo = geotagger.tag(post.text, lat=post.lat, lon=post.lon)
         if isinstance(post.raw, dict) and isinstance(post.raw.get("labels"), list):
             labels[post.id] = {str(x) for x in post.raw["labels"]}
         if geo.in_region:
-            places[post.id] = [p for p in geo.places if detect.counts_towards_areas(p)]
+            places[post.id] = [p for p in geo.places if counting.counts_towards_areas(p)]
         now_matches += _evidence(post, in_force.classify(post.text))
         new_matches += _evidence(post, candidate.classify(post.text))
     return places, now_matches, new_matches, labels
 
 
-def _evidence(post: Post, matches: Iterable[Any]) -> list[detect.HazardEvidence]:
+def _evidence(post: Post, matches: Iterable[Any]) -> list[HazardEvidence]:
     return [
-        detect.HazardEvidence(post.id, post.created_at, post.author, post.text_hash, m.hazard, tuple(m.terms), bool(m.severity_cues))
+        HazardEvidence(post.id, post.created_at, post.author, post.text_hash, m.hazard, tuple(m.terms), bool(m.severity_cues))
         for m in matches
     ]
 
 
 def _episodes(
-    matches: list[detect.HazardEvidence],
+    matches: list[HazardEvidence],
     places: dict[int, list[Any]],
     road_villages: dict[str, tuple[str, ...]],
     hazard_set: HazardSet,
     model: Any,
     ends: list[datetime],
     n_areas: dict[str, int],
+    gap: timedelta,
 ) -> list[Episode]:
     counted = [m for m in matches if m.post_id in places]  # posts placed in the region
-    events, areas, _ = detect.events_of(counted, places, road_villages)
-    found = spikes.detect(events, detect.rules_of(hazard_set, model.dispersion), ends, model, n_areas)
+    events, areas, _ = counting.events_of(counted, places, road_villages)
+    found = spikes.find_spikes(events, spikes.rules_of(hazard_set, model.dispersion), ends, model, n_areas)
     kept = [s for s in found if not incidents.inhibited(s, [f for f in found if f.window_end == s.window_end], areas)]
     episodes: list[Episode] = []
     open_by_key: dict[tuple[str, str, str], Episode] = {}
     for s in sorted(kept, key=lambda s: (s.window_end, s.hazard, s.level, s.area_code)):
         key = (s.hazard, s.level, s.area_code)
         current = open_by_key.get(key)
-        if current is not None and s.window_end - current.last <= EPISODE_GAP:
+        if current is not None and s.window_end - current.last <= gap:
             grown = Episode(*key, current.area_name, current.first, s.window_end, max(current.peak_observed, s.observed))
             episodes[episodes.index(current)] = grown
             open_by_key[key] = grown
@@ -181,11 +183,12 @@ def _episodes(
     return episodes
 
 
-def _diff(result: BacktestResult) -> None:
-    """Added, removed and changed episodes, matched by series and overlapping time."""
+def _diff(result: BacktestResult, gap: timedelta) -> None:
+    """Added, removed and changed episodes, matched by series and time (overlapping, or no
+    more than `gap` apart)."""
     unmatched = list(result.candidate)
     for old in result.in_force:
-        twin = next((new for new in unmatched if new.key == old.key and new.first <= old.last + EPISODE_GAP and old.first <= new.last + EPISODE_GAP), None)
+        twin = next((new for new in unmatched if new.key == old.key and new.first <= old.last + gap and old.first <= new.last + gap), None)
         if twin is None:
             result.removed.append(old)
             continue
@@ -195,7 +198,7 @@ def _diff(result: BacktestResult) -> None:
     result.added = unmatched
 
 
-def _scores(labels: dict[int, set[str]], matches: list[detect.HazardEvidence]) -> dict[str, Scores]:
+def _scores(labels: dict[int, set[str]], matches: list[HazardEvidence]) -> dict[str, Scores]:
     """Post-level precision and recall per hazard, on posts that carry labels."""
     found: dict[int, set[str]] = {}
     for m in matches:

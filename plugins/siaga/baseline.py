@@ -1,5 +1,6 @@
 """What is normal for a series (hazard x area): the expected count of a window, learnt from the
-`area_counts` history.
+`area_counts` history. `load_baseline` reads that history and past alerts from the store;
+`fit` is the model, plain pandas, which the simulation and benchmarks drive without a database.
 
 Three things keep it honest:
 - Most villages have no history for most hazards. Their rate is a gamma-Poisson (empirical
@@ -23,8 +24,11 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from siaga.spikes import BUCKET, DEFAULT_AREAS, SERIES
+from siaga.store import Alert, AreaCount, Incident
 from siaga.vocabulary import LOCAL_TZ
 
 BUCKETS_PER_DAY = int(timedelta(days=1) / BUCKET)
@@ -157,6 +161,32 @@ def fit(
         if total_buckets / BUCKETS_PER_DAY >= settings.min_dispersion_days:
             dispersion[hazard] = _dispersion(rows, rate, profile, start, end, settings.max_dispersion)
     return BaselineModel(rates, unseen, floor, profiles, dispersion, history_days=total_buckets / BUCKETS_PER_DAY)
+
+
+def load_baseline(session: Session, before: datetime, days: int, n_areas: dict[str, int] | None = None) -> BaselineModel:
+    """The baseline fitted on `area_counts` in the `days` before `before` (the current lookback
+    is left out so an event does not explain itself away), with past alerts' windows
+    down-weighted unless a person marked their incident a false alarm."""
+    start = before - timedelta(days=days)
+    first = session.scalar(select(func.min(AreaCount.bucket_start)))
+    since = max(first, start) if first is not None and first < before else None
+    counts = pd.DataFrame(
+        session.execute(
+            select(AreaCount.hazard, AreaCount.level, AreaCount.area_code, AreaCount.bucket_start, AreaCount.posts)
+            .where(AreaCount.bucket_start >= start, AreaCount.bucket_start < before)
+        ).all(),
+        columns=SERIES + ["bucket_start", "posts"],
+    )
+    alerted = pd.DataFrame(
+        session.execute(
+            select(Alert.hazard, Alert.level, Alert.area_code, Alert.window_start, Alert.window_end)
+            .outerjoin(Incident, Incident.id == Alert.incident_id)
+            .where(Alert.window_end >= start, Alert.window_start < before)
+            .where((Incident.id.is_(None)) | (Incident.state != "false_alarm"))
+        ).all(),
+        columns=SERIES + ["window_start", "window_end"],
+    )
+    return fit(counts, alerted, before, since, BaselineSettings(history=timedelta(days=days)), n_areas)
 
 
 def _alerted_buckets(alerted: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:

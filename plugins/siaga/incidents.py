@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from siaga.severity import area_severity
 from siaga.spikes import Spike
 from siaga.store import Alert, Incident, IncidentArea, IncidentEvent
 from siaga.vocabulary import (
@@ -32,8 +33,6 @@ from siaga.vocabulary import (
 
 # An update is worth a message when the count grew by this factor since the last one sent.
 UPDATE_GROWTH = 1.5
-# An incident over this many areas with posts is at least this severe.
-AREA_SEVERITY = ((4, "high"), (2, "medium"))
 
 Adjacency = Callable[[str], Iterable[str]]
 
@@ -63,18 +62,6 @@ class Change:
     kind: str  # new | update | escalation | resolved
     alert: Alert | None = None
     evidence: list[int] = field(default_factory=list)
-
-
-def severity_of(spike: Spike, min_posts: int, cue_posts: int) -> str:
-    """Severity grows with the count and with posts that carry severity cues (victims, trapped,
-    waist-deep water): several witnesses of a cue make it high, many make it critical."""
-    if cue_posts >= 4 or (cue_posts >= 2 and spike.observed >= 4 * min_posts):
-        return "critical"
-    if cue_posts >= 2 or spike.observed >= 4 * min_posts:
-        return "high"
-    if cue_posts >= 1 or spike.observed >= 2 * min_posts:
-        return "medium"
-    return "low"
 
 
 def inhibited(spike: Spike, fired: list[Spike], areas: dict[tuple[str, str], AreaInfo]) -> bool:
@@ -256,7 +243,7 @@ def _record(
     incident.posts = _posts_over_areas(session, incident)
     incident.authors = max(incident.authors, spike.authors)
     add_event(session, incident, spike.window_end, "alert", {"alert_id": alert.id, "incident_posts": incident.posts, **alert.explanation})
-    target = higher_severity(severity, _area_severity(session, incident))
+    target = higher_severity(severity, area_severity(session, incident))
     escalated = SEVERITIES.index(target) > SEVERITIES.index(incident.severity)
     if escalated:
         add_event(session, incident, spike.window_end, "escalated", {"from": incident.severity, "to": target})
@@ -321,15 +308,6 @@ def _cover(session: Session, incident: Incident, cover: dict[tuple[str, str], st
 
 def _posts_over_areas(session: Session, incident: Incident) -> int:
     return sum(a.posts for a in session.scalars(select(IncidentArea).where(IncidentArea.incident_id == incident.id)))
-
-
-def _area_severity(session: Session, incident: Incident) -> str:
-    """Spread is severity too: an event reported from several places is bigger than one."""
-    with_posts = sum(1 for a in session.scalars(select(IncidentArea).where(IncidentArea.incident_id == incident.id)) if a.posts > 0)
-    for at_least, severity in AREA_SEVERITY:
-        if with_posts >= at_least:
-            return severity
-    return "low"
 
 
 def resolve_quiet(session: Session, now: datetime, quiet: timedelta) -> list[Change]:

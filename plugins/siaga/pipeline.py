@@ -1,4 +1,5 @@
-"""The three jobs the DAGs run, each one call with plain arguments and a plain-dict result.
+"""The jobs the DAGs run (ingest, detect incidents, deliver, digest, purge), each one call with
+plain arguments and a plain-dict result.
 
 DAG files stay a few lines per task: they only turn Airflow's context into a time and call these.
 """
@@ -8,12 +9,12 @@ from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from siaga import delivery, detect as detect_stage, digest as digest_stage, ingest as ingest_stage, retention, settings, store
+from siaga import delivery, detect, digest as digest_stage, ingest as ingest_stage, retention, settings, store
 from siaga.routing import Router
 from siaga.slackclient import make_client
 from siaga.sources import load_sources
 
-# The Airflow assets that chain the DAGs: ingest updates POSTS, detect updates OUTBOX.
+# The Airflow assets that chain the DAGs: ingest updates POSTS; detect and digest update OUTBOX.
 POSTS_URI = "siaga://posts"
 OUTBOX_URI = "siaga://outbox"
 
@@ -44,10 +45,12 @@ def ingest(source_name: str, now: datetime) -> dict[str, Any]:
     return asdict(ingest_stage.ingest(source, now))
 
 
-def detect(now: datetime) -> dict[str, Any]:
+def detect_incidents(now: datetime) -> dict[str, Any]:
+    """Tag new posts, find spikes and open, update or resolve incidents with their outbox
+    messages (`detect.run`), under the configured routing."""
     store.migrate()
     router = Router.load(settings.config_dir() / "routing.yaml")
-    return asdict(detect_stage.run(now, router))
+    return asdict(detect.run(now, router))
 
 
 def deliver(now: datetime) -> dict[str, Any]:

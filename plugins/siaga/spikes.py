@@ -24,11 +24,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Mapping, Protocol
+from typing import TYPE_CHECKING, Mapping, Protocol
 
 import numpy as np
 import pandas as pd
 from scipy.stats import nbinom, poisson
+
+if TYPE_CHECKING:
+    from siaga.hazards import HazardSet
 
 BUCKET = timedelta(minutes=5)
 # With no baseline at all (a test, a dict without the series): about one post per village per
@@ -84,6 +87,28 @@ class Spike:
             "terms": list(self.terms),
             "post_ids": list(self.post_ids),
         }
+
+
+def rules_of(hazard_set: HazardSet, dispersion: Mapping[str, float] | None = None) -> dict[str, Rule]:
+    """Each hazard's rule from its keyword file, with the overdispersion the baseline measured
+    for it (none measured: Poisson)."""
+    dispersion = dispersion or {}
+    return {
+        h.id: Rule(
+            window=timedelta(minutes=h.window_minutes),
+            min_posts=h.min_posts,
+            min_authors=h.min_authors,
+            alpha=_alpha(h.sensitivity),
+            dispersion=dispersion.get(h.id, 0.0),
+        )
+        for h in hazard_set.hazards.values()
+    }
+
+
+def _alpha(sensitivity: float) -> float:
+    """Sensitivity 0..1 in config, as the false-discovery level of one tick's test over a
+    level's areas: 0.5 -> 1e-3, 1 -> 1e-2, 0 -> 1e-4."""
+    return 10 ** (-4 + 2 * min(max(sensitivity, 0.0), 1.0))
 
 
 class Baseline(Protocol):
@@ -253,7 +278,7 @@ def evaluate(table: pd.DataFrame, rules: Mapping[str, Rule], n_areas: Mapping[st
     return out
 
 
-def detect(
+def find_spikes(
     events: pd.DataFrame,
     rules: Mapping[str, Rule],
     ends: list[datetime],

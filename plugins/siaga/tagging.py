@@ -1,13 +1,20 @@
-"""Tag one post with its hazards and places: the single code path behind `siaga tag` and the
-pipeline's classify-and-geotag stage, so what an operator sees on the command line is what the
-DAG does."""
+"""Tag posts with their hazards and places: the single code path behind `siaga tag` and the
+pipeline's tag stage (`tag_pending`), so what an operator sees on the command line is what the
+DAG stores."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from siaga.geotag import Geotagger, GeotagResult, default_geotagger
+from sqlalchemy import select
+
+from siaga.geotag import Geotagger, GeotagResult, Place, default_geotagger
 from siaga.hazards import HazardMatch, HazardSet
+from siaga.store import Geotag, HazardMatchRow, Post, session_scope, utcnow
+
+# Posts tagged per transaction: a crash loses at most one batch's work, never a post.
+TAG_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -32,3 +39,55 @@ class Tagger:
 
     def tag(self, text: str, lat: float | None = None, lon: float | None = None) -> TagResult:
         return TagResult(hazards=self.hazards.classify(text), geotag=self.geotagger.tag(text, lat=lat, lon=lon))
+
+
+def tag_pending(tagger: Tagger, now: datetime, db_url: str | None = None) -> int:
+    """Geotag and classify posts created by `now` and not yet tagged, storing their places and
+    hazard matches (stamped with the lists' fingerprint), in batches, each batch its own
+    transaction. Returns how many posts were tagged."""
+    total = 0
+    fingerprint = tagger.hazards.fingerprint()
+    while True:
+        with session_scope(db_url) as session:
+            batch = session.scalars(
+                select(Post).where(Post.tagged_at.is_(None), Post.created_at <= now).order_by(Post.id).limit(TAG_BATCH)
+            ).all()
+            for post in batch:
+                result = tagger.tag(post.text, lat=post.lat, lon=post.lon)
+                for place in result.geotag.places:
+                    session.add(_geotag_row(post.id, place))
+                for match in result.hazards:
+                    session.add(
+                        HazardMatchRow(
+                            post_id=post.id,
+                            hazard=match.hazard,
+                            terms=list(match.terms),
+                            severity_cues=list(match.severity_cues),
+                            via_road=match.via_road,
+                            lists_fingerprint=fingerprint,
+                        )
+                    )
+                post.tagged_at = utcnow()
+                post.in_region = result.geotag.in_region
+        total += len(batch)
+        if len(batch) < TAG_BATCH:
+            return total
+
+
+def _geotag_row(post_id: int, place: Place) -> Geotag:
+    return Geotag(
+        post_id=post_id,
+        kind=place.kind,
+        name=place.name,
+        village=place.village,
+        district=place.district,
+        code=place.code,
+        lon=place.lon,
+        lat=place.lat,
+        confidence=place.confidence,
+        span_start=place.span[0] if place.span else None,
+        span_end=place.span[1] if place.span else None,
+        reason=place.reason,
+        low_confidence=place.low_confidence,
+        in_region=place.in_region,
+    )

@@ -1,0 +1,182 @@
+"""What counts towards which area: the events table spike detection reads, and the `area_counts`
+rows the timeline chart and the baseline read.
+
+A post counts once towards every area it is placed in — its villages, their kecamatan, its
+roads and the regency — but only through places the geotagger is sure of and that lie in
+Buleleng: a low-confidence or out-of-region place is shown on the post, never counted. The detect
+run (stored geotags) and the backtest (fresh `Place`s) both build their events with `events_of`,
+so an operator's backtest counts exactly as the DAG does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from siaga.hazards import HazardSet
+from siaga.incidents import AreaInfo
+from siaga.spikes import EVENT_COLUMNS
+from siaga.store import AreaCount, Geotag, HazardMatchRow, Post
+from siaga.vocabulary import REGENCY_CODE, REGENCY_NAME
+
+# Places below this confidence are kept and shown but do not count towards an area's spike.
+MIN_COUNTING_CONFIDENCE = 0.5
+
+
+@dataclass(frozen=True)
+class HazardEvidence:
+    """One post's match of one hazard, as spike detection needs it."""
+
+    post_id: int
+    created_at: datetime
+    author: str | None
+    text_hash: str
+    hazard: str
+    terms: tuple[str, ...]
+    has_cues: bool
+
+
+def longest_window(hazard_set: HazardSet) -> timedelta:
+    """The longest spike window of any hazard: how far before the first window end posts must
+    be read so that window is complete (one hour when the set is empty)."""
+    return max((timedelta(minutes=h.window_minutes) for h in hazard_set.hazards.values()), default=timedelta(hours=1))
+
+
+def area_universe(gazetteer: Any) -> tuple[dict[str, int], dict[str, tuple[str, ...]]]:
+    """How many areas each level has (the multiple-testing correction needs it) and the
+    villages along each road."""
+    n_areas = {
+        "village": len(gazetteer.villages), "road": max(len(gazetteer.roads), 1),
+        "district": len(gazetteer.districts), "regency": 1,
+    }
+    return n_areas, {r.id: _villages_along(r, gazetteer) for r in gazetteer.roads}
+
+
+def _villages_along(road: Any, gazetteer: Any) -> tuple[str, ...]:
+    """The villages a road incident spans: the road's own list, else (roads known only by a
+    point, like the town streets in roads.yaml) the village under its point."""
+    if road.village_codes:
+        return tuple(road.village_codes)
+    point = road.point
+    village = gazetteer.village_at(*point) if point else None
+    return (village.code,) if village else ()
+
+
+def load_events(
+    session: Session, since: datetime, until: datetime, road_villages: dict[str, tuple[str, ...]] | None = None
+) -> tuple[pd.DataFrame, dict[tuple[str, str], AreaInfo], dict[str, set[int]]]:
+    """The stored hazard matches of in-region posts created in (since, until], through
+    `events_of`: one row per post x hazard x area it counts towards (EVENT_COLUMNS and the
+    matched `terms`), the areas' descriptions (a road's with its village codes), and per hazard
+    the posts that carried severity cues."""
+    rows = session.execute(
+        select(Post.id, Post.created_at, Post.author, Post.text_hash, HazardMatchRow.hazard, HazardMatchRow.severity_cues, HazardMatchRow.terms)
+        .join(HazardMatchRow, HazardMatchRow.post_id == Post.id)
+        .where(Post.created_at > since, Post.created_at <= until, Post.in_region.is_(True))
+    ).all()
+    matches = [
+        HazardEvidence(r.id, r.created_at, r.author, r.text_hash, r.hazard, tuple(r.terms or ()), bool(r.severity_cues))
+        for r in rows
+    ]
+    return events_of(matches, _places_by_post(session, {r.id for r in rows}), road_villages or {})
+
+
+def events_of(
+    matches: list[HazardEvidence], places: dict[int, list[Any]], road_villages: dict[str, tuple[str, ...]]
+) -> tuple[pd.DataFrame, dict[tuple[str, str], AreaInfo], dict[str, set[int]]]:
+    """The events table from matches and each post's counting places (stored geotags or fresh
+    `Place`s alike): shared by the detect run and the backtest, so both count the same way."""
+    areas: dict[tuple[str, str], AreaInfo] = {}
+    records: list[dict[str, Any]] = []
+    cue_posts: dict[str, set[int]] = {}
+    for m in matches:
+        if m.has_cues:
+            cue_posts.setdefault(m.hazard, set()).add(m.post_id)
+        for area in _areas_of(places.get(m.post_id, []), road_villages):
+            areas.setdefault((area.level, area.code), area)
+            records.append(
+                {
+                    "post_id": m.post_id,
+                    "created_at": m.created_at,
+                    "author": m.author or f"anonymous:{m.post_id}",
+                    "text_hash": m.text_hash,
+                    "hazard": m.hazard,
+                    "level": area.level,
+                    "area_code": area.code,
+                    "terms": m.terms,
+                }
+            )
+    frame = pd.DataFrame.from_records(records, columns=EVENT_COLUMNS + ["terms"])
+    return frame, areas, cue_posts
+
+
+def counts_towards_areas(place: Any) -> bool:
+    """Low-confidence and out-of-region places are shown but never counted."""
+    return bool(place.in_region) and place.confidence >= MIN_COUNTING_CONFIDENCE
+
+
+def _places_by_post(session: Session, post_ids: set[int]) -> dict[int, list[Geotag]]:
+    """The stored places of these posts that count towards areas (`counts_towards_areas`, in SQL)."""
+    out: dict[int, list[Geotag]] = {}
+    if not post_ids:
+        return out
+    stmt = select(Geotag).where(
+        Geotag.post_id.in_(post_ids), Geotag.in_region.is_(True), Geotag.confidence >= MIN_COUNTING_CONFIDENCE
+    )
+    for tag in session.scalars(stmt):
+        out.setdefault(tag.post_id, []).append(tag)
+    return out
+
+
+def _areas_of(places: list[Any], road_villages: dict[str, tuple[str, ...]]) -> list[AreaInfo]:
+    """Every area a post counts towards: its villages, their kecamatan, its roads, the regency."""
+    found: dict[tuple[str, str], AreaInfo] = {}
+    district_codes = {}
+    for p in places:
+        if p.kind in ("village", "landmark") and p.village and p.code and p.district:
+            found[("village", p.code)] = AreaInfo("village", p.code, p.village, p.village, p.district, None, p.lon, p.lat)
+            district_codes.setdefault(p.district, ".".join(p.code.split(".")[:3]))
+        elif p.kind in ("district", "landmark") and p.district and not p.village and p.code:
+            district_codes.setdefault(p.district, p.code)
+        elif p.kind == "road" and p.code:
+            found[("road", p.code)] = AreaInfo(
+                "road", p.code, p.name, p.village, p.district, p.name, p.lon, p.lat, road_villages.get(p.code, ())
+            )
+    for name, code in district_codes.items():
+        found[("district", code)] = AreaInfo("district", code, name, None, name)
+    found[("regency", REGENCY_CODE)] = AreaInfo("regency", REGENCY_CODE, REGENCY_NAME)
+    return list(found.values())
+
+
+def write_area_counts(session: Session, counts: pd.DataFrame, first_bucket: datetime, until: datetime) -> int:
+    """Make `area_counts` for buckets in [first_bucket, until] equal to `counts`: insert new
+    rows, update changed ones, delete ones whose posts are gone. Portable (SQLite and
+    PostgreSQL) and idempotent: a second run over the same posts touches nothing. Returns the
+    number of rows written or removed."""
+    wanted: dict[tuple[str, str, str, datetime], tuple[int, int]] = {}
+    for row in counts.itertuples(index=False):
+        start = pd.Timestamp(row.bucket_start).to_pydatetime()
+        if first_bucket <= start <= until:
+            wanted[(row.hazard, row.level, row.area_code, start)] = (int(row.posts), int(row.authors))
+    existing = session.scalars(
+        select(AreaCount).where(AreaCount.bucket_start >= first_bucket, AreaCount.bucket_start <= until)
+    ).all()
+    touched = 0
+    for stored in existing:
+        key = (stored.hazard, stored.level, stored.area_code, stored.bucket_start)
+        value = wanted.pop(key, None)
+        if value is None:
+            session.delete(stored)
+            touched += 1
+        elif (stored.posts, stored.authors) != value:
+            stored.posts, stored.authors = value
+            touched += 1
+    for (hazard, level, code, start), (posts, authors) in wanted.items():
+        session.add(AreaCount(hazard=hazard, level=level, area_code=code, bucket_start=start, posts=posts, authors=authors))
+        touched += 1
+    session.flush()
+    return touched
