@@ -4,7 +4,8 @@
 Runs when ingest stored posts (the `siaga://posts` asset): tags new posts with places and
 hazards, counts them per hazard and area, finds spikes against the baseline, opens, updates or
 resolves incidents and writes their Slack messages to the outbox in the same transaction
-(`siaga.detect.run`). Updates `siaga://outbox` for the deliver DAG.
+(`siaga.detect.run`; settings in `config/detection.yaml`). Updates `siaga://outbox` for the
+deliver DAG.
 
 Also runs every five minutes: spike windows end on five-minute bucket boundaries
 (`siaga.spikes.BUCKET`), so the window holding the last burst of posts is only evaluated by a run

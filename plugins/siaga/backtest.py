@@ -4,7 +4,7 @@ An operator changes a keyword file; before it is in force they want to know whic
 would have added, removed or changed. The backtest re-tags the stored posts of a period with both
 the lists in force and the candidate lists, runs the same counting and spike detection the
 detect DAG runs (`counting.events_of`, `spikes.find_spikes`, the baseline fitted on stored
-history, the detect run's settings), and compares the alert episodes. Nothing is
+history, the settings in config/detection.yaml), and compares the alert episodes. Nothing is
 written: the database is only read.
 """
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Any, TextIO
 from sqlalchemy import select
 from tqdm import tqdm
 
-from siaga import baseline, counting, hazard_lists, incidents, spikes
+from siaga import baseline, counting, detection_config, hazard_lists, incidents, spikes
 from siaga.counting import HazardEvidence
-from siaga.detect import DetectSettings
+from siaga.detection_config import DetectSettings
 from siaga.geotag import Geotagger, default_geotagger
 from siaga.hazards import HazardSet
 from siaga.store import Post, session_scope
@@ -90,8 +90,8 @@ def run_backtest(
     settings: DetectSettings | None = None,
 ) -> BacktestResult:
     """The episodes the lists in force and `candidate` would have alerted in [start, end], and
-    how they differ."""
-    settings = settings or DetectSettings()
+    how they differ (`settings`: default, those in config/detection.yaml, as the detect DAG)."""
+    settings = settings or detection_config.load()
     geotagger = geotagger or default_geotagger()
     n_areas, road_villages = counting.area_universe(geotagger.gaz)
     with session_scope(db_url) as session:

@@ -182,7 +182,7 @@ def _when(value: str) -> datetime:
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
-    from siaga import backtest, store
+    from siaga import backtest, detection_config, store
     from siaga.hazards import HazardConfigError
 
     try:
@@ -190,8 +190,13 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     except HazardConfigError as exc:
         print(f"siaga backtest: the candidate lists are invalid:\n{exc}", file=sys.stderr)
         return 1
+    try:
+        settings = detection_config.load()
+    except detection_config.DetectionConfigError as exc:
+        print(f"siaga backtest: the detection settings are invalid:\n{exc}", file=sys.stderr)
+        return 1
     store.migrate()
-    result = backtest.run_backtest(candidate, args.start, args.end)
+    result = backtest.run_backtest(candidate, args.start, args.end, settings=settings)
     print(backtest.format_result(result, args.start, args.end))
     return 0
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from siaga import alerts, baseline, counting, hazard_lists, incidents, severity, spikes, tagging
+from siaga.detection_config import DetectSettings
 from siaga.routing import Router
 from siaga.store import session_scope
 
@@ -32,17 +33,8 @@ class DetectReport:
     lists_fingerprint: str  # the hazard lists in force
 
 
-@dataclass(frozen=True)
-class DetectSettings:
-    lookback: timedelta = timedelta(hours=3)
-    baseline_days: int = 28
-    incident_gap: timedelta = timedelta(hours=2)
-    quiet_period: timedelta = timedelta(hours=3)
-    reopen_window: timedelta = timedelta(hours=6)
-
-
 def run(now: datetime, router: Router, db_url: str | None = None, settings: DetectSettings | None = None) -> DetectReport:
-    """One detect run as of `now`."""
+    """One detect run as of `now` (default settings: the code's, see `detection_config.load`)."""
     settings = settings or DetectSettings()
     with session_scope(db_url) as session:
         hazard_set = hazard_lists.in_force(session)

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from siaga import delivery, detect, digest as digest_stage, ingest as ingest_stage, retention, settings, store
+from siaga import delivery, detect, detection_config, digest as digest_stage, ingest as ingest_stage, retention, settings, store
 from siaga.routing import Router
 from siaga.slackclient import make_client
 from siaga.sources import load_sources
@@ -47,10 +47,10 @@ def ingest(source_name: str, now: datetime) -> dict[str, Any]:
 
 def detect_incidents(now: datetime) -> dict[str, Any]:
     """Tag new posts, find spikes and open, update or resolve incidents with their outbox
-    messages (`detect.run`), under the configured routing."""
+    messages (`detect.run`), under the configured routing and detection settings."""
     store.migrate()
     router = Router.load(settings.config_dir() / "routing.yaml")
-    return asdict(detect.run(now, router))
+    return asdict(detect.run(now, router, settings=detection_config.load()))
 
 
 def deliver(now: datetime) -> dict[str, Any]:

@@ -1,0 +1,93 @@
+"""The detect run's settings (`DetectSettings`), read from config/detection.yaml.
+
+How long a quiet incident stays open or how far apart two spikes may be and still be one event
+are choices made with the agencies, not code: they live in config, next to routing.yaml, and are
+checked against a JSON Schema. A wrong value is refused with `file: field (line N): message` and
+the detect run does not start (as with a wrong routing.yaml), rather than run with settings
+nobody chose. A missing file or field means the defaults below.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from siaga import settings
+from siaga.config_errors import located
+
+FILE_NAME = "detection.yaml"
+
+_WEEK_MINUTES = 7 * 24 * 60
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        # whole 5-minute buckets (spikes.BUCKET); every run reads the lookback's posts again
+        "lookback_minutes": {"type": "integer", "minimum": 5, "maximum": 24 * 60, "multipleOf": 5},
+        "baseline_days": {"type": "integer", "minimum": 1, "maximum": 365},
+        "incident_gap_minutes": {"type": "integer", "minimum": 5, "maximum": _WEEK_MINUTES},
+        "quiet_period_minutes": {"type": "integer", "minimum": 5, "maximum": _WEEK_MINUTES},
+        "reopen_window_minutes": {"type": "integer", "minimum": 0, "maximum": _WEEK_MINUTES},
+    },
+}
+
+# YAML field -> DetectSettings field, for the durations written in minutes
+_MINUTES = {
+    "lookback_minutes": "lookback",
+    "incident_gap_minutes": "incident_gap",
+    "quiet_period_minutes": "quiet_period",
+    "reopen_window_minutes": "reopen_window",
+}
+
+
+class DetectionConfigError(ValueError):
+    """The detection settings file is wrong; the message names the file, field and line."""
+
+
+@dataclass(frozen=True)
+class DetectSettings:
+    """What the detect run needs besides the hazard lists (see config/detection.yaml)."""
+
+    lookback: timedelta = timedelta(hours=3)  # windows ending this far back are evaluated
+    baseline_days: int = 28  # history the baseline learns from
+    incident_gap: timedelta = timedelta(hours=2)  # a spike joins an incident active this recently
+    quiet_period: timedelta = timedelta(hours=3)  # an incident this quiet resolves itself
+    reopen_window: timedelta = timedelta(hours=6)  # a spike this soon after auto-resolution reopens
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<detection>", text: str | None = None) -> DetectSettings:
+        """Settings from parsed YAML (None, as from an empty file, means every default)."""
+        data = {} if data is None else data
+        error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data))
+        if error is not None:
+            path = list(error.absolute_path)
+            if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+                # point at the unknown field itself, not at the mapping that holds it
+                path.append(sorted(set(error.instance) - set(SCHEMA["properties"]))[0])
+            raise DetectionConfigError(located(source, path, error.message, text))
+        given: dict[str, Any] = {field: timedelta(minutes=data[key]) for key, field in _MINUTES.items() if key in data}
+        if "baseline_days" in data:
+            given["baseline_days"] = int(data["baseline_days"])
+        return cls(**given)
+
+
+def load(path: str | Path | None = None) -> DetectSettings:
+    """The settings in `path` (default: detection.yaml in the config folder); the defaults when
+    the file does not exist. Raises DetectionConfigError when it cannot be read or is wrong."""
+    path = Path(path) if path is not None else settings.config_dir() / FILE_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return DetectSettings()
+    except OSError as exc:
+        raise DetectionConfigError(f"{path}: cannot read detection settings: {exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise DetectionConfigError(f"{path}: not valid YAML: {exc}") from exc
+    return DetectSettings.from_dict(data, source=str(path), text=text)
