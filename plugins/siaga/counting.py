@@ -1,11 +1,12 @@
-"""What counts towards which area: the events table spike detection reads, and the `area_counts`
-rows the timeline chart and the baseline read.
+"""What counts towards which area: the events table spike detection reads, and the stored
+`area_counts` (per 5-minute bucket) that the timeline chart and the baseline read.
 
-A post counts once towards every area it is placed in — its villages, their kecamatan, its
-roads and the regency — but only through places the geotagger is sure of and that lie in
-Buleleng: a low-confidence or out-of-region place is shown on the post, never counted. The detect
-run (stored geotags) and the backtest (fresh `Place`s) both build their events with `events_of`,
-so an operator's backtest counts exactly as the DAG does.
+A post placed in Buleleng counts towards the regency, and towards each village (with its
+kecamatan), kecamatan and road it is placed in with enough confidence; a low-confidence or
+out-of-region place is shown on the post, never counted. The detect run (stored geotags) and the
+backtest (fresh `Place`s) both build their events with `events_of`, so an operator's backtest
+counts exactly as the DAG does. Each author and each reposted text count once per window or
+bucket (`spikes.deduplicated`).
 """
 from __future__ import annotations
 

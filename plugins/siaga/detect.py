@@ -1,12 +1,12 @@
-"""The detect run, stage by stage: tag new posts, count them per hazard and area, fit the
-baseline, find spikes, grade them, open or update incidents, resolve quiet ones and write their
-Slack messages to the outbox.
+"""The detect run, stage by stage: read the hazard lists in force, tag new posts, count them per
+hazard and area, fit the baseline, find spikes, grade them, open or update incidents, resolve
+quiet ones and write their Slack messages to the outbox.
 
 Tagging commits in batches of its own (a crash keeps the work done); everything from counting to
-the outbox is one transaction, so an incident never changes without its message, nor a message
-go out for a change that was rolled back. Every stage is idempotent: posts are tagged once, area
-counts are made equal to the posts, alerts are unique per series and window and outbox messages
-per incident change, so re-running a detect task instance changes nothing.
+the outbox is one transaction, so incident changes and their outbox messages are committed
+together or not at all. Every stage is idempotent: posts are tagged once, area counts are made
+equal to the posts, alerts are unique per series and window and outbox messages per incident
+change, so re-running a detect task instance changes nothing.
 """
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ class DetectReport:
 
 
 def run(now: datetime, router: Router, db_url: str | None = None, settings: DetectSettings | None = None) -> DetectReport:
-    """One detect run as of `now` (default settings: the code's, see `detection_config.load`)."""
+    """One detect run as of `now`. Without `settings`, the defaults; the DAG passes those of
+    config/detection.yaml (`pipeline.detect_incidents`)."""
     settings = settings or DetectSettings()
     with session_scope(db_url) as session:
         hazard_set = hazard_lists.in_force(session)

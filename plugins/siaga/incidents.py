@@ -4,16 +4,18 @@ ends, with every change written to its timeline.
 A duty officer wants one ping per flood, not one per detection run or per village: a spike for a
 hazard in an area that an incident already covers, or in a village bordering one (polygon
 adjacency from the gazetteer), within `gap` of its last activity, joins that incident. A road
-incident covers the road and the villages along it. Only a new incident is a new message;
-growth is an "update" in its thread when the count grew by UPDATE_GROWTH, a higher severity an
-"escalation".
+incident covers the road and the villages along it. A kecamatan or regency spike is dropped when
+a finer spike of the same hazard fired inside it in the same window, or a live finer incident
+already tells the story. Only a new incident is a new message; growth is an "update" in its
+thread when the count grew by UPDATE_GROWTH, a higher severity (`severity`) an "escalation".
 
-Lifecycle: open -> acknowledged -> resolved | false_alarm (people, via `transition`); live
-incidents quiet for the quiet period resolve themselves (`resolve_quiet`). A spike within the
-reopen window after an automatic resolution reopens the same incident ("reopened" event) and is
-sent as an "escalation": it goes into the same Slack thread and is broadcast to the channel,
-because an event that came back needs eyes again. An incident a person closed is not reopened
-by the machine: the next spike opens a new one.
+Lifecycle (`vocabulary.TRANSITIONS`): people acknowledge, resolve or mark a false alarm with the
+alert's Slack buttons (`transition`); live incidents quiet for the quiet period resolve
+themselves (`resolve_quiet`). A spike within the reopen window after an automatic resolution
+reopens the same incident ("reopened" event) and is sent as an "escalation": it goes into the
+same Slack thread and is broadcast to the channel, because an event that came back needs eyes
+again. An incident a person closed is not reopened by the machine: the next spike opens a new
+one.
 """
 from __future__ import annotations
 
@@ -324,11 +326,13 @@ def resolve_quiet(session: Session, now: datetime, quiet: timedelta) -> list[Cha
 
 
 def transition(session: Session, incident_id: int, to_state: str, actor: str, at: datetime, note: str | None = None) -> Change | None:
-    """A person moves an incident through its lifecycle (Slack buttons, the web page).
+    """A person moves an incident through its lifecycle (today: the alert's Slack buttons
+    Acknowledge, Resolve and False alarm).
 
     Raises LookupError for an unknown incident, InvalidTransition for an unknown state, a missing
     actor or a move the lifecycle forbids. Pressing the same button twice is harmless (None).
-    Closing returns a "resolved" change so the thread hears it; reopening an "escalation"."""
+    Closing returns a "resolved" change so the thread hears it; reopening (which the lifecycle
+    allows but no button offers yet) an "escalation"."""
     if to_state not in STATES:
         raise InvalidTransition(f"unknown incident state {to_state!r}; expected one of {', '.join(STATES)}")
     if not actor or not actor.strip():

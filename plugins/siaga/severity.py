@@ -2,9 +2,9 @@
 
 Two things raise it: what the posts say (a spike's count against the hazard's minimum, and how
 many posts carry severity cues: victims, trapped, waist-deep water) and how far it spread (how
-many of an incident's areas have posts). An incident's severity only ever rises
-(`incidents.apply_spikes` escalates to the higher of the two), and each rise is an "escalation"
-message in its Slack thread.
+many of an incident's areas have posts). An incident opens at its first spike's severity and
+only ever rises (`incidents.apply_spikes` takes the higher of the two); each rise is an
+"escalation" in its Slack thread.
 """
 from __future__ import annotations
 

@@ -16,8 +16,9 @@ Testing ~150 villages every tick, a per-series level alpha would give ~150x the 
 p-values are controlled with Benjamini–Hochberg per hazard, level and window end, over all the
 areas of that level (not only those with posts), so the alarm rate does not grow with the map.
 
-Everything here is vectorised over series (pandas/numpy): one tick over all of Indonesia's
-villages stays well under two seconds (benchmarks/bench_detect_tick.py).
+Each hazard's window, minimum posts and authors and sensitivity come from its keyword file
+(`rules_of`). Everything here is vectorised over series (pandas/numpy): one tick over all of
+Indonesia's villages stays well under two seconds (benchmarks/bench_detect_tick.py).
 """
 from __future__ import annotations
 

@@ -39,7 +39,8 @@ def district_code(area_code: str) -> str:
 STATES = ("open", "acknowledged", "resolved", "false_alarm")
 LIVE_STATES = ("open", "acknowledged")
 CLOSED_STATES = ("resolved", "false_alarm")
-# What people may do (Slack buttons, the web page); repeating the current state is a no-op.
+# What people may do (`incidents.transition`, from the Slack buttons); repeating the current
+# state is a no-op.
 TRANSITIONS = {
     "open": ("acknowledged", "resolved", "false_alarm"),
     "acknowledged": ("resolved", "false_alarm"),
