@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import jsonschema
 import yaml
 
+from siaga.config_errors import located
 from siaga.vocabulary import LOCAL_TZ_NAME
 
 _HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
@@ -135,9 +136,7 @@ class Router:
     @classmethod
     def from_dict(cls, data: Any, source: str = "<routing>", text: str | None = None) -> "Router":
         def fail(where: list[Any], message: str) -> RoutingConfigError:
-            line = _line_of(text, where) if text else None
-            at = f" (line {line})" if line else ""
-            return RoutingConfigError(f"{source}: {_dotted(where) or 'top level'}{at}: {message}")
+            return RoutingConfigError(located(source, where, message, text))
 
         err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data))
         if err is not None:
@@ -246,30 +245,3 @@ def _walk(route: Route, labels: Mapping[str, str]) -> list[str]:
 def _require_aware(when: datetime, name: str) -> None:
     if when.tzinfo is None:
         raise ValueError(f"{name}: naive datetime; give a time zone")
-
-
-def _dotted(path: list[Any]) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _line_of(text: str, path: list[Any]) -> int | None:
-    """1-based line of the YAML node at `path`, for error messages."""
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return None
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in path:
-        if isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if k.value == part), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-        else:
-            node = None
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-    return line
