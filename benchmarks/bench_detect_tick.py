@@ -1,7 +1,7 @@
 """Time one detection tick over all of Indonesia's villages (~84k) x 12 hazards, vectorised
 (`spikes.evaluate` + `BaselineModel.expected`, the scoring inside `spikes.find_spikes` that the
-detect run calls) beside the naive loop of one scalar test per series. Synthetic counts; one core (set OMP/MKL threads to 1 yourself
-if your numpy uses more).
+detect run calls) beside the naive loop of one scalar test per series. Synthetic counts; one
+core (set OMP/MKL threads to 1 yourself if your numpy uses more).
 
     python benchmarks/bench_detect_tick.py [--villages 84000] [--hazards 12] [--naive-sample 20000]
 """

@@ -90,7 +90,7 @@ def run_backtest(
     settings: DetectSettings | None = None,
 ) -> BacktestResult:
     """The episodes the lists in force and `candidate` would have alerted in [start, end], and
-    how they differ (`settings`: default, those in config/detection.yaml, as the detect DAG)."""
+    how they differ. `settings` default to those of config/detection.yaml, as in the DAG."""
     settings = settings or detection_config.load()
     geotagger = geotagger or default_geotagger()
     n_areas, road_villages = counting.area_universe(geotagger.gaz)
