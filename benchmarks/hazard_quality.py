@@ -20,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from siaga.hazards import HazardSet, default_hazard_dir
+from siaga.hazard_config import default_hazard_dir
+from siaga.hazards import HazardSet
 
 REPO = Path(__file__).resolve().parents[1]
 DEVDATA = Path(os.environ.get("SIAGA_DEVDATA_DIR", REPO.parent / "shared" / "devdata"))

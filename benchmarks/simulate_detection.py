@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from siaga import baseline, spikes
-from siaga.hazards import HazardSet, default_hazard_dir
+from siaga.hazard_config import default_hazard_dir
+from siaga.hazards import HazardSet
 
 VILLAGES, DISTRICTS = 148, 9
 START = datetime(2026, 1, 5, 16, 0, tzinfo=timezone.utc)  # Tuesday 00:00 WITA

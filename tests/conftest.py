@@ -19,7 +19,8 @@ import pytest
 import sqlalchemy as sa
 
 from siaga import settings, store
-from siaga.hazards import HazardSet, default_hazard_dir
+from siaga.hazard_config import default_hazard_dir
+from siaga.hazards import HazardSet
 from siaga.routing import Router
 
 # Airflow reads its configuration once per process, at import: every test that runs Airflow

@@ -165,7 +165,8 @@ def test_two_deliver_tasks_at_once_post_each_message_once(db_url, fake):
 
 
 def test_quiet_hours_hold_low_severity_but_not_high(sqlite_url):
-    from siaga.hazards import HazardSet, default_hazard_dir
+    from siaga.hazard_config import default_hazard_dir
+    from siaga.hazards import HazardSet
     from siaga.incidents import Change
     from siaga.routing import Router
     from siaga import settings

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from siaga.hazards import HazardConfigError, HazardSet, check_directory
+from siaga.hazard_config import HazardConfigError, check_directory
+from siaga.hazards import HazardSet
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from siaga.hazards import HazardSet, default_hazard_dir
+from siaga.hazard_config import default_hazard_dir
+from siaga.hazards import HazardSet
 
 REPO = Path(__file__).resolve().parents[1]
 

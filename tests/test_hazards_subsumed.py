@@ -5,7 +5,8 @@ from __future__ import annotations
 import shutil
 
 from siaga import settings
-from siaga.hazards import HazardSet, check_directory, default_hazard_dir
+from siaga.hazard_config import check_directory, default_hazard_dir
+from siaga.hazards import HazardSet
 
 
 def hazards_of(text: str) -> set[str]:

@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _cmd_tag(args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
-    from siaga.hazards import HazardSet, default_hazard_dir
+    from siaga.hazard_config import default_hazard_dir
+    from siaga.hazards import HazardSet
     from siaga.tagging import Tagger
 
     stdin = stdin or sys.stdin
@@ -156,7 +157,7 @@ def _explain(post: dict[str, Any], result: Any, tagger: Any) -> str:
 
 
 def _cmd_hazards_check(args: argparse.Namespace) -> int:
-    from siaga.hazards import check_directory, default_hazard_dir
+    from siaga.hazard_config import check_directory, default_hazard_dir
 
     directory = args.directory or default_hazard_dir()
     report = check_directory(directory)
@@ -183,7 +184,7 @@ def _when(value: str) -> datetime:
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
     from siaga import backtest, detection_config, store
-    from siaga.hazards import HazardConfigError
+    from siaga.hazard_config import HazardConfigError
 
     try:
         candidate = backtest.candidate_lists(args.config)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from siaga.hazards import HazardConfigError, HazardSet, default_hazard_dir
+from siaga.hazard_config import HazardConfigError, default_hazard_dir
+from siaga.hazards import HazardSet
 from siaga.store import ConfigState, utcnow
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,9 @@ back at the exact characters of the original post (the `span` of the `siaga tag`
 folding keeps a map from every folded character to its original offset.
 
 This is the one home of text folding: `fold` (exact, any script), `fast_fold`/`quick_fold` (the
-same result for the usual post, much faster, offsets built lazily), the hazard matcher's view
-(`match_text`) and the keys place names are compared in (`key`, `spaced`).
+same result for the usual post, much faster, offsets built lazily), the hazard matcher's view of a
+post (`match_text`) and of a keyword (`match_key`, `squeeze_fold`, `squeeze`, `stem`), and the
+keys place names are compared in (`key`, `spaced`).
 """
 from __future__ import annotations
 
@@ -240,6 +241,11 @@ class MatchText:
             return self.folded.span(pos, pos)
         return self.folded.span(self.folded_start[start], self.folded_end[end - 1])
 
+    def written(self, start: int, end: int) -> str:
+        """The folded text behind the slice text[start:end], before abbreviations were expanded
+        and doubles squeezed: what the post actually spelt there."""
+        return self.folded.text[self.folded_start[start]:self.folded_end[end - 1]]
+
 
 def load_abbreviations(path: Path) -> dict[str, str]:
     """`abbrev,expansion` rows (lines starting with '#' are comments) as a folded lookup table."""
@@ -256,6 +262,18 @@ def load_abbreviations(path: Path) -> dict[str, str]:
             raise ValueError(f"{path}: row {lineno} ({row!r}): abbrev must be one word, expansion non-empty")
         table[abbrev] = expansion
     return table
+
+
+def match_key(phrase: str, abbreviations: dict[str, str] | None = None) -> str:
+    """A keyword list phrase in the form the hazard matcher compares it with posts: folded the
+    way `match_text` folds a post, so one list serves every spelling."""
+    return match_text(fold(phrase), abbreviations).text
+
+
+def squeeze_fold(word: str) -> str:
+    """A word folded and squeezed, without abbreviations: how Indonesian roots are compared with
+    the stems of words in a post (stemming works on words, not on expansions)."""
+    return squeeze(fold(word).text)
 
 
 def match_text(folded: Folded, abbreviations: dict[str, str] | None = None) -> MatchText:

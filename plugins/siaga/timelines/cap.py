@@ -14,7 +14,7 @@ from xml.etree import ElementTree as ET
 
 from shapely.geometry.base import BaseGeometry
 
-from siaga.hazards import Hazard
+from siaga.hazard_config import Hazard
 from siaga.store import Incident
 from siaga.timelines.places import Places
 from siaga.timelines.report import IncidentReport

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping
 
 if TYPE_CHECKING:
-    from siaga.hazards import Hazard
+    from siaga.hazard_config import Hazard
     from siaga.timelines.places import Places
     from siaga.timelines.report import IncidentReport
 

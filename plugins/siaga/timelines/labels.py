@@ -12,7 +12,7 @@ from typing import Callable, Mapping
 from sqlalchemy.orm import Session
 
 from siaga import hazard_lists
-from siaga.hazards import Hazard, HazardConfigError
+from siaga.hazard_config import Hazard, HazardConfigError
 
 log = logging.getLogger(__name__)
 

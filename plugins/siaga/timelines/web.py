@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment
 
-from siaga.hazards import Hazard
+from siaga.hazard_config import Hazard
 from siaga.store import session_scope
 from siaga.timelines.cap import cap_feed, cap_xml
 from siaga.timelines.chart import build_chart
