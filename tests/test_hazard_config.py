@@ -15,6 +15,7 @@ labels:
   id: {label}
   en: {label}
 agency: {agency}
+cap_category: {cap_category}
 terms:
 {terms}
 exclusions:
@@ -29,11 +30,12 @@ detection:
 """
 
 
-def write(directory: Path, hid: str, terms=("banjir",), exclusions=("banjir diskon",), agency="bpbd", extra="") -> Path:
+def write(directory: Path, hid: str, terms=("banjir",), exclusions=("banjir diskon",), agency="bpbd", extra="",
+          cap_category="Met") -> Path:
     path = directory / f"{hid}.yaml"
     path.write_text(
         GOOD.format(
-            id=hid, label=hid.title(), agency=agency,
+            id=hid, label=hid.title(), agency=agency, cap_category=cap_category,
             terms="\n".join(f"  - {t}" for t in terms),
             exclusions="\n".join(f"  - {e}" for e in exclusions) or "  []",
         ) + extra,
@@ -47,7 +49,7 @@ def hazdir(tmp_path: Path) -> Path:
     d = tmp_path / "hazards"
     d.mkdir()
     write(d, "flood")
-    write(d, "traffic_jam", terms=("macet",), exclusions=("macet rezeki",), agency="dishub")
+    write(d, "traffic_jam", terms=("macet",), exclusions=("macet rezeki",), agency="dishub", cap_category="Transport")
     return d
 
 
@@ -62,6 +64,40 @@ def test_valid_directory_loads(hazdir):
     assert set(hs.hazards) == {"flood", "traffic_jam"}
     assert hs.hazards["flood"].window_minutes == 30
     assert hs.hazards["traffic_jam"].sensitivity == 0.5
+
+
+def test_shipped_lists_carry_their_cap_category():
+    hs = HazardSet.load(REPO / "config" / "hazards")
+    categories = {hid: hz.cap_category for hid, hz in hs.hazards.items()}
+    assert categories == {
+        "flood": "Met", "tidal_flood": "Met", "strong_wind": "Met", "high_waves": "Met", "drought": "Met",
+        "earthquake": "Geo", "tsunami": "Geo", "landslide": "Geo", "volcanic_eruption": "Geo",
+        "fire": "Fire", "fallen_tree": "Safety",
+        "traffic_accident": "Transport", "traffic_jam": "Transport", "road_closure": "Transport",
+        "road_damage": "Infra",
+    }
+
+
+def test_cap_category_is_loaded(hazdir):
+    hs = HazardSet.load(hazdir)
+    assert (hs.hazards["flood"].cap_category, hs.hazards["traffic_jam"].cap_category) == ("Met", "Transport")
+
+
+def test_unknown_cap_category_names_file_line_and_field(hazdir):
+    path = write(hazdir, "flood", cap_category="Weather")
+    [err] = check_directory(hazdir).errors
+    line = path.read_text().splitlines().index("cap_category: Weather") + 1
+    assert err.startswith(f"{path}:{line}: field cap_category:") and "'Weather' is not one of" in err
+    with pytest.raises(HazardConfigError, match=r"flood\.yaml:\d+: field cap_category"):
+        HazardSet.load(hazdir)
+
+
+def test_missing_cap_category_names_the_field(hazdir):
+    path = hazdir / "flood.yaml"
+    path.write_text(path.read_text().replace("cap_category: Met\n", ""), encoding="utf-8")
+    [err] = check_directory(hazdir).errors
+    first_field = path.read_text().splitlines().index("id: flood") + 1
+    assert err.startswith(f"{path}:{first_field}: field cap_category:") and "required" in err
 
 
 def test_wrong_type_names_file_line_and_field(hazdir):
@@ -94,7 +130,7 @@ def test_bad_list_item_names_its_index_and_line(hazdir):
 def test_yaml_syntax_error_names_the_line(hazdir):
     path = hazdir / "flood.yaml"
     lines = path.read_text().splitlines()
-    lines[7] = "  - [banjir"
+    lines[lines.index("  - banjir")] = "  - [banjir"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     [err] = check_directory(hazdir).errors
     assert err.startswith(f"{path}:") and "field (syntax)" in err

@@ -50,6 +50,7 @@ class Hazard:
     label_id: str
     label_en: str
     agency: str
+    cap_category: str  # CAP 1.2 <category>: exports read it here, so a new hazard needs no code
     window_minutes: int
     min_posts: int
     min_authors: int
@@ -139,6 +140,15 @@ def _node_to_data(node: yaml.Node, path: Path_, lines: dict[Path_, int], where: 
     return loader.construct_object(node, deep=True)
 
 
+def _fields_of(err: jsonschema.ValidationError) -> list[Path_]:
+    """The fields an error is about: a missing required field is named itself, not only the
+    mapping it is missing from, so the operator reads "field cap_category" and knows what to add."""
+    epath = tuple(err.absolute_path)
+    if err.validator == "required" and isinstance(err.instance, dict):
+        return [epath + (name,) for name in err.validator_value if name not in err.instance]
+    return [epath]
+
+
 def _dotted(path: Iterable[Any]) -> str:
     out = ""
     for part in path:
@@ -190,7 +200,8 @@ def _load_file(path: Path) -> _Loaded:
     errors = []
     for err in sorted(_validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
         epath = tuple(err.absolute_path)
-        errors.append(f"{where}:{_line_of(lines, epath)}: field {_dotted(epath)}: {err.message}")
+        errors.extend(f"{where}:{_line_of(lines, epath)}: field {_dotted(path)}: {err.message}"
+                      for path in _fields_of(err))
     if errors:
         return _Loaded(None, data, lines, errors)
     errors = _semantic_errors(path, data, lines)
@@ -230,6 +241,7 @@ def _hazard_of(data: dict[str, Any], where: str) -> Hazard:
         label_id=data["labels"]["id"],
         label_en=data["labels"]["en"],
         agency=data["agency"],
+        cap_category=data["cap_category"],
         window_minutes=det["window_minutes"],
         min_posts=det["min_posts"],
         min_authors=det["min_authors"],
