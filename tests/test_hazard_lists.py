@@ -1,0 +1,153 @@
+"""A typo in a hazard file at 3 a.m. must not switch detection off: an invalid set is refused,
+the refusal is logged with file and line, and the last good set stays in force, in the
+database-backed `hazard_lists.in_force` and in the running detect DAG."""
+from __future__ import annotations
+
+import logging
+import shutil
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from siaga import hazard_lists, store
+from siaga.hazard_config import HazardConfigError
+from siaga.hazards import HazardSet
+from siaga.settings import config_dir
+from siaga.sources.base import text_fingerprint
+
+# "Air bah" (a deluge) is no term of the shipped lists; the good lists below add it to flood, so
+# only they can raise a flood from posts that say nothing else.
+EXTRA_TERM = "air bah"
+AIR_BAH_TEXTS = [
+    "Air bah di Desa Sangsit pagi ini",
+    "air bah lagi di sangsit kec sawan",
+    "Sangsit kena air bah, warga mengungsi",
+    "Info air bah Desa Sangsit, Sawan. Hati-hati",
+    "Dari subuh air bah di Sangsit",
+]
+
+
+def good_config(root: Path) -> Path:
+    """A copy of the deployment's config whose flood list also has EXTRA_TERM."""
+    shutil.copytree(config_dir(), root)
+    flood = root / "hazards" / "flood.yaml"
+    text = flood.read_text(encoding="utf-8")
+    flood.write_text(text.replace("terms:\n", f"terms:\n  - {EXTRA_TERM}\n", 1), encoding="utf-8")
+    return root
+
+
+def break_flood(root: Path) -> tuple[Path, int]:
+    """Replace EXTRA_TERM by a number (not a string: refused by the schema), so the refused set
+    would not find it either; returns the file and the line operators must be told about."""
+    flood = root / "hazards" / "flood.yaml"
+    lines = flood.read_text(encoding="utf-8").splitlines()
+    line = lines.index(f"  - {EXTRA_TERM}")
+    lines[line] = "  - 42"
+    flood.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return flood, line + 1
+
+
+def flood_terms(hs: HazardSet, text: str) -> tuple[str, ...]:
+    return next((m.terms for m in hs.classify(text) if m.hazard == "flood"), ())
+
+
+def test_the_shipped_lists_do_not_know_the_extra_term(hazard_set):
+    """What the tests below rely on: only the good copy raises a flood from these posts."""
+    assert all(not hazard_set.classify(text) for text in AIR_BAH_TEXTS)
+
+
+def test_a_valid_set_is_remembered_as_the_last_good_one(db_url, tmp_path):
+    hazards = good_config(tmp_path / "config") / "hazards"
+    with store.session_scope(db_url) as session:
+        hs = hazard_lists.in_force(session, hazards)
+    assert flood_terms(hs, AIR_BAH_TEXTS[0]) == (EXTRA_TERM,)
+    with store.session_scope(db_url) as session:
+        state = session.get(store.ConfigState, hazard_lists.STATE_NAME)
+        assert state.fingerprint == hs.fingerprint()
+        assert state.content == {p.name: p.read_text(encoding="utf-8") for p in hazards.glob("*.yaml")}
+
+
+def test_a_read_only_look_remembers_nothing(db_url, tmp_path):
+    hazards = good_config(tmp_path / "config") / "hazards"
+    with store.session_scope(db_url) as session:
+        hazard_lists.in_force(session, hazards, remember=False)
+    with store.session_scope(db_url) as session:
+        assert session.get(store.ConfigState, hazard_lists.STATE_NAME) is None
+
+
+def test_an_invalid_set_is_refused_and_the_last_good_one_stays(db_url, tmp_path, caplog):
+    hazards = good_config(tmp_path / "config") / "hazards"
+    with store.session_scope(db_url) as session:
+        good = hazard_lists.in_force(session, hazards)
+    flood, line = break_flood(tmp_path / "config")
+    with pytest.raises(HazardConfigError):
+        HazardSet.load(hazards)
+
+    with caplog.at_level(logging.ERROR, logger="siaga.hazard_lists"):
+        with store.session_scope(db_url) as session:
+            kept = hazard_lists.in_force(session, hazards)
+
+    assert kept.fingerprint() == good.fingerprint()
+    assert flood_terms(kept, AIR_BAH_TEXTS[0]) == (EXTRA_TERM,)
+    [refusal] = [r for r in caplog.records if r.name == "siaga.hazard_lists" and r.levelno == logging.ERROR]
+    assert "REFUSED" in refusal.getMessage() and f"{flood}:{line}: field terms[0]" in refusal.getMessage()
+    with store.session_scope(db_url) as session:  # the refused set did not replace the good one
+        assert session.get(store.ConfigState, hazard_lists.STATE_NAME).fingerprint == good.fingerprint()
+
+
+def test_an_invalid_set_with_no_last_good_one_is_an_error(db_url, tmp_path):
+    root = good_config(tmp_path / "config")
+    flood, line = break_flood(root)
+    with store.session_scope(db_url) as session:
+        with pytest.raises(HazardConfigError, match=rf"{flood}:{line}: field terms\[0\]"):
+            hazard_lists.in_force(session, root / "hazards")
+
+
+# -- in the DAG ------------------------------------------------------------------------------
+
+T0 = datetime(2026, 1, 15, 2, 0, tzinfo=timezone.utc)  # 10:00 WITA
+
+
+def add_posts(url: str, texts: list[str], start: datetime) -> None:
+    with store.session_scope(url) as session:
+        for i, text in enumerate(texts):
+            session.add(store.Post(
+                source="test", source_id=f"air-bah-{i}", created_at=start + timedelta(minutes=3 * i),
+                author=f"warga{i}", text=text, url=None, lat=None, lon=None,
+                text_hash=text_fingerprint(text), raw={"i": i},
+            ))
+
+
+def run_detect_dag(when: datetime) -> str:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from siaga.settings import REPO_ROOT
+
+    dag = DagBag(dag_folder=str(REPO_ROOT / "dags" / "siaga_detect.py")).get_dag("siaga_detect")
+    return str(dag.test(logical_date=when).state)
+
+
+@pytest.mark.airflow
+def test_the_detect_dag_keeps_the_last_good_lists_when_a_file_breaks(sqlite_url, airflow_db, tmp_path, monkeypatch, capfd):
+    root = good_config(tmp_path / "config")
+    monkeypatch.setenv("SIAGA_CONFIG_DIR", str(root))
+    monkeypatch.setenv("SIAGA_DB_URL", sqlite_url)
+    monkeypatch.setenv("SIAGA_GAZETTEER", "buleleng")
+
+    assert run_detect_dag(T0) == "success"  # the good lists become the last good set
+    assert "REFUSED" not in capfd.readouterr().out
+    flood, line = break_flood(root)
+    add_posts(sqlite_url, AIR_BAH_TEXTS, T0 + timedelta(minutes=1))
+    assert run_detect_dag(T0 + timedelta(minutes=20)) == "success"
+
+    # Inside a task Airflow's structured logging prints the record (what the task log shows).
+    [refusal] = [line_ for line_ in capfd.readouterr().out.splitlines() if "REFUSED the hazard lists" in line_]
+    assert f"{flood}:{line}: field terms[0]" in refusal and "keeping the last good set" in refusal
+    with store.session_scope(sqlite_url) as session:
+        (incident,) = session.scalars(sa.select(store.Incident)).all()
+        assert (incident.hazard, incident.village) == ("flood", "Sangsit")
+        alert = session.scalars(sa.select(store.Alert)).first()
+        assert EXTRA_TERM in alert.explanation["terms"]
+        assert session.scalar(sa.select(sa.func.count()).select_from(store.OutboxMessage)) >= 1
