@@ -97,6 +97,27 @@ def test_an_invalid_set_is_refused_and_the_last_good_one_stays(db_url, tmp_path,
         assert session.get(store.ConfigState, hazard_lists.STATE_NAME).fingerprint == good.fingerprint()
 
 
+def test_the_last_good_set_is_what_was_validated_not_a_later_save(db_url, tmp_path, monkeypatch):
+    """An operator saving a broken file just after the lists were validated must not turn that
+    broken text into the last good set."""
+    root = good_config(tmp_path / "config")
+    build = HazardSet.from_config
+
+    def build_then_operator_saves(config):
+        hs = build(config)
+        break_flood(root)
+        return hs
+
+    monkeypatch.setattr(hazard_lists.HazardSet, "from_config", build_then_operator_saves)
+    with store.session_scope(db_url) as session:
+        good = hazard_lists.in_force(session, root / "hazards")
+    monkeypatch.setattr(hazard_lists.HazardSet, "from_config", build)
+    with store.session_scope(db_url) as session:
+        kept = hazard_lists.in_force(session, root / "hazards")  # the broken save is refused
+    assert kept.fingerprint() == good.fingerprint()
+    assert flood_terms(kept, AIR_BAH_TEXTS[0]) == (EXTRA_TERM,)
+
+
 def test_an_invalid_set_with_no_last_good_one_is_an_error(db_url, tmp_path):
     root = good_config(tmp_path / "config")
     flood, line = break_flood(root)

@@ -84,6 +84,9 @@ class HazardConfig:
     abbreviations: dict[str, str]
     # (file name, the file's data as written): what the lists' fingerprint is taken over.
     files: list[tuple[str, dict[str, Any]]]
+    # file name -> the text that was validated, read once: what is kept as the last good set (a
+    # second read could catch an operator's next, unvalidated save).
+    texts: dict[str, str]
 
 
 def default_hazard_dir() -> Path:
@@ -104,6 +107,7 @@ def read_directory(directory: Path) -> HazardConfig:
         hazards={item.hazard.id: item.hazard for item in good if item.hazard},
         abbreviations=abbreviations,
         files=[(Path(item.hazard.source).name, item.data) for item in good if item.hazard and item.data],
+        texts={Path(item.hazard.source).name: item.text for item in good if item.hazard},
     )
 
 
@@ -175,6 +179,7 @@ class _Loaded:
     data: dict[str, Any] | None
     lines: dict[Path_, int]
     errors: list[str] = field(default_factory=list)
+    text: str = ""
 
 
 def _load_file(path: Path) -> _Loaded:
@@ -207,7 +212,7 @@ def _load_file(path: Path) -> _Loaded:
     errors = _semantic_errors(path, data, lines)
     if errors:
         return _Loaded(None, data, lines, errors)
-    return _Loaded(_hazard_of(data, where), data, lines)
+    return _Loaded(_hazard_of(data, where), data, lines, text=text)
 
 
 def _semantic_errors(path: Path, data: dict[str, Any], lines: dict[Path_, int]) -> list[str]:

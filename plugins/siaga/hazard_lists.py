@@ -1,5 +1,11 @@
 """Which hazard keyword lists are in force: the operators' files when they are valid, else the
-last good set, kept in the database, so a typo at 3 a.m. never switches detection off."""
+last good set, kept in the database, so a typo at 3 a.m. never switches detection off.
+
+The last good set is kept as the texts of its files, exactly as they were validated, and
+compiled again when needed with the deployment's abbreviation table. Only a deployment that has
+never had a valid set has nothing to fall back on: then the error is raised and the run fails
+with every file:line an operator must fix.
+"""
 from __future__ import annotations
 
 import logging
@@ -8,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from siaga.hazard_config import HazardConfigError, default_hazard_dir
+from siaga.hazard_config import HazardConfigError, default_hazard_dir, read_directory
 from siaga.hazards import HazardSet
 from siaga.store import ConfigState, utcnow
 
@@ -17,11 +23,13 @@ STATE_NAME = "hazard_lists"
 
 
 def in_force(session: Session, directory: Path | None = None, remember: bool = True) -> HazardSet:
-    """The operators' lists, or the last good set when they are invalid. A valid set becomes the
-    new last good one unless `remember` is False (a read-only look, as the backtest takes)."""
+    """The operators' lists, or the last good set when they are invalid (the refusal is logged
+    with every file:line: field error). A valid set becomes the new last good one unless
+    `remember` is False (a read-only look, as the backtest takes). Raises HazardConfigError when
+    the lists are invalid and there is no last good set."""
     directory = directory or default_hazard_dir()
     try:
-        hazard_set = HazardSet.load(directory)
+        config = read_directory(directory)
     except HazardConfigError as exc:
         last_good = session.get(ConfigState, STATE_NAME)
         if last_good is None:
@@ -31,26 +39,29 @@ def in_force(session: Session, directory: Path | None = None, remember: bool = T
             directory, exc, last_good.fingerprint, last_good.updated_at.isoformat(),
         )
         return _from_content(last_good.content)
+    hazard_set = HazardSet.from_config(config)
     if remember:
-        _remember(session, hazard_set, directory)
+        _remember(session, hazard_set.fingerprint(), config.texts)
     return hazard_set
 
 
-def _remember(session: Session, hazard_set: HazardSet, directory: Path) -> None:
-    fingerprint = hazard_set.fingerprint()
+def _remember(session: Session, fingerprint: str, content: dict[str, str]) -> None:
     state = session.get(ConfigState, STATE_NAME)
     if state is not None and state.fingerprint == fingerprint:
         return
-    content = {p.name: p.read_text(encoding="utf-8") for p in sorted(directory.glob("*.yaml"))}
     if state is None:
         session.add(ConfigState(name=STATE_NAME, fingerprint=fingerprint, content=content, updated_at=utcnow()))
     else:
         state.fingerprint, state.content, state.updated_at = fingerprint, content, utcnow()
-    log.info("hazard lists in force: %s (%d hazards)", fingerprint, len(hazard_set.hazards))
+    log.info("hazard lists in force: %s (%d hazards)", fingerprint, len(content))
 
 
 def _from_content(content: dict[str, str]) -> HazardSet:
     with tempfile.TemporaryDirectory(prefix="siaga-last-good-") as tmp:
+        # A folder of its own inside the private one: no stray abbreviations.csv beside it, so
+        # the deployment's table applies.
+        directory = Path(tmp) / "hazards"
+        directory.mkdir()
         for name, text in content.items():
-            (Path(tmp) / name).write_text(text, encoding="utf-8")
-        return HazardSet.load(Path(tmp))
+            (directory / name).write_text(text, encoding="utf-8")
+        return HazardSet.load(directory)

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 import ahocorasick
 
-from siaga.hazard_config import Hazard, read_directory
+from siaga.hazard_config import Hazard, HazardConfig, read_directory
 from siaga.negation import Denial
 from siaga.normalise import MatchText, fold, match_key, match_text, squeeze, squeeze_fold, stem
 
@@ -131,7 +131,11 @@ class HazardSet:
     def load(cls, directory: Path) -> "HazardSet":
         """Load and validate a directory of hazard files; raise HazardConfigError listing every
         error (file:line: field ...) so an operator fixes them all in one go."""
-        config = read_directory(Path(directory))
+        return cls.from_config(read_directory(Path(directory)))
+
+    @classmethod
+    def from_config(cls, config: HazardConfig) -> "HazardSet":
+        """The matcher of an already validated directory."""
         return cls(config.hazards, config.abbreviations, config.files)
 
     # -- matching ------------------------------------------------------------------------------
