@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from siaga.normalise import fold, load_abbreviations, match_text, squeeze, stem, tokens
+from siaga.normalise import fold, load_abbreviations, match_key, match_text, squeeze, squeeze_fold, stem, tokens
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,6 +56,23 @@ def test_doubled_letters_and_reduplication_are_regularised_with_offsets_kept():
     assert mt.folded.original[slice(*mt.span(i, i + 6))] == "banjirr"
     pieces = [t.text for t in mt.tokens]
     assert pieces.count("rumah") == 2  # "rumah2" is two words for phrase matching
+
+
+def test_a_keyword_is_folded_as_a_post_is():
+    """The hazard matcher compares keywords and posts in one form, built by the same fold."""
+    table = {"jl": "jalan", "tdk": "tidak"}
+    assert match_key("Jl. DITUTUP!!", table) == match_text(fold("jl ditutup"), table).text == "jalan ditutup"
+    assert match_key("Banjirrr  bandang") == "banjir bandang"
+    assert squeeze_fold("Menggenang") == "mengenang"  # roots: folded and squeezed, never expanded
+    assert squeeze_fold("tdk") == "tdk"
+
+
+def test_written_gives_the_spelling_behind_a_matched_slice():
+    mt = match_text(fold("Jl banjirr, tdk bisa lewat"), {"jl": "jalan", "tdk": "tidak"})
+    start = mt.text.index("jalan")
+    assert mt.written(start, start + len("jalan")) == "jl"
+    start = mt.text.index("banjir")
+    assert mt.written(start, start + len("banjir")) == "banjirr"  # matched squeezed, written double
 
 
 def test_stem_strips_indonesian_affixes():

@@ -7,8 +7,9 @@ settings. Operators change these files live, so a directory is validated as a wh
 it is used (JSON Schema in `hazard_schema.json`, then the checks a schema cannot express: file
 name, empty phrases, roots, cross-references), and every error names the file, the line and the
 field, all of them at once so an operator fixes them in one go. `siaga hazards check` prints the
-same report, plus warnings about terms that can never count. The matcher built from a valid
-directory is `siaga.hazards.HazardSet`; which directory is in force is `siaga.hazard_lists`.
+same report, plus warnings about terms that add nothing (repeated, or vetoed wherever they occur)
+or count for several hazards. The matcher built from a valid directory is
+`siaga.hazards.HazardSet`; which lists are in force is `siaga.hazard_lists`.
 """
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ class HazardConfigError(ValueError):
 
 @dataclass(frozen=True)
 class RoadRule:
+    """One `road_consequence` rule: the hazard this one raises when its cues appear in the post.
+    Rules are ordered; the first whose cues appear decides."""
+
     raises: str
     cues: tuple[str, ...]
     # A fallback rule ("the hazard is on a road") fires only when the post has no direct match for
@@ -44,7 +48,7 @@ class RoadRule:
 
 @dataclass(frozen=True)
 class Hazard:
-    """One loaded YAML file."""
+    """One hazard file, validated; `source` is its path, for messages."""
 
     id: str
     label_id: str
@@ -68,6 +72,8 @@ class Hazard:
 
 @dataclass(frozen=True)
 class CheckReport:
+    """What `siaga hazards check` prints: errors refuse the whole set, warnings do not."""
+
     errors: list[str]
     warnings: list[str]
 

@@ -64,7 +64,8 @@ class _Hit:
 
 
 class HazardSet:
-    """All hazard lists of one directory, compiled into one automaton."""
+    """All hazard lists of one directory, compiled into one automaton (wildcard exclusions apart:
+    regexes run only for posts that hit their hazard)."""
 
     def __init__(self, hazards: dict[str, Hazard], abbreviations: dict[str, str] | None = None,
                  files: list[tuple[str, dict[str, Any]]] | None = None) -> None:
@@ -181,12 +182,22 @@ class HazardSet:
 
     def _matches(self, text: str, include_vetoed: bool) -> list[HazardMatch]:
         mt = match_text(fold(text), self.abbreviations)
-        hits = self._hits(mt)
         by_hazard: dict[str, dict[str, list[_Hit]]] = defaultdict(lambda: defaultdict(list))
-        for h in hits:
+        for h in self._hits(mt):
             by_hazard[h.hazard][h.kind].append(h)
         denial = Denial(mt)
-        all_exclusions = [h for h in hits if h.kind == _EXCL]
+        direct, exclusions = self._direct(mt, by_hazard, denial)
+        results = dict(direct) if include_vetoed else {k: m for k, m in direct.items() if m.terms}
+        self._add_road_consequences(mt, direct, results, by_hazard, denial, exclusions)
+        results = self._without_subsumed(results, include_vetoed)
+        return sorted(results.values(), key=lambda m: self._order.get(m.hazard, len(self._order)))
+
+    def _direct(self, mt: MatchText, by_hazard: dict[str, dict[str, list[_Hit]]], denial: Denial
+                ) -> tuple[dict[str, HazardMatch], list[_Hit]]:
+        """Each hazard whose terms occur, with the occurrences no exclusion overlaps and no
+        negation denies (terms empty when none survive), and its severity cues; plus every
+        exclusion hit, which also silences other hazards' severity cues."""
+        all_exclusions = [h for kinds in by_hazard.values() for h in kinds.get(_EXCL, [])]
         direct: dict[str, HazardMatch] = {}
         for hid, kinds in by_hazard.items():
             terms = kinds.get(_TERM, [])
@@ -221,7 +232,13 @@ class HazardSet:
         for hid, match in direct.items():
             cues = [h for h in by_hazard[hid].get(_SEV, []) if _cue_counts(h, denial, all_exclusions)]
             direct[hid] = _with_cues(match, cues)
-        results = dict(direct) if include_vetoed else {k: m for k, m in direct.items() if m.terms}
+        return direct, all_exclusions
+
+    def _add_road_consequences(self, mt: MatchText, direct: dict[str, HazardMatch], results: dict[str, HazardMatch],
+                               by_hazard: dict[str, dict[str, list[_Hit]]], denial: Denial, exclusions: list[_Hit]) -> None:
+        """A hazard on a road raises the hazard of its first rule whose cues appear (marked
+        via_road), unless that hazard is reported directly, or the rule is a fallback and the
+        agency already hears of this post."""
         heard = {self.hazards[k].agency for k, m in direct.items() if m.terms and k in self.hazards}
         for hid, match in list(direct.items()):
             if not match.terms:
@@ -246,11 +263,9 @@ class HazardSet:
                     vetoed_by=(),
                     severity_cues=(),
                     via_road=True,
-                ), [h for h in by_hazard[target].get(_SEV, []) if _cue_counts(h, denial, all_exclusions)])
+                ), [h for h in by_hazard[target].get(_SEV, []) if _cue_counts(h, denial, exclusions)])
                 heard.add(self.hazards[target].agency)
                 break
-        results = self._without_subsumed(results, include_vetoed)
-        return sorted(results.values(), key=lambda m: self._order.get(m.hazard, len(self._order)))
 
     def _without_subsumed(self, results: dict[str, HazardMatch], include_vetoed: bool) -> dict[str, HazardMatch]:
         """Drop a hazard the post reports only as the consequence of another (explain keeps it,
@@ -269,12 +284,15 @@ class HazardSet:
         return out
 
     def classify(self, text: str) -> list[HazardMatch]:
-        """The hazards a post is about (exclusion-vetoed ones dropped), in the set's order."""
+        """The hazards a post reports, in the set's order: those whose every occurrence an
+        exclusion or a negation vetoed, or that another hazard in the post subsumes, are dropped;
+        the traffic consequences of a hazard on a road are added (via_road)."""
         return self._matches(text, include_vetoed=False)
 
     def explain(self, text: str) -> list[HazardMatch]:
-        """Like classify, plus hazards whose every occurrence was vetoed (their terms empty), so
-        `siaga tag --explain` can show an operator which exclusion silenced a post."""
+        """Like classify, plus the hazards it drops (their terms empty, `vetoed_by` saying why), so
+        `siaga tag --explain` can show an operator which exclusion, denial or subsuming hazard
+        silenced a post."""
         return self._matches(text, include_vetoed=True)
 
     def fingerprint(self) -> str:
