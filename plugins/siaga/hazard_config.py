@@ -18,11 +18,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Sequence
 
 import jsonschema
 import yaml
 
+from siaga.config_errors import dotted
 from siaga.normalise import fold, load_abbreviations, match_key, stem
 
 SCHEMA_PATH = Path(__file__).with_name("hazard_schema.json")
@@ -159,11 +160,8 @@ def _fields_of(err: jsonschema.ValidationError) -> list[Path_]:
     return [epath]
 
 
-def _dotted(path: Iterable[Any]) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
+def _dotted(path: Sequence[Any]) -> str:
+    return dotted(path) or "(top level)"
 
 
 def _line_of(lines: dict[Path_, int], path: Path_) -> int:
