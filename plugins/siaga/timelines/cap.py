@@ -33,15 +33,6 @@ def cap_category(hazard: Hazard | None) -> str:
     list in force defines any more."""
     if hazard is None:
         return "Other"
-    # TODO(lead): remove once Hazard.cap_category is merged (this whole `if` and its map).
-    if not hasattr(hazard, "cap_category"):
-        return {
-            "flood": "Met", "tidal_flood": "Met", "strong_wind": "Met", "high_waves": "Met", "drought": "Met",
-            "earthquake": "Geo", "tsunami": "Geo", "landslide": "Geo", "volcanic_eruption": "Geo",
-            "fire": "Fire", "fallen_tree": "Safety",
-            "traffic_accident": "Transport", "traffic_jam": "Transport", "road_closure": "Transport",
-            "road_damage": "Infra",
-        }.get(hazard.id, "Other")
     return hazard.cap_category
 
 
