@@ -1,6 +1,6 @@
 """The ingest DAG end to end with dag.test(): two fake sources (an RSS feed over HTTP on
-127.0.0.1 and a JSON inbox) that share one article; each post is stored once, the shared
-article once across both, and a second run stores nothing new."""
+127.0.0.1 and a JSON inbox) that share one article; each post is stored once, both posts about
+the shared article are kept, and a second run stores nothing new."""
 from __future__ import annotations
 
 import json
@@ -56,12 +56,14 @@ def test_ingest_dag_stores_posts_once(two_sources):
     assert str(first.state) == "success"
     with store.session_scope(url) as session:
         rows = {(r.source, r.source_id): r for r in session.scalars(sa.select(store.Post))}
-    # b1 and wa1 are the same article (two spellings of one URL): whichever came first is kept
-    assert len(rows) == 3 and {s for s, _ in rows} == {"berita", "wa"}
-    assert sum(1 for r in rows.values() if r.canonical_url == "https://berita.example/banjir-sangsit") == 1
+    # wa1 shares b1's article (two spellings of one URL) in a post of its own: both are kept,
+    # related by the canonical URL; neither is a copy of the other (different text)
+    assert len(rows) == 4 and {s for s, _ in rows} == {"berita", "wa"}
+    shared = [k for k, r in rows.items() if r.canonical_url == "https://berita.example/banjir-sangsit"]
+    assert sorted(shared) == [("berita", "b1"), ("wa", "wa1")] and all(rows[k].duplicate_of is None for k in shared)
     assert rows[("wa", "wa2")].author.startswith("anon:") and rows[("wa", "wa2")].author_pseudonymised
     second = dag.test(logical_date=T0 + timedelta(hours=2))  # nothing new: the tasks skip
     assert str(second.state) == "success"
     with store.session_scope(url) as session:
-        assert session.scalar(sa.select(sa.func.count()).select_from(store.Post)) == 3
+        assert session.scalar(sa.select(sa.func.count()).select_from(store.Post)) == 4
     assert api.hits("/feeds/berita.xml")[-1].headers.get("If-None-Match") == '"e1"'  # cursor kept the ETag

@@ -25,7 +25,7 @@ def post(source, sid, days, url=None, reposts=None, text="banjir di Banjar"):
 
 
 def test_purge_keeps_evidence(db_url):
-    ingest.ingest(Fixed("s", [post("s", str(i), i) for i in range(5)]), T0, db_url)
+    ingest.ingest(Fixed("s", [post("s", str(i), i) for i in range(5)]), T0 + timedelta(days=5), db_url)
     with store.session_scope(db_url) as session:
         ids = dict(session.execute(sa.select(store.Post.source_id, store.Post.id)).all())
         session.add(store.Alert(hazard="flood", level="village", area_code="5108", window_start=T0, window_end=T0 + timedelta(hours=1),

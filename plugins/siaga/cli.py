@@ -20,7 +20,7 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Iterator, TextIO
 
 from siaga.timelines.formats import FORMATS as EXPORT_FORMATS
 
@@ -87,44 +87,59 @@ def main(argv: list[str] | None = None) -> int:
 def _cmd_tag(args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
     from siaga.hazard_config import default_hazard_dir
     from siaga.hazards import HazardSet
+    from siaga.sources.records import describe
     from siaga.tagging import Tagger
 
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     tagger = Tagger(HazardSet.load(args.config or default_hazard_dir()))
     failures = 0
-    for line_no, line in enumerate(stdin, start=1):
+    for line_no, line in enumerate(_stdin_lines(stdin), start=1):
         if not line.strip():
             continue
-        try:
+        try:  # whatever one line holds or makes the tagger do, it costs that line only
             post = _read_post(line)
-        except ValueError as exc:
+            result = tagger.tag(post["text"], lat=post.get("lat"), lon=post.get("lon"))
+            out = _explain(post, result, tagger) if args.explain else json.dumps(result.to_contract(post.get("id")), ensure_ascii=False)
+            out.encode("utf-8")  # a lone surrogate (in an id) must fail here, not half-way through a write
+        except Exception as exc:  # noqa: BLE001
             failures += 1
-            print(f"siaga tag: stdin line {line_no}: {exc}", file=sys.stderr)
-            stdout.write(json.dumps({"id": None, "error": f"line {line_no}: {exc}"}) + "\n")
+            reason = describe(exc)
+            print(f"siaga tag: stdin line {line_no}: {reason}", file=sys.stderr)
+            stdout.write(json.dumps({"id": None, "error": f"line {line_no}: {reason}"}) + "\n")
+            stdout.flush()
             continue
-        result = tagger.tag(post["text"], lat=post.get("lat"), lon=post.get("lon"))
-        if args.explain:
-            stdout.write(_explain(post, result, tagger) + "\n")
-        else:
-            stdout.write(json.dumps(result.to_contract(post.get("id")), ensure_ascii=False) + "\n")
+        stdout.write(out + "\n")
         stdout.flush()
     return 1 if failures else 0
 
 
-def _read_post(line: str) -> dict[str, Any]:
-    try:
-        post = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON ({exc.msg}, column {exc.colno})") from None
+def _stdin_lines(stdin: TextIO) -> Iterator[str | bytes]:
+    """Lines split at "\\n" only: as bytes from a real stream (so a line that is not UTF-8 is
+    reported as such, not a crash of the whole stream), else as the text given."""
+    buffer = getattr(stdin, "buffer", None)
+    return iter(buffer) if buffer is not None else iter(stdin)
+
+
+def _read_post(line: str | bytes) -> dict[str, Any]:
+    from siaga.sources.parsing import coordinate
+    from siaga.sources.records import decode_line
+    from siaga.sources.schema import check_string
+
+    post = decode_line(line if isinstance(line, bytes) else line.encode("utf-8", "surrogatepass"))
     if not isinstance(post, dict) or not isinstance(post.get("text"), str):
         raise ValueError("expected an object with a string field 'text'")
-    for key in ("lat", "lon"):
+    check_string(post["text"], "text", len(post["text"]))
+    if isinstance(post.get("id"), str):  # echoed in the output: it must be writable
+        check_string(post["id"], "id", len(post["id"]))
+    for key, low, high in (("lat", -90, 90), ("lon", -180, 180)):
         if post.get(key) is not None:
-            try:
-                post[key] = float(post[key])
-            except (TypeError, ValueError):
-                raise ValueError(f"field '{key}' is not a number") from None
+            if isinstance(post[key], str):  # "-8.1" was accepted before: keep it
+                try:
+                    post[key] = float(post[key])
+                except ValueError:
+                    raise ValueError(f"field '{key}' is not a number") from None
+            post[key] = coordinate(post[key], key, low, high)
     return post
 
 

@@ -1,7 +1,9 @@
 """Store what a source yields: posts once each, bad input in quarantine, then the cursor.
 
 The cursor moves only after the posts it covers are committed, so a crash between the two
-re-reads a little (harmless: posts are unique per source and id) and never skips anything.
+re-reads a little (harmless: posts are unique per source and id, and per canonical URL, text
+and author across sources; quarantine is unique per source and content) and never skips
+anything. One post the database refuses is quarantined, never the batch around it.
 """
 from __future__ import annotations
 
@@ -12,12 +14,16 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from siaga.sources import PollResult, Source, SourceError
+from siaga.sources import BadInput, IncomingPost, PollResult, Source, SourceError
+from siaga.sources.records import Records, label
+from siaga.sources.schema import MAX_RAW, check_post, storable
 from siaga.store import Post, Quarantine, SourceCursor, session_scope, utcnow
 
 log = logging.getLogger(__name__)
+LOCATION_CHARS: int = Quarantine.__table__.c.location.type.length
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,13 @@ class IngestReport:
     new_posts: int
     duplicates: int
     quarantined: int
+
+
+CHUNK = 500  # rows per INSERT: within SQLite's bound-parameter limit, and what a refusal re-tries
+# What the database says about one row it will not take (PostgreSQL: NUL in text, a string too
+# long for its column, NaN in JSON; either: a string it cannot encode). A lost connection or a
+# lock is an OperationalError, not about a row: that fails the task and is retried.
+ROW_REFUSALS = (DataError, IntegrityError, ValueError, TypeError, OverflowError)
 
 
 def _insert_ignoring_duplicates(session: Session, table: Any, rows: list[dict[str, Any]]) -> int:
@@ -44,49 +57,179 @@ def read_cursor(session: Session, source: str) -> dict[str, Any] | None:
 
 
 def ingest(source: Source, now: datetime, db_url: str | None = None) -> IngestReport:
+    """Poll one source and store what it found: posts, then bad input, then the cursor.
+
+    Each post is checked against the shared schema once more here, whatever source made it, and
+    a post the database still refuses is quarantined instead of failing the batch: the posts
+    around it are stored and the cursor moves on."""
     with session_scope(db_url) as session:
         cursor = read_cursor(session, source.name)
     result: PollResult = source.poll(cursor, now)
-    with session_scope(db_url) as session:
-        new = _insert_ignoring_duplicates(session, Post.__table__, [_post_row(p) for p in result.posts])
-        if any(p.reposts or p.canonical_url for p in result.posts):
-            link_copies(session)
-        quarantined = _insert_ignoring_duplicates(
-            session,
-            Quarantine.__table__,
-            [
-                {"source": source.name, "location": b.location, "reason": b.reason, "raw": b.raw, "created_at": utcnow()}
-                for b in result.bad
-            ],
-        )
-    for bad in result.bad:
-        log.warning("quarantined %s from %s: %s", bad.location, source.name, bad.reason)
+    rows, bad = _post_rows(result.posts, now)
+    new, refused = _store_posts(db_url, rows)
+    bad = result.bad + bad + refused
+    quarantined = _store_bad(db_url, source.name, bad)
     with session_scope(db_url) as session:
         session.merge(SourceCursor(source=source.name, cursor=result.cursor, updated_at=utcnow()))
-    report = IngestReport(source.name, new, len(result.posts) - new, quarantined)
+    report = IngestReport(source.name, new, len(rows) - new - len(refused), quarantined)
     log.info("ingest %s: %s", source.name, report)
     if result.failed:  # what worked is stored and its cursor saved; fail so Airflow retries the rest
         raise SourceError(f"{source.name}: stored {new} new posts, but failed: " + "; ".join(result.failed))
     return report
 
 
-def link_copies(session: Session, max_depth: int = 10) -> int:
-    """Point every boost, repost or quote at the root post of its chain once that is stored.
+def _post_rows(posts: list[IncomingPost], now: datetime) -> tuple[list[dict[str, Any]], list[BadInput]]:
+    """The rows to insert, and a BadInput for each post that does not fit the schema."""
+    rows: list[dict[str, Any]] = []
+    bad: list[BadInput] = []
+    for post in posts:
+        try:
+            rows.append(_post_row(check_post(post, now)))
+        except Exception as exc:  # noqa: BLE001 -- one post never fails the batch
+            bad.append(Records.refused(_where(post), lambda: _post_record(post), exc))
+    return rows, bad
 
-    Runs over the whole table, not only this batch, because the original may arrive after its
-    copies (a later page, another source). Both steps only touch rows still to be linked."""
+
+def _where(post: Any) -> str:
+    return f"id {label(getattr(post, 'source_id', None)) or '?'}"
+
+
+def _post_record(post: Any) -> dict[str, Any]:
+    return {k: getattr(post, k, None) for k in ("source", "source_id", "created_at", "author", "text", "url", "lat", "lon", "raw")}
+
+
+def _store_posts(db_url: str | None, rows: list[dict[str, Any]]) -> tuple[int, list[BadInput]]:
+    """Insert the posts in one transaction and link copies (the normal, fast way). If the
+    database refuses a row, insert them again chunk by chunk, and a refused chunk row by row,
+    so that row alone is quarantined."""
+    if not rows:
+        return 0, []
+    try:
+        with session_scope(db_url) as session:
+            new = sum(_insert_ignoring_duplicates(session, Post.__table__, chunk) for chunk in _chunks(rows))
+            _link(session, rows)
+        return new, []
+    except ROW_REFUSALS as exc:
+        log.warning("the database refused a post (%s); storing this batch row by row", _first_line(exc))
+    new, refused = _insert_each(db_url, Post.__table__, rows)
+    with session_scope(db_url) as session:
+        _link(session, rows)
+    bad = [Records.refused(f"id {label(row['source_id']) or '?'}", lambda row=row: _stored_record(row), _Refused(exc)) for row, exc in refused]
+    return new, bad
+
+
+def _store_bad(db_url: str | None, source: str, bad: list[BadInput]) -> int:
+    """Quarantine bad input once per content (see `BadInput.identity`); returns how many rows
+    were new. Location, reason and raw are stored as escaped, bounded text, so the database
+    takes them whatever the record held."""
+    if not bad:
+        return 0
+    rows = list({row["fingerprint"]: row for row in (_bad_row(source, b) for b in bad)}.values())
+    try:
+        with session_scope(db_url) as session:
+            new = sum(_insert_ignoring_duplicates(session, Quarantine.__table__, chunk) for chunk in _chunks(rows))
+    except ROW_REFUSALS as exc:
+        log.warning("the database refused a quarantine row (%s); storing them row by row", _first_line(exc))
+        new, refused = _insert_each(db_url, Quarantine.__table__, rows)
+        if refused:  # cannot happen with escaped text; if it does, the cursor must not move
+            raise RuntimeError(f"{source}: {len(refused)} quarantine rows refused: {_first_line(refused[0][1])}")
+    for b in bad:
+        log.info("bad input from %s at %s: %s", source, b.location, b.reason)
+    if new:
+        log.warning("%s: quarantined %d new bad records (of %d read this time); `siaga quarantine` lists them", source, new, len(bad))
+    return new
+
+
+def _bad_row(source: str, bad: BadInput) -> dict[str, Any]:
+    return {
+        "source": source,
+        "fingerprint": bad.identity,
+        "location": storable(bad.location)[:LOCATION_CHARS],
+        "reason": storable(bad.reason)[:MAX_RAW],
+        "raw": storable(bad.raw)[:MAX_RAW],
+        "created_at": utcnow(),
+    }
+
+
+def _insert_each(db_url: str | None, table: Any, rows: list[dict[str, Any]]) -> tuple[int, list[tuple[dict[str, Any], BaseException]]]:
+    new = 0
+    refused: list[tuple[dict[str, Any], BaseException]] = []
+    for chunk in _chunks(rows):
+        try:
+            with session_scope(db_url) as session:
+                new += _insert_ignoring_duplicates(session, table, chunk)
+            continue
+        except ROW_REFUSALS:
+            pass
+        for row in chunk:
+            try:
+                with session_scope(db_url) as session:
+                    new += _insert_ignoring_duplicates(session, table, [row])
+            except ROW_REFUSALS as exc:
+                refused.append((row, exc))
+    return new, refused
+
+
+class _Refused(ValueError):
+    def __init__(self, exc: BaseException):
+        super().__init__(f"the database refused it: {_first_line(exc)}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return storable(text.strip().splitlines()[0] if text.strip() else type(exc).__name__)[:300]
+
+
+def _stored_record(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in ("source", "source_id", "created_at", "author", "text", "url", "lat", "lon", "raw")}
+
+
+def _chunks(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    return [rows[i:i + CHUNK] for i in range(0, len(rows), CHUNK)]
+
+
+def _link(session: Session, rows: list[dict[str, Any]]) -> None:
+    urls = {row["canonical_url"] for row in rows if row["canonical_url"]}
+    if urls or any(row["reposts_url"] for row in rows):
+        link_copies(session, urls)
+
+
+def link_copies(session: Session, urls: set[str] | None = None, max_depth: int = 10) -> int:
+    """Point copies at the post they copy, so a chain of copies counts once:
+    - every boost, repost or quote at the root post of its chain once that is stored; over the
+      whole table, not only this batch, because the original may arrive after its copies (a
+      later page, another source);
+    - a post with the same text at the same URL as an earlier one (one message forwarded by
+      several people, one article under two bylines) at the earliest; only for `urls`, the
+      batch's URLs, since a copy always arrives after what it copies.
+    Posts sharing a URL with different text (many people posting one group link) are all
+    kept unlinked: the indexed canonical URL relates them. Both steps touch only rows still
+    to be linked."""
     parent = aliased(Post)
     linked = session.execute(
         update(Post)
         .where(Post.reposts_url.is_not(None), Post.duplicate_of.is_(None))
         .where(Post.reposts_url.in_(select(parent.canonical_url).where(parent.canonical_url.is_not(None))))
         .values(
-            duplicate_of=select(parent.id)
+            duplicate_of=select(func.min(parent.id))
             .where(parent.canonical_url == Post.reposts_url, parent.id != Post.id)
             .scalar_subquery()
         )
         .execution_options(synchronize_session=False)
     ).rowcount or 0
+    ordered = sorted(urls or ())
+    for start in range(0, len(ordered), CHUNK):
+        earliest = (
+            select(func.min(parent.id))
+            .where(parent.canonical_url == Post.canonical_url, parent.text_hash == Post.text_hash, parent.id < Post.id)
+            .scalar_subquery()
+        )
+        linked += session.execute(
+            update(Post)
+            .where(Post.canonical_url.in_(ordered[start:start + CHUNK]), Post.duplicate_of.is_(None), earliest.is_not(None))
+            .values(duplicate_of=earliest)
+            .execution_options(synchronize_session=False)
+        ).rowcount or 0
     for _ in range(max_depth):  # a copy of a copy: follow to the root (bounded, in case of a cycle)
         hop = session.execute(
             update(Post)
@@ -102,7 +245,7 @@ def link_copies(session: Session, max_depth: int = 10) -> int:
     return linked
 
 
-def _post_row(post: Any) -> dict[str, Any]:
+def _post_row(post: IncomingPost) -> dict[str, Any]:
     return {
         "source": post.source,
         "source_id": post.source_id,
@@ -115,9 +258,10 @@ def _post_row(post: Any) -> dict[str, Any]:
         "text_hash": post.text_hash,
         "raw": post.raw,
         "ingested_at": utcnow(),
-        "canonical_url": getattr(post, "canonical_url", None),
-        "reposts_url": getattr(post, "reposts", None),
-        "author_pseudonymised": bool(getattr(post, "author_pseudonymised", False)),
+        "canonical_url": post.canonical_url,
+        "same_post_key": post.same_post_key,
+        "reposts_url": post.reposts,
+        "author_pseudonymised": post.author_pseudonymised,
     }
 
 

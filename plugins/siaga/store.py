@@ -74,9 +74,11 @@ class Post(Base):
     __tablename__ = "posts"
     __table_args__ = (
         UniqueConstraint("source", "source_id", name="uq_posts_source_id"),
-        # The same post seen through two sources (a toot on two instances, one link in two
-        # feeds) is stored once: NULLs (no URL) never collide.
-        UniqueConstraint("canonical_url", name="uq_posts_canonical_url"),
+        # The same post seen through two sources (a toot on two instances, one article in two
+        # feeds) is stored once: same canonical URL, text and author. NULLs (no URL) never
+        # collide. Different posts sharing a URL (a group link) are all kept.
+        UniqueConstraint("same_post_key", name="uq_posts_same_post"),
+        Index("ix_posts_canonical_url", "canonical_url"),
         Index("ix_posts_created_at", "created_at"),
         Index("ix_posts_tagged_at", "tagged_at"),
         Index("ix_posts_reposts_url", "reposts_url"),
@@ -98,6 +100,7 @@ class Post(Base):
     tagged_at: Mapped[datetime | None]
     in_region: Mapped[bool | None] = mapped_column(Boolean)
     canonical_url: Mapped[str | None] = mapped_column(Text)
+    same_post_key: Mapped[str | None] = mapped_column(String(32))  # IncomingPost.same_post_key
     # A boost, repost, retweet or quote: the canonical URL of the post it copies, and once that
     # post is stored, its id (the root of the chain), so a chain of copies counts once.
     reposts_url: Mapped[str | None] = mapped_column(Text)
@@ -315,10 +318,13 @@ class Quarantine(Base):
     """Bad input kept with its reason and location: nothing is silently dropped."""
 
     __tablename__ = "quarantine"
-    __table_args__ = (UniqueConstraint("source", "location", name="uq_quarantine_location"),)
+    # One row per bad record's content (BadInput.identity), not per place: re-reading a file
+    # adds nothing, a new bad record at the same line of a replaced file is kept.
+    __table_args__ = (UniqueConstraint("source", "fingerprint", name="uq_quarantine_fingerprint"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source: Mapped[str] = mapped_column(String(64))
-    location: Mapped[str] = mapped_column(String(512))  # e.g. "demo.jsonl:17"
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    location: Mapped[str] = mapped_column(String(512))  # for people: e.g. "demo.jsonl:17"
     reason: Mapped[str] = mapped_column(Text)
     raw: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

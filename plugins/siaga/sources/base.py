@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from siaga import settings
 from siaga.normalise import fold
+from siaga.sources.schema import MAX_TEXT, check_string
 
 
 class SourceConfigError(ValueError):
@@ -41,12 +42,34 @@ class IncomingPost:
     def canonical_url(self) -> str | None:
         return canonical_url(self.url)
 
+    @property
+    def same_post_key(self) -> str | None:
+        """One post seen through two sources or instances (a toot federated to two instances,
+        one article in two feeds) has the same canonical URL, text and author: the store keeps
+        it once. Other posts sharing a URL (many people sharing one group link) are all kept."""
+        url = self.canonical_url
+        if url is None:
+            return None
+        return same_post_key(url, self.text_hash, self.author)
+
+
+def same_post_key(url: str, text_hash: str, author: str | None) -> str:
+    return hashlib.sha256("\x00".join((url, text_hash, author or "")).encode("utf-8", "backslashreplace")).hexdigest()[:32]
+
 
 @dataclass(frozen=True)
 class BadInput:
-    location: str  # file:line, or an API page and index
+    location: str  # file:line, or an API item id, or a page
     reason: str
-    raw: str
+    raw: str  # the whole record as read; ingest keeps the first schema.MAX_RAW characters
+
+    @property
+    def identity(self) -> str:
+        """What makes two reports of bad input the same: the record's content (so re-reading a
+        file quarantines nothing twice, while a new bad record at the same line of a replaced
+        file is kept); for a failure with no record (a page that would not load), where and why."""
+        basis = self.raw if self.raw else f"{self.location}\n{self.reason}"
+        return hashlib.sha256(basis.encode("utf-8", "backslashreplace")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -118,9 +141,11 @@ class AuthorPolicy:
         return cls(frozenset(n.strip().lower().lstrip("@") for n in names), bool(entry.get("official", False)))
 
     def apply(self, author: str | None, key: Callable[[], bytes]) -> tuple[str | None, bool]:
-        """(stored author, whether it was pseudonymised)."""
+        """(stored author, whether it was pseudonymised). A handle that is not clean text is
+        refused (ValueError), not hashed: it is wrong input, not an author."""
         if not author:
             return None, False
+        check_string(author, "author", MAX_TEXT, single_line=True)
         if self.official_all or author.strip().lower().lstrip("@") in self.official:
             return author, False
         return pseudonymise(author, key()), True
@@ -140,6 +165,7 @@ def canonical_url(url: str | None) -> str | None:
         return None
     try:
         parts = urlsplit(url.strip())
+        port = parts.port  # raises on a port that is not a number in range
     except ValueError:
         return None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
@@ -147,7 +173,6 @@ def canonical_url(url: str | None) -> str | None:
     host = parts.hostname.lower()
     host = host[4:] if host.startswith("www.") else host
     host = _HOST_ALIASES.get(host, host)
-    port = parts.port
     netloc = host if port in (None, 80, 443) else f"{host}:{port}"
     query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)))
     path = parts.path.rstrip("/") or ""

@@ -13,11 +13,13 @@ from typing import Any
 
 
 from siaga.sources import auth
-from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult, canonical_url
+from siaga.sources.base import AuthorPolicy, IncomingPost, PollResult, canonical_url
 from siaga.sources.connector import HttpConnector, string_list
 from siaga.sources.http import get_json, policy_from_config, rate_limit
 from siaga.sources.paging import Page, sweep_queries
-from siaga.sources.parsing import MAX_TEXT, iso_time, opt_str, raw_text
+from siaga.sources.parsing import iso_time, opt_str, parse_time
+from siaga.sources.records import Records, label
+from siaga.sources.schema import MAX_TEXT, check_record, storable
 
 PUBLIC_APPVIEW = "https://public.api.bsky.app"
 
@@ -86,25 +88,32 @@ class BlueskySource(HttpConnector):
         if not isinstance(body, dict) or not isinstance(body.get("posts"), list):
             raise ValueError(f"{where}: expected an object with a 'posts' list")
         page = Page([], [], [], opt_str(body.get("cursor")), rate_limit(resp.headers).exhausted)
+        records = Records(now)
         for i, item in enumerate(body["posts"]):
-            uri = item.get("uri") if isinstance(item, dict) else None
-            try:
+
+            def parse(item: Any = item) -> IncomingPost:
                 post, mark = self.parse(item, now)
-            except ValueError as exc:
-                page.bad.append(BadInput(f"bluesky:{uri}" if isinstance(uri, str) else f"{where} item {i}", str(exc), raw_text(item)))
-                continue
-            page.posts.append(post)
-            page.marks.append(mark)
+                page.marks.append(mark)  # the sweep moves past every post it read
+                return post
+
+            records.take(lambda: self._where(item, where, i), item, parse)
+        page.posts, page.bad = records.posts, records.bad
         return page
+
+    @staticmethod
+    def _where(item: Any, page: str, i: int) -> str:
+        uri = label(item.get("uri")) if isinstance(item, dict) else None
+        return f"bluesky:{uri}" if uri else f"{page} item {i}"
 
     def parse(self, item: Any, now: datetime) -> tuple[IncomingPost, datetime]:
         """A PostView as a post, and its index time (the sweep's mark)."""
         if not isinstance(item, dict):
             raise ValueError("expected a post object")
+        check_record(item)
         uri = item.get("uri")
         url = web_url(uri if isinstance(uri, str) else None)
         if url is None:
-            raise ValueError(f"field 'uri': not a post at-uri: {str(uri)[:80]!r}")
+            raise ValueError(f"field 'uri': not a post at-uri: {storable(str(uri)[:80])!r}")
         record = item.get("record")
         if not isinstance(record, dict):
             raise ValueError("field 'record' must be an object")
@@ -112,7 +121,9 @@ class BlueskySource(HttpConnector):
         if not isinstance(text, str) or not text.strip():
             raise ValueError("field 'record.text' is missing or empty")
         indexed = iso_time(item.get("indexedAt"), "indexedAt", now)
-        created = iso_time(record.get("createdAt"), "record.createdAt", now) if record.get("createdAt") else indexed
+        # The author's client writes createdAt and may backdate it or run fast; a post cannot
+        # have been written after the server indexed it, so a later createdAt counts as indexed.
+        created = parse_time(record.get("createdAt"), "record.createdAt") if record.get("createdAt") else indexed
         author_obj = item.get("author") if isinstance(item.get("author"), dict) else {}
         handle = opt_str(author_obj.get("handle")) or opt_str(author_obj.get("did"))
         author, pseudonymised = self.authors.apply(handle, self.key)
@@ -120,7 +131,6 @@ class BlueskySource(HttpConnector):
         return IncomingPost(
             source=self.name,
             source_id=uri,
-            # A client may backdate createdAt; a post cannot have been written after it was indexed.
             created_at=min(created, indexed),
             text=text[:MAX_TEXT],
             author=author,
@@ -129,10 +139,14 @@ class BlueskySource(HttpConnector):
             lon=None,
             raw={"uri": uri, "cid": opt_str(item.get("cid")), "indexedAt": item.get("indexedAt"),
                  "langs": [lang for lang in langs if isinstance(lang, str)][:5],
-                 "repostCount": item.get("repostCount"), "quoteCount": item.get("quoteCount")},
+                 "repostCount": _count(item.get("repostCount")), "quoteCount": _count(item.get("quoteCount"))},
             reposts=canonical_url(web_url(_quoted_uri(item))),
             author_pseudonymised=pseudonymised,
         ), indexed
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63 else None
 
 
 def _quoted_uri(item: dict[str, Any]) -> str | None:

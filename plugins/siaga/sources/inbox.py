@@ -8,7 +8,6 @@ only when it changes (the store keeps one row per post id, so re-reading is harm
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,18 +16,20 @@ from typing import Any, Callable
 from jsonschema import Draft202012Validator, FormatChecker
 
 from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult, SourceConfigError, author_key
-from siaga.sources.parsing import MAX_RAW, iso_time
+from siaga.sources.parsing import coordinate, iso_time, load_json, record_id
+from siaga.sources.records import Records, decode_line
+from siaga.sources.schema import AUTHOR_CHARS, ID_CHARS, MAX_TEXT, MAX_URL, check_record, storable
 
 POST_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
     "required": ["id", "created_at", "text"],
     "properties": {
-        "id": {"type": ["string", "integer"], "minLength": 1, "maxLength": 200},
+        "id": {"type": ["string", "integer"], "minLength": 1, "maxLength": ID_CHARS},
         "created_at": {"type": "string", "format": "date-time"},
-        "text": {"type": "string", "minLength": 1, "maxLength": 20000},
-        "author": {"type": ["string", "null"], "maxLength": 256},
-        "url": {"type": ["string", "null"], "maxLength": 2000},
+        "text": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT},
+        "author": {"type": ["string", "null"], "maxLength": AUTHOR_CHARS},
+        "url": {"type": ["string", "null"], "maxLength": MAX_URL},
         "lat": {"type": ["number", "null"], "minimum": -90, "maximum": 90},
         "lon": {"type": ["number", "null"], "minimum": -180, "maximum": 180},
         "channel": {"type": ["string", "null"], "maxLength": 200},  # e.g. "WA grup Warga Sukasada"
@@ -73,51 +74,46 @@ class InboxSource:
         return PollResult(posts, bad, {"files": done})
 
     def _read(self, path: Path, now: datetime) -> tuple[list[IncomingPost], list[BadInput]]:
-        text = path.read_text(encoding="utf-8", errors="replace")
-        rows: list[tuple[str, str, Any]] = []  # (location, raw, decoded or exception)
+        """Each line (split at "\\n" only, strict UTF-8) or each item of a JSON document, on its
+        own: one bad record is quarantined with its place, never its neighbours."""
+        data = path.read_bytes()
+        records = Records(now)
         if path.suffix == ".jsonl":
-            for n, line in enumerate(text.splitlines(), start=1):
+            for n, line in enumerate(data.split(b"\n"), start=1):
+                line = line.removesuffix(b"\r")
                 if line.strip():
-                    rows.append((f"{path.name}:{n}", line, _decode(line)))
-        else:
-            doc = _decode(text)
-            if isinstance(doc, ValueError):
-                return [], [BadInput(path.name, str(doc), text[:MAX_RAW])]
-            items = doc if isinstance(doc, list) else [doc]
-            rows = [(f"{path.name}[{i}]", json.dumps(item, ensure_ascii=False), item) for i, item in enumerate(items)]
-        posts, bad = [], []
-        for where, raw, obj in rows:
-            try:
-                posts.append(self.parse(obj, now))
-            except ValueError as exc:
-                bad.append(BadInput(where, str(exc), raw[:MAX_RAW]))
-        return posts, bad
+                    records.take(f"{path.name}:{n}", line, lambda: self.parse(decode_line(line), now))
+            return records.posts, records.bad
+        # One document: bytes that are not UTF-8 become lone surrogates, so they cost only the
+        # item whose fields hold them (the schema refuses them there), not the whole file.
+        text = data.decode("utf-8-sig", "surrogateescape")
+        try:
+            doc = load_json(text)
+        except ValueError as exc:
+            reason = f"not valid JSON: {getattr(exc, 'msg', exc)} at line {getattr(exc, 'lineno', '?')} column {getattr(exc, 'colno', '?')}"
+            return [], [BadInput(path.name, reason, storable(data.decode("utf-8", "backslashreplace")))]
+        for i, item in enumerate(doc if isinstance(doc, list) else [doc]):
+            records.take(f"{path.name}[{i}]", item, lambda: self.parse(item, now))
+        return records.posts, records.bad
 
     def parse(self, obj: Any, now: datetime) -> IncomingPost:
-        if isinstance(obj, ValueError):
-            raise obj
+        check_record(obj)
         errors = sorted(_VALIDATOR.iter_errors(obj), key=lambda e: list(e.absolute_path))
         if errors:
             first = errors[0]
-            place = "/".join(str(p) for p in first.absolute_path) or "(post)"
-            raise ValueError(f"field '{place}': {first.message[:300]}")
+            place = "/".join(storable(str(p))[:40] for p in first.absolute_path) or "(post)"
+            raise ValueError(f"field '{place}': {storable(first.message[:300])}")
         author, pseudonymised = self.authors.apply(obj.get("author"), self.key)
+        source_id = record_id(obj["id"])
         return IncomingPost(
             source=self.name,
-            source_id=str(obj["id"]),
+            source_id=source_id,
             created_at=iso_time(obj["created_at"], "created_at", now),
             text=obj["text"],
             author=author,
             url=obj.get("url") or None,
-            lat=obj.get("lat"),
-            lon=obj.get("lon"),
-            raw={"id": str(obj["id"]), "channel": obj.get("channel")},
+            lat=coordinate(obj.get("lat"), "lat", -90, 90),
+            lon=coordinate(obj.get("lon"), "lon", -180, 180),
+            raw={"id": source_id, "channel": obj.get("channel")},
             author_pseudonymised=pseudonymised,
         )
-
-
-def _decode(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        return ValueError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")

@@ -23,6 +23,8 @@ from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult,
 from siaga.sources.connector import HttpConnector
 from siaga.sources.http import SourceError, get_json, policy_from_config, rate_limit
 from siaga.sources.parsing import html_text, iso_time, numeric_id, opt_str, raw_text
+from siaga.sources.records import Records, label
+from siaga.sources.schema import check_record
 
 
 @dataclass(frozen=True)
@@ -127,15 +129,13 @@ class MastodonSource(HttpConnector):
             if not isinstance(items, list):
                 bad.append(BadInput(where, "expected a list of statuses", raw_text(body)))
                 raise _PartialFailure(posts, bad, newest, "expected a list of statuses")
+            records = Records(now)
             for i, item in enumerate(items):
-                try:
-                    got = self.parse(item, stream, now)
-                except ValueError as exc:
-                    sid = item.get("id") if isinstance(item, dict) else None
-                    bad.append(BadInput(f"{stream.key}:status {sid}" if sid else f"{where} item {i}", str(exc), raw_text(item)))
-                    continue
-                posts += got
-            ids = [int(it["id"]) for it in items if isinstance(it, dict) and str(it.get("id", "")).isdigit()]
+                records.take(lambda: self._where(stream, item, where, i), item, lambda: self.parse(item, stream, now))
+            posts += records.posts
+            bad += records.bad
+            # Past every status of the page, good or bad: a bad status is quarantined, not re-read.
+            ids = [sid for sid in map(_status_id, items) if sid is not None]
             if ids:
                 newest = max([newest or 0, *ids])
             if not items or min_id is None:
@@ -155,14 +155,24 @@ class MastodonSource(HttpConnector):
 
     def _next(self, resp: requests.Response, stream: Stream, newest: int | None) -> tuple[str, dict[str, Any] | None]:
         prev = (resp.links.get("prev") or {}).get("url")
-        if prev and urlsplit(prev).netloc == urlsplit(stream.instance).netloc and urlsplit(prev).scheme == urlsplit(stream.instance).scheme:
+        try:
+            same_host = bool(prev) and urlsplit(prev)[:2] == urlsplit(stream.instance)[:2]
+        except ValueError:  # a Link header that is no URL: page by min_id instead
+            same_host = False
+        if same_host:
             return prev, None
         return stream.url, self._params(stream, str(newest) if newest else None)
+
+    @staticmethod
+    def _where(stream: Stream, item: Any, page: str, i: int) -> str:
+        sid = label(item.get("id")) if isinstance(item, dict) else None
+        return f"{stream.key}:status {sid}" if sid else f"{page} item {i}"
 
     def parse(self, item: Any, stream: Stream, now: datetime) -> list[IncomingPost]:
         """One status as posts: a boost yields the boosted status and the boost linked to it."""
         if not isinstance(item, dict):
             raise ValueError("expected a status object")
+        check_record(item)
         numeric_id(item.get("id"), "id")
         reblog = item.get("reblog")
         if isinstance(reblog, dict):
@@ -171,7 +181,8 @@ class MastodonSource(HttpConnector):
                                 "url": item.get("uri") or item.get("url"), "uri": item.get("uri")}, stream, now)
             return [original, replace(boost, reposts=original.canonical_url)]
         post = self._post(item, stream, now)
-        quoted = ((item.get("quote") or {}).get("quoted_status") or {}) if isinstance(item.get("quote"), dict) else {}
+        quote = item.get("quote") if isinstance(item.get("quote"), dict) else {}
+        quoted = quote.get("quoted_status") if isinstance(quote.get("quoted_status"), dict) else {}
         quoted_url = canonical_url(opt_str(quoted.get("url")) or opt_str(quoted.get("uri")))
         return [replace(post, reposts=quoted_url)] if quoted_url else [post]
 
@@ -207,12 +218,23 @@ class MastodonSource(HttpConnector):
             # Only what later stages need: no account object (names, avatars, bios). The post's
             # URL (its own column) still names the account: staff need the link to the evidence.
             raw={"instance": host, "id": str(sid), "language": lang,
-                 "tags": [t.get("name") for t in item.get("tags") or [] if isinstance(t, dict)][:50],
+                 "tags": [t.get("name") for t in _list(item.get("tags")) if isinstance(t, dict) and isinstance(t.get("name"), str)][:50],
                  "visibility": opt_str(item.get("visibility")), "stream": stream.key,
                  "language_matches": None if not (self.language and lang) else lang == self.language},
             author_pseudonymised=pseudonymised,
         )
 
+
+
+def _status_id(item: Any) -> int | None:
+    try:
+        return numeric_id(item.get("id"), "id") if isinstance(item, dict) else None
+    except ValueError:
+        return None
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 class _PartialFailure(Exception):

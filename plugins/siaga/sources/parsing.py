@@ -1,50 +1,178 @@
-"""Small parsers every connector needs for hostile payloads: times, HTML bodies, numeric ids.
+"""Small parsers every connector needs for hostile payloads: JSON, times, HTML bodies, ids.
 
 Each raises ValueError naming the field, which the connector turns into a quarantined BadInput.
+None of them may raise anything else on any input (deep nesting, huge numbers, odd dates): one
+bad record must cost one record, never the poll it came in.
 """
 from __future__ import annotations
 
 import email.utils
 import json
-from datetime import datetime, timedelta, timezone
+import re
+from datetime import datetime, timezone, tzinfo
 from html import unescape
 from html.parser import HTMLParser
 from typing import Any
 
-MAX_TEXT = 20_000  # characters kept of one post; longer bodies are cut, not refused
-MAX_RAW = 10_000  # characters of a bad payload kept in quarantine
-FUTURE_SLACK = timedelta(minutes=10)  # clocks drift; a post "from tomorrow" is refused
+from siaga.sources.schema import MAX_TEXT, Unreadable, check_time, storable
+
+MAX_DEPTH = 64  # containers deeper than this are not built (the stdlib decoder recurses)
+MAX_INT_DIGITS = 4300  # Python's own limit for int(str); longer integers are not built
+MAX_TIME_CHARS = 64
+MAX_ID = 2**63 - 1  # Mastodon and X ids are signed 64-bit snowflakes
+
+
+# --- JSON ------------------------------------------------------------------------------------
+
+
+# A JSON string literal or a bracket: enough to find nesting without decoding.
+_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.S)
+_TOO_DEEP = "\x00siaga: nested too deep"  # contains NUL, so it can never pass as real data
+
+
+def load_json(text: str) -> Any:
+    """`json.loads`, except that no input makes it raise anything but `json.JSONDecodeError`:
+    containers nested deeper than MAX_DEPTH and integers longer than MAX_INT_DIGITS come back as
+    `Unreadable`. NaN and Infinity come back as floats (`schema.check_record` refuses them).
+
+    The stdlib decoder is kept for the normal case (it is C and fast); only a document it cannot
+    build is decoded again with the deep parts cut out, by a bracket scan, because no pinned
+    library decodes JSON with a depth limit."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        return _load_capped(text)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:  # an integer of more than 4,300 digits
+        return _load_capped(text)
+    if _depth_exceeds(value, MAX_DEPTH):
+        return _load_capped(text)
+    return value
+
+
+def _load_capped(text: str) -> Any:
+    pieces: list[str] = []
+    depth, cut_from, last = 0, -1, 0
+    for match in _TOKENS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth == MAX_DEPTH + 1:
+                cut_from = match.start()
+        elif token in "]}":
+            if depth == MAX_DEPTH + 1 and cut_from >= 0:
+                pieces += [text[last:cut_from], json.dumps(_TOO_DEEP)]
+                last, cut_from = match.end(), -1
+            depth -= 1
+    if cut_from >= 0:  # never closed: the document is broken anyway; let the decoder say where
+        return json.loads(text, parse_int=_int)
+    pieces.append(text[last:])
+    return _mark_too_deep(json.loads("".join(pieces), parse_int=_int))
+
+
+def _int(digits: str) -> int | Unreadable:
+    if len(digits.lstrip("-")) > MAX_INT_DIGITS:
+        return Unreadable(f"an integer of {len(digits.lstrip('-'))} digits")
+    return int(digits)
+
+
+def _mark_too_deep(value: Any) -> Any:
+    if value == _TOO_DEEP:
+        return Unreadable(f"nested deeper than {MAX_DEPTH} levels")
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, child in items:
+            if child == _TOO_DEEP:
+                node[key] = Unreadable(f"nested deeper than {MAX_DEPTH} levels")
+            elif isinstance(child, (dict, list)):
+                stack.append(child)
+    return value
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    stack = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
+
+
+def json_text(value: Any) -> str:
+    """A record as JSON text for quarantine, whatever it holds (markers, NaN, surrogates)."""
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):
+        return repr(value)
+
+
+# --- times -----------------------------------------------------------------------------------
+
+
+def parse_time(value: Any, field: str, naive_tz: tzinfo | None = None) -> datetime:
+    """An ISO 8601 time as UTC. Without a zone it is refused unless `naive_tz` says what zone a
+    source writes (replay files in Bali time). Years before 2000 or too far ahead to convert
+    are refused here, never raised as OverflowError."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"field '{field}' is missing or not a string")
+    if len(value) > MAX_TIME_CHARS:
+        raise ValueError(f"field '{field}': {len(value)} characters is too long for a time")
+    try:
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"field '{field}': not an ISO 8601 time: {storable(value[:40])!r}") from None
+    if when.tzinfo is None:
+        if naive_tz is None:
+            raise ValueError(f"field '{field}': time has no timezone: {storable(value[:40])!r}")
+        when = when.replace(tzinfo=naive_tz)
+    return _utc(when, field)
+
+
+def _utc(when: datetime, field: str) -> datetime:
+    try:
+        return when.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        raise ValueError(f"field '{field}': {when.isoformat()} is out of range") from None
 
 
 def iso_time(value: Any, field: str, now: datetime) -> datetime:
-    """An ISO 8601 time with a zone, not in the future (a forged time must not shift counts)."""
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"field '{field}' is missing or not a string")
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"field '{field}': not an ISO 8601 time: {value[:40]!r}") from None
-    return _checked(when, field, now)
+    """An ISO 8601 time with a zone, from 2000 on, not in the future (a forged time must not
+    shift counts)."""
+    return check_time(parse_time(value, field), field, now)
+
+
+_MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
+_RFC822_YEAR = re.compile(rf"\b(?:{_MONTHS})[a-z]*\.?\s+(\d+)\b", re.I)
 
 
 def rfc822_time(value: Any, field: str, now: datetime) -> datetime:
-    """RSS dates ("Thu, 15 Jan 2026 08:00:00 +0800"); ISO 8601 accepted too, as feeds mix them."""
+    """RSS dates ("Thu, 15 Jan 2026 08:00:00 +0800"); ISO 8601 accepted too, as feeds mix them.
+
+    The stdlib reads a four-digit year such as 0001 as 2001 (it takes any year under 100 for a
+    two-digit one): the year is checked against what was written."""
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"field '{field}' is missing")
+    value = value.strip()
+    if len(value) > MAX_TIME_CHARS:
+        raise ValueError(f"field '{field}': {len(value)} characters is too long for a time")
     try:
-        when = email.utils.parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError):
-        return iso_time(value.strip(), field, now)
-    return _checked(when, field, now)
-
-
-def _checked(when: datetime, field: str, now: datetime) -> datetime:
+        when = email.utils.parsedate_to_datetime(value)
+    except Exception:  # the stdlib's date parser has raised TypeError, ValueError and IndexError
+        return iso_time(value, field, now)
+    written = _RFC822_YEAR.search(value)
+    if written and len(written.group(1)) > 2 and int(written.group(1)) != when.year:
+        raise ValueError(f"field '{field}': year {written.group(1)} is out of range")
     if when.tzinfo is None:
-        raise ValueError(f"field '{field}': time has no timezone: {when.isoformat()}")
-    when = when.astimezone(timezone.utc)
-    if when > now + FUTURE_SLACK:
-        raise ValueError(f"field '{field}': {when.isoformat()} is in the future")
-    return when
+        raise ValueError(f"field '{field}': time has no timezone: {value[:40]!r}")
+    return check_time(_utc(when, field), field, now)
+
+
+# --- HTML ------------------------------------------------------------------------------------
 
 
 class _TextOnly(HTMLParser):
@@ -75,28 +203,68 @@ class _TextOnly(HTMLParser):
 
 def html_text(html: str) -> str:
     """Visible text of an HTML fragment (Mastodon content, RSS descriptions). The stdlib parser
-    is enough: we only need the words, never to render or trust the markup."""
+    is enough: we only need the words, never to render or trust the markup. Lines break at
+    "\\n" only (never at U+2028 and the like, which `splitlines` would take for line ends)."""
     if "<" not in html:
         return unescape(html).strip()[:MAX_TEXT]
     parser = _TextOnly()
     parser.feed(html)
     parser.close()
-    lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).split("\n"))
     return "\n".join(line for line in lines if line)[:MAX_TEXT]
 
 
+# --- fields ----------------------------------------------------------------------------------
+
+_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
 def numeric_id(value: Any, field: str) -> int:
-    """Mastodon and X ids are decimal strings larger than a float holds exactly: compare as int."""
-    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).isdigit():
-        raise ValueError(f"field '{field}': expected a numeric id, got {str(value)[:40]!r}")
-    return int(value)
+    """Mastodon and X ids are decimal strings larger than a float holds exactly: compare as int.
+    Only ASCII digits within a signed 64-bit id: a hostile id must not push a cursor past every
+    real post."""
+    text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+    if not _DIGITS.fullmatch(text) or int(text) > MAX_ID:
+        raise ValueError(f"field '{field}': expected a numeric id, got {storable(json_text(value)[:40])}")
+    return int(text)
+
+
+def record_id(value: Any, field: str = "id") -> str:
+    """An id given in a JSON record: a non-empty string or an integer (never true, 1.5, {} or [])."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"field '{field}': expected a string or an integer, got {type(value).__name__} {storable(json_text(value)[:40])}")
+    text = str(value)
+    if not text.strip():
+        raise ValueError(f"field '{field}' is empty")
+    return text
+
+
+def coordinate(value: Any, field: str, low: float, high: float) -> float | None:
+    """A latitude or longitude: a finite JSON number in range, or null."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"field '{field}': expected a number, got {type(value).__name__} {storable(json_text(value)[:40])}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(f"field '{field}': {str(value)[:40]} is not a coordinate") from None
+    if not low <= number <= high:  # also refuses NaN
+        raise ValueError(f"field '{field}': {number} is outside [{low}, {high}]")
+    return number
+
+
+def opt_text(value: Any, field: str) -> str | None:
+    """An optional string field of a JSON record: null or "" mean absent, anything else is wrong."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"field '{field}': expected a string, got {type(value).__name__}")
+    return value
 
 
 def raw_text(item: Any) -> str:
-    try:
-        return json.dumps(item, ensure_ascii=False, default=str)[:MAX_RAW]
-    except (TypeError, ValueError):
-        return repr(item)[:MAX_RAW]
+    return json_text(item)
 
 
 def opt_str(value: Any) -> str | None:

@@ -5,21 +5,40 @@ its own timestamps (a DAG run for 07:00 sees posts up to 07:00: how the demo and
 `live` starts the recording at its first post when the source is first polled and plays it at
 `speed` times real time, re-timing each post to when it is released, for a demo on a running
 Airflow. `SIAGA_REPLAY_CLOCK` overrides the configured mode (the demo and tests use `identity`).
+
+Lines are split at "\n" only and decoded as strict UTF-8, each on its own: a bad line is
+quarantined with its number and its neighbours are read.
+
+A line ahead of the clock is not an error: a recording's future is its schedule, so it waits
+and is released when its time comes. The cursor's `line` moves past every released line; lines
+still waiting before it (written out of order) are kept in the cursor by the hash of their
+content (`waiting`, at most MAX_WAITING), so no late line holds the cursor back. A line dated
+more than SPAN from the recording's median time is a typo (2999, 2062) and is quarantined
+rather than waited for. (Live sources have no schedule: there a post more than
+`schema.FUTURE_SLACK` ahead of the poll is quarantined.) The cursor also keeps a digest of the
+lines it passed: a file replaced under it is read again from the start.
 """
 from __future__ import annotations
 
-import json
+import hashlib
+import logging
+import statistics
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from siaga import settings
 from siaga.sources.base import BadInput, IncomingPost, PollResult, SourceConfigError
+from siaga.sources.parsing import coordinate, json_text, opt_text, parse_time, record_id
+from siaga.sources.records import Records, decode_line
 from siaga.vocabulary import LOCAL_TZ_NAME
 
+log = logging.getLogger(__name__)
 REQUIRED = ("id", "created_at", "text")
+MAX_WAITING = 1_000  # out-of-order lines ahead of the clock the cursor remembers
+SPAN = timedelta(days=366)  # how far a line may be dated from the recording's median time
 
 
 @dataclass
@@ -66,47 +85,74 @@ class ReplaySource:
     def poll(self, cursor: dict[str, Any] | None, now: datetime) -> PollResult:
         """Posts whose time has come and that the cursor has not passed, plus the bad lines."""
         cursor = dict(cursor or {})
-        done_line = int(cursor.get("line", 0))
-        rows, bad = self._read()
-        first = min((p.created_at for _, p in rows), default=None)
+        data = self.path.read_bytes()
+        lines, bad, ends = self._read(data)
+        done = int(cursor.get("line", 0))
+        waiting: dict[str, int] = dict(cursor.get("waiting") or {})
+        if cursor.get("prefix") and _prefix(data, ends, done) != cursor["prefix"]:
+            log.info("%s: %s changed before line %d: reading it again from the start", self.name, self.path, done)
+            done, waiting = 0, {}
+        lines, outliers = self._outliers(lines)
+        bad += outliers
+        first = min((line.post.created_at for line in lines), default=None)
         if self.clock.mode == "live":
             cursor.setdefault("started_at", now.isoformat())
         clock = self.scenario_time(now, cursor, first)
-        posts = [
-            replace(p, created_at=self.clock.real_time(p.created_at, cursor, first, now))
-            for n, p in rows
-            if n > done_line and p.created_at <= clock
-        ]
-        # The cursor is the last line such that every line up to it has been released, so a post
-        # written out of order is still released when its time comes.
-        # Bad lines are reported on every poll; quarantine is keyed by location, so once.
-        pending = [n for n, p in rows if p.created_at > clock]
-        cursor["line"] = (min(pending) - 1) if pending else max((n for n, _ in rows), default=0)
+        unread = [line for line in lines if line.number > done or line.digest in waiting]
+        due = [line for line in unread if line.post.created_at <= clock]
+        ahead = [line for line in unread if line.post.created_at > clock]
+        posts = [replace(line.post, created_at=self.clock.real_time(line.post.created_at, cursor, first, now)) for line in due]
+        cursor["line"], waiting = _advance(done, due, ahead)
+        cursor["prefix"] = _prefix(data, ends, cursor["line"])
+        if waiting:
+            cursor["waiting"] = waiting
+        else:
+            cursor.pop("waiting", None)
         cursor["clock"] = clock.isoformat()
-        return PollResult(posts=posts, bad=bad, cursor=cursor)
+        return PollResult(posts=posts, bad=[b for number, b in bad if number > done], cursor=cursor)
 
     def scenario_time(self, now: datetime, cursor: dict[str, Any], first: datetime | None) -> datetime:
         return self.clock.scenario_time(now, cursor, first)
 
-    def _read(self) -> tuple[list[tuple[int, IncomingPost]], list[BadInput]]:
-        rows: list[tuple[int, IncomingPost]] = []
-        bad: list[BadInput] = []
-        with open(self.path, encoding="utf-8", errors="replace") as fh:
-            for line_no, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append((line_no, self.parse(line)))
-                except ValueError as exc:
-                    bad.append(BadInput(f"{self.path.name}:{line_no}", str(exc), line.rstrip("\n")[:10_000]))
-        return rows, bad
+    def _read(self, data: bytes) -> tuple[list[_Line], list[tuple[int, BadInput]], list[int]]:
+        """Every line parsed (split at "\\n" only), the bad ones with their numbers, and the byte
+        offset where each line ends."""
+        records = Records(now=None)  # a line ahead of the clock waits; it is not an error
+        lines: list[_Line] = []
+        bad: list[tuple[int, BadInput]] = []
+        ends = [0]
+        for number, line in enumerate(data.split(b"\n"), start=1):
+            ends.append(ends[-1] + len(line) + 1)
+            line = line.removesuffix(b"\r")
+            if not line.strip():
+                continue
+            got = records.take(f"{self.path.name}:{number}", line, lambda: self.parse(line))
+            if got:
+                lines.append(_Line(number, hashlib.sha256(line).hexdigest()[:16], got[0]))
+            else:
+                bad.append((number, records.bad[-1]))
+        return lines, bad, ends
 
-    def parse(self, line: str) -> IncomingPost:
+    def _outliers(self, lines: list[_Line]) -> tuple[list[_Line], list[tuple[int, BadInput]]]:
+        """Lines dated more than SPAN from the recording's median time (a typo such as 2999 or
+        2062) are quarantined: they would otherwise wait for decades, or, as the first post,
+        start the live clock decades early."""
+        if len(lines) < 2:
+            return lines, []
+        middle = statistics.median_low(line.post.created_at for line in lines)
+        kept, bad = [], []
+        for line in lines:
+            if abs(line.post.created_at - middle) <= SPAN:
+                kept.append(line)
+            else:
+                reason = (f"field 'created_at': {line.post.created_at.isoformat()} is more than {SPAN.days} days from the "
+                          f"rest of the recording (median {middle.isoformat()})")
+                bad.append((line.number, BadInput(f"{self.path.name}:{line.number}", reason, json_text(line.post.raw))))
+        return kept, bad
+
+    def parse(self, line: str | bytes) -> IncomingPost:
         """One JSON line as a post; ValueError names the field that is wrong."""
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+        obj = decode_line(line if isinstance(line, bytes) else line.encode("utf-8", "surrogatepass"))
         if not isinstance(obj, dict):
             raise ValueError("expected a JSON object")
         for key in REQUIRED:
@@ -115,39 +161,41 @@ class ReplaySource:
         if not isinstance(obj["text"], str):
             raise ValueError("field 'text' must be a string")
         return IncomingPost(
-            source=str(obj.get("source") or self.name),
-            source_id=str(obj["id"]),
-            created_at=self._time(obj["created_at"]),
+            source=opt_text(obj.get("source"), "source") or self.name,
+            source_id=record_id(obj["id"]),
+            created_at=parse_time(obj["created_at"], "created_at", self.tz),
             text=obj["text"],
-            author=_opt_str(obj.get("author")),
-            url=_opt_str(obj.get("url")),
-            lat=_coord(obj, "lat", -90, 90),
-            lon=_coord(obj, "lon", -180, 180),
+            author=opt_text(obj.get("author"), "author"),
+            url=opt_text(obj.get("url"), "url"),
+            lat=coordinate(obj.get("lat"), "lat", -90, 90),
+            lon=coordinate(obj.get("lon"), "lon", -180, 180),
             raw=obj,
         )
 
-    def _time(self, value: Any) -> datetime:
-        try:
-            when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"field 'created_at': not an ISO 8601 time: {value!r}") from None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=self.tz)
-        return when.astimezone(timezone.utc)
+
+@dataclass(frozen=True)
+class _Line:
+    number: int
+    digest: str  # of the line's bytes: how a waiting line is recognised, wherever it moves
+    post: IncomingPost
 
 
-def _opt_str(value: Any) -> str | None:
-    return None if value in (None, "") else str(value)
+def _advance(done: int, due: list[_Line], ahead: list[_Line]) -> tuple[int, dict[str, int]]:
+    """The new cursor line, past the last line released, and the lines before it still waiting
+    (ahead of the clock, out of order), which are kept by content hash. At most MAX_WAITING
+    wait: past that the cursor stops before the next one, and what follows is read again."""
+    still = {line.digest: line.number for line in ahead if line.number <= done}
+    last_due = max((line.number for line in due if line.number > done), default=done)
+    blocking = sorted(line.number for line in ahead if done < line.number < last_due)
+    room = max(MAX_WAITING - len(still), 0)
+    new = last_due if len(blocking) <= room else blocking[room] - 1
+    return new, still | {line.digest: line.number for line in ahead if done < line.number <= new}
 
 
-def _coord(obj: dict[str, Any], key: str, low: float, high: float) -> float | None:
-    value = obj.get(key)
-    if value in (None, ""):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"field '{key}': not a number: {value!r}") from None
-    if not low <= number <= high:
-        raise ValueError(f"field '{key}': {number} is outside [{low}, {high}]")
-    return number
+def _prefix(data: bytes, ends: list[int], line: int) -> str:
+    """A digest of the lines up to `line`: when it changes, the file was replaced or edited."""
+    if line <= 0:
+        return ""
+    if line >= len(ends):
+        return "gone"
+    return hashlib.sha256(data[:ends[line]]).hexdigest()[:32]

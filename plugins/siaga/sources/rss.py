@@ -12,6 +12,7 @@ stay in the feed; the store keeps one row per (source, item id), so that is harm
 from __future__ import annotations
 
 import hashlib
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +23,9 @@ from urllib.parse import urlsplit
 from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult, SourceConfigError
 from siaga.sources.connector import HttpConnector
 from siaga.sources.http import SourceError, policy_from_config, request
-from siaga.sources.parsing import MAX_RAW, MAX_TEXT, html_text, iso_time, rfc822_time
+from siaga.sources.parsing import html_text, iso_time, rfc822_time
+from siaga.sources.records import Records, label
+from siaga.sources.schema import ID_CHARS, MAX_TEXT, storable
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 DC = "{http://purl.org/dc/elements/1.1/}"
@@ -30,6 +33,11 @@ GEORSS = "{http://www.georss.org/georss}"
 GEO = "{http://www.w3.org/2003/01/geo/wgs84_pos#}"
 CONTENT = "{http://purl.org/rss/1.0/modules/content/}"
 MAX_FEED_BYTES = 5_000_000
+# For reading a broken feed item by item: the items, the XML declaration, the root's namespaces.
+_ITEM = re.compile(rb"(<((?:[A-Za-z_][\w.-]*:)?(?:item|entry))\b[^>]*>.*?</\2\s*>)", re.S)
+_DECLARATION = re.compile(rb"<\?xml[^>]*\?>")
+_ROOT_TAG = re.compile(rb"<(?![?!])[^>]*>")
+_XMLNS = re.compile(rb"""xmlns(?::[\w.-]+)?\s*=\s*(?:"[^"]*"|'[^']*')""")
 
 
 @dataclass
@@ -74,9 +82,9 @@ class RssSource(HttpConnector):
             try:
                 got, got_bad = self.parse(body, url, now)
             except ValueError as exc:
-                # Keyed by the body's hash: the same broken feed is quarantined once, a new one again.
+                # Keyed by the body's content: the same broken feed is quarantined once, a new one again.
                 digest = hashlib.sha256(body).hexdigest()[:16]
-                bad.append(BadInput(f"{url}#sha256={digest}", str(exc), body.decode("utf-8", "replace")[:MAX_RAW]))
+                bad.append(BadInput(f"{url}#sha256={digest}", str(exc), body.decode("utf-8", "backslashreplace")))
                 failed.append(f"{url}: {exc}")
                 continue
             posts += got
@@ -85,25 +93,58 @@ class RssSource(HttpConnector):
         return PollResult(posts=posts, bad=bad, cursor={"feeds": state}, failed=failed)
 
     def parse(self, body: bytes, url: str, now: datetime) -> tuple[list[IncomingPost], list[BadInput]]:
+        """Every item of a feed, each on its own. A feed that is not well-formed XML as a whole
+        (one item with a stray control character or an undecodable byte makes it so) is read
+        item by item instead, so that item alone is quarantined; ValueError when no item at all
+        can be found."""
         try:
             root = ET.fromstring(body)
         except ET.ParseError as exc:
-            raise ValueError(f"not well-formed XML: {exc}") from None
+            return self._parse_items_alone(body, url, now, f"not well-formed XML: {exc}")
         if root.tag == f"{ATOM}feed":
             items, atom = root.findall(f"{ATOM}entry"), True
         elif root.tag in ("rss", "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}RDF"):
-            items, atom = root.iter("item"), False
+            items, atom = list(root.iter("item")), False
         else:
-            raise ValueError(f"neither RSS nor Atom: root element <{root.tag}>")
-        posts: list[IncomingPost] = []
-        bad: list[BadInput] = []
+            raise ValueError(f"neither RSS nor Atom: root element <{storable(root.tag)[:80]}>")
+        records = Records(now)
         for i, item in enumerate(items, start=1):
-            try:
-                posts.append(self._atom(item, url, now) if atom else self._rss(item, url, now))
-            except ValueError as exc:
-                ident = _text(item, f"{ATOM}id" if atom else "guid") or _text(item, "link")
-                bad.append(BadInput(f"{url} item {ident or i}", str(exc), ET.tostring(item, encoding="unicode")[:MAX_RAW]))
-        return posts, bad
+            records.take(lambda: self._where(url, item, atom, i), lambda: _xml_text(item), lambda: self._item(item, atom, url, now))
+        return records.posts, records.bad
+
+    def _parse_items_alone(self, body: bytes, url: str, now: datetime, error: str) -> tuple[list[IncomingPost], list[BadInput]]:
+        """Recovery for a feed that is not well-formed: each `<item>`/`<entry>` parsed on its own,
+        inside the feed's own XML declaration (its encoding) and namespace declarations.
+        Hand-written because a recovering parser (lxml's `recover=True`) silently drops or
+        mends the broken part, where we must refuse exactly that item and say why."""
+        fragments = _ITEM.findall(body)
+        if not fragments:
+            raise ValueError(error)
+        declaration = _DECLARATION.match(body.lstrip())
+        root_tag = _ROOT_TAG.search(body)
+        namespaces = b" ".join(_XMLNS.findall(root_tag.group())) if root_tag else b""
+        records = Records(now)
+        for i, (fragment, tag) in enumerate(fragments, start=1):
+            atom = tag.endswith(b"entry")
+            wrapped = (declaration.group() if declaration else b"") + b"<siaga-item " + namespaces + b">" + fragment + b"</siaga-item>"
+
+            def parse_one() -> IncomingPost:
+                try:
+                    (item,) = ET.fromstring(wrapped)
+                except (ET.ParseError, ValueError) as exc:
+                    raise ValueError(f"not well-formed XML: {exc}") from None
+                return self._item(item, atom, url, now)
+
+            records.take(f"{url} item {i}", fragment, parse_one)
+        return records.posts, records.bad
+
+    def _item(self, item: ET.Element, atom: bool, url: str, now: datetime) -> IncomingPost:
+        return self._atom(item, url, now) if atom else self._rss(item, url, now)
+
+    @staticmethod
+    def _where(url: str, item: ET.Element, atom: bool, i: int) -> str:
+        ident = _text(item, f"{ATOM}id" if atom else "guid") or _text(item, "link")
+        return f"{url} item {label(ident) or i}"
 
     def _rss(self, item: ET.Element, feed: str, now: datetime) -> IncomingPost:
         link = _text(item, "link")
@@ -128,6 +169,8 @@ class RssSource(HttpConnector):
               author: str | None, el: ET.Element) -> IncomingPost:
         if not ident:
             raise ValueError("item has no guid/id and no link")
+        if len(ident) > ID_CHARS:  # long guids (URLs with tracking): shortened, still one per item
+            ident = f"{ident[:ID_CHARS - 17]}#{hashlib.sha256(ident.encode('utf-8', 'backslashreplace')).hexdigest()[:16]}"
         text = "\n".join(t for t in (html_text(title or ""), html_text(body or "")) if t)[:MAX_TEXT]
         if not text:
             raise ValueError("item has no title and no description")
@@ -135,7 +178,7 @@ class RssSource(HttpConnector):
         stored_author, pseudonymised = self.authors.apply(author, self.key)
         return IncomingPost(
             source=self.name,
-            source_id=ident[:256],
+            source_id=ident,
             created_at=when,
             text=text,
             author=stored_author,
@@ -145,6 +188,15 @@ class RssSource(HttpConnector):
             raw={"feed": feed, "id": ident, "link": link},
             author_pseudonymised=pseudonymised,
         )
+
+
+def _xml_text(el: ET.Element) -> str:
+    """An item as XML text for quarantine (the serializer recurses: a deeply nested item is
+    quoted by its text instead)."""
+    try:
+        return ET.tostring(el, encoding="unicode")
+    except RecursionError:
+        return "".join(el.itertext())
 
 
 def _text(el: ET.Element | None, tag: str) -> str | None:

@@ -17,11 +17,13 @@ from typing import Any
 
 
 from siaga.sources import auth
-from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult, SourceConfigError
+from siaga.sources.base import AuthorPolicy, IncomingPost, PollResult, SourceConfigError
 from siaga.sources.connector import HttpConnector, string_list
 from siaga.sources.http import get_json, policy_from_config, rate_limit
 from siaga.sources.paging import Page, sweep_queries
-from siaga.sources.parsing import MAX_TEXT, iso_time, numeric_id, opt_str, raw_text
+from siaga.sources.parsing import coordinate, iso_time, json_text, numeric_id, opt_str
+from siaga.sources.records import Records, label
+from siaga.sources.schema import MAX_TEXT, check_record, storable
 
 log = logging.getLogger(__name__)
 
@@ -117,41 +119,46 @@ class XSource(HttpConnector):
         data = body.get("data", [])
         if not isinstance(data, list):
             raise ValueError(f"{where}: 'data' must be a list")
-        for err in body.get("errors") or []:
-            log.info("%s: API reported %s", where, str(err)[:200])
+        for err in body.get("errors") if isinstance(body.get("errors"), list) else []:
+            log.info("%s: API reported %s", where, storable(json_text(err)[:200]))
         includes = body.get("includes") if isinstance(body.get("includes"), dict) else {}
-        users = {u.get("id"): u.get("username") for u in includes.get("users") or [] if isinstance(u, dict)}
+        users = {u["id"]: u.get("username") for u in includes.get("users") if isinstance(u, dict) and isinstance(u.get("id"), str)} \
+            if isinstance(includes.get("users"), list) else {}
         page = Page([], [], [], opt_str(body["meta"].get("next_token")), rate_limit(resp.headers).exhausted)
+        records = Records(now)
         for i, item in enumerate(data):
-            tid = item.get("id") if isinstance(item, dict) else None
-            try:
-                post = self.parse(item, users, now)
-            except ValueError as exc:
-                page.bad.append(BadInput(f"x:tweet {tid}" if isinstance(tid, str) else f"{where} item {i}", str(exc), raw_text(item)))
-                continue
-            page.posts.append(post)
-            page.marks.append(int(post.raw["id"]))
+            for post in records.take(lambda: self._where(item, where, i), item, lambda: self.parse(item, users, now)):
+                page.marks.append(int(post.raw["id"]))
+        page.posts, page.bad = records.posts, records.bad
         return page
+
+    @staticmethod
+    def _where(item: Any, page: str, i: int) -> str:
+        tid = label(item.get("id")) if isinstance(item, dict) else None
+        return f"x:tweet {tid}" if tid else f"{page} item {i}"
 
     def parse(self, item: Any, users: dict[Any, Any], now: datetime) -> IncomingPost:
         if not isinstance(item, dict):
             raise ValueError("expected a tweet object")
+        check_record(item)
         tid = numeric_id(item.get("id"), "id")
         text = item.get("text")
         if not isinstance(text, str) or not text.strip():
             raise ValueError("field 'text' is missing or empty")
         created = iso_time(item.get("created_at"), "created_at", now)
-        handle = opt_str(users.get(item.get("author_id"))) or opt_str(item.get("author_id"))
+        author_id = opt_str(item.get("author_id"))
+        handle = opt_str(users.get(author_id)) or author_id
         author, pseudonymised = self.authors.apply(handle, self.key)
         lat = lon = None
         coords = ((item.get("geo") or {}).get("coordinates") or {}) if isinstance(item.get("geo"), dict) else {}
         point = coords.get("coordinates") if isinstance(coords, dict) else None
-        if isinstance(point, list) and len(point) == 2 and all(isinstance(v, (int, float)) for v in point):
-            lon, lat = float(point[0]), float(point[1])  # GeoJSON order
-            if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-                raise ValueError(f"field 'geo.coordinates': {point} is not a longitude, latitude pair")
-        refs = [r for r in item.get("referenced_tweets") or [] if isinstance(r, dict) and r.get("type") in ("retweeted", "quoted")]
-        reposts = status_url(refs[0]["id"]) if refs and str(refs[0].get("id", "")).isdigit() else None
+        if isinstance(point, list) and len(point) == 2:  # GeoJSON order
+            lon = coordinate(point[0], "geo.coordinates[0]", -180, 180)
+            lat = coordinate(point[1], "geo.coordinates[1]", -90, 90)
+        references = item.get("referenced_tweets") if isinstance(item.get("referenced_tweets"), list) else []
+        # A reference whose id is no tweet id links nothing; the tweet itself is still good.
+        refs = [r for r in references if isinstance(r, dict) and r.get("type") in ("retweeted", "quoted") and _tweet_id(r.get("id"))]
+        reposts = status_url(_tweet_id(refs[0]["id"])) if refs else None
         return IncomingPost(
             source=self.name,
             source_id=str(tid),
@@ -162,7 +169,14 @@ class XSource(HttpConnector):
             lat=lat,
             lon=lon,
             raw={"id": str(tid), "lang": opt_str(item.get("lang")), "conversation_id": opt_str(item.get("conversation_id")),
-                 "referenced_tweets": [{"type": r.get("type"), "id": str(r.get("id"))} for r in refs]},
+                 "referenced_tweets": [{"type": r["type"], "id": str(_tweet_id(r["id"]))} for r in refs]},
             reposts=reposts,
             author_pseudonymised=pseudonymised,
         )
+
+
+def _tweet_id(value: Any) -> int | None:
+    try:
+        return numeric_id(value, "id")
+    except ValueError:
+        return None

@@ -1,0 +1,211 @@
+"""The one shape every post has before it is stored, whatever source it came from.
+
+Each connector checks the posts it makes against it inside its per-record guard (so a refusal
+names the file and line or item id), and ingest checks again before storing, so nothing reaches
+the database that SQLite or PostgreSQL would refuse or silently mangle:
+
+- strings are valid Unicode, which rules out lone surrogates (an undecodable byte or a broken
+  escape: SQLite and PostgreSQL cannot encode them), and hold no NUL (PostgreSQL refuses it);
+  ids, source names and authors hold no control characters either;
+- lengths fit the columns of `store.Post`; text is at most MAX_TEXT characters;
+- times carry a zone, are from MIN_TIME on and at most FUTURE_SLACK after the poll that found
+  them (an API cannot return a post from the future: the author's clock or the record is wrong);
+- numbers are finite and coordinates on the globe;
+- the raw payload is JSON both backends store: string keys, clean strings, finite numbers,
+  integers within 64 bits, at most MAX_RAW_DEPTH deep and MAX_RAW_CHARS long.
+
+Every refusal is a ValueError saying which field and what was wrong.
+"""
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from siaga.store import Post
+
+if TYPE_CHECKING:
+    from siaga.sources.base import IncomingPost
+
+_COLUMNS = Post.__table__.c
+SOURCE_CHARS: int = _COLUMNS.source.type.length
+ID_CHARS: int = _COLUMNS.source_id.type.length
+AUTHOR_CHARS: int = _COLUMNS.author.type.length
+MAX_TEXT = 20_000  # characters of one post; HTML bodies are cut to it, JSON records refused beyond it
+MAX_URL = 2_048
+MAX_RAW_CHARS = 100_000  # characters of a post's raw payload, as JSON
+MAX_RAW_DEPTH = 16
+MAX_RAW = 10_000  # characters of a bad record kept in quarantine
+MIN_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)  # older "posts" are typos (0026 for 2026) or forged
+FUTURE_SLACK = timedelta(minutes=10)  # clocks drift; a post "from tomorrow" is refused
+_INT64 = 2**63
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+class Unreadable:
+    """A value the JSON decoder declined to build (nested too deep, an integer too long). It is
+    left in place so the one record holding it is refused, naming the field, while its
+    neighbours in the same document are still read (`parsing.load_json`)."""
+
+    __slots__ = ("why",)
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+    def __repr__(self) -> str:
+        return f"<{self.why}>"
+
+    __str__ = __repr__
+
+
+def storable(text: str) -> str:
+    """`text` with NUL and lone surrogates written as escapes, so it can be stored and shown:
+    for quarantine rows and messages quoting bad input."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _unicode_problem(value: str) -> str | None:
+    if "\x00" in value:
+        return f"contains NUL (U+0000) at character {value.index(chr(0))}"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(value[exc.start])
+        what = f"undecodable byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"lone surrogate U+{code:04X}"
+        return f"is not valid Unicode: {what} at character {exc.start}"
+    return None
+
+
+def check_string(value: Any, field: str, max_chars: int, *, required: bool = False, single_line: bool = False) -> str | None:
+    """A string field: valid Unicode without NUL, within `max_chars`; None allowed unless
+    `required`. `single_line` also refuses control characters (ids, names)."""
+    if value is None:
+        if required:
+            raise ValueError(f"field '{field}' is missing")
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"field '{field}': expected a string, got {type(value).__name__}")
+    if required and not value.strip():
+        raise ValueError(f"field '{field}' is empty")
+    if len(value) > max_chars:
+        raise ValueError(f"field '{field}': {len(value)} characters, more than {max_chars}")
+    problem = _unicode_problem(value)
+    if problem:
+        raise ValueError(f"field '{field}' {problem}")
+    if single_line:
+        control = _CONTROL.search(value)
+        if control:
+            raise ValueError(f"field '{field}' contains control character U+{ord(control.group()):04X} at character {control.start()}")
+    return value
+
+
+def check_time(when: Any, field: str, now: datetime | None) -> datetime:
+    """A zone-aware time from MIN_TIME on and, when `now` is given, at most FUTURE_SLACK after it."""
+    if not isinstance(when, datetime) or when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(f"field '{field}': expected a time with a zone, got {when!r}"[:200])
+    if when < MIN_TIME:
+        raise ValueError(f"field '{field}': {when.isoformat()} is before {MIN_TIME.date().isoformat()}")
+    if now is not None and when > now + FUTURE_SLACK:
+        raise ValueError(f"field '{field}': {when.isoformat()} is in the future (more than {_minutes(FUTURE_SLACK)} after {now.isoformat()})")
+    return when
+
+
+def _minutes(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 60:g} minutes"
+
+
+def check_number(value: Any, field: str, low: float, high: float) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"field '{field}': expected a number, got {type(value).__name__}")
+    if not low <= value <= high:  # also refuses NaN
+        raise ValueError(f"field '{field}': {value} is outside [{low}, {high}]")
+    return float(value)
+
+
+def _path(parent: str, key: Any) -> str:
+    part = f"[{key}]" if isinstance(key, int) else (("." if parent else "") + storable(str(key))[:40])
+    return parent + part
+
+
+def _shown(path: str) -> str:
+    return path if len(path) <= 80 else f"{path[:40]}…{path[-30:]}"
+
+
+def check_record(record: Any, field: str = "") -> None:
+    """An input record (one JSON line, one API item) holds nothing a JSON decoder should not have
+    produced: no NaN or Infinity (not JSON, and PostgreSQL refuses them), no value the decoder
+    declined to build (nested too deep, an integer of thousands of digits)."""
+    stack = [(record, field)]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, dict):
+            stack.extend((v, _path(path, k)) for k, v in node.items() if isinstance(v, (dict, list, float, Unreadable)))
+        elif isinstance(node, list):
+            stack.extend((v, _path(path, i)) for i, v in enumerate(node) if isinstance(v, (dict, list, float, Unreadable)))
+        elif isinstance(node, Unreadable):
+            raise ValueError(f"field '{_shown(path) or '(record)'}': {node.why}")
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise ValueError(f"field '{_shown(path) or '(record)'}': {node} is not a JSON number")
+
+
+def check_raw(raw: Any, field: str = "raw") -> None:
+    """The raw payload kept with a post is JSON that SQLite and PostgreSQL both store."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"field '{field}': expected an object, got {type(raw).__name__}")
+    size = 0
+    stack: list[tuple[Any, str, int]] = [(raw, field, 1)]
+    while stack:
+        node, path, depth = stack.pop()
+        if depth > MAX_RAW_DEPTH:
+            raise ValueError(f"field '{_shown(path)}': nested deeper than {MAX_RAW_DEPTH} levels")
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if not isinstance(key, str):
+                    raise ValueError(f"field '{path}': key {key!r} is not a string"[:200])
+                check_string(key, _path(path, key), MAX_RAW_CHARS)
+                size += len(key)
+                stack.append((value, _path(path, key), depth + 1))
+        elif isinstance(node, list):
+            stack.extend((value, _path(path, i), depth + 1) for i, value in enumerate(node))
+        elif isinstance(node, str):
+            check_string(node, path, MAX_RAW_CHARS)
+            size += len(node)
+        elif isinstance(node, bool) or node is None:
+            pass
+        elif isinstance(node, int):
+            if not -_INT64 <= node < _INT64:
+                raise ValueError(f"field '{path}': integer outside 64 bits")
+        elif isinstance(node, float):
+            if not math.isfinite(node):
+                raise ValueError(f"field '{path}': {node} is not a JSON number")
+        else:
+            raise ValueError(f"field '{path}': {type(node).__name__} is not JSON")
+        if size > MAX_RAW_CHARS:
+            raise ValueError(f"field '{field}': more than {MAX_RAW_CHARS} characters")
+
+
+def check_post(post: IncomingPost, now: datetime | None) -> IncomingPost:
+    """`post` if it has the shape every stored post has; else ValueError naming the field.
+    `now` is the time of the poll (None: do not check for the future, as replay does before a
+    line is due)."""
+    check_string(post.source, "source", SOURCE_CHARS, required=True, single_line=True)
+    check_string(post.source_id, "id", ID_CHARS, required=True, single_line=True)
+    check_time(post.created_at, "created_at", now)
+    check_string(post.text, "text", MAX_TEXT, required=True)
+    check_string(post.author, "author", AUTHOR_CHARS, single_line=True)
+    check_string(post.url, "url", MAX_URL, single_line=True)
+    check_string(post.reposts, "reposts", MAX_URL, single_line=True)
+    check_number(post.lat, "lat", -90, 90)
+    check_number(post.lon, "lon", -180, 180)
+    check_raw(post.raw)
+    return post
