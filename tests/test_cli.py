@@ -51,6 +51,31 @@ def test_tag_reports_a_bad_line_and_keeps_going():
     assert "line 2" in rows[1]["error"] and "stdin line 2" in out.stderr
 
 
+def test_tag_reports_hostile_lines_and_goes_on():
+    """Deep nesting once stopped the whole stream; bytes that are not UTF-8, numbers that are
+    not numbers and lone surrogates must each cost one line too."""
+    lines = [
+        b'{"id": 1, "text": "banjir di Sangsit"}',
+        b'{"id": 2, "text": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"id": 3, "text": "air \xff naik"}',
+        b'{"id": 4, "text": "gempa", "lat": NaN}',
+        b'{"id": 5, "text": "x", "lon": 1' + b"0" * 5000 + b"}",
+        b'{"id": "\\ud800", "text": "longsor"}',
+        '{"id": 7, "text": "macet\u2028di Seririt"}'.encode(),
+        b'{"id": 8, "text": "pohon tumbang", "lat": "-8.11", "lon": 115.09}',
+    ]
+    out = subprocess.run([sys.executable, "-m", "siaga.cli", "tag"], input=b"\n".join(lines) + b"\n", capture_output=True, timeout=120)
+    assert out.returncode == 1
+    rows = [json.loads(line) for line in out.stdout.decode().splitlines()]
+    assert [r["id"] for r in rows] == [1, None, None, None, None, None, 7, 8]  # one object per line, in order
+    assert all(set(r) == {"id", "error"} for r in rows[1:6])
+    errors = [r["error"] for r in rows[1:6]]
+    for n, words in zip(range(2, 7), ("nested deeper", "not valid UTF-8", "field 'lat'", "field 'lon'", "lone surrogate")):
+        assert errors[n - 2].startswith(f"line {n}: ") and words in errors[n - 2], errors[n - 2]
+        assert f"stdin line {n}: " in out.stderr.decode()
+    assert set(rows[7]) == {"id", "hazards", "places", "in_region"} and rows[7]["in_region"] is True
+
+
 def test_tag_explain_says_why(capsys, monkeypatch):
     import io
 

@@ -55,3 +55,13 @@ def test_bad_posts_quarantined_and_malformed_page_fails_only_that_query(api):
     # the failed query starts afresh; the other re-reads only its inclusive boundary post
     assert [p.text for p in again.posts] == ["longsor buleleng di Munduk", "macet singaraja parah"]
     assert any("record.text" in b.reason and b.location.endswith("/bad") for b in again.bad)
+
+
+def test_a_client_clock_ahead_counts_as_indexed_and_a_bad_index_time_is_refused(api):
+    api.skeet("fast", 1, "longsor buleleng, jam HP kecepatan", record={"$type": "app.bsky.feed.post", "text": "longsor buleleng jam cepat",
+                                                                       "createdAt": "2026-01-16T09:00:00Z"})
+    api.skeet("old", 2, "longsor buleleng tahun nol", indexedAt="0001-01-01T00:00:00+14:00")
+    result = src(api).poll(None, NOW)
+    (post,) = result.posts
+    assert post.created_at == T0 + timedelta(minutes=1)  # createdAt was a day ahead: the index time stands
+    assert [b.location.rsplit("/", 1)[1] for b in result.bad] == ["old"] and "indexedAt" in result.bad[0].reason

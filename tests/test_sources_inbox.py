@@ -53,3 +53,69 @@ def test_missing_folder_fails_and_config_loads(tmp_path):
     cfg.write_text("sources:\n  - name: wa\n    kind: inbox\n    path: inbox\n")
     (src,) = load_sources(cfg)
     assert src.folder == tmp_path / "inbox"
+
+
+def test_hostile_lines_and_items_cost_only_themselves(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    good = {"id": "wa1", "created_at": "2026-01-15T08:10:00+08:00", "text": "Banjir\u2028di Sambangan\u2029lagi"}
+    lines = [
+        json.dumps(good, ensure_ascii=False).encode(),  # U+2028/2029 inside a string: one line, one post
+        b'{"id": "wa2", "created_at": "2026-01-15T08:11:00+08:00", "text": "air \xff naik"}',
+        b'{"id": "wa3", "created_at": "2026-01-15T08:11:00+08:00", "text": "x", "n": ' + b"1" * 4400 + b"}",
+        b'{"id": "wa4", "created_at": "2026-01-15T08:11:00+08:00", "text": "x", "lat": NaN}',
+        b'{"id": "wa5", "created_at": "2026-01-15T08:11:00+08:00", "text": "x", "z": ' + b"[" * 30_000 + b"]" * 30_000 + b"}",
+        b'{"id": "wa6", "created_at": "0001-01-01T00:00:00+14:00", "text": "x"}',
+        b'{"id": "wa7", "created_at": "2026-01-15T08:12:00+08:00", "text": "x", "author": "\\ud800"}',
+        b'{"id": "wa8", "created_at": "2026-01-15T08:12:00", "text": "no zone"}',
+        b'{"id": "wa9", "created_at": "2026-01-16T08:12:00+08:00", "text": "tomorrow"}',
+        json.dumps({**good, "id": "wa10", "text": "Pohon tumbang"}).encode() + b"\r",
+    ]
+    (inbox / "wa.jsonl").write_bytes(b"\n".join(lines))
+    items = [json.dumps({**good, "id": 1}).encode(), b'{"id": 2, "created_at": "2026-01-15T00:20:00Z", "text": "x", "d": '
+             + b"[" * 5000 + b"]" * 5000 + b"}", b'{"id": 3, "created_at": "2026-01-15T00:20:00Z", "text": "bad \xc3\x28"}',
+             json.dumps({**good, "id": 4}).encode()]
+    (inbox / "grup.json").write_bytes(b"[" + b",".join(items) + b"]")
+    result = InboxSource("inbox", inbox).poll(None, NOW)
+    assert sorted(p.source_id for p in result.posts) == ["1", "4", "wa1", "wa10"]
+    assert next(p for p in result.posts if p.source_id == "wa1").text == good["text"]
+    bad = {b.location: b.reason for b in result.bad}
+    expected = {"wa.jsonl:2": "not valid UTF-8: byte 0xff", "wa.jsonl:3": "4400 digits", "wa.jsonl:4": "field 'lat'",
+                "wa.jsonl:5": "nested deeper", "wa.jsonl:6": "created_at", "wa.jsonl:7": "field 'author'",
+                "wa.jsonl:8": "no timezone", "wa.jsonl:9": "in the future", "grup.json[1]": "nested deeper",
+                "grup.json[2]": "undecodable byte 0xc3"}
+    assert set(bad) == set(expected)
+    for where, words in expected.items():
+        assert words in bad[where], (where, bad[where])
+
+
+def test_a_replaced_file_with_a_new_bad_line_at_the_same_place_is_quarantined(tmp_path, db_url):
+    from siaga import ingest, store
+    import sqlalchemy as sa
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    path = inbox / "wa.jsonl"
+    ok = json.dumps({"id": "wa1", "created_at": "2026-01-15T08:10:00+08:00", "text": "Banjir"})
+    path.write_text(ok + "\n{rusak\n")
+    source = InboxSource("inbox", inbox)
+    assert ingest.ingest(source, NOW, db_url).quarantined == 1
+    os.utime(path, ns=(path.stat().st_mtime_ns + 10**9,) * 2)  # touched, same content: read again, nothing new
+    assert ingest.ingest(source, NOW, db_url).quarantined == 0
+    path.write_text(ok + "\n{rusak lagi\n")  # the same place, another bad record
+    os.utime(path, ns=(path.stat().st_mtime_ns + 2 * 10**9,) * 2)
+    assert ingest.ingest(source, NOW, db_url).quarantined == 1
+    with store.session_scope(db_url) as session:
+        rows = session.execute(sa.select(store.Quarantine.location, store.Quarantine.raw).order_by(store.Quarantine.id)).all()
+    assert [tuple(r) for r in rows] == [("wa.jsonl:2", "{rusak"), ("wa.jsonl:2", "{rusak lagi")]
+
+
+def test_a_missing_key_fails_the_poll_instead_of_quarantining_every_post(tmp_path, monkeypatch):
+    from siaga.sources.base import MissingAuthorKey
+
+    monkeypatch.delenv("SIAGA_AUTHOR_KEY")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "wa.jsonl").write_text(json.dumps({"id": "1", "created_at": "2026-01-15T08:10:00+08:00", "text": "x", "author": "Bu Kadek"}))
+    with pytest.raises(MissingAuthorKey):
+        InboxSource("inbox", inbox).poll(None, NOW)

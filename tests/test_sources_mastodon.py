@@ -122,3 +122,13 @@ def test_outage_then_backfill_through_ingest(api, sqlite_url):
     with store.session_scope(sqlite_url) as session:
         ids = sorted(int(s.split(":")[-1]) for s in session.scalars(sa.select(store.Post.source_id)))
     assert ids == list(range(1, 9))
+
+
+def test_a_link_header_that_is_no_url_pages_by_min_id(api):
+    api.toot("banjirbuleleng", 1, 1, "Banjir Sawan")
+    first = source(api, limit=2).poll(None, NOW)
+    for i in range(2, 6):
+        api.toot("banjirbuleleng", i, i, f"Banjir Sawan {i}")
+    api.data.headers["/api/v1/timelines/tag/"] = {"Link": '<http://[::1>; rel="prev"'}
+    result = source(api, limit=2).poll(first.cursor, NOW)
+    assert sorted(p.source_id.split(":")[-1] for p in result.posts) == ["2", "3", "4", "5"] and not result.failed

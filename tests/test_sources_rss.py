@@ -90,3 +90,49 @@ def test_outage_keeps_old_etag(api):
     api.fail("/feeds/", "server_error", times=2)
     down = s.poll(first.cursor, NOW)
     assert down.failed and down.cursor == first.cursor
+
+
+def _item(guid, title, date="Thu, 15 Jan 2026 08:30:00 +0800", extra=""):
+    return f"<item><title>{title}</title><guid>{guid}</guid><pubDate>{date}</pubDate>{extra}</item>"
+
+
+def _rss(*items):
+    return '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>B</title>' + "".join(items) + "</channel></rss>"
+
+
+def test_odd_dates_cost_their_item_not_the_poll(api):
+    api.data.feeds["d.xml"] = ('"d"', _rss(
+        _item("ok-1", "Banjir Sangsit"),
+        _item("y1", "tahun satu", "Mon, 01 Jan 0001 00:00:00 +1400"),
+        _item("y9999", "akhir zaman", "Fri, 31 Dec 9999 23:59:59 -1400"),
+        _item("iso", "iso", "0001-01-01T00:00:00+14:00"),
+        _item("ok-2", "Macet Seririt", "2026-01-15T01:00:00Z"),
+    ))
+    result = src(api, feeds=("d.xml",)).poll(None, NOW)
+    assert not result.failed
+    assert sorted(p.source_id for p in result.posts) == ["ok-1", "ok-2"]
+    bad = {b.location.rsplit(" ", 1)[1]: b.reason for b in result.bad}
+    assert set(bad) == {"y1", "y9999", "iso"}
+    assert "year 0001" in bad["y1"] and all("pubDate" in r for r in bad.values())
+
+
+def test_a_feed_broken_by_one_item_is_read_item_by_item(api):
+    body = _rss(_item("ok-1", "Banjir Sangsit\u2028lagi"), _item("bad-1", "kontrol \x01 di judul"), _item("ok-2", "Pohon tumbang"),
+                _item("bad-2", "entitas &nbsp; tak dikenal"), _item("bad-3", "NUL &#0;")).encode()
+    body = body.replace(b"Pohon", b"Pohon \xe2\x80\x94")  # an em dash, valid UTF-8
+    api.data.feeds["b.xml"] = ('"b"', body.replace(b"</channel>", _item("bad-4", "byte X").encode().replace(b"X", b"\xff") + b"</channel>"))
+    result = src(api, feeds=("b.xml",)).poll(None, NOW)
+    assert not result.failed and result.cursor["feeds"]
+    assert sorted(p.text for p in result.posts) == ["Banjir Sangsit\u2028lagi", "Pohon — tumbang"]
+    assert sorted(b.location.rsplit(" ", 1)[1] for b in result.bad) == ["2", "4", "5", "6"]  # places in the feed
+    assert all("not well-formed XML" in b.reason for b in result.bad)
+    assert any("\\xff" in b.raw for b in result.bad)
+
+
+def test_long_guids_are_shortened_without_colliding(api):
+    long_a, long_b = "https://berita.example/" + "a" * 300 + "?x=1", "https://berita.example/" + "a" * 300 + "?x=2"
+    api.data.feeds["g.xml"] = ('"g"', _rss(_item(long_a, "satu"), _item(long_b, "dua")))
+    posts = src(api, feeds=("g.xml",)).poll(None, NOW).posts
+    ids = [p.source_id for p in posts]
+    assert len(set(ids)) == 2 and all(len(i) == 256 for i in ids)
+    assert [p.raw["id"] for p in posts] == [long_a, long_b]  # the whole guid is kept in raw

@@ -106,3 +106,18 @@ def test_repository_x_example_is_valid():
     source = XSource.from_config(entry, None, "sources.yaml")
     assert sum("bounding_box:" in q for q in source.queries) == 4
     assert load_sources()  # the file as a whole still loads
+
+
+def test_hostile_page_parts_cost_nothing_but_their_items(api):
+    from support.fakeapis import Raw
+
+    api.tweet(500, 1, "banjir buleleng di Banyuasri")
+    api.data.x.append(Raw(b'{"id": "501", "text": "banjir buleleng", "created_at": "2026-01-15T00:02:00Z", "author_id": ["x"], '
+                          b'"geo": {"coordinates": {"coordinates": [true, 1]}}}', key=501))
+    api.data.x.append(Raw(b'{"id": "502", "text": "banjir buleleng \\u0000", "created_at": "2026-01-15T00:02:00Z"}', key=502))
+    result = src(api).poll(None, NOW)
+    assert [p.source_id for p in result.posts] == ["500"] and not result.failed
+    bad = {b.location: b.reason for b in result.bad}
+    assert sorted(bad) == ["x:tweet 501", "x:tweet 502"]
+    assert "geo.coordinates[0]" in bad["x:tweet 501"] and "NUL" in bad["x:tweet 502"]
+    assert result.cursor["queries"]["(banjir buleleng) lang:id"]["high"] == "502"  # past the bad ones too

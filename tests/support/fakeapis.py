@@ -6,7 +6,10 @@ the real servers do (`min_id`/`max_id` on Mastodon, `since`/`until`/`cursor` on 
 `since_id`/`until_id`/`next_token` on X), so tests exercise the connectors' cursors rather than
 canned page sequences. Failures are programmed per path prefix for the next N requests: 429 with
 Retry-After, 500, a hang longer than the client's timeout, malformed JSON, a body of the wrong
-shape. Standard library only, like `siaga_dev.fakeslack`, for the same reasons.
+shape. An item may also be `Raw` bytes served exactly (hostile JSON no encoder writes: deep
+nesting, NaN, huge integers, lone surrogates, bytes that are not UTF-8) among the ordinary ones,
+and a feed may be bytes. Standard library only, like `siaga_dev.fakeslack`, for the same
+reasons.
 """
 from __future__ import annotations
 
@@ -31,6 +34,42 @@ def iso(when: datetime) -> str:
     return when.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+@dataclass(frozen=True)
+class Raw:
+    """JSON served exactly as these bytes, wherever it stands in a response: what an encoder
+    would refuse to write (nesting deeper than Python recurses, NaN, integers of thousands of
+    digits, broken escapes, bytes that are not UTF-8). As an item, `key` places it among the
+    others: a Mastodon or X id (int), a Bluesky indexedAt (ISO string); a raw item matches every
+    query."""
+
+    body: bytes
+    key: Any = None
+
+
+def dumps(value: Any) -> bytes:
+    """`json.dumps` that splices `Raw` values in as their bytes."""
+    raws: list[bytes] = []
+
+    def hold(obj: Any) -> str:
+        if isinstance(obj, Raw):
+            raws.append(obj.body)
+            return f"\x00raw{len(raws) - 1}\x00"
+        raise TypeError(f"{type(obj).__name__} is not JSON")
+
+    text = json.dumps(value, default=hold, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    for i, body in enumerate(raws):
+        text = text.replace(json.dumps(f"\x00raw{i}\x00").encode(), body, 1)
+    return text
+
+
+def _key(item: Any, field: str) -> Any:
+    return item.key if isinstance(item, Raw) else item[field]
+
+
+def _matches(item: Any, words: list[str], text: Any) -> bool:
+    return isinstance(item, Raw) or all(w in str(text(item)).lower() for w in words)
+
+
 @dataclass
 class Failure:
     mode: str  # ratelimit | server_error | hang | malformed | wrong_shape
@@ -49,11 +88,11 @@ class Request:
 @dataclass
 class FakeData:
     # Mastodon: statuses per hashtag (API objects), newest id last
-    mastodon: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    bluesky: list[dict[str, Any]] = field(default_factory=list)  # PostViews
-    x: list[dict[str, Any]] = field(default_factory=list)  # tweets
+    mastodon: dict[str, list[dict[str, Any] | Raw]] = field(default_factory=dict)
+    bluesky: list[dict[str, Any] | Raw] = field(default_factory=list)  # PostViews
+    x: list[dict[str, Any] | Raw] = field(default_factory=list)  # tweets
     x_users: dict[str, str] = field(default_factory=dict)  # author_id -> username
-    feeds: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (etag, xml)
+    feeds: dict[str, tuple[str, str | bytes]] = field(default_factory=dict)  # name -> (etag, xml)
     headers: dict[str, dict[str, str]] = field(default_factory=dict)  # path prefix -> extra headers
 
 
@@ -112,9 +151,12 @@ class FakeApis:
             "application": {"name": "Web"}, "_host": host,
         }
         status.update(extra)
-        self.data.mastodon.setdefault(tag, []).append(status)
-        self.data.mastodon[tag].sort(key=lambda s: int(s["id"]))
+        self.add_status(tag, status)
         return status
+
+    def add_status(self, tag: str, status: dict[str, Any] | Raw) -> None:
+        self.data.mastodon.setdefault(tag, []).append(status)
+        self.data.mastodon[tag].sort(key=lambda s: int(_key(s, "id")))
 
     def skeet(self, rkey: str, minutes: float, text: str, handle: str = "warga.bsky.social", **extra: Any) -> dict[str, Any]:
         did = "did:plc:" + (handle.split(".")[0] + "x" * 24)[:24]
@@ -183,7 +225,7 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        self._send_raw(status, json.dumps(body).encode(), "application/json; charset=utf-8", headers)
+        self._send_raw(status, dumps(body), "application/json; charset=utf-8", headers)
 
     def _send_raw(self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
@@ -200,18 +242,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- Mastodon: newest first; min_id returns the page immediately newer than min_id -----
 
-    def _mastodon_page(self, statuses: list[dict[str, Any]], params: dict[str, str]) -> list[dict[str, Any]]:
+    def _mastodon_page(self, statuses: list[Any], params: dict[str, str]) -> list[Any]:
         limit = min(int(params.get("limit", 20)), 40)
         rows = statuses
         if "max_id" in params:
-            rows = [s for s in rows if int(s["id"]) < int(params["max_id"])]
+            rows = [s for s in rows if int(_key(s, "id")) < int(params["max_id"])]
         if "since_id" in params:
-            rows = [s for s in rows if int(s["id"]) > int(params["since_id"])]
+            rows = [s for s in rows if int(_key(s, "id")) > int(params["since_id"])]
         if "min_id" in params:
-            rows = [s for s in rows if int(s["id"]) > int(params["min_id"])][:limit]  # oldest after min_id
+            rows = [s for s in rows if int(_key(s, "id")) > int(params["min_id"])][:limit]  # oldest after min_id
         else:
             rows = rows[-limit:]
-        return [{k: v for k, v in s.items() if not k.startswith("_")} for s in sorted(rows, key=lambda s: -int(s["id"]))]
+        rows = sorted(rows, key=lambda s: -int(_key(s, "id")))
+        return [s if isinstance(s, Raw) else {k: v for k, v in s.items() if not k.startswith("_")} for s in rows]
 
     def _mastodon_tag(self, tag: str, params: dict[str, str]) -> None:
         page = self._mastodon_page(self.fake.data.mastodon.get(tag, []), params)
@@ -219,26 +262,26 @@ class _Handler(BaseHTTPRequestHandler):
         if page:
             base = f"{self.fake.url}/api/v1/timelines/tag/{tag}"
             limit = params.get("limit", "20")
-            headers["Link"] = (f'<{base}?{urlencode({"limit": limit, "max_id": page[-1]["id"]})}>; rel="next", '
-                               f'<{base}?{urlencode({"limit": limit, "min_id": page[0]["id"]})}>; rel="prev"')
+            headers["Link"] = (f'<{base}?{urlencode({"limit": limit, "max_id": _key(page[-1], "id")})}>; rel="next", '
+                               f'<{base}?{urlencode({"limit": limit, "min_id": _key(page[0], "id")})}>; rel="prev"')
         self._send(200, page, headers)
 
     def _mastodon_search(self, params: dict[str, str]) -> None:
         q = params.get("q", "").lower()
-        everything = sorted({s["id"]: s for ss in self.fake.data.mastodon.values() for s in ss}.values(), key=lambda s: int(s["id"]))
-        hits = [s for s in everything if all(w in s["content"].lower() for w in q.split())]
+        everything = sorted({_key(s, "id"): s for ss in self.fake.data.mastodon.values() for s in ss}.values(), key=lambda s: int(_key(s, "id")))
+        hits = [s for s in everything if _matches(s, q.split(), lambda s: s["content"].lower())]
         self._send(200, {"accounts": [], "hashtags": [], "statuses": self._mastodon_page(hits, params)})
 
     # --- Bluesky: sort=latest, since inclusive, until exclusive, cursor = offset ------------
 
     def _bluesky(self, params: dict[str, str]) -> None:
         q = params.get("q", "").lower()
-        rows = [p for p in self.fake.data.bluesky if all(w in str(p["record"].get("text")).lower() for w in q.split())]
+        rows = [p for p in self.fake.data.bluesky if _matches(p, q.split(), lambda p: p["record"].get("text"))]
         if "since" in params:
-            rows = [p for p in rows if p["indexedAt"] >= iso(datetime.fromisoformat(params["since"].replace("Z", "+00:00")))]
+            rows = [p for p in rows if _key(p, "indexedAt") >= iso(datetime.fromisoformat(params["since"].replace("Z", "+00:00")))]
         if "until" in params:
-            rows = [p for p in rows if p["indexedAt"] < iso(datetime.fromisoformat(params["until"].replace("Z", "+00:00")))]
-        rows.sort(key=lambda p: p["indexedAt"], reverse=True)
+            rows = [p for p in rows if _key(p, "indexedAt") < iso(datetime.fromisoformat(params["until"].replace("Z", "+00:00")))]
+        rows.sort(key=lambda p: _key(p, "indexedAt"), reverse=True)
         offset, limit = int(params.get("cursor", 0)), int(params.get("limit", 25))
         page = rows[offset:offset + limit]
         body: dict[str, Any] = {"posts": page, "hitsTotal": len(rows)}
@@ -252,35 +295,35 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Authorization") != f"Bearer {X_TOKEN}":
             return self._send(401, {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"})
         q = params.get("query", "").lower().split(" lang:")[0].strip("()")
-        rows = [t for t in self.fake.data.x if all(w in t["text"].lower() for w in q.split())]
+        rows = [t for t in self.fake.data.x if _matches(t, q.split(), lambda t: t["text"].lower())]
         if "since_id" in params:
-            rows = [t for t in rows if int(t["id"]) > int(params["since_id"])]
+            rows = [t for t in rows if int(_key(t, "id")) > int(params["since_id"])]
         if "until_id" in params:
-            rows = [t for t in rows if int(t["id"]) < int(params["until_id"])]
-        rows.sort(key=lambda t: -int(t["id"]))
+            rows = [t for t in rows if int(_key(t, "id")) < int(params["until_id"])]
+        rows.sort(key=lambda t: -int(_key(t, "id")))
         offset, limit = int(params.get("next_token", 0) or 0), int(params.get("max_results", 10))
         page = rows[offset:offset + limit]
         meta: dict[str, Any] = {"result_count": len(page)}
         if page:
-            meta.update(newest_id=page[0]["id"], oldest_id=page[-1]["id"])
+            meta.update(newest_id=str(_key(page[0], "id")), oldest_id=str(_key(page[-1], "id")))
         if offset + limit < len(rows):
             meta["next_token"] = str(offset + limit)
         body: dict[str, Any] = {"meta": meta}
         if page:
             body["data"] = page
             body["includes"] = {"users": [{"id": t["author_id"], "username": self.fake.data.x_users.get(t["author_id"], "u"),
-                                           "name": "Nama Asli"} for t in page]}
+                                           "name": "Nama Asli"} for t in page if not isinstance(t, Raw) and "author_id" in t]}
         self._send(200, body)
 
     def _feed(self, name: str) -> None:
         if name not in self.fake.data.feeds:
             return self._send(404, {"error": "no such feed"})
-        etag, xml = self.fake.data.feeds[name]
+        etag, xml = self.fake.data.feeds[name]  # xml as text, or as bytes served exactly
         if self.headers.get("If-None-Match") == etag:
             self.send_response(304)
             self.send_header("ETag", etag)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        self._send_raw(200, xml.encode(), "application/rss+xml; charset=utf-8",
+        self._send_raw(200, xml if isinstance(xml, bytes) else xml.encode(), "application/rss+xml; charset=utf-8",
                        {"ETag": etag, "Last-Modified": "Thu, 15 Jan 2026 01:00:00 GMT"})

@@ -90,13 +90,10 @@ class BlueskySource(HttpConnector):
         page = Page([], [], [], opt_str(body.get("cursor")), rate_limit(resp.headers).exhausted)
         records = Records(now)
         for i, item in enumerate(body["posts"]):
-
-            def parse(item: Any = item) -> IncomingPost:
-                post, mark = self.parse(item, now)
-                page.marks.append(mark)  # the sweep moves past every post it read
-                return post
-
-            records.take(lambda: self._where(item, where, i), item, parse)
+            records.take(lambda: self._where(item, where, i), item, lambda: self.parse(item, now)[0])
+            mark = _index_time(item, now)
+            if mark is not None:  # the sweep moves past every post it read, good or quarantined
+                page.marks.append(mark)
         page.posts, page.bad = records.posts, records.bad
         return page
 
@@ -143,6 +140,15 @@ class BlueskySource(HttpConnector):
             reposts=canonical_url(web_url(_quoted_uri(item))),
             author_pseudonymised=pseudonymised,
         ), indexed
+
+
+def _index_time(item: Any, now: datetime) -> datetime | None:
+    """A post's index time when it is a valid one (never in the future: a mark ahead of now
+    would make the next sweep skip everything indexed until then)."""
+    try:
+        return iso_time(item.get("indexedAt"), "indexedAt", now) if isinstance(item, dict) else None
+    except ValueError:
+        return None
 
 
 def _count(value: Any) -> int | None:

@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping
 import requests
 
 from siaga.ratelimit import retry_after
+from siaga.sources.parsing import load_json
 
 log = logging.getLogger(__name__)
 
@@ -113,10 +114,14 @@ def request(
 
 def get_json(session: requests.Session, url: str, **kwargs: Any) -> tuple[Any, requests.Response]:
     """`request` plus JSON decoding; a body that is not JSON is a `ValueError` naming the URL, so
-    the caller can quarantine the page rather than crash."""
+    the caller can quarantine the page rather than crash.
+
+    JSON is UTF-8 (RFC 8259): bytes that are not become lone surrogates and a value too deep or
+    too long to build becomes `Unreadable` (`parsing.load_json`), so one bad item costs that item
+    (the schema refuses it) and not the page around it."""
     resp = request(session, url, **kwargs)
     try:
-        return resp.json(), resp
+        return load_json(resp.content.decode("utf-8-sig", "surrogateescape")), resp
     except ValueError as exc:
         raise ValueError(f"{kwargs.get('what') or url}: response is not valid JSON ({exc})") from None
 

@@ -65,9 +65,8 @@ def _load_capped(text: str) -> Any:
                 pieces += [text[last:cut_from], json.dumps(_TOO_DEEP)]
                 last, cut_from = match.end(), -1
             depth -= 1
-    if cut_from >= 0:  # never closed: the document is broken anyway; let the decoder say where
-        return json.loads(text, parse_int=_int)
-    pieces.append(text[last:])
+    # A deep part never closed: the document is broken; the decoder says so without recursing.
+    pieces.append(text[last:cut_from] + json.dumps(_TOO_DEEP) if cut_from >= 0 else text[last:])
     return _mark_too_deep(json.loads("".join(pieces), parse_int=_int))
 
 

@@ -13,8 +13,8 @@ A line ahead of the clock is not an error: a recording's future is its schedule,
 and is released when its time comes. The cursor's `line` moves past every released line; lines
 still waiting before it (written out of order) are kept in the cursor by the hash of their
 content (`waiting`, at most MAX_WAITING), so no late line holds the cursor back. A line dated
-more than SPAN from the recording's median time is a typo (2999, 2062) and is quarantined
-rather than waited for. (Live sources have no schedule: there a post more than
+more than SPAN (a year) ahead of the clock is a typo (2999) and is quarantined rather than
+waited for. (Live sources have no schedule: there a post more than
 `schema.FUTURE_SLACK` ahead of the poll is quarantined.) The cursor also keeps a digest of the
 lines it passed: a file replaced under it is read again from the start.
 """
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import statistics
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -38,7 +37,7 @@ from siaga.vocabulary import LOCAL_TZ_NAME
 log = logging.getLogger(__name__)
 REQUIRED = ("id", "created_at", "text")
 MAX_WAITING = 1_000  # out-of-order lines ahead of the clock the cursor remembers
-SPAN = timedelta(days=366)  # how far a line may be dated from the recording's median time
+SPAN = timedelta(days=366)  # how far ahead of the replay clock a line may be dated
 
 
 @dataclass
@@ -92,12 +91,12 @@ class ReplaySource:
         if cursor.get("prefix") and _prefix(data, ends, done) != cursor["prefix"]:
             log.info("%s: %s changed before line %d: reading it again from the start", self.name, self.path, done)
             done, waiting = 0, {}
-        lines, outliers = self._outliers(lines)
-        bad += outliers
         first = min((line.post.created_at for line in lines), default=None)
         if self.clock.mode == "live":
             cursor.setdefault("started_at", now.isoformat())
         clock = self.scenario_time(now, cursor, first)
+        lines, too_far = self._too_far(lines, clock)
+        bad += too_far
         unread = [line for line in lines if line.number > done or line.digest in waiting]
         due = [line for line in unread if line.post.created_at <= clock]
         ahead = [line for line in unread if line.post.created_at > clock]
@@ -133,20 +132,16 @@ class ReplaySource:
                 bad.append((number, records.bad[-1]))
         return lines, bad, ends
 
-    def _outliers(self, lines: list[_Line]) -> tuple[list[_Line], list[tuple[int, BadInput]]]:
-        """Lines dated more than SPAN from the recording's median time (a typo such as 2999 or
-        2062) are quarantined: they would otherwise wait for decades, or, as the first post,
-        start the live clock decades early."""
-        if len(lines) < 2:
-            return lines, []
-        middle = statistics.median_low(line.post.created_at for line in lines)
+    def _too_far(self, lines: list[_Line], clock: datetime) -> tuple[list[_Line], list[tuple[int, BadInput]]]:
+        """Lines dated more than SPAN ahead of the replay clock are quarantined: a typo such as
+        2999 would otherwise wait, unseen, for centuries."""
         kept, bad = [], []
         for line in lines:
-            if abs(line.post.created_at - middle) <= SPAN:
+            if line.post.created_at - clock <= SPAN:
                 kept.append(line)
             else:
-                reason = (f"field 'created_at': {line.post.created_at.isoformat()} is more than {SPAN.days} days from the "
-                          f"rest of the recording (median {middle.isoformat()})")
+                reason = (f"field 'created_at': {line.post.created_at.isoformat()} is more than {SPAN.days} days ahead of "
+                          f"the replay clock ({clock.isoformat()})")
                 bad.append((line.number, BadInput(f"{self.path.name}:{line.number}", reason, json_text(line.post.raw))))
         return kept, bad
 

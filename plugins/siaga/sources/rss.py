@@ -169,8 +169,9 @@ class RssSource(HttpConnector):
               author: str | None, el: ET.Element) -> IncomingPost:
         if not ident:
             raise ValueError("item has no guid/id and no link")
-        if len(ident) > ID_CHARS:  # long guids (URLs with tracking): shortened, still one per item
-            ident = f"{ident[:ID_CHARS - 17]}#{hashlib.sha256(ident.encode('utf-8', 'backslashreplace')).hexdigest()[:16]}"
+        source_id = ident
+        if len(ident) > ID_CHARS:  # long guids (URLs with tracking): shortened, still one per item; raw keeps it whole
+            source_id = f"{ident[:ID_CHARS - 17]}#{hashlib.sha256(ident.encode('utf-8', 'backslashreplace')).hexdigest()[:16]}"
         text = "\n".join(t for t in (html_text(title or ""), html_text(body or "")) if t)[:MAX_TEXT]
         if not text:
             raise ValueError("item has no title and no description")
@@ -178,7 +179,7 @@ class RssSource(HttpConnector):
         stored_author, pseudonymised = self.authors.apply(author, self.key)
         return IncomingPost(
             source=self.name,
-            source_id=ident,
+            source_id=source_id,
             created_at=when,
             text=text,
             author=stored_author,

@@ -127,8 +127,10 @@ class XSource(HttpConnector):
         page = Page([], [], [], opt_str(body["meta"].get("next_token")), rate_limit(resp.headers).exhausted)
         records = Records(now)
         for i, item in enumerate(data):
-            for post in records.take(lambda: self._where(item, where, i), item, lambda: self.parse(item, users, now)):
-                page.marks.append(int(post.raw["id"]))
+            records.take(lambda: self._where(item, where, i), item, lambda: self.parse(item, users, now))
+            mark = _tweet_id(item.get("id")) if isinstance(item, dict) else None
+            if mark is not None:  # the sweep moves past every tweet it read, good or quarantined
+                page.marks.append(mark)
         page.posts, page.bad = records.posts, records.bad
         return page
 

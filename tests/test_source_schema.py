@@ -1,0 +1,167 @@
+"""The boundary every source shares: a JSON decoder that raises nothing but a decode error,
+times that are bounded without OverflowError, and the one post schema, each refusal naming the
+field and what was wrong."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from siaga.sources.base import IncomingPost
+from siaga.sources.parsing import (
+    MAX_DEPTH,
+    coordinate,
+    html_text,
+    iso_time,
+    load_json,
+    numeric_id,
+    parse_time,
+    record_id,
+    rfc822_time,
+)
+from siaga.sources.records import Records, decode_line
+from siaga.sources.schema import FUTURE_SLACK, Unreadable, check_post, check_record, storable
+
+NOW = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
+
+
+def test_load_json_cuts_deep_nesting_and_long_integers_but_keeps_the_rest():
+    deep = "[" * 100_000 + "]" * 100_000
+    doc = load_json('[{"id": 1, "x": ' + deep + '}, {"id": 2, "n": ' + "7" * 5000 + '}, {"id": 3, "s": "[[{{"}]')
+    first, second, third = doc
+    assert first["id"] == 1 and isinstance(_deepest(first["x"]), Unreadable)
+    assert isinstance(second["n"], Unreadable) and "5000 digits" in second["n"].why
+    assert third == {"id": 3, "s": "[[{{"}  # brackets inside strings are text, not nesting
+    assert math.isnan(load_json('{"lat": NaN}')["lat"])
+    assert load_json('{"a": [1, 2.5, "x", null, true]}') == {"a": [1, 2.5, "x", None, True]}  # the normal case untouched
+    with pytest.raises(json.JSONDecodeError):
+        load_json("[" * 5000)  # never closed: a decode error, not a RecursionError
+
+
+def _deepest(value):
+    while isinstance(value, list):
+        value = value[0]
+    return value
+
+
+def test_nesting_up_to_the_limit_is_read_and_beyond_it_refused_by_field():
+    ok = load_json("[" * (MAX_DEPTH - 1) + "1" + "]" * (MAX_DEPTH - 1))
+    check_record(ok)
+    with pytest.raises(ValueError, match=r"field 'x\[0\].*nested deeper than 64"):
+        check_record(load_json('{"x": ' + "[" * 70 + "]" * 70 + "}"))
+    with pytest.raises(ValueError, match=r"field 'lat': -?inf is not a JSON number"):
+        check_record(load_json('{"lat": -Infinity}'))
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+def test_times_at_the_edge_of_the_calendar_are_refused_not_raised(value):
+    with pytest.raises(ValueError, match="field 'created_at'"):
+        iso_time(value, "created_at", NOW)
+
+
+def test_time_bounds():
+    with pytest.raises(ValueError, match="before 2000-01-01"):
+        iso_time("1999-12-31T23:59:59Z", "created_at", NOW)
+    with pytest.raises(ValueError, match="in the future"):
+        iso_time((NOW + FUTURE_SLACK + timedelta(seconds=1)).isoformat(), "created_at", NOW)
+    assert iso_time((NOW + FUTURE_SLACK).isoformat(), "t", NOW) == NOW + FUTURE_SLACK  # clock drift tolerated
+    with pytest.raises(ValueError, match="no timezone"):
+        iso_time("2026-01-15T08:00:00", "created_at", NOW)
+    wita = timezone(timedelta(hours=8))
+    assert parse_time("2026-01-15T08:00:00", "t", wita) == datetime(2026, 1, 15, tzinfo=timezone.utc)
+    with pytest.raises(ValueError, match="too long"):
+        parse_time("2026-01-15T08:00:00" + "0" * 100, "t")
+    with pytest.raises(ValueError, match="not a string"):
+        parse_time(20260115, "t")
+
+
+def test_rss_dates_keep_the_year_as_written():
+    with pytest.raises(ValueError, match="year 0001"):
+        rfc822_time("Mon, 01 Jan 0001 00:00:00 +0000", "pubDate", NOW)
+    with pytest.raises(ValueError, match="pubDate"):
+        rfc822_time("Fri, 31 Dec 9999 23:59:59 -1400", "pubDate", NOW)
+    assert rfc822_time("Thu, 15 Jan 26 08:00:00 +0800", "pubDate", NOW) == datetime(2026, 1, 15, tzinfo=timezone.utc)
+    assert rfc822_time("2026-01-15T08:00:00+08:00", "pubDate", NOW) == datetime(2026, 1, 15, tzinfo=timezone.utc)
+
+
+def test_ids_and_coordinates_have_one_type():
+    for wrong in (True, 1.5, {}, [], None):
+        with pytest.raises(ValueError, match="field 'id'"):
+            record_id(wrong)
+    assert record_id(7) == "7" and record_id("wa-1") == "wa-1"
+    for wrong in (True, "north", [1], float("nan"), float("inf"), 10**400):
+        with pytest.raises(ValueError, match="field 'lat'"):
+            coordinate(wrong, "lat", -90, 90)
+    assert coordinate(-90, "lat", -90, 90) == -90.0
+    for wrong in ("12a", "١٢٣", "²", "99999999999999999999", True, 1.5, "-1"):
+        with pytest.raises(ValueError, match="numeric id"):
+            numeric_id(wrong, "id")
+    assert numeric_id("109876543210987654", "id") == 109876543210987654
+
+
+def test_html_text_breaks_lines_at_newlines_only():
+    assert html_text("<p>Banjir\u2028di Sangsit</p><p>air naik</p>") == "Banjir di Sangsit\nair naik"
+
+
+def post(**changes):
+    base = IncomingPost("s", "1", NOW, "banjir", "anon:x", "https://e.example/1", -8.1, 115.1, {"id": "1"})
+    return replace(base, **changes)
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"text": "a\x00b"}, "text"), ({"text": "a\ud800b"}, "text"), ({"text": " \t "}, "text"), ({"text": "x" * 20_001}, "text"),
+    ({"source_id": "1\x00"}, "id"), ({"source_id": "x" * 257}, "id"), ({"source_id": "a\x01b"}, "id"), ({"source_id": ""}, "id"),
+    ({"author": "a" * 257}, "author"), ({"author": "x\udcff"}, "author"), ({"source": "s" * 65}, "source"),
+    ({"lat": float("nan")}, "lat"), ({"lon": 181.0}, "lon"), ({"lat": True}, "lat"),
+    ({"url": "https://e.example/\x00"}, "url"), ({"url": "h" * 3000}, "url"),
+    ({"created_at": datetime(1999, 12, 31, tzinfo=timezone.utc)}, "created_at"),
+    ({"created_at": NOW + timedelta(days=1)}, "created_at"), ({"created_at": datetime(2026, 1, 1)}, "created_at"),
+    ({"raw": {"x": float("nan")}}, "raw.x"), ({"raw": {"x": "\x00"}}, "raw.x"), ({"raw": {"x": [[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]}}, "raw.x"),
+    ({"raw": {1: "a"}}, "raw"), ({"raw": {"n": 2**64}}, "raw.n"), ({"raw": {"x": "\ud83d"}}, "raw.x"), ({"raw": []}, "raw"),
+])
+def test_post_schema_names_the_field(changes, field):
+    with pytest.raises(ValueError, match=rf"field '{field}"):
+        check_post(post(**changes), NOW)
+
+
+def test_valid_but_unusual_posts_pass_untouched():
+    text = "Banjir\u2028di\u2029Sangsit \u202e\u2066 🌊 \x01 e\u0301 \r\n"
+    good = post(text=text, source_id="x" * 256, author="a" * 256, lat=-90, lon=180.0, raw={"id": "1", "s": "\u2028", "n": 2**63 - 1})
+    assert check_post(good, NOW) is good
+    assert check_post(post(created_at=NOW + timedelta(days=400)), None)  # replay: the future is checked when due
+
+
+def test_decode_line_refuses_undecodable_bytes_with_their_place():
+    with pytest.raises(ValueError, match=r"not valid UTF-8: byte 0xff at byte 9"):
+        decode_line(b'{"text": \xff"}')
+    assert decode_line('{"text": "a\u2028b"}'.encode()) == {"text": "a\u2028b"}
+
+
+def test_records_guard_turns_any_exception_into_bad_input_but_not_config_errors():
+    from siaga.sources.base import SourceConfigError
+
+    records = Records(NOW)
+
+    def boom():
+        raise RecursionError("maximum recursion depth exceeded")
+
+    assert records.take("f.jsonl:3", b"\xff[[[", boom) == []
+    (bad,) = records.bad
+    assert (bad.location, bad.reason, bad.raw) == ("f.jsonl:3", "nested too deeply to read", "\\xff[[[")
+    records.take(lambda: 1 / 0, {"a": "\x00"}, lambda: post(text="a\x00"))
+    assert records.bad[1].location == "(unnamed record)" and "NUL" in records.bad[1].reason
+    assert "\x00" not in records.bad[1].raw  # storable on PostgreSQL
+
+    def config():
+        raise SourceConfigError("set SIAGA_AUTHOR_KEY")
+
+    with pytest.raises(SourceConfigError):
+        records.take("x", {}, config)
+
+
+def test_storable_escapes_what_a_database_refuses():
+    assert storable("a\x00b\ud800c\udcffd") == "a\\x00b\\ud800c\\udcffd"
+    assert storable("Banjir 🌊") == "Banjir 🌊"
