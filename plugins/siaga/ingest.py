@@ -86,16 +86,21 @@ def _post_rows(posts: list[IncomingPost], now: datetime) -> tuple[list[dict[str,
         try:
             rows.append(_post_row(check_post(post, now)))
         except Exception as exc:  # noqa: BLE001 -- one post never fails the batch
-            bad.append(Records.refused(_where(post), lambda: _post_record(post), exc))
+            bad.append(Records.refused(_where(post), lambda: _quoted(post), exc))
     return rows, bad
 
 
-def _where(post: Any) -> str:
-    return f"id {label(getattr(post, 'source_id', None)) or '?'}"
+_QUOTED = ("source", "source_id", "created_at", "author", "text", "url", "lat", "lon", "raw")
 
 
-def _post_record(post: Any) -> dict[str, Any]:
-    return {k: getattr(post, k, None) for k in ("source", "source_id", "created_at", "author", "text", "url", "lat", "lon", "raw")}
+def _where(post: IncomingPost | dict[str, Any]) -> str:
+    ident = post.get("source_id") if isinstance(post, dict) else getattr(post, "source_id", None)
+    return f"id {label(ident) or '?'}"
+
+
+def _quoted(post: IncomingPost | dict[str, Any]) -> dict[str, Any]:
+    """A refused post as quarantine quotes it: its fields as the source made them."""
+    return {k: post.get(k) if isinstance(post, dict) else getattr(post, k, None) for k in _QUOTED}
 
 
 def _store_posts(db_url: str | None, rows: list[dict[str, Any]]) -> tuple[int, list[BadInput]]:
@@ -114,7 +119,7 @@ def _store_posts(db_url: str | None, rows: list[dict[str, Any]]) -> tuple[int, l
     new, refused = _insert_each(db_url, Post.__table__, rows)
     with session_scope(db_url) as session:
         _link(session, rows)
-    bad = [Records.refused(f"id {label(row['source_id']) or '?'}", lambda row=row: _stored_record(row), _Refused(exc)) for row, exc in refused]
+    bad = [Records.refused(_where(row), lambda row=row: _quoted(row), _Refused(exc)) for row, exc in refused]
     return new, bad
 
 
@@ -124,7 +129,10 @@ def _store_bad(db_url: str | None, source: str, bad: list[BadInput]) -> int:
     takes them whatever the record held."""
     if not bad:
         return 0
-    rows = list({row["fingerprint"]: row for row in (_bad_row(source, b) for b in bad)}.values())
+    first: dict[str, dict[str, Any]] = {}
+    for b in bad:  # one record read twice in a batch (two lines alike) is one row, at its first place
+        first.setdefault(b.identity, _bad_row(source, b))
+    rows = list(first.values())
     try:
         with session_scope(db_url) as session:
             new = sum(_insert_ignoring_duplicates(session, Quarantine.__table__, chunk) for chunk in _chunks(rows))
@@ -178,10 +186,6 @@ class _Refused(ValueError):
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc)
     return storable(text.strip().splitlines()[0] if text.strip() else type(exc).__name__)[:300]
-
-
-def _stored_record(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: row[k] for k in ("source", "source_id", "created_at", "author", "text", "url", "lat", "lon", "raw")}
 
 
 def _chunks(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
