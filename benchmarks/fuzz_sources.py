@@ -1,8 +1,9 @@
 """Fault injection at the sources, at volume: hostile records between good ones, for every
 connector (replay; inbox .jsonl and .json; RSS and Atom; Mastodon, Bluesky and X through their
-real clients against tests/support/fakeapis.py on 127.0.0.1), through ingest into SQLite and PostgreSQL.
+real clients against tests/support/fakeapis.py on 127.0.0.1), through ingest into SQLite and
+PostgreSQL.
 
-The records are tests/support/hostile.py's (the same strategies tests/test_sources_fuzz.py checks as
+The records are tests/support/hostile.py's (the strategies tests/test_sources_fuzz.py checks as
 properties): deep nesting, integers of thousands of digits, NaN and Infinity, lone surrogates,
 NUL, control and bidi characters, overlong fields, odd timestamps (year 0001 at +14:00, 9999 at
 -14:00, 1999, the future), wrong types, bytes that are not UTF-8, U+2028 inside strings, broken

@@ -1,6 +1,6 @@
 """Hostile records for every source, placed between good ones, and the harness that feeds them
 through the real connectors (the HTTP ones driven by their real clients against
-tests/support/fakeapis.py on 127.0.0.1), ingest and the database, then says what became of each one.
+`support.fakeapis` on 127.0.0.1), ingest and the database, then says what became of each.
 
 Every record is made good or bad on purpose, with one fault of a known kind, so its fate is
 checkable: each good record stored as a post, each bad one quarantined with a location naming
