@@ -13,7 +13,6 @@ import pytest
 from siaga.sources.base import IncomingPost
 from siaga.sources.parsing import (
     MAX_DEPTH,
-    coordinate,
     html_text,
     iso_time,
     load_json,
@@ -23,7 +22,7 @@ from siaga.sources.parsing import (
     rfc822_time,
 )
 from siaga.sources.records import Records, decode_line
-from siaga.sources.schema import FUTURE_SLACK, Unreadable, check_post, check_record, storable
+from siaga.sources.schema import FUTURE_SLACK, Unreadable, check_number, check_post, check_record, storable
 
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
 
@@ -94,8 +93,8 @@ def test_ids_and_coordinates_have_one_type():
     assert record_id(7) == "7" and record_id("wa-1") == "wa-1"
     for wrong in (True, "north", [1], float("nan"), float("inf"), 10**400):
         with pytest.raises(ValueError, match="field 'lat'"):
-            coordinate(wrong, "lat", -90, 90)
-    assert coordinate(-90, "lat", -90, 90) == -90.0
+            check_number(wrong, "lat", -90, 90)
+    assert check_number(-90, "lat", -90, 90) == -90.0
     for wrong in ("12a", "١٢٣", "²", "99999999999999999999", True, 1.5, "-1"):
         with pytest.raises(ValueError, match="numeric id"):
             numeric_id(wrong, "id")

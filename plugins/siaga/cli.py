@@ -122,9 +122,8 @@ def _stdin_lines(stdin: TextIO) -> Iterator[str | bytes]:
 
 
 def _read_post(line: str | bytes) -> dict[str, Any]:
-    from siaga.sources.parsing import coordinate
     from siaga.sources.records import decode_line
-    from siaga.sources.schema import check_string
+    from siaga.sources.schema import check_number, check_string
 
     post = decode_line(line if isinstance(line, bytes) else line.encode("utf-8", "surrogatepass"))
     if not isinstance(post, dict) or not isinstance(post.get("text"), str):
@@ -139,7 +138,7 @@ def _read_post(line: str | bytes) -> dict[str, Any]:
                     post[key] = float(post[key])
                 except ValueError:
                     raise ValueError(f"field '{key}' is not a number") from None
-            post[key] = coordinate(post[key], key, low, high)
+            post[key] = check_number(post[key], key, low, high)
     return post
 
 

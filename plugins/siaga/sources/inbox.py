@@ -16,9 +16,9 @@ from typing import Any, Callable
 from jsonschema import Draft202012Validator, FormatChecker
 
 from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult, SourceConfigError, author_key
-from siaga.sources.parsing import coordinate, iso_time, load_json, record_id
+from siaga.sources.parsing import iso_time, load_json, record_id
 from siaga.sources.records import Records, decode_line
-from siaga.sources.schema import AUTHOR_CHARS, ID_CHARS, MAX_TEXT, MAX_URL, check_record, storable
+from siaga.sources.schema import AUTHOR_CHARS, ID_CHARS, MAX_TEXT, MAX_URL, check_number, check_record, storable
 
 POST_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -112,8 +112,8 @@ class InboxSource:
             text=obj["text"],
             author=author,
             url=obj.get("url") or None,
-            lat=coordinate(obj.get("lat"), "lat", -90, 90),
-            lon=coordinate(obj.get("lon"), "lon", -180, 180),
+            lat=check_number(obj.get("lat"), "lat", -90, 90),
+            lon=check_number(obj.get("lon"), "lon", -180, 180),
             raw={"id": source_id, "channel": obj.get("channel")},
             author_pseudonymised=pseudonymised,
         )

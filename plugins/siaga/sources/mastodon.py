@@ -22,7 +22,7 @@ from siaga.sources import auth
 from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult, SourceConfigError, canonical_url
 from siaga.sources.connector import HttpConnector
 from siaga.sources.http import SourceError, get_json, policy_from_config, rate_limit
-from siaga.sources.parsing import html_text, iso_time, numeric_id, opt_str, raw_text
+from siaga.sources.parsing import html_text, iso_time, json_text, numeric_id, opt_str
 from siaga.sources.records import Records, label
 from siaga.sources.schema import check_record
 
@@ -127,7 +127,7 @@ class MastodonSource(HttpConnector):
                 raise _PartialFailure(posts, bad, newest, str(exc)) from None
             items = body.get("statuses") if stream.kind == "search" and isinstance(body, dict) else body
             if not isinstance(items, list):
-                bad.append(BadInput(where, "expected a list of statuses", raw_text(body)))
+                bad.append(BadInput(where, "expected a list of statuses", json_text(body)))
                 raise _PartialFailure(posts, bad, newest, "expected a list of statuses")
             records = Records(now)
             for i, item in enumerate(items):

@@ -238,21 +238,6 @@ def record_id(value: Any, field: str = "id") -> str:
     return text
 
 
-def coordinate(value: Any, field: str, low: float, high: float) -> float | None:
-    """A latitude or longitude: a finite JSON number in range, or null."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"field '{field}': expected a number, got {type(value).__name__} {storable(json_text(value)[:40])}")
-    try:
-        number = float(value)
-    except OverflowError:
-        raise ValueError(f"field '{field}': {str(value)[:40]} is not a coordinate") from None
-    if not low <= number <= high:  # also refuses NaN
-        raise ValueError(f"field '{field}': {number} is outside [{low}, {high}]")
-    return number
-
-
 def opt_text(value: Any, field: str) -> str | None:
     """An optional string field of a JSON record: null or "" mean absent, anything else is wrong."""
     if value is None or value == "":
@@ -260,10 +245,6 @@ def opt_text(value: Any, field: str) -> str | None:
     if not isinstance(value, str):
         raise ValueError(f"field '{field}': expected a string, got {type(value).__name__}")
     return value
-
-
-def raw_text(item: Any) -> str:
-    return json_text(item)
 
 
 def opt_str(value: Any) -> str | None:

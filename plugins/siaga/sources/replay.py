@@ -30,8 +30,9 @@ from zoneinfo import ZoneInfo
 
 from siaga import settings
 from siaga.sources.base import BadInput, IncomingPost, PollResult, SourceConfigError
-from siaga.sources.parsing import coordinate, json_text, opt_text, parse_time, record_id
+from siaga.sources.parsing import json_text, opt_text, parse_time, record_id
 from siaga.sources.records import Records, decode_line
+from siaga.sources.schema import check_number
 from siaga.vocabulary import LOCAL_TZ_NAME
 
 log = logging.getLogger(__name__)
@@ -162,8 +163,8 @@ class ReplaySource:
             text=obj["text"],
             author=opt_text(obj.get("author"), "author"),
             url=opt_text(obj.get("url"), "url"),
-            lat=coordinate(obj.get("lat"), "lat", -90, 90),
-            lon=coordinate(obj.get("lon"), "lon", -180, 180),
+            lat=check_number(obj.get("lat"), "lat", -90, 90),
+            lon=check_number(obj.get("lon"), "lon", -180, 180),
             raw=obj,
         )
 

@@ -123,13 +123,18 @@ def _minutes(delta: timedelta) -> str:
 
 
 def check_number(value: Any, field: str, low: float, high: float) -> float | None:
+    """A finite JSON number within [low, high] (a latitude, a longitude) as a float, or None."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"field '{field}': expected a number, got {type(value).__name__}")
-    if not low <= value <= high:  # also refuses NaN
-        raise ValueError(f"field '{field}': {value} is outside [{low}, {high}]")
-    return float(value)
+        raise ValueError(f"field '{field}': expected a number, got {type(value).__name__} {storable(repr(value)[:40])}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(f"field '{field}': {str(value)[:40]} is outside [{low}, {high}]") from None
+    if not low <= number <= high:  # also refuses NaN
+        raise ValueError(f"field '{field}': {number} is outside [{low}, {high}]")
+    return number
 
 
 def _path(parent: str, key: Any) -> str:

@@ -21,9 +21,9 @@ from siaga.sources.base import AuthorPolicy, IncomingPost, PollResult, SourceCon
 from siaga.sources.connector import HttpConnector, string_list
 from siaga.sources.http import get_json, policy_from_config, rate_limit
 from siaga.sources.paging import Page, sweep_queries
-from siaga.sources.parsing import coordinate, iso_time, json_text, numeric_id, opt_str
+from siaga.sources.parsing import iso_time, json_text, numeric_id, opt_str
 from siaga.sources.records import Records, label
-from siaga.sources.schema import MAX_TEXT, check_record, storable
+from siaga.sources.schema import MAX_TEXT, check_number, check_record, storable
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +155,8 @@ class XSource(HttpConnector):
         coords = ((item.get("geo") or {}).get("coordinates") or {}) if isinstance(item.get("geo"), dict) else {}
         point = coords.get("coordinates") if isinstance(coords, dict) else None
         if isinstance(point, list) and len(point) == 2:  # GeoJSON order
-            lon = coordinate(point[0], "geo.coordinates[0]", -180, 180)
-            lat = coordinate(point[1], "geo.coordinates[1]", -90, 90)
+            lon = check_number(point[0], "geo.coordinates[0]", -180, 180)
+            lat = check_number(point[1], "geo.coordinates[1]", -90, 90)
         references = item.get("referenced_tweets") if isinstance(item.get("referenced_tweets"), list) else []
         # A reference whose id is no tweet id links nothing; the tweet itself is still good.
         refs = [r for r in references if isinstance(r, dict) and r.get("type") in ("retweeted", "quoted") and _tweet_id(r.get("id"))]
