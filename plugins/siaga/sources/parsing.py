@@ -67,7 +67,10 @@ def _load_capped(text: str) -> Any:
             depth -= 1
     # A deep part never closed: the document is broken; the decoder says so without recursing.
     pieces.append(text[last:cut_from] + json.dumps(_TOO_DEEP) if cut_from >= 0 else text[last:])
-    return _mark_too_deep(json.loads("".join(pieces), parse_int=_int))
+    try:
+        return _mark_too_deep(json.loads("".join(pieces), parse_int=_int))
+    except RecursionError:  # the scan and the decoder disagreed on a broken document
+        raise json.JSONDecodeError("nested too deeply to read", text, 0) from None
 
 
 def _int(digits: str) -> int | Unreadable:
