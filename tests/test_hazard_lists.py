@@ -113,7 +113,7 @@ def test_an_invalid_set_is_refused_and_the_last_good_one_stays(db_url, tmp_path)
     assert kept.fingerprint() == good.fingerprint()
     assert flood_terms(kept, AIR_BAH_TEXTS[0]) == (EXTRA_TERM,)
     [refusal] = refusals
-    assert refusal.startswith("REFUSED") and f"{flood}:{line}: field terms[0]" in refusal
+    assert refusal.startswith("REFUSED") and f"{flood}:{line}:5: terms[0]" in refusal
     with store.session_scope(db_url) as session:  # the refused set did not replace the good one
         assert session.get(store.ConfigState, hazard_lists.STATE_NAME).fingerprint == good.fingerprint()
 
@@ -143,7 +143,7 @@ def test_an_invalid_set_with_no_last_good_one_is_an_error(db_url, tmp_path):
     root = good_config(tmp_path / "config")
     flood, line = break_flood(root)
     with store.session_scope(db_url) as session:
-        with pytest.raises(HazardConfigError, match=rf"{flood}:{line}: field terms\[0\]"):
+        with pytest.raises(HazardConfigError, match=rf"{flood}:{line}:5: terms\[0\]"):
             hazard_lists.in_force(session, root / "hazards")
 
 
@@ -187,7 +187,7 @@ def test_the_detect_dag_keeps_the_last_good_lists_when_a_file_breaks(sqlite_url,
 
     [refusal] = refusals
     assert refusal.startswith("REFUSED the hazard lists") and "keeping the last good set" in refusal
-    assert f"{flood}:{line}: field terms[0]" in refusal
+    assert f"{flood}:{line}:5: terms[0]" in refusal
     with store.session_scope(sqlite_url) as session:
         (incident,) = session.scalars(sa.select(store.Incident)).all()
         assert (incident.hazard, incident.village) == ("flood", "Sangsit")

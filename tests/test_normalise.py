@@ -34,11 +34,15 @@ def test_shipped_abbreviation_table_loads_and_expands_whole_words_only():
     assert mt.folded.original[slice(*mt.span(i, i + len("tidak bisa")))] == "tdk bisa"
 
 
-def test_abbreviation_file_errors_name_the_row(tmp_path):
+def test_abbreviation_file_errors_name_the_line_in_the_file(tmp_path):
     bad = tmp_path / "abbreviations.csv"
-    bad.write_text("abbrev,expansion\njl,jalan\nthree,columns,here\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"row 3"):
+    bad.write_text("# comment\nabbrev,expansion\n\njl,jalan\nthree,columns,here\ntwo words,x\n", encoding="utf-8")
+    with pytest.raises(ValueError) as err:
         load_abbreviations(bad)
+    assert str(err.value).splitlines() == [
+        f"{bad}:5:1: (row): ['three', 'columns', 'here']: expected 'abbrev,expansion'",
+        f"{bad}:6:1: abbrev: 'two words': abbrev must be one word",
+    ]
 
 
 def test_hashtags_are_marked_and_mapped_back():

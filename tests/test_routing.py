@@ -2,6 +2,7 @@
 and a wrong config names the file, field and line. (Silences: test_silences.py.)"""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -132,30 +133,30 @@ def write_broken(tmp_path: Path, edit) -> Path:
 
 @pytest.mark.parametrize("edit, expected", [
     (lambda d: d["route"]["routes"][2].update(receiver="police"),
-     r"route\.routes\[2\]\.receiver \(line \d+\): unknown receiver 'police'"),
+     r":\d+:\d+: route\.routes\[2\]\.receiver: unknown receiver 'police'"),
     (lambda d: d["route"]["routes"][1].update(group_by=["hazard"]),
-     r"route\.routes\[1\] \(line \d+\): Additional properties .*'group_by'"),
+     r":\d+:\d+: route\.routes\[1\]\.group_by: Additional properties .*'group_by'"),
     (lambda d: d["route"]["routes"][0].update(match_re={"hazard": "(flood"}),
-     r"route\.routes\[0\]\.match_re\.hazard \(line \d+\): bad regular expression"),
+     r":\d+:\d+: route\.routes\[0\]\.match_re\.hazard: bad regular expression"),
     (lambda d: d["receivers"][0].update(channel="xoxb-123-secret"),
-     r"receivers\[0\]\.channel \(line \d+\): 'xoxb-123-secret' does not match"),
+     r":\d+:\d+: receivers\[0\]\.channel: 'xoxb-123-secret' does not match"),
     (lambda d: d["receivers"][1].update(token="xoxb-1"),
-     r"receivers\[1\] \(line \d+\): Additional properties .*'token'"),
+     r":\d+:\d+: receivers\[1\]\.token: Additional properties .*'token'"),
     (lambda d: d["receivers"][0]["quiet_hours"].update(start="25:00"),
-     r"receivers\[0\]\.quiet_hours\.start \(line \d+\)"),
+     r":\d+:\d+: receivers\[0\]\.quiet_hours\.start: '25:00' does not match"),
     (lambda d: d["receivers"][0]["quiet_hours"].update(override_severity="urgent"),
-     r"override_severity \(line \d+\): 'urgent' is not one of severities"),
+     r":\d+:\d+: receivers\[0\]\.quiet_hours\.override_severity: 'urgent' is not one of severities"),
     (lambda d: d["receivers"].append(dict(d["receivers"][0])),
-     r"receivers\[3\]\.name \(line \d+\): duplicate receiver 'bpbd'"),
+     r":\d+:\d+: receivers\[3\]\.name: duplicate receiver 'bpbd'"),
     (lambda d: d["route"].update(match={"hazard": "flood"}),
-     r"route\.match \(line \d+\): the root route matches every alert"),
-    (lambda d: d["route"].pop("receiver"), r"route\.receiver.*needs a receiver"),
-    (lambda d: d.update(timezone="Mars/Olympus"), r"timezone \(line \d+\): unknown time zone"),
-    (lambda d: d.pop("severities"), r"top level.*'severities' is a required property"),
+     r":\d+:\d+: route\.match: the root route matches every alert"),
+    (lambda d: d["route"].pop("receiver"), r":\d+:\d+: route\.receiver: the root route needs a receiver"),
+    (lambda d: d.update(timezone="Mars/Olympus"), r":\d+:\d+: timezone: unknown time zone"),
+    (lambda d: d.pop("severities"), r":1:1: severities: 'severities' is a required property"),
 ])
 def test_bad_config_names_file_field_and_line(tmp_path, edit, expected):
     path = write_broken(tmp_path, edit)
-    with pytest.raises(RoutingConfigError, match=expected) as err:
+    with pytest.raises(RoutingConfigError, match=re.escape(str(path)) + expected) as err:
         Router.load(path)
     assert str(err.value).startswith(str(path))
 
@@ -164,8 +165,8 @@ def test_error_line_points_at_the_field(tmp_path):
     path = write_broken(tmp_path, lambda d: d["route"]["routes"][2].update(receiver="police"))
     with pytest.raises(RoutingConfigError) as err:
         Router.load(path)
-    line = int(str(err.value).split("(line ")[1].split(")")[0])
-    assert "police" in path.read_text().splitlines()[line - 1]
+    line, column = map(int, str(err.value)[len(str(path)) + 1:].split(":")[:2])
+    assert path.read_text().splitlines()[line - 1][column - 1:].startswith("police")
 
 
 def test_missing_and_unparsable_files(tmp_path):
@@ -173,5 +174,5 @@ def test_missing_and_unparsable_files(tmp_path):
         Router.load(tmp_path / "absent.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("route: [unclosed\n")
-    with pytest.raises(RoutingConfigError, match=r"bad\.yaml: not valid YAML"):
+    with pytest.raises(RoutingConfigError, match=r"bad\.yaml:1:8: \(syntax\): '\[' opened here is never closed"):
         Router.load(bad)

@@ -1,23 +1,106 @@
-"""How an error in a YAML config file is told: `file: field (line N): message`.
+"""How a mistake in an operator's config file is told: `file:line:column: field: message`.
 
-Operators edit these files by hand; an error that names the file, the field's dotted path and
-its line lets them fix it without reading code. PyYAML's composed node tree keeps each node's
-line, which `yaml.safe_load`'s plain data has lost, so the line is found by walking the tree
-along the field's path.
+Operators edit these files by hand, often under pressure; an error that names the file, the
+exact line and column and the field's dotted path lets them fix it without reading code, and
+editors jump to `file:line:column` by themselves. Every config file (hazard lists, routing,
+sources, aliases, roads, detection settings, abbreviations) reports through `ConfigProblem`, so
+they all read alike.
+
+PyYAML's `safe_load` forgets where things were, so a file is composed into its node tree and
+turned into plain data here (`parse_yaml`), keeping each field's key and value position. Errors
+are then placed where the operator must look:
+- an unknown key at the key itself, with the nearest allowed key ("did you mean ...?");
+- a wrong value at the value; a missing field at the key of the mapping that lacks it;
+- a YAML syntax error where it starts: an unclosed quote or bracket at its opening mark (PyYAML's
+  `context_mark`), not where the scanner gave up hundreds of lines later, and a quote that runs
+  on over following lines at the line where it opens.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
 
+import jsonschema
 import yaml
 
+FieldPath = tuple[Any, ...]
 
-def located(source: str, path: Sequence[Any], message: str, text: str | None = None) -> str:
-    """The message for a field at `path` (keys and list indexes) of the YAML `text` read from
-    `source`; the line is left out when it cannot be found."""
-    line = line_of(text, path) if text else None
-    at = f" (line {line})" if line else ""
-    return f"{source}: {dotted(path) or 'top level'}{at}: {message}"
+TOP_LEVEL = "(top level)"
+SYNTAX = "(syntax)"
+FILE = "(file)"
+
+# PyYAML contexts naming something opened and never closed: the opening mark is the place to fix.
+_OPENED = {
+    "while scanning a quoted scalar": "quoted text",
+    "while parsing a flow sequence": "'['",
+    "while parsing a flow mapping": "'{'",
+    "while scanning a block scalar": "block text",
+}
+# A continuation line of quoted text that looks like YAML structure ("  - term", "key: value"):
+# the quote was meant to end on its own line.
+_STRUCTURE_LINE = re.compile(r"^\s*(- |[A-Za-z_][\w-]*:(\s|$))")
+
+
+@dataclass(frozen=True, order=True)
+class ConfigProblem:
+    """One error or warning about a config file, at a 1-based line and column."""
+
+    file: str
+    line: int
+    column: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.field}: {self.message}"
+
+
+class ConfigError(ValueError):
+    """A config file is refused; `problems` are every error found, one per line in the message."""
+
+    def __init__(self, problems: Sequence[ConfigProblem]) -> None:
+        super().__init__("\n".join(map(str, problems)))
+        self.problems = list(problems)
+
+
+class ConfigSyntaxError(ConfigError):
+    """A file that is not readable YAML; `problem` says where and why."""
+
+    def __init__(self, problem: ConfigProblem) -> None:
+        super().__init__([problem])
+        self.problem = problem
+
+
+@dataclass
+class Document:
+    """A YAML file's data with the position of every field: `keys` where a mapping key is
+    written, `values` where each node starts (both 1-based (line, column))."""
+
+    source: str
+    data: Any
+    text: str = ""
+    keys: dict[FieldPath, tuple[int, int]] = field(default_factory=dict)
+    values: dict[FieldPath, tuple[int, int]] = field(default_factory=dict)
+    collections: set[FieldPath] = field(default_factory=set)
+
+    def position(self, path: Sequence[Any], on_key: bool = False) -> tuple[int, int]:
+        """Where the field at `path` is, or its nearest existing ancestor. A scalar is shown at
+        its value; a mapping or list, a missing field and an unknown key at the key naming it."""
+        path = tuple(path)
+        trimmed = False
+        while path and path not in self.values:
+            path, trimmed = path[:-1], True
+        if on_key or trimmed or path in self.collections:
+            return self.keys.get(path) or self.values.get(path, (1, 1))
+        return self.values.get(path, (1, 1))
+
+    def at(self, path: Sequence[Any], message: str, on_key: bool = False, name: str | None = None) -> ConfigProblem:
+        """A problem about the field at `path` (named `name` when given, else its dotted path)."""
+        line, column = self.position(path, on_key)
+        return ConfigProblem(self.source, line, column, name or dotted(path) or TOP_LEVEL, message)
 
 
 def dotted(path: Sequence[Any]) -> str:
@@ -28,21 +111,174 @@ def dotted(path: Sequence[Any]) -> str:
     return out
 
 
-def line_of(text: str, path: Sequence[Any]) -> int | None:
-    """1-based line of the YAML node at `path` (or of its deepest existing ancestor)."""
+_DOTTED_PART = re.compile(r"\[(\d+)\]|\.?([^.\[\]]+)")
+
+
+def undotted(text: str) -> FieldPath:
+    """The path `dotted` wrote: ("sources", 0, "feeds", 1) for "sources[0].feeds[1]"."""
+    return tuple(int(m.group(1)) if m.group(1) is not None else m.group(2) for m in _DOTTED_PART.finditer(text))
+
+
+def file_problem(source: str | Path, message: str) -> ConfigProblem:
+    """A problem with the file as a whole (unreadable, empty): shown at its first line."""
+    return ConfigProblem(str(source), 1, 1, FILE, message)
+
+
+# ------------------------------------------------------------------------------------------
+# Reading YAML with positions
+# ------------------------------------------------------------------------------------------
+
+
+def read_yaml(path: str | Path) -> Document:
+    """The YAML file at `path` with positions; ConfigSyntaxError when it cannot be read, is not
+    UTF-8, is not YAML or repeats a key."""
+    path = Path(path)
     try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigSyntaxError(file_problem(path, f"not UTF-8 text ({exc.reason})")) from None
+    except OSError as exc:
+        raise ConfigSyntaxError(file_problem(path, f"cannot read: {exc.strerror or exc}")) from None
+    return parse_yaml(text, str(path))
+
+
+def parse_yaml(text: str, source: str) -> Document:
+    """`text` as data with positions (an empty document is None at 1:1)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        raise ConfigSyntaxError(syntax_problem(source, text, exc)) from None
+    except yaml.YAMLError as exc:
+        raise ConfigSyntaxError(ConfigProblem(source, 1, 1, SYNTAX, str(exc))) from None
+    doc = Document(source, None, text)
+    if node is None:
+        doc.values[()] = (1, 1)
+        return doc
+    try:
+        doc.data = _data_of(node, (), doc, yaml.SafeLoader(""))
+    except yaml.MarkedYAMLError as exc:  # e.g. a bad timestamp or an unknown tag
+        raise ConfigSyntaxError(syntax_problem(source, text, exc)) from None
+    return doc
+
+
+def _mark(mark: yaml.Mark) -> tuple[int, int]:
+    return mark.line + 1, mark.column + 1
+
+
+def _data_of(node: yaml.Node, path: FieldPath, doc: Document, loader: yaml.SafeLoader) -> Any:
+    doc.values[path] = _mark(node.start_mark)
+    if isinstance(node, yaml.MappingNode):
+        doc.collections.add(path)
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(loader.construct_object(key_node, deep=True))
+            child = path + (key,)
+            if key in out:
+                first = doc.keys[child]
+                problem = ConfigProblem(doc.source, *_mark(key_node.start_mark), dotted(child),
+                                        f"duplicate key (first at line {first[0]})")
+                raise ConfigSyntaxError(problem)
+            doc.keys[child] = _mark(key_node.start_mark)
+            out[key] = _data_of(value_node, child, doc, loader)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        doc.collections.add(path)
+        return [_data_of(item, path + (i,), doc, loader) for i, item in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
+
+
+def syntax_problem(source: str, text: str, exc: yaml.MarkedYAMLError) -> ConfigProblem:
+    """A YAML error placed where the operator must fix it (see the module docstring)."""
+    problem, pmark = exc.problem or "not valid YAML", exc.problem_mark
+    where = f" at line {pmark.line + 1}, column {pmark.column + 1}" if pmark else ""
+    runaway = _runaway_quote(text, exc)
+    if runaway is not None:
+        start, end = runaway
+        return ConfigProblem(source, *_mark(start), SYNTAX,
+                             f"quoted text opened here runs on to line {end.line + 1}: is its closing quote missing? "
+                             f"({problem}{where})")
+    opened = _OPENED.get(exc.context or "")
+    if opened and exc.context_mark is not None:
+        return ConfigProblem(source, *_mark(exc.context_mark), SYNTAX,
+                             f"{opened} opened here is never closed ({problem}{where})")
+    if pmark is None:
+        return ConfigProblem(source, 1, 1, SYNTAX, problem)
+    context = f" ({exc.context} at line {exc.context_mark.line + 1})" if exc.context and exc.context_mark else ""
+    return ConfigProblem(source, *_mark(pmark), SYNTAX, f"{problem}{context}")
+
+
+def _runaway_quote(text: str, exc: yaml.MarkedYAMLError) -> tuple[yaml.Mark, yaml.Mark] | None:
+    """The first quoted scalar before the error that spans lines looking like YAML structure:
+    a quote left open on one line closes at the next quote, far below, and the error shows
+    there. None when there is no such quote (or the error is the quote's own)."""
+    if (exc.context or "") == "while scanning a quoted scalar":
         return None
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in path:
-        if isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if k.value == part), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-        else:
-            node = None
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-    return line
+    limit = exc.problem_mark.index if exc.problem_mark is not None else len(text)
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if token.start_mark.index >= limit:
+                break
+            if isinstance(token, yaml.ScalarToken) and token.style in ("'", '"') and token.end_mark.line > token.start_mark.line:
+                inner = text[token.start_mark.index:token.end_mark.index].splitlines()[1:]
+                if any(_STRUCTURE_LINE.match(line) for line in inner):
+                    return token.start_mark, token.end_mark
+    except yaml.YAMLError:
+        pass
+    return None
+
+
+# ------------------------------------------------------------------------------------------
+# Schema errors
+# ------------------------------------------------------------------------------------------
+
+
+def schema_problems(doc: Document, schema: dict[str, Any] | jsonschema.protocols.Validator) -> list[ConfigProblem]:
+    """Every JSON Schema error of the document, each where it belongs, in file order."""
+    validator = schema if not isinstance(schema, dict) else jsonschema.Draft202012Validator(schema)
+    problems: set[ConfigProblem] = set()
+    for err in validator.iter_errors(doc.data):
+        problems.update(_placed(doc, err))
+    return sorted(problems, key=lambda p: (p.line, p.column, p.field, p.message))
+
+
+def _placed(doc: Document, err: jsonschema.ValidationError) -> Iterable[ConfigProblem]:
+    path = tuple(err.absolute_path)
+    instance, schema = err.instance, err.schema if isinstance(err.schema, dict) else {}
+    if err.validator == "additionalProperties" and isinstance(instance, dict):
+        allowed = list(schema.get("properties", {}))
+        patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
+        for key in instance:
+            if key in allowed or any(p.search(key) for p in patterns):
+                continue
+            hint = did_you_mean(key, allowed)
+            yield doc.at(path + (key,), f"Additional properties are not allowed ({key!r} was unexpected){hint}", on_key=True)
+        return
+    if err.validator == "required" and isinstance(instance, dict):
+        for name in err.validator_value:
+            if name not in instance:
+                line, column = doc.position(path, on_key=True)
+                yield ConfigProblem(doc.source, line, column, dotted(path + (name,)), f"{name!r} is a required property")
+        return
+    if "propertyNames" in err.absolute_schema_path and isinstance(instance, str):
+        # the message is about a key's name (jsonschema gives the mapping's path): at the key
+        yield doc.at(path + (instance,), err.message, on_key=True)
+        return
+    yield doc.at(path, err.message)
+
+
+def did_you_mean(word: str, allowed: Iterable[str]) -> str:
+    """"; did you mean 'severity_cues'?" for a near miss among `allowed`, else ""."""
+    close = difflib.get_close_matches(word, list(allowed), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def located(source: str, path: Sequence[Any], message: str, text: str | None = None) -> str:
+    """The message for the field at `path` of the YAML `text` read from `source` (at 1:1 when
+    the text is not given or not YAML)."""
+    doc = Document(source, None)
+    if text:
+        try:
+            doc = parse_yaml(text, source)
+        except ConfigSyntaxError:
+            pass
+    return str(doc.at(path, message))

@@ -2,22 +2,21 @@
 
 How long a quiet incident stays open or how far apart two spikes may be and still be one event
 are choices made with the agencies, not code: they live in config, next to routing.yaml, and are
-checked against a JSON Schema. A wrong value is refused with `file: field (line N): message` and
-the detect run does not start (as with a wrong routing.yaml), rather than run with settings
+checked against a JSON Schema. A wrong value is refused with `file:line:column: field: message`
+and the detect run does not start (as with a wrong routing.yaml), rather than run with settings
 nobody chose. A missing file or field means the defaults below.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
 from siaga import settings
-from siaga.config_errors import located
+from siaga.config_errors import ConfigError, ConfigSyntaxError, Document, parse_yaml, read_yaml, schema_problems
 
 FILE_NAME = "detection.yaml"
 
@@ -45,8 +44,8 @@ _MINUTES = {
 }
 
 
-class DetectionConfigError(ValueError):
-    """The detection settings file is wrong; the message names the file, field and line."""
+class DetectionConfigError(ConfigError):
+    """The detection settings file is wrong; the message names the file, line, column and field."""
 
 
 @dataclass(frozen=True)
@@ -62,14 +61,21 @@ class DetectSettings:
     @classmethod
     def from_dict(cls, data: Any, source: str = "<detection>", text: str | None = None) -> DetectSettings:
         """Settings from parsed YAML (None, as from an empty file, means every default)."""
-        data = {} if data is None else data
-        error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data))
-        if error is not None:
-            path = list(error.absolute_path)
-            if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-                # point at the unknown field itself, not at the mapping that holds it
-                path.append(sorted(set(error.instance) - set(SCHEMA["properties"]))[0])
-            raise DetectionConfigError(located(source, path, error.message, text))
+        doc = Document(source, data)
+        if text is not None:
+            try:
+                doc = parse_yaml(text, source)
+            except ConfigSyntaxError as exc:
+                raise DetectionConfigError(exc.problems) from None
+        return cls.from_document(doc)
+
+    @classmethod
+    def from_document(cls, doc: Document) -> DetectSettings:
+        """Settings from a file read with positions; every error at once."""
+        data = {} if doc.data is None else doc.data
+        problems = schema_problems(replace(doc, data=data), jsonschema.Draft202012Validator(SCHEMA))
+        if problems:
+            raise DetectionConfigError(problems)
         given: dict[str, Any] = {field: timedelta(minutes=data[key]) for key, field in _MINUTES.items() if key in data}
         if "baseline_days" in data:
             given["baseline_days"] = int(data["baseline_days"])
@@ -80,14 +86,10 @@ def load(path: str | Path | None = None) -> DetectSettings:
     """The settings in `path` (default: detection.yaml in the config folder); the defaults when
     the file does not exist. Raises DetectionConfigError when it cannot be read or is wrong."""
     path = Path(path) if path is not None else settings.config_dir() / FILE_NAME
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not path.exists():
         return DetectSettings()
-    except OSError as exc:
-        raise DetectionConfigError(f"{path}: cannot read detection settings: {exc}") from exc
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise DetectionConfigError(f"{path}: not valid YAML: {exc}") from exc
-    return DetectSettings.from_dict(data, source=str(path), text=text)
+        doc = read_yaml(path)
+    except ConfigSyntaxError as exc:
+        raise DetectionConfigError(exc.problems) from None
+    return DetectSettings.from_document(doc)

@@ -7,31 +7,34 @@ settings. Operators change these files live, so a directory is validated as a wh
 it is used (JSON Schema in `hazard_schema.json`, then the checks a schema cannot express: file
 name, empty phrases, roots, cross-references), and every error names the file, the line and the
 field, all of them at once so an operator fixes them in one go. `siaga hazards check` prints the
-same report, plus warnings about terms that add nothing (repeated, or vetoed wherever they occur)
-or count for several hazards. The matcher built from a valid directory is
+same report, plus warnings about terms that add nothing (repeated, or vetoed wherever they occur),
+count for several hazards, or are written as regular expressions (they are matched as literal
+words). Errors read `file:line:column: field: message` (`siaga.config_errors`). The matcher built from a valid directory is
 `siaga.hazards.HazardSet`; which lists are in force is `siaga.hazard_lists`.
 """
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import jsonschema
-import yaml
 
-from siaga.config_errors import dotted
+from siaga.config_errors import (
+    ConfigError, ConfigProblem, ConfigSyntaxError, Document, did_you_mean, read_yaml, schema_problems,
+)
 from siaga.normalise import fold, load_abbreviations, match_key, stem
 
 SCHEMA_PATH = Path(__file__).with_name("hazard_schema.json")
 _PHRASE_FIELDS = ("terms", "roots", "exclusions", "severity_cues")
 
 
-class HazardConfigError(ValueError):
-    """A hazard file is invalid; the message names file, line and field."""
+class HazardConfigError(ConfigError):
+    """A hazard file is invalid; the message names file, line, column and field of each error."""
 
 
 @dataclass(frozen=True)
@@ -75,8 +78,8 @@ class Hazard:
 class CheckReport:
     """What `siaga hazards check` prints: errors refuse the whole set, warnings do not."""
 
-    errors: list[str]
-    warnings: list[str]
+    errors: list[ConfigProblem]
+    warnings: list[ConfigProblem]
 
     @property
     def ok(self) -> bool:
@@ -105,10 +108,10 @@ def default_hazard_dir() -> Path:
 
 def read_directory(directory: Path) -> HazardConfig:
     """Load and validate a directory of hazard files; raise HazardConfigError listing every
-    error (file:line: field ...) so an operator fixes them all in one go."""
+    error (file:line:column: field: ...) so an operator fixes them all in one go."""
     report, loaded, abbreviations = _check(Path(directory))
     if report.errors:
-        raise HazardConfigError("\n".join(report.errors))
+        raise HazardConfigError(report.errors)
     good = [item for item in loaded if item.hazard]
     return HazardConfig(
         hazards={item.hazard.id: item.hazard for item in good if item.hazard},
@@ -125,50 +128,8 @@ def check_directory(directory: Path) -> CheckReport:
 
 
 # ------------------------------------------------------------------------------------------
-# Loading with line numbers
+# Loading with positions
 # ------------------------------------------------------------------------------------------
-
-Path_ = tuple[Any, ...]
-
-
-def _node_to_data(node: yaml.Node, path: Path_, lines: dict[Path_, int], where: str,
-                  loader: yaml.SafeLoader | None = None) -> Any:
-    """Plain Python data from a composed YAML node, recording the line of every field and item
-    (PyYAML's safe_load forgets positions, and operators need them in error messages)."""
-    loader = loader or yaml.SafeLoader("")
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = str(loader.construct_object(key_node, deep=True))
-            if key in out:
-                raise HazardConfigError(f"{where}:{key_node.start_mark.line + 1}: field {_dotted(path + (key,))}: duplicate key")
-            out[key] = _node_to_data(value_node, path + (key,), lines, where, loader)
-            lines[path + (key,)] = key_node.start_mark.line + 1
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_node_to_data(item, path + (i,), lines, where, loader) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
-
-
-def _fields_of(err: jsonschema.ValidationError) -> list[Path_]:
-    """The fields an error is about: a missing required field is named itself, not only the
-    mapping it is missing from, so the operator reads "field cap_category" and knows what to add."""
-    epath = tuple(err.absolute_path)
-    if err.validator == "required" and isinstance(err.instance, dict):
-        return [epath + (name,) for name in err.validator_value if name not in err.instance]
-    return [epath]
-
-
-def _dotted(path: Sequence[Any]) -> str:
-    return dotted(path) or "(top level)"
-
-
-def _line_of(lines: dict[Path_, int], path: Path_) -> int:
-    path = tuple(path)
-    while path and path not in lines:
-        path = path[:-1]
-    return lines.get(path, 1)
 
 
 @lru_cache(maxsize=1)
@@ -181,65 +142,48 @@ def _validator() -> jsonschema.Draft202012Validator:
 class _Loaded:
     hazard: Hazard | None
     data: dict[str, Any] | None
-    lines: dict[Path_, int]
-    errors: list[str] = field(default_factory=list)
+    doc: Document | None
+    errors: list[ConfigProblem] = field(default_factory=list)
     text: str = ""
 
 
 def _load_file(path: Path) -> _Loaded:
-    where = str(path)
-    lines: dict[Path_, int] = {}
     try:
-        text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except UnicodeDecodeError as exc:
-        return _Loaded(None, None, lines, [f"{where}:1: field (file): not UTF-8 text ({exc.reason})"])
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        return _Loaded(None, None, lines, [f"{where}:{line}: field (syntax): {getattr(exc, 'problem', exc)}"])
-    if node is None:
-        return _Loaded(None, None, lines, [f"{where}:1: field (top level): file is empty"])
-    try:
-        data = _node_to_data(node, (), lines, where)
-    except HazardConfigError as exc:
-        return _Loaded(None, None, lines, [str(exc)])
-    except yaml.YAMLError as exc:
-        return _Loaded(None, None, lines, [f"{where}:1: field (syntax): {exc}"])
-    errors = []
-    for err in sorted(_validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
-        epath = tuple(err.absolute_path)
-        errors.extend(f"{where}:{_line_of(lines, epath)}: field {_dotted(path)}: {err.message}"
-                      for path in _fields_of(err))
+        doc = read_yaml(path)
+    except ConfigSyntaxError as exc:
+        return _Loaded(None, None, None, [exc.problem])
+    if doc.data is None:
+        return _Loaded(None, None, doc, [doc.at((), "file is empty")])
+    errors = schema_problems(doc, _validator())
     if errors:
-        return _Loaded(None, data, lines, errors)
-    errors = _semantic_errors(path, data, lines)
+        return _Loaded(None, doc.data if isinstance(doc.data, dict) else None, doc, errors)
+    errors = _semantic_errors(path, doc)
     if errors:
-        return _Loaded(None, data, lines, errors)
-    return _Loaded(_hazard_of(data, where), data, lines, text=text)
+        return _Loaded(None, doc.data, doc, errors)
+    return _Loaded(_hazard_of(doc.data, str(path)), doc.data, doc, text=doc.text)
 
 
-def _semantic_errors(path: Path, data: dict[str, Any], lines: dict[Path_, int]) -> list[str]:
+def _semantic_errors(path: Path, doc: Document) -> list[ConfigProblem]:
     """What one schema-valid file can still get wrong: checks JSON Schema cannot express."""
-    where = str(path)
+    data = doc.data
     errors = []
     if data["id"] != path.stem:
-        errors.append(f"{where}:{lines[('id',)]}: field id: '{data['id']}' must equal the file name '{path.stem}'")
+        errors.append(doc.at(("id",), f"'{data['id']}' must equal the file name '{path.stem}'"))
     for name in _PHRASE_FIELDS:
         for i, phrase in enumerate(data.get(name, [])):
             if not fold(phrase).text:
-                errors.append(f"{where}:{_line_of(lines, (name, i))}: field {name}[{i}]: {phrase!r} has no letters or digits")
+                errors.append(doc.at((name, i), f"{phrase!r} has no letters or digits"))
     for i, phrase in enumerate(data.get("exclusions", [])):
         if "*" in phrase and (phrase.strip().startswith("*") or phrase.strip().endswith("*")):
-            errors.append(f"{where}:{_line_of(lines, ('exclusions', i))}: field exclusions[{i}]: {phrase!r}: '*' stands for one word between words, not at either end")
+            errors.append(doc.at(("exclusions", i), f"{phrase!r}: '*' stands for one word between words, not at either end"))
     for r, rule in enumerate(data.get("road_consequence", [])):
         for i, phrase in enumerate(rule["cues"]):
             if not fold(phrase).text:
-                errors.append(f"{where}:{_line_of(lines, ('road_consequence', r, 'cues', i))}: field road_consequence[{r}].cues[{i}]: {phrase!r} has no letters or digits")
+                errors.append(doc.at(("road_consequence", r, "cues", i), f"{phrase!r} has no letters or digits"))
     for i, root in enumerate(data.get("roots", [])):
         folded = fold(root).text
         if " " in folded or stem(folded) != folded:
-            errors.append(f"{where}:{_line_of(lines, ('roots', i))}: field roots[{i}]: {root!r} must be one Indonesian root word (its stem is {stem(folded)!r})")
+            errors.append(doc.at(("roots", i), f"{root!r} must be one Indonesian root word (its stem is {stem(folded)!r})"))
     return errors
 
 
@@ -283,18 +227,18 @@ def _abbreviations_for(directory: Path) -> dict[str, str]:
 
 
 def _check(directory: Path) -> tuple[CheckReport, list[_Loaded], dict[str, str]]:
-    errors: list[str] = []
-    warnings: list[str] = []
+    errors: list[ConfigProblem] = []
+    warnings: list[ConfigProblem] = []
     directory = Path(directory)
     if not directory.is_dir():
-        return CheckReport([f"{directory}:0: field (directory): not a directory"], []), [], {}
+        return CheckReport([ConfigProblem(str(directory), 0, 0, "(directory)", "not a directory")], []), [], {}
     files = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
     if not files:
-        errors.append(f"{directory}:0: field (directory): no *.yaml hazard files")
+        errors.append(ConfigProblem(str(directory), 0, 0, "(directory)", "no *.yaml hazard files"))
     try:
         abbreviations = _abbreviations_for(directory)
-    except (OSError, ValueError) as exc:
-        errors.append(f"{exc}")
+    except ConfigError as exc:
+        errors.extend(exc.problems)
         abbreviations = {}
     loaded = [_load_file(p) for p in files]
     for item in loaded:
@@ -302,65 +246,136 @@ def _check(directory: Path) -> tuple[CheckReport, list[_Loaded], dict[str, str]]
     good = [item for item in loaded if item.hazard]
     errors.extend(_reference_errors(good, loaded))
     warnings.extend(_term_warnings(good, abbreviations))
-    return CheckReport(errors, warnings), loaded, abbreviations
+    warnings.extend(_regex_warnings(good, abbreviations))
+    return CheckReport(errors, sorted(warnings)), loaded, abbreviations
 
 
-def _reference_errors(good: list[_Loaded], loaded: list[_Loaded]) -> list[str]:
+def _reference_errors(good: list[_Loaded], loaded: list[_Loaded]) -> list[ConfigProblem]:
     """Road consequences and subsumptions must name hazards that exist, not the hazard itself,
     and a subsuming hazard must reach the same agency, or that agency would stop hearing."""
-    errors: list[str] = []
+    errors: list[ConfigProblem] = []
     ids = {item.hazard.id for item in good if item.hazard}
     for item in good:
-        hz = item.hazard
-        assert hz is not None
+        hz, doc = item.hazard, item.doc
+        assert hz is not None and doc is not None
         for r, rule in enumerate(hz.road_consequence):
+            where = ("road_consequence", r, "raises")
             if rule.raises not in ids and not any(i.data and i.data.get("id") == rule.raises for i in loaded):
-                errors.append(f"{hz.source}:{_line_of(item.lines, ('road_consequence', r, 'raises'))}: field road_consequence[{r}].raises: unknown hazard '{rule.raises}'")
+                errors.append(doc.at(where, f"unknown hazard '{rule.raises}'{did_you_mean(rule.raises, ids)}"))
             if rule.raises == hz.id:
-                errors.append(f"{hz.source}:{_line_of(item.lines, ('road_consequence', r, 'raises'))}: field road_consequence[{r}].raises: a hazard cannot raise itself")
+                errors.append(doc.at(where, "a hazard cannot raise itself"))
     agencies = {item.hazard.id: item.hazard.agency for item in good if item.hazard}
     for item in good:
-        hz = item.hazard
-        assert hz is not None
+        hz, doc = item.hazard, item.doc
+        assert hz is not None and doc is not None
         for i, other in enumerate(hz.subsumed_by):
-            where = f"{hz.source}:{_line_of(item.lines, ('subsumed_by', i))}: field subsumed_by[{i}]"
+            where = ("subsumed_by", i)
             if other not in agencies:
-                errors.append(f"{where}: unknown hazard '{other}'")
+                errors.append(doc.at(where, f"unknown hazard '{other}'{did_you_mean(other, agencies)}"))
             elif other == hz.id:
-                errors.append(f"{where}: a hazard cannot subsume itself")
+                errors.append(doc.at(where, "a hazard cannot subsume itself"))
             elif agencies[other] != hz.agency:
-                errors.append(f"{where}: '{other}' goes to {agencies[other]}, not {hz.agency}: that agency would not hear")
+                errors.append(doc.at(where, f"'{other}' goes to {agencies[other]}, not {hz.agency}: that agency would not hear"))
     return errors
 
 
-def _term_warnings(good: list[_Loaded], abbreviations: dict[str, str]) -> list[str]:
+def _term_warnings(good: list[_Loaded], abbreviations: dict[str, str]) -> list[ConfigProblem]:
     """Terms that add nothing: repeated in one file, vetoed wherever they occur by one of their
     own exclusions, or listed under several hazards (a post would count for each)."""
     warnings = []
-    owners: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
+    owners: dict[str, list[tuple[str, ConfigProblem]]] = defaultdict(list)
     for item in good:
-        hz = item.hazard
-        assert hz is not None
+        hz, doc = item.hazard, item.doc
+        assert hz is not None and doc is not None
         seen: dict[str, int] = {}
         for i, term in enumerate(hz.terms):
             key = match_key(term, abbreviations)
-            line = _line_of(item.lines, ("terms", i))
             if key in seen:
-                warnings.append(f"{hz.source}:{line}: field terms[{i}]: {term!r} repeats terms[{seen[key]}]")
+                warnings.append(doc.at(("terms", i), f"{term!r} repeats terms[{seen[key]}]"))
                 continue
             seen[key] = i
-            owners[key].append((hz.id, hz.source, line))
+            owners[key].append((hz.id, doc.at(("terms", i), "")))
             padded = f" {key} "
             for j, exc in enumerate(hz.exclusions):
                 if "*" in exc:
                     continue
                 ekey = match_key(exc, abbreviations)
                 if f" {ekey} " in padded:
-                    warnings.append(
-                        f"{hz.source}:{line}: field terms[{i}]: {term!r} is shadowed by exclusions[{j}] {exc!r} (every occurrence is vetoed)"
-                    )
+                    warnings.append(doc.at(("terms", i), f"{term!r} is shadowed by exclusions[{j}] {exc!r} (every occurrence is vetoed)"))
     for key, where in owners.items():
         if len(where) > 1:
-            names = ", ".join(f"{h} ({src}:{line})" for h, src, line in where)
-            warnings.append(f"{where[0][1]}:{where[0][2]}: field terms: {key!r} is listed under {len(where)} hazards: {names}")
+            names = ", ".join(f"{h} ({at.file}:{at.line})" for h, at in where)
+            first = where[0][1]
+            warnings.append(ConfigProblem(first.file, first.line, first.column, "terms",
+                                          f"{key!r} is listed under {len(where)} hazards: {names}"))
+    return warnings
+
+
+# ------------------------------------------------------------------------------------------
+# Phrases written as regular expressions
+# ------------------------------------------------------------------------------------------
+
+_GROUP = re.compile(r"\(([^()]*\|[^()]*)\)")
+_REGEX_SIGNS = (
+    (re.compile(r"\|"), "'|'"),
+    (re.compile(r"\.[*+?]"), "'.*'"),
+    (re.compile(r"\[[^\]]*\]"), "a character class '[...]'"),
+    (re.compile(r"\\[a-zA-Z]"), "an escape like '\\b' or '\\d'"),
+    (re.compile(r"[)\]][*+?]|\w[+?]|\{\d+(,\d*)?\}"), "a repeat ('+', '?', '{n}')"),
+    (re.compile(r"^\s*\^|\$\s*$"), "an anchor '^' or '$'"),
+)
+
+
+def regex_advice(phrase: str, field_name: str, abbreviations: dict[str, str]) -> str | None:
+    """Why a phrase that looks like a regular expression does not do what it seems, and how to
+    say it; None for a plain phrase. Phrases are matched as literal words (an automaton, not
+    regexes: see hazards.py), so "(air|banjir) bah" matches only the words "air banjir bah"."""
+    signs = [name for rx, name in _REGEX_SIGNS if rx.search(phrase)]
+    if "*" in phrase and field_name != "exclusions" and not any("'.*'" == s for s in signs):
+        signs.append("'*'")
+    if not signs:
+        return None
+    literal = match_key(phrase, abbreviations)
+    advice = []
+    if "'|'" in signs:
+        alternatives = _alternatives(phrase)
+        advice.append("list each alternative as its own phrase" + (f" ({', '.join(map(repr, alternatives))})" if alternatives else ""))
+    if "'.*'" in signs or "'*'" in signs:
+        if field_name == "exclusions":
+            advice.append("in exclusions '*' stands for exactly one word ('harga * longsor')")
+        else:
+            advice.append("words in between are not skipped: list the phrases people write, or veto with an "
+                          "exclusion where '*' stands for exactly one word ('harga * longsor')")
+    if any(s.startswith(("a character class", "a repeat", "an escape")) for s in signs):
+        advice.append("numbers and letters match only as written: list the forms people write ('50 cm', '1 meter')")
+    if any(s.startswith("an anchor") for s in signs):
+        advice.append("a phrase matches anywhere in a post, always as whole words")
+    where = f"only the words {literal!r}" if literal else "nothing"
+    return f"{phrase!r} looks like a regular expression ({', '.join(signs)}) but is matched as literal words: it matches {where}; {'; '.join(advice)}"
+
+
+def _alternatives(phrase: str) -> list[str]:
+    """"(air|banjir) bah" -> ["air bah", "banjir bah"]; "a|b" -> ["a", "b"] (simple cases only)."""
+    group = _GROUP.search(phrase)
+    if group:
+        return [" ".join((phrase[:group.start()] + alt + phrase[group.end():]).split()) for alt in group.group(1).split("|")][:4]
+    if "(" not in phrase:
+        return [" ".join(alt.split()) for alt in phrase.split("|") if alt.strip()][:4]
+    return []
+
+
+def _regex_warnings(good: list[_Loaded], abbreviations: dict[str, str]) -> list[ConfigProblem]:
+    warnings = []
+    for item in good:
+        doc = item.doc
+        assert doc is not None and item.data is not None
+        fields: list[tuple[tuple[Any, ...], str, str]] = [
+            ((name, i), name, phrase) for name in _PHRASE_FIELDS for i, phrase in enumerate(item.data.get(name, []))
+        ]
+        fields += [(("road_consequence", r, "cues", i), "cues", phrase)
+                   for r, rule in enumerate(item.data.get("road_consequence", [])) for i, phrase in enumerate(rule["cues"])]
+        for path, name, phrase in fields:
+            advice = regex_advice(phrase, name, abbreviations)
+            if advice:
+                warnings.append(doc.at(path, advice))
     return warnings

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from siaga.config_errors import ConfigError, ConfigProblem, file_problem
+
 # Characters that join a word rather than separate it: "Ra'as", "Jum'at".
 _JOINERS = {"'", "\u2019", "\u2018", "`", "\u00b4"}
 # Three or more of the same letter are shouting, never spelling, in Indonesian and Balinese.
@@ -248,19 +250,34 @@ class MatchText:
 
 
 def load_abbreviations(path: Path) -> dict[str, str]:
-    """`abbrev,expansion` rows (lines starting with '#' are comments) as a folded lookup table."""
+    """`abbrev,expansion` rows (lines starting with '#' are comments) as a folded lookup table.
+    A bad row is refused with its line in the file (ConfigError, `file:line:column: ...`)."""
     table: dict[str, str] = {}
-    with open(path, encoding="utf-8", newline="") as handle:
-        rows = [line for line in handle if line.strip() and not line.lstrip().startswith("#")]
-    for lineno, row in enumerate(csv.reader(rows), start=1):
-        if len(row) != 2 or row[0].strip() == "abbrev":
-            if row and row[0].strip() == "abbrev":
-                continue
-            raise ValueError(f"{path}: row {lineno} ({row!r}): expected 'abbrev,expansion'")
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            numbered = [(n, line) for n, line in enumerate(handle, start=1)
+                        if line.strip() and not line.lstrip().startswith("#")]
+    except UnicodeDecodeError as exc:
+        raise ConfigError([file_problem(path, f"not UTF-8 text ({exc.reason})")]) from None
+    except OSError as exc:
+        raise ConfigError([file_problem(path, f"cannot read: {exc.strerror or exc}")]) from None
+    problems = []
+    for lineno, line in numbered:
+        row = next(csv.reader([line]), [])
+        if row and row[0].strip() == "abbrev":
+            continue
+        if len(row) != 2:
+            problems.append(ConfigProblem(str(path), lineno, 1, "(row)", f"{row!r}: expected 'abbrev,expansion'"))
+            continue
         abbrev, expansion = fold(row[0]).text, fold(row[1]).text
-        if not abbrev or " " in abbrev or not expansion:
-            raise ValueError(f"{path}: row {lineno} ({row!r}): abbrev must be one word, expansion non-empty")
-        table[abbrev] = expansion
+        if not abbrev or " " in abbrev:
+            problems.append(ConfigProblem(str(path), lineno, 1, "abbrev", f"{row[0]!r}: abbrev must be one word"))
+        elif not expansion:
+            problems.append(ConfigProblem(str(path), lineno, len(row[0]) + 2, "expansion", f"{row[1]!r}: expansion must not be empty"))
+        else:
+            table[abbrev] = expansion
+    if problems:
+        raise ConfigError(problems)
     return table
 
 

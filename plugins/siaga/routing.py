@@ -11,14 +11,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
-import yaml
 
-from siaga.config_errors import located
+from siaga.config_errors import ConfigError, ConfigSyntaxError, Document, parse_yaml, read_yaml, schema_problems
 from siaga.vocabulary import LOCAL_TZ_NAME
 
 _HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
@@ -75,8 +75,8 @@ SCHEMA: dict[str, Any] = {
 }
 
 
-class RoutingConfigError(ValueError):
-    """The routing file is wrong; the message names the file, field and (when known) line."""
+class RoutingConfigError(ConfigError):
+    """The routing file is wrong; the message names the file, line, column and field."""
 
 
 @dataclass(frozen=True)
@@ -122,25 +122,35 @@ class Router:
 
     @classmethod
     def load(cls, path: str | Path) -> "Router":
-        path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise RoutingConfigError(f"{path}: cannot read routing config: {exc}") from exc
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise RoutingConfigError(f"{path}: not valid YAML: {exc}") from exc
-        return cls.from_dict(data, source=str(path), text=text)
+            doc = read_yaml(path)
+        except ConfigSyntaxError as exc:
+            raise RoutingConfigError(exc.problems) from None
+        return cls.from_document(doc)
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<routing>", text: str | None = None) -> "Router":
-        def fail(where: list[Any], message: str) -> RoutingConfigError:
-            return RoutingConfigError(located(source, where, message, text))
+        """A router from parsed data; `text`, when given, places errors at their line."""
+        doc = Document(source, data)
+        if text is not None:
+            try:
+                doc = parse_yaml(text, source)
+            except ConfigSyntaxError as exc:
+                raise RoutingConfigError(exc.problems) from None
+        return cls.from_document(doc)
 
-        err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data))
-        if err is not None:
-            raise fail(list(err.absolute_path), err.message)
+    @classmethod
+    def from_document(cls, doc: Document) -> "Router":
+        """A router from a file read with positions: every schema error at once, then the first
+        error the schema cannot express (unknown receiver, bad regex, ...)."""
+        data = doc.data
+
+        def fail(where: list[Any], message: str) -> RoutingConfigError:
+            return RoutingConfigError([doc.at(where, message)])
+
+        problems = schema_problems(doc, _validator())
+        if problems:
+            raise RoutingConfigError(problems)
 
         try:
             tz = ZoneInfo(data.get("timezone", LOCAL_TZ_NAME))
@@ -229,6 +239,11 @@ class Router:
         if end <= local:
             end += timedelta(days=1)
         return end
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(SCHEMA)
 
 
 def _walk(route: Route, labels: Mapping[str, str]) -> list[str]:
