@@ -101,7 +101,7 @@ def test_sources_config_errors_name_file_and_field(tmp_path):
     (tmp_path / "config").mkdir()
     path = tmp_path / "config" / "sources.yaml"
     path.write_text("sources:\n  - name: x\n    kind: carrier-pigeon\n")
-    with pytest.raises(SourceConfigError, match=r"sources\.yaml: sources\[0\]\.kind"):
+    with pytest.raises(SourceConfigError, match=r"sources\.yaml:3:11: sources\[0\]\.kind: .carrier-pigeon. is not one of"):
         load_sources(path)
 
 

@@ -23,6 +23,7 @@ from siaga import baseline, counting, detection_config, hazard_lists, incidents,
 from siaga.counting import HazardEvidence
 from siaga.detection_config import DetectSettings
 from siaga.geotag import Geotagger, default_geotagger
+from siaga.hazard_config import hazards_dir_of
 from siaga.hazards import HazardSet
 from siaga.store import Post, session_scope
 
@@ -77,7 +78,7 @@ class BacktestResult:
 
 def candidate_lists(path: Path) -> HazardSet:
     """A config directory (with hazards/) or a hazards directory itself."""
-    return HazardSet.load(path / "hazards" if (path / "hazards").is_dir() else path)
+    return HazardSet.load(hazards_dir_of(path))
 
 
 def run_backtest(

@@ -1,6 +1,7 @@
 """The `siaga` command: what operators run by hand.
 
     siaga tag [--explain]          tag JSON Lines posts from stdin (the measured contract)
+    siaga check [DIR]              validate a whole config folder before it goes live
     siaga hazards check [DIR]      validate keyword lists before they go live
     siaga backtest --config DIR --from T --to T
                                    alerts candidate lists would have added/removed/changed
@@ -31,8 +32,14 @@ def main(argv: list[str] | None = None) -> int:
 
     tag = sub.add_parser("tag", help="tag JSON Lines posts from standard input")
     tag.add_argument("--explain", action="store_true", help="print why, for a person, instead of JSON")
-    tag.add_argument("--config", type=Path, help="hazard lists directory (default: config/hazards)")
+    tag.add_argument("--config", type=Path, help="config folder (with hazards/) or hazard lists folder (default: config/)")
     tag.set_defaults(func=_cmd_tag)
+
+    check_all = sub.add_parser("check", help="validate every file of a config folder (hazard lists, routing, sources, "
+                                             "aliases, abbreviations, detection, roads)")
+    check_all.add_argument("directory", nargs="?", type=Path, help="config folder (default: SIAGA_CONFIG_DIR or config/)")
+    check_all.add_argument("--json", action="store_true", help="errors and warnings as JSON, for scripts")
+    check_all.set_defaults(func=_cmd_check)
 
     hazards = sub.add_parser("hazards", help="hazard keyword lists")
     hazards_sub = hazards.add_subparsers(dest="hazards_command", required=True)
@@ -85,14 +92,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _cmd_tag(args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
-    from siaga.hazard_config import default_hazard_dir
+    from siaga.hazard_config import HazardConfigError, default_hazard_dir, hazards_dir_of
     from siaga.hazards import HazardSet
     from siaga.sources.records import describe
     from siaga.tagging import Tagger
 
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
-    tagger = Tagger(HazardSet.load(args.config or default_hazard_dir()))
+    try:
+        tagger = Tagger(HazardSet.load(hazards_dir_of(args.config) if args.config else default_hazard_dir()))
+    except HazardConfigError as exc:
+        print(f"siaga tag: the hazard lists cannot be used:\n{exc}", file=sys.stderr)
+        return 2
     failures = 0
     for line_no, line in enumerate(_stdin_lines(stdin), start=1):
         if not line.strip():
@@ -184,6 +195,13 @@ def _cmd_hazards_check(args: argparse.Namespace) -> int:
         return 1
     print(f"{directory}: ok ({len(report.warnings)} warning(s))")
     return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from siaga import config_check
+
+    report = config_check.check_folder(args.directory)
+    return config_check.print_report(report, as_json=args.json)
 
 
 def _when(value: str) -> datetime:

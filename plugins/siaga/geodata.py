@@ -18,10 +18,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Iterable, Iterator
 
-import yaml
 from shapely.geometry import LineString, MultiLineString, Point, shape
 from shapely.geometry.base import BaseGeometry
 
+from siaga.config_errors import ConfigError, read_yaml, schema_problems
 from siaga.normalise import key, spaced
 from siaga.vocabulary import PROVINCE_NAME, REGENCY_CODE, REGENCY_NAME
 
@@ -258,59 +258,100 @@ def empty_alias_config() -> dict:
     return {"aliases": [], "outside": [], "common_words": frozenset(), "shared_names": frozenset(), "preposition_enough": frozenset()}
 
 
+_NAMES = {"type": "array", "items": {"type": ["string", "number"]}}
+ALIAS_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "landmarks": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name"],
+                "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "variants": _NAMES,
+                    "village": {"type": "string"},
+                    "district": {"type": "string"},
+                    "regency": {"type": "string"},
+                    "lon": {"type": "number", "minimum": -180, "maximum": 180},
+                    "lat": {"type": "number", "minimum": -90, "maximum": 90},
+                    "confidence": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                    "note": {"type": "string"},
+                },
+            },
+        },
+        "outside": {"type": "object", "additionalProperties": _NAMES},
+        "common_words": _NAMES,
+        "shared_names": _NAMES,
+        "preposition_enough": _NAMES,
+    },
+}
+
+
 def load_alias_config(path: Path, villages: list[Village], districts: dict[str, District]) -> dict:
-    """Read config/aliases.yaml: landmarks/informal names, outside places, word lists."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"{path}: cannot read aliases: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: top level must be a mapping")
-    aliases = [_parse_alias(path, i, item, villages, districts) for i, item in enumerate(data.get("landmarks") or [])]
+    """Read config/aliases.yaml: landmarks/informal names, outside places, word lists. Every
+    problem is refused at its line (ConfigError, `file:line:column: field: message`)."""
+    doc = read_yaml(path)
+    doc.data = {} if doc.data is None else doc.data
+    problems = schema_problems(doc, ALIAS_SCHEMA)
+    if problems:
+        raise ConfigError(problems)
+    data = doc.data
+    aliases = []
+    for i, item in enumerate(data.get("landmarks") or []):
+        try:
+            aliases.append(_parse_alias(i, item, villages, districts))
+        except _FieldError as exc:
+            problems.append(doc.at(exc.path, exc.message))
     outside = []
     for where, names in (data.get("outside") or {}).items():
-        if not isinstance(names, list):
-            raise ValueError(f"{path}: outside.{where}: expected a list of names")
         for n in names:
             outside.append(OutsidePlace("abroad" if where == "abroad" else "regency", str(n), None, None, None if where == "abroad" else str(where), None))
     common = frozenset(key(str(w)) for w in data.get("common_words") or [])
     shared = frozenset(key(str(w)) for w in data.get("shared_names") or [])
     enough = frozenset(key(str(w)) for w in data.get("preposition_enough") or [])
-    unknown = enough - common
-    if unknown:
-        raise ValueError(f"{path}: preposition_enough: {sorted(unknown)} must also be listed in common_words")
+    for i, word in enumerate(data.get("preposition_enough") or []):
+        if key(str(word)) not in common:
+            problems.append(doc.at(("preposition_enough", i), f"{word!r} must also be listed in common_words"))
+    if problems:
+        raise ConfigError(problems)
     return {"aliases": aliases, "outside": outside, "common_words": common, "shared_names": shared, "preposition_enough": enough}
 
 
-def _parse_alias(path: Path, i: int, item: dict, villages: list[Village], districts: dict[str, District]) -> Alias:
-    where = f"{path}: landmarks[{i}]"
-    if not isinstance(item, dict) or not item.get("name"):
-        raise ValueError(f"{where}: each landmark needs a 'name'")
-    where = f"{where} ({item['name']!r})"
+class _FieldError(ValueError):
+    """A value that is wrong where it stands; the loader places it at its line."""
+
+    def __init__(self, path: tuple, message: str) -> None:
+        super().__init__(message)
+        self.path, self.message = path, message
+
+
+def _parse_alias(i: int, item: dict, villages: list[Village], districts: dict[str, District]) -> Alias:
+    at = ("landmarks", i)
     village_name, district = item.get("village"), item.get("district")
     village_code = None
     if item.get("regency"):
         if key(str(item["regency"])) != key(REGENCY_NAME):
-            raise ValueError(f"{where}: regency must be {REGENCY_NAME!r}")
+            raise _FieldError(at + ("regency",), f"regency must be {REGENCY_NAME!r}")
         target = "regency"
     elif village_name:
         matches = [v for v in villages if key(v.name) == key(village_name) and (not district or v.district == district)]
         if len(matches) != 1:
-            raise ValueError(f"{where}: village {village_name!r} (district {district!r}) is not exactly one Buleleng village")
+            raise _FieldError(at + ("village",), f"village {village_name!r} (district {district!r}) is not exactly one Buleleng village")
         village_code, district, target = matches[0].code, matches[0].district, "village"
     elif district:
         if district not in districts:
-            raise ValueError(f"{where}: unknown kecamatan {district!r}; one of {sorted(districts)}")
+            raise _FieldError(at + ("district",), f"unknown kecamatan {district!r}; one of {sorted(districts)}")
         target = "district"
     else:
-        raise ValueError(f"{where}: give 'village' (+ 'district'), 'district' or 'regency'")
+        raise _FieldError(at, f"{item['name']!r}: give 'village' (+ 'district'), 'district' or 'regency'")
     lon, lat = item.get("lon"), item.get("lat")
     if (lon is None) != (lat is None):
-        raise ValueError(f"{where}: give both lon and lat or neither")
+        raise _FieldError(at + ("lon" if lon is not None else "lat",), "give both lon and lat or neither")
     conf = float(item.get("confidence", 0.85))
-    if not 0 < conf <= 1:
-        raise ValueError(f"{where}: confidence must be in (0, 1]")
     variants = tuple(str(v) for v in item.get("variants") or [])
     return Alias(str(item["name"]), variants, target, village_code, district, lon, lat, conf, str(item.get("note", "")))
 
@@ -343,23 +384,55 @@ def _is_generic(names: Iterable[str], place_keys: set[str]) -> bool:
     return True
 
 
+ROAD_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "roads": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["id", "name"],
+                "properties": {
+                    "id": {"type": "string", "minLength": 1},
+                    "name": {"type": "string", "minLength": 1},
+                    "variants": _NAMES,
+                    "highway": {"type": "string"},
+                    "ref": {"type": ["string", "null"]},
+                    "villages": {"type": "array", "items": {"type": "string"}},
+                    "generic": {"type": "boolean"},
+                    "point": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+                },
+            },
+        },
+    },
+}
+
+
 def load_road_yaml(path: Path, villages: list[Village], place_keys: set[str]) -> list[Road]:
+    """The hand-kept roads (none when the file is absent). Every problem is refused at its line
+    (ConfigError, `file:line:column: field: message`)."""
     if not path.exists():
         return []
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: cannot parse YAML: {exc}") from exc
+    doc = read_yaml(path)
+    doc.data = {} if doc.data is None else doc.data
+    problems = schema_problems(doc, ROAD_SCHEMA)
+    if problems:
+        raise ConfigError(problems)
     roads = []
-    seen = set()
-    for i, item in enumerate(data.get("roads") or []):
-        where = f"{path}: roads[{i}]"
-        if not isinstance(item, dict) or not item.get("id") or not item.get("name"):
-            raise ValueError(f"{where}: each road needs 'id' and 'name'")
+    seen: dict[str, int] = {}
+    for i, item in enumerate(doc.data.get("roads") or []):
         if item["id"] in seen:
-            raise ValueError(f"{where}: duplicate id {item['id']!r}")
-        seen.add(item["id"])
-        codes = tuple(_resolve_village(where, ref, villages) for ref in item.get("villages") or [])
+            problems.append(doc.at(("roads", i, "id"), f"duplicate id {item['id']!r} (first at roads[{seen[item['id']]}])"))
+            continue
+        seen[item["id"]] = i
+        try:
+            codes = tuple(_resolve_village(("roads", i, "villages", j), ref, villages) for j, ref in enumerate(item.get("villages") or []))
+        except _FieldError as exc:
+            problems.append(doc.at(exc.path, exc.message))
+            continue
         names = (str(item["name"]),) + tuple(str(n) for n in item.get("variants") or [])
         pts = [(villages_by_code(villages)[c].lon, villages_by_code(villages)[c].lat) for c in codes]
         line = LineString(pts) if len(pts) >= 2 else (Point(pts[0]) if pts else None)
@@ -380,6 +453,8 @@ def load_road_yaml(path: Path, villages: list[Village], place_keys: set[str]) ->
                 line=line,
             )
         )
+    if problems:
+        raise ConfigError(problems)
     return roads
 
 
@@ -395,15 +470,15 @@ def villages_by_code(villages: list[Village]) -> dict[str, Village]:
     return got
 
 
-def _resolve_village(where: str, ref: str, villages: list[Village]) -> str:
+def _resolve_village(where: tuple, ref: str, villages: list[Village]) -> str:
     """'Pemuteran' or 'Kayuputih (Sukasada)' -> the village's Kemendagri code."""
     m = _VILLAGE_REF.match(str(ref))
     if not m:
-        raise ValueError(f"{where}: bad village reference {ref!r}")
+        raise _FieldError(where, f"bad village reference {ref!r}")
     k, district = key(m["name"]), m["district"]
     found = [v for v in villages if (key(v.name) == k or any(key(a) == k for a in v.alt_names)) and (not district or v.district == district)]
     if len(found) != 1:
-        raise ValueError(f"{where}: village {ref!r} matches {len(found)} Buleleng villages; write 'Name (Kecamatan)'")
+        raise _FieldError(where, f"village {ref!r} matches {len(found)} Buleleng villages; write 'Name (Kecamatan)'")
     return found[0].code
 
 

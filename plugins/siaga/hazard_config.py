@@ -106,6 +106,23 @@ def default_hazard_dir() -> Path:
     return config_dir() / "hazards"
 
 
+def hazards_dir_of(path: Path) -> Path:
+    """The hazard lists a `--config` option means: a config folder's `hazards/`, or the folder
+    itself when it holds the lists. Raises HazardConfigError, naming the path, for anything
+    else (a file, a missing path, a config folder without hazards/)."""
+    path = Path(path)
+    if (path / "hazards").is_dir():
+        return path / "hazards"
+    if not path.is_dir():
+        what = "does not exist" if not path.exists() else "is not a folder"
+        raise HazardConfigError([ConfigProblem(str(path), 0, 0, "(directory)",
+                                               f"{what}: give a config folder (with hazards/) or a folder of hazard lists")])
+    if any((path / name).is_file() for name in ("routing.yaml", "sources.yaml", "detection.yaml")):
+        raise HazardConfigError([ConfigProblem(str(path), 0, 0, "(directory)",
+                                               "a config folder without hazards/: the hazard lists go in hazards/<id>.yaml")])
+    return path
+
+
 def read_directory(directory: Path) -> HazardConfig:
     """Load and validate a directory of hazard files; raise HazardConfigError listing every
     error (file:line:column: field: ...) so an operator fixes them all in one go."""
@@ -288,6 +305,8 @@ def _term_warnings(good: list[_Loaded], abbreviations: dict[str, str]) -> list[C
         hz, doc = item.hazard, item.doc
         assert hz is not None and doc is not None
         seen: dict[str, int] = {}
+        # folded once per hazard, not once per term and exclusion
+        exclusion_keys = [(j, exc, match_key(exc, abbreviations)) for j, exc in enumerate(hz.exclusions) if "*" not in exc]
         for i, term in enumerate(hz.terms):
             key = match_key(term, abbreviations)
             if key in seen:
@@ -296,10 +315,7 @@ def _term_warnings(good: list[_Loaded], abbreviations: dict[str, str]) -> list[C
             seen[key] = i
             owners[key].append((hz.id, doc.at(("terms", i), "")))
             padded = f" {key} "
-            for j, exc in enumerate(hz.exclusions):
-                if "*" in exc:
-                    continue
-                ekey = match_key(exc, abbreviations)
+            for j, exc, ekey in exclusion_keys:
                 if f" {ekey} " in padded:
                     warnings.append(doc.at(("terms", i), f"{term!r} is shadowed by exclusions[{j}] {exc!r} (every occurrence is vetoed)"))
     for key, where in owners.items():

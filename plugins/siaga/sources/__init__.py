@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from siaga import settings
 from siaga.sources.base import BadInput, IncomingPost, PollResult, Source, SourceConfigError
 from siaga.sources.bluesky import BlueskySource
@@ -44,22 +42,18 @@ _KINDS = {
 
 
 def load_sources(path: Path | None = None) -> list[Source]:
-    """The enabled sources of `config/sources.yaml` (or the file given)."""
-    path = path or settings.config_dir() / "sources.yaml"
-    with open(path, encoding="utf-8") as fh:
-        doc: dict[str, Any] = yaml.safe_load(fh) or {}
-    sources: list[Source] = []
-    for i, entry in enumerate(doc.get("sources") or []):
-        where = f"{path}: sources[{i}]"
-        if not isinstance(entry, dict) or "name" not in entry or "kind" not in entry:
-            raise SourceConfigError(f"{where}: each source needs 'name' and 'kind'")
-        if not entry.get("enabled", True):
-            continue
-        kind = _KINDS.get(entry["kind"])
-        if kind is None:
-            raise SourceConfigError(f"{where}.kind: unknown kind {entry['kind']!r} (known: {sorted(_KINDS)})")
-        sources.append(kind.from_config(entry, base_dir=path.parent.parent, where=where))
-    names = [s.name for s in sources]
-    if len(names) != len(set(names)):
-        raise SourceConfigError(f"{path}: source names must be unique, got {names}")
+    """The enabled sources of `config/sources.yaml` (or the file given). The whole file is
+    checked first (`sources.config_file`, as `siaga check` does): SourceConfigError lists every
+    problem as `file:line:column: field: message`."""
+    path = Path(path or settings.config_dir() / "sources.yaml")
+    problems, sources = check_sources_file(path)
+    if problems:
+        raise SourceConfigError("\n".join(map(str, problems)))
     return sources
+
+
+def check_sources_file(path: Path) -> tuple[list[Any], list[Source]]:
+    """(problems, enabled sources) of a sources file; the sources only when it has no problem."""
+    from siaga.sources import config_file
+
+    return config_file.check(Path(path), {kind: cls.from_config for kind, cls in _KINDS.items()})

@@ -1,0 +1,126 @@
+"""config/sources.yaml as operators write it: its JSON Schema and the check `load_sources` and
+`siaga check` share, so a file the check passes is a file the ingest DAG loads.
+
+The schema knows every key each kind of source reads, so a typo ("max_page") is an error at its
+own line with the key meant, instead of a setting silently left at its default. What a schema
+cannot say (a feed that is not an http(s) URL, an X bounding box wider than X allows) is still
+each connector's `from_config`; its errors name the field as `sources[i].field`, which is placed
+back at its line here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from siaga.config_errors import (
+    ConfigProblem, ConfigSyntaxError, Document, read_yaml, schema_problems, undotted,
+)
+from siaga.sources.base import SourceConfigError
+
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+_POSITIVE = {"type": "number", "exclusiveMinimum": 0}
+_COUNT = {"type": "integer", "minimum": 1}
+_HTTP = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {k: _POSITIVE for k in ("connect_timeout", "read_timeout", "attempts", "backoff", "max_wait")},
+}
+_AUTHORS = {"official": {"type": "boolean"}, "official_accounts": _STRINGS}
+_KEYS: dict[str, dict[str, Any]] = {
+    "replay": {
+        "path": {"type": "string"},
+        "timezone": {"type": "string"},
+        "clock": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"mode": {"enum": ["identity", "live"]}, "speed": _POSITIVE},
+        },
+    },
+    "rss": {"feeds": _STRINGS, **_AUTHORS, "http": _HTTP},
+    "mastodon": {
+        "instances": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"url": {"type": "string"}, "conn_id": {"type": "string"},
+                               "hashtags": _STRINGS, "searches": _STRINGS},
+            },
+        },
+        "language": {"type": "string"}, "limit": _COUNT, "max_pages": _COUNT, **_AUTHORS, "http": _HTTP,
+    },
+    "bluesky": {
+        "appview": {"type": "string"}, "language": {"type": "string"}, "limit": _COUNT, "max_pages": _COUNT,
+        "conn_id": {"type": "string"}, "queries": _STRINGS, **_AUTHORS, "http": _HTTP,
+    },
+    "x": {
+        "conn_id": {"type": "string"}, "api": {"type": "string"}, "language": {"type": "string"},
+        "max_results": _COUNT, "max_pages": _COUNT, "queries": _STRINGS, "geo_query": {"type": "string"},
+        "bounding_boxes": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+        **_AUTHORS, "http": _HTTP,
+    },
+    "inbox": {"path": {"type": "string"}, **_AUTHORS},
+}
+_COMMON = {"name": {"type": "string", "minLength": 1}, "kind": {"enum": sorted(_KEYS)}, "enabled": {"type": "boolean"}}
+
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "retention_days": {"type": "integer", "minimum": 1},
+        "sources": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "kind"],
+                "properties": _COMMON,
+                "allOf": [
+                    {
+                        "if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]},
+                        "then": {"properties": {**_COMMON, **keys}, "additionalProperties": False},
+                    }
+                    for kind, keys in _KEYS.items()
+                ],
+            },
+        },
+    },
+}
+
+# kind -> the connector's from_config(entry, base_dir, where)
+Builder = Callable[[dict[str, Any], Path, str], Any]
+
+
+def check(path: Path, builders: dict[str, Builder]) -> tuple[list[ConfigProblem], list[Any]]:
+    """Every problem of the sources file at `path` and the enabled sources it builds (those
+    only when there is no problem). Disabled sources are checked too: switching one on must
+    not be the moment a typo shows."""
+    try:
+        doc = read_yaml(path)
+    except ConfigSyntaxError as exc:
+        return exc.problems, []
+    doc.data = {} if doc.data is None else doc.data
+    problems = schema_problems(doc, SCHEMA)
+    if problems:
+        return problems, []
+    built, names = [], {}
+    for i, entry in enumerate(doc.data.get("sources") or []):
+        try:
+            source = builders[entry["kind"]](entry, path.parent.parent, f"sources[{i}]")
+        except SourceConfigError as exc:
+            problems.append(_placed(doc, str(exc)))
+            continue
+        if entry["name"] in names:
+            problems.append(doc.at(("sources", i, "name"), f"duplicate source name {entry['name']!r} (first at sources[{names[entry['name']]}])"))
+        names.setdefault(entry["name"], i)
+        if entry.get("enabled", True):
+            built.append(source)
+    return problems, ([] if problems else built)
+
+
+def _placed(doc: Document, message: str) -> ConfigProblem:
+    """A connector's "sources[0].feeds[1]: not an http(s) URL" at that field's line."""
+    where, _, text = message.partition(": ")
+    if not where.startswith("sources["):
+        return doc.at(("sources",), message)
+    return doc.at(undotted(where), text)

@@ -1,0 +1,216 @@
+"""`siaga check DIR`: a whole config folder checked as the DAGs will load it, every problem at
+its file:line:column with the field, through the command line an operator types."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from siaga import cli, settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A copy of the shipped config folder to break."""
+    target = tmp_path / "config"
+    shutil.copytree(settings.config_dir(), target)
+    return target
+
+
+def edit(path: Path, old: str, new: str) -> int:
+    """Replace the first line equal to `old` with `new` (which may span lines); return its
+    1-based line number."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    index = lines.index(old)
+    lines[index] = new
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return index + 1
+
+
+def insert(path: Path, before: str, new: str) -> int:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    index = lines.index(before)
+    lines.insert(index, new)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return index + 1
+
+
+def check(capsys, *args: str) -> tuple[int, list[str], list[str]]:
+    code = cli.main(["check", *map(str, args)])
+    captured = capsys.readouterr()
+    return code, captured.out.splitlines(), captured.err.splitlines()
+
+
+def test_the_shipped_config_passes():
+    out = subprocess.run([sys.executable, "-m", "siaga.cli", "check", str(REPO / "config")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith(
+        "ok, 0 warning(s) (checked hazards/, routing.yaml, sources.yaml, abbreviations.csv, detection.yaml, "
+        f"aliases.yaml, {REPO / 'geodata' / 'roads.yaml'})")
+
+
+def test_default_folder_is_the_deployments(capsys, monkeypatch, folder):
+    monkeypatch.setenv("SIAGA_CONFIG_DIR", str(folder))
+    code, out, _ = check(capsys)
+    assert code == 0 and out[-1].startswith(f"{folder}: ok")
+
+
+def test_a_misspelt_hazard_key_is_refused_at_its_own_line_with_the_key_meant(capsys, folder):
+    path = folder / "hazards" / "flood.yaml"
+    line = edit(path, "severity_cues:", "severity_cue:")
+    code, _, err = check(capsys, folder)
+    assert code == 1
+    assert err[0] == (f"error: {path}:{line}:1: severity_cue: Additional properties are not allowed "
+                      "('severity_cue' was unexpected); did you mean 'severity_cues'?")
+    assert err[-1].startswith(f"{folder}: 1 error(s) in 1 file(s); this config would be refused")
+
+
+def test_a_nested_misspelt_key_names_its_dotted_field(capsys, folder):
+    path = folder / "hazards" / "landslide.yaml"
+    line = edit(path, "  min_authors: 2", "  min_author: 2")
+    _, _, err = check(capsys, folder)
+    assert f"error: {path}:{line}:3: detection.min_author: Additional properties are not allowed ('min_author' was unexpected); did you mean 'min_authors'?" in err
+    assert any(e.startswith(f"error: {path}:") and "detection.min_authors: 'min_authors' is a required property" in e for e in err)
+
+
+def test_an_unclosed_quote_is_reported_where_it_opens_not_where_yaml_gave_up(capsys, folder):
+    """The next quote in the file closes it hundreds of lines below; the error is at line 51."""
+    path = folder / "hazards" / "flood.yaml"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[50] = '  - "air bah'
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code, _, err = check(capsys, folder)
+    assert code == 1
+    assert err[0].startswith(f"error: {path}:51:5: (syntax): quoted text opened here runs on to line ")
+    assert "is its closing quote missing?" in err[0]
+
+
+def test_an_unclosed_bracket_in_routing_is_reported_at_the_bracket(capsys, folder):
+    path = folder / "routing.yaml"
+    line = insert(path, "route:", "  - {unclosed: [")
+    code, _, err = check(capsys, folder)
+    assert code == 1
+    assert err[0].startswith(f"error: {path}:{line}:16: (syntax): '[' opened here is never closed (")
+
+
+def test_a_wrong_routing_value_is_reported_at_the_value(capsys, folder):
+    path = folder / "routing.yaml"
+    line = edit(path, '    channel: "#dishub-siaga"', "    channel: xoxb-123-secret")
+    _, _, err = check(capsys, folder)
+    assert err[0].startswith(f"error: {path}:{line}:14: receivers[1].channel: 'xoxb-123-secret' does not match")
+
+
+def test_a_route_for_a_hazard_no_list_defines_is_a_warning(capsys, folder):
+    path = folder / "routing.yaml"
+    line = edit(path, "      match: {agency: dishub}", "      match: {agency: dishub, hazard: flod}")
+    code, out, _ = check(capsys, folder)
+    assert code == 0
+    assert out[0] == (f"warning: {path}:{line}:39: route.routes[2].match.hazard: no hazard list defines 'flod': "
+                      "this route never matches; did you mean 'flood'?")
+
+
+def test_sources_key_typo_and_connector_errors_are_placed(capsys, folder):
+    path = folder / "sources.yaml"
+    typo = edit(path, "    max_pages: 3", "    max_page: 3")
+    url = edit(path, "      - https://www.antaranews.com/rss/bali.xml", "      - ftp://example.org/feed")
+    code, _, err = check(capsys, folder)
+    assert code == 1
+    assert err[:1] == [f"error: {path}:{typo}:5: sources[4].max_page: Additional properties are not allowed ('max_page' was unexpected); did you mean 'max_pages'?"]
+    # the schema refuses first; the connector's own checks run on a schema-valid file
+    edit(path, "    max_page: 3", "    max_pages: 3")
+    _, _, err = check(capsys, folder)
+    assert err[0] == f"error: {path}:{url}:9: sources[1].feeds[2]: not an http(s) URL: 'ftp://example.org/feed'"
+
+
+def test_aliases_are_checked_against_the_gazetteer(capsys, folder):
+    path = folder / "aliases.yaml"
+    line = edit(path, "    village: Kalibukbuk", "    village: Kalibukbukk")
+    typo = edit(path, "    variants: [Gitgit waterfall, Gitgit Waterfall, Air Terjun Git Git, Pancuran Gitgit]",
+                "    varaints: [Gitgit waterfall]")
+    _, _, err = check(capsys, folder)
+    assert err[0] == f"error: {path}:{typo}:5: landmarks[3].varaints: Additional properties are not allowed ('varaints' was unexpected); did you mean 'variants'?"
+    edit(path, "    varaints: [Gitgit waterfall]", "    variants: [Gitgit waterfall]")
+    _, _, err = check(capsys, folder)
+    assert err[0] == f"error: {path}:{line}:14: landmarks[2].village: village 'Kalibukbukk' (district None) is not exactly one Buleleng village"
+
+
+def test_a_bad_abbreviation_row_is_reported_at_its_line_in_the_file(capsys, folder):
+    path = folder / "abbreviations.csv"
+    line = edit(path, "jl,jalan", "jl,jalan,raya")
+    _, _, err = check(capsys, folder)
+    assert err[0] == f"error: {path}:{line}:1: (row): ['jl', 'jalan', 'raya']: expected 'abbrev,expansion'"
+
+
+def test_a_bad_detection_setting_is_reported_at_its_value(capsys, folder):
+    path = folder / "detection.yaml"
+    line = edit(path, "incident_gap_minutes: 120", "incident_gap_minutes: two hours")
+    _, _, err = check(capsys, folder)
+    assert err[0] == f"error: {path}:{line}:23: incident_gap_minutes: 'two hours' is not of type 'integer'"
+
+
+def test_the_folders_own_roads_file_is_checked(capsys, folder):
+    path = folder / "roads.yaml"
+    shutil.copy(REPO / "geodata" / "roads.yaml", path)
+    line = edit(path, "    villages: [Beratan, Sukasada, Ambengan, Gitgit, Wanagiri, Pancasari]",
+                "    villages: [Beratan, Sukasada, Atlantis, Gitgit, Wanagiri, Pancasari]")
+    code, _, err = check(capsys, folder)
+    assert code == 1
+    assert err[0] == (f"error: {path}:{line}:35: roads[1].villages[2]: village 'Atlantis' matches 0 Buleleng villages; "
+                      "write 'Name (Kecamatan)'")
+
+
+def test_a_missing_required_file_and_not_a_config_folder(capsys, folder, tmp_path):
+    (folder / "routing.yaml").unlink()
+    _, _, err = check(capsys, folder)
+    assert err[0] == f"error: {folder / 'routing.yaml'}:1:1: (file): missing: the DAGs read it from this folder"
+    code, _, err = check(capsys, REPO / "config" / "hazards")
+    assert code == 1 and "not a config folder" in err[0] and "siaga hazards check DIR" in err[0]
+
+
+def test_terms_written_as_regular_expressions_get_a_warning(capsys, folder):
+    path = folder / "hazards" / "flood.yaml"
+    alternatives = insert(path, "  - banjir kiriman", "  - (air|banjir) bah")
+    wildcard = insert(path, "  - banjir kiriman", "  - banjir.*sangsit")
+    digits = insert(path, "  - banjir kiriman", "  - '[0-9]+ cm'")
+    code, out, _ = check(capsys, folder)
+    assert code == 0, "warnings do not refuse the folder"
+    warnings = {int(w.split(":")[2]): w for w in out if w.startswith("warning:")}
+    assert "matches only the words 'air banjir bah'; list each alternative as its own phrase ('air bah', 'banjir bah')" in warnings[alternatives]
+    assert "matches only the words 'banjir sangsit'" in warnings[wildcard] and "'*' stands for exactly one word" in warnings[wildcard]
+    assert "a character class" in warnings[digits] and "list the forms people write" in warnings[digits]
+    assert out[-1].endswith("ok, 3 warning(s) (checked hazards/, routing.yaml, sources.yaml, abbreviations.csv, detection.yaml, "
+                            f"aliases.yaml, {REPO / 'geodata' / 'roads.yaml'})")
+
+
+def test_json_output_for_scripts(capsys, folder):
+    path = folder / "hazards" / "flood.yaml"
+    line = edit(path, "severity_cues:", "severity_cue:")
+    code, out, _ = check(capsys, folder, "--json")
+    assert code == 1
+    report = json.loads("\n".join(out))
+    assert report["ok"] is False and report["warnings"] == []
+    assert report["errors"] == [{"file": str(path), "line": line, "column": 1, "field": "severity_cue",
+                                 "message": "Additional properties are not allowed ('severity_cue' was unexpected); did you mean 'severity_cues'?"}]
+
+
+def test_tag_accepts_a_config_folder_or_a_hazards_folder_and_refuses_anything_else(tmp_path, folder):
+    post = '{"id": 1, "text": "banjir di Sangsit"}\n'
+    for config in (folder, folder / "hazards"):
+        out = subprocess.run([sys.executable, "-m", "siaga.cli", "tag", "--config", str(config)], input=post,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["hazards"] == ["flood"]
+    (folder / "hazards").rename(tmp_path / "elsewhere")
+    for config, reason in ((folder, "a config folder without hazards/"), (tmp_path / "nowhere", "does not exist")):
+        out = subprocess.run([sys.executable, "-m", "siaga.cli", "tag", "--config", str(config)], input=post,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2 and out.stdout == ""
+        assert out.stderr.startswith("siaga tag: the hazard lists cannot be used:\n")
+        assert f"{config}:0:0: (directory): {reason}" in out.stderr and "Traceback" not in out.stderr
