@@ -5,6 +5,7 @@
     siaga hazards check [DIR]      validate keyword lists before they go live
     siaga backtest --config DIR --from T --to T
                                    alerts candidate lists would have added/removed/changed
+    siaga terms [--days N]         per term: posts matched, incidents, share called false alarms
     siaga db migrate               create or upgrade the database
     siaga scenario                 print the synthetic demo scenario (JSON Lines)
     siaga demo                     run the DAGs over the demo scenario against a fake Slack
@@ -52,6 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     backtest.add_argument("--from", dest="start", type=_when, required=True, help="ISO 8601 time (Bali time when no zone)")
     backtest.add_argument("--to", dest="end", type=_when, required=True, help="ISO 8601 time (Bali time when no zone)")
     backtest.set_defaults(func=_cmd_backtest)
+
+    terms = sub.add_parser("terms", help="per hazard term over the last N days: posts matched, incidents it contributed "
+                                         "to, share of those officers called false alarms")
+    terms.add_argument("--days", type=_positive_int, default=30, help="how many days back (default 30)")
+    terms.add_argument("--until", type=_when, default=None, help="end of the period, ISO 8601 (default: now; Bali time when no zone)")
+    terms.add_argument("--json", action="store_true", help="one JSON object per term, for scripts")
+    terms.add_argument("--db", default=None, help="database URL (default: SIAGA_DB_URL / settings)")
+    terms.set_defaults(func=_cmd_terms)
 
     db = sub.add_parser("db", help="database")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -219,18 +228,55 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     from siaga.hazard_config import HazardConfigError
 
     try:
+        backtest.check_range(args.start, args.end)
+    except backtest.BacktestRangeError as exc:
+        print(f"siaga backtest: {exc}", file=sys.stderr)
+        return 2
+    try:
         candidate = backtest.candidate_lists(args.config)
     except HazardConfigError as exc:
         print(f"siaga backtest: the candidate lists are invalid:\n{exc}", file=sys.stderr)
         return 1
     try:
         settings = detection_config.load()
+        candidate_settings = backtest.candidate_settings(args.config, settings)
     except detection_config.DetectionConfigError as exc:
         print(f"siaga backtest: the detection settings are invalid:\n{exc}", file=sys.stderr)
         return 1
     store.migrate()
-    result = backtest.run_backtest(candidate, args.start, args.end, settings=settings)
+    result = backtest.run_backtest(candidate, args.start, args.end, settings=settings, candidate_settings=candidate_settings)
+    if result.held is not None:
+        print(f"siaga backtest: {backtest.format_result(result, args.start, args.end)}", file=sys.stderr)
+        return 1
     print(backtest.format_result(result, args.start, args.end))
+    return 0
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def _cmd_terms(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from siaga import hazard_lists, store, terms
+
+    until = args.until or store.utcnow()
+    since = until - timedelta(days=args.days)
+    store.migrate(args.db)
+    with store.session_scope(args.db) as session:
+        stats = terms.term_report(session, since, until, hazard_lists.in_force(session, remember=False))
+    if args.json:
+        print(json.dumps({"since": since.isoformat(), "until": until.isoformat(), "terms": [s.as_dict() for s in stats]},
+                         ensure_ascii=False, indent=2))
+    else:
+        print(terms.format_table(stats, since, until))
     return 0
 
 

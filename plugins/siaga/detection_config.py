@@ -44,6 +44,11 @@ _MINUTES = {
 }
 
 
+def minutes_field(name: str) -> str:
+    """The YAML field of a DetectSettings field ("incident_gap" -> "incident_gap_minutes")."""
+    return next((key for key, field in _MINUTES.items() if field == name), name)
+
+
 class DetectionConfigError(ConfigError):
     """The detection settings file is wrong; the message names the file, line, column and field."""
 

@@ -289,12 +289,26 @@ def find_spikes(
     """Spikes among `events` (one row per post x hazard x area, EVENT_COLUMNS, optionally
     `terms`) for windows ending at `ends`. `baseline` is a fitted model or a mapping of expected
     counts per window by series (missing: DEFAULT_EXPECTED_PER_HOUR over the window)."""
+    scored = score_windows(events, rules, ends, baseline, n_areas)
+    if scored.empty:
+        return []
+    return spikes_of(scored[scored["fired"]], rules)
+
+
+def score_windows(
+    events: pd.DataFrame,
+    rules: Mapping[str, Rule],
+    ends: list[datetime],
+    baseline: Baseline | Mapping[tuple[str, str, str], float],
+    n_areas: Mapping[str, int] | None = None,
+) -> pd.DataFrame:
+    """Every series window with posts, counted, expected and tested (`evaluate`'s columns), the
+    ones that did not fire too: what the backtest reads to say why an alert did not fire."""
     table = window_counts(events, rules, ends)
     if table.empty:
-        return []
+        return table
     table["expected"] = expected_counts(baseline, table)
-    scored = evaluate(table, rules, n_areas)
-    return spikes_of(scored[scored["fired"]], rules)
+    return evaluate(table, rules, n_areas)
 
 
 def expected_counts(baseline: Baseline | Mapping[tuple[str, str, str], float], table: pd.DataFrame) -> np.ndarray:
