@@ -101,6 +101,15 @@ def test_hazards_check_passes_the_repository_lists(capsys):
     assert "ok" in capsys.readouterr().out
 
 
+def test_hazards_check_of_a_config_folder_checks_its_hazard_lists_only(capsys):
+    """Not routing.yaml or aliases.yaml read as if they were hazard lists."""
+    from siaga import settings
+
+    assert cli.main(["hazards", "check", str(settings.config_dir())]) == 0
+    out = capsys.readouterr()
+    assert out.out.strip() == f"{settings.config_dir() / 'hazards'}: ok (0 warning(s))" and out.err == ""
+
+
 def test_outbox_retry_requeues_only_dead_letters(sqlite_url, monkeypatch, capsys):
     from datetime import datetime, timezone
 

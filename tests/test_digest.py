@@ -155,3 +155,36 @@ def test_digest_dag_runs_daily_at_seven_in_bali():
         restriction=TimeRestriction(earliest=datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc), latest=None, catchup=True))
     assert info.run_after == datetime(2026, 1, 15, 23, 0, tzinfo=timezone.utc)  # 07:00 WITA
     assert [t.outlets for t in dag.tasks] == [[Asset(pipeline.OUTBOX_URI)]]  # wakes the deliver DAG
+
+
+def test_the_terms_behind_the_weeks_false_alarms_get_a_short_section(db_url, router, hazard_set):
+    """A landslide an officer called a false alarm, its evidence post matched by "longsor":
+    the managers read which term to tighten."""
+    with store.session_scope(db_url) as session:
+        a_day(session)
+        at = DAY_START + timedelta(hours=4)
+        post = store.Post(source="t", source_id="1", created_at=at, author="a", text="longsor <b>*", text_hash="h", raw={})
+        session.add(post)
+        session.flush()
+        session.add(store.HazardMatchRow(post_id=post.id, hazard="landslide", terms=["longsor <b>*"], severity_cues=[],
+                                         via_road=False, lists_fingerprint="f"))
+        ls = session.scalars(sa.select(store.Incident).where(store.Incident.hazard == "landslide")).one()
+        ls.closed_by, ls.closed_at = "U0DUTY01", at + timedelta(minutes=30)
+        session.add(store.Alert(incident_id=ls.id, hazard="landslide", level="village", area_code=ls.area_code,
+                                window_start=at - timedelta(hours=1), window_end=at, observed=3, expected=0.1, authors=3,
+                                score=5.0, explanation={"post_ids": [post.id]}))
+        session.flush()
+        assert digest.enqueue_digest(session, router, DAY_START, DAY_END, DAY_END, hazard_set) == 1
+        (row,) = session.scalars(sa.select(store.OutboxMessage).where(store.OutboxMessage.kind == "digest")).all()
+    section = next(b["text"]["text"] for b in row.payload["blocks"] if "terms behind false alarms" in b["text"]["text"])
+    assert section.splitlines()[0] == ":mag: *Istilah di balik alarm palsu (terms behind false alarms), 7 hari (days)*"
+    assert section.splitlines()[1] == ("• 'longsor &lt;b&gt;*' (Tanah Longsor (Landslide)): 1 dari 1 insiden alarm palsu "
+                                       "(1 of 1 incidents false alarms)")
+
+
+def test_no_false_alarms_no_terms_section(db_url, router, hazard_set):
+    with store.session_scope(db_url) as session:
+        a_day(session)
+        digest.enqueue_digest(session, router, DAY_START, DAY_END, DAY_END, hazard_set)
+        (row,) = session.scalars(sa.select(store.OutboxMessage).where(store.OutboxMessage.kind == "digest")).all()
+    assert not any("terms behind false alarms" in b["text"]["text"] for b in row.payload["blocks"])

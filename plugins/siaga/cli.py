@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     hazards = sub.add_parser("hazards", help="hazard keyword lists")
     hazards_sub = hazards.add_subparsers(dest="hazards_command", required=True)
     check = hazards_sub.add_parser("check", help="validate a directory of hazard lists")
-    check.add_argument("directory", nargs="?", type=Path)
+    check.add_argument("directory", nargs="?", type=Path, help="a folder of hazard lists, or a config folder (its hazards/)")
     check.set_defaults(func=_cmd_hazards_check)
 
     backtest = sub.add_parser("backtest", help="replay stored posts with candidate hazard lists and diff the alerts")
@@ -191,9 +191,13 @@ def _explain(post: dict[str, Any], result: Any, tagger: Any) -> str:
 
 
 def _cmd_hazards_check(args: argparse.Namespace) -> int:
-    from siaga.hazard_config import check_directory, default_hazard_dir
+    from siaga.hazard_config import HazardConfigError, check_directory, default_hazard_dir, hazards_dir_of
 
-    directory = args.directory or default_hazard_dir()
+    try:
+        directory = hazards_dir_of(args.directory) if args.directory else default_hazard_dir()
+    except HazardConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     report = check_directory(directory)
     for warning in report.warnings:
         print(f"warning: {warning}")

@@ -2,7 +2,8 @@
 what Siaga failed to deliver.
 
 Managers do not watch the duty channels; once a day they want the counts (incidents opened,
-resolved, called false alarms, still open), where, and the dead letters someone must look at.
+resolved, called false alarms, still open), where, the dead letters someone must look at, and
+the terms behind the past week's false alarms (`siaga terms`), so someone tightens them.
 The digest goes through the same outbox as alerts (routed by the label `kind: digest`, see
 config/routing.yaml), so it gets the same retry and never-twice guarantees; its de-duplication
 key is the local date of the period's end, so a re-run or a manual trigger the same morning
@@ -12,13 +13,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from siaga import hazard_lists, outbox
+from siaga import hazard_lists, outbox, terms
 from siaga.hazards import HazardSet
 from siaga.messages import escape, one_line, truncate
 from siaga.routing import Router
@@ -27,6 +28,8 @@ from siaga.vocabulary import LIVE_STATES, LOCAL_TZ, SLACK_MAX_BLOCKS, SLACK_SECT
 
 KIND = "digest"
 MAX_DEAD_LISTED = 5
+NOISY_TERMS_PERIOD = timedelta(days=7)
+MAX_NOISY_TERMS = 5
 NO_DISTRICT = "—"
 
 
@@ -50,6 +53,8 @@ class DigestSummary:
     silenced: int = 0  # changes held back by silences in the period
     dead_total: int = 0
     dead: list[dict[str, Any]] = field(default_factory=list)  # the first MAX_DEAD_LISTED
+    # terms behind false alarms in the NOISY_TERMS_PERIOD before day_end, the worst first
+    noisy_terms: list[terms.TermStat] = field(default_factory=list)
 
     def totals(self) -> AreaCounts:
         out = AreaCounts()
@@ -61,9 +66,10 @@ class DigestSummary:
         return out
 
 
-def summarise(session: Session, day_start: datetime, day_end: datetime) -> DigestSummary:
+def summarise(session: Session, day_start: datetime, day_end: datetime, lists: HazardSet | None = None) -> DigestSummary:
     """Counts for [day_start, day_end). Closings are counted from the timeline, so an incident
-    resolved, reopened and resolved again in one day counts once per hazard and place."""
+    resolved, reopened and resolved again in one day counts once per hazard and place. With the
+    `lists` in force, also the terms behind the past week's false alarms."""
     if day_start.tzinfo is None or day_end.tzinfo is None:
         raise ValueError("digest period: give timezone-aware times")
     if day_end <= day_start:
@@ -95,6 +101,9 @@ def summarise(session: Session, day_start: datetime, day_end: datetime) -> Diges
     dead = outbox.dead_letters(session, newest_first=True)
     summary.dead_total = len(dead)
     summary.dead = dead[:MAX_DEAD_LISTED]
+    if lists is not None:
+        report = terms.term_report(session, day_end - NOISY_TERMS_PERIOD, day_end, lists)
+        summary.noisy_terms = [t for t in report if t.false_alarms][:MAX_NOISY_TERMS]
     return summary
 
 
@@ -121,6 +130,15 @@ def _section(text: str) -> dict[str, Any]:
     if len(text) > SLACK_SECTION_TEXT:
         text = text[: SLACK_SECTION_TEXT - 2].rsplit("\n", 1)[0] + "\n…"
     return {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}
+
+
+def _noisy_terms_text(noisy: list[terms.TermStat], hazard_set: HazardSet) -> str:
+    listed = "\n".join(
+        f"• '{escape(truncate(one_line(t.term), 80))}' ({_label(hazard_set, t.hazard)}): {t.false_alarms} dari {t.incidents} "
+        f"insiden alarm palsu ({t.false_alarms} of {t.incidents} incidents false alarms)"
+        for t in noisy)
+    return (f":mag: *Istilah di balik alarm palsu (terms behind false alarms), {NOISY_TERMS_PERIOD.days} hari (days)*\n{listed}\n"
+            "Perketat di config/hazards lalu uji dengan `siaga backtest` (tighten, then backtest); rincian: `siaga terms`")
 
 
 def build_message(summary: DigestSummary, hazard_set: HazardSet) -> dict[str, Any]:
@@ -153,6 +171,8 @@ def build_message(summary: DigestSummary, hazard_set: HazardSet) -> dict[str, An
             for d in summary.dead)
         more = f"\n… dan {summary.dead_total - len(summary.dead)} lagi (more): `siaga outbox`" if summary.dead_total > len(summary.dead) else ""
         blocks.append(_section(f":x: *Gagal kirim (dead letters): {summary.dead_total}*\n{listed}{more}"))
+    if summary.noisy_terms:
+        blocks.append(_section(_noisy_terms_text(summary.noisy_terms, hazard_set)))
     text = f"Ringkasan harian Siaga (daily digest) {period}: {headline}"
     return {"text": text, "blocks": blocks[:SLACK_MAX_BLOCKS]}
 
@@ -172,7 +192,8 @@ def enqueue_digest(
     pending = [r for r in receivers if not outbox.exists(session, digest_key(router, r.name, day_end))]
     if not pending:
         return 0
-    message = build_message(summarise(session, day_start, day_end), hazard_set or hazard_lists.in_force(session))
+    hazard_set = hazard_set or hazard_lists.in_force(session)
+    message = build_message(summarise(session, day_start, day_end, hazard_set), hazard_set)
     written = sum(
         outbox.enqueue(session, dedup_key=digest_key(router, receiver.name, day_end), receiver=receiver.name,
                        channel=receiver.channel, kind=KIND, payload=message, due=now, now=now)
