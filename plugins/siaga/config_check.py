@@ -28,7 +28,6 @@ SOURCES = "sources.yaml"
 ALIASES = "aliases.yaml"
 ABBREVIATIONS = "abbreviations.csv"
 DETECTION = detection_config.FILE_NAME
-REQUIRED = (ROUTING, SOURCES)  # the DAGs cannot run without them; the others have defaults
 
 
 @dataclass
@@ -46,9 +45,9 @@ class FolderReport:
 
 
 def is_config_folder(path: Path) -> bool:
-    """A folder laid out like config/ (hazard lists in hazards/, or the routing/sources files)."""
+    """A folder laid out like config/ (hazard lists in hazards/, or the files beside them)."""
     path = Path(path)
-    return (path / HAZARDS).is_dir() or any((path / name).is_file() for name in REQUIRED)
+    return (path / HAZARDS).is_dir() or any((path / name).is_file() for name in hazard_config.CONFIG_FOLDER_FILES)
 
 
 def check_folder(directory: Path | None = None, geodata_dir: Path | None = None) -> FolderReport:
@@ -63,7 +62,7 @@ def check_folder(directory: Path | None = None, geodata_dir: Path | None = None)
     if not is_config_folder(directory):
         report.errors.append(ConfigProblem(
             str(directory), 0, 0, "(directory)",
-            f"not a config folder (no {HAZARDS}/, {ROUTING} or {SOURCES}); for a folder of hazard lists alone, "
+            f"not a config folder (no {HAZARDS}/, {', '.join(hazard_config.CONFIG_FOLDER_FILES)}); for a folder of hazard lists alone, "
             "run `siaga hazards check DIR`"))
         return report
     hazard_ids = _check_hazards(directory / HAZARDS, report)

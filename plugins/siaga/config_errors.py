@@ -97,10 +97,10 @@ class Document:
             return self.keys.get(path) or self.values.get(path, (1, 1))
         return self.values.get(path, (1, 1))
 
-    def at(self, path: Sequence[Any], message: str, on_key: bool = False, name: str | None = None) -> ConfigProblem:
-        """A problem about the field at `path` (named `name` when given, else its dotted path)."""
+    def at(self, path: Sequence[Any], message: str, on_key: bool = False) -> ConfigProblem:
+        """A problem about the field at `path`, named by its dotted path."""
         line, column = self.position(path, on_key)
-        return ConfigProblem(self.source, line, column, name or dotted(path) or TOP_LEVEL, message)
+        return ConfigProblem(self.source, line, column, dotted(path) or TOP_LEVEL, message)
 
 
 def dotted(path: Sequence[Any]) -> str:
@@ -271,14 +271,3 @@ def did_you_mean(word: str, allowed: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(allowed), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 
-
-def located(source: str, path: Sequence[Any], message: str, text: str | None = None) -> str:
-    """The message for the field at `path` of the YAML `text` read from `source` (at 1:1 when
-    the text is not given or not YAML)."""
-    doc = Document(source, None)
-    if text:
-        try:
-            doc = parse_yaml(text, source)
-        except ConfigSyntaxError:
-            pass
-    return str(doc.at(path, message))

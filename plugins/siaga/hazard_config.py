@@ -9,8 +9,9 @@ name, empty phrases, roots, cross-references), and every error names the file, t
 field, all of them at once so an operator fixes them in one go. `siaga hazards check` prints the
 same report, plus warnings about terms that add nothing (repeated, or vetoed wherever they occur),
 count for several hazards, or are written as regular expressions (they are matched as literal
-words). Errors read `file:line:column: field: message` (`siaga.config_errors`). The matcher built from a valid directory is
-`siaga.hazards.HazardSet`; which lists are in force is `siaga.hazard_lists`.
+words). Errors read `file:line:column: field: message` (`siaga.config_errors`). The matcher built
+from a valid directory is `siaga.hazards.HazardSet`; which lists are in force is
+`siaga.hazard_lists`.
 """
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ from siaga.config_errors import (
 from siaga.normalise import fold, load_abbreviations, match_key, stem
 
 SCHEMA_PATH = Path(__file__).with_name("hazard_schema.json")
+# Files that mark a config folder (the hazard lists then live in its hazards/).
+CONFIG_FOLDER_FILES = ("routing.yaml", "sources.yaml", "detection.yaml")
 _PHRASE_FIELDS = ("terms", "roots", "exclusions", "severity_cues")
 
 
@@ -117,7 +120,7 @@ def hazards_dir_of(path: Path) -> Path:
         what = "does not exist" if not path.exists() else "is not a folder"
         raise HazardConfigError([ConfigProblem(str(path), 0, 0, "(directory)",
                                                f"{what}: give a config folder (with hazards/) or a folder of hazard lists")])
-    if any((path / name).is_file() for name in ("routing.yaml", "sources.yaml", "detection.yaml")):
+    if any((path / name).is_file() for name in CONFIG_FOLDER_FILES):
         raise HazardConfigError([ConfigProblem(str(path), 0, 0, "(directory)",
                                                "a config folder without hazards/: the hazard lists go in hazards/<id>.yaml")])
     return path
@@ -342,7 +345,7 @@ _REGEX_SIGNS = (
 )
 
 
-def regex_advice(phrase: str, field_name: str, abbreviations: dict[str, str]) -> str | None:
+def _regex_advice(phrase: str, field_name: str, abbreviations: dict[str, str]) -> str | None:
     """Why a phrase that looks like a regular expression does not do what it seems, and how to
     say it; None for a plain phrase. Phrases are matched as literal words (an automaton, not
     regexes: see hazards.py), so "(air|banjir) bah" matches only the words "air banjir bah"."""
@@ -391,7 +394,7 @@ def _regex_warnings(good: list[_Loaded], abbreviations: dict[str, str]) -> list[
         fields += [(("road_consequence", r, "cues", i), "cues", phrase)
                    for r, rule in enumerate(item.data.get("road_consequence", [])) for i, phrase in enumerate(rule["cues"])]
         for path, name, phrase in fields:
-            advice = regex_advice(phrase, name, abbreviations)
+            advice = _regex_advice(phrase, name, abbreviations)
             if advice:
                 warnings.append(doc.at(path, advice))
     return warnings
