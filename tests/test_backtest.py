@@ -67,6 +67,9 @@ def test_cli_prints_the_diff_and_refuses_invalid_lists(history, tmp_path, capsys
     assert cli.main(["backtest", "--config", str(candidate_without(tmp_path, "traffic_jam.yaml")), "--from", start, "--to", end]) == 0
     out = capsys.readouterr().out
     assert "REMOVED (in force only): 1" in out and "traffic_jam in road" in out
+    assert "  traffic_jam: hazard removed" in out.splitlines()
+    assert re.search(r"^  traffic_jam \(hazard removed\): \d+ stored posts \(\d+ in Buleleng\) reported it$", out, re.M)
+    assert "      why: traffic_jam is not in the candidate lists" in out.splitlines()
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "flood.yaml").write_text("id: flood\nterms: [banjir\n")

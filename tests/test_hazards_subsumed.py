@@ -33,4 +33,4 @@ def test_subsuming_across_agencies_is_refused(tmp_path):
     path = target / "traffic_jam.yaml"
     path.write_text(path.read_text().replace("subsumed_by: [traffic_accident]", "subsumed_by: [flood]"))
     report = check_directory(target)
-    assert any("traffic_jam.yaml" in e and "subsumed_by[0]" in e and "bpbd" in e for e in report.errors)
+    assert any("traffic_jam.yaml" in str(e) and "subsumed_by[0]" in str(e) and "bpbd" in str(e) for e in report.errors)

@@ -103,7 +103,7 @@ class TermEffect:
 
     hazard: str
     phrase: str
-    kind: str  # term | root | exclusion
+    kind: str  # term | root | exclusion | hazard (a whole list added or removed)
     change: str  # added | removed
     matched: int
     decides: int
@@ -347,6 +347,10 @@ def _vetoes(lists: HazardSet, text: str, hazard: str) -> tuple[str, ...]:
 
 def _term_effects(diff: ConfigDiff, posts: list[Post], now: _Side, new: _Side, places: dict[int, list[Any]]) -> list[TermEffect]:
     effects = []
+    for change, side, hazards in (("added", new, diff.hazards_added), ("removed", now, diff.hazards_removed)):
+        for hazard in hazards:  # a whole list: its posts, not its every term
+            matched = [p for p in posts if hazard in side.matches[p.id]]
+            effects.append(_effect(hazard, hazard, "hazard", change, matched, {p.id for p in matched}, places))
     for change, side, other in (("added", new, now), ("removed", now, new)):
         for kind, name in (("term", "terms"), ("root", "roots")):
             for hazard, phrase in diff.phrases_of(name, change):
@@ -397,10 +401,8 @@ def _post_reasons(episode: Episode, diff: ConfigDiff, had: _Side, lacks: _Side) 
     hazard, verb = episode.hazard, ("adds" if had.label == "candidate" else "no longer matches")
     change = "added" if had.label == "candidate" else "removed"
     lost = [pid for pid in sorted(episode.post_ids) if hazard not in lacks.matches.get(pid, {})]
-    if not lost:
-        return []
-    if hazard not in lacks.lists.hazards:
-        return [f"{len(lost)} posts count for {hazard}, which the {lacks.label} lists do not have"]
+    if not lost or hazard not in lacks.lists.hazards:
+        return []  # no difference in posts, or the whole list is missing (_threshold_reason says so)
     reasons, explained = [], set()
     for kind, name in (("term", "terms"), ("root", "roots")):
         for hz, phrase in diff.phrases_of(name, change):
@@ -549,7 +551,10 @@ def _format_config(diff: ConfigDiff) -> list[str]:
 def _format_effect(effect: TermEffect) -> list[str]:
     posts = f"{effect.matched} stored post{'s' * (effect.matched != 1)}"
     where = f" ({effect.in_region} in Buleleng)" if effect.matched else ""
-    if effect.kind == "exclusion":
+    if effect.kind == "hazard":
+        verb = "would report it" if effect.change == "added" else "reported it"
+        head = f"  {effect.hazard} (hazard {effect.change}): {posts}{where} {verb}"
+    elif effect.kind == "exclusion":
         side = "the lists in force" if effect.change == "added" else "the candidate lists"
         head = (f"  {effect.hazard} exclusion {effect.phrase!r} ({effect.change}): vetoes {posts}{where} that {side} count; "
                 f"{effect.decides} of them {'leave' if effect.change == 'added' else 'join'} {effect.hazard}")
