@@ -29,6 +29,15 @@ def local(when: datetime) -> datetime:
     return when.astimezone(LOCAL_TZ)
 
 
+def local_iso(when: datetime | None) -> str:
+    """Machine formats (CSV, GeoJSON, CAP, backtest output): ISO 8601 to the second with WITA's
+    offset, "2026-01-15T08:25:00+08:00"; empty when unknown. A reader in Buleleng sees the local
+    hour, a program still gets the exact instant."""
+    if when is None:
+        return ""
+    return local(when).replace(microsecond=0).isoformat()
+
+
 def district_code(area_code: str) -> str:
     """Kemendagri codes nest: village 51.08.06.2001 lies in kecamatan 51.08.06."""
     return ".".join(area_code.split(".")[:3])

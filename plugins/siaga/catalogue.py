@@ -1,0 +1,300 @@
+"""Every sentence Siaga says to a person, once, in Indonesian and English: Slack alerts, the
+managers' digest, the incident pages and the CAP texts read from here.
+
+Duty officers in Buleleng read Indonesian first; managers and visitors may need the English. The
+Slack messages said "Indonesian (English)" while the pages spoke English only and the CAP text
+said "sejak 2026-01-15T00:25:00+00:00": one catalogue keeps the words, their order and the times
+in WITA the same everywhere.
+
+    say("state.open")                         -> "terbuka (open)"
+    say_in("en", "state.open")                -> "open"
+    say("evidence.reports", authors=4, posts=4, minutes=30, expected=0.01)
+    wita(when)                                -> "15 Jan 2026 08:25 WITA"
+
+Templates are `str.format` strings with two additions, both decided per language:
+- a datetime field is written in WITA: `{at}` "15 Jan 2026 08:25 WITA", `{at:time}` "08:25 WITA",
+  `{at:short}` "15 Jan 08:25 WITA", `{at:date}` "15 Jan 2026" (Indonesian month names in the
+  Indonesian text); a naive datetime is refused, its zone would be a guess;
+- `{n:# post|# posts}` picks the singular when n is 1 ("#" becomes the number).
+
+Field values are inserted as given: the caller escapes them for where the text goes (Slack's
+`messages.escape`, Jinja's autoescaping). The templates themselves hold no markup and none of
+`& < >`, so a sentence is safe wherever its fields are (a test checks this).
+"""
+from __future__ import annotations
+
+import string
+from datetime import datetime
+from typing import Any, Mapping
+
+from siaga.vocabulary import LOCAL_TZ, LOCAL_TZ_LABEL
+
+LANGS = ("id", "en")  # Indonesian first, everywhere
+
+_MONTHS = {
+    "id": ("Jan", "Feb", "Mar", "Apr", "Mei", "Jun", "Jul", "Agu", "Sep", "Okt", "Nov", "Des"),
+    "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
+}
+
+# key -> (Indonesian, English). Keys are dotted by topic; a key never changes meaning once used.
+MESSAGES: dict[str, tuple[str, str]] = {
+    # --- incident states, severities, change kinds -------------------------------------------
+    "state.open": ("terbuka", "open"),
+    "state.acknowledged": ("ditangani", "acknowledged"),
+    "state.resolved": ("selesai", "resolved"),
+    "state.false_alarm": ("alarm palsu", "false alarm"),
+    "severity.low": ("rendah", "low"),
+    "severity.medium": ("sedang", "medium"),
+    "severity.high": ("tinggi", "high"),
+    "severity.critical": ("kritis", "critical"),
+    "level.village": ("desa", "village"),
+    "level.road": ("jalan", "road"),
+    "level.district": ("kecamatan", "kecamatan"),
+    "level.regency": ("kabupaten", "regency"),
+    "kind.new": ("Peringatan baru", "new alert"),
+    "kind.update": ("Pembaruan", "update"),
+    "kind.escalation": ("Eskalasi", "escalation"),
+    "kind.resolved": ("Selesai", "resolved"),
+    # --- places ------------------------------------------------------------------------------
+    "place.village": ("Desa {name}", "Desa {name}"),
+    "place.district": ("Kec. {name}", "Kec. {name}"),
+    "place.road": ("Jalan {name}", "road {name}"),
+    "place.unknown": ("lokasi belum pasti", "place unknown"),
+    "place.no_district": ("tanpa kecamatan", "no kecamatan"),
+    # --- Slack alert parts ---------------------------------------------------------------------
+    "slack.place": ("Lokasi", "place"),
+    "slack.map": ("Peta", "map"),
+    "slack.counts": ("Jumlah", "counts"),
+    "slack.confidence": ("Keyakinan", "confidence"),
+    "slack.evidence": ("Bukti terbaru", "newest evidence"),
+    "slack.severity": ("tingkat {severity}", "severity {severity}"),
+    "slack.incident_state": ("Insiden #{id} · status: {state}", "incident #{id} · state: {state}"),
+    "slack.by": ("oleh {who}", "by {who}"),
+    "slack.snoozed_until": ("ditunda s/d {until:short}", "snoozed until {until:short}"),
+    "slack.incident_page": ("halaman insiden", "incident page"),
+    "slack.link": ("tautan", "link"),
+    "slack.what_changed": ("Yang berubah", "what changed"),
+    "button.ack": ("Tangani", "Acknowledge"),
+    "button.resolve": ("Selesai", "Resolve"),
+    "button.false_alarm": ("Alarm palsu", "False alarm"),
+    "button.snooze": ("Tunda", "Snooze"),
+    "button.false_alarm_title": ("Alarm palsu?", "False alarm?"),
+    "button.false_alarm_confirm": ("Tandai insiden ini sebagai alarm palsu?", "mark as false alarm?"),
+    "button.yes": ("Ya", "yes"),
+    "button.cancel": ("Batal", "cancel"),
+    "snooze.1h": ("1 jam", "1 h"),
+    "snooze.6h": ("6 jam", "6 h"),
+    "snooze.24h": ("24 jam", "24 h"),
+    # --- what the evidence says, in plain words ----------------------------------------------
+    "evidence.reports": (
+        "{authors} warga melapor dalam {minutes} menit",
+        "{authors:# resident|# residents} reported it within {minutes} minutes",
+    ),
+    "evidence.reports_posts": (
+        "{authors} warga melapor ({posts} unggahan) dalam {minutes} menit",
+        "{authors:# resident|# residents} reported it ({posts:# post|# posts}) within {minutes} minutes",
+    ),
+    "evidence.usually_none": ("biasanya hampir tidak ada", "usually almost none"),
+    "evidence.usually": ("biasanya sekitar {expected}", "usually about {expected}"),
+    "evidence.incident_total": (
+        "Total insiden: {posts} unggahan dari {authors} akun",
+        "incident total: {posts:# post|# posts} from {authors:# account|# accounts}",
+    ),
+    "confidence.high": ("tinggi: hampir pasti bukan kebetulan", "high: almost certainly not chance"),
+    "confidence.medium": ("sedang: kecil kemungkinan kebetulan", "medium: unlikely to be chance"),
+    "confidence.low": ("rendah: bisa jadi kebetulan", "low: could be chance"),
+    "severity.why_cues": ("karena {cues}", "because of {cues}"),
+    "severity.why_count": ("karena jumlah laporan", "because of the number of reports"),
+    "severity.why_spread": ("karena meluas ke {areas} wilayah", "because it spread to {areas} areas"),
+    "severity.why_cue_posts": (
+        "{count} unggahan menyebut {cues}", "{count:# post mentions|# posts mention} {cues}",
+    ),
+    # --- what changed since the last message (thread updates) --------------------------------
+    "change.posts": (
+        "+{new_posts} unggahan baru, {authors} akun (sebelumnya {before_posts})",
+        "+{new_posts:# new post|# new posts}, {authors:# account|# accounts} (before: {before_posts})",
+    ),
+    "change.new_authors": ("+{count} akun baru", "+{count:# new account|# new accounts}"),
+    "change.areas": ("wilayah baru: {names}", "new areas: {names}"),
+    "change.severity": (
+        "tingkat naik {before} → {after} {why}", "severity raised {before} → {after} {why}",
+    ),
+    "change.state": ("status {before} → {after} oleh {who}", "state {before} → {after} by {who}"),
+    "change.reopened": ("dibuka kembali setelah selesai otomatis", "reopened after it resolved itself"),
+    "change.auto_resolved": (
+        "selesai otomatis: tidak ada unggahan baru sejak {last:short}",
+        "resolved automatically: no new posts since {last:short}",
+    ),
+    "change.none": ("tidak ada perubahan", "nothing changed"),
+    # --- the timeline, in sentences ----------------------------------------------------------
+    "event.opened": ("Insiden dibuka", "incident opened"),
+    "event.alert": ("Deteksi", "detection"),
+    "event.counts": ("Jumlah bertambah", "counts grew"),
+    "event.grew": ("Laporan bertambah", "more reports"),
+    "event.escalated": ("Eskalasi", "escalated"),
+    "event.area_added": ("Wilayah bertambah", "area added"),
+    "event.delivered": ("Pesan Slack terkirim", "Slack message delivered"),
+    "event.delivery_failed": ("Pesan Slack gagal", "Slack delivery failed"),
+    "event.resolved": ("Selesai", "resolved"),
+    "event.false_alarm": ("Alarm palsu", "false alarm"),
+    "event.acknowledged": ("Ditangani", "acknowledged"),
+    "event.reopened": ("Dibuka kembali", "reopened"),
+    "event.closed": ("Ditutup", "closed"),
+    "event.note": ("Catatan", "note"),
+    "event.silenced": ("Ditahan oleh penundaan", "held back by a silence"),
+    "event.held": ("Menunggu jam tenang usai", "waiting for quiet hours to end"),
+    "event.unknown": ("Peristiwa {kind}", "event {kind}"),
+    "timeline.opened": (
+        "Dibuka dengan tingkat {severity}: {evidence}", "opened at severity {severity}: {evidence}",
+    ),
+    "timeline.grew": ("{evidence}", "{evidence}"),
+    "timeline.late": ("Deteksi terlambat dari sebelum selesai: {evidence}", "late detection from before it closed: {evidence}"),
+    "timeline.area_added": ("Wilayah baru: {names}", "new areas: {names}"),
+    "timeline.escalated": ("Tingkat {before} → {after} {why}", "severity {before} → {after} {why}"),
+    "timeline.reopened_auto": (
+        "Dibuka kembali {after} setelah selesai otomatis", "reopened {after} after it resolved itself",
+    ),
+    "timeline.state": ("{before} → {after} oleh {who}", "{before} → {after} by {who}"),
+    "timeline.auto_resolved": (
+        "Selesai otomatis: tidak ada unggahan baru selama {quiet}", "resolved automatically: no new posts for {quiet}",
+    ),
+    "timeline.silenced": (
+        "Pesan {kind} ditahan oleh penundaan #{silence} s/d {until:short}",
+        "{kind} message held back by silence #{silence} until {until:short}",
+    ),
+    "timeline.held": (
+        "Pesan untuk {receiver} menunggu jam tenang usai, s/d {until:short}",
+        "message to {receiver} waits for quiet hours to end, until {until:short}",
+    ),
+    "timeline.delivered": ("Terkirim ke {channel}", "sent to {channel}"),
+    "timeline.delivery_failed": ("Gagal kirim ke {channel}: {error}", "could not send to {channel}: {error}"),
+    "timeline.note": ("{note}", "{note}"),
+    # --- the posts an incident counts ---------------------------------------------------------
+    "posts.definition": (
+        "Unggahan insiden: setiap unggahan yang dikutip oleh deteksinya; akun: penulis berbeda di antaranya",
+        "incident posts: every post its detections cite; accounts: the distinct authors among them",
+    ),
+    "posts.count": ("{posts} unggahan dari {authors} akun", "{posts:# post|# posts} from {authors:# account|# accounts}"),
+    # --- the managers' digest ----------------------------------------------------------------
+    "digest.title": ("Ringkasan harian Siaga", "daily digest"),
+    "digest.period": ("{start:short} – {end:short}", "{start:short} – {end:short}"),
+    "digest.headline": (
+        "{opened} insiden dibuka, {resolved} selesai, {false_alarm} alarm palsu, {still_open} masih terbuka, "
+        "{dead} gagal kirim",
+        "{opened} opened, {resolved} resolved, {false_alarm:# false alarm|# false alarms}, {still_open} still open, "
+        "{dead:# dead letter|# dead letters}",
+    ),
+    "digest.opened": ("{n} dibuka", "{n} opened"),
+    "digest.resolved": ("{n} selesai", "{n} resolved"),
+    "digest.false_alarm": ("{n} alarm palsu", "{n:# false alarm|# false alarms}"),
+    "digest.still_open": ("{n} masih terbuka", "{n} still open"),
+    "digest.no_incidents": ("Tidak ada insiden dalam periode ini", "no incidents in this period"),
+    "digest.silenced": ("{n} pesan ditahan oleh penundaan", "{n:# message|# messages} held back by silences"),
+    "digest.dead_letters": ("Gagal kirim: {n}", "dead letters: {n}"),
+    "digest.more": ("… dan {n} lagi", "… and {n} more"),
+    "digest.noisy_terms": (
+        "Istilah di balik alarm palsu, {days} hari", "terms behind false alarms, {days} days",
+    ),
+    "digest.noisy_term": (
+        "{false_alarms} dari {incidents} insiden alarm palsu",
+        "{false_alarms} of {incidents} incidents false alarms",
+    ),
+    "digest.noisy_advice": (
+        "Perketat di config/hazards lalu uji dengan siaga backtest; rincian: siaga terms",
+        "tighten, then backtest; details: siaga terms",
+    ),
+    "digest.roads": ("lewat {roads}", "via {roads}"),
+    # --- CAP texts ---------------------------------------------------------------------------
+    "cap.headline": ("{hazard} di {place}, Kabupaten Buleleng", "{hazard} in {place}, Buleleng regency"),
+    "cap.description": (
+        "{posts} unggahan dari {authors} akun melaporkan {hazard} di {place} sejak {since}.",
+        "{posts:# post|# posts} from {authors:# account|# accounts} report {hazard} in {place} since {since}.",
+    ),
+}
+
+
+class _Formatter(string.Formatter):
+    """`str.format` that writes datetimes in WITA in one language and picks plural forms."""
+
+    def __init__(self, lang: str) -> None:
+        super().__init__()
+        self.lang = lang
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if isinstance(value, datetime):
+            return wita(value, format_spec or "datetime", self.lang)
+        if "|" in format_spec:
+            one, many = format_spec.split("|", 1)
+            return (one if value == 1 else many).replace("#", str(value))
+        return super().format_field(value, format_spec)
+
+
+_FORMATTERS = {lang: _Formatter(lang) for lang in LANGS}
+
+
+def say_in(lang: str, key: str, /, **fields: Any) -> str:
+    """The sentence `key` in one language ("id" or "en"), with `fields` filled in."""
+    if lang not in LANGS:
+        raise ValueError(f"language {lang!r}: use one of {', '.join(LANGS)}")
+    try:
+        template = MESSAGES[key][LANGS.index(lang)]
+    except KeyError:
+        raise KeyError(f"catalogue: no message {key!r}") from None
+    try:
+        return _FORMATTERS[lang].format(template, **fields)
+    except KeyError as exc:
+        raise KeyError(f"catalogue: message {key!r} needs field {exc.args[0]!r}") from None
+
+
+def both(key: str, /, **fields: Any) -> tuple[str, str]:
+    """(Indonesian, English) of `key`: for pages that set each language apart."""
+    return say_in("id", key, **fields), say_in("en", key, **fields)
+
+
+def say(key: str, /, **fields: Any) -> str:
+    """The bilingual form Slack and the pages show: "Indonesian (English)", or one of them when
+    both read the same."""
+    local, english = both(key, **fields)
+    return join(local, english)
+
+
+def join(local: str, english: str) -> str:
+    """"Indonesian (English)"; just one when the two are the same (ignoring case)."""
+    if not english or english.casefold() == local.casefold():
+        return local
+    if not local:
+        return english
+    return f"{local} ({english})"
+
+
+def has(key: str) -> bool:
+    return key in MESSAGES
+
+
+def wita(when: datetime | None, style: str = "datetime", lang: str = "id") -> str:
+    """A time as people in Buleleng read it: "15 Jan 2026 08:25 WITA" (`datetime`), "15 Jan
+    08:25 WITA" (`short`), "08:25 WITA" (`time`), "15 Jan 2026" (`date`); "–" when unknown.
+    Month names follow `lang`. A naive datetime is refused."""
+    if when is None:
+        return "–"
+    if when.tzinfo is None:
+        raise ValueError(f"naive datetime {when!r}: give a time zone")
+    local = when.astimezone(LOCAL_TZ)
+    month = _MONTHS[lang if lang in _MONTHS else "id"][local.month - 1]
+    hm = f"{local:%H:%M} {LOCAL_TZ_LABEL}"
+    if style == "time":
+        return hm
+    if style == "short":
+        return f"{local.day} {month} {hm}"
+    if style == "date":
+        return f"{local.day} {month} {local.year}"
+    if style == "datetime":
+        return f"{local.day} {month} {local.year} {hm}"
+    raise ValueError(f"time style {style!r}: use datetime, short, time or date")
+
+
+def labels(prefix: str) -> Mapping[str, str]:
+    """Every bilingual label under `prefix` ("state", "severity", ...) by its last part: the
+    choices a page's filter offers."""
+    cut = len(prefix) + 1
+    return {key[cut:]: say(key) for key in MESSAGES if key.startswith(prefix + ".")}
