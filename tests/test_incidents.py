@@ -32,9 +32,11 @@ def adjacent(code):
 GAP = timedelta(hours=2)
 
 
-def spike(level="village", code="v1", minutes=30, observed=5):
+def spike(level="village", code="v1", minutes=30, observed=5, first=0):
+    """A spike citing posts first..first+observed-1 (posts that are not stored: each counts as
+    its own author)."""
     end = T0 + timedelta(minutes=minutes)
-    return Spike("flood", level, code, end - timedelta(hours=1), end, observed, 0.2, observed, 5.0, tuple(range(observed)))
+    return Spike("flood", level, code, end - timedelta(hours=1), end, observed, 0.2, observed, 5.0, tuple(range(first, first + observed)))
 
 
 def apply(url, spikes, severity="low"):
@@ -103,11 +105,11 @@ def test_quiet_incident_resolves_and_a_spike_soon_after_reopens_it(db_url):
         incident = session.get(store.Incident, first)
         assert (incident.state, incident.closed_by) == ("resolved", "siaga")
     # a spike within the reopen window: same incident, sent into its thread as an escalation
-    assert apply(db_url, [spike(minutes=6 * 60)]) == [("escalation", first)]
+    assert apply(db_url, [spike(minutes=6 * 60, first=100)]) == [("escalation", first)]
     with store.session_scope(db_url) as session:
         incident = session.get(store.Incident, first)
-        assert (incident.state, incident.reopened, incident.closed_at) == ("open", 1, None)
-    assert [k for k, _ in events(db_url, first)] == ["opened", "resolved", "reopened", "alert"]
+        assert (incident.state, incident.reopened, incident.closed_at, incident.posts) == ("open", 1, None, 10)
+    assert [k for k, _ in events(db_url, first)] == ["opened", "resolved", "reopened", "grew"]
     assert count(db_url, store.Incident) == 1
     # resolving again yields a resolved change the outbox will not confuse with the first one
     with store.session_scope(db_url) as session:
@@ -132,8 +134,8 @@ def test_incident_closed_by_a_person_is_not_reopened_by_the_machine(db_url):
 
 def test_adjacent_villages_join_one_incident_and_spread_escalates(db_url):
     ((_, first),) = apply(db_url, [spike("village", "v1")])
-    assert apply(db_url, [spike("village", "v2", minutes=35, observed=3)]) == [("escalation", first)]  # 2 areas: medium
-    assert apply(db_url, [spike("village", "v3", minutes=40, observed=3)]) == []  # borders v2, joins silently
+    assert apply(db_url, [spike("village", "v2", minutes=35, observed=3, first=10)]) == [("escalation", first)]  # 2 areas: medium
+    assert apply(db_url, [spike("village", "v3", minutes=40, observed=3, first=20)]) == []  # borders v2, joins silently
     with store.session_scope(db_url) as session:
         incident = session.get(store.Incident, first)
         assert (incident.severity, incident.posts) == ("medium", 11)

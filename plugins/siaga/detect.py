@@ -14,6 +14,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from siaga import alerts, baseline, counting, hazard_lists, incidents, severity, spikes, tagging
 from siaga.detection_config import DetectSettings
@@ -54,10 +55,23 @@ def run(now: datetime, router: Router, db_url: str | None = None, settings: Dete
         severities = severity.severities_of(found, hazard_set, cue_posts)
         changes = incidents.apply_spikes(
             session, found, areas, severities, settings.incident_gap,
-            adjacent=gazetteer.adjacent_villages, reopen_window=settings.reopen_window,
+            adjacent=gazetteer.adjacent_villages, reopen_window=settings.reopen_window, place_of=_place_of(gazetteer),
         )
         changes += incidents.resolve_quiet(session, now, settings.quiet_period)
         alerts.enqueue(session, changes, hazard_set, router, now)
     report = DetectReport(tagged, len(found), dict(Counter(c.kind for c in changes)), hazard_set.fingerprint())
     log.info("detect at %s: %s", now.isoformat(), report)
     return report
+
+
+def _place_of(gazetteer: Any) -> incidents.PlaceOf:
+    """A village code's name and kecamatan, for naming the villages along a road."""
+
+    def place_of(code: str) -> tuple[str, str] | None:
+        try:
+            village = gazetteer.village(code)
+        except KeyError:
+            return None
+        return village.name, village.district
+
+    return place_of

@@ -4,10 +4,20 @@ ends, with every change written to its timeline.
 A duty officer wants one ping per flood, not one per detection run or per village: a spike for a
 hazard in an area that an incident already covers, or in a village bordering one (polygon
 adjacency from the gazetteer), within `gap` of its last activity, joins that incident. A road
-incident covers the road and the villages along it. A kecamatan or regency spike is dropped when
-a finer spike of the same hazard fired inside it in the same window, or a live finer incident
-already tells the story. Only a new incident is a new message; growth is an "update" in its
-thread when the count grew by UPDATE_GROWTH, a higher severity (`severity`) an "escalation".
+incident covers the road, the villages along it and the places its posts name, and so the
+kecamatan they lie in. A kecamatan or regency spike is dropped when a finer spike of the same
+hazard fired inside it in the same window, or a live finer incident already tells the story.
+
+The timeline records changes, not re-detections. Detection re-runs every few minutes over
+sliding windows, so the same posts are detected again and again; a spike that brings no new
+post, area, severity or reopening adds no alert row, no timeline row and no message (its window
+only widens the alert that covers it, so the baseline still leaves the event out). An incident's
+posts are the distinct posts its detections counted (`incident_posts`: one definition, used by
+the pages, Slack, the digest and every export) and its authors the distinct accounts among
+them; its last activity is its newest post or a person's action. Only a new incident is a new
+message; growth is an "update" in its thread when the posts grew by UPDATE_GROWTH since the last
+message, a higher severity (`severity`) an "escalation"; each names what changed since the last
+message (`WhatChanged`).
 
 Lifecycle (`vocabulary.TRANSITIONS`): people acknowledge, resolve or mark a false alarm with the
 alert's Slack buttons (`transition`); live incidents quiet for the quiet period resolve
@@ -19,24 +29,32 @@ one.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
-from siaga.severity import area_severity
+from siaga.severity import area_severity, cue_counts
 from siaga.spikes import Spike
-from siaga.store import Alert, Incident, IncidentArea, IncidentEvent
+from siaga.store import Alert, Geotag, Incident, IncidentArea, IncidentEvent, Post
 from siaga.vocabulary import (
     AUTO_ACTOR, LEVELS, LIVE_STATES, SEVERITIES, STATES, TRANSITIONS, district_code, higher_severity,
 )
 
-# An update is worth a message when the count grew by this factor since the last one sent.
+# An update is worth a message when the posts grew by this factor since the last one sent.
 UPDATE_GROWTH = 1.5
+# Places below this confidence are shown on a post, never used to place an incident (the same
+# bar as counting.MIN_COUNTING_CONFIDENCE, which imports this module).
+MIN_PLACE_CONFIDENCE = 0.5
+# Timeline events that told Slack something carry this flag: "what changed" counts from the last.
+TOLD = "told"
 
 Adjacency = Callable[[str], Iterable[str]]
+# A village code -> (village name, kecamatan name), None when unknown: names a road's villages.
+PlaceOf = Callable[[str], "tuple[str, str] | None"]
 
 
 class InvalidTransition(ValueError):
@@ -56,6 +74,41 @@ class AreaInfo:
     villages: tuple[str, ...] = ()  # a road's village codes
 
 
+@dataclass(frozen=True)
+class IncidentPosts:
+    """An incident's posts and authors, the one definition every page, message and export uses:
+    the distinct posts its detections counted, and the distinct accounts among them (a post
+    without a known author is an account of its own)."""
+
+    post_ids: tuple[int, ...]  # oldest first
+    authors: int
+    last_post_at: datetime | None
+
+    @property
+    def posts(self) -> int:
+        return len(self.post_ids)
+
+
+@dataclass(frozen=True)
+class WhatChanged:
+    """What changed since the incident's last Slack message, from its timeline."""
+
+    new_post_ids: tuple[int, ...] = ()
+    posts_before: int | None = None
+    posts: int | None = None
+    authors_before: int | None = None
+    authors: int | None = None
+    areas: tuple[str, ...] = ()  # names of the areas added
+    severity: tuple[str, str] | None = None  # (from, to)
+    severity_why: dict[str, Any] | None = None
+    states: tuple[tuple[str, str, str], ...] = ()  # (from, to, actor) of people's changes
+    reopened: bool = False
+    resolved: dict[str, Any] | None = None  # an automatic resolution's detail
+
+    def any(self) -> bool:
+        return bool(self.new_post_ids or self.areas or self.severity or self.states or self.reopened or self.resolved)
+
+
 @dataclass
 class Change:
     """What happened to an incident in this run; alerts turn it into Slack messages."""
@@ -63,9 +116,76 @@ class Change:
     incident: Incident
     kind: str  # new | update | escalation | resolved
     alert: Alert | None = None
-    evidence: list[int] = field(default_factory=list)
+    evidence: list[int] = field(default_factory=list)  # posts to quote, the newest first
+    what: WhatChanged | None = None  # since the last message (None for a new incident)
 
 
+# --- the one definition of an incident's posts --------------------------------------------------
+def cited_post_ids(explanations: Iterable[dict[str, Any] | None]) -> list[int]:
+    """The post ids the detections' explanations cite, each once, first citation first."""
+    seen: dict[int, None] = {}
+    for detail in explanations:
+        for pid in (detail or {}).get("post_ids") or []:
+            if isinstance(pid, int) and not isinstance(pid, bool):
+                seen.setdefault(pid, None)
+            elif isinstance(pid, str) and pid.isdigit():
+                seen.setdefault(int(pid), None)
+    return list(seen)
+
+
+def incident_post_ids(session: Session, incident_id: int) -> list[int]:
+    """The posts an incident's detections counted (its alerts' `post_ids`)."""
+    session.flush()
+    return cited_post_ids(session.scalars(
+        select(Alert.explanation).where(Alert.incident_id == incident_id).order_by(Alert.window_end, Alert.id)))
+
+
+def incident_posts(session: Session, incident_id: int) -> IncidentPosts:
+    """The incident's posts and authors (see `IncidentPosts`); posts retention removed, or never
+    stored (tests), count as posts of their own author."""
+    ids = incident_post_ids(session, incident_id)
+    return posts_of(session, ids)
+
+
+def posts_of(session: Session, post_ids: Sequence[int]) -> IncidentPosts:
+    """`IncidentPosts` of given post ids, ordered oldest first."""
+    if not post_ids:
+        return IncidentPosts((), 0, None)
+    rows = {r.id: r for r in session.execute(select(Post.id, Post.author, Post.created_at).where(Post.id.in_(list(post_ids))))}
+    authors = {(rows[p].author if p in rows and rows[p].author else f"post:{p}") for p in post_ids}
+    known = [rows[p].created_at for p in post_ids if p in rows]
+    ordered = sorted(dict.fromkeys(post_ids), key=lambda p: (p not in rows, rows[p].created_at.timestamp() if p in rows else 0.0, p))
+    return IncidentPosts(tuple(ordered), len(authors), max(known) if known else None)
+
+
+def newest_first(session: Session, post_ids: Iterable[int]) -> list[int]:
+    """Post ids ordered newest first (unknown posts last): what an alert quotes."""
+    ids = list(dict.fromkeys(post_ids))
+    created = dict(session.execute(select(Post.id, Post.created_at).where(Post.id.in_(ids))).all()) if ids else {}
+    return sorted(ids, key=lambda p: (p not in created, -(created[p].timestamp()) if p in created else 0, -p))
+
+
+def in_kecamatan(name: str) -> ColumnElement[bool]:
+    """SQL: the incident is in kecamatan `name` (any case): its own, or one its posts or road
+    placed it in (a road through two kecamatan is in both)."""
+    lowered = name.lower()
+    return or_(
+        func.lower(Incident.district) == lowered,
+        select(IncidentArea.id).where(
+            IncidentArea.incident_id == Incident.id, IncidentArea.level == "district", func.lower(IncidentArea.name) == lowered,
+        ).exists(),
+    )
+
+
+def kecamatan_of(session: Session, incident: Incident) -> list[str]:
+    """The names of the kecamatan an incident is in, its own first."""
+    names = [incident.district] if incident.district else []
+    names += session.scalars(select(IncidentArea.name).where(
+        IncidentArea.incident_id == incident.id, IncidentArea.level == "district").order_by(IncidentArea.id))
+    return list(dict.fromkeys(n for n in names if n))
+
+
+# --- spikes into incidents -----------------------------------------------------------------------
 def inhibited(spike: Spike, fired: list[Spike], areas: dict[tuple[str, str], AreaInfo]) -> bool:
     """A coarser spike is redundant when a finer one of the same hazard fired inside it."""
     if spike.level in ("village", "road"):
@@ -99,9 +219,11 @@ def apply_spikes(
     gap: timedelta,
     adjacent: Adjacency | None = None,
     reopen_window: timedelta = timedelta(hours=6),
+    place_of: PlaceOf | None = None,
 ) -> list[Change]:
-    """Record each spike as an alert and open, join, grow or reopen its incident. Idempotent: a
-    spike whose alert is already stored is skipped, so re-running a window changes nothing."""
+    """Open, join, grow or reopen incidents with each spike, recording what changed. Idempotent:
+    a spike that brings nothing new (a re-run window, or the next sliding window over the same
+    posts) changes nothing and writes nothing."""
     changes: list[Change] = []
     fired: list[Spike] = []
     ordered = sorted(spikes, key=lambda s: (s.window_end, LEVELS.index(s.level), s.hazard, s.area_code))
@@ -109,22 +231,23 @@ def apply_spikes(
         if inhibited(spike, [f for f in fired if f.window_end == spike.window_end], areas) or _inhibited_by_live(session, spike, areas):
             continue
         fired.append(spike)
-        if _alert_exists(session, spike):
+        if _already_recorded(session, spike):
             continue
         area = areas.get((spike.level, spike.area_code)) or AreaInfo(spike.level, spike.area_code, spike.area_code)
         severity = severities.get((spike.hazard, spike.level, spike.area_code, spike.window_end), "low")
-        change = _record(session, spike, area, severity, gap, adjacent, reopen_window)
+        change = _record(session, spike, area, severity, gap, adjacent, reopen_window, place_of)
         if change is not None:
             changes.append(change)
     return changes
 
 
-def footprint(area: AreaInfo) -> dict[tuple[str, str], str]:
+def footprint(area: AreaInfo, place_of: PlaceOf | None = None) -> dict[tuple[str, str], str]:
     """The (level, code) -> name an alert in `area` covers: a road covers its villages too."""
     cover = {(area.level, area.code): area.name}
     if area.level == "road":
         for code in area.villages:
-            cover.setdefault(("village", code), code)
+            known = place_of(code) if place_of else None
+            cover.setdefault(("village", code), known[0] if known else code)
     return cover
 
 
@@ -143,15 +266,14 @@ def neighbourhood(cover: Iterable[tuple[str, str]], adjacent: Adjacency | None) 
     return out
 
 
-def _alert_exists(session: Session, spike: Spike) -> bool:
-    return session.scalar(
-        select(Alert.id).where(
-            Alert.hazard == spike.hazard,
-            Alert.level == spike.level,
-            Alert.area_code == spike.area_code,
-            Alert.window_end == spike.window_end,
-        )
-    ) is not None
+def _series(spike: Spike) -> list[ColumnElement[bool]]:
+    return [Alert.hazard == spike.hazard, Alert.level == spike.level, Alert.area_code == spike.area_code]
+
+
+def _already_recorded(session: Session, spike: Spike) -> bool:
+    """This very window was recorded before and its posts are all cited: a re-run."""
+    explanation = session.scalar(select(Alert.explanation).where(*_series(spike), Alert.window_end == spike.window_end))
+    return explanation is not None and set(spike.post_ids) <= set(cited_post_ids([explanation]))
 
 
 def _inhibited_by_live(session: Session, spike: Spike, areas: dict[tuple[str, str], AreaInfo]) -> bool:
@@ -169,7 +291,7 @@ def _inhibited_by_live(session: Session, spike: Spike, areas: dict[tuple[str, st
             return True
         if mine and spike.level == "district":
             covered = session.scalars(select(IncidentArea.area_code).where(
-                IncidentArea.incident_id == incident.id, IncidentArea.level == "village"))
+                IncidentArea.incident_id == incident.id, IncidentArea.level.in_(("village", "district"))))
             if any(district_code(c) == mine.code for c in covered):
                 return True
     return False
@@ -203,63 +325,78 @@ def _matching_incident(
 
 def _record(
     session: Session, spike: Spike, area: AreaInfo, severity: str, gap: timedelta,
-    adjacent: Adjacency | None, reopen_window: timedelta,
+    adjacent: Adjacency | None, reopen_window: timedelta, place_of: PlaceOf | None,
 ) -> Change | None:
-    cover = footprint(area)
-    alert = Alert(
-        hazard=spike.hazard,
-        level=spike.level,
-        area_code=spike.area_code,
-        window_start=spike.window_start,
-        window_end=spike.window_end,
-        observed=spike.observed,
-        expected=spike.expected,
-        authors=spike.authors,
-        score=spike.score,
-        explanation={**spike.explanation(), "area": area.name, "level": area.level},
-    )
+    cover = footprint(area, place_of)
     incident = _matching_incident(session, spike, neighbourhood(cover, adjacent), gap, reopen_window)
     if incident is None:
-        return _open(session, spike, area, severity, cover, alert)
+        return _open(session, spike, area, severity, cover, place_of)
 
-    alert.incident_id = incident.id
-    session.add(alert)
-    session.flush()
-    reopened = False
-    if incident.state == "resolved":
-        if spike.window_end <= (incident.closed_at or spike.window_end):
-            # a late-counted window from before the resolution: history, not news
-            add_event(session, incident, spike.window_end, "alert", {"alert_id": alert.id, **alert.explanation})
-            return None
-        add_event(session, incident, spike.window_end, "reopened", {
-            "after": str(spike.window_end - incident.closed_at), "closed_at": incident.closed_at.isoformat(), "alert_id": alert.id,
-        })
+    before = incident_posts(session, incident.id)
+    new_ids = [p for p in spike.post_ids if p not in set(before.post_ids)]
+    if incident.state == "resolved" and spike.window_end <= (incident.closed_at or spike.window_end):
+        # a late-counted window from before the resolution: history, not news
+        if new_ids:
+            alert = _alert_for(session, incident, spike, area, new_row=False)
+            after = _refresh(session, incident)
+            _event(session, incident, spike.window_end, "grew", _grew_detail(alert, spike, new_ids, before, after, late=True))
+        return None
+    reopening = incident.state == "resolved"
+    added = _cover(session, incident, cover, spike)
+    added.update(_place_by_posts(session, incident, new_ids, place_of))
+    spread = area_severity(session, incident)
+    target = higher_severity(severity, spread)
+    escalated = SEVERITIES.index(target) > SEVERITIES.index(incident.severity)
+    if not (new_ids or added or escalated or reopening):
+        _widen(session, incident, spike)
+        return None
+    posts_now = before.posts + len(new_ids)
+    kind = "escalation" if escalated or reopening else (
+        "update" if new_ids and posts_now >= incident.notified_posts * UPDATE_GROWTH else None)
+    alert = _alert_for(session, incident, spike, area, new_row=kind is not None or bool(added))
+    after = _refresh(session, incident)
+    pending: list[tuple[str, dict[str, Any]]] = []
+    if reopening:
+        pending.append(("reopened", {
+            "after_minutes": int((spike.window_end - incident.closed_at) / timedelta(minutes=1)),
+            "closed_at": incident.closed_at.isoformat(), "alert_id": alert.id,
+        }))
         incident.state, incident.closed_at, incident.closed_by = "open", None, None
         incident.reopened = (incident.reopened or 0) + 1
-        reopened = True
-    incident.last_activity_at = max(incident.last_activity_at, spike.window_end)
-    added = _cover(session, incident, cover, spike)
     if added:
-        add_event(session, incident, spike.window_end, "area_added", {"areas": [{"level": lv, "code": c, "name": n} for (lv, c), n in added.items()]})
-    before = incident.posts
-    incident.posts = _posts_over_areas(session, incident)
-    incident.authors = max(incident.authors, spike.authors)
-    add_event(session, incident, spike.window_end, "alert", {"alert_id": alert.id, "incident_posts": incident.posts, **alert.explanation})
-    target = higher_severity(severity, area_severity(session, incident))
-    escalated = SEVERITIES.index(target) > SEVERITIES.index(incident.severity)
+        pending.append(("area_added", {"areas": [{"level": lv, "code": c, "name": n} for (lv, c), n in added.items()]}))
+    if new_ids:
+        pending.append(("grew", _grew_detail(alert, spike, new_ids, before, after)))
     if escalated:
-        add_event(session, incident, spike.window_end, "escalated", {"from": incident.severity, "to": target})
+        why = _severity_why(session, incident, severity, spread, target, after.post_ids)
+        pending.append(("escalated", {"from": incident.severity, "to": target, "why": why}))
         incident.severity = target
-    if escalated or reopened:
-        incident.notified_posts = incident.posts
-        return Change(incident, "escalation", alert, list(spike.post_ids))
-    if incident.posts > before and incident.posts >= incident.notified_posts * UPDATE_GROWTH:
-        incident.notified_posts = incident.posts
-        return Change(incident, "update", alert, list(spike.post_ids))
-    return None
+    for i, (kind_of_event, detail) in enumerate(pending):
+        told = kind is not None and i == len(pending) - 1
+        _event(session, incident, spike.window_end, kind_of_event, {**detail, TOLD: True} if told else detail)
+    if kind is None:
+        return None
+    incident.notified_posts = incident.posts
+    what = what_changed_since_told(session, incident)
+    evidence = newest_first(session, what.new_post_ids or spike.post_ids)
+    return Change(incident, kind, alert, evidence, what)
 
 
-def _open(session: Session, spike: Spike, area: AreaInfo, severity: str, cover: dict[tuple[str, str], str], alert: Alert) -> Change:
+def _grew_detail(alert: Alert, spike: Spike, new_ids: list[int], before: IncidentPosts, after: IncidentPosts,
+                 late: bool = False) -> dict[str, Any]:
+    detail: dict[str, Any] = {
+        "alert_id": alert.id, "post_ids": list(new_ids), "posts_before": before.posts, "posts": after.posts,
+        "authors_before": before.authors, "authors": after.authors, "observed": spike.observed,
+        "expected": round(spike.expected, 4), "window_authors": spike.authors,
+        "window_minutes": int((spike.window_end - spike.window_start) / timedelta(minutes=1)),
+    }
+    if late:
+        detail["late"] = True
+    return detail
+
+
+def _open(session: Session, spike: Spike, area: AreaInfo, severity: str, cover: dict[tuple[str, str], str],
+          place_of: PlaceOf | None) -> Change:
     incident = Incident(
         hazard=spike.hazard,
         level=spike.level,
@@ -281,14 +418,106 @@ def _open(session: Session, spike: Spike, area: AreaInfo, severity: str, cover: 
     )
     session.add(incident)
     session.flush()
-    alert.incident_id = incident.id
+    alert = _new_alert(session, incident, spike, area)
+    _cover(session, incident, cover, spike)
+    placed = _place_by_posts(session, incident, list(spike.post_ids), place_of)
+    posts = _refresh(session, incident)
+    incident.last_activity_at = posts.last_post_at or spike.window_end  # its newest post, not the detection
+    incident.notified_posts = incident.posts
+    why = _severity_why(session, incident, severity, "low", severity, posts.post_ids)
+    areas = [{"level": lv, "code": c, "name": n} for (lv, c), n in {**cover, **placed}.items()]
+    _event(session, incident, spike.window_end, "opened", {
+        "severity": severity, "why": why, "alert_id": alert.id, "areas": areas, "post_ids": list(posts.post_ids),
+        "posts": posts.posts, "authors": posts.authors, "observed": spike.observed, "expected": round(spike.expected, 4),
+        "window_authors": spike.authors, "window_minutes": int((spike.window_end - spike.window_start) / timedelta(minutes=1)),
+        TOLD: True,
+    })
+    return Change(incident, "new", alert, newest_first(session, spike.post_ids))
+
+
+def _new_alert(session: Session, incident: Incident, spike: Spike, area: AreaInfo) -> Alert:
+    alert = Alert(
+        incident_id=incident.id,
+        hazard=spike.hazard,
+        level=spike.level,
+        area_code=spike.area_code,
+        window_start=spike.window_start,
+        window_end=spike.window_end,
+        observed=spike.observed,
+        expected=spike.expected,
+        authors=spike.authors,
+        score=spike.score,
+        explanation={**spike.explanation(), "area": area.name, "level": area.level},
+    )
     session.add(alert)
     session.flush()
-    _cover(session, incident, cover, spike)
-    add_event(session, incident, spike.window_end, "opened", {
-        "severity": severity, "alert_id": alert.id, "areas": [c for _, c in cover], **alert.explanation,
-    })
-    return Change(incident, "new", alert, list(spike.post_ids))
+    return alert
+
+
+def _alert_for(session: Session, incident: Incident, spike: Spike, area: AreaInfo, new_row: bool) -> Alert:
+    """The alert row a changing spike is recorded in: a new one for a message or a new area,
+    else the series' latest alert of this incident, widened (one row per window end: a re-run
+    window with a late post merges into its own row)."""
+    same_window = session.scalars(select(Alert).where(*_series(spike), Alert.window_end == spike.window_end)).first()
+    if same_window is not None:
+        _merge(same_window, spike)
+        return same_window
+    latest = session.scalars(select(Alert).where(*_series(spike), Alert.incident_id == incident.id)
+                             .order_by(Alert.window_end.desc(), Alert.id.desc())).first()
+    if new_row or latest is None:
+        return _new_alert(session, incident, spike, area)
+    _merge(latest, spike)
+    return latest
+
+
+def _widen(session: Session, incident: Incident, spike: Spike) -> None:
+    """A window that changed nothing widens the series' latest alert of the incident, so the
+    baseline still leaves the whole event out; no row is added."""
+    latest = session.scalars(select(Alert).where(*_series(spike), Alert.incident_id == incident.id)
+                             .order_by(Alert.window_end.desc(), Alert.id.desc())).first()
+    if latest is not None:
+        _merge(latest, spike)
+
+
+def _merge(alert: Alert, spike: Spike) -> None:
+    """Fold a later (or re-run) window into an alert: its window spans both, its figures are the
+    peak's, its posts are both windows' posts."""
+    explanation = dict(alert.explanation or {})
+    if spike.observed > alert.observed:
+        peak = spike.explanation()
+        explanation.update({k: v for k, v in peak.items() if k not in ("post_ids", "window_start", "window_end", "terms")})
+        alert.observed, alert.expected, alert.authors, alert.score = spike.observed, spike.expected, spike.authors, spike.score
+    alert.window_start = min(alert.window_start, spike.window_start)
+    alert.window_end = max(alert.window_end, spike.window_end)
+    explanation["window_start"] = alert.window_start.isoformat()
+    explanation["window_end"] = alert.window_end.isoformat()
+    explanation["terms"] = sorted(set(explanation.get("terms") or []) | set(spike.terms))
+    explanation["post_ids"] = cited_post_ids([alert.explanation, {"post_ids": list(spike.post_ids)}])
+    if explanation != alert.explanation:
+        alert.explanation = explanation
+
+
+def _refresh(session: Session, incident: Incident) -> IncidentPosts:
+    """The incident's posts, authors and last activity made equal to its detections' posts."""
+    posts = incident_posts(session, incident.id)
+    incident.posts, incident.authors = posts.posts, posts.authors
+    if posts.last_post_at is not None:
+        incident.last_activity_at = max(incident.last_activity_at, posts.last_post_at)
+    return posts
+
+
+def _severity_why(session: Session, incident: Incident, spike_severity: str, spread: str, target: str,
+                  post_ids: Sequence[int]) -> dict[str, Any]:
+    """Which cue raised the severity: the posts' severity cues, the spread over areas, or the
+    number of reports."""
+    if SEVERITIES.index(spread) >= SEVERITIES.index(target) and SEVERITIES.index(spike_severity) < SEVERITIES.index(target):
+        areas = session.scalar(select(func.count()).select_from(IncidentArea).where(
+            IncidentArea.incident_id == incident.id, IncidentArea.posts > 0)) or 0
+        return {"spread": int(areas)}
+    cues = cue_counts(session, incident.hazard, post_ids)
+    if cues:
+        return {"cues": dict(cues.most_common(3))}
+    return {"count": incident.posts}
 
 
 def _cover(session: Session, incident: Incident, cover: dict[tuple[str, str], str], spike: Spike) -> dict[tuple[str, str], str]:
@@ -308,20 +537,114 @@ def _cover(session: Session, incident: Incident, cover: dict[tuple[str, str], st
     return added
 
 
-def _posts_over_areas(session: Session, incident: Incident) -> int:
-    return sum(a.posts for a in session.scalars(select(IncidentArea).where(IncidentArea.incident_id == incident.id)))
+def _place_by_posts(session: Session, incident: Incident, post_ids: list[int], place_of: PlaceOf | None) -> dict[tuple[str, str], str]:
+    """A road (or regency) incident is also where its posts place it: the villages they name and
+    the kecamatan of those and of the road's villages. Adds them as areas, sets the incident's
+    own kecamatan to the one named most (the road's, when the posts name none) and returns the
+    areas added."""
+    if incident.level not in ("road", "regency"):
+        return {}
+    villages: dict[str, str] = {}
+    districts: Counter[tuple[str, str]] = Counter()
+    if post_ids:
+        tags = session.execute(select(Geotag.post_id, Geotag.code, Geotag.village, Geotag.district).where(
+            Geotag.post_id.in_(post_ids), Geotag.in_region.is_(True), Geotag.confidence >= MIN_PLACE_CONFIDENCE,
+            Geotag.code.is_not(None), Geotag.district.is_not(None)))
+        per_post: dict[int, set[tuple[str, str]]] = {}
+        for post_id, code, village, district in tags:
+            parts = code.split(".")
+            if len(parts) == 4 and village:
+                villages[code] = village
+                per_post.setdefault(post_id, set()).add((district_code(code), district))
+            elif len(parts) == 3:
+                per_post.setdefault(post_id, set()).add((code, district))
+        for found in per_post.values():
+            districts.update(found)
+    covered = {(a.level, a.area_code): a for a in session.scalars(select(IncidentArea).where(IncidentArea.incident_id == incident.id))}
+    along = [c for (lv, c) in covered if lv == "village"]
+    road_districts: dict[tuple[str, str], None] = {}
+    for code in along:
+        known = place_of(code) if place_of else None
+        if known:
+            road_districts[(district_code(code), known[1])] = None
+    wanted: dict[tuple[str, str], str] = {("village", c): n for c, n in villages.items()}
+    wanted.update({("district", c): n for c, n in list(districts) + list(road_districts)})
+    added = {}
+    for (level, code), name in wanted.items():
+        if (level, code) not in covered:
+            session.add(IncidentArea(incident_id=incident.id, level=level, area_code=code, name=name[:128], posts=0,
+                                     added_at=incident.last_activity_at))
+            added[(level, code)] = name
+    session.flush()
+    if not incident.district:
+        named = [name for (_, name), _ in districts.most_common()] + [name for _, name in road_districts]
+        incident.district = named[0] if named else None
+    return added
 
 
+# --- what changed since the last message ---------------------------------------------------------
+def what_changed(events: Sequence[IncidentEvent]) -> WhatChanged:
+    """What the timeline `events` (those since the last message) changed, as one summary."""
+    new_posts: dict[int, None] = {}
+    posts_before = posts = authors_before = authors = None
+    areas: dict[str, None] = {}
+    severity_from = severity_to = None
+    why = None
+    states: list[tuple[str, str, str]] = []
+    reopened = False
+    resolved = None
+    for e in events:
+        d = e.detail or {}
+        if e.kind == "grew":
+            new_posts.update(dict.fromkeys(cited_post_ids([d])))
+            posts_before = d.get("posts_before") if posts_before is None else posts_before
+            authors_before = d.get("authors_before") if authors_before is None else authors_before
+            posts, authors = d.get("posts"), d.get("authors")
+        elif e.kind == "area_added":
+            areas.update(dict.fromkeys(str(a.get("name") or a.get("code")) for a in d.get("areas") or []))
+        elif e.kind == "escalated":
+            severity_from = d.get("from") if severity_from is None else severity_from
+            severity_to, why = d.get("to"), d.get("why")
+        elif e.kind == "reopened" and e.actor == AUTO_ACTOR:
+            reopened = True
+        elif e.kind in STATES or e.kind == "reopened":
+            states.append((str(d.get("from", "")), str(d.get("to", e.kind)), e.actor))
+        if e.kind == "resolved" and e.actor == AUTO_ACTOR:
+            resolved = d
+            states = [s for s in states if s[2] != AUTO_ACTOR]
+    return WhatChanged(
+        new_post_ids=tuple(new_posts), posts_before=posts_before, posts=posts, authors_before=authors_before,
+        authors=authors, areas=tuple(areas), severity=(severity_from, severity_to) if severity_to else None,
+        severity_why=why, states=tuple(states), reopened=reopened, resolved=resolved,
+    )
+
+
+def what_changed_since_told(session: Session, incident: Incident) -> WhatChanged:
+    """What changed since the message before the latest one (the latest being the one being
+    written now, whose event carries TOLD)."""
+    session.flush()
+    events = list(session.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == incident.id)
+                                  .order_by(IncidentEvent.at, IncidentEvent.id)))
+    told = [i for i, e in enumerate(events) if (e.detail or {}).get(TOLD)]
+    start = told[-2] + 1 if len(told) >= 2 else (1 if events and events[0].kind == "opened" else 0)
+    return what_changed(events[start:])
+
+
+# --- lifecycle -------------------------------------------------------------------------------------
 def resolve_quiet(session: Session, now: datetime, quiet: timedelta) -> list[Change]:
-    """Live incidents with no activity for `quiet` resolve themselves (and may reopen)."""
+    """Live incidents with no new post (or person's action) for `quiet` resolve themselves
+    (and may reopen)."""
     changes = []
     stale = select(Incident).where(Incident.state.in_(LIVE_STATES), Incident.last_activity_at < now - quiet)
     for incident in session.scalars(stale):
         incident.state = "resolved"
         incident.closed_at = now
         incident.closed_by = AUTO_ACTOR
-        add_event(session, incident, now, "resolved", {"reason": f"no new posts for {quiet}", "automatic": True})
-        changes.append(Change(incident, "resolved", _cycle_alert(session, incident)))
+        _event(session, incident, now, "resolved", {
+            "quiet_minutes": int(quiet / timedelta(minutes=1)), "last_activity_at": incident.last_activity_at.isoformat(),
+            "automatic": True, TOLD: True,
+        })
+        changes.append(Change(incident, "resolved", _cycle_alert(session, incident), what=what_changed_since_told(session, incident)))
     return changes
 
 
@@ -332,7 +655,8 @@ def transition(session: Session, incident_id: int, to_state: str, actor: str, at
     Raises LookupError for an unknown incident, InvalidTransition for an unknown state, a missing
     actor or a move the lifecycle forbids. Pressing the same button twice is harmless (None).
     Closing returns a "resolved" change so the thread hears it; reopening (which the lifecycle
-    allows but no button offers yet) an "escalation"."""
+    allows but no button offers yet) an "escalation". A person's action is activity: the
+    incident's last activity moves to it."""
     if to_state not in STATES:
         raise InvalidTransition(f"unknown incident state {to_state!r}; expected one of {', '.join(STATES)}")
     if not actor or not actor.strip():
@@ -351,17 +675,17 @@ def transition(session: Session, incident_id: int, to_state: str, actor: str, at
     if note:
         detail["note"] = note[:1000]
     incident.state = to_state
+    incident.last_activity_at = max(incident.last_activity_at, at)
     if to_state in ("resolved", "false_alarm"):
         incident.closed_at, incident.closed_by = at, actor
-        add_event(session, incident, at, to_state, detail, actor=actor)
-        return Change(incident, "resolved", _cycle_alert(session, incident))
+        _event(session, incident, at, to_state, {**detail, TOLD: True}, actor=actor)
+        return Change(incident, "resolved", _cycle_alert(session, incident), what=what_changed_since_told(session, incident))
     if to_state == "open":
         incident.closed_at, incident.closed_by = None, None
         incident.reopened = (incident.reopened or 0) + 1
-        incident.last_activity_at = max(incident.last_activity_at, at)
-        add_event(session, incident, at, "reopened", detail, actor=actor)
-        return Change(incident, "escalation", _cycle_alert(session, incident))
-    add_event(session, incident, at, to_state, detail, actor=actor)
+        _event(session, incident, at, "reopened", {**detail, TOLD: True}, actor=actor)
+        return Change(incident, "escalation", _cycle_alert(session, incident), what=what_changed_since_told(session, incident))
+    _event(session, incident, at, to_state, detail, actor=actor)
     return None
 
 
@@ -375,4 +699,9 @@ def _cycle_alert(session: Session, incident: Incident) -> Alert | None:
 
 
 def add_event(session: Session, incident: Incident, at: datetime, kind: str, detail: dict[str, Any], actor: str = AUTO_ACTOR) -> None:
+    """One timeline row. `detail` is structured data for programs; people read it through
+    `timelines.story`, which says it in a sentence."""
     session.add(IncidentEvent(incident_id=incident.id, at=at, kind=kind, actor=actor, detail=detail))
+
+
+_event = add_event

@@ -8,14 +8,16 @@ only ever rises (`incidents.apply_spikes` takes the higher of the two); each ris
 """
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
+from typing import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siaga.hazards import HazardSet
 from siaga.spikes import Spike
-from siaga.store import Incident, IncidentArea
+from siaga.store import HazardMatchRow, Incident, IncidentArea
 
 # An incident over this many areas with posts is at least this severe (most areas first).
 AREA_SEVERITY = ((4, "high"), (2, "medium"))
@@ -56,3 +58,15 @@ def area_severity(session: Session, incident: Incident) -> str:
         if with_posts >= at_least:
             return severity
     return "low"
+
+
+def cue_counts(session: Session, hazard: str, post_ids: Sequence[int]) -> Counter[str]:
+    """How many of these posts carry each severity cue of `hazard`: the words that raised a
+    severity, named in the alert ("setinggi dada" in 3 posts)."""
+    counts: Counter[str] = Counter()
+    if not post_ids:
+        return counts
+    for cues in session.scalars(select(HazardMatchRow.severity_cues).where(
+            HazardMatchRow.post_id.in_(list(post_ids)), HazardMatchRow.hazard == hazard)):
+        counts.update(set(str(c) for c in cues or ()))
+    return counts
