@@ -224,7 +224,7 @@ def test_csv_exports_parse(client):
     assert len(rows) == 1
     assert rows[0]["incident_id"] == str(ids["flood"]) and rows[0]["channels"] == "#bpbd-siaga"
     assert rows[0]["acknowledged_by"] == "made.duty.officer"
-    assert rows[0]["first_delivered_at"].startswith("2025-01-14T06:01")
+    assert rows[0]["first_delivered_at"] == "2025-01-14T14:01:00+08:00"  # WITA, with its offset
     period = list(csv.DictReader(io.StringIO(c.get("/export?format=csv&from=2025-01-20&to=2025-01-31").text)))
     assert {int(r["incident_id"]) for r in period} == {ids["jam"], ids["slide"]}
     timeline = list(csv.DictReader(io.StringIO(c.get(f"/incidents/{ids['flood']}/export?format=timeline-csv").text)))

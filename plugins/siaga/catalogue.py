@@ -103,16 +103,15 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "confidence.high": ("tinggi: hampir pasti bukan kebetulan", "high: almost certainly not chance"),
     "confidence.medium": ("sedang: kecil kemungkinan kebetulan", "medium: unlikely to be chance"),
     "confidence.low": ("rendah: bisa jadi kebetulan", "low: could be chance"),
-    "severity.why_cues": ("karena {cues}", "because of {cues}"),
+    "severity.why_cues": (
+        "karena {count} unggahan menyebut {cues}", "because {count:# post mentions|# posts mention} {cues}",
+    ),
     "severity.why_count": ("karena jumlah laporan", "because of the number of reports"),
     "severity.why_spread": ("karena meluas ke {areas} wilayah", "because it spread to {areas} areas"),
-    "severity.why_cue_posts": (
-        "{count} unggahan menyebut {cues}", "{count:# post mentions|# posts mention} {cues}",
-    ),
     # --- what changed since the last message (thread updates) --------------------------------
     "change.posts": (
-        "+{new_posts} unggahan baru, {authors} akun (sebelumnya {before_posts})",
-        "+{new_posts:# new post|# new posts}, {authors:# account|# accounts} (before: {before_posts})",
+        "{new_posts} unggahan baru, kini {posts} unggahan dari {authors} akun",
+        "{new_posts:# new post|# new posts}, now {posts:# post|# posts} from {authors:# account|# accounts}",
     ),
     "change.new_authors": ("+{count} akun baru", "+{count:# new account|# new accounts}"),
     "change.areas": ("wilayah baru: {names}", "new areas: {names}"),
@@ -144,11 +143,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "event.silenced": ("Ditahan oleh penundaan", "held back by a silence"),
     "event.held": ("Menunggu jam tenang usai", "waiting for quiet hours to end"),
     "event.unknown": ("Peristiwa {kind}", "event {kind}"),
-    "timeline.opened": (
-        "Dibuka dengan tingkat {severity}: {evidence}", "opened at severity {severity}: {evidence}",
-    ),
-    "timeline.grew": ("{evidence}", "{evidence}"),
-    "timeline.late": ("Deteksi terlambat dari sebelum selesai: {evidence}", "late detection from before it closed: {evidence}"),
+    "timeline.opened": ("Dibuka, tingkat {severity}: {evidence}", "opened, severity {severity}: {evidence}"),
+    "timeline.late": ("Terhitung terlambat, dari sebelum selesai: {evidence}", "counted late, from before it closed: {evidence}"),
     "timeline.area_added": ("Wilayah baru: {names}", "new areas: {names}"),
     "timeline.escalated": ("Tingkat {before} → {after} {why}", "severity {before} → {after} {why}"),
     "timeline.reopened_auto": (
@@ -258,13 +254,14 @@ def say(key: str, /, **fields: Any) -> str:
     return join(local, english)
 
 
-def join(local: str, english: str) -> str:
-    """"Indonesian (English)"; just one when the two are the same (ignoring case)."""
+def join(local: str, english: str, long: bool = False) -> str:
+    """"Indonesian (English)", or for `long` sentences (which hold brackets of their own)
+    "Indonesian / English"; just one when the two are the same (ignoring case)."""
     if not english or english.casefold() == local.casefold():
         return local
     if not local:
         return english
-    return f"{local} ({english})"
+    return f"{local} / {english}" if long else f"{local} ({english})"
 
 
 def has(key: str) -> bool:

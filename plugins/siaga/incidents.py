@@ -271,9 +271,11 @@ def _series(spike: Spike) -> list[ColumnElement[bool]]:
 
 
 def _already_recorded(session: Session, spike: Spike) -> bool:
-    """This very window was recorded before and its posts are all cited: a re-run."""
-    explanation = session.scalar(select(Alert.explanation).where(*_series(spike), Alert.window_end == spike.window_end))
-    return explanation is not None and set(spike.post_ids) <= set(cited_post_ids([explanation]))
+    """This window lies within the recorded alerts of its series and they cite all its posts:
+    a re-run, or a past window the next run evaluates again."""
+    explanations = session.scalars(select(Alert.explanation).where(
+        *_series(spike), Alert.window_start <= spike.window_start, Alert.window_end >= spike.window_end)).all()
+    return bool(explanations) and set(spike.post_ids) <= set(cited_post_ids(explanations))
 
 
 def _inhibited_by_live(session: Session, spike: Spike, areas: dict[tuple[str, str], AreaInfo]) -> bool:
@@ -475,7 +477,7 @@ def _widen(session: Session, incident: Incident, spike: Spike) -> None:
     baseline still leaves the whole event out; no row is added."""
     latest = session.scalars(select(Alert).where(*_series(spike), Alert.incident_id == incident.id)
                              .order_by(Alert.window_end.desc(), Alert.id.desc())).first()
-    if latest is not None:
+    if latest is not None and spike.window_end > latest.window_end:
         _merge(latest, spike)
 
 
@@ -514,9 +516,9 @@ def _severity_why(session: Session, incident: Incident, spike_severity: str, spr
         areas = session.scalar(select(func.count()).select_from(IncidentArea).where(
             IncidentArea.incident_id == incident.id, IncidentArea.posts > 0)) or 0
         return {"spread": int(areas)}
-    cues = cue_counts(session, incident.hazard, post_ids)
+    cues, with_cues = cue_counts(session, incident.hazard, post_ids)
     if cues:
-        return {"cues": dict(cues.most_common(3))}
+        return {"cues": dict(cues.most_common(3)), "posts": with_cues}
     return {"count": incident.posts}
 
 

@@ -60,13 +60,16 @@ def area_severity(session: Session, incident: Incident) -> str:
     return "low"
 
 
-def cue_counts(session: Session, hazard: str, post_ids: Sequence[int]) -> Counter[str]:
-    """How many of these posts carry each severity cue of `hazard`: the words that raised a
-    severity, named in the alert ("setinggi dada" in 3 posts)."""
+def cue_counts(session: Session, hazard: str, post_ids: Sequence[int]) -> tuple[Counter[str], int]:
+    """How many of these posts carry each severity cue of `hazard`, and how many carry any: the
+    words that raised a severity, named in the alert ("setinggi dada" in 3 posts)."""
     counts: Counter[str] = Counter()
+    with_cues = 0
     if not post_ids:
-        return counts
+        return counts, 0
     for cues in session.scalars(select(HazardMatchRow.severity_cues).where(
             HazardMatchRow.post_id.in_(list(post_ids)), HazardMatchRow.hazard == hazard)):
-        counts.update(set(str(c) for c in cues or ()))
-    return counts
+        found = set(str(c) for c in cues or ())
+        counts.update(found)
+        with_cues += bool(found)
+    return counts, with_cues

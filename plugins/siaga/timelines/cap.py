@@ -18,7 +18,8 @@ from siaga.hazard_config import Hazard
 from siaga.store import Incident
 from siaga.timelines.places import Places
 from siaga.timelines.report import IncidentReport
-from siaga.vocabulary import LIVE_STATES, REGENCY_CODE
+from siaga.catalogue import say_in, wita
+from siaga.vocabulary import LIVE_STATES, REGENCY_CODE, local_iso
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -37,8 +38,9 @@ def cap_category(hazard: Hazard | None) -> str:
 
 
 def cap_time(value: datetime) -> str:
-    """CAP 1.2 dateTime: seconds precision with an explicit offset; "Z" is not allowed."""
-    return value.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    """CAP 1.2 dateTime: seconds precision with an explicit offset ("Z" is not allowed), in
+    WITA like every time Siaga writes: 2026-01-15T08:25:00+08:00."""
+    return local_iso(value)
 
 
 def cap_identifier(incident: Incident, sent: datetime) -> str:
@@ -97,19 +99,20 @@ def cap_alert(report: IncidentReport, hazards: Mapping[str, Hazard], places: Pla
     _sub(alert, "note", "Derived automatically from public social media posts; not verified on the ground.")
     area = places.area(report.village_codes, report.district_codes)
     place = inc.area_name + (f", Kec. {inc.district}" if inc.district and inc.district != inc.area_name else "")
-    for lang, label, headline, desc in (
-        ("id-ID", label_id, f"{label_id} di {place}, Kabupaten Buleleng",
-         f"{inc.posts} unggahan dari {inc.authors} akun melaporkan {label_id.lower()} di {place} sejak {cap_time(inc.opened_at)}."),
-        ("en-US", label_en, f"{label_en} in {place}, Buleleng regency",
-         f"{inc.posts} posts from {inc.authors} accounts report {label_en.lower()} in {place} since {cap_time(inc.opened_at)}."),
-    ):
+    texts = []
+    for lang, cap_lang, label in (("id", "id-ID", label_id), ("en", "en-US", label_en)):
+        headline = say_in(lang, "cap.headline", hazard=label, place=place)
+        desc = say_in(lang, "cap.description", posts=report.post_count, authors=report.author_count, hazard=label.lower(),
+                      place=place, since=wita(inc.opened_at, lang=lang))
+        texts.append((cap_lang, label, headline, desc))
+    for lang, label, headline, desc in texts:
         info = _sub(alert, "info")
         _sub(info, "language", lang)
         _sub(info, "category", cap_category(hazard))
         _sub(info, "event", label)
         _sub(info, "urgency", "Immediate" if inc.state in LIVE_STATES else "Past")
         _sub(info, "severity", CAP_SEVERITY.get(inc.severity, "Unknown"))
-        _sub(info, "certainty", "Observed" if inc.posts >= 3 and inc.authors >= 2 else "Possible")
+        _sub(info, "certainty", "Observed" if report.post_count >= 3 and report.author_count >= 2 else "Possible")
         code = _sub(info, "eventCode")
         _sub(code, "valueName", "siaga:hazard")
         _sub(code, "value", inc.hazard)

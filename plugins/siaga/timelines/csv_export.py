@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from typing import Any
 
-from siaga.timelines.report import IncidentReport, incident_row, utc_iso
+from siaga.timelines.report import IncidentReport, incident_row
+from siaga.vocabulary import local_iso
 
 CSV_COLUMNS = [
     "incident_id", "hazard", "level", "area_code", "area_name", "village", "kecamatan", "road", "state",
     "severity", "posts", "authors", "opened_at", "last_activity_at", "closed_at", "first_delivered_at",
     "channels", "acknowledged_at", "acknowledged_by", "alerts", "lon", "lat",
 ]
-TIMELINE_COLUMNS = ["incident_id", "hazard", "area_name", "at", "kind", "actor", "detail"]
+TIMELINE_COLUMNS = ["incident_id", "hazard", "area_name", "at", "kind", "what", "actor", "detail"]
 
 
 def csv_safe(value: Any) -> Any:
@@ -39,15 +39,16 @@ def to_csv(reports: list[IncidentReport]) -> str:
 
 
 def to_timeline_csv(reports: list[IncidentReport]) -> str:
-    """One row per timeline event, for reading an incident's story line by line."""
+    """One row per timeline event, for reading an incident's story line by line: `at` in ISO
+    8601 with WITA's offset, `kind` for programs, `what` and `detail` in words (bilingual)."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=TIMELINE_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for report in reports:
         inc = report.incident
-        for e in report.events:
+        for line in report.lines:
             writer.writerow({k: csv_safe(v) for k, v in {
-                "incident_id": inc.id, "hazard": inc.hazard, "area_name": inc.area_name, "at": utc_iso(e.at),
-                "kind": e.kind, "actor": e.actor, "detail": json.dumps(e.detail or {}, ensure_ascii=False, sort_keys=True),
+                "incident_id": inc.id, "hazard": inc.hazard, "area_name": inc.area_name, "at": local_iso(line.at),
+                "kind": line.kind, "what": line.label, "actor": line.actor, "detail": line.text,
             }.items()})
     return buf.getvalue()

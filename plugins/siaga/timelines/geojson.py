@@ -7,15 +7,17 @@ from typing import Any
 from shapely.geometry import mapping
 
 from siaga.timelines.places import Places
-from siaga.timelines.report import IncidentReport, incident_row, utc_iso
+from siaga.timelines.report import IncidentReport, incident_row
+from siaga.vocabulary import local_iso
 
 
 def to_geojson(reports: list[IncidentReport], places: Places, with_evidence: bool = True) -> dict[str, Any]:
     """A FeatureCollection: per incident, its affected area simplified to about 30 m (else its
     point, else no geometry) with the CSV row's fields (less lon/lat) and the affected villages'
-    names as properties; then, unless `with_evidence` is False, each evidence post that has
-    coordinates. Post text is kept verbatim: it is data here, and whoever displays it must
-    escape it."""
+    names as properties; then, unless `with_evidence` is False, every post the incident counts
+    (its `posts`), as a point where it has coordinates and without geometry where it has none.
+    Times are ISO 8601 with WITA's offset. Post text is kept verbatim: it is data here, and
+    whoever displays it must escape it."""
     features = []
     for report in reports:
         inc = report.incident
@@ -33,12 +35,11 @@ def to_geojson(reports: list[IncidentReport], places: Places, with_evidence: boo
         if not with_evidence:
             continue
         for post in report.posts:
-            if post.lon is None or post.lat is None:
-                continue
+            placed = post.lon is not None and post.lat is not None
             features.append({
-                "type": "Feature", "id": f"post-{post.id}",
-                "geometry": {"type": "Point", "coordinates": [post.lon, post.lat]},
+                "type": "Feature", "id": f"incident-{inc.id}-post-{post.id}",
+                "geometry": {"type": "Point", "coordinates": [post.lon, post.lat]} if placed else None,
                 "properties": {"feature": "evidence", "incident_id": inc.id, "post_id": post.id, "source": post.source,
-                               "created_at": utc_iso(post.created_at), "text": post.text, "url": post.url, "places": post.places},
+                               "created_at": local_iso(post.created_at), "text": post.text, "url": post.url, "places": post.places},
             })
     return {"type": "FeatureCollection", "features": features}

@@ -2,19 +2,24 @@
 alerts, evidence posts, Slack messages, post counts and the villages (or kecamatan) it is about.
 
 Every export and incident page starts from an `IncidentReport`, so the CSV row, the map on
-screen and the polygon in a CAP alert describe the same incident the same way.
+screen and the polygon in a CAP alert describe the same incident the same way: the same posts
+and authors (`incidents.incident_posts`, counted once here), the same kecamatan, the same
+timeline sentences (`story`). Machine times are ISO 8601 with WITA's offset.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
-from siaga.store import Alert, AreaCount, Geotag, Incident, IncidentEvent, IncidentThread, OutboxMessage, Post
+from siaga.incidents import IncidentPosts, cited_post_ids, kecamatan_of, posts_of
+from siaga.store import Alert, AreaCount, Geotag, Incident, IncidentArea, IncidentEvent, IncidentThread, OutboxMessage, Post
 from siaga.timelines.places import Places
+from siaga.timelines.story import actor_name, event_label, event_sentence
+from siaga.vocabulary import local_iso
 
 
 @dataclass
@@ -33,6 +38,17 @@ class EvidencePost:
     places: list[str] = field(default_factory=list)  # names of the Buleleng places tagged
 
 
+@dataclass(frozen=True)
+class TimelineLine:
+    """One timeline event as people read it: when, what, who and a sentence (bilingual)."""
+
+    at: datetime
+    kind: str
+    label: str
+    actor: str
+    text: str
+
+
 @dataclass
 class IncidentReport:
     """Everything known about one incident, read in one session. The incident and its rows stay
@@ -47,6 +63,17 @@ class IncidentReport:
     counts: list[tuple[datetime, int]]  # posts per bucket of the incident's series (AreaCount)
     village_codes: list[str]  # affected villages, drawn on the map and sent as CAP polygons
     district_codes: list[str]  # affected kecamatan when the incident is not about villages
+    counted: IncidentPosts = IncidentPosts((), 0, None)  # its posts and authors: the one count
+    kecamatan: list[str] = field(default_factory=list)  # names of the kecamatan it is in, its own first
+    lines: list[TimelineLine] = field(default_factory=list)  # the events in sentences
+
+    @property
+    def post_count(self) -> int:
+        return self.counted.posts
+
+    @property
+    def author_count(self) -> int:
+        return self.counted.authors
 
 
 def read_report(session: Session, incident_id: int, places: Places) -> IncidentReport | None:
@@ -61,7 +88,9 @@ def read_report(session: Session, incident_id: int, places: Places) -> IncidentR
     outbox = list(session.scalars(select(OutboxMessage).where(OutboxMessage.incident_id == incident_id).order_by(OutboxMessage.created_at, OutboxMessage.id)))
     threads = list(session.scalars(select(IncidentThread).where(IncidentThread.incident_id == incident_id)))
     villages, districts = affected_areas(session, incident, post_ids, places)
-    return IncidentReport(incident, events, alerts, posts, outbox, threads, series_counts(session, incident), villages, districts)
+    lines = [TimelineLine(e.at, e.kind, event_label(e.kind), actor_name(e.actor), event_sentence(e)) for e in events]
+    return IncidentReport(incident, events, alerts, posts, outbox, threads, series_counts(session, incident), villages, districts,
+                          counted=posts_of(session, post_ids), kecamatan=kecamatan_of(session, incident), lines=lines)
 
 
 def reports_for(session: Session, places: Places, incident_id: int | None = None, start: datetime | None = None,
@@ -94,13 +123,9 @@ def incidents_in(session: Session, start: datetime | None, end: datetime | None,
 
 
 def evidence_post_ids(events: Iterable[IncidentEvent], alerts: Iterable[Alert]) -> list[int]:
-    """Post ids named by the alerts' explanations and the timeline, oldest mention first."""
-    seen: dict[int, None] = {}
-    for detail in [a.explanation or {} for a in alerts] + [e.detail or {} for e in events]:
-        for pid in detail.get("post_ids") or []:
-            if isinstance(pid, int) or (isinstance(pid, str) and pid.isdigit()):
-                seen.setdefault(int(pid), None)
-    return list(seen)
+    """The incident's posts: those its detections (alerts) counted, the one definition
+    (`incidents.cited_post_ids`); `events` are not read, they cite the same posts."""
+    return cited_post_ids(a.explanation for a in alerts)
 
 
 def evidence(session: Session, post_ids: list[int]) -> list[EvidencePost]:
@@ -147,6 +172,11 @@ def affected_areas(session: Session, incident: Incident, post_ids: list[int], pl
         villages[incident.area_code] = None
     elif incident.level == "road":
         villages.update(dict.fromkeys(places.road_villages.get(incident.area_code, ())))
+    if incident.level in ("road", "regency"):  # the villages its road and posts placed it in
+        for code in session.scalars(select(IncidentArea.area_code).where(
+                IncidentArea.incident_id == incident.id, IncidentArea.level == "village").order_by(IncidentArea.id)):
+            if code in places.villages:
+                villages.setdefault(code, None)
     elif incident.level == "district":
         place = places.districts.get(incident.area_code) or places.district_named(incident.district)
         if place:
@@ -166,24 +196,19 @@ def affected_areas(session: Session, incident: Incident, post_ids: list[int], pl
     return list(villages), list(districts)
 
 
-def utc_iso(value: datetime | None) -> str:
-    """Export times: ISO 8601 in UTC, empty when unknown."""
-    return value.astimezone(timezone.utc).isoformat() if value else ""
-
-
 def incident_row(report: IncidentReport) -> dict[str, Any]:
     """The incident as one flat record, shared by the CSV row and the GeoJSON properties: what
-    happened, where, and who was told and who acknowledged, when."""
+    happened, where, and who was told and who acknowledged, when (ISO 8601, WITA's offset)."""
     inc = report.incident
     delivered = [e for e in report.events if e.kind == "delivered"]
     acks = [e for e in report.events if e.kind in ("acknowledged", "ack")]
     return {
         "incident_id": inc.id, "hazard": inc.hazard, "level": inc.level, "area_code": inc.area_code,
-        "area_name": inc.area_name, "village": inc.village or "", "kecamatan": inc.district or "",
-        "road": inc.road or "", "state": inc.state, "severity": inc.severity, "posts": inc.posts,
-        "authors": inc.authors, "opened_at": utc_iso(inc.opened_at), "last_activity_at": utc_iso(inc.last_activity_at),
-        "closed_at": utc_iso(inc.closed_at), "first_delivered_at": utc_iso(delivered[0].at) if delivered else "",
+        "area_name": inc.area_name, "village": inc.village or "", "kecamatan": ", ".join(report.kecamatan),
+        "road": inc.road or "", "state": inc.state, "severity": inc.severity, "posts": report.post_count,
+        "authors": report.author_count, "opened_at": local_iso(inc.opened_at), "last_activity_at": local_iso(inc.last_activity_at),
+        "closed_at": local_iso(inc.closed_at), "first_delivered_at": local_iso(delivered[0].at) if delivered else "",
         "channels": " ".join(sorted({str((e.detail or {}).get("channel", "")) for e in delivered} - {""})),
-        "acknowledged_at": utc_iso(acks[0].at) if acks else "", "acknowledged_by": acks[0].actor if acks else "",
+        "acknowledged_at": local_iso(acks[0].at) if acks else "", "acknowledged_by": acks[0].actor if acks else "",
         "alerts": len(report.alerts), "lon": inc.lon if inc.lon is not None else "", "lat": inc.lat if inc.lat is not None else "",
     }
