@@ -9,8 +9,9 @@ from __future__ import annotations
 from airflow.plugins_manager import AirflowPlugin
 
 from siaga.timelines.web import create_app
+from siaga.vocabulary import PAGES_PREFIX
 
-URL_PREFIX = "/siaga"
+URL_PREFIX = PAGES_PREFIX
 
 app = create_app(require_airflow_auth=True)
 

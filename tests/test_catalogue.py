@@ -33,7 +33,9 @@ def test_times_in_wita_with_local_month_names() -> None:
     assert wita(at, "short", "en") == "15 Aug 08:25 WITA"
     assert wita(None) == "–"
     # a time in a sentence is written in WITA in each language
-    assert say("slack.snoozed_until", until=at) == "ditunda s/d 15 Agu 08:25 WITA (snoozed until 15 Aug 08:25 WITA)"
+    assert say("change.auto_resolved", last=at) == (
+        "selesai otomatis: tidak ada unggahan baru sejak 15 Agu 08:25 WITA "
+        "(resolved automatically: no new posts since 15 Aug 08:25 WITA)")
 
 
 def test_crossing_midnight_into_the_local_day() -> None:

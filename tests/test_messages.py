@@ -21,6 +21,7 @@ from siaga.messages import (
     escape,
     safe_url,
 )
+from siaga.incidents import WhatChanged
 from siaga.slackclient import make_client, post_message
 
 TOKEN = "xoxb-test-messages"
@@ -150,8 +151,25 @@ def test_unsafe_post_urls_are_shown_as_text_not_linked(client, fake, url):
 def test_safe_post_url_is_linked_with_ampersand_escaped(client, fake):
     url = "https://www.facebook.com/groups/123/posts/456?ref=share&x=1"
     received = send(client, fake, build_message(view(evidence=[EvidencePost("banjir", url)])))
-    evidence = [t for t in all_texts(received) if t.startswith("“")][0]
-    assert "<https://www.facebook.com/groups/123/posts/456?ref=share&amp;x=1|tautan (link)>" in evidence
+    meta = [t for t in all_texts(received) if "tautan" in t][0]
+    assert "<https://www.facebook.com/groups/123/posts/456?ref=share&amp;x=1|tautan (link)>" in meta
+
+
+MARKUP = ["*tebal* _miring_ ~coret~", "```kode```", "`x`", "> kutipan", "<!channel> *awas*"]
+
+
+@pytest.mark.parametrize("text", MARKUP)
+def test_quoted_post_markup_arrives_as_plain_text(client, fake, text):
+    """Slack markup typed in a post is shown as typed: the quote is a plain_text object, never
+    mrkdwn (where `*x*` would be bold and a code fence would swallow the rest)."""
+    received = send(client, fake, build_message(view(evidence=[EvidencePost(text, "https://x.com/a/status/3")])))
+    quotes = [b["text"] for b in received["blocks"] if b["type"] == "section" and b.get("text", {}).get("text", "").startswith("“")]
+    assert len(quotes) == 1 and quotes[0]["type"] == "plain_text" and quotes[0]["emoji"] is False
+    assert unescape(quotes[0]["text"]) == f"“{text}”"
+    for block in received["blocks"]:  # no mrkdwn element carries the post's words
+        for element in [block.get("text")] + (block.get("elements") or []) + (block.get("fields") or []):
+            if isinstance(element, dict) and element.get("type") == "mrkdwn":
+                assert text not in unescape(element["text"])
 
 
 def test_very_long_text_is_capped_within_slack_limits(client, fake):
@@ -182,14 +200,14 @@ def test_new_alert_has_what_where_how_sure_and_buttons():
     texts = all_texts(message)
     joined = "\n".join(texts)
     assert texts[0].startswith("Peringatan baru (new alert): Banjir (flood)")
-    assert "*Banjir (flood)*" in texts[1]
-    assert "Desa Sambangan, Kec. Sukasada, Jalan/road: Jalan Ahmad Yani" in joined
+    assert "*Banjir (flood)*" in texts[1] and "*tingkat tinggi (severity high)*" in texts[1]
+    assert "Desa Sambangan, Kec. Sukasada, Jalan Ahmad Yani" in joined
     assert "<https://www.openstreetmap.org/?mlat=-8.12340&amp;mlon=115.09120#map=14/-8.12340/115.09120|" in joined
-    assert "12 teramati vs 2.5 biasa" in joined and "5 akun berbeda" in joined
-    assert "tinggi (0.91)" in joined and "*high*" in joined
+    assert "12 unggahan dari 5 akun (12 posts from 5 accounts)" in joined
+    assert "tinggi (0.91)" in joined
     assert "Insiden #17" in joined
-    assert "<http://127.0.0.1:8080/siaga/incidents/17|linimasa (timeline)>" in joined
-    assert "05 Jan 10:30 WITA" in joined  # 02:30 UTC in Buleleng time
+    assert "<http://127.0.0.1:8080/siaga/incidents/17|halaman insiden (incident page)>" in joined
+    assert "5 Jan 10:30 WITA" in joined  # 02:30 UTC in Buleleng time
     actions = [b for b in message["blocks"] if b["type"] == "actions"][0]
     assert [(e["action_id"], e["value"]) for e in actions["elements"]] == [
         (ACTION_ACK, "17"), (ACTION_RESOLVE, "17"), (ACTION_FALSE_ALARM, "17")]
@@ -220,7 +238,7 @@ def test_missing_place_and_point_degrade_gracefully():
                                  evidence=(), timeline_url=None))
     joined = "\n".join(all_texts(message))
     assert "lokasi belum pasti" in joined and "openstreetmap" not in joined
-    assert "12 teramati vs ? biasa" in joined
+    assert "12 unggahan dari 5 akun" in joined
     assert validate_blocks(message["blocks"]) is None
 
 
@@ -238,3 +256,43 @@ def test_bad_input_is_named():
 
 def test_escape_is_slacks_three_characters():
     assert escape("a & <b> \u200b") == "a &amp; &lt;b&gt; "
+
+
+def test_evidence_in_plain_words_and_the_cue_that_raised_severity():
+    message = build_message(view(observed=4, authors=4, expected=0.01, window_minutes=30, posts=6, incident_authors=5,
+                                 why={"cues": {"setinggi dada": 2}, "posts": 2}))
+    joined = "\n".join(all_texts(message))
+    assert "4 warga melapor dalam 30 menit; biasanya hampir tidak ada" in joined
+    assert "4 residents reported it within 30 minutes; usually almost none" in joined
+    assert "Total insiden: 6 unggahan dari 5 akun" in joined
+    assert "tingkat tinggi, karena 2 unggahan menyebut 'setinggi dada'" in joined
+    assert "because 2 posts mention 'setinggi dada'" in joined
+
+
+def test_update_names_what_changed_since_the_last_message(client, fake):
+    what = WhatChanged(new_post_ids=(8, 9), posts_before=5, posts=7, authors_before=5, authors=6, areas=("Giri Emas",),
+                       severity=("medium", "high"), severity_why={"cues": {"terjebak": 1}, "posts": 1},
+                       states=(("open", "acknowledged", "U07ABCDEF"),))
+    received = send(client, fake, build_message(view(kind="update", what=what)))
+    joined = "\n".join(all_texts(received))
+    assert "*Yang berubah (what changed)*" in joined
+    assert "2 unggahan baru, kini 7 unggahan dari 6 akun (2 new posts, now 7 posts from 6 accounts)" in joined
+    assert "+1 akun baru (+1 new account)" in joined
+    assert "wilayah baru: Giri Emas (new areas: Giri Emas)" in joined
+    assert "tingkat naik sedang → tinggi karena 1 unggahan menyebut 'terjebak'" in joined
+    assert "status terbuka → ditangani oleh <@U07ABCDEF>" in joined
+    assert received["text"].startswith("Pembaruan (update): Banjir (flood)") and "2 unggahan baru" in received["text"]
+    assert validate_blocks(received["blocks"]) is None
+
+
+def test_what_changed_escapes_names_and_actors():
+    what = WhatChanged(areas=("<!channel>",), states=(("open", "resolved", "<@U1> *x*"),))
+    joined = "\n".join(all_texts(build_message(view(kind="resolved", what=what))))
+    assert "<!channel>" not in joined and "<@U1>" not in joined and "&lt;!channel&gt;" in joined
+
+
+def test_newest_evidence_first():
+    old = EvidencePost("lama", None, datetime(2024, 1, 5, 1, 0, tzinfo=timezone.utc))
+    new = EvidencePost("baru", None, datetime(2024, 1, 5, 2, 0, tzinfo=timezone.utc))
+    quotes = [t for t in all_texts(build_message(view(evidence=(new, old)))) if t.startswith("“")]
+    assert quotes == ["“baru”", "“lama”"]

@@ -14,14 +14,16 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from siaga import messages, outbox, settings, silences
+from siaga import incidents, messages, outbox, settings, silences
+from siaga.catalogue import say
 from siaga.hazards import HazardSet
 from siaga.incidents import Change, add_event
 from siaga.routing import Receiver, Router
-from siaga.store import Incident, Post
+from siaga.store import Incident, IncidentEvent, Post
 
 
 def timeline_url(incident_id: int) -> str | None:
+    """The incident's page (`settings.timeline_base_url`: configured, or Airflow's address)."""
     base = settings.timeline_base_url()
     return f"{base.rstrip('/')}/incidents/{incident_id}" if base else None
 
@@ -83,14 +85,21 @@ def _due_time(router: Router, receiver: Receiver, incident: Incident, now: datet
 
 
 def view_for(session: Session, change: Change, hazard_set: HazardSet) -> messages.AlertView:
-    """What a message about `change` shows; Slack actions rebuild an alert from it to edit it."""
+    """What a message about `change` shows: the newest evidence (the posts new since the last
+    message first), the window's count in plain words, the incident's posts and authors (the
+    one count), the cue that raised the severity, what changed since the last message and the
+    link to the incident's page. Slack actions rebuild an alert from it to edit it."""
     incident = change.incident
     hazard = hazard_set.hazards.get(incident.hazard)
     alert = change.alert
     evidence = []
     if change.evidence:
-        posts = session.scalars(select(Post).where(Post.id.in_(change.evidence[:3])).order_by(Post.created_at)).all()
-        evidence = [messages.EvidencePost(text=p.text, url=p.url, created_at=p.created_at, author=None) for p in posts]
+        wanted = change.evidence[: messages.MAX_EVIDENCE]
+        by_id = {p.id: p for p in session.scalars(select(Post).where(Post.id.in_(wanted)))}
+        ordered = sorted(by_id.values(), key=lambda p: (p.created_at, p.id), reverse=True)
+        evidence = [messages.EvidencePost(text=p.text, url=p.url, created_at=p.created_at, author=None) for p in ordered]
+    counted = incidents.incident_posts(session, incident.id)
+    explanation = (alert.explanation or {}) if alert else {}
     return messages.AlertView(
         incident_id=incident.id,
         kind=change.kind,
@@ -99,24 +108,34 @@ def view_for(session: Session, change: Change, hazard_set: HazardSet) -> message
         hazard_label_en=hazard.label_en if hazard else incident.hazard,
         severity=incident.severity,
         village=incident.village,
-        district=incident.district,
+        district=", ".join(incidents.kecamatan_of(session, incident)) or None,
         road=incident.road,
         lon=incident.lon,
         lat=incident.lat,
-        observed=alert.observed if alert else incident.posts,
+        observed=alert.observed if alert else counted.posts,
         expected=alert.expected if alert else None,
-        authors=alert.authors if alert else incident.authors,
-        confidence=_confidence(alert.score) if alert else "",
+        authors=alert.authors if alert else counted.authors,
+        confidence=confidence_words(alert.score) if alert else "",
         evidence=tuple(evidence),
         timeline_url=timeline_url(incident.id),
         state=incident.state,
+        window_minutes=int(explanation.get("window_minutes") or 0) if alert else 0,
+        posts=counted.posts,
+        incident_authors=counted.authors,
+        why=_opening_why(session, incident) if change.kind == "new" else None,
+        what=change.what,
     )
 
 
-def _confidence(score: float) -> str:
-    """How sure, in words a duty officer reads at a glance (score = -log10 tail probability)."""
-    if score >= 6:
-        return f"tinggi / high (skor {score:.1f})"
-    if score >= 3:
-        return f"sedang / medium (skor {score:.1f})"
-    return f"rendah / low (skor {score:.1f})"
+def _opening_why(session: Session, incident: Incident) -> dict | None:
+    """The cue that set the severity the incident opened at (its "opened" timeline event)."""
+    detail = session.scalar(select(IncidentEvent.detail).where(
+        IncidentEvent.incident_id == incident.id, IncidentEvent.kind == "opened").order_by(IncidentEvent.id))
+    return (detail or {}).get("why") or None
+
+
+def confidence_words(score: float) -> str:
+    """How sure, in words a duty officer reads at a glance (score = -log10 of the chance that
+    ordinary chatter gives such a count)."""
+    level = "high" if score >= 6 else "medium" if score >= 3 else "low"
+    return say(f"confidence.{level}")

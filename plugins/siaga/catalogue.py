@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import string
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from siaga.vocabulary import LOCAL_TZ, LOCAL_TZ_LABEL
 
@@ -58,7 +58,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # --- places ------------------------------------------------------------------------------
     "place.village": ("Desa {name}", "Desa {name}"),
     "place.district": ("Kec. {name}", "Kec. {name}"),
-    "place.road": ("Jalan {name}", "road {name}"),
+    "place.road": ("{name}", "{name}"),
     "place.unknown": ("lokasi belum pasti", "place unknown"),
     "place.no_district": ("tanpa kecamatan", "no kecamatan"),
     # --- Slack alert parts ---------------------------------------------------------------------
@@ -68,9 +68,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "slack.confidence": ("Keyakinan", "confidence"),
     "slack.evidence": ("Bukti terbaru", "newest evidence"),
     "slack.severity": ("tingkat {severity}", "severity {severity}"),
-    "slack.incident_state": ("Insiden #{id} · status: {state}", "incident #{id} · state: {state}"),
+    "slack.incident_no": ("Insiden #{id}", "incident #{id}"),
+    "slack.status": ("status", "state"),
     "slack.by": ("oleh {who}", "by {who}"),
-    "slack.snoozed_until": ("ditunda s/d {until:short}", "snoozed until {until:short}"),
+    "slack.snoozed_until": ("ditunda s/d", "snoozed until"),
     "slack.incident_page": ("halaman insiden", "incident page"),
     "slack.link": ("tautan", "link"),
     "slack.what_changed": ("Yang berubah", "what changed"),
@@ -173,7 +174,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "posts.count": ("{posts} unggahan dari {authors} akun", "{posts:# post|# posts} from {authors:# account|# accounts}"),
     # --- the managers' digest ----------------------------------------------------------------
     "digest.title": ("Ringkasan harian Siaga", "daily digest"),
-    "digest.period": ("{start:short} – {end:short}", "{start:short} – {end:short}"),
     "digest.headline": (
         "{opened} insiden dibuka, {resolved} selesai, {false_alarm} alarm palsu, {still_open} masih terbuka, "
         "{dead} gagal kirim",
@@ -288,6 +288,41 @@ def wita(when: datetime | None, style: str = "datetime", lang: str = "id") -> st
     if style == "datetime":
         return f"{local.day} {month} {local.year} {hm}"
     raise ValueError(f"time style {style!r}: use datetime, short, time or date")
+
+
+def evidence_sentence(lang: str, authors: int, posts: int, minutes: int, expected: float | None) -> str:
+    """A window's count in plain words, in one language: "4 warga melapor dalam 30 menit;
+    biasanya hampir tidak ada" (`expected` is what the baseline expects in such a window)."""
+    key = "evidence.reports" if posts == authors else "evidence.reports_posts"
+    text = say_in(lang, key, authors=authors, posts=posts, minutes=minutes)
+    if expected is not None:
+        usual = say_in(lang, "evidence.usually_none") if expected < 0.5 else say_in(lang, "evidence.usually", expected=_number(expected))
+        text += "; " + usual
+    return text
+
+
+def why_text(lang: str, why: Mapping[str, Any] | None, quote: Callable[[str], str] = str) -> str:
+    """Which cue raised a severity, in one language: "karena 2 unggahan menyebut 'terjebak'",
+    the spread over areas, or the number of reports; "" when unknown. `quote` escapes the cue
+    words (they come from the operators' lists) for where the text goes."""
+    if not why:
+        return ""
+    if why.get("cues"):
+        cues = ", ".join(f"'{quote(str(c))}'" for c in why["cues"])
+        count = int(why.get("posts") or max(int(n) for n in why["cues"].values()))
+        return say_in(lang, "severity.why_cues", count=count, cues=cues)
+    if why.get("spread"):
+        return say_in(lang, "severity.why_spread", areas=int(why["spread"]))
+    return say_in(lang, "severity.why_count")
+
+
+def in_both(make: Callable[[str], str], long: bool = True) -> str:
+    """A sentence built per language by `make(lang)`, joined Indonesian first."""
+    return join(make("id"), make("en"), long=long)
+
+
+def _number(x: float) -> str:
+    return f"{x:.0f}" if float(x).is_integer() else f"{x:.1f}"
 
 
 def labels(prefix: str) -> Mapping[str, str]:

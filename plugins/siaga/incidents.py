@@ -379,6 +379,7 @@ def _record(
     if kind is None:
         return None
     incident.notified_posts = incident.posts
+    session.flush()
     what = what_changed_since_told(session, incident)
     evidence = newest_first(session, what.new_post_ids or spike.post_ids)
     return Change(incident, kind, alert, evidence, what)
@@ -623,10 +624,14 @@ def what_changed(events: Sequence[IncidentEvent]) -> WhatChanged:
 
 def what_changed_since_told(session: Session, incident: Incident) -> WhatChanged:
     """What changed since the message before the latest one (the latest being the one being
-    written now, whose event carries TOLD)."""
-    session.flush()
-    events = list(session.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == incident.id)
-                                  .order_by(IncidentEvent.at, IncidentEvent.id)))
+    written now, whose event carries TOLD). Reads without flushing: the Slack actions tell a
+    click that changed something by the events it leaves pending."""
+    with session.no_autoflush:
+        stored = list(session.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == incident.id)
+                                      .order_by(IncidentEvent.at, IncidentEvent.id)))
+    pending = sorted((o for o in session.new if isinstance(o, IncidentEvent) and o.incident_id == incident.id),
+                     key=lambda e: (e.at, bool((e.detail or {}).get(TOLD))))
+    events = stored + pending
     told = [i for i, e in enumerate(events) if (e.detail or {}).get(TOLD)]
     start = told[-2] + 1 if len(told) >= 2 else (1 if events and events[0].kind == "opened" else 0)
     return what_changed(events[start:])

@@ -4,8 +4,10 @@ A duty officer must see what, where, how sure and why at a glance, and nothing q
 public post may act inside Slack. Every piece of dynamic text goes through `escape` (Slack's own
 rule: `&`, `<`, `>` become entities), so `<!channel>`, `<@U123>` or `<https://evil|klik>` arrive as
 inert characters; the only `<…>` syntax in a message is links this module builds from URLs it has
-checked. Text objects are sent with `verbatim: true` so Slack does not auto-link bare URLs or
-channel names inside quoted posts either, and `slackclient.post_message` turns unfurling off.
+checked. Quoted posts go out as `plain_text` objects, so Slack's own markup in a post (`*bold*`,
+`_x_`, `~x~`, code fences) stays the characters typed; the rest is `mrkdwn` with `verbatim: true`
+so Slack does not auto-link bare URLs or channel names either, and `slackclient.post_message`
+turns unfurling off. Every sentence comes from `catalogue` (Indonesian first, times in WITA).
 Bidi overrides and zero-width characters are removed because they let a post disguise what it
 shows ("‮gpj.exe").
 """
@@ -16,33 +18,31 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from siaga.vocabulary import CHANGE_KINDS, LOCAL_TZ, SLACK_FIELD_TEXT, SLACK_MAX_BLOCKS, SLACK_SECTION_TEXT
+from siaga.catalogue import evidence_sentence, in_both, say, say_in, why_text, wita
+from siaga.vocabulary import CHANGE_KINDS, SEVERITIES, SLACK_FIELD_TEXT, SLACK_MAX_BLOCKS, SLACK_SECTION_TEXT, STATES
+
+if TYPE_CHECKING:
+    from siaga.incidents import WhatChanged
 
 ACTION_ACK = "siaga_ack"
 ACTION_RESOLVE = "siaga_resolve"
 ACTION_FALSE_ALARM = "siaga_false_alarm"
 ACTION_SNOOZE = "siaga_snooze"
 # Snooze choices: option value "<incident id>:<key>"; silences.SNOOZE_CHOICES gives the durations.
-SNOOZE_OPTIONS = (("1h", "1 jam (1 h)"), ("6h", "6 jam (6 h)"), ("24h", "24 jam (24 h)"))
+SNOOZE_OPTIONS = tuple((key, say(f"snooze.{key}")) for key in ("1h", "6h", "24h"))
 
 MAX_EVIDENCE = 3
 EXCERPT_CHARS = 280
 FALLBACK_LIMIT = 3000  # Slack truncates `text` past 40k and advises ~4k; stay well within
 NAME_CHARS = 120  # place names, labels: longer is noise or an attack
 
-_KIND_TITLE = {
-    "new": ":rotating_light: Peringatan baru (new alert)",
-    "update": ":arrows_counterclockwise: Pembaruan (update)",
-    "escalation": ":warning: Eskalasi (escalation)",
-    "resolved": ":white_check_mark: Selesai (resolved)",
-}
-_STATE_LABEL = {
-    "open": "terbuka (open)",
-    "acknowledged": "ditangani (acknowledged)",
-    "resolved": "selesai (resolved)",
-    "false_alarm": "alarm palsu (false alarm)",
+_KIND_EMOJI = {
+    "new": ":rotating_light:",
+    "update": ":arrows_counterclockwise:",
+    "escalation": ":warning:",
+    "resolved": ":white_check_mark:",
 }
 # Zero-width, bidi embedding/override/isolate and other invisible format characters.
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\u00ad\u061c\u180e]")
@@ -82,6 +82,11 @@ class AlertView:
     state_by: str | None = None  # Slack user id of who acknowledged/resolved (from Socket Mode)
     state_at: datetime | None = None
     silenced_until: datetime | None = None  # a snooze (silence) on this hazard and area
+    window_minutes: int = 0  # the detection window `observed` was counted in
+    posts: int | None = None  # the incident's posts and authors (`incidents.incident_posts`)
+    incident_authors: int | None = None
+    why: Mapping[str, Any] | None = None  # the cue that raised the severity (`incidents._severity_why`)
+    what: "WhatChanged | None" = None  # what changed since the last message (thread updates)
 
     def __post_init__(self) -> None:
         if self.kind not in CHANGE_KINDS:
@@ -157,18 +162,14 @@ def _name(text: str | None) -> str:
     return escape(truncate(one_line(text), NAME_CHARS)) if text else ""
 
 
-def _fmt_time(value: datetime | str | None) -> str:
+def _fmt_time(value: datetime | str | None, lang: str = "id") -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("EvidencePost.created_at: naive datetime; give a time zone")
-        return value.astimezone(LOCAL_TZ).strftime("%d %b %H:%M WITA")
+        return wita(value, "short", lang)
     return _name(value)
-
-
-def _fmt_number(x: float) -> str:
-    return f"{x:.0f}" if float(x).is_integer() else f"{x:.1f}"
 
 
 # --- message parts --------------------------------------------------------------------------------
@@ -183,48 +184,125 @@ def hazard_label(view: AlertView) -> str:
 def place_text(view: AlertView) -> str:
     parts = []
     if view.village:
-        parts.append(f"Desa {_name(view.village)}")
+        parts.append(say("place.village", name=_name(view.village)))
     if view.district:
-        parts.append(f"Kec. {_name(view.district)}")
+        parts.append(say("place.district", name=_name(view.district)))
     if view.road:
-        parts.append(f"Jalan/road: {_name(view.road)}")
-    return ", ".join(parts) or "lokasi belum pasti (place unknown)"
+        parts.append(_name(view.road))
+    return ", ".join(parts) or say("place.unknown")
 
 
 def counts_text(view: AlertView) -> str:
-    expected = "?" if view.expected is None else _fmt_number(view.expected)
-    return f"{int(view.observed)} teramati vs {expected} biasa (observed vs expected) · {int(view.authors)} akun berbeda (distinct authors)"
+    """The evidence in plain words: "4 warga melapor dalam 30 menit; biasanya hampir tidak ada",
+    then the incident's total posts and accounts."""
+    minutes = view.window_minutes or 0
+    if minutes:
+        text = in_both(lambda lang: evidence_sentence(lang, int(view.authors), int(view.observed), minutes, view.expected))
+    else:
+        text = say("posts.count", posts=int(view.observed), authors=int(view.authors))
+    if view.posts is not None and view.incident_authors is not None and (view.posts, view.incident_authors) != (view.observed, view.authors):
+        text += "\n" + say("evidence.incident_total", posts=int(view.posts), authors=int(view.incident_authors))
+    return text
+
+
+def severity_text(view: AlertView) -> str:
+    """"tingkat tinggi (severity high)", and the cue that raised it for a new alert."""
+    def one(lang: str) -> str:
+        label = say_in(lang, f"severity.{view.severity}") if view.severity in SEVERITIES else _name(view.severity)
+        text = say_in(lang, "slack.severity", severity=label)
+        why = why_text(lang, view.why, quote=_name) if view.kind == "new" else ""
+        return f"{text}, {why}" if why else text
+    return in_both(one, long=bool(view.why and view.kind == "new"))
 
 
 def _mrkdwn(text: str) -> dict[str, Any]:
     return {"type": "mrkdwn", "text": text, "verbatim": True}
 
 
+def _plain(text: str) -> dict[str, Any]:
+    """Text Slack shows as typed: no bold, italics, strike, code or links from a post."""
+    return {"type": "plain_text", "text": text, "emoji": False}
+
+
+def _who(actor: str | None) -> str:
+    """A Slack user as a mention (an id from the interaction payload, checked), else escaped."""
+    if actor and _SLACK_USER_ID.match(actor):
+        return f"<@{actor}>"
+    if actor and ":" in actor and _SLACK_USER_ID.match(actor.split(":", 1)[0]):
+        return f"<@{actor.split(':', 1)[0]}>"
+    return "Siaga" if not actor or actor == "siaga" else _name(actor)
+
+
+def _state(lang: str, state: str) -> str:
+    return say_in(lang, f"state.{state}") if state in STATES else _name(state)
+
+
+def _sev(lang: str, severity: str | None) -> str:
+    return say_in(lang, f"severity.{severity}") if severity in SEVERITIES else _name(severity)
+
+
+def changes_lines(view: AlertView) -> list[str]:
+    """What changed since the last message, one bilingual line each (escaped)."""
+    what = view.what
+    if what is None:
+        return []
+    lines = []
+    if what.new_post_ids:
+        posts = what.posts if what.posts is not None else view.posts or 0
+        authors = what.authors if what.authors is not None else view.incident_authors or 0
+        lines.append(say("change.posts", new_posts=len(what.new_post_ids), posts=int(posts), authors=int(authors)))
+        if what.authors is not None and what.authors_before is not None and what.authors > what.authors_before:
+            lines.append(say("change.new_authors", count=int(what.authors - what.authors_before)))
+    if what.areas:
+        lines.append(say("change.areas", names=", ".join(_name(a) for a in what.areas)))
+    if what.severity:
+        before, after = what.severity
+        lines.append(in_both(lambda lang: say_in(lang, "change.severity", before=_sev(lang, before), after=_sev(lang, after),
+                                                 why=why_text(lang, what.severity_why, quote=_name)).rstrip()))
+    for before, after, actor in what.states:
+        lines.append(in_both(lambda lang: say_in(lang, "change.state", before=_state(lang, before), after=_state(lang, after),
+                                                 who=_who(actor)), long=False))
+    if what.reopened:
+        lines.append(say("change.reopened"))
+    if what.resolved is not None:
+        last = what.resolved.get("last_activity_at")
+        try:
+            when = datetime.fromisoformat(last) if isinstance(last, str) else None
+        except ValueError:
+            when = None
+        if when is not None:
+            lines.append(say("change.auto_resolved", last=when))
+    return lines
+
+
 def _state_line(view: AlertView) -> str:
-    state = _STATE_LABEL.get(view.state, _name(view.state))
-    line = f"Insiden #{_name(str(view.incident_id))} · status: *{state}*"
+    line = f"{say_in('id', 'slack.incident_no', id=_name(str(view.incident_id)))} · status: *{in_both(lambda lang: _state(lang, view.state), long=False)}*"
     if view.state_by and _SLACK_USER_ID.match(view.state_by):
-        line += f" oleh <@{view.state_by}>"  # a Slack user id from the interaction payload, checked
+        line += f" {say_in('id', 'slack.by', who=f'<@{view.state_by}>')}"  # a Slack user id from the interaction payload, checked
     if view.state_at is not None:
         line += f" · {_fmt_time(view.state_at)}"
     if view.silenced_until is not None:
-        line += f" · :zzz: ditunda s/d (snoozed until) {_fmt_time(view.silenced_until)}"
+        line += f" · :zzz: {say('slack.snoozed_until')} {_fmt_time(view.silenced_until)}"
     if view.timeline_url:
-        line += f" · {link(view.timeline_url, 'linimasa (timeline)')}"
+        line += f" · {link(view.timeline_url, say('slack.incident_page'))}"
     return line
 
 
-def evidence_text(post: EvidencePost) -> str:
-    excerpt = escape(truncate(one_line(post.text), EXCERPT_CHARS))
+def evidence_quote(post: EvidencePost) -> str:
+    """The post's text, cleaned, on one line, capped and escaped, in quotes: sent as plain text."""
+    return f"“{escape(truncate(one_line(post.text), EXCERPT_CHARS))}”"
+
+
+def evidence_meta(post: EvidencePost) -> str:
+    """Who, when and the link of a quoted post (mrkdwn: the link is one this module checked)."""
     meta = []
     if post.author:
         meta.append(_name(post.author))
     if post.created_at is not None:
         meta.append(_fmt_time(post.created_at))
     if post.url:
-        meta.append(link(post.url, "tautan (link)"))
-    text = f"“{excerpt}”" + (f"\n{' · '.join(meta)}" if meta else "")
-    return text[:SLACK_SECTION_TEXT]  # cannot trigger: excerpt ≤ 5×280, names ≤ 5×120, url ≤ 2000
+        meta.append(link(post.url, say("slack.link")))
+    return " · ".join(meta)
 
 
 def _buttons(view: AlertView) -> dict[str, Any]:
@@ -232,15 +310,15 @@ def _buttons(view: AlertView) -> dict[str, Any]:
     elements: list[dict[str, Any]] = []
     if view.state != "acknowledged":
         elements.append({"type": "button", "action_id": ACTION_ACK, "value": value, "style": "primary",
-                         "text": {"type": "plain_text", "text": "Tangani (Acknowledge)"}})
+                         "text": {"type": "plain_text", "text": say("button.ack")}})
     elements.append({"type": "button", "action_id": ACTION_RESOLVE, "value": value,
-                     "text": {"type": "plain_text", "text": "Selesai (Resolve)"}})
+                     "text": {"type": "plain_text", "text": say("button.resolve")}})
     elements.append({"type": "button", "action_id": ACTION_FALSE_ALARM, "value": value, "style": "danger",
-                     "text": {"type": "plain_text", "text": "Alarm palsu (False alarm)"},
-                     "confirm": {"title": {"type": "plain_text", "text": "Alarm palsu?"},
-                                 "text": {"type": "plain_text", "text": "Tandai insiden ini sebagai alarm palsu (mark as false alarm)?"},
-                                 "confirm": {"type": "plain_text", "text": "Ya (yes)"},
-                                 "deny": {"type": "plain_text", "text": "Batal (cancel)"}}})
+                     "text": {"type": "plain_text", "text": say("button.false_alarm")},
+                     "confirm": {"title": {"type": "plain_text", "text": say_in("id", "button.false_alarm_title")},
+                                 "text": {"type": "plain_text", "text": say("button.false_alarm_confirm")},
+                                 "confirm": {"type": "plain_text", "text": say("button.yes")},
+                                 "deny": {"type": "plain_text", "text": say("button.cancel")}}})
     return {"type": "actions", "block_id": f"siaga_actions_{value}"[:255], "elements": elements}
 
 
@@ -250,17 +328,25 @@ def snooze_select(view: AlertView) -> dict[str, Any]:
     value = str(view.incident_id)
     return {"type": "actions", "block_id": f"siaga_snooze_{value}"[:255], "elements": [{
         "type": "static_select", "action_id": ACTION_SNOOZE,
-        "placeholder": {"type": "plain_text", "text": "Tunda (Snooze)…"},
+        "placeholder": {"type": "plain_text", "text": say("button.snooze") + "…"},
         "options": [{"text": {"type": "plain_text", "text": label}, "value": f"{value}:{key}"}
                     for key, label in SNOOZE_OPTIONS],
     }]}
 
 
+def title_text(view: AlertView) -> str:
+    """"Peringatan baru (new alert)": what kind of message this is."""
+    return say(f"kind.{view.kind}")
+
+
 def fallback_text(view: AlertView) -> str:
-    """The notification/accessibility text: one line with what, where and how bad."""
-    title = _KIND_TITLE[view.kind].split(" ", 1)[1]
-    text = (f"{title}: {hazard_label(view)} — {place_text(view)} — severity {_name(view.severity)}"
-            f" — insiden #{_name(str(view.incident_id))}")
+    """The notification/accessibility text: what, where, how bad and, for an update, the first
+    thing that changed."""
+    text = (f"{title_text(view)}: {hazard_label(view)} — {place_text(view)} — {in_both(lambda lang: _sev(lang, view.severity), long=False)}"
+            f" — {say_in('id', 'slack.incident_no', id=_name(str(view.incident_id)))}")
+    changed = changes_lines(view)
+    if changed:
+        text += f" — {changed[0]}"
     return _cut_escaped(text, FALLBACK_LIMIT)
 
 
@@ -277,29 +363,37 @@ def _cut_escaped(text: str, limit: int) -> str:
 
 def build_message(view: AlertView) -> dict[str, Any]:
     """`{"text": fallback, "blocks": [...]}` ready for chat.postMessage / chat.update."""
-    title = f"{_KIND_TITLE[view.kind]}: *{hazard_label(view)}* · tingkat (severity) *{_name(view.severity)}*"
-    where = f"*Lokasi (place)*\n{place_text(view)}"
+    title = f"{_KIND_EMOJI[view.kind]} {title_text(view)}: *{hazard_label(view)}* · *{severity_text(view)}*"
+    where = f"*{say('slack.place')}*\n{place_text(view)}"
     if _valid_point(view.lat, view.lon):
-        map_field = f"*Peta (map)*\n<{osm_url(view.lat, view.lon).replace('&', '&amp;')}|{view.lat:.4f}, {view.lon:.4f}>"  # type: ignore[arg-type]
+        map_field = f"*{say('slack.map')}*\n<{osm_url(view.lat, view.lon).replace('&', '&amp;')}|{view.lat:.4f}, {view.lon:.4f}>"  # type: ignore[arg-type]
     else:
-        map_field = "*Peta (map)*\n—"
+        map_field = f"*{say('slack.map')}*\n—"
     fields = [
         _mrkdwn(_cut_escaped(where, SLACK_FIELD_TEXT)),
         _mrkdwn(map_field),
-        _mrkdwn(_cut_escaped(f"*Jumlah (counts)*\n{counts_text(view)}", SLACK_FIELD_TEXT)),
-        _mrkdwn(_cut_escaped(f"*Keyakinan (confidence)*\n{escape(truncate(one_line(view.confidence), 500)) or '—'}",
+        _mrkdwn(_cut_escaped(f"*{say('slack.counts')}*\n{counts_text(view)}", SLACK_FIELD_TEXT)),
+        _mrkdwn(_cut_escaped(f"*{say('slack.confidence')}*\n{escape(truncate(one_line(view.confidence), 500)) or '—'}",
                              SLACK_FIELD_TEXT)),
     ]
-    blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": _mrkdwn(_cut_escaped(title, SLACK_SECTION_TEXT))},
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": _mrkdwn(_cut_escaped(title, SLACK_SECTION_TEXT))}]
+    changed = changes_lines(view)
+    if changed:
+        listed = "\n".join(f"• {line}" for line in changed)
+        blocks.append({"type": "section", "text": _mrkdwn(_cut_escaped(f"*{say('slack.what_changed')}*\n{listed}", SLACK_SECTION_TEXT))})
+    blocks += [
         {"type": "section", "fields": fields},
         {"type": "context", "elements": [_mrkdwn(_cut_escaped(_state_line(view), SLACK_SECTION_TEXT))]},
     ]
     posts = list(view.evidence)[:MAX_EVIDENCE]
     if posts:
         blocks.append({"type": "divider"})
-        blocks.append({"type": "context", "elements": [_mrkdwn("*Bukti (evidence)*")]})
-        blocks.extend({"type": "section", "text": _mrkdwn(evidence_text(p))} for p in posts)
+        blocks.append({"type": "context", "elements": [_mrkdwn(f"*{say('slack.evidence')}*")]})
+        for post in posts:
+            blocks.append({"type": "section", "text": _plain(evidence_quote(post))})
+            meta = evidence_meta(post)
+            if meta:
+                blocks.append({"type": "context", "elements": [_mrkdwn(_cut_escaped(meta, SLACK_SECTION_TEXT))]})
     if view.kind == "new" and view.state in ("open", "acknowledged"):
         blocks.append(_buttons(view))
         blocks.append(snooze_select(view))

@@ -61,8 +61,34 @@ def gazetteer_size() -> str:
 
 
 def timeline_base_url() -> str | None:
-    """SIAGA_TIMELINE_BASE_URL: where the incident pages are, for links in alerts."""
-    return os.environ.get("SIAGA_TIMELINE_BASE_URL") or None
+    """Where the incident pages are, for the link in every alert: SIAGA_TIMELINE_BASE_URL, else
+    Airflow's own address (`[api] base_url`, i.e. AIRFLOW__API__BASE_URL or airflow.cfg) with
+    the pages' prefix (`vocabulary.PAGES_PREFIX`), else None (Airflow cannot guess its public
+    name, and neither can Siaga)."""
+    explicit = os.environ.get("SIAGA_TIMELINE_BASE_URL")
+    if explicit:
+        return explicit
+    airflow = os.environ.get(AIRFLOW_BASE_URL_ENV) or _airflow_option("api", "base_url", AIRFLOW_BASE_URL_ENV)
+    if not airflow:
+        return None
+    from siaga.vocabulary import PAGES_PREFIX
+
+    return airflow.rstrip("/") + PAGES_PREFIX
+
+
+AIRFLOW_BASE_URL_ENV = "AIRFLOW__API__BASE_URL"
+
+
+def _airflow_option(section: str, key: str, env_name: str) -> str | None:
+    """An option of Airflow's configuration, or None when Airflow is not around or it is unset."""
+    if not _airflow_around(env_name):
+        return None
+    try:
+        from airflow.configuration import conf  # imported lazily: the core must not need Airflow
+
+        return conf.get(section, key, fallback=None) or None
+    except Exception:  # no Airflow, or a configuration it cannot read
+        return None
 
 
 def replay_clock_override() -> str | None:

@@ -43,6 +43,9 @@ def district_code(area_code: str) -> str:
     return ".".join(area_code.split(".")[:3])
 
 
+# Where Airflow mounts the managers' pages (`siaga_plugin.py`); alerts link below it.
+PAGES_PREFIX = "/siaga"
+
 # --- incidents -----------------------------------------------------------------------------
 
 STATES = ("open", "acknowledged", "resolved", "false_alarm")

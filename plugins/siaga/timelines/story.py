@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Mapping
 
-from siaga.catalogue import has, join, say, say_in
+from siaga.catalogue import evidence_sentence, has, join, say, say_in, why_text
 from siaga.store import IncidentEvent
 from siaga.vocabulary import AUTO_ACTOR, SEVERITIES, STATES
 
@@ -36,37 +36,9 @@ def severity_label(severity: str | None) -> str:
     return say(f"severity.{severity}") if severity in SEVERITIES else str(severity or "?")
 
 
-def evidence_sentence(lang: str, authors: int, posts: int, minutes: int, expected: float | None) -> str:
-    """"4 warga melapor dalam 30 menit; biasanya hampir tidak ada": a window's count in plain
-    words, in one language."""
-    key = "evidence.reports" if posts == authors else "evidence.reports_posts"
-    text = say_in(lang, key, authors=authors, posts=posts, minutes=minutes)
-    if expected is not None:
-        usual = say_in(lang, "evidence.usually_none") if expected < 0.5 else say_in(lang, "evidence.usually", expected=_number(expected))
-        text += "; " + usual
-    return text
-
-
 def evidence_text(authors: int, posts: int, minutes: int, expected: float | None) -> str:
-    """`evidence_sentence` in both languages."""
+    """`catalogue.evidence_sentence` in both languages."""
     return join(*(evidence_sentence(lang, authors, posts, minutes, expected) for lang in ("id", "en")), long=True)
-
-
-def why_text(lang: str, why: Mapping[str, Any] | None) -> str:
-    """Which cue raised a severity, in one language ("karena 'setinggi dada' (3 unggahan)")."""
-    if not why:
-        return ""
-    if why.get("cues"):
-        cues = ", ".join(f"'{c}'" for c in why["cues"])
-        count = int(why.get("posts") or max(int(n) for n in why["cues"].values()))
-        return say_in(lang, "severity.why_cues", count=count, cues=cues)
-    if why.get("spread"):
-        return say_in(lang, "severity.why_spread", areas=int(why["spread"]))
-    return say_in(lang, "severity.why_count")
-
-
-def _number(x: float) -> str:
-    return f"{x:.0f}" if float(x).is_integer() else f"{x:.1f}"
 
 
 def _window(detail: Mapping[str, Any], lang: str) -> str:
