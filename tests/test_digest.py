@@ -72,12 +72,12 @@ def test_digest_is_queued_once_per_day_for_the_managers(db_url, router, hazard_s
         assert (row.incident_id, row.receiver, row.channel) == (None, "managers", "#siaga-managers")
         assert row.dedup_key == "digest:2026-01-16:managers"
         text = row.payload["text"]
-    assert "3 insiden dibuka (opened)" in text and "2 selesai (resolved)" in text and "1 alarm palsu" in text
-    assert "1 gagal kirim (dead letters)" in text
+    assert "3 insiden dibuka, 2 selesai, 1 alarm palsu, 1 masih terbuka, 1 gagal kirim" in text
+    assert "(3 opened, 2 resolved, 1 false alarm, 1 still open, 1 dead letter)" in text
     blocks = " ".join(b["text"]["text"] for b in row.payload["blocks"])
-    assert "Kec. Sawan: 2 dibuka (opened), 2 selesai (resolved), 1 masih terbuka (still open)" in blocks
+    assert "Kec. Sawan: 2 dibuka (2 opened), 2 selesai (2 resolved), 1 masih terbuka (1 still open)" in blocks
     assert "Longsor" in blocks and "channel_not_found" in blocks
-    assert "15 Jan 07:00 – 16 Jan 07:00 WITA" in text
+    assert "15 Jan 07:00 WITA – 16 Jan 07:00 WITA" in text
 
 
 def test_the_next_day_gets_its_own_digest(sqlite_url, router, hazard_set):
@@ -137,7 +137,7 @@ def test_pipeline_digest_uses_the_day_before_now(sqlite_url, monkeypatch):
     assert result["written"] == 1
     with store.session_scope(sqlite_url) as session:
         row = session.scalars(sa.select(store.OutboxMessage)).one()
-    assert "1 insiden dibuka (opened)" in row.payload["text"]
+    assert "1 insiden dibuka" in row.payload["text"] and "(1 opened" in row.payload["text"]
 
 
 def test_digest_dag_runs_daily_at_seven_in_bali():
@@ -177,7 +177,7 @@ def test_the_terms_behind_the_weeks_false_alarms_get_a_short_section(db_url, rou
         assert digest.enqueue_digest(session, router, DAY_START, DAY_END, DAY_END, hazard_set) == 1
         (row,) = session.scalars(sa.select(store.OutboxMessage).where(store.OutboxMessage.kind == "digest")).all()
     section = next(b["text"]["text"] for b in row.payload["blocks"] if "terms behind false alarms" in b["text"]["text"])
-    assert section.splitlines()[0] == ":mag: *Istilah di balik alarm palsu (terms behind false alarms), 7 hari (days)*"
+    assert section.splitlines()[0] == ":mag: *Istilah di balik alarm palsu, 7 hari (terms behind false alarms, 7 days)*"
     assert section.splitlines()[1] == ("• 'longsor &lt;b&gt;*' (Tanah Longsor (Landslide)): 1 dari 1 insiden alarm palsu "
                                        "(1 of 1 incidents false alarms)")
 
@@ -188,3 +188,24 @@ def test_no_false_alarms_no_terms_section(db_url, router, hazard_set):
         digest.enqueue_digest(session, router, DAY_START, DAY_END, DAY_END, hazard_set)
         (row,) = session.scalars(sa.select(store.OutboxMessage).where(store.OutboxMessage.kind == "digest")).all()
     assert not any("terms behind false alarms" in b["text"]["text"] for b in row.payload["blocks"])
+
+
+def test_road_incidents_count_in_their_kecamatan_with_the_road_named(db_url, router, hazard_set):
+    """A jam on a road through Buleleng and Sukasada: counted under its own kecamatan, the road
+    named, never "no kecamatan"."""
+    with store.session_scope(db_url) as session:
+        jam = store.Incident(hazard="traffic_jam", level="road", area_code="jl-ahmad-yani", area_name="Jalan Ahmad Yani",
+                             road="Jalan Ahmad Yani", district=None, state="open", severity="medium", posts=4, authors=4,
+                             notified_posts=4, opened_at=DAY_START + timedelta(hours=2), last_activity_at=DAY_START + timedelta(hours=2))
+        session.add(jam)
+        session.flush()
+        for code, name in (("51.08.06", "Buleleng"), ("51.08.05", "Sukasada")):
+            session.add(store.IncidentArea(incident_id=jam.id, level="district", area_code=code, name=name, posts=0,
+                                           added_at=jam.opened_at))
+        session.flush()
+        s = digest.summarise(session, DAY_START, DAY_END)
+        assert ("traffic_jam", "Buleleng") in s.areas and ("traffic_jam", digest.NO_DISTRICT) not in s.areas
+        assert s.areas[("traffic_jam", "Buleleng")].roads == {"Jalan Ahmad Yani"}
+        blocks = str(digest.build_message(s, hazard_set)["blocks"])
+    assert "Kec. Buleleng: 1 dibuka (1 opened), 1 masih terbuka (1 still open) · lewat Jalan Ahmad Yani (via Jalan Ahmad Yani)" in blocks
+    assert "tanpa kecamatan" not in blocks

@@ -3,7 +3,9 @@ what Siaga failed to deliver.
 
 Managers do not watch the duty channels; once a day they want the counts (incidents opened,
 resolved, called false alarms, still open), where, the dead letters someone must look at, and
-the terms behind the past week's false alarms (`siaga terms`), so someone tightens them.
+the terms behind the past week's false alarms (`siaga terms`), so someone tightens them. A road
+incident counts in the kecamatan its road and posts placed it in (`incidents.kecamatan_of`),
+with the road named. Every sentence comes from `catalogue`.
 The digest goes through the same outbox as alerts (routed by the label `kind: digest`, see
 config/routing.yaml), so it gets the same retry and never-twice guarantees; its de-duplication
 key is the local date of the period's end, so a re-run or a manual trigger the same morning
@@ -20,11 +22,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from siaga import hazard_lists, outbox, terms
+from siaga.catalogue import say, wita
 from siaga.hazards import HazardSet
+from siaga.incidents import kecamatan_of
 from siaga.messages import escape, one_line, truncate
 from siaga.routing import Router
 from siaga.store import Incident, IncidentEvent
-from siaga.vocabulary import LIVE_STATES, LOCAL_TZ, SLACK_MAX_BLOCKS, SLACK_SECTION_TEXT
+from siaga.vocabulary import LIVE_STATES, SLACK_MAX_BLOCKS, SLACK_SECTION_TEXT
 
 KIND = "digest"
 MAX_DEAD_LISTED = 5
@@ -39,6 +43,7 @@ class AreaCounts:
     resolved: int = 0
     false_alarm: int = 0
     still_open: int = 0
+    roads: set[str] = field(default_factory=set)  # the roads of the road incidents counted here
 
     def any(self) -> bool:
         return bool(self.opened or self.resolved or self.false_alarm or self.still_open)
@@ -78,7 +83,11 @@ def summarise(session: Session, day_start: datetime, day_end: datetime, lists: H
     areas: dict[tuple[str, str], AreaCounts] = defaultdict(AreaCounts)
 
     def key(incident: Incident) -> tuple[str, str]:
-        return incident.hazard, incident.district or NO_DISTRICT
+        places = kecamatan_of(session, incident)
+        counts_key = (incident.hazard, places[0] if places else NO_DISTRICT)
+        if incident.road:
+            areas[counts_key].roads.add(incident.road)
+        return counts_key
 
     for incident in session.scalars(select(Incident).where(Incident.opened_at >= day_start, Incident.opened_at < day_end)):
         areas[key(incident)].opened += 1
@@ -116,14 +125,17 @@ def _label(hazard_set: HazardSet, hazard: str) -> str:
 
 
 def _counts_text(c: AreaCounts) -> str:
-    parts = [f"{c.opened} dibuka (opened)"]
+    parts = [say("digest.opened", n=c.opened)]
     if c.resolved:
-        parts.append(f"{c.resolved} selesai (resolved)")
+        parts.append(say("digest.resolved", n=c.resolved))
     if c.false_alarm:
-        parts.append(f"{c.false_alarm} alarm palsu (false alarm)")
+        parts.append(say("digest.false_alarm", n=c.false_alarm))
     if c.still_open:
-        parts.append(f"{c.still_open} masih terbuka (still open)")
-    return ", ".join(parts)
+        parts.append(say("digest.still_open", n=c.still_open))
+    text = ", ".join(parts)
+    if c.roads:
+        text += " · " + say("digest.roads", roads=", ".join(escape(truncate(one_line(r), 120)) for r in sorted(c.roads)))
+    return text
 
 
 def _section(text: str) -> dict[str, Any]:
@@ -134,46 +146,44 @@ def _section(text: str) -> dict[str, Any]:
 
 def _noisy_terms_text(noisy: list[terms.TermStat], hazard_set: HazardSet) -> str:
     listed = "\n".join(
-        f"• '{escape(truncate(one_line(t.term), 80))}' ({_label(hazard_set, t.hazard)}): {t.false_alarms} dari {t.incidents} "
-        f"insiden alarm palsu ({t.false_alarms} of {t.incidents} incidents false alarms)"
+        f"• '{escape(truncate(one_line(t.term), 80))}' ({_label(hazard_set, t.hazard)}): "
+        + say("digest.noisy_term", false_alarms=t.false_alarms, incidents=t.incidents)
         for t in noisy)
-    return (f":mag: *Istilah di balik alarm palsu (terms behind false alarms), {NOISY_TERMS_PERIOD.days} hari (days)*\n{listed}\n"
-            "Perketat di config/hazards lalu uji dengan `siaga backtest` (tighten, then backtest); rincian: `siaga terms`")
+    return (f":mag: *{say('digest.noisy_terms', days=NOISY_TERMS_PERIOD.days)}*\n{listed}\n"
+            + say("digest.noisy_advice"))
 
 
 def build_message(summary: DigestSummary, hazard_set: HazardSet) -> dict[str, Any]:
     """`{"text", "blocks"}` for chat.postMessage. Place names are escaped like any alert's."""
-    start = summary.day_start.astimezone(LOCAL_TZ)
-    end = summary.day_end.astimezone(LOCAL_TZ)
-    period = f"{start:%d %b %H:%M} – {end:%d %b %H:%M} WITA"
+    period = f"{wita(summary.day_start, 'short')} – {wita(summary.day_end, 'short')}"
     t = summary.totals()
-    headline = (f"{t.opened} insiden dibuka (opened), {t.resolved} selesai (resolved), {t.false_alarm} alarm palsu "
-                f"(false alarms), {t.still_open} masih terbuka (still open), {summary.dead_total} gagal kirim (dead letters)")
+    headline = say("digest.headline", opened=t.opened, resolved=t.resolved, false_alarm=t.false_alarm,
+                   still_open=t.still_open, dead=summary.dead_total)
     blocks: list[dict[str, Any]] = [
-        _section(f":bar_chart: *Ringkasan harian Siaga (daily digest)* · {period}\n{headline}"),
+        _section(f":bar_chart: *{say('digest.title')}* · {period}\n{headline}"),
     ]
     by_hazard: dict[str, list[str]] = defaultdict(list)
     for (hazard, district), counts in summary.areas.items():
         if counts.any():
-            place = "tanpa kecamatan (no kecamatan)" if district == NO_DISTRICT else f"Kec. {escape(truncate(one_line(district), 120))}"
+            place = say("place.no_district") if district == NO_DISTRICT else say("place.district", name=escape(truncate(one_line(district), 120)))
             by_hazard[hazard].append(f"• {place}: {_counts_text(counts)}")
     if not by_hazard:
-        blocks.append(_section("Tidak ada insiden (no incidents) dalam periode ini."))
+        blocks.append(_section(say("digest.no_incidents")))
     for hazard, lines in list(by_hazard.items())[:40]:
         blocks.append(_section(f"*{_label(hazard_set, hazard)}*\n" + "\n".join(lines)))
     if summary.silenced:
-        blocks.append(_section(f":zzz: {summary.silenced} pesan ditahan oleh penundaan (messages held back by silences)"))
+        blocks.append(_section(f":zzz: {say('digest.silenced', n=summary.silenced)}"))
     if summary.dead_total:
         listed = "\n".join(
             f"• outbox #{d['id']} → {escape(d['channel'])} ({escape(d['kind'])}"
             + (f", insiden #{d['incident']}" if d["incident"] is not None else "")
             + f", {d['attempts']}×): {escape(truncate(one_line(d['error'] or '?'), 200))}"
             for d in summary.dead)
-        more = f"\n… dan {summary.dead_total - len(summary.dead)} lagi (more): `siaga outbox`" if summary.dead_total > len(summary.dead) else ""
-        blocks.append(_section(f":x: *Gagal kirim (dead letters): {summary.dead_total}*\n{listed}{more}"))
+        more = f"\n{say('digest.more', n=summary.dead_total - len(summary.dead))}: `siaga outbox`" if summary.dead_total > len(summary.dead) else ""
+        blocks.append(_section(f":x: *{say('digest.dead_letters', n=summary.dead_total)}*\n{listed}{more}"))
     if summary.noisy_terms:
         blocks.append(_section(_noisy_terms_text(summary.noisy_terms, hazard_set)))
-    text = f"Ringkasan harian Siaga (daily digest) {period}: {headline}"
+    text = f"{say('digest.title')} {period}: {headline}"
     return {"text": text, "blocks": blocks[:SLACK_MAX_BLOCKS]}
 
 
