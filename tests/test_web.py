@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from shapely.geometry import Point, shape
 
 from siaga import cli, store
-from siaga.store import Alert, AreaCount, Geotag, Incident, IncidentEvent, OutboxMessage, Post
+from siaga.store import Alert, AreaCount, Geotag, Incident, IncidentArea, IncidentEvent, OutboxMessage, Post
 from siaga.timelines.cap import cap_alert
 from siaga.timelines.csv_export import csv_safe
 from siaga.timelines.labels import HazardsInForce
@@ -148,6 +148,20 @@ def test_list_filters(client, query, expected):
     r = c.get("/?" + query)
     assert r.status_code == 200
     assert _incident_ids(r.text) == {ids[k] for k in expected}
+
+
+def test_kecamatan_filter_finds_a_road_incident_in_every_kecamatan_it_passes(seeded):
+    """The Singaraja-Gilimanuk jam is placed in Seririt, its road also passes Banjar: filtering
+    by either finds it, and the CSV names both."""
+    url, ids = seeded
+    with store.session_scope(url) as s:
+        s.add(IncidentArea(incident_id=ids["jam"], level="district", area_code="51.08.03", name="Banjar", posts=0,
+                           added_at=T0 + timedelta(days=7)))
+    c = TestClient(create_app(url, hazards=HAZARDS))
+    assert _incident_ids(c.get("/?kecamatan=banjar").text) == {ids["jam"]}
+    assert _incident_ids(c.get("/?kecamatan=Seririt").text) == {ids["jam"]}
+    (row,) = csv.DictReader(io.StringIO(c.get(f"/incidents/{ids['jam']}/export?format=csv").text))
+    assert row["kecamatan"] == "Seririt, Banjar"
 
 
 def test_state_filter_offers_exactly_the_incident_states(seeded):

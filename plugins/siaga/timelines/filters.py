@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from siaga.incidents import in_kecamatan
 from siaga.store import Geotag, Incident, Post
 from siaga.timelines.report import alive_in
 from siaga.vocabulary import LOCAL_TZ
@@ -65,7 +66,7 @@ def filtered_incidents(session: Session, filters: Filters) -> list[Incident]:
     if filters.hazard:
         stmt = stmt.where(Incident.hazard == filters.hazard)
     if filters.kecamatan:
-        stmt = stmt.where(func.lower(Incident.district) == filters.kecamatan.lower())
+        stmt = stmt.where(in_kecamatan(filters.kecamatan))  # a road incident is in every kecamatan it passes
     if filters.village:
         stmt = stmt.where(func.lower(Incident.village).contains(filters.village.lower(), autoescape=True))
     if filters.road:
