@@ -270,6 +270,7 @@ def _cmd_terms(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
     from siaga import hazard_lists, store, terms
+    from siaga.vocabulary import local_iso
 
     until = args.until or store.utcnow()
     since = until - timedelta(days=args.days)
@@ -277,7 +278,7 @@ def _cmd_terms(args: argparse.Namespace) -> int:
     with store.session_scope(args.db) as session:
         stats = terms.term_report(session, since, until, hazard_lists.in_force(session, remember=False))
     if args.json:
-        print(json.dumps({"since": since.isoformat(), "until": until.isoformat(), "terms": [s.as_dict() for s in stats]},
+        print(json.dumps({"since": local_iso(since), "until": local_iso(until), "terms": [s.as_dict() for s in stats]},
                          ensure_ascii=False, indent=2))
     else:
         print(terms.format_table(stats, since, until))
