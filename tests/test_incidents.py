@@ -128,7 +128,8 @@ def test_incident_closed_by_a_person_is_not_reopened_by_the_machine(db_url):
     ((_, first),) = apply(db_url, [spike()])
     with store.session_scope(db_url) as session:
         incidents.transition(session, first, "resolved", "U123:wayan", T0 + timedelta(minutes=40))
-    ((kind, second),) = apply(db_url, [spike(minutes=60)])
+    assert apply(db_url, [spike(minutes=35)]) == []  # the same posts, a window later: no news
+    ((kind, second),) = apply(db_url, [spike(minutes=60, first=50)])
     assert kind == "new" and second != first
 
 

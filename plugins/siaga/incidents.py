@@ -278,6 +278,14 @@ def _already_recorded(session: Session, spike: Spike) -> bool:
     return bool(explanations) and set(spike.post_ids) <= set(cited_post_ids(explanations))
 
 
+def _told_before(session: Session, spike: Spike, gap: timedelta) -> bool:
+    """Every post of this window was counted by a recent alert of its series: no news, even if
+    the incident they made is closed."""
+    explanations = session.scalars(select(Alert.explanation).where(
+        *_series(spike), Alert.window_end >= spike.window_start - gap)).all()
+    return bool(explanations) and set(spike.post_ids) <= set(cited_post_ids(explanations))
+
+
 def _inhibited_by_live(session: Session, spike: Spike, areas: dict[tuple[str, str], AreaInfo]) -> bool:
     """A live finer incident of the same hazard inside this area already tells the story."""
     if spike.level not in ("district", "regency"):
@@ -332,6 +340,8 @@ def _record(
     cover = footprint(area, place_of)
     incident = _matching_incident(session, spike, neighbourhood(cover, adjacent), gap, reopen_window)
     if incident is None:
+        if _told_before(session, spike, gap):
+            return None  # e.g. the next window over the posts of an incident a person just closed
         return _open(session, spike, area, severity, cover, place_of)
 
     before = incident_posts(session, incident.id)
