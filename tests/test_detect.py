@@ -127,3 +127,23 @@ def test_history_of_chatter_raises_the_bar(db_url, router):
     incidents_before = rows(db_url, store.Incident)
     detect.run(T0 + timedelta(minutes=20), router, db_url)
     assert rows(db_url, store.Incident) == incidents_before
+
+
+def test_later_runs_over_the_same_posts_record_nothing_and_new_posts_are_one_change(db_url, router):
+    """Detection runs every few minutes over sliding windows: the runs that see no new post
+    write no alert, timeline row or message; the run that sees one writes one "grew" row."""
+    add_posts(db_url, [(3 * i, f"warga{i}", text) for i, text in enumerate(FLOOD_TEXTS[:4])])
+    detect.run(T0 + timedelta(minutes=15), router, db_url)
+    before = snapshot(db_url)
+    for minutes in (20, 25, 30):
+        report = detect.run(T0 + timedelta(minutes=minutes), router, db_url)
+        assert report.changes == {}
+    after = snapshot(db_url)
+    assert (after["events"], after["outbox"], len(after["alerts"])) == (before["events"], before["outbox"], len(before["alerts"]))
+    add_posts(db_url, [(32, "warga9", FLOOD_TEXTS[5])])
+    detect.run(T0 + timedelta(minutes=35), router, db_url)
+    with store.session_scope(db_url) as session:
+        (incident,) = session.scalars(sa.select(store.Incident)).all()
+        kinds = [e.kind for e in session.scalars(sa.select(store.IncidentEvent).order_by(store.IncidentEvent.id))]
+        assert kinds == ["opened", "grew"] and (incident.posts, incident.authors) == (5, 5)
+        assert incident.last_activity_at == T0 + timedelta(minutes=32)  # the newest post
