@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
+from hypothesis import given, settings as settings_h, strategies as st
 
 from siaga import alerts, incidents, messages, settings, store
 from siaga.incidents import AreaInfo
@@ -174,3 +175,26 @@ def test_every_timeline_event_reads_as_a_sentence_without_json(db_url):
                                      "resolved automatically: no new posts for 3 h")
     for sentence in sentences.values():
         assert '{"' not in sentence and "+00:00" not in sentence
+
+
+# text without braces or quotes: a person may type '{"' into a note, and it is then shown as typed
+words = st.text(alphabet=st.characters(blacklist_characters='{}"', blacklist_categories=("Cs",)), max_size=20)
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | words,
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(words, inner, max_size=3),
+                           max_leaves=8)
+KINDS = ["opened", "grew", "area_added", "escalated", "reopened", "resolved", "acknowledged", "false_alarm", "silenced",
+         "held", "delivered", "delivery_failed", "note", "something_new"]
+
+
+@settings_h(max_examples=300, deadline=None)
+@given(kind=st.sampled_from(KINDS), actor=st.sampled_from(["siaga", "U07DUTY", "<!channel>"]),
+       detail=st.dictionaries(st.sampled_from(["severity", "why", "post_ids", "posts", "authors", "observed", "expected",
+                                               "window_minutes", "from", "to", "areas", "note", "reason", "until", "kind",
+                                               "channel", "error", "after_minutes", "quiet_minutes", "late", "automatic"]),
+                              json_values, max_size=8))
+def test_any_stored_detail_reads_as_text_never_json(kind, actor, detail):
+    """Timeline rows written by older versions or by hand: a sentence or the fields in words,
+    never an exception and never a JSON object."""
+    event = store.IncidentEvent(incident_id=1, at=T0, kind=kind, actor=actor, detail=detail)
+    text = event_sentence(event)
+    assert isinstance(text, str) and '{"' not in text

@@ -246,7 +246,7 @@ def changes_lines(view: AlertView) -> list[str]:
     what = view.what
     if what is None:
         return []
-    lines = []
+    lines: list[str] = []
     if what.new_post_ids:
         posts = what.posts if what.posts is not None else view.posts or 0
         authors = what.authors if what.authors is not None else view.incident_authors or 0
@@ -272,6 +272,9 @@ def changes_lines(view: AlertView) -> list[str]:
             when = None
         if when is not None:
             lines.append(say("change.auto_resolved", last=when))
+    if view.kind == "resolved":  # how it ended comes first
+        closing = [line for line in lines if line.startswith(("status", "selesai otomatis"))]
+        lines = closing + [line for line in lines if line not in closing]
     return lines
 
 

@@ -57,8 +57,12 @@ def _when(value: Any) -> datetime | None:
 
 
 def event_sentence(event: IncidentEvent) -> str:
-    """One timeline event as a bilingual sentence (empty when the label says it all)."""
-    return join(*(_sentence(event, lang) for lang in ("id", "en")), long=True)
+    """One timeline event as a bilingual sentence. A detail this code cannot read (written by
+    an older version, or by hand) is shown field by field rather than lost or shown as JSON."""
+    try:
+        return join(*(_sentence(event, lang) for lang in ("id", "en")), long=True)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return _plain(event.detail if isinstance(event.detail, dict) else {"detail": event.detail})
 
 
 def _sentence(event: IncidentEvent, lang: str) -> str:
