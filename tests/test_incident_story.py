@@ -198,3 +198,14 @@ def test_any_stored_detail_reads_as_text_never_json(kind, actor, detail):
     event = store.IncidentEvent(incident_id=1, at=T0, kind=kind, actor=actor, detail=detail)
     text = event_sentence(event)
     assert isinstance(text, str) and '{"' not in text
+
+
+def test_a_run_that_opens_and_grows_an_incident_sends_one_new_alert(db_url):
+    """Catching up over several windows in one run: one new alert, quoting the newest posts."""
+    first = add_posts(db_url, [1, 5, 9])
+    more = add_posts(db_url, [12, 14])
+    changes = detect(db_url, [window(db_url, SANGSIT, 10, first), window(db_url, SANGSIT, 15, first + more)])
+    assert [kind for kind, *_ in changes] == ["new"]
+    ((_, _, _, evidence),) = changes
+    assert evidence[:2] == [more[1], more[0]]
+    assert [e.kind for e in rows(db_url, store.IncidentEvent)] == ["opened", "grew"]

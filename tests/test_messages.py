@@ -265,8 +265,8 @@ def test_evidence_in_plain_words_and_the_cue_that_raised_severity():
     assert "4 warga melapor dalam 30 menit; biasanya hampir tidak ada" in joined
     assert "4 residents reported it within 30 minutes; usually almost none" in joined
     assert "Total insiden: 6 unggahan dari 5 akun" in joined
-    assert "tingkat tinggi, karena 2 unggahan menyebut 'setinggi dada'" in joined
-    assert "because 2 posts mention 'setinggi dada'" in joined
+    assert ("*tingkat tinggi (severity high)* — karena 2 unggahan menyebut 'setinggi dada' / "
+            "because 2 posts mention 'setinggi dada'") in joined
 
 
 def test_update_names_what_changed_since_the_last_message(client, fake):

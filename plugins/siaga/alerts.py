@@ -128,9 +128,11 @@ def view_for(session: Session, change: Change, hazard_set: HazardSet) -> message
 
 
 def _opening_why(session: Session, incident: Incident) -> dict | None:
-    """The cue that set the severity the incident opened at (its "opened" timeline event)."""
+    """The cue behind the incident's present severity: its latest "escalated" or its "opened"
+    timeline event (a run that opened and escalated it sends one new alert)."""
     detail = session.scalar(select(IncidentEvent.detail).where(
-        IncidentEvent.incident_id == incident.id, IncidentEvent.kind == "opened").order_by(IncidentEvent.id))
+        IncidentEvent.incident_id == incident.id, IncidentEvent.kind.in_(("opened", "escalated")))
+        .order_by(IncidentEvent.at.desc(), IncidentEvent.id.desc()))
     return (detail or {}).get("why") or None
 
 

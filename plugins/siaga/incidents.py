@@ -238,7 +238,22 @@ def apply_spikes(
         change = _record(session, spike, area, severity, gap, adjacent, reopen_window, place_of)
         if change is not None:
             changes.append(change)
-    return changes
+    return _collapse(changes)
+
+
+def _collapse(changes: list[Change]) -> list[Change]:
+    """One run that opens an incident and grows it (a catch-up over several windows) sends one
+    message: the new alert, written after the run, already shows the incident as it is; it
+    quotes the newest evidence of the later changes."""
+    opened = {c.incident.id: c for c in changes if c.kind == "new"}
+    out = []
+    for change in changes:
+        first = opened.get(change.incident.id)
+        if first is not None and change is not first and change.kind in ("update", "escalation"):
+            first.evidence = list(dict.fromkeys(change.evidence + first.evidence))
+            continue
+        out.append(change)
+    return out
 
 
 def footprint(area: AreaInfo, place_of: PlaceOf | None = None) -> dict[tuple[str, str], str]:

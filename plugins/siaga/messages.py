@@ -206,13 +206,14 @@ def counts_text(view: AlertView) -> str:
 
 
 def severity_text(view: AlertView) -> str:
-    """"tingkat tinggi (severity high)", and the cue that raised it for a new alert."""
-    def one(lang: str) -> str:
-        label = say_in(lang, f"severity.{view.severity}") if view.severity in SEVERITIES else _name(view.severity)
-        text = say_in(lang, "slack.severity", severity=label)
-        why = why_text(lang, view.why, quote=_name) if view.kind == "new" else ""
-        return f"{text}, {why}" if why else text
-    return in_both(one, long=bool(view.why and view.kind == "new"))
+    """"*tingkat tinggi (severity high)*", and for a new alert the cue that raised it."""
+    def label(lang: str) -> str:
+        name = say_in(lang, f"severity.{view.severity}") if view.severity in SEVERITIES else _name(view.severity)
+        return say_in(lang, "slack.severity", severity=name)
+    text = f"*{in_both(label, long=False)}*"
+    if view.kind == "new" and view.why:
+        text += " — " + in_both(lambda lang: why_text(lang, view.why, quote=_name))
+    return text
 
 
 def _mrkdwn(text: str) -> dict[str, Any]:
@@ -251,8 +252,9 @@ def changes_lines(view: AlertView) -> list[str]:
         posts = what.posts if what.posts is not None else view.posts or 0
         authors = what.authors if what.authors is not None else view.incident_authors or 0
         lines.append(say("change.posts", new_posts=len(what.new_post_ids), posts=int(posts), authors=int(authors)))
-        if what.authors is not None and what.authors_before is not None and what.authors > what.authors_before:
-            lines.append(say("change.new_authors", count=int(what.authors - what.authors_before)))
+        new_accounts = (what.authors - what.authors_before) if what.authors is not None and what.authors_before is not None else 0
+        if 0 < new_accounts != len(what.new_post_ids):  # "2 new posts, now 5 from 5" already says it otherwise
+            lines.append(say("change.new_authors", count=int(new_accounts)))
     if what.areas:
         lines.append(say("change.areas", names=", ".join(_name(a) for a in what.areas)))
     if what.severity:
@@ -366,7 +368,7 @@ def _cut_escaped(text: str, limit: int) -> str:
 
 def build_message(view: AlertView) -> dict[str, Any]:
     """`{"text": fallback, "blocks": [...]}` ready for chat.postMessage / chat.update."""
-    title = f"{_KIND_EMOJI[view.kind]} {title_text(view)}: *{hazard_label(view)}* · *{severity_text(view)}*"
+    title = f"{_KIND_EMOJI[view.kind]} {title_text(view)}: *{hazard_label(view)}* · {severity_text(view)}"
     where = f"*{say('slack.place')}*\n{place_text(view)}"
     if _valid_point(view.lat, view.lon):
         map_field = f"*{say('slack.map')}*\n<{osm_url(view.lat, view.lon).replace('&', '&amp;')}|{view.lat:.4f}, {view.lon:.4f}>"  # type: ignore[arg-type]
