@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from siaga.incidents import cited_post_ids
 from siaga.store import Alert, Incident, IncidentEvent
 from siaga.vocabulary import AUTO_ACTOR, CLOSED_STATES
 
@@ -74,16 +75,16 @@ def verdicts(session: Session, start: datetime, end: datetime) -> list[Verdict]:
 
 
 def evidence_posts(session: Session, incident_ids: list[int]) -> dict[int, set[int]]:
-    """incident id -> the posts its alerts cited (Alert.explanation["post_ids"])."""
-    out: dict[int, set[int]] = {}
+    """incident id -> its posts (the posts its alerts cited: `incidents.cited_post_ids`, the
+    one definition of an incident's posts)."""
+    explanations: dict[int, list[dict]] = {}
     if not incident_ids:
-        return out
+        return {}
     for incident_id, explanation in session.execute(
         select(Alert.incident_id, Alert.explanation).where(Alert.incident_id.in_(incident_ids))
     ):
-        ids = (explanation or {}).get("post_ids") or []
-        out.setdefault(incident_id, set()).update(i for i in ids if isinstance(i, int) and not isinstance(i, bool))
-    return out
+        explanations.setdefault(incident_id, []).append(explanation)
+    return {i: set(cited_post_ids(found)) for i, found in explanations.items()}
 
 
 def post_labels(found: list[Verdict]) -> dict[tuple[int, str], str]:
