@@ -10,7 +10,9 @@ never leave an incident without its message or a message without its incident. S
 """
 from __future__ import annotations
 
+import logging
 from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -21,10 +23,18 @@ from siaga.incidents import Change, add_event
 from siaga.routing import Receiver, Router
 from siaga.store import Incident, IncidentEvent, Post
 
+log = logging.getLogger(__name__)
+_warned_no_link: list[bool] = []  # once per process: the setting does not change while it runs
+
 
 def timeline_url(incident_id: int) -> str | None:
-    """The incident's page (`settings.timeline_base_url`: configured, or Airflow's address)."""
+    """The incident's page (`settings.timeline_base_url`: configured, or Airflow's address).
+    Without either the alert has no link, which the log says once per process."""
     base = settings.timeline_base_url()
+    if not base and not _warned_no_link:
+        _warned_no_link.append(True)
+        log.warning("alerts carry no link to the incident page: set Airflow's [api] base_url "
+                    "(AIRFLOW__API__BASE_URL) or SIAGA_TIMELINE_BASE_URL")
     return f"{base.rstrip('/')}/incidents/{incident_id}" if base else None
 
 
