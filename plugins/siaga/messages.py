@@ -18,7 +18,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from siaga.catalogue import evidence_sentence, in_both, say, say_in, why_text, wita
 from siaga.vocabulary import CHANGE_KINDS, SEVERITIES, SLACK_FIELD_TEXT, SLACK_MAX_BLOCKS, SLACK_SECTION_TEXT, STATES

@@ -14,7 +14,6 @@ from siaga.catalogue import evidence_sentence, has, join, say, say_in, why_text
 from siaga.store import IncidentEvent
 from siaga.vocabulary import AUTO_ACTOR, SEVERITIES, STATES
 
-SLACK_USER = "U"  # Slack user ids start with U or W; shown as they are, a page cannot mention
 
 
 def event_label(kind: str) -> str:
