@@ -21,10 +21,11 @@ import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-import jsonschema
-import yaml
+if TYPE_CHECKING:  # imported where used: `siaga tag` reads no config file when its matchers are cached
+    import jsonschema
+    import yaml
 
 FieldPath = tuple[Any, ...]
 
@@ -144,6 +145,8 @@ def read_yaml(path: str | Path) -> Document:
 
 def parse_yaml(text: str, source: str) -> Document:
     """`text` as data with positions (an empty document is None at 1:1)."""
+    import yaml
+
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -166,6 +169,8 @@ def _mark(mark: yaml.Mark) -> tuple[int, int]:
 
 
 def _data_of(node: yaml.Node, path: FieldPath, doc: Document, loader: yaml.SafeLoader) -> Any:
+    import yaml
+
     doc.values[path] = _mark(node.start_mark)
     if isinstance(node, yaml.MappingNode):
         doc.collections.add(path)
@@ -211,6 +216,8 @@ def _runaway_quote(text: str, exc: yaml.MarkedYAMLError) -> tuple[yaml.Mark, yam
     """The first quoted scalar before the error that spans lines looking like YAML structure:
     a quote left open on one line closes at the next quote, far below, and the error shows
     there. None when there is no such quote (or the error is the quote's own)."""
+    import yaml
+
     if (exc.context or "") == "while scanning a quoted scalar":
         return None
     limit = exc.problem_mark.index if exc.problem_mark is not None else len(text)
@@ -234,6 +241,8 @@ def _runaway_quote(text: str, exc: yaml.MarkedYAMLError) -> tuple[yaml.Mark, yam
 
 def schema_problems(doc: Document, schema: dict[str, Any] | jsonschema.protocols.Validator) -> list[ConfigProblem]:
     """Every JSON Schema error of the document, each where it belongs, in file order."""
+    import jsonschema
+
     validator = schema if not isinstance(schema, dict) else jsonschema.Draft202012Validator(schema)
     problems: set[ConfigProblem] = set()
     for err in validator.iter_errors(doc.data):

@@ -11,8 +11,10 @@ post does no per-name work.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Iterator
 
 from shapely import STRtree
 from shapely.geometry import Point
@@ -63,6 +65,19 @@ class Gazetteer:
         self._by_code = {v.code: v for v in self.villages}
         self._adjacent = self._build_adjacency()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled for the matcher cache (`matcher_cache`): the 91.6k outside places as one
+        packed string (unpickling as many objects would take most of a second), the tree
+        rebuilt on load."""
+        state = self.__dict__.copy()
+        del state["_tree"]
+        state["outside"] = PackedPlaces.pack(self.outside) or list(self.outside)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._tree = STRtree([v.polygon for v in self.villages])
+
     def _build_adjacency(self) -> dict[str, tuple[str, ...]]:
         """Villages whose polygons touch or overlap (a small buffer absorbs digitising slivers)."""
         out: dict[str, list[str]] = defaultdict(list)
@@ -94,6 +109,62 @@ class Gazetteer:
 
     def contains(self, lon: float, lat: float) -> bool:
         return self.village_at(lon, lat) is not None
+
+
+class PackedPlaces(Sequence):
+    """Outside places kept as one string, unpacked into `OutsidePlace`s on first use: the
+    cached gazetteer's `outside` list, which tagging never reads (its names are already in the
+    automata)."""
+
+    _FIELD, _RECORD, _NONE = "\x1f", "\x1e", "\x00"
+
+    def __init__(self, packed: str, count: int) -> None:
+        self._packed, self._count = packed, count
+        self._places: list[OutsidePlace] | None = None
+
+    @classmethod
+    def pack(cls, places: Sequence[OutsidePlace]) -> "PackedPlaces | None":
+        """None when a name holds one of the separators (then the places are pickled as they are)."""
+        if isinstance(places, PackedPlaces):
+            return places
+        rows = [cls.pack_one(o) for o in places]
+        if any(r is None for r in rows):
+            return None
+        return cls(cls._RECORD.join(rows), len(rows))  # type: ignore[arg-type]
+
+    @classmethod
+    def pack_one(cls, o: OutsidePlace) -> str | None:
+        values = (o.level, o.name, o.code, o.district, o.regency, o.province)
+        if any(v is not None and (not isinstance(v, str) or any(c in v for c in "\x00\x1d\x1e\x1f")) for v in values):
+            return None
+        return cls._FIELD.join(cls._NONE if v is None else v for v in values)
+
+    @classmethod
+    def unpack_one(cls, row: str) -> OutsidePlace:
+        values = [None if v == cls._NONE else v for v in row.split(cls._FIELD)]
+        return OutsidePlace(*values)  # type: ignore[arg-type]
+
+    def _unpacked(self) -> list[OutsidePlace]:
+        if self._places is None:
+            rows = self._packed.split(self._RECORD) if self._count else []
+            self._places = [self.unpack_one(row) for row in rows]
+        return self._places
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def]
+        return self._unpacked()[index]
+
+    def __iter__(self) -> Iterator[OutsidePlace]:
+        return iter(self._unpacked())
+
+    def __getstate__(self) -> tuple[str, int]:
+        return self._packed, self._count
+
+    def __setstate__(self, state: tuple[str, int]) -> None:
+        self._packed, self._count = state
+        self._places = None
 
 
 # --------------------------------------------------------------------------------- loading

@@ -194,6 +194,16 @@ def load_districts(path: Path) -> dict[str, District]:
     return out
 
 
+def dictionary_file() -> Path | None:
+    """Where PySastrawi's root-word list is, found without importing the package (the matcher
+    cache takes it into its key), or None if the package is missing."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("Sastrawi")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    return Path(locations[0]).parent / _SASTRAWI_WORDS if locations else None
+
+
 def load_dictionary() -> frozenset[str]:
     """Indonesian root words (PySastrawi's list), or an empty set if the package is missing."""
     try:

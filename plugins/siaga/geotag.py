@@ -24,8 +24,8 @@ from pathlib import Path
 import ahocorasick
 
 from siaga import settings
-from siaga.gazetteer import Gazetteer, is_common_word, load_gazetteer
-from siaga.geodata import ROAD_PREFIXES, Alias, District, OutsidePlace, Road, Village, short_name
+from siaga.gazetteer import Gazetteer, PackedPlaces, is_common_word, load_gazetteer
+from siaga.geodata import ROAD_PREFIXES, dictionary_file, Alias, District, OutsidePlace, Road, Village, short_name
 from siaga.normalise import Folded, key, quick_fold, spaced
 from siaga.vocabulary import REGENCY_CODE, REGENCY_NAME
 
@@ -112,6 +112,37 @@ class _Mention:
 
 
 
+class _WeakTable:
+    """The weak names' payloads, one packed string per automaton value, decoded on first hit."""
+
+    __slots__ = ("_rows", "_decoded")
+
+    def __init__(self, rows: list[str]) -> None:
+        self._rows = rows
+        self._decoded: dict[int, tuple[int, tuple[_Entry, ...]]] = {}
+
+    @staticmethod
+    def row(flen: int, entries: tuple[_Entry, ...]) -> str:
+        packed = [PackedPlaces.pack_one(e.ref) for e in entries]  # type: ignore[arg-type]
+        if any(p is None for p in packed):
+            raise ValueError(f"a place name holds a control character: {[e.ref for e in entries]!r}")
+        return "\x1d".join([str(flen), *packed])  # type: ignore[list-item]
+
+    def __getitem__(self, index: int) -> tuple[int, tuple[_Entry, ...]]:
+        got = self._decoded.get(index)
+        if got is None:
+            flen, *rows = self._rows[index].split("\x1d")
+            got = (int(flen), tuple(_Entry("outside", PackedPlaces.unpack_one(r), "weak") for r in rows))
+            self._decoded[index] = got
+        return got
+
+    def __getstate__(self) -> list[str]:
+        return self._rows
+
+    def __setstate__(self, rows: list[str]) -> None:
+        self._rows, self._decoded = rows, {}
+
+
 class Geotagger:
     """Tags posts with Buleleng places; build once, call `tag` per post."""
 
@@ -182,7 +213,11 @@ class Geotagger:
         # "lancar"); with 90k short names that would be most of the work, so they match whole
         # words only.
         automaton = ahocorasick.Automaton()
-        weak_automaton = ahocorasick.Automaton()
+        # The weak names' automaton stores an index into a packed table, not objects: it is
+        # loaded from the matcher cache at every start, and 90k payload objects would take most
+        # of a second to unpickle.
+        weak_automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        weak_rows: list[str] = []
         for k, (forms, entries) in table.items():
             strong_entries = tuple(e for e in entries if e.kind != "outside" or e.strength != "weak")
             weak_entries = tuple(e for e in entries if e.kind == "outside" and e.strength == "weak")
@@ -190,11 +225,13 @@ class Geotagger:
                 buleleng = any(e.kind != "outside" for e in strong_entries)
                 automaton.add_word(k, (len(k), frozenset(forms), strong_entries, buleleng))
             for form in forms if weak_entries else ():
-                weak_automaton.add_word(f" {form} ", (len(form), weak_entries))
+                weak_automaton.add_word(f" {form} ", len(weak_rows))
+                weak_rows.append(_WeakTable.row(len(form), weak_entries))
         automaton.make_automaton()
         if len(weak_automaton):
             weak_automaton.make_automaton()
             self._weak_automaton = weak_automaton
+            self._weak_table = _WeakTable(weak_rows)
         return automaton
 
     def _add_outside(self, add, o: OutsidePlace) -> None:
@@ -272,7 +309,9 @@ class Geotagger:
             raw.append((0, -(tj - ti), -klen, ti, tj, fs, fe, entries, buleleng))
         if self._weak_automaton is not None:
             fstart = None
-            for end, (flen, entries) in self._weak_automaton.iter(f" {ftext} "):
+            table = self._weak_table
+            for end, row in self._weak_automaton.iter(f" {ftext} "):
+                flen, entries = table[row]
                 if fstart is None:
                     fstart = {cum[i] + i: i for i in range(len(words))}
                 fs = end - flen - 1  # end is the trailing space in the padded text
@@ -633,4 +672,19 @@ def default_geotagger() -> Geotagger:
     """The project's tagger: settings' geodata and config folders; SIAGA_GAZETTEER picks the size."""
     size = settings.gazetteer_size()
     aliases = settings.config_dir() / "aliases.yaml"
-    return Geotagger.from_paths(settings.geodata_dir(), aliases if aliases.exists() else None, national=size == "national")
+    return cached_geotagger(settings.geodata_dir(), aliases if aliases.exists() else None, national=size == "national")
+
+
+def cached_geotagger(geodata_dir: Path, aliases_path: Path | None = None, national: bool = False) -> Geotagger:
+    """`Geotagger.from_paths`, from the matcher cache when it was built from the same files by
+    the same code (every file of the geodata folder, the alias file and PySastrawi's word list
+    make the key), else built and cached."""
+    from siaga import matcher_cache
+
+    geodata_dir = Path(geodata_dir)
+    files = sorted(p for p in geodata_dir.iterdir() if p.is_file()) if geodata_dir.is_dir() else []
+    files += [Path(aliases_path)] if aliases_path else []
+    files += [p for p in (dictionary_file(),) if p is not None]
+    key = matcher_cache.fingerprint("geotagger", files, (str(geodata_dir.resolve()), str(aliases_path), national))
+    return matcher_cache.cached("geotagger", key, lambda: Geotagger.from_paths(geodata_dir, aliases_path, national=national))
+

@@ -21,14 +21,15 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from siaga.config_errors import (
     ConfigError, ConfigProblem, ConfigSyntaxError, Document, did_you_mean, read_yaml, schema_problems,
 )
 from siaga.normalise import fold, load_abbreviations, match_key, stem
+
+if TYPE_CHECKING:
+    import jsonschema
 
 SCHEMA_PATH = Path(__file__).with_name("hazard_schema.json")
 # Files that mark a config folder (the hazard lists then live in its hazards/).
@@ -154,6 +155,8 @@ def check_directory(directory: Path) -> CheckReport:
 
 @lru_cache(maxsize=1)
 def _validator() -> jsonschema.Draft202012Validator:
+    import jsonschema  # imported when lists are validated, not by every process that tags
+
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     return jsonschema.Draft202012Validator(schema)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from siaga.hazard_config import HazardConfigError, default_hazard_dir, read_directory
-from siaga.hazards import HazardSet
+from siaga.hazards import HazardSet, load_compiled
 from siaga.store import ConfigState, utcnow
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def in_force(session: Session, directory: Path | None = None, remember: bool = T
     the lists are invalid and there is no last good set."""
     directory = directory or default_hazard_dir()
     try:
-        config = read_directory(directory)
+        config, hazard_set = load_compiled(directory)
     except HazardConfigError as exc:
         last_good = session.get(ConfigState, STATE_NAME)
         if last_good is None:
@@ -39,7 +39,6 @@ def in_force(session: Session, directory: Path | None = None, remember: bool = T
             directory, exc, last_good.fingerprint, last_good.updated_at.isoformat(),
         )
         return _from_content(last_good.content)
-    hazard_set = HazardSet.from_config(config)
     if remember:
         _remember(session, hazard_set.fingerprint(), config.texts)
     return hazard_set
@@ -64,4 +63,5 @@ def _from_content(content: dict[str, str]) -> HazardSet:
         directory.mkdir()
         for name, text in content.items():
             (directory / name).write_text(text, encoding="utf-8")
-        return HazardSet.load(directory)
+        # not through the matcher cache: this folder's path is new every time
+        return HazardSet.from_config(read_directory(directory))

@@ -131,8 +131,9 @@ class HazardSet:
     @classmethod
     def load(cls, directory: Path) -> "HazardSet":
         """Load and validate a directory of hazard files; raise HazardConfigError listing every
-        error (file:line: field ...) so an operator fixes them all in one go."""
-        return cls.from_config(read_directory(Path(directory)))
+        error (file:line: field ...) so an operator fixes them all in one go. Through the
+        matcher cache (`load_compiled`)."""
+        return load_compiled(Path(directory))[1]
 
     @classmethod
     def from_config(cls, config: HazardConfig) -> "HazardSet":
@@ -303,6 +304,46 @@ class HazardSet:
         blob = json.dumps({"hazards": data, "abbreviations": sorted(self.abbreviations.items())},
                           sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def load_compiled(directory: Path) -> tuple[HazardConfig, HazardSet]:
+    """The validated lists of `directory` and their matcher, from the matcher cache when the
+    same files were validated and compiled by the same code, else validated (HazardConfigError
+    as `read_directory`), compiled and cached. Only a valid set is ever cached, and only when
+    the files validated are the files the key was taken over: an operator saving during the
+    load leaves nothing behind that the next load could mistake for the new text."""
+    from siaga import matcher_cache
+
+    directory = Path(directory)
+    before = _lists_key(directory)
+    if before is not None:
+        got = matcher_cache.load("hazards", before[0])
+        if got is not None:
+            return got
+    config = read_directory(directory)
+    hazard_set = HazardSet.from_config(config)
+    after = _lists_key(directory)
+    if before is not None and after == before and before[1] == config.texts:
+        matcher_cache.store("hazards", before[0], (config, hazard_set))
+    return config, hazard_set
+
+
+def _lists_key(directory: Path) -> tuple[str, dict[str, str]] | None:
+    """(cache key, file name -> text) of the lists in `directory`: the hazard files, the
+    abbreviation tables `read_directory` may use and the word list roots are checked against.
+    None when the folder or a file cannot be read as text (then nothing is cached)."""
+    from siaga import matcher_cache
+    from siaga.geodata import dictionary_file
+    from siaga.settings import config_dir
+
+    try:
+        files = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        texts = {p.name: p.read_bytes().decode("utf-8") for p in files}
+    except (OSError, UnicodeDecodeError):
+        return None
+    inputs = [*files, directory.parent / "abbreviations.csv", config_dir() / "abbreviations.csv"]
+    inputs += [p for p in (dictionary_file(),) if p is not None]
+    return matcher_cache.fingerprint("hazards", inputs, str(directory.resolve())), texts
 
 
 def _cue_counts(cue: _Hit, denial: Denial, exclusions: list[_Hit]) -> bool:

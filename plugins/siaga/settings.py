@@ -35,6 +35,13 @@ def data_dir() -> Path:
     return path
 
 
+def cache_dir() -> Path:
+    """SIAGA_CACHE_DIR: where compiled matchers are cached (`matcher_cache`); default
+    data_dir()/cache. Safe to delete: entries are rebuilt on next use."""
+    value = os.environ.get("SIAGA_CACHE_DIR")
+    return Path(value) if value else data_dir() / "cache"
+
+
 def database_url() -> str:
     """SIAGA_DB_URL, else the Airflow connection `siaga_db`, else a SQLite file in data_dir()."""
     url = os.environ.get("SIAGA_DB_URL")
