@@ -26,7 +26,7 @@ import ahocorasick
 from siaga import settings
 from siaga.gazetteer import Gazetteer, PackedPlaces, is_common_word, load_gazetteer
 from siaga.geodata import ROAD_PREFIXES, dictionary_file, Alias, District, OutsidePlace, Road, Village, short_name
-from siaga.normalise import Folded, key, quick_fold, spaced
+from siaga.normalise import Folded, LazyFolded, key, quick_fold, spaced
 from siaga.vocabulary import REGENCY_CODE, REGENCY_NAME
 
 VILLAGE_PREFIX = frozenset({"desa", "ds", "dsa", "kel", "kelurahan", "kelurahn", "lurah"})
@@ -256,10 +256,15 @@ class Geotagger:
 
     # ------------------------------------------------------------------------------ tag
 
-    def tag(self, text: str, lat: float | None = None, lon: float | None = None) -> GeotagResult:
-        """Places in (or outside) Buleleng that the post names or whose coordinates it carries."""
-        text = text or ""
-        folded = quick_fold(text)
+    def tag(self, text: str | Folded | LazyFolded, lat: float | None = None, lon: float | None = None) -> GeotagResult:
+        """Places in (or outside) Buleleng that the post names or whose coordinates it carries.
+        `text` may come folded already (`normalise.quick_fold`), as the tagger shares it with
+        the hazard matcher."""
+        if text is None or isinstance(text, str):
+            text = text or ""
+            folded = quick_fold(text)
+        else:
+            folded, text = text, text.original
         places: list[Place] = []
         region_votes: list[bool] = []
         if lat is not None and lon is not None:

@@ -15,15 +15,15 @@ import json
 import re
 from bisect import bisect_right
 from collections import defaultdict
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 import ahocorasick
 
 from siaga.hazard_config import Hazard, HazardConfig, read_directory
 from siaga.negation import Denial
-from siaga.normalise import MatchText, fold, match_key, match_text, squeeze, squeeze_fold, stem
+from siaga.normalise import Folded, MatchText, WordViews, fold, match_key, match_text, quick_fold, squeeze, squeeze_fold, stem
 
 # Inside a hashtag (#infobanjirjakarta) there are no spaces to mark word boundaries. A term at
 # the start or end of the tag counts; in the middle only if it is long enough not to be a
@@ -51,10 +51,12 @@ class HazardMatch:
 # ------------------------------------------------------------------------------------------
 
 _TERM, _EXCL, _SEV, _ROAD, _ROOT = "term", "exclusion", "severity", "road", "root"
+# What a key of the trigger automaton can start (its value: length * 8 + these flags): a term
+# as whole words, a term inside a hashtag, a root inside a word.
+_T_WORD, _T_TAG, _T_ROOT = 1, 2, 4
 
 
-@dataclass(frozen=True)
-class _Hit:
+class _Hit(NamedTuple):  # a tuple: a post can have dozens, and the matcher makes them per post
     kind: str
     hazard: str
     phrase: str  # as written in the YAML
@@ -75,15 +77,21 @@ class HazardSet:
         self.abbreviations = dict(abbreviations or {})
         self._files = files
         self._order = {hid: i for i, hid in enumerate(self.hazards)}
+        self._views = WordViews(self.abbreviations)
         self._automaton = ahocorasick.Automaton()
-        self._wild_exclusions: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
-        self._real_doubles: dict[str, re.Pattern[str]] = {}
+        # Only the keys that can make a post report something (terms, roots): most posts hit
+        # none of them, and for those one pass of this automaton is the whole classification.
+        self._trigger = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        # Regular expressions are kept as their source and compiled (by `re`'s cache) when a
+        # post needs them: compiling them all at every start cost more than loading the rest.
+        self._wild_exclusions: dict[str, list[tuple[str, str]]] = {}
+        self._real_doubles: dict[str, str] = {}
         entries: dict[str, list[tuple[str, str, str, int, bool]]] = defaultdict(list)
         for hz in self.hazards.values():
             plain_exclusions = tuple(e for e in hz.exclusions if "*" not in e)
             wild = [e for e in hz.exclusions if "*" in e]
             if wild:
-                self._wild_exclusions[hz.id] = [(e, _wildcard_regex(e, self.abbreviations)) for e in wild]
+                self._wild_exclusions[hz.id] = [(e, _wildcard_regex(e, self.abbreviations).pattern) for e in wild]
             groups = [(_TERM, hz.terms, -1), (_EXCL, plain_exclusions, -1), (_SEV, hz.severity_cues, -1)]
             groups += [(_ROAD, rule.cues, r) for r, rule in enumerate(hz.road_consequence)]
             for kind, phrases, rule in groups:
@@ -99,8 +107,18 @@ class HazardSet:
                 entries[key].append((_ROOT, hz.id, root, -1, False))
         for key, payload in entries.items():
             self._automaton.add_word(key, (len(key), tuple(payload)))
+            flags = 0
+            for kind, _, _, _, tag_only in payload:
+                if kind == _TERM:
+                    flags |= _T_TAG if tag_only else _T_WORD | _T_TAG
+                elif kind == _ROOT:
+                    flags |= _T_ROOT
+            if flags:
+                self._trigger.add_word(key, len(key) * 8 + flags)
         if entries:
             self._automaton.make_automaton()
+        if len(self._trigger):
+            self._trigger.make_automaton()
         self._empty = not entries
 
     def _note_real_doubles(self, phrase: str, key: str) -> None:
@@ -117,7 +135,7 @@ class HazardSet:
                     parts.append(re.escape(ch) + ("{2,}" if n > 1 else "+"))
                 else:
                     parts.append(re.escape(run.group(0)))
-            self._real_doubles[phrase] = re.compile("".join(parts))
+            self._real_doubles[phrase] = "".join(parts)
 
     def _spelled_right(self, phrase: str, mt: MatchText, start: int, end: int) -> bool:
         rx = self._real_doubles.get(phrase)
@@ -126,7 +144,7 @@ class HazardSet:
         written = mt.written(start, end)
         if squeeze(written) != mt.text[start:end]:
             return True  # reached through an abbreviation or "kata2": not a spelling question
-        return rx.fullmatch(written) is not None
+        return re.fullmatch(rx, written) is not None
 
     @classmethod
     def load(cls, directory: Path) -> "HazardSet":
@@ -146,7 +164,7 @@ class HazardSet:
         if self._empty or not mt.text:
             return []
         text = mt.text
-        starts = [tok.start for tok in mt.tokens]
+        starts, ends, hashtags = mt.starts, mt.ends, mt.hashtags
 
         def tok_of(pos: int) -> int:
             return bisect_right(starts, pos) - 1
@@ -155,34 +173,57 @@ class HazardSet:
         root_tokens: dict[int, list[tuple[str, str]]] = {}
         for end_idx, (length, payload) in self._automaton.iter(text):
             start, end = end_idx - length + 1, end_idx + 1
-            first, last = mt.tokens[tok_of(start)], mt.tokens[tok_of(end_idx)]
-            bounded = first.start == start and last.end == end
-            in_tag = first is last and first.hashtag and (
-                start == first.start or end == first.end or length >= _HASHTAG_INNER_MIN
+            first, last = tok_of(start), tok_of(end_idx)
+            bounded = starts[first] == start and ends[last] == end
+            in_tag = first == last and hashtags[first] and (
+                start == starts[first] or end == ends[first] or length >= _HASHTAG_INNER_MIN
             )
             for kind, hid, phrase, rule, tag_only in payload:
                 if kind == _ROOT:
                     # A root inside a longer word ("kebanjiran", "tergenang"): confirm by stemming
                     # below, and only these few candidate words are ever stemmed.
                     if not bounded:
-                        root_tokens.setdefault(tok_of(start), []).append((hid, phrase))
+                        root_tokens.setdefault(first, []).append((hid, phrase))
                     continue
                 if ((bounded and not tag_only) or in_tag) and self._spelled_right(phrase, mt, start, end):
                     hits.append(_Hit(kind, hid, phrase, start, end, rule))
         if root_tokens:
             covered = {(h.hazard, tok_of(h.start)) for h in hits if h.kind == _TERM}
             for t_index, candidates in root_tokens.items():
-                tok = mt.tokens[t_index]
+                word, t_start, t_end = mt.words[t_index], starts[t_index], ends[t_index]
                 # Stem the word as written too: squeezing can break a suffix ("kemacetannya").
-                written = mt.written(tok.start, tok.end)
-                found_roots = {squeeze(stem(tok.text)), squeeze(stem(written))}
+                written = mt.written(t_start, t_end)
+                found_roots = {squeeze(stem(word)), squeeze(stem(written))}
                 for hid, phrase in candidates:
                     if squeeze_fold(phrase) in found_roots and (hid, t_index) not in covered:
-                        hits.append(_Hit(_TERM, hid, tok.text, tok.start, tok.end))
+                        hits.append(_Hit(_TERM, hid, word, t_start, t_end))
         return hits
 
-    def _matches(self, text: str, include_vetoed: bool) -> list[HazardMatch]:
-        mt = match_text(fold(text), self.abbreviations)
+    def _may_report(self, folded: Folded) -> bool:
+        """Can this post report any hazard? False only when no term or root occurs in it where
+        `_hits` could count it: a term must stand as whole words, or inside a hashtag; a root
+        may sit inside any word (decided by stemming). The exact rules decide the rest."""
+        if self._empty or not len(self._trigger):
+            return False
+        text = self._views.text(folded.text)
+        hashtags = "#" in folded.original or "\uff03" in folded.original
+        last = len(text) - 1
+        for end, value in self._trigger.iter(text):
+            if value & _T_ROOT or (hashtags and value & (_T_WORD | _T_TAG)):
+                return True  # a root, or a term maybe inside a hashtag: the exact rules decide
+            start = end - (value >> 3) + 1
+            if value & _T_WORD and (start == 0 or text[start - 1] == " ") and (end == last or text[end + 1] == " "):
+                return True
+        return False
+
+    def _matches(self, text: str | Folded, include_vetoed: bool, fast: bool = True) -> list[HazardMatch]:
+        """The hazards of a post (its text, or its text already folded). `fast=False` is the
+        straightforward path, kept to check the fast one against: the exact `fold`, every post
+        through the whole matcher."""
+        folded = text if not isinstance(text, str) else quick_fold(text) if fast else fold(text)
+        if fast and not self._may_report(folded):
+            return []
+        mt = match_text(folded, self.abbreviations, self._views)
         by_hazard: dict[str, dict[str, list[_Hit]]] = defaultdict(lambda: defaultdict(list))
         for h in self._hits(mt):
             by_hazard[h.hazard][h.kind].append(h)
@@ -207,7 +248,7 @@ class HazardSet:
             wild = [
                 _Hit(_EXCL, hid, phrase, m.start(), m.end())
                 for phrase, rx in self._wild_exclusions.get(hid, ())
-                for m in rx.finditer(mt.text)
+                for m in re.finditer(rx, mt.text)
             ]
             all_exclusions.extend(wild)
             exclusions = kinds.get(_EXCL, []) + wild
@@ -284,17 +325,18 @@ class HazardSet:
                 del out[hid]
         return out
 
-    def classify(self, text: str) -> list[HazardMatch]:
+    def classify(self, text: str | Folded, fast: bool = True) -> list[HazardMatch]:
         """The hazards a post reports, in the set's order: those whose every occurrence an
         exclusion or a negation vetoed, or that another hazard in the post subsumes, are dropped;
-        the traffic consequences of a hazard on a road are added (via_road)."""
-        return self._matches(text, include_vetoed=False)
+        the traffic consequences of a hazard on a road are added (via_road). `text` may come
+        folded already (`normalise.quick_fold`), as the tagger shares it with the geotagger."""
+        return self._matches(text, include_vetoed=False, fast=fast)
 
-    def explain(self, text: str) -> list[HazardMatch]:
+    def explain(self, text: str | Folded, fast: bool = True) -> list[HazardMatch]:
         """Like classify, plus the hazards it drops (their terms empty, `vetoed_by` saying why), so
         `siaga tag --explain` can show an operator which exclusion, denial or subsuming hazard
         silenced a post."""
-        return self._matches(text, include_vetoed=True)
+        return self._matches(text, include_vetoed=True, fast=fast)
 
     def fingerprint(self) -> str:
         """sha256 of the loaded lists and abbreviations: the pipeline records which were in force."""
@@ -354,7 +396,8 @@ def _cue_counts(cue: _Hit, denial: Denial, exclusions: list[_Hit]) -> bool:
 
 
 def _with_cues(match: HazardMatch, cues: list[_Hit]) -> HazardMatch:
-    return replace(match, severity_cues=_unique(h.phrase for h in sorted(cues, key=lambda h: h.start)))
+    cue_phrases = _unique(h.phrase for h in sorted(cues, key=lambda h: h.start)) if cues else ()
+    return HazardMatch(match.hazard, match.terms, match.spans, match.vetoed_by, cue_phrases, match.via_road)
 
 
 def _wildcard_regex(phrase: str, abbreviations: dict[str, str]) -> re.Pattern[str]:

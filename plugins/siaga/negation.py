@@ -37,17 +37,16 @@ class Denial:
 
     def __init__(self, mt: MatchText) -> None:
         self.mt = mt
-        self.starts = [tok.start for tok in mt.tokens]
-        self.words = [tok.text for tok in mt.tokens]
-        self.has_negator = any(w in _NEGATORS for w in self.words)
+        self.starts = mt.starts
+        self.words = mt.words
+        self.has_negator = not _NEGATORS.isdisjoint(self.words)
 
     def _tok(self, pos: int) -> int:
         return bisect_right(self.starts, pos) - 1
 
     def _same_clause(self, first_tok: int, pos: int) -> bool:
         """No clause punctuation in the original between token first_tok and MatchText pos."""
-        tok = self.mt.tokens[first_tok]
-        a = self.mt.span(tok.start, tok.end)[1]
+        a = self.mt.span(self.mt.starts[first_tok], self.mt.ends[first_tok])[1]
         b = self.mt.span(pos, pos + 1)[0] if pos < len(self.mt.text) else len(self.mt.folded.original)
         return not _CLAUSE_BREAK.search(self.mt.folded.original, a, max(a, b))
 

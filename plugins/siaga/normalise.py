@@ -16,9 +16,11 @@ from __future__ import annotations
 import csv
 import re
 import unicodedata
+from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 from siaga.config_errors import ConfigError, ConfigProblem, file_problem
 
@@ -216,37 +218,127 @@ def tokens(folded: Folded) -> list[Token]:
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class MatchToken:
+class MatchToken(NamedTuple):
     text: str
     start: int  # in MatchText coordinates
     end: int
     hashtag: bool  # the original word was written as "#word" (compounds like #banjirbuleleng)
 
 
-@dataclass(frozen=True)
 class MatchText:
     """Folded text with abbreviations expanded ("jl" -> "jalan", "tdk" -> "tidak") and doubled
     letters squeezed, so that one keyword list serves every spelling; every character remembers
-    the folded slice it came from."""
+    the folded slice it came from.
 
-    folded: Folded
-    text: str
-    folded_start: tuple[int, ...]  # per character: start of its source in folded coordinates
-    folded_end: tuple[int, ...]  # per character: end of its source in folded coordinates
-    tokens: tuple[MatchToken, ...]
+    Built for every post the hazard matcher reads, so it is made of whole-text operations: its
+    tokens are parallel lists (`words`, `starts`, `ends`, `hashtags`; `tokens` makes
+    `MatchToken`s of them when asked), and the folded slice behind a position is found from its
+    token when a span or a spelling is asked for, not stored per character."""
+
+    __slots__ = ("folded", "text", "words", "starts", "ends", "_fwords", "_views", "_fstarts", "_word_of", "_hashtags")
+
+    def __init__(self, folded: Folded, folded_words: list[str], views: list[str]) -> None:
+        self.folded = folded
+        self._fwords, self._views = folded_words, views  # the folded words and how the matcher reads each
+        self.text = text = " ".join(views)
+        self.words = words = text.split(" ") if text else []
+        self.starts = starts = [0] * len(words)
+        pos = 0
+        for k, w in enumerate(words):
+            starts[k] = pos
+            pos += len(w) + 1
+        self.ends = [s + len(w) for s, w in zip(starts, words)]
+        self._fstarts: list[int] | None = None
+        self._word_of: list[int] | None = None  # token -> index of the folded word it came from
+        self._hashtags: list[bool] | None = None
+
+    @property
+    def tokens(self) -> tuple[MatchToken, ...]:
+        return tuple(map(MatchToken, self.words, self.starts, self.ends, self.hashtags))
+
+    @property
+    def hashtags(self) -> list[bool]:
+        """Per token: was its word written as "#word"?"""
+        if self._hashtags is None:
+            original = self.folded.original
+            if "#" in original or "\uff03" in original:
+                self._source_map()
+                fstarts, word_of = self._fstarts, self._word_of
+                self._hashtags = [_hashtag_at(self.folded, fstarts[word_of[k]]) for k in range(len(self.words))]  # type: ignore[index]
+            else:
+                self._hashtags = [False] * len(self.words)
+        return self._hashtags
+
+    def _source_map(self) -> None:
+        if self._fstarts is not None:
+            return
+        fwords, views = self._fwords, self._views
+        text = self.folded.text
+        if len(fwords) and sum(map(len, fwords)) + len(fwords) - 1 == len(text):
+            fstarts = [0] * len(fwords)
+            pos = 0
+            for i, w in enumerate(fwords):
+                fstarts[i] = pos
+                pos += len(w) + 1
+        else:  # spaced by hand, not by `fold`
+            fstarts = [m.start() for m in _TOKEN.finditer(text)]
+        if len(self.words) == len(fwords):
+            word_of = list(range(len(fwords)))
+        else:  # some words became several ("lalin" -> "lalu lintas", "rumah2" -> "rumah rumah")
+            word_of = [i for i, v in enumerate(views) for _ in range(v.count(" ") + 1)]
+        self._fstarts, self._word_of = fstarts, word_of
+
+    def _source(self, k: int) -> tuple[int, int, bool, bool]:
+        """Token k's folded word (start, end), whether the matcher reads it rewritten, and
+        whether k is the first token of that word."""
+        self._source_map()
+        w = self._word_of[k]  # type: ignore[index]
+        fs = self._fstarts[w]  # type: ignore[index]
+        fword = self._fwords[w]
+        return fs, fs + len(fword), self._views[w] != fword, k == 0 or self._word_of[k - 1] != w  # type: ignore[index]
+
+    def token_at(self, pos: int) -> int:
+        """Index of the token holding position `pos` (or the token before the space at `pos`)."""
+        return bisect_right(self.starts, pos) - 1
+
+    def _start_of(self, pos: int) -> int:
+        """Folded start of the source of character `pos`."""
+        k = bisect_right(self.starts, pos) - 1
+        if pos >= self.ends[k]:  # the space after token k stands for the start of token k + 1
+            return self._source(k + 1)[0]
+        fs, _, rewritten, _ = self._source(k)
+        return fs if rewritten else fs + pos - self.starts[k]
+
+    def _end_of(self, pos: int) -> int:
+        """Folded end of the source of character `pos`."""
+        k = bisect_right(self.starts, pos) - 1
+        if pos >= self.ends[k]:  # a word break maps to the next word's start; a break inside a rewritten word to its end
+            nfs, nfe, _, first = self._source(k + 1)
+            return nfs if first else nfe
+        fs, fe, rewritten, _ = self._source(k)
+        return fe if rewritten else fs + pos - self.starts[k] + 1
+
+    @property
+    def folded_start(self) -> tuple[int, ...]:
+        """Per character: start of its source in folded coordinates."""
+        return tuple(self._start_of(p) for p in range(len(self.text)))
+
+    @property
+    def folded_end(self) -> tuple[int, ...]:
+        """Per character: end of its source in folded coordinates."""
+        return tuple(self._end_of(p) for p in range(len(self.text)))
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Original-text [start, end) of the slice text[start:end]."""
         if end <= start:
-            pos = self.folded_start[start] if start < len(self.folded_start) else len(self.folded.text)
+            pos = self._start_of(start) if start < len(self.text) else len(self.folded.text)
             return self.folded.span(pos, pos)
-        return self.folded.span(self.folded_start[start], self.folded_end[end - 1])
+        return self.folded.span(self._start_of(start), self._end_of(end - 1))
 
     def written(self, start: int, end: int) -> str:
         """The folded text behind the slice text[start:end], before abbreviations were expanded
         and doubles squeezed: what the post actually spelt there."""
-        return self.folded.text[self.folded_start[start]:self.folded_end[end - 1]]
+        return self.folded.text[self._start_of(start):self._end_of(end - 1)]
 
 
 def load_abbreviations(path: Path) -> dict[str, str]:
@@ -293,42 +385,58 @@ def squeeze_fold(word: str) -> str:
     return squeeze(fold(word).text)
 
 
-def match_text(folded: Folded, abbreviations: dict[str, str] | None = None) -> MatchText:
-    """The folded text as the hazard matcher sees it: abbreviations expanded and hashtags marked."""
-    abbreviations = abbreviations or {}
-    parts: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    toks: list[MatchToken] = []
-    for tok in tokens(folded):
-        if parts:
-            parts.append(" ")
-            starts.append(tok.start)
-            ends.append(tok.start)
-        word = squeeze(abbreviations.get(tok.text, tok.text))
-        redup = _REDUPLICATED.fullmatch(word)
+class WordViews(dict):
+    """Each folded word as the hazard matcher sees it (abbreviation expanded, doubles squeezed,
+    "rumah2" as "rumah rumah"), remembered: posts reuse a small vocabulary, and a dictionary
+    look-up is what lets every post be looked at in the matcher's form before deciding whether
+    it needs the full `MatchText`. Bounded, so hostile input cannot grow it without limit."""
+
+    LIMIT = 200_000
+
+    def __init__(self, abbreviations: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.abbreviations = dict(abbreviations or {})
+
+    def __missing__(self, word: str) -> str:
+        view = squeeze(self.abbreviations.get(word, word))
+        redup = _REDUPLICATED.fullmatch(view)
         if redup:  # "rumah2", "surut2": the chat spelling of "rumah-rumah"
-            word = f"{redup.group(1)} {redup.group(1)}"
-        if word == tok.text:
-            begin = len(starts)
-            starts.extend(range(tok.start, tok.end))
-            ends.extend(range(tok.start + 1, tok.end + 1))
-            parts.append(word)
-            toks.append(MatchToken(word, begin, begin + len(word), _is_hashtag(folded, tok)))
-            continue
-        # Rewritten words ("lalin" -> "lalu lintas") become one match token per word, each
-        # pointing back at the whole original token.
-        for k, piece in enumerate(word.split(" ")):
-            if k:
-                parts.append(" ")
-                starts.append(tok.start)
-                ends.append(tok.end)
-            begin = len(starts)
-            starts.extend([tok.start] * len(piece))
-            ends.extend([tok.end] * len(piece))
-            parts.append(piece)
-            toks.append(MatchToken(piece, begin, begin + len(piece), _is_hashtag(folded, tok)))
-    return MatchText(folded, "".join(parts), tuple(starts), tuple(ends), tuple(toks))
+            view = f"{redup.group(1)} {redup.group(1)}"
+        if len(self) >= self.LIMIT:
+            self.clear()
+        self[word] = view
+        return view
+
+    def text(self, folded_text: str) -> str:
+        """`match_text(folded).text`, without the offsets."""
+        if not folded_text:
+            return ""
+        return " ".join(map(self.__getitem__, _words(folded_text)))
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (WordViews, (self.abbreviations,))  # pickled (in a cached matcher) without its memory
+
+
+def _words(folded_text: str) -> list[str]:
+    """The words of a folded text (single spaces between words, none at either end, except in
+    a text folded by hand: then whatever the spaces)."""
+    if "  " in folded_text or folded_text[0] == " " or folded_text[-1] == " ":
+        return folded_text.split()
+    return folded_text.split(" ")
+
+
+def match_text(folded: Folded, abbreviations: dict[str, str] | None = None, views: WordViews | None = None) -> MatchText:
+    """The folded text as the hazard matcher sees it: abbreviations expanded and hashtags marked.
+    `views` (built over the same abbreviations) remembers words across posts."""
+    if views is None:
+        views = WordViews(abbreviations)
+    words = _words(folded.text) if folded.text else []
+    return MatchText(folded, words, list(map(views.__getitem__, words)))
+
+
+def _hashtag_at(folded: Folded, start: int) -> bool:
+    first = folded.offsets[start]
+    return first > 0 and folded.original[first - 1] in "#\uff03"
 
 
 _DOUBLE = re.compile(r"([a-z])\1")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from siaga.geotag import Geotagger, GeotagResult, Place, default_geotagger
 from siaga.hazards import HazardMatch, HazardSet
+from siaga.normalise import quick_fold
 
 if TYPE_CHECKING:  # the database is imported by the pipeline's tag stage, not by `siaga tag`
     from siaga.store import Geotag
@@ -58,7 +59,15 @@ class Tagger:
         self.geotagger = geotagger or default_geotagger()
 
     def tag(self, text: str, lat: float | None = None, lon: float | None = None) -> TagResult:
-        return TagResult(hazards=self.hazards.classify(text), geotag=self.geotagger.tag(text, lat=lat, lon=lon))
+        """Hazards and places of one post, its text folded once for both."""
+        folded = quick_fold(text)
+        return TagResult(hazards=self.hazards.classify(folded), geotag=self.geotagger.tag(folded, lat=lat, lon=lon))
+
+    def tag_reference(self, text: str, lat: float | None = None, lon: float | None = None) -> TagResult:
+        """`tag` the straightforward way (each matcher folds the text itself, the exact fold for
+        hazards, every post through the whole hazard matcher): what the fast path is checked
+        against (tests/test_tag_fast_path.py) and measured beside (benchmarks/bench_tag.py)."""
+        return TagResult(hazards=self.hazards.classify(text, fast=False), geotag=self.geotagger.tag(text, lat=lat, lon=lon))
 
 
 def tag_pending(tagger: Tagger, now: datetime, db_url: str | None = None) -> int:
