@@ -41,7 +41,7 @@ LOCATIVE = frozenset(
 QUALIFIER_GAP = VILLAGE_PREFIX | DISTRICT_PREFIX | REGENCY_PREFIX
 LOW_CONFIDENCE = 0.5
 _SENTENCE_END = ".!?\n"
-_HAS_DIGIT = re.compile(r"\d")
+_COORD_HINT = re.compile(r"\d\.\d\d")  # what every coordinate (_COORD) holds: most posts have none
 _UPPER = re.compile(r"[^\W\d_a-z]", re.UNICODE)
 _LOWER = re.compile(r"[a-z]")
 _COORD = re.compile(r"(?<![\d.])(-?\d{1,3}\.\d{2,})\s*[,;/ ]\s*(-?\d{1,3}\.\d{2,})(?![\d.])")
@@ -269,7 +269,7 @@ class Geotagger:
         region_votes: list[bool] = []
         if lat is not None and lon is not None:
             self._place_point(float(lon), float(lat), places, region_votes, "coordinates of the post")
-        if _HAS_DIGIT.search(text):
+        if _COORD_HINT.search(text):
             for m in _COORD.finditer(text):
                 pair = _as_lon_lat(float(m.group(1)), float(m.group(2)))
                 if pair:
@@ -293,14 +293,17 @@ class Geotagger:
         ftext = folded.text
         if not ftext:
             return []
+        hits = list(self._automaton.iter(ftext.replace(" ", "")))
+        weak_hits = list(self._weak_automaton.iter(f" {ftext} ")) if self._weak_automaton is not None else ()
+        if not hits and not weak_hits:
+            return []  # most posts: nothing to place, so none of the word tables below
         words = ftext.split(" ")
         cum = list(accumulate(map(len, words), initial=0))  # compact start of each word
-        starts = dict(zip(cum, range(len(words))))  # compact offset -> word index
-        ends = dict(zip(cum[1:], range(len(words))))
-        compact = ftext.replace(" ", "")
+        starts = dict(zip(cum, range(len(words)))) if hits else {}  # compact offset -> word index
+        ends = dict(zip(cum[1:], range(len(words)))) if hits else {}
         raw = []
         weak = []
-        for end, (klen, forms, entries, buleleng) in self._automaton.iter(compact):
+        for end, (klen, forms, entries, buleleng) in hits:
             start = end - klen + 1
             ti = starts.get(start)
             if ti is None:
@@ -312,10 +315,10 @@ class Geotagger:
             if tj > ti and ftext[fs:fe] not in forms and min(len(w) for w in words[ti : tj + 1]) < 3:
                 continue  # a join of short words ("ke lapa") is not a spelling of the name
             raw.append((0, -(tj - ti), -klen, ti, tj, fs, fe, entries, buleleng))
-        if self._weak_automaton is not None:
+        if weak_hits:
             fstart = None
             table = self._weak_table
-            for end, row in self._weak_automaton.iter(f" {ftext} "):
+            for end, row in weak_hits:
                 flen, entries = table[row]
                 if fstart is None:
                     fstart = {cum[i] + i: i for i in range(len(words))}
@@ -348,7 +351,7 @@ class Geotagger:
         out.sort(key=lambda m: m.ti)
         caps_ok = None
         for m in out:
-            if folded.original[folded.offsets[m.fs]].isupper():
+            if folded.original[folded.index(m.fs)].isupper():
                 if caps_ok is None:
                     caps_ok = _case_is_informative(folded.original)
                 m.caps = caps_ok and _capitalised_mid_sentence(folded, m.fs)
@@ -638,7 +641,7 @@ def _case_is_informative(text: str) -> bool:
 
 
 def _capitalised_mid_sentence(folded: Folded, fs: int) -> bool:
-    start = folded.offsets[fs]
+    start = folded.index(fs)
     if not folded.original[start].isupper():
         return False
     i = start - 1

@@ -51,6 +51,10 @@ class Folded:
             return self.offsets[start], self.offsets[start]
         return self.offsets[start], self.offsets[end - 1] + 1 + _trailing_width(self.original, self.offsets[end - 1])
 
+    def index(self, pos: int) -> int:
+        """The original offset of folded character `pos` (len(text): the end of the original)."""
+        return self.offsets[pos]
+
 
 def _trailing_width(original: str, index: int) -> int:
     """Combining marks and collapsed repeats ("banjirrrr") that followed a character belong to
@@ -435,7 +439,7 @@ def match_text(folded: Folded, abbreviations: dict[str, str] | None = None, view
 
 
 def _hashtag_at(folded: Folded, start: int) -> bool:
-    first = folded.offsets[start]
+    first = folded.index(start)
     return first > 0 and folded.original[first - 1] in "#\uff03"
 
 
@@ -496,6 +500,7 @@ _JOINED_REPEAT = re.compile(r"([A-Za-z])['`]+(?i:\1)")
 _SEPARATORS: dict[str, bool] = {}
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _ALNUM = re.compile(r"[a-z0-9]+")
+_ALNUM_ANY_CASE = re.compile(r"[A-Za-z0-9]+")
 
 
 def _is_separator(ch: str) -> bool:
@@ -512,10 +517,11 @@ class LazyFolded:
 
     Most posts name no place, so the tagger should not pay for an offset per character."""
 
-    __slots__ = ("original", "text", "_source", "_offsets")
+    __slots__ = ("original", "text", "_source", "_offsets", "_words")
 
     def __init__(self, original: str, text: str, source: str) -> None:
         self.original, self.text, self._source, self._offsets = original, text, source, None
+        self._words: tuple[list[int], list[int]] | None = None
 
     @property
     def offsets(self) -> tuple[int, ...]:
@@ -531,8 +537,38 @@ class LazyFolded:
             self._offsets = tuple(offsets)
         return self._offsets
 
+    def _word_starts(self) -> tuple[list[int], list[int]]:
+        """Where each word starts in the original and in the folded text: a word is the same
+        letters in both (this fold only lower-cases ASCII and drops what lies between words)."""
+        if self._words is None:
+            original_starts = [m.start() for m in _ALNUM_ANY_CASE.finditer(self._source)]
+            folded_starts = [0] * len(original_starts)
+            pos = 0
+            for k, word in enumerate(self.text.split(" ") if self.text else ()):
+                folded_starts[k] = pos
+                pos += len(word) + 1
+            self._words = (original_starts, folded_starts)
+        return self._words
+
+    def index(self, pos: int) -> int:
+        """The original offset of folded character `pos`, from its word, without the whole map
+        (a tagger asks for a few: where a place name starts and ends)."""
+        if self._offsets is not None:
+            return self._offsets[pos]
+        if pos >= len(self.text):
+            return len(self.original)
+        original_starts, folded_starts = self._word_starts()
+        k = bisect_right(folded_starts, pos) - 1
+        word_end = folded_starts[k + 1] - 1 if k + 1 < len(folded_starts) else len(self.text)
+        # the space after a word stands for the end of that word
+        return original_starts[k] + min(pos, word_end) - folded_starts[k]
+
     def span(self, start: int, end: int) -> tuple[int, int]:
-        return Folded.span(self, start, end)  # type: ignore[arg-type]
+        if end <= start:
+            first = self.index(start)
+            return first, first
+        last = self.index(end - 1)
+        return self.index(start), last + 1 + _trailing_width(self.original, last)
 
 
 def quick_fold(text: str) -> Folded | LazyFolded:
