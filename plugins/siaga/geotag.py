@@ -277,7 +277,8 @@ class Geotagger:
         mentions = self._mentions(folded)
         if mentions:
             self._resolve(folded, mentions, places, region_votes)
-        places = _dedupe(places)
+        if places:
+            places = _dedupe(places)
         return GeotagResult(places=places, in_region=any(region_votes))
 
     def _place_point(self, lon: float, lat: float, places: list[Place], votes: list[bool], what: str) -> None:

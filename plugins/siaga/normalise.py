@@ -557,7 +557,7 @@ class LazyFolded:
             return self._offsets[pos]
         if pos >= len(self.text):
             return len(self.original)
-        original_starts, folded_starts = self._word_starts()
+        original_starts, folded_starts = self._words or self._word_starts()
         k = bisect_right(folded_starts, pos) - 1
         word_end = folded_starts[k + 1] - 1 if k + 1 < len(folded_starts) else len(self.text)
         # the space after a word stands for the end of that word
