@@ -14,15 +14,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
-
-from shapely import STRtree
-from shapely.geometry import Point
-from shapely.geometry.base import BaseGeometry
-from shapely.ops import unary_union
+from typing import TYPE_CHECKING, Any, Iterator
 
 from siaga.geodata import (
     DISTRICTS_FILE,
+    Geometry,
     VILLAGES_FILE,
     Alias,
     District,
@@ -36,16 +32,21 @@ from siaga.geodata import (
     load_roads,
     load_villages,
     empty_alias_config,
+    geometry_state,
 )
 from siaga.normalise import key, spaced
 from siaga.vocabulary import PROVINCE_NAME, REGENCY_NAME
+
+if TYPE_CHECKING:  # shapely is imported where geometry is built or used (see geodata.Geometry)
+    from shapely import STRtree
+    from shapely.geometry.base import BaseGeometry
 
 
 @dataclass
 class Gazetteer:
     villages: list[Village]
     districts: dict[str, District]
-    regency_polygon: BaseGeometry
+    regency_polygon: BaseGeometry = Geometry()  # type: ignore[assignment]
     roads: list[Road]
     aliases: list[Alias]
     outside: list[OutsidePlace]
@@ -56,33 +57,37 @@ class Gazetteer:
     # everyday-word names whose everyday sense never follows "di/ke/dari": a preposition places them
     preposition_enough: frozenset[str] = frozenset()
     national: bool = False
-    _tree: STRtree = field(init=False, repr=False)
+    _tree: STRtree | None = field(init=False, repr=False, default=None)
     _by_code: dict[str, Village] = field(init=False, repr=False)
     _adjacent: dict[str, tuple[str, ...]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._tree = STRtree([v.polygon for v in self.villages])
         self._by_code = {v.code: v for v in self.villages}
         self._adjacent = self._build_adjacency()
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled for the matcher cache (`matcher_cache`): the 91.6k outside places as one
-        packed string (unpickling as many objects would take most of a second), the tree
-        rebuilt on load."""
-        state = self.__dict__.copy()
-        del state["_tree"]
+        packed string (unpickling as many objects would take most of a second), geometry as
+        WKB read back when used, the tree rebuilt when a point is placed."""
+        state = geometry_state(self, "regency_polygon")
+        state["_tree"] = None
         state["outside"] = PackedPlaces.pack(self.outside) or list(self.outside)
         return state
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._tree = STRtree([v.polygon for v in self.villages])
+    @property
+    def tree(self) -> STRtree:
+        """The villages' polygons, indexed for point-in-polygon."""
+        if self._tree is None:
+            from shapely import STRtree
+
+            self._tree = STRtree([v.polygon for v in self.villages])
+        return self._tree
 
     def _build_adjacency(self) -> dict[str, tuple[str, ...]]:
         """Villages whose polygons touch or overlap (a small buffer absorbs digitising slivers)."""
         out: dict[str, list[str]] = defaultdict(list)
         for i, v in enumerate(self.villages):
-            for j in self._tree.query(v.polygon.buffer(0.0005), predicate="intersects"):
+            for j in self.tree.query(v.polygon.buffer(0.0005), predicate="intersects"):
                 if j != i:
                     out[v.code].append(self.villages[j].code)
         return {code: tuple(sorted(codes)) for code, codes in out.items()}
@@ -102,8 +107,10 @@ class Gazetteer:
 
     def village_at(self, lon: float, lat: float) -> Village | None:
         """The village whose polygon holds the point, or None outside the regency."""
+        from shapely.geometry import Point
+
         pt = Point(lon, lat)
-        for i in self._tree.query(pt, predicate="intersects"):
+        for i in self.tree.query(pt, predicate="intersects"):
             return self.villages[int(i)]
         return None
 
@@ -175,6 +182,8 @@ def load_gazetteer(geodata_dir: Path, aliases_path: Path | None = None, national
     geodata_dir = Path(geodata_dir)
     villages = load_villages(geodata_dir / VILLAGES_FILE)
     districts = load_districts(geodata_dir / DISTRICTS_FILE)
+    from shapely.ops import unary_union
+
     regency_polygon = unary_union([d.polygon for d in districts.values()])
     config = load_alias_config(aliases_path, villages, districts) if aliases_path else empty_alias_config()
     dictionary = load_dictionary()

@@ -16,14 +16,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Iterable, Iterator
-
-from shapely.geometry import LineString, MultiLineString, Point, shape
-from shapely.geometry.base import BaseGeometry
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from siaga.config_errors import ConfigError, read_yaml, schema_problems
 from siaga.normalise import key, spaced
 from siaga.vocabulary import PROVINCE_NAME, REGENCY_CODE, REGENCY_NAME
+
+if TYPE_CHECKING:  # shapely is imported where geometry is built or used, not by every tagger start
+    from shapely.geometry.base import BaseGeometry
 
 VILLAGES_FILE = "buleleng_villages.geojson"
 DISTRICTS_FILE = "buleleng_districts.geojson"
@@ -56,6 +56,39 @@ def short_name(name: str) -> str:
     return name
 
 
+class Geometry:
+    """A shapely geometry field that can be pickled as WKB and is read back only when used.
+
+    The geotagger is loaded from the matcher cache at every start, and importing shapely (with
+    numpy) would be most of that start; a post without coordinates never needs a polygon."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = "_" + name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            raise AttributeError(self.slot)  # no class-level default: the dataclass field is required
+        value = obj.__dict__[self.slot]
+        if type(value) is bytes:
+            from shapely import wkb
+
+            value = obj.__dict__[self.slot] = wkb.loads(value)
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.slot] = value
+
+
+def geometry_state(obj: Any, *names: str) -> dict[str, Any]:
+    """`obj`'s pickled state with its geometry fields as WKB."""
+    state = dict(obj.__dict__)
+    for name in names:
+        value = state.get("_" + name)
+        if value is not None and type(value) is not bytes:
+            state["_" + name] = value.wkb
+    return state
+
+
 @dataclass(frozen=True, eq=False)
 class Village:
     name: str
@@ -66,7 +99,10 @@ class Village:
     alt_names: tuple[str, ...]
     lon: float
     lat: float
-    polygon: BaseGeometry
+    polygon: BaseGeometry = Geometry()  # type: ignore[assignment]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return geometry_state(self, "polygon")
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,7 +112,10 @@ class District:
     code_bps: str
     lon: float
     lat: float
-    polygon: BaseGeometry
+    polygon: BaseGeometry = Geometry()  # type: ignore[assignment]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return geometry_state(self, "polygon")
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,16 +129,24 @@ class Road:
     generic: bool  # a street name found in many towns ("Ahmad Yani"): needs Buleleng context
     approximate: bool
     source: str
-    line: BaseGeometry | None
+    line: BaseGeometry | None = Geometry()  # type: ignore[assignment]
 
-    @property
+    @cached_property
     def point(self) -> tuple[float, float] | None:
+        """The middle of the road (where a road place is put), kept in the pickled state."""
+        from shapely.geometry import Point
+
         if self.line is None or self.line.is_empty:
             return None
         if isinstance(self.line, Point):
             return (self.line.x, self.line.y)
         p = self.line.interpolate(0.5, normalized=True)
         return (p.x, p.y)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = geometry_state(self, "line")
+        state["point"] = self.point
+        return state
 
 
 @dataclass(frozen=True, eq=False)
@@ -158,6 +205,8 @@ def _read_geojson(path: Path) -> list[dict]:
 
 
 def load_villages(path: Path) -> list[Village]:
+    from shapely.geometry import shape
+
     out = []
     for i, feat in enumerate(_read_geojson(path)):
         p = feat.get("properties") or {}
@@ -183,6 +232,8 @@ def load_villages(path: Path) -> list[Village]:
 
 
 def load_districts(path: Path) -> dict[str, District]:
+    from shapely.geometry import shape
+
     out = {}
     for i, feat in enumerate(_read_geojson(path)):
         p = feat.get("properties") or {}
@@ -424,6 +475,8 @@ ROAD_SCHEMA = {
 def load_road_yaml(path: Path, villages: list[Village], place_keys: set[str]) -> list[Road]:
     """The hand-kept roads (none when the file is absent). Every problem is refused at its line
     (ConfigError, `file:line:column: field: message`)."""
+    from shapely.geometry import LineString, Point
+
     if not path.exists():
         return []
     doc = read_yaml(path)
@@ -494,6 +547,8 @@ def _resolve_village(where: tuple, ref: str, villages: list[Village]) -> str:
 
 def load_osm_roads(path: Path, place_keys: set[str]) -> list[Road]:
     """Named road lines written by `osm_roads.import_roads`, merged per name."""
+    from shapely.geometry import MultiLineString, shape
+
     groups: dict[str, list[dict]] = defaultdict(list)
     for i, feat in enumerate(_read_geojson(path)):
         p = feat.get("properties") or {}

@@ -148,7 +148,8 @@ class Geotagger:
 
     def __init__(self, gazetteer: Gazetteer) -> None:
         self.gaz = gazetteer
-        self._regency_point = gazetteer.regency_polygon.representative_point()
+        point = gazetteer.regency_polygon.representative_point()
+        self._regency_point = (round(point.x, 6), round(point.y, 6))
         self._weak_automaton: ahocorasick.Automaton | None = None
         self._automaton = self._build_automaton()
 
@@ -575,8 +576,8 @@ class Geotagger:
         return Place("district", d.name, None, d.name, d.code, d.lon, d.lat, conf, span, reason)
 
     def _regency_place(self, conf: float, span, reason: str) -> Place:
-        p = self._regency_point
-        return Place("regency", REGENCY_NAME, None, None, REGENCY_CODE, round(p.x, 6), round(p.y, 6), conf, span, reason)
+        lon, lat = self._regency_point
+        return Place("regency", REGENCY_NAME, None, None, REGENCY_CODE, lon, lat, conf, span, reason)
 
     def _landmark_place(self, a: Alias, span) -> Place:
         village = self.gaz.village(a.village_code) if a.village_code else None
