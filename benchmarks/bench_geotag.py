@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 import time
 import tracemalloc
@@ -17,7 +18,7 @@ from siaga.normalise import fast_fold
 from siaga.geotag import Geotagger
 
 REPO = Path(__file__).resolve().parents[1]
-DEVDATA = REPO.parent / "shared" / "devdata" / "traffic_tweets_twitmacet"
+DEVDATA = Path(os.environ.get("SIAGA_DEVDATA_DIR", REPO.parent / "shared" / "devdata")) / "traffic_tweets_twitmacet"
 
 
 def load_posts(limit: int | None) -> list[str]:

@@ -8,6 +8,7 @@ The INA-Geoparser data is read from ../shared/devdata at run time (evaluation on
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from siaga.geotag import Geotagger, GeotagResult
 
 REPO = Path(__file__).resolve().parents[1]
 CASES = REPO / "tests" / "data" / "geotag_cases.jsonl"
-INAGEO = REPO.parent / "shared" / "devdata" / "news_events_geoparser_inageo" / "sentences.jsonl"
+DEVDATA = Path(os.environ.get("SIAGA_DEVDATA_DIR", REPO.parent / "shared" / "devdata"))
+INAGEO = DEVDATA / "news_events_geoparser_inageo" / "sentences.jsonl"
 KINDS = ("village", "district", "road", "landmark", "regency", "in_region")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from argparse import Namespace
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from siaga.tagging import Tagger
 from support.reference_matching import reference_match_text
 
 REPO = Path(__file__).resolve().parents[1]
-DEVDATA = REPO.parent / "shared" / "devdata"
+DEVDATA = Path(os.environ.get("SIAGA_DEVDATA_DIR", REPO.parent / "shared" / "devdata"))
 
 
 @pytest.fixture(scope="module")
