@@ -301,10 +301,6 @@ class MatchText:
         fword = self._fwords[w]
         return fs, fs + len(fword), self._views[w] != fword, k == 0 or self._word_of[k - 1] != w  # type: ignore[index]
 
-    def token_at(self, pos: int) -> int:
-        """Index of the token holding position `pos` (or the token before the space at `pos`)."""
-        return bisect_right(self.starts, pos) - 1
-
     def _start_of(self, pos: int) -> int:
         """Folded start of the source of character `pos`."""
         k = bisect_right(self.starts, pos) - 1
@@ -452,11 +448,6 @@ def squeeze(word: str) -> str:
     that fold() keeps. Patterns and posts are squeezed alike, so real doubles ("saat") still
     match themselves; only the matcher sees this form, offsets go through MatchText."""
     return _DOUBLE.sub(r"\1", word)
-
-
-def _is_hashtag(folded: Folded, tok: Token) -> bool:
-    first = folded.offsets[tok.start]
-    return first > 0 and folded.original[first - 1] in "#\uff03"
 
 
 @lru_cache(maxsize=1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from siaga.normalise import _REDUPLICATED, Folded, _is_hashtag, squeeze, tokens
+from siaga.normalise import _REDUPLICATED, Folded, Token, squeeze, tokens
 
 
 @dataclass(frozen=True)
@@ -78,3 +78,8 @@ def reference_match_text(folded: Folded, abbreviations: dict[str, str] | None = 
             parts.append(piece)
             toks.append(ReferenceMatchToken(piece, begin, begin + len(piece), _is_hashtag(folded, tok)))
     return ReferenceMatchText(folded, "".join(parts), tuple(starts), tuple(ends), tuple(toks))
+
+
+def _is_hashtag(folded: Folded, tok: Token) -> bool:
+    first = folded.offsets[tok.start]
+    return first > 0 and folded.original[first - 1] in "#\uff03"
