@@ -112,30 +112,104 @@ def test_backoff_before_retry(db_url, fake):
 def test_unknown_outcome_is_checked_before_posting_again(db_url, fake):
     incident_with_messages(db_url)
     fake.fail("chat.postMessage", "drop")  # stored by Slack, but the answer is lost
-    first = delivery.deliver(client_for(fake), T0, db_url)
+    # late_store=0: Slack stored the post before the answer was lost, so a look at once settles it
+    first = delivery.deliver(client_for(fake), T0, db_url, late_store=0)
     assert first.sent == 0 and len(fake.messages()) == 1
-    second = delivery.deliver(client_for(fake), T0 + timedelta(hours=1), db_url)
+    second = delivery.deliver(client_for(fake), T0 + timedelta(hours=1), db_url, late_store=0)
     assert second.found_already_sent == 1
     assert len(fake.messages()) == 1 and fake.requests_count("chat.postMessage") == 1
     assert outbox_states(db_url) == ["sent"]
 
 
 def test_a_worker_that_died_mid_send_does_not_cause_a_second_post(db_url, fake):
+    """The real failure: the worker claimed the row, Slack stored its post, and it died before
+    recording anything, so the row is still claimed with attempts = 0."""
     incident_with_messages(db_url)
     client = client_for(fake)
     with store.session_scope(db_url) as session:
-        assert outbox.claim(session, 1, "dead-worker", T0) is not None
-    # the dead worker had posted before dying
+        # a lease of zero: expired at once, as the dead worker's lease would be by now
+        assert outbox.claim(session, 1, "dead-worker", T0, lease=timedelta(0)) is not None
     from siaga.slackclient import outbox_metadata, post_message
 
-    post_message(client, "#bpbd-siaga", {"text": "x"}, metadata=outbox_metadata(1))
+    post_message(client, "#bpbd-siaga", {"text": "x"}, metadata=outbox_metadata(1))  # posted, then died
     with store.session_scope(db_url) as session:
-        session.get(store.OutboxMessage, 1).attempts = 1
-    later = T0 + outbox.STALE_CLAIM + timedelta(minutes=1)
+        row = session.get(store.OutboxMessage, 1)
+        assert (row.state, row.attempts) == ("claimed", 0)
+    report = delivery.deliver(client, T0 + timedelta(minutes=1), db_url)
+    assert report.found_already_sent == 1 and report.sent == 0
+    assert len(fake.messages()) == 1 and fake.requests_count("chat.postMessage") == 1
     with store.session_scope(db_url) as session:
-        session.get(store.OutboxMessage, 1).claimed_at = T0
-    report = delivery.deliver(client, later, db_url)
-    assert report.found_already_sent == 1 and len(fake.messages()) == 1
+        row = session.get(store.OutboxMessage, 1)
+        assert (row.state, row.sent_ts) == ("sent", fake.messages()[0]["ts"])
+
+
+def test_a_live_claim_is_not_taken_by_a_run_whose_logical_time_is_later(db_url, fake):
+    """Leases are real time: a deliver run an hour ahead (or behind) in logical time leaves a
+    live claim alone."""
+    incident_with_messages(db_url)
+    with store.session_scope(db_url) as session:
+        live = outbox.claim(session, 1, "slow-worker", T0, lease=timedelta(minutes=5))
+    report = delivery.deliver(client_for(fake), T0 + timedelta(hours=1), db_url)
+    assert report.sent == 0 and fake.messages() == []
+    with store.session_scope(db_url) as session:
+        assert outbox.record_outcome(session, live, "sent", T0, ts="1.000001") == "sent"
+
+
+def test_a_lost_claim_records_nothing_and_posts_nothing(db_url, fake):
+    incident_with_messages(db_url)
+    with store.session_scope(db_url) as session:
+        stale = outbox.claim(session, 1, "stalled", T0, lease=timedelta(0))
+    assert delivery.deliver(client_for(fake), T0, db_url).sent == 1
+    with store.session_scope(db_url) as session:  # the stalled worker wakes up with a failure to record
+        assert outbox.record_outcome(session, stale, "failed", T0, error="HTTP 500") is None
+        assert outbox.renew(session, stale, timedelta(minutes=5)) is None
+        assert not outbox.release(session, stale)
+    assert outbox_states(db_url) == ["sent"] and len(fake.messages()) == 1
+
+
+def test_an_unknown_outcome_on_the_last_attempt_is_looked_up_before_dead_letter(db_url, fake):
+    incident_with_messages(db_url, kinds=("new", "update"))
+    with store.session_scope(db_url) as session:
+        session.get(store.OutboxMessage, 1).attempts = outbox.MAX_ATTEMPTS - 1
+    fake.fail("chat.postMessage", "drop")  # the 8th attempt lands, but its answer is lost
+    first = delivery.deliver(client_for(fake), T0, db_url, late_store=0)
+    assert first.dead == 0 and first.retry_later == 1
+    later = delivery.deliver(client_for(fake), T0 + timedelta(hours=1), db_url, late_store=0)
+    assert later.found_already_sent == 1 and later.sent == 1
+    first_msg, update = fake.messages("#bpbd-siaga")
+    assert update["thread_ts"] == first_msg["ts"]  # the update went into its thread
+    assert outbox_states(db_url) == ["sent", "sent"]
+
+
+def test_the_last_attempt_dead_letters_only_after_slack_says_it_is_not_there(db_url, fake):
+    incident_with_messages(db_url)
+    with store.session_scope(db_url) as session:
+        session.get(store.OutboxMessage, 1).attempts = outbox.MAX_ATTEMPTS - 1
+    from siaga.slackclient import post_message
+
+    post_message(client_for(fake), "#bpbd-siaga", {"text": "another message"})  # the channel has history
+    fake.fail("chat.postMessage", "hang", seconds=2)  # times out, stores nothing
+    delivery.deliver(client_for(fake, timeout=1), T0, db_url, late_store=0)
+    assert outbox_states(db_url) == ["pending"]
+    history = fake.requests_count("conversations.history")
+    report = delivery.deliver(client_for(fake), T0 + timedelta(hours=1), db_url, late_store=0)
+    assert report.dead == 1 and fake.requests_count("conversations.history") > history
+    assert fake.requests_count("chat.postMessage") == 2 and outbox_states(db_url) == ["dead"]
+
+
+def test_a_post_slack_stores_after_the_client_gave_up_is_waited_for_not_reposted(db_url, fake):
+    incident_with_messages(db_url)
+    fake.fail("chat.postMessage", "delay", seconds=1.5)  # slower than the client's timeout
+    first = delivery.deliver(client_for(fake, timeout=1), T0, db_url, late_store=60)
+    assert first.retry_later == 1
+    # past the backoff in logical time, but Slack may still be storing it: the row is held
+    again = delivery.deliver(client_for(fake), T0 + timedelta(hours=1), db_url, late_store=60)
+    assert again.sent == 0 and again.found_already_sent == 0
+    assert fake.wait_idle()
+    with store.session_scope(db_url) as session:  # the hold ends
+        session.get(store.OutboxMessage, 1).held_until = store.utcnow()
+    last = delivery.deliver(client_for(fake), T0 + timedelta(hours=2), db_url)
+    assert last.found_already_sent == 1 and len(fake.messages()) == 1
 
 
 def test_two_deliver_tasks_at_once_post_each_message_once(db_url, fake):

@@ -73,37 +73,86 @@ def test_requeue_takes_back_only_dead_letters(db_url):
                              "dead": ("pending", 1)}  # attempts = 1: delivery asks Slack before posting it again
 
 
-def test_one_claim_per_row_and_only_of_pending_rows(db_url):
+LEASE = timedelta(minutes=5)
+
+
+def test_one_claim_per_row_only_of_due_rows_each_with_its_own_token(db_url):
     with store.session_scope(db_url) as session:
         _enqueue(session, "a")
         _enqueue(session, "b", due=T0 + timedelta(minutes=10))
     with store.session_scope(db_url) as session:
         assert outbox.due_ids(session, T0) == [1]
         assert outbox.due_ids(session, T0 + timedelta(minutes=10)) == [1, 2]
-        claim = outbox.claim(session, 1, "w1", T0)
-    assert claim == outbox.Claim(1, "w1", T0)
+        assert outbox.claim(session, 2, "w1", T0, LEASE) is None  # not due yet: next_attempt_at holds
+        claim = outbox.claim(session, 1, "w1", T0, LEASE)
+    assert (claim.row_id, claim.worker) == (1, "w1") and len(claim.token) == 32
     with store.session_scope(db_url) as session:
-        assert outbox.claim(session, 1, "w2", T0) is None
+        assert outbox.claim(session, 1, "w2", T0 + timedelta(days=1), LEASE) is None  # live, whatever the logical time
         assert outbox.due_ids(session, T0 + timedelta(minutes=10)) == [2]
-        assert outbox.claim(session, 99, "w2", T0) is None
+        assert outbox.claim(session, 99, "w2", T0, LEASE) is None
+        other = outbox.claim(session, 2, "w2", T0 + timedelta(minutes=10), LEASE)
+    assert other.token != claim.token
     with store.session_scope(db_url) as session:
-        outbox.release(session, claim)
+        assert outbox.release(session, claim)
     assert _rows(db_url)["a"] == ("pending", 0)  # handed back untried: no attempt counted
 
 
-def test_only_claims_older_than_the_stale_limit_are_released(sqlite_url):
-    with store.session_scope(sqlite_url) as session:
+def test_an_expired_claim_is_taken_over_and_marked_as_possibly_in_slack(db_url):
+    with store.session_scope(db_url) as session:
         _enqueue(session, "old")
         _enqueue(session, "fresh")
-    with store.session_scope(sqlite_url) as session:
-        outbox.claim(session, 1, "dead-worker", T0)
-        outbox.claim(session, 2, "live-worker", T0 + timedelta(minutes=2))
-    with store.session_scope(sqlite_url) as session:
-        assert outbox.release_stale_claims(session, T0 + outbox.STALE_CLAIM + timedelta(seconds=1)) == 1
-    with store.session_scope(sqlite_url) as session:
+    wall = store.utcnow()
+    with store.session_scope(db_url) as session:
+        dead = outbox.claim(session, 1, "dead-worker", T0, LEASE, wall=wall - LEASE - timedelta(seconds=1))
+        outbox.claim(session, 2, "live-worker", T0, LEASE, wall=wall)
+    with store.session_scope(db_url) as session:
+        assert outbox.due_ids(session, T0, wall=wall) == [1]
+        taken = outbox.claim(session, 1, "new-worker", T0, LEASE, wall=wall)
+    assert taken is not None and taken.token != dead.token
+    with store.session_scope(db_url) as session:
         old, fresh = session.get(store.OutboxMessage, 1), session.get(store.OutboxMessage, 2)
-        assert (old.state, old.claimed_by, old.last_error) == ("pending", None, "claim expired: outcome unknown")
-        assert (fresh.state, fresh.claimed_by) == ("claimed", "live-worker")
+        assert (old.state, old.claimed_by, old.may_be_posted, old.attempts) == ("claimed", "new-worker", True, 0)
+        assert (fresh.state, fresh.claimed_by, fresh.may_be_posted) == ("claimed", "live-worker", False)
+        # the dead worker comes back: it records nothing and the row is left to the new holder
+        assert outbox.record_outcome(session, dead, "sent", T0, ts="1.000001") is None
+        assert outbox.renew(session, dead, LEASE) is None
+    with store.session_scope(db_url) as session:
+        assert outbox.record_outcome(session, taken, "found", T0, ts="1.000002") == "sent"
+        assert outbox.record_outcome(session, taken, "failed", T0, error="late") is None  # sent stays sent
+    assert _rows(db_url)["old"] == ("sent", 1)
+
+
+def test_an_unknown_outcome_holds_the_row_in_real_time_then_asks_for_a_look(db_url):
+    claim = _claimed(db_url)
+    wall = store.utcnow()
+    with store.session_scope(db_url) as session:
+        assert outbox.record_outcome(session, claim, "unknown", T0, error="timeout",
+                                     late_store=timedelta(minutes=1), wall=wall) == "pending"
+    later = T0 + timedelta(hours=1)  # past the backoff in logical time
+    with store.session_scope(db_url) as session:
+        row = session.get(store.OutboxMessage, claim.row_id)
+        assert row.may_be_posted and row.held_until == wall + timedelta(minutes=1)
+        assert outbox.due_ids(session, later, wall=wall) == []
+        assert outbox.due_ids(session, later, wall=wall + timedelta(minutes=1)) == [claim.row_id]
+        again = outbox.claim(session, claim.row_id, "w2", later, LEASE, wall=wall + timedelta(minutes=1))
+    with store.session_scope(db_url) as session:  # a look that failed leaves it possibly in Slack
+        outbox.record_outcome(session, again, "failed", later, error="could not check Slack")
+        assert session.get(store.OutboxMessage, claim.row_id).may_be_posted
+    with store.session_scope(db_url) as session:
+        third = outbox.claim(session, claim.row_id, "w3", later + timedelta(hours=1), LEASE)
+        outbox.record_outcome(session, third, "failed", later, error="HTTP 500", looked=True)  # not there
+        assert not session.get(store.OutboxMessage, claim.row_id).may_be_posted
+
+
+def test_the_last_attempt_of_a_row_possibly_in_slack_is_not_dead_lettered_unseen(db_url):
+    claim = _claimed(db_url)
+    with store.session_scope(db_url) as session:
+        session.get(store.OutboxMessage, claim.row_id).attempts = outbox.MAX_ATTEMPTS - 1
+    with store.session_scope(db_url) as session:
+        assert outbox.record_outcome(session, claim, "unknown", T0, error="timeout") == "pending"
+    with store.session_scope(db_url) as session:
+        last = outbox.claim(session, claim.row_id, "w2", T0 + timedelta(hours=1), LEASE)
+        assert outbox.record_outcome(session, last, "failed", T0, error="timeout (not in Slack)", looked=True) == "dead"
 
 
 def _claimed(url, key="m", incident=True, kind="new"):
@@ -112,7 +161,7 @@ def _claimed(url, key="m", incident=True, kind="new"):
         _enqueue(session, key, incident_id, kind=kind)
     with store.session_scope(url) as session:
         row_id = session.scalar(sa.select(store.OutboxMessage.id).where(store.OutboxMessage.dedup_key == key))
-        return outbox.claim(session, row_id, "w1", T0)
+        return outbox.claim(session, row_id, "w1", T0, timedelta(minutes=5))
 
 
 def test_a_failure_retries_with_backoff_until_the_last_attempt_dead_letters(sqlite_url):
@@ -121,8 +170,10 @@ def test_a_failure_retries_with_backoff_until_the_last_attempt_dead_letters(sqli
     states = []
     for attempt in range(1, outbox.MAX_ATTEMPTS + 1):
         with store.session_scope(sqlite_url) as session:
+            if attempt > 1:
+                claim = outbox.claim(session, claim.row_id, "w1", now, timedelta(minutes=5))
             states.append(outbox.record_outcome(session, claim, "failed", now, error="HTTP 500"))
-            row = outbox.held_row(session, claim)
+            row = session.get(store.OutboxMessage, claim.row_id)
             if row.state == "pending":
                 assert row.next_attempt_at == now + outbox.backoff(attempt)
                 assert row.claimed_by is None

@@ -3,10 +3,13 @@
 Each row is claimed in its own committed transaction before Slack is called (`outbox.claim`, a
 conditional update: of two deliver tasks at once exactly one wins a row), then sent, then the
 outcome recorded in another transaction (`outbox.record_outcome`), so the database never holds
-a transaction open across a network call. A row is marked sent only after Slack answered with a
-`ts`. Before re-posting a row whose earlier attempt may have landed (attempts > 0) it asks Slack
-whether the message is already there (`slackclient.find_posted`, by the outbox marker every post
-carries). An incident's later messages reply in the thread of its first message in that
+a transaction open across a network call. A claim is fenced by a token and leased for real time
+long enough for one Slack call at its slowest (`slackclient.call_budget`) plus the time Slack
+may still store a post the client gave up on; the holder renews it before posting and records
+only while it still holds it. A row is marked sent only after Slack answered with a `ts`.
+Before re-posting a row whose earlier attempt may have landed (`may_be_posted`: its claim
+expired, its outcome was unknown), and before giving one up, it asks Slack whether the message
+is already there (`slackclient.find_posted`, by the outbox marker every post carries). An incident's later messages reply in the thread of its first message in that
 channel, and wait for it; an escalation is also shown in the channel.
 
 Every state change goes through `outbox`; every Slack call through `slackclient`.
@@ -18,7 +21,7 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -26,7 +29,7 @@ from slack_sdk.web import WebClient
 from sqlalchemy.orm import Session
 
 from siaga import outbox
-from siaga.slackclient import classify_error, find_posted, outbox_metadata, post_message
+from siaga.slackclient import LATE_STORE_SECONDS, call_budget, classify_error, find_posted, outbox_metadata, post_message
 from siaga.store import session_scope, utcnow
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,7 @@ class DeliverReport:
     retry_later: int = 0
     dead: int = 0
     waiting_for_thread: int = 0
+    lost_claims: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -57,6 +61,38 @@ class _Message:
     kind: str
     attempts: int
     thread_ts: str | None
+    may_be_posted: bool
+    last_error: str | None
+
+    @property
+    def last_look(self) -> bool:
+        """Out of attempts, but an earlier one may have landed: only look it up, then give up."""
+        return self.attempts >= outbox.MAX_ATTEMPTS
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """What one attempt came to: an outcome (`outbox.OUTCOMES`), or None when the claim was lost
+    before anything was posted; `looked`: Slack was asked and the message was not there."""
+
+    outcome: str | None
+    ts: str | None = None
+    error: str | None = None
+    looked: bool = False
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One run's fixed settings: the client, its logical time, who it is, how long a claim must
+    last (one Slack call at its slowest plus the time Slack may still store a post after the
+    client gave up), and where the database is."""
+
+    client: WebClient
+    now: datetime
+    worker: str
+    lease: timedelta
+    late_store: timedelta
+    db_url: str | None
 
 
 def worker_id() -> str:
@@ -64,78 +100,112 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def deliver(client: WebClient, now: datetime | None = None, db_url: str | None = None, worker: str | None = None) -> DeliverReport:
-    """Send every due outbox row once. Safe to run twice at the same time and to re-run."""
-    now = now or utcnow()
-    worker = worker or worker_id()
+def deliver(
+    client: WebClient,
+    now: datetime | None = None,
+    db_url: str | None = None,
+    worker: str | None = None,
+    *,
+    late_store: float = LATE_STORE_SECONDS,
+) -> DeliverReport:
+    """Send every due outbox row once. Safe to run twice at the same time, to re-run, and to run
+    late (`now`, the run's logical time, decides what is due; leases run on real time).
+    `late_store`: seconds Slack may still store a post after the client gave up on it."""
+    late = timedelta(seconds=late_store)
+    run = _Run(client, now or utcnow(), worker or worker_id(), timedelta(seconds=call_budget(client)) + late,
+               late, db_url)
     report = DeliverReport()
     with session_scope(db_url) as session:
-        outbox.release_stale_claims(session, now)
-    with session_scope(db_url) as session:
-        due = outbox.due_ids(session, now)
+        due = outbox.due_ids(session, run.now)
     for row_id in due:
         with session_scope(db_url) as session:
-            claim = outbox.claim(session, row_id, worker, now)
+            claim = outbox.claim(session, row_id, run.worker, run.now, run.lease)
         if claim is None:
-            continue  # another deliver task has it
-        _deliver_one(client, claim, now, db_url, report)
+            continue  # another deliver task has it, or it is no longer due
+        _deliver_one(run, claim, report)
     if report.dead:
         log.error("outbox: %d message(s) dead-lettered; see `siaga outbox` and the incidents' timelines", report.dead)
     log.info("deliver: %s", report)
     return report
 
 
-def _deliver_one(client: WebClient, claim: outbox.Claim, now: datetime, db_url: str | None, report: DeliverReport) -> None:
-    with session_scope(db_url) as session:
+def _deliver_one(run: _Run, claim: outbox.Claim, report: DeliverReport) -> None:
+    with session_scope(run.db_url) as session:
         message = _read_or_release(session, claim)
+    if message is _LOST:
+        report.lost_claims += 1
+        return
     if message is None:
         report.waiting_for_thread += 1
         return
-    outcome, ts, error = _send(client, claim.row_id, message)
-    with session_scope(db_url) as session:
-        state = outbox.record_outcome(session, claim, outcome, now, ts=ts, error=error, thread_ts=message.thread_ts)
-    if outcome == "sent":
+    assert isinstance(message, _Message)
+    attempt = _send(run, claim, message)
+    state = None
+    if attempt.outcome is not None:
+        with session_scope(run.db_url) as session:
+            state = outbox.record_outcome(
+                session, claim, attempt.outcome, run.now, ts=attempt.ts, error=attempt.error,
+                thread_ts=message.thread_ts, looked=attempt.looked, late_store=run.late_store)
+    if state is None:
+        report.lost_claims += 1
+    elif attempt.outcome == "sent":
         report.sent += 1
-    elif outcome == "found":
+    elif attempt.outcome == "found":
         report.found_already_sent += 1
     else:
         if state == outbox.DEAD:
             report.dead += 1
         else:
             report.retry_later += 1
-        report.errors.append(f"{claim.row_id}: {error}")
+        report.errors.append(f"{claim.row_id}: {attempt.error}")
 
 
-def _read_or_release(session: Session, claim: outbox.Claim) -> _Message | None:
+_LOST = object()  # what `_read_or_release` returns when the claim was lost before it was read
+
+
+def _read_or_release(session: Session, claim: outbox.Claim) -> _Message | object | None:
     """What to send, or None (the row handed back) when it is an incident's update whose first
-    message in that channel is not out yet; if that first message died, it goes out alone."""
+    message in that channel is not out yet (if that first message died, it goes out alone), or
+    `_LOST` when the claim was lost (a stall longer than the lease: the new holder sends it)."""
     row = outbox.held_row(session, claim)
+    if row is None:
+        return _LOST
     thread_ts = outbox.thread_ts(session, row)
     threaded = row.incident_id is not None  # a digest is about no incident: no thread
     if threaded and row.kind != "new" and thread_ts is None and not outbox.parent_dead(session, row):
         outbox.release(session, claim)
         return None
-    return _Message(row.channel, row.payload, row.kind, row.attempts, thread_ts)
+    return _Message(row.channel, row.payload, row.kind, row.attempts, thread_ts, row.may_be_posted, row.last_error)
 
 
-def _send(client: WebClient, row_id: int, message: _Message) -> tuple[str, str | None, str | None]:
-    """(outcome, ts, error) of one attempt: look first when an earlier attempt may have landed,
-    else post (an escalation broadcast to the channel from its thread)."""
-    outcome, ts, error = "failed", None, None
+def _send(run: _Run, claim: outbox.Claim, message: _Message) -> _Attempt:
+    """One attempt: when an earlier attempt may have landed, look in Slack first (found: done;
+    out of attempts: give up only now that Slack says it is not there); then renew the claim and
+    post (an escalation broadcast to the channel from its thread). Nothing is posted once the
+    claim is lost."""
+    looked = False
+    if message.may_be_posted or message.last_look:
+        try:
+            ts = find_posted(run.client, message.channel, str(claim.row_id), thread_ts=message.thread_ts)
+        except Exception as exc:  # a look posts nothing: whatever failed, it is retried later
+            permanent = classify_error(exc) == "permanent"
+            return _Attempt("dead" if permanent else "failed", error=f"could not check Slack: {_describe(exc)}")
+        if ts is not None:
+            return _Attempt("found", ts=ts)
+        looked = True
+        if message.last_look:
+            return _Attempt("failed", error=f"{message.last_error} (not in Slack)", looked=True)
+    with session_scope(run.db_url) as session:
+        if outbox.renew(session, claim, run.lease) is None:
+            return _Attempt(None)
     try:
-        if message.attempts > 0:  # an earlier attempt may have landed: look before posting again
-            ts = find_posted(client, message.channel, str(row_id), thread_ts=message.thread_ts)
-            outcome = "found" if ts else outcome
-        if ts is None:
-            ts = post_message(
-                client, message.channel, message.payload, thread_ts=message.thread_ts,
-                broadcast=message.kind == "escalation", metadata=outbox_metadata(row_id),
-            )
-            outcome = "sent"
+        ts = post_message(
+            run.client, message.channel, message.payload, thread_ts=message.thread_ts,
+            broadcast=message.kind == "escalation", metadata=outbox_metadata(claim.row_id),
+        )
     except Exception as exc:  # every failure is recorded; classify_error says what it means
-        error = _describe(exc)
-        outcome = _OUTCOME_OF_ERROR.get(classify_error(exc), "unknown")
-    return outcome, ts, error
+        return _Attempt(_OUTCOME_OF_ERROR.get(classify_error(exc), "unknown"), error=_describe(exc), looked=looked)
+    return _Attempt("sent", ts=ts, looked=looked)
 
 
 def _describe(exc: BaseException) -> str:

@@ -11,21 +11,27 @@ records what Slack answered here. Keeping every state change in one module keeps
 Every function takes the caller's session and commits nothing: the caller owns the transaction
 (an enqueue joins the incident change's; delivery commits each claim before talking to Slack).
 
-Which rows may be claimed is decided by `_claimable` alone, and which row a claim holds by
-`held_row` alone, so fencing claims with tokens or leases changes those two functions only.
+Claims are fenced. Each claim writes a fresh token and a lease in real (wall-clock) time, not the
+run's logical time, so a deliver run queued late does not mistake a live claim for a dead one;
+every later write by the holder is an UPDATE conditional on its token (`_held`), so a worker that
+lost its claim records nothing. Which rows may be taken is decided by `_free` alone: pending or
+expired-claimed, due, and not held. A row whose earlier attempt may have reached Slack (its claim
+expired, its outcome was unknown, it was re-queued) carries `may_be_posted`, and delivery looks it
+up in Slack before posting it again or dead-lettering it.
 """
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from siaga.incidents import add_event
-from siaga.store import DeliveryAttempt, Incident, IncidentThread, OutboxMessage
+from siaga.store import DeliveryAttempt, Incident, IncidentThread, OutboxMessage, utcnow
 from siaga.vocabulary import OUTBOX_STATES
 
 log = logging.getLogger(__name__)
@@ -38,18 +44,24 @@ OUTCOMES = ("sent", "found", "failed", "unknown", "dead")
 DELIVERED = ("sent", "found")
 
 MAX_ATTEMPTS = 8
-# A claim lives only while one message is sent (client timeout x bounded retries, Retry-After
-# waits capped at a minute), so one held longer belongs to a worker that died.
-STALE_CLAIM = timedelta(minutes=3)
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One worker's hold on one row while it sends it; only the holder records the outcome."""
+    """One worker's hold on one row while it sends it. `token` fences it: only the worker whose
+    token is on the row may record an outcome, so a worker that lost its lease (it stalled, its
+    claim expired and another took the row) changes nothing. `held_until` is wall-clock time."""
 
     row_id: int
     worker: str
-    at: datetime
+    token: str
+    held_until: datetime
+
+
+def wall_clock() -> datetime:
+    """Real time, for leases. Not the run's logical time: two deliver runs queued minutes apart
+    run at the same real time, and a lease is about how long a worker may really be busy."""
+    return utcnow()
 
 
 # --- writing rows --------------------------------------------------------------------------------
@@ -89,11 +101,12 @@ def enqueue(
 
 def requeue(session: Session, row_id: int, now: datetime) -> bool:
     """Send a dead letter again (`siaga outbox --retry`); False when the row is not dead. It
-    counts as retried (attempts = 1), so delivery asks Slack before posting it again."""
+    counts as retried (attempts = 1) and as possibly in Slack, so delivery asks Slack first."""
     result = session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == row_id, OutboxMessage.state == DEAD)
-        .values(state=PENDING, attempts=1, next_attempt_at=now)
+        .values(state=PENDING, attempts=1, next_attempt_at=now, may_be_posted=True, held_until=None,
+                claim_token=None, claimed_by=None)
     )
     return result.rowcount == 1
 
@@ -101,50 +114,79 @@ def requeue(session: Session, row_id: int, now: datetime) -> bool:
 # --- claiming ------------------------------------------------------------------------------------
 
 
-def due_ids(session: Session, now: datetime) -> list[int]:
-    """Ids of the pending rows due at `now`, oldest first (so a thread's first message goes first)."""
+def _free(now: datetime, wall: datetime) -> ColumnElement[bool]:
+    """Rows a worker may take at logical time `now` and real time `wall`: pending, or claimed
+    by a worker whose lease ran out (it died or stalled), and in both cases due
+    (`next_attempt_at`, logical time) and no longer held (`held_until`, real time: a live
+    lease, or the time Slack may still take to store a post whose outcome is unknown)."""
+    return and_(
+        OutboxMessage.state.in_((PENDING, CLAIMED)),
+        OutboxMessage.next_attempt_at <= now,
+        or_(OutboxMessage.held_until.is_(None), OutboxMessage.held_until <= wall),
+    )
+
+
+def due_ids(session: Session, now: datetime, wall: datetime | None = None) -> list[int]:
+    """Ids of the rows a worker may take now, oldest first (so a thread's first message goes first)."""
     return list(session.scalars(
-        select(OutboxMessage.id)
-        .where(OutboxMessage.state == PENDING, OutboxMessage.next_attempt_at <= now)
-        .order_by(OutboxMessage.id)
+        select(OutboxMessage.id).where(_free(now, wall or wall_clock())).order_by(OutboxMessage.id)
     ))
 
 
-def release_stale_claims(session: Session, now: datetime) -> int:
-    """A claim held longer than STALE_CLAIM belongs to a worker that died mid-send: release it;
-    its attempt count makes the next sender check Slack before posting again. Returns how many."""
-    result = session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.state == CLAIMED, OutboxMessage.claimed_at < now - STALE_CLAIM)
-        .values(state=PENDING, claimed_by=None, last_error="claim expired: outcome unknown")
-    )
-    return result.rowcount
-
-
-def _claimable(row_id: int) -> ColumnElement[bool]:
+def _claimable(row_id: int, now: datetime, wall: datetime) -> ColumnElement[bool]:
     """The one rule for which row a worker may take: this predicate, checked inside the same
     UPDATE that takes it, so of two workers at once exactly one wins."""
-    return and_(OutboxMessage.id == row_id, OutboxMessage.state == PENDING)
+    return and_(OutboxMessage.id == row_id, _free(now, wall))
 
 
-def claim(session: Session, row_id: int, worker: str, now: datetime) -> Claim | None:
-    """Take row `row_id` for `worker`; None when another worker has it or it is not pending.
-    Commit before sending, so other workers see the claim."""
+def claim(session: Session, row_id: int, worker: str, now: datetime, lease: timedelta,
+          wall: datetime | None = None) -> Claim | None:
+    """Take row `row_id` for `worker` for `lease` of real time; None when it is not free (another
+    worker holds it, it is not due, sent or dead). Taking over an expired claim marks the row as
+    possibly in Slack: the worker that held it may have posted before it died. Commit before
+    sending, so other workers see the claim."""
+    wall = wall or wall_clock()
+    token = uuid.uuid4().hex
+    held_until = wall + lease
     result = session.execute(
-        update(OutboxMessage).where(_claimable(row_id)).values(state=CLAIMED, claimed_by=worker, claimed_at=now)
+        update(OutboxMessage).where(_claimable(row_id, now, wall)).values(
+            state=CLAIMED, claimed_by=worker, claimed_at=wall, claim_token=token, held_until=held_until,
+            may_be_posted=or_(OutboxMessage.may_be_posted, OutboxMessage.state == CLAIMED),
+        )
     )
-    return Claim(row_id, worker, now) if result.rowcount == 1 else None
+    return Claim(row_id, worker, token, held_until) if result.rowcount == 1 else None
 
 
-def held_row(session: Session, claim: Claim) -> OutboxMessage:
-    """The row `claim` holds, to read what to send and to record what happened."""
-    return session.get(OutboxMessage, claim.row_id)
+def _held(claim: Claim) -> ColumnElement[bool]:
+    """Is the row still held by `claim`? Every write by a holder is conditional on this."""
+    return and_(OutboxMessage.id == claim.row_id, OutboxMessage.state == CLAIMED,
+                OutboxMessage.claim_token == claim.token)
 
 
-def release(session: Session, claim: Claim) -> None:
-    """Hand a claimed row back untried (it cannot go out yet); no attempt is counted."""
-    row = held_row(session, claim)
-    row.state, row.claimed_by = PENDING, None
+def held_row(session: Session, claim: Claim) -> OutboxMessage | None:
+    """The row `claim` holds, to read what to send; None when the claim was lost."""
+    return session.scalar(select(OutboxMessage).where(_held(claim)))
+
+
+def renew(session: Session, claim: Claim, lease: timedelta, wall: datetime | None = None) -> Claim | None:
+    """Extend the holder's lease by `lease` from now, before the next call to Slack; None (and
+    nothing changed) when the claim was lost: the caller must then not call Slack."""
+    wall = wall or wall_clock()
+    held_until = wall + lease
+    result = session.execute(update(OutboxMessage).where(_held(claim)).values(held_until=held_until))
+    if result.rowcount != 1:
+        log.warning("outbox %s: %s lost its claim (lease expired, another worker took it): not sending",
+                    claim.row_id, claim.worker)
+        return None
+    return Claim(claim.row_id, claim.worker, claim.token, held_until)
+
+
+def release(session: Session, claim: Claim) -> bool:
+    """Hand a claimed row back untried (it cannot go out yet); no attempt is counted. False
+    when the claim was lost (the row is left alone)."""
+    result = session.execute(update(OutboxMessage).where(_held(claim)).values(
+        state=PENDING, claimed_by=None, claim_token=None, held_until=None))
+    return result.rowcount == 1
 
 
 # --- recording what happened -----------------------------------------------------------------------
@@ -159,37 +201,59 @@ def record_outcome(
     ts: str | None = None,
     error: str | None = None,
     thread_ts: str | None = None,
-) -> str:
-    """Record one attempt (`OUTCOMES`) on the claimed row and move it on; returns its new state.
+    looked: bool = False,
+    late_store: timedelta = timedelta(0),
+    wall: datetime | None = None,
+) -> str | None:
+    """Record one attempt (`OUTCOMES`) on the claimed row and move it on; returns its new state,
+    or None when `claim` no longer holds the row (a lost race: logged, the row left alone).
 
     Delivered (`sent`, `found`): sent, with Slack's `ts`; an incident's first message to a
     channel becomes that channel's thread (`thread_ts` is the thread the message was sent in, if
     any). Otherwise: dead when Slack refused it for good or after MAX_ATTEMPTS, else pending
-    again after `backoff`. Incident messages put both ends on the incident's timeline."""
+    again after `backoff`. `looked`: this attempt asked Slack and the message was not there, so
+    earlier attempts did not land. After an `unknown` outcome the row is held for `late_store`
+    of real time (Slack may still store that post) and then looked up before anything else; a
+    row that may be in Slack is never dead-lettered on its last attempt without that look.
+    Incident messages put both ends on the incident's timeline."""
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome: {outcome!r} is not one of {OUTCOMES}")
     row = held_row(session, claim)
-    row.attempts += 1
+    if row is None:
+        log.warning("outbox %s: %s lost its claim before recording %r (another worker took the row); "
+                    "left alone", claim.row_id, claim.worker, outcome)
+        return None
+    attempts = row.attempts + 1
+    values: dict[str, Any] = {"attempts": attempts, "claimed_by": None, "claim_token": None, "held_until": None}
+    if outcome in DELIVERED:
+        values.update(state=SENT, sent_ts=ts, sent_at=now, last_error=None, may_be_posted=False)
+    else:
+        may_be_posted = outcome == "unknown" or (row.may_be_posted and not looked)
+        values.update(last_error=error, may_be_posted=may_be_posted)
+        if outcome == "dead" or (attempts >= MAX_ATTEMPTS and not may_be_posted):
+            values["state"] = DEAD
+        else:  # after the last attempt, a row that may be in Slack comes back once more to be looked up
+            values.update(state=PENDING, next_attempt_at=now + backoff(attempts))
+            if outcome == "unknown":
+                values["held_until"] = (wall or wall_clock()) + late_store
+    if session.execute(update(OutboxMessage).where(_held(claim)).values(**values)).rowcount != 1:
+        log.warning("outbox %s: %s lost its claim while recording %r; left alone", claim.row_id, claim.worker, outcome)
+        return None
+    session.refresh(row)
     session.add(DeliveryAttempt(outbox_id=row.id, at=now, worker=claim.worker, outcome=outcome, error=error, ts=ts))
     incident = session.get(Incident, row.incident_id) if row.incident_id is not None else None
-    if outcome in DELIVERED:
-        row.state, row.sent_ts, row.sent_at, row.last_error = SENT, ts, now, None
+    if row.state == SENT:
         if incident is not None and (row.kind == "new" or thread_ts is None):
             _remember_thread(session, row, ts)
         _event(session, incident, now, "delivered",
                {"channel": row.channel, "receiver": row.receiver, "kind": row.kind, "ts": ts, "attempts": row.attempts})
-        return row.state
-    row.last_error = error
-    row.claimed_by = None
-    if outcome == "dead" or row.attempts >= MAX_ATTEMPTS:
-        row.state = DEAD
+    elif row.state == DEAD:
         _event(session, incident, now, "delivery_failed",
                {"channel": row.channel, "kind": row.kind, "error": error, "attempts": row.attempts})
         log.error("outbox %s to %s dead-lettered after %d attempt(s): %s", row.id, row.channel, row.attempts, error)
     else:
-        row.state = PENDING
-        row.next_attempt_at = now + backoff(row.attempts)
-        log.warning("outbox %s to %s failed (%s), retry at %s", row.id, row.channel, error, row.next_attempt_at.isoformat())
+        log.warning("outbox %s to %s failed (%s), retry at %s%s", row.id, row.channel, error,
+                    row.next_attempt_at.isoformat(), ", after a look in Slack" if row.may_be_posted else "")
     return row.state
 
 

@@ -58,6 +58,12 @@ _AFTER_SEND_ERRORS = (TimeoutError, socket.timeout, ConnectionResetError, Broken
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
 
 
+# How long after the client gave up on a post Slack may still store it (a request that was slow,
+# not lost). Until then a look in Slack that finds nothing proves nothing, so a post whose outcome
+# is unknown is neither looked up nor re-posted before this has passed (`outbox.record_outcome`).
+LATE_STORE_SECONDS = 60.0
+
+
 class SlackConfigError(RuntimeError):
     """No usable Slack credentials."""
 
@@ -144,6 +150,30 @@ def make_client(
     ]
     log.info("Slack client for %s (credentials from %s)", base_url, source)  # never the token
     return WebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=handlers)
+
+
+def call_budget(client: WebClient) -> float:
+    """The longest one call through `client` can take, in seconds: every request its retry
+    handlers allow, each up to the client's timeout, plus the longest sleep before each retry.
+    A delivery claim must outlast it, so no other worker takes a row while a call is under way.
+    slack-sdk counts retries once per call across all handlers (`RetryState`), so a call makes
+    at most 1 + the largest `max_retry_count` requests."""
+    handlers = list(client.retry_handlers or [])
+    retries = max((h.max_retry_count for h in handlers), default=0)
+    total = float(client.timeout) * (1 + retries)
+    for attempt in range(retries):
+        total += max((_longest_sleep(h, attempt) for h in handlers if h.max_retry_count > attempt), default=0.0)
+    return total
+
+
+def _longest_sleep(handler: Any, attempt: int) -> float:
+    """The longest sleep `handler` takes before retry number `attempt` (from 0)."""
+    if isinstance(handler, BoundedRateLimitRetryHandler):
+        return handler.max_wait + 1.0  # Retry-After, capped, plus < 1 s jitter
+    calculator = handler.interval_calculator
+    if isinstance(calculator, BackoffRetryIntervalCalculator):
+        return calculator.backoff_factor * 2 ** attempt + 1.0  # plus < 1 s of RandomJitter
+    return calculator.calculate_sleep_duration(attempt) + 1.0
 
 
 def classify_error(exc: BaseException) -> str:

@@ -267,7 +267,15 @@ class OutboxMessage(Base):
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claimed_by: Mapped[str | None] = mapped_column(String(128))
-    claimed_at: Mapped[datetime | None]
+    claimed_at: Mapped[datetime | None]  # wall-clock time of the latest claim
+    # Fencing: every claim writes a fresh token; only the worker holding it may record an outcome.
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    # Wall-clock time until which nobody else may take the row: a live claim's lease, or, after an
+    # attempt with an unknown outcome, the time Slack may still need to store that post.
+    held_until: Mapped[datetime | None]
+    # An earlier attempt may have reached Slack (an expired claim, an unknown outcome, a dead
+    # letter re-queued): look the message up in Slack before posting it again or giving it up.
+    may_be_posted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_ts: Mapped[str | None] = mapped_column(String(32))
     sent_at: Mapped[datetime | None]
