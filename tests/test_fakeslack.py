@@ -182,6 +182,32 @@ def test_hang_times_out_the_client_and_stores_nothing(fake):
     assert fake.requests_count("chat.postMessage") == 1
 
 
+def test_reset_aborts_the_connection_and_stores_nothing(fake):
+    fake.fail("chat.postMessage", "reset")
+    with pytest.raises(ConnectionResetError):
+        bare_client(fake).chat_postMessage(channel="#x", text="never")
+    assert fake.messages() == [] and fake.requests("chat.postMessage")[0].outcome == "reset"
+    assert bare_client(fake).chat_postMessage(channel="#x", text="after")["ok"] is True
+
+
+def test_chaos_draws_failures_at_the_given_rates_after_queued_ones(fake):
+    fake.fail("chat.postMessage", "error", error="channel_not_found")
+    fake.chaos("chat.postMessage", {"server_error": 0.3, "ratelimit": 0.2}, {"ratelimit": 3}, seed=7)
+    answers = [raw_post(fake, "chat.postMessage", {"channel": "#x", "text": "t"}) for _ in range(400)]
+    assert answers[0][2]["error"] == "channel_not_found"
+    outcomes = [r.outcome for r in fake.requests("chat.postMessage")[1:]]
+    assert 90 <= outcomes.count("server_error") <= 150 and 50 <= outcomes.count("ratelimit") <= 110
+    assert all(a[1]["Retry-After"] == "3" for a in answers if a[0] == 429)
+    assert len(fake.messages()) == outcomes.count("handled")
+    assert raw_post(fake, "auth.test", {})[0] == 200  # other methods unaffected
+    fake.clear_failures()
+    assert raw_post(fake, "chat.postMessage", {"channel": "#x", "text": "t"})[0] == 200
+    with pytest.raises(ValueError, match="unknown failure mode"):
+        fake.chaos("chat.postMessage", {"boom": 0.1})
+    with pytest.raises(ValueError, match="add up"):
+        fake.chaos("chat.postMessage", {"hang": 0.6, "reset": 0.6})
+
+
 def test_delay_then_success(fake):
     fake.fail("chat.postMessage", "delay", seconds=0.2)
     assert bare_client(fake).chat_postMessage(channel="#x", text="late")["ok"] is True

@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
+import socket
+import struct
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,7 +42,7 @@ TEAM_ID = "T0SIAGA"
 # Parameters Slack accepts as JSON strings in form bodies and as objects in JSON bodies.
 _JSON_PARAMS = ("blocks", "attachments", "metadata")
 
-FAILURE_MODES = ("ratelimit", "server_error", "hang", "delay", "drop", "error")
+FAILURE_MODES = ("ratelimit", "server_error", "hang", "delay", "drop", "reset", "error")
 
 
 @dataclass
@@ -53,6 +56,7 @@ class Failure:
     - delay: wait `seconds`, then handle the call normally (stored and answered).
     - drop: handle the call (the message IS stored), then close without answering: the client
       cannot tell whether it landed.
+    - reset: abort the connection with a TCP reset before handling the call, nothing stored.
     - error: HTTP 200 with `{"ok": false, "error": error}` (e.g. "channel_not_found").
     """
 
@@ -61,6 +65,26 @@ class Failure:
     seconds: float = 0.0
     status: int = 500
     error: str = "internal_error"
+
+
+@dataclass
+class Chaos:
+    """Misbehaviour drawn at random for every call of one method, once queued failures are used
+    up: `mix` maps a failure mode to its probability (the rest are handled normally), `seconds`
+    a mode to its `Failure.seconds` (Retry-After, hang, delay). Seeded, so a run can be replayed
+    as far as the order of calls allows."""
+
+    mix: dict[str, float]
+    seconds: dict[str, float]
+    rng: random.Random
+
+    def draw(self) -> Failure | None:
+        pick, total = self.rng.random(), 0.0
+        for mode, share in self.mix.items():
+            total += share
+            if pick < total:
+                return Failure(mode=mode, seconds=self.seconds.get(mode, 0.0), status=self.rng.choice((500, 502, 503)))
+        return None
 
 
 @dataclass
@@ -100,6 +124,7 @@ class FakeSlack:
         self._stop = threading.Event()
         self._channels: dict[str, _Channel] = {}
         self._failures: dict[str, list[Failure]] = {}
+        self._chaos: dict[str, Chaos] = {}
         self._requests: list[RecordedRequest] = []
         self._ts_counter = 0
         self._in_flight = 0
@@ -158,6 +183,18 @@ class FakeSlack:
                 Failure(mode=mode, times=times, seconds=seconds, status=status, error=error)
             )
 
+    def chaos(self, method: str, mix: dict[str, float], seconds: dict[str, float] | None = None, seed: int = 0) -> None:
+        """Make every later call of `method` misbehave at random (see `Chaos`), e.g.
+        `fake.chaos("chat.postMessage", {"ratelimit": .1, "server_error": .1, "hang": .05,
+        "reset": .05, "drop": .05}, {"ratelimit": 1, "hang": 2})`."""
+        unknown = set(mix) - set(FAILURE_MODES)
+        if unknown:
+            raise ValueError(f"unknown failure mode(s) {sorted(unknown)}; choose from {FAILURE_MODES}")
+        if any(p < 0 for p in mix.values()) or sum(mix.values()) > 1:
+            raise ValueError("chaos mix: probabilities must be >= 0 and add up to at most 1")
+        with self._lock:
+            self._chaos[method] = Chaos(dict(mix), dict(seconds or {}), random.Random(seed))
+
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until no request is being handled (e.g. a delayed post the client gave up on
         has been stored); False on timeout."""
@@ -165,14 +202,17 @@ class FakeSlack:
             return self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout)
 
     def clear_failures(self) -> None:
+        """Forget queued failures and chaos: from now on every call is handled normally."""
         with self._lock:
             self._failures.clear()
+            self._chaos.clear()
 
     def _next_failure(self, method: str) -> Failure | None:
         with self._lock:
             queue = self._failures.get(method)
             if not queue:
-                return None
+                chaos = self._chaos.get(method)
+                return chaos.draw() if chaos is not None else None
             failure = queue[0]
             failure.times -= 1
             if failure.times <= 0:
@@ -486,6 +526,13 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             elif failure.mode == "delay":
                 fake._stop.wait(failure.seconds)
                 return False
+            elif failure.mode == "reset":
+                # SO_LINGER with a zero timeout: close() sends RST instead of FIN
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.wfile.close()  # the socket is only closed once its file objects are
+                self.rfile.close()
+                self.connection.close()
+                self.close_connection = True
             elif failure.mode == "drop":
                 with fake._lock:
                     fake._api(method, params)
