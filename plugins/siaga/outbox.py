@@ -30,7 +30,6 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from siaga.incidents import add_event
 from siaga.store import DeliveryAttempt, Incident, IncidentThread, OutboxMessage, utcnow
 from siaga.vocabulary import OUTBOX_STATES
 
@@ -266,6 +265,10 @@ def _event(session: Session, incident: Incident | None, at: datetime, kind: str,
     """A timeline event, for messages that belong to an incident (a digest has no timeline;
     its fate is in the outbox and delivery_attempts)."""
     if incident is not None:
+        # Imported here: `incidents` pulls in the statistics stack (scipy, ~2 s), which a deliver
+        # process that records no incident event (and every chaos worker) should not pay for.
+        from siaga.incidents import add_event
+
         add_event(session, incident, at, kind, detail)
 
 
