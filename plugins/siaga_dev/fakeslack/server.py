@@ -20,6 +20,7 @@ checked against Slack's limits by `blockkit.py`.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import random
 import socket
@@ -532,6 +533,7 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
                 self.wfile.close()  # the socket is only closed once its file objects are
                 self.rfile.close()
                 self.connection.close()
+                self.wfile = io.BytesIO()  # the standard library flushes it after every request
                 self.close_connection = True
             elif failure.mode == "drop":
                 with fake._lock:
