@@ -87,6 +87,24 @@ def test_server_error_that_persists_surfaces_as_transient(fake, sleeps):
     assert fake.requests_count("chat.postMessage") == 3
 
 
+def test_call_budget_covers_every_request_and_sleep_of_one_call(fake, sleeps):
+    """Delivery leases a claim for this long: the client must never take longer on one call."""
+    client = client_for(fake, timeout=2, rate_limit_retries=3, max_retry_after=5, server_error_retries=2,
+                        connection_retries=1, backoff_factor=0.5)
+    # slack-sdk shares one retry count among its handlers: at most 1 + 3 requests, 3 sleeps of
+    # at most Retry-After 5 s + 1 s of jitter
+    assert slackclient.call_budget(client) == 2 * 4 + 3 * 6
+    for mode in ("ratelimit", "server_error", "ratelimit", "server_error", "ratelimit"):
+        fake.fail("chat.postMessage", mode, seconds=5)
+    with pytest.raises(SlackApiError):
+        post_message(client, "#bpbd-siaga", MESSAGE)
+    requests = fake.requests_count("chat.postMessage")
+    assert requests == 4 and len(sleeps) == 3
+    assert requests * 2 + sum(sleeps) <= slackclient.call_budget(client)
+    assert slackclient.call_budget(client_for(fake, timeout=1, rate_limit_retries=0, server_error_retries=0,
+                                              connection_retries=0)) == 1
+
+
 def test_hang_surfaces_a_timeout_and_is_not_resent(fake):
     fake.fail("chat.postMessage", "hang", seconds=30)
     with pytest.raises(TimeoutError) as err:
