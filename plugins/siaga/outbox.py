@@ -3,7 +3,8 @@
 A message to Slack is a row written in the same transaction as the change it reports, so a crash
 can never leave an incident without its message or a message without its incident. From then on
 a row only moves the way `vocabulary.OUTBOX_STATES` says: pending -> claimed -> sent; claimed ->
-pending (retry later) or dead (kept and reported until someone re-queues it). Alerts, the digest
+pending (retry later) or dead (kept and reported until someone re-queues it); a claim whose
+lease ran out is taken by another worker (claimed -> claimed, with a new token). Alerts, the digest
 and the CLI create and re-queue rows here; the delivery worker (`delivery.py`) claims them and
 records what Slack answered here. Keeping every state change in one module keeps the promise
 "never lost, never sent twice" checkable in one place.
