@@ -29,9 +29,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import sqlalchemy as sa
 
@@ -83,6 +84,24 @@ def plan(messages: int, seed: int) -> list[tuple[str, Callable[..., chaos.Tally]
     ]
 
 
+def faults(fake: FakeSlack) -> tuple[int, Counter, int, Counter]:
+    """Posts and looks Slack was asked for, and how many of each it misbehaved on, by mode."""
+    posts = fake.requests("chat.postMessage")
+    looks = fake.requests("conversations.history") + fake.requests("conversations.replies")
+    return (len(posts), Counter(r.outcome for r in posts if r.outcome != "handled"),
+            len(looks), Counter(r.outcome for r in looks if r.outcome != "handled"))
+
+
+def attempts(url: str) -> Counter:
+    """Recorded attempts by outcome (sent, found, failed, unknown, dead)."""
+    with store.session_scope(url) as session:
+        return Counter(session.scalars(sa.select(store.DeliveryAttempt.outcome)).all())
+
+
+def _counts(counter: Counter) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counter.items())) or "-"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=500)
@@ -96,12 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * 2 + "---:|" * (len(header) - 2))
     failed = False
+    details: list[tuple[str, str, tuple[int, Counter, int, Counter], Counter]] = []
     for database in databases:
         total = chaos.Tally()
         for kind, scenario, kwargs in plan(args.messages, args.seed):
             started = time.monotonic()
             with throwaway_db(database) as url, FakeSlack(token=chaos.TOKEN) as fake:
                 result = scenario(fake, url, **kwargs)
+                details.append((database, kind, faults(fake), attempts(url)))
             seconds = time.monotonic() - started
             total.add(result)
             failed |= not result.exactly_once or result.lost > 0
@@ -111,6 +132,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"    {problem}", file=sys.stderr)
         print(f"| {database} | all | {total.expected} | {total.received} | {total.duplicated} | {total.lost} | "
               f"{total.outside_thread} | {total.misrecorded} | |", flush=True)
+    print("\nWhat Slack did (posts: misbehaviours among all chat.postMessage calls; looks: history and replies"
+          " calls, misbehaving ones) and what the attempts came to (delivery_attempts outcomes):\n")
+    print("| database | fault kind | posts | post faults | looks | look faults | attempt outcomes |")
+    print("|---|---|---:|---|---:|---|---|")
+    for database, kind, (posts, post_faults, looks, look_faults), outcomes in details:
+        print(f"| {database} | {kind} | {posts} | {_counts(post_faults)} | {looks} | {_counts(look_faults)} | "
+              f"{_counts(outcomes)} |")
     return 1 if failed else 0
 
 

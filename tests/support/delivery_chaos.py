@@ -317,7 +317,7 @@ SCENARIOS = dict(zip(KINDS, (sigkill_after_store, dropped_at_commit, late_beside
 
 def _drop_connection_at_commit(db_url: str) -> None:
     """Fault: the database connection drops at the commit that records this worker's first
-    delivery, after Slack stored the post. On PostgreSQL the server ends the session
+    post, after Slack stored it. On PostgreSQL the server ends the session
     (`pg_terminate_backend`) just before the COMMIT is sent, so the COMMIT fails on a dead
     connection; SQLite has no server to lose, so the commit fails with the error a lost database
     file gives (SQLITE_IOERR) before it is made. Either way the worker's transaction is gone and
@@ -330,10 +330,10 @@ def _drop_connection_at_commit(db_url: str) -> None:
     state = {"armed": False, "fired": False}
     original = outbox.record_outcome
 
-    def record_outcome(*args: Any, **kwargs: Any) -> str | None:
-        result = original(*args, **kwargs)
-        if result == outbox.SENT and not state["fired"]:
-            state["armed"] = True
+    def record_outcome(session: Any, claim: Any, outcome: str, *args: Any, **kwargs: Any) -> str | None:
+        result = original(session, claim, outcome, *args, **kwargs)
+        if outcome == "sent" and result == outbox.SENT and not state["fired"]:
+            state["armed"] = True  # a post this worker made, not one it found
         return result
 
     def on_commit(conn: sa.Connection) -> None:
