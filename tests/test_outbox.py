@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from siaga import outbox, store
 from siaga.vocabulary import OUTBOX_STATES
@@ -153,6 +154,66 @@ def test_the_last_attempt_of_a_row_possibly_in_slack_is_not_dead_lettered_unseen
     with store.session_scope(db_url) as session:
         last = outbox.claim(session, claim.row_id, "w2", T0 + timedelta(hours=1), LEASE)
         assert outbox.record_outcome(session, last, "failed", T0, error="timeout (not in Slack)", looked=True) == "dead"
+
+
+# Operations of three workers on one row, in any order: claim it (with a lease that is live, or
+# already run out, as a dead or stalled worker's would be), renew the claim, record an outcome,
+# hand it back. Stale claims are kept and used again, as a worker that woke up would.
+_OPS = st.lists(st.tuples(
+    st.sampled_from(("claim", "claim-expired", "renew", "record", "release")),
+    st.integers(0, 2),
+    st.sampled_from(outbox.OUTCOMES),
+), max_size=25)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=_OPS)
+def test_only_the_latest_claim_changes_a_row_and_a_sent_row_stays_sent(sqlite_url, ops):
+    with store.session_scope(sqlite_url) as session:
+        session.execute(sa.delete(store.OutboxMessage))
+        _enqueue(session, "m")
+    with store.session_scope(sqlite_url) as session:
+        row_id = session.scalar(sa.select(store.OutboxMessage.id))
+    claims: dict[int, outbox.Claim] = {}
+    latest: outbox.Claim | None = None
+    sent_ts = None
+    for n, (op, worker, outcome) in enumerate(ops):
+        now = T0 + timedelta(days=n)  # past any backoff
+        with store.session_scope(sqlite_url) as session:
+            before = session.get(store.OutboxMessage, row_id)
+            before = (before.state, before.attempts, before.claim_token, before.sent_ts)
+            if op.startswith("claim"):
+                lease = timedelta(0) if op == "claim-expired" else timedelta(hours=1)
+                claim = outbox.claim(session, row_id, f"w{worker}", now, lease)
+                live = latest is not None and latest.held_until > store.utcnow() and before[0] == "claimed"
+                if before[0] in ("sent", "dead") or live:
+                    assert claim is None
+                else:
+                    assert claim is not None
+                    claims[worker], latest = claim, claim
+            elif worker in claims:
+                mine = claims[worker]
+                holds = latest is not None and mine.token == latest.token and before[0] == "claimed"
+                if op == "renew":
+                    renewed = outbox.renew(session, mine, timedelta(hours=1))
+                    assert (renewed is not None) == holds
+                    if renewed is not None:
+                        claims[worker] = latest = renewed
+                elif op == "release":
+                    assert outbox.release(session, mine) == holds
+                else:
+                    ts = f"1.{n:06d}" if outcome in outbox.DELIVERED else None
+                    state = outbox.record_outcome(session, mine, outcome, now, ts=ts, error="e")
+                    assert (state is not None) == holds
+                    if state == "sent":
+                        sent_ts = ts
+            session.flush()
+            after = session.get(store.OutboxMessage, row_id)
+            after_state = (after.state, after.attempts, after.claim_token, after.sent_ts)
+        if before[0] in ("sent", "dead"):
+            assert after_state == before  # nothing moves a delivered or dead row (but a re-queue)
+        if after_state[0] == "sent":
+            assert after_state[3] == sent_ts
 
 
 def _claimed(url, key="m", incident=True, kind="new"):
