@@ -30,11 +30,17 @@ def event_label(kind: str) -> str:
 
 
 def safe_url(url: str | None) -> str | None:
-    """Only http(s) links: autoescaping does not stop a `javascript:` href in a hostile post."""
-    if not url:
+    """Only http(s) links to a host, for pages and every export: autoescaping does not stop a
+    `javascript:` href in a hostile post, and a GIS or spreadsheet opening an export escapes
+    nothing. Whitespace or control characters inside are refused too (browsers drop them, so
+    "java\tscript:" would run)."""
+    if not url or not isinstance(url, str):
+        return None
+    url = url.strip()
+    if any(c.isspace() or ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in url):
         return None
     try:
-        scheme = urlsplit(url.strip()).scheme.lower()
+        parts = urlsplit(url)
     except ValueError:
         return None
-    return url.strip() if scheme in ("http", "https") else None
+    return url if parts.scheme.lower() in ("http", "https") and parts.netloc else None

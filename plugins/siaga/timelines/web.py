@@ -8,11 +8,11 @@ served on its own in tests. Routes only: reading is in `report` and `filters`, d
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment
 
 from siaga.hazard_config import Hazard
@@ -29,6 +29,9 @@ from siaga.timelines.svgmap import build_map
 from siaga.vocabulary import LIVE_STATES, STATES
 
 router = APIRouter()
+# Ids are 64-bit in the database: a larger one is refused here, not by the driver (OverflowError).
+MAX_ID = 2**63 - 1
+IncidentId = Path(ge=1, le=MAX_ID, description="an incident's number")
 
 
 @dataclass
@@ -49,8 +52,19 @@ def create_app(db_url: str | None = None, require_airflow_auth: bool = False, ha
     app = FastAPI(title="Siaga incidents", dependencies=_airflow_login() if require_airflow_auth else [],
                   docs_url=None, redoc_url=None, openapi_url=None)
     app.state.site = _Site(db_url, hazards or HazardsInForce(), environment())
+    app.add_exception_handler(RequestValidationError, _bad_request)
     app.include_router(router)
     return app
+
+
+async def _bad_request(request: Request, exc: Exception) -> JSONResponse:
+    """A parameter FastAPI could not read (an id that is not a number or beyond 64 bits) is the
+    caller's mistake: 400 naming the parameter, not FastAPI's 422 with the input echoed back."""
+    problems = []
+    for error in getattr(exc, "errors", lambda: [])():
+        where = ".".join(str(part) for part in error.get("loc", ()) if part not in ("path", "query"))
+        problems.append(f"{where or 'request'}: {error.get('msg', 'invalid')}")
+    return JSONResponse({"detail": "bad parameter: " + "; ".join(problems or ["invalid request"])}, status_code=400)
 
 
 def _airflow_login() -> list[Any]:
@@ -68,8 +82,8 @@ def incident_list(
     date_from: str = Query("", alias="from"), date_to: str = Query("", alias="to"),
 ) -> HTMLResponse:
     site = _site(request)
-    filters = Filters(hazard, kecamatan, village, road, state, date_from, date_to)
-    start, end = _period(filters)
+    filters = _checked(Filters(hazard, kecamatan, village, road, state, date_from, date_to))
+    start, end = filters.period()
     with session_scope(site.db_url) as session:
         incidents = filtered_incidents(session, filters)
         placement = placement_counts(session, start, end)
@@ -82,7 +96,7 @@ def incident_list(
 
 
 @router.get("/incidents/{incident_id}", response_class=HTMLResponse)
-def incident_page(request: Request, incident_id: int) -> HTMLResponse:
+def incident_page(request: Request, incident_id: int = IncidentId) -> HTMLResponse:
     site, places = _site(request), load_places()
     with session_scope(site.db_url) as session:
         report = read_report(session, incident_id, places)
@@ -95,7 +109,7 @@ def incident_page(request: Request, incident_id: int) -> HTMLResponse:
 
 
 @router.get("/incidents/{incident_id}/export")
-def incident_export(request: Request, incident_id: int, format: str = "csv") -> Response:
+def incident_export(request: Request, incident_id: int = IncidentId, format: str = "csv") -> Response:
     site, places = _site(request), load_places()
     with session_scope(site.db_url) as session:
         reports = reports_for(session, places, incident_id)
@@ -109,8 +123,7 @@ def period_export(request: Request, format: str = "csv", date_from: str = Query(
                   hazard: str = "", kecamatan: str = "", village: str = "", road: str = "", state: str = "") -> Response:
     """The listed incidents (same filters as the list), oldest first."""
     site, places = _site(request), load_places()
-    filters = Filters(hazard, kecamatan, village, road, state, date_from, date_to)
-    _period(filters)
+    filters = _checked(Filters(hazard, kecamatan, village, road, state, date_from, date_to))
     with session_scope(site.db_url) as session:
         reports = [r for inc in reversed(filtered_incidents(session, filters)) if (r := read_report(session, inc.id, places))]
         return _download(format, reports, site.hazards(session), places, "siaga-incidents")
@@ -128,7 +141,7 @@ def cap_atom(request: Request) -> Response:
 
 
 @router.get("/incidents/{incident_id}/cap.xml")
-def cap_alert(request: Request, incident_id: int) -> Response:
+def cap_alert(request: Request, incident_id: int = IncidentId) -> Response:
     """One incident's CAP 1.2 alert, linking back to its page."""
     site, places = _site(request), load_places()
     root = str(request.base_url).rstrip("/")
@@ -144,10 +157,10 @@ def _site(request: Request) -> _Site:
     return request.app.state.site
 
 
-def _period(filters: Filters) -> tuple[datetime | None, datetime | None]:
-    """The filters' period, or a 400 that says which date is wrong."""
+def _checked(filters: Filters) -> Filters:
+    """The filters, or a 400 that says which parameter is wrong and why."""
     try:
-        return filters.period()
+        return filters.check()
     except ValueError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from exc
 
@@ -160,7 +173,8 @@ def _page(request: Request, name: str, hazards: dict[str, Hazard], **context: An
 
 def _download(fmt: str, reports: list[IncidentReport], hazards: dict[str, Hazard], places: Places, stem: str) -> Response:
     if fmt not in FORMATS:
-        raise HTTPException(status_code=400, detail=f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+        shown = fmt if len(fmt) <= 40 else fmt[:40] + "…"
+        raise HTTPException(status_code=400, detail=f"bad query parameter: unknown format {shown!r}; use one of {', '.join(FORMATS)}")
     export = FORMATS[fmt]
     return Response(render(fmt, reports, hazards, places), media_type=f"{export.media_type}; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{stem}.{export.extension}"'})
