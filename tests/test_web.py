@@ -291,8 +291,9 @@ def validate_cap(alert: ET.Element) -> None:
             assert -8.5 < lat < -7.9 and 114.4 < lon < 115.5  # Buleleng, as lat,lon
 
 
-def test_cap_alert_for_one_incident_is_valid(client):
+def test_cap_alert_for_one_incident_is_valid(client, monkeypatch):
     c, ids = client
+    monkeypatch.setenv("SIAGA_TIMELINE_BASE_URL", "https://airflow.bpbd.example/siaga/")
     r = c.get(f"/incidents/{ids['flood']}/cap.xml")
     assert r.headers["content-type"].startswith("application/cap+xml")
     alert = ET.fromstring(r.content)
@@ -305,7 +306,7 @@ def test_cap_alert_for_one_incident_is_valid(client):
     kalibukbuk = load_places().villages[_village("Kalibukbuk")].polygon
     assert polygons and all(kalibukbuk.buffer(0.002).contains(Point(float(p.split(",")[1]), float(p.split(",")[0])))
                             for poly in polygons for p in poly.text.split())
-    assert info[0].find(CAP + "web").text.endswith(f"/incidents/{ids['flood']}")
+    assert info[0].find(CAP + "web").text == f"https://airflow.bpbd.example/siaga/incidents/{ids['flood']}"
 
 
 def test_cap_category_comes_from_the_hazard_definition(client, seeded):
@@ -344,7 +345,7 @@ def test_cap_feed_holds_open_incidents_only(client):
         alert = entry.find(atom + "content").find(CAP + "alert")
         validate_cap(alert)
         identifiers.add(alert.find(CAP + "identifier").text)
-        assert entry.find(atom + "link").get("href").endswith("/cap.xml")
+        assert entry.find(atom + "link").get("href") == f"incidents/{alert.find(CAP + 'incidents').text.rsplit('-', 1)[1]}/cap.xml"
     assert len(identifiers) == 2
     severities = {a.text for a in feed.iter(CAP + "severity")}
     assert severities == {"Moderate", "Minor"}
