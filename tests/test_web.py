@@ -176,9 +176,10 @@ def test_state_filter_offers_exactly_the_incident_states(seeded):
     c = TestClient(create_app(url, hazards=HAZARDS))
     page = c.get("/").text
     select = re.search(r'<select name="state">(.*?)</select>', page, re.S).group(1)
-    assert re.findall(r"<option[^>]*>([^<]*)</option>", select) == ["all", *STATES]
+    assert re.findall(r'<option value="([^"]*)"', select) == ["", *STATES]
+    assert re.findall(r"<option[^>]*>([^<]*)</option>", select)[:2] == ["semua (all)", "terbuka (open)"]  # Indonesian first
     assert _incident_ids(c.get("/?state=false_alarm").text) == {dismissed_id}
-    assert 'selected>false_alarm</option>' in c.get("/?state=false_alarm").text
+    assert 'value="false_alarm" selected>alarm palsu (false alarm)</option>' in c.get("/?state=false_alarm").text
 
 
 def test_bad_date_is_a_clear_400(client):

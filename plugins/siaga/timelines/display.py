@@ -5,14 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from siaga import catalogue
 from siaga.vocabulary import LOCAL_TZ, LOCAL_TZ_LABEL
 
 SEVERITY_COLOURS = {"low": "#6b8e23", "medium": "#d4a017", "high": "#e8590c", "critical": "#c92a2a"}
-EVENT_LABELS = {
-    "opened": "Incident opened", "counts": "Counts grew", "escalated": "Escalated", "delivered": "Slack message delivered",
-    "delivery_failed": "Slack delivery failed", "resolved": "Resolved", "acknowledged": "Acknowledged",
-    "reopened": "Reopened", "closed": "Closed", "note": "Note",
-}
 
 
 def wita(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -25,8 +21,11 @@ def severity_colour(severity: str) -> str:
 
 
 def event_label(kind: str) -> str:
-    """A timeline event's name; kinds without one are spelt out ("area_added" -> "Area added")."""
-    return EVENT_LABELS.get(kind, kind.replace("_", " ").capitalize())
+    """A timeline event's name from the catalogue, Indonesian first ("Ditangani (acknowledged)");
+    a kind it does not name is spelt out ("area_grew" -> "Area grew")."""
+    if catalogue.has(f"event.{kind}"):
+        return catalogue.say(f"event.{kind}")
+    return kind.replace("_", " ").capitalize()
 
 
 def safe_url(url: str | None) -> str | None:
