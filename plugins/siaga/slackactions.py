@@ -133,10 +133,12 @@ def decide(ctx: ActionContext, action_id: str, incident_id: int, to_state: str, 
     set). Refusals come back as the outcome's `error`, never raised."""
     try:
         with session_scope(ctx.db_url) as session:
-            change = incidents.transition(session, incident_id, to_state, actor=user, at=at, note=note)
             # transition returns None both for "already in that state" and for acknowledging:
-            # whether it wrote a timeline event tells the two apart
-            changed = any(isinstance(obj, IncidentEvent) for obj in session.new)
+            # the state before tells the two apart (read as a value, so transition's own
+            # locking read of the row is the one that loads it)
+            before = session.scalar(select(Incident.state).where(Incident.id == incident_id))
+            change = incidents.transition(session, incident_id, to_state, actor=user, at=at, note=note)
+            changed = before != to_state
             if change is not None and ctx.router is not None:
                 alerts.enqueue(session, [change], ctx.hazards(session), ctx.router, at)
     except InvalidTransition as exc:
