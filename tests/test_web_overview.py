@@ -109,3 +109,28 @@ def test_empty_states_say_why_and_what_to_do(sqlite_url):
     none_match = c.get("/?hazard=fire").text
     assert "Tidak ada insiden yang cocok dengan saringan ini" in none_match and "hapus saringan" in none_match
     assert '<table id="incidents">' not in none_match
+
+
+def test_many_detections_keep_the_chart_legible(sqlite_url):
+    """22 detections of one incident (as the demo flood once had): every one is marked, but
+    labels are written only where they do not overlap."""
+    from datetime import timedelta
+
+    from siaga.store import Alert
+    from siaga.timelines.chart import MARKER_LABEL_GAP, build_chart
+    from test_web import T0
+
+    ids = seed(sqlite_url)
+    with store.session_scope(sqlite_url) as s:
+        for i in range(22):
+            s.add(Alert(incident_id=ids["flood"], hazard="flood", level="village", area_code=_village("Kalibukbuk"),
+                        window_start=T0 + timedelta(minutes=5 * i - 58), window_end=T0 + timedelta(minutes=5 * i + 2), observed=5 + i,
+                        expected=0.4, authors=4, score=5.0, explanation={"post_ids": []}))
+    places = load_places()
+    with store.session_scope(sqlite_url) as session:
+        chart = build_chart(read_report(session, ids["flood"], places))
+    assert len(chart.markers) == 24  # the seed's two and these 22
+    labelled = [m.x for m in chart.markers if m.label]
+    assert 2 <= len(labelled) < 24
+    assert all(b - a >= MARKER_LABEL_GAP for a, b in zip(labelled, labelled[1:]))
+    assert all(m.title.startswith("Deteksi ") for m in chart.markers)

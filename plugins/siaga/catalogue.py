@@ -324,6 +324,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "chart.posts": ("unggahan ({source})", "posts ({source})"),
     "chart.expected": ("biasanya", "expected"),
     "chart.detection": ("deteksi", "detection"),
+    "chart.marker": (
+        "Deteksi {n}, {at:short}: {observed} teramati, biasanya {expected}",
+        "detection {n}, {at:short}: {observed} observed, {expected} expected",
+    ),
     "actions.title": ("Tindakan", "actions"),
     "actions.hint": (
         "Dicatat di linimasa atas nama Anda, sama seperti tombol di Slack.",

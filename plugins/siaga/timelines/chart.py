@@ -6,9 +6,12 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from siaga.catalogue import say
 from siaga.timelines.display import wita
 from siaga.timelines.report import IncidentReport
 from siaga.vocabulary import LOCAL_TZ
+
+MARKER_LABEL_GAP = 26  # pixels between two written detection labels
 
 # Bucket sizes the chart may use: the smallest that keeps it at 72 bars or fewer.
 DISPLAY_BUCKETS = [timedelta(minutes=m) for m in (5, 15, 30, 60, 180, 360, 720, 1440)]
@@ -82,9 +85,17 @@ def build_chart(report: IncidentReport, width: int = 720, height: int = 260) -> 
                                        f"{wita(start + i * step)}: {total} post(s)"))
     pts = [(left + (i + 0.5) * bw, top + chart.plot_h - e * sy) for i, e in enumerate(expected) if e is not None]
     chart.expected_path = "M" + " L".join(f"{x:.1f},{y:.1f}" for x, y in pts) if pts else ""
+    last_label = -MARKER_LABEL_GAP
     for j, alert in enumerate(report.alerts, 1):
         x = left + (alert.window_end - start) / step * bw
-        chart.markers.append(ChartMarker(round(x, 1), f"A{j}", f"Alert {j} at {wita(alert.window_end)}: {alert.observed} observed, {alert.expected:.1f} expected"))
+        # Many detections close together would write their labels over each other (22 of them
+        # once made "A1…A22" unreadable): a label is written only where there is room for it,
+        # and every marker still names itself on hover.
+        label = f"D{j}" if x - last_label >= MARKER_LABEL_GAP else ""
+        if label:
+            last_label = x
+        chart.markers.append(ChartMarker(round(x, 1), label, say("chart.marker", n=j, at=alert.window_end, observed=alert.observed,
+                                                                     expected=round(alert.expected, 1))))
     chart.y_ticks = [(round(top + chart.plot_h - v * sy, 1), f"{v:g}") for v in _ticks(ymax)]
     every = max(1, math.ceil(n / 6))
     fmt = "%d %b %H:%M" if step < timedelta(days=1) else "%d %b"
