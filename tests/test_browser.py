@@ -113,7 +113,7 @@ def test_manager_opens_an_incident_and_sees_map_chart_timeline(served, browser, 
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "id"
     rows = browser.find_elements(By.CSS_SELECTOR, "tr.incident")
     assert len(rows) == 3
-    headings = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#incidents th")]
+    headings = [th.get_attribute("textContent") for th in browser.find_elements(By.CSS_SELECTOR, "#incidents th")]
     assert "Tingkat (severity)" in headings and "Kecamatan" in headings and "Aktivitas terakhir (last activity)" in headings
     # the overview: the regency drawn and laid out, the flood's village shaded, the jam's road drawn
     overview = browser.find_element(By.ID, "overview-map")
