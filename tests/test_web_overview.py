@@ -32,7 +32,7 @@ def test_overview_maps_the_periods_incidents(sqlite_url):
     assert len(re.findall(r'<path class="village', overview)) == 148  # the whole regency
     hits = dict(re.findall(r'data-code="([^"]+)" data-incidents="(\d+)"', overview))
     assert {code for code, n in hits.items() if n != "0"} == {_village("Kalibukbuk")}  # the flood's village, shaded
-    assert re.search(rf'data-code="{_village("Kalibukbuk")}" data-incidents="1" d="[^"]+" fill="#fdd0a2"', overview)
+    assert re.search(rf'data-code="{_village("Kalibukbuk")}" data-incidents="1" d="[^"]+" fill="#fdae6b"', overview)
     roads = re.findall(r'<g class="road-line" data-approximate="(\w+)">', overview)
     assert roads == ["yes"]  # the jam's road, drawn dashed: only the hand-kept corridor is known here
     assert "Jalan Raya Singaraja-Gilimanuk" in overview and 'stroke-dasharray="7 4"' in overview

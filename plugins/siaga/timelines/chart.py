@@ -60,7 +60,11 @@ def build_chart(report: IncidentReport, width: int = 720, height: int = 260) -> 
     if not counts:  # no stored counts for the series: count the evidence posts themselves
         counts = [(p.created_at, 1) for p in report.posts]
         source = "evidence posts"
-    times = [t for t, _ in counts] + [a.window_start for a in report.alerts] + [a.window_end for a in report.alerts] + [inc.opened_at, inc.last_activity_at]
+    times = [t for t, _ in counts] + [a.window_start for a in report.alerts] + [a.window_end for a in report.alerts] + [inc.opened_at]
+    # A person's action counts as activity, but one pressed days later must not stretch the
+    # posts' chart over all the quiet time in between.
+    if inc.last_activity_at <= max(times) + timedelta(hours=12):
+        times.append(inc.last_activity_at)
     start, end = min(times) - timedelta(hours=1), max(times) + timedelta(hours=1)
     step = next((b for b in DISPLAY_BUCKETS if (end - start) / b <= 72), DISPLAY_BUCKETS[-1])
     start, end = _floor(start, step), _floor(end, step) + step

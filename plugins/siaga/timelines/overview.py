@@ -21,7 +21,7 @@ from siaga.vocabulary import LOCAL_TZ
 
 # Sequential shades for 1, 2, 3-4, 5+ incidents in a village (ColorBrewer "Oranges", which
 # stays readable for the colour-blind); villages without incidents stay pale.
-SHADES = ((1, "#fdd0a2"), (2, "#fdae6b"), (3, "#f16913"), (5, "#a63603"))
+SHADES = ((1, "#fdae6b"), (2, "#fd8d3c"), (3, "#e6550d"), (5, "#a63603"))
 NO_INCIDENT = "#f8f9fa"
 # One colour per hazard in the daily chart, assigned in hazard order (Okabe-Ito palette).
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#000000")
@@ -35,6 +35,8 @@ class OverviewVillage:
     d: str
     incidents: int
     fill: str
+    label_x: float = 0.0  # where its name is written (only villages with incidents are named)
+    label_y: float = 0.0
 
 
 @dataclass
@@ -53,7 +55,7 @@ class OverviewMap:
 _BASES: dict[tuple[int, int], tuple[Places, tuple]] = {}
 
 
-def _base(places: Places, width: int) -> tuple[Projection, tuple[tuple[str, str, str], ...], tuple[MapShape, ...]]:
+def _base(places: Places, width: int) -> tuple[Projection, tuple[tuple[str, str, str, float, float], ...], tuple[MapShape, ...]]:
     """The regency's villages and kecamatan at `width` pixels: the same for every request, so
     drawn once per `Places` (which `load_places` reads once per process)."""
     cached = _BASES.get((id(places), width))
@@ -64,13 +66,14 @@ def _base(places: Places, width: int) -> tuple[Projection, tuple[tuple[str, str,
     return base
 
 
-def _draw_base(places: Places, width: int) -> tuple[Projection, tuple[tuple[str, str, str], ...], tuple[MapShape, ...]]:
+def _draw_base(places: Places, width: int) -> tuple[Projection, tuple[tuple[str, str, str, float, float], ...], tuple[MapShape, ...]]:
     region = unary_union([d.polygon for d in places.districts.values()])
     minx, miny, maxx, maxy = region.bounds
     pad = 0.01
     proj = Projection((minx - pad, miny - pad, maxx + pad, maxy + pad), width)
     tolerance = (maxx - minx) / width * 0.7
-    villages = tuple((code, v.name, proj.path(v.polygon.simplify(tolerance, preserve_topology=True)))
+    villages = tuple((code, v.name, proj.path(v.polygon.simplify(tolerance, preserve_topology=True)),
+                      *proj.xy(v.polygon.representative_point().x, v.polygon.representative_point().y))
                      for code, v in sorted(places.villages.items()))
     districts = []
     for d in sorted(places.districts.values(), key=lambda d: d.name):
@@ -107,9 +110,9 @@ def build_overview(incidents: list[Incident], places: Places, width: int = 760) 
             per_district[district.code] = per_district.get(district.code, 0) + 1
         else:
             out.unmapped += 1
-    for code, name, d in village_paths:
+    for code, name, d, lx, ly in village_paths:
         n = per_village.get(code, 0)
-        out.villages.append(OverviewVillage(code, name, d, n, _shade(n)))
+        out.villages.append(OverviewVillage(code, name, d, n, _shade(n), lx, ly))
     out.districts = list(district_shapes)
     by_name = {s.name: s for s in district_shapes}
     for code, n in sorted(per_district.items()):
