@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from siaga.settings import PublicCap
 from siaga.timelines.web import create_app
 from test_web import HAZARDS, seed
 
@@ -23,7 +24,8 @@ FILTERS = ("hazard", "kecamatan", "village", "road", "state", "from", "to")
 @pytest.fixture
 def hostile_client(db_url):
     ids = seed(db_url)
-    return TestClient(create_app(db_url, hazards=HAZARDS), raise_server_exceptions=False), ids
+    app = create_app(db_url, hazards=HAZARDS, public_cap=PublicCap(min_severity="low", confirmed_only=False), actor="fuzz.user")
+    return TestClient(app, raise_server_exceptions=False, follow_redirects=False), ids
 
 
 def _check(response, url: str) -> None:
@@ -98,13 +100,38 @@ def test_filters_never_raise_a_server_error(hostile_client, route, values, raw, 
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(incident=_ids, page=st.sampled_from(["", "/export", "/cap.xml"]), fmt=_formats, raw=_raw_bytes)
+@given(incident=_ids, page=st.sampled_from(["/incidents/{}", "/incidents/{}/export", "/incidents/{}/cap.xml",
+                                            "/public/incidents/{}/cap.xml"]), fmt=_formats, raw=_raw_bytes)
 def test_incident_routes_never_raise_a_server_error(hostile_client, incident, page, fmt, raw):
     c, _ = hostile_client
     if not incident or incident in (".", ".."):
         incident = "x"
-    url = f"/incidents/{incident}{page}?format={quote(fmt, safe='')}&extra={raw}"
+    url = page.format(incident) + f"?format={quote(fmt, safe='')}&done={raw}&result={raw}&extra={raw}"
     r = c.get(url)
     _check(r, url)
     if incident.isdigit() and 1 <= int(incident) < 2**63:
         assert r.status_code in (200, 400, 404)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(incident=_ids, action=st.one_of(st.sampled_from(["acknowledge", "resolve", "false-alarm"]), st.text(max_size=30)),
+       note=st.one_of(st.text(max_size=300), st.just("a" * 5000), st.just("\x00"), _raw_bytes), raw_note=st.booleans())
+def test_page_actions_never_raise_a_server_error(hostile_client, incident, action, note, raw_note):
+    """Every parameter of an action: the id, the action's name and the note (as text, or as raw
+    percent-encoded bytes that need not be UTF-8)."""
+    c, _ = hostile_client
+    if not incident or incident in (".", ".."):
+        incident = "x"
+    url = f"/incidents/{incident}/actions/{quote(action, safe='') or 'x'}"
+    body = f"note={note}" if raw_note else f"note={quote(note, safe='')}"
+    r = c.post(url, content=body.encode("utf-8", "surrogatepass"), headers={"Origin": "http://testserver",
+                                                                              "Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code < 500, f"{url[:200]} -> {r.status_code}: {r.text[:300]}"
+    if r.status_code == 400:
+        assert r.json()["detail"].startswith("bad ")
+
+
+def test_public_feed_and_list_answer(hostile_client):
+    c, _ = hostile_client
+    assert c.get("/public/cap.atom").status_code == 200
+    assert c.get("/cap.atom?x=%00").status_code == 200
