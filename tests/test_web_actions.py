@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from siaga import messages, slackactions, store
-from test_slackactions import DUTY, T0, click, ctx_for, events, fake, posted_incident, state_text  # noqa: F401 (fixture)
-from test_web import HAZARDS, seed
 from siaga.timelines.web import create_app
+from test_slackactions import ctx_for, events, fake, posted_incident, state_text  # noqa: F401 (fake is a fixture)
+from test_web import HAZARDS, seed
 
 SAME_SITE = {"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}
 

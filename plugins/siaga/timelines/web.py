@@ -14,34 +14,33 @@ served on its own in tests. Routes only: reading is in `report` and `filters`, d
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment
-from starlette.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from siaga import settings
 from siaga.hazard_config import Hazard
 from siaga.settings import PublicCap
 from siaga.sources.schema import check_string
-from siaga.store import Incident, session_scope
+from siaga.store import Incident, session_scope, utcnow
 from siaga.timelines.cap import cap_feed, cap_xml, feed_reports, publishes
-from siaga.timelines.display import safe_url
 from siaga.timelines.chart import build_chart
+from siaga.timelines.display import safe_url
 from siaga.timelines.filters import Filters, filtered_incidents, placement_counts, weekly_counts
-from siaga.timelines.overview import build_daily, build_overview
 from siaga.timelines.formats import FORMATS, render
 from siaga.timelines.labels import HazardsInForce, hazard_labels
+from siaga.timelines.overview import build_daily, build_overview
 from siaga.timelines.pages import environment, render_page
 from siaga.timelines.places import Places, load_places
 from siaga.timelines.report import IncidentReport, read_report, reports_for
 from siaga.timelines.svgmap import build_map
-from siaga.store import utcnow
 from siaga.vocabulary import CLOSED_STATES, LIVE_STATES, LOCAL_TZ, STATES, TRANSITIONS
 
 router = APIRouter()
