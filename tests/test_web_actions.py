@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from siaga import messages, slackactions, store
+from siaga import slackactions, store
 from siaga.timelines.web import create_app
 from test_slackactions import ctx_for, events, fake, posted_incident, state_text  # noqa: F401 (fake is a fixture)
 from test_web import HAZARDS, seed

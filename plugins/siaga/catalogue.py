@@ -324,6 +324,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "chart.posts": ("unggahan ({source})", "posts ({source})"),
     "chart.expected": ("biasanya", "expected"),
     "chart.detection": ("deteksi", "detection"),
+    "duration.minutes": ("{n} menit", "{n} min"),
+    "duration.hours": ("{n} jam", "{n} h"),
+    "duration.day": ("hari", "day"),
     "chart.marker": (
         "Deteksi {n}, {at:short}: {observed} teramati, biasanya {expected}",
         "detection {n}, {at:short}: {observed} observed, {expected} expected",

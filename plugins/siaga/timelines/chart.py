@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from siaga.catalogue import say
+from siaga.catalogue import say, say_in
 from siaga.timelines.display import wita
 from siaga.timelines.report import IncidentReport
 from siaga.vocabulary import LOCAL_TZ
@@ -46,7 +46,8 @@ class ChartView:
     markers: list[ChartMarker] = field(default_factory=list)
     y_ticks: list[tuple[float, str]] = field(default_factory=list)
     x_ticks: list[tuple[float, str]] = field(default_factory=list)
-    bucket_label: str = ""
+    bucket_label: str = ""  # the bar's span in English ("5 min"), for tests and logs
+    bucket_labels: tuple[str, str] = ("", "")  # (Indonesian, English), for the page
     source: str = ""  # what the bars count: "area counts" or "evidence posts"
 
 
@@ -78,6 +79,7 @@ def build_chart(report: IncidentReport, width: int = 720, height: int = 260) -> 
     left, top, right, bottom = 44, 14, 36, 40
     chart = ChartView(width, height, left, top, width - left - right, height - top - bottom, source=source)
     chart.bucket_label = _duration(step)
+    chart.bucket_labels = bucket_words(step)
     peak = max(totals + [e for e in expected if e is not None] + [1])
     ymax = _nice_ceiling(peak)
     bw = chart.plot_w / n
@@ -133,6 +135,16 @@ def _nice_ceiling(v: float) -> float:
 def _ticks(ymax: float) -> list[float]:
     step = ymax / 5 if ymax >= 5 else 1
     return [round(i * step, 2) for i in range(int(ymax / step) + 1)]
+
+
+def bucket_words(step: timedelta) -> tuple[str, str]:
+    """The bar's span in Indonesian and English ("5 menit", "5 min")."""
+    minutes = int(step.total_seconds() // 60)
+    if minutes < 60:
+        return say_in("id", "duration.minutes", n=minutes), say_in("en", "duration.minutes", n=minutes)
+    if minutes < 1440:
+        return say_in("id", "duration.hours", n=minutes // 60), say_in("en", "duration.hours", n=minutes // 60)
+    return say_in("id", "duration.day"), say_in("en", "duration.day")
 
 
 def _duration(step: timedelta) -> str:
