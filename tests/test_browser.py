@@ -183,7 +183,7 @@ def test_manager_opens_an_incident_and_sees_map_chart_timeline(served, browser, 
     from selenium.webdriver.support import expected_conditions
 
     WebDriverWait(browser, 30).until(expected_conditions.staleness_of(old))
-    assert browser.find_element(By.ID, "action-result").text.startswith("Tercatat: ditangani (acknowledged) oleh made.browser")
+    assert browser.find_element(By.ID, "action-result").text.startswith("Tercatat: ditangani oleh made.browser. (recorded: acknowledged by made.browser)")
     assert browser.find_element(By.ID, "incident-state").text == "ditangani (acknowledged)"
     assert "made.browser" in browser.find_element(By.ID, "timeline").text
     assert not browser.find_elements(By.ID, "action-acknowledge") and browser.find_elements(By.ID, "action-resolve")

@@ -28,11 +28,20 @@ CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-sr
 
 def bi(key: str, /, **fields: Any) -> Markup:
     """`key` for a heading or label: the Indonesian, then the English in a muted span (just one
-    when both read the same). Fields are escaped."""
-    local, english = catalogue.both(key, **fields)
+    when both read the same). Fields are escaped; a field given as a pair (`words`) is put in
+    each language in its own words."""
+    local = catalogue.say_in("id", key, **{k: v[0] if isinstance(v, tuple) else v for k, v in fields.items()})
+    english = catalogue.say_in("en", key, **{k: v[1] if isinstance(v, tuple) else v for k, v in fields.items()})
     if not english or english.casefold() == local.casefold():
         return Markup("{}").format(local)
     return Markup('{} <span class="en" lang="en">({})</span>').format(local, english)
+
+
+def words(prefix: str, value: str | None) -> tuple[str, str]:
+    """A state, severity or level as (Indonesian, English), for a field of `bi`."""
+    if value and catalogue.has(f"{prefix}.{value}"):
+        return catalogue.both(f"{prefix}.{value}")
+    return (value or "–", value or "–")
 
 
 def named(prefix: str, value: str | None) -> str:
@@ -53,6 +62,7 @@ def environment() -> Environment:
     env.globals["t"] = catalogue.say
     env.globals["bi"] = bi
     env.globals["named"] = named
+    env.globals["words"] = words
     env.globals["has_text"] = catalogue.has
     env.globals["say_in"] = catalogue.say_in
     return env
