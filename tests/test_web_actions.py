@@ -38,7 +38,7 @@ def test_page_resolve_is_recorded_like_the_slack_button(db_url, fake, router, ha
         pending = [m.kind for m in session.scalars(sa.select(store.OutboxMessage).where(store.OutboxMessage.state == "pending"))]
     assert pending == ["resolved", "resolved"]  # the thread replies, as from Slack
     for message in fake.messages():  # both channels' alerts edited to show it
-        assert "selesai (resolved)" in state_text(message) and message["edited"]
+        assert "selesai (resolved)" in state_text(message) and "oleh ayu.manager" in state_text(message) and message["edited"]
     # the Slack button goes through the very same function: a page decision is one of its callers
     assert slackactions.change_state.__code__.co_names.count("decide") == 1
     # the page says what happened, in both languages, and offers nothing more
