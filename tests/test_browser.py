@@ -3,6 +3,9 @@
 Needs Debian's `chromium` and `chromium-driver` and the pinned `selenium` package. Without them
 the test skips and says why; CI sets SIAGA_REQUIRE_BROWSER=1, which turns the skip into a failure.
 Selenium is given the system chromedriver and chromium, so Selenium Manager never downloads.
+Screenshots go to the test's temporary folder, and also to SIAGA_SCREENSHOT_DIR when it is set
+(the list overview, a village incident, a road incident with its kecamatan and line, and the
+page after an action).
 """
 from __future__ import annotations
 
@@ -44,7 +47,8 @@ def served(sqlite_url):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(sqlite_url, hazards=HAZARDS), host="127.0.0.1", port=port, log_level="warning"))
+    app = create_app(sqlite_url, hazards=HAZARDS, actor="made.browser")
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -78,6 +82,17 @@ def browser(tmp_path):
         shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
 
 
+def screenshot(browser, tmp_path: Path, name: str) -> Path:
+    """Save a screenshot in the test's folder (and SIAGA_SCREENSHOT_DIR when set)."""
+    shot = tmp_path / name
+    browser.save_screenshot(str(shot))
+    if os.environ.get("SIAGA_SCREENSHOT_DIR"):
+        keep = Path(os.environ["SIAGA_SCREENSHOT_DIR"])
+        keep.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, keep / name)
+    return shot
+
+
 def submit_filters(browser) -> None:
     """Press Filter and wait for the new page: reading rows before it loads finds the old ones."""
     from selenium.webdriver.common.by import By
@@ -94,10 +109,22 @@ def test_manager_opens_an_incident_and_sees_map_chart_timeline(served, browser, 
 
     base, ids = served
     browser.get(base + "/")
-    assert "Incidents" in browser.find_element(By.TAG_NAME, "h1").text
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Insiden (incidents)"  # Indonesian first
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "id"
     rows = browser.find_elements(By.CSS_SELECTOR, "tr.incident")
     assert len(rows) == 3
-    browser.save_screenshot(str(tmp_path / "incident-list.png"))
+    headings = [th.get_attribute("textContent") for th in browser.find_elements(By.CSS_SELECTOR, "#incidents th")]
+    assert "Tingkat (severity)" in headings and "Kecamatan" in headings and "Aktivitas terakhir (last activity)" in headings
+    # the overview: the regency drawn and laid out, the flood's village shaded, the jam's road drawn
+    overview = browser.find_element(By.ID, "overview-map")
+    assert overview.size["width"] > 500 and overview.size["height"] > 120
+    assert len(overview.find_elements(By.CSS_SELECTOR, "path.village")) == 148
+    assert len(overview.find_elements(By.CSS_SELECTOR, "path.village-hit")) == 1
+    assert len(overview.find_elements(By.CSS_SELECTOR, "g.road-line")) == 1
+    assert len(overview.find_elements(By.CSS_SELECTOR, "path.district-hit")) == 1
+    daily = browser.find_element(By.ID, "daily-chart")
+    assert daily.size["width"] > 300 and len(daily.find_elements(By.CSS_SELECTOR, "rect.day-bar")) == 3
+    assert screenshot(browser, tmp_path, "list-overview.png").stat().st_size > 20_000
 
     # the state filter offers "all" and exactly the states an incident can have
     from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -136,11 +163,29 @@ def test_manager_opens_an_incident_and_sees_map_chart_timeline(served, browser, 
     assert '<script>alert("xss")</script>' in evidence.text
     assert browser.execute_script("return document.querySelectorAll('#evidence script, #evidence img').length") == 0
 
+    screenshot(browser, tmp_path, "village-incident.png")
+
+    # a road incident: its kecamatan, its villages and the road's line, labelled approximate
     browser.get(f"{base}/incidents/{ids['jam']}")
     assert len(browser.find_elements(By.CSS_SELECTOR, "#incident-map path.affected-area")) == 24
-    browser.save_screenshot(str(tmp_path / "road-incident.png"))
-    browser.back()
+    assert browser.find_element(By.ID, "incident-kecamatan").text == "Seririt"
+    road = browser.find_element(By.CSS_SELECTOR, "#incident-map g.road")
+    assert road.get_attribute("data-approximate") == "yes"
+    line = road.find_element(By.CSS_SELECTOR, "path.road-line")
+    assert line.size["width"] > 200  # drawn across the map, not a dot
+    assert "jalur perkiraan" in browser.find_element(By.ID, "road-legend").text
+    screenshot(browser, tmp_path, "road-incident.png")
 
-    shot = tmp_path / "incident.png"
-    browser.save_screenshot(str(shot))
+    # acting from the page: acknowledge the jam with a note; the page says so and the timeline has it
+    browser.find_element(By.ID, "action-note").send_keys("tim Dishub menuju lokasi")
+    old = browser.find_element(By.ID, "actions")
+    browser.find_element(By.ID, "action-acknowledge").click()
+    from selenium.webdriver.support import expected_conditions
+
+    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(old))
+    assert browser.find_element(By.ID, "action-result").text.startswith("Tercatat: ditangani oleh made.browser. (recorded: acknowledged by made.browser)")
+    assert browser.find_element(By.ID, "incident-state").text == "ditangani (acknowledged)"
+    assert "made.browser" in browser.find_element(By.ID, "timeline").text
+    assert not browser.find_elements(By.ID, "action-acknowledge") and browser.find_elements(By.ID, "action-resolve")
+    shot = screenshot(browser, tmp_path, "page-action.png")
     assert shot.stat().st_size > 20_000

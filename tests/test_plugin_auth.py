@@ -30,6 +30,10 @@ SCRIPT = textwrap.dedent(
     out["anonymous"] = client.get("/siaga/").status_code
     out["anonymous_incident"] = client.get("/siaga/incidents/1").status_code
     out["anonymous_export"] = client.get("/siaga/export?format=csv").status_code
+    out["anonymous_action"] = client.post("/siaga/incidents/1/actions/acknowledge", headers={"Origin": "http://testserver"}).status_code
+    out["anonymous_private_feed"] = client.get("/siaga/cap.atom").status_code
+    out["anonymous_public_feed"] = client.get("/siaga/public/cap.atom").status_code
+    out["anonymous_public_doc"] = client.get("/siaga/public/incidents/1/cap.xml").status_code
     r = client.post("/auth/token", json={"username": "admin", "password": "admin"})
     out["token_status"] = r.status_code
     token = r.json().get("access_token", "")
@@ -40,6 +44,9 @@ SCRIPT = textwrap.dedent(
     out["bad_token"] = client.get("/siaga/", headers={"Authorization": "Bearer nonsense"}).status_code
     client.cookies.set("_token", token)
     out["with_cookie"] = client.get("/siaga/").status_code
+    acted = client.post("/siaga/incidents/1/actions/acknowledge", headers={"Origin": "http://testserver"}, follow_redirects=False)
+    out["action_status"], out["action_location"] = acted.status_code, acted.headers.get("location")
+    out["cross_site_action"] = client.post("/siaga/incidents/1/actions/resolve", headers={"Origin": "https://evil.example"}).status_code
     plugins = client.get("/api/v2/plugins", headers=auth).json()
     out["external_views"] = [v for p in plugins.get("plugins", []) for v in p.get("external_views", [])]
     print("RESULT " + json.dumps(out))
@@ -71,6 +78,8 @@ def test_plugin_routes_need_airflow_login(tmp_path):
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
         "AIRFLOW__API_AUTH__JWT_SECRET": "test-secret-for-siaga-plugin-auth",
         "SIAGA_DB_URL": siaga_db,
+        "SIAGA_PUBLIC_CAP": "1",  # the opt-in public feed: the one route without a login
+        "SIAGA_SLACK_TOKEN": "",
         "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), os.environ.get("PYTHONPATH", "")]),
     }
     env.pop("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", None)
@@ -87,4 +96,15 @@ def test_plugin_routes_need_airflow_login(tmp_path):
     assert out["links_under_prefix"]
     assert out["bad_token"] in (401, 403)  # Airflow answers 403 "invalid JWT" for a forged token
     assert out["with_cookie"] == 200
+    assert out["anonymous_action"] == 401 and out["anonymous_private_feed"] == 401
+    assert out["anonymous_public_feed"] == 200  # SIAGA_PUBLIC_CAP=1: readable by CAP aggregators without a login
+    assert out["anonymous_public_doc"] == 404  # the incident was never acknowledged: not published
+    # the signed-in Airflow user acknowledges from the page; the timeline names them
+    assert out["action_status"] == 303 and out["action_location"] == "/siaga/incidents/1?done=acknowledge&result=ok#actions"
+    assert out["cross_site_action"] == 403
+    with store.session_scope(siaga_db) as session:
+        from siaga.store import IncidentEvent
+
+        (ack,) = session.query(IncidentEvent).filter_by(kind="acknowledged").all()
+        assert ack.actor == "admin"
     assert any(v.get("href") == "/siaga/" and v.get("name") == "Siaga incidents" for v in out["external_views"]), out["external_views"]

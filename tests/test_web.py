@@ -176,9 +176,10 @@ def test_state_filter_offers_exactly_the_incident_states(seeded):
     c = TestClient(create_app(url, hazards=HAZARDS))
     page = c.get("/").text
     select = re.search(r'<select name="state">(.*?)</select>', page, re.S).group(1)
-    assert re.findall(r"<option[^>]*>([^<]*)</option>", select) == ["all", *STATES]
+    assert re.findall(r'<option value="([^"]*)"', select) == ["", *STATES]
+    assert re.findall(r"<option[^>]*>([^<]*)</option>", select)[:2] == ["semua (all)", "terbuka (open)"]  # Indonesian first
     assert _incident_ids(c.get("/?state=false_alarm").text) == {dismissed_id}
-    assert 'selected>false_alarm</option>' in c.get("/?state=false_alarm").text
+    assert 'value="false_alarm" selected>alarm palsu (false alarm)</option>' in c.get("/?state=false_alarm").text
 
 
 def test_bad_date_is_a_clear_400(client):
@@ -291,8 +292,9 @@ def validate_cap(alert: ET.Element) -> None:
             assert -8.5 < lat < -7.9 and 114.4 < lon < 115.5  # Buleleng, as lat,lon
 
 
-def test_cap_alert_for_one_incident_is_valid(client):
+def test_cap_alert_for_one_incident_is_valid(client, monkeypatch):
     c, ids = client
+    monkeypatch.setenv("SIAGA_TIMELINE_BASE_URL", "https://airflow.bpbd.example/siaga/")
     r = c.get(f"/incidents/{ids['flood']}/cap.xml")
     assert r.headers["content-type"].startswith("application/cap+xml")
     alert = ET.fromstring(r.content)
@@ -305,7 +307,7 @@ def test_cap_alert_for_one_incident_is_valid(client):
     kalibukbuk = load_places().villages[_village("Kalibukbuk")].polygon
     assert polygons and all(kalibukbuk.buffer(0.002).contains(Point(float(p.split(",")[1]), float(p.split(",")[0])))
                             for poly in polygons for p in poly.text.split())
-    assert info[0].find(CAP + "web").text.endswith(f"/incidents/{ids['flood']}")
+    assert info[0].find(CAP + "web").text == f"https://airflow.bpbd.example/siaga/incidents/{ids['flood']}"
 
 
 def test_cap_category_comes_from_the_hazard_definition(client, seeded):
@@ -344,7 +346,7 @@ def test_cap_feed_holds_open_incidents_only(client):
         alert = entry.find(atom + "content").find(CAP + "alert")
         validate_cap(alert)
         identifiers.add(alert.find(CAP + "identifier").text)
-        assert entry.find(atom + "link").get("href").endswith("/cap.xml")
+        assert entry.find(atom + "link").get("href") == f"incidents/{alert.find(CAP + 'incidents').text.rsplit('-', 1)[1]}/cap.xml"
     assert len(identifiers) == 2
     severities = {a.text for a in feed.iter(CAP + "severity")}
     assert severities == {"Moderate", "Minor"}

@@ -391,7 +391,7 @@ def _cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     if args.out == "-":
         sys.stdout.write(text)
     else:
-        Path(args.out).write_text(text, encoding="utf-8")
+        Path(args.out).write_text(text, encoding="utf-8", newline="")  # CSV rows end in CR LF as written
         print(f"wrote {len(reports)} incident(s) to {args.out}", file=sys.stderr)
     return 0
 

@@ -284,6 +284,8 @@ def _state_line(view: AlertView) -> str:
     line = f"{say_in('id', 'slack.incident_no', id=_name(str(view.incident_id)))} · status: *{in_both(lambda lang: _state(lang, view.state), long=False)}*"
     if view.state_by and _SLACK_USER_ID.match(view.state_by):
         line += f" {say_in('id', 'slack.by', who=f'<@{view.state_by}>')}"  # a Slack user id from the interaction payload, checked
+    elif view.state_by:  # a person acting from the incident page: their Airflow user name, escaped
+        line += f" {say_in('id', 'slack.by', who=escape(view.state_by))}"
     if view.state_at is not None:
         line += f" · {_fmt_time(view.state_at)}"
     if view.silenced_until is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -96,6 +97,51 @@ def _airflow_option(section: str, key: str, env_name: str) -> str | None:
         return conf.get(section, key, fallback=None) or None
     except Exception:  # no Airflow, or a configuration it cannot read
         return None
+
+
+PUBLIC_CAP_ENV = "SIAGA_PUBLIC_CAP"
+PUBLIC_CAP_HAZARDS_ENV = "SIAGA_PUBLIC_CAP_HAZARDS"
+PUBLIC_CAP_MIN_SEVERITY_ENV = "SIAGA_PUBLIC_CAP_MIN_SEVERITY"
+PUBLIC_CAP_CONFIRMED_ENV = "SIAGA_PUBLIC_CAP_CONFIRMED_ONLY"
+
+
+@dataclass(frozen=True)
+class PublicCap:
+    """What the agency publishes in the public CAP feed: these hazards (None: all), at this
+    severity or above, and (`confirmed_only`) only incidents a duty officer acknowledged."""
+
+    hazards: frozenset[str] | None = None
+    min_severity: str = "medium"
+    confirmed_only: bool = True
+
+
+def public_cap() -> PublicCap | None:
+    """SIAGA_PUBLIC_CAP=1 opens a public, read-only CAP 1.2 feed at /siaga/public/cap.atom for
+    CAP aggregators (default: off, None). What it carries: SIAGA_PUBLIC_CAP_HAZARDS (hazard ids,
+    comma-separated; default all), SIAGA_PUBLIC_CAP_MIN_SEVERITY (default medium) and
+    SIAGA_PUBLIC_CAP_CONFIRMED_ONLY (default 1: only incidents a duty officer acknowledged,
+    since a spike of posts is not verified). ValueError names a bad value."""
+    if not _switch(PUBLIC_CAP_ENV, False):
+        return None
+    from siaga.vocabulary import SEVERITIES
+
+    hazards = frozenset(h.strip() for h in os.environ.get(PUBLIC_CAP_HAZARDS_ENV, "").split(",") if h.strip()) or None
+    severity = os.environ.get(PUBLIC_CAP_MIN_SEVERITY_ENV, "medium").strip()
+    if severity not in SEVERITIES:
+        raise ValueError(f"{PUBLIC_CAP_MIN_SEVERITY_ENV}: expected one of {', '.join(SEVERITIES)}, got {severity!r}")
+    return PublicCap(hazards, severity, _switch(PUBLIC_CAP_CONFIRMED_ENV, True))
+
+
+def _switch(name: str, default: bool) -> bool:
+    """An on/off environment variable: 1/true/yes/on or 0/false/no/off; ValueError otherwise."""
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name}: expected 1 or 0 (true/false, yes/no, on/off), got {value!r}")
 
 
 def replay_clock_override() -> str | None:

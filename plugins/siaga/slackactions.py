@@ -69,7 +69,7 @@ class ActionContext:
     """What handling needs besides the payload: where the store is, and (optional) the routing
     and hazards to queue the "resolved" reply with. Without a router the reply is not queued."""
 
-    client: WebClient
+    client: WebClient | None  # None: no Slack here (the incident page without credentials); messages are not edited
     db_url: str | None = None
     router: Router | None = None
     hazard_set: HazardSet | None = None
@@ -103,7 +103,7 @@ def handle_block_actions(payload: Mapping[str, Any], ctx: ActionContext) -> list
             outcome = change_state(action, user, ACTION_STATES[action_id], ctx)
         if outcome.error:
             log.warning("slack action %s by %s refused: %s", action_id, user, outcome.error)
-            if ctx.tell_user:
+            if ctx.tell_user and ctx.client is not None:
                 tell_user(ctx.client, payload, outcome.error)
         outcomes.append(outcome)
     return outcomes
@@ -122,13 +122,23 @@ def change_state(action: Mapping[str, Any], user: str, to_state: str, ctx: Actio
     incident_id = _incident_id(action.get("value"))
     if incident_id is None:
         return ActionOutcome(action_id, user=user, error=f"Nilai tombol tidak sah (bad button value {str(action.get('value'))[:40]!r})")
-    at = click_time(action)
+    return decide(ctx, action_id, incident_id, to_state, user, click_time(action))
+
+
+def decide(ctx: ActionContext, action_id: str, incident_id: int, to_state: str, user: str, at: datetime,
+           note: str | None = None) -> ActionOutcome:
+    """A person's decision on an incident, from a Slack button or the incident page: the state
+    change on its timeline (`incidents.transition`), the "resolved" reply queued for its threads
+    in the same transaction, then its Slack messages edited to show it (when `ctx.client` is
+    set). Refusals come back as the outcome's `error`, never raised."""
     try:
         with session_scope(ctx.db_url) as session:
-            change = incidents.transition(session, incident_id, to_state, actor=user, at=at)
             # transition returns None both for "already in that state" and for acknowledging:
-            # whether it wrote a timeline event tells the two apart
-            changed = any(isinstance(obj, IncidentEvent) for obj in session.new)
+            # the state before tells the two apart (read as a value, so transition's own
+            # locking read of the row is the one that loads it)
+            before = session.scalar(select(Incident.state).where(Incident.id == incident_id))
+            change = incidents.transition(session, incident_id, to_state, actor=user, at=at, note=note)
+            changed = before != to_state
             if change is not None and ctx.router is not None:
                 alerts.enqueue(session, [change], ctx.hazards(session), ctx.router, at)
     except InvalidTransition as exc:
@@ -171,7 +181,10 @@ def snooze(action: Mapping[str, Any], user: str, ctx: ActionContext) -> ActionOu
 
 def refresh_messages(ctx: ActionContext, incident_id: int, at: datetime) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
     """Edit the incident's first message in every channel to show its state now. Returns the
-    edited (channel, ts) and the errors; a failed edit is logged, the state change stands."""
+    edited (channel, ts) and the errors; a failed edit is logged, the state change stands.
+    Without a Slack client (`ctx.client` None) nothing is edited."""
+    if ctx.client is None:
+        return (), ()
     with session_scope(ctx.db_url) as session:
         message, threads = current_message(session, incident_id, ctx.hazards(session), at)
     edited, errors = [], []

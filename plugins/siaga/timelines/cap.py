@@ -1,5 +1,11 @@
-"""Incidents as CAP 1.2 (OASIS Common Alerting Protocol): one alert per incident, and an Atom
-feed of alerts, the shape public alert aggregators read.
+"""Incidents as CAP 1.2 (OASIS Common Alerting Protocol): the messages an incident's timeline
+makes, and an Atom feed of each incident's latest one, the shape public alert aggregators read.
+
+An incident speaks CAP as its timeline moves (`cap_messages`): opening is an Alert; an
+escalation or a reopening an Update; a resolution an Update with responseType AllClear; a false
+alarm a Cancel. Every later message names all earlier ones in <references>, so a reader that saw
+the Alert knows which message the Update or Cancel replaces. Identifiers are made from the
+timeline event, so the same message has the same identifier however often it is fetched.
 
 Written with the standard library's ElementTree (lxml is not part of the environment). Element
 order follows the CAP 1.2 specification, which the XML schema enforces as a sequence. What CAP
@@ -8,18 +14,20 @@ exports correctly without a code change.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
 from xml.etree import ElementTree as ET
 
 from shapely.geometry.base import BaseGeometry
 
+from siaga.catalogue import say_in, wita
 from siaga.hazard_config import Hazard
+from siaga.settings import PublicCap
 from siaga.store import Incident
 from siaga.timelines.places import Places
 from siaga.timelines.report import IncidentReport
-from siaga.catalogue import say_in, wita
-from siaga.vocabulary import LIVE_STATES, REGENCY_CODE, local_iso
+from siaga.vocabulary import LIVE_STATES, REGENCY_CODE, SEVERITIES, local_iso
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -43,9 +51,63 @@ def cap_time(value: datetime) -> str:
     return local_iso(value)
 
 
-def cap_identifier(incident: Incident, sent: datetime) -> str:
-    """Unique per message, as CAP requires: the incident and the moment of this version."""
-    return f"siaga-buleleng-incident-{incident.id}-{sent.astimezone(timezone.utc):%Y%m%dT%H%M%S}"
+def cap_identifier(incident: Incident, sent: datetime, reason: str = "") -> str:
+    """Unique per message, as CAP requires: the incident, the moment of this version and what
+    made it."""
+    stamp = f"siaga-buleleng-incident-{incident.id}-{sent.astimezone(timezone.utc):%Y%m%dT%H%M%S}"
+    return f"{stamp}-{reason}" if reason else stamp
+
+
+# Timeline event kind -> (CAP msgType, responseType or None). Other events (more posts, a Slack
+# delivery, an acknowledgement) change nothing a public reader acts on, so they make no message.
+CAP_MESSAGE_KINDS = {
+    "opened": ("Alert", None),
+    "escalated": ("Update", None),
+    "reopened": ("Update", None),
+    "resolved": ("Update", "AllClear"),
+    "false_alarm": ("Cancel", None),
+}
+
+
+@dataclass(frozen=True)
+class CapMessage:
+    """One CAP message of an incident: what kind, when, its identifier, and the messages
+    before it that it refers to."""
+
+    msg_type: str
+    reason: str  # the timeline event that made it
+    sent: datetime
+    identifier: str
+    response_type: str | None = None
+    references: tuple[str, ...] = ()  # "sender,identifier,sent" of every earlier message
+
+
+def cap_messages(report: IncidentReport) -> list[CapMessage]:
+    """The incident's CAP messages from its timeline, oldest first; never empty (an incident
+    without an "opened" event still has its Alert, sent when it opened)."""
+    inc = report.incident
+    out: list[CapMessage] = []
+    steps = [(e.at, e.kind) for e in report.events if e.kind in CAP_MESSAGE_KINDS]
+    if not steps or steps[0][1] != "opened":
+        steps.insert(0, (inc.opened_at, "opened"))
+    for at, kind in steps:
+        msg_type, response = CAP_MESSAGE_KINDS[kind]
+        if kind == "opened" and out:
+            continue  # a second "opened" (should not happen) is not a second Alert
+        references = tuple(f"{CAP_SENDER},{m.identifier},{cap_time(m.sent)}" for m in out)
+        out.append(CapMessage(msg_type, kind, at, cap_identifier(inc, at, kind), response, references))
+    return out
+
+
+def publishes(policy: PublicCap, report: IncidentReport) -> bool:
+    """Whether the public feed carries this incident, as the agency configured it
+    (`settings.public_cap`)."""
+    inc = report.incident
+    if policy.hazards is not None and inc.hazard not in policy.hazards:
+        return False
+    if inc.severity not in SEVERITIES or SEVERITIES.index(inc.severity) < SEVERITIES.index(policy.min_severity):
+        return False
+    return not policy.confirmed_only or any(e.kind in ("acknowledged", "ack") for e in report.events)
 
 
 def cap_polygons(area: BaseGeometry | None, max_points: int = 400) -> list[str]:
@@ -78,39 +140,53 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
     return el
 
 
+NOTES = {
+    "Alert": "Derived automatically from public social media posts; not verified on the ground.",
+    "Update": "Update of the earlier message(s) in references. Derived from public social media posts.",
+    "Cancel": "False alarm: a duty officer found no such event; cancels the earlier message(s) in references.",
+}
+
+
 def cap_alert(report: IncidentReport, hazards: Mapping[str, Hazard], places: Places,
-              web: str | None = None, now: datetime | None = None) -> ET.Element:
-    """One CAP 1.2 alert for an incident: an Indonesian and an English info block over the same
-    area polygons (a circle around the incident's point when no polygon is known). `sent` is
-    `now`, else the incident's latest activity or event. Always msgType "Alert": Update and
-    Cancel would need <references> to earlier messages, which are not kept."""
+              web: str | None = None, message: CapMessage | None = None) -> ET.Element:
+    """One CAP 1.2 message of an incident (default: its latest, `cap_messages`): an Indonesian
+    and an English info block over the same area polygons (a circle around the incident's point
+    when no polygon is known). No author, post text or link to a post is ever part of it."""
     inc = report.incident
     hazard = hazards.get(inc.hazard)
     label_id, label_en = (hazard.label_id, hazard.label_en) if hazard else (inc.hazard, inc.hazard)
-    sent = now or max([inc.last_activity_at] + [e.at for e in report.events])
+    message = message or cap_messages(report)[-1]
+    sent = message.sent
     alert = ET.Element(f"{{{CAP_NS}}}alert")
-    _sub(alert, "identifier", cap_identifier(inc, sent))
+    _sub(alert, "identifier", message.identifier)
     _sub(alert, "sender", CAP_SENDER)
     _sub(alert, "sent", cap_time(sent))
     _sub(alert, "status", "Actual")
-    _sub(alert, "msgType", "Alert")
+    _sub(alert, "msgType", message.msg_type)
     _sub(alert, "source", "Siaga social media monitoring")
     _sub(alert, "scope", "Public")
-    _sub(alert, "note", "Derived automatically from public social media posts; not verified on the ground.")
+    _sub(alert, "note", NOTES[message.msg_type])
+    if message.references:
+        _sub(alert, "references", " ".join(message.references))
+    _sub(alert, "incidents", f"siaga-buleleng-incident-{inc.id}")
     area = places.area(report.village_codes, report.district_codes)
     place = inc.area_name + (f", Kec. {inc.district}" if inc.district and inc.district != inc.area_name else "")
-    texts = []
-    for lang, cap_lang, label in (("id", "id-ID", label_id), ("en", "en-US", label_en)):
+    closed = message.reason in ("resolved", "false_alarm") or (inc.closed_at is not None and sent >= inc.closed_at)
+    # the state this message reports: what its event made it, else the incident's live state
+    state = message.reason if message.reason in ("resolved", "false_alarm") else inc.state if inc.state in LIVE_STATES and not closed else "open"
+    for cap_lang, lang, label in (("id-ID", "id", label_id), ("en-US", "en", label_en)):
         headline = say_in(lang, "cap.headline", hazard=label, place=place)
         desc = say_in(lang, "cap.description", posts=report.post_count, authors=report.author_count, hazard=label.lower(),
                       place=place, since=wita(inc.opened_at, lang=lang))
-        texts.append((cap_lang, label, headline, desc))
-    for lang, label, headline, desc in texts:
+        if message.reason in ("resolved", "false_alarm"):
+            desc += " " + say_in(lang, "event." + message.reason) + f" ({cap_time(sent)})."
         info = _sub(alert, "info")
-        _sub(info, "language", lang)
+        _sub(info, "language", cap_lang)
         _sub(info, "category", cap_category(hazard))
         _sub(info, "event", label)
-        _sub(info, "urgency", "Immediate" if inc.state in LIVE_STATES else "Past")
+        if message.response_type:
+            _sub(info, "responseType", message.response_type)
+        _sub(info, "urgency", "Past" if closed else "Immediate")
         _sub(info, "severity", CAP_SEVERITY.get(inc.severity, "Unknown"))
         _sub(info, "certainty", "Observed" if report.post_count >= 3 and report.author_count >= 2 else "Possible")
         code = _sub(info, "eventCode")
@@ -126,7 +202,7 @@ def cap_alert(report: IncidentReport, hazards: Mapping[str, Hazard], places: Pla
             _sub(info, "web", web)
         param = _sub(info, "parameter")
         _sub(param, "valueName", "siaga:state")
-        _sub(param, "value", inc.state)
+        _sub(param, "value", state)
         area_el = _sub(info, "area")
         _sub(area_el, "areaDesc", f"{place}, Buleleng, Bali")
         for polygon in cap_polygons(area):
@@ -139,16 +215,27 @@ def cap_alert(report: IncidentReport, hazards: Mapping[str, Hazard], places: Pla
     return alert
 
 
-def cap_xml(report: IncidentReport, hazards: Mapping[str, Hazard], places: Places, web: str | None = None) -> str:
-    """One incident's CAP alert as a standalone XML document (CAP as the default namespace)."""
-    alert = cap_alert(report, hazards, places, web=web)
+def cap_xml(report: IncidentReport, hazards: Mapping[str, Hazard], places: Places, web: str | None = None,
+            message: CapMessage | None = None) -> str:
+    """One incident's CAP message (default: its latest) as a standalone XML document (CAP as the
+    default namespace)."""
+    alert = cap_alert(report, hazards, places, web=web, message=message)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(alert, encoding="unicode", default_namespace=CAP_NS)
 
 
+def feed_reports(reports: Iterable[IncidentReport], now: datetime, keep_closed: timedelta = timedelta(hours=24)) -> list[IncidentReport]:
+    """The incidents a feed carries: the live ones, and those closed less than `keep_closed`
+    ago, so a reader that saw the Alert also sees the all-clear or the Cancel."""
+    return [r for r in reports if r.incident.state in LIVE_STATES
+            or (r.incident.closed_at is not None and r.incident.closed_at >= now - keep_closed)]
+
+
 def cap_feed(reports: list[IncidentReport], hazards: Mapping[str, Hazard], places: Places,
-             link_for: Callable[[int], str] | None = None, now: datetime | None = None) -> str:
-    """An Atom feed with one entry per incident, each carrying its full CAP alert as content
-    (and a link to the standalone alert when `link_for(incident_id)` gives one)."""
+             link_for: Callable[[int], str] | None = None, now: datetime | None = None,
+             title: str = "Siaga Buleleng: open incidents (CAP 1.2)", web_for: Callable[[int], str | None] | None = None) -> str:
+    """An Atom feed with one entry per incident, each carrying its latest CAP message as
+    content and, when `link_for(incident_id)` gives one, a link to that standalone message.
+    `web_for(incident_id)` gives each alert's <web> page (none for a public feed)."""
     # Prefixed, not default, namespaces: ElementTree cannot write a default namespace next to
     # the unqualified attributes Atom uses (rel, href).
     ET.register_namespace("atom", ATOM_NS)
@@ -156,7 +243,7 @@ def cap_feed(reports: list[IncidentReport], hazards: Mapping[str, Hazard], place
     now = now or datetime.now(timezone.utc)
     feed = ET.Element(f"{{{ATOM_NS}}}feed")
     ET.SubElement(feed, f"{{{ATOM_NS}}}id").text = "urn:siaga:buleleng:cap-feed"
-    ET.SubElement(feed, f"{{{ATOM_NS}}}title").text = "Siaga Buleleng: open incidents (CAP 1.2)"
+    ET.SubElement(feed, f"{{{ATOM_NS}}}title").text = title
     ET.SubElement(feed, f"{{{ATOM_NS}}}updated").text = cap_time(now)
     author = ET.SubElement(feed, f"{{{ATOM_NS}}}author")
     ET.SubElement(author, f"{{{ATOM_NS}}}name").text = "BPBD Kabupaten Buleleng (Siaga)"
@@ -166,9 +253,10 @@ def cap_feed(reports: list[IncidentReport], hazards: Mapping[str, Hazard], place
         entry = ET.SubElement(feed, f"{{{ATOM_NS}}}entry")
         ET.SubElement(entry, f"{{{ATOM_NS}}}id").text = f"urn:siaga:buleleng:incident:{inc.id}"
         ET.SubElement(entry, f"{{{ATOM_NS}}}title").text = f"{hazard.label_id if hazard else inc.hazard}: {inc.area_name} ({inc.severity})"
-        ET.SubElement(entry, f"{{{ATOM_NS}}}updated").text = cap_time(inc.last_activity_at)
+        message = cap_messages(report)[-1]
+        ET.SubElement(entry, f"{{{ATOM_NS}}}updated").text = cap_time(message.sent)
         if link_for is not None:
             ET.SubElement(entry, f"{{{ATOM_NS}}}link", {"rel": "alternate", "type": "application/cap+xml", "href": link_for(inc.id)})
         content = ET.SubElement(entry, f"{{{ATOM_NS}}}content", {"type": "application/cap+xml"})
-        content.append(cap_alert(report, hazards, places))
+        content.append(cap_alert(report, hazards, places, web=web_for(inc.id) if web_for else None, message=message))
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(feed, encoding="unicode")

@@ -1,7 +1,10 @@
 """Incidents as CSV for spreadsheets: one row per incident, or one row per timeline event.
 
-Text in these files comes from posts and people, so a cell that a spreadsheet would run as a
-formula is defused.
+Text in these files comes from posts, people and OpenStreetMap imports, so a cell that a
+spreadsheet would run as a formula is defused, and rows end in CR LF (RFC 4180): Python's csv
+module quotes a field holding any character of the line terminator, so with CR LF a field with a
+lone carriage return is quoted too (with "\n" alone it was written bare, and a spreadsheet started
+a new row there, past the formula guard).
 """
 from __future__ import annotations
 
@@ -20,18 +23,27 @@ CSV_COLUMNS = [
 TIMELINE_COLUMNS = ["incident_id", "hazard", "area_name", "at", "kind", "what", "actor", "detail"]
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")  # OWASP's list, and LF, which some readers trim
+
+
 def csv_safe(value: Any) -> Any:
     """Spreadsheets run a cell starting with = + - @ (or a tab or carriage return) as a formula;
     a leading quote makes it text."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return value
+
+
+def _writer(buf: io.StringIO, columns: list[str]) -> csv.DictWriter:
+    """The one dialect of every CSV export: RFC 4180's CR LF, so CR and LF inside a field are
+    both quoted."""
+    return csv.DictWriter(buf, fieldnames=columns, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
 
 
 def to_csv(reports: list[IncidentReport]) -> str:
     """One row per incident: what happened, where, and who was told when."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer = _writer(buf, CSV_COLUMNS)
     writer.writeheader()
     for report in reports:
         writer.writerow({k: csv_safe(v) for k, v in incident_row(report).items()})
@@ -42,7 +54,7 @@ def to_timeline_csv(reports: list[IncidentReport]) -> str:
     """One row per timeline event, for reading an incident's story line by line: `at` in ISO
     8601 with WITA's offset, `kind` for programs, `what` and `detail` in words (bilingual)."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=TIMELINE_COLUMNS, lineterminator="\n")
+    writer = _writer(buf, TIMELINE_COLUMNS)
     writer.writeheader()
     for report in reports:
         inc = report.incident

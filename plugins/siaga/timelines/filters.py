@@ -2,7 +2,9 @@
 hazard per week, and how much of the period's input could be placed on a map.
 
 Dates are typed by people in Buleleng, so a date means a whole day in WITA, the end date
-included.
+included. Every parameter arrives from a URL anyone can type, so each is checked before it
+reaches the database (`Filters.check`): a bad one is a clear ValueError the routes answer with
+400, never a database error.
 """
 from __future__ import annotations
 
@@ -14,22 +16,39 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from siaga.incidents import in_kecamatan
+from siaga.sources.schema import MIN_TIME, check_string
 from siaga.store import Geotag, Incident, Post
 from siaga.timelines.report import alive_in
-from siaga.vocabulary import LOCAL_TZ
+from siaga.vocabulary import LOCAL_TZ, STATES
+
+# A filter is a name typed into a box: longer is a mistake or an attack (a 60,000-character
+# LIKE pattern makes SQLite refuse the query), so it is refused before the database sees it.
+MAX_FILTER_CHARS = 200
+# Dates outside these bounds are typos ("0026" for 2026) or probes; beyond them datetime
+# arithmetic and the databases' own date ranges overflow.
+EARLIEST = MIN_TIME
+LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
 
 
 def parse_day(value: str, end: bool = False) -> datetime:
     """A date (a whole WITA day: its start, or with `end` the next day's start, so the end date
     is included) or an ISO timestamp (UTC if no offset). ValueError names the bad value."""
+    shown = value if len(value) <= 40 else value[:40] + "…"
     try:
         if len(value) == 10:
             d = date.fromisoformat(value)
-            return datetime.combine(d + timedelta(days=1) if end else d, time(), tzinfo=LOCAL_TZ)
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"bad date {value!r}: use YYYY-MM-DD or an ISO timestamp") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+            parsed = datetime.combine(d, time(), tzinfo=LOCAL_TZ)
+        else:
+            parsed = datetime.fromisoformat(value)
+            parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    except (ValueError, TypeError):
+        raise ValueError(f"bad date {shown!r}: use YYYY-MM-DD or an ISO timestamp") from None
+    if not EARLIEST <= parsed < LATEST:
+        raise ValueError(f"date {shown!r} is out of range: use a date from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d}")
+    return parsed + timedelta(days=1) if end and len(value) == 10 else parsed
+
+
+PARAMETER_NAMES = {"date_from": "from", "date_to": "to"}  # the URL's names where they differ
 
 
 @dataclass
@@ -49,6 +68,28 @@ class Filters:
         """The filters (and `extra`) as a URL query, for links that keep them."""
         params = {f.name: getattr(self, f.name) for f in fields(self)}
         return urlencode({k: v for k, v in {**params, **extra}.items() if v})
+
+    def check(self) -> "Filters":
+        """Itself, when every parameter is one the list can answer; else ValueError naming the
+        parameter and what is wrong with it (too long, NUL or control characters, invalid
+        Unicode, an unknown state, a bad or out-of-range date)."""
+        for f in fields(self):
+            try:
+                check_string(getattr(self, f.name), PARAMETER_NAMES.get(f.name, f.name), MAX_FILTER_CHARS, single_line=True)
+            except ValueError as exc:
+                raise ValueError(f"bad query parameter: {exc}") from None
+        if self.state and self.state not in STATES:
+            raise ValueError(f"bad query parameter: field 'state': unknown state {self.state!r}; use one of {', '.join(STATES)}")
+        for name, value in (("from", self.date_from), ("to", self.date_to)):
+            try:
+                parse_day(value, end=name == "to") if value else None
+            except ValueError as exc:
+                raise ValueError(f"bad query parameter: field '{name}': {exc}") from None
+        try:
+            self.period()
+        except ValueError as exc:
+            raise ValueError(f"bad query parameters: {exc}") from None
+        return self
 
     def period(self) -> tuple[datetime | None, datetime | None]:
         """[start, end) of the typed dates; ValueError when a date is bad or the end is not after

@@ -6,6 +6,7 @@ from typing import Any
 
 from shapely.geometry import mapping
 
+from siaga.timelines.display import safe_url
 from siaga.timelines.places import Places
 from siaga.timelines.report import IncidentReport, incident_row
 from siaga.vocabulary import local_iso
@@ -17,7 +18,8 @@ def to_geojson(reports: list[IncidentReport], places: Places, with_evidence: boo
     names as properties; then, unless `with_evidence` is False, every post the incident counts
     (its `posts`), as a point where it has coordinates and without geometry where it has none.
     Times are ISO 8601 with WITA's offset. Post text is kept verbatim: it is data here, and
-    whoever displays it must escape it."""
+    whoever displays it must escape it; a post's link leaves only when it is http(s) (`safe_url`), as
+    GIS tools turn any URL property into a clickable link."""
     features = []
     for report in reports:
         inc = report.incident
@@ -40,6 +42,6 @@ def to_geojson(reports: list[IncidentReport], places: Places, with_evidence: boo
                 "type": "Feature", "id": f"incident-{inc.id}-post-{post.id}",
                 "geometry": {"type": "Point", "coordinates": [post.lon, post.lat]} if placed else None,
                 "properties": {"feature": "evidence", "incident_id": inc.id, "post_id": post.id, "source": post.source,
-                               "created_at": local_iso(post.created_at), "text": post.text, "url": post.url, "places": post.places},
+                               "created_at": local_iso(post.created_at), "text": post.text, "url": safe_url(post.url), "places": post.places},
             })
     return {"type": "FeatureCollection", "features": features}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from shapely.geometry import Point, box
 from shapely.geometry.base import BaseGeometry
 
+from siaga.geodata import Road
 from siaga.timelines.display import wita
 from siaga.timelines.places import Places
 from siaga.timelines.report import EvidencePost, IncidentReport
@@ -41,6 +42,19 @@ class MapPoint:
 
 
 @dataclass
+class MapRoad:
+    """A road drawn on a map: its line (or, for a street known only by its town, a point) and
+    whether that trace is approximate (the hand-kept corridor through its villages)."""
+
+    name: str
+    d: str  # SVG path data; empty when only a point is known
+    approximate: bool
+    source: str  # "osm" or "roads.yaml"
+    x: float | None = None  # the point, or where the name is written
+    y: float | None = None
+
+
+@dataclass
 class MapView:
     width: int
     height: int
@@ -48,12 +62,13 @@ class MapView:
     districts: list[MapShape] = field(default_factory=list)  # kecamatan boundaries, as lines
     affected: list[MapShape] = field(default_factory=list)
     points: list[MapPoint] = field(default_factory=list)
+    road: MapRoad | None = None  # a road incident's road
     scale_px: float = 0.0
     scale_label: str = ""
     empty: bool = False  # nothing known to draw
 
 
-class _Projection:
+class Projection:
     """Equirectangular with the latitude's cosine: at 8° S the error over a regency is far below
     a pixel, so a map projection library would add nothing."""
 
@@ -94,6 +109,9 @@ def build_map(report: IncidentReport, places: Places, width: int = 640) -> MapVi
     points = [(p.lon, p.lat, p) for p in report.posts if p.lon is not None and p.lat is not None]
     shapes = [g for _, g in affected] + [Point(lon, lat) for lon, lat, _ in points]
     inc = report.incident
+    road = places.road_line(inc.area_code, inc.road) if inc.level == "road" else None
+    if road is not None and road.line is not None and not road.line.is_empty:
+        shapes.append(road.line.buffer(0.005) if road.line.geom_type == "Point" else road.line)
     if not shapes and inc.lon is not None and inc.lat is not None:
         shapes = [Point(inc.lon, inc.lat).buffer(0.02)]
     if not shapes:
@@ -113,7 +131,7 @@ def build_map(report: IncidentReport, places: Places, width: int = 640) -> MapVi
     elif h_deg > w_deg:
         grow = (h_deg - w_deg) / k / 2
         minx, maxx = minx - grow, maxx + grow
-    proj = _Projection((minx, miny, maxx, maxy), width)
+    proj = Projection((minx, miny, maxx, maxy), width)
     view = box(minx, miny, maxx, maxy)
     tolerance = (maxx - minx) / width * 0.8
     out = MapView(width, proj.height)
@@ -147,11 +165,26 @@ def build_map(report: IncidentReport, places: Places, width: int = 640) -> MapVi
         if len(posts) > 5:
             lines.append(f"… and {len(posts) - 5} more")
         out.points.append(MapPoint(x, y, "\n".join(lines), len(posts)))
+    if road is not None and road.line is not None and not road.line.is_empty:
+        out.road = map_road(road, proj, view)
     out.scale_px, out.scale_label = _scale_bar(proj, width)
     return out
 
 
-def _scale_bar(proj: _Projection, width: int) -> tuple[float, str]:
+def map_road(road: Road, proj: Projection, view: BaseGeometry) -> MapRoad | None:
+    """`road` in the map's pixels, clipped to the view, its name written at its middle."""
+    if road.line.geom_type == "Point":
+        x, y = proj.xy(road.line.x, road.line.y)
+        return MapRoad(road.name, "", road.approximate, road.source, x, y)
+    clipped = road.line.intersection(view)
+    if clipped.is_empty:
+        return None
+    mid = clipped.interpolate(0.5, normalized=True) if clipped.geom_type == "LineString" else clipped.representative_point()
+    x, y = proj.xy(mid.x, mid.y)
+    return MapRoad(road.name, proj.line_path(clipped), road.approximate, road.source, x, y)
+
+
+def _scale_bar(proj: Projection, width: int) -> tuple[float, str]:
     """A round distance (0.5 to 50 km) no longer than a fifth of the map, and its length in pixels."""
     km_per_px = 111.32 / proj.scale  # one degree of latitude ~ 111 km
     target = km_per_px * width / 5
