@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from siaga.hazards import HazardSet
@@ -26,6 +26,8 @@ from siaga.vocabulary import REGENCY_CODE, REGENCY_NAME
 
 # Places below this confidence are kept and shown but do not count towards an area's spike.
 MIN_COUNTING_CONFIDENCE = 0.5
+# Ids per IN list: well within SQLite's bound-parameter limit.
+ID_SLICE = 5000
 
 
 @dataclass(frozen=True)
@@ -120,16 +122,19 @@ def counts_towards_areas(place: Any) -> bool:
     return bool(place.in_region) and place.confidence >= MIN_COUNTING_CONFIDENCE
 
 
-def _places_by_post(session: Session, post_ids: set[int]) -> dict[int, list[Geotag]]:
-    """The stored places of these posts that count towards areas (`counts_towards_areas`, in SQL)."""
-    out: dict[int, list[Geotag]] = {}
-    if not post_ids:
-        return out
-    stmt = select(Geotag).where(
-        Geotag.post_id.in_(post_ids), Geotag.in_region.is_(True), Geotag.confidence >= MIN_COUNTING_CONFIDENCE
-    )
-    for tag in session.scalars(stmt):
-        out.setdefault(tag.post_id, []).append(tag)
+def _places_by_post(session: Session, post_ids: set[int]) -> dict[int, list[Any]]:
+    """The stored places of these posts that count towards areas (`counts_towards_areas`, in SQL),
+    as plain rows (the attributes `_areas_of` reads), read in slices of ID_SLICE ids."""
+    out: dict[int, list[Any]] = {}
+    columns = [Geotag.post_id, Geotag.kind, Geotag.name, Geotag.village, Geotag.district, Geotag.code, Geotag.lon, Geotag.lat]
+    ordered = sorted(post_ids)
+    for start in range(0, len(ordered), ID_SLICE):
+        stmt = select(*columns).where(
+            Geotag.post_id.in_(ordered[start:start + ID_SLICE]), Geotag.in_region.is_(True),
+            Geotag.confidence >= MIN_COUNTING_CONFIDENCE,
+        ).order_by(Geotag.id)
+        for tag in session.execute(stmt):
+            out.setdefault(tag.post_id, []).append(tag)
     return out
 
 
@@ -157,27 +162,38 @@ def write_area_counts(session: Session, counts: pd.DataFrame, first_bucket: date
     """Make `area_counts` for buckets in [first_bucket, until] equal to `counts`: insert new
     rows, update changed ones, delete ones whose posts are gone. Portable (SQLite and
     PostgreSQL) and idempotent: a second run over the same posts touches nothing. Returns the
-    number of rows written or removed."""
+    number of rows written or removed. The stored rows are read as plain tuples and the
+    difference written in bulk (one executemany per kind of change), not object by object."""
     wanted: dict[tuple[str, str, str, datetime], tuple[int, int]] = {}
     for row in counts.itertuples(index=False):
         start = pd.Timestamp(row.bucket_start).to_pydatetime()
         if first_bucket <= start <= until:
             wanted[(row.hazard, row.level, row.area_code, start)] = (int(row.posts), int(row.authors))
-    existing = session.scalars(
-        select(AreaCount).where(AreaCount.bucket_start >= first_bucket, AreaCount.bucket_start <= until)
+    table = AreaCount.__table__
+    existing = session.execute(
+        select(table.c.id, table.c.hazard, table.c.level, table.c.area_code, table.c.bucket_start, table.c.posts, table.c.authors)
+        .where(table.c.bucket_start >= first_bucket, table.c.bucket_start <= until)
     ).all()
-    touched = 0
+    gone: list[int] = []
+    changed: list[dict[str, Any]] = []
     for stored in existing:
-        key = (stored.hazard, stored.level, stored.area_code, stored.bucket_start)
-        value = wanted.pop(key, None)
+        value = wanted.pop((stored.hazard, stored.level, stored.area_code, stored.bucket_start), None)
         if value is None:
-            session.delete(stored)
-            touched += 1
+            gone.append(stored.id)
         elif (stored.posts, stored.authors) != value:
-            stored.posts, stored.authors = value
-            touched += 1
-    for (hazard, level, code, start), (posts, authors) in wanted.items():
-        session.add(AreaCount(hazard=hazard, level=level, area_code=code, bucket_start=start, posts=posts, authors=authors))
-        touched += 1
-    session.flush()
-    return touched
+            changed.append({"row_id": stored.id, "new_posts": value[0], "new_authors": value[1]})
+    added = [
+        {"hazard": hazard, "level": level, "area_code": code, "bucket_start": start, "posts": posts, "authors": authors}
+        for (hazard, level, code, start), (posts, authors) in wanted.items()
+    ]
+    for offset in range(0, len(gone), ID_SLICE):
+        session.execute(delete(table).where(table.c.id.in_(gone[offset:offset + ID_SLICE])))
+    if changed:
+        session.execute(
+            update(table).where(table.c.id == bindparam("row_id"))
+            .values(posts=bindparam("new_posts"), authors=bindparam("new_authors")),
+            changed,
+        )
+    if added:
+        session.execute(insert(table), added)
+    return len(gone) + len(changed) + len(added)

@@ -18,6 +18,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from siaga.sources import BadInput, IncomingPost, PollResult, Source, SourceError
+from siaga.sources.base import same_post_key
 from siaga.sources.records import Records, label
 from siaga.sources.schema import MAX_RAW, check_post, storable
 from siaga.store import Post, Quarantine, SourceCursor, session_scope, utcnow
@@ -34,7 +35,7 @@ class IngestReport:
     quarantined: int
 
 
-CHUNK = 500  # rows per INSERT: within SQLite's bound-parameter limit, and what a refusal re-tries
+CHUNK = 500  # rows a refused batch is re-tried in (then row by row), and URLs per IN list
 # What the database says about one row it will not take (PostgreSQL: NUL in text, a string too
 # long for its column, NaN in JSON; either: a string it cannot encode). A lost connection or a
 # lock is an OperationalError, not about a row: that fails the task and is retried.
@@ -42,13 +43,19 @@ ROW_REFUSALS = (DataError, IntegrityError, ValueError, TypeError, OverflowError)
 
 
 def _insert_ignoring_duplicates(session: Session, table: Any, rows: list[dict[str, Any]]) -> int:
-    """INSERT ... ON CONFLICT DO NOTHING on either backend; returns how many rows were new."""
+    """INSERT ... ON CONFLICT DO NOTHING on either backend; returns how many rows were new.
+
+    One statement sent as an executemany: SQLAlchemy's "insertmanyvalues" packs the rows into
+    multi-row INSERTs of a cached statement (a `.values(rows)` statement is compiled anew for
+    every batch, which cost more than the database's work). RETURNING counts the new rows, since
+    an executemany's rowcount is not reliable on every driver."""
     if not rows:
         return 0
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    result = session.execute(insert(table).values(rows).on_conflict_do_nothing())
-    return max(result.rowcount or 0, 0)
+    key = next(iter(table.primary_key.columns))
+    result = session.execute(insert(table).on_conflict_do_nothing().returning(key), rows)
+    return len(result.all())
 
 
 def read_cursor(session: Session, source: str) -> dict[str, Any] | None:
@@ -111,7 +118,7 @@ def _store_posts(db_url: str | None, rows: list[dict[str, Any]]) -> tuple[int, l
         return 0, []
     try:
         with session_scope(db_url) as session:
-            new = sum(_insert_ignoring_duplicates(session, Post.__table__, chunk) for chunk in _chunks(rows))
+            new = _insert_ignoring_duplicates(session, Post.__table__, rows)
             _link(session, rows)
         return new, []
     except ROW_REFUSALS as exc:
@@ -135,7 +142,7 @@ def _store_bad(db_url: str | None, source: str, bad: list[BadInput]) -> int:
     rows = list(first.values())
     try:
         with session_scope(db_url) as session:
-            new = sum(_insert_ignoring_duplicates(session, Quarantine.__table__, chunk) for chunk in _chunks(rows))
+            new = _insert_ignoring_duplicates(session, Quarantine.__table__, rows)
     except ROW_REFUSALS as exc:
         log.warning("the database refused a quarantine row (%s); storing them row by row", _first_line(exc))
         new, refused = _insert_each(db_url, Quarantine.__table__, rows)
@@ -250,6 +257,7 @@ def link_copies(session: Session, urls: set[str] | None = None, max_depth: int =
 
 
 def _post_row(post: IncomingPost) -> dict[str, Any]:
+    canonical, text_hash = post.canonical_url, post.text_hash  # each computed once, not per use
     return {
         "source": post.source,
         "source_id": post.source_id,
@@ -259,11 +267,11 @@ def _post_row(post: IncomingPost) -> dict[str, Any]:
         "url": post.url,
         "lat": post.lat,
         "lon": post.lon,
-        "text_hash": post.text_hash,
+        "text_hash": text_hash,
         "raw": post.raw,
         "ingested_at": utcnow(),
-        "canonical_url": post.canonical_url,
-        "same_post_key": post.same_post_key,
+        "canonical_url": canonical,
+        "same_post_key": same_post_key(canonical, text_hash, post.author) if canonical is not None else None,
         "reposts_url": post.reposts,
         "author_pseudonymised": post.author_pseudonymised,
     }

@@ -1,0 +1,333 @@
+"""Source to outbox in one process: posts written to a replay source, then the two jobs the DAG
+tasks run, `siaga.pipeline.ingest` and `siaga.pipeline.detect_incidents` (ingest -> store ->
+tag -> count -> baseline -> spikes -> incidents -> outbox), on the database given.
+
+    python benchmarks/bench_pipeline.py --db URL --posts N [--json] [--rss] [--old] [--seed S]
+
+The N posts are generated (seeded): one in ten a hazard report (flood, fire, landslide, fallen
+tree, traffic accident or jam) naming one of Buleleng's villages or roads, spread over all of them
+with a few dozen hot spots, by many authors over the last 50 minutes; the rest everyday chatter,
+a third of it naming a village. Every text is distinct (nothing is won by repeated texts).
+
+The figure is the steady state of a process that already holds the place and hazard matchers
+(a worker that tagged before): building them is timed apart (`startup_seconds`; the on-disk
+matcher cache of issue 14 is what makes it small for a fresh task process) and added in
+`posts_per_s_cold`. The database is emptied and migrated first (it must be one for benchmarks).
+
+With --json: prints, last, one JSON object (posts, seconds, posts_per_s, outbox_rows and the
+stage times). Without: the current path and today's per-row path (`pipeline_legacy.py`) side by
+side, each on a freshly emptied database, and the peak RSS of a detect task in a child process.
+--rss adds the child's figure to the JSON run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterator
+from unittest import mock
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCE = "bench"
+
+HAZARD_TEXTS = {
+    "flood": ("Banjir di Desa {v}, air masuk rumah warga {n} cm", "{v} banjir lagi, air setinggi lutut di gang {n}",
+              "Hujan deras dari subuh, Desa {v} kebanjiran, {n} rumah terendam"),
+    "fire": ("Kebakaran rumah warga di Desa {v}, api besar, {n} unit damkar datang",
+             "Ada kebakaran gudang di {v} barusan, asap hitam tebal ke arah {n}"),
+    "landslide": ("Tanah longsor di Desa {v}, akses jalan tertutup material {n} meter",
+                  "Longsor lagi di {v} setelah hujan {n} jam"),
+    "fallen_tree": ("Pohon tumbang di Desa {v}, kabel listrik putus dekat rumah no {n}",),
+    "traffic_accident": ("Kecelakaan di {r}, motor dan truk tabrakan dekat km {n}",
+                         "Laka lantas di {r}, {n} korban dibawa ke RSUD"),
+    "traffic_jam": ("Macet total di {r}, antrean {n} km sejak pagi", "{r} macet parah, kendaraan tidak bergerak {n} menit"),
+}
+CHATTER = ("Selamat pagi", "Ngopi dulu", "Sarapan nasi jinggo", "Cuaca cerah", "Mendung tipis", "Lagi santai",
+           "Antre di bank", "Jemput anak sekolah", "Latihan tari", "Upacara di pura", "Belanja ke pasar",
+           "Main layangan", "Nonton bola", "Kerja bakti", "Latihan gamelan", "Nunggu hujan reda")
+TOPICS = ("hari ini", "sama teman", "sebelum kerja", "habis sembahyang", "sore nanti", "akhir pekan ini",
+          "bareng keluarga", "di rumah nenek", "rame banget", "enak sekali", "seru juga", "lumayan capek")
+PLACES = ("Lovina", "pantai", "Singaraja", "warung", "kantor", "alun-alun", "terminal", "sawah", "pasar senggol")
+
+
+@dataclass
+class Run:
+    """What one pass measured."""
+
+    posts: int
+    seconds: float
+    stages: dict[str, float] = field(default_factory=dict)
+    outbox_rows: int = 0
+    incidents: int = 0
+    alerts: int = 0
+    stored: int = 0
+    tagged: int = 0
+    matches: int = 0
+    geotags: int = 0
+    area_counts: int = 0
+
+
+# --- the posts --------------------------------------------------------------------------------
+
+
+def generate(n: int, now: datetime, seed: int) -> list[dict[str, Any]]:
+    """N distinct posts as a replay source reads them, the last at `now` - 1 s."""
+    from siaga import settings
+    from siaga.geodata import load_villages
+
+    rng = random.Random(seed)
+    villages = [v.name for v in load_villages(settings.geodata_dir() / "buleleng_villages.geojson")]
+    roads = [r["name"] for r in yaml.safe_load((settings.geodata_dir() / "roads.yaml").read_text(encoding="utf-8"))["roads"]
+             if not r.get("generic")]
+    hot_villages = rng.sample(villages, min(30, len(villages)))
+    hot_roads = rng.sample(roads, min(6, len(roads)))
+    hazards = list(HAZARD_TEXTS)
+    out = []
+    for i in range(n):
+        when = now - timedelta(seconds=1 + rng.uniform(0, 50 * 60))
+        if i % 10 == 0:
+            hazard = hazards[(i // 10) % len(hazards)]
+            hot = rng.random() < 0.7  # most reports come from a few places, the rest anywhere
+            v = rng.choice(hot_villages if hot else villages)
+            r = rng.choice(hot_roads if hot else roads)
+            text = rng.choice(HAZARD_TEXTS[hazard]).format(v=v, r=r, n=rng.randint(2, 99))
+        else:
+            where = f" di {rng.choice(villages)}" if rng.random() < 0.33 else f" di {rng.choice(PLACES)}"
+            text = f"{rng.choice(CHATTER)}{where} {rng.choice(TOPICS)} #{i}"
+        out.append({"id": f"p{i}", "created_at": when.isoformat(), "text": text, "author": f"akun{rng.randrange(n)}",
+                    "url": f"https://example.org/bench/{i}"})
+    out.sort(key=lambda p: p["created_at"])
+    return out
+
+
+# --- the deployment ---------------------------------------------------------------------------
+
+
+@contextmanager
+def deployment(db_url: str, feed: Path) -> Iterator[Path]:
+    """A config folder whose only source is the replay file `feed` (identity clock), no quiet
+    hours, and the environment the jobs read pointing at it and at `db_url`."""
+    root = Path(tempfile.mkdtemp(prefix="siaga-bench-pipeline-"))
+    cfg = root / "config"
+    shutil.copytree(REPO / "config", cfg)
+    doc = {"sources": [{"name": SOURCE, "kind": "replay", "path": str(feed), "clock": {"mode": "identity"}}]}
+    (cfg / "sources.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    routing = yaml.safe_load((cfg / "routing.yaml").read_text(encoding="utf-8"))
+    for receiver in routing["receivers"]:
+        receiver.pop("quiet_hours", None)
+    (cfg / "routing.yaml").write_text(yaml.safe_dump(routing, sort_keys=False), encoding="utf-8")
+    env = {"SIAGA_DB_URL": db_url, "SIAGA_CONFIG_DIR": str(cfg), "SIAGA_REPLAY_CLOCK": "identity"}
+    with mock.patch.dict(os.environ, env):
+        try:
+            yield cfg
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def reset(db_url: str) -> None:
+    """Empty the benchmark database and migrate it to the newest schema."""
+    from sqlalchemy import MetaData, text
+
+    from siaga import store
+
+    engine = store.engine_for(db_url)
+    meta = MetaData()
+    meta.reflect(engine)
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.execute(text("PRAGMA foreign_keys=OFF"))
+        meta.drop_all(conn)
+    store.migrate(db_url)
+
+
+def counts(db_url: str) -> dict[str, int]:
+    from sqlalchemy import text
+
+    from siaga import store
+
+    tables = {"stored": "posts", "matches": "hazard_matches", "geotags": "geotags", "area_counts": "area_counts",
+              "alerts": "alerts", "incidents": "incidents", "outbox_rows": "outbox"}
+    with store.engine_for(db_url).connect() as conn:
+        out = {k: conn.execute(text(f"select count(*) from {t}")).scalar_one() for k, t in tables.items()}
+        out["tagged"] = conn.execute(text("select count(*) from posts where tagged_at is not null")).scalar_one()
+    return out
+
+
+# --- one pass ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def timed(stages: dict[str, float], name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        stages[name] = stages.get(name, 0.0) + time.perf_counter() - start
+
+
+def run_once(db_url: str, posts: list[dict[str, Any]], now: datetime, geotagger: Any, legacy: bool) -> Run:
+    """Ingest then detect, through `siaga.pipeline`, on an emptied database."""
+    from siaga import counting, pipeline, tagging
+
+    reset(db_url)
+    with tempfile.TemporaryDirectory(prefix="siaga-bench-feed-") as tmp:
+        feed = Path(tmp) / "feed.jsonl"
+        feed.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in posts), encoding="utf-8")
+        with deployment(db_url, feed):
+            if legacy:
+                sys.path.insert(0, str(Path(__file__).parent))
+                from pipeline_legacy import legacy_path
+            path = legacy_path() if legacy else nullcontext()
+            stages: dict[str, float] = {}
+            real_tag, real_write = tagging.tag_pending, counting.write_area_counts
+            with path:
+                inner_tag, inner_write = tagging.tag_pending, counting.write_area_counts
+
+                def tag(*a: Any, **k: Any) -> int:
+                    with timed(stages, "tag"):
+                        return inner_tag(*a, **k)
+
+                def write(*a: Any, **k: Any) -> int:
+                    with timed(stages, "area counts"):
+                        return inner_write(*a, **k)
+
+                with mock.patch.object(tagging, "default_geotagger", lambda: geotagger), \
+                        mock.patch.object(tagging, "tag_pending", tag), mock.patch.object(counting, "write_area_counts", write):
+                    start = time.perf_counter()
+                    with timed(stages, "ingest"):
+                        pipeline.ingest(SOURCE, now)
+                    with timed(stages, "detect"):
+                        pipeline.detect_incidents(now)
+                    seconds = time.perf_counter() - start
+            assert tagging.tag_pending is real_tag and counting.write_area_counts is real_write
+    stages["detect after tagging"] = stages["detect"] - stages.get("tag", 0.0)
+    return Run(posts=len(posts), seconds=seconds, stages=stages, **counts(db_url))
+
+
+# --- peak RSS of a detect task ----------------------------------------------------------------
+
+_CHILD = """
+import json, resource, sys, time
+from datetime import datetime
+start = time.perf_counter()
+from siaga import pipeline
+report = pipeline.detect_incidents(datetime.fromisoformat(sys.argv[1]))
+print(json.dumps({"seconds": time.perf_counter() - start, "tagged": report["tagged"],
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def detect_rss(db_url: str, posts: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
+    """Ingest in this process, then one detect task in a fresh child process, as a worker runs
+    it (national gazetteer unless SIAGA_GAZETTEER says otherwise): its peak RSS and wall time."""
+    from siaga import pipeline
+
+    reset(db_url)
+    with tempfile.TemporaryDirectory(prefix="siaga-bench-feed-") as tmp:
+        feed = Path(tmp) / "feed.jsonl"
+        feed.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in posts), encoding="utf-8")
+        with deployment(db_url, feed):
+            pipeline.ingest(SOURCE, now)
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), os.environ.get("PYTHONPATH", "")])}
+            out = subprocess.run([sys.executable, "-c", _CHILD, now.isoformat()], env=env, check=True,
+                                 capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def summary(run: Run, startup: float) -> dict[str, Any]:
+    return {
+        "posts": run.posts, "seconds": round(run.seconds, 3), "posts_per_s": round(run.posts / run.seconds, 1),
+        "outbox_rows": run.outbox_rows, "startup_seconds": round(startup, 3),
+        "posts_per_s_cold": round(run.posts / (run.seconds + startup), 1),
+        "stages": {k: round(v, 3) for k, v in run.stages.items()},
+        "stored": run.stored, "tagged": run.tagged, "hazard_matches": run.matches, "geotags": run.geotags,
+        "area_counts": run.area_counts, "alerts": run.alerts, "incidents": run.incidents,
+    }
+
+
+def side_by_side(new: Run, old: Run, startup: float, rss: dict[str, Any] | None, db_url: str) -> str:
+    def row(label: str, a: str, b: str) -> str:
+        return f"| {label} | {a} | {b} |"
+
+    backend = db_url.split(":", 1)[0]
+    lines = [f"{new.posts:,} posts, {backend}; matchers built once beforehand in {startup:.2f} s (not in the times below)",
+             "", "| source -> outbox | current path | per-row path (before issue 14) |", "|---|---:|---:|",
+             row("**posts/s**", f"**{new.posts / new.seconds:,.0f}**", f"**{old.posts / old.seconds:,.0f}**"),
+             row("seconds", f"{new.seconds:.2f}", f"{old.seconds:.2f}")]
+    for stage in ("ingest", "tag", "area counts", "detect after tagging"):
+        lines.append(row(f"  {stage} (s)", f"{new.stages.get(stage, 0):.2f}", f"{old.stages.get(stage, 0):.2f}"))
+    for label, key in (("posts stored / tagged", None), ("hazard matches", "matches"), ("geotags", "geotags"),
+                       ("area_counts rows", "area_counts"), ("alerts", "alerts"), ("incidents", "incidents"),
+                       ("outbox rows", "outbox_rows")):
+        if key is None:
+            lines.append(row(label, f"{new.stored:,} / {new.tagged:,}", f"{old.stored:,} / {old.tagged:,}"))
+        else:
+            lines.append(row(label, f"{getattr(new, key):,}", f"{getattr(old, key):,}"))
+    if rss:
+        lines += ["", f"detect task in a fresh process over the {new.posts:,} posts (matchers built there): "
+                      f"peak RSS {rss['peak_rss_mb']:.0f} MB, {rss['seconds']:.1f} s"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", help="database URL (emptied first!); default: a temporary SQLite file")
+    parser.add_argument("--posts", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--json", action="store_true", help="only the current path; print one JSON object last")
+    parser.add_argument("--rss", action="store_true", help="with --json: also the peak RSS of a detect task (child process)")
+    parser.add_argument("--no-old", action="store_true", help="without --json: skip the per-row path")
+    args = parser.parse_args(argv)
+    tmp = None
+    db_url = args.db
+    if not db_url:
+        tmp = tempfile.mkdtemp(prefix="siaga-bench-db-")
+        db_url = f"sqlite:///{tmp}/bench.db"
+    if db_url.startswith("postgresql://"):
+        db_url = "postgresql+psycopg2://" + db_url[len("postgresql://"):]
+    try:
+        from siaga.geotag import default_geotagger
+
+        start = time.perf_counter()
+        geotagger = default_geotagger()
+        startup = time.perf_counter() - start
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        posts = generate(args.posts, now, args.seed)
+        new = run_once(db_url, posts, now, geotagger, legacy=False)
+        rss = detect_rss(db_url, posts, now) if (args.rss or not args.json) else None
+        if args.json:
+            result = summary(new, startup)
+            if rss:
+                result["detect_peak_rss_mb"] = round(rss["peak_rss_mb"], 1)
+                result["detect_cold_seconds"] = round(rss["seconds"], 2)
+            print(json.dumps(result))
+            return 0
+        old = None if args.no_old else run_once(db_url, posts, now, geotagger, legacy=True)
+        if old is None:
+            print(json.dumps(summary(new, startup), indent=1))
+        else:
+            print(side_by_side(new, old, startup, rss, db_url))
+        return 0
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
