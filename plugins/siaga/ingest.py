@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -21,7 +20,7 @@ from siaga.sources import BadInput, IncomingPost, PollResult, Source, SourceErro
 from siaga.sources.base import same_post_key
 from siaga.sources.records import Records, label
 from siaga.sources.schema import MAX_RAW, check_post, storable
-from siaga.store import Post, Quarantine, SourceCursor, session_scope, utcnow
+from siaga.store import Post, Quarantine, SourceCursor, bulk_insert, session_scope, utcnow
 
 log = logging.getLogger(__name__)
 LOCATION_CHARS: int = Quarantine.__table__.c.location.type.length
@@ -35,7 +34,8 @@ class IngestReport:
     quarantined: int
 
 
-CHUNK = 500  # rows a refused batch is re-tried in (then row by row), and URLs per IN list
+CHUNK = 500  # rows a refused batch is re-tried in (then row by row)
+URL_SLICE = 5000  # URLs per IN list when linking copies: within SQLite's bound-parameter limit
 # What the database says about one row it will not take (PostgreSQL: NUL in text, a string too
 # long for its column, NaN in JSON; either: a string it cannot encode). A lost connection or a
 # lock is an OperationalError, not about a row: that fails the task and is retried.
@@ -43,19 +43,9 @@ ROW_REFUSALS = (DataError, IntegrityError, ValueError, TypeError, OverflowError)
 
 
 def _insert_ignoring_duplicates(session: Session, table: Any, rows: list[dict[str, Any]]) -> int:
-    """INSERT ... ON CONFLICT DO NOTHING on either backend; returns how many rows were new.
-
-    One statement sent as an executemany: SQLAlchemy's "insertmanyvalues" packs the rows into
-    multi-row INSERTs of a cached statement (a `.values(rows)` statement is compiled anew for
-    every batch, which cost more than the database's work). RETURNING counts the new rows, since
-    an executemany's rowcount is not reliable on every driver."""
-    if not rows:
-        return 0
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    key = next(iter(table.primary_key.columns))
-    result = session.execute(insert(table).on_conflict_do_nothing().returning(key), rows)
-    return len(result.all())
+    """INSERT ... ON CONFLICT DO NOTHING on either backend, in bulk (`store.bulk_insert`: COPY on
+    PostgreSQL); returns how many rows were new."""
+    return bulk_insert(session, table, rows, ignore_duplicates=True)
 
 
 def read_cursor(session: Session, source: str) -> dict[str, Any] | None:
@@ -229,7 +219,7 @@ def link_copies(session: Session, urls: set[str] | None = None, max_depth: int =
         .execution_options(synchronize_session=False)
     ).rowcount or 0
     ordered = sorted(urls or ())
-    for start in range(0, len(ordered), CHUNK):
+    for start in range(0, len(ordered), URL_SLICE):
         earliest = (
             select(func.min(parent.id))
             .where(parent.canonical_url == Post.canonical_url, parent.text_hash == Post.text_hash, parent.id < Post.id)
@@ -237,7 +227,7 @@ def link_copies(session: Session, urls: set[str] | None = None, max_depth: int =
         )
         linked += session.execute(
             update(Post)
-            .where(Post.canonical_url.in_(ordered[start:start + CHUNK]), Post.duplicate_of.is_(None), earliest.is_not(None))
+            .where(Post.canonical_url.in_(ordered[start:start + URL_SLICE]), Post.duplicate_of.is_(None), earliest.is_not(None))
             .values(duplicate_of=earliest)
             .execution_options(synchronize_session=False)
         ).rowcount or 0
