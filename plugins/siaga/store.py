@@ -472,14 +472,46 @@ def _copy_escape(value: str) -> str:
 
 
 def migrate(url: str | None = None) -> None:
-    """Bring the database to the newest schema (creates it on first use)."""
+    """Bring the database to the newest schema (creates it on first use).
+
+    Every DAG task calls this first, so the usual case, a database already at the newest
+    revision, costs one query: Alembic's full upgrade (its environment, a second engine, the
+    version table's reflection) runs only when the revision differs or cannot be read."""
+    url = url or settings.database_url()
+    if _at_head(url):
+        return
     from alembic import command
+
+    command.upgrade(_alembic_config(url), "head")
+
+
+def _alembic_config(url: str) -> Any:
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.attributes["url"] = url or settings.database_url()
-    command.upgrade(cfg, "head")
+    cfg.attributes["url"] = url
+    return cfg
+
+
+@lru_cache(maxsize=1)
+def _head_revisions() -> frozenset[str]:
+    """The revisions the migration scripts end in (read once per process)."""
+    from alembic.script import ScriptDirectory
+
+    return frozenset(ScriptDirectory(str(MIGRATIONS_DIR)).get_heads())
+
+
+def _at_head(url: str) -> bool:
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        with engine_for(url).connect() as conn:
+            stored = frozenset(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+    except DBAPIError:  # no version table yet: a new database
+        return False
+    return bool(stored) and stored == _head_revisions()
 
 
 def dumps(value: Any) -> str:

@@ -142,6 +142,19 @@ def _path(parent: str, key: Any) -> str:
     return parent + part
 
 
+def _spelled(field: str, keys: tuple[Any, ...]) -> str:
+    """The path of a node below `field`, as `_path` spells it one step at a time."""
+    path = field
+    for key in keys:
+        path = _path(path, key)
+    return path
+
+
+def _plain(value: str) -> bool:
+    """A string `check_string` would accept on sight: ASCII (so valid UTF-8), no NUL, short."""
+    return value.isascii() and len(value) <= MAX_RAW_CHARS and "\x00" not in value
+
+
 def _shown(path: str) -> str:
     return path if len(path) <= 80 else f"{path[:40]}…{path[-30:]}"
 
@@ -164,37 +177,43 @@ def check_record(record: Any, field: str = "") -> None:
 
 
 def check_raw(raw: Any, field: str = "raw") -> None:
-    """The raw payload kept with a post is JSON that SQLite and PostgreSQL both store."""
+    """The raw payload kept with a post is JSON that SQLite and PostgreSQL both store.
+
+    Every post passes here twice (its source, then ingest), so the walk keeps each node's path
+    as a tuple of keys and spells it only for an error, and a plain ASCII string without NUL
+    within the limit (nearly all of them) is accepted without the full string check."""
     if not isinstance(raw, dict):
         raise ValueError(f"field '{field}': expected an object, got {type(raw).__name__}")
     size = 0
-    stack: list[tuple[Any, str, int]] = [(raw, field, 1)]
+    stack: list[tuple[Any, tuple[Any, ...], int]] = [(raw, (), 1)]
     while stack:
-        node, path, depth = stack.pop()
+        node, keys, depth = stack.pop()
         if depth > MAX_RAW_DEPTH:
-            raise ValueError(f"field '{_shown(path)}': nested deeper than {MAX_RAW_DEPTH} levels")
+            raise ValueError(f"field '{_shown(_spelled(field, keys))}': nested deeper than {MAX_RAW_DEPTH} levels")
         if isinstance(node, dict):
             for key, value in node.items():
                 if not isinstance(key, str):
-                    raise ValueError(f"field '{path}': key {key!r} is not a string"[:200])
-                check_string(key, _path(path, key), MAX_RAW_CHARS)
+                    raise ValueError(f"field '{_spelled(field, keys)}': key {key!r} is not a string"[:200])
+                if not _plain(key):
+                    check_string(key, _spelled(field, keys + (key,)), MAX_RAW_CHARS)
                 size += len(key)
-                stack.append((value, _path(path, key), depth + 1))
+                stack.append((value, keys + (key,), depth + 1))
         elif isinstance(node, list):
-            stack.extend((value, _path(path, i), depth + 1) for i, value in enumerate(node))
+            stack.extend((value, keys + (i,), depth + 1) for i, value in enumerate(node))
         elif isinstance(node, str):
-            check_string(node, path, MAX_RAW_CHARS)
+            if not _plain(node):
+                check_string(node, _spelled(field, keys), MAX_RAW_CHARS)
             size += len(node)
         elif isinstance(node, bool) or node is None:
             pass
         elif isinstance(node, int):
             if not -_INT64 <= node < _INT64:
-                raise ValueError(f"field '{path}': integer outside 64 bits")
+                raise ValueError(f"field '{_spelled(field, keys)}': integer outside 64 bits")
         elif isinstance(node, float):
             if not math.isfinite(node):
-                raise ValueError(f"field '{path}': {node} is not a JSON number")
+                raise ValueError(f"field '{_spelled(field, keys)}': {node} is not a JSON number")
         else:
-            raise ValueError(f"field '{path}': {type(node).__name__} is not JSON")
+            raise ValueError(f"field '{_spelled(field, keys)}': {type(node).__name__} is not JSON")
         if size > MAX_RAW_CHARS:
             raise ValueError(f"field '{field}': more than {MAX_RAW_CHARS} characters")
 
