@@ -1,0 +1,206 @@
+"""The pipeline's bulk data path (issue 14) stores exactly what the per-row path it replaced
+stored, on SQLite and PostgreSQL, and re-running it changes nothing.
+
+The per-row path is kept callable in `benchmarks/pipeline_legacy.py` (the benchmark prints both
+side by side); here both run over the same generated posts, through the same jobs the DAG tasks
+call (`siaga.pipeline`), and everything they wrote is compared."""
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from siaga import counting, pipeline, store, tagging
+from siaga.hazards import HazardSet
+from siaga.hazard_config import default_hazard_dir
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+import bench_pipeline  # noqa: E402
+from pipeline_legacy import legacy_path  # noqa: E402
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+@pytest.fixture(scope="module")
+def posts() -> list[dict[str, Any]]:
+    """Everyday chatter, hazard reports over all villages and roads, and two events."""
+    return bench_pipeline.generate(400, NOW, seed=3, events=2)
+
+
+def run_pipeline(url: str, posts: list[dict[str, Any]], tmp_path: Path, legacy: bool = False) -> None:
+    feed = tmp_path / f"feed-{'legacy' if legacy else 'bulk'}.jsonl"
+    feed.write_text("".join(bench_pipeline.json.dumps(p) + "\n" for p in posts), encoding="utf-8")
+    with bench_pipeline.deployment(url, feed):
+        with legacy_path() if legacy else _nothing():
+            pipeline.ingest(bench_pipeline.SOURCE, NOW)
+            pipeline.detect_incidents(NOW)
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def snapshot(url: str) -> dict[str, list]:
+    """What the pipeline wrote, without surrogate ids or wall-clock stamps (posts by source id)."""
+    engine = store.engine_for(url)
+    with engine.connect() as conn:
+        sid = dict(conn.execute(sa.text("select id, source_id from posts")).all())
+
+        def rows(sql: str, post_cols: tuple[int, ...] = ()) -> list:
+            out = []
+            for row in conn.execute(sa.text(sql)).all():
+                row = list(row)
+                for i in post_cols:
+                    row[i] = sid.get(row[i])
+                out.append(tuple(str(v) for v in row))
+            return sorted(out)
+
+        return {
+            "posts": rows("select id, in_region, tagged_at is not null, duplicate_of, text_hash, same_post_key from posts", (0, 3)),
+            "geotags": rows("select post_id, kind, name, village, district, code, lon, lat, confidence, span_start, span_end,"
+                            " reason, low_confidence, in_region from geotags", (0,)),
+            "hazard_matches": rows("select post_id, hazard, terms, severity_cues, via_road, lists_fingerprint from hazard_matches", (0,)),
+            "area_counts": rows("select hazard, level, area_code, bucket_start, posts, authors from area_counts"),
+            "alerts": rows("select hazard, level, area_code, window_start, window_end, observed, expected, authors, score from alerts"),
+            "incidents": rows("select hazard, level, area_code, state, severity, posts, authors, notified_posts from incidents"),
+            "incident_events": rows("select incident_id, kind from incident_events"),
+            "outbox": rows("select dedup_key, receiver, channel, kind, payload, state from outbox"),
+        }
+
+
+@pytest.fixture
+def second_db(db_url, tmp_path):
+    """Another empty database on the same backend as `db_url`."""
+    if db_url.startswith("sqlite"):
+        url = f"sqlite:///{tmp_path / 'legacy.db'}"
+        store.migrate(url)
+        yield url
+        store.engine_for(url).dispose()
+        return
+    from conftest import _drop_pg_database, _new_pg_database
+
+    url, admin, name = _new_pg_database()
+    try:
+        store.migrate(url)
+        yield url
+    finally:
+        _drop_pg_database(admin, name, url)
+
+
+def test_bulk_path_stores_what_the_per_row_path_stored(db_url, second_db, posts, tmp_path):
+    run_pipeline(db_url, posts, tmp_path)
+    run_pipeline(second_db, posts, tmp_path, legacy=True)
+    bulk, per_row = snapshot(db_url), snapshot(second_db)
+    assert len(bulk["posts"]) == len(posts)
+    assert bulk["geotags"] and bulk["hazard_matches"] and bulk["alerts"] and bulk["outbox"]
+    for table in bulk:
+        assert bulk[table] == per_row[table], table
+
+
+def test_rerunning_ingest_and_detect_changes_nothing(db_url, posts, tmp_path):
+    run_pipeline(db_url, posts, tmp_path)
+    first = snapshot(db_url)
+    run_pipeline(db_url, posts, tmp_path)
+    assert snapshot(db_url) == first
+
+
+def test_tag_pending_tags_each_post_once_across_batches(db_url, posts, tmp_path, monkeypatch):
+    monkeypatch.setattr(tagging, "TAG_BATCH", 7)  # many batches, the last one short
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text("".join(bench_pipeline.json.dumps(p) + "\n" for p in posts[:50]), encoding="utf-8")
+    with bench_pipeline.deployment(db_url, feed):
+        pipeline.ingest(bench_pipeline.SOURCE, NOW)
+    tagger = tagging.Tagger(HazardSet.load(default_hazard_dir()))
+    assert tagging.tag_pending(tagger, NOW, db_url) == 50
+    first = snapshot(db_url)
+    assert tagging.tag_pending(tagger, NOW, db_url) == 0
+    assert snapshot(db_url) == first
+    with store.engine_for(db_url).connect() as conn:
+        assert conn.execute(sa.text("select count(*) from posts where tagged_at is null")).scalar_one() == 0
+        assert conn.execute(sa.text("select count(*) from posts where in_region")).scalar_one() > 0
+
+
+def counts_frame(rows: list[tuple[str, str, str, datetime, int, int]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["hazard", "level", "area_code", "bucket_start", "posts", "authors"])
+
+
+def stored_counts(url: str) -> list[tuple]:
+    with store.session_scope(url) as session:
+        return sorted(tuple(r) for r in session.execute(sa.select(
+            store.AreaCount.hazard, store.AreaCount.level, store.AreaCount.area_code,
+            store.AreaCount.bucket_start, store.AreaCount.posts, store.AreaCount.authors)).all())
+
+
+def test_write_area_counts_inserts_updates_and_deletes_in_bulk(db_url):
+    t0 = datetime(2026, 1, 15, 2, 0, tzinfo=timezone.utc)
+    five = timedelta(minutes=5)
+    before = [("flood", "village", "a", t0, 3, 2), ("flood", "village", "b", t0, 1, 1), ("fire", "regency", "r", t0 + five, 2, 2)]
+    outside = ("flood", "village", "a", t0 - 10 * five, 9, 9)  # before the first bucket: never touched
+    with store.session_scope(db_url) as session:
+        assert counting.write_area_counts(session, counts_frame(before + [outside]), t0 - 10 * five, t0 + five) == 4
+    after = [("flood", "village", "a", t0, 4, 3), ("fire", "regency", "r", t0 + five, 2, 2), ("fire", "village", "c", t0 + five, 1, 1)]
+    with store.session_scope(db_url) as session:
+        # a changed, b gone, c new; r unchanged
+        assert counting.write_area_counts(session, counts_frame(after), t0, t0 + five) == 3
+    assert stored_counts(db_url) == sorted(after + [outside])
+    with store.session_scope(db_url) as session:
+        assert counting.write_area_counts(session, counts_frame(after), t0, t0 + five) == 0
+    assert stored_counts(db_url) == sorted(after + [outside])
+
+
+AWKWARD = ["tab\there", "new\nline", "back\\slash \\N", "cr\rlf", "emoji 🌊 and ĕ", "\\.", "", "quote ' \" end"]
+
+
+def test_bulk_insert_stores_awkward_values_as_an_insert_would(db_url):
+    rows = [
+        {"source": "s", "fingerprint": f"f{i}", "location": text, "reason": text, "raw": text,
+         "created_at": datetime(2026, 1, 15, 10, 0, tzinfo=timezone(timedelta(hours=8)))}
+        for i, text in enumerate(AWKWARD)
+    ]
+    table = store.Quarantine.__table__
+    with store.session_scope(db_url) as session:
+        assert store.bulk_insert(session, table, rows, ignore_duplicates=True) == len(rows)
+    with store.session_scope(db_url) as session:  # the same again and one new: only the new one counts
+        assert store.bulk_insert(session, table, rows + [{**rows[0], "fingerprint": "new"}], ignore_duplicates=True) == 1
+    with store.session_scope(db_url) as session:
+        stored = {q.fingerprint: q for q in session.scalars(sa.select(store.Quarantine))}
+    for row in rows:
+        q = stored[row["fingerprint"]]
+        assert (q.location, q.reason, q.raw) == (row["location"],) * 3
+        assert q.created_at == datetime(2026, 1, 15, 2, 0, tzinfo=timezone.utc)
+
+
+def test_bulk_insert_json_and_null_round_trip(db_url, tmp_path):
+    store_post = {"source": "s", "source_id": "1", "created_at": NOW, "author": None, "text": "a\tb\\c\n",
+                  "url": None, "lat": -8.1, "lon": 115.09, "text_hash": "h", "raw": {"k": ["v\t", 1, None, 2.5, "\\N"]},
+                  "ingested_at": NOW, "canonical_url": None, "same_post_key": None, "reposts_url": None,
+                  "author_pseudonymised": True}
+    with store.session_scope(db_url) as session:
+        assert store.bulk_insert(session, store.Post.__table__, [store_post]) == 1
+    with store.session_scope(db_url) as session:
+        post = session.scalars(sa.select(store.Post)).one()
+        assert (post.author, post.url, post.text, post.raw) == (None, None, "a\tb\\c\n", {"k": ["v\t", 1, None, 2.5, "\\N"]})
+        assert (post.lat, post.lon, post.author_pseudonymised, post.created_at) == (-8.1, 115.09, True, NOW)
+
+
+def test_bulk_insert_refuses_what_an_insert_refuses(db_url):
+    row = {"source": "s", "fingerprint": "x" * 65, "location": "l", "reason": "r", "raw": "r",
+           "created_at": NOW}
+    if db_url.startswith("sqlite"):
+        pytest.skip("SQLite does not enforce string lengths")
+    with pytest.raises(ValueError):
+        with store.session_scope(db_url) as session:
+            store.bulk_insert(session, store.Quarantine.__table__, [row])
+    with pytest.raises(ValueError):
+        with store.session_scope(db_url) as session:
+            store.bulk_insert(session, store.Quarantine.__table__, [{**row, "fingerprint": "ok", "reason": "nul\x00"}])
