@@ -9,7 +9,10 @@ from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from siaga import delivery, detect, detection_config, digest as digest_stage, ingest as ingest_stage, retention, settings, store
+from siaga import (
+    delivery, detect, detection_config, digest as digest_stage, hazard_lists, ingest as ingest_stage, retention, settings, store,
+    tagging,
+)
 from siaga.routing import Router
 from siaga.slackclient import make_client
 from siaga.sources import load_sources
@@ -51,6 +54,19 @@ def detect_incidents(now: datetime) -> dict[str, Any]:
     store.migrate()
     router = Router.load(settings.config_dir() / "routing.yaml")
     return asdict(detect.run(now, router, settings=detection_config.load()))
+
+
+def tag_posts(now: datetime, partition: int = 0, partitions: int = 1) -> dict[str, Any]:
+    """Tag one partition of the untagged posts (ids % partitions == partition) with the lists in
+    force: what mapped tasks run side by side on a backlog too large for one process, before
+    `detect_incidents` (which tags whatever is left, so without them nothing changes)."""
+    if not 0 <= partition < partitions:
+        raise ValueError(f"partition {partition} is not one of 0..{partitions - 1}")
+    store.migrate()
+    with store.session_scope() as session:
+        hazard_set = hazard_lists.in_force(session)
+    tagged = tagging.tag_pending(tagging.Tagger(hazard_set), now, partition=(partition, partitions))
+    return {"tagged": tagged, "partition": partition, "partitions": partitions}
 
 
 def deliver(now: datetime) -> dict[str, Any]:
