@@ -204,3 +204,21 @@ def test_bulk_insert_refuses_what_an_insert_refuses(db_url):
     with pytest.raises(ValueError):
         with store.session_scope(db_url) as session:
             store.bulk_insert(session, store.Quarantine.__table__, [{**row, "fingerprint": "ok", "reason": "nul\x00"}])
+
+
+def test_tag_partitions_share_no_post_and_together_tag_what_one_run_tags(db_url, second_db, posts, tmp_path):
+    tagger = tagging.Tagger(HazardSet.load(default_hazard_dir()))
+    for url in (db_url, second_db):
+        feed = tmp_path / "feed.jsonl"
+        feed.write_text("".join(bench_pipeline.json.dumps(p) + "\n" for p in posts[:60]), encoding="utf-8")
+        with bench_pipeline.deployment(url, feed):
+            pipeline.ingest(bench_pipeline.SOURCE, NOW)
+    first = tagging.tag_pending(tagger, NOW, db_url, partition=(0, 2))
+    with store.engine_for(db_url).connect() as conn:
+        tagged_ids = set(conn.execute(sa.text("select id from posts where tagged_at is not null")).scalars())
+    assert tagged_ids and all(i % 2 == 0 for i in tagged_ids) and first == len(tagged_ids)
+    second = tagging.tag_pending(tagger, NOW, db_url, partition=(1, 2))
+    assert first + second == 60
+    assert tagging.tag_pending(tagger, NOW, db_url) == 0  # what the detect run finds left
+    assert tagging.tag_pending(tagger, NOW, second_db) == 60
+    assert snapshot(db_url) == snapshot(second_db)
