@@ -2,6 +2,10 @@
 plain arguments and a plain-dict result.
 
 DAG files stay a few lines per task: they only turn Airflow's context into a time and call these.
+
+Each job imports the stages it runs when it runs: every DAG file imports this module, so a
+top-level import of detection (pandas, scipy, the matchers' code) would be paid again by every
+ingest and deliver task process and by the DAG processor, every run.
 """
 from __future__ import annotations
 
@@ -9,13 +13,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from siaga import (
-    delivery, detect, detection_config, digest as digest_stage, hazard_lists, ingest as ingest_stage, retention, settings, store,
-    tagging,
-)
-from siaga.routing import Router
-from siaga.slackclient import make_client
-from siaga.sources import load_sources
+from siaga import settings, store
 
 # The Airflow assets that chain the DAGs: ingest updates POSTS; detect and digest update OUTBOX.
 POSTS_URI = "siaga://posts"
@@ -39,10 +37,15 @@ def _plain(value: datetime) -> datetime:
 
 
 def source_names() -> list[str]:
+    from siaga.sources import load_sources
+
     return [s.name for s in load_sources()]
 
 
 def ingest(source_name: str, now: datetime) -> dict[str, Any]:
+    from siaga import ingest as ingest_stage
+    from siaga.sources import load_sources
+
     store.migrate()
     source = next(s for s in load_sources() if s.name == source_name)
     return asdict(ingest_stage.ingest(source, now))
@@ -51,6 +54,9 @@ def ingest(source_name: str, now: datetime) -> dict[str, Any]:
 def detect_incidents(now: datetime) -> dict[str, Any]:
     """Tag new posts, find spikes and open, update or resolve incidents with their outbox
     messages (`detect.run`), under the configured routing and detection settings."""
+    from siaga import detect, detection_config
+    from siaga.routing import Router
+
     store.migrate()
     router = Router.load(settings.config_dir() / "routing.yaml")
     return asdict(detect.run(now, router, settings=detection_config.load()))
@@ -60,6 +66,8 @@ def tag_posts(now: datetime, partition: int = 0, partitions: int = 1) -> dict[st
     """Tag one partition of the untagged posts (ids % partitions == partition) with the lists in
     force: what mapped tasks run side by side on a backlog too large for one process, before
     `detect_incidents` (which tags whatever is left, so without them nothing changes)."""
+    from siaga import hazard_lists, tagging
+
     if not 0 <= partition < partitions:
         raise ValueError(f"partition {partition} is not one of 0..{partitions - 1}")
     store.migrate()
@@ -70,12 +78,17 @@ def tag_posts(now: datetime, partition: int = 0, partitions: int = 1) -> dict[st
 
 
 def deliver(now: datetime) -> dict[str, Any]:
+    from siaga import delivery
+    from siaga.slackclient import make_client
+
     store.migrate()
     return asdict(delivery.deliver(make_client(), now))
 
 
 def purge(now: datetime) -> dict[str, Any]:
     """Delete raw posts older than the configured retention, keeping alerts' evidence."""
+    from siaga import retention
+
     store.migrate()
     keep_for = retention.configured_retention()
     with store.session_scope() as session:
@@ -85,6 +98,9 @@ def purge(now: datetime) -> dict[str, Any]:
 
 def digest(now: datetime, period: timedelta = timedelta(days=1)) -> dict[str, Any]:
     """Queue the managers' digest of the `period` ending at `now`; the deliver DAG sends it."""
+    from siaga import digest as digest_stage
+    from siaga.routing import Router
+
     store.migrate()
     router = Router.load(settings.config_dir() / "routing.yaml")
     with store.session_scope() as session:
