@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -259,13 +258,23 @@ def run_once(db_url: str, posts: list[dict[str, Any]], now: datetime, geotagger:
 # --- peak RSS of a detect task ----------------------------------------------------------------
 
 _CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from datetime import datetime
+
+
+def peak_rss_mb():
+    # VmHWM: this process's own high-water mark. getrusage's ru_maxrss is not: Linux carries
+    # the parent's peak across the fork and exec that started this process.
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+
+
 start = time.perf_counter()
 from siaga import pipeline
 report = pipeline.detect_incidents(datetime.fromisoformat(sys.argv[1]))
 print(json.dumps({"seconds": time.perf_counter() - start, "tagged": report["tagged"],
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": peak_rss_mb()}))
 """
 
 

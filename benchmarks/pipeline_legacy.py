@@ -2,10 +2,11 @@
 `bench_pipeline.py` can print it side by side with the code in force. Benchmarks only: nothing
 in `plugins/` imports this.
 
-`legacy_path()` swaps these functions in for the duration of a block: tagging loaded ORM posts
-and added one ORM object per geotag and hazard match, then updated each post (one UPDATE per
-post); counting loaded ORM geotags with an IN list and made `area_counts` equal to the counts
-object by object.
+`legacy_path()` swaps these functions in for the duration of a block: every job ran Alembic's
+full upgrade first; ingest inserted posts as `INSERT ... VALUES (...), (...)` statements of 500
+rows, each compiled anew; tagging loaded ORM posts and added one ORM object per geotag and
+hazard match, then updated each post (one UPDATE per post); counting loaded ORM geotags with an
+IN list and made `area_counts` equal to the counts object by object.
 """
 from __future__ import annotations
 
@@ -18,12 +19,35 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from siaga import counting, tagging
+from sqlalchemy.dialects import postgresql, sqlite
+
+from siaga import counting, ingest, settings, store, tagging
 from siaga.counting import MIN_COUNTING_CONFIDENCE
 from siaga.geotag import Place
 from siaga.store import AreaCount, Geotag, HazardMatchRow, Post, session_scope, utcnow
 
 TAG_BATCH = 500
+CHUNK = 500
+
+
+def migrate(url: str | None = None) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(store.MIGRATIONS_DIR))
+    cfg.attributes["url"] = url or settings.database_url()
+    command.upgrade(cfg, "head")
+
+
+def _insert_ignoring_duplicates(session: Session, table: Any, rows: list[dict[str, Any]]) -> int:
+    new = 0
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start:start + CHUNK]
+        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        result = session.execute(insert(table).values(chunk).on_conflict_do_nothing())
+        new += max(result.rowcount or 0, 0)
+    return new
 
 
 def tag_pending(tagger: Any, now: datetime, db_url: str | None = None) -> int:
@@ -106,7 +130,9 @@ def write_area_counts(session: Session, counts: pd.DataFrame, first_bucket: date
 @contextmanager
 def legacy_path() -> Iterator[None]:
     """Run the block with the per-row data path in place of the current one."""
-    with mock.patch.object(tagging, "tag_pending", tag_pending), \
+    with mock.patch.object(store, "migrate", migrate), \
+            mock.patch.object(ingest, "_insert_ignoring_duplicates", _insert_ignoring_duplicates), \
+            mock.patch.object(tagging, "tag_pending", tag_pending), \
             mock.patch.object(counting, "_places_by_post", _places_by_post), \
             mock.patch.object(counting, "write_area_counts", write_area_counts):
         yield
