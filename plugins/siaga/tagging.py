@@ -76,11 +76,6 @@ def tag_pending(tagger: Tagger, now: datetime, db_url: str | None = None, partit
     hazard matches (stamped with the lists' fingerprint), in batches, each batch its own
     transaction. Returns how many posts were tagged.
 
-    `partition` (index, count) takes only the posts whose id % count == index: partitions never
-    share a post, so `count` processes (mapped tasks, `pipeline.tag_posts`) can tag a large
-    backlog side by side, each idempotent, before the detect run, which then finds nothing left
-    to tag. Tagging is the CPU-heavy stage; counting and incidents cost per spike, not per post.
-
     Each post is tagged once: its text, coordinates and id are read as plain rows, the places and
     matches of the whole batch go in one bulk insert per table (`store.bulk_insert`: COPY on
     PostgreSQL) and the posts are marked tagged with two UPDATEs (in region or not), so a batch
