@@ -139,7 +139,7 @@ def test_quarantine_counts_bad_lines_with_where_and_why(sqlite_url, monkeypatch,
     feed = tmp_path / "feed.jsonl"
     feed.write_text('{"id": "1", "created_at": "2026-01-15T08:00:00+08:00", "text": "banjir"}\n{broken\n')
     ingest.ingest(ReplaySource("feed", feed), datetime(2026, 1, 16, tzinfo=timezone.utc), sqlite_url)
-    assert cli.main(["quarantine"]) == 0
+    assert cli.main(["quarantine", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["per_source"] == {"feed": 1}
     (entry,) = report["latest"]
@@ -159,7 +159,7 @@ def test_outbox_summary_counts_states(sqlite_url, monkeypatch, capsys):
         session.flush()
         for i, state in enumerate(["sent", "sent", "pending", "dead"]):
             session.add(store.OutboxMessage(dedup_key=str(i), incident_id=incident.id, receiver="bpbd", channel="#c", kind="new", payload={}, state=state, next_attempt_at=t))
-    assert cli.main(["outbox"]) == 0
+    assert cli.main(["outbox", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["states"] == {"sent": 2, "pending": 1, "dead": 1}
     assert [d["id"] for d in report["dead"]] == [4]
