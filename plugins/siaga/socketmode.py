@@ -111,11 +111,23 @@ def run(db_url: str | None = None, routing: str | None = None, verbose: bool = F
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    quiet_start = logging.getLogger("slack_sdk").level
+    if not verbose:  # slack-sdk logs every failed try; one line below says what happened
+        logging.getLogger("slack_sdk").setLevel(logging.CRITICAL)
     try:
-        listener.start()  # a Slack that cannot be reached raises here (one line from the CLI)
-    except BaseException:
+        listener.start()
+    except Exception as exc:
         listener.close()
-        raise
+        from siaga.cli.common import slack_failure
+
+        why = slack_failure(exc)
+        if why is None:
+            raise
+        base_url = settings.slack_credentials()[1] or "https://slack.com/api/"
+        print(f"siaga slack-listen: {why} (Slack Web API at {base_url})", file=sys.stderr)
+        return 1
+    finally:
+        logging.getLogger("slack_sdk").setLevel(quiet_start)
     try:
         log.info("listening for Slack actions (Socket Mode)")
         stop.wait()
