@@ -7,6 +7,7 @@ import json
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from siaga.cli.common import CommandError, add_db, add_json, print_json, sentence
 
@@ -41,6 +42,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     backtest.add_argument("--config", type=Path, required=True, help="candidate config folder (with hazards/) or hazards folder")
     backtest.add_argument("--from", dest="start", type=when, required=True, help="period start, ISO 8601 (Bali time when no zone)")
     backtest.add_argument("--to", dest="end", type=when, required=True, help="period end, ISO 8601 (Bali time when no zone)")
+    add_json(backtest, "the alerts added, removed and changed, with their reasons")
     add_db(backtest)
     backtest.set_defaults(func=_cmd_backtest)
 
@@ -126,8 +128,24 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
                                    candidate_settings=candidate_settings)
     if result.held is not None:
         raise CommandError(backtest.format_result(result, args.start, args.end))
-    print(backtest.format_result(result, args.start, args.end))
+    if args.json:
+        print_json(_backtest_doc(result, args.start, args.end))
+    else:
+        print(backtest.format_result(result, args.start, args.end))
     return 0
+
+
+def _backtest_doc(result: Any, start: datetime, end: datetime) -> dict[str, Any]:
+    """The backtest's verdict for scripts: each added, removed or changed alert episode with
+    the reasons the text report gives."""
+    def episode(e: Any) -> dict[str, Any]:
+        return {"hazard": e.hazard, "level": e.level, "area_code": e.area_code, "area_name": e.area_name,
+                "first": e.first.isoformat(), "last": e.last.isoformat(), "peak_posts": e.peak_observed,
+                "peak_authors": e.peak_authors, "post_ids": sorted(e.post_ids), "why": result.why(e)}
+
+    return {"from": start.isoformat(), "to": end.isoformat(), "posts": result.posts,
+            "added": [episode(e) for e in result.added], "removed": [episode(e) for e in result.removed],
+            "changed": [{"in_force": episode(a), "candidate": episode(b)} for a, b in result.changed]}
 
 
 def _cmd_terms(args: argparse.Namespace) -> int:
