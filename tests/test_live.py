@@ -25,7 +25,6 @@ import pytest
 from siaga_dev.airflow_stack import descendants, free_port
 
 REPO = Path(__file__).resolve().parents[1]
-pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
 
 def _reader(stream, lines: "queue.Queue[str]") -> None:
@@ -75,6 +74,8 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
 
 
+@pytest.mark.slow
+@pytest.mark.airflow
 def test_make_live_alerts_shows_the_incident_page_and_stops_on_ctrl_c(tmp_path):
     port, slack_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "SIAGA_"))}
@@ -119,3 +120,29 @@ def test_make_live_alerts_shows_the_incident_page_and_stops_on_ctrl_c(tmp_path):
         time.sleep(0.5)
     left = sorted(pid for pid in tree if _alive(pid))
     assert not left, f"processes still running after Ctrl-C: {left}"
+
+
+def test_the_live_config_is_valid_and_plays_the_same_windows_faster(tmp_path):
+    """The copy `siaga live` writes passes `siaga check`, plays the scenario on the live clock and
+    shortens every duration by the speed, with no quiet hours."""
+    import yaml
+
+    from siaga import config_check, detection_config, settings
+    from siaga_dev import live
+
+    scenario = tmp_path / "scenario.jsonl"
+    scenario.write_text("", encoding="utf-8")
+    config = live.write_live_config(tmp_path / "config", scenario, speed=30)
+    report = config_check.check_folder(config)
+    assert report.ok, [str(e) for e in report.errors]
+    (source,) = yaml.safe_load((config / "sources.yaml").read_text())["sources"]
+    assert source["clock"] == {"mode": "live", "speed": 30} and source["path"] == str(scenario)
+    for name, minutes in (("traffic_jam", 30), ("flood", 60), ("drought", 1440)):
+        window = yaml.safe_load((config / "hazards" / f"{name}.yaml").read_text())["detection"]["window_minutes"]
+        original = yaml.safe_load((settings.config_dir() / "hazards" / f"{name}.yaml").read_text())["detection"]["window_minutes"]
+        assert original == minutes and window == -(-minutes // 30)
+    detection = detection_config.load(config / "detection.yaml")
+    assert detection.quiet_period.total_seconds() == live.LIVE_QUIET_MINUTES * 60
+    assert detection.reopen_window.total_seconds() == 12 * 60 and detection.incident_gap.total_seconds() == 5 * 60
+    routing = yaml.safe_load((config / "routing.yaml").read_text())
+    assert routing["receivers"] and not any("quiet_hours" in r for r in routing["receivers"])
