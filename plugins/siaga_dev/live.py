@@ -51,7 +51,7 @@ from typing import Any, Callable, TextIO
 
 import yaml
 
-from siaga import settings
+from siaga import settings, store
 from siaga_dev.airflow_stack import descendants, free_port, scenario_slice
 from siaga_dev.fakeslack import FakeSlack, describe
 
@@ -184,6 +184,9 @@ def airflow_env(paths: LivePaths, port: int, slack_base_url: str) -> dict[str, s
         "SIAGA_SLACK_BASE_URL": slack_base_url,
         "SIAGA_TIMELINE_BASE_URL": f"http://127.0.0.1:{port}/siaga",
     })
+    # The scenario's posts are all about Buleleng: the smaller gazetteer loads in half the time,
+    # and every detect task loads it again in a process of its own (unless one was chosen).
+    env.setdefault("SIAGA_GAZETTEER", "buleleng")
     return env
 
 
@@ -272,7 +275,11 @@ class LiveError(RuntimeError):
     """The live watch could not start; the message says why and where to look."""
 
 
-def wait_until(what: str, predicate: Callable[[], Any], proc: subprocess.Popen, log: Path,
+class Interrupted(Exception):
+    """Ctrl-C (or SIGTERM) while waiting for Airflow: stop without an error."""
+
+
+def wait_until(what: str, predicate: Callable[[], Any], proc: subprocess.Popen, log: Path, stop: threading.Event,
                timeout: float = READY_TIMEOUT) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -283,7 +290,8 @@ def wait_until(what: str, predicate: Callable[[], Any], proc: subprocess.Popen, 
             raise LiveError(f"Airflow exited ({proc.returncode}) before {what}; see {log}")
         if time.monotonic() > deadline:
             raise LiveError(f"no {what} after {timeout:.0f} s; see {log}")
-        time.sleep(1.0)
+        if stop.wait(1.0):
+            raise Interrupted()
 
 
 def _try(fn: Callable[[], Any]) -> Any:
@@ -305,6 +313,10 @@ def main(port: int = 8080, slack_port: int = 8089, speed: float | None = None, o
     paths.home.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm"):  # the scenario plays from its start each time
         Path(f"{paths.db}{suffix}").unlink(missing_ok=True)
+    # Migrated here, once: the first ingest, detect and deliver tasks start together, and three
+    # Alembic upgrades of one fresh SQLite file at once collide (seen: "_alembic_tmp_posts
+    # already exists", every later task failing).
+    store.migrate(f"sqlite:///{paths.db}")
     scenario_slice(paths.scenario, LIVE_FROM, "9999")
     write_live_config(paths.config, paths.scenario, speed)
     paths.log.write_text("", encoding="utf-8")
@@ -323,8 +335,11 @@ def main(port: int = 8080, slack_port: int = 8089, speed: float | None = None, o
             if marker in text and kind not in firsts:
                 firsts[kind] = elapsed
 
+    # Explicit handlers: a shell that starts `make live &` hands it SIGINT ignored, and Python
+    # would keep it so; Ctrl-C must stop the watch however it was started.
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     known: set[int] = set()
     say(f"Siaga live: Airflow standalone with the Siaga DAGs, a fake Slack and the demo scenario at {speed:g}x real time.")
     say(f"Airflow's own logs: {paths.log}")
@@ -333,10 +348,10 @@ def main(port: int = 8080, slack_port: int = 8089, speed: float | None = None, o
         proc = start_airflow(env, paths.log, paths.root)
         try:
             say("Starting Airflow (about 30 s; a minute on a busy machine) ...")
-            wait_until("an answer from the API server", lambda: _try(lambda: _api_health(port)), proc, paths.log)
-            password = wait_until("the admin password file", lambda: admin_password(paths), proc, paths.log, 60)
+            wait_until("an answer from the API server", lambda: _try(lambda: _api_health(port)), proc, paths.log, stop)
+            password = wait_until("the admin password file", lambda: admin_password(paths), proc, paths.log, stop, 60)
             token = api_token(port, password)
-            dags = wait_until("the Siaga DAGs parsed", lambda: _try(lambda: _all_dags(port, token)), proc, paths.log)
+            dags = wait_until("the Siaga DAGs parsed", lambda: _try(lambda: _all_dags(port, token)), proc, paths.log, stop)
             unpause(port, token, dags)
             started.append(time.monotonic())
             known |= set(descendants(proc.pid))
@@ -354,7 +369,7 @@ def main(port: int = 8080, slack_port: int = 8089, speed: float | None = None, o
                 if proc.poll() is not None:
                     raise LiveError(f"Airflow exited ({proc.returncode}); see {paths.log}")
                 known |= set(descendants(proc.pid))
-        except KeyboardInterrupt:
+        except (Interrupted, KeyboardInterrupt):
             pass
         except LiveError as exc:
             print(f"siaga live: {exc}", file=sys.stderr)
