@@ -137,10 +137,10 @@ def test_the_live_config_is_valid_and_plays_the_same_windows_faster(tmp_path):
     assert report.ok, [str(e) for e in report.errors]
     (source,) = yaml.safe_load((config / "sources.yaml").read_text())["sources"]
     assert source["clock"] == {"mode": "live", "speed": 30} and source["path"] == str(scenario)
-    for name, minutes in (("traffic_jam", 30), ("flood", 60), ("drought", 1440)):
+    for name, minutes in (("earthquake", 15), ("traffic_jam", 30), ("flood", 60), ("drought", 1440)):
         window = yaml.safe_load((config / "hazards" / f"{name}.yaml").read_text())["detection"]["window_minutes"]
         original = yaml.safe_load((settings.config_dir() / "hazards" / f"{name}.yaml").read_text())["detection"]["window_minutes"]
-        assert original == minutes and window == -(-minutes // 30)
+        assert original == minutes and window == max(live.MIN_WINDOW_MINUTES, -(-minutes // 30))
     detection = detection_config.load(config / "detection.yaml")
     assert detection.quiet_period.total_seconds() == live.LIVE_QUIET_MINUTES * 60
     assert detection.reopen_window.total_seconds() == 12 * 60 and detection.incident_gap.total_seconds() == 5 * 60

@@ -12,8 +12,8 @@ folder (`var/live/config/`), written at each start, in which the recording is pl
 and every duration is shortened by the same factor (LIVE_SPEED):
 - sources.yaml: one replay source, the demo scenario from LIVE_FROM (just before the jam is
   reported) at LIVE_SPEED times real time;
-- hazards/*.yaml: each hazard's spike window divided by LIVE_SPEED, so a window holds the same
-  stretch of the recording as in the demo;
+- hazards/*.yaml: each hazard's spike window divided by LIVE_SPEED (at least
+  MIN_WINDOW_MINUTES), so a window holds about the same stretch of the recording as in the demo;
 - detection.yaml: the incident gap and reopen window divided likewise, and a quiet period of
   LIVE_QUIET_MINUTES (the shortest detection.yaml allows) so an incident resolves itself while
   someone watches;
@@ -25,9 +25,11 @@ from its start; Airflow's home (`var/live/airflow/`, with the generated admin pa
 kept between runs.
 
 Why this timing: with the recording from 07:12 at 30x, the jam's reports reach the alert
-threshold about a minute after the first poll, so the first alert arrives within 2 minutes;
-the jam's last reports are played at about 1 min 30 s, its spike window (30 min / 30 = 1 min)
-empties soon after, and the 5-minute quiet period resolves it at about 8 minutes.
+threshold about 45 s after the first poll, so the first alert arrives within 2 minutes; the
+jam's last reports are played at about 1 min, its spike window (2 min) empties about 2 minutes
+later, and the 5-minute quiet period resolves it at about 8 minutes. A window is never shorter
+than MIN_WINDOW_MINUTES: the detect runs come about once a minute (slower on a busy machine),
+and a one-minute window between two of them could hold a whole burst that no run sees.
 """
 from __future__ import annotations
 
@@ -58,6 +60,7 @@ from siaga_dev.fakeslack import FakeSlack, describe
 LIVE_SPEED = 30.0  # recording minutes per real minute
 LIVE_FROM = "2026-01-15T07:12"  # where the live recording starts (the file's own offset, +08:00)
 LIVE_QUIET_MINUTES = 5  # detection.yaml's smallest quiet period
+MIN_WINDOW_MINUTES = 2  # a spike window spans at least two detect runs
 LIVE_TOKEN = "xoxb-siaga-live"
 DAG_PREFIX = "siaga_"
 READY_TIMEOUT = 240.0  # seconds for Airflow to answer and parse the DAGs (slower on a busy machine)
@@ -116,7 +119,7 @@ def write_live_config(dest: Path, scenario: Path, speed: float, source: Path | N
         doc = _load(path)
         detection = doc.get("detection") if isinstance(doc, dict) else None
         if isinstance(detection, dict) and isinstance(detection.get("window_minutes"), int):
-            detection["window_minutes"] = max(1, math.ceil(detection["window_minutes"] / speed))
+            detection["window_minutes"] = max(MIN_WINDOW_MINUTES, math.ceil(detection["window_minutes"] / speed))
             _dump(path, doc)
     _dump(dest / "detection.yaml", live_detection(_load(dest / "detection.yaml") or {}, speed))
     routing = _load(dest / "routing.yaml")
