@@ -98,6 +98,7 @@ def build_listener(db_url: str | None = None, routing: str | None = None, token:
 def run(db_url: str | None = None, routing: str | None = None, verbose: bool = False) -> int:
     """Listen until SIGINT/SIGTERM. Exit 2 when Slack credentials are missing, 1 (with one line
     on stderr) when the database or Slack cannot be reached at start."""
+    logging.disable(logging.NOTSET)  # the CLI mutes INFO for one-shot commands; a listener says what it does
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not verbose:  # this listener's own lines (connected, each click) but not the libraries'
         logging.getLogger().setLevel(logging.WARNING)
