@@ -92,7 +92,7 @@ def test_make_live_alerts_shows_the_incident_page_and_stops_on_ctrl_c(tmp_path):
         _wait_line(lines, r"Incident pages: +" + re.escape(f"http://127.0.0.1:{port}/siaga/"), seen, timeout=10)
         _wait_line(lines, r"Slack messages: ", seen, timeout=10)
         _wait_line(lines, r"#(dishub|bpbd)-siaga new message", seen, timeout=420)
-        alert = _wait_line(lines, r"Peringatan baru .*insiden #(\d+)", seen, timeout=10)
+        alert = _wait_line(lines, r"Peringatan baru .*[Ii]nsiden #(\d+)", seen, timeout=10)
         tree = {proc.pid, *descendants(proc.pid)}
 
         status, _ = _get(f"http://127.0.0.1:{port}/siaga/incidents/{alert.group(1)}")
