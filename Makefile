@@ -1,15 +1,20 @@
-# The two commands a newcomer runs (see README):
+# The three commands a newcomer runs (see README):
 #   make demo   set up, then run the DAGs over the demo scenario on SQLite against a fake Slack
 #   make test   set up, start the services the tests use, then run the tests
+#   make live   set up, then Airflow standalone, the fake Slack and the scenario on the live clock
+#               (LIVE_ARGS="--port 8081 --slack-port 8090" when 8080 or 8089 is taken)
 PYTHON ?= python3.11
 VENV ?= .venv
 PIP_VERSION = 26.3
 BIN = $(VENV)/bin
 
-.PHONY: demo test setup services clean
+.PHONY: demo test live setup services clean
 
 demo: setup
 	$(BIN)/siaga demo
+
+live: setup
+	$(BIN)/siaga live $(LIVE_ARGS)
 
 test: setup services
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

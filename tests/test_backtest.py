@@ -77,6 +77,15 @@ def test_cli_prints_the_diff_and_refuses_invalid_lists(history, tmp_path, capsys
     assert "flood.yaml" in capsys.readouterr().err
 
 
+def test_cli_json_lists_the_same_removed_alert_with_its_reason(history, tmp_path, capsys):
+    start, end = START.isoformat(), (START + timedelta(hours=HOURS)).isoformat()
+    assert cli.main(["backtest", "--config", str(candidate_without(tmp_path, "traffic_jam.yaml")), "--from", start, "--to", end,
+                     "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [e["hazard"] for e in doc["removed"]] == ["traffic_jam"] and doc["added"] == []
+    assert doc["removed"][0]["why"] == ["traffic_jam is not in the candidate lists"] and doc["removed"][0]["post_ids"]
+
+
 # --- explanations, through the command line ------------------------------------------------------
 
 FROM, TO = "2026-01-15T06:00", "2026-01-15T14:00"  # the demo morning and after, WITA

@@ -139,7 +139,7 @@ def test_quarantine_counts_bad_lines_with_where_and_why(sqlite_url, monkeypatch,
     feed = tmp_path / "feed.jsonl"
     feed.write_text('{"id": "1", "created_at": "2026-01-15T08:00:00+08:00", "text": "banjir"}\n{broken\n')
     ingest.ingest(ReplaySource("feed", feed), datetime(2026, 1, 16, tzinfo=timezone.utc), sqlite_url)
-    assert cli.main(["quarantine"]) == 0
+    assert cli.main(["quarantine", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["per_source"] == {"feed": 1}
     (entry,) = report["latest"]
@@ -159,7 +159,182 @@ def test_outbox_summary_counts_states(sqlite_url, monkeypatch, capsys):
         session.flush()
         for i, state in enumerate(["sent", "sent", "pending", "dead"]):
             session.add(store.OutboxMessage(dedup_key=str(i), incident_id=incident.id, receiver="bpbd", channel="#c", kind="new", payload={}, state=state, next_attempt_at=t))
-    assert cli.main(["outbox"]) == 0
+    assert cli.main(["outbox", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["states"] == {"sent": 2, "pending": 1, "dead": 1}
     assert [d["id"] for d in report["dead"]] == [4]
+
+
+# --- a command line that talks to people ----------------------------------------------------------
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import socket  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
+
+import pytest  # noqa: E402
+
+SUBCOMMANDS = ["tag", "check", "hazards", "hazards check", "backtest", "terms", "db", "db migrate", "outbox", "quarantine",
+               "export", "slack-listen", "scenario", "demo", "live"]
+DB_COMMANDS = [["outbox"], ["quarantine"], ["db", "migrate"], ["terms"], ["export", "--incident", "1"],
+               ["backtest", "--config", "config", "--from", "2026-01-15T06:00", "--to", "2026-01-15T12:00"]]
+
+
+def _help_sections(text: str) -> tuple[str, list[str]]:
+    """The description (the block after the usage) and every option's or argument's help line."""
+    blocks = text.split("\n\n")
+    description = next((b for b in blocks[1:] if b.strip() and not b.lstrip().startswith(("options:", "positional arguments:"))), "")
+    return description, blocks
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_every_subcommand_and_argument_is_described(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([*command.split(), "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    description, _ = _help_sections(text)
+    assert len(description.split()) >= 5, f"`siaga {command} --help` has no description:\n{text}"
+    sub = cli.build_parser()
+    for word in command.split():
+        sub = next(a for a in sub._actions if isinstance(a, argparse._SubParsersAction)).choices[word]
+    for action in sub._actions:
+        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+            continue
+        assert action.help and len(action.help.split()) >= 2, f"siaga {command}: {action.option_strings or action.dest} has no help"
+
+
+def test_every_database_command_takes_db():
+    parser = cli.build_parser()
+    for args in DB_COMMANDS + [["slack-listen"]]:
+        assert parser.parse_args([*args, "--db", "sqlite:///x.db"]).db == "sqlite:///x.db", args
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _unreachable_urls(tmp_path) -> list[str]:
+    return [f"sqlite:///{tmp_path}/no/such/folder/siaga.db", f"postgresql+psycopg2://siaga:secret@127.0.0.1:{_free_port()}/siaga",
+            "not a database url"]
+
+
+@pytest.mark.parametrize("args", DB_COMMANDS, ids=lambda a: a[0])
+def test_an_unreachable_database_is_one_line_and_a_non_zero_exit(args, tmp_path):
+    for url in _unreachable_urls(tmp_path):
+        out = run_siaga([*args, "--db", url])
+        assert out.returncode == 1, (url, out.stdout, out.stderr)
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"siaga {args[0]}: "), (url, out.stderr)
+        assert "Traceback" not in out.stderr and "secret" not in out.stderr  # the password never shows
+        assert "database" in lines[0]
+
+
+def test_slack_listen_with_the_database_or_slack_out_of_reach_says_so_in_one_line(tmp_path, sqlite_url):
+    env = {**os.environ, "SIAGA_SLACK_APP_TOKEN": "xapp-1-test", "SIAGA_SLACK_TOKEN": "xoxb-test",
+           "SIAGA_SLACK_BASE_URL": f"http://127.0.0.1:{_free_port()}/api/"}
+    env.pop("AIRFLOW_HOME", None)
+    for args, words in (([ "--db", f"postgresql+psycopg2://x@127.0.0.1:{_free_port()}/x"], "database"),
+                        (["--db", sqlite_url], "Slack")):
+        out = subprocess.run([sys.executable, "-m", "siaga.cli", "slack-listen", *args], env=env, capture_output=True,
+                             text=True, timeout=120)
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode == 1 and len(lines) == 1, out.stderr
+        assert lines[0].startswith("siaga slack-listen: ") and words in lines[0], lines
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`siaga scenario | head -1`: no BrokenPipeError traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "siaga.cli", "scenario"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away, as `head` does
+    _, err = proc.communicate(timeout=120)
+    assert json.loads(first)["id"] == "demo-0001"
+    assert b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()
+
+
+def test_a_closed_pipe_in_a_shell_pipeline(tmp_path):
+    out = subprocess.run(f"'{sys.executable}' -m siaga.cli scenario | head -c 10", shell=True, capture_output=True, text=True,
+                         timeout=120)
+    assert len(out.stdout) == 10 and "Traceback" not in out.stderr, out.stderr
+
+
+def _outbox_rows(url: str, states: list[str]) -> None:
+    from siaga import store
+
+    t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    with store.session_scope(url) as session:
+        incident = store.Incident(hazard="flood", level="village", area_code="x", area_name="X", state="open", severity="low",
+                                  opened_at=t, last_activity_at=t)
+        session.add(incident)
+        session.flush()
+        for i, state in enumerate(states):
+            session.add(store.OutboxMessage(dedup_key=str(i), incident_id=incident.id, receiver="bpbd", channel="#bpbd-siaga",
+                                            kind="new", payload={}, state=state, next_attempt_at=t,
+                                            last_error="channel_not_found" if state == "dead" else None))
+
+
+def test_outbox_answers_a_person_and_json_for_scripts(sqlite_url, capsys):
+    assert cli.main(["outbox", "--db", sqlite_url]) == 0
+    out = capsys.readouterr().out
+    assert "empty" in out and not out.lstrip().startswith("{")
+    _outbox_rows(sqlite_url, ["sent", "sent", "pending", "dead"])
+    assert cli.main(["outbox", "--db", sqlite_url]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Outbox: 4 messages (2 sent, 1 ") and "1 dead letter" in out
+    assert "channel_not_found" in out and "#bpbd-siaga" in out and "--retry" in out
+    assert cli.main(["outbox", "--db", sqlite_url, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["states"] == {"sent": 2, "pending": 1, "dead": 1} and doc["dead"][0]["error"] == "channel_not_found"
+
+
+def test_quarantine_answers_a_person_and_json_for_scripts(sqlite_url, capsys, tmp_path):
+    from siaga import ingest
+    from siaga.sources import ReplaySource
+
+    assert cli.main(["quarantine", "--db", sqlite_url]) == 0
+    assert "Nothing quarantined" in capsys.readouterr().out
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text('{"id": "1", "created_at": "2026-01-15T08:00:00+08:00", "text": "banjir"}\n{broken\n')
+    ingest.ingest(ReplaySource("feed", feed), datetime(2026, 1, 16, tzinfo=timezone.utc), sqlite_url)
+    assert cli.main(["quarantine", "--db", sqlite_url]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Quarantined: 1 record from 1 source.") and "feed.jsonl:2" in out and "not valid JSON" in out
+    assert cli.main(["quarantine", "--db", sqlite_url, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["per_source"] == {"feed": 1}
+
+
+def test_db_migrate_says_where_and_json(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    assert cli.main(["db", "migrate", "--db", url]) == 0
+    out = capsys.readouterr().out
+    assert str(tmp_path / "new.db") in out and "newest schema" in out
+    assert cli.main(["db", "migrate", "--db", url, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["revision"]
+
+
+def test_read_only_commands_load_no_airflow_or_scipy(sqlite_url):
+    """`siaga outbox` and `siaga quarantine` need neither Airflow nor the detection stack."""
+    code = ("import sys; from siaga import cli; cli.main(['outbox', '--db', sys.argv[1]]); cli.main(['quarantine', '--db', sys.argv[1]]);"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'airflow', 'scipy', 'pandas', 'shapely'}))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    out = subprocess.run([sys.executable, "-c", code, sqlite_url], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_no_library_log_lines_unless_verbose(tmp_path):
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    quiet = run_siaga(["db", "migrate", "--db", url])
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    loud = run_siaga(["db", "migrate", "--db", f"sqlite:///{tmp_path / 'other.db'}", "-v"])
+    assert loud.returncode == 0 and "alembic" in loud.stderr
+
+
+def test_export_says_what_it_wrote_where(sqlite_url, tmp_path):
+    target = tmp_path / "incidents.csv"
+    out = run_siaga(["export", "--from", "2026-01-01", "--to", "2026-01-31", "--db", sqlite_url, "--out", str(target)])
+    assert out.returncode == 0, out.stderr
+    assert target.exists() and f"to {target}" in out.stdout and "0 incidents as csv" in out.stdout

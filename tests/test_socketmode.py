@@ -113,7 +113,7 @@ def test_app_token_from_the_environment(monkeypatch):
 def test_main_without_credentials_exits_2(monkeypatch, capsys, sqlite_url):
     monkeypatch.delenv(settings.SLACK_APP_TOKEN_ENV, raising=False)
     monkeypatch.setattr(settings, "airflow_connection", lambda conn_id: None)  # no Airflow connection either
-    assert socketmode.main(["--db-url", sqlite_url]) == 2
+    assert socketmode.main(["--db", sqlite_url]) == 2
     assert settings.SLACK_APP_TOKEN_ENV in capsys.readouterr().err
 
 

@@ -13,7 +13,6 @@ bot token for editing messages as for delivery (`slackclient.make_client`).
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import sys
@@ -96,25 +95,63 @@ def build_listener(db_url: str | None = None, routing: str | None = None, token:
     return Listener(token, web_client, ctx)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run until SIGINT/SIGTERM. Exit 2 when Slack credentials are missing."""
-    parser = argparse.ArgumentParser(prog="siaga slack-listen", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--db-url", help="Siaga database URL (default: SIAGA_DB_URL, else the Airflow connection siaga_db, else var/siaga.db)")
-    parser.add_argument("--routing", help="routing.yaml (default: config/routing.yaml)")
-    args = parser.parse_args(argv)
+def run(db_url: str | None = None, routing: str | None = None, verbose: bool = False) -> int:
+    """Listen until SIGINT/SIGTERM. Exit 2 when Slack credentials are missing, 1 (with one line
+    on stderr) when the database or Slack cannot be reached at start."""
+    logging.disable(logging.NOTSET)  # the CLI mutes INFO for one-shot commands; a listener says what it does
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:  # this listener's own lines (connected, each click) but not the libraries'
+        logging.getLogger().setLevel(logging.WARNING)
+        log.setLevel(logging.INFO)
     try:
-        listener = build_listener(args.db_url, args.routing)
+        check_database(db_url)
+        listener = build_listener(db_url, routing)
     except SlackConfigError as exc:
         print(f"siaga slack-listen: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    with listener:
+    quiet_start = logging.getLogger("slack_sdk").level
+    if not verbose:  # slack-sdk logs every failed try; one line below says what happened
+        logging.getLogger("slack_sdk").setLevel(logging.CRITICAL)
+    try:
+        listener.start()
+    except Exception as exc:
+        listener.close()
+        from siaga.cli.common import slack_failure
+
+        why = slack_failure(exc)
+        if why is None:
+            raise
+        base_url = settings.slack_credentials()[1] or "https://slack.com/api/"
+        print(f"siaga slack-listen: {why} (Slack Web API at {base_url})", file=sys.stderr)
+        return 1
+    finally:
+        logging.getLogger("slack_sdk").setLevel(quiet_start)
+    try:
         log.info("listening for Slack actions (Socket Mode)")
         stop.wait()
+    finally:
+        listener.close()
     return 0
+
+
+def check_database(db_url: str | None) -> None:
+    """Connect once before listening: a listener that cannot record a click must not start."""
+    from sqlalchemy import text
+
+    from siaga import store
+
+    with store.engine(db_url).connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m siaga.socketmode [--db URL] [--routing FILE]`: the same as `siaga slack-listen`."""
+    from siaga.cli import main as cli_main
+
+    return cli_main(["slack-listen", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,125 @@
+"""What every `siaga` subcommand shares: the `--db`, `--json` and `-v` options, tables for
+people, and the one-line failures (database or Slack out of reach, a closed pipe) that replace
+tracebacks.
+
+Nothing here imports SQLAlchemy, slack-sdk or Airflow at module level: `siaga outbox` must
+answer in well under a second, and the libraries are loaded by the commands that use them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Iterable, Sequence, TextIO
+
+DB_HELP = "Siaga's database URL (default: SIAGA_DB_URL, else the Airflow connection siaga_db, else var/siaga.db)"
+
+
+class CommandError(Exception):
+    """A failure the command explains in one line (printed as `siaga <command>: <message>`)."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def common_options() -> argparse.ArgumentParser:
+    """A parent parser: `-v` on every subcommand, so it may follow the command's name."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("-v", "--verbose", action="store_true", help="also print the libraries' log lines (Alembic, Airflow, Slack)")
+    return parent
+
+
+def add_db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", metavar="URL", default=None, help=DB_HELP)
+
+
+def add_json(parser: argparse.ArgumentParser, what: str = "the same facts") -> None:
+    parser.add_argument("--json", action="store_true", help=f"{what} as one JSON document, for scripts")
+
+
+def database_url(args: argparse.Namespace) -> str:
+    """The URL the command works on: its `--db`, else the configured one."""
+    from siaga import settings
+
+    return getattr(args, "db", None) or settings.database_url()
+
+
+def redact(url: str) -> str:
+    """A database URL without its password, for messages."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparseable URL: say it as given, minus anything after '@'-less auth
+        return url.split("@")[-1] if "@" in url else url
+
+
+def print_json(doc: Any, out: TextIO | None = None) -> None:
+    json.dump(doc, out or sys.stdout, ensure_ascii=False, indent=2, default=str)
+    (out or sys.stdout).write("\n")
+
+
+def table(rows: Iterable[Sequence[Any]], headers: Sequence[str]) -> str:
+    """A plain text table (tabulate: aligned columns a person can scan)."""
+    from tabulate import tabulate
+
+    return tabulate(list(rows), headers=list(headers), tablefmt="simple", disable_numparse=True)
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def first_line(text: str) -> str:
+    return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
+
+
+def database_failure(exc: BaseException, url: str | None) -> str | None:
+    """One line saying why the database could not be used, when `exc` is SQLAlchemy's way of
+    saying so (unreachable server, unreadable file, bad URL, missing driver, missing tables);
+    None for anything else, which is a bug and keeps its traceback."""
+    if "sqlalchemy" not in sys.modules:
+        return None
+    from sqlalchemy import exc as sa
+
+    where = f"the database {redact(url)}" if url else "the database"
+    if isinstance(exc, sa.NoSuchModuleError):
+        return f"{where}: unknown database kind ({first_line(str(exc))}); expected sqlite:/// or postgresql://"
+    if isinstance(exc, sa.ArgumentError):
+        return f"not a database URL: {first_line(str(exc))}"
+    if isinstance(exc, (sa.ProgrammingError, sa.OperationalError)) and _missing_table(exc):
+        return f"{where} has no Siaga tables yet: run `siaga db migrate`"
+    if isinstance(exc, (sa.OperationalError, sa.InterfaceError)):
+        return f"cannot use {where}: {first_line(str(getattr(exc, 'orig', None) or exc))}"
+    if isinstance(exc, sa.DBAPIError):
+        return f"{where} refused the command: {first_line(str(getattr(exc, 'orig', None) or exc))}"
+    return None
+
+
+def _missing_table(exc: BaseException) -> bool:
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    return "no such table" in text or ("relation" in text and "does not exist" in text)
+
+
+def slack_failure(exc: BaseException) -> str | None:
+    """One line when `exc` says Slack could not be reached or refused the token."""
+    import urllib.error
+
+    if "slack_sdk" in sys.modules:
+        from slack_sdk.errors import SlackApiError, SlackClientError
+
+        if isinstance(exc, SlackApiError):
+            return f"Slack refused: {exc.response.get('error') if exc.response is not None else first_line(str(exc))}"
+        if isinstance(exc, SlackClientError):
+            return f"cannot reach Slack: {first_line(str(exc))}"
+    if isinstance(exc, urllib.error.URLError):
+        return f"cannot reach Slack: {exc.reason}"
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return f"cannot reach Slack: {first_line(str(exc)) or type(exc).__name__}"
+    return None
+
+
+def sentence(text: str) -> str:
+    """`text` with its first letter capitalised (str.capitalize would lower "Slack" and "DAGs")."""
+    return text[:1].upper() + text[1:]

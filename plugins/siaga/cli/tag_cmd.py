@@ -1,0 +1,179 @@
+"""`siaga tag`: places and hazards per post, JSON Lines in and out (the measured contract), or
+`--explain` for a person. One bad line is reported on stderr and costs that line only."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Iterator, TextIO
+
+from siaga.cli.common import sentence
+
+
+def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+    summary = "tag posts read from standard input: places and hazards per post"
+    tag = sub.add_parser("tag", parents=[parent], help=summary, description=(
+        f"{sentence(summary)}. Reads JSON Lines objects with id, text and optional created_at, lat, lon; "
+        "writes one JSON object per post, in order. A bad line is reported on stderr (and as an "
+        "{\"id\": null, \"error\": ...} line) and the rest go on; the exit status is then 1."))
+    tag.add_argument("--explain", action="store_true", help="print why, for a person, instead of JSON")
+    tag.add_argument("--config", type=Path, help="config folder (with hazards/) or hazard lists folder (default: config/)")
+    tag.set_defaults(func=_cmd_tag)
+
+
+def _cmd_tag(args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
+    from siaga.hazard_config import HazardConfigError, default_hazard_dir, hazards_dir_of
+    from siaga.hazards import HazardSet
+    from siaga.tagging import Tagger
+
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    try:
+        tagger = Tagger(HazardSet.load(hazards_dir_of(args.config) if args.config else default_hazard_dir()))
+    except HazardConfigError as exc:
+        print(f"siaga tag: the hazard lists cannot be used:\n{exc}", file=sys.stderr)
+        return 2
+    failures = 0
+    line_no = 0
+    for batch in _stdin_batches(stdin):
+        out: list[str] = []
+        for line in batch:
+            line_no += 1
+            if not line.strip():
+                continue
+            try:  # whatever one line holds or makes the tagger do, it costs that line only
+                post = _read_plain_post(line) if isinstance(line, bytes) else None
+                checked = post is not None  # no escapes: no lone surrogate can reach the output
+                if post is None:
+                    post = _read_post(line)
+                result = tagger.tag(post["text"], lat=post.get("lat"), lon=post.get("lon"))
+                if args.explain:
+                    text = _explain(post, result, tagger)
+                else:
+                    text = result.to_json(post.get("id"))
+                if not checked:
+                    text.encode("utf-8")  # a lone surrogate (in an id) must fail here, not half-way through a write
+            except Exception as exc:  # noqa: BLE001
+                from siaga.sources.records import describe
+
+                failures += 1
+                reason = describe(exc)
+                print(f"siaga tag: stdin line {line_no}: {reason}", file=sys.stderr)
+                out.append(json.dumps({"id": None, "error": f"line {line_no}: {reason}"}) + "\n")
+                continue
+            out.append(text + "\n")
+        if out:
+            stdout.write("".join(out))
+            stdout.flush()
+    return 1 if failures else 0
+
+
+def _stdin_batches(stdin: TextIO) -> Iterator[list[str | bytes]]:
+    """Lines split at "\\n" only, in batches of what has arrived: as bytes from a real stream
+    (so a line that is not UTF-8 is reported as such, not a crash of the whole stream), else as
+    the text given, one line a batch. Answers are written and flushed a batch at a time: a
+    piped stream gets each answer as soon as its line is in, without a write per line when
+    lines arrive by the thousand."""
+    buffer = getattr(stdin, "buffer", None)
+    if buffer is None:
+        for line in stdin:
+            yield [line]
+        return
+    read = getattr(buffer, "read1", buffer.read)
+    pending: list[bytes] = []
+    while True:
+        data = read(1 << 16)
+        if not data:
+            if pending:
+                yield [b"".join(pending)]
+            return
+        if b"\n" not in data:
+            pending.append(data)
+            continue
+        lines = data.split(b"\n")
+        if pending:
+            lines[0] = b"".join(pending) + lines[0]
+        rest = lines.pop()
+        pending = [rest] if rest else []
+        yield [line + b"\n" for line in lines]
+
+
+_PLAIN_VALUE = (str, int, bool, type(None))
+
+
+def _read_plain_post(line: bytes) -> dict[str, Any] | None:
+    """The post of an ordinary line, or None when `_read_post` must look (and name what is
+    wrong). Ordinary: UTF-8, an object of plain values, no escape sequence (only an escape can
+    put a NUL or a lone surrogate into a string: raw, they are not UTF-8 or not JSON), lat/lon
+    numbers on the globe. Every check of `_read_post` then holds, and `siaga tag` need not
+    import the sources' schema (and the database models it is measured against)."""
+    if b"\\u" in line:
+        return None
+    try:
+        post = json.loads(line.decode("utf-8"))
+    except Exception:  # noqa: BLE001 -- _read_post says what is wrong
+        return None
+    if type(post) is not dict or type(post.get("text")) is not str:
+        return None
+    for value in post.values():
+        if not isinstance(value, _PLAIN_VALUE) and not (type(value) is float and math.isfinite(value)):
+            return None
+    for key, low, high in (("lat", -90, 90), ("lon", -180, 180)):
+        value = post.get(key)
+        if value is not None:
+            if type(value) not in (int, float) or not low <= value <= high:
+                return None
+            post[key] = float(value)
+    return post
+
+
+def _read_post(line: str | bytes) -> dict[str, Any]:
+    from siaga.sources.records import decode_line
+    from siaga.sources.schema import check_number, check_string
+
+    post = decode_line(line if isinstance(line, bytes) else line.encode("utf-8", "surrogatepass"))
+    if not isinstance(post, dict) or not isinstance(post.get("text"), str):
+        raise ValueError("expected an object with a string field 'text'")
+    check_string(post["text"], "text", len(post["text"]))
+    if isinstance(post.get("id"), str):  # echoed in the output: it must be writable
+        check_string(post["id"], "id", len(post["id"]))
+    for key, low, high in (("lat", -90, 90), ("lon", -180, 180)):
+        if post.get(key) is not None:
+            if isinstance(post[key], str):  # "-8.1" was accepted before: keep it
+                try:
+                    post[key] = float(post[key])
+                except ValueError:
+                    raise ValueError(f"field '{key}' is not a number") from None
+            post[key] = check_number(post[key], key, low, high)
+    return post
+
+
+def _explain(post: dict[str, Any], result: Any, tagger: Any) -> str:
+    lines = [f"post {post.get('id')!r}: {post['text']}"]
+    explained = tagger.hazards.explain(post["text"])
+    if not explained:
+        lines.append("  hazards: none")
+    for match in explained:
+        verdict = "MATCH" if match.hazard in {m.hazard for m in result.hazards} else "vetoed"
+        lines.append(f"  hazard {match.hazard}: {verdict}")
+        lines.append(f"    terms: {', '.join(match.terms) or '-'}")
+        if match.vetoed_by:
+            lines.append(f"    vetoed by: {', '.join(match.vetoed_by)}")
+        if match.severity_cues:
+            lines.append(f"    severity cues: {', '.join(match.severity_cues)}")
+        if match.via_road:
+            lines.append("    added as the traffic consequence of a hazard on a road")
+    if not result.geotag.places:
+        lines.append("  places: none")
+    for place in result.geotag.places:
+        where = ", ".join(x for x in (place.village, place.district) if x) or "-"
+        flag = " (low confidence)" if place.low_confidence else ""
+        span = post["text"][place.span[0]:place.span[1]] if place.span else "coordinates"
+        lines.append(
+            f"  place {place.kind} {place.name!r} [{where}] from {span!r}: confidence {place.confidence:.2f}{flag}; {place.reason}"
+        )
+    lines.append(f"  in region: {'yes' if result.geotag.in_region else 'no'}")
+    return "\n".join(lines)
+
