@@ -38,17 +38,33 @@ def _cmd_tag(args: argparse.Namespace, stdin: TextIO | None = None, stdout: Text
     failures = 0
     line_no = 0
     for batch in _stdin_batches(stdin):
-        out: list[str] = []
+        # Each line read first, then the batch's posts tagged together (`Tagger.tag_many`, the
+        # matchers a stage at a time), then each answer written in line order; whatever one
+        # line holds or makes the tagger do still costs that line only.
+        read: list[tuple[int, Any, bool]] = []  # (line number, post or what reading raised, checked)
         for line in batch:
             line_no += 1
             if not line.strip():
                 continue
-            try:  # whatever one line holds or makes the tagger do, it costs that line only
+            try:
                 post = _read_plain_post(line) if isinstance(line, bytes) else None
                 checked = post is not None  # no escapes: no lone surrogate can reach the output
                 if post is None:
                     post = _read_post(line)
-                result = tagger.tag(post["text"], lat=post.get("lat"), lon=post.get("lon"))
+            except Exception as exc:  # noqa: BLE001
+                read.append((line_no, exc, False))
+                continue
+            read.append((line_no, post, checked))
+        posts = [(p["text"], p.get("lat"), p.get("lon")) for _, p, _ in read if type(p) is dict]
+        tagged = iter(tagger.tag_many(posts))
+        out: list[str] = []
+        for number, post, checked in read:
+            try:
+                if type(post) is not dict:
+                    raise post
+                result = next(tagged)
+                if isinstance(result, Exception):
+                    raise result
                 if args.explain:
                     text = _explain(post, result, tagger)
                 else:
@@ -60,8 +76,8 @@ def _cmd_tag(args: argparse.Namespace, stdin: TextIO | None = None, stdout: Text
 
                 failures += 1
                 reason = describe(exc)
-                print(f"siaga tag: stdin line {line_no}: {reason}", file=sys.stderr)
-                out.append(json.dumps({"id": None, "error": f"line {line_no}: {reason}"}) + "\n")
+                print(f"siaga tag: stdin line {number}: {reason}", file=sys.stderr)
+                out.append(json.dumps({"id": None, "error": f"line {number}: {reason}"}) + "\n")
                 continue
             out.append(text + "\n")
         if out:
