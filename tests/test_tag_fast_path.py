@@ -176,3 +176,23 @@ def test_siaga_tag_output_equals_the_reference_line_by_line(tagger):
     expected = [json.dumps(tagger.tag_reference(p["text"]).to_contract(p["id"]), ensure_ascii=False) for p in posts]
     expected.append(json.dumps({"id": None, "error": f"line {len(posts) + 1}: not valid JSON: Expecting value at column 1"}))
     assert out.getvalue().splitlines() == expected
+
+
+def test_tag_many_gives_what_tag_gives_post_by_post(tagger: Tagger) -> None:
+    """The batch path (`siaga tag` tags a batch of lines a stage at a time) answers each post
+    as `tag` does, in order, and a post that makes a stage raise gets its exception as its
+    answer while its neighbours are still tagged."""
+    texts = devdata_texts(300) or ["Banjir di Desa Sangsit, Sawan", "macet total di Jl Ahmad Yani"]
+    posts: list[tuple] = [(t, None, None) for t in texts]
+    posts.insert(1, (None, None, None))  # folding raises
+    posts.insert(3, ("Banjir di Sangsit", "not a number", 115.1))  # placing the point raises
+    posts.append(("gempa terasa", -8.11, 115.09))
+    got = tagger.tag_many(posts)
+    assert len(got) == len(posts)
+    for (text, lat, lon), result in zip(posts, got):
+        try:
+            expected = tagger.tag(text, lat=lat, lon=lon)
+        except Exception as exc:  # noqa: BLE001
+            assert type(result) is type(exc) and str(result) == str(exc)
+            continue
+        assert result == expected
