@@ -318,14 +318,11 @@ class Geotagger:
                 continue  # a join of short words ("ke lapa") is not a spelling of the name
             raw.append((0, -(tj - ti), -klen, ti, tj, fs, fe, entries, buleleng))
         if weak_hits:
-            fstart = None
             table = self._weak_table
             for end, row in weak_hits:
                 flen, entries = table[row]
-                if fstart is None:
-                    fstart = {cum[i] + i: i for i in range(len(words))}
                 fs = end - flen - 1  # end is the trailing space in the padded text
-                ti = fstart[fs]
+                ti = ftext.count(" ", 0, fs)  # the word it starts (a weak name starts a word)
                 tj = ti + ftext.count(" ", fs, fs + flen)
                 weak.append((1, -(tj - ti), -flen, ti, tj, fs, fs + flen, entries, False))
         if weak:

@@ -19,6 +19,8 @@ import unicodedata
 from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import accumulate
+from operator import add
 from pathlib import Path
 from typing import NamedTuple
 
@@ -246,12 +248,11 @@ class MatchText:
         self._fwords, self._views = folded_words, views  # the folded words and how the matcher reads each
         self.text = text = " ".join(views)
         self.words = words = text.split(" ") if text else []
-        self.starts = starts = [0] * len(words)
-        pos = 0
-        for k, w in enumerate(words):
-            starts[k] = pos
-            pos += len(w) + 1
-        self.ends = [s + len(w) for s, w in zip(starts, words)]
+        # Offsets by C-level iteration (word k starts after k words and k spaces): this runs for
+        # every post with a hazard term, and a Python loop per word was a measurable share.
+        lengths = list(map(len, words))
+        self.starts = starts = list(map(add, accumulate(lengths, initial=0), range(len(words))))
+        self.ends = list(map(add, starts, lengths))
         self._fstarts: list[int] | None = None
         self._word_of: list[int] | None = None  # token -> index of the folded word it came from
         self._hashtags: list[bool] | None = None
@@ -279,11 +280,7 @@ class MatchText:
         fwords, views = self._fwords, self._views
         text = self.folded.text
         if len(fwords) and sum(map(len, fwords)) + len(fwords) - 1 == len(text):
-            fstarts = [0] * len(fwords)
-            pos = 0
-            for i, w in enumerate(fwords):
-                fstarts[i] = pos
-                pos += len(w) + 1
+            fstarts = list(map(add, accumulate(map(len, fwords), initial=0), range(len(fwords))))
         else:  # spaced by hand, not by `fold`
             fstarts = [m.start() for m in _TOKEN.finditer(text)]
         if len(self.words) == len(fwords):
