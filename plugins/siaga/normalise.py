@@ -269,7 +269,13 @@ class MatchText:
             if "#" in original or "\uff03" in original:
                 self._source_map()
                 fstarts, word_of = self._fstarts, self._word_of
-                self._hashtags = [_hashtag_at(self.folded, fstarts[word_of[k]]) for k in range(len(self.words))]  # type: ignore[index]
+                folded = self.folded
+                if type(folded) is LazyFolded and folded.word_starts()[1] == fstarts:
+                    # Each word's original start is known already: no offset lookup per token.
+                    tagged = folded.word_hashtags()
+                    self._hashtags = [tagged[w] for w in word_of]  # type: ignore[union-attr]
+                else:
+                    self._hashtags = [_hashtag_at(folded, fstarts[word_of[k]]) for k in range(len(self.words))]  # type: ignore[index]
             else:
                 self._hashtags = [False] * len(self.words)
         return self._hashtags
@@ -537,6 +543,15 @@ class LazyFolded:
                 pos += len(word) + 1
             self._words = (original_starts, folded_starts)
         return self._words
+
+    def word_starts(self) -> tuple[list[int], list[int]]:
+        """(original start, folded start) of each word."""
+        return self._words or self._word_starts()
+
+    def word_hashtags(self) -> list[bool]:
+        """Per folded word: was it written as "#word"? (what `_hashtag_at` says of its start)"""
+        original = self.original
+        return [start > 0 and original[start - 1] in "#\uff03" for start in self.word_starts()[0]]
 
     def index(self, pos: int) -> int:
         """The original offset of folded character `pos`, from its word, without the whole map
