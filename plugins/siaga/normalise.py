@@ -536,11 +536,15 @@ class LazyFolded:
         letters in both (this fold only lower-cases ASCII and drops what lies between words)."""
         if self._words is None:
             original_starts = [m.start() for m in _ALNUM_ANY_CASE.finditer(self._source)]
-            folded_starts = [0] * len(original_starts)
-            pos = 0
-            for k, word in enumerate(self.text.split(" ") if self.text else ()):
-                folded_starts[k] = pos
-                pos += len(word) + 1
+            words = self.text.split(" ") if self.text else []
+            if len(words) == len(original_starts):  # always, for a text this fold made
+                folded_starts = list(map(add, accumulate(map(len, words), initial=0), range(len(words))))
+            else:
+                folded_starts = [0] * len(original_starts)
+                pos = 0
+                for k, word in enumerate(words):
+                    folded_starts[k] = pos
+                    pos += len(word) + 1
             self._words = (original_starts, folded_starts)
         return self._words
 
