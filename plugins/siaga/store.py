@@ -35,7 +35,7 @@ from sqlalchemy import (
     false,
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -482,7 +482,52 @@ def migrate(url: str | None = None) -> None:
         return
     from alembic import command
 
-    command.upgrade(_alembic_config(url), "head")
+    with _migration_lock(url):
+        if not _at_head(url):  # another process may have upgraded while this one waited
+            command.upgrade(_alembic_config(url), "head")
+
+
+# Any fixed number, shared by every Siaga process: the key of the PostgreSQL advisory lock.
+_MIGRATION_LOCK_KEY = 0x51A6A
+
+
+@contextmanager
+def _migration_lock(url: str) -> Iterator[None]:
+    """One migrating process at a time per database.
+
+    On a fresh deployment the first ingest, detect and deliver tasks start together and each
+    finds the database behind; without a lock their Alembic runs collide (on SQLite
+    "_alembic_tmp_posts already exists") and every later task fails. PostgreSQL serialises them
+    with an advisory lock; a SQLite file with an OS lock on a file beside it (fcntl, stdlib:
+    the one lock that both a file database and POSIX processes honour; no library needed).
+    """
+    if url.startswith("sqlite"):
+        path = make_url(url).database
+        if not path or path == ":memory:":
+            yield
+            return
+        import fcntl
+
+        with open(f"{path}.migrate-lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    if not url.startswith("postgresql"):
+        yield
+        return
+    from sqlalchemy import text
+
+    with engine_for(url).connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK_KEY})
+            conn.commit()
 
 
 def _alembic_config(url: str) -> Any:
