@@ -74,7 +74,7 @@ def enqueue(session: Session, changes: list[Change], hazard_set: HazardSet, rout
         view = view_for(session, change, hazard_set)
         message = messages.build_message(view)
         for receiver in router.route(labels):
-            key = f"{incident.id}:{receiver.name}:{change.kind}:{change.alert.id if change.alert else 'none'}"
+            key = _dedup_key(incident, receiver.name, change, view)
             due = _due_time(router, receiver, incident, now)
             if not outbox.enqueue(session, dedup_key=key, incident_id=incident.id, receiver=receiver.name,
                                   channel=receiver.channel, kind=change.kind, payload=message, due=due, now=now):
@@ -84,6 +84,14 @@ def enqueue(session: Session, changes: list[Change], hazard_set: HazardSet, rout
             written += 1
     session.flush()
     return written
+
+
+def _dedup_key(incident: Incident, receiver: str, change: Change, view: messages.AlertView) -> str:
+    """The outbox key of one message: the same change written again (a retried run) maps to the
+    same key, while a later change of the same kind to the same alert (a late post widening its
+    window, a severity or state change) gets its own key, so it is sent rather than dropped."""
+    alert = change.alert.id if change.alert else "none"
+    return f"{incident.id}:{receiver}:{change.kind}:{alert}:{view.posts}:{view.severity}:{view.state}"
 
 
 def _due_time(router: Router, receiver: Receiver, incident: Incident, now: datetime) -> datetime:

@@ -68,7 +68,7 @@ def _sentence(event: IncidentEvent, lang: str) -> str:
     d: Mapping[str, Any] = event.detail or {}
     kind = event.kind
     if kind == "opened":
-        severity = say_in(lang, f"severity.{d['severity']}") if d.get("severity") in SEVERITIES else str(d.get("severity", "?"))
+        severity = say_in(lang, f"severity.{d['severity']}") if d.get("severity") in SEVERITIES else _text(d.get("severity", "?"))
         why = why_text(lang, d.get("why"))
         return say_in(lang, "timeline.opened", severity=f"{severity} {why}".strip(), evidence=_window(d, lang))
     if kind == "grew":
@@ -76,35 +76,35 @@ def _sentence(event: IncidentEvent, lang: str) -> str:
                      authors=int(d.get("authors", 0)))
         return say_in(lang, "timeline.late", evidence=new) if d.get("late") else new
     if kind == "area_added":
-        names = ", ".join(str(a.get("name") or a.get("code")) for a in d.get("areas") or [])
+        names = ", ".join(_text(a.get("name") or a.get("code")) for a in d.get("areas") or [])
         return say_in(lang, "timeline.area_added", names=names)
     if kind == "escalated":
-        sev = lambda s: say_in(lang, f"severity.{s}") if s in SEVERITIES else str(s)  # noqa: E731
+        sev = lambda s: say_in(lang, f"severity.{s}") if s in SEVERITIES else _text(s)  # noqa: E731
         return say_in(lang, "timeline.escalated", before=sev(d.get("from")), after=sev(d.get("to")), why=why_text(lang, d.get("why"))).rstrip()
     if kind == "reopened" and event.actor == AUTO_ACTOR:
         minutes = int(d.get("after_minutes", 0) or 0)
         return say_in(lang, "timeline.reopened_auto", after=_duration(lang, timedelta(minutes=minutes)))
     if kind == "resolved" and (d.get("automatic") or event.actor == AUTO_ACTOR):
         quiet = timedelta(minutes=int(d.get("quiet_minutes", 0) or 0)) if "quiet_minutes" in d else None
-        return say_in(lang, "timeline.auto_resolved", quiet=_duration(lang, quiet) if quiet else str(d.get("reason", "?")))
+        return say_in(lang, "timeline.auto_resolved", quiet=_duration(lang, quiet) if quiet else _text(d.get("reason", "?")))
     if kind in STATES or kind == "reopened":
-        state = lambda s: say_in(lang, f"state.{s}") if s in STATES else str(s)  # noqa: E731
+        state = lambda s: say_in(lang, f"state.{s}") if s in STATES else _text(s)  # noqa: E731
         text = say_in(lang, "timeline.state", before=state(d.get("from")), after=state(d.get("to", kind)), who=actor_name(event.actor))
-        return f"{text}: {d['note']}" if d.get("note") else text
+        return f"{text}: {_text(d['note'])}" if d.get("note") else text
     if kind == "silenced":
         until = _when(d.get("until"))
-        return say_in(lang, "timeline.silenced", kind=d.get("kind", "?"), silence=d.get("silence_id", "?"),
+        return say_in(lang, "timeline.silenced", kind=_text(d.get("kind", "?")), silence=_text(d.get("silence_id", "?")),
                       until=until) if until else say_in(lang, "event.silenced")
     if kind == "held":
         until = _when(d.get("until"))
-        return say_in(lang, "timeline.held", receiver=d.get("receiver", "?"), until=until) if until else say_in(lang, "event.held")
+        return say_in(lang, "timeline.held", receiver=_text(d.get("receiver", "?")), until=until) if until else say_in(lang, "event.held")
     if kind == "delivered":
-        return say_in(lang, "timeline.delivered", channel=d.get("channel", "?")) + (
+        return say_in(lang, "timeline.delivered", channel=_text(d.get("channel", "?"))) + (
             f" · {say_in(lang, 'kind.' + d['kind'])}" if has(f"kind.{d.get('kind')}") else "")
     if kind == "delivery_failed":
-        return say_in(lang, "timeline.delivery_failed", channel=d.get("channel", "?"), error=d.get("error", "?"))
+        return say_in(lang, "timeline.delivery_failed", channel=_text(d.get("channel", "?")), error=_text(d.get("error", "?")))
     if d.get("note") or d.get("reason"):
-        return say_in(lang, "timeline.note", note=d.get("note") or d.get("reason"))
+        return say_in(lang, "timeline.note", note=_text(d.get("note") or d.get("reason")))
     return _plain(d)
 
 
@@ -119,10 +119,14 @@ def _duration(lang: str, span: timedelta) -> str:
 def _plain(detail: Mapping[str, Any]) -> str:
     """An event of a kind this module does not know yet: its fields as "name: value" pairs, so a
     person still reads it and no JSON reaches a page or a CSV."""
-    parts = []
-    for key in sorted(detail):
-        value = detail[key]
-        if isinstance(value, (dict, list)):
-            value = ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else ", ".join(map(str, value))
-        parts.append(f"{key.replace('_', ' ')}: {value}")
-    return "; ".join(parts)
+    return "; ".join(f"{str(key).replace('_', ' ')}: {_text(detail[key])}" for key in sorted(detail, key=str))
+
+
+def _text(value: Any) -> str:
+    """Any stored value as words: nested mappings and lists flattened to "name=value" pairs, so a
+    hand-edited or older detail never shows as a Python or JSON literal."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_text(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_text(v) for v in value)
+    return str(value)
