@@ -75,21 +75,28 @@ def enqueue(session: Session, changes: list[Change], hazard_set: HazardSet, rout
         message = messages.build_message(view)
         for receiver in router.route(labels):
             key = f"{incident.id}:{receiver.name}:{change.kind}:{change.alert.id if change.alert else 'none'}"
-            due = _due_time(router, receiver, incident, now)
+            due = _due_time(router, receiver, incident, now, labels)
+            payload = messages.with_hold_note(message, now, due, router.tz) if due > now else message
             if not outbox.enqueue(session, dedup_key=key, incident_id=incident.id, receiver=receiver.name,
-                                  channel=receiver.channel, kind=change.kind, payload=message, due=due, now=now):
+                                  channel=receiver.channel, kind=change.kind, payload=payload, due=due, now=now):
                 continue  # already written by an earlier run
             if due > now:
-                add_event(session, incident, now, "held", {"receiver": receiver.name, "until": due.isoformat(), "why": "quiet hours"})
+                add_event(session, incident, now, "held", {
+                    "receiver": receiver.name, "channel": receiver.channel, "kind": change.kind,
+                    "until": due.isoformat(), "why": "quiet hours",
+                    "rule": "the receiver's quiet hours hold this kind of alert (config/routing.yaml)",
+                })
             written += 1
     session.flush()
     return written
 
 
-def _due_time(router: Router, receiver: Receiver, incident: Incident, now: datetime) -> datetime:
-    """Now, or the end of the receiver's quiet hours when the incident is not severe enough to
-    override them (the message waits in the outbox; the wait is on the timeline)."""
-    if router.in_quiet_hours(receiver, now, incident.severity):
+def _due_time(router: Router, receiver: Receiver, incident: Incident, now: datetime,
+              labels: dict[str, str]) -> datetime:
+    """Now, or the end of the receiver's quiet hours when the receiver chose to hold this kind of
+    alert and it is not severe enough to override them (the message waits in the outbox; the
+    wait is on the timeline)."""
+    if router.in_quiet_hours(receiver, now, incident.severity, labels):
         return router.quiet_hours_end(receiver, now) or now
     return now
 

@@ -405,3 +405,18 @@ def build_message(view: AlertView) -> dict[str, Any]:
         blocks.append(_buttons(view))
         blocks.append(snooze_select(view))
     return {"text": fallback_text(view), "blocks": blocks[:SLACK_MAX_BLOCKS]}
+
+
+HOLD_KEY = "siaga_held"  # payload key (not sent to Slack) marking a message quiet hours held
+
+
+def with_hold_note(message: dict[str, Any], since: datetime, until: datetime, tz: Any) -> dict[str, Any]:
+    """`message` with a line saying quiet hours held it (from when until when, local time), so
+    whoever reads it in the morning knows it is not fresh; the outbox puts "released" on the
+    timeline when it goes out (`HOLD_KEY` tells it the message was held)."""
+    local = lambda t: t.astimezone(tz).strftime("%d %b %H:%M")  # noqa: E731 - local shorthand
+    note = f"⏸ Ditahan jam tenang (held by quiet hours) {local(since)} – {local(until)}"
+    blocks = list(message.get("blocks") or [])
+    blocks.insert(1, {"type": "context", "elements": [_mrkdwn(escape(note))]})
+    return {**message, "text": f"{note}. {message.get('text', '')}", "blocks": blocks[:SLACK_MAX_BLOCKS],
+            HOLD_KEY: {"since": since.isoformat(), "until": until.isoformat()}}
