@@ -244,8 +244,9 @@ def _side(label: str, lists: HazardSet, settings: DetectSettings, matches: dict[
           posts: list[Post], places: dict[int, list[Any]], road_villages: dict[str, tuple[str, ...]], model: Any,
           ends: list[datetime], n_areas: dict[str, int]) -> _Side:
     by_id = {p.id: p for p in posts}
+    keys = counting.copy_keys_of([by_id[pid] for pid in matches if pid in by_id])
     evidence = [
-        HazardEvidence(pid, by_id[pid].created_at, by_id[pid].author, by_id[pid].text_hash, m.hazard, tuple(m.terms), bool(m.severity_cues))
+        HazardEvidence(pid, by_id[pid].created_at, by_id[pid].author, keys[pid], m.hazard, tuple(m.terms), bool(m.severity_cues))
         for pid, found in matches.items() if pid in places for m in found.values()
     ]
     events, areas, _ = counting.events_of(evidence, places, road_villages)
