@@ -21,7 +21,7 @@ from siaga.catalogue import say
 from siaga.hazards import HazardSet
 from siaga.incidents import Change, add_event
 from siaga.routing import Receiver, Router
-from siaga.store import Incident, IncidentEvent, Post
+from siaga.store import Incident, IncidentArea, IncidentEvent, Post
 
 log = logging.getLogger(__name__)
 _warned_no_link: list[bool] = []  # once per process: the setting does not change while it runs
@@ -141,7 +141,18 @@ def view_for(session: Session, change: Change, hazard_set: HazardSet) -> message
         incident_authors=counted.authors,
         why=_opening_why(session, incident) if change.kind == "new" else None,
         what=change.what,
+        **_regional_place(session, incident),
     )
+
+
+def _regional_place(session: Session, incident: Incident) -> dict:
+    """A regency-wide incident's place: the regency and the kecamatan its posts came from."""
+    if incident.level != "regency":
+        return {}
+    names = session.scalars(select(IncidentArea.name).where(
+        IncidentArea.incident_id == incident.id, IncidentArea.level == "district").order_by(IncidentArea.name)).all()
+    return {"regency": incident.area_name, "areas": tuple(names)}
+
 
 
 def _opening_why(session: Session, incident: Incident) -> dict | None:

@@ -203,7 +203,8 @@ def run_backtest(
         posts = session.scalars(
             select(Post).where(Post.created_at > start - longest, Post.created_at <= end).order_by(Post.created_at, Post.id)
         ).all()
-        models = {days: baseline.load_baseline(session, start, days, n_areas)
+        # as the detect run: the baseline ends where the first window's posts begin
+        models = {days: baseline.load_baseline(session, start - longest, days, n_areas)
                   for days in {settings.baseline_days, candidate_settings.baseline_days}}
         found_verdicts = verdicts.verdicts(session, start, end)
     places, now_by_post, new_by_post, labels = _tag_all(posts, geotagger, in_force, candidate, progress)

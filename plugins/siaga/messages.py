@@ -87,6 +87,9 @@ class AlertView:
     incident_authors: int | None = None
     why: Mapping[str, Any] | None = None  # the cue that raised the severity (`incidents._severity_why`)
     what: "WhatChanged | None" = None  # what changed since the last message (thread updates)
+    # a regional incident's kecamatan (names), listed when it has no single village or kecamatan
+    areas: Sequence[str] = field(default_factory=tuple)
+    regency: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in CHANGE_KINDS:
@@ -189,7 +192,15 @@ def place_text(view: AlertView) -> str:
         parts.append(say("place.district", name=_name(view.district)))
     if view.road:
         parts.append(_name(view.road))
+    if view.regency:  # a regional incident: the regency, then its kecamatan
+        listed = ", ".join(parts) or ", ".join(f"Kec. {_name(a)}" for a in list(view.areas)[:MAX_LISTED_AREAS])
+        more = len(view.areas) - MAX_LISTED_AREAS
+        listed += f" +{more}" if more > 0 and not parts else ""
+        return f"Kab. {_name(view.regency)}" + (f" — {listed}" if listed else " (seluruh kabupaten / regency-wide)")
     return ", ".join(parts) or say("place.unknown")
+
+
+MAX_LISTED_AREAS = 9  # Buleleng has nine kecamatan
 
 
 def counts_text(view: AlertView) -> str:
