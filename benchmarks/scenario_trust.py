@@ -120,10 +120,11 @@ PLANS: tuple[Plan, ...] = (
         "di tejakula sumur warga mengering, terpaksa beli air tangki",
         "Warga Desa Tejakula kesulitan air bersih, sumur kering semua",
         "Mohon bantuan air bersih untuk Tejakula, sumur kering"), slow=True),
-    Plan("tree-ahmad-yani", "event", "fallen_tree", "dishub", 2 * D + 8 * H + 40 * timedelta(minutes=1), 30, 5, (
+    Plan("tree-ahmad-yani", "event", "fallen_tree", "dishub", 2 * D + 8 * H + 40 * timedelta(minutes=1), 30, 6, (
         "Pohon tumbang di Jalan Ahmad Yani Singaraja, jalan tertutup {n}",
-        "pohon tumbang di jl ahmad yani, kendaraan tidak bisa lewat",
-        "Ada pohon besar tumbang menutup Jalan Ahmad Yani")),
+        "pohon tumbang di jl ahmad yani singaraja, kendaraan tidak bisa lewat",
+        "Ada pohon besar tumbang menutup Jalan Ahmad Yani, Singaraja",
+        "pohon tumbang di jl ahmad yani")),  # a street in many towns: alone, it is not placed
     # --- bait --------------------------------------------------------------------------------
     Plan("old-flood-reshared", "bait", "flood", "bpbd", 13 * H, 90, 8, (
         "{c}", "Info dari grup WA: {c}", "RT @kabarbuleleng: {c}", "ngeri 😱 {u}", "semoga tidak terulang {u}",
@@ -192,7 +193,7 @@ def generate(seed: int, days: int) -> list[dict]:
     n = 0
     while t < end:
         hour = t.hour
-        rate = 0.15 if 0 <= hour < 6 else 0.8  # posts per minute in Buleleng's quiet hours and by day
+        rate = 0.08 if 0 <= hour < 6 else 0.35  # posts per minute in Buleleng's quiet hours and by day
         t += timedelta(minutes=rng.expovariate(rate))
         if t >= end:
             break
@@ -252,8 +253,9 @@ def play(posts: list[dict], root: Path, days: int) -> dict:
         "SIAGA_SLACK_TOKEN": TOKEN, "SIAGA_SLACK_BASE_URL": fake.base_url, "SIAGA_REPLAY_CLOCK": "identity",
         "SIAGA_AUTHOR_KEY": "scenario-trust-not-a-secret", "SIAGA_DATA_DIR": str(root / "var"),
     })
-    from siaga import pipeline
+    from siaga import hazard_lists, pipeline
 
+    _cache_hazard_lists(hazard_lists)
     arrivals = sorted({p["created_at"].astimezone(timezone.utc).replace(second=0, microsecond=0) + TICK for p in posts})
     ticks = sorted(set(arrivals) | {START.astimezone(timezone.utc) + k * timedelta(minutes=15)
                                     for k in range(days * 96 + 1)})
@@ -265,6 +267,32 @@ def play(posts: list[dict], root: Path, days: int) -> dict:
             print(f"  {i}/{len(ticks)} ticks, {now.astimezone(LOCAL_TZ):%a %H:%M}", file=sys.stderr, flush=True)
     fake.close()
     return read_results(root)
+
+
+def _cache_hazard_lists(hazard_lists) -> None:
+    """Speed only: the detect run reads, validates and compiles the hazard files on every run
+    (seconds on a shared machine, most of a tick); here the files never change, so the same
+    validated config and matcher are handed back while their modification times stay the same.
+    Everything else in `hazard_lists.in_force` (remembering the last good set) still runs."""
+    from siaga.hazards import HazardSet
+
+    read, compile_ = hazard_lists.read_directory, HazardSet.from_config
+    configs: dict = {}
+    sets: dict = {}
+
+    def cached_read(directory):
+        stamp = (str(directory), tuple(sorted((f.name, f.stat().st_mtime_ns) for f in Path(directory).iterdir())))
+        if stamp not in configs:
+            configs[stamp] = read(directory)
+        return configs[stamp]
+
+    def cached_compile(config):
+        if id(config) not in sets:
+            sets[id(config)] = (config, compile_(config))
+        return sets[id(config)][1]
+
+    hazard_lists.read_directory = cached_read
+    hazard_lists.HazardSet = type("CachedHazardSet", (), {"from_config": staticmethod(cached_compile)})
 
 
 def read_results(root: Path) -> dict:
