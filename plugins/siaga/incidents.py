@@ -293,8 +293,8 @@ def _join_redundant(session: Session, spike: Spike, areas: dict[tuple[str, str],
     """A coarser spike a live finer (or regional) incident already tells: stored with that
     incident, silently (`regional.join_finer`), so its window is never re-checked as news after
     that one resolves."""
-    if _already_recorded(session, spike):
-        return
+    if _already_recorded(session, spike) or _told_before(session, spike, gap):
+        return  # a sliding window over posts this series already cited
     mine = areas.get((spike.level, spike.area_code))
     incident = (regional.finer_live_incident(session, spike, mine.district if mine else None, spike.area_code)
                 or regional.live_regional_incident(session, spike, gap))

@@ -130,18 +130,15 @@ def finer_live_incident(session: Session, spike: Spike, district: str | None, co
 
 
 def join_finer(session: Session, spike: Spike, incident: Incident, explanation: dict[str, Any]) -> Alert:
-    """Record a redundant coarser spike with the finer incident that tells its story: no message,
-    but its window is stored (and on the timeline), so it is never re-opened as news later."""
-    from siaga.incidents import add_event  # incidents imports this module
-
+    """Record a redundant coarser spike with the finer incident that tells its story: no message
+    and no timeline row (the finer incident's own rows tell it), but its window and posts are
+    stored, so it is never re-opened as news once that incident resolved."""
     alert = Alert(
         hazard=spike.hazard, level=spike.level, area_code=spike.area_code, window_start=spike.window_start,
         window_end=spike.window_end, observed=spike.observed, expected=spike.expected, authors=spike.authors,
-        score=spike.score, explanation=explanation, incident_id=incident.id,
+        score=spike.score, explanation={**explanation, "joined": "a coarser window inside this incident's area"},
+        incident_id=incident.id,
     )
     session.add(alert)
     session.flush()
-    add_event(session, incident, spike.window_end, "alert", {
-        "alert_id": alert.id, "joined": "a coarser window inside this incident's area", **explanation,
-    })
     return alert
