@@ -238,7 +238,10 @@ def test_two_deliver_tasks_at_once_post_each_message_once(db_url, fake):
     assert set(outbox_states(db_url)) == {"sent"}
 
 
-def test_quiet_hours_hold_low_severity_but_not_high(sqlite_url):
+def test_quiet_hours_hold_only_named_alerts_and_release_them_with_a_note(sqlite_url, fake):
+    """Shipped routing at 23:00 WITA: a low-severity flood (BPBD) and a low-severity road accident
+    (Dishub) go out at once; a low-severity jam (Dishub holds those) waits until 05:00, says so
+    on the timeline and in the message, and is released with a note."""
     from siaga.hazard_config import default_hazard_dir
     from siaga.hazards import HazardSet
     from siaga.incidents import Change
@@ -249,10 +252,10 @@ def test_quiet_hours_hold_low_severity_but_not_high(sqlite_url):
     hazard_set = HazardSet.load(default_hazard_dir())
     night = datetime(2026, 1, 15, 15, 0, tzinfo=timezone.utc)  # 23:00 in Bali (WITA)
     with store.session_scope(sqlite_url) as session:
-        for severity in ("low", "high"):
+        for hazard, road in (("flood", None), ("traffic_accident", "Jalan Ahmad Yani"), ("traffic_jam", "Jalan Ahmad Yani")):
             incident = store.Incident(
-                hazard="flood", level="village", area_code=f"v-{severity}", area_name="Sangsit", village="Sangsit",
-                district="Sawan", state="open", severity=severity, posts=5, authors=4, notified_posts=5,
+                hazard=hazard, level="village", area_code=f"v-{hazard}", area_name="Sangsit", village="Sangsit",
+                district="Sawan", road=road, state="open", severity="low", posts=5, authors=4, notified_posts=5,
                 opened_at=night, last_activity_at=night,
             )
             session.add(incident)
@@ -261,6 +264,19 @@ def test_quiet_hours_hold_low_severity_but_not_high(sqlite_url):
     with store.session_scope(sqlite_url) as session:
         due = {r.dedup_key.split(":")[0]: r.next_attempt_at for r in session.scalars(sa.select(store.OutboxMessage))}
         held = session.scalars(sa.select(store.IncidentEvent).where(store.IncidentEvent.kind == "held")).all()
-    assert due["2"] == night  # high overrides quiet hours
-    assert due["1"] == datetime(2026, 1, 15, 22, 0, tzinfo=timezone.utc)  # 06:00 WITA
-    assert len(held) == 1 and held[0].incident_id == 1
+    assert due["1"] == night and due["2"] == night
+    assert due["3"] == datetime(2026, 1, 15, 21, 0, tzinfo=timezone.utc)  # 05:00 WITA
+    assert [e.incident_id for e in held] == [3]
+    assert datetime.fromisoformat(held[0].detail["until"]) == due["3"] and held[0].detail["receiver"] == "dishub"
+
+    delivery.deliver(client_for(fake), night, sqlite_url)
+    assert len(fake.messages()) == 2
+    delivery.deliver(client_for(fake), due["3"], sqlite_url)
+    jam = [m for m in fake.messages() if "quiet hours" in m["text"]]
+    assert len(jam) == 1 and "15 Jan 23:00" in jam[0]["text"] and "16 Jan 05:00" in jam[0]["text"]
+    with store.session_scope(sqlite_url) as session:
+        released = session.scalars(sa.select(store.IncidentEvent).where(store.IncidentEvent.kind == "released")).all()
+    assert [e.incident_id for e in released] == [3]
+    assert datetime.fromisoformat(released[0].detail["until"]) == due["3"] and "quiet hours" in released[0].detail["note"]
+
+

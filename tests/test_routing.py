@@ -89,37 +89,87 @@ def test_match_re_is_anchored():
 
 
 # --- quiet hours ------------------------------------------------------------------------------------
-def test_quiet_hours_wrap_midnight_in_local_time(router):
-    at = lambda h, m=0: datetime(2024, 3, 1, h, m, tzinfo=WITA)  # noqa: E731
-    assert router.in_quiet_hours("bpbd", at(22, 0), "medium")
-    assert router.in_quiet_hours("bpbd", at(3, 0), "low")
-    assert not router.in_quiet_hours("bpbd", at(6, 0), "low")
-    assert not router.in_quiet_hours("bpbd", at(21, 59), "low")
+QUIET = {
+    "severities": ["low", "medium", "high", "critical"],
+    "receivers": [
+        {"name": "ops", "channel": "#ops", "quiet_hours": {
+            "start": "22:00", "end": "06:00", "override_severity": "high",
+            "hold": [{"match": {"hazard": "traffic_jam"}}, {"match_re": {"hazard": "road_.*"}, "match": {"severity": "low"}}],
+        }},
+        {"name": "managers", "channel": "#managers"},
+    ],
+    "route": {"receiver": "ops"},
+}
+JAM = {"kind": "incident", "agency": "dishub", "hazard": "traffic_jam"}
+at = lambda h, m=0: datetime(2024, 3, 1, h, m, tzinfo=WITA)  # noqa: E731
+
+
+@pytest.fixture(scope="module")
+def quiet() -> Router:
+    return Router.from_dict(QUIET)
+
+
+def test_quiet_hours_wrap_midnight_in_local_time(quiet):
+    assert quiet.in_quiet_hours("ops", at(22, 0), "medium", JAM)
+    assert quiet.in_quiet_hours("ops", at(3, 0), "low", JAM)
+    assert not quiet.in_quiet_hours("ops", at(6, 0), "low", JAM)
+    assert not quiet.in_quiet_hours("ops", at(21, 59), "low", JAM)
     # 14:30 UTC is 22:30 in Buleleng
-    assert router.in_quiet_hours("bpbd", datetime(2024, 3, 1, 14, 30, tzinfo=timezone.utc), "low")
-    assert not router.in_quiet_hours("managers", at(3, 0), "low")  # no quiet hours configured
+    assert quiet.in_quiet_hours("ops", datetime(2024, 3, 1, 14, 30, tzinfo=timezone.utc), "low", JAM)
+    assert not quiet.in_quiet_hours("managers", at(3, 0), "low", JAM)  # no quiet hours configured
 
 
-def test_high_severity_overrides_quiet_hours(router):
-    night = datetime(2024, 3, 1, 23, 0, tzinfo=WITA)
-    assert not router.in_quiet_hours(router.receiver("dishub"), night, "high")
-    assert not router.in_quiet_hours("dishub", night, "critical")
-    assert router.in_quiet_hours("dishub", night, "medium")
+def test_quiet_hours_hold_only_what_the_receiver_names(quiet):
+    fire = {"kind": "incident", "agency": "bpbd", "hazard": "fire"}
+    assert not quiet.in_quiet_hours("ops", at(23, 44), "low", fire)  # a night fire is never held
+    assert not quiet.in_quiet_hours("ops", at(23, 44), "low")  # no labels: nothing named, nothing held
+    closure = {"kind": "incident", "agency": "dishub", "hazard": "road_closure"}
+    assert quiet.in_quiet_hours("ops", at(23, 0), "low", closure)
+    assert not quiet.in_quiet_hours("ops", at(23, 0), "medium", closure)  # the rule names severity low
 
 
-def test_quiet_hours_end(router):
-    assert router.quiet_hours_end("bpbd", datetime(2024, 3, 1, 23, 0, tzinfo=WITA)) == datetime(
-        2024, 3, 2, 6, 0, tzinfo=WITA)
-    assert router.quiet_hours_end("bpbd", datetime(2024, 3, 2, 1, 0, tzinfo=WITA)) == datetime(
-        2024, 3, 2, 6, 0, tzinfo=WITA)
-    assert router.quiet_hours_end("bpbd", datetime(2024, 3, 2, 12, 0, tzinfo=WITA)) is None
+def test_high_severity_overrides_quiet_hours(quiet):
+    assert not quiet.in_quiet_hours(quiet.receiver("ops"), at(23), "high", JAM)
+    assert not quiet.in_quiet_hours("ops", at(23), "critical", JAM)
+    assert quiet.in_quiet_hours("ops", at(23), "medium", JAM)
 
 
-def test_quiet_hours_reject_naive_time_and_unknown_severity(router):
+@pytest.mark.parametrize("hazard", ["flood", "fire", "earthquake", "landslide", "tsunami", "drought"])
+@pytest.mark.parametrize("severity", ["low", "medium", "high", "critical"])
+def test_shipped_routing_pages_bpbd_at_any_hour_for_any_disaster(router, hazard, severity):
+    labels = {"kind": "incident", "agency": "bpbd", "hazard": hazard, "severity": severity, "on_road": "false",
+              "level": "village"}
+    for hour in range(24):
+        for receiver in router.route(labels):
+            assert not router.in_quiet_hours(receiver, at(hour, 30), severity, labels), (hazard, severity, hour)
+
+
+def test_shipped_routing_holds_only_low_traffic_jams_at_night(router):
+    jam = {"kind": "incident", "agency": "dishub", "hazard": "traffic_jam", "on_road": "true"}
+    accident = {**jam, "hazard": "traffic_accident"}
+    assert router.in_quiet_hours("dishub", at(23), "low", jam)
+    assert not router.in_quiet_hours("dishub", at(23), "medium", jam)
+    assert not router.in_quiet_hours("dishub", at(23), "low", accident)
+    assert not router.in_quiet_hours("dishub", at(12), "low", jam)
+
+
+def test_quiet_hours_end(quiet):
+    assert quiet.quiet_hours_end("ops", at(23, 0)) == datetime(2024, 3, 2, 6, 0, tzinfo=WITA)
+    assert quiet.quiet_hours_end("ops", datetime(2024, 3, 2, 1, 0, tzinfo=WITA)) == datetime(2024, 3, 2, 6, 0, tzinfo=WITA)
+    assert quiet.quiet_hours_end("ops", datetime(2024, 3, 2, 12, 0, tzinfo=WITA)) is None
+
+
+def test_quiet_hours_reject_naive_time_and_unknown_severity(quiet):
     with pytest.raises(ValueError, match="naive"):
-        router.in_quiet_hours("bpbd", datetime(2024, 3, 1, 23, 0), "low")
+        quiet.in_quiet_hours("ops", datetime(2024, 3, 1, 23, 0), "low", JAM)
     with pytest.raises(ValueError, match="unknown severity 'urgent'"):
-        router.in_quiet_hours("bpbd", datetime(2024, 3, 1, 23, 0, tzinfo=WITA), "urgent")
+        quiet.in_quiet_hours("ops", at(23), "urgent", JAM)
+
+
+def test_quiet_hours_must_name_what_they_hold():
+    data = {**QUIET, "receivers": [{"name": "ops", "channel": "#ops", "quiet_hours": {"start": "22:00", "end": "06:00"}}]}
+    with pytest.raises(RoutingConfigError, match=r"receivers\[0\]\.quiet_hours\.hold: 'hold' is a required property"):
+        Router.from_dict(data)
 
 
 # --- config errors -------------------------------------------------------------------------------------
@@ -142,10 +192,12 @@ def write_broken(tmp_path: Path, edit) -> Path:
      r":\d+:\d+: receivers\[0\]\.channel: 'xoxb-123-secret' does not match"),
     (lambda d: d["receivers"][1].update(token="xoxb-1"),
      r":\d+:\d+: receivers\[1\]\.token: Additional properties .*'token'"),
-    (lambda d: d["receivers"][0]["quiet_hours"].update(start="25:00"),
-     r":\d+:\d+: receivers\[0\]\.quiet_hours\.start: '25:00' does not match"),
-    (lambda d: d["receivers"][0]["quiet_hours"].update(override_severity="urgent"),
-     r":\d+:\d+: receivers\[0\]\.quiet_hours\.override_severity: 'urgent' is not one of severities"),
+    (lambda d: d["receivers"][1]["quiet_hours"].update(start="25:00"),
+     r":\d+:\d+: receivers\[1\]\.quiet_hours\.start: '25:00' does not match"),
+    (lambda d: d["receivers"][1]["quiet_hours"].update(override_severity="urgent"),
+     r":\d+:\d+: receivers\[1\]\.quiet_hours\.override_severity: 'urgent' is not one of severities"),
+    (lambda d: d["receivers"][1]["quiet_hours"]["hold"][0].update(match_re={"hazard": "(jam"}),
+     r":\d+:\d+: receivers\[1\]\.quiet_hours\.hold\[0\]\.match_re\.hazard: bad regular expression"),
     (lambda d: d["receivers"].append(dict(d["receivers"][0])),
      r":\d+:\d+: receivers\[3\]\.name: duplicate receiver 'bpbd'"),
     (lambda d: d["route"].update(match={"hazard": "flood"}),

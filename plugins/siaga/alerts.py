@@ -21,7 +21,7 @@ from siaga.catalogue import say
 from siaga.hazards import HazardSet
 from siaga.incidents import Change, add_event
 from siaga.routing import Receiver, Router
-from siaga.store import Incident, IncidentEvent, Post
+from siaga.store import Incident, IncidentArea, IncidentEvent, Post
 
 log = logging.getLogger(__name__)
 _warned_no_link: list[bool] = []  # once per process: the setting does not change while it runs
@@ -75,12 +75,17 @@ def enqueue(session: Session, changes: list[Change], hazard_set: HazardSet, rout
         message = messages.build_message(view)
         for receiver in router.route(labels):
             key = _dedup_key(incident, receiver.name, change, view)
-            due = _due_time(router, receiver, incident, now)
+            due = _due_time(router, receiver, incident, now, labels)
+            payload = messages.with_hold_note(message, now, due, router.tz) if due > now else message
             if not outbox.enqueue(session, dedup_key=key, incident_id=incident.id, receiver=receiver.name,
-                                  channel=receiver.channel, kind=change.kind, payload=message, due=due, now=now):
+                                  channel=receiver.channel, kind=change.kind, payload=payload, due=due, now=now):
                 continue  # already written by an earlier run
             if due > now:
-                add_event(session, incident, now, "held", {"receiver": receiver.name, "until": due.isoformat(), "why": "quiet hours"})
+                add_event(session, incident, now, "held", {
+                    "receiver": receiver.name, "channel": receiver.channel, "kind": change.kind,
+                    "until": due.isoformat(), "why": "quiet hours",
+                    "rule": "the receiver's quiet hours hold this kind of alert (config/routing.yaml)",
+                })
             written += 1
     session.flush()
     return written
@@ -94,10 +99,12 @@ def _dedup_key(incident: Incident, receiver: str, change: Change, view: messages
     return f"{incident.id}:{receiver}:{change.kind}:{alert}:{view.posts}:{view.severity}:{view.state}"
 
 
-def _due_time(router: Router, receiver: Receiver, incident: Incident, now: datetime) -> datetime:
-    """Now, or the end of the receiver's quiet hours when the incident is not severe enough to
-    override them (the message waits in the outbox; the wait is on the timeline)."""
-    if router.in_quiet_hours(receiver, now, incident.severity):
+def _due_time(router: Router, receiver: Receiver, incident: Incident, now: datetime,
+              labels: dict[str, str]) -> datetime:
+    """Now, or the end of the receiver's quiet hours when the receiver chose to hold this kind of
+    alert and it is not severe enough to override them (the message waits in the outbox; the
+    wait is on the timeline)."""
+    if router.in_quiet_hours(receiver, now, incident.severity, labels):
         return router.quiet_hours_end(receiver, now) or now
     return now
 
@@ -142,7 +149,18 @@ def view_for(session: Session, change: Change, hazard_set: HazardSet) -> message
         incident_authors=counted.authors,
         why=_opening_why(session, incident) if change.kind == "new" else None,
         what=change.what,
+        **_regional_place(session, incident),
     )
+
+
+def _regional_place(session: Session, incident: Incident) -> dict:
+    """A regency-wide incident's place: the regency and the kecamatan its posts came from."""
+    if incident.level != "regency":
+        return {}
+    names = session.scalars(select(IncidentArea.name).where(
+        IncidentArea.incident_id == incident.id, IncidentArea.level == "district").order_by(IncidentArea.name)).all()
+    return {"regency": incident.area_name, "areas": tuple(names)}
+
 
 
 def _opening_why(session: Session, incident: Incident) -> dict | None:

@@ -203,7 +203,8 @@ def run_backtest(
         posts = session.scalars(
             select(Post).where(Post.created_at > start - longest, Post.created_at <= end).order_by(Post.created_at, Post.id)
         ).all()
-        models = {days: baseline.load_baseline(session, start, days, n_areas)
+        # as the detect run: the baseline ends where the first window's posts begin
+        models = {days: baseline.load_baseline(session, start - longest, days, n_areas)
                   for days in {settings.baseline_days, candidate_settings.baseline_days}}
         found_verdicts = verdicts.verdicts(session, start, end)
     places, now_by_post, new_by_post, labels = _tag_all(posts, geotagger, in_force, candidate, progress)
@@ -244,8 +245,9 @@ def _side(label: str, lists: HazardSet, settings: DetectSettings, matches: dict[
           posts: list[Post], places: dict[int, list[Any]], road_villages: dict[str, tuple[str, ...]], model: Any,
           ends: list[datetime], n_areas: dict[str, int]) -> _Side:
     by_id = {p.id: p for p in posts}
+    keys = counting.copy_keys_of([by_id[pid] for pid in matches if pid in by_id])
     evidence = [
-        HazardEvidence(pid, by_id[pid].created_at, by_id[pid].author, by_id[pid].text_hash, m.hazard, tuple(m.terms), bool(m.severity_cues))
+        HazardEvidence(pid, by_id[pid].created_at, by_id[pid].author, keys[pid], m.hazard, tuple(m.terms), bool(m.severity_cues))
         for pid, found in matches.items() if pid in places for m in found.values()
     ]
     events, areas, _ = counting.events_of(evidence, places, road_villages)

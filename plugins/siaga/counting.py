@@ -6,7 +6,8 @@ kecamatan), kecamatan and road it is placed in with enough confidence; a low-con
 out-of-region place is shown on the post, never counted. The detect run (stored geotags) and the
 backtest (fresh `Place`s) both build their events with `events_of`, so an operator's backtest
 counts exactly as the DAG does. Each author and each reposted text count once per window or
-bucket (`spikes.deduplicated`).
+bucket (`spikes.deduplicated`); a repost, forward, quote or near-identical copy counts as its
+original (`copies`).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pandas as pd
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from siaga.copies import PostText, copy_keys
 from siaga.hazards import HazardSet
 from siaga.incidents import AreaInfo
 from siaga.spikes import EVENT_COLUMNS
@@ -77,15 +79,25 @@ def load_events(
     matched `terms`), the areas' descriptions (a road's with its village codes), and per hazard
     the posts that carried severity cues."""
     rows = session.execute(
-        select(Post.id, Post.created_at, Post.author, Post.text_hash, HazardMatchRow.hazard, HazardMatchRow.severity_cues, HazardMatchRow.terms)
+        select(Post.id, Post.created_at, Post.author, Post.text_hash, Post.text, Post.duplicate_of,
+               HazardMatchRow.hazard, HazardMatchRow.severity_cues, HazardMatchRow.terms)
         .join(HazardMatchRow, HazardMatchRow.post_id == Post.id)
         .where(Post.created_at > since, Post.created_at <= until, Post.in_region.is_(True))
     ).all()
+    keys = copy_keys_of(rows)
     matches = [
-        HazardEvidence(r.id, r.created_at, r.author, r.text_hash, r.hazard, tuple(r.terms or ()), bool(r.severity_cues))
+        HazardEvidence(r.id, r.created_at, r.author, keys[r.id], r.hazard, tuple(r.terms or ()), bool(r.severity_cues))
         for r in rows
     ]
     return events_of(matches, _places_by_post(session, {r.id for r in rows}), road_villages or {})
+
+
+def copy_keys_of(rows: Any) -> dict[int, str]:
+    """Each post's copy key (`copies.copy_keys`: reposts, forwards, quotes and near-identical
+    copies share their original's), from rows with id, created_at, text, text_hash and
+    duplicate_of; counting uses it where it used the exact text hash."""
+    posts = {r.id: PostText(r.id, r.created_at, r.text, r.text_hash, r.duplicate_of) for r in rows}
+    return copy_keys(list(posts.values()))
 
 
 def events_of(

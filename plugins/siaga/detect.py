@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from siaga import alerts, baseline, counting, hazard_lists, incidents, severity, spikes, tagging
+from siaga import alerts, baseline, counting, hazard_lists, incidents, regional, severity, spikes, tagging
 from siaga.detection_config import DetectSettings
 from siaga.routing import Router
 from siaga.store import session_scope
@@ -49,13 +49,17 @@ def run(now: datetime, router: Router, db_url: str | None = None, settings: Dete
     with session_scope(db_url) as session:
         events, areas, cue_posts = counting.load_events(session, since, now, road_villages)
         counting.write_area_counts(session, spikes.bucket_counts(events), spikes.bucket_floor(since) + spikes.BUCKET, now)
-        model = baseline.load_baseline(session, now - settings.lookback, settings.baseline_days, n_areas)
+        # The baseline leaves out every post a window evaluated now can hold (lookback plus the
+        # longest window), so a slow event's own earlier posts never become its "normal".
+        model = baseline.load_baseline(session, since, settings.baseline_days, n_areas)
         rules = spikes.rules_of(hazard_set, model.dispersion)
         found = spikes.find_spikes(events, rules, spikes.window_ends(now, settings.lookback), model, n_areas)
-        severities = severity.severities_of(found, hazard_set, cue_posts)
+        posts = regional.post_areas(events, areas)
+        severities = severity.severities_of(found, hazard_set, cue_posts, posts)
         changes = incidents.apply_spikes(
             session, found, areas, severities, settings.incident_gap,
             adjacent=gazetteer.adjacent_villages, reopen_window=settings.reopen_window, place_of=_place_of(gazetteer),
+            posts=posts,
         )
         changes += incidents.resolve_quiet(session, now, settings.quiet_period)
         alerts.enqueue(session, changes, hazard_set, router, now)

@@ -383,11 +383,33 @@ class Geotagger:
                 continue
             places.append(place)
             votes.append(place.in_region and not place.low_confidence)
+            if place.kind == "road" and not place.low_confidence:
+                for village in self._villages_in_road_name(folded, m, place):
+                    places.append(village)
+                    votes.append(True)
         for m, o in outside_places:
             span = folded.span(m.fs, m.fe)
             kind = {"district": "district", "village": "village"}.get(o.level, "regency")
             places.append(Place(kind, o.name, None, None, o.code, None, None, 0.8, span, f"outside Buleleng: {o.where}", in_region=False))
             votes.append(False)
+
+    def _villages_in_road_name(self, folded: Folded, m: _Mention, road: Place) -> list[Place]:
+        """A road named by a village along it ("jalan raya Kubutambahan") places that village
+        too: the road's name was the only place the post gave, and it says where on the road."""
+        r = next((e.ref for e in m.of("road") if getattr(e.ref, "id", None) == road.code), None)
+        if r is None:
+            return []
+        # only a name that is the village alone ("raya Kubutambahan"); a corridor named by its
+        # ends ("Seririt-Gilimanuk") says nothing about where along it
+        words = spaced(folded.text[m.fs:m.fe]).split()
+        while words and words[0] in _ROAD_WORDS:
+            words = words[1:]
+        span = folded.span(m.fs, m.fe)
+        for code in r.village_codes:
+            v = self.gaz.village(code)
+            if spaced(v.name).split() == words:
+                return [self._village_place(v, 0.8, span, f"village named in the road's name ({r.name})")]
+        return []
 
     def _accepted_outside(self, m: _Mention) -> OutsidePlace | None:
         """The outside place a mention stands for, if its strength and context allow."""
@@ -656,6 +678,10 @@ def _as_lon_lat(a: float, b: float) -> tuple[float, float] | None:
     if -90 <= b <= 90 and -180 <= a <= 180 and abs(a) > 90:
         return (a, b)
     return None
+
+
+# Words a road's name starts with before the place it is named after ("jalan raya", "jl", "jalur").
+_ROAD_WORDS = frozenset(w for p in ROAD_PREFIXES for w in p.split()) | {"raya"}
 
 
 def _dedupe(places: list[Place]) -> list[Place]:

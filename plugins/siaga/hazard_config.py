@@ -75,6 +75,8 @@ class Hazard:
     # Hazards that, reported in the same post, carry this one as their consequence ("the
     # accident left a 4 km queue"): the post is theirs, and their alert reaches the same agency.
     subsumed_by: tuple[str, ...] = ()
+    # category -> patterns of talk that is not an event (`siaga.non_event`)
+    non_event: tuple[tuple[str, tuple[str, ...]], ...] = ()
     source: str = ""
 
 
@@ -199,6 +201,10 @@ def _semantic_errors(path: Path, doc: Document) -> list[ConfigProblem]:
     for i, phrase in enumerate(data.get("exclusions", [])):
         if "*" in phrase and (phrase.strip().startswith("*") or phrase.strip().endswith("*")):
             errors.append(doc.at(("exclusions", i), f"{phrase!r}: '*' stands for one word between words, not at either end"))
+    for category, phrases in data.get("non_event", {}).items():
+        for i, phrase in enumerate(phrases):
+            if not fold(phrase).text:
+                errors.append(doc.at(("non_event", category, i), f"{phrase!r} has no letters or digits"))
     for r, rule in enumerate(data.get("road_consequence", [])):
         for i, phrase in enumerate(rule["cues"]):
             if not fold(phrase).text:
@@ -229,6 +235,7 @@ def _hazard_of(data: dict[str, Any], where: str) -> Hazard:
         road_consequence=tuple(RoadRule(r["raises"], tuple(r["cues"]), bool(r.get("fallback", False)))
                                for r in data.get("road_consequence", [])),
         subsumed_by=tuple(data.get("subsumed_by", [])),
+        non_event=tuple((category, tuple(phrases)) for category, phrases in data.get("non_event", {}).items()),
         source=where,
     )
 

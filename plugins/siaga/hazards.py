@@ -23,6 +23,7 @@ import ahocorasick
 
 from siaga.hazard_config import Hazard, HazardConfig, read_directory
 from siaga.negation import Denial
+from siaga import non_event
 from siaga.normalise import Folded, MatchText, WordViews, fold, match_key, match_text, quick_fold, squeeze, squeeze_fold, stem
 
 # Inside a hashtag (#infobanjirjakarta) there are no spaces to mark word boundaries. A term at
@@ -86,6 +87,8 @@ class HazardSet:
         # post needs them: compiling them all at every start cost more than loading the rest.
         self._wild_exclusions: dict[str, list[tuple[str, str]]] = {}
         self._real_doubles: dict[str, str] = {}
+        self._non_events = {hz.id: non_event.compile_patterns(dict(hz.non_event))
+                            for hz in self.hazards.values() if hz.non_event}
         entries: dict[str, list[tuple[str, str, str, int, bool]]] = defaultdict(list)
         for hz in self.hazards.values():
             plain_exclusions = tuple(e for e in hz.exclusions if "*" not in e)
@@ -263,6 +266,10 @@ class HazardSet:
                 else:
                     alive.append(t)
             alive.sort(key=lambda h: (h.start, h.end))
+            talk = non_event.find(self._non_events.get(hid, ()), mt, [(h.start, h.end) for h in alive]) if alive else None
+            if talk is not None:  # a drill, forecast, anniversary ...: the post reports no event
+                denials.append((alive[0].start, talk.reason()))
+                alive = []
             vetoed_by = [(e.start, e.phrase) for e in vetoes] + denials
             direct[hid] = HazardMatch(
                 hazard=hid,

@@ -37,6 +37,7 @@ from typing import Any, Callable, Iterable, Sequence
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
+from siaga import regional
 from siaga.severity import area_severity, cue_counts
 from siaga.spikes import Spike
 from siaga.store import Alert, Geotag, Incident, IncidentArea, IncidentEvent, Post
@@ -220,22 +221,29 @@ def apply_spikes(
     adjacent: Adjacency | None = None,
     reopen_window: timedelta = timedelta(hours=6),
     place_of: PlaceOf | None = None,
+    posts: regional.PostAreas | None = None,
 ) -> list[Change]:
     """Open, join, grow or reopen incidents with each spike, recording what changed. Idempotent:
     a spike that brings nothing new (a re-run window, or the next sliding window over the same
-    posts) changes nothing and writes nothing."""
+    posts) changes nothing and writes nothing. `posts` (each post's finer areas,
+    `regional.post_areas`) lets a regency spike reported from several kecamatan open one
+    regional incident that finer spikes join (`regional`)."""
     changes: list[Change] = []
     fired: list[Spike] = []
-    ordered = sorted(spikes, key=lambda s: (s.window_end, LEVELS.index(s.level), s.hazard, s.area_code))
+    posts = posts or {}
+    ordered = sorted(spikes, key=lambda s: regional.order_key(s, posts))
     for spike in ordered:
-        if inhibited(spike, [f for f in fired if f.window_end == spike.window_end], areas) or _inhibited_by_live(session, spike, areas):
+        broad = regional.regional_cover(spike, posts)
+        if not broad and (inhibited(spike, [f for f in fired if f.window_end == spike.window_end], areas)
+                          or _inhibited_by_live(session, spike, areas)):
+            _join_redundant(session, spike, areas, gap)
             continue
         fired.append(spike)
         if _already_recorded(session, spike):
             continue
         area = areas.get((spike.level, spike.area_code)) or AreaInfo(spike.level, spike.area_code, spike.area_code)
         severity = severities.get((spike.hazard, spike.level, spike.area_code, spike.window_end), "low")
-        change = _record(session, spike, area, severity, gap, adjacent, reopen_window, place_of)
+        change = _record(session, spike, area, severity, gap, adjacent, reopen_window, place_of, broad)
         if change is not None:
             changes.append(change)
     return _collapse(changes)
@@ -279,6 +287,20 @@ def neighbourhood(cover: Iterable[tuple[str, str]], adjacent: Adjacency | None) 
         except KeyError:  # a code the gazetteer does not know borders nothing we know
             pass
     return out
+
+
+def _join_redundant(session: Session, spike: Spike, areas: dict[tuple[str, str], AreaInfo], gap: timedelta) -> None:
+    """A coarser spike a live finer (or regional) incident already tells: stored with that
+    incident, silently (`regional.join_finer`), so its window is never re-checked as news after
+    that one resolves."""
+    if _already_recorded(session, spike) or _told_before(session, spike, gap):
+        return  # a sliding window over posts this series already cited
+    mine = areas.get((spike.level, spike.area_code))
+    incident = (regional.finer_live_incident(session, spike, mine.district if mine else None, spike.area_code)
+                or regional.live_regional_incident(session, spike, gap))
+    if incident is not None:
+        regional.join_finer(session, spike, incident, {**spike.explanation(), "area": mine.name if mine else spike.area_code,
+                                                       "level": spike.level})
 
 
 def _series(spike: Spike) -> list[ColumnElement[bool]]:
@@ -351,9 +373,11 @@ def _matching_incident(
 def _record(
     session: Session, spike: Spike, area: AreaInfo, severity: str, gap: timedelta,
     adjacent: Adjacency | None, reopen_window: timedelta, place_of: PlaceOf | None,
+    broad: dict[tuple[str, str], str] | None = None,
 ) -> Change | None:
-    cover = footprint(area, place_of)
-    incident = _matching_incident(session, spike, neighbourhood(cover, adjacent), gap, reopen_window)
+    cover = {**footprint(area, place_of), **(broad or {})}
+    incident = regional.live_regional_incident(session, spike, gap) or _matching_incident(
+        session, spike, neighbourhood(cover, adjacent), gap, reopen_window)
     if incident is None:
         if _told_before(session, spike, gap):
             return None  # e.g. the next window over the posts of an incident a person just closed
@@ -369,12 +393,13 @@ def _record(
             _event(session, incident, spike.window_end, "grew", _grew_detail(alert, spike, new_ids, before, after, late=True))
         return None
     reopening = incident.state == "resolved"
+    widened = regional.promote(incident, spike.level, spike.area_code, area.name)
     added = _cover(session, incident, cover, spike)
     added.update(_place_by_posts(session, incident, new_ids, place_of))
     spread = area_severity(session, incident)
     target = higher_severity(severity, spread)
     escalated = SEVERITIES.index(target) > SEVERITIES.index(incident.severity)
-    if not (new_ids or added or escalated or reopening):
+    if not (new_ids or added or escalated or reopening or widened):
         _widen(session, incident, spike)
         return None
     posts_now = before.posts + len(new_ids)
@@ -390,6 +415,9 @@ def _record(
         }))
         incident.state, incident.closed_at, incident.closed_by = "open", None, None
         incident.reopened = (incident.reopened or 0) + 1
+    if widened:
+        pending.append(("widened", {"from": widened, "to": {
+            "level": incident.level, "area_code": incident.area_code, "area_name": incident.area_name}}))
     if added:
         pending.append(("area_added", {"areas": [{"level": lv, "code": c, "name": n} for (lv, c), n in added.items()]}))
     if new_ids:

@@ -87,6 +87,9 @@ class AlertView:
     incident_authors: int | None = None
     why: Mapping[str, Any] | None = None  # the cue that raised the severity (`incidents._severity_why`)
     what: "WhatChanged | None" = None  # what changed since the last message (thread updates)
+    # a regional incident's kecamatan (names), listed when it has no single village or kecamatan
+    areas: Sequence[str] = field(default_factory=tuple)
+    regency: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in CHANGE_KINDS:
@@ -189,7 +192,15 @@ def place_text(view: AlertView) -> str:
         parts.append(say("place.district", name=_name(view.district)))
     if view.road:
         parts.append(_name(view.road))
+    if view.regency:  # a regional incident: the regency, then its kecamatan
+        listed = ", ".join(parts) or ", ".join(f"Kec. {_name(a)}" for a in list(view.areas)[:MAX_LISTED_AREAS])
+        more = len(view.areas) - MAX_LISTED_AREAS
+        listed += f" +{more}" if more > 0 and not parts else ""
+        return f"Kab. {_name(view.regency)}" + (f" — {listed}" if listed else " (seluruh kabupaten / regency-wide)")
     return ", ".join(parts) or say("place.unknown")
+
+
+MAX_LISTED_AREAS = 9  # Buleleng has nine kecamatan
 
 
 def counts_text(view: AlertView) -> str:
@@ -405,3 +416,18 @@ def build_message(view: AlertView) -> dict[str, Any]:
         blocks.append(_buttons(view))
         blocks.append(snooze_select(view))
     return {"text": fallback_text(view), "blocks": blocks[:SLACK_MAX_BLOCKS]}
+
+
+HOLD_KEY = "siaga_held"  # payload key (not sent to Slack) marking a message quiet hours held
+
+
+def with_hold_note(message: dict[str, Any], since: datetime, until: datetime, tz: Any) -> dict[str, Any]:
+    """`message` with a line saying quiet hours held it (from when until when, local time), so
+    whoever reads it in the morning knows it is not fresh; the outbox puts "released" on the
+    timeline when it goes out (`HOLD_KEY` tells it the message was held)."""
+    local = lambda t: t.astimezone(tz).strftime("%d %b %H:%M")  # noqa: E731 - local shorthand
+    note = f"⏸ Ditahan jam tenang (held by quiet hours) {local(since)} – {local(until)}"
+    blocks = list(message.get("blocks") or [])
+    blocks.insert(1, {"type": "context", "elements": [_mrkdwn(escape(note))]})
+    return {**message, "text": f"{note}. {message.get('text', '')}", "blocks": blocks[:SLACK_MAX_BLOCKS],
+            HOLD_KEY: {"since": since.isoformat(), "until": until.isoformat()}}

@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from siaga.messages import HOLD_KEY
 from siaga.store import DeliveryAttempt, Incident, IncidentThread, OutboxMessage, utcnow
 from siaga.vocabulary import OUTBOX_STATES
 
@@ -247,6 +248,12 @@ def record_outcome(
             _remember_thread(session, row, ts)
         _event(session, incident, now, "delivered",
                {"channel": row.channel, "receiver": row.receiver, "kind": row.kind, "ts": ts, "attempts": row.attempts})
+        held = (row.payload or {}).get(HOLD_KEY)
+        if held:  # quiet hours held it: its release goes on the timeline with a note
+            _event(session, incident, now, "released", {
+                "channel": row.channel, "receiver": row.receiver, "kind": row.kind, **held,
+                "note": "held by quiet hours, delivered when they ended",
+            })
     elif row.state == DEAD:
         _event(session, incident, now, "delivery_failed",
                {"channel": row.channel, "kind": row.kind, "error": error, "attempts": row.attempts})

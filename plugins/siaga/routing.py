@@ -60,10 +60,21 @@ SCHEMA: dict[str, Any] = {
                     "quiet_hours": {
                         "type": "object",
                         "additionalProperties": False,
-                        "required": ["start", "end"],
+                        "required": ["start", "end", "hold"],
                         "properties": {
                             "start": {"type": "string", "pattern": _HHMM},
                             "end": {"type": "string", "pattern": _HHMM},
+                            # What the agency lets wait until morning, named: nothing else is held.
+                            "hold": {
+                                "type": "array",
+                                "minItems": 1,
+                                "items": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "minProperties": 1,
+                                    "properties": {"match": _LABELS, "match_re": _LABELS},
+                                },
+                            },
                             "override_severity": {"type": "string"},
                         },
                     },
@@ -80,10 +91,31 @@ class RoutingConfigError(ConfigError):
 
 
 @dataclass(frozen=True)
+class HoldRule:
+    """One kind of alert an agency lets wait through its quiet hours (e.g. low-severity traffic)."""
+
+    match: Mapping[str, str] = field(default_factory=dict)
+    match_re: Mapping[str, re.Pattern[str]] = field(default_factory=dict)
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return all(labels.get(k, "") == v for k, v in self.match.items()) and all(
+            p.fullmatch(labels.get(k, "")) for k, p in self.match_re.items()
+        )
+
+
+@dataclass(frozen=True)
 class QuietHours:
+    """A receiver's quiet period. It holds only alerts matching one of `hold` (what the agency
+    named), and of those only ones below `override_severity`: a quiet period can never swallow
+    an alert nobody chose to delay, such as a disaster at night."""
+
     start: time
     end: time
     override_severity: str | None = None
+    hold: tuple[HoldRule, ...] = ()
+
+    def holds(self, labels: Mapping[str, str]) -> bool:
+        return any(rule.matches(labels) for rule in self.hold)
 
     def contains(self, local: time) -> bool:
         if self.start < self.end:
@@ -171,7 +203,17 @@ class Router:
                 if override is not None and override not in severities:
                     raise fail(["receivers", i, "quiet_hours", "override_severity"],
                                f"{override!r} is not one of severities {list(severities)}")
-                quiet = QuietHours(time.fromisoformat(q["start"]), time.fromisoformat(q["end"]), override)
+                holds = []
+                for k, rule in enumerate(q["hold"]):
+                    patterns = {}
+                    for label, rx in rule.get("match_re", {}).items():
+                        try:
+                            patterns[label] = re.compile(rx)
+                        except re.error as exc:
+                            raise fail(["receivers", i, "quiet_hours", "hold", k, "match_re", label],
+                                       f"bad regular expression {rx!r}: {exc}") from exc
+                    holds.append(HoldRule(dict(rule.get("match", {})), patterns))
+                quiet = QuietHours(time.fromisoformat(q["start"]), time.fromisoformat(q["end"]), override, tuple(holds))
             receivers[r["name"]] = Receiver(name=r["name"], channel=r["channel"], quiet_hours=quiet)
 
         def build(node: Mapping[str, Any], where: list[Any], inherited: str | None) -> Route:
@@ -217,13 +259,18 @@ class Router:
         except ValueError:
             raise ValueError(f"unknown severity {severity!r}; routing config knows {list(self.severities)}") from None
 
-    def in_quiet_hours(self, receiver: Receiver | str, when: datetime, severity: str) -> bool:
-        """True when `receiver` should not be disturbed now by an alert of this severity."""
+    def in_quiet_hours(self, receiver: Receiver | str, when: datetime, severity: str,
+                       labels: Mapping[str, str] | None = None) -> bool:
+        """True when `receiver` should not be disturbed now by this alert: it is inside the quiet
+        period, matches one of the kinds the receiver chose to hold (`labels`, with `severity`
+        filled in) and is below the override severity. Without labels nothing is held."""
         rec = self.receiver(receiver) if isinstance(receiver, str) else receiver
         _require_aware(when, "when")
         rank = self.severity_rank(severity)
         quiet = rec.quiet_hours
         if quiet is None or not quiet.contains(when.astimezone(self.tz).time()):
+            return False
+        if not quiet.holds({**(labels or {}), "severity": severity}):
             return False
         return quiet.override_severity is None or rank < self.severity_rank(quiet.override_severity)
 

@@ -1,8 +1,10 @@
 """How bad an incident is: low, medium, high or critical (`vocabulary.SEVERITIES`).
 
-Two things raise it: what the posts say (a spike's count against the hazard's minimum, and how
-many posts carry severity cues: victims, trapped, waist-deep water) and how far it spread (how
-many of an incident's areas have posts). An incident opens at its first spike's severity and
+Three things raise it: what the posts say (a spike's count against the hazard's minimum, and how
+many posts carry severity cues: victims, trapped, waist-deep water), how far it spread (how
+many of an incident's areas have posts) and its reach (`reach_severity`: how many people report
+it, from how many villages and kecamatan, and what kind of hazard it is: an earthquake felt by
+dozens is at least high wherever they are). An incident opens at its first spike's severity and
 only ever rises (`incidents.apply_spikes` takes the higher of the two); each rise is an
 "escalation" in its Slack thread.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
-from typing import Sequence
+from typing import Iterable, Mapping, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,9 +20,19 @@ from sqlalchemy.orm import Session
 from siaga.hazards import HazardSet
 from siaga.spikes import Spike
 from siaga.store import HazardMatchRow, Incident, IncidentArea
+from siaga.vocabulary import district_code, higher_severity
 
 # An incident over this many areas with posts is at least this severe (most areas first).
 AREA_SEVERITY = ((4, "high"), (2, "medium"))
+# Reach: distinct authors from which any incident is at least this severe (most first).
+AUTHOR_SEVERITY = ((25, "high"), (10, "medium"))
+# Reach: kecamatan / villages a spike's posts come from (most first).
+DISTRICT_SEVERITY = ((3, "high"), (2, "medium"))
+VILLAGE_SEVERITY = ((4, "medium"),)
+# Hazards felt by everyone at once where they strike: this many distinct people reporting one is
+# already a serious event (a felt quake, a tsunami sighting, an eruption), whatever the counts'
+# background; from twice as many, critical needs cues too, so only high.
+FELT_HAZARDS = {"earthquake": 10, "tsunami": 5, "volcanic_eruption": 10}
 # The minimum posts assumed for a spike of a hazard the lists no longer hold.
 _FALLBACK_MIN_POSTS = 3
 
@@ -37,17 +49,38 @@ def severity_of(spike: Spike, min_posts: int, cue_posts: int) -> str:
     return "low"
 
 
+def reach_severity(hazard: str, authors: int, areas: Mapping[tuple[str, str], str] | Iterable[tuple[str, str]]) -> str:
+    """Severity from reach alone: many distinct authors, many kecamatan or villages, or a felt
+    hazard (earthquake, tsunami, eruption) reported by many people."""
+    cover = list(areas)
+    districts = {code for level, code in cover if level == "district"} | {
+        district_code(code) for level, code in cover if level == "village"}
+    villages = {code for level, code in cover if level == "village"}
+    out = "low"
+    for table, n in ((AUTHOR_SEVERITY, authors), (DISTRICT_SEVERITY, len(districts)), (VILLAGE_SEVERITY, len(villages))):
+        out = higher_severity(out, next((sev for at_least, sev in table if n >= at_least), "low"))
+    felt = FELT_HAZARDS.get(hazard)
+    if felt is not None and authors >= felt:
+        out = higher_severity(out, "high")
+    return out
+
+
 def severities_of(
-    found: list[Spike], hazard_set: HazardSet, cue_posts: dict[str, set[int]]
+    found: list[Spike], hazard_set: HazardSet, cue_posts: dict[str, set[int]],
+    posts: Mapping[int, Mapping[tuple[str, str], str]] | None = None,
 ) -> dict[tuple[str, str, str, datetime], str]:
     """Each spike's severity (keyed by hazard, level, area code and window end) from its count
-    against the hazard's minimum and how many of its evidence posts carry cues."""
+    against the hazard's minimum, how many of its evidence posts carry cues and its reach
+    (`reach_severity`, with the finer areas of its posts from `posts`)."""
     out = {}
+    posts = posts or {}
     for s in found:
         hazard = hazard_set.hazards.get(s.hazard)
         min_posts = hazard.min_posts if hazard else _FALLBACK_MIN_POSTS
         cues = len(cue_posts.get(s.hazard, set()) & set(s.post_ids))
-        out[(s.hazard, s.level, s.area_code, s.window_end)] = severity_of(s, min_posts, cues)
+        cover = {area for pid in s.post_ids for area in posts.get(pid, {})}
+        out[(s.hazard, s.level, s.area_code, s.window_end)] = higher_severity(
+            severity_of(s, min_posts, cues), reach_severity(s.hazard, s.authors, cover))
     return out
 
 

@@ -1,0 +1,144 @@
+"""One incident per event when an event is bigger than a village: an earthquake felt across the
+regency, a windstorm over several kecamatan, widespread flooding.
+
+`incidents.apply_spikes` turns spikes into incidents area by area; on its own a felt quake opened
+one incident per level and area (regency, four kecamatan, two villages), each with its own
+thread. The rules here make it one:
+- a regency spike whose posts come from several kecamatan is *widespread*: it is recorded first
+  in its window and opens (or joins) an incident covering the regency and every area its posts
+  name, so the finer spikes of the same window and later ones join it as updates;
+- while a regency incident of a hazard is live, any spike of that hazard in the regency joins
+  it (`live_regional_incident`);
+- a coarser spike that a finer incident already tells the story of is not dropped but recorded
+  with that incident, silently (`join_finer`): its window is then stored, so it can never come
+  back hours later as a stale "new" incident once the finer one resolved;
+- an incident a coarser spike joins takes that spike's level and area (`promote`), so its labels,
+  message and timeline say how wide the event is.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Mapping
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from siaga.spikes import Spike
+from siaga.store import Alert, Incident, IncidentArea
+from siaga.vocabulary import LEVELS, LIVE_STATES, district_code
+
+# A regency spike whose posts come from at least this many kecamatan is one regional event.
+MIN_DISTRICTS = 2
+# Hazards that strike an area rather than a point: one event can span kecamatan. A fire, an
+# accident or a landslide is in one place, so two of them in two kecamatan stay two incidents.
+AREAL_HAZARDS = frozenset({"earthquake", "tsunami", "strong_wind", "flood", "tidal_flood", "high_waves",
+                           "drought", "volcanic_eruption"})
+
+# post id -> the (level, code) -> name of the finer areas it counts towards
+PostAreas = Mapping[int, Mapping[tuple[str, str], str]]
+
+
+def post_areas(events: pd.DataFrame, areas: Mapping[tuple[str, str], Any]) -> dict[int, dict[tuple[str, str], str]]:
+    """Each post's village, road and kecamatan areas (with names) from the events table."""
+    out: dict[int, dict[tuple[str, str], str]] = {}
+    if events.empty:
+        return out
+    finer = events[events["level"] != "regency"]
+    for pid, level, code in zip(finer["post_id"], finer["level"], finer["area_code"]):
+        info = areas.get((level, code))
+        out.setdefault(int(pid), {})[(str(level), str(code))] = getattr(info, "name", None) or str(code)
+    return out
+
+
+def spread(spike: Spike, posts: PostAreas) -> dict[tuple[str, str], str]:
+    """The finer areas the spike's posts come from."""
+    out: dict[tuple[str, str], str] = {}
+    for pid in spike.post_ids:
+        out.update(posts.get(pid, {}))
+    return out
+
+
+def districts_of(cover: Mapping[tuple[str, str], str]) -> set[str]:
+    """Kecamatan codes a set of areas lies in (villages by their code prefix)."""
+    out = {code for level, code in cover if level == "district"}
+    out |= {district_code(code) for level, code in cover if level == "village"}
+    return out
+
+
+def widespread(spike: Spike, posts: PostAreas) -> bool:
+    """A regency spike reported from several kecamatan: one regional event, not several."""
+    return (spike.level == "regency" and spike.hazard in AREAL_HAZARDS
+            and len(districts_of(spread(spike, posts))) >= MIN_DISTRICTS)
+
+
+def order_key(spike: Spike, posts: PostAreas) -> tuple[datetime, int, int, str, str]:
+    """Within a window, a widespread regency spike first (it opens the one incident the finer
+    spikes join), then finer before coarser as before."""
+    first = 0 if widespread(spike, posts) else 1
+    return spike.window_end, first, LEVELS.index(spike.level), spike.hazard, spike.area_code
+
+
+def regional_cover(spike: Spike, posts: PostAreas) -> dict[tuple[str, str], str]:
+    """The areas a widespread spike's incident covers besides the regency: those its posts name."""
+    return spread(spike, posts) if widespread(spike, posts) else {}
+
+
+def live_regional_incident(session: Session, spike: Spike, gap: timedelta) -> Incident | None:
+    """The live regency-level incident of this (areal) hazard active within `gap`, which every
+    spike of the hazard in the regency joins."""
+    if spike.hazard not in AREAL_HAZARDS:
+        return None
+    return session.scalars(
+        select(Incident)
+        .where(Incident.hazard == spike.hazard, Incident.level == "regency", Incident.state.in_(LIVE_STATES),
+               Incident.last_activity_at >= spike.window_end - gap)
+        .order_by(Incident.last_activity_at.desc(), Incident.id.desc())
+    ).first()
+
+
+def promote(incident: Incident, level: str, code: str, name: str) -> dict[str, str] | None:
+    """Widen an incident to a coarser spike's area; returns what changed (for the timeline)."""
+    if LEVELS.index(level) <= LEVELS.index(incident.level):
+        return None
+    before = {"level": incident.level, "area_code": incident.area_code, "area_name": incident.area_name}
+    incident.level, incident.area_code, incident.area_name = level, code, name[:128]
+    if level == "regency":
+        incident.village = incident.district = incident.road = None
+    elif level == "district":
+        incident.village = incident.road = None
+    return before
+
+
+def finer_live_incident(session: Session, spike: Spike, district: str | None, code: str) -> Incident | None:
+    """The live finer incident of the same hazard inside this kecamatan or the regency that
+    makes a coarser spike redundant (the same rule `incidents` inhibits by)."""
+    if spike.level not in ("district", "regency"):
+        return None
+    finer = ("village", "road") if spike.level == "district" else ("village", "road", "district")
+    stmt = (select(Incident)
+            .where(Incident.hazard == spike.hazard, Incident.state.in_(LIVE_STATES), Incident.level.in_(finer))
+            .order_by(Incident.last_activity_at.desc(), Incident.id.desc()))
+    for incident in session.scalars(stmt):
+        if spike.level == "regency" or (district and incident.district == district):
+            return incident
+        covered = session.scalars(select(IncidentArea.area_code).where(
+            IncidentArea.incident_id == incident.id, IncidentArea.level == "village"))
+        if any(district_code(c) == code for c in covered):
+            return incident
+    return None
+
+
+def join_finer(session: Session, spike: Spike, incident: Incident, explanation: dict[str, Any]) -> Alert:
+    """Record a redundant coarser spike with the finer incident that tells its story: no message
+    and no timeline row (the finer incident's own rows tell it), but its window and posts are
+    stored, so it is never re-opened as news once that incident resolved."""
+    alert = Alert(
+        hazard=spike.hazard, level=spike.level, area_code=spike.area_code, window_start=spike.window_start,
+        window_end=spike.window_end, observed=spike.observed, expected=spike.expected, authors=spike.authors,
+        score=spike.score, explanation={**explanation, "joined": "a coarser window inside this incident's area"},
+        incident_id=incident.id,
+    )
+    session.add(alert)
+    session.flush()
+    return alert

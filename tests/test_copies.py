@@ -1,0 +1,75 @@
+"""Near-duplicate posts count once: reposts, forwards ("Info dari grup WA: ..."), link quotes and
+copy-pastes of one text, within a time window and across accounts, are one report; different
+witnesses are not merged."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from hypothesis import given, settings, strategies as st
+
+from siaga.copies import WINDOW, PostText, comparable, copy_keys
+
+T0 = datetime(2026, 2, 1, 8, 0, tzinfo=timezone.utc)
+ORIGINAL = "Banjir setinggi lutut merendam rumah warga di Desa Sangsit, Sawan sejak subuh tadi. Mohon waspada!"
+
+
+def post(i: int, text: str, minutes: float = 0, duplicate_of: int | None = None) -> PostText:
+    return PostText(i, T0 + timedelta(minutes=minutes), text, f"hash-{i}", duplicate_of)
+
+
+def test_forwards_retweets_and_copy_pastes_share_the_originals_key():
+    posts = [
+        post(1, ORIGINAL),
+        post(2, "Info dari grup WA: " + ORIGINAL, 5),
+        post(3, "RT @bpbd_buleleng: Banjir setinggi lutut merendam rumah warga di Desa Sangsit Sawan sejak subuh tadi", 9),
+        post(4, "copas dari grup sebelah: banjir setinggi lutut merendam rumah warga di desa sangsit, sawan sejak subuh tadi!!", 30),
+    ]
+    keys = copy_keys(posts)
+    assert keys == {1: "hash-1", 2: "hash-1", 3: "hash-1", 4: "hash-1"}
+
+
+def test_independent_witnesses_keep_their_own_keys():
+    posts = [
+        post(1, ORIGINAL),
+        post(2, "Air masuk rumah kami di Sangsit, sudah selutut, anak-anak kami ungsikan ke balai banjar", 3),
+        post(3, "Jalan depan pasar Sangsit tergenang banjir, motor banyak yang mogok, hati-hati lewat sini", 4),
+        post(4, "banjir di sangsit", 5),
+        post(5, "banjir di sawan", 6),
+    ]
+    assert len(set(copy_keys(posts).values())) == 5
+
+
+def test_link_quotes_of_one_page_count_once():
+    posts = [
+        post(1, "ngeri banget https://news.example.com/banjir-sangsit?utm_source=wa"),
+        post(2, "semoga cepat surut 🙏 https://NEWS.example.com/banjir-sangsit/", 10),
+        post(3, "ini berita lain https://news.example.com/kebakaran-banyuasri", 11),
+    ]
+    keys = copy_keys(posts)
+    assert keys[2] == keys[1] and keys[3] != keys[1]
+
+
+def test_source_repost_fields_link_copies_even_when_the_original_is_not_read():
+    posts = [post(5, "wah parah", 0, duplicate_of=1), post(6, "doakan ya", 1, duplicate_of=1), post(7, "wah parah", 2)]
+    keys = copy_keys(posts)
+    assert keys[5] == keys[6] != keys[7]
+
+
+def test_copies_far_apart_in_time_are_separate_reports():
+    later = WINDOW + timedelta(minutes=1)
+    posts = [post(1, ORIGINAL), post(2, "Info dari grup WA: " + ORIGINAL, later / timedelta(minutes=1))]
+    assert copy_keys(posts) == {1: "hash-1", 2: "hash-2"}
+
+
+def test_comparable_strips_links_mentions_and_forwarding_prefixes():
+    assert comparable("Fwd: Info dari grup WA @warga: Banjir di Sangsit https://t.co/x") == "banjir di sangsit"
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(max_size=120), max_size=12))
+def test_every_post_gets_a_key_and_the_first_keeps_its_own(texts):
+    posts = [post(i, t, i) for i, t in enumerate(texts)]
+    keys = copy_keys(posts)
+    assert set(keys) == {p.id for p in posts}
+    if posts:
+        assert keys[0] == "hash-0"
