@@ -208,7 +208,12 @@ def test_incident_page_has_map_chart_timeline_and_evidence(client):
     for kind in ("opened", "delivered", "acknowledged", "escalated", "counts", "delivery_failed", "resolved"):
         assert f"event-{kind}" in timeline
     assert "#bpbd-siaga" in timeline and "made.duty.officer" in timeline and "2025-01-14 14:20 WITA" in timeline
-    assert html.split('id="evidence"')[1].count('class="post"') == 7
+    evidence_posts = html.split('id="evidence"')[1].count('class="post"')
+    assert evidence_posts == 7
+    # the header's count is the evidence table's, and the page says what it counts
+    header = html.split('id="posts-definition"')[0].rsplit("<dd>", 1)[1]
+    assert header.split("/")[0].strip() == str(evidence_posts)
+    assert "Unggahan insiden" in html.split('id="posts-definition"')[1].split("</small>")[0]
     # nothing fetched from elsewhere
     assert "<script" not in html.lower().replace("&lt;script", "")
     assert "http://" not in html.replace("http://www.w3.org", "")
