@@ -508,7 +508,12 @@ def _migration_lock(url: str) -> Iterator[None]:
             return
         import fcntl
 
-        with open(f"{path}.migrate-lock", "a") as handle:
+        try:
+            handle = open(f"{path}.migrate-lock", "a")
+        except OSError:  # no such folder or not writable: SQLite itself then says what is wrong
+            yield
+            return
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
