@@ -129,6 +129,15 @@ def finer_live_incident(session: Session, spike: Spike, district: str | None, co
     return None
 
 
+JOINED = "joined"  # the explanation key marking a stored coarser window (see `join_finer`)
+
+
+def is_joined(alert: Alert) -> bool:
+    """A coarser window stored with the finer incident that tells its story: its posts count
+    for that incident, but it is not a detection of its own (no marker, row or message)."""
+    return bool((alert.explanation or {}).get(JOINED))
+
+
 def join_finer(session: Session, spike: Spike, incident: Incident, explanation: dict[str, Any]) -> Alert:
     """Record a redundant coarser spike with the finer incident that tells its story: no message
     and no timeline row (the finer incident's own rows tell it), but its window and posts are
@@ -136,7 +145,7 @@ def join_finer(session: Session, spike: Spike, incident: Incident, explanation: 
     alert = Alert(
         hazard=spike.hazard, level=spike.level, area_code=spike.area_code, window_start=spike.window_start,
         window_end=spike.window_end, observed=spike.observed, expected=spike.expected, authors=spike.authors,
-        score=spike.score, explanation={**explanation, "joined": "a coarser window inside this incident's area"},
+        score=spike.score, explanation={**explanation, JOINED: "a coarser window inside this incident's area"},
         incident_id=incident.id,
     )
     session.add(alert)

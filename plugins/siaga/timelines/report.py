@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from siaga.incidents import IncidentPosts, cited_post_ids, kecamatan_of, posts_of
+from siaga.regional import is_joined
 from siaga.store import Alert, AreaCount, Geotag, Incident, IncidentArea, IncidentEvent, IncidentThread, OutboxMessage, Post
 from siaga.timelines.places import Places
 from siaga.timelines.story import actor_name, event_label, event_sentence
@@ -82,8 +83,9 @@ def read_report(session: Session, incident_id: int, places: Places) -> IncidentR
     if incident is None:
         return None
     events = list(session.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == incident_id).order_by(IncidentEvent.at, IncidentEvent.id)))
-    alerts = list(session.scalars(select(Alert).where(Alert.incident_id == incident_id).order_by(Alert.window_end, Alert.id)))
-    post_ids = evidence_post_ids(events, alerts)
+    stored = list(session.scalars(select(Alert).where(Alert.incident_id == incident_id).order_by(Alert.window_end, Alert.id)))
+    post_ids = evidence_post_ids(events, stored)
+    alerts = [a for a in stored if not is_joined(a)]  # the detections; joined windows only add posts
     posts = evidence(session, post_ids)
     outbox = list(session.scalars(select(OutboxMessage).where(OutboxMessage.incident_id == incident_id).order_by(OutboxMessage.created_at, OutboxMessage.id)))
     threads = list(session.scalars(select(IncidentThread).where(IncidentThread.incident_id == incident_id)))
