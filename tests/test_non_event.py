@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from siaga.hazard_config import HazardConfigError, default_hazard_dir
 from siaga.hazards import HazardSet
@@ -98,3 +98,58 @@ def test_figurative_and_question_talk_silence_only_the_terms_they_contain(shippe
     assert "flood" in reported(shipped, "Rumah kami kebanjiran sejak pagi di Sangsit. apakah ada banjir juga di Sawan?")
     # a drill colours the whole post
     assert "earthquake" not in reported(shipped, "Gempa! begitu aba-aba dalam latihan evakuasi di SMPN 2 Singaraja")
+
+
+def _find_word_by_word(patterns, mt):
+    """The matcher as specified, one comparison per pattern word and post word: what the indexed
+    `find` must agree with."""
+    from siaga.non_event import _NEGATORS, _word_matches
+
+    words = [mt.written(a, b) for a, b in zip(mt.starts, mt.ends)]
+
+    def rest(p, k, prev, gap):
+        if k == len(p):
+            return prev
+        for j in range(prev + 1, min(prev + 2 + gap, len(words))):
+            if _word_matches(p[k], words[j]):
+                last = rest(p, k + 1, j, gap)
+                if last is not None:
+                    return last
+            if words[j] in _NEGATORS:
+                return None
+        return None
+
+    out = []
+    for pattern in patterns:
+        gap = 0 if pattern.question else MAX_GAP
+        found = next(((i, last) for i, w in enumerate(words) if _word_matches(pattern.words[0], w)
+                      for last in [rest(pattern.words, 1, i, gap)] if last is not None), None)
+        out.append(found and (mt.starts[found[0]], mt.ends[found[1]]))
+    return out
+
+
+# Words built to collide: doubled letters, "ngg", suffixed forms, negators.
+_WORD = st.sampled_from(["latihan", "latihannya", "latiihan", "gempa", "gempaa", "simulasi",
+                         "simulasinya", "mengenang", "menggenang", "genang", "tidak", "banjir",
+                         "banjirr", "ada", "lagi", "macet", "macetnya", "jl", "lalin", "rumah2", "#banjir", "?"])
+
+
+@settings(max_examples=1000, deadline=None)
+@example([["mengenang"]], ["menggenang"], False)  # squeezed alike, told apart by "ngg"
+@example([["latihan", "gempa"]], ["latihannya", "tidak", "gempa"], False)  # suffix; negator in the gap
+@example([["simulasi"]], ["simulasinya"], False)
+@example([["macet"]], ["jl", "macetnya"], False)  # the shortest word that matches suffixed forms
+@example([["banjir"]], ["ada", "banjirr", "?"], True)
+@given(st.lists(st.lists(_WORD, min_size=1, max_size=3), min_size=1, max_size=5),
+       st.lists(_WORD, max_size=14), st.booleans())
+def test_indexed_matching_agrees_with_word_by_word_matching(shipped, phrases, post, question):
+    patterns = compile_patterns({"question" if question else "drill":
+                                 [" ".join(p) + ("?" if question else "") for p in phrases]})
+    mt = match_text(fold(" ".join(post)), shipped.abbreviations)
+    expected = _find_word_by_word(patterns, mt)
+    for pattern, at in zip(patterns, expected):
+        talk = find((pattern,), mt)
+        if at is None:
+            assert talk is None
+        elif not pattern.question:
+            assert talk is not None and talk.at == at
