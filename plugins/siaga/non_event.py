@@ -21,7 +21,6 @@ stream: a post's words are squeezed once and looked up in an index of the patter
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Mapping, Sequence
 
 from siaga.normalise import MatchText, fold, squeeze
@@ -42,6 +41,8 @@ _NEGATORS = frozenset({"tidak", "tak", "ga", "gak", "nggak", "enggak", "belum", 
 _PREFIX_MIN = 5
 # A "?" this many characters after the pattern's last word still belongs to it ("banjir ?").
 _QUESTION_REACH = 3
+# Post words whose matching pattern words an index remembers before starting over.
+_SEEN_MAX = 50_000
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,9 @@ def find(patterns: Sequence[Pattern], mt: MatchText,
     at = index.positions(words)
     if not at:
         return None
-    for pattern, ids in zip(patterns, index.pattern_ids):
-        if not all(i in at for i in ids):
+    present = at.keys()
+    for pattern, ids, needs in zip(patterns, index.pattern_ids, index.needs):
+        if not needs <= present:
             continue  # a word of the pattern is nowhere in the post
         found = _match([at[i] for i in ids], words, 0 if pattern.question else MAX_GAP)
         if found is None:
@@ -122,6 +124,7 @@ class _Index:
     def __init__(self, patterns: Sequence[Pattern]) -> None:
         ids: dict[str, int] = {}
         self.pattern_ids = tuple(tuple(ids.setdefault(w, len(ids)) for w in p.words) for p in patterns)
+        self.needs = tuple(map(frozenset, self.pattern_ids))  # each pattern's word ids, as a set
         self.wants = list(ids)  # id -> pattern word as written (folded)
         self.exact: dict[str, list[int]] = {}  # squeezed pattern word -> ids
         self.prefix: dict[str, list[int]] = {}  # the same, for words that match suffixed forms
@@ -131,20 +134,29 @@ class _Index:
             if len(w) >= _PREFIX_MIN:
                 self.prefix.setdefault(w, []).append(i)
         self.longest_prefix = max(map(len, self.prefix), default=0)
+        self._seen: dict[str, tuple[int, ...]] = {}  # post word -> `_matching`: posts reuse words
 
     def positions(self, words: Sequence[str]) -> dict[int, set[int]]:
         """Pattern word id -> the token indices it matches (`_word_matches`)."""
         at: dict[int, set[int]] = {}
+        seen = self._seen
         for j, got in enumerate(words):
-            g = _squeezed(got)
-            candidates = list(self.exact.get(g, ()))
-            for n in range(_PREFIX_MIN, min(len(g), self.longest_prefix + 1)):
-                candidates.extend(self.prefix.get(g[:n], ()))
-            for i in candidates:
-                want = self.wants[i]
-                if ("ngg" in want) == ("ngg" in got[: len(want) + 1]):
-                    at.setdefault(i, set()).add(j)
+            ids = seen.get(got)
+            if ids is None:
+                if len(seen) > _SEEN_MAX:
+                    seen.clear()
+                ids = seen[got] = self._matching(got)
+            for i in ids:
+                at.setdefault(i, set()).add(j)
         return at
+
+    def _matching(self, got: str) -> tuple[int, ...]:
+        """The ids of the pattern words that match the post word `got`."""
+        g = squeeze(got)
+        candidates = list(self.exact.get(g, ()))
+        for n in range(_PREFIX_MIN, min(len(g), self.longest_prefix + 1)):
+            candidates.extend(self.prefix.get(g[:n], ()))
+        return tuple(i for i in candidates if ("ngg" in self.wants[i]) == ("ngg" in got[: len(self.wants[i]) + 1]))
 
 
 # Each pattern tuple's index, by identity (the tuple is kept so that its id stays its own).
@@ -160,12 +172,9 @@ def _index_of(patterns: Sequence[Pattern]) -> _Index:
     return entry[1]
 
 
-@lru_cache(maxsize=1 << 16)
-def _squeezed(word: str) -> str:
-    return squeeze(word)
-
-
 def _word_matches(want: str, got: str) -> bool:
+    """Does post word `got` match pattern word `want`? The definition `_Index` implements by
+    lookups (and its test checks it against)."""
     w, g = squeeze(want), squeeze(got)
     if not (g == w or (len(w) >= _PREFIX_MIN and g.startswith(w))):
         return False
