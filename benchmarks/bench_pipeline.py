@@ -8,7 +8,10 @@ The N posts are generated (seeded): one in ten a hazard report (flood, fire, lan
 tree, traffic accident or jam) naming one of Buleleng's 148 villages or its roads, spread over all
 of them, a third of those reports from --events real events (one hazard in one village or on one
 road, many people), by many authors over the last 50 minutes; the rest everyday chatter, a third
-of it naming a village. Every text is distinct (nothing is won by repeated texts).
+of it naming a village. Every text is distinct (nothing is won by repeated texts), and each
+hazard report is worded its reporter's own way (opener, phrasing of what and where, detail,
+closer drawn apart), as witnesses write: `siaga.copies` rightly counts near-identical texts
+from many accounts as one report, so reports from one template would never make an event.
 
 The figure is the steady state of a process that already holds the place and hazard matchers
 (a worker that tagged before): building them is timed apart (`startup_seconds`; the on-disk
@@ -43,18 +46,41 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = "bench"
 
+# A hazard report is an opener, one of its hazard's ways of saying what happened where, one of
+# its details and a closer, each drawn apart: people at one event word it differently. Fixed
+# templates varying only a number were near-identical texts that `siaga.copies` (rightly) counts
+# as one report however many accounts posted them, so no event reached three authors.
 HAZARD_TEXTS = {
-    "flood": ("Banjir di Desa {v}, air masuk rumah warga {n} cm", "{v} banjir lagi, air setinggi lutut di gang {n}",
-              "Hujan deras dari subuh, Desa {v} kebanjiran, {n} rumah terendam"),
-    "fire": ("Kebakaran rumah warga di Desa {v}, api besar, {n} unit damkar datang",
-             "Ada kebakaran gudang di {v} barusan, asap hitam tebal ke arah {n}"),
-    "landslide": ("Tanah longsor di Desa {v}, akses jalan tertutup material {n} meter",
-                  "Longsor lagi di {v} setelah hujan {n} jam"),
-    "fallen_tree": ("Pohon tumbang di Desa {v}, kabel listrik putus dekat rumah no {n}",),
-    "traffic_accident": ("Kecelakaan di {r}, motor dan truk tabrakan dekat km {n}",
-                         "Laka lantas di {r}, {n} korban dibawa ke RSUD"),
-    "traffic_jam": ("Macet total di {r}, antrean {n} km sejak pagi", "{r} macet parah, kendaraan tidak bergerak {n} menit"),
+    "flood": ("Banjir di Desa {v}", "{v} banjir lagi", "Desa {v} kebanjiran", "air sungai meluap masuk {v}",
+              "genangan tinggi di {v}", "rumah-rumah di {v} terendam banjir"),
+    "fire": ("Kebakaran rumah warga di Desa {v}", "ada kebakaran di {v}", "api besar di {v}",
+             "gudang terbakar di Desa {v}", "{v} kebakaran, asap hitam tebal"),
+    "landslide": ("Tanah longsor di Desa {v}", "longsor lagi di {v}", "tebing runtuh di {v}",
+                  "jalan desa {v} tertimbun longsor", "material longsor menutup akses {v}"),
+    "fallen_tree": ("Pohon tumbang di Desa {v}", "ada pohon besar tumbang di {v}", "pohon roboh menutup jalan {v}",
+                    "{v}: pohon tumbang kena kabel listrik"),
+    "traffic_accident": ("Kecelakaan di {r}", "laka lantas di {r}", "tabrakan motor dan truk di {r}",
+                         "ada kecelakaan barusan di {r}", "{r} ada tabrakan"),
+    "traffic_jam": ("Macet total di {r}", "{r} macet parah", "antrean kendaraan panjang di {r}",
+                    "lalu lintas di {r} tersendat", "kendaraan tidak bergerak di {r}"),
 }
+HAZARD_DETAILS = {
+    "flood": ("air masuk rumah {n} cm", "air setinggi lutut", "{n} rumah terendam", "warga mengungsi ke balai banjar",
+              "jalan tidak bisa dilewati motor", "hujan deras dari subuh", "sawah ikut terendam"),
+    "fire": ("{n} unit damkar datang", "asap terlihat dari jauh", "warga bantu padamkan pakai ember",
+             "api cepat merembet", "belum tahu penyebabnya", "listrik dipadamkan sementara"),
+    "landslide": ("akses jalan tertutup {n} meter", "setelah hujan {n} jam", "warga diminta menjauh dari tebing",
+                  "alat berat belum datang", "satu rumah rusak", "kendaraan putar balik"),
+    "fallen_tree": ("kabel listrik putus", "menimpa warung", "jalan tertutup sebagian", "angin kencang sejak sore",
+                    "petugas PLN sudah dihubungi", "motor tidak bisa lewat"),
+    "traffic_accident": ("{n} korban dibawa ke RSUD", "dekat km {n}", "polisi sudah di lokasi", "ambulans baru datang",
+                         "jalan jadi macet", "pengendara motor luka"),
+    "traffic_jam": ("antrean {n} km", "sudah {n} menit tidak bergerak", "sejak pagi", "ada perbaikan jalan",
+                    "truk mogok di tengah jalan", "cari jalan lain"),
+}
+OPENERS = ("", "", "Waduh, ", "Info: ", "Hati-hati, ", "Barusan lewat, ", "Astaga ", "Mohon doanya, ", "Lihat sendiri: ")
+CLOSERS = ("", "", ".", "!", " semoga cepat tertangani", " mohon bantuan", " hati-hati yang mau lewat",
+           " ada yang tahu info lanjut?", " tadi jam {h}", " #{tag}")
 CHATTER = ("Selamat pagi", "Ngopi dulu", "Sarapan nasi jinggo", "Cuaca cerah", "Mendung tipis", "Lagi santai",
            "Antre di bank", "Jemput anak sekolah", "Latihan tari", "Upacara di pura", "Belanja ke pasar",
            "Main layangan", "Nonton bola", "Kerja bakti", "Latihan gamelan", "Nunggu hujan reda")
@@ -97,6 +123,7 @@ def generate(n: int, now: datetime, seed: int, events: int = 12) -> list[dict[st
     hazards = list(HAZARD_TEXTS)
     hot = [(rng.choice(hazards), rng.choice(villages), rng.choice(roads)) for _ in range(events)]
     out = []
+    texts: set[str] = set()
     for i in range(n):
         when = now - timedelta(seconds=1 + rng.uniform(0, 50 * 60))
         if i % 10 == 0:
@@ -104,7 +131,10 @@ def generate(n: int, now: datetime, seed: int, events: int = 12) -> list[dict[st
                 hazard, v, r = rng.choice(hot)
             else:
                 hazard, v, r = rng.choice(hazards), rng.choice(villages), rng.choice(roads)
-            text = rng.choice(HAZARD_TEXTS[hazard]).format(v=v, r=r, n=rng.randint(2, 99))
+            text = hazard_report(rng, hazard, v, r)
+            while text in texts:
+                text = hazard_report(rng, hazard, v, r)
+            texts.add(text)
         else:
             where = f" di {rng.choice(villages)}" if rng.random() < 0.33 else f" di {rng.choice(PLACES)}"
             text = f"{rng.choice(CHATTER)}{where} {rng.choice(TOPICS)} #{i}"
@@ -112,6 +142,16 @@ def generate(n: int, now: datetime, seed: int, events: int = 12) -> list[dict[st
                     "url": f"https://example.org/bench/{i}"})
     out.sort(key=lambda p: p["created_at"])
     return out
+
+
+def hazard_report(rng: random.Random, hazard: str, village: str, road: str) -> str:
+    """One person's report of `hazard` in `village` (or on `road`), worded their own way."""
+    core = rng.choice(HAZARD_TEXTS[hazard]).format(v=village, r=road)
+    detail = rng.choice(HAZARD_DETAILS[hazard]).format(n=rng.randint(2, 99))
+    closer = rng.choice(CLOSERS).format(h=f"{rng.randint(0, 23):02d}.{rng.randint(0, 59):02d}", tag=rng.choice(
+        ("infobuleleng", "singaraja", "balinews", "waspada", "bulelenginfo")))
+    text = f"{rng.choice(OPENERS)}{core}, {detail}{closer}"
+    return text[0].upper() + text[1:]
 
 
 # --- the deployment ---------------------------------------------------------------------------
