@@ -118,8 +118,12 @@ def generate(n: int, now: datetime, seed: int, events: int = 12) -> list[dict[st
 
     rng = random.Random(seed)
     villages = [v.name for v in load_villages(settings.geodata_dir() / "buleleng_villages.geojson")]
-    roads = [r["name"] for r in yaml.safe_load((settings.geodata_dir() / "roads.yaml").read_text(encoding="utf-8"))["roads"]
-             if not r.get("generic")]
+    # a road by any of the names people call it ("Jalur Gilimanuk", "Raya Seririt"), as roads.yaml
+    # lists them: one long official name in every report made them near-identical copies
+    named = {r["name"]: [r["name"], *r.get("variants", [])]
+             for r in yaml.safe_load((settings.geodata_dir() / "roads.yaml").read_text(encoding="utf-8"))["roads"]
+             if not r.get("generic")}
+    roads = list(named)
     hazards = list(HAZARD_TEXTS)
     hot = [(rng.choice(hazards), rng.choice(villages), rng.choice(roads)) for _ in range(events)]
     out = []
@@ -131,9 +135,9 @@ def generate(n: int, now: datetime, seed: int, events: int = 12) -> list[dict[st
                 hazard, v, r = rng.choice(hot)
             else:
                 hazard, v, r = rng.choice(hazards), rng.choice(villages), rng.choice(roads)
-            text = hazard_report(rng, hazard, v, r)
+            text = hazard_report(rng, hazard, v, rng.choice(named[r]))
             while text in texts:
-                text = hazard_report(rng, hazard, v, r)
+                text = hazard_report(rng, hazard, v, rng.choice(named[r]))
             texts.add(text)
         else:
             where = f" di {rng.choice(villages)}" if rng.random() < 0.33 else f" di {rng.choice(PLACES)}"
