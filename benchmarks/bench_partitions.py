@@ -25,21 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import bench_pipeline as bp  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-_CHILD = """
-import json, sys, time
-from datetime import datetime
-
-
-def peak_rss_mb():
-    # VmHWM: this process's own high-water mark. getrusage's ru_maxrss is not: Linux carries
-    # the parent's peak across the fork and exec that started this process.
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-
-
-start = time.perf_counter()
-from siaga import pipeline
+_CHILD = bp.CHILD_PREAMBLE + """from siaga import pipeline
 now = datetime.fromisoformat(sys.argv[1])
 if sys.argv[2] == "detect":
     out = pipeline.detect_incidents(now)

@@ -304,7 +304,8 @@ def run_once(db_url: str, posts: list[dict[str, Any]], now: datetime, geotagger:
 
 # --- peak RSS of a detect task ----------------------------------------------------------------
 
-_CHILD = """
+# The start of every measured child process (bench_partitions.py uses it too).
+CHILD_PREAMBLE = """
 import json, sys, time
 from datetime import datetime
 
@@ -318,7 +319,9 @@ def peak_rss_mb():
 
 
 start = time.perf_counter()
-from siaga import pipeline
+"""
+
+_CHILD = CHILD_PREAMBLE + """from siaga import pipeline
 report = pipeline.detect_incidents(datetime.fromisoformat(sys.argv[1]))
 print(json.dumps({"seconds": time.perf_counter() - start, "tagged": report["tagged"],
                   "peak_rss_mb": peak_rss_mb()}))
