@@ -164,6 +164,26 @@ def parse_yaml(text: str, source: str) -> Document:
     return doc
 
 
+def read_document(path: str | Path, refused: type[ConfigError]) -> Document:
+    """`read_yaml`, with a syntax error raised as the caller's own error type, so a settings
+    module refuses an unreadable file and a wrong one with one kind of exception."""
+    try:
+        return read_yaml(path)
+    except ConfigSyntaxError as exc:
+        raise refused(exc.problems) from None
+
+
+def document_of(data: Any, source: str, text: str | None, refused: type[ConfigError]) -> Document:
+    """A document for data parsed elsewhere; with its `text`, parsed again so that errors are
+    placed at their line (syntax errors raised as `refused`)."""
+    if text is None:
+        return Document(source, data)
+    try:
+        return parse_yaml(text, source)
+    except ConfigSyntaxError as exc:
+        raise refused(exc.problems) from None
+
+
 def _mark(mark: yaml.Mark) -> tuple[int, int]:
     return mark.line + 1, mark.column + 1
 

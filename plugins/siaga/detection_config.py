@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 
 from siaga import settings
-from siaga.config_errors import ConfigError, ConfigSyntaxError, Document, parse_yaml, read_yaml, schema_problems
+from siaga.config_errors import ConfigError, Document, document_of, read_document, schema_problems
 
 FILE_NAME = "detection.yaml"
 
@@ -66,13 +66,7 @@ class DetectSettings:
     @classmethod
     def from_dict(cls, data: Any, source: str = "<detection>", text: str | None = None) -> DetectSettings:
         """Settings from parsed YAML (None, as from an empty file, means every default)."""
-        doc = Document(source, data)
-        if text is not None:
-            try:
-                doc = parse_yaml(text, source)
-            except ConfigSyntaxError as exc:
-                raise DetectionConfigError(exc.problems) from None
-        return cls.from_document(doc)
+        return cls.from_document(document_of(data, source, text, DetectionConfigError))
 
     @classmethod
     def from_document(cls, doc: Document) -> DetectSettings:
@@ -93,8 +87,4 @@ def load(path: str | Path | None = None) -> DetectSettings:
     path = Path(path) if path is not None else settings.config_dir() / FILE_NAME
     if not path.exists():
         return DetectSettings()
-    try:
-        doc = read_yaml(path)
-    except ConfigSyntaxError as exc:
-        raise DetectionConfigError(exc.problems) from None
-    return DetectSettings.from_document(doc)
+    return DetectSettings.from_document(read_document(path, DetectionConfigError))

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
 
-from siaga.config_errors import ConfigError, ConfigSyntaxError, Document, parse_yaml, read_yaml, schema_problems
+from siaga.config_errors import ConfigError, Document, document_of, read_document, schema_problems
 from siaga.vocabulary import LOCAL_TZ_NAME
 
 _HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
@@ -154,22 +154,12 @@ class Router:
 
     @classmethod
     def load(cls, path: str | Path) -> "Router":
-        try:
-            doc = read_yaml(path)
-        except ConfigSyntaxError as exc:
-            raise RoutingConfigError(exc.problems) from None
-        return cls.from_document(doc)
+        return cls.from_document(read_document(path, RoutingConfigError))
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<routing>", text: str | None = None) -> "Router":
         """A router from parsed data; `text`, when given, places errors at their line."""
-        doc = Document(source, data)
-        if text is not None:
-            try:
-                doc = parse_yaml(text, source)
-            except ConfigSyntaxError as exc:
-                raise RoutingConfigError(exc.problems) from None
-        return cls.from_document(doc)
+        return cls.from_document(document_of(data, source, text, RoutingConfigError))
 
     @classmethod
     def from_document(cls, doc: Document) -> "Router":
