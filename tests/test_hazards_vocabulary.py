@@ -207,6 +207,10 @@ CLI_CASES = [
     ("Alhamdulillah sudah mulai surut", ["flood"]),
     ("butuh pompa asi yang bagus", []),
     ("air laut sudah mulai surut", []),
+    ("air sampe pinggang di gang sebelah", ["flood"]),       # "sampe" arrives as "sampai"
+    ("Tanggul bocor, air masuk ke permukiman Kampung Baru", ["flood"]),
+    ("jalan jadi sungai tiap hujan deras", ["flood", "road_closure"]),
+    ("tukad tuh sejak Juli, petani keweh yeh", ["drought"]),
     # crash verbs without "kecelakaan"
     ("Truk menyeruduk warung di Jalan Seririt", ["traffic_accident"]),
     ("mobil tercebur ke sungai di Kubutambahan", ["traffic_accident"]),
