@@ -192,6 +192,7 @@ CLI_CASES = [
     ("sumurnya udah kering sejak Agustus", ["drought"]),
     ("Mata air sudah mengering, warga Pedawa antre air", ["drought"]),
     ("BPBD kirim air bersih ke Desa Tembok", ["drought"]),
+    ("BPBD kirim air bersih untuk pengungsi banjir di Seririt", ["flood"]),  # relief, not a drought
     ("sumure tuh, kuangan yeh di Banjar Dinas Kaja", ["drought"]),
     # sea water rising is the tide, never a tsunami
     ("air laut mulai naik ke permukiman Kampung Bugis", ["tidal_flood"]),
