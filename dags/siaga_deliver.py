@@ -1,8 +1,10 @@
 """
 ### Siaga deliver
 
-Sends the outbox to Slack: when detect wrote messages (the `siaga://outbox` asset) and every two
-minutes, so a delivery that failed is retried later. Each message is claimed by one worker and
+Sends what is left in the outbox to Slack: every two minutes, and when the digest wrote its
+message (the `siaga://outbox` asset). Alerts are first sent by the detect task that wrote them
+(`siaga.pipeline.detect_and_deliver`); this DAG retries what failed, what that task's time budget
+left, and what quiet hours held back. Each message is claimed by one worker and
 marked sent only after Slack accepted it: re-runs and parallel runs never post twice.
 """
 from datetime import timedelta

@@ -4,8 +4,10 @@
 Runs when ingest stored posts (the `siaga://posts` asset): tags new posts with places and
 hazards, counts them per hazard and area, finds spikes against the baseline, opens, updates or
 resolves incidents and writes their Slack messages to the outbox in the same transaction
-(`siaga.detect.run`; settings in `config/detection.yaml`). Updates `siaga://outbox` for the
-deliver DAG.
+(`siaga.detect.run`; settings in `config/detection.yaml`), then sends them at once from the same
+task (`siaga.pipeline.detect_and_deliver`): a separate deliver run would add a scheduler hop and a
+task start to every alert. What it cannot send within 30 s, or when Slack fails, the deliver DAG
+sends on its schedule.
 
 Also runs every five minutes: spike windows end on five-minute bucket boundaries
 (`siaga.spikes.BUCKET`), so the window holding the last burst of posts is only evaluated by a run
@@ -27,7 +29,6 @@ from siaga import pipeline
 from siaga.pipeline import run_time
 
 POSTS = Asset(pipeline.POSTS_URI)
-OUTBOX = Asset(pipeline.OUTBOX_URI)
 
 
 @dag(
@@ -39,9 +40,9 @@ OUTBOX = Asset(pipeline.OUTBOX_URI)
     doc_md=__doc__,
 )
 def siaga_detect():
-    @task(outlets=[OUTBOX])
+    @task
     def detect_incidents() -> dict:
-        return pipeline.detect_incidents(run_time(get_current_context()))
+        return pipeline.detect_and_deliver(run_time(get_current_context()))
 
     detect_incidents()
 

@@ -1,8 +1,9 @@
 """
 ### Siaga ingest
 
-Polls every enabled source in `config/sources.yaml` (one mapped task per source, so one broken
-source fails and retries alone), stores new posts once each, quarantines bad input, and only
+Polls every enabled source in `config/sources.yaml` every minute, or every `SIAGA_POLL_INTERVAL`
+seconds (`siaga.settings.poll_interval`), one mapped task per source, so one broken source fails
+and retries alone; stores new posts once each, quarantines bad input, and only
 then advances the source's cursor. When posts were stored it updates the `siaga://posts` asset,
 which starts the detect DAG.
 """
@@ -11,14 +12,14 @@ from datetime import timedelta
 from airflow.sdk.exceptions import AirflowSkipException
 from airflow.sdk import Asset, dag, get_current_context, task
 
-from siaga import pipeline
+from siaga import pipeline, settings
 from siaga.pipeline import run_time
 
 POSTS = Asset(pipeline.POSTS_URI)
 
 
 @dag(
-    schedule=timedelta(minutes=1),
+    schedule=settings.poll_interval(),
     catchup=False,
     max_active_runs=1,
     tags=["siaga"],

@@ -24,3 +24,19 @@ def test_every_task_is_a_few_lines_calling_the_core():
         for fn in tasks:
             body_lines = fn.end_lineno - fn.body[0].lineno + 1
             assert body_lines <= 5, f"{path.name}:{fn.name} has {body_lines} lines: move logic into plugins/siaga"
+
+
+def test_ingest_polls_at_the_configured_interval(monkeypatch):
+    """SIAGA_POLL_INTERVAL (`settings.poll_interval`) is the ingest DAG's schedule, read when the
+    DAG file is parsed; one minute without it."""
+    from datetime import timedelta
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    for value, expected in ((None, timedelta(minutes=1)), ("30", timedelta(seconds=30))):
+        if value is None:
+            monkeypatch.delenv(settings.POLL_INTERVAL_ENV, raising=False)
+        else:
+            monkeypatch.setenv(settings.POLL_INTERVAL_ENV, value)
+        dag = DagBag(dag_folder=str(DAGS / "siaga_ingest.py")).get_dag("siaga_ingest")
+        assert dag.timetable._delta == expected

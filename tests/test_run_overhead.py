@@ -1,8 +1,10 @@
 """What every DAG task pays before its work (issue 14's per-run overhead): the schema check is one
 query on an up-to-date database, DAG files do not drag detection's libraries into ingest and
-deliver tasks, and the tail probabilities match scipy.stats without importing it."""
+deliver tasks, Celery workers import the jobs' stages once (every one of them, and without the
+core package needing Airflow), and the tail probabilities match scipy.stats without importing it."""
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 
@@ -37,6 +39,37 @@ def test_dag_files_do_not_import_detection_libraries_for_ingest_and_deliver():
             "print(sorted(m for m in ('pandas', 'scipy', 'siaga.detect', 'siaga.geotag', 'slack_sdk') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_workers_preload_every_stage_module_the_jobs_import():
+    """`pipeline.STAGE_MODULES` is what `siaga.celery_config` has workers import before forking:
+    a job importing a stage missing from it would pay that import in every task again."""
+    from siaga import pipeline
+
+    tree = ast.parse(open(pipeline.__file__, encoding="utf-8").read())
+    imported = set()
+    for fn in (n for n in tree.body if isinstance(n, ast.FunctionDef)):
+        for node in ast.walk(fn):
+            if isinstance(node, ast.ImportFrom) and node.module == "siaga":
+                imported |= {f"siaga.{alias.name}" for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("siaga."):
+                imported.add(node.module)
+    assert imported == set(pipeline.STAGE_MODULES)
+
+
+def test_celery_config_is_airflows_with_the_stages_added_and_needs_no_airflow_to_import():
+    code = ("import sys; import siaga.celery_config; "
+            "print(sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
+
+    from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
+
+    from siaga import celery_config, pipeline
+
+    config = celery_config.CELERY_CONFIG
+    assert {k: v for k, v in config.items() if k != "imports"} == {k: v for k, v in DEFAULT_CELERY_CONFIG.items() if k != "imports"}
+    assert set(pipeline.STAGE_MODULES) <= set(config["imports"])
 
 
 @hsettings(max_examples=200, deadline=None)

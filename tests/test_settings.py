@@ -1,7 +1,10 @@
-"""Where the database is: SIAGA_DB_URL, else the Airflow connection siaga_db, else SQLite."""
+"""Where the database is (SIAGA_DB_URL, else the Airflow connection siaga_db, else SQLite) and how
+often the sources are polled (SIAGA_POLL_INTERVAL)."""
 from __future__ import annotations
 
 import json
+
+import pytest
 
 from siaga import settings
 
@@ -31,3 +34,21 @@ def test_default_is_a_sqlite_file_in_the_data_dir(monkeypatch, tmp_path):
     monkeypatch.delenv("AIRFLOW_HOME", raising=False)
     monkeypatch.setenv("SIAGA_DATA_DIR", str(tmp_path))
     assert settings.database_url() == f"sqlite:///{tmp_path / 'siaga.db'}"
+
+
+def test_poll_interval_defaults_to_a_minute_and_reads_seconds(monkeypatch):
+    from datetime import timedelta
+
+    monkeypatch.delenv(settings.POLL_INTERVAL_ENV, raising=False)
+    assert settings.poll_interval() == timedelta(minutes=1)
+    monkeypatch.setenv(settings.POLL_INTERVAL_ENV, "30")
+    assert settings.poll_interval() == timedelta(seconds=30)
+    monkeypatch.setenv(settings.POLL_INTERVAL_ENV, "12.5")
+    assert settings.poll_interval() == timedelta(seconds=12.5)
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-60", "5", "nan"])
+def test_poll_interval_refuses_what_is_not_a_sane_number_of_seconds(monkeypatch, value):
+    monkeypatch.setenv(settings.POLL_INTERVAL_ENV, value)
+    with pytest.raises(ValueError, match=settings.POLL_INTERVAL_ENV):
+        settings.poll_interval()

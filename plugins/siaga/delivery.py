@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -49,6 +50,7 @@ class DeliverReport:
     dead: int = 0
     waiting_for_thread: int = 0
     lost_claims: int = 0
+    left: int = 0  # due rows not taken because the run's time budget ran out
     errors: list[str] = field(default_factory=list)
 
 
@@ -107,17 +109,24 @@ def deliver(
     worker: str | None = None,
     *,
     late_store: float = LATE_STORE_SECONDS,
+    budget: float | None = None,
 ) -> DeliverReport:
     """Send every due outbox row once. Safe to run twice at the same time, to re-run, and to run
     late (`now`, the run's logical time, decides what is due; leases run on real time).
-    `late_store`: seconds Slack may still store a post after the client gave up on it."""
+    `late_store`: seconds Slack may still store a post after the client gave up on it.
+    `budget`: seconds after which no further row is taken (the one in flight finishes); the
+    rows left stay due for the next run (`report.left`)."""
+    started = time.monotonic()
     late = timedelta(seconds=late_store)
     run = _Run(client, now or utcnow(), worker or worker_id(), timedelta(seconds=call_budget(client)) + late,
                late, db_url)
     report = DeliverReport()
     with session_scope(db_url) as session:
         due = outbox.due_ids(session, run.now)
-    for row_id in due:
+    for n, row_id in enumerate(due):
+        if budget is not None and time.monotonic() - started >= budget:
+            report.left = len(due) - n
+            break
         with session_scope(db_url) as session:
             claim = outbox.claim(session, row_id, run.worker, run.now, run.lease)
         if claim is None:

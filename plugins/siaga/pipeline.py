@@ -9,13 +9,25 @@ ingest and deliver task process and by the DAG processor, every run.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from siaga import settings, store
 
-# The Airflow assets that chain the DAGs: ingest updates POSTS; detect and digest update OUTBOX.
+log = logging.getLogger(__name__)
+
+# Every module the jobs below import when they run. A Celery worker imports them once before it
+# forks its task processes (`siaga.celery_config`), so a task does not pay them on every run;
+# tests/test_run_overhead.py checks that the list matches the jobs' imports.
+STAGE_MODULES = (
+    "siaga.delivery", "siaga.detect", "siaga.detection_config", "siaga.digest", "siaga.hazard_lists",
+    "siaga.ingest", "siaga.retention", "siaga.routing", "siaga.slackclient", "siaga.sources", "siaga.tagging",
+)
+
+# The Airflow assets that chain the DAGs: ingest updates POSTS (starting detect, which sends its
+# own alerts); digest updates OUTBOX (starting deliver).
 POSTS_URI = "siaga://posts"
 OUTBOX_URI = "siaga://outbox"
 
@@ -62,6 +74,33 @@ def detect_incidents(now: datetime) -> dict[str, Any]:
     return asdict(detect.run(now, router, settings=detection_config.load()))
 
 
+# How long a detect task may spend sending what it wrote before leaving the rest to the deliver
+# DAG: at Slack's one message per second per channel, a few dozen alerts. Detect runs one at a
+# time, so a long send would hold back the next run's detection.
+DELIVER_AFTER_DETECT_BUDGET = 30.0
+
+
+def detect_and_deliver(now: datetime) -> dict[str, Any]:
+    """`detect_incidents`, then, when it changed incidents, send the outbox at once from the same
+    task process (`deliver` with a time budget).
+
+    Why here and not only in the deliver DAG: the outbox is the durable hand-over either way,
+    but a separate deliver run costs the path to Slack a scheduler hop and a task start for
+    every alert (about 7 s at p50 on the benchmark machine, benchmarks/README.md). The deliver
+    DAG still sends whatever is left (the budget ran out, Slack failed, quiet hours ended) on
+    its schedule; claims make the two never post a row twice. A failure to deliver here is
+    logged and does not fail detection, whose incidents and outbox rows are already committed."""
+    report = detect_incidents(now)
+    if not report["changes"]:
+        return report
+    try:
+        report["delivered"] = deliver(now, budget=DELIVER_AFTER_DETECT_BUDGET)
+    except Exception as exc:  # the deliver DAG retries these rows; detection itself succeeded
+        log.warning("detect: delivery left to the deliver DAG: %s: %s", type(exc).__name__, exc)
+        report["delivered"] = {"error": f"{type(exc).__name__}: {exc}"}
+    return report
+
+
 def tag_posts(now: datetime, partition: int = 0, partitions: int = 1) -> dict[str, Any]:
     """Tag one partition of the untagged posts (ids % partitions == partition) with the lists in
     force: what mapped tasks run side by side on a backlog too large for one process, before
@@ -77,12 +116,12 @@ def tag_posts(now: datetime, partition: int = 0, partitions: int = 1) -> dict[st
     return {"tagged": tagged, "partition": partition, "partitions": partitions}
 
 
-def deliver(now: datetime) -> dict[str, Any]:
+def deliver(now: datetime, budget: float | None = None) -> dict[str, Any]:
     from siaga import delivery
     from siaga.slackclient import make_client
 
     store.migrate()
-    return asdict(delivery.deliver(make_client(), now))
+    return asdict(delivery.deliver(make_client(), now, budget=budget))
 
 
 def purge(now: datetime) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -142,6 +143,31 @@ def _switch(name: str, default: bool) -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"{name}: expected 1 or 0 (true/false, yes/no, on/off), got {value!r}")
+
+
+POLL_INTERVAL_ENV = "SIAGA_POLL_INTERVAL"
+POLL_INTERVAL_DEFAULT = timedelta(minutes=1)
+POLL_INTERVAL_MIN = timedelta(seconds=10)
+
+
+def poll_interval() -> timedelta:
+    """SIAGA_POLL_INTERVAL: seconds between polls of the sources (the ingest DAG's schedule),
+    default 60. A post waits for the next poll, so this interval is the floor of post-to-Slack
+    latency: at one minute an event's last post waits up to a minute before anything can run
+    (benchmarks/README.md, "Post-to-Slack latency"). Poll faster only where the sources allow
+    it (rate limits, terms of use); below 10 s the scheduler's own hops dominate and a poll can
+    outlast the interval. Read by the DAG file, so the dag-processor's environment decides.
+    ValueError names a bad value."""
+    value = os.environ.get(POLL_INTERVAL_ENV, "").strip()
+    if not value:
+        return POLL_INTERVAL_DEFAULT
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"{POLL_INTERVAL_ENV}: expected seconds between polls (e.g. 60 or 30), got {value!r}") from None
+    if not seconds >= POLL_INTERVAL_MIN.total_seconds():
+        raise ValueError(f"{POLL_INTERVAL_ENV}: at least {POLL_INTERVAL_MIN.total_seconds():g} s, got {value!r}")
+    return timedelta(seconds=seconds)
 
 
 def replay_clock_override() -> str | None:

@@ -177,6 +177,8 @@ class AirflowStack:
             "AIRFLOW__CELERY__BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{self.redis_db}",
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + pg_url(self.database, "postgresql"),
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.worker_concurrency),
+            # as docker-compose.yml: workers import Siaga's stages once (siaga.celery_config)
+            "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "siaga.celery_config.CELERY_CONFIG",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.api_port),
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{self.api_port}",
