@@ -38,5 +38,5 @@ def test_ingest_polls_at_the_configured_interval(monkeypatch):
             monkeypatch.delenv(settings.POLL_INTERVAL_ENV, raising=False)
         else:
             monkeypatch.setenv(settings.POLL_INTERVAL_ENV, value)
-        dag = DagBag(dag_folder=str(DAGS / "siaga_ingest.py")).get_dag("siaga_ingest")
-        assert dag.timetable._delta == expected
+        dag = DagBag(dag_folder=str(DAGS / "siaga_ingest.py")).dags["siaga_ingest"]
+        assert dag.timetable.delta == expected
