@@ -3,11 +3,13 @@ dag-processor, api-server and Celery workers on PostgreSQL and Redis (siaga_dev.
 the three Siaga DAGs unpaused, ingest polling every minute (or every `--poll-intervals` seconds,
 one after the other), and the fake Slack server in this process.
 
-Latency: flood events in distinct, non-adjacent villages, one every `--interval` seconds, each
-three posts by three people 5 s apart (a flood needs three). A post is visible at its source at
-its timestamp (a replay source on the identity clock serves what its time has come for); an
-event's latency runs from its third post becoming visible to the first Slack message naming its
-village. Each event's latency is also split into its steps (STEPS: the wait for the poll, the
+Latency: fire events in distinct, non-adjacent villages, one every `--interval` seconds, each
+two posts by two people 5 s apart (a fire needs two posts from two accounts). A post is visible
+at its source at its timestamp (a replay source on the identity clock serves what its time has
+come for); an event's latency runs from its last post becoming visible to the first Slack message
+naming its village. Fires, because a fire is in one place: floods in several kecamatan at once
+are one regional incident since issue 18 (`siaga.regional`), so the flood events this benchmark
+used until 2026-12-03 became one regency-wide incident and only its first message named a place. Each event's latency is also split into its steps (STEPS: the wait for the poll, the
 ingest task, the scheduler's hop to detect, ...) from the Siaga database and the task instances
 in Airflow's metadata database.
 
@@ -42,8 +44,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 TOKEN = "xoxb-bench-latency"
 REDIS_DB = 12
-FLOOD_TEXTS = ("Banjir di Desa {v}, air masuk rumah warga", "{v} banjir parah, air setinggi pinggang",
-               "Hujan deras dari subuh, Desa {v} kebanjiran")
+HAZARD = "fire"
+EVENT_TEXTS = ("Kebakaran rumah di Desa {v}, api cepat membesar", "Ada kebakaran di {v}, asap hitam tebal terlihat dari jauh")
+LAST = len(EVENT_TEXTS) - 1  # the post that completes an event
 BACKGROUND = ("Selamat pagi Singaraja, cuaca cerah hari ini", "Ngopi dulu di Lovina sebelum kerja",
               "Pasar Anyar rame banget pagi ini", "Sunrise di pantai Lovina indah sekali",
               "Upacara di pura desa hari ini", "Ada yang tahu warung enak di Seririt?")
@@ -53,7 +56,7 @@ BACKGROUND = ("Selamat pagi Singaraja, cuaca cerah hari ini", "Ngopi dulu di Lov
 
 
 def event_villages(count: int) -> list[str]:
-    """Villages whose three flood texts tag as a flood in that village, no two adjacent, taken
+    """Villages whose event texts tag as HAZARD in that village, no two adjacent, taken
     round-robin over districts (so events do not pile up in one district)."""
     from siaga.hazards import HazardSet
     from siaga.tagging import Tagger
@@ -69,7 +72,7 @@ def event_villages(count: int) -> list[str]:
         for queue in queues:
             while queue:
                 v = queue.pop(0)
-                if v.code in blocked or not _tags_as_flood_in(tagger, v):
+                if v.code in blocked or not _tags_as_event_in(tagger, v):
                     continue
                 chosen.append(v.name)
                 blocked.add(v.code)
@@ -83,17 +86,17 @@ def event_villages(count: int) -> list[str]:
     return chosen
 
 
-def _tags_as_flood_in(tagger, village) -> bool:
-    """All three texts are a flood placed in this village with the confidence that counts towards
+def _tags_as_event_in(tagger, village) -> bool:
+    """All event texts are HAZARD placed in this village with the confidence that counts towards
     its spike. (Checking only the village's code picked Tista once: a namesake of Tista in
     Tabanan, so "Desa Tista" alone is placed at 0.4 confidence, shown but never counted, and
     that event could not alert: the "1 of 25 never alerted" of issue 14.)"""
     from siaga.counting import counts_towards_areas
 
-    for text in FLOOD_TEXTS:
+    for text in EVENT_TEXTS:
         result = tagger.tag(text.format(v=village.name))
         places = [p for p in result.geotag.places if p.kind == "village" and counts_towards_areas(p)]
-        if [m.hazard for m in result.hazards] != ["flood"] or [p.code for p in places] != [village.code]:
+        if [m.hazard for m in result.hazards] != [HAZARD] or [p.code for p in places] != [village.code]:
             return False
     return True
 
@@ -187,9 +190,9 @@ def measure_latency(stack: st.AirflowStack, root: Path, minutes: float, interval
         lines, rng = [], random.Random(7)
         for k, village in enumerate(villages):
             t = start + timedelta(seconds=k * interval)
-            for j, text in enumerate(FLOOD_TEXTS):
+            for j, text in enumerate(EVENT_TEXTS):
                 lines.append((t + timedelta(seconds=5 * j), f"e{k}-{j}", text.format(v=village), f"warga{k}x{j}"))
-            visible[village] = (t + timedelta(seconds=10)).timestamp()
+            visible[village] = (t + timedelta(seconds=5 * LAST)).timestamp()
             lines.append((t + timedelta(seconds=2), f"b{k}", rng.choice(BACKGROUND) + f" #{k}", f"latar{k}"))
         lines.sort()
         replay.write_text("\n".join(post(pid, when, text, a) for when, pid, text, a in lines) + "\n", encoding="utf-8")
@@ -209,11 +212,11 @@ def measure_latency(stack: st.AirflowStack, root: Path, minutes: float, interval
 
 
 # The steps of one event's latency, in the order they happen: the time between two moments read
-# from the Siaga database (when its third post was stored, which detect run wrote its outbox
+# from the Siaga database (when its last post was stored, which detect run wrote its outbox
 # row), the Airflow metadata database (runs' trigger times, task instances' start and end) and
 # the fake Slack server (when the message arrived).
 STEPS = (
-    ("poll wait", "third post visible → the ingest run's trigger time"),
+    ("poll wait", "last post visible → the ingest run's trigger time"),
     ("ingest queued", "ingest run's trigger time → ingest task started (scheduler, Celery, fork)"),
     ("ingest task", "ingest task start → end (DAG-file parse, imports, ingest)"),
     ("hop to detect", "ingest task end → detect task start (asset event, new run, Celery)"),
@@ -226,11 +229,11 @@ STEPS = (
 def decompose(stack: st.AirflowStack, siaga: Siaga, villages: list[str], visible: dict[str, float],
               arrivals: dict[str, float], headline: re.Pattern) -> list[dict[str, float]]:
     """Each alerted event's latency split into STEPS. The ingest task is the one running when
-    the event's third post was stored (`ingested_at`, wall clock); the detect task the one of
+    the event's last post was stored (`ingested_at`, wall clock); the detect task the one of
     the run whose time the outbox row carries (`created_at` is the run's time, not the wall
     clock); the deliver task the one running when Slack got the message."""
     stored = {sid: float(at) for sid, at in siaga.rows(
-        "select source_id, extract(epoch from ingested_at) from posts where source_id like 'e%-2'")}
+        f"select source_id, extract(epoch from ingested_at) from posts where source_id like 'e%-{LAST}'")}
     written: dict[str, float] = {}
     for payload, created in siaga.rows("select payload, extract(epoch from created_at) from outbox order by id"):
         doc = payload if isinstance(payload, dict) else json.loads(payload)
@@ -252,10 +255,10 @@ def decompose(stack: st.AirflowStack, siaga: Siaga, villages: list[str], visible
 
     out = []
     for k, village in enumerate(villages):
-        third, run_time, arrived = stored.get(f"e{k}-2"), written.get(village), arrivals.get(village)
-        if third is None or run_time is None or arrived is None:
+        last, run_time, arrived = stored.get(f"e{k}-{LAST}"), written.get(village), arrivals.get(village)
+        if last is None or run_time is None or arrived is None:
             continue
-        ingest, detect = task("siaga_ingest", running_at=third), task("siaga_detect", run_time=run_time)
+        ingest, detect = task("siaga_ingest", running_at=last), task("siaga_detect", run_time=run_time)
         if ingest is None or detect is None:
             continue
         _, i_start, i_end, poll = ingest
@@ -290,7 +293,7 @@ def measure_throughput(stack: st.AirflowStack, root: Path, posts: int, workers: 
         per_source: dict[str, list[str]] = {name: [] for name in sources}
         for i in range(posts):
             if i % 10 == 0:
-                text = rng.choice(FLOOD_TEXTS).format(v=rng.choice(villages))
+                text = rng.choice(EVENT_TEXTS).format(v=rng.choice(villages))
             else:
                 text = rng.choice(BACKGROUND) + f" ({i})"
             when = now - timedelta(seconds=rng.uniform(0, 1800))
