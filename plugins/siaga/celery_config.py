@@ -13,7 +13,8 @@ the same Celery app but never imports them).
 
 Enable it with `AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=siaga.celery_config.CELERY_CONFIG`
 (docker-compose.yml does). The attribute is built on first access (PEP 562), so importing this
-module needs no Airflow: the core package stands without it.
+module needs no Airflow: the core package stands without it. The price: a worker runs the stage
+code it started with, so workers are restarted after Siaga's code changes (a new image does).
 """
 from __future__ import annotations
 

@@ -86,7 +86,7 @@ def detect_and_deliver(now: datetime) -> dict[str, Any]:
 
     Why here and not only in the deliver DAG: the outbox is the durable hand-over either way,
     but a separate deliver run costs the path to Slack a scheduler hop and a task start for
-    every alert (about 7 s at p50 on the benchmark machine, benchmarks/README.md). The deliver
+    every alert (6 s at p50 on the benchmark machine before this change, benchmarks/README.md). The deliver
     DAG still sends whatever is left (the budget ran out, Slack failed, quiet hours ended) on
     its schedule; claims make the two never post a row twice. A failure to deliver here is
     logged and does not fail detection, whose incidents and outbox rows are already committed."""
