@@ -66,10 +66,17 @@ def ingest(source_name: str, now: datetime) -> dict[str, Any]:
 def detect_incidents(now: datetime) -> dict[str, Any]:
     """Tag new posts, find spikes and open, update or resolve incidents with their outbox
     messages (`detect.run`), under the configured routing and detection settings."""
+    from siaga import tagging
+
+    store.migrate()
+    # The place matcher before detection's libraries (pandas, scipy, datasketch): on a cold
+    # matcher cache, building it frees tens of MB of intermediates that those imports then
+    # reuse, instead of stacking on top of them (issue 14: a detect task's peak RSS). On a warm
+    # cache it is only loaded, at the same cost either way. `detect.run` gets this same object.
+    tagging.default_geotagger()
     from siaga import detect, detection_config
     from siaga.routing import Router
 
-    store.migrate()
     router = Router.load(settings.config_dir() / "routing.yaml")
     return asdict(detect.run(now, router, settings=detection_config.load()))
 
