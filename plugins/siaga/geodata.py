@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from sys import intern
 
 from siaga.config_errors import ConfigError, read_yaml, schema_problems
 from siaga.normalise import key, spaced
@@ -281,6 +282,10 @@ def _open_csv(path: Path) -> Iterator[dict]:
             yield row
 
 
+def _interned(value: str | None) -> str | None:
+    return intern(value) if value else None
+
+
 def load_outside_names(
     geodata_dir: Path, buleleng_keys: set[str], national: bool
 ) -> tuple[list[OutsidePlace], dict[str, list[OutsidePlace]]]:
@@ -295,14 +300,18 @@ def load_outside_names(
         code = row["code"]
         if code == REGENCY_CODE or code.startswith(REGENCY_CODE + "."):
             continue
-        level = row["level"]
+        # One string object per distinct level, kecamatan, regency and province name (sys.intern),
+        # not one per row: the csv module makes a new string for every field, and over the
+        # national list's 91.6k rows those repeats were ~20 MB of a detect task that builds its
+        # matchers (issue 14).
+        level = intern(row["level"])
         place = OutsidePlace(
             level=level,
             name=row["name"],
             code=code,
-            district=row.get("district") or None,
-            regency=row.get("regency") or None,
-            province=row.get("province") or None,
+            district=_interned(row.get("district")),
+            regency=_interned(row.get("regency")),
+            province=_interned(row.get("province")),
         )
         k = key(row["name"])
         if k in buleleng_keys:

@@ -15,8 +15,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from siaga.sources.base import BadInput, same_post_key
-
 revision = '0005'
 down_revision = '0004'
 branch_labels = None
@@ -29,6 +27,11 @@ quarantine = sa.table('quarantine', sa.column('id', sa.Integer), sa.column('sour
 
 
 def upgrade() -> None:
+    # Imported here, not at the top: every task reads this script to learn the head revision
+    # (`store.migrate`), and siaga.sources loads every connector's libraries (issue 14: a
+    # detect task's memory).
+    from siaga.sources.base import BadInput, same_post_key
+
     with op.batch_alter_table('posts', schema=None) as batch_op:
         batch_op.add_column(sa.Column('same_post_key', sa.String(length=32), nullable=True))
         batch_op.drop_constraint('uq_posts_canonical_url', type_='unique')
