@@ -175,7 +175,10 @@ def write_area_counts(session: Session, counts: pd.DataFrame, first_bucket: date
     rows, update changed ones, delete ones whose posts are gone. Portable (SQLite and
     PostgreSQL) and idempotent: a second run over the same posts touches nothing. Returns the
     number of rows written or removed. The stored rows are read as plain tuples and the
-    difference written in bulk (one executemany per kind of change), not object by object."""
+    difference written in bulk (one executemany per kind of change), not object by object.
+    The stored rows are streamed (`yield_per`), not fetched as one list: the range is the
+    lookback plus the longest window (a day for drought), tens of thousands of rows, which held
+    all at once were the largest share of a detect task's peak memory (issue 14)."""
     wanted: dict[tuple[str, str, str, datetime], tuple[int, int]] = {}
     for row in counts.itertuples(index=False):
         start = pd.Timestamp(row.bucket_start).to_pydatetime()
@@ -185,7 +188,8 @@ def write_area_counts(session: Session, counts: pd.DataFrame, first_bucket: date
     existing = session.execute(
         select(table.c.id, table.c.hazard, table.c.level, table.c.area_code, table.c.bucket_start, table.c.posts, table.c.authors)
         .where(table.c.bucket_start >= first_bucket, table.c.bucket_start <= until)
-    ).all()
+        .execution_options(yield_per=ID_SLICE)
+    )
     gone: list[int] = []
     changed: list[dict[str, Any]] = []
     for stored in existing:
