@@ -141,7 +141,9 @@ def stored_counts(url: str) -> list[tuple]:
             store.AreaCount.bucket_start, store.AreaCount.posts, store.AreaCount.authors)).all())
 
 
-def test_write_area_counts_inserts_updates_and_deletes_in_bulk(db_url):
+@pytest.mark.parametrize("id_slice", [counting.ID_SLICE, 2], ids=["one-slice", "many-slices"])
+def test_write_area_counts_inserts_updates_and_deletes_in_bulk(db_url, id_slice, monkeypatch):
+    monkeypatch.setattr(counting, "ID_SLICE", id_slice)  # stored rows streamed and deleted in slices
     t0 = datetime(2026, 1, 15, 2, 0, tzinfo=timezone.utc)
     five = timedelta(minutes=5)
     before = [("flood", "village", "a", t0, 3, 2), ("flood", "village", "b", t0, 1, 1), ("fire", "regency", "r", t0 + five, 2, 2)]
@@ -156,6 +158,27 @@ def test_write_area_counts_inserts_updates_and_deletes_in_bulk(db_url):
     with store.session_scope(db_url) as session:
         assert counting.write_area_counts(session, counts_frame(after), t0, t0 + five) == 0
     assert stored_counts(db_url) == sorted(after + [outside])
+
+
+@pytest.mark.parametrize("chunk", [2, 10_000], ids=["many-chunks", "one-chunk"])
+def test_the_baseline_history_read_in_chunks_is_the_frame_read_at_once(db_url, chunk, monkeypatch):
+    from siaga import baseline
+
+    t0 = datetime(2026, 1, 15, 2, 0, tzinfo=timezone.utc)
+    rows = [("flood", "village", f"v{i % 3}", t0 + i * timedelta(minutes=5), i, 1) for i in range(7)]
+    with store.session_scope(db_url) as session:
+        counting.write_area_counts(session, counts_frame(rows), t0, t0 + timedelta(hours=1))
+    monkeypatch.setattr(baseline, "READ_CHUNK", chunk)
+    table = store.AreaCount
+    columns = ["hazard", "level", "area_code", "bucket_start", "posts"]
+    for until in (t0 + timedelta(hours=1), t0):  # seven rows, then none
+        stmt = sa.select(table.hazard, table.level, table.area_code, table.bucket_start, table.posts) \
+            .where(table.bucket_start < until).order_by(table.bucket_start)
+        with store.session_scope(db_url) as session:
+            whole = pd.DataFrame(session.execute(stmt).all(), columns=columns)
+            chunked = baseline._read_frame(session, stmt, columns)
+        pd.testing.assert_frame_equal(chunked, whole)
+        assert len(chunked) == (7 if until > t0 else 0)
 
 
 AWKWARD = ["tab\there", "new\nline", "back\\slash \\N", "cr\rlf", "emoji 🌊 and ĕ", "\\.", "", "quote ' \" end"]

@@ -91,3 +91,13 @@ def test_quick_fold_equals_fold():
         assert (a.text, tuple(a.offsets)) == (b.text, b.offsets), t
         if b.text:
             assert a.span(0, len(b.text)) == b.span(0, len(b.text))
+
+
+def test_outside_places_share_their_repeated_parent_names(gaz):
+    """One string per province, regency and kecamatan name, not one per place: with the
+    national list that is ~20 MB of a detect task that builds its matchers (issue 14)."""
+    by_province: dict[str, str] = {}
+    for place in gaz.outside:
+        if place.province:
+            assert by_province.setdefault(place.province, place.province) is place.province
+    assert len(by_province) > 1

@@ -111,6 +111,23 @@ def test_an_unwritable_cache_folder_only_costs_the_speed(tmp_path, monkeypatch, 
     assert flood_terms(HazardSet.load(config / "hazards"), "banjir di Sangsit") == ("banjir",)
 
 
+def test_a_matcher_just_built_is_returned_as_read_back_from_its_entry(cache, tmp_path):
+    """The compact form every later process loads, not the built object (which still holds
+    what building needed); with an unwritable folder, the built one."""
+    built = []
+
+    def build() -> dict:
+        built.append({"names": ["Sangsit", "Kubutambahan"]})
+        return built[-1]
+
+    got = matcher_cache.cached("test", "k1", build)
+    assert got == built[0] and got is not built[0]
+    assert matcher_cache.cached("test", "k1", build) == got and len(built) == 1
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    assert matcher_cache.cached("test", "k2", build, directory=blocker / "cache") is built[1]
+
+
 BUILD_AT_ONCE = """
 import sys, time
 from pathlib import Path
