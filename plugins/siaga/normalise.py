@@ -588,18 +588,51 @@ class LazyFolded:
         return self.index(start), last + 1 + _trailing_width(self.original, last)
 
 
-def quick_fold(text: str) -> Folded | LazyFolded:
-    """`fast_fold` with the offset map deferred, for the common post (no joiners, no shouting)."""
+class DeferredFolded:
+    """A `Folded` of a post with joiners ("Ra'as") or shouting ("banjirrr"), its text made by
+    whole-text operations and its offset map (`fast_fold`'s) built only when a span is asked
+    for: the word-by-word offsets of `fast_fold` cost as much as folding ten usual posts, and
+    most of these posts, like the others, name no place and report nothing."""
+
+    __slots__ = ("original", "text", "_exact")
+
+    def __init__(self, original: str, text: str) -> None:
+        self.original, self.text = original, text
+        self._exact: Folded | None = None
+
+    def _folded(self) -> Folded:
+        if self._exact is None:
+            self._exact = fast_fold(self.original)
+        return self._exact
+
+    @property
+    def offsets(self) -> tuple[int, ...]:
+        return self._folded().offsets
+
+    def index(self, pos: int) -> int:
+        return self._folded().offsets[pos]
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        return self._folded().span(start, end)
+
+
+def quick_fold(text: str) -> Folded | LazyFolded | DeferredFolded:
+    """`fast_fold` with the offset map deferred: per word for the common post (no joiners, no
+    shouting), else whole (`DeferredFolded`)."""
     source = text if text.isascii() else None
     if source is None:
         if not all(_is_separator(ch) for ch in set(_NON_ASCII.findall(text))):
             return fold(text)
         source = _NON_ASCII.sub(" ", text)
-    if "'" in source or "`" in source:
-        return fast_fold(text)
     lowered = source.lower()
+    if "'" in source or "`" in source:
+        if _JOINED_REPEAT.search(source):
+            return fold(text)  # as `fast_fold` does
+        # `fast_fold`'s words: letters and digits with the joiners inside them dropped
+        joined = " ".join(_ALNUM.findall(lowered.replace("'", "").replace("`", "")))
+        return DeferredFolded(text, _RUN3.sub(r"\1", joined) if _RUN3.search(joined) else joined)
     if _RUN3.search(lowered):
-        return fast_fold(text)
+        return DeferredFolded(text, _RUN3.sub(r"\1", " ".join(_ALNUM.findall(lowered))))
     return LazyFolded(text, " ".join(_ALNUM.findall(lowered)), source)
 
 
