@@ -273,9 +273,10 @@ class MatchText:
                 if type(folded) is LazyFolded and folded.word_starts()[1] == fstarts:
                     # Each word's original start is known already: no offset lookup per token.
                     tagged = folded.word_hashtags()
-                    self._hashtags = [tagged[w] for w in word_of]  # type: ignore[union-attr]
-                else:
-                    self._hashtags = [_hashtag_at(folded, fstarts[word_of[k]]) for k in range(len(self.words))]  # type: ignore[index]
+                    self._hashtags = tagged if len(word_of) == len(tagged) else [tagged[w] for w in word_of]  # type: ignore[arg-type, union-attr]
+                else:  # `_hashtag_at` of each token's word, the offset map read directly when it is built
+                    index = folded.index if type(folded) is LazyFolded else folded.offsets.__getitem__
+                    self._hashtags = [(i := index(fstarts[w])) > 0 and original[i - 1] in "#\uff03" for w in word_of]  # type: ignore[index, union-attr]
             else:
                 self._hashtags = [False] * len(self.words)
         return self._hashtags
@@ -504,7 +505,7 @@ _JOINED_REPEAT = re.compile(r"([A-Za-z])['`]+(?i:\1)")
 _SEPARATORS: dict[str, bool] = {}
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _ALNUM = re.compile(r"[a-z0-9]+")
-_ALNUM_ANY_CASE = re.compile(r"[A-Za-z0-9]+")
+_ALNUM_SPLIT = re.compile(r"([A-Za-z0-9]+)")
 
 
 def _is_separator(ch: str) -> bool:
@@ -545,7 +546,10 @@ class LazyFolded:
         """Where each word starts in the original and in the folded text: a word is the same
         letters in both (this fold only lower-cases ASCII and drops what lies between words)."""
         if self._words is None:
-            original_starts = [m.start() for m in _ALNUM_ANY_CASE.finditer(self._source)]
+            # [separator, word, separator, ..., word, separator]: each word starts where the
+            # lengths before it add up to (a C pass, not a match object per word)
+            parts = _ALNUM_SPLIT.split(self._source)
+            original_starts = list(accumulate(map(len, parts[:-1])))[::2]
             words = self.text.split(" ") if self.text else []
             if len(words) == len(original_starts):  # always, for a text this fold made
                 folded_starts = list(map(add, accumulate(map(len, words), initial=0), range(len(words))))
@@ -658,17 +662,16 @@ def fast_fold(text: str) -> Folded:
     parts: list[str] = []
     offsets: list[int] = []
     prev_end = 0
-    for m in _WORD.finditer(text_ascii):
+    for m in _WORD.finditer(text_ascii.lower()):  # ASCII: lower-casing keeps every position
         s = m.start()
-        raw = m.group()
-        if joiners:
-            idx = [s + i for i, ch in enumerate(raw) if ch not in "'`"]
+        word = m.group()
+        if joiners and ("'" in word or "`" in word):  # only these words need a walk per character
+            idx = [s + i for i, ch in enumerate(word) if ch not in "'`"]
             if not idx:
                 continue
-            word = "".join(text_ascii[i] for i in idx).lower()
+            word = word.replace("'", "").replace("`", "")
         else:
             idx = None
-            word = raw.lower()
         if parts:
             parts.append(" ")
             offsets.append(prev_end)
