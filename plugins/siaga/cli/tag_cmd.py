@@ -38,8 +38,17 @@ def _cmd_tag(args: argparse.Namespace, stdin: TextIO | None = None, stdout: Text
         return 2
     # The loaded matchers are a few hundred thousand long-lived objects: left in the collected
     # generations, every full collection (triggered by the per-post objects) walked them all,
-    # about a tenth of the run. Frozen, the collector only looks at what tagging allocates.
+    # about a tenth of the run. Frozen, the collector only looks at what tagging allocates;
+    # thawed after, for a caller that goes on (tests, benchmarks/bench_tag.py).
     gc.freeze()
+    try:
+        return _tag_stream(args, tagger, stdin, stdout)
+    finally:
+        gc.unfreeze()
+
+
+def _tag_stream(args: argparse.Namespace, tagger: Any, stdin: TextIO, stdout: TextIO) -> int:
+    """Tag each JSON line of `stdin` onto `stdout` (or explain it); 1 if any line failed."""
     failures = 0
     line_no = 0
     for batch in _stdin_batches(stdin):
