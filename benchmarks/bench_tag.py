@@ -9,8 +9,9 @@ through the whole command: read and check each line, fold, hazards, places, JSON
   (`Tagger.tag_reference`), `json.dumps` of the contract dict, a write and a flush per line: the
   path `siaga tag` took before issue 14 (its hazard view is today's, so the real old command
   was slower still: see benchmarks/README.md);
-- "fast": `siaga tag` as it is (`cli._cmd_tag`): plain lines read without the schema, one
-  fold shared, the trigger automaton first, batched writes.
+- "fast": `siaga tag` as it is (`cli._cmd_tag`): plain lines (escaped ones too) read without
+  the schema, one fold shared with its offsets built only when asked, the trigger automaton
+  first, the matchers frozen out of the garbage collector, batched writes.
 Both must print the same bytes; the script checks that before it prints a figure.
 
 Startup: the national geotagger and the hazard lists built from their files, beside both

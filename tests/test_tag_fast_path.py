@@ -196,3 +196,35 @@ def test_tag_many_gives_what_tag_gives_post_by_post(tagger: Tagger) -> None:
             assert type(result) is type(exc) and str(result) == str(exc)
             continue
         assert result == expected
+
+
+# Joiners ("Ra'as", "Jum'at") and shouting ("BANJIRRR") send a post to `DeferredFolded`, whose
+# offset map is `fast_fold`'s, built only when asked; accents and zero-width characters to the exact fold.
+FOLD_WORDS = ["Ra'as", "Jum'at", "'", "``", "a'", "'a", "BANJIRRR", "banjirrr", "Tinga-tinga", "Sangsit", "Desa", "#macettt",
+              "café", "x\u200by", "😀", "…", "aaa'b", "a'a", "rr", "2", ".", " ", "  ", "\n"]
+fold_texts = st.one_of(
+    st.lists(st.sampled_from(FOLD_WORDS), max_size=12).map(" ".join),
+    st.lists(st.sampled_from(FOLD_WORDS), max_size=12).map("".join),
+    st.text(alphabet=st.sampled_from(list("aAbBrR '`.-#,1…😀")), max_size=30),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=fold_texts)
+def test_quick_fold_with_joiners_or_shouting_equals_the_exact_fold(text):
+    exact, quick = fold(text), quick_fold(text)
+    assert quick.text == exact.text
+    assert [quick.index(pos) for pos in range(len(exact.text) + 1)] == list(exact.offsets)
+    n = len(exact.text)
+    for i in range(n + 1):
+        for j in range(i, min(n, i + 5) + 1):
+            assert quick.span(i, j) == exact.span(i, j)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.one_of(post_texts, fold_texts))
+def test_places_from_the_quick_fold_equal_those_from_the_exact_fold(tagger, text):
+    """The geotagger asks the folded post for offsets only where it needs them (where a name
+    starts, whether it is capitalised): every kind of quick fold gives the places the exact
+    fold gives."""
+    assert tagger.geotagger.tag(quick_fold(text)) == tagger.geotagger.tag(fold(text)), text

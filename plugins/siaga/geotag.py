@@ -41,9 +41,12 @@ LOCATIVE = frozenset(
 QUALIFIER_GAP = VILLAGE_PREFIX | DISTRICT_PREFIX | REGENCY_PREFIX
 LOW_CONFIDENCE = 0.5
 _SENTENCE_END = ".!?\n"
-_COORD_HINT = re.compile(r"\d\.\d\d")  # what every coordinate (_COORD) holds: most posts have none
+# What every coordinate pair (_COORD) holds, without its look-arounds: most posts have none, and
+# a time or a price ("08.41", "1.500") alone is not one.
+_COORD_HINT = re.compile(r"\.\d\d+\s*[,;/ ]\s*-?\d{1,3}\.\d\d")
 _UPPER = re.compile(r"[^\W\d_a-z]", re.UNICODE)
 _LOWER = re.compile(r"[a-z]")
+_ASCII_UPPER, _ASCII_LOWER = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz"  # _UPPER, _LOWER in ASCII
 _COORD = re.compile(r"(?<![\d.])(-?\d{1,3}\.\d{2,})\s*[,;/ ]\s*(-?\d{1,3}\.\d{2,})(?![\d.])")
 
 
@@ -96,16 +99,46 @@ class _Entry:
         self.strength = strength  # outside: strong | capital | weak; road: street | corridor
 
 
-class _Mention:
-    __slots__ = ("ti", "tj", "fs", "fe", "entries", "buleleng", "prefix", "prefix2", "caps", "qualifies", "qualified_by")
+class _Case:
+    """What capitals say in one post, found when a decision asks (`_Mention.caps`)."""
 
-    def __init__(self, ti: int, tj: int, fs: int, fe: int, entries: tuple[_Entry, ...], buleleng: bool) -> None:
+    __slots__ = ("folded", "informative")
+
+    def __init__(self, folded: Folded) -> None:
+        self.folded = folded
+        self.informative: bool | None = None
+
+    def capitalised(self, fs: int) -> bool:
+        """Is the name at folded offset `fs` capitalised mid-sentence, in a post whose case is
+        informative?"""
+        folded = self.folded
+        if not folded.original[folded.index(fs)].isupper():
+            return False
+        if self.informative is None:
+            self.informative = _case_is_informative(folded.original)
+        return self.informative and _capitalised_mid_sentence(folded, fs)
+
+
+class _Mention:
+    __slots__ = ("ti", "tj", "fs", "fe", "entries", "buleleng", "prefix", "prefix2", "_case", "_caps", "qualifies", "qualified_by")
+
+    def __init__(self, ti: int, tj: int, fs: int, fe: int, entries: tuple[_Entry, ...], buleleng: bool, case: _Case) -> None:
         self.ti, self.tj, self.fs, self.fe, self.entries = ti, tj, fs, fe, entries
         self.buleleng = buleleng  # some meaning of the name is a Buleleng place
         self.prefix = self.prefix2 = ""
-        self.caps = False
+        self._case = case
+        self._caps: bool | None = None
         self.qualifies: _Mention | None = None  # the mention this one qualifies ("X, Sawan")
         self.qualified_by: _Mention | None = None
+
+    @property
+    def caps(self) -> bool:
+        """Capitalised mid-sentence in a post whose case is informative. Found on first ask:
+        only capital-strength names and everyday words weigh it, and finding where a name
+        starts in the original post costs more than the rest of most mentions."""
+        if self._caps is None:
+            self._caps = self._case.capitalised(self.fs)
+        return self._caps
 
     def of(self, kind: str) -> list[_Entry]:
         return [e for e in self.entries if e.kind == kind]
@@ -338,22 +371,17 @@ class Geotagger:
         raw.sort(key=lambda r: r[:4])
         taken = [False] * len(words)
         out = []
+        case = _Case(folded)
         for _, _, _, ti, tj, fs, fe, entries, buleleng in raw:
             if any(taken[ti : tj + 1]):
                 continue
             for i in range(ti, tj + 1):
                 taken[i] = True
-            m = _Mention(ti, tj, fs, fe, entries, buleleng)
+            m = _Mention(ti, tj, fs, fe, entries, buleleng, case)
             m.prefix = words[ti - 1] if ti >= 1 else ""
             m.prefix2 = words[ti - 2] if ti >= 2 else ""
             out.append(m)
         out.sort(key=lambda m: m.ti)
-        caps_ok = None
-        for m in out:
-            if folded.original[folded.index(m.fs)].isupper():
-                if caps_ok is None:
-                    caps_ok = _case_is_informative(folded.original)
-                m.caps = caps_ok and _capitalised_mid_sentence(folded, m.fs)
         for a, b in zip(out, out[1:]):
             gap = words[a.tj + 1 : b.ti]
             if len(gap) <= 2 and all(w in QUALIFIER_GAP for w in gap):
@@ -656,8 +684,13 @@ def _prefix_fits(prefix: str, level: str) -> bool:
 
 def _case_is_informative(text: str) -> bool:
     """Capitals say nothing in ALL-CAPS or all-lowercase posts."""
-    upper = len(_UPPER.findall(text))
-    lower = len(_LOWER.findall(text))
+    if text.isascii():  # what the two patterns count, as two C passes over the bytes
+        data = text.encode("ascii")
+        upper = len(data) - len(data.translate(None, _ASCII_UPPER))
+        lower = len(data) - len(data.translate(None, _ASCII_LOWER))
+    else:
+        upper = len(_UPPER.findall(text))
+        lower = len(_LOWER.findall(text))
     return upper > 0 and upper < 0.6 * (upper + lower)
 
 

@@ -273,9 +273,10 @@ class MatchText:
                 if type(folded) is LazyFolded and folded.word_starts()[1] == fstarts:
                     # Each word's original start is known already: no offset lookup per token.
                     tagged = folded.word_hashtags()
-                    self._hashtags = [tagged[w] for w in word_of]  # type: ignore[union-attr]
-                else:
-                    self._hashtags = [_hashtag_at(folded, fstarts[word_of[k]]) for k in range(len(self.words))]  # type: ignore[index]
+                    self._hashtags = tagged if len(word_of) == len(tagged) else [tagged[w] for w in word_of]  # type: ignore[arg-type, union-attr]
+                else:  # `_hashtag_at` of each token's word, the offset map read directly when it is built
+                    index = folded.index if type(folded) is LazyFolded else folded.offsets.__getitem__
+                    self._hashtags = [(i := index(fstarts[w])) > 0 and original[i - 1] in "#\uff03" for w in word_of]  # type: ignore[index, union-attr]
             else:
                 self._hashtags = [False] * len(self.words)
         return self._hashtags
@@ -504,7 +505,7 @@ _JOINED_REPEAT = re.compile(r"([A-Za-z])['`]+(?i:\1)")
 _SEPARATORS: dict[str, bool] = {}
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _ALNUM = re.compile(r"[a-z0-9]+")
-_ALNUM_ANY_CASE = re.compile(r"[A-Za-z0-9]+")
+_ALNUM_SPLIT = re.compile(r"([A-Za-z0-9]+)")
 
 
 def _is_separator(ch: str) -> bool:
@@ -545,7 +546,10 @@ class LazyFolded:
         """Where each word starts in the original and in the folded text: a word is the same
         letters in both (this fold only lower-cases ASCII and drops what lies between words)."""
         if self._words is None:
-            original_starts = [m.start() for m in _ALNUM_ANY_CASE.finditer(self._source)]
+            # [separator, word, separator, ..., word, separator]: each word starts where the
+            # lengths before it add up to (a C pass, not a match object per word)
+            parts = _ALNUM_SPLIT.split(self._source)
+            original_starts = list(accumulate(map(len, parts[:-1])))[::2]
             words = self.text.split(" ") if self.text else []
             if len(words) == len(original_starts):  # always, for a text this fold made
                 folded_starts = list(map(add, accumulate(map(len, words), initial=0), range(len(words))))
@@ -588,18 +592,51 @@ class LazyFolded:
         return self.index(start), last + 1 + _trailing_width(self.original, last)
 
 
-def quick_fold(text: str) -> Folded | LazyFolded:
-    """`fast_fold` with the offset map deferred, for the common post (no joiners, no shouting)."""
+class DeferredFolded:
+    """A `Folded` of a post with joiners ("Ra'as") or shouting ("banjirrr"), its text made by
+    whole-text operations and its offset map (`fast_fold`'s) built only when a span is asked
+    for: the word-by-word offsets of `fast_fold` cost as much as folding ten usual posts, and
+    most of these posts, like the others, name no place and report nothing."""
+
+    __slots__ = ("original", "text", "_exact")
+
+    def __init__(self, original: str, text: str) -> None:
+        self.original, self.text = original, text
+        self._exact: Folded | None = None
+
+    def _folded(self) -> Folded:
+        if self._exact is None:
+            self._exact = fast_fold(self.original)
+        return self._exact
+
+    @property
+    def offsets(self) -> tuple[int, ...]:
+        return self._folded().offsets
+
+    def index(self, pos: int) -> int:
+        return self._folded().offsets[pos]
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        return self._folded().span(start, end)
+
+
+def quick_fold(text: str) -> Folded | LazyFolded | DeferredFolded:
+    """`fast_fold` with the offset map deferred: per word for the common post (no joiners, no
+    shouting), else whole (`DeferredFolded`)."""
     source = text if text.isascii() else None
     if source is None:
         if not all(_is_separator(ch) for ch in set(_NON_ASCII.findall(text))):
             return fold(text)
         source = _NON_ASCII.sub(" ", text)
-    if "'" in source or "`" in source:
-        return fast_fold(text)
     lowered = source.lower()
+    if "'" in source or "`" in source:
+        if _JOINED_REPEAT.search(source):
+            return fold(text)  # as `fast_fold` does
+        # `fast_fold`'s words: letters and digits with the joiners inside them dropped
+        joined = " ".join(_ALNUM.findall(lowered.replace("'", "").replace("`", "")))
+        return DeferredFolded(text, _RUN3.sub(r"\1", joined) if _RUN3.search(joined) else joined)
     if _RUN3.search(lowered):
-        return fast_fold(text)
+        return DeferredFolded(text, _RUN3.sub(r"\1", " ".join(_ALNUM.findall(lowered))))
     return LazyFolded(text, " ".join(_ALNUM.findall(lowered)), source)
 
 
@@ -625,17 +662,16 @@ def fast_fold(text: str) -> Folded:
     parts: list[str] = []
     offsets: list[int] = []
     prev_end = 0
-    for m in _WORD.finditer(text_ascii):
+    for m in _WORD.finditer(text_ascii.lower()):  # ASCII: lower-casing keeps every position
         s = m.start()
-        raw = m.group()
-        if joiners:
-            idx = [s + i for i, ch in enumerate(raw) if ch not in "'`"]
+        word = m.group()
+        if joiners and ("'" in word or "`" in word):  # only these words need a walk per character
+            idx = [s + i for i, ch in enumerate(word) if ch not in "'`"]
             if not idx:
                 continue
-            word = "".join(text_ascii[i] for i in idx).lower()
+            word = word.replace("'", "").replace("`", "")
         else:
             idx = None
-            word = raw.lower()
         if parts:
             parts.append(" ")
             offsets.append(prev_end)
