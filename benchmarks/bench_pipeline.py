@@ -27,6 +27,7 @@ JSON run (and prints them on the line before it).
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import random
@@ -162,12 +163,26 @@ def hazard_report(rng: random.Random, hazard: str, village: str, road: str) -> s
 # --- the deployment ---------------------------------------------------------------------------
 
 
+_ROOT: list[Path] = []  # the one config folder of this benchmark process (see `deployment`)
+
+
+def _root() -> Path:
+    if not _ROOT:
+        _ROOT.append(Path(tempfile.mkdtemp(prefix="siaga-bench-pipeline-")))
+        atexit.register(shutil.rmtree, _ROOT[0], True)
+    return _ROOT[0]
+
+
 @contextmanager
 def deployment(db_url: str, feed: Path) -> Iterator[Path]:
     """A config folder whose only source is the replay file `feed` (identity clock), no quiet
-    hours, and the environment the jobs read pointing at it and at `db_url`."""
-    root = Path(tempfile.mkdtemp(prefix="siaga-bench-pipeline-"))
-    cfg = root / "config"
+    hours, and the environment the jobs read pointing at it and at `db_url`.
+
+    The folder is at the same path in every run of this process, as a deployment's is: the
+    hazard lists' matcher cache is keyed on their folder, so a fresh folder per run rebuilt the
+    hazard matcher inside the timed run, which a worker that tagged before does not do."""
+    cfg = _root() / "config"
+    shutil.rmtree(cfg, ignore_errors=True)
     shutil.copytree(REPO / "config", cfg)
     doc = {"sources": [{"name": SOURCE, "kind": "replay", "path": str(feed), "clock": {"mode": "identity"}}]}
     (cfg / "sources.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
@@ -180,7 +195,7 @@ def deployment(db_url: str, feed: Path) -> Iterator[Path]:
         try:
             yield cfg
         finally:
-            shutil.rmtree(root, ignore_errors=True)
+            shutil.rmtree(cfg, ignore_errors=True)
 
 
 def reset(db_url: str) -> None:

@@ -33,6 +33,10 @@ class IncomingPost:
     # two (posts.duplicate_of) so a chain of copies counts once.
     reposts: str | None = None
     author_pseudonymised: bool = False
+    # Set by `schema.check_post` once this object passed every check but the one against a
+    # poll's time. Not an argument and never copied by `dataclasses.replace` (a rebuilt post is
+    # checked in full), so a post's connector and then ingest do not both walk it.
+    schema_checked: bool = field(default=False, init=False, repr=False, compare=False)
 
     @property
     def text_hash(self) -> str:

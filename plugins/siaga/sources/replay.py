@@ -101,7 +101,7 @@ class ReplaySource:
         unread = [line for line in lines if line.number > done or line.digest in waiting]
         due = [line for line in unread if line.post.created_at <= clock]
         ahead = [line for line in unread if line.post.created_at > clock]
-        posts = [replace(line.post, created_at=self.clock.real_time(line.post.created_at, cursor, first, now)) for line in due]
+        posts = [_at(line.post, self.clock.real_time(line.post.created_at, cursor, first, now)) for line in due]
         cursor["line"], waiting = _advance(done, due, ahead)
         cursor["prefix"] = _prefix(data, ends, cursor["line"])
         if waiting:
@@ -174,6 +174,12 @@ class _Line:
     number: int
     digest: str  # of the line's bytes: how a waiting line is recognised, wherever it moves
     post: IncomingPost
+
+
+def _at(post: IncomingPost, when: datetime) -> IncomingPost:
+    """The post released at `when`: itself when the clock keeps its time (identity), so the
+    schema check it passed holds (`IncomingPost.schema_checked`), else a copy re-timed."""
+    return post if when == post.created_at else replace(post, created_at=when)
 
 
 def _advance(done: int, due: list[_Line], ahead: list[_Line]) -> tuple[int, dict[str, int]]:
