@@ -56,13 +56,14 @@ def run(now: datetime, router: Router, db_url: str | None = None, settings: Dete
         found = spikes.find_spikes(events, rules, spikes.window_ends(now, settings.lookback), model, n_areas)
         posts = regional.post_areas(events, areas)
         severities = severity.severities_of(found, hazard_set, cue_posts, posts)
-        changes = incidents.apply_spikes(
-            session, found, areas, severities, settings.incident_gap,
-            adjacent=gazetteer.adjacent_villages, reopen_window=settings.reopen_window, place_of=_place_of(gazetteer),
-            posts=posts,
-        )
-        changes += incidents.resolve_quiet(session, now, settings.quiet_period)
-        alerts.enqueue(session, changes, hazard_set, router, now)
+        with incidents.remembering_posts(session):
+            changes = incidents.apply_spikes(
+                session, found, areas, severities, settings.incident_gap,
+                adjacent=gazetteer.adjacent_villages, reopen_window=settings.reopen_window, place_of=_place_of(gazetteer),
+                posts=posts,
+            )
+            changes += incidents.resolve_quiet(session, now, settings.quiet_period)
+            alerts.enqueue(session, changes, hazard_set, router, now)
     report = DetectReport(tagged, len(found), dict(Counter(c.kind for c in changes)), hazard_set.fingerprint())
     log.info("detect at %s: %s", now.isoformat(), report)
     return report

@@ -30,9 +30,10 @@ one.
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
@@ -152,18 +153,48 @@ def posts_of(session: Session, post_ids: Sequence[int]) -> IncidentPosts:
     """`IncidentPosts` of given post ids, ordered oldest first."""
     if not post_ids:
         return IncidentPosts((), 0, None)
-    rows = {r.id: r for r in session.execute(select(Post.id, Post.author, Post.created_at).where(Post.id.in_(list(post_ids))))}
-    authors = {(rows[p].author if p in rows and rows[p].author else f"post:{p}") for p in post_ids}
-    known = [rows[p].created_at for p in post_ids if p in rows]
-    ordered = sorted(dict.fromkeys(post_ids), key=lambda p: (p not in rows, rows[p].created_at.timestamp() if p in rows else 0.0, p))
+    rows = _post_facts(session, post_ids)
+    authors = {(rows[p][0] if p in rows and rows[p][0] else f"post:{p}") for p in post_ids}
+    known = [rows[p][1] for p in post_ids if p in rows]
+    ordered = sorted(dict.fromkeys(post_ids), key=lambda p: (p not in rows, rows[p][1].timestamp() if p in rows else 0.0, p))
     return IncidentPosts(tuple(ordered), len(authors), max(known) if known else None)
 
 
 def newest_first(session: Session, post_ids: Iterable[int]) -> list[int]:
     """Post ids ordered newest first (unknown posts last): what an alert quotes."""
     ids = list(dict.fromkeys(post_ids))
-    created = dict(session.execute(select(Post.id, Post.created_at).where(Post.id.in_(ids))).all()) if ids else {}
+    created = {p: when for p, (_, when) in _post_facts(session, ids).items()} if ids else {}
     return sorted(ids, key=lambda p: (p not in created, -(created[p].timestamp()) if p in created else 0, -p))
+
+
+_FACTS = "siaga.incidents.post_facts"  # the session.info key `remembering_posts` sets
+
+
+@contextmanager
+def remembering_posts(session: Session) -> Iterator[None]:
+    """Within the block, each stored post's author and time are read once per session: a detect
+    run read an incident's posts again at every spike that grew it and every message about it
+    (hundreds of queries over the same ids). Both never change while a run holds its
+    transaction; outside the block every call reads the database."""
+    session.info[_FACTS] = {}
+    try:
+        yield
+    finally:
+        session.info.pop(_FACTS, None)
+
+
+def _post_facts(session: Session, post_ids: Iterable[int]) -> dict[int, tuple[str | None, datetime]]:
+    """(author, created_at) of those of `post_ids` that are stored."""
+    ids = list(post_ids)
+    known: dict[int, tuple[str | None, datetime]] | None = session.info.get(_FACTS)
+    if known is None:
+        return {r.id: (r.author, r.created_at)
+                for r in session.execute(select(Post.id, Post.author, Post.created_at).where(Post.id.in_(ids)))}
+    missing = [p for p in dict.fromkeys(ids) if p not in known]
+    if missing:
+        for r in session.execute(select(Post.id, Post.author, Post.created_at).where(Post.id.in_(missing))):
+            known[r.id] = (r.author, r.created_at)
+    return {p: known[p] for p in ids if p in known}
 
 
 def in_kecamatan(name: str) -> ColumnElement[bool]:
@@ -350,8 +381,8 @@ def _matching_incident(
     """The live incident of this hazard covering or bordering the spike's area, else one that
     resolved itself within the reopen window; the most recently active first."""
     codes = {code for _, code in near}
-    candidates = session.scalars(
-        select(Incident)
+    rows = session.execute(
+        select(Incident, IncidentArea.level, IncidentArea.area_code)
         .join(IncidentArea, IncidentArea.incident_id == Incident.id)
         .where(
             Incident.hazard == spike.hazard,
@@ -362,10 +393,13 @@ def _matching_incident(
             ),
         )
         .order_by(Incident.last_activity_at.desc(), Incident.id.desc())
-    ).unique().all()
+    ).all()
+    # An incident covers part of `near` when one of its areas is in it, and any such area has a
+    # code among `codes`: the rows joined above, so no query per candidate.
+    candidates = list(dict.fromkeys(incident for incident, _, _ in rows))
+    touching = {incident.id for incident, level, code in rows if (level, code) in near}
     for incident in sorted(candidates, key=lambda i: i.state not in LIVE_STATES):
-        covered = {(a.level, a.area_code) for a in session.scalars(select(IncidentArea).where(IncidentArea.incident_id == incident.id))}
-        if covered & near:
+        if incident.id in touching:
             return incident
     return None
 
