@@ -16,14 +16,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from siaga.copies import PostText, copy_keys
 from siaga.hazards import HazardSet
 from siaga.incidents import AreaInfo
 from siaga.spikes import EVENT_COLUMNS
-from siaga.store import AreaCount, Geotag, HazardMatchRow, Post
+from siaga.store import AreaCount, Geotag, HazardMatchRow, Post, bulk_insert, in_slices
 from siaga.vocabulary import REGENCY_CODE, REGENCY_NAME
 
 # Places below this confidence are kept and shown but do not count towards an area's spike.
@@ -136,14 +136,12 @@ def counts_towards_areas(place: Any) -> bool:
 
 def _places_by_post(session: Session, post_ids: set[int]) -> dict[int, list[Any]]:
     """The stored places of these posts that count towards areas (`counts_towards_areas`, in SQL),
-    as plain rows (the attributes `_areas_of` reads), read in slices of ID_SLICE ids."""
+    as plain rows (the attributes `_areas_of` reads), each post's in id order (`store.in_slices`)."""
     out: dict[int, list[Any]] = {}
     columns = [Geotag.post_id, Geotag.kind, Geotag.name, Geotag.village, Geotag.district, Geotag.code, Geotag.lon, Geotag.lat]
-    ordered = sorted(post_ids)
-    for start in range(0, len(ordered), ID_SLICE):
+    for among in in_slices(session, Geotag.post_id, sorted(post_ids), ID_SLICE):
         stmt = select(*columns).where(
-            Geotag.post_id.in_(ordered[start:start + ID_SLICE]), Geotag.in_region.is_(True),
-            Geotag.confidence >= MIN_COUNTING_CONFIDENCE,
+            among, Geotag.in_region.is_(True), Geotag.confidence >= MIN_COUNTING_CONFIDENCE,
         ).order_by(Geotag.id)
         for tag in session.execute(stmt):
             out.setdefault(tag.post_id, []).append(tag)
@@ -202,14 +200,13 @@ def write_area_counts(session: Session, counts: pd.DataFrame, first_bucket: date
         {"hazard": hazard, "level": level, "area_code": code, "bucket_start": start, "posts": posts, "authors": authors}
         for (hazard, level, code, start), (posts, authors) in wanted.items()
     ]
-    for offset in range(0, len(gone), ID_SLICE):
-        session.execute(delete(table).where(table.c.id.in_(gone[offset:offset + ID_SLICE])))
+    for among in in_slices(session, table.c.id, gone, ID_SLICE):
+        session.execute(delete(table).where(among))
     if changed:
         session.execute(
             update(table).where(table.c.id == bindparam("row_id"))
             .values(posts=bindparam("new_posts"), authors=bindparam("new_authors")),
             changed,
         )
-    if added:
-        session.execute(insert(table), added)
+    bulk_insert(session, table, added)
     return len(gone) + len(changed) + len(added)

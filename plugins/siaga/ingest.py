@@ -20,7 +20,7 @@ from siaga.sources import BadInput, IncomingPost, PollResult, Source, SourceErro
 from siaga.sources.base import same_post_key
 from siaga.sources.records import Records, label
 from siaga.sources.schema import MAX_RAW, check_post, storable
-from siaga.store import Post, Quarantine, SourceCursor, bulk_insert, session_scope, utcnow
+from siaga.store import Post, Quarantine, SourceCursor, bulk_insert, in_slices, session_scope, utcnow
 
 log = logging.getLogger(__name__)
 LOCATION_CHARS: int = Quarantine.__table__.c.location.type.length
@@ -218,8 +218,7 @@ def link_copies(session: Session, urls: set[str] | None = None, max_depth: int =
         )
         .execution_options(synchronize_session=False)
     ).rowcount or 0
-    ordered = sorted(urls or ())
-    for start in range(0, len(ordered), URL_SLICE):
+    for among in in_slices(session, Post.canonical_url, sorted(urls or ()), URL_SLICE):
         earliest = (
             select(func.min(parent.id))
             .where(parent.canonical_url == Post.canonical_url, parent.text_hash == Post.text_hash, parent.id < Post.id)
@@ -227,7 +226,7 @@ def link_copies(session: Session, urls: set[str] | None = None, max_depth: int =
         )
         linked += session.execute(
             update(Post)
-            .where(Post.canonical_url.in_(ordered[start:start + URL_SLICE]), Post.duplicate_of.is_(None), earliest.is_not(None))
+            .where(among, Post.duplicate_of.is_(None), earliest.is_not(None))
             .values(duplicate_of=earliest)
             .execution_options(synchronize_session=False)
         ).rowcount or 0

@@ -29,11 +29,15 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    ColumnElement,
     UniqueConstraint,
+    any_,
+    bindparam,
     create_engine,
     event,
     false,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -415,6 +419,21 @@ def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]], igno
         return len(rows)
     key = next(iter(table.primary_key.columns))
     return len(session.execute(stmt.on_conflict_do_nothing().returning(key), rows).all())
+
+
+def in_slices(session: Session, column: Any, values: list[Any], size: int) -> Iterator[ColumnElement[bool]]:
+    """`column IN values` as conditions to run one statement each: on PostgreSQL one condition
+    with `values` as a single array parameter (`column = ANY(:values)`); elsewhere one IN list
+    per `size` values, within SQLite's bound-parameter limit. An IN list of thousands of
+    parameters is compiled and bound one parameter at a time, which cost more than the
+    statement itself when a run deleted or linked tens of thousands of rows."""
+    if not values:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        yield column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+        return
+    for start in range(0, len(values), size):
+        yield column.in_(values[start:start + size])
 
 
 class CopyRefused(ValueError):
