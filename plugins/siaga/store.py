@@ -48,6 +48,13 @@ from siaga import settings
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
+def stored_time(value: datetime) -> datetime:
+    """A time as Siaga stores it: in UTC, a naive one refused (its zone would be a guess)."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: Siaga stores only timezone-aware times")
+    return value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
+
+
 class UTCDateTime(TypeDecorator):
     """Timezone-aware UTC datetimes on both backends (SQLite forgets the zone otherwise)."""
 
@@ -55,11 +62,7 @@ class UTCDateTime(TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: Siaga stores only timezone-aware times")
-        return value.astimezone(timezone.utc)
+        return None if value is None else stored_time(value)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
@@ -496,12 +499,8 @@ def _copy_str(value: Any) -> str:
 
 
 def _copy_time(value: datetime | None) -> str:
-    """UTC ISO 8601, as `UTCDateTime` binds it (a naive time is refused the same way)."""
-    if value is None:
-        return "\\N"
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r}: Siaga stores only timezone-aware times")
-    return (value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)).isoformat()
+    """UTC ISO 8601, as `UTCDateTime` binds it (`stored_time`)."""
+    return "\\N" if value is None else stored_time(value).isoformat()
 
 
 def migrate(url: str | None = None) -> None:
