@@ -138,3 +138,25 @@ def api():
 
     with FakeApis() as fake:
         yield fake
+
+
+@pytest.fixture
+def replay_to_fake_slack(monkeypatch):
+    """A factory: point the jobs at `url` on the replay source's identity clock and at a fake
+    Slack Web API on 127.0.0.1 that takes `token`; yields that FakeSlack (the demo scenario's
+    end-to-end tests, through the DAGs or the jobs, share this setting)."""
+    from contextlib import ExitStack
+
+    from siaga_dev.fakeslack import FakeSlack
+
+    with ExitStack() as stack:
+
+        def start(url: str, token: str) -> FakeSlack:
+            fake = stack.enter_context(FakeSlack(token=token))
+            monkeypatch.setenv("SIAGA_DB_URL", url)
+            monkeypatch.setenv("SIAGA_REPLAY_CLOCK", "identity")
+            monkeypatch.setenv("SIAGA_SLACK_TOKEN", token)
+            monkeypatch.setenv("SIAGA_SLACK_BASE_URL", fake.base_url)
+            return fake
+
+        yield start

@@ -10,19 +10,13 @@ from siaga import delivery, pipeline, store
 from siaga.slackclient import make_client
 from siaga.store import OutboxMessage
 from siaga_dev import demo
-from siaga_dev.fakeslack import FakeSlack
 
 TOKEN = "xoxb-detect-delivers"
 
 
 @pytest.fixture
-def scenario_env(sqlite_url, monkeypatch):
-    with FakeSlack(token=TOKEN) as fake:
-        monkeypatch.setenv("SIAGA_DB_URL", sqlite_url)
-        monkeypatch.setenv("SIAGA_REPLAY_CLOCK", "identity")
-        monkeypatch.setenv("SIAGA_SLACK_TOKEN", TOKEN)
-        monkeypatch.setenv("SIAGA_SLACK_BASE_URL", fake.base_url)
-        yield fake
+def scenario_env(sqlite_url, replay_to_fake_slack):
+    return replay_to_fake_slack(sqlite_url, TOKEN)
 
 
 def states(url: str) -> list[str]:

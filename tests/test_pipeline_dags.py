@@ -6,20 +6,14 @@ from __future__ import annotations
 import pytest
 
 from siaga_dev import demo
-from siaga_dev.fakeslack import FakeSlack
 
 pytestmark = pytest.mark.airflow
 TOKEN = "xoxb-e2e"
 
 
 @pytest.fixture
-def pipeline_env(db_url, airflow_db, monkeypatch):
-    with FakeSlack(token=TOKEN) as fake:
-        monkeypatch.setenv("SIAGA_DB_URL", db_url)
-        monkeypatch.setenv("SIAGA_REPLAY_CLOCK", "identity")
-        monkeypatch.setenv("SIAGA_SLACK_TOKEN", TOKEN)
-        monkeypatch.setenv("SIAGA_SLACK_BASE_URL", fake.base_url)
-        yield fake
+def pipeline_env(db_url, airflow_db, replay_to_fake_slack):
+    return replay_to_fake_slack(db_url, TOKEN)
 
 
 def top_level(fake, channel):
