@@ -83,9 +83,10 @@ class HazardSet:
         # Only the keys that can make a post report something (terms, roots): most posts hit
         # none of them, and for those one pass of this automaton is the whole classification.
         self._trigger = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        self._trigger_plain = ahocorasick.Automaton(ahocorasick.STORE_INTS)
         # Regular expressions are kept as their source and compiled (by `re`'s cache) when a
         # post needs them: compiling them all at every start cost more than loading the rest.
-        self._wild_exclusions: dict[str, list[tuple[str, str]]] = {}
+        self._wild_exclusions: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {}
         self._real_doubles: dict[str, str] = {}
         self._non_events = {hz.id: non_event.compile_patterns(dict(hz.non_event))
                             for hz in self.hazards.values() if hz.non_event}
@@ -94,7 +95,9 @@ class HazardSet:
             plain_exclusions = tuple(e for e in hz.exclusions if "*" not in e)
             wild = [e for e in hz.exclusions if "*" in e]
             if wild:
-                self._wild_exclusions[hz.id] = [(e, _wildcard_regex(e, self.abbreviations).pattern) for e in wild]
+                self._wild_exclusions[hz.id] = [
+                    (e, _wildcard_regex(e, self.abbreviations).pattern, _wildcard_literals(e, self.abbreviations)) for e in wild
+                ]
             groups = [(_TERM, hz.terms, -1), (_EXCL, plain_exclusions, -1), (_SEV, hz.severity_cues, -1)]
             groups += [(_ROAD, rule.cues, r) for r, rule in enumerate(hz.road_consequence)]
             for kind, phrases, rule in groups:
@@ -109,7 +112,11 @@ class HazardSet:
                 key = squeeze_fold(root)
                 entries[key].append((_ROOT, hz.id, root, -1, False))
         for key, payload in entries.items():
-            self._automaton.add_word(key, (len(key), tuple(payload)))
+            # Each entry carries what `_hits` decides with, so a hit costs no look-up: the
+            # regex its spelling must match (`_note_real_doubles`), or None.
+            self._automaton.add_word(key, (len(key), tuple(
+                (kind, hid, phrase, rule, tag_only, self._real_doubles.get(phrase) if kind != _ROOT else None)
+                for kind, hid, phrase, rule, tag_only in payload)))
             flags = 0
             for kind, _, _, _, tag_only in payload:
                 if kind == _TERM:
@@ -118,10 +125,19 @@ class HazardSet:
                     flags |= _T_ROOT
             if flags:
                 self._trigger.add_word(key, len(key) * 8 + flags)
+                # The same question for a post without hashtags, with the word boundaries in
+                # the keys: a term as whole words is " term " in the post padded with spaces, a
+                # root is itself anywhere. Any hit at all then answers it, found in C.
+                if flags & _T_ROOT:
+                    self._trigger_plain.add_word(key, 0)
+                elif flags & _T_WORD:
+                    self._trigger_plain.add_word(f" {key} ", 0)
         if entries:
             self._automaton.make_automaton()
         if len(self._trigger):
             self._trigger.make_automaton()
+        if len(self._trigger_plain):
+            self._trigger_plain.make_automaton()
         self._empty = not entries
 
     def _note_real_doubles(self, phrase: str, key: str) -> None:
@@ -140,10 +156,9 @@ class HazardSet:
                     parts.append(re.escape(run.group(0)))
             self._real_doubles[phrase] = "".join(parts)
 
-    def _spelled_right(self, phrase: str, mt: MatchText, start: int, end: int) -> bool:
-        rx = self._real_doubles.get(phrase)
-        if rx is None:
-            return True
+    @staticmethod
+    def _spelled_right(rx: str, mt: MatchText, start: int, end: int) -> bool:
+        """Does the post spell the phrase at [start, end) as `rx` (`_note_real_doubles`) says?"""
         written = mt.written(start, end)
         if squeeze(written) != mt.text[start:end]:
             return True  # reached through an abbreviation or "kata2": not a spelling question
@@ -163,35 +178,63 @@ class HazardSet:
 
     # -- matching ------------------------------------------------------------------------------
 
-    def _hits(self, mt: MatchText) -> list[_Hit]:
-        if self._empty or not mt.text:
-            return []
+    def _hits(self, mt: MatchText) -> dict[str, dict[str, list[_Hit]]]:
+        """The hits of every phrase that counts where it stands, by hazard (in the order each
+        hazard was first hit, which decides which road consequence is raised first) and kind.
+
+        Written for speed: this runs for every post that may report something, and most of
+        its keys are road cues and exclusions. A hit is a tuple made by `tuple.__new__` (no
+        Python frame), and whether a key stands inside a hashtag is asked only when being whole
+        words does not settle it, and only of a post that has a hashtag at all."""
+        by_hazard: dict[str, dict[str, list[_Hit]]] = {}
         text = mt.text
-        starts, ends, hashtags = mt.starts, mt.ends, mt.hashtags
-
-        def tok_of(pos: int) -> int:
-            return bisect_right(starts, pos) - 1
-
-        hits: list[_Hit] = []
+        if self._empty or not text:
+            return by_hazard
+        starts, ends = mt.starts, mt.ends
+        original = mt.folded.original
+        tagged = "#" in original or "\uff03" in original
+        hashtags: list[bool] | None = None
         root_tokens: dict[int, list[tuple[str, str]]] = {}
+        new_hit = tuple.__new__
         for end_idx, (length, payload) in self._automaton.iter(text):
             start, end = end_idx - length + 1, end_idx + 1
-            first, last = tok_of(start), tok_of(end_idx)
+            first = bisect_right(starts, start) - 1
+            # starts[k + 1] == ends[k] + 1 (MatchText), so a key ending inside token `first` ends in it
+            last = first if end <= ends[first] else bisect_right(starts, end_idx) - 1
             bounded = starts[first] == start and ends[last] == end
-            in_tag = first == last and hashtags[first] and (
-                start == starts[first] or end == ends[first] or length >= _HASHTAG_INNER_MIN
-            )
-            for kind, hid, phrase, rule, tag_only in payload:
+            in_tag: bool | None = None
+            for kind, hid, phrase, rule, tag_only, rx in payload:
                 if kind == _ROOT:
                     # A root inside a longer word ("kebanjiran", "tergenang"): confirm by stemming
                     # below, and only these few candidate words are ever stemmed.
                     if not bounded:
                         root_tokens.setdefault(first, []).append((hid, phrase))
                     continue
-                if ((bounded and not tag_only) or in_tag) and self._spelled_right(phrase, mt, start, end):
-                    hits.append(_Hit(kind, hid, phrase, start, end, rule))
+                if not bounded or tag_only:
+                    if in_tag is None:
+                        if tagged and first == last:
+                            if hashtags is None:
+                                hashtags = mt.hashtags
+                            in_tag = hashtags[first] and (
+                                start == starts[first] or end == ends[first] or length >= _HASHTAG_INNER_MIN
+                            )
+                        else:
+                            in_tag = False
+                    if not in_tag:
+                        continue
+                if rx is None or self._spelled_right(rx, mt, start, end):
+                    kinds = by_hazard.get(hid)
+                    if kinds is None:
+                        kinds = by_hazard[hid] = {}
+                    hit = new_hit(_Hit, (kind, hid, phrase, start, end, rule))
+                    got = kinds.get(kind)
+                    if got is None:
+                        kinds[kind] = [hit]
+                    else:
+                        got.append(hit)
         if root_tokens:
-            covered = {(h.hazard, tok_of(h.start)) for h in hits if h.kind == _TERM}
+            covered = {(hid, bisect_right(starts, h.start) - 1)
+                       for hid, kinds in by_hazard.items() for h in kinds.get(_TERM, ())}
             for t_index, candidates in root_tokens.items():
                 word, t_start, t_end = mt.words[t_index], starts[t_index], ends[t_index]
                 # Stem the word as written too: squeezing can break a suffix ("kemacetannya").
@@ -199,8 +242,8 @@ class HazardSet:
                 found_roots = {squeeze(stem(word)), squeeze(stem(written))}
                 for hid, phrase in candidates:
                     if squeeze_fold(phrase) in found_roots and (hid, t_index) not in covered:
-                        hits.append(_Hit(_TERM, hid, word, t_start, t_end))
-        return hits
+                        by_hazard.setdefault(hid, {}).setdefault(_TERM, []).append(_Hit(_TERM, hid, word, t_start, t_end))
+        return by_hazard
 
     def _may_report(self, folded: Folded) -> bool:
         """Can this post report any hazard? False only when no term or root occurs in it where
@@ -209,15 +252,11 @@ class HazardSet:
         if self._empty or not len(self._trigger):
             return False
         text = self._views.text(folded.text)
-        hashtags = "#" in folded.original or "\uff03" in folded.original
-        last = len(text) - 1
-        for end, value in self._trigger.iter(text):
-            if value & _T_ROOT or (hashtags and value & (_T_WORD | _T_TAG)):
-                return True  # a root, or a term maybe inside a hashtag: the exact rules decide
-            start = end - (value >> 3) + 1
-            if value & _T_WORD and (start == 0 or text[start - 1] == " ") and (end == last or text[end + 1] == " "):
-                return True
-        return False
+        original = folded.original
+        if "#" in original or "\uff03" in original:
+            # a root, or a term maybe inside a hashtag: the exact rules decide
+            return next(self._trigger.iter(text), None) is not None
+        return len(self._trigger_plain) > 0 and next(self._trigger_plain.iter(f" {text} "), None) is not None
 
     def _matches(self, text: str | Folded, include_vetoed: bool, fast: bool = True) -> list[HazardMatch]:
         """The hazards of a post (its text, or its text already folded). `fast=False` is the
@@ -227,9 +266,7 @@ class HazardSet:
         if fast and not self._may_report(folded):
             return []
         mt = match_text(folded, self.abbreviations, self._views)
-        by_hazard: dict[str, dict[str, list[_Hit]]] = defaultdict(lambda: defaultdict(list))
-        for h in self._hits(mt):
-            by_hazard[h.hazard][h.kind].append(h)
+        by_hazard = self._hits(mt)
         denial = Denial(mt)
         direct, exclusions = self._direct(mt, by_hazard, denial)
         results = dict(direct) if include_vetoed else {k: m for k, m in direct.items() if m.terms}
@@ -244,14 +281,17 @@ class HazardSet:
         exclusion hit, which also silences other hazards' severity cues."""
         all_exclusions = [h for kinds in by_hazard.values() for h in kinds.get(_EXCL, [])]
         direct: dict[str, HazardMatch] = {}
+        text = mt.text
         for hid, kinds in by_hazard.items():
             terms = kinds.get(_TERM, [])
             if not terms:
                 continue
             wild = [
                 _Hit(_EXCL, hid, phrase, m.start(), m.end())
-                for phrase, rx in self._wild_exclusions.get(hid, ())
-                for m in re.finditer(rx, mt.text)
+                for phrase, rx, literals in self._wild_exclusions.get(hid, ())
+                # its words must all be in the post before its regex can match
+                if all(literal in text for literal in literals)
+                for m in _compiled(rx).finditer(text)
             ]
             all_exclusions.extend(wild)
             exclusions = kinds.get(_EXCL, []) + wild
@@ -312,7 +352,7 @@ class HazardSet:
                     vetoed_by=(),
                     severity_cues=(),
                     via_road=True,
-                ), [h for h in by_hazard[target].get(_SEV, []) if _cue_counts(h, denial, exclusions)])
+                ), [h for h in by_hazard.get(target, {}).get(_SEV, []) if _cue_counts(h, denial, exclusions)])
                 heard.add(self.hazards[target].agency)
                 break
 
@@ -413,6 +453,24 @@ def _wildcard_regex(phrase: str, abbreviations: dict[str, str]) -> re.Pattern[st
     parts = [r"\S+" if piece.strip() == "" else re.escape(match_key(piece, abbreviations))
              for piece in _split_wild(phrase)]
     return re.compile(r"(?<!\S)" + " ".join(parts) + r"(?!\S)")
+
+
+def _wildcard_literals(phrase: str, abbreviations: dict[str, str]) -> tuple[str, ...]:
+    """The words of a wildcard exclusion as its regex looks for them, longest first: a post
+    lacking any of them cannot match, which a substring test says faster than the regex."""
+    return tuple(sorted((match_key(piece, abbreviations) for piece in _split_wild(phrase) if piece.strip()), key=len, reverse=True))
+
+
+_COMPILED: dict[str, re.Pattern[str]] = {}
+
+
+def _compiled(rx: str) -> re.Pattern[str]:
+    """A wildcard exclusion's regex, compiled the first time a post needs it (compiling them
+    all cost more at start than the few ever used) and kept (cheaper than `re`'s own cache)."""
+    got = _COMPILED.get(rx)
+    if got is None:
+        got = _COMPILED[rx] = re.compile(rx)
+    return got
 
 
 def _split_wild(phrase: str) -> list[str]:
