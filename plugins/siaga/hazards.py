@@ -24,7 +24,9 @@ import ahocorasick
 from siaga.hazard_config import Hazard, HazardConfig, read_directory
 from siaga.negation import Denial
 from siaga import non_event
-from siaga.normalise import Folded, MatchText, WordViews, fold, match_key, match_text, quick_fold, squeeze, squeeze_fold, stem
+from siaga.normalise import (
+    Folded, MatchText, WordViews, fold, folded_words, match_key, match_text, quick_fold, squeeze, squeeze_fold, stem,
+)
 
 # Inside a hashtag (#infobanjirjakarta) there are no spaces to mark word boundaries. A term at
 # the start or end of the tag counts; in the middle only if it is long enough not to be a
@@ -249,23 +251,36 @@ class HazardSet:
         """Can this post report any hazard? False only when no term or root occurs in it where
         `_hits` could count it: a term must stand as whole words, or inside a hashtag; a root
         may sit inside any word (decided by stemming). The exact rules decide the rest."""
+        return self._reporting_views(folded) is not None
+
+    def _reporting_views(self, folded: Folded) -> tuple[list[str], list[str]] | None:
+        """`_may_report`, answered with the post's folded words and how the matcher reads each
+        (what its `MatchText` is made of), or None."""
         if self._empty or not len(self._trigger):
-            return False
-        text = self._views.text(folded.text)
+            return None
+        words = folded_words(folded)
+        views = list(map(self._views.__getitem__, words))
+        text = " ".join(views)
         original = folded.original
         if "#" in original or "\uff03" in original:
             # a root, or a term maybe inside a hashtag: the exact rules decide
-            return next(self._trigger.iter(text), None) is not None
-        return len(self._trigger_plain) > 0 and next(self._trigger_plain.iter(f" {text} "), None) is not None
+            found = next(self._trigger.iter(text), None)
+        else:
+            found = next(self._trigger_plain.iter(f" {text} "), None) if len(self._trigger_plain) else None
+        return None if found is None else (words, views)
 
     def _matches(self, text: str | Folded, include_vetoed: bool, fast: bool = True) -> list[HazardMatch]:
         """The hazards of a post (its text, or its text already folded). `fast=False` is the
         straightforward path, kept to check the fast one against: the exact `fold`, every post
         through the whole matcher."""
         folded = text if not isinstance(text, str) else quick_fold(text) if fast else fold(text)
-        if fast and not self._may_report(folded):
-            return []
-        mt = match_text(folded, self.abbreviations, self._views)
+        if fast:
+            read = self._reporting_views(folded)
+            if read is None:
+                return []
+            mt = MatchText(folded, *read)
+        else:
+            mt = match_text(folded, self.abbreviations, self._views)
         by_hazard = self._hits(mt)
         denial = Denial(mt)
         direct, exclusions = self._direct(mt, by_hazard, denial)

@@ -444,8 +444,15 @@ def match_text(folded: Folded, abbreviations: dict[str, str] | None = None, view
     `views` (built over the same abbreviations) remembers words across posts."""
     if views is None:
         views = WordViews(abbreviations)
-    words = _words(folded.text) if folded.text else []
+    words = folded_words(folded)
     return MatchText(folded, words, list(map(views.__getitem__, words)))
+
+
+def folded_words(folded: Folded | LazyFolded) -> list[str]:
+    """The words of a folded post: kept by `quick_fold` (`LazyFolded.words`), else split."""
+    if type(folded) is LazyFolded:
+        return folded.words
+    return _words(folded.text) if folded.text else []
 
 
 def _hashtag_at(folded: Folded, start: int) -> bool:
@@ -520,20 +527,31 @@ def _is_separator(ch: str) -> bool:
 class LazyFolded:
     """A `Folded` whose offset map is built only when a span is asked for.
 
-    Most posts name no place, so the tagger should not pay for an offset per character."""
+    Most posts name no place, so the tagger should not pay for an offset per character. `words`
+    are the folded words (`text` is them joined by single spaces), kept because the hazard
+    matcher reads a post word by word and would otherwise split `text` again."""
 
-    __slots__ = ("original", "text", "_source", "_offsets", "_words")
+    __slots__ = ("original", "text", "words", "_source", "_offsets", "_words")
 
-    def __init__(self, original: str, text: str, source: str) -> None:
+    def __init__(self, original: str, text: str, source: str | None, words: list[str] | None = None) -> None:
+        # `source`: the original with every non-ASCII character a space; None: made when needed
+        # (only a post a span is asked of pays for it)
         self.original, self.text, self._source, self._offsets = original, text, source, None
+        self.words = (text.split(" ") if text else []) if words is None else words
         self._words: tuple[list[int], list[int]] | None = None
+
+    @property
+    def source(self) -> str:
+        if self._source is None:
+            self._source = _NON_ASCII.sub(" ", self.original)
+        return self._source
 
     @property
     def offsets(self) -> tuple[int, ...]:
         if self._offsets is None:
             offsets: list[int] = []
             prev_end: int | None = None  # the space between two words maps to the first's end
-            for m in _WORD.finditer(self._source):
+            for m in _WORD.finditer(self.source):
                 if prev_end is not None:
                     offsets.append(prev_end)
                 offsets.extend(range(m.start(), m.end()))
@@ -548,9 +566,9 @@ class LazyFolded:
         if self._words is None:
             # [separator, word, separator, ..., word, separator]: each word starts where the
             # lengths before it add up to (a C pass, not a match object per word)
-            parts = _ALNUM_SPLIT.split(self._source)
+            parts = _ALNUM_SPLIT.split(self.source)
             original_starts = list(accumulate(map(len, parts[:-1])))[::2]
-            words = self.text.split(" ") if self.text else []
+            words = self.words
             if len(words) == len(original_starts):  # always, for a text this fold made
                 folded_starts = list(map(add, accumulate(map(len, words), initial=0), range(len(words))))
             else:
@@ -620,24 +638,48 @@ class DeferredFolded:
         return self._folded().span(start, end)
 
 
+# ASCII bytes as `quick_fold` folds them: letters lower-cased, digits kept, anything else (and
+# the "?" that `str.encode(..., "replace")` puts for a non-ASCII character) a word break.
+_FOLD_BYTES = bytes(c + 32 if 65 <= c <= 90 else c if 97 <= c <= 122 or 48 <= c <= 57 else 32 for c in range(256))
+# Non-ASCII characters found to be separators (`_is_separator`): a post's set of them is
+# checked against this in one C-level subset test. Bounded like the other per-character caches.
+_KNOWN_SEPARATORS: set[str] = set()
+
+
 def quick_fold(text: str) -> Folded | LazyFolded | DeferredFolded:
     """`fast_fold` with the offset map deferred: per word for the common post (no joiners, no
-    shouting), else whole (`DeferredFolded`)."""
-    source = text if text.isascii() else None
-    if source is None:
-        if not all(_is_separator(ch) for ch in set(_NON_ASCII.findall(text))):
-            return fold(text)
-        source = _NON_ASCII.sub(" ", text)
-    lowered = source.lower()
-    if "'" in source or "`" in source:
+    shouting), else whole (`DeferredFolded`).
+
+    Every post goes through here, so the common one is folded by whole-string C operations:
+    `bytes.translate` lower-cases and turns separators into spaces, `split` finds the words (a
+    regex `findall` and `lower` cost twice as much)."""
+    if text.isascii():
+        encoded = text.encode("ascii")
+        source: str | None = text
+    else:
+        found = set(_NON_ASCII.findall(text))
+        if not found <= _KNOWN_SEPARATORS:
+            if not all(_is_separator(ch) for ch in found):
+                return fold(text)
+            if len(_KNOWN_SEPARATORS) > 50_000:
+                _KNOWN_SEPARATORS.clear()
+            _KNOWN_SEPARATORS.update(found)
+        encoded = text.encode("ascii", "replace")  # one "?" (a separator) per non-ASCII character
+        source = None
+    if b"'" in encoded or b"`" in encoded:
+        if source is None:
+            source = _NON_ASCII.sub(" ", text)
         if _JOINED_REPEAT.search(source):
             return fold(text)  # as `fast_fold` does
         # `fast_fold`'s words: letters and digits with the joiners inside them dropped
-        joined = " ".join(_ALNUM.findall(lowered.replace("'", "").replace("`", "")))
+        joined = " ".join(_ALNUM.findall(source.lower().replace("'", "").replace("`", "")))
         return DeferredFolded(text, _RUN3.sub(r"\1", joined) if _RUN3.search(joined) else joined)
-    if _RUN3.search(lowered):
-        return DeferredFolded(text, _RUN3.sub(r"\1", " ".join(_ALNUM.findall(lowered))))
-    return LazyFolded(text, " ".join(_ALNUM.findall(lowered)), source)
+    words = encoded.translate(_FOLD_BYTES).decode("ascii").split()
+    folded = " ".join(words)
+    # a run of 3+ letters in the folded text is one in the original: only separators were dropped
+    if _RUN3.search(folded):
+        return DeferredFolded(text, _RUN3.sub(r"\1", folded))
+    return LazyFolded(text, folded, source, words)
 
 
 def fast_fold(text: str) -> Folded:
