@@ -15,9 +15,10 @@ import json
 import re
 from bisect import bisect_right
 from collections import defaultdict
+from functools import partial
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple
 
 import ahocorasick
 
@@ -36,10 +37,15 @@ _NGG = re.compile(r"ngg")
 _LETTER_RUN = re.compile(r"(.)\1*")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class HazardMatch:
     """One hazard a post reports: the terms as listed and their spans in the original text, what
-    vetoed the rest, the severity cues found, and whether it was raised as a road consequence."""
+    vetoed the rest, the severity cues found, and whether it was raised as a road consequence.
+
+    `spans` may be given as a function that makes them, called the first time they are read:
+    neither `siaga tag`'s output nor the pipeline reads them, and mapping a term back to the
+    original text cost the tagger as much as finding it (issue 14). Equality, repr, hash,
+    pickling and copies all read `spans`, so they see the made tuple."""
 
     hazard: str
     terms: tuple[str, ...]
@@ -47,6 +53,27 @@ class HazardMatch:
     vetoed_by: tuple[str, ...]
     severity_cues: tuple[str, ...]
     via_road: bool = False
+
+    def __init__(self, hazard: str, terms: tuple[str, ...],
+                 spans: tuple[tuple[int, int], ...] | Callable[[], tuple[tuple[int, int], ...]],
+                 vetoed_by: tuple[str, ...], severity_cues: tuple[str, ...], via_road: bool = False) -> None:
+        put = object.__setattr__
+        put(self, "hazard", hazard)
+        put(self, "terms", terms)
+        put(self, "_make_spans" if callable(spans) else "spans", spans)
+        put(self, "vetoed_by", vetoed_by)
+        put(self, "severity_cues", severity_cues)
+        put(self, "via_road", via_road)
+
+    def __getattr__(self, name: str) -> Any:  # only for an attribute not set: spans not yet made
+        if name == "spans" and "_make_spans" in self.__dict__:
+            spans = self.__dict__.pop("_make_spans")()
+            object.__setattr__(self, "spans", spans)
+            return spans
+        raise AttributeError(name)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (HazardMatch, (self.hazard, self.terms, self.spans, self.vetoed_by, self.severity_cues, self.via_road))
 
 
 # ------------------------------------------------------------------------------------------
@@ -295,7 +322,7 @@ class HazardSet:
         negation denies (terms empty when none survive), and its severity cues; plus every
         exclusion hit, which also silences other hazards' severity cues."""
         all_exclusions = [h for kinds in by_hazard.values() for h in kinds.get(_EXCL, [])]
-        direct: dict[str, HazardMatch] = {}
+        found: list[tuple[str, tuple[str, ...], list[tuple[int, int]], tuple[str, ...]]] = []
         text = mt.text
         for hid, kinds in by_hazard.items():
             terms = kinds.get(_TERM, [])
@@ -321,21 +348,18 @@ class HazardSet:
                 else:
                     alive.append(t)
             alive.sort(key=lambda h: (h.start, h.end))
-            talk = non_event.find(self._non_events.get(hid, ()), mt, [(h.start, h.end) for h in alive]) if alive else None
+            positions = [(h.start, h.end) for h in alive]
+            talk = non_event.find(self._non_events.get(hid, ()), mt, positions) if alive else None
             if talk is not None:  # a drill, forecast, anniversary ...: the post reports no event
                 denials.append((alive[0].start, talk.reason()))
-                alive = []
+                alive, positions = [], []
             vetoed_by = [(e.start, e.phrase) for e in vetoes] + denials
-            direct[hid] = HazardMatch(
-                hazard=hid,
-                terms=_unique(h.phrase for h in alive),
-                spans=tuple(mt.span(h.start, h.end) for h in alive),
-                vetoed_by=_unique(p for _, p in sorted(vetoed_by)),
-                severity_cues=(),
-            )
-        for hid, match in direct.items():
+            found.append((hid, _unique(h.phrase for h in alive), positions, _unique(p for _, p in sorted(vetoed_by))))
+        # severity cues once every hazard's exclusions (wildcards too) are known
+        direct: dict[str, HazardMatch] = {}
+        for hid, terms, positions, vetoed in found:
             cues = [h for h in by_hazard[hid].get(_SEV, []) if _cue_counts(h, denial, all_exclusions)]
-            direct[hid] = _with_cues(match, cues)
+            direct[hid] = HazardMatch(hid, terms, partial(_spans, mt, positions) if positions else (), vetoed, _cue_phrases(cues))
         return direct, all_exclusions
 
     def _add_road_consequences(self, mt: MatchText, direct: dict[str, HazardMatch], results: dict[str, HazardMatch],
@@ -360,14 +384,11 @@ class HazardSet:
                     break
                 if rule.fallback and self.hazards[target].agency in heard:
                     break
-                results[target] = _with_cues(HazardMatch(
-                    hazard=target,
-                    terms=_unique(h.phrase for h in cues),
-                    spans=tuple(mt.span(h.start, h.end) for h in cues),
-                    vetoed_by=(),
-                    severity_cues=(),
-                    via_road=True,
-                ), [h for h in by_hazard.get(target, {}).get(_SEV, []) if _cue_counts(h, denial, exclusions)])
+                target_cues = [h for h in by_hazard.get(target, {}).get(_SEV, []) if _cue_counts(h, denial, exclusions)]
+                results[target] = HazardMatch(
+                    target, _unique(h.phrase for h in cues), partial(_spans, mt, [(h.start, h.end) for h in cues]),
+                    (), _cue_phrases(target_cues), via_road=True,
+                )
                 heard.add(self.hazards[target].agency)
                 break
 
@@ -457,9 +478,14 @@ def _cue_counts(cue: _Hit, denial: Denial, exclusions: list[_Hit]) -> bool:
     return not denial.denies_cue(cue.start, cue.end)
 
 
-def _with_cues(match: HazardMatch, cues: list[_Hit]) -> HazardMatch:
-    cue_phrases = _unique(h.phrase for h in sorted(cues, key=lambda h: h.start)) if cues else ()
-    return HazardMatch(match.hazard, match.terms, match.spans, match.vetoed_by, cue_phrases, match.via_road)
+def _cue_phrases(cues: list[_Hit]) -> tuple[str, ...]:
+    """The severity cues that count, as listed, in the order the post has them."""
+    return _unique(h.phrase for h in sorted(cues, key=lambda h: h.start)) if cues else ()
+
+
+def _spans(mt: MatchText, positions: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """Original-text spans of these MatchText slices (`HazardMatch.spans`, made when read)."""
+    return tuple(mt.span(start, end) for start, end in positions)
 
 
 def _wildcard_regex(phrase: str, abbreviations: dict[str, str]) -> re.Pattern[str]:
