@@ -241,7 +241,7 @@ class MatchText:
     `MatchToken`s of them when asked), and the folded slice behind a position is found from its
     token when a span or a spelling is asked for, not stored per character."""
 
-    __slots__ = ("folded", "text", "words", "starts", "ends", "_fwords", "_views", "_fstarts", "_word_of", "_hashtags")
+    __slots__ = ("folded", "text", "words", "starts", "ends", "_fwords", "_views", "_fstarts", "_word_of", "_hashtags", "_spaced")
 
     def __init__(self, folded: Folded, folded_words: list[str], views: list[str]) -> None:
         self.folded = folded
@@ -286,7 +286,10 @@ class MatchText:
             return
         fwords, views = self._fwords, self._views
         text = self.folded.text
-        if len(fwords) and sum(map(len, fwords)) + len(fwords) - 1 == len(text):
+        # The folded words with single spaces between them and none around: `fold`'s way, and
+        # then the slice of the folded text at each word's start is the word itself.
+        self._spaced = bool(len(fwords)) and sum(map(len, fwords)) + len(fwords) - 1 == len(text)
+        if self._spaced:
             fstarts = list(map(add, accumulate(map(len, fwords), initial=0), range(len(fwords))))
         else:  # spaced by hand, not by `fold`
             fstarts = [m.start() for m in _TOKEN.finditer(text)]
@@ -346,8 +349,10 @@ class MatchText:
         if "" in self.words:  # an empty token has no word of its own: the general lookup decides
             return [self.written(a, b) for a, b in zip(self.starts, self.ends)]
         self._source_map()
-        text, fstarts, fwords = self.folded.text, self._fstarts, self._fwords
-        return [text[fstarts[w]:fstarts[w] + len(fwords[w])] for w in self._word_of]  # type: ignore[index, union-attr]
+        text, fstarts, fwords, word_of = self.folded.text, self._fstarts, self._fwords, self._word_of
+        if self._spaced:  # each word is its own slice of the folded text
+            return list(fwords) if len(word_of) == len(fwords) else [fwords[w] for w in word_of]  # type: ignore[arg-type, union-attr]
+        return [text[fstarts[w]:fstarts[w] + len(fwords[w])] for w in word_of]  # type: ignore[index, union-attr]
 
     def written(self, start: int, end: int) -> str:
         """The folded text behind the slice text[start:end], before abbreviations were expanded

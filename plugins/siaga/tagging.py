@@ -38,10 +38,13 @@ class TagResult:
         """`json.dumps(self.to_contract(post_id), ensure_ascii=False)`, the line `siaga tag`
         writes, without building the dict: most posts name no place, and their line is mostly
         constant (tests/test_tag_fast_path.py holds the two equal)."""
-        names = tuple(m.hazard for m in self.hazards)
-        hazards = _HAZARD_LISTS.get(names)
-        if hazards is None:
-            hazards = _HAZARD_LISTS[names] = _encode(list(names))
+        if self.hazards:
+            names = tuple([m.hazard for m in self.hazards])
+            hazards = _HAZARD_LISTS.get(names)
+            if hazards is None:
+                hazards = _HAZARD_LISTS[names] = _encode(list(names))
+        else:  # most posts
+            hazards = "[]"
         places = self.geotag.places
         return (
             f'{{"id": {str(post_id) if type(post_id) is int else _encode(post_id)}, "hazards": {hazards}, '
