@@ -286,15 +286,15 @@ class HazardSet:
         if self._empty or not len(self._trigger):
             return None
         words = folded_words(folded)
-        views = list(map(self._views.__getitem__, words))
-        text = " ".join(views)
+        view = self._views.__getitem__
+        text = " ".join(map(view, words))  # the list of views is made only for a post that passes
         original = folded.original
         if "#" in original or "\uff03" in original:
             # a root, or a term maybe inside a hashtag: the exact rules decide
             found = next(self._trigger.iter(text), None)
         else:
             found = next(self._trigger_plain.iter(f" {text} "), None) if len(self._trigger_plain) else None
-        return None if found is None else (words, views)
+        return None if found is None else (words, list(map(view, words)))
 
     def _matches(self, text: str | Folded, include_vetoed: bool, fast: bool = True) -> list[HazardMatch]:
         """The hazards of a post (its text, or its text already folded). `fast=False` is the

@@ -547,9 +547,10 @@ class LazyFolded:
 
     @property
     def source(self) -> str:
-        if self._source is None:
-            self._source = _NON_ASCII.sub(" ", self.original)
-        return self._source
+        """The text word positions are read from. The original serves as well as its ASCII
+        form: every non-ASCII character in it is a separator, and the word patterns below
+        (`_WORD`, `_ALNUM_SPLIT`) are ASCII classes that never match one."""
+        return self.original if self._source is None else self._source
 
     @property
     def offsets(self) -> tuple[int, ...]:

@@ -71,7 +71,8 @@ def _tag_stream(args: argparse.Namespace, tagger: Any, stdin: TextIO, stdout: Te
             read.append((line_no, post, checked))
         posts = [(p["text"], p.get("lat"), p.get("lon")) for _, p, _ in read if type(p) is dict]
         tagged = iter(tagger.tag_many(posts))
-        out: list[str] = []
+        out: list[str] = []  # answers without their "\n": joined by it, one more after the last
+        explain = args.explain
         for number, post, checked in read:
             try:
                 if type(post) is not dict:
@@ -79,7 +80,7 @@ def _tag_stream(args: argparse.Namespace, tagger: Any, stdin: TextIO, stdout: Te
                 result = next(tagged)
                 if isinstance(result, Exception):
                     raise result
-                if args.explain:
+                if explain:
                     text = _explain(post, result, tagger)
                 else:
                     text = result.to_json(post.get("id"))
@@ -91,11 +92,12 @@ def _tag_stream(args: argparse.Namespace, tagger: Any, stdin: TextIO, stdout: Te
                 failures += 1
                 reason = describe(exc)
                 print(f"siaga tag: stdin line {number}: {reason}", file=sys.stderr)
-                out.append(json.dumps({"id": None, "error": f"line {number}: {reason}"}) + "\n")
+                out.append(json.dumps({"id": None, "error": f"line {number}: {reason}"}))
                 continue
-            out.append(text + "\n")
+            out.append(text)
         if out:
-            stdout.write("".join(out))
+            out.append("")
+            stdout.write("\n".join(out))
             stdout.flush()
     return 1 if failures else 0
 
