@@ -99,6 +99,23 @@ def test_spans_point_at_original_text(hs):
     assert flood.severity_cues == ("sepinggang",)
 
 
+def test_spans_made_when_read_are_the_spans_everywhere(hs):
+    """Spans are made on first read (`HazardMatch`): a copy, a pickle, equality and hash of a
+    match whose spans were never read give the same as of one whose spans were."""
+    import copy
+    import pickle
+
+    text = "Info: BANJIRRR di Jl. Pantai Lovina, lalin macet"
+    unread, read = hs.classify(text), hs.classify(text)
+    for m in read:
+        assert m.spans  # read now
+    for m in unread:
+        assert "spans" not in vars(m)  # not made yet
+    assert pickle.loads(pickle.dumps(unread)) == read == copy.deepcopy(unread)
+    assert [hash(m) for m in unread] == [hash(m) for m in read]
+    assert [text[a:b] for m in unread for a, b in m.spans] == ["BANJIRRR", "macet"]
+
+
 def test_hazard_on_road_raises_the_traffic_consequence(hs):
     found = {m.hazard: m for m in hs.classify("Pohon tumbang melintang di jalan, tidak bisa dilewati")}
     assert "fallen_tree" in found

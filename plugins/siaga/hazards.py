@@ -66,10 +66,15 @@ class HazardMatch:
         put(self, "via_road", via_road)
 
     def __getattr__(self, name: str) -> Any:  # only for an attribute not set: spans not yet made
-        if name == "spans" and "_make_spans" in self.__dict__:
-            spans = self.__dict__.pop("_make_spans")()
-            object.__setattr__(self, "spans", spans)
-            return spans
+        if name == "spans":
+            make = self.__dict__.get("_make_spans")
+            if make is not None:
+                spans = make()  # the same tuple whichever thread makes it first
+                object.__setattr__(self, "spans", spans)
+                self.__dict__.pop("_make_spans", None)
+                return spans
+            if "spans" in self.__dict__:  # made by another thread meanwhile
+                return self.__dict__["spans"]
         raise AttributeError(name)
 
     def __reduce__(self) -> tuple[Any, ...]:
