@@ -17,7 +17,9 @@ from siaga.hazards import HazardSet
 from siaga.normalise import match_key
 
 PHRASE_FIELDS = ("terms", "roots", "exclusions", "severity_cues")
-HAZARD_SETTINGS = ("agency", "window_minutes", "min_posts", "min_authors", "sensitivity")
+# a hazard file's settings: those under its `detection:` are shown as "detection.<name>"
+DETECTION_SETTINGS = ("window_minutes", "min_posts", "min_authors", "sensitivity", "incident_gap_minutes")
+HAZARD_SETTINGS = ("agency", "areal", "felt_authors", *DETECTION_SETTINGS)
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class SettingChange:
     after: Any
 
     def __str__(self) -> str:
-        prefix = f"{self.where}: detection.{self.name}" if self.name in HAZARD_SETTINGS[1:] else f"{self.where}: {self.name}"
+        prefix = f"{self.where}: detection.{self.name}" if self.name in DETECTION_SETTINGS else f"{self.where}: {self.name}"
         return f"{prefix} {self.before} -> {self.after}"
 
 
