@@ -73,7 +73,8 @@ def compare(now: HazardSet, new: HazardSet, settings_now: DetectSettings, settin
                 diff.phrases.append(PhraseChange(hid, name, added, removed))
         for name in HAZARD_SETTINGS:
             if getattr(before, name) != getattr(after, name):
-                diff.settings.append(SettingChange(hid, name, getattr(before, name), getattr(after, name)))
+                diff.settings.append(SettingChange(hid, name, _as_written(getattr(before, name)),
+                                                   _as_written(getattr(after, name))))
         for name in ("road_consequence", "subsumed_by", "cap_category", "label_id", "label_en"):
             if getattr(before, name) != getattr(after, name):
                 diff.other.append(f"{hid}: {name} changed")
@@ -96,3 +97,13 @@ def _phrase_diff(before: tuple[str, ...], after: tuple[str, ...], abbr_before: d
 def _shown(value: Any) -> Any:
     """Durations in whole minutes, as detection.yaml writes them."""
     return int(value / timedelta(minutes=1)) if isinstance(value, timedelta) else value
+
+
+def _as_written(value: Any) -> Any:
+    """A hazard setting as its file writes it: true/false, and "unset" for an optional field the
+    file leaves out (no felt_authors: not felt; no incident_gap_minutes: detection.yaml's)."""
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
