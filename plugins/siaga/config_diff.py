@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from typing import Any
 
-from siaga.detection_config import DetectSettings, minutes_field
+from siaga.detection_config import FILE_NAME as DETECTION_FILE, DetectSettings, minutes_field
 from siaga.hazards import HazardSet
 from siaga.normalise import match_key
 
@@ -38,7 +38,8 @@ class SettingChange:
     after: Any
 
     def __str__(self) -> str:
-        prefix = f"{self.where}: detection.{self.name}" if self.name in DETECTION_SETTINGS else f"{self.where}: {self.name}"
+        in_hazard_detection = self.where != DETECTION_FILE and self.name in DETECTION_SETTINGS
+        prefix = f"{self.where}: detection.{self.name}" if in_hazard_detection else f"{self.where}: {self.name}"
         return f"{prefix} {self.before} -> {self.after}"
 
 
@@ -81,7 +82,7 @@ def compare(now: HazardSet, new: HazardSet, settings_now: DetectSettings, settin
     for f in fields(DetectSettings):
         a, b = getattr(settings_now, f.name), getattr(settings_new, f.name)
         if a != b:
-            diff.settings.append(SettingChange("detection.yaml", minutes_field(f.name), _shown(a), _shown(b)))
+            diff.settings.append(SettingChange(DETECTION_FILE, minutes_field(f.name), _shown(a), _shown(b)))
     return diff
 
 
