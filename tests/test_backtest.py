@@ -192,6 +192,17 @@ def test_raising_min_posts_says_the_peak_was_below_it(history, tmp_path, capsys)
     assert removed.group(1) == removed.group(2) and int(removed.group(1)) < 8
 
 
+def test_areal_felt_and_incident_gap_changes_are_listed_as_written(history, tmp_path, capsys):
+    config = candidate_config(tmp_path, {"hazards/flood.yaml": [
+        ("areal: true", "felt_authors: 50"), ("  sensitivity: 0.6", "  sensitivity: 0.6\n  incident_gap_minutes: 600")]})
+    code, out, _ = backtest_cli(capsys, config)
+    assert code == 0
+    lines = out.splitlines()
+    assert "  flood: areal true -> false" in lines
+    assert "  flood: felt_authors unset -> 50" in lines
+    assert "  flood: detection.incident_gap_minutes unset -> 600" in lines
+
+
 def test_the_candidate_folders_detection_settings_are_compared_and_used(history, tmp_path, capsys):
     config = candidate_config(tmp_path, {"detection.yaml": [("incident_gap_minutes: 120", "incident_gap_minutes: 10")]})
     code, out, _ = backtest_cli(capsys, config)

@@ -1,4 +1,5 @@
 """Operators edit the lists live: every mistake must be reported with file, line and field."""
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,33 @@ def test_wildcard_exclusion_vetoes_one_word_gap(hazdir):
     hs = HazardSet.load(hazdir)
     assert hs.classify("harga cabai banjir di pasar") == []
     assert [m.hazard for m in hs.classify("harga cabai naik, banjir di pasar")] == ["flood"]
+
+
+def test_areal_felt_and_incident_gap_are_read_from_the_file(hazdir):
+    """Absent, a hazard is neither areal nor felt and takes the deployment's incident gap."""
+    path = hazdir / "flood.yaml"
+    path.write_text(path.read_text().replace("detection:\n", "areal: true\nfelt_authors: 7\ndetection:\n")
+                    .replace("  sensitivity: 0.5\n", "  sensitivity: 0.5\n  incident_gap_minutes: 720\n"), encoding="utf-8")
+    hs = HazardSet.load(hazdir)
+    flood, jam = hs.hazards["flood"], hs.hazards["traffic_jam"]
+    assert (flood.areal, flood.felt_authors, flood.incident_gap_minutes) == (True, 7, 720)
+    assert (jam.areal, jam.felt_authors, jam.incident_gap_minutes) == (False, None, None)
+    assert flood.incident_gap(timedelta(hours=2)) == timedelta(hours=12)
+    assert jam.incident_gap(timedelta(hours=2)) == timedelta(hours=2)
+
+
+@pytest.mark.parametrize("old, new, column, field, message", [
+    ("detection:\n", "areal: yes please\ndetection:\n", 8, "areal", "'yes please' is not of type 'boolean'"),
+    ("detection:\n", "felt_authors: 0\ndetection:\n", 15, "felt_authors", "0 is less than the minimum of 1"),
+    ("  sensitivity: 0.5\n", "  sensitivity: 0.5\n  incident_gap_minutes: 2\n", 25, "detection.incident_gap_minutes",
+     "2 is less than the minimum of 5"),
+])
+def test_a_bad_areal_felt_or_gap_value_names_file_line_and_field(hazdir, old, new, column, field, message):
+    path = hazdir / "flood.yaml"
+    text = path.read_text().replace(old, new)
+    path.write_text(text, encoding="utf-8")
+    [err] = check_directory(hazdir).errors
+    line = text.splitlines().index(new.splitlines()[-2 if new.endswith("detection:\n") else -1]) + 1
+    assert err == f"{path}:{line}:{column}: {field}: {message}"
+    with pytest.raises(HazardConfigError, match=rf"flood\.yaml:{line}:{column}: {field}"):
+        HazardSet.load(hazdir)

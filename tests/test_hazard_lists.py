@@ -194,3 +194,30 @@ def test_the_detect_dag_keeps_the_last_good_lists_when_a_file_breaks(sqlite_url,
         alert = session.scalars(sa.select(store.Alert)).first()
         assert EXTRA_TERM in alert.explanation["terms"]
         assert session.scalar(sa.select(sa.func.count()).select_from(store.OutboxMessage)) >= 1
+
+
+def test_a_bad_incident_gap_or_felt_value_is_refused_and_the_last_good_values_stay(db_url, tmp_path):
+    """The hazard settings beside the terms (areal, felt_authors, detection.incident_gap_minutes)
+    are refused like any other field, naming file, line and field, and the last good values stay
+    in force."""
+    root = tmp_path / "config"
+    shutil.copytree(config_dir(), root)
+    drought, quake = root / "hazards" / "drought.yaml", root / "hazards" / "earthquake.yaml"
+    drought.write_text(drought.read_text(encoding="utf-8").replace("incident_gap_minutes: 1440", "incident_gap_minutes: 600"),
+                       encoding="utf-8")
+    with store.session_scope(db_url) as session:
+        good = hazard_lists.in_force(session, root / "hazards")
+    assert good.hazards["drought"].incident_gap_minutes == 600
+
+    text = drought.read_text(encoding="utf-8").replace("incident_gap_minutes: 600", "incident_gap_minutes: a day")
+    drought.write_text(text, encoding="utf-8")
+    quake.write_text(quake.read_text(encoding="utf-8").replace("felt_authors: 10", "felt_authors: -3"), encoding="utf-8")
+    with errors_logged("siaga.hazard_lists") as refusals, store.session_scope(db_url) as session:
+        kept = hazard_lists.in_force(session, root / "hazards")
+
+    assert kept.fingerprint() == good.fingerprint()
+    assert kept.hazards["drought"].incident_gap_minutes == 600 and kept.hazards["earthquake"].felt_authors == 10
+    [refusal] = refusals
+    line = text.splitlines().index("  incident_gap_minutes: a day") + 1
+    assert f"{drought}:{line}:25: detection.incident_gap_minutes: 'a day' is not of type 'integer'" in refusal
+    assert f"{quake}:" in refusal and "felt_authors: -3 is less than the minimum of 1" in refusal

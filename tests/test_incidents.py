@@ -203,3 +203,67 @@ def test_a_road_through_several_villages_inhibits_its_kecamatan(db_url):
         sev = {(s.hazard, s.level, s.area_code, s.window_end): "low" for s in later}
         assert incidents.apply_spikes(session, later, areas, sev, GAP) == []
         assert session.scalar(sa.select(store.Incident.level)) == "road"
+
+
+# --- a hazard's own incident gap (detection.incident_gap_minutes in its file) ---------------------
+def drought_lists(tmp_path, gap_line):
+    """The shipped lists, with drought's `incident_gap_minutes` line replaced by `gap_line`."""
+    import shutil
+
+    from siaga.hazard_config import default_hazard_dir
+    from siaga.hazards import HazardSet
+
+    directory = tmp_path / "hazards"
+    shutil.copytree(default_hazard_dir(), directory)
+    path = directory / "drought.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert "  incident_gap_minutes: 1440\n" in text
+    path.write_text(text.replace("  incident_gap_minutes: 1440\n", gap_line), encoding="utf-8")
+    return HazardSet.load(directory).hazards
+
+
+def drought(minutes, first):
+    end = T0 + timedelta(minutes=minutes)
+    return Spike("drought", "village", "v1", end - timedelta(days=1), end, 3, 0.2, 3, 5.0, (first, first + 1, first + 2))
+
+
+def drought_run(url, minutes, first, hazards):
+    """One detect run's incident stage: the spike, then quiet incidents resolve."""
+    with store.session_scope(url) as session:
+        spikes = [drought(minutes, first)]
+        sev = {(s.hazard, s.level, s.area_code, s.window_end): "low" for s in spikes}
+        changes = incidents.apply_spikes(session, spikes, AREAS, sev, GAP, adjacent=adjacent, reopen_window=REOPEN,
+                                         hazards=hazards)
+        changes += incidents.resolve_quiet(session, T0 + timedelta(minutes=minutes), timedelta(hours=3), hazards)
+        return [c.kind for c in changes]
+
+
+def test_drought_reports_hours_apart_are_one_incident_with_its_shipped_gap(db_url, hazard_set):
+    """Drought's file sets a day-long gap: reports five and twenty hours after the first join its
+    incident, which stays open through the quiet hours (the posts are not stored, so its last
+    activity stays at its first spike)."""
+    assert drought_run(db_url, 0, 0, hazard_set.hazards) == ["new"]
+    assert drought_run(db_url, 5 * 60, 10, hazard_set.hazards) == ["update"]
+    assert drought_run(db_url, 20 * 60, 20, hazard_set.hazards) == ["update"]
+    assert count(db_url, store.Incident) == 1
+
+
+def test_without_its_gap_in_the_file_drought_takes_the_deployments(db_url, tmp_path):
+    """The line removed from drought.yaml: the deployment's two-hour gap and three-hour quiet
+    period apply, and a report five hours later is another incident."""
+    without = drought_lists(tmp_path, "")
+    assert without["drought"].incident_gap_minutes is None
+    assert drought_run(db_url, 0, 0, without) == ["new"]
+    assert drought_run(db_url, 5 * 60, 10, without) == ["new", "resolved"]
+    assert count(db_url, store.Incident) == 2
+
+
+def test_a_quiet_slow_incident_stays_open_for_its_hazards_gap(db_url, hazard_set):
+    """Resolved after the deployment's three quiet hours, a drought's next report within its
+    day-long gap would reopen it (a "resolved" and an "escalation" in the thread) or split it."""
+    drought_run(db_url, 0, 0, hazard_set.hazards)
+    with store.session_scope(db_url) as session:
+        assert incidents.resolve_quiet(session, T0 + timedelta(hours=20), timedelta(hours=3), hazard_set.hazards) == []
+        [change] = incidents.resolve_quiet(session, T0 + timedelta(hours=25), timedelta(hours=3), hazard_set.hazards)
+        assert change.kind == "resolved"
+        assert change.what.resolved["quiet_minutes"] == 24 * 60

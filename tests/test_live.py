@@ -141,6 +141,8 @@ def test_the_live_config_is_valid_and_plays_the_same_windows_faster(tmp_path):
         window = yaml.safe_load((config / "hazards" / f"{name}.yaml").read_text())["detection"]["window_minutes"]
         original = yaml.safe_load((settings.config_dir() / "hazards" / f"{name}.yaml").read_text())["detection"]["window_minutes"]
         assert original == minutes and window == max(live.MIN_WINDOW_MINUTES, -(-minutes // 30))
+    drought = yaml.safe_load((config / "hazards" / "drought.yaml").read_text())["detection"]
+    assert drought["incident_gap_minutes"] == 1440 // 30  # a hazard's own incident gap, likewise
     detection = detection_config.load(config / "detection.yaml")
     assert detection.quiet_period.total_seconds() == live.LIVE_QUIET_MINUTES * 60
     assert detection.reopen_window.total_seconds() == 12 * 60 and detection.incident_gap.total_seconds() == 5 * 60

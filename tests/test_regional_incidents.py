@@ -52,10 +52,11 @@ def quake_burst(minutes=0, ids=range(12)):
     ]
 
 
-def apply(url, spikes, posts=POSTS, areas=AREAS):
+def apply(url, spikes, posts=POSTS, areas=AREAS, hazards=None):
     with store.session_scope(url) as session:
         sev = {(s.hazard, s.level, s.area_code, s.window_end): "low" for s in spikes}
-        changes = incidents.apply_spikes(session, spikes, areas, sev, GAP, posts=posts)
+        changes = incidents.apply_spikes(session, spikes, areas, sev, GAP, posts=posts,
+                                         hazards=(hazards or _hazards()).hazards)
         return [(c.kind, c.incident.id) for c in changes]
 
 
@@ -97,7 +98,7 @@ def test_point_hazards_in_two_kecamatan_stay_two_incidents(db_url):
     fire = [spike("fire", "regency", "51.08", list(range(8))),
             spike("fire", "village", "51.08.06.2001", [0, 1, 2, 3]),
             spike("fire", "village", "51.08.07.1001", [4, 5, 6, 7])]
-    assert not widespread(fire[0], POSTS)
+    assert not widespread(fire[0], POSTS, _hazards().hazards)
     assert [k for k, _ in apply(db_url, fire)] == ["new", "new"]
 
 
@@ -123,3 +124,40 @@ def _hazards():
     from siaga.hazards import HazardSet
 
     return HazardSet.load(default_hazard_dir())
+
+
+def test_the_shipped_areal_hazards(hazard_set):
+    """The values the code held before they moved into the hazard files (`areal: true`)."""
+    assert {hid for hid, hz in hazard_set.hazards.items() if hz.areal} == {
+        "earthquake", "tsunami", "strong_wind", "flood", "tidal_flood", "high_waves", "drought", "volcanic_eruption"}
+
+
+def test_an_operator_makes_a_hazard_areal_or_not_in_its_file(db_url, tmp_path):
+    """Earthquake without `areal: true` in its file: the regency-wide burst is no longer one
+    regional incident but one per place (two villages and the kecamatan Gerokgak, whose posts
+    name no village); fire with it: two fires' regency spike is one regional incident."""
+    quake_not_areal = lists_with(tmp_path / "a", "earthquake", "areal: true\n", "")
+    changes = apply(db_url, quake_burst(), hazards=quake_not_areal)
+    assert [k for k, _ in changes] == ["new", "new", "new"]
+    with store.session_scope(db_url) as session:
+        assert sorted(i.area_name for i in session.scalars(sa.select(store.Incident))) == ["Banyuasri", "Gerokgak", "Pancasari"]
+
+    fire_areal = lists_with(tmp_path / "b", "fire", "detection:\n", "areal: true\ndetection:\n")
+    fire = [spike("fire", "regency", "51.08", list(range(100, 108)), minutes=30)]
+    assert widespread(fire[0], {i + 100: POSTS[i] for i in range(8)}, fire_areal.hazards)
+    assert [k for k, _ in apply(db_url, fire, posts={i + 100: POSTS[i] for i in range(8)}, hazards=fire_areal)] == ["new"]
+
+
+def lists_with(root, hazard, old, new):
+    """The shipped lists with one piece of one hazard's file replaced."""
+    import shutil
+
+    from siaga.hazard_config import default_hazard_dir
+    from siaga.hazards import HazardSet
+
+    shutil.copytree(default_hazard_dir(), root)
+    path = root / f"{hazard}.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return HazardSet.load(root)

@@ -52,3 +52,48 @@ def test_forwarded_copies_add_no_author(sqlite_url, router):
                            (60, "warga2", "copas dari grup sebelah: " + first + "!!")])
     run_every_quarter_hour(sqlite_url, router, 2)
     assert drought_incidents(sqlite_url) == []
+
+
+# Six accounts telling of one water shortage in Tejakula over twenty hours, three to four hours
+# apart: further apart than the deployment's incident gap (2 h) and quiet period (3 h), well
+# within drought's own day (`detection.incident_gap_minutes: 1440` in drought.yaml).
+SHORTAGE = [
+    (0, "warga0", DRY[0]),
+    (20, "warga1", DRY[1]),
+    (40, "warga2", DRY[2]),
+    (4 * 60, "warga3", "Warga Desa Tejakula kesulitan air bersih, sumur kering semua"),
+    (8 * 60, "warga4", "Mohon bantuan air bersih untuk Tejakula, sumur kering"),
+    (12 * 60, "warga5", "Tejakula masih krisis air bersih, sumur warga kering"),
+    (16 * 60, "warga6", "Antre air bersih lagi di Tejakula, sumur kering"),
+    (20 * 60, "warga7", "Sumur kering di Tejakula, warga beli air tangki"),
+]
+SANGSIT_FLOOD = ["Banjir di Desa Sangsit, air masuk rumah warga", "bnjir lg di sangsit kec sawan, air udah selutut",
+                 "Sangsit banjir parah, warga mengungsi"]
+
+
+def incidents_of(url: str, hazard: str) -> list[tuple[int, str, int]]:
+    """(id, state, posts) of the hazard's incidents."""
+    with store.session_scope(url) as session:
+        return [(i.id, i.state, i.posts) for i in session.scalars(
+            sa.select(store.Incident).where(store.Incident.hazard == hazard).order_by(store.Incident.id))]
+
+
+def test_a_water_shortage_reported_over_twenty_hours_is_one_incident(sqlite_url, router):
+    """With the deployment's two-hour gap it was a new incident at every report hours later."""
+    add_posts(sqlite_url, SHORTAGE)
+    run_every_quarter_hour(sqlite_url, router, 20.5)
+    [(_, state, posts)] = incidents_of(sqlite_url, "drought")
+    assert state == "open" and posts == len(SHORTAGE)  # and still open: drought's quiet is its gap
+    with store.session_scope(sqlite_url) as session:
+        kinds = [e.kind for e in session.scalars(sa.select(store.IncidentEvent))]
+    assert "resolved" not in kinds and "reopened" not in kinds
+
+
+def test_two_floods_hours_apart_are_two_incidents(sqlite_url, router):
+    """Flood keeps the deployment's two-hour gap: the same village flooding again 2.5 hours
+    after the last report is a new event, with a message of its own. (From three hours on, the
+    first has resolved itself after the quiet period and the second reopens it: also news.)"""
+    add_posts(sqlite_url, [(m, f"warga{i}", text) for i, (m, text) in enumerate(zip((0, 5, 10), SANGSIT_FLOOD))])
+    add_posts(sqlite_url, [(m, f"warga{i + 3}", text) for i, (m, text) in enumerate(zip((160, 165, 170), SANGSIT_FLOOD))])
+    run_every_quarter_hour(sqlite_url, router, 3)
+    assert [posts for _, _, posts in incidents_of(sqlite_url, "flood")] == [3, 3]

@@ -254,7 +254,7 @@ def _side(label: str, lists: HazardSet, settings: DetectSettings, matches: dict[
     rules = spikes.rules_of(lists, model.dispersion)
     scored = spikes.score_windows(events, rules, ends, model, n_areas)
     fired = spikes.spikes_of(scored[scored["fired"]], rules) if not scored.empty else []
-    episodes = _episodes(fired, areas, settings.incident_gap)
+    episodes = _episodes(fired, areas, settings.incident_gap, lists)
     return _Side(label, lists, matches, scored, episodes, by_id)
 
 
@@ -291,9 +291,11 @@ def _flat(matches: dict[int, dict[str, HazardMatch]]) -> dict[int, set[str]]:
     return {pid: set(found) for pid, found in matches.items()}
 
 
-def _episodes(fired: list[spikes.Spike], areas: dict[tuple[str, str], Any], gap: timedelta) -> list[Episode]:
+def _episodes(fired: list[spikes.Spike], areas: dict[tuple[str, str], Any], gap: timedelta,
+              lists: HazardSet) -> list[Episode]:
     """Spikes (a coarser one dropped when a finer one of its hazard fired inside it, as the
-    detect run does) grouped per series into episodes no more than `gap` apart."""
+    detect run does) grouped per series into episodes no more than `gap` apart (the hazard's
+    own incident gap where its list sets one, as the detect run does)."""
     kept = [s for s in fired if not incidents.inhibited(s, [f for f in fired if f.window_end == s.window_end], areas)]
     episodes: list[Episode] = []
     open_by_key: dict[tuple[str, str, str], int] = {}
@@ -301,7 +303,7 @@ def _episodes(fired: list[spikes.Spike], areas: dict[tuple[str, str], Any], gap:
         key = (s.hazard, s.level, s.area_code)
         index = open_by_key.get(key)
         current = episodes[index] if index is not None else None
-        if current is not None and s.window_end - current.last <= gap:
+        if current is not None and s.window_end - current.last <= incidents.incident_gap(s.hazard, gap, lists.hazards):
             peak = max((current.peak_observed, current.peak_authors), (s.observed, s.authors))
             episodes[index] = Episode(*key, current.area_name, current.first, s.window_end, peak[0], peak[1],
                                       current.post_ids | frozenset(s.post_ids))

@@ -12,12 +12,14 @@ from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from typing import Any
 
-from siaga.detection_config import DetectSettings, minutes_field
+from siaga.detection_config import FILE_NAME as DETECTION_FILE, DetectSettings, minutes_field
 from siaga.hazards import HazardSet
 from siaga.normalise import match_key
 
 PHRASE_FIELDS = ("terms", "roots", "exclusions", "severity_cues")
-HAZARD_SETTINGS = ("agency", "window_minutes", "min_posts", "min_authors", "sensitivity")
+# a hazard file's settings: those under its `detection:` are shown as "detection.<name>"
+DETECTION_SETTINGS = ("window_minutes", "min_posts", "min_authors", "sensitivity", "incident_gap_minutes")
+HAZARD_SETTINGS = ("agency", "areal", "felt_authors", *DETECTION_SETTINGS)
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,8 @@ class SettingChange:
     after: Any
 
     def __str__(self) -> str:
-        prefix = f"{self.where}: detection.{self.name}" if self.name in HAZARD_SETTINGS[1:] else f"{self.where}: {self.name}"
+        in_hazard_detection = self.where != DETECTION_FILE and self.name in DETECTION_SETTINGS
+        prefix = f"{self.where}: detection.{self.name}" if in_hazard_detection else f"{self.where}: {self.name}"
         return f"{prefix} {self.before} -> {self.after}"
 
 
@@ -71,14 +74,15 @@ def compare(now: HazardSet, new: HazardSet, settings_now: DetectSettings, settin
                 diff.phrases.append(PhraseChange(hid, name, added, removed))
         for name in HAZARD_SETTINGS:
             if getattr(before, name) != getattr(after, name):
-                diff.settings.append(SettingChange(hid, name, getattr(before, name), getattr(after, name)))
+                diff.settings.append(SettingChange(hid, name, _as_written(getattr(before, name)),
+                                                   _as_written(getattr(after, name))))
         for name in ("road_consequence", "subsumed_by", "cap_category", "label_id", "label_en"):
             if getattr(before, name) != getattr(after, name):
                 diff.other.append(f"{hid}: {name} changed")
     for f in fields(DetectSettings):
         a, b = getattr(settings_now, f.name), getattr(settings_new, f.name)
         if a != b:
-            diff.settings.append(SettingChange("detection.yaml", minutes_field(f.name), _shown(a), _shown(b)))
+            diff.settings.append(SettingChange(DETECTION_FILE, minutes_field(f.name), _shown(a), _shown(b)))
     return diff
 
 
@@ -94,3 +98,13 @@ def _phrase_diff(before: tuple[str, ...], after: tuple[str, ...], abbr_before: d
 def _shown(value: Any) -> Any:
     """Durations in whole minutes, as detection.yaml writes them."""
     return int(value / timedelta(minutes=1)) if isinstance(value, timedelta) else value
+
+
+def _as_written(value: Any) -> Any:
+    """A hazard setting as its file writes it: true/false, and "unset" for an optional field the
+    file leaves out (no felt_authors: not felt; no incident_gap_minutes: detection.yaml's)."""
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value

@@ -60,9 +60,9 @@ def run(now: datetime, router: Router, db_url: str | None = None, settings: Dete
             changes = incidents.apply_spikes(
                 session, found, areas, severities, settings.incident_gap,
                 adjacent=gazetteer.adjacent_villages, reopen_window=settings.reopen_window, place_of=_place_of(gazetteer),
-                posts=posts,
+                posts=posts, hazards=hazard_set.hazards,
             )
-            changes += incidents.resolve_quiet(session, now, settings.quiet_period)
+            changes += incidents.resolve_quiet(session, now, settings.quiet_period, hazard_set.hazards)
             alerts.enqueue(session, changes, hazard_set, router, now)
     report = DetectReport(tagged, len(found), dict(Counter(c.kind for c in changes)), hazard_set.fingerprint())
     log.info("detect at %s: %s", now.isoformat(), report)

@@ -19,6 +19,7 @@ import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,7 +78,22 @@ class Hazard:
     subsumed_by: tuple[str, ...] = ()
     # category -> patterns of talk that is not an event (`siaga.non_event`)
     non_event: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # Strikes an area, not a point (`areal`): a regency-wide spike reported from several
+    # kecamatan is one regional incident (`siaga.regional`). A fire stays one per place.
+    areal: bool = False
+    # Felt by everyone at once where it strikes (`felt_authors`): this many distinct accounts
+    # reporting it make it at least high severity (`severity.reach_severity`); None: not felt.
+    felt_authors: int | None = None
+    # `detection.incident_gap_minutes`: how far apart two spikes may be and still be one
+    # incident, for a hazard that lasts days; None: config/detection.yaml's, as for the others.
+    incident_gap_minutes: int | None = None
     source: str = ""
+
+    def incident_gap(self, default: timedelta) -> timedelta:
+        """This hazard's incident gap: its own when its file sets one, else `default` (the
+        deployment's, config/detection.yaml). A drought reported over a day is one event; two
+        floods three hours apart are two."""
+        return default if self.incident_gap_minutes is None else timedelta(minutes=self.incident_gap_minutes)
 
 
 @dataclass(frozen=True)
@@ -236,6 +252,9 @@ def _hazard_of(data: dict[str, Any], where: str) -> Hazard:
                                for r in data.get("road_consequence", [])),
         subsumed_by=tuple(data.get("subsumed_by", [])),
         non_event=tuple((category, tuple(phrases)) for category, phrases in data.get("non_event", {}).items()),
+        areal=bool(data.get("areal", False)),
+        felt_authors=data.get("felt_authors"),
+        incident_gap_minutes=det.get("incident_gap_minutes"),
         source=where,
     )
 

@@ -3,7 +3,8 @@ ends, with every change written to its timeline.
 
 A duty officer wants one ping per flood, not one per detection run or per village: a spike for a
 hazard in an area that an incident already covers, or in a village bordering one (polygon
-adjacency from the gazetteer), within `gap` of its last activity, joins that incident. A road
+adjacency from the gazetteer), within `gap` of its last activity (the hazard's own
+`detection.incident_gap_minutes` for one that lasts days, `incident_gap`), joins that incident. A road
 incident covers the road, the villages along it and the places its posts name, and so the
 kecamatan they lie in. A kecamatan or regency spike is dropped when a finer spike of the same
 hazard fired inside it in the same window, or a live finer incident already tells the story.
@@ -33,12 +34,13 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from siaga import regional
+from siaga.hazard_config import Hazard
 from siaga.severity import area_severity, cue_counts
 from siaga.spikes import Spike
 from siaga.store import Alert, Geotag, Incident, IncidentArea, IncidentEvent, Post
@@ -253,31 +255,43 @@ def apply_spikes(
     reopen_window: timedelta = timedelta(hours=6),
     place_of: PlaceOf | None = None,
     posts: regional.PostAreas | None = None,
+    hazards: Mapping[str, Hazard] | None = None,
 ) -> list[Change]:
     """Open, join, grow or reopen incidents with each spike, recording what changed. Idempotent:
     a spike that brings nothing new (a re-run window, or the next sliding window over the same
     posts) changes nothing and writes nothing. `posts` (each post's finer areas,
-    `regional.post_areas`) lets a regency spike reported from several kecamatan open one
-    regional incident that finer spikes join (`regional`)."""
+    `regional.post_areas`) lets a regency spike of an areal hazard reported from several
+    kecamatan open one regional incident that finer spikes join (`regional`). `hazards` (the
+    lists in force, `HazardSet.hazards`) say which hazards are areal and which have an incident
+    gap of their own instead of `gap`; without them none."""
     changes: list[Change] = []
     fired: list[Spike] = []
     posts = posts or {}
-    ordered = sorted(spikes, key=lambda s: regional.order_key(s, posts))
+    hazards = hazards or {}
+    ordered = sorted(spikes, key=lambda s: regional.order_key(s, posts, hazards))
     for spike in ordered:
-        broad = regional.regional_cover(spike, posts)
+        gap_of_spike = incident_gap(spike.hazard, gap, hazards)
+        broad = regional.regional_cover(spike, posts, hazards)
         if not broad and (inhibited(spike, [f for f in fired if f.window_end == spike.window_end], areas)
                           or _inhibited_by_live(session, spike, areas)):
-            _join_redundant(session, spike, areas, gap)
+            _join_redundant(session, spike, areas, gap_of_spike, hazards)
             continue
         fired.append(spike)
         if _already_recorded(session, spike):
             continue
         area = areas.get((spike.level, spike.area_code)) or AreaInfo(spike.level, spike.area_code, spike.area_code)
         severity = severities.get((spike.hazard, spike.level, spike.area_code, spike.window_end), "low")
-        change = _record(session, spike, area, severity, gap, adjacent, reopen_window, place_of, broad)
+        change = _record(session, spike, area, severity, gap_of_spike, adjacent, reopen_window, place_of, broad, hazards)
         if change is not None:
             changes.append(change)
     return _collapse(changes)
+
+
+def incident_gap(hazard: str, gap: timedelta, hazards: Mapping[str, Hazard]) -> timedelta:
+    """How far apart two spikes of `hazard` may be and still be one incident: the hazard's own
+    gap (a drought reported over a day is one event), else `gap`, config/detection.yaml's."""
+    known = hazards.get(hazard)
+    return known.incident_gap(gap) if known is not None else gap
 
 
 def _collapse(changes: list[Change]) -> list[Change]:
@@ -320,7 +334,8 @@ def neighbourhood(cover: Iterable[tuple[str, str]], adjacent: Adjacency | None) 
     return out
 
 
-def _join_redundant(session: Session, spike: Spike, areas: dict[tuple[str, str], AreaInfo], gap: timedelta) -> None:
+def _join_redundant(session: Session, spike: Spike, areas: dict[tuple[str, str], AreaInfo], gap: timedelta,
+                    hazards: regional.Hazards) -> None:
     """A coarser spike a live finer (or regional) incident already tells: stored with that
     incident, silently (`regional.join_finer`), so its window is never re-checked as news after
     that one resolves."""
@@ -328,7 +343,7 @@ def _join_redundant(session: Session, spike: Spike, areas: dict[tuple[str, str],
         return  # a sliding window over posts this series already cited
     mine = areas.get((spike.level, spike.area_code))
     incident = (regional.finer_live_incident(session, spike, mine.district if mine else None, spike.area_code)
-                or regional.live_regional_incident(session, spike, gap))
+                or regional.live_regional_incident(session, spike, gap, hazards))
     if incident is not None:
         regional.join_finer(session, spike, incident, {**spike.explanation(), "area": mine.name if mine else spike.area_code,
                                                        "level": spike.level})
@@ -407,10 +422,10 @@ def _matching_incident(
 def _record(
     session: Session, spike: Spike, area: AreaInfo, severity: str, gap: timedelta,
     adjacent: Adjacency | None, reopen_window: timedelta, place_of: PlaceOf | None,
-    broad: dict[tuple[str, str], str] | None = None,
+    broad: dict[tuple[str, str], str] | None = None, hazards: regional.Hazards | None = None,
 ) -> Change | None:
     cover = {**footprint(area, place_of), **(broad or {})}
-    incident = regional.live_regional_incident(session, spike, gap) or _matching_incident(
+    incident = regional.live_regional_incident(session, spike, gap, hazards or {}) or _matching_incident(
         session, spike, neighbourhood(cover, adjacent), gap, reopen_window)
     if incident is None:
         if _told_before(session, spike, gap):
@@ -725,17 +740,24 @@ def what_changed_since_told(session: Session, incident: Incident) -> WhatChanged
 
 
 # --- lifecycle -------------------------------------------------------------------------------------
-def resolve_quiet(session: Session, now: datetime, quiet: timedelta) -> list[Change]:
+def resolve_quiet(session: Session, now: datetime, quiet: timedelta,
+                  hazards: Mapping[str, Hazard] | None = None) -> list[Change]:
     """Live incidents with no new post (or person's action) for `quiet` resolve themselves
-    (and may reopen)."""
+    (and may reopen). An incident of a hazard with a longer incident gap of its own (`hazards`,
+    a drought) stays open that long: resolved earlier, the next report within its gap would
+    resolve-and-reopen it, or open a second incident for the same event."""
     changes = []
+    hazards = hazards or {}
     stale = select(Incident).where(Incident.state.in_(LIVE_STATES), Incident.last_activity_at < now - quiet)
     for incident in session.scalars(stale):
+        own_quiet = max(quiet, incident_gap(incident.hazard, quiet, hazards))
+        if incident.last_activity_at >= now - own_quiet:
+            continue
         incident.state = "resolved"
         incident.closed_at = now
         incident.closed_by = AUTO_ACTOR
         _event(session, incident, now, "resolved", {
-            "quiet_minutes": int(quiet / timedelta(minutes=1)), "last_activity_at": incident.last_activity_at.isoformat(),
+            "quiet_minutes": int(own_quiet / timedelta(minutes=1)), "last_activity_at": incident.last_activity_at.isoformat(),
             "automatic": True, TOLD: True,
         })
         changes.append(Change(incident, "resolved", _cycle_alert(session, incident), what=what_changed_since_told(session, incident)))

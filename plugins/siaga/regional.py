@@ -3,12 +3,15 @@ regency, a windstorm over several kecamatan, widespread flooding.
 
 `incidents.apply_spikes` turns spikes into incidents area by area; on its own a felt quake opened
 one incident per level and area (regency, four kecamatan, two villages), each with its own
-thread. The rules here make it one:
-- a regency spike whose posts come from several kecamatan is *widespread*: it is recorded first
-  in its window and opens (or joins) an incident covering the regency and every area its posts
-  name, so the finer spikes of the same window and later ones join it as updates;
-- while a regency incident of a hazard is live, any spike of that hazard in the regency joins
-  it (`live_regional_incident`);
+thread. Which hazards strike an area rather than a point is each hazard's `areal: true` in its
+file in config/hazards/ (`Hazard.areal`): operators tune it there, with the rest of the hazard.
+The rules here make one incident:
+- a regency spike of an areal hazard whose posts come from several kecamatan is *widespread*:
+  it is recorded first in its window and opens (or joins) an incident covering the regency and
+  every area its posts name, so the finer spikes of the same window and later ones join it as
+  updates;
+- while a regency incident of an areal hazard is live, any spike of that hazard in the regency
+  joins it (`live_regional_incident`);
 - a coarser spike that a finer incident already tells the story of is not dropped but recorded
   with that incident, silently (`join_finer`): its window is then stored, so it can never come
   back hours later as a stale "new" incident once the finer one resolved;
@@ -24,16 +27,16 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from siaga.hazard_config import Hazard
 from siaga.spikes import Spike
 from siaga.store import Alert, Incident, IncidentArea
 from siaga.vocabulary import LEVELS, LIVE_STATES, district_code
 
 # A regency spike whose posts come from at least this many kecamatan is one regional event.
 MIN_DISTRICTS = 2
-# Hazards that strike an area rather than a point: one event can span kecamatan. A fire, an
-# accident or a landslide is in one place, so two of them in two kecamatan stay two incidents.
-AREAL_HAZARDS = frozenset({"earthquake", "tsunami", "strong_wind", "flood", "tidal_flood", "high_waves",
-                           "drought", "volcanic_eruption"})
+
+# hazard id -> its list (`HazardSet.hazards`): where `areal` is read
+Hazards = Mapping[str, Hazard]
 
 # post id -> the (level, code) -> name of the finer areas it counts towards
 PostAreas = Mapping[int, Mapping[tuple[str, str], str]]
@@ -66,28 +69,37 @@ def districts_of(cover: Mapping[tuple[str, str], str]) -> set[str]:
     return out
 
 
-def widespread(spike: Spike, posts: PostAreas) -> bool:
-    """A regency spike reported from several kecamatan: one regional event, not several."""
-    return (spike.level == "regency" and spike.hazard in AREAL_HAZARDS
+def is_areal(hazard: str, hazards: Hazards) -> bool:
+    """Does this hazard strike an area rather than a point (its file's `areal: true`)? One such
+    event can span kecamatan; a fire, an accident or a landslide is in one place, so two of them
+    in two kecamatan stay two incidents. A hazard the lists no longer hold is not."""
+    known = hazards.get(hazard)
+    return known is not None and known.areal
+
+
+def widespread(spike: Spike, posts: PostAreas, hazards: Hazards) -> bool:
+    """A regency spike of an areal hazard reported from several kecamatan: one regional event,
+    not several."""
+    return (spike.level == "regency" and is_areal(spike.hazard, hazards)
             and len(districts_of(spread(spike, posts))) >= MIN_DISTRICTS)
 
 
-def order_key(spike: Spike, posts: PostAreas) -> tuple[datetime, int, int, str, str]:
+def order_key(spike: Spike, posts: PostAreas, hazards: Hazards) -> tuple[datetime, int, int, str, str]:
     """Within a window, a widespread regency spike first (it opens the one incident the finer
     spikes join), then finer before coarser as before."""
-    first = 0 if widespread(spike, posts) else 1
+    first = 0 if widespread(spike, posts, hazards) else 1
     return spike.window_end, first, LEVELS.index(spike.level), spike.hazard, spike.area_code
 
 
-def regional_cover(spike: Spike, posts: PostAreas) -> dict[tuple[str, str], str]:
+def regional_cover(spike: Spike, posts: PostAreas, hazards: Hazards) -> dict[tuple[str, str], str]:
     """The areas a widespread spike's incident covers besides the regency: those its posts name."""
-    return spread(spike, posts) if widespread(spike, posts) else {}
+    return spread(spike, posts) if widespread(spike, posts, hazards) else {}
 
 
-def live_regional_incident(session: Session, spike: Spike, gap: timedelta) -> Incident | None:
+def live_regional_incident(session: Session, spike: Spike, gap: timedelta, hazards: Hazards) -> Incident | None:
     """The live regency-level incident of this (areal) hazard active within `gap`, which every
     spike of the hazard in the regency joins."""
-    if spike.hazard not in AREAL_HAZARDS:
+    if not is_areal(spike.hazard, hazards):
         return None
     return session.scalars(
         select(Incident)

@@ -4,7 +4,8 @@ Three things raise it: what the posts say (a spike's count against the hazard's 
 many posts carry severity cues: victims, trapped, waist-deep water), how far it spread (how
 many of an incident's areas have posts) and its reach (`reach_severity`: how many people report
 it, from how many villages and kecamatan, and what kind of hazard it is: an earthquake felt by
-dozens is at least high wherever they are). An incident opens at its first spike's severity and
+dozens is at least high wherever they are; how many make a felt hazard serious is its file's
+`felt_authors`, in config/hazards/). An incident opens at its first spike's severity and
 only ever rises (`incidents.apply_spikes` takes the higher of the two); each rise is an
 "escalation" in its Slack thread.
 """
@@ -29,10 +30,6 @@ AUTHOR_SEVERITY = ((25, "high"), (10, "medium"))
 # Reach: kecamatan / villages a spike's posts come from (most first).
 DISTRICT_SEVERITY = ((3, "high"), (2, "medium"))
 VILLAGE_SEVERITY = ((4, "medium"),)
-# Hazards felt by everyone at once where they strike: this many distinct people reporting one is
-# already a serious event (a felt quake, a tsunami sighting, an eruption), whatever the counts'
-# background; from twice as many, critical needs cues too, so only high.
-FELT_HAZARDS = {"earthquake": 10, "tsunami": 5, "volcanic_eruption": 10}
 # The minimum posts assumed for a spike of a hazard the lists no longer hold.
 _FALLBACK_MIN_POSTS = 3
 
@@ -49,9 +46,14 @@ def severity_of(spike: Spike, min_posts: int, cue_posts: int) -> str:
     return "low"
 
 
-def reach_severity(hazard: str, authors: int, areas: Mapping[tuple[str, str], str] | Iterable[tuple[str, str]]) -> str:
+def reach_severity(felt_authors: int | None, authors: int,
+                   areas: Mapping[tuple[str, str], str] | Iterable[tuple[str, str]]) -> str:
     """Severity from reach alone: many distinct authors, many kecamatan or villages, or a felt
-    hazard (earthquake, tsunami, eruption) reported by many people."""
+    hazard (earthquake, tsunami, eruption) reported by many people. `felt_authors` is the
+    hazard's (`Hazard.felt_authors`, None for a hazard that is not felt): a hazard felt by
+    everyone at once where it strikes, reported by that many distinct people, is already a
+    serious event (a felt quake, a tsunami sighting), whatever the counts' background; from
+    twice as many, critical needs cues too, so only high."""
     cover = list(areas)
     districts = {code for level, code in cover if level == "district"} | {
         district_code(code) for level, code in cover if level == "village"}
@@ -59,8 +61,7 @@ def reach_severity(hazard: str, authors: int, areas: Mapping[tuple[str, str], st
     out = "low"
     for table, n in ((AUTHOR_SEVERITY, authors), (DISTRICT_SEVERITY, len(districts)), (VILLAGE_SEVERITY, len(villages))):
         out = higher_severity(out, next((sev for at_least, sev in table if n >= at_least), "low"))
-    felt = FELT_HAZARDS.get(hazard)
-    if felt is not None and authors >= felt:
+    if felt_authors is not None and authors >= felt_authors:
         out = higher_severity(out, "high")
     return out
 
@@ -80,7 +81,7 @@ def severities_of(
         cues = len(cue_posts.get(s.hazard, set()) & set(s.post_ids))
         cover = {area for pid in s.post_ids for area in posts.get(pid, {})}
         out[(s.hazard, s.level, s.area_code, s.window_end)] = higher_severity(
-            severity_of(s, min_posts, cues), reach_severity(s.hazard, s.authors, cover))
+            severity_of(s, min_posts, cues), reach_severity(hazard.felt_authors if hazard else None, s.authors, cover))
     return out
 
 

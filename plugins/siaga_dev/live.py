@@ -13,7 +13,8 @@ and every duration is shortened by the same factor (LIVE_SPEED):
 - sources.yaml: one replay source, the demo scenario from LIVE_FROM (just before the jam is
   reported) at LIVE_SPEED times real time;
 - hazards/*.yaml: each hazard's spike window divided by LIVE_SPEED (at least
-  MIN_WINDOW_MINUTES), so a window holds about the same stretch of the recording as in the demo;
+  MIN_WINDOW_MINUTES), so a window holds about the same stretch of the recording as in the demo,
+  and its own incident gap, if it has one, likewise (at least 5 minutes, as the schema wants);
 - detection.yaml: the incident gap and reopen window divided likewise, and a quiet period of
   LIVE_QUIET_MINUTES (the shortest detection.yaml allows) so an incident resolves itself while
   someone watches;
@@ -120,6 +121,8 @@ def write_live_config(dest: Path, scenario: Path, speed: float, source: Path | N
         detection = doc.get("detection") if isinstance(doc, dict) else None
         if isinstance(detection, dict) and isinstance(detection.get("window_minutes"), int):
             detection["window_minutes"] = max(MIN_WINDOW_MINUTES, math.ceil(detection["window_minutes"] / speed))
+            if isinstance(detection.get("incident_gap_minutes"), int):
+                detection["incident_gap_minutes"] = max(5, math.ceil(detection["incident_gap_minutes"] / speed))
             _dump(path, doc)
     _dump(dest / "detection.yaml", live_detection(_load(dest / "detection.yaml") or {}, speed))
     routing = _load(dest / "routing.yaml")
