@@ -468,25 +468,44 @@ def _copy_insert(session: Session, table: Table, rows: list[dict[str, Any]], ign
 
 def copy_text(columns: list[Any], rows: list[dict[str, Any]]) -> str:
     """`rows` in COPY's text format (tab-separated, one line per row). Formatted a column at a
-    time, each column's values through one function (`_copy_format`), then joined: a function
-    call per value and a generator per row were most of the cost of storing a poll."""
-    cells = [list(map(_copy_format(c), [row[c.name] for row in rows])) for c in columns]
-    return "".join(line + "\n" for line in map("\t".join, zip(*cells)))
+    time (`_copy_column`), then joined: a function call per value and a generator per row were
+    most of the cost of storing a poll."""
+    cells = [_copy_column(c, [row[c.name] for row in rows]) for c in columns]
+    return "\n".join(map("\t".join, zip(*cells))) + "\n"
 
 
-def _copy_format(column: Any) -> Any:
-    """How one column's Python values are written in COPY's text format, as SQLAlchemy would bind
-    them: JSON columns as JSON (None is JSON null), times as UTC ISO 8601 (a naive time is
-    refused, as UTCDateTime refuses it), booleans as t/f, NULL as \\N."""
+def _copy_column(column: Any, values: list[Any]) -> list[str]:
+    """One column's values in COPY's text format, as SQLAlchemy would bind them: JSON columns as
+    JSON (None is JSON null), times as UTC ISO 8601 (a naive time is refused, as UTCDateTime
+    refuses it), booleans as t/f, NULL as \\N.
+
+    Strings are escaped a column at a time: joined on NUL (which no value PostgreSQL takes can
+    hold), escaped with one `str.translate` and split again, instead of one `translate` call per
+    value (a column of 20,000 texts: one C call rather than 20,000 Python-level ones). A column
+    holding None, another type or a NUL takes the per-value way."""
     if isinstance(column.type, JSON):
-        return lambda v: json.dumps(v).translate(_COPY_ESCAPES)
+        return _escaped_strings(list(map(json.dumps, values)))
     if isinstance(column.type, UTCDateTime):
-        return _copy_time
+        if all(type(v) is datetime and v.tzinfo is timezone.utc for v in values):
+            return [v.isoformat() for v in values]
+        return list(map(_copy_time, values))
     if isinstance(column.type, Boolean):
-        return lambda v: "\\N" if v is None else ("t" if v else "f")
+        return ["\\N" if v is None else ("t" if v else "f") for v in values]
     if isinstance(column.type, Float):
-        return lambda v: "\\N" if v is None else repr(float(v))
-    return _copy_str
+        return ["\\N" if v is None else repr(float(v)) for v in values]
+    if values.count(None) == len(values):
+        return ["\\N"] * len(values)
+    return _escaped_strings(values)
+
+
+def _escaped_strings(values: list[Any]) -> list[str]:
+    try:
+        joined = "\x00".join(values)
+    except TypeError:  # a None or a number among them
+        return list(map(_copy_str, values))
+    if joined.count("\x00") != len(values) - 1:  # a NUL inside a value: PostgreSQL refuses it, per row
+        return list(map(_copy_str, values))
+    return joined.translate(_COPY_ESCAPES).split("\x00")
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
