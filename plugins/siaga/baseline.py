@@ -29,7 +29,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from siaga.spikes import BUCKET, DEFAULT_AREAS, SERIES
-from siaga.store import Alert, AreaCount, Incident
+from siaga.store import Alert, AreaCount, Incident, stream_rows
 from siaga.vocabulary import LOCAL_TZ
 
 BUCKETS_PER_DAY = int(timedelta(days=1) / BUCKET)
@@ -195,9 +195,10 @@ def _read_frame(session: Session, stmt: Any, columns: list[str]) -> pd.DataFrame
     history is every area count of `baseline_days` (tens of thousands of rows a day on a busy
     deployment), and fetched as one list of rows it was held three times at once, by the
     driver, as rows and as the frame (issue 14: the largest share of a detect task's peak
-    memory). Same frame as `pd.DataFrame(rows, columns=columns)`."""
-    chunks = [_frame(rows, columns)
-              for rows in session.execute(stmt.execution_options(yield_per=READ_CHUNK)).partitions()]
+    memory). Same frame as `pd.DataFrame(rows, columns=columns)`, but for the zone of the times
+    on PostgreSQL (`store.stream_rows`: as the driver gives them), which `fit` reads through
+    `pd.to_datetime(utc=True)`."""
+    chunks = [_frame(rows, columns) for rows in stream_rows(session, stmt, READ_CHUNK)]
     if not chunks:
         return pd.DataFrame([], columns=columns)
     return chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)

@@ -23,7 +23,7 @@ from siaga.copies import PostText, copy_keys
 from siaga.hazards import HazardSet
 from siaga.incidents import AreaInfo
 from siaga.spikes import EVENT_COLUMNS
-from siaga.store import AreaCount, Geotag, HazardMatchRow, Post, bulk_insert, in_slices
+from siaga.store import AreaCount, Geotag, HazardMatchRow, Post, bulk_insert, in_slices, stream_rows
 from siaga.vocabulary import REGENCY_CODE, REGENCY_NAME
 
 # Places below this confidence are kept and shown but do not count towards an area's spike.
@@ -174,7 +174,7 @@ def write_area_counts(session: Session, counts: pd.DataFrame, first_bucket: date
     PostgreSQL) and idempotent: a second run over the same posts touches nothing. Returns the
     number of rows written or removed. The stored rows are read as plain tuples and the
     difference written in bulk (one executemany per kind of change), not object by object.
-    The stored rows are streamed (`yield_per`), not fetched as one list: the range is the
+    The stored rows are streamed (`store.stream_rows`), not fetched as one list: the range is the
     lookback plus the longest window (a day for drought), tens of thousands of rows, which held
     all at once were the largest share of a detect task's peak memory (issue 14)."""
     wanted: dict[tuple[str, str, str, datetime], tuple[int, int]] = {}
@@ -183,19 +183,19 @@ def write_area_counts(session: Session, counts: pd.DataFrame, first_bucket: date
         if first_bucket <= start <= until:
             wanted[(row.hazard, row.level, row.area_code, start)] = (int(row.posts), int(row.authors))
     table = AreaCount.__table__
-    existing = session.execute(
-        select(table.c.id, table.c.hazard, table.c.level, table.c.area_code, table.c.bucket_start, table.c.posts, table.c.authors)
-        .where(table.c.bucket_start >= first_bucket, table.c.bucket_start <= until)
-        .execution_options(yield_per=ID_SLICE)
-    )
+    # plain tuples (`store.stream_rows`): the times compare equal to `wanted`'s whatever their zone
+    existing = stream_rows(session, select(
+        table.c.id, table.c.hazard, table.c.level, table.c.area_code, table.c.bucket_start, table.c.posts, table.c.authors,
+    ).where(table.c.bucket_start >= first_bucket, table.c.bucket_start <= until), ID_SLICE)
     gone: list[int] = []
     changed: list[dict[str, Any]] = []
-    for stored in existing:
-        value = wanted.pop((stored.hazard, stored.level, stored.area_code, stored.bucket_start), None)
-        if value is None:
-            gone.append(stored.id)
-        elif (stored.posts, stored.authors) != value:
-            changed.append({"row_id": stored.id, "new_posts": value[0], "new_authors": value[1]})
+    for rows in existing:
+        for row_id, hazard, level, code, start, posts, authors in rows:
+            value = wanted.pop((hazard, level, code, start), None)
+            if value is None:
+                gone.append(row_id)
+            elif (posts, authors) != value:
+                changed.append({"row_id": row_id, "new_posts": value[0], "new_authors": value[1]})
     added = [
         {"hazard": hazard, "level": level, "area_code": code, "bucket_start": start, "posts": posts, "authors": authors}
         for (hazard, level, code, start), (posts, authors) in wanted.items()

@@ -11,6 +11,7 @@ series and window, an outbox message per dedup key) is enforced by the database,
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -37,6 +38,7 @@ from sqlalchemy import (
     event,
     false,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine, make_url
@@ -80,6 +82,11 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime, dict: JSON, list: JSON}
 
 
+def _partial(condition: str) -> dict[str, Any]:
+    """A partial index's condition, on both backends."""
+    return {"postgresql_where": sql_text(condition), "sqlite_where": sql_text(condition)}
+
+
 class Post(Base):
     __tablename__ = "posts"
     __table_args__ = (
@@ -90,9 +97,11 @@ class Post(Base):
         UniqueConstraint("same_post_key", name="uq_posts_same_post"),
         Index("ix_posts_canonical_url", "canonical_url"),
         Index("ix_posts_created_at", "created_at"),
-        Index("ix_posts_tagged_at", "tagged_at"),
-        Index("ix_posts_reposts_url", "reposts_url"),
-        Index("ix_posts_duplicate_of", "duplicate_of"),
+        # Partial indexes (migration 0007): the posts still to tag, in the order the tag stage
+        # reads them, so marking a post tagged adds no index entry; links only where set.
+        Index("ix_posts_untagged", "id", **_partial("tagged_at IS NULL")),
+        Index("ix_posts_reposts_url", "reposts_url", **_partial("reposts_url IS NOT NULL")),
+        Index("ix_posts_duplicate_of", "duplicate_of", **_partial("duplicate_of IS NOT NULL")),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source: Mapped[str] = mapped_column(String(64))
@@ -437,6 +446,31 @@ def in_slices(session: Session, column: Any, values: list[Any], size: int) -> It
         return
     for start in range(0, len(values), size):
         yield column.in_(values[start:start + size])
+
+
+def stream_rows(session: Session, stmt: Any, chunk: int) -> Iterator[list[Any]]:
+    """The rows of a Core `stmt` in lists of `chunk`, streamed (`yield_per`), for reading tens of
+    thousands of rows without holding them all.
+
+    On PostgreSQL straight from a psycopg2 server-side (named) cursor, as plain tuples of what
+    the driver returns: SQLAlchemy's result rows and its per-value type processing
+    (`UTCDateTime` re-zoning every time it reads) cost more than the query itself for the
+    history a detect run reads. So the times come back timezone-aware in the zone the
+    connection reports them in, not necessarily `timezone.utc`: the same instants (equal,
+    and hashing alike, as dict keys) for callers that compare them or hand them to pandas."""
+    if session.get_bind().dialect.name != "postgresql":
+        yield from session.execute(stmt.execution_options(yield_per=chunk)).partitions()
+        return
+    compiled = stmt.compile(dialect=session.get_bind().dialect)
+    dbapi = session.connection().connection.dbapi_connection
+    with dbapi.cursor(name=f"siaga_stream_{next(_CURSORS)}") as cursor:
+        cursor.itersize = chunk
+        cursor.execute(str(compiled), compiled.params)
+        while rows := cursor.fetchmany(chunk):
+            yield rows
+
+
+_CURSORS = itertools.count()  # names of server-side cursors, unique per process
 
 
 class CopyRefused(ValueError):

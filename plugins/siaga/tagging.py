@@ -15,9 +15,10 @@ from siaga.normalise import quick_fold
 if TYPE_CHECKING:  # the database is imported by the pipeline's tag stage, not by `siaga tag`
     from sqlalchemy.orm import Session
 
-# Posts tagged per transaction: a crash loses at most one batch's work (well under a second of
-# tagging), never a post; large enough that the batch's few statements cost little per post.
-TAG_BATCH = 2000
+# Posts tagged per transaction: a crash loses at most one batch's work (under half a second of
+# tagging), never a post; large enough that the batch's few statements and its commit (a WAL
+# flush) cost little per post.
+TAG_BATCH = 5000
 
 
 @dataclass(frozen=True)
@@ -137,17 +138,26 @@ def tag_pending(tagger: Tagger, now: datetime, db_url: str | None = None, partit
                 .order_by(Post.id)
                 .limit(TAG_BATCH)
             ).all()
-            store_tags(session, [(row.id, tagger.tag(row.text, lat=row.lat, lon=row.lon)) for row in batch], fingerprint)
+            # stage by stage over the batch (`Tagger.tag_many`); a post the tagger fails on
+            # fails its batch, as `tag` raising did, so it is retried, never marked tagged
+            results = tagger.tag_many([(row.text, row.lat, row.lon) for row in batch])
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+            store_tags(session, [(row.id, result) for row, result in zip(batch, results)], fingerprint)
         total += len(batch)
         if len(batch) < TAG_BATCH:
             return total
 
 
 def store_tags(session: Session, tagged: list[tuple[int, TagResult]], fingerprint: str) -> None:
-    """Store the places and hazard matches of these posts and mark them tagged, in bulk."""
+    """Store the places and hazard matches of these posts and mark them tagged, in bulk: one
+    insert per table and two UPDATEs (in region or not), their ids one array parameter each on
+    PostgreSQL (`store.in_slices`): an IN list of thousands of parameters cost more to compile
+    and bind than to run."""
     from sqlalchemy import update
 
-    from siaga.store import Geotag, HazardMatchRow, Post, bulk_insert, utcnow
+    from siaga.store import Geotag, HazardMatchRow, Post, bulk_insert, in_slices, utcnow
 
     if not tagged:
         return
@@ -167,12 +177,15 @@ def store_tags(session: Session, tagged: list[tuple[int, TagResult]], fingerprin
     bulk_insert(session, Geotag.__table__, places)
     bulk_insert(session, HazardMatchRow.__table__, matches)
     at = utcnow()
+    posts = Post.__table__
     for in_region in (True, False):
         ids = [post_id for post_id, result in tagged if bool(result.geotag.in_region) is in_region]
-        if ids:
-            session.execute(
-                update(Post.__table__).where(Post.__table__.c.id.in_(ids)).values(tagged_at=at, in_region=in_region)
-            )
+        for among in in_slices(session, posts.c.id, ids, ID_SLICE):
+            session.execute(update(posts).where(among).values(tagged_at=at, in_region=in_region))
+
+
+# Ids per IN list on SQLite (within its bound-parameter limit); PostgreSQL takes one array.
+ID_SLICE = 5000
 
 
 def _geotag_row(post_id: int, place: Place) -> dict[str, Any]:
