@@ -130,6 +130,35 @@ def test_tag_pending_tags_each_post_once_across_batches(db_url, posts, tmp_path,
         assert conn.execute(sa.text("select count(*) from posts where in_region")).scalar_one() > 0
 
 
+def test_a_batch_whose_write_fails_stays_untagged_and_a_rerun_tags_it_once(db_url, posts, tmp_path, monkeypatch):
+    monkeypatch.setattr(tagging, "TAG_BATCH", 7)
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text("".join(bench_pipeline.json.dumps(p) + "\n" for p in posts[:50]), encoding="utf-8")
+    with bench_pipeline.deployment(db_url, feed):
+        pipeline.ingest(bench_pipeline.SOURCE, NOW)
+    tagger = tagging.Tagger(HazardSet.load(default_hazard_dir()))
+    real, calls = tagging.store_tags, []
+
+    def failing_third(session, tagged, fingerprint):
+        calls.append(len(tagged))
+        if len(calls) == 3:
+            raise RuntimeError("database gone")
+        real(session, tagged, fingerprint)
+
+    monkeypatch.setattr(tagging, "store_tags", failing_third)
+    with pytest.raises(RuntimeError, match="database gone"):
+        tagging.tag_pending(tagger, NOW, db_url)
+    assert calls == [7, 7, 7]  # nothing written after the failed batch
+    with store.engine_for(db_url).connect() as conn:
+        assert conn.execute(sa.text("select count(*) from posts where tagged_at is not null")).scalar_one() == 14
+    monkeypatch.setattr(tagging, "store_tags", real)
+    assert tagging.tag_pending(tagger, NOW, db_url) == 36
+    with store.engine_for(db_url).connect() as conn:
+        assert conn.execute(sa.text("select count(*) from posts where tagged_at is null")).scalar_one() == 0
+        assert conn.execute(sa.text(
+            "select count(*) from (select post_id, hazard from hazard_matches group by 1, 2 having count(*) > 1) d")).scalar_one() == 0
+
+
 def counts_frame(rows: list[tuple[str, str, str, datetime, int, int]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["hazard", "level", "area_code", "bucket_start", "posts", "authors"])
 
