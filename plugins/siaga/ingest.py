@@ -218,7 +218,7 @@ def link_copies(session: Session, urls: set[str] | None = None, max_depth: int =
         )
         .execution_options(synchronize_session=False)
     ).rowcount or 0
-    for among in in_slices(session, Post.canonical_url, sorted(urls or ()), URL_SLICE):
+    for among in in_slices(session, Post.canonical_url, sorted(_shared(session, urls or set())), URL_SLICE):
         earliest = (
             select(func.min(parent.id))
             .where(parent.canonical_url == Post.canonical_url, parent.text_hash == Post.text_hash, parent.id < Post.id)
@@ -243,6 +243,18 @@ def link_copies(session: Session, urls: set[str] | None = None, max_depth: int =
         if not hop:
             break
     return linked
+
+
+def _shared(session: Session, urls: set[str]) -> set[str]:
+    """Those of `urls` that more than one stored post has: only their posts can be copies of an
+    earlier post at the same URL. Most URLs are one post's own page, and one grouped index scan
+    over the batch's URLs finds the few shared ones, where the linking UPDATE evaluated its
+    "earliest copy" subquery for every post of the batch."""
+    shared: set[str] = set()
+    for among in in_slices(session, Post.canonical_url, sorted(urls), URL_SLICE):
+        shared.update(session.scalars(
+            select(Post.canonical_url).where(among).group_by(Post.canonical_url).having(func.count() > 1)))
+    return shared
 
 
 def _post_row(post: IncomingPost) -> dict[str, Any]:
