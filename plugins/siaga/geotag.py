@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import accumulate
+from operator import itemgetter
 from pathlib import Path
 
 import ahocorasick
@@ -324,51 +324,64 @@ class Geotagger:
         votes.append(True)
 
     def _mentions(self, folded: Folded) -> list[_Mention]:
-        """Every name hit on word boundaries; overlaps resolved longest-first, Buleleng first."""
+        """Every name hit on word boundaries; overlaps resolved longest-first, Buleleng first.
+
+        Hot path (issue 14: every post pays it, two in three have some hit, few hits survive):
+        the compact automaton runs over the folded text itself with spaces skipped, so a hit's
+        end is already in folded coordinates and a hit that does not end a word ("anca" in
+        "lancar", most of them) is dropped by looking at one character, before any word table
+        is built. The word list is split only for a post with a surviving name."""
         ftext = folded.text
         if not ftext:
             return []
-        hits = list(self._automaton.iter(ftext.replace(" ", "")))
-        weak_hits = list(self._weak_automaton.iter(f" {ftext} ")) if self._weak_automaton is not None else ()
-        if not hits and not weak_hits:
-            return []  # most posts: nothing to place, so none of the word tables below
-        words = ftext.split(" ")
-        cum = list(accumulate(map(len, words), initial=0))  # compact start of each word
-        starts = dict(zip(cum, range(len(words)))) if hits else {}  # compact offset -> word index
-        ends = dict(zip(cum[1:], range(len(words)))) if hits else {}
+        n = len(ftext)
+        count = ftext.count
         raw = []
-        weak = []
-        for end, (klen, forms, entries, buleleng) in hits:
-            start = end - klen + 1
-            ti = starts.get(start)
-            if ti is None:
-                continue
-            tj = ends.get(end + 1)
-            if tj is None:
-                continue
-            fs, fe = cum[ti] + ti, cum[tj + 1] + tj
-            if tj > ti and ftext[fs:fe] not in forms and min(len(w) for w in words[ti : tj + 1]) < 3:
+        for end, (klen, forms, entries, buleleng) in self._automaton.iter(ftext, 0, n, True):
+            fe = end + 1
+            if fe != n and ftext[fe] != " ":
+                continue  # does not end a word
+            fs = fe - klen
+            spaces = count(" ", fs, fe)
+            if spaces:  # the name spans words: widen to klen letters (never past its first letter)
+                while True:
+                    wider = fe - klen - spaces
+                    if wider == fs:
+                        break
+                    fs = wider
+                    spaces = count(" ", fs, fe)
+            if fs and ftext[fs - 1] != " ":
+                continue  # does not start a word
+            if spaces and ftext[fs:fe] not in forms and min(map(len, ftext[fs:fe].split(" "))) < 3:
                 continue  # a join of short words ("ke lapa") is not a spelling of the name
-            raw.append((0, -(tj - ti), -klen, ti, tj, fs, fe, entries, buleleng))
-        if weak_hits:
-            table = self._weak_table
-            for end, row in weak_hits:
-                flen, entries = table[row]
+            ti = count(" ", 0, fs)
+            raw.append((0, -spaces, -klen, ti, ti + spaces, fs, fe, entries, buleleng))
+        weak_automaton = self._weak_automaton
+        if weak_automaton is not None:
+            weak = None
+            for end, row in weak_automaton.iter(f" {ftext} "):
+                flen, entries = self._weak_table[row]
                 fs = end - flen - 1  # end is the trailing space in the padded text
-                ti = ftext.count(" ", 0, fs)  # the word it starts (a weak name starts a word)
-                tj = ti + ftext.count(" ", fs, fs + flen)
-                weak.append((1, -(tj - ti), -flen, ti, tj, fs, fs + flen, entries, False))
-        if weak:
-            # Names known only from the national list count with an admin word before them or a
-            # place right after them (their parent); keep just those, the rest is noise.
-            begins = {r[3] for r in raw} | {r[3] for r in weak}
-            for r in weak:
-                ti, tj = r[3], r[4]
-                if (ti and words[ti - 1] in QUALIFIER_GAP) or any(j in begins for j in range(tj + 1, tj + 4)):
-                    raw.append(r)
+                ti = count(" ", 0, fs)  # the word it starts (a weak name starts a word)
+                spaces = count(" ", fs, fs + flen)
+                if weak is None:
+                    weak = []
+                weak.append((1, -spaces, -flen, ti, ti + spaces, fs, fs + flen, entries, False))
+            if weak is not None:
+                # Names known only from the national list count with an admin word before them or
+                # a place right after them (their parent); keep just those, the rest is noise.
+                begins = {r[3] for r in raw}
+                begins.update(r[3] for r in weak)
+                for r in weak:
+                    ti, tj, fs = r[3], r[4], r[5]
+                    if (ti and ftext[ftext.rfind(" ", 0, fs - 1) + 1 : fs - 1] in QUALIFIER_GAP) or (
+                        tj + 1 in begins or tj + 2 in begins or tj + 3 in begins
+                    ):
+                        raw.append(r)
         if not raw:
             return []
-        raw.sort(key=lambda r: r[:4])
+        words = ftext.split(" ")
+        raw.sort(key=_RAW_ORDER)
         taken = [False] * len(words)
         out = []
         case = _Case(folded)
@@ -655,6 +668,7 @@ class Geotagger:
                      "street name found in many towns; no Buleleng context", low_confidence=True)
 
 
+_RAW_ORDER = itemgetter(0, 1, 2, 3)  # a raw hit's sort key: strong first, longest first, then where
 _LEVEL_RANK = {"province": 1, "regency": 0, "abroad": 0, "district": 2, "village": 3}
 
 
