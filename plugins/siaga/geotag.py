@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 
 import ahocorasick
@@ -112,19 +112,27 @@ class _Case:
         """Is the name at folded offset `fs` capitalised mid-sentence, in a post whose case is
         informative?"""
         folded = self.folded
-        if not folded.original[folded.index(fs)].isupper():
+        original = folded.original
+        if original.isascii() and folded.text[fs].upper() not in original:
+            # In ASCII the letter there is the folded one or its capital: no capital of it in the
+            # post answers without locating the name in the original (which builds its word map).
+            return False
+        if not original[folded.index(fs)].isupper():
             return False
         if self.informative is None:
-            self.informative = _case_is_informative(folded.original)
+            self.informative = _case_is_informative(original)
         return self.informative and _capitalised_mid_sentence(folded, fs)
 
 
 class _Mention:
-    __slots__ = ("ti", "tj", "fs", "fe", "entries", "buleleng", "prefix", "prefix2", "_case", "_caps", "qualifies", "qualified_by")
+    __slots__ = ("ti", "tj", "fs", "fe", "entries", "buleleng", "settled", "prefix", "prefix2", "_case", "_caps", "qualifies",
+                 "qualified_by")
 
-    def __init__(self, ti: int, tj: int, fs: int, fe: int, entries: tuple[_Entry, ...], buleleng: bool, case: _Case) -> None:
+    def __init__(self, ti: int, tj: int, fs: int, fe: int, entries: tuple[_Entry, ...], buleleng: bool, case: _Case,
+                 settled: OutsidePlace | None = None) -> None:
         self.ti, self.tj, self.fs, self.fe, self.entries = ti, tj, fs, fe, entries
         self.buleleng = buleleng  # some meaning of the name is a Buleleng place
+        self.settled = settled  # the outside place it stands for whatever the context (`_settled_outside`)
         self.prefix = self.prefix2 = ""
         self._case = case
         self._caps: bool | None = None
@@ -257,7 +265,8 @@ class Geotagger:
             weak_entries = tuple(e for e in entries if e.kind == "outside" and e.strength == "weak")
             if strong_entries:
                 buleleng = any(e.kind != "outside" for e in strong_entries)
-                automaton.add_word(k, (len(k), frozenset(forms), strong_entries, buleleng))
+                settled = None if buleleng else _settled_outside(strong_entries)
+                automaton.add_word(k, (len(k), frozenset(forms), strong_entries, buleleng, settled))
             for form in forms if weak_entries else ():
                 weak_automaton.add_word(f" {form} ", len(weak_rows))
                 weak_rows.append(_WeakTable.row(len(form), weak_entries))
@@ -337,7 +346,7 @@ class Geotagger:
         n = len(ftext)
         count = ftext.count
         raw = []
-        for end, (klen, forms, entries, buleleng) in self._automaton.iter(ftext, 0, n, True):
+        for end, (klen, forms, entries, buleleng, settled) in self._automaton.iter(ftext, 0, n, True):
             fe = end + 1
             if fe != n and ftext[fe] != " ":
                 continue  # does not end a word
@@ -355,18 +364,19 @@ class Geotagger:
             if spaces and ftext[fs:fe] not in forms and min(map(len, ftext[fs:fe].split(" "))) < 3:
                 continue  # a join of short words ("ke lapa") is not a spelling of the name
             ti = count(" ", 0, fs)
-            raw.append((0, -spaces, -klen, ti, ti + spaces, fs, fe, entries, buleleng))
+            raw.append((0, -spaces, -klen, ti, ti + spaces, fs, fe, entries, buleleng, settled))
         weak_automaton = self._weak_automaton
         if weak_automaton is not None:
             weak = None
+            table = self._weak_table
             for end, row in weak_automaton.iter(f" {ftext} "):
-                flen, entries = self._weak_table[row]
+                flen, entries = table[row]
                 fs = end - flen - 1  # end is the trailing space in the padded text
                 ti = count(" ", 0, fs)  # the word it starts (a weak name starts a word)
                 spaces = count(" ", fs, fs + flen)
                 if weak is None:
                     weak = []
-                weak.append((1, -spaces, -flen, ti, ti + spaces, fs, fs + flen, entries, False))
+                weak.append((1, -spaces, -flen, ti, ti + spaces, fs, fs + flen, entries, False, None))
             if weak is not None:
                 # Names known only from the national list count with an admin word before them or
                 # a place right after them (their parent); keep just those, the rest is noise.
@@ -380,21 +390,30 @@ class Geotagger:
                         raw.append(r)
         if not raw:
             return []
+        case = _Case(folded)
+        if len(raw) == 1:  # the usual post with a name: no overlaps or neighbours to sort out
+            _, _, _, ti, tj, fs, fe, entries, buleleng, settled = raw[0]
+            m = _Mention(ti, tj, fs, fe, entries, buleleng, case, settled)
+            if ti:  # the one or two words before it, found back from its start
+                start = ftext.rfind(" ", 0, fs - 1) + 1
+                m.prefix = ftext[start : fs - 1]
+                if ti >= 2:
+                    m.prefix2 = ftext[ftext.rfind(" ", 0, start - 1) + 1 : start - 1]
+            return [m]
         words = ftext.split(" ")
         raw.sort(key=_RAW_ORDER)
         taken = [False] * len(words)
         out = []
-        case = _Case(folded)
-        for _, _, _, ti, tj, fs, fe, entries, buleleng in raw:
+        for _, _, _, ti, tj, fs, fe, entries, buleleng, settled in raw:
             if any(taken[ti : tj + 1]):
                 continue
             for i in range(ti, tj + 1):
                 taken[i] = True
-            m = _Mention(ti, tj, fs, fe, entries, buleleng, case)
+            m = _Mention(ti, tj, fs, fe, entries, buleleng, case, settled)
             m.prefix = words[ti - 1] if ti >= 1 else ""
             m.prefix2 = words[ti - 2] if ti >= 2 else ""
             out.append(m)
-        out.sort(key=lambda m: m.ti)
+        out.sort(key=_BY_WORD)
         for a, b in zip(out, out[1:]):
             gap = words[a.tj + 1 : b.ti]
             if len(gap) <= 2 and all(w in QUALIFIER_GAP for w in gap):
@@ -454,6 +473,8 @@ class Geotagger:
 
     def _accepted_outside(self, m: _Mention) -> OutsidePlace | None:
         """The outside place a mention stands for, if its strength and context allow."""
+        if m.settled is not None:
+            return m.settled
         best = None
         qualifier_keys: frozenset[str] = frozenset()
         if m.qualified_by is not None:
@@ -669,7 +690,21 @@ class Geotagger:
 
 
 _RAW_ORDER = itemgetter(0, 1, 2, 3)  # a raw hit's sort key: strong first, longest first, then where
+_BY_WORD = attrgetter("ti")
 _LEVEL_RANK = {"province": 1, "regency": 0, "abroad": 0, "district": 2, "village": 3}
+
+
+def _settled_outside(entries: tuple[_Entry, ...]) -> OutsidePlace | None:
+    """What `Geotagger._accepted_outside` answers for a name whose meanings are all strong places
+    outside Buleleng ("Jogja", "Magelang": most names a post holds), worked out once when the
+    automaton is built; None when a meaning's strength leaves it to the context."""
+    if not entries or any(e.kind != "outside" or e.strength != "strong" for e in entries):
+        return None
+    best = None
+    for e in entries:
+        if best is None or _LEVEL_RANK[e.ref.level] < _LEVEL_RANK[best.level]:
+            best = e.ref
+    return best
 
 
 def village_key(m: _Mention) -> str:
@@ -732,6 +767,8 @@ _ROAD_WORDS = frozenset(w for p in ROAD_PREFIXES for w in p.split()) | {"raya"}
 
 
 def _dedupe(places: list[Place]) -> list[Place]:
+    if len(places) == 1:
+        return places
     best: dict[tuple, int] = {}
     out: list[Place] = []
     for p in places:
