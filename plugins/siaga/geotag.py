@@ -425,16 +425,19 @@ class Geotagger:
     def _resolve(self, folded: Folded, mentions: list[_Mention], places: list[Place], votes: list[bool]) -> None:
         outside_keys: set[str] = set()
         outside_places: list[tuple[_Mention, OutsidePlace]] = []
+        buleleng = False
         for m in mentions:
             if m.buleleng:
+                buleleng = True
                 continue
             o = self._accepted_outside(m)
             if o is not None:
                 outside_places.append((m, o))
                 outside_keys |= o.own_keys
-        # Buleleng anchors: mentions that are Buleleng places whatever the context.
-        anchors = [m for m in mentions if m.buleleng and self._is_anchor(m)]
-        for m in mentions:
+        # Buleleng anchors: mentions that are Buleleng places whatever the context (most posts
+        # with a name name only places elsewhere: nothing to decide).
+        anchors = [m for m in mentions if m.buleleng and self._is_anchor(m)] if buleleng else []
+        for m in mentions if buleleng else ():
             if not m.buleleng:
                 continue
             other_anchor = any(id(a) != id(m) for a in anchors)
@@ -449,7 +452,7 @@ class Geotagger:
                     votes.append(True)
         for m, o in outside_places:
             span = folded.span(m.fs, m.fe)
-            kind = {"district": "district", "village": "village"}.get(o.level, "regency")
+            kind = _OUTSIDE_KIND.get(o.level, "regency")
             places.append(Place(kind, o.name, None, None, o.code, None, None, 0.8, span, f"outside Buleleng: {o.where}", in_region=False))
             votes.append(False)
 
@@ -691,6 +694,7 @@ class Geotagger:
 
 _RAW_ORDER = itemgetter(0, 1, 2, 3)  # a raw hit's sort key: strong first, longest first, then where
 _BY_WORD = attrgetter("ti")
+_OUTSIDE_KIND = {"district": "district", "village": "village"}  # an outside place's kind by level; else "regency"
 _LEVEL_RANK = {"province": 1, "regency": 0, "abroad": 0, "district": 2, "village": 3}
 
 
