@@ -228,3 +228,18 @@ def test_places_from_the_quick_fold_equal_those_from_the_exact_fold(tagger, text
     starts, whether it is capitalised): every kind of quick fold gives the places the exact
     fold gives."""
     assert tagger.geotagger.tag(quick_fold(text)) == tagger.geotagger.tag(fold(text)), text
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.one_of(post_texts, fold_texts))
+def test_a_span_asked_of_a_fresh_quick_fold_equals_the_exact_fold(text):
+    """A tagger asks a post for one or two spans and nothing else: `LazyFolded.span` then walks
+    the original word by word instead of building any map. Each span here is asked of a fold
+    that has been asked nothing before, so that walk is what answers; spans past the end of
+    the folded text and empty ones included."""
+    exact = fold(text)
+    n = len(exact.text)
+    for i in range(n + 1):
+        for j in range(i, min(n, i + 12) + 1):
+            assert quick_fold(text).span(i, j) == exact.span(i, j), (text, i, j)
+        assert quick_fold(text).index(i) == exact.offsets[i], (text, i)

@@ -61,7 +61,14 @@ class Folded:
 def _trailing_width(original: str, index: int) -> int:
     """Combining marks and collapsed repeats ("banjirrrr") that followed a character belong to
     its span."""
+    if index + 1 >= len(original):
+        return 0
     letter = original[index].lower()
+    nxt = original[index + 1]
+    # The usual case, settled without unicodedata: nothing below U+0300 is a combining mark, so
+    # a next character there that is not the same letter ends the span at once.
+    if nxt < "\u0300" and nxt.lower() != letter:
+        return 0
     width = 0
     i = index + 1
     while i < len(original) and (
@@ -529,6 +536,19 @@ def _is_separator(ch: str) -> bool:
     return got
 
 
+# `_skip_words(k)` matches a text up to the start of its word k (ASCII letters and digits, as
+# `LazyFolded` words are): possessive, so a match never backtracks. Patterns are kept per k up to
+# a bound; a post with more words than that finds its offsets from the whole split instead.
+_SKIP_LIMIT = 512
+_SKIPS: list[re.Pattern[str]] = []
+
+
+def _skip_words(k: int) -> re.Pattern[str]:
+    while len(_SKIPS) <= k:
+        _SKIPS.append(re.compile(r"(?:[^A-Za-z0-9]*+[A-Za-z0-9]++){%d}[^A-Za-z0-9]*+" % len(_SKIPS)))
+    return _SKIPS[k]
+
+
 class LazyFolded:
     """A `Folded` whose offset map is built only when a span is asked for.
 
@@ -600,20 +620,46 @@ class LazyFolded:
         (a tagger asks for a few: where a place name starts and ends)."""
         if self._offsets is not None:
             return self._offsets[pos]
-        if pos >= len(self.text):
+        text = self.text
+        if pos >= len(text):
             return len(self.original)
-        original_starts, folded_starts = self._words or self._word_starts()
-        k = bisect_right(folded_starts, pos) - 1
-        word_end = folded_starts[k + 1] - 1 if k + 1 < len(folded_starts) else len(self.text)
-        # the space after a word stands for the end of that word
-        return original_starts[k] + min(pos, word_end) - folded_starts[k]
+        if self._words is not None:
+            original_starts, folded_starts = self._words
+            k = bisect_right(folded_starts, pos) - 1
+            word_end = folded_starts[k + 1] - 1 if k + 1 < len(folded_starts) else len(text)
+            # the space after a word stands for the end of that word
+            return original_starts[k] + min(pos, word_end) - folded_starts[k]
+        # Word k (k spaces before `pos`) starts in the original where k ASCII words and the
+        # separators around them end: one regex match up to there, not the split of the whole
+        # post that `word_starts` makes (a place-naming post asks for two or three offsets).
+        # A space at `pos` (after word k) comes out as the end of word k, as above.
+        k = text.count(" ", 0, pos)
+        if k >= _SKIP_LIMIT:
+            self._word_starts()
+            return self.index(pos)
+        return _skip_words(k).match(self.source).end() + pos - text.rfind(" ", 0, pos) - 1
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         if end <= start:
             first = self.index(start)
             return first, first
-        last = self.index(end - 1)
-        return self.index(start), last + 1 + _trailing_width(self.original, last)
+        text = self.text
+        if self._offsets is not None or self._words is not None or end > len(text):
+            last = self.index(end - 1)
+            return self.index(start), last + 1 + _trailing_width(self.original, last)
+        # `index(start)` and `index(end - 1)` in one walk: the words up to the first, then on from
+        # there to the second (both in range of the folded text, so neither is the end).
+        k1 = text.count(" ", 0, start)
+        k2 = k1 + text.count(" ", start, end - 1)
+        if k2 >= _SKIP_LIMIT:
+            self._word_starts()
+            return self.span(start, end)
+        source = self.source
+        at1 = _skip_words(k1).match(source).end()
+        at2 = _skip_words(k2 - k1).match(source, at1).end() if k2 > k1 else at1
+        first = at1 + start - text.rfind(" ", 0, start) - 1
+        last = at2 + end - 1 - text.rfind(" ", 0, end - 1) - 1
+        return first, last + 1 + _trailing_width(self.original, last)
 
 
 class DeferredFolded:
