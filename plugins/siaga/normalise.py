@@ -684,10 +684,51 @@ class DeferredFolded:
         return self._folded().offsets
 
     def index(self, pos: int) -> int:
-        return self._folded().offsets[pos]
+        """`fast_fold`'s offset of folded character `pos`, found in its word alone when the map
+        is not built: a tagger asks a place-naming post for two or three offsets, and folding
+        the whole post again for them cost as much as the rest of its tagging."""
+        if self._exact is not None:
+            return self._exact.offsets[pos]
+        text = self.text
+        if pos >= len(text):
+            return len(self.original)
+        k = text.count(" ", 0, pos)  # word k of the folded text holds `pos`
+        # Word k is the k-th `_WORD` of the original that is more than joiners ("'" alone folds
+        # to nothing); the pattern is ASCII, so non-ASCII separators never join a word.
+        n = 0
+        for m in _WORD.finditer(self.original):
+            word = m.group()
+            if ("'" in word or "`" in word) and not word.strip("'`"):
+                continue
+            if n == k:
+                break
+            n += 1
+        else:  # not a text `quick_fold` made: the exact map answers
+            return self._folded().offsets[pos]
+        r = pos - text.rfind(" ", 0, pos) - 1  # place in the folded word; its length: the space after
+        # The word's folded letters as `fast_fold` keeps them: joiners dropped, a run of 3+ kept
+        # as its first letter.
+        start = m.start()
+        kept = [start + i for i, ch in enumerate(word) if ch != "'" and ch != "`"]
+        lowered = word.lower().replace("'", "").replace("`", "")
+        if _RUN3.search(lowered):
+            runs: list[int] = []
+            at = 0
+            for run in _RUN3.finditer(lowered):
+                runs.extend(kept[at : run.start() + 1])
+                at = run.end()
+            runs.extend(kept[at:])
+            kept = runs
+        return kept[r] if r < len(kept) else m.end()
 
     def span(self, start: int, end: int) -> tuple[int, int]:
-        return self._folded().span(start, end)
+        if self._exact is not None:
+            return self._exact.span(start, end)
+        if end <= start:
+            first = self.index(start)
+            return first, first
+        last = self.index(end - 1)
+        return self.index(start), last + 1 + _trailing_width(self.original, last)
 
 
 # ASCII bytes as `quick_fold` folds them: letters lower-cased, digits kept, anything else (and
