@@ -243,3 +243,16 @@ def test_a_span_asked_of_a_fresh_quick_fold_equals_the_exact_fold(text):
         for j in range(i, min(n, i + 12) + 1):
             assert quick_fold(text).span(i, j) == exact.span(i, j), (text, i, j)
         assert quick_fold(text).index(i) == exact.offsets[i], (text, i)
+
+
+def test_spans_in_a_post_longer_than_the_word_walk_reaches_equal_the_exact_fold():
+    """Past `_SKIP_LIMIT` words a lazily folded post finds offsets from its whole split: the
+    same answers, either side of the limit."""
+    text = " ".join(["Banjir", "di…", "Sangsit,", "😀", "#macet"] * 130) + "  Tinga-tinga!!"
+    exact = fold(text)
+    n = len(exact.text)
+    for i in list(range(0, 40)) + list(range(2900, n + 1)):
+        for j in (i, i + 1, i + 7, i + 30):
+            j = min(j, n)
+            assert quick_fold(text).span(i, j) == exact.span(i, j), (i, j)
+        assert quick_fold(text).index(i) == exact.offsets[i]

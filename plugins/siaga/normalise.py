@@ -539,14 +539,16 @@ def _is_separator(ch: str) -> bool:
 # `_skip_words(k)` matches a text up to the start of its word k (ASCII letters and digits, as
 # `LazyFolded` words are): possessive, so a match never backtracks. Patterns are kept per k up to
 # a bound; a post with more words than that finds its offsets from the whole split instead.
+# Keyed by k (not a list grown in order), so two threads compiling at once store the same thing.
 _SKIP_LIMIT = 512
-_SKIPS: list[re.Pattern[str]] = []
+_SKIPS: dict[int, re.Pattern[str]] = {}
 
 
 def _skip_words(k: int) -> re.Pattern[str]:
-    while len(_SKIPS) <= k:
-        _SKIPS.append(re.compile(r"(?:[^A-Za-z0-9]*+[A-Za-z0-9]++){%d}[^A-Za-z0-9]*+" % len(_SKIPS)))
-    return _SKIPS[k]
+    pattern = _SKIPS.get(k)
+    if pattern is None:
+        pattern = _SKIPS[k] = re.compile(r"(?:[^A-Za-z0-9]*+[A-Za-z0-9]++){%d}[^A-Za-z0-9]*+" % k)
+    return pattern
 
 
 class LazyFolded:
