@@ -140,6 +140,9 @@ def cited_post_ids(explanations: Iterable[dict[str, Any] | None]) -> list[int]:
 def incident_post_ids(session: Session, incident_id: int) -> list[int]:
     """The posts an incident's detections counted (its alerts' `post_ids`)."""
     session.flush()
+    held = _alerts_of(session, incident_id)
+    if held is not None:
+        return cited_post_ids(a.explanation for a in sorted(held, key=lambda a: (a.window_end, a.id)))
     return cited_post_ids(session.scalars(
         select(Alert.explanation).where(Alert.incident_id == incident_id).order_by(Alert.window_end, Alert.id)))
 
@@ -197,6 +200,102 @@ def _post_facts(session: Session, post_ids: Iterable[int]) -> dict[int, tuple[st
         for r in session.execute(select(Post.id, Post.author, Post.created_at).where(Post.id.in_(missing))):
             known[r.id] = (r.author, r.created_at)
     return {p: known[p] for p in ids if p in known}
+
+
+_ROWS = "siaga.incidents.run_rows"  # the session.info key `_remembering_rows` sets
+Series = tuple[str, str, str]  # (hazard, level, area code) of an alert or spike
+
+
+class _RunRows:
+    """The alert and area rows one `apply_spikes` call reads, held in memory. A run asked the
+    database the same questions about one series' alerts and one incident's alerts and areas
+    at every spike (about a dozen queries a spike); within the call only this module writes
+    those rows and every row it adds goes through `_remember_alert` / `_add_area`, so the
+    lists answer exactly what the queries did (rows loaded are the session's own objects, so
+    a merged window or a raised count is seen as the query would have seen it)."""
+
+    def __init__(self, series: dict[Series, dict[int, Alert]]) -> None:
+        self.series = series  # every alert of the series with window_end >= the run's bound
+        self.alerts: dict[int, list[Alert]] = {}  # incident id -> all its alerts
+        self.areas: dict[int, list[IncidentArea]] = {}  # incident id -> all its areas
+
+
+@contextmanager
+def _remembering_rows(session: Session, spikes: Sequence[Spike], gap: timedelta,
+                      hazards: Mapping[str, Hazard]) -> Iterator[None]:
+    """Within the block, the alerts of the spikes' series are read once (one query for all
+    spikes: every window a spike is compared with ends after its start less its gap), and
+    each incident's alerts and areas once, when first needed."""
+    if not spikes or _ROWS in session.info:
+        yield
+        return
+    since = min(s.window_start - incident_gap(s.hazard, gap, hazards) for s in spikes)
+    series: dict[Series, dict[int, Alert]] = {}
+    for alert in session.scalars(select(Alert).where(Alert.hazard.in_(sorted({s.hazard for s in spikes})),
+                                                     Alert.window_end >= since)):
+        series.setdefault((alert.hazard, alert.level, alert.area_code), {})[alert.id] = alert
+    session.info[_ROWS] = _RunRows(series)
+    try:
+        yield
+    finally:
+        session.info.pop(_ROWS, None)
+
+
+def _series_alerts(session: Session, spike: Spike) -> list[Alert] | None:
+    """The alerts of the spike's series held by `_remembering_rows` (None outside it)."""
+    rows: _RunRows | None = session.info.get(_ROWS)
+    if rows is None:
+        return None
+    return list(rows.series.get((spike.hazard, spike.level, spike.area_code), {}).values())
+
+
+def _alerts_of(session: Session, incident_id: int) -> list[Alert] | None:
+    """All alerts of an incident held by `_remembering_rows` (None outside it)."""
+    rows: _RunRows | None = session.info.get(_ROWS)
+    if rows is None:
+        return None
+    held = rows.alerts.get(incident_id)
+    if held is None:
+        held = rows.alerts[incident_id] = list(session.scalars(select(Alert).where(Alert.incident_id == incident_id)))
+        for alert in held:  # an old window of the series may be widened into the run's range
+            rows.series.setdefault((alert.hazard, alert.level, alert.area_code), {})[alert.id] = alert
+    return held
+
+
+def _remember_alert(session: Session, alert: Alert) -> None:
+    """A flushed new alert joins the rows `_remembering_rows` holds."""
+    rows: _RunRows | None = session.info.get(_ROWS)
+    if rows is None:
+        return
+    rows.series.setdefault((alert.hazard, alert.level, alert.area_code), {})[alert.id] = alert
+    if alert.incident_id in rows.alerts:
+        rows.alerts[alert.incident_id].append(alert)
+
+
+def _areas_of(session: Session, incident_id: int) -> list[IncidentArea]:
+    """An incident's areas (read once per `_remembering_rows` block)."""
+    rows: _RunRows | None = session.info.get(_ROWS)
+    if rows is not None and incident_id in rows.areas:
+        return rows.areas[incident_id]
+    found = list(session.scalars(select(IncidentArea).where(IncidentArea.incident_id == incident_id)))
+    if rows is not None:
+        rows.areas[incident_id] = found
+    return found
+
+
+def _add_area(session: Session, area: IncidentArea) -> None:
+    session.add(area)
+    rows: _RunRows | None = session.info.get(_ROWS)
+    if rows is not None and area.incident_id in rows.areas:
+        rows.areas[area.incident_id].append(area)
+
+
+def _new_incident_rows(session: Session, incident: Incident) -> None:
+    """A just-opened incident has no alerts or areas yet: nothing to read."""
+    rows: _RunRows | None = session.info.get(_ROWS)
+    if rows is not None:
+        rows.alerts.setdefault(incident.id, [])
+        rows.areas.setdefault(incident.id, [])
 
 
 def in_kecamatan(name: str) -> ColumnElement[bool]:
@@ -265,10 +364,19 @@ def apply_spikes(
     lists in force, `HazardSet.hazards`) say which hazards are areal and which have an incident
     gap of their own instead of `gap`; without them none."""
     changes: list[Change] = []
-    fired: list[Spike] = []
     posts = posts or {}
     hazards = hazards or {}
     ordered = sorted(spikes, key=lambda s: regional.order_key(s, posts, hazards))
+    with _remembering_rows(session, spikes, gap, hazards):
+        _apply_ordered(session, ordered, changes, areas, severities, gap, adjacent, reopen_window, place_of, posts, hazards)
+    return _collapse(changes)
+
+
+def _apply_ordered(session: Session, ordered: list[Spike], changes: list[Change], areas: dict[tuple[str, str], AreaInfo],
+                   severities: dict[tuple[str, str, str, datetime], str], gap: timedelta, adjacent: Adjacency | None,
+                   reopen_window: timedelta, place_of: PlaceOf | None, posts: regional.PostAreas,
+                   hazards: Mapping[str, Hazard]) -> None:
+    fired: list[Spike] = []
     for spike in ordered:
         gap_of_spike = incident_gap(spike.hazard, gap, hazards)
         broad = regional.regional_cover(spike, posts, hazards)
@@ -284,7 +392,6 @@ def apply_spikes(
         change = _record(session, spike, area, severity, gap_of_spike, adjacent, reopen_window, place_of, broad, hazards)
         if change is not None:
             changes.append(change)
-    return _collapse(changes)
 
 
 def incident_gap(hazard: str, gap: timedelta, hazards: Mapping[str, Hazard]) -> timedelta:
@@ -342,11 +449,12 @@ def _join_redundant(session: Session, spike: Spike, areas: dict[tuple[str, str],
     if _already_recorded(session, spike) or _told_before(session, spike, gap):
         return  # a sliding window over posts this series already cited
     mine = areas.get((spike.level, spike.area_code))
-    incident = (regional.finer_live_incident(session, spike, mine.district if mine else None, spike.area_code)
+    incident = (regional.finer_live_incident(session, spike, mine.district if mine else None, spike.area_code,
+                                             covered=lambda i: [(a.level, a.area_code) for a in _areas_of(session, i)])
                 or regional.live_regional_incident(session, spike, gap, hazards))
     if incident is not None:
-        regional.join_finer(session, spike, incident, {**spike.explanation(), "area": mine.name if mine else spike.area_code,
-                                                       "level": spike.level})
+        _remember_alert(session, regional.join_finer(
+            session, spike, incident, {**spike.explanation(), "area": mine.name if mine else spike.area_code, "level": spike.level}))
 
 
 def _series(spike: Spike) -> list[ColumnElement[bool]]:
@@ -356,16 +464,25 @@ def _series(spike: Spike) -> list[ColumnElement[bool]]:
 def _already_recorded(session: Session, spike: Spike) -> bool:
     """This window lies within the recorded alerts of its series and they cite all its posts:
     a re-run, or a past window the next run evaluates again."""
-    explanations = session.scalars(select(Alert.explanation).where(
-        *_series(spike), Alert.window_start <= spike.window_start, Alert.window_end >= spike.window_end)).all()
+    held = _series_alerts(session, spike)
+    if held is not None:
+        explanations = [a.explanation for a in held
+                        if a.window_start <= spike.window_start and a.window_end >= spike.window_end]
+    else:
+        explanations = session.scalars(select(Alert.explanation).where(
+            *_series(spike), Alert.window_start <= spike.window_start, Alert.window_end >= spike.window_end)).all()
     return bool(explanations) and set(spike.post_ids) <= set(cited_post_ids(explanations))
 
 
 def _told_before(session: Session, spike: Spike, gap: timedelta) -> bool:
     """Every post of this window was counted by a recent alert of its series: no news, even if
     the incident they made is closed."""
-    explanations = session.scalars(select(Alert.explanation).where(
-        *_series(spike), Alert.window_end >= spike.window_start - gap)).all()
+    held = _series_alerts(session, spike)
+    if held is not None:
+        explanations = [a.explanation for a in held if a.window_end >= spike.window_start - gap]
+    else:
+        explanations = session.scalars(select(Alert.explanation).where(
+            *_series(spike), Alert.window_end >= spike.window_start - gap)).all()
     return bool(explanations) and set(spike.post_ids) <= set(cited_post_ids(explanations))
 
 
@@ -383,8 +500,7 @@ def _inhibited_by_live(session: Session, spike: Spike, areas: dict[tuple[str, st
         if spike.level == "regency" or (mine and incident.district and incident.district == mine.district):
             return True
         if mine and spike.level == "district":
-            covered = session.scalars(select(IncidentArea.area_code).where(
-                IncidentArea.incident_id == incident.id, IncidentArea.level.in_(("village", "district"))))
+            covered = [a.area_code for a in _areas_of(session, incident.id) if a.level in ("village", "district")]
             if any(district_code(c) == mine.code for c in covered):
                 return True
     return False
@@ -445,7 +561,7 @@ def _record(
     widened = regional.promote(incident, spike.level, spike.area_code, area.name)
     added = _cover(session, incident, cover, spike)
     added.update(_place_by_posts(session, incident, new_ids, place_of))
-    spread = area_severity(session, incident)
+    spread = area_severity(session, incident, _areas_of(session, incident.id))
     target = higher_severity(severity, spread)
     escalated = SEVERITIES.index(target) > SEVERITIES.index(incident.severity)
     if not (new_ids or added or escalated or reopening or widened):
@@ -523,6 +639,7 @@ def _open(session: Session, spike: Spike, area: AreaInfo, severity: str, cover: 
     )
     session.add(incident)
     session.flush()
+    _new_incident_rows(session, incident)
     alert = _new_alert(session, incident, spike, area)
     _cover(session, incident, cover, spike)
     placed = _place_by_posts(session, incident, list(spike.post_ids), place_of)
@@ -556,6 +673,7 @@ def _new_alert(session: Session, incident: Incident, spike: Spike, area: AreaInf
     )
     session.add(alert)
     session.flush()
+    _remember_alert(session, alert)
     return alert
 
 
@@ -563,12 +681,16 @@ def _alert_for(session: Session, incident: Incident, spike: Spike, area: AreaInf
     """The alert row a changing spike is recorded in: a new one for a message or a new area,
     else the series' latest alert of this incident, widened (one row per window end: a re-run
     window with a late post merges into its own row)."""
-    same_window = session.scalars(select(Alert).where(*_series(spike), Alert.window_end == spike.window_end)).first()
+    held = _series_alerts(session, spike)
+    if held is not None:
+        same = [a for a in held if a.window_end == spike.window_end]
+        same_window = min(same, key=lambda a: a.id) if same else None
+    else:
+        same_window = session.scalars(select(Alert).where(*_series(spike), Alert.window_end == spike.window_end)).first()
     if same_window is not None:
         _merge(same_window, spike)
         return same_window
-    latest = session.scalars(select(Alert).where(*_series(spike), Alert.incident_id == incident.id)
-                             .order_by(Alert.window_end.desc(), Alert.id.desc())).first()
+    latest = _latest(session, incident, spike)
     if new_row or latest is None:
         return _new_alert(session, incident, spike, area)
     _merge(latest, spike)
@@ -578,10 +700,19 @@ def _alert_for(session: Session, incident: Incident, spike: Spike, area: AreaInf
 def _widen(session: Session, incident: Incident, spike: Spike) -> None:
     """A window that changed nothing widens the series' latest alert of the incident, so the
     baseline still leaves the whole event out; no row is added."""
-    latest = session.scalars(select(Alert).where(*_series(spike), Alert.incident_id == incident.id)
-                             .order_by(Alert.window_end.desc(), Alert.id.desc())).first()
+    latest = _latest(session, incident, spike)
     if latest is not None and spike.window_end > latest.window_end:
         _merge(latest, spike)
+
+
+def _latest(session: Session, incident: Incident, spike: Spike) -> Alert | None:
+    """The series' latest alert of the incident."""
+    held = _alerts_of(session, incident.id)
+    if held is None:
+        return session.scalars(select(Alert).where(*_series(spike), Alert.incident_id == incident.id)
+                               .order_by(Alert.window_end.desc(), Alert.id.desc())).first()
+    mine = [a for a in held if (a.hazard, a.level, a.area_code) == (spike.hazard, spike.level, spike.area_code)]
+    return max(mine, key=lambda a: (a.window_end, a.id)) if mine else None
 
 
 def _merge(alert: Alert, spike: Spike) -> None:
@@ -616,8 +747,8 @@ def _severity_why(session: Session, incident: Incident, spike_severity: str, spr
     """Which cue raised the severity: the posts' severity cues, the spread over areas, or the
     number of reports."""
     if SEVERITIES.index(spread) >= SEVERITIES.index(target) and SEVERITIES.index(spike_severity) < SEVERITIES.index(target):
-        areas = session.scalar(select(func.count()).select_from(IncidentArea).where(
-            IncidentArea.incident_id == incident.id, IncidentArea.posts > 0)) or 0
+        session.flush()
+        areas = sum(1 for a in _areas_of(session, incident.id) if a.posts > 0)
         return {"spread": int(areas)}
     cues, with_cues = cue_counts(session, incident.hazard, post_ids)
     if cues:
@@ -627,14 +758,14 @@ def _severity_why(session: Session, incident: Incident, spike_severity: str, spr
 
 def _cover(session: Session, incident: Incident, cover: dict[tuple[str, str], str], spike: Spike) -> dict[tuple[str, str], str]:
     """Add the areas not yet covered; raise the spike's own area's count. Returns the new ones."""
-    existing = {(a.level, a.area_code): a for a in session.scalars(select(IncidentArea).where(IncidentArea.incident_id == incident.id))}
+    existing = {(a.level, a.area_code): a for a in _areas_of(session, incident.id)}
     added = {}
     for (level, code), name in cover.items():
         row = existing.get((level, code))
         own = (level, code) == (spike.level, spike.area_code)
         if row is None:
-            session.add(IncidentArea(incident_id=incident.id, level=level, area_code=code, name=name[:128],
-                                     posts=spike.observed if own else 0, added_at=spike.window_end))
+            _add_area(session, IncidentArea(incident_id=incident.id, level=level, area_code=code, name=name[:128],
+                                            posts=spike.observed if own else 0, added_at=spike.window_end))
             added[(level, code)] = name
         elif own and spike.observed > row.posts:
             row.posts = spike.observed
@@ -665,7 +796,9 @@ def _place_by_posts(session: Session, incident: Incident, post_ids: list[int], p
                 per_post.setdefault(post_id, set()).add((code, district))
         for found in per_post.values():
             districts.update(found)
-    covered = {(a.level, a.area_code): a for a in session.scalars(select(IncidentArea).where(IncidentArea.incident_id == incident.id))}
+    # by (level, code), the order the query behind `_areas_of` returned them in (PostgreSQL reads
+    # them through the unique index): the road's kecamatan are named in that order
+    covered = {(a.level, a.area_code): a for a in sorted(_areas_of(session, incident.id), key=lambda a: (a.level, a.area_code))}
     along = [c for (lv, c) in covered if lv == "village"]
     road_districts: dict[tuple[str, str], None] = {}
     for code in along:
@@ -677,8 +810,8 @@ def _place_by_posts(session: Session, incident: Incident, post_ids: list[int], p
     added = {}
     for (level, code), name in wanted.items():
         if (level, code) not in covered:
-            session.add(IncidentArea(incident_id=incident.id, level=level, area_code=code, name=name[:128], posts=0,
-                                     added_at=incident.last_activity_at))
+            _add_area(session, IncidentArea(incident_id=incident.id, level=level, area_code=code, name=name[:128], posts=0,
+                                            added_at=incident.last_activity_at))
             added[(level, code)] = name
     session.flush()
     if not incident.district:

@@ -21,7 +21,7 @@ The rules here make one incident:
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import pandas as pd
 from sqlalchemy import select
@@ -122,9 +122,11 @@ def promote(incident: Incident, level: str, code: str, name: str) -> dict[str, s
     return before
 
 
-def finer_live_incident(session: Session, spike: Spike, district: str | None, code: str) -> Incident | None:
+def finer_live_incident(session: Session, spike: Spike, district: str | None, code: str,
+                        covered: Callable[[int], Iterable[tuple[str, str]]] | None = None) -> Incident | None:
     """The live finer incident of the same hazard inside this kecamatan or the regency that
-    makes a coarser spike redundant (the same rule `incidents` inhibits by)."""
+    makes a coarser spike redundant (the same rule `incidents` inhibits by). `covered` gives an
+    incident's (level, code) areas when the caller holds them (a detect run reads them once)."""
     if spike.level not in ("district", "regency"):
         return None
     finer = ("village", "road") if spike.level == "district" else ("village", "road", "district")
@@ -134,9 +136,12 @@ def finer_live_incident(session: Session, spike: Spike, district: str | None, co
     for incident in session.scalars(stmt):
         if spike.level == "regency" or (district and incident.district == district):
             return incident
-        covered = session.scalars(select(IncidentArea.area_code).where(
-            IncidentArea.incident_id == incident.id, IncidentArea.level == "village"))
-        if any(district_code(c) == code for c in covered):
+        if covered is not None:
+            villages: Iterable[str] = [c for level, c in covered(incident.id) if level == "village"]
+        else:
+            villages = session.scalars(select(IncidentArea.area_code).where(
+                IncidentArea.incident_id == incident.id, IncidentArea.level == "village"))
+        if any(district_code(c) == code for c in villages):
             return incident
     return None
 

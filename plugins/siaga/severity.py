@@ -85,9 +85,12 @@ def severities_of(
     return out
 
 
-def area_severity(session: Session, incident: Incident) -> str:
-    """Spread is severity too: an event reported from several places is bigger than one."""
-    with_posts = sum(1 for a in session.scalars(select(IncidentArea).where(IncidentArea.incident_id == incident.id)) if a.posts > 0)
+def area_severity(session: Session, incident: Incident, areas: Iterable[IncidentArea] | None = None) -> str:
+    """Spread is severity too: an event reported from several places is bigger than one.
+    `areas`: the incident's areas when the caller holds them (a detect run reads them once)."""
+    if areas is None:
+        areas = session.scalars(select(IncidentArea).where(IncidentArea.incident_id == incident.id))
+    with_posts = sum(1 for a in areas if a.posts > 0)
     for at_least, severity in AREA_SEVERITY:
         if with_posts >= at_least:
             return severity
