@@ -218,14 +218,20 @@ class _RunRows:
         self.series = series  # every alert of the series with window_end >= the run's bound
         self.alerts: dict[int, list[Alert]] = {}  # incident id -> all its alerts
         self.areas: dict[int, list[IncidentArea]] = {}  # incident id -> all its areas
+        # every incident of the spikes' hazards a spike may join: live, or resolved by itself
+        # within the reopen window of the run's first window (and those the run opens)
+        self.incidents: dict[int, Incident] = {}
 
 
 @contextmanager
 def _remembering_rows(session: Session, spikes: Sequence[Spike], gap: timedelta,
-                      hazards: Mapping[str, Hazard]) -> Iterator[None]:
+                      hazards: Mapping[str, Hazard], reopen_window: timedelta) -> Iterator[None]:
     """Within the block, the alerts of the spikes' series are read once (one query for all
-    spikes: every window a spike is compared with ends after its start less its gap), and
-    each incident's alerts and areas once, when first needed."""
+    spikes: every window a spike is compared with ends after its start less its gap), the
+    incidents a spike may join once (live ones, and those resolved by themselves since the
+    reopen window before the first window end), with their areas and alerts, and any other
+    incident's alerts and areas once, when first needed. The spikes' posts' authors and times
+    are read in one query too when `remembering_posts` holds them."""
     if not spikes or _ROWS in session.info:
         yield
         return
@@ -234,7 +240,23 @@ def _remembering_rows(session: Session, spikes: Sequence[Spike], gap: timedelta,
     for alert in session.scalars(select(Alert).where(Alert.hazard.in_(sorted({s.hazard for s in spikes})),
                                                      Alert.window_end >= since)):
         series.setdefault((alert.hazard, alert.level, alert.area_code), {})[alert.id] = alert
-    session.info[_ROWS] = _RunRows(series)
+    rows = session.info[_ROWS] = _RunRows(series)
+    first_end = min(s.window_end for s in spikes)
+    for incident in session.scalars(select(Incident).where(
+            Incident.hazard.in_(sorted({s.hazard for s in spikes})),
+            or_(Incident.state.in_(LIVE_STATES),
+                (Incident.state == "resolved") & (Incident.closed_by == AUTO_ACTOR)
+                & (Incident.closed_at >= first_end - reopen_window)))):
+        rows.incidents[incident.id] = incident
+        rows.areas[incident.id], rows.alerts[incident.id] = [], []
+    if rows.incidents:
+        for area in session.scalars(select(IncidentArea).where(IncidentArea.incident_id.in_(list(rows.incidents)))):
+            rows.areas[area.incident_id].append(area)
+        for alert in session.scalars(select(Alert).where(Alert.incident_id.in_(list(rows.incidents)))):
+            rows.alerts[alert.incident_id].append(alert)
+            rows.series.setdefault((alert.hazard, alert.level, alert.area_code), {})[alert.id] = alert
+    if _FACTS in session.info:
+        _post_facts(session, {p: None for s in spikes for p in s.post_ids})
     try:
         yield
     finally:
@@ -296,6 +318,7 @@ def _new_incident_rows(session: Session, incident: Incident) -> None:
     if rows is not None:
         rows.alerts.setdefault(incident.id, [])
         rows.areas.setdefault(incident.id, [])
+        rows.incidents[incident.id] = incident
 
 
 def in_kecamatan(name: str) -> ColumnElement[bool]:
@@ -367,7 +390,7 @@ def apply_spikes(
     posts = posts or {}
     hazards = hazards or {}
     ordered = sorted(spikes, key=lambda s: regional.order_key(s, posts, hazards))
-    with _remembering_rows(session, spikes, gap, hazards):
+    with _remembering_rows(session, spikes, gap, hazards, reopen_window):
         _apply_ordered(session, ordered, changes, areas, severities, gap, adjacent, reopen_window, place_of, posts, hazards)
     return _collapse(changes)
 
@@ -491,12 +514,15 @@ def _inhibited_by_live(session: Session, spike: Spike, areas: dict[tuple[str, st
     if spike.level not in ("district", "regency"):
         return False
     mine = areas.get((spike.level, spike.area_code))
-    stmt = select(Incident).where(
-        Incident.hazard == spike.hazard,
-        Incident.state.in_(LIVE_STATES),
-        Incident.level.in_(("village", "road") if spike.level == "district" else ("village", "road", "district")),
-    )
-    for incident in session.scalars(stmt):
+    finer = ("village", "road") if spike.level == "district" else ("village", "road", "district")
+    rows: _RunRows | None = session.info.get(_ROWS)
+    if rows is not None:
+        live: Iterable[Incident] = [i for i in rows.incidents.values()
+                                    if i.hazard == spike.hazard and i.state in LIVE_STATES and i.level in finer]
+    else:
+        live = session.scalars(select(Incident).where(
+            Incident.hazard == spike.hazard, Incident.state.in_(LIVE_STATES), Incident.level.in_(finer)))
+    for incident in live:
         if spike.level == "regency" or (mine and incident.district and incident.district == mine.district):
             return True
         if mine and spike.level == "district":
@@ -511,6 +537,17 @@ def _matching_incident(
 ) -> Incident | None:
     """The live incident of this hazard covering or bordering the spike's area, else one that
     resolved itself within the reopen window; the most recently active first."""
+    held: _RunRows | None = session.info.get(_ROWS)
+    if held is not None:
+        found = [i for i in held.incidents.values() if i.hazard == spike.hazard and (
+            (i.state in LIVE_STATES and i.last_activity_at >= spike.window_end - gap)
+            or (i.state == "resolved" and i.closed_by == AUTO_ACTOR and i.closed_at is not None
+                and i.closed_at >= spike.window_end - reopen_window))]
+        found.sort(key=lambda i: (i.last_activity_at, i.id), reverse=True)
+        for incident in sorted(found, key=lambda i: i.state not in LIVE_STATES):
+            if any((a.level, a.area_code) in near for a in held.areas[incident.id]):
+                return incident
+        return None
     codes = {code for _, code in near}
     rows = session.execute(
         select(Incident, IncidentArea.level, IncidentArea.area_code)
