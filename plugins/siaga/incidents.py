@@ -263,6 +263,13 @@ def _remembering_rows(session: Session, spikes: Sequence[Spike], gap: timedelta,
         session.info.pop(_ROWS, None)
 
 
+def _held_incidents(session: Session) -> list[Incident] | None:
+    """The incidents `_remembering_rows` holds (every live one of the spikes' hazards among
+    them), None outside it."""
+    rows: _RunRows | None = session.info.get(_ROWS)
+    return None if rows is None else list(rows.incidents.values())
+
+
 def _series_alerts(session: Session, spike: Spike) -> list[Alert] | None:
     """The alerts of the spike's series held by `_remembering_rows` (None outside it)."""
     rows: _RunRows | None = session.info.get(_ROWS)
@@ -472,9 +479,11 @@ def _join_redundant(session: Session, spike: Spike, areas: dict[tuple[str, str],
     if _already_recorded(session, spike) or _told_before(session, spike, gap):
         return  # a sliding window over posts this series already cited
     mine = areas.get((spike.level, spike.area_code))
+    held = _held_incidents(session)
     incident = (regional.finer_live_incident(session, spike, mine.district if mine else None, spike.area_code,
-                                             covered=lambda i: [(a.level, a.area_code) for a in _areas_of(session, i)])
-                or regional.live_regional_incident(session, spike, gap, hazards))
+                                             covered=lambda i: [(a.level, a.area_code) for a in _areas_of(session, i)],
+                                             held=held)
+                or regional.live_regional_incident(session, spike, gap, hazards, held=held))
     if incident is not None:
         _remember_alert(session, regional.join_finer(
             session, spike, incident, {**spike.explanation(), "area": mine.name if mine else spike.area_code, "level": spike.level}))
@@ -578,7 +587,7 @@ def _record(
     broad: dict[tuple[str, str], str] | None = None, hazards: regional.Hazards | None = None,
 ) -> Change | None:
     cover = {**footprint(area, place_of), **(broad or {})}
-    incident = regional.live_regional_incident(session, spike, gap, hazards or {}) or _matching_incident(
+    incident = regional.live_regional_incident(session, spike, gap, hazards or {}, held=_held_incidents(session)) or _matching_incident(
         session, spike, neighbourhood(cover, adjacent), gap, reopen_window)
     if incident is None:
         if _told_before(session, spike, gap):

@@ -96,11 +96,17 @@ def regional_cover(spike: Spike, posts: PostAreas, hazards: Hazards) -> dict[tup
     return spread(spike, posts) if widespread(spike, posts, hazards) else {}
 
 
-def live_regional_incident(session: Session, spike: Spike, gap: timedelta, hazards: Hazards) -> Incident | None:
+def live_regional_incident(session: Session, spike: Spike, gap: timedelta, hazards: Hazards,
+                           held: Iterable[Incident] | None = None) -> Incident | None:
     """The live regency-level incident of this (areal) hazard active within `gap`, which every
-    spike of the hazard in the regency joins."""
+    spike of the hazard in the regency joins. `held`: every live incident of the hazard, when
+    the caller holds them (a detect run reads them once)."""
     if not is_areal(spike.hazard, hazards):
         return None
+    if held is not None:
+        found = [i for i in held if i.hazard == spike.hazard and i.level == "regency" and i.state in LIVE_STATES
+                 and i.last_activity_at >= spike.window_end - gap]
+        return max(found, key=lambda i: (i.last_activity_at, i.id)) if found else None
     return session.scalars(
         select(Incident)
         .where(Incident.hazard == spike.hazard, Incident.level == "regency", Incident.state.in_(LIVE_STATES),
@@ -123,17 +129,25 @@ def promote(incident: Incident, level: str, code: str, name: str) -> dict[str, s
 
 
 def finer_live_incident(session: Session, spike: Spike, district: str | None, code: str,
-                        covered: Callable[[int], Iterable[tuple[str, str]]] | None = None) -> Incident | None:
+                        covered: Callable[[int], Iterable[tuple[str, str]]] | None = None,
+                        held: Iterable[Incident] | None = None) -> Incident | None:
     """The live finer incident of the same hazard inside this kecamatan or the regency that
     makes a coarser spike redundant (the same rule `incidents` inhibits by). `covered` gives an
-    incident's (level, code) areas when the caller holds them (a detect run reads them once)."""
+    incident's (level, code) areas and `held` every live incident of the hazard when the caller
+    holds them (a detect run reads them once)."""
     if spike.level not in ("district", "regency"):
         return None
     finer = ("village", "road") if spike.level == "district" else ("village", "road", "district")
     stmt = (select(Incident)
             .where(Incident.hazard == spike.hazard, Incident.state.in_(LIVE_STATES), Incident.level.in_(finer))
             .order_by(Incident.last_activity_at.desc(), Incident.id.desc()))
-    for incident in session.scalars(stmt):
+    if held is not None:
+        live: Iterable[Incident] = sorted(
+            (i for i in held if i.hazard == spike.hazard and i.state in LIVE_STATES and i.level in finer),
+            key=lambda i: (i.last_activity_at, i.id), reverse=True)
+    else:
+        live = session.scalars(stmt)
+    for incident in live:
         if spike.level == "regency" or (district and incident.district == district):
             return incident
         if covered is not None:
