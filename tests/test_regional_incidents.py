@@ -12,6 +12,7 @@ from siaga import alerts, incidents, messages, store
 from siaga.incidents import AreaInfo
 from siaga.regional import widespread
 from siaga.spikes import Spike
+from support.hazard_files import lists_with
 
 T0 = datetime(2026, 1, 15, 20, 18, tzinfo=timezone.utc)  # 04:18 WITA
 GAP = timedelta(hours=2)
@@ -146,18 +147,3 @@ def test_an_operator_makes_a_hazard_areal_or_not_in_its_file(db_url, tmp_path):
     fire = [spike("fire", "regency", "51.08", list(range(100, 108)), minutes=30)]
     assert widespread(fire[0], {i + 100: POSTS[i] for i in range(8)}, fire_areal.hazards)
     assert [k for k, _ in apply(db_url, fire, posts={i + 100: POSTS[i] for i in range(8)}, hazards=fire_areal)] == ["new"]
-
-
-def lists_with(root, hazard, old, new):
-    """The shipped lists with one piece of one hazard's file replaced."""
-    import shutil
-
-    from siaga.hazard_config import default_hazard_dir
-    from siaga.hazards import HazardSet
-
-    shutil.copytree(default_hazard_dir(), root)
-    path = root / f"{hazard}.yaml"
-    text = path.read_text(encoding="utf-8")
-    assert old in text
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
-    return HazardSet.load(root)

@@ -3,9 +3,7 @@ earthquake felt by dozens is at least high; how many is each hazard's `felt_auth
 file)."""
 from __future__ import annotations
 
-import shutil
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
@@ -14,6 +12,7 @@ from siaga.hazards import HazardSet
 from siaga.severity import reach_severity, severities_of
 from siaga.spikes import Spike
 from siaga.vocabulary import SEVERITIES
+from support.hazard_files import lists_with
 
 T0 = datetime(2026, 1, 15, 20, 18, tzinfo=timezone.utc)
 
@@ -47,17 +46,6 @@ def test_many_authors_raise_severity_for_any_hazard():
     assert reach_severity(None, 10, []) == "medium"
 
 
-def lists_with(tmp_path: Path, hazard: str, old: str, new: str) -> HazardSet:
-    """The shipped lists with one line of one hazard's file changed."""
-    directory = tmp_path / "hazards"
-    shutil.copytree(default_hazard_dir(), directory)
-    path = directory / f"{hazard}.yaml"
-    text = path.read_text(encoding="utf-8")
-    assert old in text
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
-    return HazardSet.load(directory)
-
-
 def test_an_operator_tunes_how_many_reports_make_a_felt_hazard_serious(tmp_path):
     """11 accounts report a quake from one village: high with the shipped `felt_authors: 10`;
     raised to 20 in the file, reach alone no longer makes it high (11 posts alone: medium)."""
@@ -66,7 +54,7 @@ def test_an_operator_tunes_how_many_reports_make_a_felt_hazard_serious(tmp_path)
     posts = {i: {("village", "51.08.06.2001"): "Pancasari"} for i in ids}
     key = ("earthquake", "village", "51.08.06.2001", T0)
     shipped = severities_of([quake], HazardSet.load(default_hazard_dir()), {}, posts)
-    tuned = severities_of([quake], lists_with(tmp_path, "earthquake", "felt_authors: 10", "felt_authors: 20"), {}, posts)
+    tuned = severities_of([quake], lists_with(tmp_path / "hazards", "earthquake", "felt_authors: 10", "felt_authors: 20"), {}, posts)
     assert shipped[key] == "high"
     assert tuned[key] == "medium"
 
