@@ -34,13 +34,12 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from siaga import regional
-from siaga.hazard_config import Hazard
 from siaga.severity import area_severity, cue_counts
 from siaga.spikes import Spike
 from siaga.store import Alert, Geotag, Incident, IncidentArea, IncidentEvent, Post
@@ -225,7 +224,7 @@ class _RunRows:
 
 @contextmanager
 def _remembering_rows(session: Session, spikes: Sequence[Spike], gap: timedelta,
-                      hazards: Mapping[str, Hazard], reopen_window: timedelta) -> Iterator[None]:
+                      hazards: regional.Hazards, reopen_window: timedelta) -> Iterator[None]:
     """Within the block, the alerts of the spikes' series are read once (one query for all
     spikes: every window a spike is compared with ends after its start less its gap), the
     incidents a spike may join once (live ones, and those resolved by themselves since the
@@ -384,7 +383,7 @@ def apply_spikes(
     reopen_window: timedelta = timedelta(hours=6),
     place_of: PlaceOf | None = None,
     posts: regional.PostAreas | None = None,
-    hazards: Mapping[str, Hazard] | None = None,
+    hazards: regional.Hazards | None = None,
 ) -> list[Change]:
     """Open, join, grow or reopen incidents with each spike, recording what changed. Idempotent:
     a spike that brings nothing new (a re-run window, or the next sliding window over the same
@@ -405,7 +404,7 @@ def apply_spikes(
 def _apply_ordered(session: Session, ordered: list[Spike], changes: list[Change], areas: dict[tuple[str, str], AreaInfo],
                    severities: dict[tuple[str, str, str, datetime], str], gap: timedelta, adjacent: Adjacency | None,
                    reopen_window: timedelta, place_of: PlaceOf | None, posts: regional.PostAreas,
-                   hazards: Mapping[str, Hazard]) -> None:
+                   hazards: regional.Hazards) -> None:
     fired: list[Spike] = []
     for spike in ordered:
         gap_of_spike = incident_gap(spike.hazard, gap, hazards)
@@ -424,7 +423,7 @@ def _apply_ordered(session: Session, ordered: list[Spike], changes: list[Change]
             changes.append(change)
 
 
-def incident_gap(hazard: str, gap: timedelta, hazards: Mapping[str, Hazard]) -> timedelta:
+def incident_gap(hazard: str, gap: timedelta, hazards: regional.Hazards) -> timedelta:
     """How far apart two spikes of `hazard` may be and still be one incident: the hazard's own
     gap (a drought reported over a day is one event), else `gap`, config/detection.yaml's."""
     known = hazards.get(hazard)
@@ -920,7 +919,7 @@ def what_changed_since_told(session: Session, incident: Incident) -> WhatChanged
 
 # --- lifecycle -------------------------------------------------------------------------------------
 def resolve_quiet(session: Session, now: datetime, quiet: timedelta,
-                  hazards: Mapping[str, Hazard] | None = None) -> list[Change]:
+                  hazards: regional.Hazards | None = None) -> list[Change]:
     """Live incidents with no new post (or person's action) for `quiet` resolve themselves
     (and may reopen). An incident of a hazard with a longer incident gap of its own (`hazards`,
     a drought) stays open that long: resolved earlier, the next report within its gap would
