@@ -262,19 +262,24 @@ def _remembering_rows(session: Session, spikes: Sequence[Spike], gap: timedelta,
         session.info.pop(_ROWS, None)
 
 
-def _held_incidents(session: Session) -> list[Incident] | None:
+def _held_incidents(session: Session) -> list[Incident]:
     """The incidents `_remembering_rows` holds (every live one of the spikes' hazards among
-    them), None outside it."""
-    rows: _RunRows | None = session.info.get(_ROWS)
-    return None if rows is None else list(rows.incidents.values())
+    them)."""
+    return list(_run_rows(session).incidents.values())
 
 
-def _series_alerts(session: Session, spike: Spike) -> list[Alert] | None:
-    """The alerts of the spike's series held by `_remembering_rows` (None outside it)."""
+def _run_rows(session: Session) -> _RunRows:
+    """The rows `apply_spikes` holds: the only way the spike-by-spike steps below read alerts
+    and incidents, so there is one answer to each question, not a query and a copy of it."""
     rows: _RunRows | None = session.info.get(_ROWS)
     if rows is None:
-        return None
-    return list(rows.series.get((spike.hazard, spike.level, spike.area_code), {}).values())
+        raise RuntimeError("incident rows are read only inside apply_spikes (_remembering_rows)")
+    return rows
+
+
+def _series_alerts(session: Session, spike: Spike) -> list[Alert]:
+    """The alerts of the spike's series held by `_remembering_rows`."""
+    return list(_run_rows(session).series.get((spike.hazard, spike.level, spike.area_code), {}).values())
 
 
 def _alerts_of(session: Session, incident_id: int) -> list[Alert] | None:
@@ -479,41 +484,27 @@ def _join_redundant(session: Session, spike: Spike, areas: dict[tuple[str, str],
         return  # a sliding window over posts this series already cited
     mine = areas.get((spike.level, spike.area_code))
     held = _held_incidents(session)
-    incident = (regional.finer_live_incident(session, spike, mine.district if mine else None, spike.area_code,
+    incident = (regional.finer_live_incident(spike, mine.district if mine else None, spike.area_code,
                                              covered=lambda i: [(a.level, a.area_code) for a in _areas_of(session, i)],
                                              held=held)
-                or regional.live_regional_incident(session, spike, gap, hazards, held=held))
+                or regional.live_regional_incident(spike, gap, hazards, held=held))
     if incident is not None:
         _remember_alert(session, regional.join_finer(
             session, spike, incident, {**spike.explanation(), "area": mine.name if mine else spike.area_code, "level": spike.level}))
 
 
-def _series(spike: Spike) -> list[ColumnElement[bool]]:
-    return [Alert.hazard == spike.hazard, Alert.level == spike.level, Alert.area_code == spike.area_code]
-
-
 def _already_recorded(session: Session, spike: Spike) -> bool:
     """This window lies within the recorded alerts of its series and they cite all its posts:
     a re-run, or a past window the next run evaluates again."""
-    held = _series_alerts(session, spike)
-    if held is not None:
-        explanations = [a.explanation for a in held
-                        if a.window_start <= spike.window_start and a.window_end >= spike.window_end]
-    else:
-        explanations = session.scalars(select(Alert.explanation).where(
-            *_series(spike), Alert.window_start <= spike.window_start, Alert.window_end >= spike.window_end)).all()
+    explanations = [a.explanation for a in _series_alerts(session, spike)
+                    if a.window_start <= spike.window_start and a.window_end >= spike.window_end]
     return bool(explanations) and set(spike.post_ids) <= set(cited_post_ids(explanations))
 
 
 def _told_before(session: Session, spike: Spike, gap: timedelta) -> bool:
     """Every post of this window was counted by a recent alert of its series: no news, even if
     the incident they made is closed."""
-    held = _series_alerts(session, spike)
-    if held is not None:
-        explanations = [a.explanation for a in held if a.window_end >= spike.window_start - gap]
-    else:
-        explanations = session.scalars(select(Alert.explanation).where(
-            *_series(spike), Alert.window_end >= spike.window_start - gap)).all()
+    explanations = [a.explanation for a in _series_alerts(session, spike) if a.window_end >= spike.window_start - gap]
     return bool(explanations) and set(spike.post_ids) <= set(cited_post_ids(explanations))
 
 
@@ -523,13 +514,8 @@ def _inhibited_by_live(session: Session, spike: Spike, areas: dict[tuple[str, st
         return False
     mine = areas.get((spike.level, spike.area_code))
     finer = ("village", "road") if spike.level == "district" else ("village", "road", "district")
-    rows: _RunRows | None = session.info.get(_ROWS)
-    if rows is not None:
-        live: Iterable[Incident] = [i for i in rows.incidents.values()
-                                    if i.hazard == spike.hazard and i.state in LIVE_STATES and i.level in finer]
-    else:
-        live = session.scalars(select(Incident).where(
-            Incident.hazard == spike.hazard, Incident.state.in_(LIVE_STATES), Incident.level.in_(finer)))
+    live = [i for i in _run_rows(session).incidents.values()
+            if i.hazard == spike.hazard and i.state in LIVE_STATES and i.level in finer]
     for incident in live:
         if spike.level == "regency" or (mine and incident.district and incident.district == mine.district):
             return True
@@ -545,37 +531,14 @@ def _matching_incident(
 ) -> Incident | None:
     """The live incident of this hazard covering or bordering the spike's area, else one that
     resolved itself within the reopen window; the most recently active first."""
-    held: _RunRows | None = session.info.get(_ROWS)
-    if held is not None:
-        found = [i for i in held.incidents.values() if i.hazard == spike.hazard and (
-            (i.state in LIVE_STATES and i.last_activity_at >= spike.window_end - gap)
-            or (i.state == "resolved" and i.closed_by == AUTO_ACTOR and i.closed_at is not None
-                and i.closed_at >= spike.window_end - reopen_window))]
-        found.sort(key=lambda i: (i.last_activity_at, i.id), reverse=True)
-        for incident in sorted(found, key=lambda i: i.state not in LIVE_STATES):
-            if any((a.level, a.area_code) in near for a in held.areas[incident.id]):
-                return incident
-        return None
-    codes = {code for _, code in near}
-    rows = session.execute(
-        select(Incident, IncidentArea.level, IncidentArea.area_code)
-        .join(IncidentArea, IncidentArea.incident_id == Incident.id)
-        .where(
-            Incident.hazard == spike.hazard,
-            IncidentArea.area_code.in_(codes),
-            or_(
-                Incident.state.in_(LIVE_STATES) & (Incident.last_activity_at >= spike.window_end - gap),
-                (Incident.state == "resolved") & (Incident.closed_by == AUTO_ACTOR) & (Incident.closed_at >= spike.window_end - reopen_window),
-            ),
-        )
-        .order_by(Incident.last_activity_at.desc(), Incident.id.desc())
-    ).all()
-    # An incident covers part of `near` when one of its areas is in it, and any such area has a
-    # code among `codes`: the rows joined above, so no query per candidate.
-    candidates = list(dict.fromkeys(incident for incident, _, _ in rows))
-    touching = {incident.id for incident, level, code in rows if (level, code) in near}
-    for incident in sorted(candidates, key=lambda i: i.state not in LIVE_STATES):
-        if incident.id in touching:
+    held = _run_rows(session)
+    found = [i for i in held.incidents.values() if i.hazard == spike.hazard and (
+        (i.state in LIVE_STATES and i.last_activity_at >= spike.window_end - gap)
+        or (i.state == "resolved" and i.closed_by == AUTO_ACTOR and i.closed_at is not None
+            and i.closed_at >= spike.window_end - reopen_window))]
+    found.sort(key=lambda i: (i.last_activity_at, i.id), reverse=True)
+    for incident in sorted(found, key=lambda i: i.state not in LIVE_STATES):
+        if any((a.level, a.area_code) in near for a in held.areas[incident.id]):
             return incident
     return None
 
@@ -586,7 +549,7 @@ def _record(
     broad: dict[tuple[str, str], str] | None = None, hazards: regional.Hazards | None = None,
 ) -> Change | None:
     cover = {**footprint(area, place_of), **(broad or {})}
-    incident = regional.live_regional_incident(session, spike, gap, hazards or {}, held=_held_incidents(session)) or _matching_incident(
+    incident = regional.live_regional_incident(spike, gap, hazards or {}, held=_held_incidents(session)) or _matching_incident(
         session, spike, neighbourhood(cover, adjacent), gap, reopen_window)
     if incident is None:
         if _told_before(session, spike, gap):
@@ -726,12 +689,8 @@ def _alert_for(session: Session, incident: Incident, spike: Spike, area: AreaInf
     """The alert row a changing spike is recorded in: a new one for a message or a new area,
     else the series' latest alert of this incident, widened (one row per window end: a re-run
     window with a late post merges into its own row)."""
-    held = _series_alerts(session, spike)
-    if held is not None:
-        same = [a for a in held if a.window_end == spike.window_end]
-        same_window = min(same, key=lambda a: a.id) if same else None
-    else:
-        same_window = session.scalars(select(Alert).where(*_series(spike), Alert.window_end == spike.window_end)).first()
+    same = [a for a in _series_alerts(session, spike) if a.window_end == spike.window_end]
+    same_window = min(same, key=lambda a: a.id) if same else None
     if same_window is not None:
         _merge(same_window, spike)
         return same_window
@@ -752,11 +711,8 @@ def _widen(session: Session, incident: Incident, spike: Spike) -> None:
 
 def _latest(session: Session, incident: Incident, spike: Spike) -> Alert | None:
     """The series' latest alert of the incident."""
-    held = _alerts_of(session, incident.id)
-    if held is None:
-        return session.scalars(select(Alert).where(*_series(spike), Alert.incident_id == incident.id)
-                               .order_by(Alert.window_end.desc(), Alert.id.desc())).first()
-    mine = [a for a in held if (a.hazard, a.level, a.area_code) == (spike.hazard, spike.level, spike.area_code)]
+    _run_rows(session)  # only inside apply_spikes, where `_alerts_of` answers from the held rows
+    mine = [a for a in _alerts_of(session, incident.id) or () if (a.hazard, a.level, a.area_code) == (spike.hazard, spike.level, spike.area_code)]
     return max(mine, key=lambda a: (a.window_end, a.id)) if mine else None
 
 

@@ -24,12 +24,11 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Mapping
 
 import pandas as pd
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siaga.hazard_config import Hazard
 from siaga.spikes import Spike
-from siaga.store import Alert, Incident, IncidentArea
+from siaga.store import Alert, Incident
 from siaga.vocabulary import LEVELS, LIVE_STATES, district_code
 
 # A regency spike whose posts come from at least this many kecamatan is one regional event.
@@ -96,23 +95,15 @@ def regional_cover(spike: Spike, posts: PostAreas, hazards: Hazards) -> dict[tup
     return spread(spike, posts) if widespread(spike, posts, hazards) else {}
 
 
-def live_regional_incident(session: Session, spike: Spike, gap: timedelta, hazards: Hazards,
-                           held: Iterable[Incident] | None = None) -> Incident | None:
+def live_regional_incident(spike: Spike, gap: timedelta, hazards: Hazards, held: Iterable[Incident]) -> Incident | None:
     """The live regency-level incident of this (areal) hazard active within `gap`, which every
-    spike of the hazard in the regency joins. `held`: every live incident of the hazard, when
-    the caller holds them (a detect run reads them once)."""
+    spike of the hazard in the regency joins. `held`: every live incident of the hazard (a
+    detect run reads them once, `incidents.apply_spikes`)."""
     if not is_areal(spike.hazard, hazards):
         return None
-    if held is not None:
-        found = [i for i in held if i.hazard == spike.hazard and i.level == "regency" and i.state in LIVE_STATES
-                 and i.last_activity_at >= spike.window_end - gap]
-        return max(found, key=lambda i: (i.last_activity_at, i.id)) if found else None
-    return session.scalars(
-        select(Incident)
-        .where(Incident.hazard == spike.hazard, Incident.level == "regency", Incident.state.in_(LIVE_STATES),
-               Incident.last_activity_at >= spike.window_end - gap)
-        .order_by(Incident.last_activity_at.desc(), Incident.id.desc())
-    ).first()
+    found = [i for i in held if i.hazard == spike.hazard and i.level == "regency" and i.state in LIVE_STATES
+             and i.last_activity_at >= spike.window_end - gap]
+    return max(found, key=lambda i: (i.last_activity_at, i.id)) if found else None
 
 
 def promote(incident: Incident, level: str, code: str, name: str) -> dict[str, str] | None:
@@ -128,34 +119,21 @@ def promote(incident: Incident, level: str, code: str, name: str) -> dict[str, s
     return before
 
 
-def finer_live_incident(session: Session, spike: Spike, district: str | None, code: str,
-                        covered: Callable[[int], Iterable[tuple[str, str]]] | None = None,
-                        held: Iterable[Incident] | None = None) -> Incident | None:
+def finer_live_incident(spike: Spike, district: str | None, code: str,
+                        covered: Callable[[int], Iterable[tuple[str, str]]], held: Iterable[Incident]) -> Incident | None:
     """The live finer incident of the same hazard inside this kecamatan or the regency that
     makes a coarser spike redundant (the same rule `incidents` inhibits by). `covered` gives an
-    incident's (level, code) areas and `held` every live incident of the hazard when the caller
-    holds them (a detect run reads them once)."""
+    incident's (level, code) areas and `held` every live incident of the hazard (a detect run
+    reads them once, `incidents.apply_spikes`)."""
     if spike.level not in ("district", "regency"):
         return None
     finer = ("village", "road") if spike.level == "district" else ("village", "road", "district")
-    stmt = (select(Incident)
-            .where(Incident.hazard == spike.hazard, Incident.state.in_(LIVE_STATES), Incident.level.in_(finer))
-            .order_by(Incident.last_activity_at.desc(), Incident.id.desc()))
-    if held is not None:
-        live: Iterable[Incident] = sorted(
-            (i for i in held if i.hazard == spike.hazard and i.state in LIVE_STATES and i.level in finer),
-            key=lambda i: (i.last_activity_at, i.id), reverse=True)
-    else:
-        live = session.scalars(stmt)
+    live = sorted((i for i in held if i.hazard == spike.hazard and i.state in LIVE_STATES and i.level in finer),
+                  key=lambda i: (i.last_activity_at, i.id), reverse=True)
     for incident in live:
         if spike.level == "regency" or (district and incident.district == district):
             return incident
-        if covered is not None:
-            villages: Iterable[str] = [c for level, c in covered(incident.id) if level == "village"]
-        else:
-            villages = session.scalars(select(IncidentArea.area_code).where(
-                IncidentArea.incident_id == incident.id, IncidentArea.level == "village"))
-        if any(district_code(c) == code for c in villages):
+        if any(district_code(c) == code for level, c in covered(incident.id) if level == "village"):
             return incident
     return None
 
