@@ -303,7 +303,7 @@ def measure_throughput(stack: st.AirflowStack, root: Path, posts: int, workers: 
             path.write_text("\n".join(per_source[name]) + "\n", encoding="utf-8")
 
         def done() -> bool:
-            (stored, untagged), = siaga.rows("select count(*), count(*) filter (where tagged_at is null) from posts")
+            (stored, untagged), = siaga.rows("select (select count(*) from posts), (select count(*) from posts_to_tag)")
             return stored == posts and untagged == 0
 
         st.wait_for(done, 900, f"{posts} posts stored and tagged", stack, interval=0.5)

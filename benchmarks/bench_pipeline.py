@@ -223,7 +223,7 @@ def counts(db_url: str) -> dict[str, int]:
               "alerts": "alerts", "incidents": "incidents", "outbox_rows": "outbox"}
     with store.engine_for(db_url).connect() as conn:
         out = {k: conn.execute(text(f"select count(*) from {t}")).scalar_one() for k, t in tables.items()}
-        out["tagged"] = conn.execute(text("select count(*) from posts where tagged_at is not null")).scalar_one()
+        out["tagged"] = conn.execute(text("select count(*) from post_tags")).scalar_one()
     return out
 
 

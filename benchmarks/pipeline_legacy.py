@@ -5,7 +5,8 @@ in `plugins/` imports this.
 `legacy_path()` swaps these functions in for the duration of a block: every job ran Alembic's
 full upgrade first; ingest inserted posts as `INSERT ... VALUES (...), (...)` statements of 500
 rows, each compiled anew; tagging loaded ORM posts and added one ORM object per geotag and
-hazard match, then updated each post (one UPDATE per post); counting loaded ORM geotags with an
+hazard match, then updated each post (one UPDATE per post; on today's schema, one `post_tags`
+row added and one queue row deleted per post); counting loaded ORM geotags with an
 IN list and made `area_counts` equal to the counts object by object.
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from siaga import counting, ingest, settings, store, tagging
 from siaga.counting import MIN_COUNTING_CONFIDENCE
 from siaga.geotag import Place
-from siaga.store import AreaCount, Geotag, HazardMatchRow, Post, session_scope, utcnow
+from siaga.store import AreaCount, Geotag, HazardMatchRow, Post, PostTag, PostToTag, session_scope, utcnow
 
 TAG_BATCH = 500
 CHUNK = 500
@@ -55,10 +56,11 @@ def tag_pending(tagger: Any, now: datetime, db_url: str | None = None) -> int:
     fingerprint = tagger.hazards.fingerprint()
     while True:
         with session_scope(db_url) as session:
-            batch = session.scalars(
-                select(Post).where(Post.tagged_at.is_(None), Post.created_at <= now).order_by(Post.id).limit(TAG_BATCH)
+            batch = session.execute(
+                select(Post, PostToTag).join(PostToTag, PostToTag.post_id == Post.id)
+                .where(Post.created_at <= now).order_by(Post.id).limit(TAG_BATCH)
             ).all()
-            for post in batch:
+            for post, queued in batch:
                 result = tagger.tag(post.text, lat=post.lat, lon=post.lon)
                 for place in result.geotag.places:
                     session.add(_geotag_row(post.id, place))
@@ -73,8 +75,8 @@ def tag_pending(tagger: Any, now: datetime, db_url: str | None = None) -> int:
                             lists_fingerprint=fingerprint,
                         )
                     )
-                post.tagged_at = utcnow()
-                post.in_region = result.geotag.in_region
+                session.add(PostTag(post_id=post.id, tagged_at=utcnow(), in_region=bool(result.geotag.in_region)))
+                session.delete(queued)
         total += len(batch)
         if len(batch) < TAG_BATCH:
             return total

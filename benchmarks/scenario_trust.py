@@ -303,6 +303,7 @@ def read_results(root: Path) -> dict:
     url = f"sqlite:///{root / 'siaga.db'}"
     with store.session_scope(url) as session:
         posts = {p.id: p for p in session.scalars(sa.select(store.Post))}
+        in_region = dict(session.execute(sa.select(store.PostTag.post_id, store.PostTag.in_region)).all())
         label = {pid: (p.raw or {}).get("scenario_event") for pid, p in posts.items()}
         incidents = []
         for inc in session.scalars(sa.select(store.Incident).order_by(store.Incident.id)):
@@ -323,7 +324,7 @@ def read_results(root: Path) -> dict:
                 districts[g.post_id].add(g.district)
         tagged = [{"id": pid, "at": _utc(p.created_at), "author": p.author, "label": label.get(pid),
                    "hazards": matches.get(pid, set()), "districts": districts.get(pid, set()) or {"(regency)"},
-                   "in_region": bool(p.in_region), "text_hash": p.text_hash}
+                   "in_region": bool(in_region.get(pid)), "text_hash": p.text_hash}
                   for pid, p in posts.items()]
     return {"incidents": incidents, "posts": tagged}
 

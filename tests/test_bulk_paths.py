@@ -66,7 +66,9 @@ def snapshot(url: str) -> dict[str, list]:
             return sorted(out)
 
         return {
-            "posts": rows("select id, in_region, tagged_at is not null, duplicate_of, text_hash, same_post_key from posts", (0, 3)),
+            "posts": rows("select id, t.in_region, t.tagged_at is not null, q.post_id is not null, duplicate_of, text_hash,"
+                          " same_post_key from posts left join post_tags t on t.post_id = id"
+                          " left join posts_to_tag q on q.post_id = id", (0, 4)),
             "geotags": rows("select post_id, kind, name, village, district, code, lon, lat, confidence, span_start, span_end,"
                             " reason, low_confidence, in_region from geotags", (0,)),
             "hazard_matches": rows("select post_id, hazard, terms, severity_cues, via_road, lists_fingerprint from hazard_matches", (0,)),
@@ -126,8 +128,9 @@ def test_tag_pending_tags_each_post_once_across_batches(db_url, posts, tmp_path,
     assert tagging.tag_pending(tagger, NOW, db_url) == 0
     assert snapshot(db_url) == first
     with store.engine_for(db_url).connect() as conn:
-        assert conn.execute(sa.text("select count(*) from posts where tagged_at is null")).scalar_one() == 0
-        assert conn.execute(sa.text("select count(*) from posts where in_region")).scalar_one() > 0
+        assert conn.execute(sa.text("select count(*) from posts_to_tag")).scalar_one() == 0
+        assert conn.execute(sa.text("select count(*) from post_tags")).scalar_one() == 50
+        assert conn.execute(sa.text("select count(*) from post_tags where in_region")).scalar_one() > 0
 
 
 def test_a_batch_whose_write_fails_stays_untagged_and_a_rerun_tags_it_once(db_url, posts, tmp_path, monkeypatch):
@@ -150,11 +153,12 @@ def test_a_batch_whose_write_fails_stays_untagged_and_a_rerun_tags_it_once(db_ur
         tagging.tag_pending(tagger, NOW, db_url)
     assert calls == [7, 7, 7]  # nothing written after the failed batch
     with store.engine_for(db_url).connect() as conn:
-        assert conn.execute(sa.text("select count(*) from posts where tagged_at is not null")).scalar_one() == 14
+        assert conn.execute(sa.text("select count(*) from post_tags")).scalar_one() == 14
+        assert conn.execute(sa.text("select count(*) from posts_to_tag")).scalar_one() == 36
     monkeypatch.setattr(tagging, "store_tags", real)
     assert tagging.tag_pending(tagger, NOW, db_url) == 36
     with store.engine_for(db_url).connect() as conn:
-        assert conn.execute(sa.text("select count(*) from posts where tagged_at is null")).scalar_one() == 0
+        assert conn.execute(sa.text("select count(*) from posts_to_tag")).scalar_one() == 0
         assert conn.execute(sa.text(
             "select count(*) from (select post_id, hazard from hazard_matches group by 1, 2 having count(*) > 1) d")).scalar_one() == 0
 
@@ -267,7 +271,7 @@ def test_tag_partitions_share_no_post_and_together_tag_what_one_run_tags(db_url,
             pipeline.ingest(bench_pipeline.SOURCE, NOW)
     first = tagging.tag_pending(tagger, NOW, db_url, partition=(0, 2))
     with store.engine_for(db_url).connect() as conn:
-        tagged_ids = set(conn.execute(sa.text("select id from posts where tagged_at is not null")).scalars())
+        tagged_ids = set(conn.execute(sa.text("select post_id from post_tags")).scalars())
     assert tagged_ids and all(i % 2 == 0 for i in tagged_ids) and first == len(tagged_ids)
     second = tagging.tag_pending(tagger, NOW, db_url, partition=(1, 2))
     assert first + second == 60

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from shapely.geometry import Point, shape
 
 from siaga import cli, store
-from siaga.store import Alert, AreaCount, Geotag, Incident, IncidentArea, IncidentEvent, OutboxMessage, Post
+from siaga.store import Alert, AreaCount, Geotag, Incident, IncidentArea, IncidentEvent, OutboxMessage, Post, PostTag
 from siaga.timelines.cap import cap_alert
 from siaga.timelines.csv_export import csv_safe
 from siaga.timelines.labels import HazardsInForce
@@ -384,10 +384,11 @@ def test_export_command(seeded, tmp_path):
 def test_list_says_how_many_posts_could_not_be_placed(sqlite_url):
     with store.session_scope(sqlite_url) as s:
         def post(i, in_region, places, tagged=True):
-            p = Post(source="t", source_id=str(i), created_at=T0, author="a", text="x", url=None, text_hash=str(i), raw={},
-                     tagged_at=T0 if tagged else None, in_region=in_region if tagged else None)
+            p = Post(source="t", source_id=str(i), created_at=T0, author="a", text="x", url=None, text_hash=str(i), raw={})
             s.add(p)
             s.flush()
+            if tagged:
+                s.add(PostTag(post_id=p.id, tagged_at=T0, in_region=in_region))
             for kind in places:
                 s.add(Geotag(post_id=p.id, kind=kind, name="n", confidence=0.8, reason="test", in_region=in_region))
 

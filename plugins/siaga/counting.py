@@ -23,7 +23,7 @@ from siaga.copies import PostText, copy_keys
 from siaga.hazards import HazardSet
 from siaga.incidents import AreaInfo
 from siaga.spikes import EVENT_COLUMNS
-from siaga.store import AreaCount, Geotag, HazardMatchRow, Post, bulk_insert, in_slices, stream_rows
+from siaga.store import AreaCount, Geotag, HazardMatchRow, Post, PostTag, bulk_insert, in_slices, stream_rows
 from siaga.vocabulary import REGENCY_CODE, REGENCY_NAME
 
 # Places below this confidence are kept and shown but do not count towards an area's spike.
@@ -82,7 +82,8 @@ def load_events(
         select(Post.id, Post.created_at, Post.author, Post.text_hash, Post.text, Post.duplicate_of,
                HazardMatchRow.hazard, HazardMatchRow.severity_cues, HazardMatchRow.terms)
         .join(HazardMatchRow, HazardMatchRow.post_id == Post.id)
-        .where(Post.created_at > since, Post.created_at <= until, Post.in_region.is_(True))
+        .join(PostTag, PostTag.post_id == Post.id)
+        .where(Post.created_at > since, Post.created_at <= until, PostTag.in_region.is_(True))
     ).all()
     keys = copy_keys_of(rows)
     matches = [

@@ -2,7 +2,8 @@
 
 Posts older than the retention are deleted, except those an alert cites as evidence
 (`alerts.explanation["post_ids"]`): an incident must still show why it was raised. Deleting a
-post cascades to its geotags and hazard matches; copies that pointed at it keep their row with
+post cascades to its geotags and hazard matches, and a trigger (migration 0008) drops its row
+in `post_tags` or `posts_to_tag`; copies that pointed at it keep their row with
 `duplicate_of` set to NULL by the foreign key.
 """
 from __future__ import annotations

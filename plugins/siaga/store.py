@@ -97,9 +97,7 @@ class Post(Base):
         UniqueConstraint("same_post_key", name="uq_posts_same_post"),
         Index("ix_posts_canonical_url", "canonical_url"),
         Index("ix_posts_created_at", "created_at"),
-        # Partial indexes (migration 0007): the posts still to tag, in the order the tag stage
-        # reads them, so marking a post tagged adds no index entry; links only where set.
-        Index("ix_posts_untagged", "id", **_partial("tagged_at IS NULL")),
+        # Partial indexes (migration 0007): links only where set.
         Index("ix_posts_reposts_url", "reposts_url", **_partial("reposts_url IS NOT NULL")),
         Index("ix_posts_duplicate_of", "duplicate_of", **_partial("duplicate_of IS NOT NULL")),
     )
@@ -116,8 +114,6 @@ class Post(Base):
     text_hash: Mapped[str] = mapped_column(String(64))
     raw: Mapped[dict] = mapped_column(JSON)
     ingested_at: Mapped[datetime] = mapped_column(default=utcnow)
-    tagged_at: Mapped[datetime | None]
-    in_region: Mapped[bool | None] = mapped_column(Boolean)
     canonical_url: Mapped[str | None] = mapped_column(Text)
     same_post_key: Mapped[str | None] = mapped_column(String(32))  # IncomingPost.same_post_key
     # A boost, repost, retweet or quote: the canonical URL of the post it copies, and once that
@@ -125,6 +121,36 @@ class Post(Base):
     reposts_url: Mapped[str | None] = mapped_column(Text)
     duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("posts.id", ondelete="SET NULL", name="fk_posts_duplicate_of"))
     author_pseudonymised: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class PostToTag(Base):
+    """A post still to tag: the tag stage's queue (migration 0008).
+
+    Filled by the database itself, a trigger on every insert into `posts` (whoever inserts:
+    ingest's COPY, an ORM object, a hand-written INSERT), and emptied by the tag stage in the
+    transaction that stores the post's tags; a trigger on delete from `posts` (retention) drops
+    a deleted post's row. Neither it nor `post_tags` has a foreign key to `posts`: the check
+    would lock every post row once more as it is queued and as it is tagged, the cost these
+    tables exist to avoid. The triggers (`migrations/versions/0008_post_tags_queue.py`) keep
+    them consistent instead."""
+
+    __tablename__ = "posts_to_tag"
+    post_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+
+
+class PostTag(Base):
+    """A tagged post: when, and whether the geotagger put it in Buleleng (what counting reads).
+
+    Its own narrow table rather than columns of `posts`: marking a post tagged by an UPDATE
+    rewrote the whole wide row (text, raw JSON) with new entries in every index of `posts`;
+    here it is one small row, written with COPY (issue 14). Every post is in exactly one of
+    `posts_to_tag` (not tagged yet) and this table (the migration put each existing post in
+    one; the tag stage moves a post from the queue to here in one transaction)."""
+
+    __tablename__ = "post_tags"
+    post_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    tagged_at: Mapped[datetime]
+    in_region: Mapped[bool] = mapped_column(Boolean)
 
 
 class Geotag(Base):

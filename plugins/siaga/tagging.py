@@ -112,11 +112,11 @@ def tag_pending(tagger: Tagger, now: datetime, db_url: str | None = None, partit
     hazard matches (stamped with the lists' fingerprint), in batches, each batch its own
     transaction. Returns how many posts were tagged.
 
-    Each post is tagged once: its text, coordinates and id are read as plain rows, the places and
-    matches of the whole batch go in one bulk insert per table (`store.bulk_insert`: COPY on
-    PostgreSQL) and the posts are marked tagged with two UPDATEs (in region or not), so a batch
-    costs a handful of round trips however many posts it holds (the ORM's unit of work issued one
-    UPDATE per post).
+    The posts to tag are those in the queue `posts_to_tag` (filled by a trigger on every insert
+    into `posts`), read a slice of the queue at a time in id order (`_read_slice`). Each post is
+    tagged once: `store_tags` takes the batch off the queue and stores its places, matches and
+    `post_tags` rows in bulk, so a batch costs a handful of round trips however many posts it
+    holds (the ORM's unit of work issued one UPDATE per post).
 
     `partition` (index, count) takes only the posts whose id % count == index: partitions never
     share a post, so `count` processes (mapped tasks, `pipeline.tag_posts`) can tag a large
@@ -125,22 +125,13 @@ def tag_pending(tagger: Tagger, now: datetime, db_url: str | None = None, partit
 
     On PostgreSQL each batch is written while the next is tagged (`_tag_while_writing`).
     """
-    from sqlalchemy import select
-
-    from siaga.store import Post, engine, session_scope
+    from siaga.store import engine, session_scope
 
     fingerprint = tagger.hazards.fingerprint()
-    mine = [] if partition is None else [(Post.id % partition[1]) == partition[0]]
 
-    def read(after: int | None) -> list[Any]:
+    def read(after: int | None) -> _Slice:
         with session_scope(db_url) as session:
-            return session.execute(
-                select(Post.id, Post.text, Post.lat, Post.lon)
-                .where(Post.tagged_at.is_(None), Post.created_at <= now, *mine,
-                       *([] if after is None else [Post.id > after]))
-                .order_by(Post.id)
-                .limit(TAG_BATCH)
-            ).all()
+            return _read_slice(session, now, partition, after)
 
     def tag(batch: list[Any]) -> list[tuple[int, TagResult]]:
         # stage by stage over the batch (`Tagger.tag_many`); a post the tagger fails on fails
@@ -159,23 +150,55 @@ def tag_pending(tagger: Tagger, now: datetime, db_url: str | None = None, partit
         total, after = 0, None
         while True:
             batch = read(after)
-            write(tag(batch))
-            total += len(batch)
-            if len(batch) < TAG_BATCH:
+            write(tag(batch.posts))
+            total += len(batch.posts)
+            if not batch.full:
                 return total
-            after = batch[-1].id
+            after = batch.last
     return _tag_while_writing(read, tag, write)
+
+
+@dataclass(frozen=True)
+class _Slice:
+    """One batch of `tag_pending`: the posts to tag of a slice of the queue, the last queued id
+    the slice read (the next slice starts after it), and whether the slice was full (more may
+    be queued)."""
+
+    posts: list[Any]
+    last: int | None
+    full: bool
+
+
+def _read_slice(session: Session, now: datetime, partition: tuple[int, int] | None, after: int | None) -> _Slice:
+    """The next TAG_BATCH queued ids after `after` (of the partition), then those of their
+    posts created by `now`, with text and coordinates, by id. Two statements rather than a join:
+    each is an index range or lookup whatever the size of `posts`, where the planner may join
+    the whole table (a hash join over every post stored, once per batch). A post created after
+    `now` (a source's clock ahead) stays queued for a later run."""
+    from sqlalchemy import select
+
+    from siaga.store import Post, PostToTag, in_slices
+
+    queued = PostToTag.post_id
+    mine = [] if partition is None else [(queued % partition[1]) == partition[0]]
+    ids = list(session.scalars(
+        select(queued).where(*mine, *([] if after is None else [queued > after])).order_by(queued).limit(TAG_BATCH)))
+    posts: list[Any] = []
+    for among in in_slices(session, Post.id, ids, ID_SLICE):
+        posts += session.execute(
+            select(Post.id, Post.text, Post.lat, Post.lon).where(among, Post.created_at <= now).order_by(Post.id)).all()
+    return _Slice(posts, ids[-1] if ids else after, len(ids) == TAG_BATCH)
 
 
 def _tag_while_writing(read: Any, tag: Any, write: Any) -> int:
     """`tag_pending`'s loop with each batch written (its own transaction, on its own connection)
     by one writer thread while the next batch is tagged: the database does its share of a
-    batch (COPY, the UPDATE, the commit's WAL flush: about two fifths of the stage) on its own
-    core while this process tags, instead of the two taking turns. Still one process; the
-    tagger runs in this thread alone. The next batch is read past the last id read (the batch
-    being written is still untagged in the database), so batches never share a post; a write
-    that fails fails the run after its batch rolled back, and no later batch is written, as
-    when batches were written in turn. psycopg2 releases the GIL while PostgreSQL works."""
+    batch (the queue delete, the COPYs, the commit's WAL flush) on its own core while this
+    process tags, instead of the two taking turns. Still one process; the tagger runs in this
+    thread alone. The next batch is read past the last queued id read (the batch being written
+    is still queued in the database), so batches never share a post; a write that fails fails
+    the run after its batch rolled back, and no later batch is written, as when batches were
+    written in turn. psycopg2 releases the GIL while PostgreSQL works."""
     from concurrent.futures import Future, ThreadPoolExecutor
 
     total, after = 0, None
@@ -183,28 +206,40 @@ def _tag_while_writing(read: Any, tag: Any, write: Any) -> int:
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="siaga-tag-writer") as writer:
         while True:
             batch = read(after)
-            tagged = tag(batch)
+            tagged = tag(batch.posts)
             if writing is not None:
                 writing.result()  # the previous batch is committed (or its error raised) first
             writing = writer.submit(write, tagged)
-            total += len(batch)
-            if len(batch) < TAG_BATCH:
+            total += len(batch.posts)
+            if not batch.full:
                 writing.result()
                 return total
-            after = batch[-1].id
+            after = batch.last
 
 
 def store_tags(session: Session, tagged: list[tuple[int, TagResult]], fingerprint: str) -> None:
-    """Store the places and hazard matches of these posts and mark them tagged, in bulk: one
-    insert per table and two UPDATEs (in region or not), their ids one array parameter each on
-    PostgreSQL (`store.in_slices`): an IN list of thousands of parameters cost more to compile
-    and bind than to run."""
-    from sqlalchemy import update
+    """Take these posts off the queue of posts to tag and store their places, hazard matches
+    and `post_tags` rows (when, in region or not), one bulk insert per table (COPY on
+    PostgreSQL: `store.bulk_insert`).
 
-    from siaga.store import Geotag, HazardMatchRow, Post, bulk_insert, in_slices, utcnow
+    The queue rows are deleted first, with RETURNING: only the posts this transaction took off
+    the queue are stored, so a post another run tagged meanwhile (two overlapping detect runs;
+    a partition re-run by hand) or retention deleted is not stored twice or for nothing; the
+    delete's row locks make the other run wait for this one's commit, then find nothing. The
+    ids go as one array parameter on PostgreSQL (`store.in_slices`): an IN list of thousands
+    of parameters cost more to compile and bind than to run."""
+    from sqlalchemy import delete
+
+    from siaga.store import Geotag, HazardMatchRow, PostTag, PostToTag, bulk_insert, in_slices, utcnow
 
     if not tagged:
         return
+    queue = PostToTag.__table__
+    taken: set[int] = set()
+    for among in in_slices(session, queue.c.post_id, [post_id for post_id, _ in tagged], ID_SLICE):
+        taken.update(session.execute(delete(queue).where(among).returning(queue.c.post_id)).scalars())
+    if len(taken) < len(tagged):
+        tagged = [(post_id, result) for post_id, result in tagged if post_id in taken]
     places = [_geotag_row(post_id, place) for post_id, result in tagged for place in result.geotag.places]
     matches = [
         {
@@ -218,14 +253,11 @@ def store_tags(session: Session, tagged: list[tuple[int, TagResult]], fingerprin
         for post_id, result in tagged
         for match in result.hazards
     ]
+    at = utcnow()
     bulk_insert(session, Geotag.__table__, places)
     bulk_insert(session, HazardMatchRow.__table__, matches)
-    at = utcnow()
-    posts = Post.__table__
-    for in_region in (True, False):
-        ids = [post_id for post_id, result in tagged if bool(result.geotag.in_region) is in_region]
-        for among in in_slices(session, posts.c.id, ids, ID_SLICE):
-            session.execute(update(posts).where(among).values(tagged_at=at, in_region=in_region))
+    bulk_insert(session, PostTag.__table__,
+                [{"post_id": post_id, "tagged_at": at, "in_region": bool(result.geotag.in_region)} for post_id, result in tagged])
 
 
 # Ids per IN list on SQLite (within its bound-parameter limit); PostgreSQL takes one array.

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from siaga.incidents import in_kecamatan
 from siaga.sources.schema import MIN_TIME, check_string
-from siaga.store import Geotag, Incident, Post
+from siaga.store import Geotag, Incident, Post, PostTag
 from siaga.timelines.report import alive_in
 from siaga.vocabulary import LOCAL_TZ, STATES
 
@@ -153,10 +153,12 @@ def placement_counts(session: Session, start: datetime | None, end: datetime | N
     if end is not None:
         period.append(Post.created_at < end)
     has_place = select(Geotag.post_id).where(Geotag.post_id == Post.id).exists()
+    untagged = PostTag.post_id.is_(None)  # no `post_tags` row: not tagged yet
     rows = session.execute(
-        select(Post.tagged_at.is_(None), Post.in_region, has_place, func.count()).where(*period).group_by(
-            Post.tagged_at.is_(None), Post.in_region, has_place
-        )
+        select(untagged, PostTag.in_region, has_place, func.count())
+        .outerjoin_from(Post, PostTag, PostTag.post_id == Post.id)
+        .where(*period)
+        .group_by(untagged, PostTag.in_region, has_place)
     ).all()
     counts = {"in_region": 0, "elsewhere": 0, "unplaced": 0, "untagged": 0}
     for untagged, in_region, placed, n in rows:
