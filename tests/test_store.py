@@ -48,6 +48,10 @@ def test_posts_unique_per_source_and_id(db_url):
     with store.session_scope(db_url) as session:
         assert _insert_ignoring_duplicates(session, store.Post.__table__, [_post("2"), _post("3")]) == 1
         assert session.scalar(sa.select(sa.func.count()).select_from(store.Post)) == 3
+    with store.session_scope(db_url) as session:  # twice in one batch: stored once, and the transaction goes on
+        assert _insert_ignoring_duplicates(session, store.Post.__table__, [_post("4"), _post("4")]) == 1
+        assert _insert_ignoring_duplicates(session, store.Post.__table__, [_post("5")]) == 1
+        assert session.scalar(sa.select(sa.func.count()).select_from(store.Post)) == 5
         raw = session.scalar(sa.select(store.Post.raw).where(store.Post.source_id == "3"))
     assert raw == {"id": "3"}
 

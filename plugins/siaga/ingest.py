@@ -76,12 +76,15 @@ def ingest(source: Source, now: datetime, db_url: str | None = None) -> IngestRe
 
 
 def _post_rows(posts: list[IncomingPost], now: datetime) -> tuple[list[dict[str, Any]], list[BadInput]]:
-    """The rows to insert, and a BadInput for each post that does not fit the schema."""
+    """The rows to insert, and a BadInput for each post that does not fit the schema. One
+    `ingested_at` for the whole poll: its posts are stored in one transaction, at one
+    time (and the clock is read once, not once per post)."""
     rows: list[dict[str, Any]] = []
     bad: list[BadInput] = []
+    ingested_at = utcnow()
     for post in posts:
         try:
-            rows.append(_post_row(check_post(post, now)))
+            rows.append(_post_row(check_post(post, now), ingested_at))
         except Exception as exc:  # noqa: BLE001 -- one post never fails the batch
             bad.append(Records.refused(_where(post), lambda: _quoted(post), exc))
     return rows, bad
@@ -257,7 +260,7 @@ def _shared(session: Session, urls: set[str]) -> set[str]:
     return shared
 
 
-def _post_row(post: IncomingPost) -> dict[str, Any]:
+def _post_row(post: IncomingPost, ingested_at: datetime) -> dict[str, Any]:
     canonical, text_hash = post.canonical_url, post.text_hash  # each computed once, not per use
     return {
         "source": post.source,
@@ -270,7 +273,7 @@ def _post_row(post: IncomingPost) -> dict[str, Any]:
         "lon": post.lon,
         "text_hash": text_hash,
         "raw": post.raw,
-        "ingested_at": utcnow(),
+        "ingested_at": ingested_at,
         "canonical_url": canonical,
         "same_post_key": same_post_key(canonical, text_hash, post.author) if canonical is not None else None,
         "reposts_url": post.reposts,

@@ -442,9 +442,11 @@ def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]], igno
     """Insert `rows` (dicts with the same keys) in the session's transaction, skipping rows that
     collide with a unique constraint when `ignore_duplicates`; returns how many were inserted.
 
-    PostgreSQL: COPY into a temporary table, then one INSERT ... SELECT [ON CONFLICT DO NOTHING]
-    (about twice as fast as multi-row INSERTs for the pipeline's batches, and one statement, so
-    the new rows are counted exactly). SQLite: one executemany, which SQLAlchemy's
+    PostgreSQL: COPY straight into the table (about twice as fast as multi-row INSERTs for the
+    pipeline's batches, and one statement, so the new rows are counted exactly); with
+    `ignore_duplicates`, under a savepoint, and only if that COPY meets a row already stored,
+    COPY into a temporary table and one INSERT ... SELECT ... ON CONFLICT DO NOTHING
+    (`_copy_insert`). SQLite: one executemany, which SQLAlchemy's
     "insertmanyvalues" packs into multi-row INSERTs. A row the database refuses fails the whole
     call (as one INSERT would): callers that must isolate it re-try in smaller pieces."""
     if not rows:
@@ -504,26 +506,48 @@ class CopyRefused(ValueError):
 
 
 def _copy_insert(session: Session, table: Table, rows: list[dict[str, Any]], ignore_duplicates: bool) -> int:
+    """`bulk_insert` on PostgreSQL. Most batches are all new posts (a poll's new page) or rows
+    no constraint can refuse (places, matches, counts), so the COPY goes straight into the
+    table: the temporary table and the INSERT ... SELECT that moved its rows on doubled the
+    work of storing a poll. COPY has no ON CONFLICT, so when duplicates are to be skipped it
+    runs under a savepoint; a unique violation (a poll re-reading posts it stored before) rolls
+    back to it and takes the temporary-table way, which skips them."""
     import psycopg2
 
     columns = [table.c[name] for name in rows[0]]
     names = ", ".join(f'"{c.name}"' for c in columns)
-    temp = f"siaga_copy_{table.name}"
     # Encoded here, so a string PostgreSQL cannot take (a lone surrogate) is a ValueError before
     # the COPY starts, like the same string in an INSERT.
     data = io.BytesIO(copy_text(columns, rows).encode("utf-8"))
     cursor = session.connection().connection.dbapi_connection.cursor()
     try:
-        cursor.execute(f'CREATE TEMP TABLE IF NOT EXISTS {temp} ON COMMIT DROP AS SELECT {names} FROM "{table.name}" WITH NO DATA')
-        cursor.execute(f"TRUNCATE {temp}")
-        cursor.copy_expert(f"COPY {temp} ({names}) FROM STDIN", data)
-        conflict = " ON CONFLICT DO NOTHING" if ignore_duplicates else ""
-        cursor.execute(f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM {temp}{conflict}')
-        return cursor.rowcount
+        if not ignore_duplicates:
+            cursor.copy_expert(f'COPY "{table.name}" ({names}) FROM STDIN', data)
+            return cursor.rowcount
+        cursor.execute("SAVEPOINT siaga_copy")
+        try:
+            cursor.copy_expert(f'COPY "{table.name}" ({names}) FROM STDIN', data)
+        except psycopg2.errors.UniqueViolation:
+            cursor.execute("ROLLBACK TO SAVEPOINT siaga_copy")
+            data.seek(0)
+            _copy_skipping_duplicates(cursor, table.name, names, data)
+        inserted = cursor.rowcount
+        cursor.execute("RELEASE SAVEPOINT siaga_copy")
+        return inserted
     except (psycopg2.DataError, psycopg2.IntegrityError) as exc:
         raise CopyRefused(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__) from exc
     finally:
         cursor.close()
+
+
+def _copy_skipping_duplicates(cursor: Any, table: str, names: str, data: io.BytesIO) -> None:
+    """COPY `data` into a temporary table, then INSERT ... SELECT ... ON CONFLICT DO NOTHING
+    into `table`; the cursor's rowcount is then the rows inserted."""
+    temp = f"siaga_copy_{table}"
+    cursor.execute(f'CREATE TEMP TABLE IF NOT EXISTS {temp} ON COMMIT DROP AS SELECT {names} FROM "{table}" WITH NO DATA')
+    cursor.execute(f"TRUNCATE {temp}")
+    cursor.copy_expert(f"COPY {temp} ({names}) FROM STDIN", data)
+    cursor.execute(f'INSERT INTO "{table}" ({names}) SELECT {names} FROM {temp} ON CONFLICT DO NOTHING')
 
 
 def copy_text(columns: list[Any], rows: list[dict[str, Any]]) -> str:
