@@ -278,3 +278,25 @@ def test_tag_partitions_share_no_post_and_together_tag_what_one_run_tags(db_url,
     assert tagging.tag_pending(tagger, NOW, db_url) == 0  # what the detect run finds left
     assert tagging.tag_pending(tagger, NOW, second_db) == 60
     assert snapshot(db_url) == snapshot(second_db)
+
+
+def test_bulk_insert_mixes_nulls_with_awkward_strings_and_whole_numbers(db_url):
+    """Columns holding NULLs among strings (a place's village) and among numbers (its span)."""
+    post = {"source": "s", "source_id": "1", "created_at": NOW, "text": "x", "text_hash": "h", "raw": {},
+            "ingested_at": NOW}
+    with store.session_scope(db_url) as session:
+        store.bulk_insert(session, store.Post.__table__, [post])
+        post_id = session.scalar(sa.select(store.Post.id))
+    villages = AWKWARD + [None, None]
+    rows = [{"post_id": post_id, "kind": "village", "name": f"n{i}", "village": v, "district": None,
+             "code": None if i % 2 else str(i), "span_start": None if i % 3 else i, "span_end": i,
+             "confidence": 0.5, "reason": "r", "low_confidence": False, "in_region": True}
+            for i, v in enumerate(villages)]
+    with store.session_scope(db_url) as session:
+        assert store.bulk_insert(session, store.Geotag.__table__, rows) == len(rows)
+    with store.session_scope(db_url) as session:
+        stored = {g.name: g for g in session.scalars(sa.select(store.Geotag))}
+    for row in rows:
+        g = stored[row["name"]]
+        assert (g.village, g.district, g.code, g.span_start, g.span_end) == \
+            (row["village"], None, row["code"], row["span_start"], row["span_end"])

@@ -565,11 +565,18 @@ def _copy_column(column: Any, values: list[Any]) -> list[str]:
 
     Strings are escaped a column at a time: joined on NUL (which no value PostgreSQL takes can
     hold), escaped with one `str.translate` and split again, instead of one `translate` call per
-    value (a column of 20,000 texts: one C call rather than 20,000 Python-level ones). A column
-    holding None, another type or a NUL takes the per-value way."""
+    value (a column of 20,000 texts: one C call rather than 20,000 Python-level ones). NULLs among
+    the strings are set aside first; a column holding another type or a NUL takes the per-value
+    way. Whole numbers need no escaping (post ids: every row the tag stage writes); a time
+    shared by the whole column (a batch's `tagged_at`, a poll's `ingested_at`) is formatted
+    once."""
     if isinstance(column.type, JSON):
         return _escaped_strings(list(map(json.dumps, values)))
+    if isinstance(column.type, Integer) and all(v is None or type(v) is int for v in values):
+        return ["\\N" if v is None else str(v) for v in values]
     if isinstance(column.type, UTCDateTime):
+        if values and values.count(values[0]) == len(values):  # C-level: identical objects compare at once
+            return [_copy_time(values[0])] * len(values)
         if all(type(v) is datetime and v.tzinfo is timezone.utc for v in values):
             return [v.isoformat() for v in values]
         return list(map(_copy_time, values))
@@ -586,7 +593,11 @@ def _escaped_strings(values: list[Any]) -> list[str]:
     try:
         joined = "\x00".join(values)
     except TypeError:  # a None or a number among them
-        return list(map(_copy_str, values))
+        present = [v for v in values if v is not None]
+        if len(present) == len(values) or not all(type(v) is str for v in present):
+            return list(map(_copy_str, values))
+        escaped = iter(_escaped_strings(present))  # strings and NULLs (a place's village, code)
+        return ["\\N" if v is None else next(escaped) for v in values]
     if joined.count("\x00") != len(values) - 1:  # a NUL inside a value: PostgreSQL refuses it, per row
         return list(map(_copy_str, values))
     return joined.translate(_COPY_ESCAPES).split("\x00")
