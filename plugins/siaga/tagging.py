@@ -110,7 +110,8 @@ class Tagger:
 def tag_pending(tagger: Tagger, now: datetime, db_url: str | None = None, partition: tuple[int, int] | None = None) -> int:
     """Geotag and classify posts created by `now` and not yet tagged, storing their places and
     hazard matches (stamped with the lists' fingerprint), in batches, each batch its own
-    transaction. Returns how many posts were tagged.
+    transaction. Returns how many posts were tagged (read and tagged: one that an overlapping
+    run stored first is counted here, though `store_tags` does not store it again).
 
     The posts to tag are those in the queue `posts_to_tag` (filled by a trigger on every insert
     into `posts`), read a slice of the queue at a time in id order (`_read_slice`). Each post is
