@@ -139,7 +139,7 @@ def fit(
     regency_lost = marked[marked["level"] == "regency"].groupby("hazard").size()
     regency_exposure = total_buckets - regency_lost.reindex(regency_weighted.index, fill_value=0) * (1 - settings.alert_weight)
     hazard_rate = regency_weighted / regency_exposure.clip(lower=1.0)
-    hazards = sorted(set(counts["hazard"]) | set(hazard_rate.index))
+    hazards = sorted(set(counts["hazard"].unique()) | set(hazard_rate.index))  # unique(): not a Python loop over every row
     prior_index = pd.MultiIndex.from_product([hazards, list(share)], names=["hazard", "level"])
     prior = pd.Series(
         [max(hazard_rate.get(h, 0.0) * share[lv], floor[lv]) for h, lv in prior_index], index=prior_index, dtype=float
