@@ -82,8 +82,8 @@ def linked_pages(text: str) -> list[str]:
 # The empty sketch whose permutations (`MinHash.permutations`, public) every post's sketch shares.
 _EMPTY = MinHash(num_perm=NUM_PERM, seed=1)
 # Shingles whose sketch rows are computed together: bounds the (shingles x NUM_PERM) array at
-# about 5 MB however large the batch.
-SKETCH_CHUNK = 20_000
+# about 1.3 MB however large the batch (a detect task's peak memory, issue 14).
+SKETCH_CHUNK = 5_000
 
 
 def shingles(text: str) -> list[bytes]:
@@ -111,7 +111,8 @@ def sketches(texts: Sequence[str]) -> list[MinHash]:
         sets = [shingles(t) for t in chunk]
         flat = [known[s] if s in known else known.setdefault(s, sha1_hash32(s)) for group in sets for s in group]
         mixed = _fmix32(np.array(flat, dtype=np.uint32))
-        values = mixed[:, None] * a + b  # uint32: the wrap-around is the mod 2^32
+        values = np.multiply.outer(mixed, a)  # uint32: the wrap-around is the mod 2^32
+        values += b
         starts = np.cumsum([0] + [len(g) for g in sets[:-1]])
         for row in np.minimum.reduceat(values, starts, axis=0):
             out.append(MinHash(hashvalues=row, permutations=_EMPTY.permutations, scheme=_EMPTY.scheme))
