@@ -193,12 +193,46 @@ def test_write_area_counts_inserts_updates_and_deletes_in_bulk(db_url, id_slice,
     assert stored_counts(db_url) == sorted(after + [outside])
 
 
+@pytest.mark.parametrize("write", ["write_area_counts", "_write_counts_diffed"])
+def test_area_counts_written_in_sql_or_diffed_end_as_the_counts_say(db_url, write):
+    """PostgreSQL takes the difference in one statement (`_write_counts_in_sql`), SQLite diffs
+    the rows it reads (`_write_counts_diffed`): over rounds of random counts both leave exactly
+    the rows asked for in the range, leave the rest alone and count the rows they changed."""
+    import random
+
+    rng = random.Random(7)
+    t0 = datetime(2026, 1, 15, 2, 0, tzinfo=timezone.utc)
+    five = timedelta(minutes=5)
+    wita = timezone(timedelta(hours=8))
+    keys = [(h, lv, f"c{c}", t0 + i * five) for h in ("flood", "fire") for lv in ("village", "road") for c in range(3) for i in range(8)]
+    stored: dict[tuple, tuple[int, int]] = {}
+    for _ in range(6):
+        first, until = t0 + rng.randrange(0, 3) * five, t0 + rng.randrange(4, 8) * five
+        chosen = rng.sample(keys, rng.randrange(0, len(keys)))
+        wanted = {k: (rng.randrange(1, 3), 1) for k in chosen}
+        # times in another zone are the same instants; rows outside [first, until] are not written
+        rows = [(h, lv, c, when.astimezone(wita) if rng.random() < 0.5 else when, p, a) for (h, lv, c, when), (p, a) in wanted.items()]
+        in_range = {k: v for k, v in wanted.items() if first <= k[3] <= until}
+        expected = {k: v for k, v in stored.items() if not first <= k[3] <= until} | in_range
+        changes = sum(1 for k in stored if first <= k[3] <= until and k not in in_range) \
+            + sum(1 for k, v in in_range.items() if stored.get(k) != v)
+        with store.session_scope(db_url) as session:
+            if write == "write_area_counts":
+                got = counting.write_area_counts(session, counts_frame(rows), first, until)
+            else:
+                got = counting._write_counts_diffed(session, counting._wanted_counts(counts_frame(rows), first, until), first, until)
+        assert got == changes
+        stored = expected
+        assert stored_counts(db_url) == sorted((*k, *v) for k, v in stored.items())
+
+
 @pytest.mark.parametrize("chunk", [2, 10_000], ids=["many-chunks", "one-chunk"])
 def test_the_baseline_history_read_in_chunks_is_the_frame_read_at_once(db_url, chunk, monkeypatch):
     from siaga import baseline
 
     t0 = datetime(2026, 1, 15, 2, 0, tzinfo=timezone.utc)
-    rows = [("flood", "village", f"v{i % 3}", t0 + i * timedelta(minutes=5), i, 1) for i in range(7)]
+    # area codes that read as numbers must stay text (the PostgreSQL read parses CSV)
+    rows = [("flood", "village", ["v0", "51.08", "007"][i % 3], t0 + i * timedelta(minutes=5), i, 1) for i in range(7)]
     with store.session_scope(db_url) as session:
         counting.write_area_counts(session, counts_frame(rows), t0, t0 + timedelta(hours=1))
     monkeypatch.setattr(baseline, "READ_CHUNK", chunk)

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import random
+
+from datasketch import MinHash
 from hypothesis import given, settings, strategies as st
 
-from siaga.copies import WINDOW, PostText, comparable, copy_keys
+from siaga import copies
+from siaga.copies import NUM_PERM, WINDOW, PostText, comparable, copy_keys, shingles, sketches
 
 T0 = datetime(2026, 2, 1, 8, 0, tzinfo=timezone.utc)
 ORIGINAL = "Banjir setinggi lutut merendam rumah warga di Desa Sangsit, Sawan sejak subuh tadi. Mohon waspada!"
@@ -73,3 +77,36 @@ def test_every_post_gets_a_key_and_the_first_keeps_its_own(texts):
     assert set(keys) == {p.id for p in posts}
     if posts:
         assert keys[0] == "hash-0"
+
+
+def _datasketch(text: str) -> MinHash:
+    """The sketch datasketch itself makes of a text: what `sketches` must equal."""
+    m = MinHash(num_perm=NUM_PERM, seed=1)
+    m.update_batch(shingles(text))
+    return m
+
+
+def _assert_same_sketches(texts: list[str]) -> None:
+    got = sketches(texts)
+    assert len(got) == len(texts)
+    for text, sketch in zip(texts, got):
+        want = _datasketch(text)
+        assert sketch == want, text  # MinHash equality: same seed, permutations and hash values
+        assert sketch.hashvalues.dtype == want.hashvalues.dtype
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(min_size=0, max_size=200), max_size=20))
+def test_batch_sketches_equal_datasketchs_own(texts):
+    _assert_same_sketches(texts)
+
+
+def test_batch_sketches_equal_datasketchs_own_across_chunks(monkeypatch):
+    """Many texts sharing shingles, split over several chunks (a text never split)."""
+    monkeypatch.setattr(copies, "SKETCH_CHUNK", 97)
+    rng = random.Random(14)
+    words = ["banjir", "Sangsit", "rumah", "warga", "air", "setinggi", "lutut", "🙏", "jalan", "tutup", "é"]
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(0, 30))) for _ in range(500)]
+    _assert_same_sketches(texts)
+    assert [s.jaccard(t) for s, t in zip(sketches(texts), sketches(texts[1:]))] == \
+        [_datasketch(a).jaccard(_datasketch(b)) for a, b in zip(texts, texts[1:])]

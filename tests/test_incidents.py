@@ -267,3 +267,36 @@ def test_a_quiet_slow_incident_stays_open_for_its_hazards_gap(db_url, hazard_set
         [change] = incidents.resolve_quiet(session, T0 + timedelta(hours=25), timedelta(hours=3), hazard_set.hazards)
         assert change.kind == "resolved"
         assert change.what.resolved["quiet_minutes"] == 24 * 60
+
+
+def test_a_runs_timeline_read_without_flushing_is_the_one_a_flush_would_store(db_url):
+    """Inside `apply_spikes` nothing is flushed before reading what changed since the last
+    message: the pending timeline rows are read in the order a flush would have numbered them,
+    among the stored ones by time (a late window's row falls before a stored later one)."""
+    t = [T0 + timedelta(minutes=m) for m in (0, 10, 20, 30)]
+    with store.session_scope(db_url) as session:
+        incident = store.Incident(hazard="flood", level="village", area_code="v1", area_name="Sangsit",
+                                  opened_at=t[0], last_activity_at=t[0])
+        session.add(incident)
+        session.flush()
+
+        def grew(at, posts, before):
+            incidents.add_event(session, incident, at, "grew", {"post_ids": [posts], "posts": posts, "posts_before": before,
+                                                                "authors": posts, "authors_before": before})
+
+        incidents.add_event(session, incident, t[0], "opened", {incidents.TOLD: True})
+        incidents.add_event(session, incident, t[0], "escalated", {"from": "low", "to": "medium", incidents.TOLD: True})
+        grew(t[2], 3, 2)
+        session.flush()  # stored: opened, escalated (told), grew at t2
+        grew(t[1], 2, 1)  # pending: a late window's growth, before the stored one
+        incidents.add_event(session, incident, t[3], "area_added", {"areas": [{"name": "Giri Emas"}]})
+        incidents.add_event(session, incident, t[3], "escalated", {"from": "medium", "to": "high", incidents.TOLD: True})
+        session.info[incidents._ROWS] = incidents._RunRows({})
+        try:
+            in_run = incidents.what_changed_since_told(session, incident)
+        finally:
+            del session.info[incidents._ROWS]
+        session.flush()
+        flushed = incidents.what_changed_since_told(session, incident)
+    assert in_run == flushed
+    assert (flushed.posts_before, flushed.posts, flushed.new_post_ids) == (1, 3, (2, 3))

@@ -123,3 +123,26 @@ def test_alert_explains_itself():
     why = first.explanation()
     assert why["terms"] == ["banjir", "bnjr"] and why["post_ids"] == list(first.post_ids)
     assert why["p_value"] <= why["threshold"] and why["areas_tested"] == 148 and why["window_minutes"] == 60
+
+
+def test_window_counts_collect_each_windows_posts_and_terms_as_groupby_would():
+    """`window_counts` splits the sorted rows per window instead of a Python aggregation per
+    group: the same posts (in row order) and the same union of terms as `groupby().agg`."""
+    import random
+
+    rng = random.Random(3)
+    rows = [{"post_id": i, "created_at": T0 + timedelta(minutes=rng.uniform(0, 120)), "author": f"a{rng.randrange(30)}",
+             "text_hash": f"h{rng.randrange(300)}", "hazard": rng.choice(["flood", "fire"]), "level": rng.choice(["village", "district"]),
+             "area_code": f"v{rng.randrange(4)}", "terms": rng.choice([("banjir",), ["api", "banjir"], (), None, ("kebakaran",)])}
+            for i in range(400)]
+    frame = pd.DataFrame.from_records(rows, columns=spikes.EVENT_COLUMNS + ["terms"])
+    rules = {**RULE, "fire": spikes.Rule(window=timedelta(minutes=15), min_posts=3, min_authors=3, alpha=1e-3)}
+    got = spikes.window_counts(frame, rules, ends())
+    counted = spikes.deduplicated(spikes.window_rows(frame, rules, ends()), spikes.SERIES + ["window_end"])
+    grouped = counted.groupby(spikes.SERIES + ["window_end"], sort=True)
+    want_posts = grouped["post_id"].agg(tuple).tolist()
+    want_terms = grouped["terms"].agg(lambda v: tuple(sorted({t for x in v if isinstance(x, (list, tuple)) for t in x}))).tolist()
+    assert len(got) == len(want_posts) > 20
+    assert got["post_ids"].tolist() == want_posts
+    assert got["terms"].tolist() == want_terms
+    assert all(type(p) is int for ids in got["post_ids"] for p in ids)

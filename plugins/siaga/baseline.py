@@ -19,13 +19,14 @@ a negative binomial tail instead of Poisson, which keeps chatty series from alar
 """
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, cast, extract, func, select
 from sqlalchemy.orm import Session
 
 from siaga.spikes import BUCKET, DEFAULT_AREAS, SERIES
@@ -139,7 +140,7 @@ def fit(
     regency_lost = marked[marked["level"] == "regency"].groupby("hazard").size()
     regency_exposure = total_buckets - regency_lost.reindex(regency_weighted.index, fill_value=0) * (1 - settings.alert_weight)
     hazard_rate = regency_weighted / regency_exposure.clip(lower=1.0)
-    hazards = sorted(set(counts["hazard"]) | set(hazard_rate.index))
+    hazards = sorted(set(counts["hazard"].unique()) | set(hazard_rate.index))  # unique(): not a Python loop over every row
     prior_index = pd.MultiIndex.from_product([hazards, list(share)], names=["hazard", "level"])
     prior = pd.Series(
         [max(hazard_rate.get(h, 0.0) * share[lv], floor[lv]) for h, lv in prior_index], index=prior_index, dtype=float
@@ -197,11 +198,74 @@ def _read_frame(session: Session, stmt: Any, columns: list[str]) -> pd.DataFrame
     driver, as rows and as the frame (issue 14: the largest share of a detect task's peak
     memory). Same frame as `pd.DataFrame(rows, columns=columns)`, but for the zone of the times
     on PostgreSQL (`store.stream_rows`: as the driver gives them), which `fit` reads through
-    `pd.to_datetime(utc=True)`."""
-    chunks = [_frame(rows, columns) for rows in stream_rows(session, stmt, READ_CHUNK)]
+    `pd.to_datetime(utc=True)`. On PostgreSQL the rows come as COPY's CSV (`_copied_frames`)."""
+    if session.get_bind().dialect.name == "postgresql":
+        chunks = _copied_frames(session, stmt, columns)
+    else:
+        chunks = [_frame(rows, columns) for rows in stream_rows(session, stmt, READ_CHUNK)]
     if not chunks:
         return pd.DataFrame([], columns=columns)
     return chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
+
+
+def _copied_frames(session: Session, stmt: Any, columns: list[str]) -> list[pd.DataFrame]:
+    """PostgreSQL: the rows of `stmt` (columns never NULL, as the history's are) as `COPY ... TO
+    STDOUT` CSV, parsed by pandas READ_CHUNK rows at a time, times sent as whole microseconds
+    since the epoch. psycopg2 made a Python tuple of every row and a datetime of every time, and
+    the frame was built back from those (as `pandas.read_sql` would): four times the CPU of this
+    for the same frame."""
+    sub = stmt.subquery()
+    kinds = dict(zip(columns, (_python_type(c.type) for c in sub.c)))
+    epoch = select(*(cast(extract("epoch", c) * 1_000_000, BigInteger) if kinds[name] is datetime else c
+                     for name, c in zip(columns, sub.c)))
+    compiled = epoch.compile(dialect=session.get_bind().dialect)
+    text_columns = {name: str for name, kind in kinds.items() if kind is str}
+    times = {name for name, kind in kinds.items() if kind is datetime}
+    sink = _CsvChunks(lambda data: _csv_frame(data, columns, text_columns, times))
+    with session.connection().connection.dbapi_connection.cursor() as cursor:
+        query = cursor.mogrify(str(compiled), compiled.params).decode()
+        cursor.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)", sink)
+    sink.parse()
+    return sink.frames
+
+
+def _python_type(sql_type: Any) -> type | None:
+    """The Python type of a column's values (a TypeDecorator's, such as `UTCDateTime`, is its
+    underlying type's)."""
+    try:
+        return getattr(sql_type, "impl", sql_type).python_type
+    except NotImplementedError:
+        return None
+
+
+class _CsvChunks:
+    """What psycopg2's `copy_expert` writes COPY's output to: it writes one row at a time (libpq
+    hands COPY data over a whole row at a time), so every READ_CHUNK writes are whole rows,
+    parsed together into a frame and let go."""
+
+    def __init__(self, parse: Callable[[bytes], pd.DataFrame]) -> None:
+        self.rows: list[bytes] = []
+        self.frames: list[pd.DataFrame] = []
+        self._parse = parse
+
+    def write(self, row: bytes | str) -> None:
+        self.rows.append(row.encode("utf-8") if isinstance(row, str) else row)
+        if len(self.rows) >= READ_CHUNK:
+            self.parse()
+
+    def parse(self) -> None:
+        if self.rows:
+            self.frames.append(self._parse(b"".join(self.rows)))
+            self.rows = []
+
+
+def _csv_frame(data: bytes, columns: list[str], dtypes: dict[str, type], times: set[str]) -> pd.DataFrame:
+    """One chunk of COPY CSV as a frame: text columns as text (an area code "51.08" is not a
+    number), times from microseconds since the epoch, UTC."""
+    frame = pd.read_csv(io.BytesIO(data), header=None, names=columns, dtype=dtypes, keep_default_na=False, na_filter=False)
+    for name in times:
+        frame[name] = pd.to_datetime(frame[name], unit="us", utc=True)
+    return frame
 
 
 def _frame(rows: list[Any], columns: list[str]) -> pd.DataFrame:

@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Sequence
 
+import numpy as np
 from datasketch import MinHash, MinHashLSH
+from datasketch.hashfunc import sha1_hash32
 
 from siaga.normalise import quick_fold
 
@@ -77,15 +79,67 @@ def linked_pages(text: str) -> list[str]:
     return out
 
 
-# An empty sketch whose permutations every post's sketch copies (`MinHash.copy`, as datasketch's
-# own `MinHash.bulk` does): generating them from the seed per post cost a third of grouping.
+# The empty sketch whose permutations (`MinHash.permutations`, public) every post's sketch shares.
 _EMPTY = MinHash(num_perm=NUM_PERM, seed=1)
+# Shingles whose sketch rows are computed together: bounds the (shingles x NUM_PERM) array at
+# about 1.3 MB however large the batch (a detect task's peak memory, issue 14).
+SKETCH_CHUNK = 5_000
 
 
-def _minhash(text: str) -> MinHash:
-    m = _EMPTY.copy()
-    m.update_batch([text[i:i + SHINGLE].encode("utf-8") for i in range(max(len(text) - SHINGLE + 1, 1))])
-    return m
+def shingles(text: str) -> list[bytes]:
+    """The character shingles a text's sketch is taken over (the whole text when shorter)."""
+    return [text[i:i + SHINGLE].encode("utf-8") for i in range(max(len(text) - SHINGLE + 1, 1))]
+
+
+def sketches(texts: Sequence[str]) -> list[MinHash]:
+    """Each text's MinHash over its `shingles`: the same hash values as
+    `MinHash(num_perm=NUM_PERM, seed=1)` updated with them (tests/test_copies.py holds the two
+    equal), computed for the whole batch at once.
+
+    Why not `MinHash.bulk` / `update_batch`: they run a handful of numpy operations on each
+    text's few dozen shingles and hash every shingle again in each text that has it; per post
+    that overhead was most of the grouping's time. Here each distinct shingle is hashed once
+    (datasketch's own `sha1_hash32`), and the permutation and the minimum run over the whole
+    batch in a few numpy calls. The permutation is datasketch 2.0's "affine32" scheme
+    (constraints.txt pins the version): the MurmurHash3 finalizer, then a*h+b mod 2^32."""
+    if _EMPTY.scheme != "affine32":  # a datasketch whose default scheme differs: tests fail here first
+        raise RuntimeError(f"copies.sketches computes the affine32 scheme, not {_EMPTY.scheme!r}")
+    a, b = _EMPTY.permutations
+    known: dict[bytes, int] = {}
+    out: list[MinHash] = []
+    for chunk in _chunks(texts):
+        sets = [shingles(t) for t in chunk]
+        flat = [known[s] if s in known else known.setdefault(s, sha1_hash32(s)) for group in sets for s in group]
+        mixed = _fmix32(np.array(flat, dtype=np.uint32))
+        values = np.multiply.outer(mixed, a)  # uint32: the wrap-around is the mod 2^32
+        values += b
+        starts = np.cumsum([0] + [len(g) for g in sets[:-1]])
+        for row in np.minimum.reduceat(values, starts, axis=0):
+            out.append(MinHash(hashvalues=row, permutations=_EMPTY.permutations, scheme=_EMPTY.scheme))
+    return out
+
+
+def _chunks(texts: Sequence[str]) -> list[Sequence[str]]:
+    """`texts` split where the shingles so far reach SKETCH_CHUNK (a text is never split)."""
+    out, start, size = [], 0, 0
+    for i, text in enumerate(texts):
+        size += max(len(text) - SHINGLE + 1, 1)
+        if size >= SKETCH_CHUNK:
+            out.append(texts[start:i + 1])
+            start, size = i + 1, 0
+    if start < len(texts):
+        out.append(texts[start:])
+    return out
+
+
+def _fmix32(hv: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finalizer (the bijection datasketch mixes each input hash with
+    before its affine permutations), over a uint32 array."""
+    hv = hv ^ (hv >> np.uint32(16))
+    hv = hv * np.uint32(0x85EBCA6B)
+    hv = hv ^ (hv >> np.uint32(13))
+    hv = hv * np.uint32(0xC2B2AE35)
+    return hv ^ (hv >> np.uint32(16))
 
 
 def copy_keys(posts: Sequence[PostText]) -> dict[int, str]:
@@ -93,11 +147,13 @@ def copy_keys(posts: Sequence[PostText]) -> dict[int, str]:
     of its group), any other post its own `text_hash`. A repost of a post not among `posts`
     (older than the range read) shares a key with the other reposts of it."""
     ordered = sorted(posts, key=lambda p: (p.created_at, p.id))
+    texts = {p.id: comparable(p.text) for p in ordered}
+    long = [p.id for p in ordered if len(texts[p.id]) >= MIN_CHARS]
+    sketch = dict(zip(long, sketches([texts[i] for i in long])))
     key: dict[int, str] = {}
     seen: dict[int, PostText] = {}
     by_page: dict[str, PostText] = {}
     lsh = MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM)
-    hashes: dict[int, MinHash] = {}
     for post in ordered:
         original: str | None = None
         if post.duplicate_of is not None:
@@ -108,15 +164,13 @@ def copy_keys(posts: Sequence[PostText]) -> dict[int, str]:
                 original = key[earlier.id]
             if earlier is None or post.created_at - earlier.created_at > WINDOW:
                 by_page[page] = post
-        text = comparable(post.text)
-        if len(text) >= MIN_CHARS:
-            mh = _minhash(text)
+        mh = sketch.get(post.id)
+        if mh is not None:
             if original is None:
                 near = [seen[int(c)] for c in lsh.query(mh)]
-                near = [c for c in near if post.created_at - c.created_at <= WINDOW and hashes[c.id].jaccard(mh) >= THRESHOLD]
+                near = [c for c in near if post.created_at - c.created_at <= WINDOW and sketch[c.id].jaccard(mh) >= THRESHOLD]
                 if near:
                     original = key[min(near, key=lambda c: (c.created_at, c.id)).id]
-            hashes[post.id] = mh
             lsh.insert(str(post.id), mh)
         key[post.id] = original or post.text_hash
         seen[post.id] = post

@@ -16,14 +16,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.orm import Session
 
 from siaga.copies import PostText, copy_keys
 from siaga.hazards import HazardSet
 from siaga.incidents import AreaInfo
 from siaga.spikes import EVENT_COLUMNS
-from siaga.store import AreaCount, Geotag, HazardMatchRow, Post, PostTag, bulk_insert, in_slices, stream_rows
+from siaga.store import AreaCount, Geotag, HazardMatchRow, Post, PostTag, bulk_insert, in_slices, stored_time, stream_rows
 from siaga.vocabulary import REGENCY_CODE, REGENCY_NAME
 
 # Places below this confidence are kept and shown but do not count towards an area's spike.
@@ -171,18 +171,86 @@ def _areas_of(places: list[Any], road_villages: dict[str, tuple[str, ...]]) -> l
 
 def write_area_counts(session: Session, counts: pd.DataFrame, first_bucket: datetime, until: datetime) -> int:
     """Make `area_counts` for buckets in [first_bucket, until] equal to `counts`: insert new
-    rows, update changed ones, delete ones whose posts are gone. Portable (SQLite and
-    PostgreSQL) and idempotent: a second run over the same posts touches nothing. Returns the
-    number of rows written or removed. The stored rows are read as plain tuples and the
-    difference written in bulk (one executemany per kind of change), not object by object.
-    The stored rows are streamed (`store.stream_rows`), not fetched as one list: the range is the
-    lookback plus the longest window (a day for drought), tens of thousands of rows, which held
-    all at once were the largest share of a detect task's peak memory (issue 14)."""
-    wanted: dict[tuple[str, str, str, datetime], tuple[int, int]] = {}
-    for row in counts.itertuples(index=False):
-        start = pd.Timestamp(row.bucket_start).to_pydatetime()
-        if first_bucket <= start <= until:
-            wanted[(row.hazard, row.level, row.area_code, start)] = (int(row.posts), int(row.authors))
+    rows, update changed ones, delete ones whose posts are gone. Idempotent: a second run over
+    the same posts touches nothing. Returns the number of rows written or removed.
+
+    On PostgreSQL the difference is taken by the database, in one statement
+    (`_write_counts_in_sql`); elsewhere (SQLite: the demo and tests, small tables) the stored
+    rows are read and diffed here (`_write_counts_diffed`). Both write the same rows
+    (tests/test_counting.py runs them on both backends)."""
+    wanted = _wanted_counts(counts, first_bucket, until)
+    if session.get_bind().dialect.name == "postgresql":
+        return _write_counts_in_sql(session, wanted, first_bucket, until)
+    return _write_counts_diffed(session, wanted, first_bucket, until)
+
+
+CountKey = tuple[str, str, str, datetime]  # hazard, level, area code, bucket start
+
+
+def _wanted_counts(counts: pd.DataFrame, first_bucket: datetime, until: datetime) -> dict[CountKey, tuple[int, int]]:
+    """The rows `counts` asks for in [first_bucket, until], in its order: key -> (posts, authors)."""
+    if counts.empty:
+        return {}
+    starts = pd.to_datetime(counts["bucket_start"], utc=True)
+    keep = ((starts >= pd.Timestamp(first_bucket)) & (starts <= pd.Timestamp(until))).to_numpy()
+    columns = [counts[c].to_numpy()[keep].tolist() for c in ("hazard", "level", "area_code")]
+    when = starts[keep].dt.to_pydatetime().tolist()
+    figures = zip(counts["posts"].to_numpy()[keep].tolist(), counts["authors"].to_numpy()[keep].tolist())
+    return dict(zip(zip(*columns, when), ((int(p), int(a)) for p, a in figures)))
+
+
+# The difference in one round trip: `wanted` arrives as six array parameters; the rows of the
+# range it lacks are deleted, those it holds with other figures updated, the new ones inserted
+# in its order. Data-modifying CTEs all see the table as it was, so the three never interfere
+# (they touch disjoint rows). The count is what `_write_counts_diffed` returns.
+_DIFF_SQL = text("""
+WITH wanted AS (
+    SELECT * FROM unnest(CAST(:hazards AS text[]), CAST(:levels AS text[]), CAST(:codes AS text[]),
+                         CAST(:starts AS timestamptz[]), CAST(:posts AS integer[]), CAST(:authors AS integer[]))
+        WITH ORDINALITY AS w(hazard, level, area_code, bucket_start, posts, authors, ord)
+), matched AS (
+    SELECT w.*, s.id, s.posts AS stored_posts, s.authors AS stored_authors FROM wanted w
+    LEFT JOIN LATERAL (SELECT a.id, a.posts, a.authors FROM area_counts a WHERE a.hazard = w.hazard AND a.level = w.level
+                       AND a.area_code = w.area_code AND a.bucket_start = w.bucket_start LIMIT 1) s ON true
+), gone AS (
+    DELETE FROM area_counts a
+    WHERE a.bucket_start >= :first AND a.bucket_start <= :until
+      AND NOT EXISTS (SELECT 1 FROM matched m WHERE m.id = a.id)
+    RETURNING 1
+), changed AS (
+    UPDATE area_counts a SET posts = m.posts, authors = m.authors FROM matched m
+    WHERE a.id = m.id AND (m.stored_posts, m.stored_authors) <> (m.posts, m.authors)
+    RETURNING 1
+), added AS (
+    INSERT INTO area_counts (hazard, level, area_code, bucket_start, posts, authors)
+    SELECT hazard, level, area_code, bucket_start, posts, authors FROM matched WHERE id IS NULL ORDER BY ord
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM changed) + (SELECT count(*) FROM added)
+""")
+
+
+
+
+def _write_counts_in_sql(session: Session, wanted: dict[CountKey, tuple[int, int]], first_bucket: datetime, until: datetime) -> int:
+    """PostgreSQL: `_DIFF_SQL`. Reading the range's stored rows back to diff them here cost more
+    than the rest of the stage (the range is the lookback plus the longest window, a day for
+    drought: tens of thousands of rows, each a Python tuple)."""
+    keys = list(wanted)
+    params = {
+        "hazards": [k[0] for k in keys], "levels": [k[1] for k in keys], "codes": [k[2] for k in keys],
+        "starts": [stored_time(k[3]) for k in keys], "posts": [v[0] for v in wanted.values()],
+        "authors": [v[1] for v in wanted.values()], "first": stored_time(first_bucket), "until": stored_time(until),
+    }
+    return int(session.execute(_DIFF_SQL, params).scalar_one())
+
+
+def _write_counts_diffed(session: Session, wanted: dict[CountKey, tuple[int, int]], first_bucket: datetime, until: datetime) -> int:
+    """The portable way: the stored rows of the range read as plain tuples and the difference
+    written in bulk (one executemany per kind of change), not object by object. The stored rows
+    are streamed (`store.stream_rows`), not fetched as one list (a detect task's peak memory,
+    issue 14)."""
+    wanted = dict(wanted)
     table = AreaCount.__table__
     # plain tuples (`store.stream_rows`): the times compare equal to `wanted`'s whatever their zone
     existing = stream_rows(session, select(

@@ -34,9 +34,9 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from siaga import regional
@@ -58,6 +58,7 @@ TOLD = "told"
 Adjacency = Callable[[str], Iterable[str]]
 # A village code -> (village name, kecamatan name), None when unknown: names a road's villages.
 PlaceOf = Callable[[str], "tuple[str, str] | None"]
+_Row = TypeVar("_Row", Incident, Alert)  # what `_inserted` writes
 
 
 class InvalidTransition(ValueError):
@@ -137,11 +138,13 @@ def cited_post_ids(explanations: Iterable[dict[str, Any] | None]) -> list[int]:
 
 
 def incident_post_ids(session: Session, incident_id: int) -> list[int]:
-    """The posts an incident's detections counted (its alerts' `post_ids`)."""
-    session.flush()
+    """The posts an incident's detections counted (its alerts' `post_ids`). Inside
+    `apply_spikes` from the alerts it holds (each inserted as it is made, `_inserted`, so each
+    has its id to order by), else from the database."""
     held = _alerts_of(session, incident_id)
     if held is not None:
         return cited_post_ids(a.explanation for a in sorted(held, key=lambda a: (a.window_end, a.id)))
+    session.flush()
     return cited_post_ids(session.scalars(
         select(Alert.explanation).where(Alert.incident_id == incident_id).order_by(Alert.window_end, Alert.id)))
 
@@ -401,7 +404,14 @@ def apply_spikes(
     posts = posts or {}
     hazards = hazards or {}
     ordered = sorted(spikes, key=lambda s: regional.order_key(s, posts, hazards))
-    with _remembering_rows(session, spikes, gap, hazards, reopen_window):
+    # No flush inside: every read of a row this stage writes answers from the rows
+    # `_remembering_rows` holds (alerts, incidents, areas) or from the session's pending rows
+    # (the timeline, `what_changed_since_told`); the other tables read (posts, geotags, hazard
+    # matches) are not written here. Flushing before each read wrote every change as it came,
+    # several UPDATEs of one row a spike (about 600 statements a benchmark run, now about 250):
+    # new incidents and alerts are inserted at once for their ids (`_inserted`), everything
+    # else goes out together at the next flush after the block.
+    with _remembering_rows(session, spikes, gap, hazards, reopen_window), session.no_autoflush:
         _apply_ordered(session, ordered, changes, areas, severities, gap, adjacent, reopen_window, place_of, posts, hazards)
     return _collapse(changes)
 
@@ -478,7 +488,7 @@ def neighbourhood(cover: Iterable[tuple[str, str]], adjacent: Adjacency | None) 
 def _join_redundant(session: Session, spike: Spike, areas: dict[tuple[str, str], AreaInfo], gap: timedelta,
                     hazards: regional.Hazards) -> None:
     """A coarser spike a live finer (or regional) incident already tells: stored with that
-    incident, silently (`regional.join_finer`), so its window is never re-checked as news after
+    incident, silently (`regional.joined_alert`), so its window is never re-checked as news after
     that one resolves."""
     if _already_recorded(session, spike) or _told_before(session, spike, gap):
         return  # a sliding window over posts this series already cited
@@ -489,8 +499,8 @@ def _join_redundant(session: Session, spike: Spike, areas: dict[tuple[str, str],
                                              held=held)
                 or regional.live_regional_incident(spike, gap, hazards, held=held))
     if incident is not None:
-        _remember_alert(session, regional.join_finer(
-            session, spike, incident, {**spike.explanation(), "area": mine.name if mine else spike.area_code, "level": spike.level}))
+        _remember_alert(session, _inserted(session, Alert, regional.joined_alert(
+            spike, incident, {**spike.explanation(), "area": mine.name if mine else spike.area_code, "level": spike.level})))
 
 
 def _already_recorded(session: Session, spike: Spike) -> bool:
@@ -605,7 +615,6 @@ def _record(
     if kind is None:
         return None
     incident.notified_posts = incident.posts
-    session.flush()
     what = what_changed_since_told(session, incident)
     evidence = newest_first(session, what.new_post_ids or spike.post_ids)
     return Change(incident, kind, alert, evidence, what)
@@ -626,7 +635,7 @@ def _grew_detail(alert: Alert, spike: Spike, new_ids: list[int], before: Inciden
 
 def _open(session: Session, spike: Spike, area: AreaInfo, severity: str, cover: dict[tuple[str, str], str],
           place_of: PlaceOf | None) -> Change:
-    incident = Incident(
+    incident = _inserted(session, Incident, dict(
         hazard=spike.hazard,
         level=spike.level,
         area_code=spike.area_code,
@@ -644,9 +653,7 @@ def _open(session: Session, spike: Spike, area: AreaInfo, severity: str, cover: 
         opened_at=spike.window_end,
         last_activity_at=spike.window_end,
         reopened=0,
-    )
-    session.add(incident)
-    session.flush()
+    ))
     _new_incident_rows(session, incident)
     alert = _new_alert(session, incident, spike, area)
     _cover(session, incident, cover, spike)
@@ -666,7 +673,7 @@ def _open(session: Session, spike: Spike, area: AreaInfo, severity: str, cover: 
 
 
 def _new_alert(session: Session, incident: Incident, spike: Spike, area: AreaInfo) -> Alert:
-    alert = Alert(
+    alert = _inserted(session, Alert, dict(
         incident_id=incident.id,
         hazard=spike.hazard,
         level=spike.level,
@@ -678,11 +685,18 @@ def _new_alert(session: Session, incident: Incident, spike: Spike, area: AreaInf
         authors=spike.authors,
         score=spike.score,
         explanation={**spike.explanation(), "area": area.name, "level": area.level},
-    )
-    session.add(alert)
-    session.flush()
+    ))
     _remember_alert(session, alert)
     return alert
+
+
+def _inserted(session: Session, model: type[_Row], values: dict[str, Any]) -> _Row:
+    """A new row, inserted at once for its id (its areas and alerts point at an incident, the
+    timeline cites an alert), as the session's own object: an ORM `INSERT ... RETURNING`. Adding
+    an object and flushing for its id wrote every other pending change of the run with it, so a
+    run wrote its incidents, alerts and areas again at every new alert; those now wait for the
+    next flush and go out together."""
+    return session.scalars(insert(model).returning(model), [values]).one()
 
 
 def _alert_for(session: Session, incident: Incident, spike: Spike, area: AreaInfo, new_row: bool) -> Alert:
@@ -748,7 +762,6 @@ def _severity_why(session: Session, incident: Incident, spike_severity: str, spr
     """Which cue raised the severity: the posts' severity cues, the spread over areas, or the
     number of reports."""
     if SEVERITIES.index(spread) >= SEVERITIES.index(target) and SEVERITIES.index(spike_severity) < SEVERITIES.index(target):
-        session.flush()
         areas = sum(1 for a in _areas_of(session, incident.id) if a.posts > 0)
         return {"spread": int(areas)}
     cues, with_cues = cue_counts(session, incident.hazard, post_ids)
@@ -770,7 +783,6 @@ def _cover(session: Session, incident: Incident, cover: dict[tuple[str, str], st
             added[(level, code)] = name
         elif own and spike.observed > row.posts:
             row.posts = spike.observed
-    session.flush()
     return added
 
 
@@ -814,7 +826,6 @@ def _place_by_posts(session: Session, incident: Incident, post_ids: list[int], p
             _add_area(session, IncidentArea(incident_id=incident.id, level=level, area_code=code, name=name[:128], posts=0,
                                             added_at=incident.last_activity_at))
             added[(level, code)] = name
-    session.flush()
     if not incident.district:
         named = [name for (_, name), _ in districts.most_common()] + [name for _, name in road_districts]
         incident.district = named[0] if named else None
@@ -865,9 +876,14 @@ def what_changed_since_told(session: Session, incident: Incident) -> WhatChanged
     with session.no_autoflush:
         stored = list(session.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == incident.id)
                                       .order_by(IncidentEvent.at, IncidentEvent.id)))
-    pending = sorted((o for o in session.new if isinstance(o, IncidentEvent) and o.incident_id == incident.id),
-                     key=lambda e: (e.at, bool((e.detail or {}).get(TOLD))))
-    events = stored + pending
+    pending = [o for o in session.new if isinstance(o, IncidentEvent) and o.incident_id == incident.id]
+    if _ROWS in session.info:
+        # Inside `apply_spikes`, which does not flush for this read: the timeline as a flush would
+        # have stored it, in (at, id) order. Pending rows would get their ids in the order they
+        # were added (`session.new`'s order), after every stored one.
+        events = sorted(stored + pending, key=lambda e: e.at)
+    else:
+        events = stored + sorted(pending, key=lambda e: (e.at, bool((e.detail or {}).get(TOLD))))
     told = [i for i, e in enumerate(events) if (e.detail or {}).get(TOLD)]
     start = told[-2] + 1 if len(told) >= 2 else (1 if events and events[0].kind == "opened" else 0)
     return what_changed(events[start:])

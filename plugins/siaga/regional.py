@@ -13,7 +13,7 @@ The rules here make one incident:
 - while a regency incident of an areal hazard is live, any spike of that hazard in the regency
   joins it (`live_regional_incident`);
 - a coarser spike that a finer incident already tells the story of is not dropped but recorded
-  with that incident, silently (`join_finer`): its window is then stored, so it can never come
+  with that incident, silently (`joined_alert`): its window is then stored, so it can never come
   back hours later as a stale "new" incident once the finer one resolved;
 - an incident a coarser spike joins takes that spike's level and area (`promote`), so its labels,
   message and timeline say how wide the event is.
@@ -24,7 +24,6 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Mapping
 
 import pandas as pd
-from sqlalchemy.orm import Session
 
 from siaga.hazard_config import Hazard
 from siaga.spikes import Spike
@@ -138,7 +137,7 @@ def finer_live_incident(spike: Spike, district: str | None, code: str,
     return None
 
 
-JOINED = "joined"  # the explanation key marking a stored coarser window (see `join_finer`)
+JOINED = "joined"  # the explanation key marking a stored coarser window (see `joined_alert`)
 
 
 def is_joined(alert: Alert) -> bool:
@@ -147,16 +146,14 @@ def is_joined(alert: Alert) -> bool:
     return bool((alert.explanation or {}).get(JOINED))
 
 
-def join_finer(session: Session, spike: Spike, incident: Incident, explanation: dict[str, Any]) -> Alert:
-    """Record a redundant coarser spike with the finer incident that tells its story: no message
-    and no timeline row (the finer incident's own rows tell it), but its window and posts are
-    stored, so it is never re-opened as news once that incident resolved."""
-    alert = Alert(
+def joined_alert(spike: Spike, incident: Incident, explanation: dict[str, Any]) -> dict[str, Any]:
+    """The alert row (its column values) recording a redundant coarser spike with the finer
+    incident that tells its story: no message and no timeline row (the finer incident's own
+    rows tell it), but its window and posts are stored, so it is never re-opened as news once
+    that incident resolved. `incidents` writes it."""
+    return dict(
         hazard=spike.hazard, level=spike.level, area_code=spike.area_code, window_start=spike.window_start,
         window_end=spike.window_end, observed=spike.observed, expected=spike.expected, authors=spike.authors,
         score=spike.score, explanation={**explanation, JOINED: "a coarser window inside this incident's area"},
         incident_id=incident.id,
     )
-    session.add(alert)
-    session.flush()
-    return alert

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Protocol
 
 import numpy as np
 import pandas as pd
@@ -182,9 +182,10 @@ def window_counts(events: pd.DataFrame, rules: Mapping[str, Rule], ends: list[da
     counted = deduplicated(rows, SERIES + ["window_end"])
     grouped = counted.groupby(SERIES + ["window_end"], sort=True)
     table = grouped.agg(observed=("post_id", "size"), authors=("author", "nunique"), window_minutes=("window_minutes", "first"))
-    table["post_ids"] = grouped["post_id"].agg(tuple)
+    group = grouped.ngroup().to_numpy()
+    table["post_ids"] = [tuple(ids) for ids in _per_group(counted["post_id"], group, len(table))]
     if "terms" in counted.columns:
-        table["terms"] = grouped["terms"].agg(_union_terms)
+        table["terms"] = [_union_terms(terms) for terms in _per_group(counted["terms"], group, len(table))]
     else:
         table["terms"] = [()] * len(table)
     table = table.reset_index()
@@ -192,11 +193,22 @@ def window_counts(events: pd.DataFrame, rules: Mapping[str, Rule], ends: list[da
     return table[columns]
 
 
-def _union_terms(values: pd.Series) -> tuple[str, ...]:
+def _per_group(values: pd.Series, group: np.ndarray, n_groups: int) -> list[list[Any]]:
+    """Each group's values (`group`: the `ngroup` number of each row), in row order within a
+    group: what `groupby(...).agg(tuple)` collects, without the Series pandas builds for every
+    group to call a Python function on it (those were most of `window_counts`' time: thousands
+    of windows). Python objects, as iterating the Series gives them."""
+    order = np.argsort(group, kind="stable")
+    bounds = np.searchsorted(group[order], np.arange(n_groups + 1), side="left").tolist()
+    ordered = values.to_numpy()[order].tolist()
+    return [ordered[bounds[g]:bounds[g + 1]] for g in range(n_groups)]
+
+
+def _union_terms(values: Iterable[object]) -> tuple[str, ...]:
     seen: set[str] = set()
     for v in values:
         if isinstance(v, (list, tuple)):
-            seen.update(str(t) for t in v)
+            seen.update(map(str, v))
     return tuple(sorted(seen))
 
 
