@@ -772,9 +772,27 @@ def quick_fold(text: str) -> Folded | LazyFolded | DeferredFolded:
     words = encoded.translate(_FOLD_BYTES).decode("ascii").split()
     folded = " ".join(words)
     # a run of 3+ letters in the folded text is one in the original: only separators were dropped
-    if _RUN3.search(folded):
+    if not _PLAIN_WORDS.issuperset(words) and _shouted(words):
         return DeferredFolded(text, _RUN3.sub(r"\1", folded))
     return LazyFolded(text, folded, source, words)
+
+
+# Folded words known to hold no run of 3+ letters. Posts reuse a small vocabulary, so "does this
+# post shout?" is mostly one C-level subset test of its words against this set: a regex search
+# of the whole text was a quarter of folding it. Bounded like the other per-word caches.
+_PLAIN_WORDS: set[str] = set()
+_PLAIN_WORDS_MAX = 100_000
+
+
+def _shouted(words: list[str]) -> bool:
+    """Does a word hold a run of 3+ letters? The words found plain are remembered."""
+    fresh = [w for w in words if w not in _PLAIN_WORDS]
+    if any(_RUN3.search(w) for w in fresh):
+        return True
+    if len(_PLAIN_WORDS) > _PLAIN_WORDS_MAX:
+        _PLAIN_WORDS.clear()
+    _PLAIN_WORDS.update(fresh)
+    return False
 
 
 def fast_fold(text: str) -> Folded:
