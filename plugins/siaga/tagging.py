@@ -56,7 +56,7 @@ class TagResult:
         places = self.geotag.places
         return (
             f'{{"id": {str(post_id) if type(post_id) is int else _encode(post_id)}, "hazards": {hazards}, '
-            f'"places": {_encode([p.to_dict() for p in places]) if places else "[]"}, '
+            f'"places": {"[" + ", ".join(map(_place_json, places)) + "]" if places else "[]"}, '
             f'"in_region": {"true" if self.geotag.in_region else "false"}}}'
         )
 
@@ -76,6 +76,40 @@ def _contract_encoder() -> Callable[[Any], str]:
 
 
 _encode = _contract_encoder()
+# A place's JSON without its span, in the two pieces around it, by what they are made of. The
+# places a stream names are the gazetteer's few thousand, each with a few reasons: encoding one
+# again (three floats written out, ten keys) cost a post that names a place more than tagging it.
+_PLACE_PIECES: dict[tuple[Any, ...], tuple[str, str]] = {}
+_PLACE_PIECES_MAX = 50_000
+
+
+def _place_json(place: Place) -> str:
+    """`_encode(place.to_dict())`, its pieces but the span remembered (`_PLACE_PIECES`)."""
+    span = place.span
+    if span is None:
+        written = "null"
+    elif type(span) is tuple and len(span) == 2 and type(span[0]) is int and type(span[1]) is int:
+        written = f"[{span[0]}, {span[1]}]"
+    else:
+        return _encode(place.to_dict())
+    key = (place.kind, place.name, place.village, place.district, place.code, place.lon, place.lat, place.confidence,
+           place.reason)
+    pieces = _PLACE_PIECES.get(key)
+    if pieces is None:
+        # Equal numbers must be written alike to share pieces: 1 == 1.0 == True and 0.0 == -0.0
+        # are not, so only places whose numbers are non-zero floats (or None) are remembered.
+        if not all(x is None or (type(x) is float and x != 0) for x in (place.lon, place.lat, place.confidence)):
+            return _encode(place.to_dict())
+        fields = place.to_dict()
+        del fields["span"]
+        reason = fields.pop("reason")
+        pieces = (_encode(fields)[:-1] + ', "span": ', ', "reason": ' + _encode(reason) + "}")
+        if len(_PLACE_PIECES) >= _PLACE_PIECES_MAX:
+            _PLACE_PIECES.clear()
+        _PLACE_PIECES[key] = pieces
+    return pieces[0] + written + pieces[1]
+
+
 _set_hazards, _set_geotag = TagResult.hazards.__set__, TagResult.geotag.__set__  # type: ignore[attr-defined]
 _HAZARD_LISTS: dict[tuple[str, ...], str] = {}  # hazard names -> their JSON list (a few dozen combinations)
 
