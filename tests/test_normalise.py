@@ -99,3 +99,18 @@ def test_ascii_fast_path_agrees_with_the_general_fold():
         fast, general = _fold_ascii(text), _fold_general(text)
         assert (fast.text, fast.offsets) == (general.text, general.offsets), text
     assert fold("Désa'ku").text == "desaku"  # non-ASCII and joiners take the general path
+
+
+def test_quick_fold_finds_shouting_in_words_it_has_seen_plain_and_in_new_ones():
+    """Whether a post shouts is asked of its words, the plain ones remembered
+    (`normalise._PLAIN_WORDS`): a shouted word among remembered ones still sends the post to
+    the deferred fold, and a post of remembered words alone folds as before."""
+    from siaga.normalise import DeferredFolded, LazyFolded, quick_fold
+
+    first = quick_fold("Banjir di Sangsit, air naik")
+    assert type(first) is LazyFolded and first.text == "banjir di sangsit air naik"
+    again = quick_fold("air naik di Sangsit banjir")
+    assert type(again) is LazyFolded and again.text == "air naik di sangsit banjir"
+    shouted = quick_fold("Banjir di Sangsit, airrr naik")
+    assert type(shouted) is DeferredFolded and shouted.text == "banjir di sangsit air naik"
+    assert quick_fold("BANJIRRRR").text == fold("BANJIRRRR").text == "banjir"

@@ -256,3 +256,23 @@ def test_spans_in_a_post_longer_than_the_word_walk_reaches_equal_the_exact_fold(
             j = min(j, n)
             assert quick_fold(text).span(i, j) == exact.span(i, j), (i, j)
         assert quick_fold(text).index(i) == exact.offsets[i]
+
+
+PLACE_NUMBERS = st.one_of(st.none(), st.floats(allow_nan=True), st.integers(-3, 3), st.booleans(), st.sampled_from([0.0, -0.0, 1, 1.0, True]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(lon=PLACE_NUMBERS, lat=PLACE_NUMBERS, confidence=st.one_of(st.floats(0, 1), st.sampled_from([0, 0.0, -0.0, 1, True])),
+       span=st.one_of(st.none(), st.tuples(st.integers(0, 500), st.integers(0, 500))),
+       reason=st.sampled_from(["village name", 'a "quoted" reason é\u2028', "outside Buleleng: Sleman, DIY"]))
+def test_a_place_is_written_as_json_dumps_writes_its_dict(lon, lat, confidence, span, reason):
+    """`to_json` keeps a place's JSON without its span (`tagging._place_json`): equal places
+    whose numbers would be written differently (1 and 1.0, 0.0 and -0.0) must not share it.
+    Each place is written twice, the second time from what the first remembered."""
+    from siaga.geotag import Place
+    from siaga.tagging import _place_json
+
+    for place in (Place("village", "Les", "Les", "Tejakula", "51.08.09.2007", lon, lat, confidence, span, reason),
+                  Place("regency", "Les", None, None, None, lat, lon, confidence, span, reason, in_region=False)):
+        for _ in range(2):
+            assert _place_json(place) == json.dumps(place.to_dict(), ensure_ascii=False)

@@ -176,9 +176,10 @@ class OutsidePlace:
     regency: str | None
     province: str | None
 
-    @property
+    @cached_property
     def where(self) -> str:
-        """'Kerobokan, Kuta Utara, Kabupaten Badung, Bali' (the place and its parents)."""
+        """'Kerobokan, Kuta Utara, Kabupaten Badung, Bali' (the place and its parents). Kept:
+        the geotagger gives it as the reason of every post that names a place elsewhere."""
         return ", ".join(p for p in (self.name, self.district, self.regency, self.province) if p)
 
     @cached_property

@@ -28,6 +28,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
+from siaga.collector import LOADING_GEN0, fewer_collections
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -88,7 +90,8 @@ def load(kind: str, key: str, directory: Path | None = None) -> Any | None:
     """The object cached under (kind, key), or None when there is none or it cannot be read."""
     path = entry_path(kind, key, directory)
     try:
-        with open(path, "rb") as handle:
+        # tens of thousands of objects, all long-lived: no collector pass while they arrive
+        with open(path, "rb") as handle, fewer_collections(LOADING_GEN0):
             stored_key, value = pickle.load(handle)
     except FileNotFoundError:
         return None

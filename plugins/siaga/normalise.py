@@ -670,11 +670,21 @@ class DeferredFolded:
     for: the word-by-word offsets of `fast_fold` cost as much as folding ten usual posts, and
     most of these posts, like the others, name no place and report nothing."""
 
-    __slots__ = ("original", "text", "_exact")
+    __slots__ = ("original", "text", "_exact", "_words")
 
     def __init__(self, original: str, text: str) -> None:
         self.original, self.text = original, text
         self._exact: Folded | None = None
+        self._words: list[re.Match[str]] | None = None
+
+    def _word_matches(self) -> list[re.Match[str]]:
+        """The `_WORD`s of the original that fold to a word (more than joiners: "'" alone
+        folds to nothing), found once: folded word k is the k-th of them, and a place-naming
+        post asks for two or three offsets."""
+        if self._words is None:
+            self._words = [m for m in _WORD.finditer(self.original)
+                           if not (("'" in (word := m.group()) or "`" in word) and not word.strip("'`"))]
+        return self._words
 
     def _folded(self) -> Folded:
         if self._exact is None:
@@ -695,18 +705,13 @@ class DeferredFolded:
         if pos >= len(text):
             return len(self.original)
         k = text.count(" ", 0, pos)  # word k of the folded text holds `pos`
-        # Word k is the k-th `_WORD` of the original that is more than joiners ("'" alone folds
-        # to nothing); the pattern is ASCII, so non-ASCII separators never join a word.
-        n = 0
-        for m in _WORD.finditer(self.original):
-            word = m.group()
-            if ("'" in word or "`" in word) and not word.strip("'`"):
-                continue
-            if n == k:
-                break
-            n += 1
-        else:  # not a text `quick_fold` made: the exact map answers
+        # Word k is the k-th `_WORD` of the original that is more than joiners; the pattern is
+        # ASCII, so non-ASCII separators never join a word.
+        words = self._word_matches()
+        if k >= len(words):  # not a text `quick_fold` made: the exact map answers
             return self._folded().offsets[pos]
+        m = words[k]
+        word = m.group()
         r = pos - text.rfind(" ", 0, pos) - 1  # place in the folded word; its length: the space after
         # The word's folded letters as `fast_fold` keeps them: joiners dropped, a run of 3+ kept
         # as its first letter.
@@ -772,9 +777,27 @@ def quick_fold(text: str) -> Folded | LazyFolded | DeferredFolded:
     words = encoded.translate(_FOLD_BYTES).decode("ascii").split()
     folded = " ".join(words)
     # a run of 3+ letters in the folded text is one in the original: only separators were dropped
-    if _RUN3.search(folded):
+    if not _PLAIN_WORDS.issuperset(words) and _shouted(words):
         return DeferredFolded(text, _RUN3.sub(r"\1", folded))
     return LazyFolded(text, folded, source, words)
+
+
+# Folded words known to hold no run of 3+ letters. Posts reuse a small vocabulary, so "does this
+# post shout?" is mostly one C-level subset test of its words against this set: a regex search
+# of the whole text was a quarter of folding it. Bounded like the other per-word caches.
+_PLAIN_WORDS: set[str] = set()
+_PLAIN_WORDS_MAX = 100_000
+
+
+def _shouted(words: list[str]) -> bool:
+    """Does a word hold a run of 3+ letters? The words found plain are remembered."""
+    fresh = [w for w in words if w not in _PLAIN_WORDS]
+    if any(_RUN3.search(w) for w in fresh):
+        return True
+    if len(_PLAIN_WORDS) > _PLAIN_WORDS_MAX:
+        _PLAIN_WORDS.clear()
+    _PLAIN_WORDS.update(fresh)
+    return False
 
 
 def fast_fold(text: str) -> Folded:

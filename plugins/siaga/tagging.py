@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from siaga.collector import TAGGING_GEN0, fewer_collections
 from siaga.geotag import Geotagger, GeotagResult, Place, default_geotagger
 from siaga.hazards import HazardMatch, HazardSet
 from siaga.normalise import quick_fold
@@ -21,10 +22,16 @@ if TYPE_CHECKING:  # the database is imported by the pipeline's tag stage, not b
 TAG_BATCH = 5000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True, init=False)
 class TagResult:
     hazards: list[HazardMatch]
     geotag: GeotagResult
+
+    def __init__(self, hazards: list[HazardMatch], geotag: GeotagResult) -> None:
+        # Set through the slots, not the frozen class's `object.__setattr__` per field: one is
+        # made per post (`geotag.Place` says more).
+        _set_hazards(self, hazards)
+        _set_geotag(self, geotag)
 
     def to_contract(self, post_id: Any) -> dict[str, Any]:
         """The JSON object of the `siaga tag` contract."""
@@ -49,13 +56,82 @@ class TagResult:
         places = self.geotag.places
         return (
             f'{{"id": {str(post_id) if type(post_id) is int else _encode(post_id)}, "hazards": {hazards}, '
-            f'"places": {_encode([p.to_dict() for p in places]) if places else "[]"}, '
+            f'"places": {"[" + ", ".join(map(_place_json, places)) + "]" if places else "[]"}, '
             f'"in_region": {"true" if self.geotag.in_region else "false"}}}'
         )
 
 
-_encode = json.JSONEncoder(ensure_ascii=False).encode
+def _contract_encoder() -> Callable[[Any], str]:
+    """`json.JSONEncoder(ensure_ascii=False).encode`, its C encoder made once: `encode` makes a
+    new one on every call, which cost as much as encoding a post's places. Without circular
+    checking: the contract's values (numbers, strings, lists and dicts of them made per post)
+    are never circular, and the output is the same either way."""
+    make = json.encoder.c_make_encoder
+    if make is None:  # a Python without the C accelerator
+        return json.JSONEncoder(ensure_ascii=False).encode
+    encoder = make(None, json.JSONEncoder().default, json.encoder.encode_basestring,
+                   None, ": ", ", ", False, False, True)
+    join = "".join
+    return lambda value: join(encoder(value, 0))
+
+
+_encode = _contract_encoder()
+# A place's JSON without its span, in the two pieces around it, by what they are made of. The
+# places a stream names are the gazetteer's few thousand, each with a few reasons: encoding one
+# again (three floats written out, ten keys) cost a post that names a place more than tagging it.
+_PLACE_PIECES: dict[tuple[Any, ...], tuple[str, str]] = {}
+_PLACE_PIECES_MAX = 50_000
+
+
+def _place_json(place: Place) -> str:
+    """`_encode(place.to_dict())`, its pieces but the span remembered (`_PLACE_PIECES`)."""
+    span = place.span
+    if span is None:
+        written = "null"
+    elif type(span) is tuple and len(span) == 2 and type(span[0]) is int and type(span[1]) is int:
+        written = f"[{span[0]}, {span[1]}]"
+    else:
+        return _encode(place.to_dict())
+    key = (place.kind, place.name, place.village, place.district, place.code, place.lon, place.lat, place.confidence,
+           place.reason)
+    pieces = _PLACE_PIECES.get(key)
+    if pieces is None:
+        # Equal numbers must be written alike to share pieces: 1 == 1.0 == True and 0.0 == -0.0
+        # are not, so only places whose numbers are non-zero floats (or None) are remembered.
+        if not all(x is None or (type(x) is float and x != 0) for x in (place.lon, place.lat, place.confidence)):
+            return _encode(place.to_dict())
+        fields = place.to_dict()
+        del fields["span"]
+        reason = fields.pop("reason")
+        pieces = (_encode(fields)[:-1] + ', "span": ', ', "reason": ' + _encode(reason) + "}")
+        if len(_PLACE_PIECES) >= _PLACE_PIECES_MAX:
+            _PLACE_PIECES.clear()
+        _PLACE_PIECES[key] = pieces
+    return pieces[0] + written + pieces[1]
+
+
+_set_hazards, _set_geotag = TagResult.hazards.__set__, TagResult.geotag.__set__  # type: ignore[attr-defined]
 _HAZARD_LISTS: dict[tuple[str, ...], str] = {}  # hazard names -> their JSON list (a few dozen combinations)
+
+
+def _stage(step: Callable[..., Any], failed: dict[int, Exception], *columns: Sequence[Any]) -> list[Any]:
+    """`step` over the batch's columns (one call per post), mapped in C while no post has failed:
+    a Python loop with a `try` per post cost a few percent of tagging. When a post makes it
+    raise (or one did in an earlier stage) the batch is stepped one post at a time, each error
+    recorded in `failed` by post and that post skipped by later stages (its entry None)."""
+    if not failed:
+        try:
+            return list(map(step, *columns))
+        except Exception:  # noqa: BLE001 -- found again below, with the post it belongs to
+            pass
+    out: list[Any] = [None] * len(columns[0])
+    for i, args in enumerate(zip(*columns)):
+        if i not in failed:
+            try:
+                out[i] = step(*args)
+            except Exception as exc:  # noqa: BLE001 -- the post's own result
+                failed[i] = exc
+    return out
 
 
 class Tagger:
@@ -74,30 +150,17 @@ class Tagger:
         matcher's automata stay in the CPU cache for a run of posts instead of evicting each
         other on every post, about a tenth less time with the national gazetteer (benchmarks/
         README.md). What a post makes a stage raise is that post's result, so one bad post
-        costs only itself, as with `tag`; the results are those of `tag`, in order."""
-        results: list[Any] = [None] * len(posts)
-        folded: list[Any] = [None] * len(posts)
-        for i, (text, _, _) in enumerate(posts):
-            try:
-                folded[i] = quick_fold(text)
-            except Exception as exc:  # noqa: BLE001 -- the post's own result
-                results[i] = exc
-        hazards: list[Any] = [None] * len(posts)
-        classify = self.hazards.classify
-        for i, f in enumerate(folded):
-            if results[i] is None:
-                try:
-                    hazards[i] = classify(f)
-                except Exception as exc:  # noqa: BLE001
-                    results[i] = exc
-        geotag = self.geotagger.tag
-        for i, f in enumerate(folded):
-            if results[i] is None:
-                _, lat, lon = posts[i]
-                try:
-                    results[i] = TagResult(hazards[i], geotag(f, lat=lat, lon=lon))  # positional: a third cheaper than by keyword
-                except Exception as exc:  # noqa: BLE001
-                    results[i] = exc
+        costs only itself, as with `tag`; the results are those of `tag`, in order. The
+        batch's results are young objects the garbage collector would walk again and again
+        while they pile up (`collector`)."""
+        failed: dict[int, Exception] = {}
+        with fewer_collections(TAGGING_GEN0):
+            folded = _stage(quick_fold, failed, [text for text, _, _ in posts])
+            hazards = _stage(self.hazards.classify, failed, folded)
+            places = _stage(self.geotagger.tag, failed, folded, [lat for _, lat, _ in posts], [lon for _, _, lon in posts])
+            results: list[Any] = list(map(TagResult, hazards, places))
+        for i, exc in failed.items():
+            results[i] = exc
         return results
 
     def tag_reference(self, text: str, lat: float | None = None, lon: float | None = None) -> TagResult:

@@ -1,0 +1,71 @@
+"""`siaga.collector`: the young generation's threshold is raised inside the block and put back
+after, however the blocks nest or interleave across threads."""
+from __future__ import annotations
+
+import gc
+import threading
+
+import pytest
+
+from siaga.collector import fewer_collections
+
+
+@pytest.fixture(autouse=True)
+def usual_threshold():
+    before = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    yield
+    gc.set_threshold(*before)
+
+
+def test_the_threshold_is_raised_inside_and_put_back_after() -> None:
+    with fewer_collections(50_000):
+        assert gc.get_threshold() == (50_000, 10, 10)
+        with fewer_collections(200_000):  # a nested block may raise it further
+            assert gc.get_threshold()[0] == 200_000
+        assert gc.get_threshold()[0] == 200_000  # still inside the outer block
+    assert gc.get_threshold() == (700, 10, 10)
+
+
+def test_the_threshold_is_put_back_when_the_block_raises() -> None:
+    with pytest.raises(ValueError):
+        with fewer_collections(50_000):
+            raise ValueError("a post")
+    assert gc.get_threshold() == (700, 10, 10)
+
+
+def test_a_lower_threshold_is_never_set_and_automatic_collection_left_off_stays_off() -> None:
+    gc.set_threshold(300_000, 10, 10)
+    with fewer_collections(50_000):
+        assert gc.get_threshold()[0] == 300_000
+    gc.set_threshold(0, 10, 10)
+    with fewer_collections(50_000):
+        assert gc.get_threshold()[0] == 0
+    assert gc.get_threshold() == (0, 10, 10)
+
+
+def test_blocks_that_interleave_across_threads_put_back_the_first_threshold() -> None:
+    """Thread A enters, B enters, A leaves, B leaves: B must not restore A's raised value."""
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen: list[int] = []
+
+    def a() -> None:
+        with fewer_collections(50_000):
+            a_in.set()
+            b_in.wait(5)
+        a_out.set()
+
+    def b() -> None:
+        a_in.wait(5)
+        with fewer_collections(50_000):
+            b_in.set()
+            a_out.wait(5)
+            seen.append(gc.get_threshold()[0])  # A left, B is still inside
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert seen == [50_000]
+    assert gc.get_threshold() == (700, 10, 10)
