@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from siaga.collector import fewer_collections
+from siaga.collector import fewer_collections, long_lived_frozen
 
 
 @pytest.fixture(autouse=True)
@@ -69,3 +69,23 @@ def test_blocks_that_interleave_across_threads_put_back_the_first_threshold() ->
         t.join(10)
     assert seen == [50_000]
     assert gc.get_threshold() == (700, 10, 10)
+
+
+def test_long_lived_objects_are_frozen_inside_and_handed_back_after() -> None:
+    """`long_lived_frozen` (detection, `siaga tag`): the objects alive at the start are left out
+    of the collector's passes while the block runs, and handed back after, even when it raises;
+    a process whose objects someone else froze is left alone."""
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError):
+        with long_lived_frozen():
+            assert gc.get_freeze_count() > 0
+            raise RuntimeError("detection failed")
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with long_lived_frozen():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()

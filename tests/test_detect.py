@@ -147,27 +147,3 @@ def test_later_runs_over_the_same_posts_record_nothing_and_new_posts_are_one_cha
         kinds = [e.kind for e in session.scalars(sa.select(store.IncidentEvent).order_by(store.IncidentEvent.id))]
         assert kinds == ["opened", "grew"] and (incident.posts, incident.authors) == (5, 5)
         assert incident.last_activity_at == T0 + timedelta(minutes=32)  # the newest post
-
-
-def test_detection_freezes_the_objects_it_found_and_hands_them_back():
-    """`detect._long_lived_untraced`: the objects alive at the start are left out of the
-    collector's passes while detection runs, and handed back after, even when it fails; a
-    process whose objects someone else froze is left alone."""
-    import gc
-
-    from siaga import detect
-
-    assert gc.get_freeze_count() == 0
-    with pytest.raises(RuntimeError):
-        with detect._long_lived_untraced():
-            assert gc.get_freeze_count() > 0
-            raise RuntimeError("detection failed")
-    assert gc.get_freeze_count() == 0
-    gc.freeze()
-    try:
-        frozen = gc.get_freeze_count()
-        with detect._long_lived_untraced():
-            pass
-        assert gc.get_freeze_count() == frozen
-    finally:
-        gc.unfreeze()

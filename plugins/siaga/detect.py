@@ -10,15 +10,14 @@ change, so re-running a detect task instance changes nothing.
 """
 from __future__ import annotations
 
-import gc
 import logging
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any
 
 from siaga import alerts, baseline, counting, hazard_lists, incidents, regional, severity, spikes, tagging
+from siaga.collector import long_lived_frozen
 from siaga.detection_config import DetectSettings
 from siaga.routing import Router
 from siaga.store import session_scope
@@ -48,7 +47,7 @@ def run(now: datetime, router: Router, db_url: str | None = None, settings: Dete
     n_areas, road_villages = counting.area_universe(gazetteer)
     # posts old enough to fall in the first window evaluated still count
     since = now - settings.lookback - counting.longest_window(hazard_set)
-    with _long_lived_untraced(), session_scope(db_url) as session:
+    with long_lived_frozen(), session_scope(db_url) as session:
         events, areas, cue_posts = counting.load_events(session, since, now, road_villages)
         counting.write_area_counts(session, spikes.bucket_counts(events), spikes.bucket_floor(since) + spikes.BUCKET, now)
         # The baseline leaves out every post a window evaluated now can hold (lookback plus the
@@ -69,25 +68,6 @@ def run(now: datetime, router: Router, db_url: str | None = None, settings: Dete
     report = DetectReport(tagged, len(found), dict(Counter(c.kind for c in changes)), hazard_set.fingerprint())
     log.info("detect at %s: %s", now.isoformat(), report)
     return report
-
-
-@contextmanager
-def _long_lived_untraced() -> Iterator[None]:
-    """Within the block, the objects alive at its start (modules, the matchers, the gazetteer:
-    about 185k in a detect task) are left out of the cyclic garbage collector's passes
-    (`gc.freeze`): each full pass over them cost about 0.1 s of CPU, and detection's frames and
-    rows set off two or three. Objects made inside are collected as ever; on leaving, the
-    frozen ones are handed back to the collector (`gc.unfreeze`), so a worker process that runs
-    detection again keeps nothing longer than it would have. A process whose objects someone
-    else froze (a parent before forking workers) is left as it is: unfreezing is all or nothing."""
-    if gc.get_freeze_count():
-        yield
-        return
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def _place_of(gazetteer: Any) -> incidents.PlaceOf:

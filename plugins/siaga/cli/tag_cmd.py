@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import math
 import sys
@@ -25,7 +24,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 
 
 def _cmd_tag(args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
-    from siaga.collector import TAGGING_GEN0, fewer_collections
+    from siaga.collector import TAGGING_GEN0, fewer_collections, long_lived_frozen
     from siaga.hazard_config import HazardConfigError, default_hazard_dir, hazards_dir_of
     from siaga.hazards import HazardSet
     from siaga.tagging import Tagger
@@ -37,17 +36,11 @@ def _cmd_tag(args: argparse.Namespace, stdin: TextIO | None = None, stdout: Text
     except HazardConfigError as exc:
         print(f"siaga tag: the hazard lists cannot be used:\n{exc}", file=sys.stderr)
         return 2
-    # The loaded matchers are a few hundred thousand long-lived objects: left in the collected
-    # generations, every full collection (triggered by the per-post objects) walked them all,
-    # about a tenth of the run. Frozen, the collector only looks at what tagging allocates;
-    # thawed after, for a caller that goes on (tests, benchmarks/bench_tag.py). And what each
-    # batch of lines allocates is walked less often (`collector`).
-    gc.freeze()
-    try:
-        with fewer_collections(TAGGING_GEN0):
-            return _tag_stream(args, tagger, stdin, stdout)
-    finally:
-        gc.unfreeze()
+    # The loaded matchers are a few hundred thousand long-lived objects, left out of the
+    # collector's passes while the stream is tagged; what each batch of lines allocates is
+    # walked less often (`collector`).
+    with long_lived_frozen(), fewer_collections(TAGGING_GEN0):
+        return _tag_stream(args, tagger, stdin, stdout)
 
 
 def _tag_stream(args: argparse.Namespace, tagger: Any, stdin: TextIO, stdout: TextIO) -> int:
