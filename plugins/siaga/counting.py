@@ -177,7 +177,7 @@ def write_area_counts(session: Session, counts: pd.DataFrame, first_bucket: date
     On PostgreSQL the difference is taken by the database, in one statement
     (`_write_counts_in_sql`); elsewhere (SQLite: the demo and tests, small tables) the stored
     rows are read and diffed here (`_write_counts_diffed`). Both write the same rows
-    (tests/test_counting.py runs them on both backends)."""
+    (tests/test_bulk_paths.py runs both on both backends)."""
     wanted = _wanted_counts(counts, first_bucket, until)
     if session.get_bind().dialect.name == "postgresql":
         return _write_counts_in_sql(session, wanted, first_bucket, until)
@@ -228,8 +228,6 @@ WITH wanted AS (
 )
 SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM changed) + (SELECT count(*) FROM added)
 """)
-
-
 
 
 def _write_counts_in_sql(session: Session, wanted: dict[CountKey, tuple[int, int]], first_bucket: datetime, until: datetime) -> int:
