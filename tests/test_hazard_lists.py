@@ -147,6 +147,58 @@ def test_an_invalid_set_with_no_last_good_one_is_an_error(db_url, tmp_path):
             hazard_lists.in_force(session, root / "hazards")
 
 
+# -- processes starting side by side ---------------------------------------------------------
+
+# A process that makes `fingerprint` the last good set at the wall-clock moment `start`, so
+# that several read "no row yet" together, as detect and the mapped tag tasks do on a new
+# database.
+REMEMBER_AT = """
+import sys, time
+from siaga import hazard_lists, store
+url, start, fingerprint = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+with store.session_scope(url) as session:
+    store.engine(url).connect().close()
+    time.sleep(max(0.0, start - time.time()))
+    hazard_lists._remember(session, fingerprint, {"flood.yaml": fingerprint})
+"""
+
+
+def test_processes_remembering_the_lists_at_once_all_succeed(db_url):
+    """Every process stores the set it validated without failing on the key, whichever commits
+    first, and the row holds one of their sets whole (fingerprint and content together)."""
+    import subprocess
+    import sys
+    import time
+
+    for round_ in range(3):
+        with store.session_scope(db_url) as session:
+            session.execute(sa.delete(store.ConfigState))
+        start = time.time() + 2.0
+        children = [subprocess.Popen([sys.executable, "-c", REMEMBER_AT, db_url, str(start), f"set-{round_}-{i}"],
+                                     stderr=subprocess.PIPE, text=True) for i in range(6)]
+        failures = [err for child in children for err in [child.communicate(timeout=60)[1]] if child.returncode]
+        assert not failures, failures[0]
+        with store.session_scope(db_url) as session:
+            state = session.get(store.ConfigState, hazard_lists.STATE_NAME)
+            assert state.fingerprint.startswith(f"set-{round_}-")
+            assert state.content == {"flood.yaml": state.fingerprint}
+
+
+def test_a_row_written_after_this_process_looked_is_overwritten_not_collided_with(db_url, tmp_path, monkeypatch):
+    """The race above made certain: another process stores its set between this one's look
+    (no row) and its write."""
+    hazards = good_config(tmp_path / "config") / "hazards"
+    with store.session_scope(db_url) as session:
+        looked = session.get(store.ConfigState, hazard_lists.STATE_NAME)
+        with store.session_scope(db_url) as other:
+            other.add(store.ConfigState(name=hazard_lists.STATE_NAME, fingerprint="other", content={}, updated_at=store.utcnow()))
+        monkeypatch.setattr(session, "get", lambda *args, **kwargs: looked)
+        hs = hazard_lists.in_force(session, hazards)
+    with store.session_scope(db_url) as session:
+        state = session.get(store.ConfigState, hazard_lists.STATE_NAME)
+        assert (state.fingerprint, set(state.content)) == (hs.fingerprint(), {p.name for p in hazards.glob("*.yaml")})
+
+
 # -- in the DAG ------------------------------------------------------------------------------
 
 T0 = datetime(2026, 1, 15, 2, 0, tzinfo=timezone.utc)  # 10:00 WITA

@@ -14,10 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any, Iterable, Mapping
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from siaga.store import Incident, SilenceRow
+from siaga.store import Incident, SilenceRow, conflict_insert
 
 # Labels a silence may match on: those alerts.incident_labels gives every incident change.
 MATCHER_LABELS = ("hazard", "district", "level", "area_code", "agency", "severity", "on_road")
@@ -109,9 +108,7 @@ def create_silence(
         session.flush()
         return row, True
     # Two listeners handling the same click at once: the unique key lets exactly one insert win.
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    result = session.execute(insert(SilenceRow).values(**values).on_conflict_do_nothing())
+    result = session.execute(conflict_insert(session, SilenceRow).values(**values).on_conflict_do_nothing())
     row = session.scalars(select(SilenceRow).where(SilenceRow.dedup_key == dedup_key)).one()
     return row, bool(result.rowcount)
 

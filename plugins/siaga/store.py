@@ -461,6 +461,15 @@ def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]], igno
     return len(session.execute(stmt.on_conflict_do_nothing().returning(key), rows).all())
 
 
+def conflict_insert(session: Session, model: Any) -> Any:
+    """An INSERT into `model` that can say what to do ON CONFLICT, in the session's dialect (both
+    PostgreSQL's and SQLite's have `on_conflict_do_nothing` / `on_conflict_do_update`; the
+    generic `insert` has neither). For rows that concurrent processes may create at once: a
+    check-then-insert lets both see no row and one of them fail on the key."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    return insert(model)
+
+
 def in_slices(session: Session, column: Any, values: list[Any], size: int) -> Iterator[ColumnElement[bool]]:
     """`column IN values` as conditions to run one statement each: on PostgreSQL one condition
     with `values` as a single array parameter (`column = ANY(:values)`); elsewhere one IN list
