@@ -13,19 +13,14 @@ from alembic.config import Config
 from sqlalchemy.exc import OperationalError
 
 from siaga import ingest, store
-from siaga.sources import BadInput, IncomingPost, PollResult
+from siaga.sources import BadInput, IncomingPost
 from siaga.sources.base import same_post_key
+from support.fixed_source import Fixed
 
 T0 = datetime(2026, 1, 15, tzinfo=timezone.utc)
 NOW = T0 + timedelta(hours=1)
 
 
-class Fixed:
-    def __init__(self, name, posts, bad=()):
-        self.name, self.posts, self.bad = name, posts, list(bad)
-
-    def poll(self, cursor, now):
-        return PollResult(self.posts, self.bad, {"polled": True})
 
 
 def post(sid, text="Banjir di Banjar", author="anon:a", url=None, source="s", **raw):

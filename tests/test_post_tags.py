@@ -11,18 +11,13 @@ import sqlalchemy as sa
 
 from siaga import ingest, store, tagging
 from siaga.retention import purge_old_posts
-from siaga.sources import IncomingPost, PollResult
+from siaga.sources import IncomingPost
+from support.fixed_source import Fixed
 from conftest import _drop_pg_database, _new_pg_database, require_postgres
 
 T0 = datetime(2026, 1, 15, tzinfo=timezone.utc)
 
 
-class Fixed:
-    def __init__(self, name, posts):
-        self.name, self.posts = name, posts
-
-    def poll(self, cursor, now):
-        return PollResult(self.posts, [], {"n": 1})
 
 
 def incoming(sid: str, days: float = 0, text: str = "Banjir setinggi lutut di Desa Sangsit") -> IncomingPost:

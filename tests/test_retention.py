@@ -7,17 +7,12 @@ import sqlalchemy as sa
 
 from siaga import ingest, store
 from siaga.retention import purge_old_posts
-from siaga.sources import IncomingPost, PollResult
+from siaga.sources import IncomingPost
+from support.fixed_source import Fixed
 
 T0 = datetime(2026, 1, 15, tzinfo=timezone.utc)
 
 
-class Fixed:
-    def __init__(self, name, posts):
-        self.name, self.posts = name, posts
-
-    def poll(self, cursor, now):
-        return PollResult(self.posts, [], {"n": 1})
 
 
 def post(source, sid, days, url=None, reposts=None, text="banjir di Banjar"):
