@@ -9,6 +9,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from siaga.sources.base import IncomingPost
 from siaga.sources.parsing import (
@@ -53,6 +55,25 @@ def test_nesting_up_to_the_limit_is_read_and_beyond_it_refused_by_field():
         check_record(load_json('{"x": ' + "[" * 70 + "]" * 70 + "}"))
     with pytest.raises(ValueError, match=r"field 'lat': -?inf is not a JSON number"):
         check_record(load_json('{"lat": -Infinity}'))
+
+
+@settings(max_examples=200, deadline=None)
+@given(depth=st.integers(1, 2 * MAX_DEPTH), noise=st.text(alphabet='[]{}"\\ab', max_size=8),
+       opener=st.sampled_from(["[", '{"k": ']))
+def test_a_value_is_cut_exactly_when_it_nests_deeper_than_the_limit(depth, noise, opener):
+    """However many brackets a text holds inside its strings, a value nested `depth` deep is
+    read whole up to MAX_DEPTH and cut beyond it."""
+    closer = "]" if opener == "[" else "}"
+    text = '{"s": ' + json.dumps(noise) + ', "x": ' + opener * depth + "1" + closer * depth + "}"
+    value = load_json(text)
+    assert value["s"] == noise
+    node, levels = value["x"], 0
+    while isinstance(node, (list, dict)):
+        node, levels = (node[0] if isinstance(node, list) else node["k"]), levels + 1
+    if depth + 1 <= MAX_DEPTH:  # the outer object is a level too
+        assert (levels, node) == (depth, 1)
+    else:
+        assert isinstance(node, Unreadable) and levels == MAX_DEPTH - 1
 
 
 @pytest.mark.parametrize("value", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
