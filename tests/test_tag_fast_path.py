@@ -276,3 +276,15 @@ def test_a_place_is_written_as_json_dumps_writes_its_dict(lon, lat, confidence, 
                   Place("regency", "Les", None, None, None, lat, lon, confidence, span, reason, in_region=False)):
         for _ in range(2):
             assert _place_json(place) == json.dumps(place.to_dict(), ensure_ascii=False)
+
+
+@pytest.mark.parametrize("first, then", [(1.0, 1), (1.0, True), (0.5, 0.5)])
+def test_a_place_is_written_by_its_own_numbers_after_an_equal_place_was_remembered(first, then):
+    """The case the property above found only when its examples came in this order: a place
+    with confidence 1.0 remembered, then an equal one with confidence 1 (or True) written."""
+    from siaga.geotag import Place
+    from siaga.tagging import _place_json
+
+    for confidence in (first, then):
+        place = Place("village", "Les", "Les", "Tejakula", "51.08.09.2007", 115.3, -8.1, confidence, (0, 3), "village name")
+        assert _place_json(place) == json.dumps(place.to_dict(), ensure_ascii=False)

@@ -92,14 +92,15 @@ def _place_json(place: Place) -> str:
         written = f"[{span[0]}, {span[1]}]"
     else:
         return _encode(place.to_dict())
-    key = (place.kind, place.name, place.village, place.district, place.code, place.lon, place.lat, place.confidence,
-           place.reason)
+    lon, lat, confidence = place.lon, place.lat, place.confidence
+    # Equal numbers must be written alike to share pieces: 1 == 1.0 == True and 0.0 == -0.0 are
+    # not, so only places whose numbers are non-zero floats (or None) are looked up or remembered
+    # (checked before the look-up: a place with confidence 1 would find the pieces of 1.0).
+    if not (_written_alike(lon) and _written_alike(lat) and _written_alike(confidence)):
+        return _encode(place.to_dict())
+    key = (place.kind, place.name, place.village, place.district, place.code, lon, lat, confidence, place.reason)
     pieces = _PLACE_PIECES.get(key)
     if pieces is None:
-        # Equal numbers must be written alike to share pieces: 1 == 1.0 == True and 0.0 == -0.0
-        # are not, so only places whose numbers are non-zero floats (or None) are remembered.
-        if not all(x is None or (type(x) is float and x != 0) for x in (place.lon, place.lat, place.confidence)):
-            return _encode(place.to_dict())
         fields = place.to_dict()
         del fields["span"]
         reason = fields.pop("reason")
@@ -108,6 +109,11 @@ def _place_json(place: Place) -> str:
             _PLACE_PIECES.clear()
         _PLACE_PIECES[key] = pieces
     return pieces[0] + written + pieces[1]
+
+
+def _written_alike(number: Any) -> bool:
+    """Whether every number equal to this one is written as it is (None, or a non-zero float)."""
+    return number is None or (type(number) is float and number != 0)
 
 
 _set_hazards, _set_geotag = TagResult.hazards.__set__, TagResult.geotag.__set__  # type: ignore[attr-defined]
