@@ -3,9 +3,8 @@ copy-pastes of one text, within a time window and across accounts, are one repor
 witnesses are not merged."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-
 import random
+from datetime import datetime, timedelta, timezone
 
 from datasketch import MinHash
 from hypothesis import given, settings, strategies as st

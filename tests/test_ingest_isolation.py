@@ -21,8 +21,6 @@ T0 = datetime(2026, 1, 15, tzinfo=timezone.utc)
 NOW = T0 + timedelta(hours=1)
 
 
-
-
 def post(sid, text="Banjir di Banjar", author="anon:a", url=None, source="s", **raw):
     return IncomingPost(source, sid, T0, text, author, url, None, None, {"id": sid, **raw})
 

@@ -18,8 +18,6 @@ from conftest import _drop_pg_database, _new_pg_database, require_postgres
 T0 = datetime(2026, 1, 15, tzinfo=timezone.utc)
 
 
-
-
 def incoming(sid: str, days: float = 0, text: str = "Banjir setinggi lutut di Desa Sangsit") -> IncomingPost:
     return IncomingPost("s", sid, T0 + timedelta(days=days), text, "anon:x", None, None, None, {})
 

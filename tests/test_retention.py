@@ -13,8 +13,6 @@ from support.fixed_source import Fixed
 T0 = datetime(2026, 1, 15, tzinfo=timezone.utc)
 
 
-
-
 def post(source, sid, days, url=None, reposts=None, text="banjir di Banjar"):
     return IncomingPost(source, sid, T0 + timedelta(days=days), text, "anon:x", url, None, None, {}, reposts=reposts)
 
