@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
+from unittest import mock
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from siaga import ingest, store, tagging
 from siaga.retention import purge_old_posts
@@ -88,6 +90,42 @@ def test_deleting_posts_drops_their_queue_and_tag_rows(db_url, hazard_set):
     with store.session_scope(db_url) as session:
         assert purge_old_posts(session, T0 + timedelta(days=1, hours=1)) == 2  # "0" tagged, "1" queued
     assert queued(db_url) == [ids["2"], ids["3"]] and tagged(db_url) == {}
+
+
+TEXTS = ("Banjir setinggi lutut di Desa Sangsit", "Banjir di Denpasar", "Ngopi dulu di Lovina", "pohon tumbang di Kubutambahan")
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    posts=st.lists(st.tuples(st.booleans(), st.sampled_from(TEXTS), st.booleans()), max_size=30),
+    batch=st.integers(1, 6),
+    partition=st.one_of(st.none(), st.integers(1, 3).flatmap(lambda n: st.tuples(st.integers(0, n - 1), st.just(n)))),
+)
+def test_tag_pending_takes_exactly_the_due_queued_posts_of_its_partition(db_url, hazard_set, posts, batch, partition):
+    """Whatever the queue holds (gaps left by posts tagged before, posts created after `now`),
+    however it is cut into batches (each read while the one before is tagged and written, on
+    PostgreSQL) and whichever partition runs: every queued post of the partition created by
+    `now` is tagged once, as `Tagger.tag` tags it, and everything else stays as it was."""
+    with store.session_scope(db_url) as session:  # the previous example's posts, with their tags
+        session.execute(sa.delete(store.Post))
+        store.bulk_insert(session, store.Post.__table__, [
+            {"source": "s", "source_id": str(i), "created_at": T0 + timedelta(hours=1 if late else 0), "text": text,
+             "text_hash": str(i), "raw": {}, "ingested_at": T0} for i, (late, text, _) in enumerate(posts)])
+    ids = sorted(post_ids(db_url).values())
+    gone = [post_id for post_id, (_, _, off_queue) in zip(ids, posts) if off_queue]
+    with store.session_scope(db_url) as session:  # tagged by an earlier run
+        session.execute(sa.delete(store.PostToTag).where(store.PostToTag.post_id.in_(gone)))
+    mine = [post_id for post_id in ids if partition is None or post_id % partition[1] == partition[0]]
+    due = {post_id for post_id, (late, _, _) in zip(ids, posts) if not late and post_id not in gone and post_id in mine}
+    tagger = tagging.Tagger(hazard_set)
+    with mock.patch.object(tagging, "TAG_BATCH", batch):
+        assert tagging.tag_pending(tagger, T0, db_url, partition=partition) == len(due)
+    assert queued(db_url) == sorted(set(ids) - set(gone) - due)
+    texts = {post_id: text for post_id, (_, text, _) in zip(ids, posts)}
+    assert tagged(db_url) == {post_id: tagger.tag(texts[post_id]).geotag.in_region for post_id in due}
+    with store.engine_for(db_url).connect() as conn:
+        matches = sorted(conn.execute(sa.text("select post_id, hazard from hazard_matches")).all())
+    assert matches == sorted((post_id, m.hazard) for post_id in due for m in tagger.tag(texts[post_id]).hazards)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -23,8 +23,9 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-# Young objects allowed before a pass while a batch is tagged: more than a pipeline batch
-# (`tagging.TAG_BATCH` posts) keeps, so a batch is walked at most once.
+# Young objects allowed before a pass while a batch is tagged (and through the pipeline's tag
+# stage, its reads and writes included): more than a pipeline batch (`tagging.TAG_BATCH` posts)
+# keeps, so a batch is walked at most once.
 TAGGING_GEN0 = 100_000
 # While a cached matcher is unpickled: more than it holds, so the load triggers no pass.
 LOADING_GEN0 = 1_000_000

@@ -527,15 +527,19 @@ def _copy_insert(session: Session, table: Table, rows: list[dict[str, Any]], ign
     names = ", ".join(f'"{c.name}"' for c in columns)
     # Encoded here, so a string PostgreSQL cannot take (a lone surrogate) is a ValueError before
     # the COPY starts, like the same string in an INSERT.
-    data = io.BytesIO(copy_text(columns, rows).encode("utf-8"))
+    payload = copy_text(columns, rows).encode("utf-8")
+    data = io.BytesIO(payload)
+    # Handed to psycopg2 in one read, not its default 8 KB ones: each read takes the GIL back, and
+    # from a thread beside a busy one (the tag stage's writer) each waited a switch interval.
+    size = max(8192, len(payload))
     cursor = session.connection().connection.dbapi_connection.cursor()
     try:
         if not ignore_duplicates:
-            cursor.copy_expert(f'COPY "{table.name}" ({names}) FROM STDIN', data)
+            cursor.copy_expert(f'COPY "{table.name}" ({names}) FROM STDIN', data, size)
             return cursor.rowcount
         cursor.execute("SAVEPOINT siaga_copy")
         try:
-            cursor.copy_expert(f'COPY "{table.name}" ({names}) FROM STDIN', data)
+            cursor.copy_expert(f'COPY "{table.name}" ({names}) FROM STDIN', data, size)
         except psycopg2.errors.UniqueViolation:
             cursor.execute("ROLLBACK TO SAVEPOINT siaga_copy")
             data.seek(0)

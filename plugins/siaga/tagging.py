@@ -205,27 +205,34 @@ def tag_pending(tagger: Tagger, now: datetime, db_url: str | None = None, partit
 
     def tag(batch: list[Any]) -> list[tuple[int, TagResult]]:
         # stage by stage over the batch (`Tagger.tag_many`); a post the tagger fails on fails
-        # its batch, as `tag` raising did, so it is retried, never marked tagged
-        results = tagger.tag_many([(row.text, row.lat, row.lon) for row in batch])
+        # its batch, as `tag` raising did, so it is retried, never marked tagged. Rows are
+        # unpacked, not read by attribute: the look-ups on SQLAlchemy's rows cost a fifth of
+        # tagging the batch.
+        results = tagger.tag_many([(text, lat, lon) for _, text, lat, lon in batch])
         for result in results:
             if isinstance(result, Exception):
                 raise result
-        return [(row.id, result) for row, result in zip(batch, results)]
+        return list(zip([post_id for post_id, _, _, _ in batch], results))
 
     def write(tagged: list[tuple[int, TagResult]]) -> None:
         with session_scope(db_url) as session:
             store_tags(session, tagged, fingerprint)
 
-    if engine(db_url).dialect.name != "postgresql":  # one connection at a time: read, tag, write
+    # A batch's young objects (its rows, its results, the rows written) live until it is
+    # written: with the threshold raised only inside `tag_many`, the passes while the next slice
+    # was read and this one written walked them again and again (`collector`; 20,000 posts: about
+    # 190 young passes and one or two full ones, a quarter of a second of CPU, now one pass).
+    with fewer_collections(TAGGING_GEN0):
+        if engine(db_url).dialect.name == "postgresql":
+            return _tag_while_writing(read, tag, write)
         total, after = 0, None
-        while True:
+        while True:  # one connection at a time: read, tag, write
             batch = read(after)
             write(tag(batch.posts))
             total += len(batch.posts)
             if not batch.full:
                 return total
             after = batch.last
-    return _tag_while_writing(read, tag, write)
 
 
 @dataclass(frozen=True)
@@ -240,27 +247,40 @@ class _Slice:
 
 
 def _read_slice(session: Session, now: datetime, partition: tuple[int, int] | None, after: int | None) -> _Slice:
-    """The next TAG_BATCH queued ids after `after` (of the partition), then those of their
-    posts created by `now`, with text and coordinates, by id. Two statements rather than a join:
-    each is an index range or lookup whatever the size of `posts`, where the planner may join
-    the whole table (a hash join over every post stored, once per batch). A post created after
-    `now` (a source's clock ahead) stays queued for a later run."""
-    from sqlalchemy import select
+    """The next TAG_BATCH queued ids after `after` (of the partition), each with its post (text
+    and coordinates) if that was created by `now`, by id: one statement, an index range of the
+    queue and one primary-key lookup in `posts` per queued id, whatever the size of `posts`. A
+    post created after `now` (a source's clock ahead) stays queued for a later run.
 
-    from siaga.store import Post, PostToTag, in_slices
+    Not a plain join on PostgreSQL: the planner may join the whole table (a merge or hash join
+    over every post stored, once per batch), and did with the ids as an array in a second
+    statement too, right after a bulk load left `posts` without statistics (a seq scan of every
+    post). The lookup is a LATERAL subquery with LIMIT 1, which the planner cannot flatten into
+    a join, so it is an index lookup per id by construction. SQLite never puts a LEFT JOIN's
+    right table outside, so a plain one is the same lookups there. Read as plain tuples
+    (`store.stream_rows`) rather than the ORM's rows: reading bench_pipeline's 20,000 posts
+    took half the time (0.11 - 0.13 s against 0.21 - 0.37 s)."""
+    from sqlalchemy import select, true
+
+    from siaga.store import Post, PostToTag, stream_rows
 
     queued = PostToTag.post_id
     mine = [] if partition is None else [(queued % partition[1]) == partition[0]]
-    ids = list(session.scalars(
-        select(queued).where(*mine, *([] if after is None else [queued > after])).order_by(queued).limit(TAG_BATCH)))
-    posts: list[Any] = []
-    for among in in_slices(session, Post.id, ids, ID_SLICE):
-        posts += session.execute(
-            select(Post.id, Post.text, Post.lat, Post.lon).where(among, Post.created_at <= now).order_by(Post.id)).all()
-    return _Slice(posts, ids[-1] if ids else after, len(ids) == TAG_BATCH)
+    ids = select(queued).where(*mine, *([] if after is None else [queued > after])).order_by(queued).limit(TAG_BATCH).subquery()
+    if session.get_bind().dialect.name == "postgresql":
+        post: Any = select(Post.id, Post.text, Post.lat, Post.lon).where(
+            Post.id == ids.c.post_id, Post.created_at <= now).limit(1).lateral()
+        joined = ids.outerjoin(post, true())
+    else:
+        post = Post.__table__
+        joined = ids.outerjoin(post, (post.c.id == ids.c.post_id) & (post.c.created_at <= now))
+    stmt = select(ids.c.post_id, post.c.id, post.c.text, post.c.lat, post.c.lon).select_from(joined).order_by(ids.c.post_id)
+    rows = [row for chunk in stream_rows(session, stmt, TAG_BATCH) for row in chunk]
+    return _Slice([tuple(row[1:]) for row in rows if row[1] is not None], rows[-1][0] if rows else after, len(rows) == TAG_BATCH)
 
 
-def _tag_while_writing(read: Any, tag: Any, write: Any) -> int:
+def _tag_while_writing(read: Callable[[int | None], _Slice], tag: Callable[[list[Any]], list[tuple[int, TagResult]]],
+                       write: Callable[[list[tuple[int, TagResult]]], None]) -> int:
     """`tag_pending`'s loop with each batch written (its own transaction, on its own connection)
     by one writer thread while the next batch is tagged: the database does its share of a
     batch (the queue delete, the COPYs, the commit's WAL flush) on its own core while this
@@ -268,7 +288,11 @@ def _tag_while_writing(read: Any, tag: Any, write: Any) -> int:
     thread alone. The next batch is read past the last queued id read (the batch being written
     is still queued in the database), so batches never share a post; a write that fails fails
     the run after its batch rolled back, and no later batch is written, as when batches were
-    written in turn. psycopg2 releases the GIL while PostgreSQL works."""
+    written in turn. psycopg2 releases the GIL while PostgreSQL works.
+
+    The next slice is read here, not ahead by a reader thread while this one tags: a slice is
+    one cheap statement (`_read_slice`), and a third thread taking the GIL from the tagger made
+    the stage slower, not faster (benchmarks/README.md, "the tag stage's own costs")."""
     from concurrent.futures import Future, ThreadPoolExecutor
 
     total, after = 0, None
