@@ -144,9 +144,17 @@ def incident_post_ids(session: Session, incident_id: int) -> list[int]:
     held = _alerts_of(session, incident_id)
     if held is not None:
         return cited_post_ids(a.explanation for a in sorted(held, key=lambda a: (a.window_end, a.id)))
+    return _stored_post_ids(session, [incident_id])[incident_id]
+
+
+def _stored_post_ids(session: Session, incident_ids: Sequence[int]) -> dict[int, list[int]]:
+    """`incident_post_ids` of these incidents from the database, in one query."""
     session.flush()
-    return cited_post_ids(session.scalars(
-        select(Alert.explanation).where(Alert.incident_id == incident_id).order_by(Alert.window_end, Alert.id)))
+    explanations: dict[int, list[dict[str, Any] | None]] = {i: [] for i in incident_ids}
+    for incident_id, explanation in session.execute(select(Alert.incident_id, Alert.explanation).where(
+            Alert.incident_id.in_(list(incident_ids))).order_by(Alert.window_end, Alert.id)):
+        explanations[incident_id].append(explanation)
+    return {i: cited_post_ids(e) for i, e in explanations.items()}
 
 
 def incident_posts(session: Session, incident_id: int) -> IncidentPosts:
@@ -164,6 +172,15 @@ def incident_posts(session: Session, incident_id: int) -> IncidentPosts:
     if rows is not None:
         rows.posts[incident_id] = found
     return found
+
+
+def posts_by_incident(session: Session, incident_ids: Iterable[int]) -> dict[int, IncidentPosts]:
+    """`incident_posts` of several incidents, their alerts read in one query (outside
+    `apply_spikes`): the outbox stage read them message by message."""
+    ids = list(dict.fromkeys(incident_ids))
+    if not ids or _ROWS in session.info:
+        return {i: incident_posts(session, i) for i in ids}
+    return {i: posts_of(session, post_ids) for i, post_ids in _stored_post_ids(session, ids).items()}
 
 
 def posts_of(session: Session, post_ids: Sequence[int]) -> IncidentPosts:
@@ -384,10 +401,17 @@ def in_kecamatan(name: str) -> ColumnElement[bool]:
 
 def kecamatan_of(session: Session, incident: Incident) -> list[str]:
     """The names of the kecamatan an incident is in, its own first."""
-    names = [incident.district] if incident.district else []
-    names += session.scalars(select(IncidentArea.name).where(
-        IncidentArea.incident_id == incident.id, IncidentArea.level == "district").order_by(IncidentArea.id))
-    return list(dict.fromkeys(n for n in names if n))
+    return kecamatan_by_incident(session, [incident])[incident.id]
+
+
+def kecamatan_by_incident(session: Session, incidents: Sequence[Incident]) -> dict[int, list[str]]:
+    """`kecamatan_of` several incidents, their areas read in one query."""
+    names = {i.id: [i.district] if i.district else [] for i in incidents}
+    if names:
+        for incident_id, name in session.execute(select(IncidentArea.incident_id, IncidentArea.name).where(
+                IncidentArea.incident_id.in_(list(names)), IncidentArea.level == "district").order_by(IncidentArea.id)):
+            names[incident_id].append(name)
+    return {i: list(dict.fromkeys(n for n in found if n)) for i, found in names.items()}
 
 
 # --- spikes into incidents -----------------------------------------------------------------------
