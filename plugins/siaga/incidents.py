@@ -350,7 +350,7 @@ def _remember_alert(session: Session, alert: Alert) -> None:
     rows.series.setdefault((alert.hazard, alert.level, alert.area_code), {})[alert.id] = alert
     if alert.incident_id in rows.alerts:
         rows.alerts[alert.incident_id].append(alert)
-    rows.posts.pop(alert.incident_id, None)
+    _forget_posts(session, alert.incident_id)
 
 
 def _forget_posts(session: Session, incident_id: int | None) -> None:
