@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta, timezone
 
-from datasketch import MinHash
+from datasketch import MinHash, MinHashLSH
 from hypothesis import given, settings, strategies as st
 
 from siaga import copies
@@ -109,3 +109,10 @@ def test_batch_sketches_equal_datasketchs_own_across_chunks(monkeypatch):
     _assert_same_sketches(texts)
     assert [s.jaccard(t) for s, t in zip(sketches(texts), sketches(texts[1:]))] == \
         [_datasketch(a).jaccard(_datasketch(b)) for a, b in zip(texts, texts[1:])]
+
+
+def test_the_index_is_made_with_the_bands_datasketch_chooses_for_the_threshold():
+    """`copy_keys` makes its LSH index from bands chosen once per process: the ones datasketch
+    picks for THRESHOLD and NUM_PERM."""
+    chosen = MinHashLSH(threshold=copies.THRESHOLD, num_perm=copies.NUM_PERM)
+    assert copies._bands() == (chosen.b, chosen.r)

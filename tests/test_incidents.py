@@ -300,3 +300,19 @@ def test_a_runs_timeline_read_without_flushing_is_the_one_a_flush_would_store(db
         flushed = incidents.what_changed_since_told(session, incident)
     assert in_run == flushed
     assert (flushed.posts_before, flushed.posts, flushed.new_post_ids) == (1, 3, (2, 3))
+
+
+def test_an_incidents_posts_kept_within_a_run_follow_every_alert_that_cites_a_new_post(db_url):
+    """Inside `apply_spikes` an incident's posts are read once and kept until one of its alerts
+    cites a post it did not (a sliding window, a neighbour joining, a re-run window with a late
+    post merged into its own row): the counts stored and told equal those read afresh."""
+    apply(db_url, [spike(), spike(minutes=35, observed=6), spike(minutes=40, observed=6, first=3),
+                   spike(code="v2", minutes=40, observed=3, first=20)])
+    apply(db_url, [spike(minutes=40, observed=7, first=3), spike(code="v2", minutes=45, observed=4, first=20)])
+    with store.session_scope(db_url) as session:
+        (incident,) = session.scalars(sa.select(store.Incident)).all()
+        fresh = incidents.incident_posts(session, incident.id)
+        grew = session.scalars(sa.select(store.IncidentEvent).where(store.IncidentEvent.kind == "grew")
+                               .order_by(store.IncidentEvent.id)).all()
+        assert (incident.posts, incident.authors) == (fresh.posts, fresh.authors) == (14, 14)
+        assert grew and grew[-1].detail["posts"] == fresh.posts

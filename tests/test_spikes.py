@@ -146,3 +146,27 @@ def test_window_counts_collect_each_windows_posts_and_terms_as_groupby_would():
     assert got["post_ids"].tolist() == want_posts
     assert got["terms"].tolist() == want_terms
     assert all(type(p) is int for ids in got["post_ids"] for p in ids)
+
+
+def test_window_counts_numbering_the_text_columns_changes_no_row():
+    """`window_counts` groups and de-duplicates by numbers standing for the series, author and
+    text hash: every row and column equal to grouping the repeated rows by the text itself,
+    missing authors (not counted as an author) and a series with a missing part (left out) too."""
+    import random
+
+    rng = random.Random(5)
+    rows = [{"post_id": i, "created_at": T0 + timedelta(minutes=rng.uniform(0, 120)),
+             "author": rng.choice([None, *(f"a{k}" for k in range(20))]), "text_hash": f"h{rng.randrange(200)}",
+             "hazard": rng.choice(["flood", "fire"]), "level": rng.choice(["village", "district", "regency"]),
+             "area_code": rng.choice([None, "v1", "v2", "51.08", "v10"]), "terms": rng.choice([("banjir",), (), None])}
+            for i in range(500)]
+    frame = pd.DataFrame.from_records(rows, columns=spikes.EVENT_COLUMNS + ["terms"])
+    rules = {**RULE, "fire": spikes.Rule(window=timedelta(minutes=15), min_posts=3, min_authors=3, alpha=1e-3)}
+    got = spikes.window_counts(frame, rules, ends())
+    counted = spikes.deduplicated(spikes.window_rows(frame, rules, ends()), spikes.SERIES + ["window_end"])
+    want = counted.groupby(spikes.SERIES + ["window_end"], sort=True).agg(
+        observed=("post_id", "size"), authors=("author", "nunique"), minutes=("window_minutes", "first")).reset_index()
+    assert len(got) == len(want) > 20 and got["area_code"].notna().all()
+    for column in spikes.SERIES + ["window_end", "observed", "authors"]:
+        assert got[column].tolist() == want[column].tolist(), column
+    assert (got["window_start"] == want["window_end"] - pd.to_timedelta(want["minutes"], unit="min")).all()

@@ -11,7 +11,9 @@ never leave an incident without its message or a message without its incident. S
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,7 +21,7 @@ from sqlalchemy.orm import Session
 from siaga import incidents, messages, outbox, settings, silences
 from siaga.catalogue import say
 from siaga.hazards import HazardSet
-from siaga.incidents import Change, add_event
+from siaga.incidents import Change, IncidentPosts, add_event
 from siaga.routing import Receiver, Router
 from siaga.store import Incident, IncidentArea, IncidentEvent, Post
 
@@ -61,6 +63,7 @@ def enqueue(session: Session, changes: list[Change], hazard_set: HazardSet, rout
     active at `now` is not written; its timeline says which silence held it back."""
     written = 0
     active = silences.active_silences(session, now) if changes else []
+    facts = read_facts(session, changes) if changes else None
     for change in changes:
         incident = change.incident
         labels = incident_labels(incident, hazard_set)
@@ -71,7 +74,7 @@ def enqueue(session: Session, changes: list[Change], hazard_set: HazardSet, rout
                 "matchers": dict(silence.matchers), "created_by": silence.created_by,
             })
             continue
-        view = view_for(session, change, hazard_set)
+        view = view_for(session, change, hazard_set, facts)
         message = messages.build_message(view)
         for receiver in router.route(labels):
             key = _dedup_key(incident, receiver.name, change, view)
@@ -109,21 +112,45 @@ def _due_time(router: Router, receiver: Receiver, incident: Incident, now: datet
     return now
 
 
-def view_for(session: Session, change: Change, hazard_set: HazardSet) -> messages.AlertView:
+@dataclass(frozen=True)
+class ViewFacts:
+    """What `view_for` reads from the store about changes, read for all of a run's changes at
+    once (`read_facts`): message by message it was five queries each (evidence, the incident's
+    posts, its kecamatan, the opening cue), a few milliseconds a message."""
+
+    evidence: dict[int, Post]  # the posts each change quotes (at most MAX_EVIDENCE each), by id
+    posts: dict[int, IncidentPosts]  # incident id -> its posts and authors
+    kecamatan: dict[int, list[str]]  # incident id -> `incidents.kecamatan_of`
+    why: dict[int, dict[str, Any] | None]  # incident id of a new one -> its opening cue (`_opening_whys`)
+
+
+def read_facts(session: Session, changes: list[Change]) -> ViewFacts:
+    """The `ViewFacts` of these changes, a query for each kind of fact."""
+    wanted = list(dict.fromkeys(p for c in changes for p in c.evidence[: messages.MAX_EVIDENCE]))
+    evidence = {p.id: p for p in session.scalars(select(Post).where(Post.id.in_(wanted)))} if wanted else {}
+    by_id = {c.incident.id: c.incident for c in changes}
+    opened = [c.incident.id for c in changes if c.kind == "new"]
+    return ViewFacts(evidence, incidents.posts_by_incident(session, by_id), incidents.kecamatan_by_incident(session, list(by_id.values())),
+                     _opening_whys(session, opened))
+
+
+def view_for(session: Session, change: Change, hazard_set: HazardSet, facts: ViewFacts | None = None) -> messages.AlertView:
     """What a message about `change` shows: the newest evidence (the posts new since the last
     message first), the window's count in plain words, the incident's posts and authors (the
     one count), the cue that raised the severity, what changed since the last message and the
-    link to the incident's page. Slack actions rebuild an alert from it to edit it."""
+    link to the incident's page. Slack actions rebuild an alert from it to edit it. `facts`:
+    read for a whole run's changes (`read_facts`), else read for this one."""
+    facts = facts or read_facts(session, [change])
     incident = change.incident
     hazard = hazard_set.hazards.get(incident.hazard)
     alert = change.alert
     evidence = []
     if change.evidence:
         wanted = change.evidence[: messages.MAX_EVIDENCE]
-        by_id = {p.id: p for p in session.scalars(select(Post).where(Post.id.in_(wanted)))}
+        by_id = {p: facts.evidence[p] for p in wanted if p in facts.evidence}
         ordered = sorted(by_id.values(), key=lambda p: (p.created_at, p.id), reverse=True)
         evidence = [messages.EvidencePost(text=p.text, url=p.url, created_at=p.created_at, author=None) for p in ordered]
-    counted = incidents.incident_posts(session, incident.id)
+    counted = facts.posts[incident.id]
     explanation = (alert.explanation or {}) if alert else {}
     return messages.AlertView(
         incident_id=incident.id,
@@ -133,7 +160,7 @@ def view_for(session: Session, change: Change, hazard_set: HazardSet) -> message
         hazard_label_en=hazard.label_en if hazard else incident.hazard,
         severity=incident.severity,
         village=incident.village,
-        district=", ".join(incidents.kecamatan_of(session, incident)) or None,
+        district=", ".join(facts.kecamatan[incident.id]) or None,
         road=incident.road,
         lon=incident.lon,
         lat=incident.lat,
@@ -147,7 +174,7 @@ def view_for(session: Session, change: Change, hazard_set: HazardSet) -> message
         window_minutes=int(explanation.get("window_minutes") or 0) if alert else 0,
         posts=counted.posts,
         incident_authors=counted.authors,
-        why=_opening_why(session, incident) if change.kind == "new" else None,
+        why=facts.why.get(incident.id) if change.kind == "new" else None,
         what=change.what,
         **_regional_place(session, incident),
     )
@@ -163,13 +190,17 @@ def _regional_place(session: Session, incident: Incident) -> dict:
 
 
 
-def _opening_why(session: Session, incident: Incident) -> dict | None:
-    """The cue behind the incident's present severity: its latest "escalated" or its "opened"
+def _opening_whys(session: Session, incident_ids: list[int]) -> dict[int, dict[str, Any] | None]:
+    """The cue behind each incident's present severity: its latest "escalated" or its "opened"
     timeline event (a run that opened and escalated it sends one new alert)."""
-    detail = session.scalar(select(IncidentEvent.detail).where(
-        IncidentEvent.incident_id == incident.id, IncidentEvent.kind.in_(("opened", "escalated")))
-        .order_by(IncidentEvent.at.desc(), IncidentEvent.id.desc()))
-    return (detail or {}).get("why") or None
+    if not incident_ids:
+        return {}
+    latest: dict[int, dict[str, Any] | None] = {}
+    for incident_id, detail in session.execute(select(IncidentEvent.incident_id, IncidentEvent.detail).where(
+            IncidentEvent.incident_id.in_(incident_ids), IncidentEvent.kind.in_(("opened", "escalated")))
+            .order_by(IncidentEvent.at.desc(), IncidentEvent.id.desc())):
+        latest.setdefault(incident_id, detail)
+    return {i: (latest.get(i) or {}).get("why") or None for i in incident_ids}
 
 
 def confidence_words(score: float) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 from datetime import datetime, timedelta
 from typing import Sequence
 
@@ -142,6 +143,15 @@ def _fmix32(hv: np.ndarray) -> np.ndarray:
     return hv ^ (hv >> np.uint32(16))
 
 
+@cache
+def _bands() -> tuple[int, int]:
+    """The LSH index's bands and rows for THRESHOLD and NUM_PERM, chosen by datasketch once per
+    process: it integrates the false positive and negative rates over every split of NUM_PERM
+    each time an index is made (20 ms of every detect run, for the same two numbers)."""
+    chosen = MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM)
+    return chosen.b, chosen.r
+
+
 def copy_keys(posts: Sequence[PostText]) -> dict[int, str]:
     """Post id -> the key its copies share: a copy gets its original's key (the earliest post
     of its group), any other post its own `text_hash`. A repost of a post not among `posts`
@@ -153,7 +163,7 @@ def copy_keys(posts: Sequence[PostText]) -> dict[int, str]:
     key: dict[int, str] = {}
     seen: dict[int, PostText] = {}
     by_page: dict[str, PostText] = {}
-    lsh = MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM)
+    lsh = MinHashLSH(num_perm=NUM_PERM, params=_bands())
     for post in ordered:
         original: str | None = None
         if post.duplicate_of is not None:

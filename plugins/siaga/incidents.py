@@ -144,16 +144,43 @@ def incident_post_ids(session: Session, incident_id: int) -> list[int]:
     held = _alerts_of(session, incident_id)
     if held is not None:
         return cited_post_ids(a.explanation for a in sorted(held, key=lambda a: (a.window_end, a.id)))
+    return _stored_post_ids(session, [incident_id])[incident_id]
+
+
+def _stored_post_ids(session: Session, incident_ids: Sequence[int]) -> dict[int, list[int]]:
+    """`incident_post_ids` of these incidents from the database, in one query."""
     session.flush()
-    return cited_post_ids(session.scalars(
-        select(Alert.explanation).where(Alert.incident_id == incident_id).order_by(Alert.window_end, Alert.id)))
+    explanations: dict[int, list[dict[str, Any] | None]] = {i: [] for i in incident_ids}
+    for incident_id, explanation in session.execute(select(Alert.incident_id, Alert.explanation).where(
+            Alert.incident_id.in_(list(incident_ids))).order_by(Alert.window_end, Alert.id)):
+        explanations[incident_id].append(explanation)
+    return {i: cited_post_ids(e) for i, e in explanations.items()}
 
 
 def incident_posts(session: Session, incident_id: int) -> IncidentPosts:
     """The incident's posts and authors (see `IncidentPosts`); posts retention removed, or never
-    stored (tests), count as posts of their own author."""
-    ids = incident_post_ids(session, incident_id)
-    return posts_of(session, ids)
+    stored (tests), count as posts of their own author.
+
+    Inside `apply_spikes` the answer is kept until an alert of the incident cites a post it did
+    not (`_forget_posts`): it depends only on the set of posts cited, and a run asked it twice
+    for every spike that joined an incident (before and after), each walk over all the
+    incident's alerts and posts, quadratic in a busy incident's spikes."""
+    rows: _RunRows | None = session.info.get(_ROWS)
+    if rows is not None and incident_id in rows.posts:
+        return rows.posts[incident_id]
+    found = posts_of(session, incident_post_ids(session, incident_id))
+    if rows is not None:
+        rows.posts[incident_id] = found
+    return found
+
+
+def posts_by_incident(session: Session, incident_ids: Iterable[int]) -> dict[int, IncidentPosts]:
+    """`incident_posts` of several incidents, their alerts read in one query (outside
+    `apply_spikes`): the outbox stage read them message by message."""
+    ids = list(dict.fromkeys(incident_ids))
+    if not ids or _ROWS in session.info:
+        return {i: incident_posts(session, i) for i in ids}
+    return {i: posts_of(session, post_ids) for i, post_ids in _stored_post_ids(session, ids).items()}
 
 
 def posts_of(session: Session, post_ids: Sequence[int]) -> IncidentPosts:
@@ -223,6 +250,23 @@ class _RunRows:
         # every incident of the spikes' hazards a spike may join: live, or resolved by itself
         # within the reopen window of the run's first window (and those the run opens)
         self.incidents: dict[int, Incident] = {}
+        # the same by hazard: every spike looks only at its own hazard's, and filtering all of
+        # them at every spike was most of the attribute reads of a run with many spikes
+        self.by_hazard: dict[str, dict[int, Incident]] = {}
+        self.posts: dict[int, IncidentPosts] = {}  # incident id -> `incident_posts`, until `_forget_posts`
+        # incident id -> its stored timeline (nothing is flushed within the call, so it stays as read)
+        self.stored_events: dict[int, list[IncidentEvent]] = {}
+        # incident id -> its timeline rows pending in the session, in the order they were added
+        # (`session.new`'s order), from the first read on (`_pending_events`): scanning all of
+        # `session.new` for one incident's, at every change, was quadratic in a run's changes
+        self.pending_events: dict[int, list[IncidentEvent]] | None = None
+
+    def hold(self, incident: Incident) -> None:
+        self.incidents[incident.id] = incident
+        self.by_hazard.setdefault(incident.hazard, {})[incident.id] = incident
+
+    def of_hazard(self, hazard: str) -> list[Incident]:
+        return list(self.by_hazard.get(hazard, {}).values())
 
 
 @contextmanager
@@ -249,7 +293,7 @@ def _remembering_rows(session: Session, spikes: Sequence[Spike], gap: timedelta,
             or_(Incident.state.in_(LIVE_STATES),
                 (Incident.state == "resolved") & (Incident.closed_by == AUTO_ACTOR)
                 & (Incident.closed_at >= first_end - reopen_window)))):
-        rows.incidents[incident.id] = incident
+        rows.hold(incident)
         rows.areas[incident.id], rows.alerts[incident.id] = [], []
     if rows.incidents:
         for area in session.scalars(select(IncidentArea).where(IncidentArea.incident_id.in_(list(rows.incidents)))):
@@ -265,10 +309,10 @@ def _remembering_rows(session: Session, spikes: Sequence[Spike], gap: timedelta,
         session.info.pop(_ROWS, None)
 
 
-def _held_incidents(session: Session) -> list[Incident]:
-    """The incidents `_remembering_rows` holds (every live one of the spikes' hazards among
-    them)."""
-    return list(_run_rows(session).incidents.values())
+def _held_incidents(session: Session, hazard: str) -> list[Incident]:
+    """The incidents of `hazard` `_remembering_rows` holds (every live one of the spikes'
+    hazards among them)."""
+    return _run_rows(session).of_hazard(hazard)
 
 
 def _run_rows(session: Session) -> _RunRows:
@@ -306,6 +350,14 @@ def _remember_alert(session: Session, alert: Alert) -> None:
     rows.series.setdefault((alert.hazard, alert.level, alert.area_code), {})[alert.id] = alert
     if alert.incident_id in rows.alerts:
         rows.alerts[alert.incident_id].append(alert)
+    _forget_posts(session, alert.incident_id)
+
+
+def _forget_posts(session: Session, incident_id: int | None) -> None:
+    """An alert of the incident now cites posts it did not: `incident_posts` is read again."""
+    rows: _RunRows | None = session.info.get(_ROWS)
+    if rows is not None:
+        rows.posts.pop(incident_id, None)
 
 
 def _areas_of(session: Session, incident_id: int) -> list[IncidentArea]:
@@ -332,7 +384,7 @@ def _new_incident_rows(session: Session, incident: Incident) -> None:
     if rows is not None:
         rows.alerts.setdefault(incident.id, [])
         rows.areas.setdefault(incident.id, [])
-        rows.incidents[incident.id] = incident
+        rows.hold(incident)
 
 
 def in_kecamatan(name: str) -> ColumnElement[bool]:
@@ -349,10 +401,17 @@ def in_kecamatan(name: str) -> ColumnElement[bool]:
 
 def kecamatan_of(session: Session, incident: Incident) -> list[str]:
     """The names of the kecamatan an incident is in, its own first."""
-    names = [incident.district] if incident.district else []
-    names += session.scalars(select(IncidentArea.name).where(
-        IncidentArea.incident_id == incident.id, IncidentArea.level == "district").order_by(IncidentArea.id))
-    return list(dict.fromkeys(n for n in names if n))
+    return kecamatan_by_incident(session, [incident])[incident.id]
+
+
+def kecamatan_by_incident(session: Session, incidents: Sequence[Incident]) -> dict[int, list[str]]:
+    """`kecamatan_of` several incidents, their areas read in one query."""
+    names = {i.id: [i.district] if i.district else [] for i in incidents}
+    if names:
+        for incident_id, name in session.execute(select(IncidentArea.incident_id, IncidentArea.name).where(
+                IncidentArea.incident_id.in_(list(names)), IncidentArea.level == "district").order_by(IncidentArea.id)):
+            names[incident_id].append(name)
+    return {i: list(dict.fromkeys(n for n in found if n)) for i, found in names.items()}
 
 
 # --- spikes into incidents -----------------------------------------------------------------------
@@ -420,15 +479,18 @@ def _apply_ordered(session: Session, ordered: list[Spike], changes: list[Change]
                    severities: dict[tuple[str, str, str, datetime], str], gap: timedelta, adjacent: Adjacency | None,
                    reopen_window: timedelta, place_of: PlaceOf | None, posts: regional.PostAreas,
                    hazards: regional.Hazards) -> None:
-    fired: list[Spike] = []
+    # the spikes fired so far, by window end: `inhibited` compares a spike with those of its own
+    # window only, and filtering the whole list for them at every spike was quadratic (0.6 s of
+    # a 3,000-spike run under the profiler)
+    fired: dict[datetime, list[Spike]] = {}
     for spike in ordered:
         gap_of_spike = incident_gap(spike.hazard, gap, hazards)
         broad = regional.regional_cover(spike, posts, hazards)
-        if not broad and (inhibited(spike, [f for f in fired if f.window_end == spike.window_end], areas)
+        if not broad and (inhibited(spike, fired.get(spike.window_end, []), areas)
                           or _inhibited_by_live(session, spike, areas)):
             _join_redundant(session, spike, areas, gap_of_spike, hazards)
             continue
-        fired.append(spike)
+        fired.setdefault(spike.window_end, []).append(spike)
         if _already_recorded(session, spike):
             continue
         area = areas.get((spike.level, spike.area_code)) or AreaInfo(spike.level, spike.area_code, spike.area_code)
@@ -493,7 +555,7 @@ def _join_redundant(session: Session, spike: Spike, areas: dict[tuple[str, str],
     if _already_recorded(session, spike) or _told_before(session, spike, gap):
         return  # a sliding window over posts this series already cited
     mine = areas.get((spike.level, spike.area_code))
-    held = _held_incidents(session)
+    held = _held_incidents(session, spike.hazard)
     incident = (regional.finer_live_incident(spike, mine.district if mine else None, spike.area_code,
                                              covered=lambda i: [(a.level, a.area_code) for a in _areas_of(session, i)],
                                              held=held)
@@ -524,8 +586,7 @@ def _inhibited_by_live(session: Session, spike: Spike, areas: dict[tuple[str, st
         return False
     mine = areas.get((spike.level, spike.area_code))
     finer = ("village", "road") if spike.level == "district" else ("village", "road", "district")
-    live = [i for i in _run_rows(session).incidents.values()
-            if i.hazard == spike.hazard and i.state in LIVE_STATES and i.level in finer]
+    live = [i for i in _held_incidents(session, spike.hazard) if i.state in LIVE_STATES and i.level in finer]
     for incident in live:
         if spike.level == "regency" or (mine and incident.district and incident.district == mine.district):
             return True
@@ -542,7 +603,7 @@ def _matching_incident(
     """The live incident of this hazard covering or bordering the spike's area, else one that
     resolved itself within the reopen window; the most recently active first."""
     held = _run_rows(session)
-    found = [i for i in held.incidents.values() if i.hazard == spike.hazard and (
+    found = [i for i in held.of_hazard(spike.hazard) if (
         (i.state in LIVE_STATES and i.last_activity_at >= spike.window_end - gap)
         or (i.state == "resolved" and i.closed_by == AUTO_ACTOR and i.closed_at is not None
             and i.closed_at >= spike.window_end - reopen_window))]
@@ -559,7 +620,7 @@ def _record(
     broad: dict[tuple[str, str], str] | None = None, hazards: regional.Hazards | None = None,
 ) -> Change | None:
     cover = {**footprint(area, place_of), **(broad or {})}
-    incident = regional.live_regional_incident(spike, gap, hazards or {}, held=_held_incidents(session)) or _matching_incident(
+    incident = regional.live_regional_incident(spike, gap, hazards or {}, held=_held_incidents(session, spike.hazard)) or _matching_incident(
         session, spike, neighbourhood(cover, adjacent), gap, reopen_window)
     if incident is None:
         if _told_before(session, spike, gap):
@@ -706,12 +767,12 @@ def _alert_for(session: Session, incident: Incident, spike: Spike, area: AreaInf
     same = [a for a in _series_alerts(session, spike) if a.window_end == spike.window_end]
     same_window = min(same, key=lambda a: a.id) if same else None
     if same_window is not None:
-        _merge(same_window, spike)
+        _merge(session, same_window, spike)
         return same_window
     latest = _latest(session, incident, spike)
     if new_row or latest is None:
         return _new_alert(session, incident, spike, area)
-    _merge(latest, spike)
+    _merge(session, latest, spike)
     return latest
 
 
@@ -720,7 +781,7 @@ def _widen(session: Session, incident: Incident, spike: Spike) -> None:
     baseline still leaves the whole event out; no row is added."""
     latest = _latest(session, incident, spike)
     if latest is not None and spike.window_end > latest.window_end:
-        _merge(latest, spike)
+        _merge(session, latest, spike)
 
 
 def _latest(session: Session, incident: Incident, spike: Spike) -> Alert | None:
@@ -730,7 +791,7 @@ def _latest(session: Session, incident: Incident, spike: Spike) -> Alert | None:
     return max(mine, key=lambda a: (a.window_end, a.id)) if mine else None
 
 
-def _merge(alert: Alert, spike: Spike) -> None:
+def _merge(session: Session, alert: Alert, spike: Spike) -> None:
     """Fold a later (or re-run) window into an alert: its window spans both, its figures are the
     peak's, its posts are both windows' posts."""
     explanation = dict(alert.explanation or {})
@@ -744,6 +805,8 @@ def _merge(alert: Alert, spike: Spike) -> None:
     explanation["window_end"] = alert.window_end.isoformat()
     explanation["terms"] = sorted(set(explanation.get("terms") or []) | set(spike.terms))
     explanation["post_ids"] = cited_post_ids([alert.explanation, {"post_ids": list(spike.post_ids)}])
+    if explanation["post_ids"] != cited_post_ids([alert.explanation]):
+        _forget_posts(session, alert.incident_id)
     if explanation != alert.explanation:
         alert.explanation = explanation
 
@@ -873,20 +936,41 @@ def what_changed_since_told(session: Session, incident: Incident) -> WhatChanged
     """What changed since the message before the latest one (the latest being the one being
     written now, whose event carries TOLD). Reads without flushing: the Slack actions tell a
     click that changed something by the events it leaves pending."""
-    with session.no_autoflush:
-        stored = list(session.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == incident.id)
-                                      .order_by(IncidentEvent.at, IncidentEvent.id)))
-    pending = [o for o in session.new if isinstance(o, IncidentEvent) and o.incident_id == incident.id]
-    if _ROWS in session.info:
+    rows: _RunRows | None = session.info.get(_ROWS)
+    if rows is not None:
         # Inside `apply_spikes`, which does not flush for this read: the timeline as a flush would
         # have stored it, in (at, id) order. Pending rows would get their ids in the order they
-        # were added (`session.new`'s order), after every stored one.
-        events = sorted(stored + pending, key=lambda e: e.at)
+        # were added (`session.new`'s order, which `_RunRows.pending_events` keeps), after every
+        # stored one.
+        stored = rows.stored_events.get(incident.id)
+        if stored is None:
+            stored = rows.stored_events[incident.id] = _stored_events(session, incident.id)
+        events = sorted(stored + _pending_events(session, rows).get(incident.id, []), key=lambda e: e.at)
     else:
+        stored = _stored_events(session, incident.id)
+        pending = [o for o in session.new if isinstance(o, IncidentEvent) and o.incident_id == incident.id]
         events = stored + sorted(pending, key=lambda e: (e.at, bool((e.detail or {}).get(TOLD))))
     told = [i for i, e in enumerate(events) if (e.detail or {}).get(TOLD)]
     start = told[-2] + 1 if len(told) >= 2 else (1 if events and events[0].kind == "opened" else 0)
     return what_changed(events[start:])
+
+
+def _pending_events(session: Session, rows: _RunRows) -> dict[int, list[IncidentEvent]]:
+    """The timeline rows pending in the session by incident, read from `session.new` once; from
+    then on `add_event` adds each new one (nothing is flushed inside `apply_spikes`)."""
+    if rows.pending_events is None:
+        rows.pending_events = {}
+        for pending in session.new:
+            if isinstance(pending, IncidentEvent):
+                rows.pending_events.setdefault(pending.incident_id, []).append(pending)
+    return rows.pending_events
+
+
+def _stored_events(session: Session, incident_id: int) -> list[IncidentEvent]:
+    """An incident's stored timeline in (at, id) order, read without flushing."""
+    with session.no_autoflush:
+        return list(session.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == incident_id)
+                                    .order_by(IncidentEvent.at, IncidentEvent.id)))
 
 
 # --- lifecycle -------------------------------------------------------------------------------------
@@ -967,7 +1051,11 @@ def _cycle_alert(session: Session, incident: Incident) -> Alert | None:
 def add_event(session: Session, incident: Incident, at: datetime, kind: str, detail: dict[str, Any], actor: str = AUTO_ACTOR) -> None:
     """One timeline row. `detail` is structured data for programs; people read it through
     `timelines.story`, which says it in a sentence."""
-    session.add(IncidentEvent(incident_id=incident.id, at=at, kind=kind, actor=actor, detail=detail))
+    event = IncidentEvent(incident_id=incident.id, at=at, kind=kind, actor=actor, detail=detail)
+    session.add(event)
+    rows: _RunRows | None = session.info.get(_ROWS)
+    if rows is not None and rows.pending_events is not None:
+        rows.pending_events.setdefault(incident.id, []).append(event)
 
 
 _event = add_event

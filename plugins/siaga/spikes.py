@@ -174,13 +174,19 @@ def window_rows(events: pd.DataFrame, rules: Mapping[str, Rule], ends: list[date
 
 
 def window_counts(events: pd.DataFrame, rules: Mapping[str, Rule], ends: list[datetime]) -> pd.DataFrame:
-    """Deduplicated count, distinct authors and evidence posts per series and window end."""
-    rows = window_rows(events, rules, ends)
+    """Deduplicated count, distinct authors and evidence posts per series and window end.
+
+    The text columns are numbered once per event (`_coded`), before `window_rows` repeats each
+    event for every window holding it: de-duplicating and grouping the repeated rows by their
+    text hashed every string of them again, and did so twice (the benchmark's 6,000 events
+    make 33,000 window rows: two thirds of this function's time)."""
+    coded, series = _coded(events)
+    rows = window_rows(coded, rules, ends)
     columns = SERIES + ["window_end", "window_start", "observed", "authors", "post_ids", "terms"]
     if rows.empty:
         return pd.DataFrame(columns=columns)
-    counted = deduplicated(rows, SERIES + ["window_end"])
-    grouped = counted.groupby(SERIES + ["window_end"], sort=True)
+    counted = deduplicated(rows, [_SERIES_CODE, "window_end"])
+    grouped = counted.groupby([_SERIES_CODE, "window_end"], sort=True)
     table = grouped.agg(observed=("post_id", "size"), authors=("author", "nunique"), window_minutes=("window_minutes", "first"))
     group = grouped.ngroup().to_numpy()
     table["post_ids"] = [tuple(ids) for ids in _per_group(counted["post_id"], group, len(table))]
@@ -189,8 +195,36 @@ def window_counts(events: pd.DataFrame, rules: Mapping[str, Rule], ends: list[da
     else:
         table["terms"] = [()] * len(table)
     table = table.reset_index()
+    codes = table.pop(_SERIES_CODE).to_numpy()
+    for i, name in enumerate(SERIES):
+        table.insert(i, name, series.get_level_values(name).take(codes))
     table["window_start"] = table["window_end"] - pd.to_timedelta(table["window_minutes"], unit="min")
     return table[columns]
+
+
+_SERIES_CODE = "series_code"  # `_coded`'s number of a row's series
+
+
+def _coded(events: pd.DataFrame) -> tuple[pd.DataFrame, pd.MultiIndex]:
+    """The columns `window_counts` reads, its text ones as numbers: the series (SERIES) numbered
+    in their sorted order, so grouping by the number orders groups as grouping by the text
+    did, and author and text hash numbered as they come (equal text, equal number; a missing
+    author stays missing, so `nunique` still leaves it out). Rows of a series with a missing
+    part are left out, as grouping by the text left them out."""
+    by_series = events.groupby(SERIES, sort=True)
+    number = by_series.ngroup().to_numpy()
+    series = pd.MultiIndex.from_frame(by_series.size().reset_index()[SERIES])
+    keep = number >= 0
+    author, _ = pd.factorize(events["author"])
+    text_hash, _ = pd.factorize(events["text_hash"])
+    coded = pd.DataFrame({
+        "post_id": events["post_id"].array[keep], "created_at": events["created_at"].array[keep],
+        "author": np.where(author < 0, np.nan, author)[keep], "text_hash": text_hash[keep],
+        "hazard": events["hazard"].array[keep], _SERIES_CODE: number[keep],
+    })
+    if "terms" in events.columns:
+        coded["terms"] = events["terms"].array[keep]
+    return coded, series
 
 
 def _per_group(values: pd.Series, group: np.ndarray, n_groups: int) -> list[list[Any]]:
