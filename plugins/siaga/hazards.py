@@ -26,7 +26,7 @@ from siaga.hazard_config import Hazard, HazardConfig, read_directory
 from siaga.negation import Denial
 from siaga import non_event
 from siaga.normalise import (
-    Folded, LazyFolded, MatchText, WordViews, fold, folded_words, match_key, match_text, quick_fold, squeeze, squeeze_fold, stem,
+    Folded, MatchText, WordViews, fold, folded_words, match_key, match_text, quick_fold, squeeze, squeeze_fold, stem,
 )
 
 # Inside a hashtag (#infobanjirjakarta) there are no spaces to mark word boundaries. A term at
@@ -291,23 +291,15 @@ class HazardSet:
         if self._empty or not len(self._trigger):
             return None
         words = folded_words(folded)
-        views = self._views
-        if views.as_written.issuperset(words):
-            # Every word read as written (most posts: one C-level test of words already hashed
-            # by `quick_fold`), so the views are the words and their text is the folded text:
-            # no list of views or join per post.
-            read = words
-            text = folded.text if type(folded) is LazyFolded else " ".join(words)
-        else:
-            read = list(map(views.__getitem__, words))
-            text = " ".join(read)
+        view = self._views.__getitem__
+        text = " ".join(map(view, words))  # the list of views is made only for a post that passes
         original = folded.original
         if "#" in original or "\uff03" in original:
             # a root, or a term maybe inside a hashtag: the exact rules decide
             found = next(self._trigger.iter(text), None)
         else:
             found = next(self._trigger_plain.iter(f" {text} "), None) if len(self._trigger_plain) else None
-        return None if found is None else (words, read, text)
+        return None if found is None else (words, list(map(view, words)), text)
 
     def _matches(self, text: str | Folded, include_vetoed: bool, fast: bool = True) -> list[HazardMatch]:
         """The hazards of a post (its text, or its text already folded). `fast=False` is the

@@ -450,10 +450,6 @@ class WordViews(dict):
     def __init__(self, abbreviations: dict[str, str] | None = None) -> None:
         super().__init__()
         self.abbreviations = dict(abbreviations or {})
-        # The words looked up so far that the matcher reads as written (their view is the word
-        # itself): most words of most posts, so a post is mostly told "all as written" by one
-        # subset test instead of a look-up per word.
-        self.as_written: set[str] = set()
 
     def __missing__(self, word: str) -> str:
         view = squeeze(self.abbreviations.get(word, word))
@@ -462,10 +458,7 @@ class WordViews(dict):
             view = f"{redup.group(1)} {redup.group(1)}"
         if len(self) >= self.LIMIT:
             self.clear()
-            self.as_written.clear()
         self[word] = view
-        if view == word:
-            self.as_written.add(word)
         return view
 
     def text(self, folded_text: str) -> str:
