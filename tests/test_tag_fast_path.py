@@ -294,40 +294,9 @@ def test_a_place_is_written_by_its_own_numbers_after_an_equal_place_was_remember
 
 
 # ----------------------------------------------------------------------------------------------
-# The next level of the fast path: the name automaton run over the letters alone, token
-# spellings and hashtags without the offset map, and repeated posts tagged once.
+# The next level of the fast path: token spellings and hashtags without the offset map, and
+# repeated posts tagged once.
 # ----------------------------------------------------------------------------------------------
-
-# Names and pieces of names run together and apart, so hits start and end inside words too
-# ("#beritainyangada" holds "ngada" at its end, not at a word start).
-NAME_PIECES = ["ngada", "beritainya", "Sangsit", "sang", "sit", "Tinga", "tinga", "Busung", "Biu", "Kerobokan", "Jakarta",
-               "Jogja", "Cikampek", "ke", "lapa", "Sawan", "Les", "lesehan", "Bila", "Singaraja", "Ahmad", "Yani", "jl",
-               "Desa", "Kec", "di", "a", "Kubutambahan", "raya", "Seririt", "Gilimanuk", "#", "-", " ", "'", "rrr"]
-name_texts = st.one_of(
-    st.lists(st.sampled_from(NAME_PIECES), max_size=12).map(" ".join),
-    st.lists(st.sampled_from(NAME_PIECES), max_size=12).map("".join),
-    st.lists(st.sampled_from(NAME_PIECES + [" ", " "]), max_size=16).map("".join),
-)
-
-
-def same_strong_hits(tagger: Tagger, text: str) -> None:
-    geotagger = tagger.geotagger
-    for folded in (quick_fold(text), fold(text)):
-        if folded.text:
-            assert geotagger._strong_hits(folded, folded.text) == geotagger._strong_hits_spaced(folded.text), text
-
-
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(text=st.one_of(name_texts, post_texts, fold_texts))
-def test_name_hits_found_over_the_letters_alone_equal_those_found_skipping_spaces(tagger, text):
-    same_strong_hits(tagger, text)
-
-
-def test_name_hits_over_the_letters_alone_on_real_posts(tagger):
-    texts = devdata_texts() + ["#beritainyangada Kepadatan di Tol Jakarta-Cikampek #jogja", "Busungbiu", "busung biu", "ke lapa"]
-    for text in texts:
-        same_strong_hits(tagger, text)
-
 
 @settings(max_examples=400, deadline=None)
 @given(text=st.one_of(post_texts, fold_texts))

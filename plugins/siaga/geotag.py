@@ -18,8 +18,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from bisect import bisect_right
-from itertools import accumulate
 from operator import attrgetter, itemgetter
 from pathlib import Path
 
@@ -28,7 +26,7 @@ import ahocorasick
 from siaga import settings
 from siaga.gazetteer import Gazetteer, PackedPlaces, is_common_word, load_gazetteer
 from siaga.geodata import ROAD_PREFIXES, dictionary_file, Alias, District, OutsidePlace, Road, Village, short_name
-from siaga.normalise import Folded, LazyFolded, folded_words, key, quick_fold, spaced
+from siaga.normalise import Folded, LazyFolded, key, quick_fold, spaced
 from siaga.vocabulary import REGENCY_CODE, REGENCY_NAME
 
 VILLAGE_PREFIX = frozenset({"desa", "ds", "dsa", "kel", "kelurahan", "kelurahn", "lurah"})
@@ -369,17 +367,35 @@ class Geotagger:
         """Every name hit on word boundaries; overlaps resolved longest-first, Buleleng first.
 
         Hot path (issue 14: every post pays it, two in three have some hit, few hits survive):
-        the compact automaton runs over the folded text without its spaces (`_strong_hits`),
-        and a hit that does not end a word ("anca" in "lancar", most of them) is dropped at
-        once. The word list is split only for a post with a surviving name."""
+        the compact automaton runs over the folded text itself with spaces skipped, so a hit's
+        end is already in folded coordinates and a hit that does not end a word ("anca" in
+        "lancar", most of them) is dropped by looking at one character, before any word table
+        is built. The word list is split only for a post with a surviving name."""
         ftext = folded.text
         if not ftext:
             return []
+        n = len(ftext)
         count = ftext.count
-        if "  " in ftext or ftext[0] == " " or ftext[-1] == " ":  # not spaced as `fold` spaces words
-            raw = self._strong_hits_spaced(ftext)
-        else:
-            raw = self._strong_hits(folded, ftext)
+        raw = []
+        for end, (klen, forms, entries, buleleng, settled) in self._automaton.iter(ftext, 0, n, True):
+            fe = end + 1
+            if fe != n and ftext[fe] != " ":
+                continue  # does not end a word
+            fs = fe - klen
+            spaces = count(" ", fs, fe)
+            if spaces:  # the name spans words: widen to klen letters (never past its first letter)
+                while True:
+                    wider = fe - klen - spaces
+                    if wider == fs:
+                        break
+                    fs = wider
+                    spaces = count(" ", fs, fe)
+            if fs and ftext[fs - 1] != " ":
+                continue  # does not start a word
+            if spaces and ftext[fs:fe] not in forms and min(map(len, ftext[fs:fe].split(" "))) < 3:
+                continue  # a join of short words ("ke lapa") is not a spelling of the name
+            ti = count(" ", 0, fs)
+            raw.append((0, -spaces, -klen, ti, ti + spaces, fs, fe, entries, buleleng, settled))
         weak_automaton = self._weak_automaton
         if weak_automaton is not None:
             weak = None
@@ -436,57 +452,6 @@ class Geotagger:
             if len(gap) <= 2 and all(w in QUALIFIER_GAP for w in gap):
                 b.qualifies, a.qualified_by = a, b
         return out
-
-    def _strong_hits(self, folded: Folded, ftext: str) -> list[tuple]:
-        """The compact automaton's hits that start and end on word boundaries, as `_mentions`'s
-        raw tuples, for a text spaced as `fold` spaces it (single spaces between words, none
-        around). The automaton runs over the letters alone, the spaces taken out first: its
-        own skipping of spaces cost a third more than the pass. A hit's letters are mapped
-        back to words by the words' running lengths, made at the first hit (a third of posts
-        have none)."""
-        raw: list[tuple] = []
-        ends: list[int] | None = None  # ends[k]: letters up to the end of word k
-        for end, (klen, forms, entries, buleleng, settled) in self._automaton.iter(ftext.replace(" ", "")):
-            if ends is None:
-                ends = list(accumulate(map(len, folded_words(folded))))
-            tj = bisect_right(ends, end)  # the word holding the hit's last letter
-            if ends[tj] != end + 1:
-                continue  # does not end a word
-            start = end + 1 - klen
-            ti = bisect_right(ends, start)
-            if start != (ends[ti - 1] if ti else 0):
-                continue  # does not start a word
-            fs, fe = start + ti, end + 1 + tj  # a space before each word after the first
-            if tj != ti and ftext[fs:fe] not in forms and min(map(len, ftext[fs:fe].split(" "))) < 3:
-                continue  # a join of short words ("ke lapa") is not a spelling of the name
-            raw.append((0, ti - tj, -klen, ti, tj, fs, fe, entries, buleleng, settled))
-        return raw
-
-    def _strong_hits_spaced(self, ftext: str) -> list[tuple]:
-        """`_strong_hits` of a text spaced any way: the automaton skips the spaces itself."""
-        n = len(ftext)
-        count = ftext.count
-        raw: list[tuple] = []
-        for end, (klen, forms, entries, buleleng, settled) in self._automaton.iter(ftext, 0, n, True):
-            fe = end + 1
-            if fe != n and ftext[fe] != " ":
-                continue  # does not end a word
-            fs = fe - klen
-            spaces = count(" ", fs, fe)
-            if spaces:  # the name spans words: widen to klen letters (never past its first letter)
-                while True:
-                    wider = fe - klen - spaces
-                    if wider == fs:
-                        break
-                    fs = wider
-                    spaces = count(" ", fs, fe)
-            if fs and ftext[fs - 1] != " ":
-                continue  # does not start a word
-            if spaces and ftext[fs:fe] not in forms and min(map(len, ftext[fs:fe].split(" "))) < 3:
-                continue  # a join of short words ("ke lapa") is not a spelling of the name
-            ti = count(" ", 0, fs)
-            raw.append((0, -spaces, -klen, ti, ti + spaces, fs, fe, entries, buleleng, settled))
-        return raw
 
     # -------------------------------------------------------------------------- resolve
 
