@@ -161,18 +161,20 @@ class _Recent:
         self.new: dict[Any, tuple[tuple[HazardMatch, ...], tuple[Place, ...], bool]] = {}
         self.old: dict[Any, tuple[tuple[HazardMatch, ...], tuple[Place, ...], bool]] = {}
 
-    def get(self, post: Any) -> TagResult | None:
-        got = self.new.get(post)
-        if got is None:
-            got = self.old.get(post)
-            if got is None:
-                return None
-        return TagResult(list(got[0]), GeotagResult(list(got[1]), got[2]))
+    def recall(self, posts: list[Any]) -> list[TagResult | None]:
+        """Each post's remembered result, made afresh, or None. Looked up a generation at a
+        time by C-level maps: most posts are new, and a method call per post cost more than
+        the look-ups."""
+        stored = list(map(self.new.get, posts))
+        if self.old:
+            stored = [s if s is not None else o for s, o in zip(stored, map(self.old.get, posts))]
+        return [None if s is None else TagResult(list(s[0]), GeotagResult(list(s[1]), s[2])) for s in stored]
 
-    def put(self, post: Any, result: TagResult) -> None:
+    def keep(self, post: Any, result: TagResult) -> None:
         if len(self.new) >= RECENT_POSTS:
             self.new, self.old = {}, self.new
-        self.new[post] = (tuple(result.hazards), tuple(result.geotag.places), result.geotag.in_region)
+        geotag = result.geotag
+        self.new[post] = (tuple(result.hazards), tuple(geotag.places), geotag.in_region)
 
 
 class Tagger:
@@ -201,26 +203,22 @@ class Tagger:
         reads. Each repeat gets results of its own (their lists new; the matches and places in
         them, frozen, shared)."""
         try:
-            distinct: dict[Any, int] = {}
-            index = [distinct.setdefault(post, len(distinct)) for post in posts]
+            distinct = dict.fromkeys(posts)
         except TypeError:  # a post that cannot be a key (a list): every post tagged as it comes
             return self._tag_stages(posts)
-        if len(distinct) == len(posts):
-            firsts = posts
-        else:
-            firsts = list(distinct)
+        firsts = list(posts) if len(distinct) == len(posts) else list(distinct)
         recent = self._recent
-        known = list(map(recent.get, firsts))
-        todo = [post for post, got in zip(firsts, known) if got is None]
+        known = recent.recall(firsts)
+        todo = [i for i, got in enumerate(known) if got is None]
         if todo:
-            made = iter(self._tag_stages(todo))
-            for i, got in enumerate(known):
-                if got is None:
-                    got = known[i] = next(made)
-                    if type(got) is TagResult:
-                        recent.put(firsts[i], got)
-        if firsts is posts:
+            for i, result in zip(todo, self._tag_stages([firsts[i] for i in todo])):
+                known[i] = result
+                if type(result) is TagResult:
+                    recent.keep(firsts[i], result)
+        if len(distinct) == len(posts):
             return known
+        where = dict(zip(distinct, range(len(distinct))))
+        index = list(map(where.__getitem__, posts))
         seen = [False] * len(known)
         results: list[Any] = []
         for k in index:
