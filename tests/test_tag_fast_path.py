@@ -13,8 +13,10 @@ import csv
 import io
 import json
 import os
+import re
 from argparse import Namespace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -23,7 +25,8 @@ from hypothesis import strategies as st
 from siaga import cli
 from siaga.hazard_config import default_hazard_dir
 from siaga.hazards import HazardSet
-from siaga.normalise import fold, match_text, quick_fold
+from siaga import tagging
+from siaga.normalise import DeferredFolded, _hashtag_at, fold, match_text, quick_fold
 from siaga.tagging import Tagger
 from support.reference_matching import reference_match_text
 
@@ -288,3 +291,81 @@ def test_a_place_is_written_by_its_own_numbers_after_an_equal_place_was_remember
     for confidence in (first, then):
         place = Place("village", "Les", "Les", "Tejakula", "51.08.09.2007", 115.3, -8.1, confidence, (0, 3), "village name")
         assert _place_json(place) == json.dumps(place.to_dict(), ensure_ascii=False)
+
+
+# ----------------------------------------------------------------------------------------------
+# The next level of the fast path: token spellings and hashtags without the offset map, and
+# repeated posts tagged once.
+# ----------------------------------------------------------------------------------------------
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.one_of(post_texts, fold_texts))
+def test_token_spellings_equal_what_each_token_spells(text):
+    """`written_words` (from the folded words) is `written` of every token, also where a word
+    is read as several tokens ("lalin" -> "lalu lintas")."""
+    table = {"jl": "jalan", "tdk": "tidak", "lalin": "lalu lintas", "gak": "tidak", "banjir": "banjir banjir"}
+    for folded in (fold(text), quick_fold(text)):
+        mt = match_text(folded, table)
+        assert mt.written_words() == [mt.written(a, b) for a, b in zip(mt.starts, mt.ends)], text
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.one_of(post_texts, fold_texts, st.text(alphabet=st.sampled_from(list("ab'`#＃ .1")), max_size=20)))
+def test_hashtags_of_a_deferred_fold_equal_those_read_from_the_exact_offsets(text):
+    """A deferred fold ("Ra'as", "#macettt") tells which words were hashtags from the original's
+    words; the exact fold's offset map says the same of each word's start."""
+    folded = quick_fold(text)
+    if type(folded) is not DeferredFolded:
+        return
+    exact = fold(text)
+    starts = [m.start() for m in re.finditer(r"[^ ]+", exact.text)]
+    assert folded.word_hashtags(len(starts)) == [_hashtag_at(exact, s) for s in starts], text
+
+
+POOL = ["Banjir di Desa Sangsit, Sawan", "macet total di Jl Ahmad Yani", "tdk ada banjir", "RT @x: gempa terasa di Singaraja",
+        "Kepadatan Tol Jakarta-Cikampek #jogja", "", "lalin ramai lancar", "pohon tumbang di jalan raya Kubutambahan"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(picks=st.lists(st.tuples(st.integers(0, len(POOL) - 1), st.sampled_from([None, -8.11, 1, 1.0])), max_size=40),
+       cut=st.integers(1, 40))
+def test_repeated_posts_get_what_tag_gives_each(tagger, picks, cut):
+    """Posts repeated in a batch or from a recent one are tagged once: each still gets what
+    `tag` gives it (a coordinate written 1 or 1.0 alike), as results of its own."""
+    posts = [(POOL[i], lat, None if lat is None else 115.09) for i, lat in picks]
+    got = []
+    for at in range(0, len(posts), cut):
+        got += tagger.tag_many(posts[at:at + cut])
+    assert got == [tagger.tag(*post) for post in posts]
+    assert len({id(r) for r in got}) == len(got) and len({id(r.hazards) for r in got}) == len(got)
+    assert len({id(r.geotag.places) for r in got}) == len(got)
+
+
+def test_a_result_changed_by_its_caller_leaves_the_next_repeat_alone(tagger):
+    text = "Banjir di Desa Sangsit, Sawan"
+    first, second = tagger.tag_many([(text, None, None), (text, None, None)])
+    expected = tagger.tag(text)
+    first.hazards.clear()
+    first.geotag.places.clear()
+    (third,) = tagger.tag_many([(text, None, None)])
+    assert second == expected and third == expected and expected.hazards and expected.geotag.places
+
+
+def test_repeats_are_remembered_for_a_window_of_recent_posts_only(tagger, monkeypatch):
+    """Two generations of `RECENT_POSTS` distinct posts: one further back is tagged again (the
+    tag-speed check's input repeats its rows a cycle of 3,884 distinct texts apart)."""
+    monkeypatch.setattr(tagging, "RECENT_POSTS", 2)
+    tagged: list[Any] = []
+    fresh = Tagger(tagger.hazards, tagger.geotagger)
+    stages = fresh._tag_stages
+    monkeypatch.setattr(fresh, "_tag_stages", lambda posts: tagged.extend(posts) or stages(posts))
+    texts = ["banjir a", "banjir b", "banjir c", "banjir d", "banjir e", "banjir f"]
+    for text in texts:
+        fresh.tag_many([(text, None, None)])
+    fresh.tag_many([("banjir e", None, None), ("banjir a", None, None)])
+    assert [p[0] for p in tagged] == texts + ["banjir a"]
+
+
+def test_posts_that_cannot_be_remembered_are_still_tagged(tagger):
+    got = tagger.tag_many([["banjir di Sawan", None, None], ["banjir di Sawan", None, None]])
+    assert got == [tagger.tag("banjir di Sawan")] * 2

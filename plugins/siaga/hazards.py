@@ -285,9 +285,9 @@ class HazardSet:
         may sit inside any word (decided by stemming). The exact rules decide the rest."""
         return self._reporting_views(folded) is not None
 
-    def _reporting_views(self, folded: Folded) -> tuple[list[str], list[str]] | None:
-        """`_may_report`, answered with the post's folded words and how the matcher reads each
-        (what its `MatchText` is made of), or None."""
+    def _reporting_views(self, folded: Folded) -> tuple[list[str], list[str], str] | None:
+        """`_may_report`, answered with the post's folded words, how the matcher reads each and
+        those views joined (what its `MatchText` is made of), or None."""
         if self._empty or not len(self._trigger):
             return None
         words = folded_words(folded)
@@ -299,7 +299,7 @@ class HazardSet:
             found = next(self._trigger.iter(text), None)
         else:
             found = next(self._trigger_plain.iter(f" {text} "), None) if len(self._trigger_plain) else None
-        return None if found is None else (words, list(map(view, words)))
+        return None if found is None else (words, list(map(view, words)), text)
 
     def _matches(self, text: str | Folded, include_vetoed: bool, fast: bool = True) -> list[HazardMatch]:
         """The hazards of a post (its text, or its text already folded). `fast=False` is the

@@ -22,10 +22,11 @@ from functools import lru_cache
 from itertools import accumulate
 from operator import add
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Sequence, TypeVar
 
 from siaga.config_errors import ConfigError, ConfigProblem, file_problem
 
+_T = TypeVar("_T")
 # Characters that join a word rather than separate it: "Ra'as", "Jum'at".
 _JOINERS = {"'", "\u2019", "\u2018", "`", "\u00b4"}
 # Three or more of the same letter are shouting, never spelling, in Indonesian and Balinese.
@@ -250,10 +251,12 @@ class MatchText:
 
     __slots__ = ("folded", "text", "words", "starts", "ends", "_fwords", "_views", "_fstarts", "_word_of", "_hashtags", "_spaced")
 
-    def __init__(self, folded: Folded, folded_words: list[str], views: list[str]) -> None:
+    def __init__(self, folded: Folded, folded_words: list[str], views: list[str], text: str | None = None) -> None:
+        """`text`: the views joined by single spaces, when the caller has it already (the hazard
+        matcher builds it to decide whether a post needs a `MatchText` at all)."""
         self.folded = folded
         self._fwords, self._views = folded_words, views  # the folded words and how the matcher reads each
-        self.text = text = " ".join(views)
+        self.text = text = " ".join(views) if text is None else text
         self.words = words = text.split(" ") if text else []
         # Offsets by C-level iteration (word k starts after k words and k spaces): this runs for
         # every post with a hazard term, and a Python loop per word was a measurable share.
@@ -277,9 +280,15 @@ class MatchText:
                 self._source_map()
                 fstarts, word_of = self._fstarts, self._word_of
                 folded = self.folded
+                tagged = None
                 if type(folded) is LazyFolded and folded.word_starts()[1] == fstarts:
                     # Each word's original start is known already: no offset lookup per token.
                     tagged = folded.word_hashtags()
+                elif type(folded) is DeferredFolded and self._spaced:
+                    # From each word's place in the original, not the whole offset map (which
+                    # folds the post again: a fiftieth of `siaga tag`'s time went there)
+                    tagged = folded.word_hashtags(len(fstarts))  # type: ignore[arg-type]
+                if tagged is not None:
                     self._hashtags = tagged if len(word_of) == len(tagged) else [tagged[w] for w in word_of]  # type: ignore[arg-type, union-attr]
                 else:  # `_hashtag_at` of each token's word, the offset map read directly when it is built
                     index = folded.index if type(folded) is LazyFolded else folded.offsets.__getitem__
@@ -303,7 +312,7 @@ class MatchText:
         if len(self.words) == len(fwords):
             word_of = list(range(len(fwords)))
         else:  # some words became several ("lalin" -> "lalu lintas", "rumah2" -> "rumah rumah")
-            word_of = [i for i, v in enumerate(views) for _ in range(v.count(" ") + 1)]
+            word_of = _per_token(range(len(fwords)), views)
         self._fstarts, self._word_of = fstarts, word_of
 
     def _source(self, k: int) -> tuple[int, int, bool, bool]:
@@ -355,6 +364,12 @@ class MatchText:
         most of their cost."""
         if "" in self.words:  # an empty token has no word of its own: the general lookup decides
             return [self.written(a, b) for a, b in zip(self.starts, self.ends)]
+        fwords = self._fwords
+        if sum(map(len, fwords)) + len(fwords) - 1 == len(self.folded.text):
+            # The folded words spaced as `fold` spaces them (`_source_map`): each token's
+            # spelling is its folded word, found without building the map (a post with
+            # "lalin" in it is one in five of those that reach the matcher).
+            return list(fwords) if len(self.words) == len(fwords) else _per_token(fwords, self._views)
         self._source_map()
         text, fstarts, fwords, word_of = self.folded.text, self._fstarts, self._fwords, self._word_of
         if self._spaced:  # each word is its own slice of the folded text
@@ -365,6 +380,19 @@ class MatchText:
         """The folded text behind the slice text[start:end], before abbreviations were expanded
         and doubles squeezed: what the post actually spelt there."""
         return self.folded.text[self._start_of(start):self._end_of(end - 1)]
+
+
+def _per_token(per_word: Sequence[_T], views: list[str]) -> list[_T]:
+    """Each folded word's item once per token of its view ("lalin" -> "lalu lintas": twice).
+    Counting spaces only in a view that has one: three times faster than a comprehension
+    over every token (and than `itertools.chain` of `repeat`s)."""
+    out: list[_T] = []
+    for item, view in zip(per_word, views):
+        if " " in view:
+            out.extend([item] * (view.count(" ") + 1))
+        else:
+            out.append(item)
+    return out
 
 
 def load_abbreviations(path: Path) -> dict[str, str]:
@@ -519,6 +547,10 @@ def spaced(text: str) -> str:
 
 
 _WORD = re.compile(r"[A-Za-z0-9'`]+")
+# A `_WORD` that folds to a word (more than joiners), its first letter or digit as group 1: the
+# same matches as filtering `_WORD`'s (a run of joiners alone never matches), without a Python
+# test per word.
+_FOLDING_WORD = re.compile(r"['`]*([A-Za-z0-9][A-Za-z0-9'`]*)")
 _RUN3 = re.compile(r"([a-z])\1\1+")
 _JOINED_REPEAT = re.compile(r"([A-Za-z])['`]+(?i:\1)")
 _SEPARATORS: dict[str, bool] = {}
@@ -682,9 +714,19 @@ class DeferredFolded:
         folds to nothing), found once: folded word k is the k-th of them, and a place-naming
         post asks for two or three offsets."""
         if self._words is None:
-            self._words = [m for m in _WORD.finditer(self.original)
-                           if not (("'" in (word := m.group()) or "`" in word) and not word.strip("'`"))]
+            self._words = list(_FOLDING_WORD.finditer(self.original))
         return self._words
+
+    def word_hashtags(self, count: int) -> list[bool] | None:
+        """Per folded word (`count` of them): was it written as "#word"? What `_hashtag_at` says
+        of its start, from the original's words (`_word_matches`): a word's first folded letter
+        is its first letter that is not a joiner. None when the words do not line up (not a text
+        `quick_fold` made): the offset map answers."""
+        words = self._word_matches()
+        if len(words) != count:
+            return None
+        original = self.original
+        return [(s := m.start(1)) > 0 and original[s - 1] in "#\uff03" for m in words]
 
     def _folded(self) -> Folded:
         if self._exact is None:
