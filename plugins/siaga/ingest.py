@@ -56,9 +56,10 @@ def read_cursor(session: Session, source: str) -> dict[str, Any] | None:
 def ingest(source: Source, now: datetime, db_url: str | None = None) -> IngestReport:
     """Poll one source and store what it found: posts, then bad input, then the cursor.
 
-    Each post is checked against the shared schema once more here, whatever source made it, and
-    a post the database still refuses is quarantined instead of failing the batch: the posts
-    around it are stored and the cursor moves on."""
+    Each post is checked against the shared schema once more here, whatever source made it (a
+    post still holding exactly what its connector checked is not walked again: its seal,
+    `schema.check_post`), and a post the database still refuses is quarantined instead of
+    failing the batch: the posts around it are stored and the cursor moves on."""
     with session_scope(db_url) as session:
         cursor = read_cursor(session, source.name)
     result: PollResult = source.poll(cursor, now)

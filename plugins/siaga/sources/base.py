@@ -33,10 +33,11 @@ class IncomingPost:
     # two (posts.duplicate_of) so a chain of copies counts once.
     reposts: str | None = None
     author_pseudonymised: bool = False
-    # Set by `schema.check_post` once this object passed every check but the one against a
-    # poll's time. Not an argument and never copied by `dataclasses.replace` (a rebuilt post is
-    # checked in full), so a post's connector and then ingest do not both walk it.
-    schema_checked: bool = field(default=False, init=False, repr=False, compare=False)
+    # The seal `schema.check_post` puts on this object once it passed every check but the one
+    # against a poll's time, holding what was checked; valid only while the post still holds
+    # exactly that (`schema._Seal`). Not an argument and never copied by `dataclasses.replace`
+    # (a rebuilt post is checked in full), so a post's connector and then ingest do not both walk it.
+    schema_checked: Any = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def text_hash(self) -> str:
