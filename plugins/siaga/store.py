@@ -16,6 +16,7 @@ import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -621,7 +622,7 @@ def copy_text(columns: list[Any], rows: list[dict[str, Any]]) -> str:
     """`rows` in COPY's text format (tab-separated, one line per row). Formatted a column at a
     time (`_copy_column`), then joined: a function call per value and a generator per row were
     most of the cost of storing a poll."""
-    cells = [_copy_column(c, [row[c.name] for row in rows]) for c in columns]
+    cells = [_copy_column(c, list(map(itemgetter(c.name), rows))) for c in columns]
     return "\n".join(map("\t".join, zip(*cells))) + "\n"
 
 
