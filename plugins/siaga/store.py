@@ -554,9 +554,11 @@ def _copy_insert(session: Session, table: Table, rows: list[dict[str, Any]], ign
 
 def _copy(cursor: Any, sql: str, data: _CopyStream) -> None:
     """`COPY ... FROM STDIN` of `data`. A value `data` could not format or encode (a naive
-    time, a lone surrogate) is raised as itself, as before any COPY began: psycopg2 turns an
-    exception inside `read` into a cancelled COPY (an OperationalError saying only "error in
-    .read() call"), which would read as a lost connection rather than a refused row."""
+    time, a lone surrogate) is raised as itself, a ValueError as the same value in an INSERT
+    is, not as what psycopg2 makes of an exception inside `read`: a cancelled COPY, an
+    OperationalError saying only "error in .read() call", which reads as a lost connection
+    rather than a refused row. The transaction is then aborted, as a row PostgreSQL refuses
+    leaves it, for the caller to roll back."""
     import psycopg2
 
     try:
