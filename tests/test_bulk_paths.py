@@ -334,3 +334,28 @@ def test_bulk_insert_mixes_nulls_with_awkward_strings_and_whole_numbers(db_url):
         g = stored[row["name"]]
         assert (g.village, g.district, g.code, g.span_start, g.span_end) == \
             (row["village"], None, row["code"], row["span_start"], row["span_end"])
+
+
+def test_bulk_insert_in_pieces_skips_duplicates_and_refuses_a_value_in_a_later_piece(db_url, monkeypatch):
+    """PostgreSQL's COPY text is made a few rows at a time as it is sent (`store._CopyStream`):
+    duplicates in any piece send the whole text again the way that skips them, and a value that
+    cannot be encoded in a later piece fails the call as a ValueError, storing nothing of it."""
+    monkeypatch.setattr(store, "COPY_SLICE", 2)
+    rows = [{"source": "s", "fingerprint": f"f{i}", "location": AWKWARD[i % len(AWKWARD)], "reason": "r", "raw": f"raw {i}",
+             "created_at": NOW} for i in range(7)]
+    table = store.Quarantine.__table__
+    with store.session_scope(db_url) as session:
+        assert store.bulk_insert(session, table, rows[2:5], ignore_duplicates=True) == 3
+    with store.session_scope(db_url) as session:  # the stored three are in the second and third pieces
+        assert store.bulk_insert(session, table, rows, ignore_duplicates=True) == 4
+    with store.session_scope(db_url) as session:
+        assert sorted(session.scalars(sa.select(store.Quarantine.raw))) == sorted(r["raw"] for r in rows)
+    fresh = [{**row, "fingerprint": f"g{i}"} for i, row in enumerate(rows)]
+    fresh[5]["reason"] = "lone \ud800 surrogate"
+    for ignore in (False, True):
+        with pytest.raises(ValueError) as refused:
+            with store.session_scope(db_url) as session:
+                store.bulk_insert(session, table, fresh, ignore_duplicates=ignore)
+        assert isinstance(refused.value, UnicodeEncodeError)  # itself, not a cancelled COPY
+    with store.session_scope(db_url) as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(store.Quarantine)) == len(rows)

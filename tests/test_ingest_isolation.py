@@ -25,8 +25,10 @@ def post(sid, text="Banjir di Banjar", author="anon:a", url=None, source="s", **
     return IncomingPost(source, sid, T0, text, author, url, None, None, {"id": sid, **raw})
 
 
-def test_a_row_the_database_refuses_is_quarantined_and_its_neighbours_stored(db_url, monkeypatch):
+@pytest.mark.parametrize("piece", [store.COPY_SLICE, 2], ids=["one-piece", "in-pieces"])
+def test_a_row_the_database_refuses_is_quarantined_and_its_neighbours_stored(db_url, monkeypatch, piece):
     monkeypatch.setattr(ingest, "check_post", lambda post, now: post)  # as if a source let these through
+    monkeypatch.setattr(store, "COPY_SLICE", piece)  # PostgreSQL: refused rows in later pieces of the COPY text
     refused = [post("surrogate", author="anon:\ud800")]
     if db_url.startswith("postgresql"):  # SQLite takes these as they are
         refused += [post("nul", text="air\x00naik"), post("x" * 300), post("nan", n=float("nan")), post("long-author", author="a" * 300)]

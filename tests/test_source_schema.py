@@ -24,6 +24,7 @@ from siaga.sources.parsing import (
     rfc822_time,
 )
 from siaga.sources.records import Records, decode_line
+from siaga.sources import schema
 from siaga.sources.schema import FUTURE_SLACK, Unreadable, check_number, check_post, check_record, storable
 
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
@@ -185,3 +186,94 @@ def test_records_guard_turns_any_exception_into_bad_input_but_not_config_errors(
 def test_storable_escapes_what_a_database_refuses():
     assert storable("a\x00b\ud800c\udcffd") == "a\\x00b\\ud800c\\udcffd"
     assert storable("Banjir 🌊") == "Banjir 🌊"
+
+
+# --- the raw payload's one-pass check, and the seal of a checked post --------------------------
+
+_AWKWARD_TEXT = st.text(st.sampled_from(["a", "Z", " ", "é", "🌊", "\x00", "\ud800", "\udcff", "\ud83d", "\ude00", "\u2028", "\t"]), max_size=6)
+_LEAF = st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**64, max_value=2**64), st.floats(), _AWKWARD_TEXT,
+                  st.text(max_size=8))
+_KEY = st.one_of(_AWKWARD_TEXT, st.text(max_size=5), st.integers(0, 3))
+_RAW = st.dictionaries(_KEY, st.recursive(_LEAF, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                                        st.dictionaries(_KEY, inner, max_size=3)), max_leaves=8),
+                       max_size=6)
+
+
+def _outcome(raw):
+    try:
+        schema.check_raw(raw)
+    except ValueError as exc:
+        return str(exc)
+    return "ok"
+
+
+@settings(max_examples=300, deadline=None)
+@given(_RAW, st.integers(0, 3))
+def test_a_record_accepted_in_one_pass_is_one_the_walk_accepts(raw, padding):
+    """`_flat_and_fine` only ever saves the walk: whatever it says, `check_raw` accepts and refuses
+    (naming the field) exactly what the walk alone does."""
+    if padding:  # near and over the size limit
+        raw = {**{k: v for k, v in raw.items() if isinstance(k, str)}, "pad": "p" * (schema.MAX_RAW_CHARS - 2 + padding)}
+    fast = _outcome(raw)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(schema, "_flat_and_fine", lambda raw: False)
+        assert _outcome(raw) == fast
+
+
+def _sealed(raw):
+    good = post(raw=raw)
+    assert check_post(good, NOW) is good
+    return good
+
+
+def test_a_sealed_post_is_not_walked_again_but_its_time_is_checked(monkeypatch):
+    good = _sealed({"id": "1", "nested": {"list": [1, "a"]}})
+    walks = []
+    monkeypatch.setattr(schema, "_checked_raw", lambda *a, _real=schema._checked_raw: walks.append(1) or _real(*a))
+    assert check_post(good, NOW) is good and not walks
+    with pytest.raises(ValueError, match="in the future"):
+        check_post(good, good.created_at - timedelta(days=1))
+    for forged in (True, object(), "checked"):  # a marker check_post did not make is no seal
+        other = post(raw={"x": float("nan")})
+        object.__setattr__(other, "schema_checked", forged)
+        with pytest.raises(ValueError, match="field 'raw.x'"):
+            check_post(other, NOW)
+    assert check_post(replace(good, text="lain"), NOW).schema_checked is not good.schema_checked  # rebuilt: checked anew
+    assert len(walks) == 1 + 3
+
+
+_CHANGES = st.sampled_from([
+    ("field", "text", "a\x00b"), ("field", "author", "x" * 300), ("field", "lat", float("nan")), ("field", "raw", {"x": float("nan")}),
+    ("field", "source_id", "1\x01"), ("field", "created_at", datetime(1999, 1, 1, tzinfo=timezone.utc)),
+    ("raw", "set", float("inf")), ("raw", "set", "\ud800"), ("raw", "set", 2**70), ("raw", "set", {"deep": [float("nan")]}),
+    ("raw", "key", 5), ("raw", "append", "\x00"),
+])
+
+
+_CLEAN_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=6)
+_GOOD_RAW = st.dictionaries(_CLEAN_TEXT, st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1), st.floats(allow_nan=False, allow_infinity=False), _CLEAN_TEXT),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(_CLEAN_TEXT, inner, max_size=3)), max_leaves=8), max_size=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_GOOD_RAW, _CHANGES, st.randoms(use_true_random=False))
+def test_a_post_changed_after_its_check_is_checked_again(raw, change, rng):
+    """Whatever is changed in a checked post, a field re-bound or anything at any depth of its raw
+    payload, its second check sees it: ingest never stores a post on a check it no longer holds."""
+    good = _sealed(raw)
+    kind, name, value = change
+    if kind == "field":
+        object.__setattr__(good, name, value)
+    else:
+        node = rng.choice(schema._checked_raw(good.raw, "raw"))
+        if isinstance(node, list):
+            node.append("\x00" if name == "key" else value)
+        elif name == "append":
+            node["new"] = value
+        elif name == "key":
+            node[value] = "a"
+        else:
+            node[rng.choice(list(node) or ["new"])] = value
+    with pytest.raises(ValueError):
+        check_post(good, NOW)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime, timedelta, timezone
+from operator import attrgetter, is_
 from typing import TYPE_CHECKING, Any
 
 from siaga.store import Post
@@ -177,16 +178,22 @@ def check_record(record: Any, field: str = "") -> None:
 
 
 def check_raw(raw: Any, field: str = "raw") -> None:
-    """The raw payload kept with a post is JSON that SQLite and PostgreSQL both store.
+    """The raw payload kept with a post is JSON that SQLite and PostgreSQL both store."""
+    _checked_raw(raw, field)
+
+
+def _checked_raw(raw: Any, field: str) -> list[Any]:
+    """`check_raw`, returning the dicts and lists `raw` is made of (for `_seal`).
 
     The walk keeps each node's path as a tuple of keys and spells it only for an error, and a
     plain ASCII string without NUL within the limit (nearly all of them) is accepted without the
     full string check. A flat record of such values (most records: a JSON line, an API item's
-    fields) is accepted in one pass without the walk (`_flat_and_fine`)."""
+    fields) is accepted without the walk (`_flat_and_fine`)."""
     if not isinstance(raw, dict):
         raise ValueError(f"field '{field}': expected an object, got {type(raw).__name__}")
     if _flat_and_fine(raw):
-        return
+        return [raw]
+    containers: list[Any] = []
     size = 0
     stack: list[tuple[Any, tuple[Any, ...], int]] = [(raw, (), 1)]
     while stack:
@@ -194,6 +201,7 @@ def check_raw(raw: Any, field: str = "raw") -> None:
         if depth > MAX_RAW_DEPTH:
             raise ValueError(f"field '{_shown(_spelled(field, keys))}': nested deeper than {MAX_RAW_DEPTH} levels")
         if isinstance(node, dict):
+            containers.append(node)
             for key, value in node.items():
                 if not isinstance(key, str):
                     raise ValueError(f"field '{_spelled(field, keys)}': key {key!r} is not a string"[:200])
@@ -202,6 +210,7 @@ def check_raw(raw: Any, field: str = "raw") -> None:
                 size += len(key)
                 stack.append((value, keys + (key,), depth + 1))
         elif isinstance(node, list):
+            containers.append(node)
             stack.extend((value, keys + (i,), depth + 1) for i, value in enumerate(node))
         elif isinstance(node, str):
             if not _plain(node):
@@ -219,6 +228,7 @@ def check_raw(raw: Any, field: str = "raw") -> None:
             raise ValueError(f"field '{_spelled(field, keys)}': {type(node).__name__} is not JSON")
         if size > MAX_RAW_CHARS:
             raise ValueError(f"field '{field}': more than {MAX_RAW_CHARS} characters")
+    return containers
 
 
 def _flat_and_fine(raw: dict[Any, Any]) -> bool:
@@ -251,11 +261,17 @@ def check_post(post: IncomingPost, now: datetime | None) -> IncomingPost:
     `now` is the time of the poll (None: do not check for the future, as replay does before a
     line is due).
 
-    Every post is checked twice, by its connector and again by ingest: the same post object
-    that passed once (`IncomingPost.schema_checked`: its fields cannot be reassigned, and
-    `dataclasses.replace` makes a new, unchecked object) is only checked against `now` again,
-    which is what may differ; walking its raw payload twice was most of the check's cost."""
-    if getattr(post, "schema_checked", False) is True:
+    Every post is checked twice, by its connector and again by ingest, which must let nothing
+    unchecked through whatever source made the post. A post that passed carries a seal
+    (`IncomingPost.schema_checked`, see `_seal`), which only this function makes: it holds the
+    values that were checked, and the second check accepts them without walking them again
+    (most of the check's cost) only while the post still holds exactly those values; then only
+    `now`, which may differ, is checked again. A post never checked, rebuilt
+    (`dataclasses.replace` makes a new, unsealed post), given another field by
+    `object.__setattr__`, or whose raw payload was changed at any depth after its check is
+    checked in full again."""
+    seal = getattr(post, "schema_checked", None)
+    if type(seal) is tuple and seal and seal[0] is _SEALED and _holds(seal, post):
         check_time(post.created_at, "created_at", now)
         return post
     check_string(post.source, "source", SOURCE_CHARS, required=True, single_line=True)
@@ -267,9 +283,53 @@ def check_post(post: IncomingPost, now: datetime | None) -> IncomingPost:
     check_string(post.reposts, "reposts", MAX_URL, single_line=True)
     check_number(post.lat, "lat", -90, 90)
     check_number(post.lon, "lon", -180, 180)
-    check_raw(post.raw)
+    containers = _checked_raw(post.raw, "raw")
     try:
-        object.__setattr__(post, "schema_checked", True)
+        object.__setattr__(post, "schema_checked", _seal(post, containers))
     except (AttributeError, TypeError):  # not an IncomingPost (a test's stand-in): checked every time
         pass
     return post
+
+
+# The seal of a checked post (`_seal`): a tuple starting with this object, which nothing
+# outside this module can name, then the kind of payload it seals.
+_SEALED, _FLAT, _NESTED = object(), object(), object()
+_FIELDS = attrgetter("source", "source_id", "created_at", "text", "author", "url", "reposts", "lat", "lon")
+
+
+def _seal(post: IncomingPost, containers: list[Any]) -> tuple[Any, ...]:
+    """What `check_post` checked of one post: the very objects in its fields, and the keys and
+    values of every dict and list of its raw payload (`containers`, the payload first;
+    references, not copies).
+
+    `_holds` is true only while every field of the post is the very object checked and every
+    container of its payload still holds the very keys and values it held (a key added, removed
+    or re-bound at any depth changes its container's contents). Identity, not equality: nothing
+    a value's own `__eq__` says can pass a changed post. A flat payload (one dict of strings,
+    numbers, booleans and nulls: a JSON line, most API items) is sealed by its keys and values
+    alone, so the seal holds no container and the garbage collector stops tracking it; sealing
+    and verifying a post cost about a microsecond each, against some five to check it."""
+    if len(containers) == 1:
+        raw = containers[0]
+        return (_SEALED, _FLAT, *_FIELDS(post), *raw, *raw.values())
+    return (_SEALED, _NESTED, *_FIELDS(post), post.raw, tuple((node, _contents(node)) for node in containers))
+
+
+def _holds(seal: tuple[Any, ...], post: IncomingPost) -> bool:
+    if seal[1] is _FLAT:
+        raw = post.raw
+        if type(raw) is not dict:
+            return False
+        now = (_SEALED, _FLAT, *_FIELDS(post), *raw, *raw.values())
+        return len(now) == len(seal) and all(map(is_, seal, now))
+    now = (_SEALED, _NESTED, *_FIELDS(post), post.raw)  # the seal's all but its last item
+    return all(map(is_, seal, now)) and all(_same(was, _contents(node)) for node, was in seal[-1])
+
+
+def _contents(node: Any) -> tuple[Any, ...]:
+    """A dict's keys then its values, or a list's items."""
+    return (*node, *node.values()) if isinstance(node, dict) else tuple(node)
+
+
+def _same(was: tuple[Any, ...], now: tuple[Any, ...]) -> bool:
+    return len(was) == len(now) and all(map(is_, was, now))
