@@ -1,5 +1,6 @@
 """`siaga.collector`: the young generation's threshold is raised inside the block and put back
-after, however the blocks nest or interleave across threads."""
+after, and automatic collection paused and resumed, however the blocks nest or interleave across
+threads."""
 from __future__ import annotations
 
 import gc
@@ -7,7 +8,7 @@ import threading
 
 import pytest
 
-from siaga.collector import fewer_collections, long_lived_frozen
+from siaga.collector import fewer_collections, long_lived_frozen, paused
 
 
 @pytest.fixture(autouse=True)
@@ -69,6 +70,62 @@ def test_blocks_that_interleave_across_threads_put_back_the_first_threshold() ->
         t.join(10)
     assert seen == [50_000]
     assert gc.get_threshold() == (700, 10, 10)
+
+
+@pytest.fixture
+def collection_on():
+    was = gc.isenabled()
+    gc.enable()
+    yield
+    (gc.enable if was else gc.disable)()
+
+
+def test_collection_is_paused_inside_and_resumed_after_even_when_the_block_raises(collection_on) -> None:
+    with paused():
+        assert not gc.isenabled()
+        with paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # still inside the outer block
+    assert gc.isenabled()
+    with pytest.raises(ValueError):
+        with paused():
+            raise ValueError("a poll")
+    assert gc.isenabled()
+
+
+def test_collection_switched_off_before_stays_off(collection_on) -> None:
+    gc.disable()
+    with paused():
+        assert not gc.isenabled()
+    assert not gc.isenabled()
+
+
+def test_pauses_that_interleave_across_threads_resume_only_when_the_last_leaves(collection_on) -> None:
+    """Thread A pauses, B pauses, A leaves, B leaves: A leaving must not switch collection back
+    on under B, and B leaving must."""
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen: list[bool] = []
+
+    def a() -> None:
+        with paused():
+            a_in.set()
+            b_in.wait(5)
+        a_out.set()
+
+    def b() -> None:
+        a_in.wait(5)
+        with paused():
+            b_in.set()
+            a_out.wait(5)
+            seen.append(gc.isenabled())  # A left, B is still inside
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert seen == [False]
+    assert gc.isenabled()
 
 
 def test_long_lived_objects_are_frozen_inside_and_handed_back_after() -> None:

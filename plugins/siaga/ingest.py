@@ -7,17 +7,16 @@ anything. One post the database refuses is quarantined, never the batch around i
 """
 from __future__ import annotations
 
-import gc
 import logging
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from siaga import collector
 from siaga.sources import BadInput, IncomingPost, PollResult, Source, SourceError
 from siaga.sources.base import same_post_key
 from siaga.sources.records import Records, label
@@ -64,7 +63,7 @@ def ingest(source: Source, now: datetime, db_url: str | None = None) -> IngestRe
     failing the batch: the posts around it are stored and the cursor moves on."""
     with session_scope(db_url) as session:
         cursor = read_cursor(session, source.name)
-    with _collector_paused():
+    with collector.paused():
         stored = _poll_and_store(source, cursor, now, db_url)
     quarantined = _store_bad(db_url, source.name, stored.bad)
     with session_scope(db_url) as session:
@@ -80,7 +79,7 @@ def ingest(source: Source, now: datetime, db_url: str | None = None) -> IngestRe
 class _Stored:
     """What a poll whose posts are stored leaves to store and report: its bad input, its cursor
     and what failed, but not its posts and rows, which are freed as `_poll_and_store` returns
-    (see `_collector_paused`)."""
+    (see `collector.paused`)."""
 
     new: int
     duplicates: int
@@ -94,25 +93,6 @@ def _poll_and_store(source: Source, cursor: dict[str, Any] | None, now: datetime
     rows, bad = _post_rows(result.posts, now)
     new, refused = _store_posts(db_url, rows)
     return _Stored(new, len(rows) - new - len(refused), result.bad + bad + refused, result.cursor, result.failed)
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off while a poll is read and stored (as it was before,
-    after). Reading a poll makes tens of thousands of objects (posts, their payloads, rows)
-    that all live until they are stored, so every collection the allocations trigger walks
-    them (and the whole heap of the process, at each full one) and frees nothing: about a
-    quarter of the time of ingesting 20,000 posts. They hold no reference cycles and are freed
-    by reference counting before the collector is back on (`_poll_and_store` returns first),
-    so its next pass does not walk them either; what cycles the database layer leaves are
-    collected then."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _post_rows(posts: list[IncomingPost], now: datetime) -> tuple[list[dict[str, Any]], list[BadInput]]:
