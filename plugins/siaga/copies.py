@@ -21,6 +21,7 @@ where it used `text_hash`: a window's count takes each key once.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -155,15 +156,16 @@ def _bands() -> tuple[int, int]:
 def copy_keys(posts: Sequence[PostText]) -> dict[int, str]:
     """Post id -> the key its copies share: a copy gets its original's key (the earliest post
     of its group), any other post its own `text_hash`. A repost of a post not among `posts`
-    (older than the range read) shares a key with the other reposts of it."""
+    (older than the range read) shares a key with the other reposts of it.
+
+    The index holds each distinct comparable text once (`_Texts`): a text forwarded a thousand
+    times in a flood is one entry, not a thousand that every later copy compared itself with
+    again (quadratic: 5,000 copies of one warning took a detect run 15 s)."""
     ordered = sorted(posts, key=lambda p: (p.created_at, p.id))
     texts = {p.id: comparable(p.text) for p in ordered}
-    long = [p.id for p in ordered if len(texts[p.id]) >= MIN_CHARS]
-    sketch = dict(zip(long, sketches([texts[i] for i in long])))
+    index = _Texts([t for t in dict.fromkeys(texts.values()) if len(t) >= MIN_CHARS])
     key: dict[int, str] = {}
-    seen: dict[int, PostText] = {}
     by_page: dict[str, PostText] = {}
-    lsh = MinHashLSH(num_perm=NUM_PERM, params=_bands())
     for post in ordered:
         original: str | None = None
         if post.duplicate_of is not None:
@@ -174,14 +176,53 @@ def copy_keys(posts: Sequence[PostText]) -> dict[int, str]:
                 original = key[earlier.id]
             if earlier is None or post.created_at - earlier.created_at > WINDOW:
                 by_page[page] = post
-        mh = sketch.get(post.id)
-        if mh is not None:
+        text = texts[post.id]
+        if text in index.sketch:
             if original is None:
-                near = [seen[int(c)] for c in lsh.query(mh)]
-                near = [c for c in near if post.created_at - c.created_at <= WINDOW and sketch[c.id].jaccard(mh) >= THRESHOLD]
-                if near:
-                    original = key[min(near, key=lambda c: (c.created_at, c.id)).id]
-            lsh.insert(str(post.id), mh)
+                near = index.earliest_near(text, post.created_at - WINDOW)
+                if near is not None:
+                    original = key[near.id]
+            index.add(text, post)
         key[post.id] = original or post.text_hash
-        seen[post.id] = post
     return key
+
+
+class _Texts:
+    """The long texts seen so far, each once in the LSH index with its posts in time order.
+
+    Posts of one comparable text share its sketch, so the index returns them all or none and
+    their estimated similarity to a new text is one number: the earliest post near a new one is
+    the earliest within the window of each near text, the earliest of those."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.sketch = dict(zip(texts, sketches(texts)))
+        self.lsh = MinHashLSH(num_perm=NUM_PERM, params=_bands())
+        self.names: dict[str, str] = {}  # text -> its key in the index
+        self.posts: dict[str, tuple[str, list[datetime], list[PostText]]] = {}  # name -> text, times, posts
+
+    def earliest_near(self, text: str, since: datetime) -> PostText | None:
+        """The earliest post at or after `since` whose text is near `text` (THRESHOLD)."""
+        sketch = self.sketch[text]
+        best: PostText | None = None
+        for name in self.lsh.query(sketch):
+            near, times, posts = self.posts[name]
+            first = bisect_left(times, since)
+            if first == len(posts):
+                continue
+            found = posts[first]
+            if best is not None and (found.created_at, found.id) >= (best.created_at, best.id):
+                continue
+            if self.sketch[near].jaccard(sketch) >= THRESHOLD:
+                best = found
+        return best
+
+    def add(self, text: str, post: PostText) -> None:
+        """`post` (after every post added before it) under its text."""
+        name = self.names.get(text)
+        if name is None:
+            name = self.names[text] = str(len(self.names))
+            self.lsh.insert(name, self.sketch[text])
+            self.posts[name] = (text, [], [])
+        _, times, posts = self.posts[name]
+        times.append(post.created_at)
+        posts.append(post)
