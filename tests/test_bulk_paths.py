@@ -174,9 +174,10 @@ def stored_counts(url: str) -> list[tuple]:
             store.AreaCount.bucket_start, store.AreaCount.posts, store.AreaCount.authors)).all())
 
 
-@pytest.mark.parametrize("id_slice", [counting.ID_SLICE, 2], ids=["one-slice", "many-slices"])
+@pytest.mark.parametrize("id_slice", [store.IN_SLICE, 2], ids=["one-slice", "many-slices"])
 def test_write_area_counts_inserts_updates_and_deletes_in_bulk(db_url, id_slice, monkeypatch):
-    monkeypatch.setattr(counting, "ID_SLICE", id_slice)  # stored rows streamed and deleted in slices
+    monkeypatch.setattr(store, "IN_SLICE", id_slice)  # stored rows deleted in slices
+    monkeypatch.setattr(counting, "COUNT_ROWS", id_slice)  # and streamed in lists
     t0 = datetime(2026, 1, 15, 2, 0, tzinfo=timezone.utc)
     five = timedelta(minutes=5)
     before = [("flood", "village", "a", t0, 3, 2), ("flood", "village", "b", t0, 1, 1), ("fire", "regency", "r", t0 + five, 2, 2)]

@@ -23,7 +23,7 @@ from siaga.catalogue import say
 from siaga.hazards import HazardSet
 from siaga.incidents import Change, IncidentPosts, add_event
 from siaga.routing import Receiver, Router
-from siaga.store import Incident, IncidentArea, IncidentEvent, Post
+from siaga.store import Incident, IncidentArea, IncidentEvent, Post, in_slices
 
 log = logging.getLogger(__name__)
 _warned_no_link: list[bool] = []  # once per process: the setting does not change while it runs
@@ -127,7 +127,7 @@ class ViewFacts:
 def read_facts(session: Session, changes: list[Change]) -> ViewFacts:
     """The `ViewFacts` of these changes, a query for each kind of fact."""
     wanted = list(dict.fromkeys(p for c in changes for p in c.evidence[: messages.MAX_EVIDENCE]))
-    evidence = {p.id: p for p in session.scalars(select(Post).where(Post.id.in_(wanted)))} if wanted else {}
+    evidence = {p.id: p for among in in_slices(session, Post.id, wanted) for p in session.scalars(select(Post).where(among))}
     by_id = {c.incident.id: c.incident for c in changes}
     opened = [c.incident.id for c in changes if c.kind == "new"]
     return ViewFacts(evidence, incidents.posts_by_incident(session, by_id), incidents.kecamatan_by_incident(session, list(by_id.values())),
@@ -196,10 +196,11 @@ def _opening_whys(session: Session, incident_ids: list[int]) -> dict[int, dict[s
     if not incident_ids:
         return {}
     latest: dict[int, dict[str, Any] | None] = {}
-    for incident_id, detail in session.execute(select(IncidentEvent.incident_id, IncidentEvent.detail).where(
-            IncidentEvent.incident_id.in_(incident_ids), IncidentEvent.kind.in_(("opened", "escalated")))
-            .order_by(IncidentEvent.at.desc(), IncidentEvent.id.desc())):
-        latest.setdefault(incident_id, detail)
+    for among in in_slices(session, IncidentEvent.incident_id, incident_ids):  # an incident's events in one slice
+        for incident_id, detail in session.execute(select(IncidentEvent.incident_id, IncidentEvent.detail).where(
+                among, IncidentEvent.kind.in_(("opened", "escalated")))
+                .order_by(IncidentEvent.at.desc(), IncidentEvent.id.desc())):
+            latest.setdefault(incident_id, detail)
     return {i: (latest.get(i) or {}).get("why") or None for i in incident_ids}
 
 

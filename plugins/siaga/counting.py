@@ -28,8 +28,8 @@ from siaga.vocabulary import REGENCY_CODE, REGENCY_NAME
 
 # Places below this confidence are kept and shown but do not count towards an area's spike.
 MIN_COUNTING_CONFIDENCE = 0.5
-# Ids per IN list: well within SQLite's bound-parameter limit.
-ID_SLICE = 5000
+# Rows per list when streaming the stored counts.
+COUNT_ROWS = 5000
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def _places_by_post(session: Session, post_ids: set[int]) -> dict[int, list[Any]
     as plain rows (the attributes `_areas_of` reads), each post's in id order (`store.in_slices`)."""
     out: dict[int, list[Any]] = {}
     columns = [Geotag.post_id, Geotag.kind, Geotag.name, Geotag.village, Geotag.district, Geotag.code, Geotag.lon, Geotag.lat]
-    for among in in_slices(session, Geotag.post_id, sorted(post_ids), ID_SLICE):
+    for among in in_slices(session, Geotag.post_id, sorted(post_ids)):
         stmt = select(*columns).where(
             among, Geotag.in_region.is_(True), Geotag.confidence >= MIN_COUNTING_CONFIDENCE,
         ).order_by(Geotag.id)
@@ -253,7 +253,7 @@ def _write_counts_diffed(session: Session, wanted: dict[CountKey, tuple[int, int
     # plain tuples (`store.stream_rows`): the times compare equal to `wanted`'s whatever their zone
     existing = stream_rows(session, select(
         table.c.id, table.c.hazard, table.c.level, table.c.area_code, table.c.bucket_start, table.c.posts, table.c.authors,
-    ).where(table.c.bucket_start >= first_bucket, table.c.bucket_start <= until), ID_SLICE)
+    ).where(table.c.bucket_start >= first_bucket, table.c.bucket_start <= until), COUNT_ROWS)
     gone: list[int] = []
     changed: list[dict[str, Any]] = []
     for rows in existing:
@@ -267,7 +267,7 @@ def _write_counts_diffed(session: Session, wanted: dict[CountKey, tuple[int, int
         {"hazard": hazard, "level": level, "area_code": code, "bucket_start": start, "posts": posts, "authors": authors}
         for (hazard, level, code, start), (posts, authors) in wanted.items()
     ]
-    for among in in_slices(session, table.c.id, gone, ID_SLICE):
+    for among in in_slices(session, table.c.id, gone):
         session.execute(delete(table).where(among))
     if changed:
         session.execute(

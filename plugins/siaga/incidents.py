@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 from siaga import regional
 from siaga.severity import area_severity, cue_counts
 from siaga.spikes import Spike
-from siaga.store import Alert, Geotag, Incident, IncidentArea, IncidentEvent, Post
+from siaga.store import Alert, Geotag, Incident, IncidentArea, IncidentEvent, Post, in_slices
 from siaga.vocabulary import (
     AUTO_ACTOR, LEVELS, LIVE_STATES, SEVERITIES, STATES, TRANSITIONS, district_code, higher_severity,
 )
@@ -151,9 +151,10 @@ def _stored_post_ids(session: Session, incident_ids: Sequence[int]) -> dict[int,
     """`incident_post_ids` of these incidents from the database, in one query."""
     session.flush()
     explanations: dict[int, list[dict[str, Any] | None]] = {i: [] for i in incident_ids}
-    for incident_id, explanation in session.execute(select(Alert.incident_id, Alert.explanation).where(
-            Alert.incident_id.in_(list(incident_ids))).order_by(Alert.window_end, Alert.id)):
-        explanations[incident_id].append(explanation)
+    for among in in_slices(session, Alert.incident_id, list(incident_ids)):  # an incident's alerts in one slice
+        for incident_id, explanation in session.execute(select(Alert.incident_id, Alert.explanation).where(
+                among).order_by(Alert.window_end, Alert.id)):
+            explanations[incident_id].append(explanation)
     return {i: cited_post_ids(e) for i, e in explanations.items()}
 
 
@@ -222,13 +223,18 @@ def _post_facts(session: Session, post_ids: Iterable[int]) -> dict[int, tuple[st
     ids = list(post_ids)
     known: dict[int, tuple[str | None, datetime]] | None = session.info.get(_FACTS)
     if known is None:
-        return {r.id: (r.author, r.created_at)
-                for r in session.execute(select(Post.id, Post.author, Post.created_at).where(Post.id.in_(ids)))}
+        return _read_post_facts(session, list(dict.fromkeys(ids)))
     missing = [p for p in dict.fromkeys(ids) if p not in known]
     if missing:
-        for r in session.execute(select(Post.id, Post.author, Post.created_at).where(Post.id.in_(missing))):
-            known[r.id] = (r.author, r.created_at)
+        known.update(_read_post_facts(session, missing))
     return {p: known[p] for p in ids if p in known}
+
+
+def _read_post_facts(session: Session, post_ids: list[int]) -> dict[int, tuple[str | None, datetime]]:
+    found: dict[int, tuple[str | None, datetime]] = {}
+    for among in in_slices(session, Post.id, post_ids):  # a run's spikes can cite tens of thousands
+        found.update((r.id, (r.author, r.created_at)) for r in session.execute(select(Post.id, Post.author, Post.created_at).where(among)))
+    return found
 
 
 _ROWS = "siaga.incidents.run_rows"  # the session.info key `_remembering_rows` sets
@@ -295,10 +301,11 @@ def _remembering_rows(session: Session, spikes: Sequence[Spike], gap: timedelta,
                 & (Incident.closed_at >= first_end - reopen_window)))):
         rows.hold(incident)
         rows.areas[incident.id], rows.alerts[incident.id] = [], []
-    if rows.incidents:
-        for area in session.scalars(select(IncidentArea).where(IncidentArea.incident_id.in_(list(rows.incidents)))):
+    for among in in_slices(session, IncidentArea.incident_id, list(rows.incidents)):
+        for area in session.scalars(select(IncidentArea).where(among)):
             rows.areas[area.incident_id].append(area)
-        for alert in session.scalars(select(Alert).where(Alert.incident_id.in_(list(rows.incidents)))):
+    for among in in_slices(session, Alert.incident_id, list(rows.incidents)):
+        for alert in session.scalars(select(Alert).where(among)):
             rows.alerts[alert.incident_id].append(alert)
             rows.series.setdefault((alert.hazard, alert.level, alert.area_code), {})[alert.id] = alert
     if _FACTS in session.info:
@@ -407,9 +414,9 @@ def kecamatan_of(session: Session, incident: Incident) -> list[str]:
 def kecamatan_by_incident(session: Session, incidents: Sequence[Incident]) -> dict[int, list[str]]:
     """`kecamatan_of` several incidents, their areas read in one query."""
     names = {i.id: [i.district] if i.district else [] for i in incidents}
-    if names:
+    for among in in_slices(session, IncidentArea.incident_id, list(names)):  # an incident's areas in one slice
         for incident_id, name in session.execute(select(IncidentArea.incident_id, IncidentArea.name).where(
-                IncidentArea.incident_id.in_(list(names)), IncidentArea.level == "district").order_by(IncidentArea.id)):
+                among, IncidentArea.level == "district").order_by(IncidentArea.id)):
             names[incident_id].append(name)
     return {i: list(dict.fromkeys(n for n in found if n)) for i, found in names.items()}
 
@@ -859,9 +866,10 @@ def _place_by_posts(session: Session, incident: Incident, post_ids: list[int], p
     villages: dict[str, str] = {}
     districts: Counter[tuple[str, str]] = Counter()
     if post_ids:
-        tags = session.execute(select(Geotag.post_id, Geotag.code, Geotag.village, Geotag.district).where(
-            Geotag.post_id.in_(post_ids), Geotag.in_region.is_(True), Geotag.confidence >= MIN_PLACE_CONFIDENCE,
-            Geotag.code.is_not(None), Geotag.district.is_not(None)))
+        tags = (row for among in in_slices(session, Geotag.post_id, post_ids)
+                for row in session.execute(select(Geotag.post_id, Geotag.code, Geotag.village, Geotag.district).where(
+                    among, Geotag.in_region.is_(True), Geotag.confidence >= MIN_PLACE_CONFIDENCE,
+                    Geotag.code.is_not(None), Geotag.district.is_not(None))))
         per_post: dict[int, set[tuple[str, str]]] = {}
         for post_id, code, village, district in tags:
             parts = code.split(".")

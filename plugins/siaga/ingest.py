@@ -36,7 +36,6 @@ class IngestReport:
 
 
 CHUNK = 500  # rows a refused batch is re-tried in (then row by row)
-URL_SLICE = 5000  # URLs per IN list when linking copies: within SQLite's bound-parameter limit
 # What the database says about one row it will not take (PostgreSQL: NUL in text, a string too
 # long for its column, NaN in JSON; either: a string it cannot encode). A lost connection or a
 # lock is an OperationalError, not about a row: that fails the task and is retried.
@@ -241,7 +240,7 @@ def link_copies(session: Session, urls: set[str] | None = None, max_depth: int =
         )
         .execution_options(synchronize_session=False)
     ).rowcount or 0
-    for among in in_slices(session, Post.canonical_url, sorted(_shared(session, urls or set())), URL_SLICE):
+    for among in in_slices(session, Post.canonical_url, sorted(_shared(session, urls or set()))):
         earliest = (
             select(func.min(parent.id))
             .where(parent.canonical_url == Post.canonical_url, parent.text_hash == Post.text_hash, parent.id < Post.id)
@@ -274,7 +273,7 @@ def _shared(session: Session, urls: set[str]) -> set[str]:
     over the batch's URLs finds the few shared ones, where the linking UPDATE evaluated its
     "earliest copy" subquery for every post of the batch."""
     shared: set[str] = set()
-    for among in in_slices(session, Post.canonical_url, sorted(urls), URL_SLICE):
+    for among in in_slices(session, Post.canonical_url, sorted(urls)):
         shared.update(session.scalars(
             select(Post.canonical_url).where(among).group_by(Post.canonical_url).having(func.count() > 1)))
     return shared

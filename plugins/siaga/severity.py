@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from siaga.hazards import HazardSet
 from siaga.spikes import Spike
-from siaga.store import HazardMatchRow, Incident, IncidentArea
+from siaga.store import HazardMatchRow, Incident, IncidentArea, in_slices
 from siaga.vocabulary import district_code, higher_severity
 
 # An incident over this many areas with posts is at least this severe (most areas first).
@@ -104,9 +104,9 @@ def cue_counts(session: Session, hazard: str, post_ids: Sequence[int]) -> tuple[
     with_cues = 0
     if not post_ids:
         return counts, 0
-    for cues in session.scalars(select(HazardMatchRow.severity_cues).where(
-            HazardMatchRow.post_id.in_(list(post_ids)), HazardMatchRow.hazard == hazard)):
-        found = set(str(c) for c in cues or ())
-        counts.update(found)
-        with_cues += bool(found)
+    for among in in_slices(session, HazardMatchRow.post_id, list(post_ids)):
+        for cues in session.scalars(select(HazardMatchRow.severity_cues).where(among, HazardMatchRow.hazard == hazard)):
+            found = set(str(c) for c in cues or ())
+            counts.update(found)
+            with_cues += bool(found)
     return counts, with_cues

@@ -471,17 +471,25 @@ def conflict_insert(session: Session, model: Any) -> Any:
     return insert(model)
 
 
-def in_slices(session: Session, column: Any, values: list[Any], size: int) -> Iterator[ColumnElement[bool]]:
+# Values per IN list on SQLite: well within its bound-parameter limit (32,766 since 3.32, 999
+# before), with room for a statement's other parameters.
+IN_SLICE = 5000
+
+
+def in_slices(session: Session, column: Any, values: list[Any], size: int | None = None) -> Iterator[ColumnElement[bool]]:
     """`column IN values` as conditions to run one statement each: on PostgreSQL one condition
     with `values` as a single array parameter (`column = ANY(:values)`); elsewhere one IN list
-    per `size` values, within SQLite's bound-parameter limit. An IN list of thousands of
-    parameters is compiled and bound one parameter at a time, which cost more than the
-    statement itself when a run deleted or linked tens of thousands of rows."""
+    per `size` (default `IN_SLICE`) values, within SQLite's bound-parameter limit. Every IN list whose length comes
+    from the data (posts of an incident, a month of evidence) goes through here: one more than
+    the limit and SQLite refuses the statement. An IN list of thousands of parameters is also
+    compiled and bound one parameter at a time, which cost more than the statement itself when
+    a run deleted or linked tens of thousands of rows."""
     if not values:
         return
     if session.get_bind().dialect.name == "postgresql":
         yield column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
         return
+    size = size or IN_SLICE
     for start in range(0, len(values), size):
         yield column.in_(values[start:start + size])
 

@@ -404,7 +404,7 @@ def store_tags(session: Session, tagged: list[tuple[int, TagResult]], fingerprin
         return
     queue = PostToTag.__table__
     taken: set[int] = set()
-    for among in in_slices(session, queue.c.post_id, [post_id for post_id, _ in tagged], ID_SLICE):
+    for among in in_slices(session, queue.c.post_id, [post_id for post_id, _ in tagged]):
         taken.update(session.execute(delete(queue).where(among).returning(queue.c.post_id)).scalars())
     if len(taken) < len(tagged):
         tagged = [(post_id, result) for post_id, result in tagged if post_id in taken]
@@ -426,10 +426,6 @@ def store_tags(session: Session, tagged: list[tuple[int, TagResult]], fingerprin
     bulk_insert(session, HazardMatchRow.__table__, matches)
     bulk_insert(session, PostTag.__table__,
                 [{"post_id": post_id, "tagged_at": at, "in_region": bool(result.geotag.in_region)} for post_id, result in tagged])
-
-
-# Ids per IN list on SQLite (within its bound-parameter limit); PostgreSQL takes one array.
-ID_SLICE = 5000
 
 
 def _geotag_row(post_id: int, place: Place) -> dict[str, Any]:

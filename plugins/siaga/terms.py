@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from siaga import verdicts
 from siaga.hazards import HazardSet
 from siaga.normalise import squeeze, squeeze_fold, stem
-from siaga.store import HazardMatchRow, Incident, Post
+from siaga.store import HazardMatchRow, Incident, Post, in_slices
 
 
 @dataclass
@@ -87,10 +87,9 @@ def _count_incidents(session: Session, since: datetime, until: datetime, stat: A
     judged = {v.incident_id: v.verdict for v in verdicts.verdicts(session, since, until)}
     posts = {pid for ids in evidence.values() for pid in ids}
     rows: dict[tuple[int, str], tuple[list[str], bool]] = {}
-    if posts:
+    for among in in_slices(session, HazardMatchRow.post_id, sorted(posts)):  # a month's incidents: thousands of posts
         for post_id, hazard, words, via_road in session.execute(
-            select(HazardMatchRow.post_id, HazardMatchRow.hazard, HazardMatchRow.terms, HazardMatchRow.via_road)
-            .where(HazardMatchRow.post_id.in_(posts))
+            select(HazardMatchRow.post_id, HazardMatchRow.hazard, HazardMatchRow.terms, HazardMatchRow.via_road).where(among)
         ):
             rows[(post_id, hazard)] = (words or [], via_road)
     for incident in incidents:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siaga.incidents import cited_post_ids
-from siaga.store import Alert, Incident, IncidentEvent
+from siaga.store import Alert, Incident, IncidentEvent, in_slices
 from siaga.vocabulary import AUTO_ACTOR, CLOSED_STATES
 
 CONFIRMED, FALSE_ALARM = "resolved", "false_alarm"
@@ -57,12 +57,13 @@ def verdicts(session: Session, start: datetime, end: datetime) -> list[Verdict]:
         return []
     ids = [i.id for i in incidents]
     latest: dict[int, IncidentEvent] = {}
-    for event in session.scalars(
-        select(IncidentEvent).where(
-            IncidentEvent.incident_id.in_(ids), IncidentEvent.kind.in_(CLOSED_STATES), IncidentEvent.actor != AUTO_ACTOR,
-        ).order_by(IncidentEvent.at, IncidentEvent.id)
-    ):
-        latest[event.incident_id] = event
+    for among in in_slices(session, IncidentEvent.incident_id, ids):  # an incident's events all in one slice
+        for event in session.scalars(
+            select(IncidentEvent).where(
+                among, IncidentEvent.kind.in_(CLOSED_STATES), IncidentEvent.actor != AUTO_ACTOR,
+            ).order_by(IncidentEvent.at, IncidentEvent.id)
+        ):
+            latest[event.incident_id] = event
     evidence = evidence_posts(session, ids)
     out = []
     for incident in incidents:
@@ -80,10 +81,9 @@ def evidence_posts(session: Session, incident_ids: list[int]) -> dict[int, set[i
     explanations: dict[int, list[dict]] = {}
     if not incident_ids:
         return {}
-    for incident_id, explanation in session.execute(
-        select(Alert.incident_id, Alert.explanation).where(Alert.incident_id.in_(incident_ids))
-    ):
-        explanations.setdefault(incident_id, []).append(explanation)
+    for among in in_slices(session, Alert.incident_id, incident_ids):
+        for incident_id, explanation in session.execute(select(Alert.incident_id, Alert.explanation).where(among)):
+            explanations.setdefault(incident_id, []).append(explanation)
     return {i: set(cited_post_ids(found)) for i, found in explanations.items()}
 
 

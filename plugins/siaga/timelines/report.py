@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from siaga.incidents import IncidentPosts, cited_post_ids, kecamatan_of, posts_of
 from siaga.regional import is_joined
-from siaga.store import Alert, AreaCount, Geotag, Incident, IncidentArea, IncidentEvent, IncidentThread, OutboxMessage, Post
+from siaga.store import Alert, AreaCount, Geotag, Incident, IncidentArea, IncidentEvent, IncidentThread, OutboxMessage, Post, in_slices
 from siaga.timelines.places import Places
 from siaga.timelines.story import actor_name, event_label, event_sentence
 from siaga.vocabulary import local_iso
@@ -135,11 +135,14 @@ def evidence(session: Session, post_ids: list[int]) -> list[EvidencePost]:
     cites, so some a timeline event names may be gone."""
     if not post_ids:
         return []
+    ids = list(dict.fromkeys(post_ids))  # a long flood's page cites thousands: read in slices
     tags: dict[int, list[Geotag]] = {}
-    for tag in session.scalars(select(Geotag).where(Geotag.post_id.in_(post_ids))):
-        tags.setdefault(tag.post_id, []).append(tag)
+    for among in in_slices(session, Geotag.post_id, ids):
+        for tag in session.scalars(select(Geotag).where(among).order_by(Geotag.id)):
+            tags.setdefault(tag.post_id, []).append(tag)
+    posts = [post for among in in_slices(session, Post.id, ids) for post in session.scalars(select(Post).where(among))]
     out = []
-    for post in session.scalars(select(Post).where(Post.id.in_(post_ids)).order_by(Post.created_at, Post.id)):
+    for post in sorted(posts, key=lambda p: (p.created_at, p.id)):
         lon, lat = post.lon, post.lat
         best = max(tags.get(post.id, []), key=lambda t: t.confidence, default=None)
         if (lon is None or lat is None) and best is not None and best.lon is not None and best.lat is not None:
@@ -186,9 +189,10 @@ def affected_areas(session: Session, incident: Incident, post_ids: list[int], pl
     elif incident.level == "regency":
         districts.update(dict.fromkeys(places.districts))
     if post_ids:
-        for code in session.scalars(select(Geotag.code).where(Geotag.post_id.in_(post_ids), Geotag.in_region.is_(True))):
-            if code in places.villages and (incident.level != "village" or not villages):
-                villages.setdefault(code, None)
+        for among in in_slices(session, Geotag.post_id, list(post_ids)):
+            for code in session.scalars(select(Geotag.code).where(among, Geotag.in_region.is_(True))):
+                if code in places.villages and (incident.level != "village" or not villages):
+                    villages.setdefault(code, None)
     if not villages and not districts:
         if incident.village:
             villages.update({v.code: None for v in places.villages.values()
