@@ -1,8 +1,10 @@
 """Retention purge keeps alert evidence; cross-source dedup stores a post once and links copies."""
 from __future__ import annotations
 
+import random
 from datetime import datetime, timedelta, timezone
 
+import pytest
 import sqlalchemy as sa
 
 from siaga import ingest, store
@@ -28,6 +30,26 @@ def test_purge_keeps_evidence(db_url):
     with store.session_scope(db_url) as session:
         left = sorted(session.scalars(sa.select(store.Post.source_id)))
     assert left == ["0", "2", "4"]
+
+
+@pytest.mark.parametrize("in_slice", [2, 5000])
+def test_purge_of_a_backlog_deletes_every_old_post_but_the_evidence(db_url, in_slice, monkeypatch):
+    """A backlog purged in one go, in slices of `in_slice` ids: every old post goes but those
+    alerts cite, every newer one stays."""
+    monkeypatch.setattr(store, "IN_SLICE", in_slice)
+    rng = random.Random(in_slice)
+    days = {str(i): rng.randint(0, 9) for i in range(40)}
+    ingest.ingest(Fixed("s", [post("s", sid, d, text=f"banjir di Banjar {sid}") for sid, d in days.items()]), T0 + timedelta(days=10), db_url)
+    with store.session_scope(db_url) as session:
+        ids = dict(session.execute(sa.select(store.Post.source_id, store.Post.id)).all())
+        cited = set(rng.sample(sorted(ids), 8))
+        session.add(store.Alert(hazard="flood", level="village", area_code="5108", window_start=T0, window_end=T0 + timedelta(hours=1),
+                                observed=2, expected=0.1, authors=2, score=5, explanation={"post_ids": [ids[s] for s in cited]}))
+    old = {sid for sid, d in days.items() if d < 5}
+    with store.session_scope(db_url) as session:
+        assert purge_old_posts(session, T0 + timedelta(days=5)) == len(old - cited)
+    with store.session_scope(db_url) as session:
+        assert set(session.scalars(sa.select(store.Post.source_id))) == (set(days) - old) | cited
 
 
 def test_same_url_from_two_sources_stored_once_and_copies_linked(db_url):

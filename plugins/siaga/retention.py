@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from siaga import settings
-from siaga.store import Alert, Post
+from siaga.store import Alert, Post, in_slices
 
 DEFAULT_RETENTION = timedelta(days=30)
 
@@ -45,18 +45,17 @@ def evidence_post_ids(session: Session) -> set[int]:
     return ids
 
 
-def purge_old_posts(session: Session, older_than: datetime, batch: int = 1000) -> int:
-    """Delete posts created before `older_than` that no alert cites; returns how many."""
+def purge_old_posts(session: Session, older_than: datetime) -> int:
+    """Delete posts created before `older_than` that no alert cites; returns how many.
+
+    The old posts are listed once and deleted in slices (`store.in_slices`): listing them again
+    after every batch of 1,000 made the first purge of a long backlog quadratic."""
     if older_than.tzinfo is None:
         raise ValueError("older_than must be timezone-aware")
     keep = evidence_post_ids(session)
+    candidates = [pid for pid in session.scalars(select(Post.id).where(Post.created_at < older_than).order_by(Post.id))
+                  if pid not in keep]
     purged = 0
-    while True:
-        candidates = [
-            pid
-            for pid in session.scalars(select(Post.id).where(Post.created_at < older_than).order_by(Post.id))
-            if pid not in keep
-        ][:batch]
-        if not candidates:
-            return purged
-        purged += session.execute(delete(Post).where(Post.id.in_(candidates)).execution_options(synchronize_session=False)).rowcount or 0
+    for among in in_slices(session, Post.id, candidates):
+        purged += session.execute(delete(Post).where(among).execution_options(synchronize_session=False)).rowcount or 0
+    return purged
