@@ -4,13 +4,18 @@ witnesses are not merged."""
 from __future__ import annotations
 
 import random
+import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from datasketch import MinHash, MinHashLSH
 from hypothesis import given, settings, strategies as st
 
 from siaga import copies
 from siaga.copies import NUM_PERM, WINDOW, PostText, comparable, copy_keys, shingles, sketches
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from copies_legacy import one_post_at_a_time  # noqa: E402
 
 T0 = datetime(2026, 2, 1, 8, 0, tzinfo=timezone.utc)
 ORIGINAL = "Banjir setinggi lutut merendam rumah warga di Desa Sangsit, Sawan sejak subuh tadi. Mohon waspada!"
@@ -118,41 +123,6 @@ def test_the_index_is_made_with_the_bands_datasketch_chooses_for_the_threshold()
     assert copies._bands() == (chosen.b, chosen.r)
 
 
-def _one_post_at_a_time(posts: list[PostText]) -> dict[int, str]:
-    """`copy_keys` as it was first written: every long post in the index on its own, each new
-    post compared with every earlier one the index returns. Quadratic in copies of one text,
-    and the definition the grouped index must keep."""
-    ordered = sorted(posts, key=lambda p: (p.created_at, p.id))
-    texts = {p.id: comparable(p.text) for p in ordered}
-    long = [p.id for p in ordered if len(texts[p.id]) >= copies.MIN_CHARS]
-    sketch = dict(zip(long, sketches([texts[i] for i in long])))
-    key: dict[int, str] = {}
-    seen: dict[int, PostText] = {}
-    by_page: dict[str, PostText] = {}
-    lsh = MinHashLSH(num_perm=NUM_PERM, params=copies._bands())
-    for p in ordered:
-        original = None
-        if p.duplicate_of is not None:
-            original = key.get(p.duplicate_of, f"copy-of:{p.duplicate_of}")
-        for page in copies.linked_pages(p.text):
-            earlier = by_page.get(page)
-            if original is None and earlier is not None and p.created_at - earlier.created_at <= WINDOW:
-                original = key[earlier.id]
-            if earlier is None or p.created_at - earlier.created_at > WINDOW:
-                by_page[page] = p
-        mh = sketch.get(p.id)
-        if mh is not None:
-            if original is None:
-                near = [seen[int(c)] for c in lsh.query(mh)]
-                near = [c for c in near if p.created_at - c.created_at <= WINDOW and sketch[c.id].jaccard(mh) >= copies.THRESHOLD]
-                if near:
-                    original = key[min(near, key=lambda c: (c.created_at, c.id)).id]
-            lsh.insert(str(p.id), mh)
-        key[p.id] = original or p.text_hash
-        seen[p.id] = p
-    return key
-
-
 _BASES = [ORIGINAL, "Pohon tumbang menutup jalan raya Singaraja-Gilimanuk di Seririt, kendaraan dialihkan",
           "Gempa terasa cukup kuat di Kubutambahan barusan, warga keluar rumah semua"]
 
@@ -183,7 +153,7 @@ def _copied_posts(draw) -> list[PostText]:
 def test_grouped_index_keys_every_post_as_comparing_with_each_earlier_one(posts):
     """Each distinct text once in the index (what makes a thousand forwards of one warning
     linear) gives every post the key comparing it with each earlier post gave."""
-    assert copy_keys(posts) == _one_post_at_a_time(posts)
+    assert copy_keys(posts) == one_post_at_a_time(posts)
 
 
 def test_a_thousand_copies_of_one_text_share_the_first_ones_key():

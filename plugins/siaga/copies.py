@@ -8,9 +8,9 @@ count of authors. Exact copies already share `text_hash`; this module groups the
 - posts linking the same web page (the link quoted, not the text) are one report of it;
 - texts that are nearly the same once folded, with forwarding prefixes ("info dari grup wa",
   "copas", "RT"), links and mentions stripped, are one report when posted within `WINDOW` of
-  each other: MinHash over character shingles, looked up with locality-sensitive hashing
-  (`datasketch`, a kept library, rather than a hand-rolled index), confirmed by the estimated
-  Jaccard similarity.
+  each other: MinHash over character shingles (`datasketch`, a kept library, chooses the
+  bands), looked up with locality-sensitive hashing, confirmed by the estimated Jaccard
+  similarity (`_Texts` says why its band tables are kept here).
 
 Short texts ("gempa!", "banjir di Sangsit") are left to exact matching: two witnesses writing
 the same few words is common and must still count twice when their wording differs at all.
@@ -188,41 +188,78 @@ def copy_keys(posts: Sequence[PostText]) -> dict[int, str]:
 
 
 class _Texts:
-    """The long texts seen so far, each once in the LSH index with its posts in time order.
+    """The long texts seen so far, each once in a locality-sensitive index, with its posts in
+    time order.
 
     Posts of one comparable text share its sketch, so the index returns them all or none and
     their estimated similarity to a new text is one number: the earliest post near a new one is
-    the earliest within the window of each near text, the earliest of those."""
+    the earliest within the window of each near text, the earliest of those.
+
+    Texts are numbered as they first appear, so a text first posted inside the window has its
+    first post as its earliest there, and those first posts come in number order: in each band's
+    bucket the first near text in number order is that bucket's answer, and the search stops
+    there. A burst of variants (each post its own text, all near each other) so costs about one
+    comparison a post. Only texts first posted before the window are all looked at; a detect
+    run reads less than a window of posts, so it has none.
+
+    Why the band tables are here and not datasketch's `MinHashLSH.query`: that builds the whole
+    set of colliding keys in Python before anything can be compared, one step per earlier
+    variant in every query, and 16,000 variants took 300 s (`benchmarks/bench_copies.py`).
+    The bands and rows are still datasketch's (`_bands`), and a bucket holds exactly the texts
+    whose sketches agree on that band, as its tables do, so the texts compared are the ones
+    its query returns."""
 
     def __init__(self, texts: list[str]) -> None:
         self.sketch = dict(zip(texts, sketches(texts)))
-        self.lsh = MinHashLSH(num_perm=NUM_PERM, params=_bands())
-        self.names: dict[str, str] = {}  # text -> its key in the index
-        self.posts: dict[str, tuple[str, list[datetime], list[PostText]]] = {}  # name -> text, times, posts
+        bands, rows = _bands()
+        self.ranges = [(i * rows, (i + 1) * rows) for i in range(bands)]
+        self.tables: list[dict[bytes, list[int]]] = [{} for _ in self.ranges]  # band -> bucket -> numbers, ascending
+        self.names: dict[str, int] = {}  # text -> its number
+        self.first: list[datetime] = []  # number -> when the text was first posted
+        self.posts: list[tuple[str, list[datetime], list[PostText]]] = []  # number -> text, times, posts
 
     def earliest_near(self, text: str, since: datetime) -> PostText | None:
         """The earliest post at or after `since` whose text is near `text` (THRESHOLD)."""
         sketch = self.sketch[text]
+        near: dict[int, bool] = {}
+
+        def is_near(name: int) -> bool:
+            if name not in near:
+                near[name] = self.sketch[self.posts[name][0]].jaccard(sketch) >= THRESHOLD
+            return near[name]
+
+        young = bisect_left(self.first, since)  # numbers from here were first posted since
+        buckets = [b for b in (table.get(key) for table, key in zip(self.tables, self._keys(sketch))) if b]
         best: PostText | None = None
-        for name in self.lsh.query(sketch):
-            near, times, posts = self.posts[name]
+        for name in {n for b in buckets for n in b[:bisect_left(b, young)]}:
+            _, times, posts = self.posts[name]
             first = bisect_left(times, since)
-            if first == len(posts):
-                continue
-            found = posts[first]
-            if best is not None and (found.created_at, found.id) >= (best.created_at, best.id):
-                continue
-            if self.sketch[near].jaccard(sketch) >= THRESHOLD:
-                best = found
+            if first < len(posts) and (best is None or (posts[first].created_at, posts[first].id) < (best.created_at, best.id)) \
+                    and is_near(name):
+                best = posts[first]
+        for bucket in buckets:
+            for at in range(bisect_left(bucket, young), len(bucket)):  # not a slice: a copy of the bucket
+                name = bucket[at]
+                found = self.posts[name][2][0]
+                if best is not None and (found.created_at, found.id) >= (best.created_at, best.id):
+                    break  # every later number was first posted later still
+                if is_near(name):
+                    best = found
+                    break
         return best
 
     def add(self, text: str, post: PostText) -> None:
         """`post` (after every post added before it) under its text."""
         name = self.names.get(text)
         if name is None:
-            name = self.names[text] = str(len(self.names))
-            self.lsh.insert(name, self.sketch[text])
-            self.posts[name] = (text, [], [])
+            name = self.names[text] = len(self.posts)
+            for table, key in zip(self.tables, self._keys(self.sketch[text])):
+                table.setdefault(key, []).append(name)
+            self.posts.append((text, [], []))
+            self.first.append(post.created_at)
         _, times, posts = self.posts[name]
         times.append(post.created_at)
         posts.append(post)
+
+    def _keys(self, sketch: MinHash) -> list[bytes]:
+        return [sketch.hashvalues[start:end].tobytes() for start, end in self.ranges]
