@@ -137,14 +137,63 @@ LINE_PARTS = st.sampled_from([
 @given(part=LINE_PARTS, tail=st.sampled_from([b"\n", b"", b"\r\n", b" \n"]))
 def test_a_plain_line_is_read_as_the_sources_schema_reads_it(part, tail):
     line = part + tail
-    plain = cli._read_plain_post(line)
-    try:
-        expected = cli._read_post(line)
-    except Exception:  # noqa: BLE001 -- then the fast reader must step aside, so the error is named
-        assert plain is None
-        return
-    if plain is not None:
-        assert plain == expected and [type(v) for v in plain.values()] == [type(v) for v in expected.values()]
+    for decode in (None, FAST_DECODE):
+        plain = cli._read_plain_post(line, decode)
+        try:
+            expected = cli._read_post(line)
+        except Exception:  # noqa: BLE001 -- then the fast reader must step aside, so the error is named
+            assert plain is None
+            continue
+        if plain is not None:
+            assert plain == expected and [type(v) for v in plain.values()] == [type(v) for v in expected.values()]
+
+
+FAST_DECODE = cli._fast_decoder()
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """Equal, to the type of every value (1 is not 1.0, and -0.0 is not 0.0)."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is dict:
+        return list(a) == list(b) and all(_same_json(a[k], b[k]) for k in a)
+    if type(a) is list:
+        return len(a) == len(b) and all(map(_same_json, a, b))
+    if type(a) is float:
+        return a == b and repr(a) == repr(b)
+    return a == b
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12,
+)
+# Spellings `json.dumps` never writes: exponents, odd escapes, huge or tiny numbers, lone or paired
+# surrogates, the literals Python's json accepts beyond JSON, stray bytes and whitespace.
+_PIECES = st.sampled_from([
+    b"1e400", b"-1e-400", b"NaN", b"Infinity", b"-Infinity", b"1E2", b"0.1e1", b"-0", b"-0.0", b"01", b"1.", b".5",
+    b'"\\ud800"', b'"\\udc00"', b'"\\ud83d\\ude00"', b'"\\u0000"', b'"\\/\\b\\f"', b'"\\x41"', b'"\xff"',
+    b'"\xed\xa0\x80"', b'"caf\xc3\xa9"', b"9" * 4301, b"123456789012345678901234567890", b"1" * 25 + b".5e-330",
+    b"\xef\xbb\xbf", b" ", b"\t", b"\r", b"\n", b"\x0c", b"\xc2\xa0", b"{", b"}", b"[", b"]", b",", b":", b'"', b"x",
+])
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=_JSON_VALUES, ascii_only=st.booleans(), cuts=st.lists(st.tuples(st.integers(0, 200), _PIECES), max_size=3))
+def test_what_the_fast_decoder_reads_json_reads_the_same(value, ascii_only, cuts):
+    """`_read_plain_post` takes msgspec's reading of a line whenever msgspec accepts it: then
+    `json.loads` (what it stood for) must accept the line too and read the same values, to
+    their types. Lines made by `json.dumps`, then with odd pieces put in anywhere."""
+    line = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    for at, piece in cuts:
+        line = line[:at] + piece + line[at:]
+    for data in (line, line + b"\n"):
+        try:
+            fast = FAST_DECODE(data)
+        except Exception:  # noqa: BLE001 -- refused: `json` decides, as before
+            continue
+        assert _same_json(fast, json.loads(data.decode("utf-8"))), data
 
 
 class _Trickle(io.RawIOBase):

@@ -34,7 +34,7 @@ from typing import Callable
 
 from siaga.cli import common, config_cmds, data_cmds, dev_cmds, slack_cmd, tag_cmd
 # tests and benchmarks/bench_tag.py drive the tag command and its readers with their own streams
-from siaga.cli.tag_cmd import _cmd_tag, _read_plain_post, _read_post, _stdin_batches  # noqa: F401
+from siaga.cli.tag_cmd import _cmd_tag, _fast_decoder, _read_plain_post, _read_post, _stdin_batches  # noqa: F401
 
 REGISTRARS: tuple[Callable[[argparse._SubParsersAction, argparse.ArgumentParser], None], ...] = (
     tag_cmd.register, config_cmds.register, data_cmds.register, slack_cmd.register, dev_cmds.register,
