@@ -148,6 +148,17 @@ def test_a_bad_abbreviation_row_is_reported_at_its_line_in_the_file(capsys, fold
     assert err[0] == f"error: {path}:{line}:1: (row): ['jl', 'jalan', 'raya']: expected 'abbrev,expansion'"
 
 
+def test_a_problem_two_loaders_find_is_reported_once(capsys, folder):
+    """The hazard lists read the folder's abbreviations.csv too: its bad row is one error, not
+    two, and the count says so."""
+    path = folder / "abbreviations.csv"
+    line = edit(path, "jl,jalan", "jl,jalan,raya")
+    code, _, err = check(capsys, folder)
+    assert code == 1
+    assert err.count(f"error: {path}:{line}:1: (row): ['jl', 'jalan', 'raya']: expected 'abbrev,expansion'") == 1
+    assert err[-1].startswith(f"{folder}: 1 error(s) in 1 file(s)")
+
+
 def test_a_bad_detection_setting_is_reported_at_its_value(capsys, folder):
     path = folder / "detection.yaml"
     line = edit(path, "incident_gap_minutes: 120", "incident_gap_minutes: two hours")
