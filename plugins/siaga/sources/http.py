@@ -134,7 +134,7 @@ def rate_limit(headers: Mapping[str, str]) -> RateLimit:
         if headers.get(name) is not None:
             try:
                 remaining = int(float(headers[name]))
-            except ValueError:
+            except (ValueError, OverflowError):  # "nan", "inf", "1e400": not a count
                 pass
             break
     for name in ("X-RateLimit-Reset", "x-rate-limit-reset", "RateLimit-Reset"):
@@ -144,7 +144,7 @@ def rate_limit(headers: Mapping[str, str]) -> RateLimit:
         value = value.strip()
         try:
             reset = datetime.fromtimestamp(float(value), timezone.utc)
-        except ValueError:
+        except (ValueError, OverflowError, OSError):  # also "inf", "1e20": no time a clock holds
             try:
                 reset = datetime.fromisoformat(value.replace("Z", "+00:00"))
             except ValueError:
