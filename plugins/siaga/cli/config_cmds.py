@@ -153,7 +153,12 @@ def _cmd_terms(args: argparse.Namespace) -> int:
     from siaga.vocabulary import local_iso
 
     until = args.until or store.utcnow()
-    since = until - timedelta(days=args.days)
+    try:
+        since = until - timedelta(days=args.days)
+    except OverflowError:  # more days back than the calendar holds: every post there can be
+        from siaga.sources.schema import MIN_TIME
+
+        since = min(MIN_TIME, until)
     store.migrate(args.db)
     with store.session_scope(args.db) as session:
         stats = terms.term_report(session, since, until, hazard_lists.in_force(session, remember=False))
