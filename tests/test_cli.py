@@ -6,6 +6,9 @@ import json
 import subprocess
 import sys
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from siaga import cli
 
 CONTRACT_PLACE_KEYS = {"kind", "name", "village", "district", "code", "lon", "lat", "confidence", "span", "reason"}
@@ -338,3 +341,35 @@ def test_export_says_what_it_wrote_where(sqlite_url, tmp_path):
     out = run_siaga(["export", "--from", "2026-01-01", "--to", "2026-01-31", "--db", sqlite_url, "--out", str(target)])
     assert out.returncode == 0, out.stderr
     assert target.exists() and f"to {target}" in out.stdout and "0 incidents as csv" in out.stdout
+
+
+# Ids, counts and times outside what the database or the calendar holds: once OverflowError
+# tracebacks (SQLite's 64-bit integers, datetime arithmetic reaching year 1), now usage errors.
+OUT_OF_RANGE = [
+    (["export", "--incident", "99999999999999999999999"], "--incident"),
+    (["export", "--incident", "0"], "--incident"),
+    (["outbox", "--retry", "9223372036854775808"], "--retry"),
+    (["quarantine", "--latest", "99999999999999999999"], "--latest"),
+    (["quarantine", "--latest", "-5"], "--latest"),
+    (["backtest", "--config", "config", "--from", "0001-01-01", "--to", "0001-01-02"], "--from"),
+    (["backtest", "--config", "config", "--from", "2026-01-01", "--to", "9999-12-31T23:59"], "--to"),
+    (["terms", "--until", "9999-12-31T23:59"], "--until"),
+]
+
+
+@pytest.mark.parametrize("args,option", OUT_OF_RANGE, ids=lambda a: " ".join(a) if isinstance(a, list) else a)
+def test_out_of_range_numbers_and_times_are_usage_errors(args, option, sqlite_url, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([*args, "--db", sqlite_url])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: " in err and ("must be from" in err or "out of range" in err)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(min_value=2**31))
+def test_no_id_too_large_reaches_the_database(tmp_path_factory, number):
+    url = f"sqlite:///{tmp_path_factory.getbasetemp()}/ids.db"
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["export", "--incident", str(number), "--db", url])
+    assert exit_.value.code == 2

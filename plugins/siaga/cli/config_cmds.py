@@ -59,11 +59,18 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 def when(value: str) -> datetime:
     from siaga.vocabulary import LOCAL_TZ
 
+    from siaga.timelines.filters import EARLIEST, LATEST
+
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {value!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=LOCAL_TZ)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=LOCAL_TZ)
+    # the pages' and exports' range: a period reaching year 1 or 9999 made the commands'
+    # arithmetic on it fail with a traceback
+    if not EARLIEST <= moment < LATEST:
+        raise argparse.ArgumentTypeError(f"{value!r} is out of range: use a time from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d}")
+    return moment
 
 
 def positive_int(value: str) -> int:
