@@ -373,3 +373,28 @@ def test_no_id_too_large_reaches_the_database(tmp_path_factory, number):
     with pytest.raises(SystemExit) as exit_:
         cli.main(["export", "--incident", str(number), "--db", url])
     assert exit_.value.code == 2
+
+
+TERMINAL_ESCAPES = "\x1b]0;pwned\x07\x1b[2J\r"
+
+
+def test_quarantine_shows_hostile_places_without_their_control_characters(sqlite_url, capsys, tmp_path, author_key):
+    """A record's place quotes what a source sent (here a file name): its escape sequences once
+    reached the operator's terminal as they were."""
+    from siaga import ingest
+    from siaga.sources.inbox import InboxSource
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / f"wa{TERMINAL_ESCAPES}.jsonl").write_text("{broken\n")
+    ingest.ingest(InboxSource("wa", inbox), datetime(2026, 1, 16, tzinfo=timezone.utc), sqlite_url)
+    assert cli.main(["quarantine", "--db", sqlite_url]) == 0
+    out = capsys.readouterr().out
+    assert "wa]0;pwned[2J.jsonl:1" in out and not {"\x1b", "\x07", "\r"} & set(out)
+
+
+def test_tag_explain_shows_the_post_without_its_control_characters():
+    line = json.dumps({"id": "a", "text": f"banjir {TERMINAL_ESCAPES}di Sangsit"})
+    out = run_siaga(["tag", "--explain"], line + "\n")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == "post 'a': banjir ]0;pwned[2Jdi Sangsit"

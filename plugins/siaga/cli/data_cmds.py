@@ -142,7 +142,7 @@ def _cmd_quarantine(args: argparse.Namespace) -> int:
     print(f"Quarantined: {plural(sum(per_source.values()), 'record')} from {plural(len(per_source), 'source')}.")
     print(table(sorted(per_source.items(), key=lambda kv: -kv[1]), ["source", "records"]))
     print(f"\nLatest {len(report['latest'])}:")
-    print(table(([_local(q["at"]), q["source"], q["location"], _short(q["reason"], 90)] for q in report["latest"]),
+    print(table(([_local(q["at"]), q["source"], _short(q["location"], 10_000), _short(q["reason"], 90)] for q in report["latest"]),
                 ["when (WITA)", "source", "where", "why"]))
     return 0
 
@@ -162,7 +162,12 @@ def _local(iso: str) -> str:
 
 
 def _short(text: str | None, width: int = 70) -> str:
-    text = " ".join(str(text or "-").split())
+    """One line of at most `width` characters, without control characters: a quarantined
+    record's place and reason quote what a source sent, and its escape sequences would otherwise
+    act on the operator's terminal."""
+    from siaga.messages import one_line
+
+    text = one_line(text or "-") or "-"
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
