@@ -398,3 +398,20 @@ def test_tag_explain_shows_the_post_without_its_control_characters():
     out = run_siaga(["tag", "--explain"], line + "\n")
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0] == "post 'a': banjir ]0;pwned[2Jdi Sangsit"
+
+
+def test_tag_with_a_broken_aliases_file_names_it_without_a_traceback(tmp_path):
+    """The geotagger reads the deployment's aliases.yaml: a typo there was a traceback."""
+    import shutil
+
+    from siaga import settings as siaga_settings
+
+    config = tmp_path / "config"
+    shutil.copytree(siaga_settings.config_dir(), config)
+    (config / "aliases.yaml").write_text("aliases: [\n", encoding="utf-8")
+    env = {**os.environ, "SIAGA_CONFIG_DIR": str(config), "SIAGA_CACHE_DIR": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-m", "siaga.cli", "tag"], input='{"id": "a", "text": "banjir"}\n',
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.splitlines()[0] == "siaga tag: the config cannot be used:"
+    assert out.stderr.splitlines()[1].startswith(f"{config / 'aliases.yaml'}:2:1: (syntax)")
