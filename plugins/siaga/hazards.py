@@ -122,6 +122,9 @@ class _Overlaps:
         return [h for h in self.hits[lo:hi] if start < h.end]
 
 
+_NO_OVERLAPS = _Overlaps([])  # most posts have no exclusion hit: nothing to sort
+
+
 class HazardSet:
     """All hazard lists of one directory, compiled into one automaton (wildcard exclusions apart:
     regexes run only for posts that hit their hazard)."""
@@ -370,7 +373,8 @@ class HazardSet:
             else:
                 wild = []
             all_exclusions.extend(wild)
-            exclusions = _Overlaps(kinds.get(_EXCL, []) + wild)
+            excluded = kinds.get(_EXCL, []) + wild
+            exclusions = _Overlaps(excluded) if excluded else _NO_OVERLAPS
             alive, vetoes, denials = [], [], []
             for t in terms:
                 veto = exclusions.over(t.start, t.end)
@@ -391,7 +395,7 @@ class HazardSet:
             found.append((hid, _unique(h.phrase for h in alive), positions, _unique(p for _, p in sorted(vetoed_by))))
         # severity cues once every hazard's exclusions (wildcards too) are known
         direct: dict[str, HazardMatch] = {}
-        every_exclusion = _Overlaps(all_exclusions)
+        every_exclusion = _Overlaps(all_exclusions) if all_exclusions else _NO_OVERLAPS
         for hid, terms, positions, vetoed in found:
             cues = [h for h in by_hazard[hid].get(_SEV, []) if _cue_counts(h, denial, every_exclusion)]
             direct[hid] = HazardMatch(hid, terms, partial(_spans, mt, positions) if positions else (), vetoed, _cue_phrases(cues))
