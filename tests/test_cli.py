@@ -6,6 +6,9 @@ import json
 import subprocess
 import sys
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from siaga import cli
 
 CONTRACT_PLACE_KEYS = {"kind", "name", "village", "district", "code", "lon", "lat", "confidence", "span", "reason"}
@@ -338,3 +341,77 @@ def test_export_says_what_it_wrote_where(sqlite_url, tmp_path):
     out = run_siaga(["export", "--from", "2026-01-01", "--to", "2026-01-31", "--db", sqlite_url, "--out", str(target)])
     assert out.returncode == 0, out.stderr
     assert target.exists() and f"to {target}" in out.stdout and "0 incidents as csv" in out.stdout
+
+
+# Ids, counts and times outside what the database or the calendar holds: once OverflowError
+# tracebacks (SQLite's 64-bit integers, datetime arithmetic reaching year 1), now usage errors.
+OUT_OF_RANGE = [
+    (["export", "--incident", "99999999999999999999999"], "--incident"),
+    (["export", "--incident", "0"], "--incident"),
+    (["outbox", "--retry", "9223372036854775808"], "--retry"),
+    (["quarantine", "--latest", "99999999999999999999"], "--latest"),
+    (["quarantine", "--latest", "-5"], "--latest"),
+    (["backtest", "--config", "config", "--from", "0001-01-01", "--to", "0001-01-02"], "--from"),
+    (["backtest", "--config", "config", "--from", "2026-01-01", "--to", "9999-12-31T23:59"], "--to"),
+    (["terms", "--until", "9999-12-31T23:59"], "--until"),
+]
+
+
+@pytest.mark.parametrize("args,option", OUT_OF_RANGE, ids=lambda a: " ".join(a) if isinstance(a, list) else a)
+def test_out_of_range_numbers_and_times_are_usage_errors(args, option, sqlite_url, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([*args, "--db", sqlite_url])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: " in err and ("must be from" in err or "out of range" in err)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(min_value=2**31))
+def test_no_id_too_large_reaches_the_database(tmp_path_factory, number):
+    url = f"sqlite:///{tmp_path_factory.getbasetemp()}/ids.db"
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["export", "--incident", str(number), "--db", url])
+    assert exit_.value.code == 2
+
+
+TERMINAL_ESCAPES = "\x1b]0;pwned\x07\x1b[2J\r"
+
+
+def test_quarantine_shows_hostile_places_without_their_control_characters(sqlite_url, capsys, tmp_path, author_key):
+    """A record's place quotes what a source sent (here a file name): its escape sequences once
+    reached the operator's terminal as they were."""
+    from siaga import ingest
+    from siaga.sources.inbox import InboxSource
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / f"wa{TERMINAL_ESCAPES}.jsonl").write_text("{broken\n")
+    ingest.ingest(InboxSource("wa", inbox), datetime(2026, 1, 16, tzinfo=timezone.utc), sqlite_url)
+    assert cli.main(["quarantine", "--db", sqlite_url]) == 0
+    out = capsys.readouterr().out
+    assert "wa]0;pwned[2J.jsonl:1" in out and not {"\x1b", "\x07", "\r"} & set(out)
+
+
+def test_tag_explain_shows_the_post_without_its_control_characters():
+    line = json.dumps({"id": "a", "text": f"banjir {TERMINAL_ESCAPES}di Sangsit"})
+    out = run_siaga(["tag", "--explain"], line + "\n")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == "post 'a': banjir ]0;pwned[2Jdi Sangsit"
+
+
+def test_tag_with_a_broken_aliases_file_names_it_without_a_traceback(tmp_path):
+    """The geotagger reads the deployment's aliases.yaml: a typo there was a traceback."""
+    import shutil
+
+    from siaga import settings as siaga_settings
+
+    config = tmp_path / "config"
+    shutil.copytree(siaga_settings.config_dir(), config)
+    (config / "aliases.yaml").write_text("aliases: [\n", encoding="utf-8")
+    env = {**os.environ, "SIAGA_CONFIG_DIR": str(config), "SIAGA_CACHE_DIR": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-m", "siaga.cli", "tag"], input='{"id": "a", "text": "banjir"}\n',
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.splitlines()[0] == "siaga tag: the config cannot be used:"
+    assert out.stderr.splitlines()[1].startswith(f"{config / 'aliases.yaml'}:2:1: (syntax)")

@@ -148,6 +148,38 @@ def test_a_bad_abbreviation_row_is_reported_at_its_line_in_the_file(capsys, fold
     assert err[0] == f"error: {path}:{line}:1: (row): ['jl', 'jalan', 'raya']: expected 'abbrev,expansion'"
 
 
+def test_a_problem_two_loaders_find_is_reported_once(capsys, folder):
+    """The hazard lists read the folder's abbreviations.csv too: its bad row is one error, not
+    two, and the count says so."""
+    path = folder / "abbreviations.csv"
+    line = edit(path, "jl,jalan", "jl,jalan,raya")
+    code, _, err = check(capsys, folder)
+    assert code == 1
+    assert err.count(f"error: {path}:{line}:1: (row): ['jl', 'jalan', 'raya']: expected 'abbrev,expansion'") == 1
+    assert err[-1].startswith(f"{folder}: 1 error(s) in 1 file(s)")
+
+
+BILLION_LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi"))
+
+
+@pytest.mark.parametrize("name", ["hazards/flood.yaml", "routing.yaml", "sources.yaml"])
+def test_aliases_that_multiply_a_file_past_any_config_are_refused(capsys, folder, name):
+    """Nine lines holding 387 million values once took minutes and gigabytes to read."""
+    (folder / name).write_text(BILLION_LAUGHS, encoding="utf-8")
+    code, _, err = check(capsys, folder)
+    assert code == 1
+    assert any(line.startswith(f"error: {folder / name}:") and "aliases repeat values more than a config file can hold" in line
+               for line in err)
+
+
+def test_a_few_aliases_are_still_read(capsys, folder):
+    path = folder / "detection.yaml"
+    path.write_text("lookback_minutes: &five 180\nquiet_period_minutes: *five\n", encoding="utf-8")
+    code, _, err = check(capsys, folder)
+    assert code == 0, err
+
+
 def test_a_bad_detection_setting_is_reported_at_its_value(capsys, folder):
     path = folder / "detection.yaml"
     line = edit(path, "incident_gap_minutes: 120", "incident_gap_minutes: two hours")

@@ -121,6 +121,22 @@ def test_unknown_outcome_is_checked_before_posting_again(db_url, fake):
     assert outbox_states(db_url) == ["sent"]
 
 
+@pytest.mark.parametrize("mode", ["garbled", "no_ts"])
+def test_a_post_answered_with_garbage_is_looked_up_not_dead_lettered_or_recorded_without_its_ts(db_url, fake, mode):
+    """Slack stored the post, and the answer was not JSON (once a permanent refusal: dead-lettered
+    at once, its updates never threaded) or had no ts (once recorded as sent with ts "None")."""
+    incident_with_messages(db_url, kinds=("new", "update"))
+    fake.fail("chat.postMessage", mode)
+    first = delivery.deliver(client_for(fake), T0, db_url, late_store=0)
+    assert first.sent == 0 and len(fake.messages()) == 1
+    delivery.deliver(client_for(fake), T0 + timedelta(hours=1), db_url, late_store=0)
+    assert outbox_states(db_url) == ["sent", "sent"]
+    first_post, reply = fake.messages()[0], fake.messages()[1]
+    assert len(fake.messages()) == 2 and reply["thread_ts"] == first_post["ts"]
+    with store.session_scope(db_url) as session:
+        assert session.get(store.OutboxMessage, 1).sent_ts == first_post["ts"]
+
+
 def test_a_worker_that_died_mid_send_does_not_cause_a_second_post(db_url, fake):
     """The real failure: the worker claimed the row, Slack stored its post, and it died before
     recording anything, so the row is still claimed with attempts = 0."""

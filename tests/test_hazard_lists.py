@@ -88,7 +88,9 @@ def test_a_valid_set_is_remembered_as_the_last_good_one(db_url, tmp_path):
     with store.session_scope(db_url) as session:
         state = session.get(store.ConfigState, hazard_lists.STATE_NAME)
         assert state.fingerprint == hs.fingerprint()
-        assert state.content == {p.name: p.read_text(encoding="utf-8") for p in hazards.glob("*.yaml")}
+        files = {name: text for name, text in state.content.items() if name != hazard_lists.TABLE_KEY}
+        assert files == {p.name: p.read_text(encoding="utf-8") for p in hazards.glob("*.yaml")}
+        assert "jl,jalan" in state.content[hazard_lists.TABLE_KEY].splitlines()  # the table it was validated with
 
 
 def test_a_read_only_look_remembers_nothing(db_url, tmp_path):
@@ -116,6 +118,26 @@ def test_an_invalid_set_is_refused_and_the_last_good_one_stays(db_url, tmp_path)
     assert refusal.startswith("REFUSED") and f"{flood}:{line}:5: terms[0]" in refusal
     with store.session_scope(db_url) as session:  # the refused set did not replace the good one
         assert session.get(store.ConfigState, hazard_lists.STATE_NAME).fingerprint == good.fingerprint()
+
+
+def test_a_typo_in_the_abbreviation_table_keeps_the_last_good_set_in_force(db_url, tmp_path, monkeypatch):
+    """The hazard lists read the deployment's abbreviations.csv too: a bad row there refuses
+    them, and the last good set was then compiled again with that same bad table, which raised
+    (detection off)."""
+    root = good_config(tmp_path / "config")
+    monkeypatch.setenv("SIAGA_CONFIG_DIR", str(root))
+    with store.session_scope(db_url) as session:
+        good = hazard_lists.in_force(session, root / "hazards")
+    table = root / "abbreviations.csv"
+    table.write_text(table.read_text(encoding="utf-8") + "jl,jalan,raya\n", encoding="utf-8")
+
+    with errors_logged("siaga.hazard_lists") as refusals, store.session_scope(db_url) as session:
+        kept = hazard_lists.in_force(session, root / "hazards")
+
+    assert kept.fingerprint() == good.fingerprint()
+    assert flood_terms(kept, AIR_BAH_TEXTS[0]) == (EXTRA_TERM,)
+    [refusal] = refusals
+    assert refusal.startswith("REFUSED") and f"{table}:" in refusal
 
 
 def test_the_last_good_set_is_what_was_validated_not_a_later_save(db_url, tmp_path, monkeypatch):
@@ -196,7 +218,7 @@ def test_a_row_written_after_this_process_looked_is_overwritten_not_collided_wit
         hs = hazard_lists.in_force(session, hazards)
     with store.session_scope(db_url) as session:
         state = session.get(store.ConfigState, hazard_lists.STATE_NAME)
-        assert (state.fingerprint, set(state.content)) == (hs.fingerprint(), {p.name for p in hazards.glob("*.yaml")})
+        assert (state.fingerprint, set(state.content)) == (hs.fingerprint(), {p.name for p in hazards.glob("*.yaml")} | {hazard_lists.TABLE_KEY})
 
 
 # -- in the DAG ------------------------------------------------------------------------------

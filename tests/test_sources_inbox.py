@@ -119,3 +119,29 @@ def test_a_missing_key_fails_the_poll_instead_of_quarantining_every_post(tmp_pat
     (inbox / "wa.jsonl").write_text(json.dumps({"id": "1", "created_at": "2026-01-15T08:10:00+08:00", "text": "x", "author": "Bu Kadek"}))
     with pytest.raises(MissingAuthorKey):
         InboxSource("inbox", inbox).poll(None, NOW)
+
+
+def test_a_file_that_cannot_be_read_costs_that_file_and_is_read_once_it_can(tmp_path, monkeypatch):
+    """An unreadable export (permissions, a failing disk) once failed the whole poll, every poll:
+    the folder's other files were never stored."""
+    from pathlib import Path
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for name, pid in (("a.jsonl", "a1"), ("b.jsonl", "b1"), ("c.jsonl", "c1")):
+        (inbox / name).write_text(json.dumps({"id": pid, "created_at": "2026-01-15T08:10:00+08:00", "text": "Banjir di Sambangan"}) + "\n")
+    real = Path.read_bytes
+
+    def unreadable_b(path):
+        if path.name == "b.jsonl":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(Path, "read_bytes", unreadable_b)
+    first = InboxSource("inbox", inbox).poll(None, NOW)
+    assert sorted(p.source_id for p in first.posts) == ["a1", "c1"]
+    [bad] = first.bad
+    assert bad.location.startswith("b.jsonl@") and bad.reason == "cannot read the file: Permission denied"
+    monkeypatch.setattr(Path, "read_bytes", real)
+    second = InboxSource("inbox", inbox).poll(first.cursor, NOW)
+    assert [p.source_id for p in second.posts] == ["b1"] and second.bad == []

@@ -63,6 +63,17 @@ def test_rate_limit_reset_and_401(api, monkeypatch):
     assert "HTTP 401" in result.failed[0] and "wrong" not in result.failed[0]
 
 
+def test_a_response_without_end_fails_the_poll_and_the_next_poll_reads_the_page(api):
+    """A body past sources.http.MAX_RESPONSE_BYTES is refused while it is read (it was read
+    whole into memory first): the poll says so, and the cursor stays for the next one."""
+    api.tweet(310, 1, "banjir buleleng")
+    api.fail("/2/tweets/search/recent", "endless")
+    s = src(api)
+    result = s.poll(None, NOW)
+    assert result.posts == [] and "response larger than 16000000 bytes" in result.failed[0]
+    assert [p.source_id for p in s.poll(result.cursor, NOW).posts] == ["310"]
+
+
 def test_missing_credentials_name_the_connection(api, monkeypatch):
     monkeypatch.delenv("SIAGA_X_FAKE_TOKEN")
     with pytest.raises(SourceConfigError, match="x_fake.*SIAGA_X_FAKE_TOKEN"):

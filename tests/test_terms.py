@@ -74,3 +74,12 @@ def test_a_period_without_posts_and_a_bad_days_value(judged, capsys):
     with pytest.raises(SystemExit):
         cli.main(["terms", "--days", "0"])
     assert "must be at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("days", ["800000", "99999999999"])
+def test_more_days_than_the_calendar_holds_mean_every_stored_post(judged, capsys, days):
+    """Once an OverflowError traceback: a period reaching before year 1."""
+    url, _ = judged
+    everything = terms_json(capsys, "--days", days, "--until", UNTIL, "--db", url)
+    assert everything["since"] == "2000-01-01T08:00:00+08:00"
+    assert everything["terms"] == terms_json(capsys, "--days", "2", "--until", UNTIL, "--db", url)["terms"]

@@ -78,8 +78,10 @@ def check_folder(directory: Path | None = None, geodata_dir: Path | None = None)
         roads = geodata_dir / geodata.ROADS_FILE
     place_keys = {key(v.name) for v in villages} | {key(d) for d in districts}
     _check_optional(roads, report, lambda p: geodata.load_road_yaml(p, villages, place_keys))
-    report.errors.sort(key=_order)
-    report.warnings.sort(key=_order)
+    # A file more than one loader reads (abbreviations.csv: the hazard lists' and its own
+    # check) reports the same problem from each: every problem once.
+    report.errors = sorted(dict.fromkeys(report.errors), key=_order)
+    report.warnings = sorted(dict.fromkeys(report.warnings), key=_order)
     return report
 
 

@@ -158,10 +158,16 @@ def parse_yaml(text: str, source: str) -> Document:
         doc.values[()] = (1, 1)
         return doc
     try:
-        doc.data = _data_of(node, (), doc, yaml.SafeLoader(""))
+        doc.data = _data_of(node, (), doc, yaml.SafeLoader(""), [_MAX_VALUES_PER_CHAR * len(text) + 1000])
     except yaml.MarkedYAMLError as exc:  # e.g. a bad timestamp or an unknown tag
         raise ConfigSyntaxError(syntax_problem(source, text, exc)) from None
     return doc
+
+
+# Values a document may hold per character of its text. Without aliases a value takes a few
+# characters; an alias repeats its anchor's values, and nested ones multiply them (nine lines of
+# "billion laughs" made 387 million values: minutes and gigabytes before any check ran).
+_MAX_VALUES_PER_CHAR = 10
 
 
 def read_document(path: str | Path, refused: type[ConfigError]) -> Document:
@@ -188,14 +194,23 @@ def _mark(mark: yaml.Mark) -> tuple[int, int]:
     return mark.line + 1, mark.column + 1
 
 
-def _data_of(node: yaml.Node, path: FieldPath, doc: Document, loader: yaml.SafeLoader) -> Any:
+def _data_of(node: yaml.Node, path: FieldPath, doc: Document, loader: yaml.SafeLoader, budget: list[int]) -> Any:
+    """The data of `node`, recording each value's position; `budget` is how many more values
+    the document may hold (aliases repeat theirs): refused at the value that exceeds it."""
     import yaml
 
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ConfigSyntaxError(ConfigProblem(doc.source, *_mark(node.start_mark), dotted(path) or TOP_LEVEL,
+                                              "aliases repeat values more than a config file can hold"))
     doc.values[path] = _mark(node.start_mark)
     if isinstance(node, yaml.MappingNode):
         doc.collections.add(path)
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):  # a list or mapping as a key: its text could be huge
+                raise ConfigSyntaxError(ConfigProblem(doc.source, *_mark(key_node.start_mark), dotted(path) or TOP_LEVEL,
+                                                      "a key must be a plain value, not a list or mapping"))
             key = str(loader.construct_object(key_node, deep=True))
             child = path + (key,)
             if key in out:
@@ -204,11 +219,11 @@ def _data_of(node: yaml.Node, path: FieldPath, doc: Document, loader: yaml.SafeL
                                         f"duplicate key (first at line {first[0]})")
                 raise ConfigSyntaxError(problem)
             doc.keys[child] = _mark(key_node.start_mark)
-            out[key] = _data_of(value_node, child, doc, loader)
+            out[key] = _data_of(value_node, child, doc, loader, budget)
         return out
     if isinstance(node, yaml.SequenceNode):
         doc.collections.add(path)
-        return [_data_of(item, path + (i,), doc, loader) for i, item in enumerate(node.value)]
+        return [_data_of(item, path + (i,), doc, loader, budget) for i, item in enumerate(node.value)]
     return loader.construct_object(node, deep=True)
 
 

@@ -377,6 +377,10 @@ class Geotagger:
         n = len(ftext)
         count = ftext.count
         raw = []
+        # Words before a hit: the spaces before its start, counted on from the last hit's start
+        # (hits come in text order, a start at most a name's length back), not from the text's
+        # start for every hit, which made a long text of many names quadratic.
+        at = before = 0
         for end, (klen, forms, entries, buleleng, settled) in self._automaton.iter(ftext, 0, n, True):
             fe = end + 1
             if fe != n and ftext[fe] != " ":
@@ -394,18 +398,28 @@ class Geotagger:
                 continue  # does not start a word
             if spaces and ftext[fs:fe] not in forms and min(map(len, ftext[fs:fe].split(" "))) < 3:
                 continue  # a join of short words ("ke lapa") is not a spelling of the name
-            ti = count(" ", 0, fs)
+            if fs >= at:
+                before += count(" ", at, fs)
+            else:
+                before -= count(" ", fs, at)
+            at, ti = fs, before
             raw.append((0, -spaces, -klen, ti, ti + spaces, fs, fe, entries, buleleng, settled))
         weak_automaton = self._weak_automaton
         if weak_automaton is not None:
             weak = None
             table = self._weak_table
             decoded = table.decoded  # read directly: a method call per hit cost more than the look-up
+            at = before = 0
             for end, row in weak_automaton.iter(f" {ftext} "):
                 got = decoded.get(row)
                 flen, entries = table[row] if got is None else got
                 fs = end - flen - 1  # end is the trailing space in the padded text
-                ti = count(" ", 0, fs)  # the word it starts (a weak name starts a word)
+                # the word it starts (a weak name starts a word), counted on as above
+                if fs >= at:
+                    before += count(" ", at, fs)
+                else:
+                    before -= count(" ", fs, at)
+                at, ti = fs, before
                 spaces = count(" ", fs, fs + flen)
                 if weak is None:
                     weak = []

@@ -8,6 +8,8 @@ with every file:line an operator must fix.
 """
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import tempfile
 from pathlib import Path
@@ -20,6 +22,10 @@ from siaga.store import ConfigState, conflict_insert, utcnow
 
 log = logging.getLogger(__name__)
 STATE_NAME = "hazard_lists"
+# Beside the files of the last good set: the abbreviation table they were validated with, as
+# CSV. Without it the set was compiled again with the deployment's table, and a typo there
+# raised instead of keeping the last good set in force.
+TABLE_KEY = "abbreviations.csv"
 
 
 def in_force(session: Session, directory: Path | None = None, remember: bool = True) -> HazardSet:
@@ -40,8 +46,16 @@ def in_force(session: Session, directory: Path | None = None, remember: bool = T
         )
         return _from_content(last_good.content)
     if remember:
-        _remember(session, hazard_set.fingerprint(), config.texts)
+        _remember(session, hazard_set.fingerprint(), {**config.texts, TABLE_KEY: _table_text(config.abbreviations)})
     return hazard_set
+
+
+def _table_text(abbreviations: dict[str, str]) -> str:
+    """The abbreviation table as `normalise.load_abbreviations` reads it (its entries are
+    already folded, and folding them again changes nothing)."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(sorted(abbreviations.items()))
+    return out.getvalue()
 
 
 def _remember(session: Session, fingerprint: str, content: dict[str, str]) -> None:
@@ -49,7 +63,7 @@ def _remember(session: Session, fingerprint: str, content: dict[str, str]) -> No
     mapped tag tasks (`pipeline.tag_posts`) start side by side on a new database, each finds no
     row, and all but one failed on the key (seen in benchmarks/bench_partitions.py)."""
     state = session.get(ConfigState, STATE_NAME)
-    if state is not None and state.fingerprint == fingerprint:
+    if state is not None and state.fingerprint == fingerprint and state.content == content:
         return
     stmt = conflict_insert(session, ConfigState).values(
         name=STATE_NAME, fingerprint=fingerprint, content=content, updated_at=utcnow())
@@ -57,16 +71,19 @@ def _remember(session: Session, fingerprint: str, content: dict[str, str]) -> No
         "fingerprint": stmt.excluded.fingerprint, "content": stmt.excluded.content, "updated_at": stmt.excluded.updated_at}))
     if state is not None:
         session.expire(state)  # the row was written around the object the session holds
-    log.info("hazard lists in force: %s (%d hazards)", fingerprint, len(content))
+    log.info("hazard lists in force: %s (%d hazards)", fingerprint, len(content) - (TABLE_KEY in content))
 
 
 def _from_content(content: dict[str, str]) -> HazardSet:
     with tempfile.TemporaryDirectory(prefix="siaga-last-good-") as tmp:
-        # A folder of its own inside the private one: no stray abbreviations.csv beside it, so
-        # the deployment's table applies.
+        # A folder of its own inside the private one: beside it only the set's own table, else
+        # (a set kept before the table was) the deployment's applies.
         directory = Path(tmp) / "hazards"
         directory.mkdir()
         for name, text in content.items():
-            (directory / name).write_text(text, encoding="utf-8")
+            if name != TABLE_KEY:
+                (directory / name).write_text(text, encoding="utf-8")
+        if TABLE_KEY in content:  # the set's own table, beside it (a set kept before has none)
+            (Path(tmp) / TABLE_KEY).write_text(content[TABLE_KEY], encoding="utf-8")
         # not through the matcher cache: this folder's path is new every time
         return HazardSet.from_config(read_directory(directory))

@@ -56,6 +56,9 @@ TRANSIENT_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error", "s
 _AFTER_SEND_ERRORS = (TimeoutError, socket.timeout, ConnectionResetError, BrokenPipeError,
                       http.client.RemoteDisconnected, http.client.IncompleteRead)
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
+# slack-sdk's `error` for a body that is not JSON (a proxy's page, a reply cut short): no answer
+# from Slack, so whether the call took effect is unknown.
+_NOT_JSON = "Received a response in a non-JSON format"
 
 
 # How long after the client gave up on a post Slack may still store it (a request that was slow,
@@ -185,6 +188,8 @@ def classify_error(exc: BaseException) -> str:
         error = exc.response.get("error") if exc.response is not None else None
         if status == 429 or status >= 500 or error in TRANSIENT_ERRORS:
             return "transient"
+        if isinstance(error, str) and error.startswith(_NOT_JSON):
+            return "unknown_outcome"
         return "permanent"
     if isinstance(exc, URLError) and not isinstance(exc, HTTPError):
         return "transient"  # connect/send failed: the request never reached Slack
@@ -227,7 +232,12 @@ def post_message(
     if metadata:
         kwargs["metadata"] = dict(metadata)
     response = client.chat_postMessage(**kwargs)
-    return str(response["ts"])
+    ts = response.get("ts")
+    if not isinstance(ts, str) or not ts:
+        # "ok" without the post's ts: it may well be posted, and its thread needs the real ts
+        # (once recorded as the text "None"): ValueError, an unknown outcome to look up
+        raise ValueError(f"chat.postMessage: Slack answered without the message's ts: {ts!r}")
+    return ts
 
 
 def update_message(client: WebClient, channel: str, ts: str, message: Mapping[str, Any]) -> None:

@@ -72,7 +72,7 @@ def _matches(item: Any, words: list[str], text: Any) -> bool:
 
 @dataclass
 class Failure:
-    mode: str  # ratelimit | server_error | hang | malformed | wrong_shape
+    mode: str  # ratelimit | server_error | hang | malformed | wrong_shape | endless
     times: int = 1
     seconds: float = 0.0
     status: int = 500
@@ -220,6 +220,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_raw(200, b'{"posts": [{"uri": "at://trunc', "application/json")
         elif f.mode == "wrong_shape":
             self._send(200, {"message": "maintenance"})
+        elif f.mode == "endless":  # a 200 whose body goes on (64 MB here) until the client hangs up
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.close_connection = True
+            try:
+                self.wfile.write(b'{"data": ["')
+                for _ in range(64):
+                    self.wfile.write(b"a" * (1 << 20))
+            except OSError:
+                pass
         else:
             return False
         return True

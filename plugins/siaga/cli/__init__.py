@@ -74,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"siaga {args.command}: {exc}", file=sys.stderr)
         return exc.status
     except Exception as exc:
+        if _is_config_error(exc):
+            # a config file the command reads besides its own (aliases.yaml for the geotagger,
+            # routing.yaml, detection.yaml): every problem at file:line:column, not a traceback
+            print(f"siaga {args.command}: the config cannot be used:\n{exc}", file=sys.stderr)
+            return 2
         why = common.database_failure(exc, _url_of(args)) or common.slack_failure(exc)
         if why is None or verbose:
             raise
@@ -82,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not verbose:
             logging.disable(logging.NOTSET)
+
+
+def _is_config_error(exc: BaseException) -> bool:
+    config_errors = sys.modules.get("siaga.config_errors")  # nothing read a config file if not loaded
+    return config_errors is not None and isinstance(exc, config_errors.ConfigError)
 
 
 def _url_of(args: argparse.Namespace) -> str | None:

@@ -15,6 +15,26 @@ from typing import Any, Iterable, Sequence, TextIO
 DB_HELP = "Siaga's database URL (default: SIAGA_DB_URL, else the Airflow connection siaga_db, else var/siaga.db)"
 
 
+# The largest row id: the store's ids are Integer columns, 32-bit on PostgreSQL.
+MAX_ROW_ID = 2**31 - 1
+
+
+def whole_number(low: int, high: int = MAX_ROW_ID) -> Any:
+    """An argparse type: a whole number from `low` to `high`. A larger one reached the database
+    and came back as an OverflowError traceback (SQLite) instead of a usage error."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
+        return number
+
+    return parse
+
+
 class CommandError(Exception):
     """A failure the command explains in one line (printed as `siaga <command>: <message>`)."""
 

@@ -59,11 +59,18 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 def when(value: str) -> datetime:
     from siaga.vocabulary import LOCAL_TZ
 
+    from siaga.timelines.filters import EARLIEST, LATEST
+
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {value!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=LOCAL_TZ)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=LOCAL_TZ)
+    # the pages' and exports' range: a period reaching year 1 or 9999 made the commands'
+    # arithmetic on it fail with a traceback
+    if not EARLIEST <= moment < LATEST:
+        raise argparse.ArgumentTypeError(f"{value!r} is out of range: use a time from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d}")
+    return moment
 
 
 def positive_int(value: str) -> int:
@@ -153,7 +160,12 @@ def _cmd_terms(args: argparse.Namespace) -> int:
     from siaga.vocabulary import local_iso
 
     until = args.until or store.utcnow()
-    since = until - timedelta(days=args.days)
+    try:
+        since = until - timedelta(days=args.days)
+    except OverflowError:  # more days back than the calendar holds: every post there can be
+        from siaga.sources.schema import MIN_TIME
+
+        since = min(MIN_TIME, until)
     store.migrate(args.db)
     with store.session_scope(args.db) as session:
         stats = terms.term_report(session, since, until, hazard_lists.in_force(session, remember=False))

@@ -11,7 +11,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from siaga.cli.common import CommandError, add_db, add_json, database_url, plural, print_json, redact, table, sentence
+from siaga.cli.common import CommandError, add_db, add_json, database_url, plural, print_json, redact, table, sentence, whole_number
 from siaga.timelines.formats import FORMATS as EXPORT_FORMATS
 
 
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     outbox = sub.add_parser("outbox", parents=[parent], help=summary, description=(
         f"{sentence(summary)}. A dead letter is a message Slack refused for good or that failed "
         "every attempt; `--retry ID` queues it again (delivery asks Slack first, so it is never doubled)."))
-    outbox.add_argument("--retry", type=int, metavar="ID", help="re-queue the dead letter with this id")
+    outbox.add_argument("--retry", type=whole_number(1), metavar="ID", help="re-queue the dead letter with this id")
     add_db(outbox)
     add_json(outbox, "states and dead letters")
     outbox.set_defaults(func=_cmd_outbox)
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     quarantine = sub.add_parser("quarantine", parents=[parent], help=summary, description=(
         f"Show {summary}. Every record a source could not use is kept here with its file and line "
         "(or item id), the field and the error, so nothing is lost silently."))
-    quarantine.add_argument("--latest", type=int, default=10, metavar="N", help="how many of the latest records to show (default 10)")
+    quarantine.add_argument("--latest", type=whole_number(0), default=10, metavar="N", help="how many of the latest records to show (default 10)")
     add_db(quarantine)
     add_json(quarantine, "counts and latest records")
     quarantine.set_defaults(func=_cmd_quarantine)
@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
         f"{sentence(summary)}: one incident (--incident ID) or those of a period (--from/--to). "
         "A CAP export of a period holds only the incidents still open, as a CAP feed does."))
     which = export.add_mutually_exclusive_group(required=True)
-    which.add_argument("--incident", type=int, metavar="ID", help="one incident id")
+    which.add_argument("--incident", type=whole_number(1), metavar="ID", help="one incident id")
     which.add_argument("--from", dest="start", type=_day, metavar="DAY", help="period start (YYYY-MM-DD, WITA)")
     export.add_argument("--to", dest="end", type=_end_day, metavar="DAY", help="period end, included (YYYY-MM-DD, WITA)")
     export.add_argument("--format", choices=list(EXPORT_FORMATS), default="csv", help="what to write (default csv)")
@@ -142,7 +142,7 @@ def _cmd_quarantine(args: argparse.Namespace) -> int:
     print(f"Quarantined: {plural(sum(per_source.values()), 'record')} from {plural(len(per_source), 'source')}.")
     print(table(sorted(per_source.items(), key=lambda kv: -kv[1]), ["source", "records"]))
     print(f"\nLatest {len(report['latest'])}:")
-    print(table(([_local(q["at"]), q["source"], q["location"], _short(q["reason"], 90)] for q in report["latest"]),
+    print(table(([_local(q["at"]), q["source"], _short(q["location"], 10_000), _short(q["reason"], 90)] for q in report["latest"]),
                 ["when (WITA)", "source", "where", "why"]))
     return 0
 
@@ -162,7 +162,12 @@ def _local(iso: str) -> str:
 
 
 def _short(text: str | None, width: int = 70) -> str:
-    text = " ".join(str(text or "-").split())
+    """One line of at most `width` characters, without control characters: a quarantined
+    record's place and reason quote what a source sent, and its escape sequences would otherwise
+    act on the operator's terminal."""
+    from siaga.messages import one_line
+
+    text = one_line(text or "-") or "-"
     return text if len(text) <= width else text[: width - 1] + "…"
 
 

@@ -232,7 +232,11 @@ def _read_post(line: str | bytes) -> dict[str, Any]:
 
 
 def _explain(post: dict[str, Any], result: Any, tagger: Any) -> str:
-    lines = [f"post {post.get('id')!r}: {post['text']}"]
+    from siaga.messages import one_line
+
+    # the post on one line without control characters: its escape sequences would otherwise
+    # act on the operator's terminal (clear it, retitle it, fake lines with "\r")
+    lines = [f"post {post.get('id')!r}: {one_line(post['text'])}"]
     explained = tagger.hazards.explain(post["text"])
     if not explained:
         lines.append("  hazards: none")

@@ -23,6 +23,10 @@ from siaga.sources.parsing import load_json
 log = logging.getLogger(__name__)
 
 USER_AGENT = "siaga/0.1 (+https://github.com/siaga; disaster watch for BPBD Buleleng)"
+# The most of one response body read (after decompression): a page of posts or a feed is at most
+# a few MB (`rss.MAX_FEED_BYTES` is 5 MB), and a body without end must fail the request, not fill
+# the worker's memory.
+MAX_RESPONSE_BYTES = 16_000_000
 
 
 class SourceError(RuntimeError):
@@ -80,8 +84,9 @@ def request(
     for attempt in range(1, policy.attempts + 1):
         try:
             resp = session.get(
-                url, params=params, headers=headers, timeout=(policy.connect_timeout, policy.read_timeout)
+                url, params=params, headers=headers, timeout=(policy.connect_timeout, policy.read_timeout), stream=True
             )
+            _read_capped(resp, label)
         except (requests.Timeout, requests.ConnectionError) as exc:
             last = f"{type(exc).__name__}"
             wait = _jitter(delay)
@@ -112,6 +117,22 @@ def request(
     raise SourceError(f"{label}: gave up after {policy.attempts} attempts ({last})")
 
 
+def _read_capped(resp: requests.Response, label: str) -> None:
+    """Read the body of a streamed `resp` into it (`resp.content` then works as without
+    streaming), at most MAX_RESPONSE_BYTES; a longer body is a `SourceError`, not retried."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in resp.iter_content(1 << 16):
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                raise SourceError(f"{label}: response larger than {MAX_RESPONSE_BYTES} bytes")
+            chunks.append(chunk)
+    finally:
+        resp.close()
+    resp._content = b"".join(chunks)  # what requests does itself when it reads a body whole
+
+
 def get_json(session: requests.Session, url: str, **kwargs: Any) -> tuple[Any, requests.Response]:
     """`request` plus JSON decoding; a body that is not JSON is a `ValueError` naming the URL, so
     the caller can quarantine the page rather than crash.
@@ -134,7 +155,7 @@ def rate_limit(headers: Mapping[str, str]) -> RateLimit:
         if headers.get(name) is not None:
             try:
                 remaining = int(float(headers[name]))
-            except ValueError:
+            except (ValueError, OverflowError):  # "nan", "inf", "1e400": not a count
                 pass
             break
     for name in ("X-RateLimit-Reset", "x-rate-limit-reset", "RateLimit-Reset"):
@@ -144,7 +165,7 @@ def rate_limit(headers: Mapping[str, str]) -> RateLimit:
         value = value.strip()
         try:
             reset = datetime.fromtimestamp(float(value), timezone.utc)
-        except ValueError:
+        except (ValueError, OverflowError, OSError):  # also "inf", "1e20": no time a clock holds
             try:
                 reset = datetime.fromisoformat(value.replace("Z", "+00:00"))
             except ValueError:

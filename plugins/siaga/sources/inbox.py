@@ -60,14 +60,24 @@ class InboxSource:
         if not self.folder.is_dir():
             return PollResult([], [BadInput(str(self.folder), "inbox folder does not exist", "")], {"files": done}, [f"{self.folder}: missing"])
         for path in sorted(p for p in self.folder.iterdir() if p.is_file() and p.suffix in (".json", ".jsonl")):
-            stat = path.stat()
+            try:
+                stat = path.stat()
+            except OSError:  # gone since the listing
+                continue
             stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
             if done.get(path.name) == stamp:
                 continue
             if stat.st_size > MAX_FILE_BYTES:
                 bad.append(BadInput(f"{path.name}@{stamp}", f"file larger than {MAX_FILE_BYTES} bytes", ""))
             else:
-                got, got_bad = self._read(path, now)
+                try:
+                    got, got_bad = self._read(path, now)
+                except OSError as exc:
+                    # One file the service cannot read (its permissions, a failing disk) costs
+                    # that file, not the folder's other files: kept as bad input, and not marked
+                    # read, so it is read once it can be.
+                    bad.append(BadInput(f"{path.name}@{stamp}", f"cannot read the file: {exc.strerror or exc}", ""))
+                    continue
                 posts += got
                 bad += got_bad
             done[path.name] = stamp

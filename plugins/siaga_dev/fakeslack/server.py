@@ -43,7 +43,7 @@ TEAM_ID = "T0SIAGA"
 # Parameters Slack accepts as JSON strings in form bodies and as objects in JSON bodies.
 _JSON_PARAMS = ("blocks", "attachments", "metadata")
 
-FAILURE_MODES = ("ratelimit", "server_error", "hang", "delay", "drop", "reset", "error")
+FAILURE_MODES = ("ratelimit", "server_error", "hang", "delay", "drop", "reset", "error", "garbled", "no_ts")
 
 
 @dataclass
@@ -59,6 +59,9 @@ class Failure:
       cannot tell whether it landed.
     - reset: abort the connection with a TCP reset before handling the call, nothing stored.
     - error: HTTP 200 with `{"ok": false, "error": error}` (e.g. "channel_not_found").
+    - garbled: handle the call (the message IS stored), then answer HTTP 200 with a body that
+      is not JSON (a proxy's page, a cut reply).
+    - no_ts: handle the call (stored), then answer `{"ok": true}` without the message's `ts`.
     """
 
     mode: str
@@ -539,6 +542,18 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
                 with fake._lock:
                     fake._api(method, params)
                 self.close_connection = True
+            elif failure.mode in ("garbled", "no_ts"):
+                with fake._lock:
+                    fake._api(method, params)
+                if failure.mode == "no_ts":
+                    self._send(200, {"ok": True})
+                else:
+                    body = b"<html><body>502 Bad Gateway</body></html>"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
             return True
 
         def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
