@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datasketch import MinHashLSH
 
-from siaga.copies import MIN_CHARS, NUM_PERM, THRESHOLD, WINDOW, PostText, _bands, comparable, linked_pages, sketches
+from siaga.copies import MIN_CHARS, NUM_PERM, THRESHOLD, WINDOW, PostText, _bands, comparable, reposted_or_linked, sketches
 
 
 def one_post_at_a_time(posts: list[PostText]) -> dict[int, str]:
@@ -21,15 +21,7 @@ def one_post_at_a_time(posts: list[PostText]) -> dict[int, str]:
     by_page: dict[str, PostText] = {}
     lsh = MinHashLSH(num_perm=NUM_PERM, params=_bands())
     for p in ordered:
-        original = None
-        if p.duplicate_of is not None:
-            original = key.get(p.duplicate_of, f"copy-of:{p.duplicate_of}")
-        for page in linked_pages(p.text):
-            earlier = by_page.get(page)
-            if original is None and earlier is not None and p.created_at - earlier.created_at <= WINDOW:
-                original = key[earlier.id]
-            if earlier is None or p.created_at - earlier.created_at > WINDOW:
-                by_page[page] = p
+        original = reposted_or_linked(p, key, by_page)  # unchanged since: shared, not copied
         mh = sketch.get(p.id)
         if mh is not None:
             if original is None:

@@ -167,15 +167,7 @@ def copy_keys(posts: Sequence[PostText]) -> dict[int, str]:
     key: dict[int, str] = {}
     by_page: dict[str, PostText] = {}
     for post in ordered:
-        original: str | None = None
-        if post.duplicate_of is not None:
-            original = key.get(post.duplicate_of, f"copy-of:{post.duplicate_of}")
-        for page in linked_pages(post.text):
-            earlier = by_page.get(page)
-            if original is None and earlier is not None and post.created_at - earlier.created_at <= WINDOW:
-                original = key[earlier.id]
-            if earlier is None or post.created_at - earlier.created_at > WINDOW:
-                by_page[page] = post
+        original = reposted_or_linked(post, key, by_page)
         text = texts[post.id]
         if text in index.sketch:
             if original is None:
@@ -185,6 +177,22 @@ def copy_keys(posts: Sequence[PostText]) -> dict[int, str]:
             index.add(text, post)
         key[post.id] = original or post.text_hash
     return key
+
+
+def reposted_or_linked(post: PostText, key: dict[int, str], by_page: dict[str, PostText]) -> str | None:
+    """The key `post` shares as a repost (the source's own field) or as a link to a page an
+    earlier post linked within WINDOW; None when it is neither. Records the pages it links in
+    `by_page` (the earliest post of each within WINDOW) for the posts after it."""
+    original: str | None = None
+    if post.duplicate_of is not None:
+        original = key.get(post.duplicate_of, f"copy-of:{post.duplicate_of}")
+    for page in linked_pages(post.text):
+        earlier = by_page.get(page)
+        if original is None and earlier is not None and post.created_at - earlier.created_at <= WINDOW:
+            original = key[earlier.id]
+        if earlier is None or post.created_at - earlier.created_at > WINDOW:
+            by_page[page] = post
+    return original
 
 
 class _Texts:
