@@ -163,9 +163,9 @@ def _cmd_terms(args: argparse.Namespace) -> int:
     try:
         since = until - timedelta(days=args.days)
     except OverflowError:  # more days back than the calendar holds: every post there can be
-        from siaga.sources.schema import MIN_TIME
+        from siaga.timelines.filters import EARLIEST
 
-        since = min(MIN_TIME, until)
+        since = min(EARLIEST, until)
     store.migrate(args.db)
     with store.session_scope(args.db) as session:
         stats = terms.term_report(session, since, until, hazard_lists.in_force(session, remember=False))
