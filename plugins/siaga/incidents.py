@@ -148,7 +148,7 @@ def incident_post_ids(session: Session, incident_id: int) -> list[int]:
 
 
 def _stored_post_ids(session: Session, incident_ids: Sequence[int]) -> dict[int, list[int]]:
-    """`incident_post_ids` of these incidents from the database, in one query."""
+    """`incident_post_ids` of these incidents from the database, in one query (per `store.in_slices` slice)."""
     session.flush()
     explanations: dict[int, list[dict[str, Any] | None]] = {i: [] for i in incident_ids}
     for among in in_slices(session, Alert.incident_id, list(incident_ids)):  # an incident's alerts in one slice
@@ -412,7 +412,7 @@ def kecamatan_of(session: Session, incident: Incident) -> list[str]:
 
 
 def kecamatan_by_incident(session: Session, incidents: Sequence[Incident]) -> dict[int, list[str]]:
-    """`kecamatan_of` several incidents, their areas read in one query."""
+    """`kecamatan_of` several incidents, their areas read in one query (per `store.in_slices` slice)."""
     names = {i.id: [i.district] if i.district else [] for i in incidents}
     for among in in_slices(session, IncidentArea.incident_id, list(names)):  # an incident's areas in one slice
         for incident_id, name in session.execute(select(IncidentArea.incident_id, IncidentArea.name).where(

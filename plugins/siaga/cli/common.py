@@ -19,16 +19,19 @@ DB_HELP = "Siaga's database URL (default: SIAGA_DB_URL, else the Airflow connect
 MAX_ROW_ID = 2**31 - 1
 
 
-def whole_number(low: int, high: int = MAX_ROW_ID) -> Any:
-    """An argparse type: a whole number from `low` to `high`. A larger one reached the database
-    and came back as an OverflowError traceback (SQLite) instead of a usage error."""
+def whole_number(low: int, high: int | None = MAX_ROW_ID) -> Any:
+    """An argparse type: a whole number from `low` to `high` (no upper bound when None). A row id
+    larger than the database's reached it and came back as an OverflowError traceback (SQLite)
+    instead of a usage error."""
 
     def parse(value: str) -> int:
         try:
             number = int(value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-        if not low <= number <= high:
+        if high is None and number < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {number}")
+        if high is not None and not low <= number <= high:
             raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
         return number
 

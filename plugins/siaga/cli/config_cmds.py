@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from siaga.cli.common import CommandError, add_db, add_json, print_json, sentence
+from siaga.cli.common import CommandError, add_db, add_json, print_json, sentence, whole_number
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     summary = "per hazard term: posts matched, incidents it fed, share officers called false alarms"
     terms = sub.add_parser("terms", parents=[parent], help=summary, description=(
         f"{sentence(summary)}, over the last N days, worst first: where to start tightening a list."))
-    terms.add_argument("--days", type=positive_int, default=30, help="how many days back (default 30)")
+    terms.add_argument("--days", type=whole_number(1, None), default=30, help="how many days back (default 30)")
     terms.add_argument("--until", type=when, default=None, help="end of the period, ISO 8601 (default: now; Bali time when no zone)")
     add_json(terms, "one object per term")
     add_db(terms)
@@ -71,16 +71,6 @@ def when(value: str) -> datetime:
     if not EARLIEST <= moment < LATEST:
         raise argparse.ArgumentTypeError(f"{value!r} is out of range: use a time from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d}")
     return moment
-
-
-def positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
