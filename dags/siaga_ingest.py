@@ -5,7 +5,8 @@ Polls every enabled source in `config/sources.yaml` every minute, or every `SIAG
 seconds (`siaga.settings.poll_interval`), one mapped task per source, so one broken source fails
 and retries alone; stores new posts once each, quarantines bad input, and only
 then advances the source's cursor. When posts were stored it updates the `siaga://posts` asset,
-which starts the detect DAG.
+which starts the detect DAG. A source with `push: true` also starts a run the moment it announces
+a post (`siaga_push`: the triggerer listens to its stream); such a run polls only that source.
 """
 from datetime import timedelta
 
@@ -14,12 +15,13 @@ from airflow.sdk import Asset, dag, get_current_context, task
 
 from siaga import pipeline, settings
 from siaga.pipeline import run_time
+from siaga_push import ingest_schedule, pushed_sources
 
 POSTS = Asset(pipeline.POSTS_URI)
 
 
 @dag(
-    schedule=settings.poll_interval(),
+    schedule=ingest_schedule(settings.poll_interval()),
     catchup=False,
     max_active_runs=1,
     tags=["siaga"],
@@ -29,7 +31,7 @@ POSTS = Asset(pipeline.POSTS_URI)
 def siaga_ingest():
     @task
     def enabled_sources() -> list[str]:
-        return pipeline.source_names()
+        return pipeline.source_names(only=pushed_sources(get_current_context()))
 
     @task(outlets=[POSTS], map_index_template="{{ task.op_kwargs['source_name'] }}")
     def ingest_source(source_name: str) -> dict:

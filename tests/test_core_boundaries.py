@@ -96,7 +96,7 @@ def _imports(path: Path) -> list[tuple[str, int, bool]]:
 
 
 def _production_files() -> list[Path]:
-    return sorted([*CORE.rglob("*.py"), PLUGINS / "siaga_plugin.py", *(REPO / "dags").rglob("*.py")])
+    return sorted([*CORE.rglob("*.py"), PLUGINS / "siaga_plugin.py", PLUGINS / "siaga_push.py", *(REPO / "dags").rglob("*.py")])
 
 
 def test_no_shipped_module_imports_from_tests():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Iterable
 
 from siaga import settings, store
 
@@ -48,10 +48,20 @@ def _plain(value: datetime) -> datetime:
     return datetime.fromtimestamp(value.timestamp(), tz=timezone.utc)
 
 
-def source_names() -> list[str]:
+def source_names(only: Iterable[str] | None = None) -> list[str]:
+    """The enabled sources to poll: all of them, or those of `only` still enabled (an ingest run
+    a push started polls only the sources that announced something)."""
     from siaga.sources import load_sources
 
-    return [s.name for s in load_sources()]
+    wanted = None if only is None else set(only)
+    return [s.name for s in load_sources() if wanted is None or s.name in wanted]
+
+
+def push_streams() -> list[Any]:
+    """The streams the enabled sources announce new posts on (`sources.push`)."""
+    from siaga.sources import load_sources, push_streams as streams_of
+
+    return streams_of(load_sources())
 
 
 def ingest(source_name: str, now: datetime) -> dict[str, Any]:

@@ -234,6 +234,7 @@ class AirflowStack:
         self.spawn("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(self.api_port), "--workers", "1"])
         self.spawn("dag-processor", ["dag-processor"])
         self.spawn("scheduler", ["scheduler"])
+        self.spawn("triggerer", ["triggerer"])  # asset watchers: push sources (siaga_push)
         self.wait_api()
         return self
 

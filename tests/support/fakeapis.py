@@ -4,7 +4,9 @@ The responses have the real APIs' shapes (field names, paging parameters, Link a
 headers) and hand-made Indonesian content about Buleleng. Paging is computed from the data like
 the real servers do (`min_id`/`max_id` on Mastodon, `since`/`until`/`cursor` on Bluesky,
 `since_id`/`until_id`/`next_token` on X), so tests exercise the connectors' cursors rather than
-canned page sequences. Failures are programmed per path prefix for the next N requests: 429 with
+canned page sequences. Mastodon's hashtag streaming endpoint (Server-Sent Events) announces each
+status added after a listener connected, with heartbeats in between; `drop_streams` hangs up on
+every listener, as a server restart does. Failures are programmed per path prefix for the next N requests: 429 with
 Retry-After, 500, a hang longer than the client's timeout, malformed JSON, a body of the wrong
 shape. An item may also be `Raw` bytes served exactly (hostile JSON no encoder writes: deep
 nesting, NaN, huge integers, lone surrogates, bytes that are not UTF-8) among the ordinary ones,
@@ -102,6 +104,13 @@ class FakeApis:
         self.requests: list[Request] = []
         self._failures: dict[str, list[Failure]] = {}
         self._lock = threading.Lock()
+        # Mastodon streaming: every status added, per tag, in the order added; listeners wait on
+        # `_changed` for more, or for `_generation` to move (drop_streams) or the server to close.
+        self._announced: dict[str, list[dict[str, Any]]] = {}
+        self._changed = threading.Condition()
+        self._generation = 0
+        self._closed = False
+        self.listening = 0  # stream listeners connected now
         handler = type("Handler", (_Handler,), {"fake": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
@@ -113,6 +122,9 @@ class FakeApis:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
         self.server.shutdown()
         self.server.server_close()
 
@@ -155,8 +167,18 @@ class FakeApis:
         return status
 
     def add_status(self, tag: str, status: dict[str, Any] | Raw) -> None:
-        self.data.mastodon.setdefault(tag, []).append(status)
-        self.data.mastodon[tag].sort(key=lambda s: int(_key(s, "id")))
+        with self._changed:
+            self.data.mastodon.setdefault(tag, []).append(status)
+            self.data.mastodon[tag].sort(key=lambda s: int(_key(s, "id")))
+            if isinstance(status, dict):
+                self._announced.setdefault(tag, []).append(status)
+            self._changed.notify_all()
+
+    def drop_streams(self) -> None:
+        """Hang up on every stream listener, as a restarting server does."""
+        with self._changed:
+            self._generation += 1
+            self._changed.notify_all()
 
     def skeet(self, rkey: str, minutes: float, text: str, handle: str = "warga.bsky.social", **extra: Any) -> dict[str, Any]:
         did = "did:plc:" + (handle.split(".")[0] + "x" * 24)[:24]
@@ -200,6 +222,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._mastodon_tag(unquote(path.rsplit("/", 1)[1]), params)
         if path == "/api/v2/search":
             return self._mastodon_search(params)
+        if path == "/api/v1/streaming/hashtag":
+            return self._mastodon_stream(params.get("tag", ""))
         if path == "/xrpc/app.bsky.feed.searchPosts":
             return self._bluesky(params)
         if path == "/2/tweets/search/recent":
@@ -282,6 +306,38 @@ class _Handler(BaseHTTPRequestHandler):
         everything = sorted({_key(s, "id"): s for ss in self.fake.data.mastodon.values() for s in ss}.values(), key=lambda s: int(_key(s, "id")))
         hits = [s for s in everything if _matches(s, q.split(), lambda s: s["content"].lower())]
         self._send(200, {"accounts": [], "hashtags": [], "statuses": self._mastodon_page(hits, params)})
+
+    HEARTBEAT = 0.5  # seconds between ":thump" comments on an idle stream (Mastodon: ~15 s)
+
+    def _mastodon_stream(self, tag: str) -> None:
+        """`update` events for the statuses added to `tag` after this listener connected."""
+        fake = self.fake
+        with fake._changed:
+            seen, generation = len(fake._announced.get(tag, [])), fake._generation
+            fake.listening += 1
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.close_connection = True
+        try:
+            while True:
+                with fake._changed:
+                    fake._changed.wait_for(lambda: fake._closed or fake._generation != generation
+                                           or len(fake._announced.get(tag, [])) > seen, timeout=self.HEARTBEAT)
+                    if fake._closed or fake._generation != generation:
+                        return
+                    new = fake._announced.get(tag, [])[seen:]
+                    seen += len(new)
+                chunk = b"".join(b"event: update\ndata: " + dumps({k: v for k, v in st.items() if not k.startswith("_")}) + b"\n\n"
+                                 for st in new) or b":thump\n\n"
+                self.wfile.write(chunk)
+                self.wfile.flush()
+        except OSError:
+            pass
+        finally:
+            with fake._changed:
+                fake.listening -= 1
 
     # --- Bluesky: sort=latest, since inclusive, until exclusive, cursor = offset ------------
 

@@ -11,6 +11,7 @@ from siaga.sources.bluesky import BlueskySource
 from siaga.sources.http import SourceError
 from siaga.sources.inbox import InboxSource
 from siaga.sources.mastodon import MastodonSource
+from siaga.sources.push import PushStream, push_streams
 from siaga.sources.replay import ReplaySource
 from siaga.sources.rss import RssSource
 from siaga.sources.x import XSource
@@ -29,6 +30,8 @@ __all__ = [
     "XSource",
     "InboxSource",
     "load_sources",
+    "PushStream",
+    "push_streams",
 ]
 
 _KINDS = {

@@ -47,7 +47,8 @@ _KEYS: dict[str, dict[str, Any]] = {
                                "hashtags": _STRINGS, "searches": _STRINGS},
             },
         },
-        "language": {"type": "string"}, "limit": _COUNT, "max_pages": _COUNT, **_AUTHORS, "http": _HTTP,
+        "language": {"type": "string"}, "limit": _COUNT, "max_pages": _COUNT, "push": {"type": "boolean"},
+        **_AUTHORS, "http": _HTTP,
     },
     "bluesky": {
         "appview": {"type": "string"}, "language": {"type": "string"}, "limit": _COUNT, "max_pages": _COUNT,

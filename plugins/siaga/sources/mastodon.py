@@ -8,6 +8,10 @@ cursor per stream is simply the newest id stored: after an outage the next runs 
 gap oldest-first, `max_pages` at a time, and never skip anything. The `Link: rel="prev"` URL is
 followed when the server gives one on the same host (never a foreign host: it would get our
 token). `X-RateLimit-Remaining: 0` stops paging that instance for this run.
+
+With `push: true` the source's hashtags are also listened to on Mastodon's streaming API
+(`sources.push`), so a new status starts an ingest run at once; the poll above still reads it.
+Searches have no stream and are only polled.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult,
 from siaga.sources.connector import HttpConnector
 from siaga.sources.http import SourceError, get_json, policy_from_config, rate_limit
 from siaga.sources.parsing import html_text, iso_time, json_text, numeric_id, opt_str
+from siaga.sources.push import PushStream, mastodon_hashtag_url
 from siaga.sources.records import Records, label
 from siaga.sources.schema import check_record
 
@@ -52,6 +57,7 @@ class MastodonSource(HttpConnector):
     limit: int = 40
     max_pages: int = 5
     language: str | None = None
+    push: bool = False
 
     @classmethod
     def from_config(cls, entry: dict[str, Any], base_dir: Any, where: str) -> "MastodonSource":
@@ -73,15 +79,25 @@ class MastodonSource(HttpConnector):
                 streams += [Stream(url, kind, t.strip().lstrip("#") if kind == "tag" else t.strip(), inst.get("conn_id")) for t in terms]
         if not streams:
             raise SourceConfigError(f"{where}.instances: no hashtags or searches configured")
+        push = entry.get("push", False)
+        if push and not any(s.kind == "tag" for s in streams):
+            raise SourceConfigError(f"{where}.push: only hashtags can be pushed (Mastodon streams no search); add hashtags or drop push")
         return cls(
             name=entry["name"],
             streams=streams,
             limit=int(entry.get("limit", 40)),
             max_pages=int(entry.get("max_pages", 5)),
             language=entry.get("language"),
+            push=bool(push),
             authors=AuthorPolicy.from_config(entry, where),
             policy=policy_from_config(entry, where),
         )
+
+    def push_streams(self) -> list[PushStream]:
+        """The hashtag streams that announce this source's new statuses (none without `push`)."""
+        if not self.push:
+            return []
+        return [PushStream(self.name, mastodon_hashtag_url(s.instance, s.term), s.conn_id) for s in self.streams if s.kind == "tag"]
 
     def poll(self, cursor: dict[str, Any] | None, now: datetime) -> PollResult:
         state: dict[str, Any] = dict((cursor or {}).get("streams") or {})

@@ -1,0 +1,153 @@
+"""Push: sources that announce a new post the moment it is published, so ingest starts at once
+instead of at the next poll.
+
+At one-minute polling a post waits for the next poll, up to a minute: that wait alone puts the
+post-to-Slack p95 near 57 s whatever the pipeline does (benchmarks/README.md, "Post-to-Slack
+latency"). A Mastodon hashtag has a streaming endpoint (Server-Sent Events) that tells every
+listener about a new status as it is published; Airflow's triggerer listens to it
+(`siaga_push.SourcePushTrigger`, an asset watcher) and each announcement starts an ingest run for
+that source.
+
+The announcement is only a wake-up: its payload is never stored or trusted. The ingest run
+polls the source as every poll does, with its cursor, checks and quarantine, so there is one
+path from a source to the store, and a stream that drops an announcement (a reconnect, a server
+restart) loses nothing: the one-minute poll stays as the backstop and picks the post up.
+
+Announcements that come close together are folded into one wake-up (`GAP`): a busy hashtag must
+not write an asset event per status, and one ingest run reads them all anyway.
+
+httpx and httpx-sse rather than requests: the triggerer runs every watcher in one asyncio loop,
+so a stream must be read without blocking a thread, and httpx-sse parses the event stream format
+(fields split across chunks, comments used as heartbeats, multi-line data) that a hand-written
+reader would get subtly wrong.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
+from urllib.parse import quote
+
+import httpx
+from httpx_sse import aconnect_sse
+
+from siaga.sources.http import USER_AGENT
+
+log = logging.getLogger(__name__)
+
+GAP = 2.0  # seconds: announcements within this of a wake-up are folded into the next one
+# Mastodon sends a heartbeat comment every 15 s or so; a stream silent for longer than this is
+# dead (a half-open TCP connection never errors by itself) and is opened again.
+IDLE_TIMEOUT = 60.0
+CONNECT_TIMEOUT = 10.0
+BACKOFF_FIRST = 1.0  # seconds before reconnecting after a failure; doubles up to BACKOFF_MAX
+BACKOFF_MAX = 60.0
+UPDATE_EVENTS = frozenset({"update", "status.update"})  # a new status; an edited one
+
+
+@dataclass(frozen=True)
+class PushStream:
+    """One stream a source is announced on: `url` answers with `text/event-stream`."""
+
+    source: str
+    url: str
+    conn_id: str | None = None  # the Airflow connection whose token the stream needs, if any
+
+
+def mastodon_hashtag_url(instance: str, tag: str) -> str:
+    """Mastodon's streaming endpoint for one hashtag (`GET /api/v1/streaming/hashtag`), served on
+    the instance's own host by Mastodon's standard proxy set-up."""
+    return f"{instance.rstrip('/')}/api/v1/streaming/hashtag?tag={quote(tag, safe='')}"
+
+
+def push_streams(sources: Iterable[Any]) -> list[PushStream]:
+    """Every stream the given sources are announced on. Only connectors whose service streams
+    (Mastodon) have a `push_streams` method; the others are polled only."""
+    return [s for source in sources if hasattr(source, "push_streams") for s in source.push_streams()]
+
+
+Token = Callable[[str], Awaitable[str]]
+
+
+async def _token_in_thread(conn_id: str) -> str:
+    """The connection's secret, looked up off the event loop: reading an Airflow connection is
+    a blocking call (a secrets backend, the API server)."""
+    from siaga.sources import auth
+
+    return await asyncio.to_thread(auth.token, conn_id)
+
+
+async def announcements(stream: PushStream, client: httpx.AsyncClient, token: Token = _token_in_thread) -> AsyncIterator[str]:
+    """The event name of every new or edited status announced on `stream`, until the server ends
+    the stream. Redirects are not followed (httpx's default): a token must not travel to another
+    host. Raises httpx errors (HTTPStatusError for a refusal, SSEError for an answer that is not
+    an event stream)."""
+    headers = {"User-Agent": USER_AGENT, "Accept": "text/event-stream"}
+    if stream.conn_id:
+        headers["Authorization"] = f"Bearer {await token(stream.conn_id)}"
+    async with aconnect_sse(client, "GET", stream.url, headers=headers) as source:
+        source.response.raise_for_status()
+        log.info("push: listening to %s for source %s", stream.url, stream.source)
+        async for event in source.aiter_sse():
+            if event.event in UPDATE_EVENTS:
+                yield event.event
+
+
+def _client() -> httpx.AsyncClient:
+    return httpx.AsyncClient(timeout=httpx.Timeout(IDLE_TIMEOUT, connect=CONNECT_TIMEOUT), follow_redirects=False)
+
+
+async def listen(stream: PushStream, queue: asyncio.Queue[str], *, token: Token = _token_in_thread,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, backoff_first: float = BACKOFF_FIRST) -> None:
+    """Put every announcement on `queue`, forever: a stream that ends or fails is opened again,
+    after a wait that doubles (with jitter) while it keeps failing and starts over once an
+    announcement got through. Only cancellation stops it."""
+    wait = backoff_first
+    while True:
+        try:
+            async with _client() as client:
+                async for name in announcements(stream, client, token):
+                    queue.put_nowait(name)
+                    wait = backoff_first
+            log.info("push: %s closed the stream for source %s; opening it again", stream.url, stream.source)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure of one stream is retried, never fatal to the triggerer
+            log.warning("push: stream %s for source %s failed (%s: %s); again in %.0f s",
+                        stream.url, stream.source, type(exc).__name__, _reason(exc), wait)
+        await sleep(wait * (0.5 + random.random() / 2))
+        wait = min(wait * 2, BACKOFF_MAX)
+
+
+def _reason(exc: Exception) -> str:
+    """A failure in a few words: an HTTP status, not the response body (a server's error page is
+    not ours to log)."""
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"HTTP {exc.response.status_code}"
+    return str(exc)[:200]
+
+
+async def wake_ups(stream: PushStream, *, gap: float = GAP, token: Token = _token_in_thread,
+                   backoff_first: float = BACKOFF_FIRST) -> AsyncIterator[int]:
+    """One wake-up (the number of announcements it stands for) as soon as something is
+    announced, then at most one per `gap` seconds while announcements keep coming; forever."""
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    reader = asyncio.create_task(listen(stream, queue, token=token, backoff_first=backoff_first))
+    try:
+        while True:
+            got = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({got, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if got not in done:
+                got.cancel()
+                reader.result()  # `listen` ends only by failing: raise what it raised
+                raise RuntimeError("push: the stream reader stopped")
+            count = 1
+            while not queue.empty():
+                queue.get_nowait()
+                count += 1
+            yield count
+            await asyncio.sleep(gap)
+    finally:
+        reader.cancel()

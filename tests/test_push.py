@@ -1,0 +1,294 @@
+"""Push sources: a Mastodon hashtag stream wakes ingest the moment a status is published.
+
+Through the real httpx client against the fake Mastodon's streaming endpoint on 127.0.0.1: a
+new status wakes the listener, a burst is folded into few wake-ups and never loses the last one,
+a dropped or failing stream is opened again, the token goes only where it belongs. Then the
+config that turns push on, the trigger Airflow's triggerer runs, the ingest DAG's schedule built
+from it, and which sources a pushed run polls. The whole path through the real triggerer,
+scheduler and Celery worker is tests/test_push_stack.py.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+
+from support.fakeapis import FakeApis
+from siaga import pipeline
+from siaga.sources import check_sources_file, load_sources, push
+from siaga.sources.base import SourceConfigError
+
+TAG = "banjirbuleleng"
+
+
+def _run(coro, timeout: float = 20.0) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+async def _listening(fake: FakeApis, count: int = 1) -> None:
+    while fake.listening < count:
+        await asyncio.sleep(0.01)
+
+
+def _stream(fake: FakeApis, conn_id: str | None = None, tag: str = TAG) -> push.PushStream:
+    return push.PushStream("mastodon_bali", push.mastodon_hashtag_url(fake.url, tag), conn_id)
+
+
+# --- the listener ---------------------------------------------------------------------------------
+
+
+def test_a_new_status_wakes_the_listener_and_only_its_own_hashtag_does():
+    async def scenario(fake: FakeApis) -> list[int]:
+        wakes = push.wake_ups(_stream(fake), gap=0.05)
+        first = asyncio.ensure_future(wakes.__anext__())
+        await _listening(fake)
+        fake.toot("lovina", 1, 0, "Sunset di Lovina")  # another hashtag: no wake-up
+        await asyncio.sleep(0.3)
+        assert not first.done()
+        fake.toot(TAG, 2, 0, "Banjir di Desa Sangsit, air setinggi lutut")
+        got = [await first]
+        await wakes.aclose()
+        return got
+
+    with FakeApis() as fake:
+        assert _run(scenario(fake)) == [1]
+
+
+@hsettings(max_examples=6, deadline=None)
+@given(sizes=st.lists(st.integers(1, 40), min_size=1, max_size=3))
+def test_a_burst_during_the_gap_is_one_wake_up_that_counts_every_status(sizes):
+    """The first status wakes at once; a burst published while the listener waits out its gap
+    is one wake-up at the end of the gap, counting every status of it: none left waiting, no
+    asset event per status."""
+    async def scenario(fake: FakeApis) -> list[int]:
+        wakes = push.wake_ups(_stream(fake), gap=0.3)
+        pending = asyncio.ensure_future(wakes.__anext__())
+        await _listening(fake)
+        sid = 1
+        fake.toot(TAG, sid, 0, "Banjir di Sangsit")
+        got = [await pending]
+        for size in sizes:  # each burst lands inside the gap that follows the last wake-up
+            for _ in range(size):
+                sid += 1
+                fake.toot(TAG, sid, 0, f"Banjir {sid}")
+            got.append(await wakes.__anext__())
+        await wakes.aclose()
+        return got
+
+    with FakeApis() as fake:
+        assert _run(scenario(fake)) == [1, *sizes]
+
+
+def test_a_dropped_stream_and_a_failing_server_are_retried_until_it_listens_again():
+    async def scenario(fake: FakeApis) -> int:
+        wakes = push.wake_ups(_stream(fake), gap=0.01, backoff_first=0.01)
+        pending = asyncio.ensure_future(wakes.__anext__())
+        await _listening(fake)
+        fake.fail("/api/v1/streaming", "server_error", times=3, status=503)
+        fake.drop_streams()  # the server restarts: three refusals, then it streams again
+        while len(fake.hits("/api/v1/streaming")) < 5:
+            await asyncio.sleep(0.01)
+        await _listening(fake)
+        fake.toot(TAG, 7, 0, "Pohon tumbang di Jalan Ahmad Yani")
+        got = await pending
+        await wakes.aclose()
+        return got
+
+    with FakeApis() as fake:
+        assert _run(scenario(fake)) == 1
+        assert len(fake.hits("/api/v1/streaming")) == 5  # one, dropped; three refused; the fifth listens
+
+
+def test_the_token_goes_in_the_header_of_a_stream_that_names_a_connection(monkeypatch):
+    monkeypatch.setenv("SIAGA_MASTODON_ONLINE_TOKEN", "tok-rahasia")
+
+    async def scenario(fake: FakeApis) -> None:
+        for stream in (_stream(fake, "mastodon_online"), _stream(fake, None, tag="lovina")):
+            wakes = push.wake_ups(stream, gap=0.01)
+            pending = asyncio.ensure_future(wakes.__anext__())
+            await _listening(fake)
+            fake.toot(stream.url.rsplit("=", 1)[1], len(fake.requests) + 10, 0, "Banjir")
+            await pending
+            await wakes.aclose()
+            while fake.listening:
+                await asyncio.sleep(0.01)
+
+    with FakeApis() as fake:
+        _run(scenario(fake))
+        with_conn, without = fake.hits("/api/v1/streaming")
+        assert with_conn.headers.get("Authorization") == "Bearer tok-rahasia"
+        assert "Authorization" not in without.headers
+        assert with_conn.headers.get("Accept") == "text/event-stream"
+
+
+def test_a_redirect_is_never_followed_so_the_token_stays_home(monkeypatch, caplog):
+    """A stream answering with a redirect to another host is a failure to retry: the token is
+    not sent there, and never logged."""
+    monkeypatch.setenv("SIAGA_MASTODON_ONLINE_TOKEN", "tok-rahasia")
+    with FakeApis() as elsewhere:
+        target = push.mastodon_hashtag_url(elsewhere.url, TAG)
+
+        class Redirect(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                self.send_response(307)
+                self.send_header("Location", target)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            stream = push.PushStream("mastodon_bali", f"http://127.0.0.1:{server.server_address[1]}/api/v1/streaming/hashtag?tag={TAG}",
+                                     "mastodon_online")
+            queue: asyncio.Queue[str] = asyncio.Queue()
+            attempts: list[float] = []
+
+            async def counted_sleep(seconds: float) -> None:
+                attempts.append(seconds)
+                if len(attempts) >= 3:
+                    raise asyncio.CancelledError
+
+            with caplog.at_level("DEBUG"), pytest.raises(asyncio.CancelledError):
+                _run(push.listen(stream, queue, sleep=counted_sleep, backoff_first=0.01))
+        finally:
+            server.shutdown()
+            server.server_close()
+        assert elsewhere.requests == []
+        assert len(attempts) == 3 and queue.empty()
+        assert "307" in caplog.text and "tok-rahasia" not in caplog.text
+
+
+# --- config -----------------------------------------------------------------------------------------
+
+
+def _sources_file(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "config" / "sources.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+MASTODON = """sources:
+  - name: mastodon_bali
+    kind: mastodon
+    push: {push}
+    instances:
+      - url: https://mastodon.example
+        hashtags: [{tags}]
+        searches: ["banjir buleleng"]
+  - name: berita
+    kind: rss
+    feeds: [https://berita.example/rss]
+"""
+
+
+def test_push_streams_every_hashtag_and_never_a_search(tmp_path):
+    sources = load_sources(_sources_file(tmp_path, MASTODON.format(push="true", tags="banjirbuleleng, 'gempa bali'")))
+    assert push.push_streams(sources) == [
+        push.PushStream("mastodon_bali", "https://mastodon.example/api/v1/streaming/hashtag?tag=banjirbuleleng"),
+        push.PushStream("mastodon_bali", "https://mastodon.example/api/v1/streaming/hashtag?tag=gempa%20bali"),
+    ]
+    off = load_sources(_sources_file(tmp_path, MASTODON.format(push="false", tags="banjirbuleleng")))
+    assert push.push_streams(off) == []
+
+
+def test_push_on_searches_alone_or_not_a_boolean_is_refused_at_its_line(tmp_path):
+    searches_only = _sources_file(tmp_path, MASTODON.format(push="true", tags="").replace("        hashtags: []\n", ""))
+    problems, _ = check_sources_file(searches_only)
+    assert [(p.line, "push" in str(p) and "hashtags" in str(p)) for p in problems] == [(4, True)]
+    problems, _ = check_sources_file(_sources_file(tmp_path, MASTODON.format(push="yes please", tags="banjir")))
+    assert len(problems) == 1 and problems[0].line == 4 and "push" in str(problems[0])
+    with pytest.raises(SourceConfigError, match="sources.yaml:4"):
+        load_sources(searches_only)
+
+
+# --- Airflow: the trigger, the schedule, the sources a pushed run polls -------------------------------
+
+
+def test_the_trigger_serializes_to_an_importable_class_and_fires_with_its_source():
+    import importlib
+
+    from airflow.triggers.base import BaseEventTrigger
+
+    import siaga_push
+
+    async def first_event(fake: FakeApis) -> Any:
+        trigger = siaga_push.SourcePushTrigger("mastodon_bali", push.mastodon_hashtag_url(fake.url, TAG))
+        classpath, kwargs = trigger.serialize()
+        module, name = classpath.rsplit(".", 1)
+        rebuilt = getattr(importlib.import_module(module), name)(**kwargs)
+        assert isinstance(rebuilt, BaseEventTrigger) and rebuilt.serialize() == (classpath, kwargs)
+        events = rebuilt.run()
+        pending = asyncio.ensure_future(events.__anext__())
+        await _listening(fake)
+        fake.toot(TAG, 3, 0, "Kebakaran di Desa Panji")
+        event = await pending
+        await events.aclose()
+        return event.payload
+
+    with FakeApis() as fake:
+        assert _run(first_event(fake)) == {"source": "mastodon_bali", "announced": 1}
+
+
+def _ingest_dag(monkeypatch, config: Path | None):
+    from airflow.dag_processing.dagbag import DagBag
+
+    from siaga import settings
+
+    if config is not None:
+        monkeypatch.setenv("SIAGA_CONFIG_DIR", str(config))
+    monkeypatch.delenv(settings.POLL_INTERVAL_ENV, raising=False)
+    bag = DagBag(dag_folder=str(settings.REPO_ROOT / "dags" / "siaga_ingest.py"))
+    assert bag.import_errors == {}
+    return bag.dags["siaga_ingest"]
+
+
+def test_the_ingest_dag_runs_on_its_interval_or_when_a_push_source_announces(monkeypatch, tmp_path):
+    from datetime import timedelta
+
+    path = _sources_file(tmp_path, MASTODON.format(push="true", tags="banjirbuleleng, longsorbuleleng"))
+    dag = _ingest_dag(monkeypatch, path.parent)
+    timetable = type(dag.timetable).__name__
+    assert timetable == "AssetOrTimeSchedule" and dag.timetable.timetable.delta == timedelta(minutes=1)
+    (asset,) = dag.timetable.asset_condition.objects
+    assert asset.uri == "siaga://push/mastodon_bali"
+    assert [w.trigger.serialize() for w in asset.watchers] == [
+        ("siaga_push.SourcePushTrigger", {"source": "mastodon_bali", "conn_id": None,
+                                          "url": f"https://mastodon.example/api/v1/streaming/hashtag?tag={t}"})
+        for t in ("banjirbuleleng", "longsorbuleleng")]
+
+
+def test_a_broken_sources_file_leaves_the_ingest_dag_polling(monkeypatch, tmp_path):
+    """The task reports the broken file; the DAG itself must still parse and keep its interval."""
+    path = _sources_file(tmp_path, MASTODON.format(push="true", tags="banjir").replace("kind: rss", "kind: rsss"))
+    dag = _ingest_dag(monkeypatch, path.parent)
+    assert type(dag.timetable).__name__ == "DeltaTriggerTimetable"
+
+
+def _event(source: Any) -> Any:
+    return SimpleNamespace(extra={"from_trigger": True, "payload": {"source": source, "announced": 2}})
+
+
+def test_a_pushed_run_polls_only_the_sources_that_announced(monkeypatch, tmp_path):
+    from airflow.sdk import Asset
+
+    from siaga_push import pushed_sources
+
+    monkeypatch.setenv("SIAGA_CONFIG_DIR", str(_sources_file(tmp_path, MASTODON.format(push="true", tags="banjir")).parent))
+    pushed, other = Asset("siaga://push/mastodon_bali"), Asset("siaga://posts")
+    assert pushed_sources({}) is None  # the timetable's run, or one by hand: every source
+    assert pushed_sources({"triggering_asset_events": {other: [_event("berita")]}}) is None
+    names = pushed_sources({"triggering_asset_events": {pushed: [_event("mastodon_bali"), _event(None)]}})
+    assert names == {"mastodon_bali"}
+    assert pipeline.source_names(only=names) == ["mastodon_bali"]
+    assert pipeline.source_names(only={"gone"}) == []  # a source disabled since it announced
+    assert pipeline.source_names() == ["mastodon_bali", "berita"]
