@@ -16,6 +16,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
@@ -165,6 +166,66 @@ def test_a_redirect_is_never_followed_so_the_token_stays_home(monkeypatch, caplo
         assert elsewhere.requests == []
         assert len(attempts) == 3 and queue.empty()
         assert "307" in caplog.text and "tok-rahasia" not in caplog.text
+
+
+def test_a_stream_that_never_ends_an_event_is_cut_and_opened_again(caplog):
+    """64 MB of one line: the listener gives up after MAX_EVENT_BYTES instead of buffering it,
+    and listens again."""
+    async def scenario(fake: FakeApis) -> int:
+        wakes = push.wake_ups(_stream(fake), gap=0.01, backoff_first=0.01)
+        pending = asyncio.ensure_future(wakes.__anext__())
+        await _listening(fake)
+        fake.fail("/api/v1/streaming", "endless_event")
+        fake.drop_streams()
+        while len(fake.hits("/api/v1/streaming")) < 3:
+            await asyncio.sleep(0.01)
+        await _listening(fake)
+        fake.toot(TAG, 9, 0, "Longsor di Desa Gitgit")
+        got = await pending
+        await wakes.aclose()
+        return got
+
+    with FakeApis() as fake, caplog.at_level("WARNING"):
+        assert _run(scenario(fake)) == 1
+    assert "EventTooLarge" in caplog.text
+
+
+class _Chunks(httpx.AsyncByteStream):
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+
+    async def __aiter__(self):
+        for chunk in self.chunks:
+            yield chunk
+
+
+def _split(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
+    return [data[a:b] for a, b in zip(points, points[1:])]
+
+
+async def _drain(stream: httpx.AsyncByteStream) -> bytes:
+    return b"".join([chunk async for chunk in stream])
+
+
+_EVENT = st.binary(max_size=60).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b" "))
+_ENDINGS = st.sampled_from([b"\n\n", b"\r\r", b"\r\n\r\n"])
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(events=st.lists(st.tuples(_EVENT, _ENDINGS), max_size=8), cuts=st.lists(st.integers(0, 10_000), max_size=12))
+def test_events_within_the_limit_pass_through_whole_however_the_bytes_are_split(events, cuts):
+    data = b"".join(b"data: " + body + end for body, end in events)
+    assert _run(_drain(push._Bounded(_Chunks(_split(data, cuts)), 70))) == data
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(events=st.lists(st.tuples(_EVENT, _ENDINGS), max_size=4), run=st.integers(71, 400),
+       cuts=st.lists(st.integers(0, 10_000), max_size=12))
+def test_more_than_the_limit_without_an_event_end_is_refused_however_it_is_split(events, run, cuts):
+    data = b"".join(b"data: " + body + end for body, end in events) + b"data: " + b"x" * run
+    with pytest.raises(push.EventTooLarge):
+        _run(_drain(push._Bounded(_Chunks(_split(data, cuts)), 70)))
 
 
 # --- config -----------------------------------------------------------------------------------------

@@ -74,7 +74,7 @@ def _matches(item: Any, words: list[str], text: Any) -> bool:
 
 @dataclass
 class Failure:
-    mode: str  # ratelimit | server_error | hang | malformed | wrong_shape | endless
+    mode: str  # ratelimit | server_error | hang | malformed | wrong_shape | endless | endless_event
     times: int = 1
     seconds: float = 0.0
     status: int = 500
@@ -244,6 +244,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_raw(200, b'{"posts": [{"uri": "at://trunc', "application/json")
         elif f.mode == "wrong_shape":
             self._send(200, {"message": "maintenance"})
+        elif f.mode == "endless_event":  # an event stream whose one line never ends (64 MB here)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            self.close_connection = True
+            try:
+                self.wfile.write(b"event: update\ndata: ")
+                for _ in range(64):
+                    self.wfile.write(b"a" * (1 << 20))
+            except OSError:
+                pass
         elif f.mode == "endless":  # a 200 whose body goes on (64 MB here) until the client hangs up
             self.send_response(200)
             self.send_header("Content-Type", "application/json")

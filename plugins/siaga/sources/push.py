@@ -45,6 +45,11 @@ CONNECT_TIMEOUT = 10.0
 BACKOFF_FIRST = 1.0  # seconds before reconnecting after a failure; doubles up to BACKOFF_MAX
 BACKOFF_MAX = 60.0
 UPDATE_EVENTS = frozenset({"update", "status.update"})  # a new status; an edited one
+# The most one event may hold: a status is a few kB of JSON. A stream that sends more without an
+# event boundary (an endless line, endless data lines) is cut and opened again, so one bad
+# stream cannot fill the triggerer's memory, which every watcher and deferred task shares.
+MAX_EVENT_BYTES = 1_000_000
+_BOUNDARIES = (b"\n\n", b"\r\r", b"\r\n\r\n")  # the three ways an event can end
 
 
 @dataclass(frozen=True)
@@ -89,10 +94,38 @@ async def announcements(stream: PushStream, client: httpx.AsyncClient, token: To
         headers["Authorization"] = f"Bearer {await token(stream.conn_id)}"
     async with aconnect_sse(client, "GET", stream.url, headers=headers) as source:
         source.response.raise_for_status()
+        source.response.stream = _Bounded(source.response.stream, MAX_EVENT_BYTES)
         log.info("push: listening to %s for source %s", stream.url, stream.source)
         async for event in source.aiter_sse():
             if event.event in UPDATE_EVENTS:
                 yield event.event
+
+
+class EventTooLarge(ValueError):
+    """A stream sent more than MAX_EVENT_BYTES without ending an event."""
+
+
+class _Bounded(httpx.AsyncByteStream):
+    """The response's bytes, failing once more than `limit` of them come without an event
+    boundary. Wrapped under httpx-sse's decoder, which otherwise buffers a line or an event
+    however long it grows."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, limit: int) -> None:
+        self.inner, self.limit = inner, limit
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        pending, tail = 0, b""  # bytes since the last boundary; the last bytes seen, for a boundary split across chunks
+        async for chunk in self.inner:
+            seen = tail + chunk
+            end = max((seen.rfind(b) + len(b) for b in _BOUNDARIES if b in seen), default=-1)
+            pending = len(seen) - end if end >= 0 else pending + len(chunk)
+            if pending > self.limit:
+                raise EventTooLarge(f"more than {self.limit} bytes without an event boundary")
+            tail = seen[-3:]
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 def _client() -> httpx.AsyncClient:
