@@ -174,6 +174,16 @@ def test_drop_stores_the_message_but_the_client_sees_an_error(fake):
     assert [m["text"] for m in fake.messages("#x")] == ["landed anyway"]
 
 
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_stored_server_error_stores_the_message_then_answers_5xx(fake, status):
+    fake.fail("chat.postMessage", "stored_server_error", status=status)
+    fake.fail("chat.postMessage", "server_error", status=status)
+    for text in ("landed anyway", "never"):
+        assert raw_post(fake, "chat.postMessage", {"channel": "#x", "text": text})[0] == status
+    assert [m["text"] for m in fake.messages("#x")] == ["landed anyway"]
+    assert [r.outcome for r in fake.requests("chat.postMessage")] == ["stored_server_error", "server_error"]
+
+
 def test_hang_times_out_the_client_and_stores_nothing(fake):
     fake.fail("chat.postMessage", "hang", seconds=30)
     with pytest.raises(TimeoutError):

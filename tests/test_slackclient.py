@@ -70,37 +70,83 @@ def test_long_retry_after_is_not_slept_in_the_task(fake, sleeps):
     assert sleeps == [] and fake.requests_count("chat.postMessage") == 1
 
 
-def test_server_errors_are_retried_with_backoff(fake, sleeps):
-    fake.fail("chat.postMessage", "server_error", times=2)
-    ts = post_message(client_for(fake, server_error_retries=2), "#bpbd-siaga", MESSAGE)
-    assert fake.requests_count("chat.postMessage") == 3
-    assert [m["ts"] for m in fake.messages()] == [ts]
+def test_server_errors_on_a_read_are_retried_with_backoff(fake, sleeps):
+    client = client_for(fake, server_error_retries=2)
+    ts = post_message(client, "#bpbd-siaga", MESSAGE, metadata=outbox_metadata(3))
+    fake.fail("conversations.history", "server_error", times=2)
+    assert find_posted(client, "#bpbd-siaga", "3") == ts
+    assert fake.requests_count("conversations.history") == 3
     assert len(sleeps) == 2
 
 
-def test_server_error_that_persists_surfaces_as_transient(fake, sleeps):
-    fake.fail("chat.postMessage", "server_error", times=5, status=503)
+def test_server_error_on_a_read_that_persists_surfaces_as_transient(fake, sleeps):
+    client = client_for(fake, server_error_retries=2)
+    post_message(client, "#bpbd-siaga", MESSAGE)
+    fake.fail("conversations.history", "server_error", times=5, status=503)
     with pytest.raises(SlackApiError) as err:
-        post_message(client_for(fake, server_error_retries=2), "#bpbd-siaga", MESSAGE)
+        find_posted(client, "#bpbd-siaga", "1")
     assert err.value.response.status_code == 503
+    assert classify_error(err.value) == "transient"  # a read changed nothing: just try again
+    assert fake.requests_count("conversations.history") == 3
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+@pytest.mark.parametrize("stored", [True, False], ids=["stored", "not-stored"])
+def test_a_server_error_on_a_post_is_not_resent_and_is_an_unknown_outcome(fake, sleeps, status, stored):
+    """A gateway's 5xx can come after Slack stored the post: re-sending it (slack-sdk's
+    ServerErrorRetryHandler did, for 500 and 503) or calling it transient (the outbox then posted
+    again without a look) showed the alert twice. Either way Slack is asked first."""
+    client = client_for(fake, server_error_retries=2)
+    fake.fail("chat.postMessage", "stored_server_error" if stored else "server_error", status=status)
+    with pytest.raises(SlackApiError) as err:
+        post_message(client, "#bpbd-siaga", MESSAGE, metadata=outbox_metadata(41))
+    assert err.value.response.status_code == status
+    assert classify_error(err.value) == "unknown_outcome"
+    assert fake.requests_count("chat.postMessage") == 1 and sleeps == []
+    assert len(fake.messages()) == (1 if stored else 0)
+    assert find_posted(client, "#bpbd-siaga", "41") == (fake.messages()[0]["ts"] if stored else None)
+
+
+@pytest.mark.parametrize("error", ["internal_error", "fatal_error"])
+def test_slack_errors_that_may_have_taken_effect_are_unknown_on_a_write_transient_on_a_read(fake, error):
+    """Slack documents both as "it's possible some aspect of the operation succeeded"."""
+    client = client_for(fake)
+    fake.fail("chat.postMessage", "error", error=error)
+    with pytest.raises(SlackApiError) as err:
+        post_message(client, "#bpbd-siaga", MESSAGE)
+    assert classify_error(err.value) == "unknown_outcome"
+    fake.fail("auth.test", "error", error=error)
+    with pytest.raises(SlackApiError) as err:
+        client.auth_test()
     assert classify_error(err.value) == "transient"
-    assert fake.requests_count("chat.postMessage") == 3
+    fake.fail("chat.postMessage", "error", error="service_unavailable")  # Slack did nothing
+    with pytest.raises(SlackApiError) as err:
+        post_message(client, "#bpbd-siaga", MESSAGE)
+    assert classify_error(err.value) == "transient"
 
 
 def test_call_budget_covers_every_request_and_sleep_of_one_call(fake, sleeps):
-    """Delivery leases a claim for this long: the client must never take longer on one call."""
+    """Delivery leases a claim for this long: the client must never take longer on one call.
+    The worst call is a read, which every handler may retry."""
     client = client_for(fake, timeout=2, rate_limit_retries=3, max_retry_after=5, server_error_retries=2,
                         connection_retries=1, backoff_factor=0.5)
     # slack-sdk shares one retry count among its handlers: at most 1 + 3 requests, 3 sleeps of
     # at most Retry-After 5 s + 1 s of jitter
     assert slackclient.call_budget(client) == 2 * 4 + 3 * 6
+    post_message(client, "#bpbd-siaga", MESSAGE)
+    channel = fake.channel_id("#bpbd-siaga")
     for mode in ("ratelimit", "server_error", "ratelimit", "server_error", "ratelimit"):
+        fake.fail("conversations.history", mode, seconds=5)
+    with pytest.raises(SlackApiError):
+        client.conversations_history(channel=channel)
+    requests = fake.requests_count("conversations.history")
+    assert requests == 4 and len(sleeps) == 3
+    assert requests * 2 + sum(sleeps) <= slackclient.call_budget(client)
+    for mode in ("ratelimit", "server_error", "ratelimit"):  # a write stops at the 5xx
         fake.fail("chat.postMessage", mode, seconds=5)
     with pytest.raises(SlackApiError):
         post_message(client, "#bpbd-siaga", MESSAGE)
-    requests = fake.requests_count("chat.postMessage")
-    assert requests == 4 and len(sleeps) == 3
-    assert requests * 2 + sum(sleeps) <= slackclient.call_budget(client)
+    assert fake.requests_count("chat.postMessage") == 1 + 2
     assert slackclient.call_budget(client_for(fake, timeout=1, rate_limit_retries=0, server_error_retries=0,
                                               connection_retries=0)) == 1
 
@@ -251,7 +297,8 @@ def test_absent_airflow_connection_falls_back_to_env(fake, monkeypatch):
 def test_token_never_logged(fake, caplog, sleeps):
     caplog.set_level(logging.DEBUG)
     client = client_for(fake)
-    fake.fail("chat.postMessage", "server_error")
+    fake.fail("auth.test", "server_error")  # retried: a read
+    client.auth_test()
     post_message(client, "#bpbd-siaga", MESSAGE)
     assert caplog.records  # the client did log (incl. slack-sdk debug lines)
     assert TOKEN not in caplog.text

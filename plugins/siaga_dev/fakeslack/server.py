@@ -43,7 +43,8 @@ TEAM_ID = "T0SIAGA"
 # Parameters Slack accepts as JSON strings in form bodies and as objects in JSON bodies.
 _JSON_PARAMS = ("blocks", "attachments", "metadata")
 
-FAILURE_MODES = ("ratelimit", "server_error", "hang", "delay", "drop", "reset", "error", "garbled", "no_ts")
+FAILURE_MODES = ("ratelimit", "server_error", "stored_server_error", "hang", "delay", "drop", "reset", "error",
+                 "garbled", "no_ts")
 
 
 @dataclass
@@ -52,6 +53,8 @@ class Failure:
 
     - ratelimit: HTTP 429 with `Retry-After: seconds`, nothing stored.
     - server_error: HTTP `status` (500 by default), nothing stored.
+    - stored_server_error: handle the call (the message IS stored), then answer HTTP `status`
+      (500 by default): a gateway that timed out in front of a Slack that did its work.
     - hang: wait `seconds` (longer than the client timeout), then close without answering,
       nothing stored.
     - delay: wait `seconds`, then handle the call normally (stored and answered).
@@ -520,7 +523,10 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             if failure.mode == "ratelimit":
                 self._send(429, {"ok": False, "error": "ratelimited"},
                            {"Retry-After": str(int(failure.seconds))})
-            elif failure.mode == "server_error":
+            elif failure.mode in ("server_error", "stored_server_error"):
+                if failure.mode == "stored_server_error":
+                    with fake._lock:
+                        fake._api(method, params)
                 self._send(failure.status, {"ok": False, "error": "internal_error"})
             elif failure.mode == "error":
                 self._send(200, {"ok": False, "error": failure.error})
