@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import urllib.error
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from slack_sdk.errors import SlackApiError
@@ -13,6 +15,7 @@ from siaga import slackclient
 from siaga_dev.fakeslack import FakeSlack
 from siaga.slackclient import (
     SlackConfigError,
+    SlackRedirectError,
     classify_error,
     find_posted,
     make_client,
@@ -259,6 +262,86 @@ def test_update_message_resolves_the_channel_name(fake):
     slackclient.update_message(client, "#bpbd-siaga", ts, {"text": "acknowledged", "blocks": []})
     assert fake.messages("#bpbd-siaga")[0]["text"] == "acknowledged"
     assert resolve_channel(client, "#bpbd-siaga") == fake.channel_id("#bpbd-siaga")
+
+
+# --- redirects ------------------------------------------------------------------------------------
+class Elsewhere:
+    """A second loopback server, where a redirect points: records every request's method, path
+    and Authorization header, and answers as a successful post would (so a client that followed
+    the redirect would also take a stranger's answer for Slack's)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, str | None]] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
+                pass
+
+            def _answer(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                recorder.seen.append((self.command, self.path, self.headers.get("Authorization")))
+                body = json.dumps({"ok": True, "channel": "C0ELSEWHERE", "ts": "1700000099.000100"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "Elsewhere":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+REDIRECTED_CALLS = {
+    "chat.postMessage": lambda client: post_message(client, "#bpbd-siaga", MESSAGE, metadata=outbox_metadata(8)),
+    "conversations.history": lambda client: client.conversations_history(channel="C0SOMEWHERE"),
+    "auth.test": lambda client: client.auth_test(),
+}
+
+
+@pytest.mark.parametrize("method", sorted(REDIRECTED_CALLS))
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_not_followed_and_the_token_never_leaves(fake, sleeps, method, status):
+    """slack-sdk's urllib followed a 301/302/303 to any host, Authorization header and all.
+    Slack's API never redirects: the call fails with a clear error, nothing reaches the other
+    host, and a write counts as not done (Slack answered instead of handling it)."""
+    error: BaseException | None = None
+    with Elsewhere() as elsewhere:
+        fake.fail(method, "redirect", status=status, location=elsewhere.url + method)
+        try:
+            REDIRECTED_CALLS[method](client_for(fake))
+        except Exception as exc:  # checked below, after what reached the other host
+            error = exc
+    assert [auth for _, _, auth in elsewhere.seen if auth and TOKEN in auth] == []  # the token never left
+    assert elsewhere.seen == []  # nor did anything else
+    assert isinstance(error, SlackRedirectError)
+    assert f"HTTP {status}" in str(error) and elsewhere.url.rsplit("/api/", 1)[0] in str(error)
+    assert TOKEN not in str(error)
+    assert classify_error(error) == "transient"
+    assert fake.requests_count(method) == 1 and fake.messages() == []
+
+
+def test_a_redirect_slack_sdk_reports_as_an_answer_is_transient(fake):
+    """A plain slack-sdk client turns a 307 to a POST into an HTTP 307 answer (urllib will not
+    re-send a body): Slack did not handle it either."""
+    from slack_sdk import WebClient
+
+    fake.fail("chat.postMessage", "redirect", status=307, location=fake.base_url + "chat.postMessage")
+    with pytest.raises(SlackApiError) as err:
+        WebClient(token=TOKEN, base_url=fake.base_url, retry_handlers=[]).chat_postMessage(channel="#x", text="t")
+    assert err.value.response.status_code == 307
+    assert classify_error(err.value) == "transient" and fake.messages() == []
 
 
 # --- credentials ----------------------------------------------------------------------------------

@@ -12,6 +12,9 @@ write they are not retried in the client; they surface as an error that `classif
 "unknown_outcome", and the sender asks `find_posted` before posting again. Calls that only read
 (`READ_ONLY_METHODS`) are retried either way.
 
+The client never follows an HTTP redirect (`SiagaWebClient`): urllib would re-send the bot token
+to whatever host the redirect names, and the real Slack API never redirects.
+
 Each outbound message can carry Slack message metadata (`outbox_metadata`), which
 `conversations.history`/`conversations.replies` return with `include_all_metadata`; that is the
 marker `find_posted` looks for. Reading history needs the `channels:history` (and
@@ -26,11 +29,13 @@ import random
 import re
 import socket
 import time
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, NoReturn
 from urllib.error import HTTPError, URLError
+from urllib.parse import urlsplit
+from urllib.request import HTTPRedirectHandler, HTTPSHandler, ProxyHandler, Request, build_opener
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -74,6 +79,72 @@ LATE_STORE_SECONDS = 60.0
 
 class SlackConfigError(RuntimeError):
     """No usable Slack credentials."""
+
+
+class SlackRedirectError(SlackRequestError):
+    """Slack's address answered a call with an HTTP redirect, which Siaga does not follow.
+
+    The real Slack Web API never redirects. A 3xx comes from something that is not Slack, or is
+    not Slack's API: a `base_url` with the wrong scheme or host, a proxy, a captive portal, a
+    hijacked name. Following it would send the bot token (the Authorization header, which urllib
+    copies onto the redirected request) to whatever host it names, and would take that host's
+    answer for Slack's. A server answers with a redirect *instead of* handling the request, so a
+    redirected `chat.postMessage` was not posted: `classify_error` calls it "transient" (retried
+    later by the outbox, never sent twice; a redirect that persists, a setup error, ends as a
+    visible dead letter after `outbox.MAX_ATTEMPTS`). The message names the status and the
+    redirect's origin only (scheme, host, port), not its path or query."""
+
+    def __init__(self, url: str, status: int, location: str) -> None:
+        target = urlsplit(location)
+        where = f"{target.scheme}://{target.netloc}" if target.netloc else "a relative address"
+        super().__init__(f"{_url_method(url)}: the Slack API address answered HTTP {status}, a redirect to {where}; "
+                         f"not followed (Slack's API never redirects and the bot token must not leave it): "
+                         f"check the Slack base_url")
+        self.status = status
+        self.location = location
+
+
+class _RefuseRedirects(HTTPRedirectHandler):
+    """urllib's redirect handler, refusing every redirect (301, 302, 303, 307, 308) before a
+    new request is made."""
+
+    def redirect_request(self, req: Request, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> NoReturn:
+        fp.close()
+        raise SlackRedirectError(req.full_url, code, newurl)
+
+
+if not callable(getattr(WebClient, "_perform_urllib_http_request_internal", None)):  # pragma: no cover
+    # SiagaWebClient's guard would silently stop working: fail loudly instead.
+    raise ImportError("slack_sdk.WebClient no longer has _perform_urllib_http_request_internal: "
+                      "siaga.slackclient.SiagaWebClient's redirect guard needs porting to this slack-sdk")
+
+
+class SiagaWebClient(WebClient):
+    """slack-sdk's WebClient that never follows an HTTP redirect (see `SlackRedirectError`).
+
+    slack-sdk opens each request with `urllib.request.urlopen` (or a proxy opener) inside
+    `_perform_urllib_http_request_internal`, with urllib's default redirect handler, and offers
+    no documented hook to change the opener; installing a process-wide opener would change every
+    other urllib user in the process. So this subclass overrides that one method, which opens
+    one prepared request and reads its answer, and opens it with the same handlers slack-sdk
+    uses (its `ssl` context, its `proxy`) plus a redirect handler that refuses. Everything else
+    (building the request, retry handlers, parsing, `SlackResponse`) stays slack-sdk's. The
+    import-time check above fails loudly if slack-sdk renames the method."""
+
+    def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
+        if not url.lower().startswith("http"):
+            return super()._perform_urllib_http_request_internal(url, req)  # slack-sdk refuses it
+        handlers: list[Any] = [_RefuseRedirects(), HTTPSHandler(context=self.ssl)]
+        if self.proxy is not None:
+            if not isinstance(self.proxy, str):
+                raise SlackRequestError(f"Invalid proxy detected: {self.proxy} must be a str value")
+            handlers.append(ProxyHandler({"http": self.proxy, "https": self.proxy}))
+        with build_opener(*handlers).open(req, timeout=self.timeout) as resp:
+            if resp.headers.get_content_type() == "application/gzip":  # as slack-sdk: a file, not text
+                body: bytes | str = resp.read()
+            else:
+                body = resp.read().decode(resp.headers.get_content_charset() or "utf-8")
+            return {"status": resp.code, "headers": resp.headers, "body": body}
 
 
 def _url_method(url: str) -> str:
@@ -156,7 +227,7 @@ def make_client(
     connection_retries: int = 2,
     backoff_factor: float = 0.5,
 ) -> WebClient:
-    """A WebClient with bounded retries.
+    """A WebClient (a `SiagaWebClient`: it follows no redirect) with bounded retries.
     Credentials: arguments first, then the Airflow connection `conn_id` (token in the password,
     `base_url` in extras) when Airflow is importable and the connection exists, else env
     SIAGA_SLACK_TOKEN / SIAGA_SLACK_BASE_URL (`settings.slack_credentials`)."""
@@ -180,7 +251,7 @@ def make_client(
         SafeConnectionErrorRetryHandler(max_retry_count=connection_retries, interval_calculator=backoff),
     ]
     log.info("Slack client for %s (credentials from %s)", base_url, source)  # never the token
-    return WebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=handlers)
+    return SiagaWebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=handlers)
 
 
 def call_budget(client: WebClient) -> float:
@@ -213,11 +284,14 @@ def classify_error(exc: BaseException) -> str:
     "transient" (nothing was posted, try again later), "permanent" (the message or setup is
     wrong: dead-letter it), or "unknown_outcome" (it may have landed: `find_posted` first).
 
-    Slack did not act on a 429 or a connection that failed before sending: transient. A 5xx, or Slack's `internal_error`/`fatal_error`, to a call that
+    Slack did not act on a 429, a redirect (`SlackRedirectError`) or a connection that failed
+    before sending: transient. A 5xx, or Slack's `internal_error`/`fatal_error`, to a call that
     writes may come after Slack stored it: unknown outcome (to a read, transient). So is any
     answer that is not Slack's JSON, and anything unforeseen: better a look than a second post."""
     if isinstance(exc, SlackApiError):
         return _classify_answer(exc)
+    if isinstance(exc, SlackRedirectError):
+        return "transient"  # answered instead of handled: nothing was done (see its docstring)
     if isinstance(exc, URLError) and not isinstance(exc, HTTPError):
         return "transient"  # connect/send failed: the request never reached Slack
     return "unknown_outcome"  # a timeout, a dropped answer, or unsure: check before re-posting
@@ -229,7 +303,7 @@ def _classify_answer(exc: SlackApiError) -> str:
     status = getattr(response, "status_code", 200)
     error = response.get("error") if response is not None else None
     write = not is_read_only(_url_method(str(getattr(response, "api_url", "") or "")))
-    if status == 429:
+    if status == 429 or 300 <= status < 400:
         return "transient"
     if status >= 500 or error in MAYBE_DONE_ERRORS:  # whatever the body says: a gateway may have sent it
         return "unknown_outcome" if write else "transient"

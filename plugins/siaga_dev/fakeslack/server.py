@@ -44,7 +44,7 @@ TEAM_ID = "T0SIAGA"
 _JSON_PARAMS = ("blocks", "attachments", "metadata")
 
 FAILURE_MODES = ("ratelimit", "server_error", "stored_server_error", "hang", "delay", "drop", "reset", "error",
-                 "garbled", "no_ts")
+                 "garbled", "no_ts", "redirect")
 
 
 @dataclass
@@ -65,6 +65,8 @@ class Failure:
     - garbled: handle the call (the message IS stored), then answer HTTP 200 with a body that
       is not JSON (a proxy's page, a cut reply).
     - no_ts: handle the call (stored), then answer `{"ok": true}` without the message's `ts`.
+    - redirect: HTTP `status` (give 301, 302, 303, 307 or 308) with `Location: location`,
+      nothing stored; the real Slack API never redirects (a client must not follow it).
     """
 
     mode: str
@@ -72,6 +74,7 @@ class Failure:
     seconds: float = 0.0
     status: int = 500
     error: str = "internal_error"
+    location: str = ""
 
 
 @dataclass
@@ -179,15 +182,18 @@ class FakeSlack:
         seconds: float = 0.0,
         status: int = 500,
         error: str = "internal_error",
+        location: str = "",
     ) -> None:
         """Make the next `times` calls of `method` misbehave (queued after earlier ones)."""
         if mode not in FAILURE_MODES:
             raise ValueError(f"unknown failure mode {mode!r}; choose one of {FAILURE_MODES}")
         if times < 1:
             raise ValueError("times must be >= 1")
+        if mode == "redirect" and not (300 <= status < 400 and location):
+            raise ValueError("redirect: needs a 3xx status and a location")
         with self._lock:
             self._failures.setdefault(method, []).append(
-                Failure(mode=mode, times=times, seconds=seconds, status=status, error=error)
+                Failure(mode=mode, times=times, seconds=seconds, status=status, error=error, location=location)
             )
 
     def chaos(self, method: str, mix: dict[str, float], seconds: dict[str, float] | None = None, seed: int = 0) -> None:
@@ -197,6 +203,8 @@ class FakeSlack:
         unknown = set(mix) - set(FAILURE_MODES)
         if unknown:
             raise ValueError(f"unknown failure mode(s) {sorted(unknown)}; choose from {FAILURE_MODES}")
+        if "redirect" in mix:
+            raise ValueError("chaos mix: 'redirect' needs a location; program it with fail()")
         if any(p < 0 for p in mix.values()) or sum(mix.values()) > 1:
             raise ValueError("chaos mix: probabilities must be >= 0 and add up to at most 1")
         with self._lock:
@@ -528,6 +536,8 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
                     with fake._lock:
                         fake._api(method, params)
                 self._send(failure.status, {"ok": False, "error": "internal_error"})
+            elif failure.mode == "redirect":
+                self._send(failure.status, {"ok": False, "error": "redirected"}, {"Location": failure.location})
             elif failure.mode == "error":
                 self._send(200, {"ok": False, "error": failure.error})
             elif failure.mode == "hang":
