@@ -2,15 +2,20 @@
 every message arrives exactly once, in its incident's thread, whatever Slack or Airflow does."""
 from __future__ import annotations
 
+import shutil
 import threading
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from siaga import alerts, delivery, outbox, store
 from siaga_dev.fakeslack import FakeSlack
 from siaga.slackclient import make_client
+from support import delivery_chaos
 
 T0 = datetime(2026, 1, 15, 1, 0, tzinfo=timezone.utc)
 TOKEN = "xoxb-test"
@@ -75,19 +80,70 @@ def test_update_waits_until_the_first_message_is_out(db_url, fake):
 
 
 def test_server_errors_retry_later_then_dead_letter_visibly(db_url, fake):
+    """Every attempt answered 5xx: each may have landed, so each retry looks in Slack first, and
+    the last look (Slack: not there) dead-letters it."""
     incident_with_messages(db_url)
     fake.fail("chat.postMessage", "server_error", times=1000)
     now = T0
-    for _ in range(outbox.MAX_ATTEMPTS):
-        delivery.deliver(client_for(fake), now, db_url)
+    for _ in range(outbox.MAX_ATTEMPTS + 1):
+        delivery.deliver(client_for(fake), now, db_url, late_store=0)
         now += timedelta(hours=1)
     assert outbox_states(db_url) == ["dead"]
     with store.session_scope(db_url) as session:
-        attempts = session.scalars(sa.select(store.DeliveryAttempt)).all()
+        attempts = session.scalars(sa.select(store.DeliveryAttempt).order_by(store.DeliveryAttempt.id)).all()
         events = [e.kind for e in session.scalars(sa.select(store.IncidentEvent))]
-        assert outbox.dead_letters(session)[0]["attempts"] == outbox.MAX_ATTEMPTS
-    assert len(attempts) == outbox.MAX_ATTEMPTS and all(a.outcome == "failed" for a in attempts)
+        assert outbox.dead_letters(session)[0]["attempts"] == outbox.MAX_ATTEMPTS + 1
+    assert [a.outcome for a in attempts] == ["unknown"] * outbox.MAX_ATTEMPTS + ["failed"]
+    assert fake.requests_count("chat.postMessage") == outbox.MAX_ATTEMPTS  # one post per attempt, no blind re-send
     assert "delivery_failed" in events and fake.messages() == []
+
+
+@pytest.fixture(scope="module")
+def migrated_sqlite(tmp_path_factory):
+    """A migrated, empty SQLite database to copy: one per hypothesis example, without paying
+    for the migrations each time."""
+    path = tmp_path_factory.mktemp("template") / "siaga.db"
+    store.migrate(f"sqlite:///{path}")
+    store.engine_for(f"sqlite:///{path}").dispose()
+    return path
+
+
+# What Slack does with one post: stores it and answers 5xx, answers 5xx without storing it,
+# stores it and drops the connection, or just posts it ("delay" of 0 s).
+POST_FAULTS = st.one_of(
+    st.tuples(st.sampled_from(["stored_server_error", "server_error"]), st.sampled_from([500, 502, 503, 504])),
+    st.tuples(st.sampled_from(["drop", "delay"]), st.just(500)),
+)
+
+
+@settings(max_examples=15, deadline=None)
+@given(incidents=st.integers(1, 3), faults=st.lists(POST_FAULTS, max_size=10),
+       lookup_errors=st.lists(st.sampled_from([500, 502, 503]), max_size=3))
+def test_any_run_of_5xx_and_lost_answers_reaches_slack_exactly_once(migrated_sqlite, incidents, faults, lookup_errors):
+    """Property: whatever sequence of 5xx (stored or not), dropped answers and clean posts Slack
+    gives the posts, and 5xx on the looks, run after run of the real deliver worker with the
+    real client leaves every outbox row in Slack exactly once, in its incident's thread, and
+    recorded with the ts Slack gave it."""
+    path = migrated_sqlite.parent / f"{uuid.uuid4().hex}.db"
+    shutil.copy(migrated_sqlite, path)
+    url = f"sqlite:///{path}"
+    try:
+        delivery_chaos.seed_outbox(url, incidents, updates=1)
+        with FakeSlack(token=TOKEN) as fake:
+            for mode, status in faults:
+                fake.fail("chat.postMessage", mode, status=status)
+            for status in lookup_errors:
+                fake.fail("conversations.history", "server_error", status=status)
+            now = T0
+            while delivery_chaos.unfinished(url)[0] and now < T0 + timedelta(hours=40):
+                delivery.deliver(client_for(fake), now, url, late_store=0)
+                now += timedelta(hours=1)
+            result = delivery_chaos.tally(fake.messages(), url)
+        assert result.problems == []
+        assert (result.expected, result.received) == (2 * incidents, 2 * incidents) and result.exactly_once
+    finally:
+        store.engine_for(url).dispose()
+        path.unlink()
 
 
 def test_rate_limit_is_honoured_by_the_client(db_url, fake):
@@ -100,13 +156,54 @@ def test_rate_limit_is_honoured_by_the_client(db_url, fake):
 
 def test_backoff_before_retry(db_url, fake):
     incident_with_messages(db_url)
-    fake.fail("chat.postMessage", "server_error", times=3)  # the client's own retries use them up
-    first = delivery.deliver(client_for(fake), T0, db_url)
+    fake.fail("chat.postMessage", "server_error")
+    first = delivery.deliver(client_for(fake), T0, db_url, late_store=0)
     assert first.retry_later == 1
-    too_soon = delivery.deliver(client_for(fake), T0, db_url)
+    too_soon = delivery.deliver(client_for(fake), T0, db_url, late_store=0)
     assert too_soon.sent == 0
-    later = delivery.deliver(client_for(fake), T0 + timedelta(minutes=5), db_url)
+    later = delivery.deliver(client_for(fake), T0 + timedelta(minutes=5), db_url, late_store=0)
     assert later.sent == 1 and len(fake.messages()) == 1
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_a_post_slack_stored_before_answering_5xx_is_found_not_posted_again(db_url, fake, status):
+    """A gateway's 5xx after Slack stored the post: once re-sent by slack-sdk (500, 503) or by
+    the next run (502, 504), showing the alert twice. Now it is looked up, found, and its
+    update goes into its thread."""
+    incident_with_messages(db_url, kinds=("new", "update"))
+    fake.fail("chat.postMessage", "stored_server_error", status=status)
+    first = delivery.deliver(client_for(fake), T0, db_url, late_store=0)
+    assert (first.sent, first.retry_later, first.waiting_for_thread) == (0, 1, 1)
+    assert len(fake.messages()) == 1
+    later = delivery.deliver(client_for(fake), T0 + timedelta(hours=1), db_url, late_store=0)
+    assert (later.found_already_sent, later.sent) == (1, 1)
+    again = delivery.deliver(client_for(fake), T0 + timedelta(hours=2), db_url, late_store=0)
+    assert again.sent == again.found_already_sent == 0
+    first_post, update = fake.messages("#bpbd-siaga")
+    assert update["thread_ts"] == first_post["ts"] and fake.requests_count("chat.postMessage") == 2
+    assert outbox_states(db_url) == ["sent", "sent"]
+    with store.session_scope(db_url) as session:
+        assert session.get(store.OutboxMessage, 1).sent_ts == first_post["ts"]
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_a_post_refused_with_5xx_is_looked_up_then_delivered_once(db_url, fake, status):
+    """Nothing stored: the 5xx is still an unknown outcome (the client cannot tell), so the next
+    run looks, finds nothing, and posts it once."""
+    incident_with_messages(db_url)
+    fake.fail("chat.postMessage", "server_error", status=status)
+    first = delivery.deliver(client_for(fake), T0, db_url, late_store=0)
+    assert first.retry_later == 1 and fake.messages() == []
+    def looks() -> int:  # the channel's id, then its history (no channel yet: nothing in it)
+        return fake.requests_count("conversations.list") + fake.requests_count("conversations.history")
+
+    before = looks()
+    later = delivery.deliver(client_for(fake), T0 + timedelta(hours=1), db_url, late_store=0)
+    assert later.sent == 1 and looks() > before
+    assert len(fake.messages()) == 1 and fake.requests_count("chat.postMessage") == 2
+    with store.session_scope(db_url) as session:
+        attempts = session.scalars(sa.select(store.DeliveryAttempt).order_by(store.DeliveryAttempt.id)).all()
+        assert [a.outcome for a in attempts] == ["unknown", "sent"]
 
 
 def test_unknown_outcome_is_checked_before_posting_again(db_url, fake):

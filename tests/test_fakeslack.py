@@ -174,6 +174,38 @@ def test_drop_stores_the_message_but_the_client_sees_an_error(fake):
     assert [m["text"] for m in fake.messages("#x")] == ["landed anyway"]
 
 
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_stored_server_error_stores_the_message_then_answers_5xx(fake, status):
+    fake.fail("chat.postMessage", "stored_server_error", status=status)
+    fake.fail("chat.postMessage", "server_error", status=status)
+    for text in ("landed anyway", "never"):
+        assert raw_post(fake, "chat.postMessage", {"channel": "#x", "text": text})[0] == status
+    assert [m["text"] for m in fake.messages("#x")] == ["landed anyway"]
+    assert [r.outcome for r in fake.requests("chat.postMessage")] == ["stored_server_error", "server_error"]
+
+
+def test_redirect_answers_with_a_location_and_stores_nothing(fake):
+    fake.fail("chat.postMessage", "redirect", status=302, location="http://127.0.0.1:9/api/chat.postMessage")
+    req = urllib.request.Request(fake.base_url + "chat.postMessage", data=b"channel=%23x&text=t", method="POST",
+                                 headers={"Authorization": f"Bearer {DEFAULT_TOKEN}"})
+    conn = urllib.request.build_opener(NoRedirect()).open
+    with pytest.raises(urllib.error.HTTPError) as err:
+        conn(req, timeout=5)
+    assert err.value.code == 302 and err.value.headers["Location"] == "http://127.0.0.1:9/api/chat.postMessage"
+    assert fake.messages() == []
+    with pytest.raises(ValueError, match="3xx status and a location"):
+        fake.fail("chat.postMessage", "redirect", status=500, location="http://127.0.0.1:9/")
+    with pytest.raises(ValueError, match="redirect"):
+        fake.chaos("chat.postMessage", {"redirect": 0.1})
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Let a 3xx surface as an HTTPError, to look at it."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
 def test_hang_times_out_the_client_and_stores_nothing(fake):
     fake.fail("chat.postMessage", "hang", seconds=30)
     with pytest.raises(TimeoutError):

@@ -8,9 +8,10 @@ long enough for one Slack call at its slowest (`slackclient.call_budget`) plus t
 may still store a post the client gave up on; the holder renews it before posting and records
 only while it still holds it. A row is marked sent only after Slack answered with a `ts`.
 Before re-posting a row whose earlier attempt may have landed (`may_be_posted`: its claim
-expired, its outcome was unknown), and before giving one up, it asks Slack whether the message
-is already there (`slackclient.find_posted`, by the outbox marker every post carries). An incident's later messages reply in the thread of its first message in that
-channel, and wait for it; an escalation is also shown in the channel.
+expired, its outcome was unknown: a timeout, a lost answer, a 5xx), and before giving one up,
+it asks Slack whether the message is already there (`slackclient.find_posted`, by the outbox
+marker every post carries). An incident's later messages reply in the thread of its first
+message in that channel, and wait for it; an escalation is also shown in the channel.
 
 Every state change goes through `outbox`; every Slack call through `slackclient`.
 """

@@ -4,11 +4,16 @@ buttons need (post, find a post, edit a post).
 `slack_sdk.WebClient` retries only connection errors by default; alerts must survive 429s and
 5xx without a human, so `make_client` attaches bounded retry handlers (a 429 waits what
 `Retry-After` says, read by `ratelimit.retry_after`, up to a limit). Re-sending a
-`chat.postMessage` whose request may already have reached Slack can post it twice, so the
-connection-error handler here retries a write only when it failed before the request was sent
-(calls that only read are retried either way); a timeout or dropped connection after sending
-surfaces as an error that `classify_error` calls "unknown_outcome", and the sender then asks
-`find_posted` before posting again.
+`chat.postMessage` whose request may already have reached Slack can post it twice, so a write is
+re-sent here only when Slack certainly did not act on it: after a 429, or a connection that
+failed before the request was sent. A 5xx, a timeout or a dropped connection after sending may
+come after Slack stored the post (a gateway's 502 in front of a Slack that did its work), so on a
+write they are not retried in the client; they surface as an error that `classify_error` calls
+"unknown_outcome", and the sender asks `find_posted` before posting again. Calls that only read
+(`READ_ONLY_METHODS`) are retried either way.
+
+The client never follows an HTTP redirect (`SiagaWebClient`): urllib would re-send the bot token
+to whatever host the redirect names, and the real Slack API never redirects.
 
 Each outbound message can carry Slack message metadata (`outbox_metadata`), which
 `conversations.history`/`conversations.replies` return with `include_all_metadata`; that is the
@@ -24,11 +29,13 @@ import random
 import re
 import socket
 import time
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, NoReturn
 from urllib.error import HTTPError, URLError
+from urllib.parse import urlsplit
+from urllib.request import HTTPRedirectHandler, HTTPSHandler, ProxyHandler, Request, build_opener
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -50,9 +57,12 @@ MARKER_KEY = "outbox_id"
 
 # Methods that change nothing: safe to re-send after any connection failure.
 READ_ONLY_METHODS = frozenset({"auth.test", "conversations.history", "conversations.replies", "conversations.list"})
-# Slack `error` codes that mean "try again later" rather than "this message is wrong".
-TRANSIENT_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable",
-                              "request_timeout", "team_added_to_org"})
+# Slack `error` codes that mean "try again later" rather than "this message is wrong": Slack did
+# not act on the call (rate limited, down, the body cut short, a migration under way)...
+TRANSIENT_ERRORS = frozenset({"ratelimited", "service_unavailable", "request_timeout", "team_added_to_org"})
+# ...and those after which, in Slack's words, "it's possible some aspect of the operation
+# succeeded before the error was raised": transient for a read, an unknown outcome for a write.
+MAYBE_DONE_ERRORS = frozenset({"internal_error", "fatal_error"})
 _AFTER_SEND_ERRORS = (TimeoutError, socket.timeout, ConnectionResetError, BrokenPipeError,
                       http.client.RemoteDisconnected, http.client.IncompleteRead)
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
@@ -71,8 +81,84 @@ class SlackConfigError(RuntimeError):
     """No usable Slack credentials."""
 
 
+class SlackRedirectError(SlackRequestError):
+    """Slack's address answered a call with an HTTP redirect, which Siaga does not follow.
+
+    The real Slack Web API never redirects. A 3xx comes from something that is not Slack, or is
+    not Slack's API: a `base_url` with the wrong scheme or host, a proxy, a captive portal, a
+    hijacked name. Following it would send the bot token (the Authorization header, which urllib
+    copies onto the redirected request) to whatever host it names, and would take that host's
+    answer for Slack's. A server answers with a redirect *instead of* handling the request, so a
+    redirected `chat.postMessage` was not posted: `classify_error` calls it "transient" (retried
+    later by the outbox, never sent twice; a redirect that persists, a setup error, ends as a
+    visible dead letter after `outbox.MAX_ATTEMPTS`). The message names the status and the
+    redirect's origin only (scheme, host, port), not its path or query."""
+
+    def __init__(self, url: str, status: int, location: str) -> None:
+        target = urlsplit(location)
+        where = f"{target.scheme}://{target.netloc}" if target.netloc else "a relative address"
+        super().__init__(f"{_url_method(url)}: the Slack API address answered HTTP {status}, a redirect to {where}; "
+                         f"not followed (Slack's API never redirects and the bot token must not leave it): "
+                         f"check the Slack base_url")
+        self.status = status
+        self.location = location
+
+
+class _RefuseRedirects(HTTPRedirectHandler):
+    """urllib's redirect handler, refusing every redirect (301, 302, 303, 307, 308) before a
+    new request is made."""
+
+    def redirect_request(self, req: Request, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> NoReturn:
+        fp.close()
+        raise SlackRedirectError(req.full_url, code, newurl)
+
+
+if not callable(getattr(WebClient, "_perform_urllib_http_request_internal", None)):  # pragma: no cover
+    # SiagaWebClient's guard would silently stop working: fail loudly instead.
+    raise ImportError("slack_sdk.WebClient no longer has _perform_urllib_http_request_internal: "
+                      "siaga.slackclient.SiagaWebClient's redirect guard needs porting to this slack-sdk")
+
+
+class SiagaWebClient(WebClient):
+    """slack-sdk's WebClient that never follows an HTTP redirect (see `SlackRedirectError`).
+
+    slack-sdk opens each request with `urllib.request.urlopen` (or a proxy opener) inside
+    `_perform_urllib_http_request_internal`, with urllib's default redirect handler, and offers
+    no documented hook to change the opener; installing a process-wide opener would change every
+    other urllib user in the process. So this subclass overrides that one method, which opens
+    one prepared request and reads its answer, and opens it with the same handlers slack-sdk
+    uses (its `ssl` context, its `proxy`) plus a redirect handler that refuses. Everything else
+    (building the request, retry handlers, parsing, `SlackResponse`) stays slack-sdk's. The
+    import-time check above fails loudly if slack-sdk renames the method."""
+
+    def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
+        if not url.lower().startswith("http"):
+            return super()._perform_urllib_http_request_internal(url, req)  # slack-sdk refuses it
+        handlers: list[Any] = [_RefuseRedirects(), HTTPSHandler(context=self.ssl)]
+        if self.proxy is not None:
+            if not isinstance(self.proxy, str):
+                raise SlackRequestError(f"Invalid proxy detected: {self.proxy} must be a str value")
+            handlers.append(ProxyHandler({"http": self.proxy, "https": self.proxy}))
+        with build_opener(*handlers).open(req, timeout=self.timeout) as resp:
+            if resp.headers.get_content_type() == "application/gzip":  # as slack-sdk: a file, not text
+                body: bytes | str = resp.read()
+            else:
+                body = resp.read().decode(resp.headers.get_content_charset() or "utf-8")
+            return {"status": resp.code, "headers": resp.headers, "body": body}
+
+
+def _url_method(url: str) -> str:
+    """The Web API method a request URL calls ("chat.postMessage")."""
+    return url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
+
+
 def _api_method(request: HttpRequest) -> str:
-    return request.url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
+    return _url_method(request.url)
+
+
+def is_read_only(method: str) -> bool:
+    """Does calling `method` change nothing in Slack (so re-sending it can do no harm)?"""
+    return method in READ_ONLY_METHODS
 
 
 class SafeConnectionErrorRetryHandler(ConnectionErrorRetryHandler):
@@ -85,7 +171,19 @@ class SafeConnectionErrorRetryHandler(ConnectionErrorRetryHandler):
             return False
         if isinstance(error, URLError):
             return True
-        return _api_method(request) in READ_ONLY_METHODS and isinstance(error, _AFTER_SEND_ERRORS)
+        return is_read_only(_api_method(request)) and isinstance(error, _AFTER_SEND_ERRORS)
+
+
+class ReadOnlyServerErrorRetryHandler(ServerErrorRetryHandler):
+    """Retry a 5xx (500, 503 as slack-sdk's handler does) only for a call that reads. A 5xx to a
+    write can come after Slack stored it (a gateway timing out in front of a Slack that did its
+    work, or Slack's own `internal_error`), so re-sending could post it twice: it surfaces, and
+    `classify_error` calls it an unknown outcome, to be looked up before any new post."""
+
+    def _can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
+                   error: Exception | None = None) -> bool:
+        return is_read_only(_api_method(request)) and super()._can_retry(
+            state=state, request=request, response=response, error=error)
 
 
 class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
@@ -129,9 +227,10 @@ def make_client(
     connection_retries: int = 2,
     backoff_factor: float = 0.5,
 ) -> WebClient:
-    """A WebClient with bounded retries. Credentials: arguments first, then the Airflow
-    connection `conn_id` (token in the password, `base_url` in extras) when Airflow is importable
-    and the connection exists, else env SIAGA_SLACK_TOKEN / SIAGA_SLACK_BASE_URL (`settings.slack_credentials`)."""
+    """A WebClient (a `SiagaWebClient`: it follows no redirect) with bounded retries.
+    Credentials: arguments first, then the Airflow connection `conn_id` (token in the password,
+    `base_url` in extras) when Airflow is importable and the connection exists, else env
+    SIAGA_SLACK_TOKEN / SIAGA_SLACK_BASE_URL (`settings.slack_credentials`)."""
     source = "arguments"
     if token is None or base_url is None:
         found_token, found_url, source = settings.slack_credentials(conn_id)
@@ -148,11 +247,11 @@ def make_client(
     backoff = BackoffRetryIntervalCalculator(backoff_factor=backoff_factor)
     handlers = [
         BoundedRateLimitRetryHandler(max_retry_count=rate_limit_retries, max_wait=max_retry_after),
-        ServerErrorRetryHandler(max_retry_count=server_error_retries, interval_calculator=backoff),
+        ReadOnlyServerErrorRetryHandler(max_retry_count=server_error_retries, interval_calculator=backoff),
         SafeConnectionErrorRetryHandler(max_retry_count=connection_retries, interval_calculator=backoff),
     ]
     log.info("Slack client for %s (credentials from %s)", base_url, source)  # never the token
-    return WebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=handlers)
+    return SiagaWebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=handlers)
 
 
 def call_budget(client: WebClient) -> float:
@@ -160,7 +259,8 @@ def call_budget(client: WebClient) -> float:
     handlers allow, each up to the client's timeout, plus the longest sleep before each retry.
     A delivery claim must outlast it, so no other worker takes a row while a call is under way.
     slack-sdk counts retries once per call across all handlers (`RetryState`), so a call makes
-    at most 1 + the largest `max_retry_count` requests."""
+    at most 1 + the largest `max_retry_count` requests. The bound is the worst method's: a read,
+    which every handler may retry (a write is retried on fewer answers, so it takes no longer)."""
     handlers = list(client.retry_handlers or [])
     retries = max((h.max_retry_count for h in handlers), default=0)
     total = float(client.timeout) * (1 + retries)
@@ -182,20 +282,36 @@ def _longest_sleep(handler: Any, attempt: int) -> float:
 def classify_error(exc: BaseException) -> str:
     """How a failed Slack call should be treated by the outbox:
     "transient" (nothing was posted, try again later), "permanent" (the message or setup is
-    wrong: dead-letter it), or "unknown_outcome" (it may have landed: `find_posted` first)."""
+    wrong: dead-letter it), or "unknown_outcome" (it may have landed: `find_posted` first).
+
+    Slack did not act on a 429, a redirect (`SlackRedirectError`) or a connection that failed
+    before sending: transient. A 5xx, or Slack's `internal_error`/`fatal_error`, to a call that
+    writes may come after Slack stored it: unknown outcome (to a read, transient). So is any
+    answer that is not Slack's JSON, and anything unforeseen: better a look than a second post."""
     if isinstance(exc, SlackApiError):
-        status = getattr(exc.response, "status_code", 200)
-        error = exc.response.get("error") if exc.response is not None else None
-        if status == 429 or status >= 500 or error in TRANSIENT_ERRORS:
-            return "transient"
-        if isinstance(error, str) and error.startswith(_NOT_JSON):
-            return "unknown_outcome"
-        return "permanent"
+        return _classify_answer(exc)
+    if isinstance(exc, SlackRedirectError):
+        return "transient"  # answered instead of handled: nothing was done (see its docstring)
     if isinstance(exc, URLError) and not isinstance(exc, HTTPError):
         return "transient"  # connect/send failed: the request never reached Slack
-    if isinstance(exc, _AFTER_SEND_ERRORS):
+    return "unknown_outcome"  # a timeout, a dropped answer, or unsure: check before re-posting
+
+
+def _classify_answer(exc: SlackApiError) -> str:
+    """`classify_error` for an answer that arrived (any HTTP status)."""
+    response = exc.response
+    status = getattr(response, "status_code", 200)
+    error = response.get("error") if response is not None else None
+    write = not is_read_only(_url_method(str(getattr(response, "api_url", "") or "")))
+    if status == 429 or 300 <= status < 400:
+        return "transient"
+    if status >= 500 or error in MAYBE_DONE_ERRORS:  # whatever the body says: a gateway may have sent it
+        return "unknown_outcome" if write else "transient"
+    if error in TRANSIENT_ERRORS:
+        return "transient"
+    if isinstance(error, str) and error.startswith(_NOT_JSON):
         return "unknown_outcome"
-    return "unknown_outcome"  # when unsure, check before re-posting rather than post twice
+    return "permanent"
 
 
 def outbox_metadata(outbox_id: int | str) -> dict[str, Any]:

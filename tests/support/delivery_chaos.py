@@ -287,15 +287,17 @@ def slower_than_timeout(fake: Any, db_url: str, incidents: int, updates: int = 1
     return tally(fake.messages(), db_url)
 
 
-FAULT_MIX = {"ratelimit": 0.1, "server_error": 0.1, "hang": 0.05, "reset": 0.05, "drop": 0.05, "delay": 0.05}
+FAULT_MIX = {"ratelimit": 0.1, "server_error": 0.1, "stored_server_error": 0.05, "hang": 0.05, "reset": 0.05,
+             "drop": 0.05, "delay": 0.05}
 FAULT_SECONDS = {"ratelimit": 1, "hang": 1.5, "delay": 2.0}
 LOOKUP_MIX = {"server_error": 0.1, "hang": 0.05, "reset": 0.05}
 
 
 def fault_mix(fake: Any, db_url: str, incidents: int, updates: int = 1, seed: int = 1) -> Tally:
     """Two deliver processes at once, round after round, while Slack answers posts with a random
-    mix of 429 with Retry-After, 5xx, hangs, resets, drops (stored, no answer) and slow stores,
-    and looks in history with 5xx, hangs and resets."""
+    mix of 429 with Retry-After, 5xx (some after storing the post, as a gateway in front of Slack
+    can), hangs, resets, drops (stored, no answer) and slow stores, and looks in history with
+    5xx, hangs and resets."""
     seed_outbox(db_url, incidents, updates)
     fake.chaos("chat.postMessage", FAULT_MIX, FAULT_SECONDS, seed=seed)
     fake.chaos("conversations.history", LOOKUP_MIX, FAULT_SECONDS, seed=seed + 1)

@@ -43,7 +43,8 @@ TEAM_ID = "T0SIAGA"
 # Parameters Slack accepts as JSON strings in form bodies and as objects in JSON bodies.
 _JSON_PARAMS = ("blocks", "attachments", "metadata")
 
-FAILURE_MODES = ("ratelimit", "server_error", "hang", "delay", "drop", "reset", "error", "garbled", "no_ts")
+FAILURE_MODES = ("ratelimit", "server_error", "stored_server_error", "hang", "delay", "drop", "reset", "error",
+                 "garbled", "no_ts", "redirect")
 
 
 @dataclass
@@ -52,6 +53,8 @@ class Failure:
 
     - ratelimit: HTTP 429 with `Retry-After: seconds`, nothing stored.
     - server_error: HTTP `status` (500 by default), nothing stored.
+    - stored_server_error: handle the call (the message IS stored), then answer HTTP `status`
+      (500 by default): a gateway that timed out in front of a Slack that did its work.
     - hang: wait `seconds` (longer than the client timeout), then close without answering,
       nothing stored.
     - delay: wait `seconds`, then handle the call normally (stored and answered).
@@ -62,6 +65,8 @@ class Failure:
     - garbled: handle the call (the message IS stored), then answer HTTP 200 with a body that
       is not JSON (a proxy's page, a cut reply).
     - no_ts: handle the call (stored), then answer `{"ok": true}` without the message's `ts`.
+    - redirect: HTTP `status` (give 301, 302, 303, 307 or 308) with `Location: location`,
+      nothing stored; the real Slack API never redirects (a client must not follow it).
     """
 
     mode: str
@@ -69,6 +74,7 @@ class Failure:
     seconds: float = 0.0
     status: int = 500
     error: str = "internal_error"
+    location: str = ""
 
 
 @dataclass
@@ -176,15 +182,18 @@ class FakeSlack:
         seconds: float = 0.0,
         status: int = 500,
         error: str = "internal_error",
+        location: str = "",
     ) -> None:
         """Make the next `times` calls of `method` misbehave (queued after earlier ones)."""
         if mode not in FAILURE_MODES:
             raise ValueError(f"unknown failure mode {mode!r}; choose one of {FAILURE_MODES}")
         if times < 1:
             raise ValueError("times must be >= 1")
+        if mode == "redirect" and not (300 <= status < 400 and location):
+            raise ValueError("redirect: needs a 3xx status and a location")
         with self._lock:
             self._failures.setdefault(method, []).append(
-                Failure(mode=mode, times=times, seconds=seconds, status=status, error=error)
+                Failure(mode=mode, times=times, seconds=seconds, status=status, error=error, location=location)
             )
 
     def chaos(self, method: str, mix: dict[str, float], seconds: dict[str, float] | None = None, seed: int = 0) -> None:
@@ -194,6 +203,8 @@ class FakeSlack:
         unknown = set(mix) - set(FAILURE_MODES)
         if unknown:
             raise ValueError(f"unknown failure mode(s) {sorted(unknown)}; choose from {FAILURE_MODES}")
+        if "redirect" in mix:
+            raise ValueError("chaos mix: 'redirect' needs a location; program it with fail()")
         if any(p < 0 for p in mix.values()) or sum(mix.values()) > 1:
             raise ValueError("chaos mix: probabilities must be >= 0 and add up to at most 1")
         with self._lock:
@@ -520,8 +531,13 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             if failure.mode == "ratelimit":
                 self._send(429, {"ok": False, "error": "ratelimited"},
                            {"Retry-After": str(int(failure.seconds))})
-            elif failure.mode == "server_error":
+            elif failure.mode in ("server_error", "stored_server_error"):
+                if failure.mode == "stored_server_error":
+                    with fake._lock:
+                        fake._api(method, params)
                 self._send(failure.status, {"ok": False, "error": "internal_error"})
+            elif failure.mode == "redirect":
+                self._send(failure.status, {"ok": False, "error": "redirected"}, {"Location": failure.location})
             elif failure.mode == "error":
                 self._send(200, {"ok": False, "error": failure.error})
             elif failure.mode == "hang":
