@@ -13,12 +13,18 @@ used until 2026-12-03 became one regency-wide incident and only its first messag
 ingest task, the scheduler's hop to detect, ...) from the Siaga database and the task instances
 in Airflow's metadata database.
 
+Push (`--push`): the events are statuses on a fake Mastodon instance (tests/support/fakeapis.py,
+in this process) whose source has `push: true`; the triggerer listens to its hashtag stream and
+each announcement starts an ingest run at once, while the one-minute poll stays. An event's
+latency runs from its last status being added (visible on the timeline and announced on the
+stream at the same moment) to the Slack message.
+
 Throughput: `--posts` posts (one in ten a hazard report) become visible at once, split over
 four sources so ingest maps over four tasks; timed from the first ingest task's start to every
 post stored, tagged and counted and the detect run's outbox written, with one and two workers.
 
 Usage: python benchmarks/bench_latency.py [--minutes 10] [--interval 20] [--poll-intervals 60,30]
-       [--posts 4000] [--skip-latency] [--skip-throughput] [--write]
+       [--push] [--posts 4000] [--skip-latency] [--skip-throughput] [--write]
 """
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -41,6 +48,10 @@ from siaga_dev import airflow_stack as st
 from siaga_dev.fakeslack import FakeSlack
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+from support.fakeapis import FakeApis  # noqa: E402 - the fake Mastodon lives with the tests' fakes
+
+PUSH_TAG = "bencanabuleleng"
 
 TOKEN = "xoxb-bench-latency"
 REDIS_DB = 12
@@ -106,14 +117,18 @@ def post(pid: str, when: datetime, text: str, author: str) -> str:
                        "url": f"https://example.org/bench/{pid}"}, ensure_ascii=False)
 
 
-def config_for(root: Path, sources: dict[str, Path]) -> Path:
-    """config/ with the given replay files as the only sources (identity clock), no quiet hours."""
+def config_for(root: Path, sources: dict[str, Path | str]) -> Path:
+    """config/ with the given sources only, no quiet hours: a path is a replay file (identity
+    clock), a URL a Mastodon instance whose PUSH_TAG is pushed."""
     cfg = root / "config"
     if cfg.exists():
         shutil.rmtree(cfg)
     shutil.copytree(REPO / "config", cfg)
-    doc = {"sources": [{"name": name, "kind": "replay", "path": str(path), "clock": {"mode": "identity"}}
-                       for name, path in sources.items()]}
+    doc = {"sources": [{"name": name, "kind": "replay", "path": str(where), "clock": {"mode": "identity"}}
+                       if isinstance(where, Path) else
+                       {"name": name, "kind": "mastodon", "push": True,
+                        "instances": [{"url": where, "hashtags": [PUSH_TAG]}]}
+                       for name, where in sources.items()]}
     (cfg / "sources.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     routing = yaml.safe_load((cfg / "routing.yaml").read_text(encoding="utf-8"))
     for receiver in routing["receivers"]:
@@ -128,7 +143,7 @@ def config_for(root: Path, sources: dict[str, Path]) -> Path:
 class Siaga:
     """A fresh Siaga database and config, and the worker environment that points at them."""
 
-    def __init__(self, root: Path, sources: dict[str, Path], fake: FakeSlack):
+    def __init__(self, root: Path, sources: dict[str, Path | str], fake: FakeSlack):
         self.db = st.create_database("siaga_bench")
         self.url = st.pg_url(self.db)
         store.migrate(self.url)
@@ -157,9 +172,13 @@ def set_poll_interval(stack: st.AirflowStack, seconds: float) -> None:
 
 
 def use_workers(stack: st.AirflowStack, siaga: Siaga, count: int) -> None:
+    """Workers for `siaga`'s database and config. The dag-processor restarts with that config
+    too: the ingest DAG's schedule comes from its sources (a push source adds its asset)."""
     for name in [n for n in stack.procs if n.startswith("w")]:
         stack.stop_proc(name)
     stack.task_env = siaga.env
+    stack.stop_proc("dag-processor", grace=10)
+    stack.spawn("dag-processor", ["dag-processor"])
     for i in range(count):
         stack.start_worker(f"w{i + 1}")
 
@@ -167,7 +186,7 @@ def use_workers(stack: st.AirflowStack, siaga: Siaga, count: int) -> None:
 # --- latency ----------------------------------------------------------------------------------------
 
 
-def measure_latency(stack: st.AirflowStack, root: Path, minutes: float, interval: float) -> dict:
+def measure_latency(stack: st.AirflowStack, root: Path, minutes: float, interval: float, pushed: bool = False) -> dict:
     arrivals: dict[str, float] = {}  # village -> wall time its first message arrived
     villages = event_villages(int(minutes * 60 / interval) + 1)
     # the alert's headline names its place as "— Desa <name>, Kec. <district>"; matching any
@@ -180,35 +199,92 @@ def measure_latency(stack: st.AirflowStack, root: Path, minutes: float, interval
             arrivals.setdefault(found.group(1), time.time())
 
     fake = FakeSlack(token=TOKEN, on_message=on_message).start()
-    replay = root / "latency.jsonl"
-    replay.write_text("", encoding="utf-8")
-    siaga = Siaga(root / "latency", {"bench": replay}, fake)
+    start = datetime.now(timezone.utc) + timedelta(seconds=90)  # workers up, DAGs parsed, stream open
+    schedule, visible, last_ids = event_schedule(villages, start, interval)
+    feed = Feed(root / "latency.jsonl", schedule) if not pushed else Toots(schedule)
+    siaga = Siaga(root / "latency", {"bench": feed.where}, fake)
+    if pushed:
+        siaga.env["SIAGA_AUTHOR_KEY"] = "bench-latency-author-key"
     try:
         use_workers(stack, siaga, 1)
-        start = datetime.now(timezone.utc) + timedelta(seconds=60)  # workers up, DAGs parsed
-        visible: dict[str, float] = {}
-        lines, rng = [], random.Random(7)
-        for k, village in enumerate(villages):
-            t = start + timedelta(seconds=k * interval)
-            for j, text in enumerate(EVENT_TEXTS):
-                lines.append((t + timedelta(seconds=5 * j), f"e{k}-{j}", text.format(v=village), f"warga{k}x{j}"))
-            visible[village] = (t + timedelta(seconds=5 * LAST)).timestamp()
-            lines.append((t + timedelta(seconds=2), f"b{k}", rng.choice(BACKGROUND) + f" #{k}", f"latar{k}"))
-        lines.sort()
-        replay.write_text("\n".join(post(pid, when, text, a) for when, pid, text, a in lines) + "\n", encoding="utf-8")
+        feed.play()
         last = max(visible.values())
-        print(f"latency: {len(villages)} events from {start:%H:%M:%S} every {interval:.0f} s", flush=True)
+        print(f"latency: {len(villages)} events from {start:%H:%M:%S} every {interval:.0f} s"
+              f"{' (pushed)' if pushed else ''}", flush=True)
         # wait for the last event, one bucket boundary (5 min) and a delivery after it
         deadline = last + 6.5 * 60
         while time.time() < deadline and len(arrivals) < len(villages):
             stack.check_alive()
             time.sleep(2)
         lat = sorted(arrivals[v] - visible[v] for v in villages if v in arrivals)
-        steps = decompose(stack, siaga, villages, visible, arrivals, headline)
+        ids = {k: feed.source_id(pid) for k, pid in last_ids.items()}
+        steps = decompose(stack, siaga, villages, visible, arrivals, headline, ids)
         return {"events": len(villages), "alerted": len(lat), "latencies": lat, "steps": steps}
     finally:
+        feed.close()
         fake.close()
         siaga.drop()
+
+
+def event_schedule(villages: list[str], start: datetime, interval: float):
+    """(the posts as (time, id, text, author) in time order, each village's moment its last
+    post is visible (epoch seconds), each event's last post id by event number)."""
+    lines, visible, last_ids, rng = [], {}, {}, random.Random(7)
+    for k, village in enumerate(villages):
+        t = start + timedelta(seconds=k * interval)
+        for j, text in enumerate(EVENT_TEXTS):
+            lines.append((t + timedelta(seconds=5 * j), f"e{k}-{j}", text.format(v=village), f"warga{k}x{j}"))
+        visible[village] = (t + timedelta(seconds=5 * LAST)).timestamp()
+        last_ids[k] = f"e{k}-{LAST}"
+        lines.append((t + timedelta(seconds=2), f"b{k}", rng.choice(BACKGROUND) + f" #{k}", f"latar{k}"))
+    lines.sort()
+    return lines, visible, last_ids
+
+
+class Feed:
+    """The posts as a replay file on the identity clock: each is visible from its timestamp."""
+
+    def __init__(self, path: Path, schedule: list) -> None:
+        self.where, self.schedule = path, schedule
+        path.write_text("", encoding="utf-8")
+
+    def play(self) -> None:
+        self.where.write_text("\n".join(post(pid, when, text, a) for when, pid, text, a in self.schedule) + "\n",
+                              encoding="utf-8")
+
+    def source_id(self, pid: str) -> str:
+        return pid
+
+    def close(self) -> None:
+        pass
+
+
+class Toots:
+    """The posts as statuses on a fake Mastodon instance, each added (and announced on the
+    hashtag's stream) at its time by a thread of this process."""
+
+    def __init__(self, schedule: list) -> None:
+        self.schedule = schedule
+        self.fake = FakeApis().__enter__()
+        self.where = self.fake.url
+        self.ids = {pid: 1000 + i for i, (_, pid, _, _) in enumerate(schedule)}
+        self.stop = threading.Event()
+
+    def play(self) -> None:
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        for when, pid, text, author in self.schedule:
+            if self.stop.wait(max(0.0, when.timestamp() - time.time())):
+                return
+            self.fake.toot(PUSH_TAG, self.ids[pid], 0, text, acct=author, created_at=when.isoformat().replace("+00:00", "Z"))
+
+    def source_id(self, pid: str) -> str:
+        return f"{self.fake.url.split('://', 1)[1]}:{self.ids[pid]}"
+
+    def close(self) -> None:
+        self.stop.set()
+        self.fake.__exit__(None, None, None)
 
 
 # The steps of one event's latency, in the order they happen: the time between two moments read
@@ -216,7 +292,7 @@ def measure_latency(stack: st.AirflowStack, root: Path, minutes: float, interval
 # row), the Airflow metadata database (runs' trigger times, task instances' start and end) and
 # the fake Slack server (when the message arrived).
 STEPS = (
-    ("poll wait", "last post visible → the ingest run's trigger time"),
+    ("poll wait", "last post visible → the ingest run's trigger time (with push: the announcement's run)"),
     ("ingest queued", "ingest run's trigger time → ingest task started (scheduler, Celery, fork)"),
     ("ingest task", "ingest task start → end (DAG-file parse, imports, ingest)"),
     ("hop to detect", "ingest task end → detect task start (asset event, new run, Celery)"),
@@ -227,13 +303,14 @@ STEPS = (
 
 
 def decompose(stack: st.AirflowStack, siaga: Siaga, villages: list[str], visible: dict[str, float],
-              arrivals: dict[str, float], headline: re.Pattern) -> list[dict[str, float]]:
+              arrivals: dict[str, float], headline: re.Pattern, last_ids: dict[int, str]) -> list[dict[str, float]]:
     """Each alerted event's latency split into STEPS. The ingest task is the one running when
     the event's last post was stored (`ingested_at`, wall clock); the detect task the one of
     the run whose time the outbox row carries (`created_at` is the run's time, not the wall
     clock); the deliver task the one running when Slack got the message."""
+    wanted = ", ".join(f"'{sid}'" for sid in last_ids.values())
     stored = {sid: float(at) for sid, at in siaga.rows(
-        f"select source_id, extract(epoch from ingested_at) from posts where source_id like 'e%-{LAST}'")}
+        f"select source_id, extract(epoch from ingested_at) from posts where source_id in ({wanted})")}
     written: dict[str, float] = {}
     for payload, created in siaga.rows("select payload, extract(epoch from created_at) from outbox order by id"):
         doc = payload if isinstance(payload, dict) else json.loads(payload)
@@ -255,7 +332,7 @@ def decompose(stack: st.AirflowStack, siaga: Siaga, villages: list[str], visible
 
     out = []
     for k, village in enumerate(villages):
-        last, run_time, arrived = stored.get(f"e{k}-{LAST}"), written.get(village), arrivals.get(village)
+        last, run_time, arrived = stored.get(last_ids[k]), written.get(village), arrivals.get(village)
         if last is None or run_time is None or arrived is None:
             continue
         ingest, detect = task("siaga_ingest", running_at=last), task("siaga_detect", run_time=run_time)
@@ -336,11 +413,15 @@ def pct(values: list[float], q: float) -> float:
 TARGET_P95 = 45.0  # seconds, at 1-minute polling (issue 14)
 
 
+def _label(lat: dict) -> str:
+    return f"polling every {lat['poll']:g} s" + (" + push" if lat.get("push") else "")
+
+
 def render(lats: list[dict], runs: list[dict]) -> str:
     """One column per poll interval measured, then where each one's time went."""
     out = []
     if lats:
-        head = " | ".join(f"polling every {lat['poll']:g} s" for lat in lats)
+        head = " | ".join(_label(lat) for lat in lats)
         out += [f"| post-to-Slack latency | {head} |", "|---|" + "---:|" * len(lats)]
 
         def row(label: str, cell) -> str:
@@ -357,7 +438,7 @@ def render(lats: list[dict], runs: list[dict]) -> str:
             steps = lat.get("steps") or []
             if not steps:
                 continue
-            out += ["", f"| where the time goes, polling every {lat['poll']:g} s ({len(steps)} events) | p50 | p95 | max |",
+            out += ["", f"| where the time goes, {_label(lat)} ({len(steps)} events) | p50 | p95 | max |",
                     "|---|---:|---:|---:|"]
             for name, what in STEPS:
                 values = sorted(e[name] for e in steps)
@@ -391,6 +472,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-intervals", type=lambda v: [float(x) for x in v.split(",")], default=[60.0],
                         help="comma-separated seconds between polls (SIAGA_POLL_INTERVAL) to measure latency at, "
                              "one after the other on the same stack (default 60)")
+    parser.add_argument("--push", action="store_true",
+                        help="events arrive on a pushed Mastodon hashtag (the poll interval still applies)")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--write", action="store_true", help="write the table into benchmarks/README.md")
@@ -407,9 +490,9 @@ def main(argv: list[str] | None = None) -> int:
         lats = []
         for poll in [] if args.skip_latency else args.poll_intervals:
             set_poll_interval(stack, poll)
-            lat = {"poll": poll, **measure_latency(stack, root, args.minutes, args.interval)}
+            lat = {"poll": poll, "push": args.push, **measure_latency(stack, root, args.minutes, args.interval, args.push)}
             lats.append(lat)
-            print(f"latency at {poll:g} s polling: {lat['alerted']}/{lat['events']} alerted: "
+            print(f"latency at {poll:g} s polling{' with push' if args.push else ''}: {lat['alerted']}/{lat['events']} alerted: "
                   f"{[round(x) for x in lat['latencies']]}", flush=True)
             for event in lat["steps"]:
                 print("latency steps: " + ", ".join(f"{k} {v:.1f}" for k, v in event.items()), flush=True)
@@ -422,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.write:
             polls = ",".join(f"{p:g}" for p in args.poll_intervals)
             note = (f"`python benchmarks/bench_latency.py --minutes {args.minutes:g} --interval {args.interval:g} "
-                    f"--poll-intervals {polls} --posts {args.posts} --write`: the real scheduler, dag-processor, api-server and "
+                    f"--poll-intervals {polls}{' --push' if args.push else ''} --posts {args.posts} --write`: the real scheduler, dag-processor, api-server and "
                     "`airflow celery worker` processes (CeleryExecutor, worker concurrency 4) on PostgreSQL and Redis on "
                     "this 2-core machine, fake Slack in-process; measured "
                     f"{datetime.now(timezone.utc):%Y-%m-%d}.")
