@@ -1,0 +1,105 @@
+"""A pushed Mastodon hashtag starts ingest through the real triggerer, scheduler and Celery
+worker (PostgreSQL, Redis), with the poll an hour away: the alert can only come by the push.
+
+The fake Mastodon instance runs in this process; the source has `push: true`, so the ingest
+DAG's schedule carries an asset watched by `siaga_push.SourcePushTrigger`. Once the triggerer is
+listening on the hashtag's stream, two residents report a fire in Sekumpul. Both statuses must
+be stored by ingest runs the push started (Airflow's `asset_triggered` runs, polling only the
+pushed source), and the alert must reach the fake Slack server once.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+
+from support.fakeapis import FakeApis
+from siaga import store
+from siaga_dev import airflow_stack as st
+from siaga_dev.fakeslack import FakeSlack
+
+pytestmark = [pytest.mark.celery, pytest.mark.timeout(560)]
+
+TOKEN = "xoxb-push-stack"
+REDIS_DB = 11  # only this file uses it (the celery stack tests use 13 and 14, the benchmark 12)
+TAG = "kebakaranbuleleng"
+VILLAGE = "Sekumpul"
+REPORTS = (("warga1", f"Kebakaran rumah di Desa {VILLAGE}, api cepat membesar"),
+           ("warga2", f"Ada kebakaran di {VILLAGE}, asap hitam tebal terlihat dari jauh"))
+
+
+def _config(root: Path, instance: str) -> Path:
+    """config/ with one pushed Mastodon hashtag as the only source, and no quiet hours."""
+    cfg = root / "config"
+    import shutil
+
+    shutil.copytree(Path(__file__).resolve().parents[1] / "config", cfg)
+    (cfg / "sources.yaml").write_text(yaml.safe_dump({"sources": [
+        {"name": "mastodon_bali", "kind": "mastodon", "push": True, "instances": [{"url": instance, "hashtags": [TAG]}]},
+    ]}, sort_keys=False), encoding="utf-8")
+    routing = yaml.safe_load((cfg / "routing.yaml").read_text(encoding="utf-8"))
+    for receiver in routing["receivers"]:
+        receiver.pop("quiet_hours", None)
+    (cfg / "routing.yaml").write_text(yaml.safe_dump(routing, sort_keys=False), encoding="utf-8")
+    return cfg
+
+
+def _require_services() -> None:
+    reason = st.services_unreachable()
+    if reason is None:
+        return
+    if os.environ.get("SIAGA_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"{reason}, and SIAGA_REQUIRE_POSTGRES=1")
+    pytest.skip(f"needs PostgreSQL and Redis on 127.0.0.1: {reason}")
+
+
+def test_a_pushed_status_is_ingested_and_alerted_without_waiting_for_the_poll(tmp_path):
+    _require_services()
+    with FakeApis() as mastodon:
+        slack = FakeSlack(token=TOKEN).start()
+        siaga_db = st.create_database("siaga_push")
+        url = st.pg_url(siaga_db)
+        stack = st.AirflowStack(root=tmp_path / "stack", redis_db=REDIS_DB, task_env={
+            "SIAGA_DB_URL": url,
+            "SIAGA_CONFIG_DIR": str(_config(tmp_path, mastodon.url)),
+            "SIAGA_SLACK_TOKEN": TOKEN,
+            "SIAGA_SLACK_BASE_URL": slack.base_url,
+            "SIAGA_AUTHOR_KEY": "push-stack-author-key",
+        }, extra_env={"SIAGA_POLL_INTERVAL": "3600"})  # the timetable's next poll is an hour away
+        ok = False
+        try:
+            store.migrate(url)
+            store.engine_for(url).dispose()
+            stack.start()
+            stack.start_worker("push-w1")
+            st.wait_for(lambda: mastodon.listening >= 1, 240, "the triggerer listening to the hashtag", stack)
+            # the timetable's first run (at start-up) polls once; wait for it, so every later
+            # ingest run is one the push started
+            st.wait_for(lambda: stack.task_states(
+                "select 1 from dag_run where dag_id = 'siaga_ingest' and state = 'success'"), 240,
+                "the first scheduled ingest run", stack)
+            now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            for sid, (author, text) in enumerate(REPORTS, start=101):
+                mastodon.toot(TAG, sid, 0, text, acct=author, created_at=now)
+            headline = re.compile(rf"— (?:Desa )?{VILLAGE}, Kec\.")
+            st.wait_for(lambda: any(headline.search(m.get("text") or "") for m in slack.messages()), 300,
+                        f"the alert naming {VILLAGE}", stack)
+            runs = dict(stack.task_states(
+                "select run_type, count(*) from dag_run where dag_id = 'siaga_ingest' group by run_type"))
+            assert runs.get("scheduled") == 1 and runs.get("asset_triggered", 0) >= 1, runs
+            stored = st.query(siaga_db, "select count(*) from posts")[0][0]
+            assert stored == len(REPORTS)
+            alerts = [m for m in slack.messages() if headline.search(m.get("text") or "")]
+            assert len(alerts) == 1
+            ok = True
+        finally:
+            if not ok:
+                print(stack.dump_logs())
+            stack.stop()
+            slack.close()
+            st.drop_database(siaga_db)
