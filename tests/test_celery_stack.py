@@ -14,7 +14,6 @@ spike window (`siaga.spikes.BUCKET`) once rather than twice:
 """
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -32,6 +31,7 @@ import yaml
 from siaga_dev import airflow_stack as st
 from siaga import store
 from siaga_dev.fakeslack import FakeSlack
+from support.services import require_services
 
 pytestmark = [pytest.mark.celery, pytest.mark.timeout(560)]
 
@@ -58,15 +58,6 @@ class Deployment:
 
     def siaga_rows(self, sql: str) -> list[tuple[Any, ...]]:
         return st.query(self.siaga_db, sql)
-
-
-def _require_services() -> None:
-    reason = st.services_unreachable()
-    if reason is None:
-        return
-    if os.environ.get("SIAGA_REQUIRE_POSTGRES") == "1":
-        pytest.fail(f"{reason}, and SIAGA_REQUIRE_POSTGRES=1")
-    pytest.skip(f"needs PostgreSQL and Redis on 127.0.0.1: {reason}")
 
 
 def _config(root: Path) -> Path:
@@ -120,7 +111,7 @@ def _teardown(dep: Deployment) -> None:
 
 @pytest.fixture(scope="module")
 def deployments(tmp_path_factory):
-    _require_services()
+    require_services()
     root = tmp_path_factory.mktemp("celery-stack")
     with ThreadPoolExecutor(2) as pool:
         single = pool.submit(_deploy, root / "single", "single", 1)

@@ -86,107 +86,34 @@ def test_a_burst_during_the_gap_is_one_wake_up_that_counts_every_status(sizes):
         assert _run(scenario(fake)) == [1, *sizes]
 
 
+async def _wakes_after_a_restart(fake: FakeApis, mode: str, times: int, sid: int) -> int:
+    """Listen; the server hangs up on the listener and answers its next `times` connections in
+    `mode`; then a status: what the listener's next wake-up counts."""
+    wakes = push.wake_ups(_stream(fake), gap=0.01, backoff_first=0.01)
+    pending = asyncio.ensure_future(wakes.__anext__())
+    await _listening(fake)
+    fake.fail("/api/v1/streaming", mode, times=times, status=503)
+    fake.drop_streams()
+    while len(fake.hits("/api/v1/streaming")) < times + 2:
+        await asyncio.sleep(0.01)
+    await _listening(fake)
+    fake.toot(TAG, sid, 0, "Pohon tumbang di Jalan Ahmad Yani")
+    got = await pending
+    await wakes.aclose()
+    return got
+
+
 def test_a_dropped_stream_and_a_failing_server_are_retried_until_it_listens_again():
-    async def scenario(fake: FakeApis) -> int:
-        wakes = push.wake_ups(_stream(fake), gap=0.01, backoff_first=0.01)
-        pending = asyncio.ensure_future(wakes.__anext__())
-        await _listening(fake)
-        fake.fail("/api/v1/streaming", "server_error", times=3, status=503)
-        fake.drop_streams()  # the server restarts: three refusals, then it streams again
-        while len(fake.hits("/api/v1/streaming")) < 5:
-            await asyncio.sleep(0.01)
-        await _listening(fake)
-        fake.toot(TAG, 7, 0, "Pohon tumbang di Jalan Ahmad Yani")
-        got = await pending
-        await wakes.aclose()
-        return got
-
     with FakeApis() as fake:
-        assert _run(scenario(fake)) == 1
+        assert _run(_wakes_after_a_restart(fake, "server_error", 3, 7)) == 1
         assert len(fake.hits("/api/v1/streaming")) == 5  # one, dropped; three refused; the fifth listens
-
-
-def test_the_token_goes_in_the_header_of_a_stream_that_names_a_connection(monkeypatch):
-    monkeypatch.setenv("SIAGA_MASTODON_ONLINE_TOKEN", "tok-rahasia")
-
-    async def scenario(fake: FakeApis) -> None:
-        for stream in (_stream(fake, "mastodon_online"), _stream(fake, None, tag="lovina")):
-            wakes = push.wake_ups(stream, gap=0.01)
-            pending = asyncio.ensure_future(wakes.__anext__())
-            await _listening(fake)
-            fake.toot(stream.url.rsplit("=", 1)[1], len(fake.requests) + 10, 0, "Banjir")
-            await pending
-            await wakes.aclose()
-            while fake.listening:
-                await asyncio.sleep(0.01)
-
-    with FakeApis() as fake:
-        _run(scenario(fake))
-        with_conn, without = fake.hits("/api/v1/streaming")
-        assert with_conn.headers.get("Authorization") == "Bearer tok-rahasia"
-        assert "Authorization" not in without.headers
-        assert with_conn.headers.get("Accept") == "text/event-stream"
-
-
-def test_a_redirect_is_never_followed_so_the_token_stays_home(monkeypatch, caplog):
-    """A stream answering with a redirect to another host is a failure to retry: the token is
-    not sent there, and never logged."""
-    monkeypatch.setenv("SIAGA_MASTODON_ONLINE_TOKEN", "tok-rahasia")
-    with FakeApis() as elsewhere:
-        target = push.mastodon_hashtag_url(elsewhere.url, TAG)
-
-        class Redirect(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                self.send_response(307)
-                self.send_header("Location", target)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        try:
-            stream = push.PushStream("mastodon_bali", f"http://127.0.0.1:{server.server_address[1]}/api/v1/streaming/hashtag?tag={TAG}",
-                                     "mastodon_online")
-            queue: asyncio.Queue[str] = asyncio.Queue()
-            attempts: list[float] = []
-
-            async def counted_sleep(seconds: float) -> None:
-                attempts.append(seconds)
-                if len(attempts) >= 3:
-                    raise asyncio.CancelledError
-
-            with caplog.at_level("DEBUG"), pytest.raises(asyncio.CancelledError):
-                _run(push.listen(stream, queue, sleep=counted_sleep, backoff_first=0.01))
-        finally:
-            server.shutdown()
-            server.server_close()
-        assert elsewhere.requests == []
-        assert len(attempts) == 3 and queue.empty()
-        assert "307" in caplog.text and "tok-rahasia" not in caplog.text
 
 
 def test_a_stream_that_never_ends_an_event_is_cut_and_opened_again(caplog):
     """64 MB of one line: the listener gives up after MAX_EVENT_BYTES instead of buffering it,
     and listens again."""
-    async def scenario(fake: FakeApis) -> int:
-        wakes = push.wake_ups(_stream(fake), gap=0.01, backoff_first=0.01)
-        pending = asyncio.ensure_future(wakes.__anext__())
-        await _listening(fake)
-        fake.fail("/api/v1/streaming", "endless_event")
-        fake.drop_streams()
-        while len(fake.hits("/api/v1/streaming")) < 3:
-            await asyncio.sleep(0.01)
-        await _listening(fake)
-        fake.toot(TAG, 9, 0, "Longsor di Desa Gitgit")
-        got = await pending
-        await wakes.aclose()
-        return got
-
     with FakeApis() as fake, caplog.at_level("WARNING"):
-        assert _run(scenario(fake)) == 1
+        assert _run(_wakes_after_a_restart(fake, "endless_event", 1, 9)) == 1
     assert "EventTooLarge" in caplog.text
 
 

@@ -9,8 +9,8 @@ pushed source), and the alert must reach the fake Slack server once.
 """
 from __future__ import annotations
 
-import os
 import re
+import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from support.fakeapis import FakeApis
+from support.services import require_services
 from siaga import store
 from siaga_dev import airflow_stack as st
 from siaga_dev.fakeslack import FakeSlack
@@ -36,8 +37,6 @@ REPORTS = (("warga1", f"Kebakaran rumah di Desa {VILLAGE}, api cepat membesar"),
 def _config(root: Path, instance: str) -> Path:
     """config/ with one pushed Mastodon hashtag as the only source, and no quiet hours."""
     cfg = root / "config"
-    import shutil
-
     shutil.copytree(Path(__file__).resolve().parents[1] / "config", cfg)
     (cfg / "sources.yaml").write_text(yaml.safe_dump({"sources": [
         {"name": "mastodon_bali", "kind": "mastodon", "push": True, "instances": [{"url": instance, "hashtags": [TAG]}]},
@@ -49,17 +48,8 @@ def _config(root: Path, instance: str) -> Path:
     return cfg
 
 
-def _require_services() -> None:
-    reason = st.services_unreachable()
-    if reason is None:
-        return
-    if os.environ.get("SIAGA_REQUIRE_POSTGRES") == "1":
-        pytest.fail(f"{reason}, and SIAGA_REQUIRE_POSTGRES=1")
-    pytest.skip(f"needs PostgreSQL and Redis on 127.0.0.1: {reason}")
-
-
 def test_a_pushed_status_is_ingested_and_alerted_without_waiting_for_the_poll(tmp_path):
-    _require_services()
+    require_services()
     with FakeApis() as mastodon:
         slack = FakeSlack(token=TOKEN).start()
         siaga_db = st.create_database("siaga_push")
