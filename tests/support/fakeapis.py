@@ -6,7 +6,7 @@ the real servers do (`min_id`/`max_id` on Mastodon, `since`/`until`/`cursor` on 
 `since_id`/`until_id`/`next_token` on X), so tests exercise the connectors' cursors rather than
 canned page sequences. Failures are programmed per path prefix for the next N requests: 429 with
 Retry-After, 500, a hang longer than the client's timeout, malformed JSON, a body of the wrong
-shape. An item may also be `Raw` bytes served exactly (hostile JSON no encoder writes: deep
+shape, a body without end, the real response dripped a byte at a time. An item may also be `Raw` bytes served exactly (hostile JSON no encoder writes: deep
 nesting, NaN, huge integers, lone surrogates, bytes that are not UTF-8) among the ordinary ones,
 and a feed may be bytes. Standard library only, like `siaga_dev.fakeslack`, for the same
 reasons.
@@ -72,7 +72,7 @@ def _matches(item: Any, words: list[str], text: Any) -> bool:
 
 @dataclass
 class Failure:
-    mode: str  # ratelimit | server_error | hang | malformed | wrong_shape | endless
+    mode: str  # ratelimit | server_error | hang | malformed | wrong_shape | endless | drip
     times: int = 1
     seconds: float = 0.0
     status: int = 500
@@ -184,6 +184,7 @@ class FakeApis:
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeApis
     protocol_version = "HTTP/1.1"
+    drip = 0.0  # seconds between the bytes of this request's body (0: all at once)
 
     def log_message(self, *args: Any) -> None:  # quiet
         pass
@@ -192,6 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         self.fake.requests.append(Request(parts.path, params, {k: v for k, v in self.headers.items()}))
+        self.drip = 0.0
         failure = self.fake._take_failure(parts.path)
         if failure and self._misbehave(failure):
             return
@@ -218,6 +220,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         elif f.mode == "malformed":
             self._send_raw(200, b'{"posts": [{"uri": "at://trunc', "application/json")
+        elif f.mode == "drip":  # the real response, a byte every `seconds`: no read timeout trips
+            self.drip = f.seconds
+            return False
         elif f.mode == "wrong_shape":
             self._send(200, {"message": "maintenance"})
         elif f.mode == "endless":  # a 200 whose body goes on (64 MB here) until the client hangs up
@@ -249,7 +254,16 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        self.wfile.write(body)
+        if not self.drip:
+            self.wfile.write(body)
+            return
+        self.close_connection = True
+        try:
+            for i in range(len(body)):
+                self.wfile.write(body[i:i + 1])
+                time.sleep(self.drip)
+        except OSError:  # the client hung up
+            pass
 
     # --- Mastodon: newest first; min_id returns the page immediately newer than min_id -----
 

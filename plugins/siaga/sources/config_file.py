@@ -16,6 +16,7 @@ from siaga.config_errors import (
     ConfigProblem, ConfigSyntaxError, Document, read_yaml, schema_problems, undotted,
 )
 from siaga.sources.base import SourceConfigError
+from siaga.sources.http import HTTP_OPTIONS
 
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 _POSITIVE = {"type": "number", "exclusiveMinimum": 0}
@@ -23,7 +24,7 @@ _COUNT = {"type": "integer", "minimum": 1}
 _HTTP = {
     "type": "object",
     "additionalProperties": False,
-    "properties": {k: _POSITIVE for k in ("connect_timeout", "read_timeout", "attempts", "backoff", "max_wait")},
+    "properties": {k: _POSITIVE for k in HTTP_OPTIONS},
 }
 _AUTHORS = {"official": {"type": "boolean"}, "official_accounts": _STRINGS}
 _KEYS: dict[str, dict[str, Any]] = {

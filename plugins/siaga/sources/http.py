@@ -5,6 +5,10 @@ Retries are hand-written rather than urllib3's `Retry` on purpose: `Retry` sleep
 over-long wait into "fail this task and let Airflow retry later", and does not read the
 `X-RateLimit-*` family of headers, which tell us to stop paging *before* a 429. Here a wait longer
 than `max_wait` raises `SourceError`, so one source never holds a worker slot hostage.
+
+The connect and read timeouts bound each wait on the socket, not a response: a server that sends
+a byte every few seconds never trips them. `response_timeout` bounds the whole response, from
+the request to its last byte; past it the response is a `ResponseTimeout`.
 """
 from __future__ import annotations
 
@@ -13,9 +17,10 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import requests
+import urllib3
 
 from siaga.ratelimit import retry_after
 from siaga.sources.parsing import load_json
@@ -34,10 +39,17 @@ class SourceError(RuntimeError):
     and Airflow retries it; the cursor stays where it was, so the next run backfills the gap."""
 
 
+class ResponseTimeout(SourceError):
+    """A response took longer than `HttpPolicy.response_timeout` in all (a server dripping its
+    body). Not retried within the run: a server doing this does it again, and each try would
+    hold the worker for the whole timeout; the task's own retries come later."""
+
+
 @dataclass(frozen=True)
 class HttpPolicy:
     connect_timeout: float = 5.0
     read_timeout: float = 20.0
+    response_timeout: float = 60.0  # the whole response, request to last byte
     attempts: int = 4  # tries per request, including the first
     backoff: float = 1.0  # first wait after a 5xx or timeout; doubles, with jitter
     max_wait: float = 60.0  # longest single wait we accept (Retry-After or backoff)
@@ -83,10 +95,11 @@ def request(
     last = ""
     for attempt in range(1, policy.attempts + 1):
         try:
+            deadline = time.monotonic() + policy.response_timeout
             resp = session.get(
                 url, params=params, headers=headers, timeout=(policy.connect_timeout, policy.read_timeout), stream=True
             )
-            _read_capped(resp, label)
+            _read_capped(resp, label, deadline, policy.response_timeout)
         except (requests.Timeout, requests.ConnectionError) as exc:
             last = f"{type(exc).__name__}"
             wait = _jitter(delay)
@@ -117,13 +130,16 @@ def request(
     raise SourceError(f"{label}: gave up after {policy.attempts} attempts ({last})")
 
 
-def _read_capped(resp: requests.Response, label: str) -> None:
+def _read_capped(resp: requests.Response, label: str, deadline: float, allowed: float) -> None:
     """Read the body of a streamed `resp` into it (`resp.content` then works as without
-    streaming), at most MAX_RESPONSE_BYTES; a longer body is a `SourceError`, not retried."""
+    streaming), at most MAX_RESPONSE_BYTES and until `deadline` (`time.monotonic()`, `allowed`
+    seconds after the request); a longer or slower body is a `SourceError`, not retried."""
     chunks: list[bytes] = []
     size = 0
     try:
-        for chunk in resp.iter_content(1 << 16):
+        for chunk in _arriving(resp):
+            if time.monotonic() > deadline:
+                raise ResponseTimeout(f"{label}: response not complete after {allowed:g}s (http.response_timeout)")
             size += len(chunk)
             if size > MAX_RESPONSE_BYTES:
                 raise SourceError(f"{label}: response larger than {MAX_RESPONSE_BYTES} bytes")
@@ -131,6 +147,20 @@ def _read_capped(resp: requests.Response, label: str) -> None:
     finally:
         resp.close()
     resp._content = b"".join(chunks)  # what requests does itself when it reads a body whole
+
+
+def _arriving(resp: requests.Response) -> Iterator[bytes]:
+    """The decoded body of a streamed `resp` as it arrives: each piece after at most one read
+    of the socket (urllib3's `read1`), where `iter_content` waits until a whole chunk is in,
+    which a dripping server makes last for hours. urllib3's errors become the requests errors
+    `iter_content` raises for them."""
+    try:
+        while chunk := resp.raw.read1(1 << 16, decode_content=True):
+            yield chunk
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.ReadTimeout(exc) from None
+    except urllib3.exceptions.HTTPError as exc:
+        raise requests.ConnectionError(exc) from None
 
 
 def get_json(session: requests.Session, url: str, **kwargs: Any) -> tuple[Any, requests.Response]:
@@ -186,6 +216,10 @@ def _jitter(delay: float) -> float:
     return delay * (0.5 + random.random() / 2)
 
 
+# The keys of a source's `http:` block (`config_file.SCHEMA` lists the same).
+HTTP_OPTIONS = ("connect_timeout", "read_timeout", "response_timeout", "attempts", "backoff", "max_wait")
+
+
 def policy_from_config(entry: Mapping[str, Any], where: str) -> HttpPolicy:
     """`http:` block of a source entry: timeouts, attempts, backoff, max_wait (seconds)."""
     from siaga.sources.base import SourceConfigError
@@ -193,7 +227,7 @@ def policy_from_config(entry: Mapping[str, Any], where: str) -> HttpPolicy:
     block = entry.get("http") or {}
     if not isinstance(block, Mapping):
         raise SourceConfigError(f"{where}.http: expected a mapping")
-    known = {"connect_timeout", "read_timeout", "attempts", "backoff", "max_wait"}
+    known = set(HTTP_OPTIONS)
     unknown = set(block) - known
     if unknown:
         raise SourceConfigError(f"{where}.http: unknown keys {sorted(unknown)} (known: {sorted(known)})")
