@@ -9,12 +9,14 @@ back at its line here.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
 from siaga.config_errors import (
     ConfigProblem, ConfigSyntaxError, Document, read_yaml, schema_problems, undotted,
 )
+from siaga.redaction import redact_urls_in
 from siaga.sources.base import SourceConfigError
 from siaga.sources.http import HTTP_OPTIONS
 
@@ -101,7 +103,8 @@ def check(path: Path, builders: dict[str, Builder]) -> tuple[list[ConfigProblem]
     except ConfigSyntaxError as exc:
         return exc.problems, []
     doc.data = {} if doc.data is None else doc.data
-    problems = schema_problems(doc, SCHEMA)
+    # a value quoted in a problem may be a URL holding a secret (a feed's ?token=)
+    problems = [replace(p, message=redact_urls_in(p.message)) for p in schema_problems(doc, SCHEMA)]
     if problems:
         return problems, []
     built, names = [], {}

@@ -23,6 +23,7 @@ import requests
 import urllib3
 
 from siaga.ratelimit import retry_after
+from siaga.redaction import redact_url
 from siaga.sources.parsing import load_json
 
 log = logging.getLogger(__name__)
@@ -89,8 +90,8 @@ def request(
     what: str = "",
 ) -> requests.Response:
     """GET with bounded retries on 429/5xx/timeouts; any other status or exhaustion is a
-    `SourceError` naming the URL (never the credentials: they live in headers)."""
-    label = what or url
+    `SourceError` naming `what`, else the URL without its secrets (`redaction.redact_url`)."""
+    label = what or redact_url(url)
     delay = policy.backoff
     last = ""
     for attempt in range(1, policy.attempts + 1):
@@ -174,7 +175,7 @@ def get_json(session: requests.Session, url: str, **kwargs: Any) -> tuple[Any, r
     try:
         return load_json(resp.content.decode("utf-8-sig", "surrogateescape")), resp
     except ValueError as exc:
-        raise ValueError(f"{kwargs.get('what') or url}: response is not valid JSON ({exc})") from None
+        raise ValueError(f"{kwargs.get('what') or redact_url(url)}: response is not valid JSON ({exc})") from None
 
 
 def rate_limit(headers: Mapping[str, str]) -> RateLimit:

@@ -1,0 +1,55 @@
+"""Secrets taken out of URLs before a person or a log sees them: the one place that knows what
+a secret in a URL looks like.
+
+Operators put secrets in URLs more often than anywhere else: a feed's `?token=...` or
+`?api_key=...`, a password in `https://user:pass@host/`, a database URL. Every log line,
+exception message, quarantine location and command output that names a source or database URL
+says it through `redact_url`, so none of them holds the secret; the rest of the URL stays as it
+was, so an operator can still tell two feeds apart.
+"""
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote
+
+MASK = "***"
+# The scheme and "//" (group 1), the user (2) and a password (3), up to the last "@" before the
+# path: the authority's userinfo as `urllib.parse.urlsplit` finds it.
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*:)?//([^/?#:]*)(:[^/?#]*)?@(?=[^/?#@]*(?:[/?#]|$))")
+# One name=value of a query or a fragment ("#access_token=..." is OAuth's implicit flow).
+_PARAM = re.compile(r"([?&;#])([^=&;#]*)=([^&;#]*)")
+# A parameter name looks secret when, lower-cased and without "_", "-" or ".", it ends in one
+# of these (token, access_token, X-Amz-Signature, client_secret, apiKey, key, sig, auth...).
+# A URL inside other text: up to whitespace or a quote.
+_URL = re.compile(r"""[A-Za-z][A-Za-z0-9+.-]*://[^\s'"<>]+""")
+_SECRET_NAME = re.compile(r"(token|secret|passw(?:or)?d|pwd|pass|apikey|key|sig|signature|auth|credentials?|session(?:id)?)$")
+
+
+def secret_name(name: str) -> bool:
+    """Whether a query parameter called `name` (as written, percent-encoded or not) holds a
+    secret. Names are compared loosely on purpose: redacting a harmless value costs a
+    readable log line, missing a secret leaks it."""
+    return _SECRET_NAME.search(re.sub(r"[^a-z0-9]", "", unquote(name).lower())) is not None
+
+
+def redact_url(url: str) -> str:
+    """`url` with its userinfo password and the values of secret-looking query and fragment
+    parameters replaced by MASK; everything else as written. Never raises: a URL too broken
+    to parse is redacted by the same patterns."""
+    url = _USERINFO.sub(lambda m: f"{m.group(1) or ''}//{m.group(2)}{':' + MASK if m.group(3) else ''}@", url, count=1)
+    start = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=-1)
+    if start < 0:
+        return url
+    return url[:start] + _PARAM.sub(_masked, url[start:])
+
+
+def redact_urls_in(text: str) -> str:
+    """`text` with every URL in it redacted (`redact_url`): for messages that quote a value
+    which may be or hold a URL, such as a config check's "'https://...' is not of type
+    'array'"."""
+    return _URL.sub(lambda m: redact_url(m.group()), text) if "//" in text else text
+
+
+def _masked(param: re.Match[str]) -> str:
+    mark, name, value = param.groups()
+    return f"{mark}{name}={MASK}" if value and secret_name(name) else param.group()
