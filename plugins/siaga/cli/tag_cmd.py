@@ -208,9 +208,10 @@ def _read_plain_post(line: bytes, decode: Callable[[bytes], Any] | None = None) 
             post = json.loads(text)
     except Exception:  # noqa: BLE001 -- _read_post says what is wrong
         return None
-    if type(post) is not dict or type(post.get("text")) is not str or len(post["text"]) > MAX_TEXT:
+    body = post.get("text") if type(post) is dict else None
+    if type(body) is not str or len(body) > MAX_TEXT:
         return None
-    if escaped and not (_sound_string(post["text"]) and (type(post.get("id")) is not str or _sound_string(post["id"]))):
+    if escaped and not (_sound_string(body) and (type(post.get("id")) is not str or _sound_string(post["id"]))):
         return None
     plain = _PLAIN_TYPES
     for value in post.values():
