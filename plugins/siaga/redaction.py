@@ -9,6 +9,7 @@ was, so an operator can still tell two feeds apart.
 """
 from __future__ import annotations
 
+import logging
 import re
 from urllib.parse import unquote
 
@@ -48,6 +49,28 @@ def redact_urls_in(text: str) -> str:
     which may be or hold a URL, such as a config check's "'https://...' is not of type
     'array'"."""
     return _URL.sub(lambda m: redact_url(m.group()), text) if "//" in text else text
+
+
+class _LibraryUrls(logging.Filter):
+    """Redacts the URLs a library we do not write puts in its log records' arguments: urllib3
+    logs each request's path and query at DEBUG, and a redirect's whole URL."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(redact_url(a) if isinstance(a, str) and ("?" in a or "#" in a or "@" in a) else a for a in record.args)
+        return True
+
+
+_LIBRARY_URLS = _LibraryUrls()
+
+
+def redact_library_logs(*loggers: str) -> None:
+    """Redact the URLs in what these loggers log (a filter on a logger sees only its own
+    records, not its children's: each logger is named)."""
+    for name in loggers:
+        logger = logging.getLogger(name)
+        if _LIBRARY_URLS not in logger.filters:
+            logger.addFilter(_LIBRARY_URLS)
 
 
 def _masked(param: re.Match[str]) -> str:

@@ -23,10 +23,12 @@ import requests
 import urllib3
 
 from siaga.ratelimit import retry_after
-from siaga.redaction import redact_url
+from siaga.redaction import redact_library_logs, redact_url
 from siaga.sources.parsing import load_json
 
 log = logging.getLogger(__name__)
+# urllib3 logs each request's path and query (a feed's ?token=) at DEBUG, and redirects' URLs.
+redact_library_logs("urllib3.connectionpool", "urllib3.poolmanager", "urllib3.util.retry")
 
 USER_AGENT = "siaga/0.1 (+https://github.com/siaga; disaster watch for BPBD Buleleng)"
 # The most of one response body read (after decompression): a page of posts or a feed is at most
