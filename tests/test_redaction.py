@@ -34,6 +34,7 @@ PLAIN_NAMES = ["q", "lang", "page", "format", "author", "category", "limit", "ta
 # Secrets are spelled so no other part of a URL can hold them (plain parts are lower-case a-p).
 _SECRET = st.text("ABCDEFGHJKLMNPRSTUVWXYZ23456789", min_size=10, max_size=20).map(lambda s: "Zq9" + s)
 _PLAIN = st.text("abcdefghijklmnop", min_size=1, max_size=8)
+_PLAIN_NAMES = st.sampled_from(PLAIN_NAMES)
 _SECRET_NAME = st.sampled_from(SECRET_NAMES).flatmap(lambda n: st.sampled_from([n, n.upper(), n.lower(), quote(n, safe="")]))
 
 
@@ -71,9 +72,6 @@ def urls_with_secrets(draw, host: str = "", path: str = ""):
     url = f"http://{userinfo}{host}{path}{'?' + query if query else ''}{fragment}"
     shown = f"http://{shown_userinfo}{host}{path}{'?' + shown_query if shown_query else ''}{shown_fragment}"
     return url, secrets, shown
-
-
-_PLAIN_NAMES = st.sampled_from(PLAIN_NAMES)
 
 
 @given(urls_with_secrets())

@@ -19,10 +19,10 @@ MASK = "***"
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*:)?//([^/?#:]*)(:[^/?#]*)?@(?=[^/?#@]*(?:[/?#]|$))")
 # One name=value of a query or a fragment ("#access_token=..." is OAuth's implicit flow).
 _PARAM = re.compile(r"([?&;#])([^=&;#]*)=([^&;#]*)")
-# A parameter name looks secret when, lower-cased and without "_", "-" or ".", it ends in one
-# of these (token, access_token, X-Amz-Signature, client_secret, apiKey, key, sig, auth...).
 # A URL inside other text: up to whitespace or a quote.
 _URL = re.compile(r"""[A-Za-z][A-Za-z0-9+.-]*://[^\s'"<>]+""")
+# A parameter name looks secret when, lower-cased and without "_", "-" or ".", it ends in one
+# of these (token, access_token, X-Amz-Signature, client_secret, apiKey, key, sig, auth...).
 _SECRET_NAME = re.compile(r"(token|secret|passw(?:or)?d|pwd|pass|apikey|key|sig|signature|auth|credentials?|session(?:id)?)$")
 
 

@@ -8,7 +8,9 @@ than `max_wait` raises `SourceError`, so one source never holds a worker slot ho
 
 The connect and read timeouts bound each wait on the socket, not a response: a server that sends
 a byte every few seconds never trips them. `response_timeout` bounds the whole response, from
-the request to its last byte; past it the response is a `ResponseTimeout`.
+the request to its last byte, checked as each piece of the body arrives; past it the response
+is a `ResponseTimeout`. (Headers dripped byte by byte are bounded only by `read_timeout` per
+byte and http.client's limits on their size; no source has been seen to do that.)
 """
 from __future__ import annotations
 
