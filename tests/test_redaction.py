@@ -5,6 +5,7 @@ URL as written so feeds can still be told apart. Through the real RSS and Mastod
 (requests against tests/support/fakeapis.py on 127.0.0.1), ingest and the `siaga` CLI."""
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import logging
@@ -17,13 +18,14 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from support.fakeapis import FAST, T0
+from support.fakeapis import FAST, T0, X_TOKEN
 from siaga import cli, store
 from siaga.ingest import ingest
 from siaga.redaction import MASK, redact_url
 from siaga.sources import SourceConfigError, SourceError, check_sources_file
 from siaga.sources.mastodon import MastodonSource, Stream
 from siaga.sources.rss import RssSource
+from siaga.sources.x import XSource
 
 pytestmark = pytest.mark.usefixtures("author_key")
 NOW = T0 + timedelta(hours=3)
@@ -105,7 +107,7 @@ _counter = itertools.count()
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(st.data(), st.sampled_from(["server_error", "not_xml", "bad_item", "hang"]))
+@given(st.data(), st.sampled_from(["server_error", "not_xml", "bad_item", "hang", "echo"]))
 def test_no_secret_of_a_feed_url_reaches_logs_errors_quarantine_or_the_cli(api, sqlite_url, caplog, capsys, data, fault):
     n = next(_counter)
     name = f"feed{n}.xml"
@@ -114,6 +116,8 @@ def test_no_secret_of_a_feed_url_reaches_logs_errors_quarantine_or_the_cli(api, 
     api.data.feeds[name] = (f'"e{n}"', _rss_feed(f"item-{n}", dated=fault != "bad_item") if fault != "not_xml" else "<html>oops</html>")
     if fault == "server_error":
         api.fail(f"/feeds/{name}", "server_error", times=5)
+    if fault == "echo":  # a refusal quoting the URL back
+        api.fail(f"/feeds/{name}", "echo", status=401)
     if fault == "hang":
         api.fail(f"/feeds/{name}", "hang", times=5, seconds=1.0)
     source = RssSource(f"news{n}", [url], policy=FAST, sleep=lambda s: None)
@@ -134,6 +138,9 @@ def test_no_secret_of_a_feed_url_reaches_logs_errors_quarantine_or_the_cli(api, 
     assert cli.main(["quarantine", "--db", sqlite_url, "--json"]) == 0
     shown = capsys.readouterr()
     everything = "\n".join([error, caplog.text, json.dumps([list(r) for r in rows]), shown.out, shown.err])
+    parts = urlsplit(url)
+    if parts.password:  # what requests sends for it, which a refusal may quote back
+        secrets = secrets + [base64.b64encode(f"{parts.username}:{parts.password}".encode()).decode()]
     assert not [s for s in secrets if s in everything], everything
     assert f"/feeds/{name}" in everything  # the feed is still named
 
@@ -151,6 +158,14 @@ def test_no_secret_of_a_mastodon_instance_url_reaches_logs_errors_or_quarantine(
     assert rows and f"warga:{MASK}@" in rows[0][0]
     assert secret not in str(failed.value) + caplog.text + repr(rows)
     assert "HTTP 500" in str(failed.value)
+
+
+def test_a_refusal_quoting_the_bearer_token_back_is_reported_without_it(api, monkeypatch):
+    monkeypatch.setenv("SIAGA_X_FAKE_TOKEN", X_TOKEN)
+    api.fail("/2/tweets/search/recent", "echo", status=403)
+    result = XSource("x", conn_id="x_fake", queries=["banjir"], api=api.url, policy=FAST, sleep=lambda s: None).poll(None, NOW)
+    (failed,) = result.failed
+    assert "HTTP 403" in failed and f"refused Bearer {MASK} for" in failed and X_TOKEN not in failed
 
 
 @given(urls_with_secrets())

@@ -44,6 +44,28 @@ def redact_url(url: str) -> str:
     return url[:start] + _PARAM.sub(_masked, url[start:])
 
 
+def secrets_of(url: str) -> list[str]:
+    """The secrets `url` holds (its password, the values of its secret-looking parameters), as
+    written and percent-decoded: what must not be quoted back from a server's answer to it."""
+    found: list[str] = []
+    user = _USERINFO.match(url)
+    if user and user.group(3) and len(user.group(3)) > 1:
+        found.append(user.group(3)[1:])
+    start = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=-1)
+    if start >= 0:
+        found += [value for _, name, value in _PARAM.findall(url[start:]) if value and secret_name(name)]
+    return sorted({form for value in found for form in (value, unquote(value))}, key=len, reverse=True)
+
+
+def redact_echo(text: str, secrets: list[str]) -> str:
+    """`text` (a server's error body) without any of `secrets` nor any URL's secrets in it: a
+    server may quote back the URL or the token it refused."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASK)
+    return redact_urls_in(text)
+
+
 def redact_urls_in(text: str) -> str:
     """`text` with every URL in it redacted (`redact_url`): for messages that quote a value
     which may be or hold a URL, such as a config check's "'https://...' is not of type

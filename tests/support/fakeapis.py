@@ -72,7 +72,7 @@ def _matches(item: Any, words: list[str], text: Any) -> bool:
 
 @dataclass
 class Failure:
-    mode: str  # ratelimit | server_error | hang | malformed | wrong_shape | endless | drip
+    mode: str  # ratelimit | server_error | hang | malformed | wrong_shape | endless | drip | echo
     times: int = 1
     seconds: float = 0.0
     status: int = 500
@@ -223,6 +223,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif f.mode == "drip":  # the real response, a byte every `seconds`: no read timeout trips
             self.drip = f.seconds
             return False
+        elif f.mode == "echo":  # refused, quoting back the request line and its credentials
+            self._send(f.status, {"error": f"refused {self.headers.get('Authorization')} for {self.path}"})
         elif f.mode == "wrong_shape":
             self._send(200, {"message": "maintenance"})
         elif f.mode == "endless":  # a 200 whose body goes on (64 MB here) until the client hangs up

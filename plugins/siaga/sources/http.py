@@ -25,7 +25,7 @@ import requests
 import urllib3
 
 from siaga.ratelimit import retry_after
-from siaga.redaction import redact_library_logs, redact_url
+from siaga.redaction import redact_echo, redact_library_logs, redact_url, secrets_of
 from siaga.sources.parsing import load_json
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ def request(
                 last = f"HTTP {resp.status_code}"
                 wait = _jitter(delay)
             else:
-                raise SourceError(f"{label}: HTTP {resp.status_code}: {resp.text[:200]!r}")
+                raise SourceError(f"{label}: HTTP {resp.status_code}: {_excerpt(resp, url)!r}")
         if attempt == policy.attempts:
             break
         wait = min(wait, policy.max_wait)
@@ -133,6 +133,14 @@ def request(
         sleep(wait)
         delay = min(delay * 2, policy.max_wait)
     raise SourceError(f"{label}: gave up after {policy.attempts} attempts ({last})")
+
+
+def _excerpt(resp: requests.Response, url: str) -> str:
+    """The start of an error body, for the message, without the request's secrets (those of
+    its URL, the credentials of the Authorization header sent: a bearer token, or the Basic
+    encoding of the URL's user and password): a server may quote back what it refused."""
+    sent = resp.request.headers.get("Authorization", "") if resp.request is not None else ""
+    return redact_echo(resp.text[:1000], secrets_of(url) + sent.split()[1:])[:200]
 
 
 def _read_capped(resp: requests.Response, label: str, deadline: float, allowed: float) -> None:
