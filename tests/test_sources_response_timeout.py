@@ -14,7 +14,7 @@ import yaml
 from support.fakeapis import FAST, T0, X_TOKEN
 from siaga.ingest import ingest, read_cursor
 from siaga.sources import SourceConfigError, check_sources_file, load_sources
-from siaga.sources.http import HttpPolicy, SourceError, make_session, request
+from siaga.sources.http import HttpPolicy, ResponseTimeout, SourceError, make_session, request
 from siaga.sources.rss import RssSource
 from siaga.sources.x import XSource
 from siaga.store import session_scope
@@ -62,6 +62,17 @@ def test_a_dripping_api_page_fails_the_poll_through_ingest_and_the_cursor_stays(
     with session_scope(sqlite_url) as session:
         assert not (read_cursor(session, "x") or {}).get("queries")
     assert ingest(source, NOW, sqlite_url).new_posts == 1
+
+
+@pytest.mark.parametrize("mode", ["drip", "drip_headers"])
+def test_a_response_dripped_in_its_body_or_its_headers_is_a_response_timeout(api, mode):
+    api.data.feeds = {"lambat.xml": ('"l1"', RSS.format(guid="lambat-1"))}
+    api.fail("/feeds/lambat.xml", mode, seconds=DRIP)
+    with pytest.raises(ResponseTimeout, match=r"lambat\.xml: response not complete after 0\.3s \(http\.response_timeout\)"):
+        request(make_session(), f"{api.url}/feeds/lambat.xml", policy=SLOW, sleep=lambda s: None)
+    assert len(api.hits("/feeds/lambat.xml")) == 1
+    assert api.hangups.get(timeout=30) == "/feeds/lambat.xml"  # given up on while it dripped, not after
+    assert request(make_session(), f"{api.url}/feeds/lambat.xml", policy=SLOW).content == RSS.format(guid="lambat-1").encode()
 
 
 def test_a_timely_response_is_read_whole_compressed_or_not(api):

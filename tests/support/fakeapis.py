@@ -14,6 +14,7 @@ reasons.
 from __future__ import annotations
 
 import json
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -72,7 +73,7 @@ def _matches(item: Any, words: list[str], text: Any) -> bool:
 
 @dataclass
 class Failure:
-    mode: str  # ratelimit | server_error | hang | malformed | wrong_shape | endless | drip | echo
+    mode: str  # ratelimit | server_error | hang | malformed | wrong_shape | endless | drip | drip_headers | echo
     times: int = 1
     seconds: float = 0.0
     status: int = 500
@@ -100,6 +101,7 @@ class FakeApis:
     def __init__(self) -> None:
         self.data = FakeData()
         self.requests: list[Request] = []
+        self.hangups: queue.Queue[str] = queue.Queue()  # paths whose dripped response the client gave up on
         self._failures: dict[str, list[Failure]] = {}
         self._lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"fake": self})
@@ -223,6 +225,16 @@ class _Handler(BaseHTTPRequestHandler):
         elif f.mode == "drip":  # the real response, a byte every `seconds`: no read timeout trips
             self.drip = f.seconds
             return False
+        elif f.mode == "drip_headers":  # a 200 of "[]" whose status line and headers come a byte every `seconds`
+            self.close_connection = True
+            head = b"HTTP/1.1 200 OK\r\nX-Padding: " + b"p" * 400 + b"\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
+            try:
+                for byte in head:
+                    self.wfile.write(bytes([byte]))
+                    time.sleep(f.seconds)
+                self.wfile.write(b"[]")
+            except OSError:  # the client hung up
+                self.fake.hangups.put(urlsplit(self.path).path)
         elif f.mode == "echo":  # refused, quoting back the request line and its credentials
             self._send(f.status, {"error": f"refused {self.headers.get('Authorization')} for {self.path}"})
         elif f.mode == "wrong_shape":
@@ -265,7 +277,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(body[i:i + 1])
                 time.sleep(self.drip)
         except OSError:  # the client hung up
-            pass
+            self.fake.hangups.put(urlsplit(self.path).path)
 
     # --- Mastodon: newest first; min_id returns the page immediately newer than min_id -----
 

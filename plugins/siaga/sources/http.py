@@ -8,21 +8,25 @@ than `max_wait` raises `SourceError`, so one source never holds a worker slot ho
 
 The connect and read timeouts bound each wait on the socket, not a response: a server that sends
 a byte every few seconds never trips them. `response_timeout` bounds the whole response, from
-the request to its last byte, checked as each piece of the body arrives; past it the response
-is a `ResponseTimeout`. (Headers dripped byte by byte are bounded only by `read_timeout` per
-byte and http.client's limits on their size; no source has been seen to do that.)
+the request to its last byte: its status line and headers under a timer that shuts the socket
+at the deadline (`_Watched`), its body checked as each piece arrives; past it the response is a
+`ResponseTimeout`.
 """
 from __future__ import annotations
 
 import logging
 import random
+import socket
+import threading
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Mapping
 
 import requests
 import urllib3
+from requests.adapters import HTTPAdapter
 
 from siaga.ratelimit import retry_after
 from siaga.redaction import redact_echo, redact_library_logs, redact_url, secrets_of
@@ -72,8 +76,72 @@ class RateLimit:
         return self.remaining is not None and self.remaining <= 0
 
 
+# When the response `request` is waiting for must be complete (`time.monotonic()`), for `_Watched`.
+_DEADLINE: ContextVar[float | None] = ContextVar("siaga_http_deadline", default=None)
+
+
+class _Watched:
+    """urllib3's connection, whose reading of a response's status line and headers ends at the
+    deadline of the `request` making it: a timer shuts the socket down then, so a server
+    dripping its headers byte by byte (each within the read timeout) cannot hold the poll.
+    The body is then read by `_read_capped`, which checks the same deadline."""
+
+    sock: socket.socket | None
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        deadline = _DEADLINE.get()
+        if deadline is None or self.sock is None:
+            return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        shut = threading.Event()
+        timer = threading.Timer(max(deadline - time.monotonic(), 0.0), _shut, (self.sock, shut))
+        timer.daemon = True
+        timer.start()
+        try:
+            response = super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            timer.cancel()
+        if shut.is_set():  # http.client takes the end of the stream for the end of the headers
+            raise TimeoutError("status line and headers not read by the response's deadline")
+        return response
+
+
+def _shut(sock: socket.socket, shut: threading.Event) -> None:
+    shut.set()
+    try:
+        sock.shutdown(socket.SHUT_RDWR)  # the blocked read returns
+    except OSError:
+        pass
+
+
+class _WatchedHTTPConnection(_Watched, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """requests' adapter with pools of `_Watched` connections (not through a proxy, whose
+    manager builds its own pools: there only the body is held to the deadline)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
 def make_session(user_agent: str = USER_AGENT) -> requests.Session:
     session = requests.Session()
+    session.mount("http://", _WatchedAdapter())
+    session.mount("https://", _WatchedAdapter())
     session.headers["User-Agent"] = user_agent
     session.headers["Accept"] = "application/json"
     return session
@@ -99,13 +167,16 @@ def request(
     delay = policy.backoff
     last = ""
     for attempt in range(1, policy.attempts + 1):
+        deadline = time.monotonic() + policy.response_timeout
+        watch = _DEADLINE.set(deadline)
         try:
-            deadline = time.monotonic() + policy.response_timeout
             resp = session.get(
                 url, params=params, headers=headers, timeout=(policy.connect_timeout, policy.read_timeout), stream=True
             )
             _read_capped(resp, label, deadline, policy.response_timeout)
         except (requests.Timeout, requests.ConnectionError) as exc:
+            if time.monotonic() >= deadline:  # the socket was shut at the deadline (`_Watched`)
+                raise ResponseTimeout(_too_slow(label, policy.response_timeout)) from None
             last = f"{type(exc).__name__}"
             wait = _jitter(delay)
         else:
@@ -126,6 +197,8 @@ def request(
                 wait = _jitter(delay)
             else:
                 raise SourceError(f"{label}: HTTP {resp.status_code}: {_excerpt(resp, url)!r}")
+        finally:
+            _DEADLINE.reset(watch)
         if attempt == policy.attempts:
             break
         wait = min(wait, policy.max_wait)
@@ -152,7 +225,7 @@ def _read_capped(resp: requests.Response, label: str, deadline: float, allowed: 
     try:
         for chunk in _arriving(resp):
             if time.monotonic() > deadline:
-                raise ResponseTimeout(f"{label}: response not complete after {allowed:g}s (http.response_timeout)")
+                raise ResponseTimeout(_too_slow(label, allowed))
             size += len(chunk)
             if size > MAX_RESPONSE_BYTES:
                 raise SourceError(f"{label}: response larger than {MAX_RESPONSE_BYTES} bytes")
@@ -160,6 +233,10 @@ def _read_capped(resp: requests.Response, label: str, deadline: float, allowed: 
     finally:
         resp.close()
     resp._content = b"".join(chunks)  # what requests does itself when it reads a body whole
+
+
+def _too_slow(label: str, allowed: float) -> str:
+    return f"{label}: response not complete after {allowed:g}s (http.response_timeout)"
 
 
 def _arriving(resp: requests.Response) -> Iterator[bytes]:
