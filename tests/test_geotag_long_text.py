@@ -1,5 +1,5 @@
-"""The geotagger on long texts: `siaga tag` takes a post of any length (a 50 MB line is tagged,
-not refused), so finding the names must stay linear in the text. Each name hit's word number was
+"""The geotagger on long texts: posts up to `vocabulary.MAX_TEXT` characters are tagged (and the
+geotagger itself takes any length), so finding the names must stay linear in the text. Each name hit's word number was
 once counted from the text's start, so a long text of many names took hours."""
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The hazard matcher on long posts with many exclusions (`siaga tag` takes a line of any
-length): which exclusions overlap a term or a cue is found by bisection (`hazards._Overlaps`),
+"""The hazard matcher on long posts with many exclusions (posts of up to `vocabulary.MAX_TEXT`
+characters): which exclusions overlap a term or a cue is found by bisection (`hazards._Overlaps`),
 once a scan of every exclusion per term, quadratic in a post repeating both."""
 from __future__ import annotations
 

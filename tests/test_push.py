@@ -10,6 +10,7 @@ scheduler and Celery worker is tests/test_push_stack.py.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -153,6 +154,27 @@ def test_more_than_the_limit_without_an_event_end_is_refused_however_it_is_split
     data = b"".join(b"data: " + body + end for body, end in events) + b"data: " + b"x" * run
     with pytest.raises(push.EventTooLarge):
         _run(_drain(push._Bounded(_Chunks(_split(data, cuts)), 70)))
+
+
+def test_a_failing_stream_never_logs_the_secrets_of_its_address(caplog):
+    """An instance written with a password, or a token in the query, fails to connect (nothing
+    listens there): the warnings name the stream without them."""
+    with socket.socket() as closed_port:
+        closed_port.bind(("127.0.0.1", 0))
+        port = closed_port.getsockname()[1]
+    stream = push.PushStream("mastodon_bali", f"http://warga:sandi-rahasia@127.0.0.1:{port}/api/v1/streaming/hashtag"
+                                              f"?tag={TAG}&access_token=tok-rahasia")
+    tries: list[float] = []
+
+    async def twice(seconds: float) -> None:
+        tries.append(seconds)
+        if len(tries) == 2:
+            raise asyncio.CancelledError
+
+    with caplog.at_level("DEBUG"), pytest.raises(asyncio.CancelledError):
+        _run(push.listen(stream, asyncio.Queue(), sleep=twice, backoff_first=0.01))
+    assert len(tries) == 2 and "ConnectError" in caplog.text
+    assert "sandi-rahasia" not in caplog.text and "tok-rahasia" not in caplog.text
 
 
 # --- config -----------------------------------------------------------------------------------------

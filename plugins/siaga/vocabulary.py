@@ -1,5 +1,6 @@
 """The words every part of Siaga shares: incident states and how they may change, severities,
-area levels, outbox states, Buleleng's time zone and codes, and Slack's message limits.
+area levels, outbox states, Buleleng's time zone and codes, how long a post may be, and Slack's
+message limits.
 
 Each of these was once written in several modules and the copies drifted (the incident page
 offered a state no incident can have). They live here, once; everything else imports them.
@@ -76,6 +77,18 @@ def higher_severity(a: str, b: str) -> str:
 
 # pending -> claimed -> sent; claimed -> pending (retry later) or dead (kept, reported)
 OUTBOX_STATES = ("pending", "claimed", "sent", "dead")
+
+# --- how long a post may be ----------------------------------------------------------------
+
+# Characters of one post's text: sources cut HTML bodies to it and refuse longer JSON records,
+# ingest refuses longer posts (`sources.schema`), `siaga tag` refuses a longer "text". Here
+# rather than in `sources.schema`, which `siaga tag` does not import (it loads the database
+# models), so both read the one figure.
+MAX_TEXT = 20_000
+# Bytes of one line of JSON Lines read whole (`siaga tag`): a text of MAX_TEXT characters with
+# every one written as an escaped surrogate pair (12 bytes) is 240 kB; the rest is room for the
+# fields around it. A longer line is refused without being held in memory.
+MAX_LINE_BYTES = 1_000_000
 
 # --- Slack's documented message limits -------------------------------------------------------
 

@@ -8,7 +8,7 @@ canned page sequences. Mastodon's hashtag streaming endpoint (Server-Sent Events
 status added after a listener connected, with heartbeats in between; `drop_streams` hangs up on
 every listener, as a server restart does. Failures are programmed per path prefix for the next N requests: 429 with
 Retry-After, 500, a hang longer than the client's timeout, malformed JSON, a body of the wrong
-shape. An item may also be `Raw` bytes served exactly (hostile JSON no encoder writes: deep
+shape, a body without end, the real response dripped a byte at a time. An item may also be `Raw` bytes served exactly (hostile JSON no encoder writes: deep
 nesting, NaN, huge integers, lone surrogates, bytes that are not UTF-8) among the ordinary ones,
 and a feed may be bytes. Standard library only, like `siaga_dev.fakeslack`, for the same
 reasons.
@@ -16,6 +16,7 @@ reasons.
 from __future__ import annotations
 
 import json
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -74,7 +75,7 @@ def _matches(item: Any, words: list[str], text: Any) -> bool:
 
 @dataclass
 class Failure:
-    mode: str  # ratelimit | server_error | hang | malformed | wrong_shape | endless | endless_event
+    mode: str  # ratelimit | server_error | hang | malformed | wrong_shape | endless | endless_event | drip | drip_headers | echo
     times: int = 1
     seconds: float = 0.0
     status: int = 500
@@ -102,6 +103,7 @@ class FakeApis:
     def __init__(self) -> None:
         self.data = FakeData()
         self.requests: list[Request] = []
+        self.hangups: queue.Queue[str] = queue.Queue()  # paths whose dripped response the client gave up on
         self._failures: dict[str, list[Failure]] = {}
         self._lock = threading.Lock()
         # Mastodon streaming: every status added, per tag, in the order added; listeners wait on
@@ -206,6 +208,7 @@ class FakeApis:
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeApis
     protocol_version = "HTTP/1.1"
+    drip = 0.0  # seconds between the bytes of this request's body (0: all at once)
 
     def log_message(self, *args: Any) -> None:  # quiet
         pass
@@ -214,6 +217,7 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         self.fake.requests.append(Request(parts.path, params, {k: v for k, v in self.headers.items()}))
+        self.drip = 0.0
         failure = self.fake._take_failure(parts.path)
         if failure and self._misbehave(failure):
             return
@@ -242,6 +246,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         elif f.mode == "malformed":
             self._send_raw(200, b'{"posts": [{"uri": "at://trunc', "application/json")
+        elif f.mode == "drip":  # the real response, a byte every `seconds`: no read timeout trips
+            self.drip = f.seconds
+            return False
+        elif f.mode == "drip_headers":  # a 200 of "[]" whose status line and headers come a byte every `seconds`
+            self.close_connection = True
+            head = b"HTTP/1.1 200 OK\r\nX-Padding: " + b"p" * 400 + b"\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
+            try:
+                for byte in head:
+                    self.wfile.write(bytes([byte]))
+                    time.sleep(f.seconds)
+                self.wfile.write(b"[]")
+            except OSError:  # the client hung up
+                self.fake.hangups.put(urlsplit(self.path).path)
+        elif f.mode == "echo":  # refused, quoting back the request line and its credentials
+            self._send(f.status, {"error": f"refused {self.headers.get('Authorization')} for {self.path}"})
         elif f.mode == "wrong_shape":
             self._send(200, {"message": "maintenance"})
         elif f.mode == "endless_event":  # an event stream whose one line never ends (64 MB here)
@@ -284,7 +303,16 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        self.wfile.write(body)
+        if not self.drip:
+            self.wfile.write(body)
+            return
+        self.close_connection = True
+        try:
+            for i in range(len(body)):
+                self.wfile.write(body[i:i + 1])
+                time.sleep(self.drip)
+        except OSError:  # the client hung up
+            self.fake.hangups.put(urlsplit(self.path).path)
 
     # --- Mastodon: newest first; min_id returns the page immediately newer than min_id -----
 

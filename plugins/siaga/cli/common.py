@@ -12,6 +12,8 @@ import json
 import sys
 from typing import Any, Iterable, Sequence, TextIO
 
+from siaga.redaction import redact_url
+
 DB_HELP = "Siaga's database URL (default: SIAGA_DB_URL, else the Airflow connection siaga_db, else var/siaga.db)"
 
 
@@ -68,16 +70,6 @@ def database_url(args: argparse.Namespace) -> str:
     return getattr(args, "db", None) or settings.database_url()
 
 
-def redact(url: str) -> str:
-    """A database URL without its password, for messages."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # an unparseable URL: say it as given, minus anything after '@'-less auth
-        return url.split("@")[-1] if "@" in url else url
-
-
 def print_json(doc: Any, out: TextIO | None = None) -> None:
     json.dump(doc, out or sys.stdout, ensure_ascii=False, indent=2, default=str)
     (out or sys.stdout).write("\n")
@@ -106,7 +98,7 @@ def database_failure(exc: BaseException, url: str | None) -> str | None:
         return None
     from sqlalchemy import exc as sa
 
-    where = f"the database {redact(url)}" if url else "the database"
+    where = f"the database {redact_url(url)}" if url else "the database"
     if isinstance(exc, sa.NoSuchModuleError):
         return f"{where}: unknown database kind ({first_line(str(exc))}); expected sqlite:/// or postgresql://"
     if isinstance(exc, sa.ArgumentError):

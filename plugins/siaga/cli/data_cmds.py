@@ -11,7 +11,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from siaga.cli.common import CommandError, add_db, add_json, database_url, plural, print_json, redact, table, sentence, whole_number
+from siaga.cli.common import CommandError, add_db, add_json, database_url, plural, print_json, table, sentence, whole_number
+from siaga.redaction import redact_url
 from siaga.timelines.formats import FORMATS as EXPORT_FORMATS
 
 
@@ -78,9 +79,9 @@ def _cmd_db_migrate(args: argparse.Namespace) -> int:
     store.migrate(url)
     revision = _revision(url)
     if args.json:
-        print_json({"database": redact(url), "revision": revision})
+        print_json({"database": redact_url(url), "revision": revision})
     else:
-        print(f"Database {redact(url)} is at the newest schema (revision {revision}).")
+        print(f"Database {redact_url(url)} is at the newest schema (revision {revision}).")
     return 0
 
 
@@ -113,7 +114,7 @@ def _cmd_outbox(args: argparse.Namespace) -> int:
         return 0
     total = sum(states.values())
     if not total:
-        print(f"The outbox of {redact(url)} is empty: no message has been queued for Slack yet.")
+        print(f"The outbox of {redact_url(url)} is empty: no message has been queued for Slack yet.")
         return 0
     counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items(), key=lambda kv: -kv[1]))
     print(f"Outbox: {plural(total, 'message')} ({counts}).")
@@ -190,7 +191,7 @@ def _cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         states = LIVE_STATES if (args.format == "cap" and args.incident is None) else None
         reports = reports_for(session, places, args.incident, args.start, args.end, states)
         if args.incident is not None and not reports:
-            raise CommandError(f"no incident with id {args.incident} in {redact(url)}", status=2)
+            raise CommandError(f"no incident with id {args.incident} in {redact_url(url)}", status=2)
         # Only CAP names the hazards, and reading the lists in force takes seconds.
         hazards = hazards_in_force(session) if args.format == "cap" else {}
         text = render(args.format, reports, hazards, places)

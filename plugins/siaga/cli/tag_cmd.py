@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, TextIO
 
 from siaga.cli.common import sentence
+from siaga.vocabulary import MAX_LINE_BYTES, MAX_TEXT
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
@@ -99,34 +100,63 @@ def _tag_stream(args: argparse.Namespace, tagger: Any, stdin: TextIO, stdout: Te
     return 1 if failures else 0
 
 
+# Bytes asked of stdin per read. A line within one read is never over MAX_LINE_BYTES, so only a
+# line carried over from read to read is measured, once per read: ordinary lines are not.
+_READ = 1 << 16
+assert MAX_LINE_BYTES >= _READ
+
+
 def _stdin_batches(stdin: TextIO) -> Iterator[list[str | bytes]]:
     """Lines split at "\\n" only, in batches of what has arrived: as bytes from a real stream
     (so a line that is not UTF-8 is reported as such, not a crash of the whole stream), else as
     the text given, one line a batch. Answers are written and flushed a batch at a time: a
     piped stream gets each answer as soon as its line is in, without a write per line when
-    lines arrive by the thousand."""
+    lines arrive by the thousand. A line longer than MAX_LINE_BYTES comes as an `_OverLongLine`,
+    its bytes dropped as they arrive, so no line can fill the memory."""
     buffer = getattr(stdin, "buffer", None)
     if buffer is None:
         for line in stdin:
-            yield [line]
+            yield [_OverLongLine() if len(line) > MAX_LINE_BYTES else line]
         return
     read = getattr(buffer, "read1", buffer.read)
     pending: list[bytes] = []
+    held = 0  # bytes in `pending`
+    over = False  # the line being read is longer than MAX_LINE_BYTES: the rest of it is dropped
     while True:
-        data = read(1 << 16)
+        data = read(_READ)
         if not data:
-            if pending:
-                yield [b"".join(pending)]
+            if over or pending:
+                yield [_OverLongLine() if over else b"".join(pending)]
             return
         if b"\n" not in data:
-            pending.append(data)
+            held += len(data)
+            if held > MAX_LINE_BYTES:
+                over, pending = True, []
+            else:
+                pending.append(data)
             continue
         lines = data.split(b"\n")
         if pending:
             lines[0] = b"".join(pending) + lines[0]
+            over = over or len(lines[0]) > MAX_LINE_BYTES
         rest = lines.pop()
         pending = [rest] if rest else []
-        yield [line + b"\n" for line in lines]
+        held = len(rest)
+        batch = [line + b"\n" for line in lines]
+        if over:
+            batch[0] = _OverLongLine()
+            over = False
+        yield batch
+
+
+class _OverLongLine(str):
+    """Stands for a line longer than MAX_LINE_BYTES, of which only the count was kept (a 50 MB
+    line once took 5 GB and minutes to tag). Not bytes, so `_tag_stream` gives it to
+    `_read_post`, which refuses it like any other bad line; no test on the way of an ordinary
+    line."""
+
+    def __new__(cls) -> "_OverLongLine":
+        return super().__new__(cls, f"longer than {MAX_LINE_BYTES} bytes, the limit of a line: not read")
 
 
 # The types `json` decodes a plain value to (a float also when finite): exact types, so a set.
@@ -178,9 +208,10 @@ def _read_plain_post(line: bytes, decode: Callable[[bytes], Any] | None = None) 
             post = json.loads(text)
     except Exception:  # noqa: BLE001 -- _read_post says what is wrong
         return None
-    if type(post) is not dict or type(post.get("text")) is not str:
+    body = post.get("text") if type(post) is dict else None
+    if type(body) is not str or len(body) > MAX_TEXT:
         return None
-    if escaped and not (_sound_string(post["text"]) and (type(post.get("id")) is not str or _sound_string(post["id"]))):
+    if escaped and not (_sound_string(body) and (type(post.get("id")) is not str or _sound_string(post["id"]))):
         return None
     plain = _PLAIN_TYPES
     for value in post.values():
@@ -214,10 +245,12 @@ def _read_post(line: str | bytes) -> dict[str, Any]:
     from siaga.sources.records import decode_line
     from siaga.sources.schema import check_number, check_string
 
+    if isinstance(line, _OverLongLine):
+        raise ValueError(line)
     post = decode_line(line if isinstance(line, bytes) else line.encode("utf-8", "surrogatepass"))
     if not isinstance(post, dict) or not isinstance(post.get("text"), str):
         raise ValueError("expected an object with a string field 'text'")
-    check_string(post["text"], "text", len(post["text"]))
+    check_string(post["text"], "text", MAX_TEXT)
     if isinstance(post.get("id"), str):  # echoed in the output: it must be writable
         check_string(post["id"], "id", len(post["id"]))
     for key, low, high in (("lat", -90, 90), ("lon", -180, 180)):

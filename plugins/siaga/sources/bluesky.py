@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 
+from siaga.redaction import redact_url
 from siaga.sources import auth
 from siaga.sources.base import AuthorPolicy, IncomingPost, PollResult, canonical_url
 from siaga.sources.connector import HttpConnector, string_list
@@ -82,7 +83,7 @@ class BlueskySource(HttpConnector):
         if token:
             params["cursor"] = token
         headers = {"Authorization": f"Bearer {auth.token(self.conn_id)}"} if self.conn_id else None
-        where = f"{self.appview} q={query!r} until={params.get('until', 'now')}"
+        where = f"{redact_url(self.appview)} q={query!r} until={params.get('until', 'now')}"
         body, resp = get_json(self.session, f"{self.appview}/xrpc/app.bsky.feed.searchPosts", params=params,
                               headers=headers, policy=self.policy, sleep=self.sleep, what=where)
         if not isinstance(body, dict) or not isinstance(body.get("posts"), list):

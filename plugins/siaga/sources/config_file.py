@@ -9,13 +9,16 @@ back at its line here.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
 from siaga.config_errors import (
     ConfigProblem, ConfigSyntaxError, Document, read_yaml, schema_problems, undotted,
 )
+from siaga.redaction import redact_urls_in
 from siaga.sources.base import SourceConfigError
+from siaga.sources.http import HTTP_OPTIONS
 
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 _POSITIVE = {"type": "number", "exclusiveMinimum": 0}
@@ -23,7 +26,7 @@ _COUNT = {"type": "integer", "minimum": 1}
 _HTTP = {
     "type": "object",
     "additionalProperties": False,
-    "properties": {k: _POSITIVE for k in ("connect_timeout", "read_timeout", "attempts", "backoff", "max_wait")},
+    "properties": {k: _POSITIVE for k in HTTP_OPTIONS},
 }
 _AUTHORS = {"official": {"type": "boolean"}, "official_accounts": _STRINGS}
 _KEYS: dict[str, dict[str, Any]] = {
@@ -101,7 +104,8 @@ def check(path: Path, builders: dict[str, Builder]) -> tuple[list[ConfigProblem]
     except ConfigSyntaxError as exc:
         return exc.problems, []
     doc.data = {} if doc.data is None else doc.data
-    problems = schema_problems(doc, SCHEMA)
+    # a value quoted in a problem may be a URL holding a secret (a feed's ?token=)
+    problems = [replace(p, message=redact_urls_in(p.message)) for p in schema_problems(doc, SCHEMA)]
     if problems:
         return problems, []
     built, names = [], {}

@@ -22,6 +22,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
+from siaga.redaction import redact_url
 from siaga.sources import auth
 from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult, SourceConfigError, canonical_url
 from siaga.sources.connector import HttpConnector
@@ -41,7 +42,7 @@ class Stream:
 
     @property
     def key(self) -> str:
-        return f"{urlsplit(self.instance).netloc}/{self.kind}:{self.term}"
+        return f"{urlsplit(redact_url(self.instance)).netloc}/{self.kind}:{self.term}"
 
     @property
     def url(self) -> str:
@@ -71,7 +72,7 @@ class MastodonSource(HttpConnector):
                 raise SourceConfigError(f"{w}.url: expected the instance URL")
             url = inst["url"].rstrip("/")
             if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
-                raise SourceConfigError(f"{w}.url: not an http(s) URL: {url!r}")
+                raise SourceConfigError(f"{w}.url: not an http(s) URL: {redact_url(url)!r}")
             for kind, key in (("tag", "hashtags"), ("search", "searches")):
                 terms = inst.get(key) or []
                 if not isinstance(terms, list) or not all(isinstance(t, str) and t.strip() for t in terms):

@@ -33,6 +33,7 @@ from urllib.parse import quote
 import httpx
 from httpx_sse import aconnect_sse
 
+from siaga.redaction import redact_url, redact_urls_in
 from siaga.sources.http import USER_AGENT
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ async def announcements(stream: PushStream, client: httpx.AsyncClient, token: To
     async with aconnect_sse(client, "GET", stream.url, headers=headers) as source:
         source.response.raise_for_status()
         source.response.stream = _Bounded(source.response.stream, MAX_EVENT_BYTES)
-        log.info("push: listening to %s for source %s", stream.url, stream.source)
+        log.info("push: listening to %s for source %s", redact_url(stream.url), stream.source)
         async for event in source.aiter_sse():
             if event.event in UPDATE_EVENTS:
                 yield event.event
@@ -144,22 +145,22 @@ async def listen(stream: PushStream, queue: asyncio.Queue[str], *, token: Token 
                 async for name in announcements(stream, client, token):
                     queue.put_nowait(name)
                     wait = backoff_first
-            log.info("push: %s closed the stream for source %s; opening it again", stream.url, stream.source)
+            log.info("push: %s closed the stream for source %s; opening it again", redact_url(stream.url), stream.source)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure of one stream is retried, never fatal to the triggerer
             log.warning("push: stream %s for source %s failed (%s: %s); again in %.0f s",
-                        stream.url, stream.source, type(exc).__name__, _reason(exc), wait)
+                        redact_url(stream.url), stream.source, type(exc).__name__, _reason(exc), wait)
         await sleep(wait * (0.5 + random.random() / 2))
         wait = min(wait * 2, BACKOFF_MAX)
 
 
 def _reason(exc: Exception) -> str:
     """A failure in a few words: an HTTP status, not the response body (a server's error page is
-    not ours to log)."""
+    not ours to log), and never the URL's secrets (httpx names the URL in its errors)."""
     if isinstance(exc, httpx.HTTPStatusError):
         return f"HTTP {exc.response.status_code}"
-    return str(exc)[:200]
+    return redact_urls_in(str(exc))[:200]
 
 
 async def wake_ups(stream: PushStream, *, gap: float = GAP, token: Token = _token_in_thread,

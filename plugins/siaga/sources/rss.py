@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 
+from siaga.redaction import redact_url
 from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult, SourceConfigError
 from siaga.sources.connector import HttpConnector
 from siaga.sources.http import SourceError, policy_from_config, request
@@ -52,7 +53,7 @@ class RssSource(HttpConnector):
             raise SourceConfigError(f"{where}.feeds: an rss source needs a list of feed URLs")
         for i, url in enumerate(feeds):
             if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
-                raise SourceConfigError(f"{where}.feeds[{i}]: not an http(s) URL: {url!r}")
+                raise SourceConfigError(f"{where}.feeds[{i}]: not an http(s) URL: {redact_url(url)!r}")
         return cls(entry["name"], list(feeds), authors=AuthorPolicy.from_config(entry, where), policy=policy_from_config(entry, where))
 
     def poll(self, cursor: dict[str, Any] | None, now: datetime) -> PollResult:
@@ -61,6 +62,7 @@ class RssSource(HttpConnector):
         bad: list[BadInput] = []
         failed: list[str] = []
         for url in self.feeds:
+            shown = redact_url(url)  # the feed as logs, errors, quarantine and raw posts name it
             seen = state.get(url) or {}
             headers = {"Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5"}
             if seen.get("etag"):
@@ -68,7 +70,7 @@ class RssSource(HttpConnector):
             if seen.get("last_modified"):
                 headers["If-Modified-Since"] = seen["last_modified"]
             try:
-                resp = request(self.session, url, headers=headers, policy=self.policy, ok=(200, 304), sleep=self.sleep, what=url)
+                resp = request(self.session, url, headers=headers, policy=self.policy, ok=(200, 304), sleep=self.sleep, what=shown)
             except SourceError as exc:
                 failed.append(str(exc))
                 continue
@@ -76,16 +78,16 @@ class RssSource(HttpConnector):
                 continue
             body = resp.content[:MAX_FEED_BYTES + 1]
             if len(body) > MAX_FEED_BYTES:
-                bad.append(BadInput(f"{url} etag={resp.headers.get('ETag')}", f"feed larger than {MAX_FEED_BYTES} bytes", ""))
-                failed.append(f"{url}: feed too large")
+                bad.append(BadInput(f"{shown} etag={resp.headers.get('ETag')}", f"feed larger than {MAX_FEED_BYTES} bytes", ""))
+                failed.append(f"{shown}: feed too large")
                 continue
             try:
-                got, got_bad = self.parse(body, url, now)
+                got, got_bad = self.parse(body, shown, now)
             except ValueError as exc:
                 # Keyed by the body's content: the same broken feed is quarantined once, a new one again.
                 digest = hashlib.sha256(body).hexdigest()[:16]
-                bad.append(BadInput(f"{url}#sha256={digest}", str(exc), body.decode("utf-8", "backslashreplace")))
-                failed.append(f"{url}: {exc}")
+                bad.append(BadInput(f"{shown}#sha256={digest}", str(exc), body.decode("utf-8", "backslashreplace")))
+                failed.append(f"{shown}: {exc}")
                 continue
             posts += got
             bad += got_bad
@@ -93,7 +95,8 @@ class RssSource(HttpConnector):
         return PollResult(posts=posts, bad=bad, cursor={"feeds": state}, failed=failed)
 
     def parse(self, body: bytes, url: str, now: datetime) -> tuple[list[IncomingPost], list[BadInput]]:
-        """Every item of a feed, each on its own. A feed that is not well-formed XML as a whole
+        """Every item of a feed, each on its own, named after `url` (already redacted: it is
+        shown in locations and kept in each post's raw). A feed that is not well-formed XML as a whole
         (one item with a stray control character or an undecodable byte makes it so) is read
         item by item instead, so that item alone is quarantined; ValueError when no item at all
         can be found."""

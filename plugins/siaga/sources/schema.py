@@ -25,6 +25,7 @@ from operator import attrgetter, is_
 from typing import TYPE_CHECKING, Any
 
 from siaga.store import Post
+from siaga.vocabulary import MAX_TEXT  # characters of one post; HTML bodies are cut to it, JSON records refused beyond it
 
 if TYPE_CHECKING:
     from siaga.sources.base import IncomingPost
@@ -33,7 +34,6 @@ _COLUMNS = Post.__table__.c
 SOURCE_CHARS: int = _COLUMNS.source.type.length
 ID_CHARS: int = _COLUMNS.source_id.type.length
 AUTHOR_CHARS: int = _COLUMNS.author.type.length
-MAX_TEXT = 20_000  # characters of one post; HTML bodies are cut to it, JSON records refused beyond it
 MAX_URL = 2_048
 MAX_RAW_CHARS = 100_000  # characters of a post's raw payload, as JSON
 MAX_RAW_DEPTH = 16

@@ -1,0 +1,100 @@
+"""Secrets taken out of URLs before a person or a log sees them: the one place that knows what
+a secret in a URL looks like.
+
+Operators put secrets in URLs more often than anywhere else: a feed's `?token=...` or
+`?api_key=...`, a password in `https://user:pass@host/`, a database URL. Every log line,
+exception message, quarantine location and command output that names a source or database URL
+says it through `redact_url`, so none of them holds the secret; the rest of the URL stays as it
+was, so an operator can still tell two feeds apart.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from urllib.parse import unquote
+
+MASK = "***"
+# The scheme and "//" (group 1), the user (2) and a password (3), up to the last "@" before the
+# path: the authority's userinfo as `urllib.parse.urlsplit` finds it.
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*:)?//([^/?#:]*)(:[^/?#]*)?@(?=[^/?#@]*(?:[/?#]|$))")
+# One name=value of a query or a fragment ("#access_token=..." is OAuth's implicit flow).
+_PARAM = re.compile(r"([?&;#])([^=&;#]*)=([^&;#]*)")
+# A URL inside other text: up to whitespace or a quote.
+_URL = re.compile(r"""[A-Za-z][A-Za-z0-9+.-]*://[^\s'"<>]+""")
+# A parameter name looks secret when, lower-cased and without "_", "-" or ".", it ends in one
+# of these (token, access_token, X-Amz-Signature, client_secret, apiKey, key, sig, auth...).
+_SECRET_NAME = re.compile(r"(token|secret|passw(?:or)?d|pwd|pass|apikey|key|sig|signature|auth|credentials?|session(?:id)?)$")
+
+
+def secret_name(name: str) -> bool:
+    """Whether a query parameter called `name` (as written, percent-encoded or not) holds a
+    secret. Names are compared loosely on purpose: redacting a harmless value costs a
+    readable log line, missing a secret leaks it."""
+    return _SECRET_NAME.search(re.sub(r"[^a-z0-9]", "", unquote(name).lower())) is not None
+
+
+def redact_url(url: str) -> str:
+    """`url` with its userinfo password and the values of secret-looking query and fragment
+    parameters replaced by MASK; everything else as written. Never raises: a URL too broken
+    to parse is redacted by the same patterns."""
+    url = _USERINFO.sub(lambda m: f"{m.group(1) or ''}//{m.group(2)}{':' + MASK if m.group(3) else ''}@", url, count=1)
+    start = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=-1)
+    if start < 0:
+        return url
+    return url[:start] + _PARAM.sub(_masked, url[start:])
+
+
+def secrets_of(url: str) -> list[str]:
+    """The secrets `url` holds (its password, the values of its secret-looking parameters), as
+    written and percent-decoded: what must not be quoted back from a server's answer to it."""
+    found: list[str] = []
+    user = _USERINFO.match(url)
+    if user and user.group(3) and len(user.group(3)) > 1:
+        found.append(user.group(3)[1:])
+    start = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=-1)
+    if start >= 0:
+        found += [value for _, name, value in _PARAM.findall(url[start:]) if value and secret_name(name)]
+    return sorted({form for value in found for form in (value, unquote(value))}, key=len, reverse=True)
+
+
+def redact_echo(text: str, secrets: list[str]) -> str:
+    """`text` (a server's error body) without any of `secrets` nor any URL's secrets in it: a
+    server may quote back the URL or the token it refused."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASK)
+    return redact_urls_in(text)
+
+
+def redact_urls_in(text: str) -> str:
+    """`text` with every URL in it redacted (`redact_url`): for messages that quote a value
+    which may be or hold a URL, such as a config check's "'https://...' is not of type
+    'array'"."""
+    return _URL.sub(lambda m: redact_url(m.group()), text) if "//" in text else text
+
+
+class _LibraryUrls(logging.Filter):
+    """Redacts the URLs a library we do not write puts in its log records' arguments: urllib3
+    logs each request's path and query at DEBUG, and a redirect's whole URL."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(redact_url(a) if isinstance(a, str) and ("?" in a or "#" in a or "@" in a) else a for a in record.args)
+        return True
+
+
+_LIBRARY_URLS = _LibraryUrls()
+
+
+def redact_library_logs(*loggers: str) -> None:
+    """Redact the URLs in what these loggers log (a filter on a logger sees only its own
+    records, not its children's: each logger is named)."""
+    for name in loggers:
+        logger = logging.getLogger(name)
+        if _LIBRARY_URLS not in logger.filters:
+            logger.addFilter(_LIBRARY_URLS)
+
+
+def _masked(param: re.Match[str]) -> str:
+    mark, name, value = param.groups()
+    return f"{mark}{name}={MASK}" if value and secret_name(name) else param.group()
