@@ -29,6 +29,7 @@ from siaga import tagging
 from siaga.normalise import DeferredFolded, _hashtag_at, fold, match_text, quick_fold
 from siaga.tagging import Tagger
 from support.reference_matching import reference_match_text
+from support.trickle import Trickle
 
 REPO = Path(__file__).resolve().parents[1]
 DEVDATA = Path(os.environ.get("SIAGA_DEVDATA_DIR", REPO.parent / "shared" / "devdata"))
@@ -196,25 +197,10 @@ def test_what_the_fast_decoder_reads_json_reads_the_same(value, ascii_only, cuts
         assert _same_json(fast, json.loads(data.decode("utf-8"))), data
 
 
-class _Trickle(io.RawIOBase):
-    """A stream that hands out its bytes a few at a time, as a pipe may."""
-
-    def __init__(self, data: bytes, step: int) -> None:
-        self.data, self.step = data, step
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
-        chunk, self.data = self.data[: self.step], self.data[self.step:]
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
-
-
 @pytest.mark.parametrize("step", [1, 7, 64, 1 << 20])
 def test_lines_cut_anywhere_by_the_pipe_are_read_whole(step):
     lines = [b'{"id": 1, "text": "banjir"}', b"", b"not json", b'{"id": 3, "text": "gempa \xc3\xa9"}', b'{"id": 4, "text": "no newline"}']
-    stdin = Namespace(buffer=io.BufferedReader(_Trickle(b"\n".join(lines), step)))
+    stdin = Namespace(buffer=io.BufferedReader(Trickle(b"\n".join(lines), step)))
     got = [line for batch in cli._stdin_batches(stdin) for line in batch]  # type: ignore[arg-type]
     assert got == [line + b"\n" for line in lines[:-1]] + [lines[-1]]
 
@@ -223,7 +209,7 @@ def test_siaga_tag_output_equals_the_reference_line_by_line(tagger):
     posts = [{"id": i, "text": t} for i, t in enumerate(devdata_texts(300) + ["Banjir di Desa Sangsit, Sawan", "tdk ada banjir"])]
     data = ("\n".join(json.dumps(p, ensure_ascii=False) for p in posts) + "\nnot json\n").encode("utf-8")
     out = io.StringIO()
-    stdin = Namespace(buffer=io.BufferedReader(_Trickle(data, 4096)))
+    stdin = Namespace(buffer=io.BufferedReader(Trickle(data, 4096)))
     assert cli._cmd_tag(Namespace(explain=False, config=None), stdin, out) == 1  # the bad line
     expected = [json.dumps(tagger.tag_reference(p["text"]).to_contract(p["id"]), ensure_ascii=False) for p in posts]
     expected.append(json.dumps({"id": None, "error": f"line {len(posts) + 1}: not valid JSON: Expecting value at column 1"}))

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from siaga import cli
 from siaga.cli import tag_cmd
 from siaga.vocabulary import MAX_LINE_BYTES, MAX_TEXT
+from support.trickle import Trickle
 
 # Address space for a whole `siaga tag` process: an ordinary stream runs in under 300 MB of it;
 # tagging a 50 MB line took 5.3 GB.
@@ -77,22 +78,6 @@ def test_an_over_long_text_is_a_bad_line_naming_the_field_and_the_limit():
         assert f"siaga tag: stdin {message}" in out.stderr.decode()
 
 
-class _Trickle(io.RawIOBase):
-    """A pipe that hands over at most `step` bytes per read."""
-
-    def __init__(self, data: bytes, step: int) -> None:
-        self.data, self.step = data, step
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
-        size = min(self.step, len(buffer))
-        chunk, self.data = self.data[:size], self.data[size:]
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
-
-
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.sampled_from([0, 5, MAX_LINE_BYTES - 1, MAX_LINE_BYTES, MAX_LINE_BYTES + 1, 2 * MAX_LINE_BYTES + 7]),
                 min_size=1, max_size=5),
@@ -102,7 +87,7 @@ def test_lines_over_the_limit_are_refused_wherever_the_pipe_cuts_them(lengths, s
     replaced, whatever size of reads brought it."""
     lines = [b"y" * n for n in lengths]
     data = b"\n".join(lines) + (b"\n" if final_newline else b"")
-    stdin = Namespace(buffer=io.BufferedReader(_Trickle(data, step)))
+    stdin = Namespace(buffer=io.BufferedReader(Trickle(data, step)))
     got = [line for batch in cli._stdin_batches(stdin) for line in batch]  # type: ignore[arg-type]
     expected: list[object] = [line + b"\n" for line in lines]
     if not final_newline:

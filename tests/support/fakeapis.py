@@ -263,31 +263,26 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(f.status, {"error": f"refused {self.headers.get('Authorization')} for {self.path}"})
         elif f.mode == "wrong_shape":
             self._send(200, {"message": "maintenance"})
-        elif f.mode == "endless_event":  # an event stream whose one line never ends (64 MB here)
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.end_headers()
-            self.close_connection = True
-            try:
-                self.wfile.write(b"event: update\ndata: ")
-                for _ in range(64):
-                    self.wfile.write(b"a" * (1 << 20))
-            except OSError:
-                pass
-        elif f.mode == "endless":  # a 200 whose body goes on (64 MB here) until the client hangs up
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.close_connection = True
-            try:
-                self.wfile.write(b'{"data": ["')
-                for _ in range(64):
-                    self.wfile.write(b"a" * (1 << 20))
-            except OSError:
-                pass
+        elif f.mode == "endless_event":  # an event stream whose one line never ends
+            self._endless("text/event-stream", b"event: update\ndata: ")
+        elif f.mode == "endless":  # a JSON body that never ends
+            self._endless("application/json", b'{"data": ["')
         else:
             return False
         return True
+
+    def _endless(self, ctype: str, opening: bytes) -> None:
+        """A 200 whose body goes on (64 MB here) until the client hangs up."""
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.end_headers()
+        self.close_connection = True
+        try:
+            self.wfile.write(opening)
+            for _ in range(64):
+                self.wfile.write(b"a" * (1 << 20))
+        except OSError:
+            pass
 
     def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         self._send_raw(status, dumps(body), "application/json; charset=utf-8", headers)
