@@ -110,6 +110,35 @@ def test_a_dropped_stream_and_a_failing_server_are_retried_until_it_listens_agai
         assert len(fake.hits("/api/v1/streaming")) == 5  # one, dropped; three refused; the fifth listens
 
 
+def test_the_wait_before_reopening_doubles_while_failing_and_starts_over_once_heard():
+    async def scenario(fake: FakeApis) -> tuple[list[float], list[float]]:
+        waits: list[float] = []
+
+        async def recorded(seconds: float) -> None:
+            waits.append(seconds)
+            await asyncio.sleep(0)
+
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        fake.fail("/api/v1/streaming", "server_error", times=4, status=503)
+        reader = asyncio.create_task(push.listen(_stream(fake), queue, sleep=recorded, backoff_first=0.01))
+        await _listening(fake)
+        failing = list(waits)
+        fake.toot(TAG, 11, 0, "Banjir di Desa Sangsit")
+        await queue.get()
+        fake.drop_streams()
+        while len(waits) == len(failing):
+            await asyncio.sleep(0.01)
+        reader.cancel()
+        return failing, waits[len(failing):]
+
+    with FakeApis() as fake:
+        failing, after = _run(scenario(fake))
+    assert len(failing) == 4
+    for i, wait in enumerate(failing):  # 0.01 s doubling, each with up to half taken off as jitter
+        assert 0.01 * 2 ** i * 0.5 <= wait <= 0.01 * 2 ** i
+    assert 0.005 <= after[0] <= 0.01  # heard an announcement: the first wait again
+
+
 def test_a_stream_that_never_ends_an_event_is_cut_and_opened_again(caplog):
     """64 MB of one line: the listener gives up after MAX_EVENT_BYTES instead of buffering it,
     and listens again."""

@@ -137,9 +137,12 @@ async def listen(stream: PushStream, queue: asyncio.Queue[str], *, token: Token 
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, backoff_first: float = BACKOFF_FIRST) -> None:
     """Put every announcement on `queue`, forever: a stream that ends or fails is opened again,
     after a wait that doubles (with jitter) while it keeps failing and starts over once an
-    announcement got through. Only cancellation stops it."""
+    announcement got through or the stream stayed open longer than the longest wait (a server
+    that closes idle streams now and then is not failing). Only cancellation stops it."""
     wait = backoff_first
+    loop = asyncio.get_running_loop()
     while True:
+        opened = loop.time()
         try:
             async with _client() as client:
                 async for name in announcements(stream, client, token):
@@ -151,6 +154,8 @@ async def listen(stream: PushStream, queue: asyncio.Queue[str], *, token: Token 
         except Exception as exc:  # noqa: BLE001 - any failure of one stream is retried, never fatal to the triggerer
             log.warning("push: stream %s for source %s failed (%s: %s); again in %.0f s",
                         redact_url(stream.url), stream.source, type(exc).__name__, _reason(exc), wait)
+        if loop.time() - opened > BACKOFF_MAX:
+            wait = backoff_first
         await sleep(wait * (0.5 + random.random() / 2))
         wait = min(wait * 2, BACKOFF_MAX)
 
