@@ -13,7 +13,7 @@ used until 2026-12-03 became one regency-wide incident and only its first messag
 ingest task, the scheduler's hop to detect, ...) from the Siaga database and the task instances
 in Airflow's metadata database.
 
-Push (`--push`): the events are statuses on a fake Mastodon instance (tests/support/fakeapis.py,
+Push (`--push`, or `--push both` for polled-only and pushed side by side): the events are statuses on a fake Mastodon instance (tests/support/fakeapis.py,
 in this process) whose source has `push: true`; the triggerer listens to its hashtag stream and
 each announcement starts an ingest run at once, while the one-minute poll stays. An event's
 latency runs from its last status being added (visible on the timeline and announced on the
@@ -24,7 +24,7 @@ four sources so ingest maps over four tasks; timed from the first ingest task's 
 post stored, tagged and counted and the detect run's outbox written, with one and two workers.
 
 Usage: python benchmarks/bench_latency.py [--minutes 10] [--interval 20] [--poll-intervals 60,30]
-       [--push] [--posts 4000] [--skip-latency] [--skip-throughput] [--write]
+       [--push [on|both]] [--posts 4000] [--skip-latency] [--skip-throughput] [--write]
 """
 from __future__ import annotations
 
@@ -472,8 +472,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-intervals", type=lambda v: [float(x) for x in v.split(",")], default=[60.0],
                         help="comma-separated seconds between polls (SIAGA_POLL_INTERVAL) to measure latency at, "
                              "one after the other on the same stack (default 60)")
-    parser.add_argument("--push", action="store_true",
-                        help="events arrive on a pushed Mastodon hashtag (the poll interval still applies)")
+    parser.add_argument("--push", choices=("off", "on", "both"), nargs="?", const="on", default="off",
+                        help="events arrive on a pushed Mastodon hashtag (the poll interval still applies); "
+                             "`both`: polled only, then pushed, side by side on the same stack")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--write", action="store_true", help="write the table into benchmarks/README.md")
@@ -488,11 +489,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack.start()
         lats = []
-        for poll in [] if args.skip_latency else args.poll_intervals:
+        pushes = {"off": (False,), "on": (True,), "both": (False, True)}[args.push]
+        for poll, pushed in [] if args.skip_latency else [(p, q) for p in args.poll_intervals for q in pushes]:
             set_poll_interval(stack, poll)
-            lat = {"poll": poll, "push": args.push, **measure_latency(stack, root, args.minutes, args.interval, args.push)}
+            lat = {"poll": poll, "push": pushed, **measure_latency(stack, root, args.minutes, args.interval, pushed)}
             lats.append(lat)
-            print(f"latency at {poll:g} s polling{' with push' if args.push else ''}: {lat['alerted']}/{lat['events']} alerted: "
+            print(f"latency at {poll:g} s polling{' with push' if pushed else ''}: {lat['alerted']}/{lat['events']} alerted: "
                   f"{[round(x) for x in lat['latencies']]}", flush=True)
             for event in lat["steps"]:
                 print("latency steps: " + ", ".join(f"{k} {v:.1f}" for k, v in event.items()), flush=True)
@@ -505,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.write:
             polls = ",".join(f"{p:g}" for p in args.poll_intervals)
             note = (f"`python benchmarks/bench_latency.py --minutes {args.minutes:g} --interval {args.interval:g} "
-                    f"--poll-intervals {polls}{' --push' if args.push else ''} --posts {args.posts} --write`: the real scheduler, dag-processor, api-server and "
+                    f"--poll-intervals {polls} --push {args.push} --posts {args.posts} --write`: the real scheduler, dag-processor, api-server and "
                     "`airflow celery worker` processes (CeleryExecutor, worker concurrency 4) on PostgreSQL and Redis on "
                     "this 2-core machine, fake Slack in-process; measured "
                     f"{datetime.now(timezone.utc):%Y-%m-%d}.")
