@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 from slack_sdk.errors import SlackApiError
@@ -43,6 +43,8 @@ ACTION_STATES = {
 HANDLED = frozenset(ACTION_STATES) | {messages.ACTION_SNOOZE}
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 _INCIDENT_ID = re.compile(r"^[0-9]{1,12}$")
+_ACTION_TS = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,9})?$")  # Slack's "1548426417.840180"
+CLOCK_SKEW = timedelta(minutes=5)  # how far a click's action_ts may be ahead of our clock
 
 
 @dataclass(frozen=True)
@@ -87,13 +89,13 @@ class ActionContext:
 def handle_block_actions(payload: Mapping[str, Any], ctx: ActionContext) -> list[ActionOutcome]:
     """Handle every Siaga action in a `block_actions` payload; other payloads and other apps'
     actions are ignored (empty list)."""
-    if payload.get("type") != "block_actions":
+    if not isinstance(payload, Mapping) or payload.get("type") != "block_actions":
         return []
-    user = ((payload.get("user") or {}).get("id") or "").strip()
+    user = _text(_object(payload.get("user")).get("id")).strip()
     outcomes = []
-    for action in payload.get("actions") or []:
+    for action in _actions(payload):
         action_id = action.get("action_id")
-        if action_id not in HANDLED:
+        if not isinstance(action_id, str) or action_id not in HANDLED:
             continue
         if not _USER_ID.match(user):
             outcome = ActionOutcome(action_id, user=user or None, error="Tidak tahu siapa yang menekan (no Slack user in the payload)")
@@ -109,19 +111,50 @@ def handle_block_actions(payload: Mapping[str, Any], ctx: ActionContext) -> list
     return outcomes
 
 
+def _object(value: Any) -> Mapping[str, Any]:
+    """A payload field that should be a JSON object; anything else reads as an empty one."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _text(value: Any) -> str:
+    """A payload field that should be a string; anything else reads as empty."""
+    return value if isinstance(value, str) else ""
+
+
+def _actions(payload: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The payload's actions that are objects; a malformed list is logged, never raised on."""
+    actions = payload.get("actions")
+    if not isinstance(actions, list):
+        if actions is not None:
+            log.warning("slack payload refused: 'actions' is a %s, not a list", type(actions).__name__)
+        return []
+    bad = [a for a in actions if not isinstance(a, Mapping)]
+    if bad:
+        log.warning("slack payload: %d of its actions are not objects, ignored", len(bad))
+    return [a for a in actions if isinstance(a, Mapping)]
+
+
+def _action_ts(action: Mapping[str, Any]) -> str | None:
+    """The action's `action_ts` when it has Slack's shape (epoch seconds, decimal), else None."""
+    raw = action.get("action_ts")
+    return raw if isinstance(raw, str) and _ACTION_TS.match(raw) else None
+
+
 def click_time(action: Mapping[str, Any]) -> datetime:
-    """When the button was pressed (Slack's `action_ts`, epoch seconds); now if absent."""
-    try:
-        return datetime.fromtimestamp(float(action["action_ts"]), tz=timezone.utc)
-    except (KeyError, TypeError, ValueError, OverflowError):
-        return utcnow()
+    """When the button was pressed (Slack's `action_ts`, epoch seconds); now if absent, malformed
+    or later than now (beyond clock skew): a click cannot come from the future."""
+    raw, now = _action_ts(action), utcnow()
+    if raw is None:
+        return now
+    at = datetime.fromtimestamp(float(raw), tz=timezone.utc)
+    return at if at <= now + CLOCK_SKEW else now
 
 
 def change_state(action: Mapping[str, Any], user: str, to_state: str, ctx: ActionContext) -> ActionOutcome:
     action_id = str(action.get("action_id"))
     incident_id = _incident_id(action.get("value"))
     if incident_id is None:
-        return ActionOutcome(action_id, user=user, error=f"Nilai tombol tidak sah (bad button value {str(action.get('value'))[:40]!r})")
+        return ActionOutcome(action_id, user=user, error=f"Nilai tombol tidak sah (bad button value {_shown(action.get('value'))})")
     return decide(ctx, action_id, incident_id, to_state, user, click_time(action))
 
 
@@ -153,14 +186,15 @@ def decide(ctx: ActionContext, action_id: str, incident_id: int, to_state: str, 
 
 def snooze(action: Mapping[str, Any], user: str, ctx: ActionContext) -> ActionOutcome:
     action_id = str(action.get("action_id"))
-    value = str((action.get("selected_option") or {}).get("value") or action.get("value") or "")
+    value = str(_object(action.get("selected_option")).get("value") or action.get("value") or "")
     raw_id, _, key = value.partition(":")
     incident_id = _incident_id(raw_id)
     duration = silences.SNOOZE_CHOICES.get(key)
     if incident_id is None or duration is None:
-        return ActionOutcome(action_id, user=user, error=f"Pilihan tunda tidak sah (bad snooze value {value[:40]!r})")
+        return ActionOutcome(action_id, user=user, error=f"Pilihan tunda tidak sah (bad snooze value {_shown(value)})")
     at = click_time(action)
-    dedup = f"slack:{incident_id}:{user}:{action['action_ts']}:{key}" if action.get("action_ts") else None
+    action_ts = _action_ts(action)
+    dedup = f"slack:{incident_id}:{user}:{action_ts}:{key}" if action_ts else None
     with session_scope(ctx.db_url) as session:
         incident = session.get(Incident, incident_id)
         if incident is None:
@@ -229,6 +263,12 @@ def _state_setter(session: Session, incident: Incident) -> tuple[str | None, dat
     return (event.actor, event.at) if event else (None, None)
 
 
+def _shown(value: Any) -> str:
+    """A payload value quoted in an answer to the user: capped and escaped, so a value such as
+    `<!channel>` is shown as text, not acted on by Slack."""
+    return messages.escape(repr(str(value)[:40]))
+
+
 def _incident_id(value: Any) -> int | None:
     text = str(value or "").strip()
     return int(text) if _INCIDENT_ID.match(text) else None
@@ -236,8 +276,8 @@ def _incident_id(value: Any) -> int | None:
 
 def tell_user(client: WebClient, payload: Mapping[str, Any], text: str) -> bool:
     """Show `text` to the user who clicked, in that channel, visible to them only."""
-    channel = (payload.get("channel") or {}).get("id") or (payload.get("container") or {}).get("channel_id")
-    user = (payload.get("user") or {}).get("id")
+    channel = _text(_object(payload.get("channel")).get("id")) or _text(_object(payload.get("container")).get("channel_id"))
+    user = _text(_object(payload.get("user")).get("id"))
     if not channel or not user:
         return False
     try:
