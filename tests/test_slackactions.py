@@ -267,3 +267,35 @@ def test_an_oversized_action_ts_is_no_dedup_key_and_fits_the_column(db_url, fake
     payload["actions"][0]["action_ts"] = "1" * 5000
     (outcome,) = slackactions.handle_block_actions(payload, ctx_for(fake, db_url, router, hazard_set))
     assert outcome.ok and outcome.silence_id
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_slack_out_of_reach_while_editing_keeps_the_decision_and_says_why(db_url, fake, router, hazard_set):
+    """Before: the URLError of the edit escaped after the state change was committed (a
+    traceback in the listener, a server error on the incident page)."""
+    incident_id = posted_incident(db_url, fake, router, hazard_set)
+    down = make_client(token=TOKEN, base_url=f"http://127.0.0.1:{_closed_port()}/api/", timeout=2, conn_id=None,
+                       backoff_factor=0.01, max_retry_after=1)
+    ctx = slackactions.ActionContext(client=down, db_url=db_url, router=router, hazard_set=hazard_set)
+    (outcome,) = slackactions.handle_block_actions(click(messages.ACTION_RESOLVE, str(incident_id)), ctx)
+    assert outcome.ok and outcome.changed and outcome.edited == ()
+    assert len(outcome.edit_errors) == 2 and all("cannot reach Slack" in e for e in outcome.edit_errors)
+    with store.session_scope(db_url) as session:
+        assert session.get(store.Incident, incident_id).state == "resolved"
+
+
+def test_a_database_that_fails_is_an_answer_to_the_user_not_a_traceback(sqlite_url, fake, router, hazard_set, tmp_path):
+    incident_id = posted_incident(sqlite_url, fake, router, hazard_set)
+    channel = fake.channel_id("#bpbd-siaga")
+    ctx = ctx_for(fake, f"sqlite:///{tmp_path}/no/such/folder/siaga.db", router, hazard_set)
+    for action_id, value in ((messages.ACTION_ACK, str(incident_id)), (messages.ACTION_SNOOZE, f"{incident_id}:1h")):
+        (outcome,) = slackactions.handle_block_actions(click(action_id, value, channel=channel, select=action_id == messages.ACTION_SNOOZE), ctx)
+        assert not outcome.ok and "try again" in outcome.error
+    assert [e["text"] for e in fake.ephemerals] == [outcome.error, outcome.error]

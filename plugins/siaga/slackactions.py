@@ -21,9 +21,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web import WebClient
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from siaga import alerts, hazard_lists, incidents, messages, silences
@@ -97,12 +98,7 @@ def handle_block_actions(payload: Mapping[str, Any], ctx: ActionContext) -> list
         action_id = action.get("action_id")
         if not isinstance(action_id, str) or action_id not in HANDLED:
             continue
-        if not _USER_ID.match(user):
-            outcome = ActionOutcome(action_id, user=user or None, error="Tidak tahu siapa yang menekan (no Slack user in the payload)")
-        elif action_id == messages.ACTION_SNOOZE:
-            outcome = snooze(action, user, ctx)
-        else:
-            outcome = change_state(action, user, ACTION_STATES[action_id], ctx)
+        outcome = _handle(action, action_id, user, ctx)
         if outcome.error:
             log.warning("slack action %s by %s refused: %s", action_id, user, outcome.error)
             if ctx.tell_user and ctx.client is not None:
@@ -138,6 +134,20 @@ def _action_ts(action: Mapping[str, Any]) -> str | None:
     """The action's `action_ts` when it has Slack's shape (epoch seconds, decimal), else None."""
     raw = action.get("action_ts")
     return raw if isinstance(raw, str) and _ACTION_TS.match(raw) else None
+
+
+def _handle(action: Mapping[str, Any], action_id: str, user: str, ctx: ActionContext) -> ActionOutcome:
+    """One action; a database that fails is an answer to the user (try again), not a traceback."""
+    if not _USER_ID.match(user):
+        return ActionOutcome(action_id, user=user or None, error="Tidak tahu siapa yang menekan (no Slack user in the payload)")
+    try:
+        if action_id == messages.ACTION_SNOOZE:
+            return snooze(action, user, ctx)
+        return change_state(action, user, ACTION_STATES[action_id], ctx)
+    except SQLAlchemyError as exc:
+        log.error("slack action %s by %s not recorded, the database failed: %s", action_id, user,
+                  str(getattr(exc, "orig", None) or type(exc).__name__).splitlines()[0])
+        return ActionOutcome(action_id, user=user, error=":warning: Tidak tercatat, coba lagi (not recorded: the database is unavailable; try again)")
 
 
 def click_time(action: Mapping[str, Any]) -> datetime:
@@ -226,8 +236,8 @@ def refresh_messages(ctx: ActionContext, incident_id: int, at: datetime) -> tupl
         try:
             update_message(ctx.client, channel, ts, message)
             edited.append((channel, ts))
-        except SlackApiError as exc:
-            error = f"{channel} {ts}: {exc.response.get('error') if exc.response is not None else exc}"
+        except (SlackClientError, OSError) as exc:  # refused, or out of reach (URLError, timeout): the decision stands
+            error = f"{channel} {ts}: {_slack_why(exc)}"
             log.error("could not edit the alert of incident %s: %s", incident_id, error)
             errors.append(error)
     return tuple(edited), tuple(errors)
@@ -283,6 +293,13 @@ def tell_user(client: WebClient, payload: Mapping[str, Any], text: str) -> bool:
     try:
         client.chat_postEphemeral(channel=channel, user=user, text=text)
         return True
-    except SlackApiError as exc:
-        log.warning("could not tell %s in %s: %s", user, channel, exc.response.get("error") if exc.response is not None else exc)
+    except (SlackClientError, OSError) as exc:
+        log.warning("could not tell %s in %s: %s", user, channel, _slack_why(exc))
         return False
+
+
+def _slack_why(exc: BaseException) -> str:
+    """Why a Slack call failed, in one line: Slack's error code, or that it was out of reach."""
+    if isinstance(exc, SlackApiError):
+        return str(exc.response.get("error") if exc.response is not None else exc)
+    return f"cannot reach Slack: {getattr(exc, 'reason', None) or exc}"
