@@ -299,3 +299,14 @@ def test_a_database_that_fails_is_an_answer_to_the_user_not_a_traceback(sqlite_u
         (outcome,) = slackactions.handle_block_actions(click(action_id, value, channel=channel, select=action_id == messages.ACTION_SNOOZE), ctx)
         assert not outcome.ok and "try again" in outcome.error
     assert [e["text"] for e in fake.ephemerals] == [outcome.error, outcome.error]
+
+
+def test_a_payload_listing_many_actions_costs_only_the_first_few(sqlite_url, fake, router, hazard_set):
+    """Slack sends one action per payload; a forged one with hundreds made as many database
+    transactions and messages to the user."""
+    posted_incident(sqlite_url, fake, router, hazard_set)
+    payload = click(messages.ACTION_ACK, "999999", channel=fake.channel_id("#bpbd-siaga"))
+    payload["actions"] = payload["actions"] * 200
+    outcomes = slackactions.handle_block_actions(payload, ctx_for(fake, sqlite_url))
+    assert len(outcomes) == slackactions.MAX_ACTIONS and all(not o.ok for o in outcomes)
+    assert len(fake.ephemerals) == slackactions.MAX_ACTIONS

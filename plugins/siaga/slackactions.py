@@ -45,7 +45,10 @@ HANDLED = frozenset(ACTION_STATES) | {messages.ACTION_SNOOZE}
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 _INCIDENT_ID = re.compile(r"^[0-9]{1,12}$")
 _ACTION_TS = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,9})?$")  # Slack's "1548426417.840180"
-CLOCK_SKEW = timedelta(minutes=5)  # how far a click's action_ts may be ahead of our clock
+CLOCK_SKEW = timedelta(minutes=5)
+# Slack sends one action per block_actions payload; a payload listing more is not Slack's, and
+# each action may cost database work and a message to the user: only the first few are handled.
+MAX_ACTIONS = 5  # how far a click's action_ts may be ahead of our clock
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,9 @@ def _actions(payload: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         if actions is not None:
             log.warning("slack payload refused: 'actions' is a %s, not a list", type(actions).__name__)
         return []
+    if len(actions) > MAX_ACTIONS:
+        log.warning("slack payload lists %d actions: only the first %d handled", len(actions), MAX_ACTIONS)
+    actions = actions[:MAX_ACTIONS]
     bad = [a for a in actions if not isinstance(a, Mapping)]
     if bad:
         log.warning("slack payload: %d of its actions are not objects, ignored", len(bad))
