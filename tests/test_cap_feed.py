@@ -9,6 +9,7 @@ from urllib.parse import urljoin
 from xml.etree import ElementTree as ET
 
 import pytest
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 from fastapi.testclient import TestClient
 
 from siaga import store
@@ -170,3 +171,31 @@ def test_public_feed_carries_only_what_the_agency_publishes(story, monkeypatch):
     assert c.post("/public/cap.atom").status_code == 405  # read-only
     only_landslides = TestClient(create_app(url, hazards=HAZARDS, public_cap=PublicCap(hazards=frozenset({"landslide"}), min_severity="low")))
     assert set(_entries(only_landslides.get("/public/cap.atom").content)) == {seed_ids["slide"]}  # live, acknowledged, low
+
+
+_ANY_CHAR = st.characters(codec="utf-8", exclude_categories=["Cs"])
+_NAMES = st.text(_ANY_CHAR, min_size=1, max_size=30) | st.sampled_from(["Jalan\x01Raya", "Seririt\x0b", "A\ufffeB", "\x1b[31m", "x\u202ey"])
+
+
+@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(area=_NAMES, district=_NAMES, code=_NAMES)
+def test_any_text_in_an_incidents_names_leaves_the_cap_feed_parseable_and_valid(sqlite_url, area, district, code):
+    """A road or area name with a control character (an OpenStreetMap import holds what its
+    editors typed) was written raw: one incident made /cap.atom and its cap.xml unparseable."""
+    with store.session_scope(sqlite_url) as s:
+        now = utcnow().replace(microsecond=0)
+        inc = Incident(hazard="traffic_jam", level="road", area_code=code, area_name=area, road=area, district=district,
+                       lon=114.93, lat=-8.19, state="open", severity="medium", posts=4, authors=4, notified_posts=4,
+                       opened_at=now - timedelta(hours=1), last_activity_at=now)
+        s.add(inc)
+        s.flush()
+        incident_id = inc.id
+    try:
+        c = TestClient(create_app(sqlite_url, hazards=HAZARDS))
+        feed = ET.fromstring(c.get("/cap.atom").content)
+        assert any(e.find(ATOM + "id").text.endswith(f":{incident_id}") for e in feed.iter(ATOM + "entry"))
+        alert = ET.fromstring(c.get(f"/incidents/{incident_id}/cap.xml").content)
+        validate_cap(alert)
+    finally:  # one incident per example: the database is the test's, shared by its examples
+        with store.session_scope(sqlite_url) as s:
+            s.delete(s.get(Incident, incident_id))

@@ -415,3 +415,19 @@ def test_tag_with_a_broken_aliases_file_names_it_without_a_traceback(tmp_path):
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.splitlines()[0] == "siaga tag: the config cannot be used:"
     assert out.stderr.splitlines()[1].startswith(f"{config / 'aliases.yaml'}:2:1: (syntax)")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+@pytest.mark.parametrize("args", [["outbox"], ["quarantine"]], ids=lambda a: a[0])
+def test_a_database_at_an_older_schema_says_to_migrate(db_url, args, capsys):
+    """Before: "cannot use the database ...: no such column: outbox.claim_token", no way out named."""
+    from alembic import command
+
+    from siaga import store
+
+    command.downgrade(store._alembic_config(db_url), "0004")  # before the outbox's fencing and quarantine's identity
+    store.engine_for(db_url).dispose()
+    assert cli.main([*args, "--db", db_url]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"siaga {args[0]}: the database ") and "is at an older schema" in line
+    assert line.endswith("run `siaga db migrate`")

@@ -246,3 +246,15 @@ def test_tag_accepts_a_config_folder_or_a_hazards_folder_and_refuses_anything_el
         assert out.returncode == 2 and out.stdout == ""
         assert out.stderr.startswith("siaga tag: the hazard lists cannot be used:\n")
         assert f"{config}:0:0: (directory): {reason}" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("name", ["detection.yaml", "aliases.yaml", "abbreviations.csv"])
+def test_a_directory_where_an_optional_file_belongs_is_refused(capsys, folder, name):
+    """The loaders treat only a missing file as "use the defaults": the detect run refused a
+    directory named detection.yaml (and the geotagger one named aliases.yaml) while the check,
+    which skipped anything not a regular file, passed the folder."""
+    (folder / name).unlink()
+    (folder / name).mkdir()
+    code, _, err = check(capsys, folder)
+    assert code == 1
+    assert f"error: {folder / name}:1:1: (file): cannot read: Is a directory" in err

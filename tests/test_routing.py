@@ -54,7 +54,7 @@ def test_receiver_lookup_names_unknown(router):
 
 # --- tree semantics on a synthetic config -----------------------------------------------------
 TREE = {
-    "severities": ["low", "high"],
+    "severities": ["low", "medium", "high", "critical"],
     "receivers": [{"name": n, "channel": f"#{n}"} for n in ("root", "a", "b", "c", "d")],
     "route": {
         "receiver": "root",
@@ -205,6 +205,10 @@ def write_broken(tmp_path: Path, edit) -> Path:
     (lambda d: d["route"].pop("receiver"), r":\d+:\d+: route\.receiver: the root route needs a receiver"),
     (lambda d: d.update(timezone="Mars/Olympus"), r":\d+:\d+: timezone: unknown time zone"),
     (lambda d: d.pop("severities"), r":1:1: severities: 'severities' is a required property"),
+    # incidents are given vocabulary.SEVERITIES: a list without one of them failed at the first alert of it
+    (lambda d: d.update(severities=["low", "medium"]), r":\d+:\d+: severities: must be \['low', 'medium', 'high', 'critical'\]"),
+    (lambda d: d.update(severities=["critical", "high", "medium", "low"]), r":\d+:\d+: severities: must be "),
+    (lambda d: d.update(timezone="Asia/" + "x" * 300), r":\d+:\d+: timezone: unknown time zone"),  # was OSError
 ])
 def test_bad_config_names_file_field_and_line(tmp_path, edit, expected):
     path = write_broken(tmp_path, edit)
@@ -228,3 +232,13 @@ def test_missing_and_unparsable_files(tmp_path):
     bad.write_text("route: [unclosed\n")
     with pytest.raises(RoutingConfigError, match=r"bad\.yaml:1:8: \(syntax\): '\[' opened here is never closed"):
         Router.load(bad)
+
+
+@pytest.mark.parametrize("depth", [65, 150, 5000])
+def test_config_nested_too_deeply_is_refused_with_its_place(tmp_path, depth):
+    """Lists nested past any sensible config (the composer and the schema check recurse per
+    level): one clear error, not a RecursionError."""
+    path = tmp_path / "routing.yaml"
+    path.write_text("severities: " + "[" * depth + "]" * depth + "\n")
+    with pytest.raises(RoutingConfigError, match=re.escape(str(path)) + r":1:\d+: .*nested deeper than 64 levels"):
+        Router.load(path)

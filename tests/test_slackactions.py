@@ -205,3 +205,108 @@ def test_snooze_menu_options_on_a_new_alert():
     (select,) = [e for b in blocks if b["type"] == "actions" for e in b["elements"] if e["action_id"] == messages.ACTION_SNOOZE]
     assert [o["value"] for o in select["options"]] == ["17:1h", "17:6h", "17:24h"]
     assert all(o["value"].split(":")[1] in slackactions.silences.SNOOZE_CHOICES for o in select["options"])
+
+
+# --- forged and malformed payloads: a clear refusal, never a traceback --------------------------
+
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st  # noqa: E402
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                     max_leaves=8)
+_FIELD = st.one_of(_JSON, st.sampled_from([messages.ACTION_ACK, messages.ACTION_SNOOZE, "1", "1:1h", DUTY, "C1"]))
+
+
+@st.composite
+def malformed_payloads(draw):
+    """block_actions payloads whose fields have any JSON type: user, channel, actions, each action."""
+    action = {"action_id": draw(st.sampled_from([messages.ACTION_ACK, messages.ACTION_RESOLVE, messages.ACTION_SNOOZE]) | _JSON),
+              "value": draw(_FIELD), "selected_option": draw(_JSON | st.fixed_dictionaries({"value": _FIELD})),
+              "action_ts": draw(_JSON | st.sampled_from(["253402300799", "9" * 12, "1e300", "nan", "-1"]))}
+    actions = draw(st.sampled_from(["list", "raw", "junk-in-list"]))
+    payload = {"type": "block_actions", "user": draw(_JSON | st.fixed_dictionaries({"id": _FIELD})),
+               "channel": draw(_JSON | st.fixed_dictionaries({"id": _FIELD})), "container": draw(_JSON),
+               "actions": [action] if actions == "list" else draw(_JSON) if actions == "raw" else [draw(_JSON), action]}
+    return payload
+
+
+@hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payload=malformed_payloads())
+def test_any_malformed_payload_is_refused_or_handled_never_raised(sqlite_url, fake, payload):
+    outcomes = slackactions.handle_block_actions(payload, ctx_for(fake, sqlite_url))
+    assert all(isinstance(o, slackactions.ActionOutcome) for o in outcomes)
+
+
+@pytest.mark.parametrize("action_id, field", [(messages.ACTION_ACK, "value"), (messages.ACTION_SNOOZE, "select")])
+def test_a_hostile_button_value_is_quoted_escaped_to_the_user(sqlite_url, fake, router, hazard_set, action_id, field):
+    posted_incident(sqlite_url, fake, router, hazard_set)
+    channel = fake.channel_id("#bpbd-siaga")
+    payload = click(action_id, "<!channel> <@U0BOSS02> <https://evil.example|x>", channel=channel, select=field == "select")
+    (outcome,) = slackactions.handle_block_actions(payload, ctx_for(fake, sqlite_url))
+    assert not outcome.ok
+    (shown,) = fake.ephemerals
+    assert "<" not in shown["text"] and ">" not in shown["text"] and "&lt;!channel&gt;" in shown["text"]
+
+
+def test_a_click_from_the_future_is_recorded_now_and_a_far_one_does_not_crash_a_snooze(db_url, fake, router, hazard_set):
+    incident_id = posted_incident(db_url, fake, router, hazard_set)
+    ctx = ctx_for(fake, db_url, router, hazard_set)
+    payload = click(messages.ACTION_SNOOZE, f"{incident_id}:24h", select=True)
+    payload["actions"][0]["action_ts"] = "253402300799.000000"  # 9999-12-31 23:59:59 UTC
+    before = store.utcnow()
+    (outcome,) = slackactions.handle_block_actions(payload, ctx)
+    assert outcome.ok and outcome.changed
+    with store.session_scope(db_url) as session:
+        (row,) = session.scalars(sa.select(store.SilenceRow)).all()
+        assert before <= row.starts_at <= store.utcnow() and row.ends_at - row.starts_at == timedelta(hours=24)
+
+
+def test_an_oversized_action_ts_is_no_dedup_key_and_fits_the_column(db_url, fake, router, hazard_set):
+    incident_id = posted_incident(db_url, fake, router, hazard_set)
+    payload = click(messages.ACTION_SNOOZE, f"{incident_id}:1h", select=True)
+    payload["actions"][0]["action_ts"] = "1" * 5000
+    (outcome,) = slackactions.handle_block_actions(payload, ctx_for(fake, db_url, router, hazard_set))
+    assert outcome.ok and outcome.silence_id
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_slack_out_of_reach_while_editing_keeps_the_decision_and_says_why(db_url, fake, router, hazard_set):
+    """Before: the URLError of the edit escaped after the state change was committed (a
+    traceback in the listener, a server error on the incident page)."""
+    incident_id = posted_incident(db_url, fake, router, hazard_set)
+    down = make_client(token=TOKEN, base_url=f"http://127.0.0.1:{_closed_port()}/api/", timeout=2, conn_id=None,
+                       backoff_factor=0.01, max_retry_after=1)
+    ctx = slackactions.ActionContext(client=down, db_url=db_url, router=router, hazard_set=hazard_set)
+    (outcome,) = slackactions.handle_block_actions(click(messages.ACTION_RESOLVE, str(incident_id)), ctx)
+    assert outcome.ok and outcome.changed and outcome.edited == ()
+    assert len(outcome.edit_errors) == 2 and all("cannot reach Slack" in e for e in outcome.edit_errors)
+    with store.session_scope(db_url) as session:
+        assert session.get(store.Incident, incident_id).state == "resolved"
+
+
+def test_a_database_that_fails_is_an_answer_to_the_user_not_a_traceback(sqlite_url, fake, router, hazard_set, tmp_path):
+    incident_id = posted_incident(sqlite_url, fake, router, hazard_set)
+    channel = fake.channel_id("#bpbd-siaga")
+    ctx = ctx_for(fake, f"sqlite:///{tmp_path}/no/such/folder/siaga.db", router, hazard_set)
+    for action_id, value in ((messages.ACTION_ACK, str(incident_id)), (messages.ACTION_SNOOZE, f"{incident_id}:1h")):
+        (outcome,) = slackactions.handle_block_actions(click(action_id, value, channel=channel, select=action_id == messages.ACTION_SNOOZE), ctx)
+        assert not outcome.ok and "try again" in outcome.error
+    assert [e["text"] for e in fake.ephemerals] == [outcome.error, outcome.error]
+
+
+def test_a_payload_listing_many_actions_costs_only_the_first_few(sqlite_url, fake, router, hazard_set):
+    """Slack sends one action per payload; a forged one with hundreds made as many database
+    transactions and messages to the user."""
+    posted_incident(sqlite_url, fake, router, hazard_set)
+    payload = click(messages.ACTION_ACK, "999999", channel=fake.channel_id("#bpbd-siaga"))
+    payload["actions"] = payload["actions"] * 200
+    outcomes = slackactions.handle_block_actions(payload, ctx_for(fake, sqlite_url))
+    assert len(outcomes) == slackactions.MAX_ACTIONS and all(not o.ok for o in outcomes)
+    assert len(fake.ephemerals) == slackactions.MAX_ACTIONS

@@ -140,3 +140,22 @@ def test_the_command_runs_until_interrupted(sqlite_url, fake, router, hazard_set
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert len(events(sqlite_url, incident_id, "acknowledged")) == 1
+
+
+def test_the_outcomes_a_listener_keeps_are_bounded():
+    """The listener runs for months: it kept every click's outcome in a list that only grew."""
+    from slack_sdk.socket_mode.request import SocketModeRequest
+
+    class Wire:  # the Socket Mode client's two members the listener uses
+        socket_mode_request_listeners: list = []
+
+        def send_socket_mode_response(self, response):
+            pass
+
+    ctx = slackactions.ActionContext(client=None, db_url=None)
+    listener = socketmode.Listener("xapp-1", None, ctx, client=Wire())
+    for n in range(socketmode.HANDLED_KEPT + 50):
+        payload = click(messages.ACTION_ACK, f"not-an-id-{n}")  # refused before any database work
+        listener._on_request(listener.client, SocketModeRequest("interactive", f"e{n}", payload))
+    assert len(listener.handled) == socketmode.HANDLED_KEPT
+    assert "not-an-id-1049" in listener.handled[-1].error

@@ -135,3 +135,22 @@ def test_public_feed_and_list_answer(hostile_client):
     c, _ = hostile_client
     assert c.get("/public/cap.atom").status_code == 200
     assert c.get("/cap.atom?x=%00").status_code == 200
+
+
+@given(day=st.dates())
+@settings(max_examples=300, deadline=None)
+def test_the_date_range_the_error_offers_is_the_range_accepted(day):
+    """`from=2000-01-01` was refused with "use a date from 2000-01-01": a WITA day starts 8 hours
+    before the bound in UTC. Every day is accepted exactly when the message's range holds it."""
+    from siaga.timelines.filters import EARLIEST, LATEST, parse_day
+
+    value = day.isoformat()
+    offered = EARLIEST.date() <= day < LATEST.date()
+    for end in (False, True):
+        try:
+            parse_day(value, end=end)
+            accepted = True
+        except ValueError as exc:
+            accepted = False
+            assert f"from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d}" in str(exc)
+        assert accepted == offered, (value, end)

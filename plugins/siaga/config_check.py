@@ -143,8 +143,9 @@ def _present(path: Path, report: FolderReport) -> bool:
 
 
 def _check_optional(path: Path, report: FolderReport, load: Callable[[Path], Any]) -> None:
-    """A file the deployment can run without (defaults apply); checked when present."""
-    if not path.is_file():
+    """A file the deployment can run without (defaults apply); checked when present. Present
+    means as the loaders read it: anything at the path, a directory too, is loaded (and refused)."""
+    if not path.exists():
         return
     report.checked.append(path.name if path.parent == report.directory else str(path))
     try:

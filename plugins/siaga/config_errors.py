@@ -153,6 +153,8 @@ def parse_yaml(text: str, source: str) -> Document:
         raise ConfigSyntaxError(syntax_problem(source, text, exc)) from None
     except yaml.YAMLError as exc:
         raise ConfigSyntaxError(ConfigProblem(source, 1, 1, SYNTAX, str(exc))) from None
+    except RecursionError:  # PyYAML's composer recurses once per level of nesting
+        raise ConfigSyntaxError(ConfigProblem(source, 1, 1, SYNTAX, f"nested deeper than {MAX_DEPTH} levels")) from None
     doc = Document(source, None, text)
     if node is None:
         doc.values[()] = (1, 1)
@@ -168,6 +170,9 @@ def parse_yaml(text: str, source: str) -> Document:
 # characters; an alias repeats its anchor's values, and nested ones multiply them (nine lines of
 # "billion laughs" made 387 million values: minutes and gigabytes before any check ran).
 _MAX_VALUES_PER_CHAR = 10
+# Lists and mappings one inside another: no config file needs more than a handful of levels, and
+# every reader (the schema check, the route tree) walks them recursively.
+MAX_DEPTH = 64
 
 
 def read_document(path: str | Path, refused: type[ConfigError]) -> Document:
@@ -204,6 +209,9 @@ def _data_of(node: yaml.Node, path: FieldPath, doc: Document, loader: yaml.SafeL
         raise ConfigSyntaxError(ConfigProblem(doc.source, *_mark(node.start_mark), dotted(path) or TOP_LEVEL,
                                               "aliases repeat values more than a config file can hold"))
     doc.values[path] = _mark(node.start_mark)
+    if len(path) > MAX_DEPTH:
+        raise ConfigSyntaxError(ConfigProblem(doc.source, *_mark(node.start_mark), dotted(path[:3]) + "...",
+                                              f"nested deeper than {MAX_DEPTH} levels"))
     if isinstance(node, yaml.MappingNode):
         doc.collections.add(path)
         out: dict[str, Any] = {}

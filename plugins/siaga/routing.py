@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import jsonschema
 
 from siaga.config_errors import ConfigError, Document, document_of, read_document, schema_problems
-from siaga.vocabulary import LOCAL_TZ_NAME
+from siaga.vocabulary import LOCAL_TZ_NAME, SEVERITIES
 
 _HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 _NAME = r"^[a-z][a-z0-9_-]*$"
@@ -176,9 +176,11 @@ class Router:
 
         try:
             tz = ZoneInfo(data.get("timezone", LOCAL_TZ_NAME))
-        except (ZoneInfoNotFoundError, ValueError) as exc:
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a name too long for a file
             raise fail(["timezone"], f"unknown time zone {data.get('timezone')!r}") from exc
         severities = tuple(data["severities"])
+        if severities != SEVERITIES:  # incidents are given these: any other list fails at the first alert
+            raise fail(["severities"], f"must be {list(SEVERITIES)} (the severities Siaga assigns, ascending), not {list(severities)}")
 
         receivers: dict[str, Receiver] = {}
         for i, r in enumerate(data["receivers"]):

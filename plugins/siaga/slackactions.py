@@ -18,12 +18,13 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web import WebClient
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from siaga import alerts, hazard_lists, incidents, messages, silences
@@ -43,6 +44,11 @@ ACTION_STATES = {
 HANDLED = frozenset(ACTION_STATES) | {messages.ACTION_SNOOZE}
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 _INCIDENT_ID = re.compile(r"^[0-9]{1,12}$")
+_ACTION_TS = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,9})?$")  # Slack's "1548426417.840180"
+CLOCK_SKEW = timedelta(minutes=5)
+# Slack sends one action per block_actions payload; a payload listing more is not Slack's, and
+# each action may cost database work and a message to the user: only the first few are handled.
+MAX_ACTIONS = 5  # how far a click's action_ts may be ahead of our clock
 
 
 @dataclass(frozen=True)
@@ -87,20 +93,15 @@ class ActionContext:
 def handle_block_actions(payload: Mapping[str, Any], ctx: ActionContext) -> list[ActionOutcome]:
     """Handle every Siaga action in a `block_actions` payload; other payloads and other apps'
     actions are ignored (empty list)."""
-    if payload.get("type") != "block_actions":
+    if not isinstance(payload, Mapping) or payload.get("type") != "block_actions":
         return []
-    user = ((payload.get("user") or {}).get("id") or "").strip()
+    user = _text(_object(payload.get("user")).get("id")).strip()
     outcomes = []
-    for action in payload.get("actions") or []:
+    for action in _actions(payload):
         action_id = action.get("action_id")
-        if action_id not in HANDLED:
+        if not isinstance(action_id, str) or action_id not in HANDLED:
             continue
-        if not _USER_ID.match(user):
-            outcome = ActionOutcome(action_id, user=user or None, error="Tidak tahu siapa yang menekan (no Slack user in the payload)")
-        elif action_id == messages.ACTION_SNOOZE:
-            outcome = snooze(action, user, ctx)
-        else:
-            outcome = change_state(action, user, ACTION_STATES[action_id], ctx)
+        outcome = _handle(action, action_id, user, ctx)
         if outcome.error:
             log.warning("slack action %s by %s refused: %s", action_id, user, outcome.error)
             if ctx.tell_user and ctx.client is not None:
@@ -109,19 +110,67 @@ def handle_block_actions(payload: Mapping[str, Any], ctx: ActionContext) -> list
     return outcomes
 
 
-def click_time(action: Mapping[str, Any]) -> datetime:
-    """When the button was pressed (Slack's `action_ts`, epoch seconds); now if absent."""
+def _object(value: Any) -> Mapping[str, Any]:
+    """A payload field that should be a JSON object; anything else reads as an empty one."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _text(value: Any) -> str:
+    """A payload field that should be a string; anything else reads as empty."""
+    return value if isinstance(value, str) else ""
+
+
+def _actions(payload: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The payload's actions that are objects; a malformed list is logged, never raised on."""
+    actions = payload.get("actions")
+    if not isinstance(actions, list):
+        if actions is not None:
+            log.warning("slack payload refused: 'actions' is a %s, not a list", type(actions).__name__)
+        return []
+    if len(actions) > MAX_ACTIONS:
+        log.warning("slack payload lists %d actions: only the first %d handled", len(actions), MAX_ACTIONS)
+    actions = actions[:MAX_ACTIONS]
+    bad = [a for a in actions if not isinstance(a, Mapping)]
+    if bad:
+        log.warning("slack payload: %d of its actions are not objects, ignored", len(bad))
+    return [a for a in actions if isinstance(a, Mapping)]
+
+
+def _action_ts(action: Mapping[str, Any]) -> str | None:
+    """The action's `action_ts` when it has Slack's shape (epoch seconds, decimal), else None."""
+    raw = action.get("action_ts")
+    return raw if isinstance(raw, str) and _ACTION_TS.match(raw) else None
+
+
+def _handle(action: Mapping[str, Any], action_id: str, user: str, ctx: ActionContext) -> ActionOutcome:
+    """One action; a database that fails is an answer to the user (try again), not a traceback."""
+    if not _USER_ID.match(user):
+        return ActionOutcome(action_id, user=user or None, error="Tidak tahu siapa yang menekan (no Slack user in the payload)")
     try:
-        return datetime.fromtimestamp(float(action["action_ts"]), tz=timezone.utc)
-    except (KeyError, TypeError, ValueError, OverflowError):
-        return utcnow()
+        if action_id == messages.ACTION_SNOOZE:
+            return snooze(action, user, ctx)
+        return change_state(action, user, ACTION_STATES[action_id], ctx)
+    except SQLAlchemyError as exc:
+        log.error("slack action %s by %s not recorded, the database failed: %s", action_id, user,
+                  str(getattr(exc, "orig", None) or type(exc).__name__).splitlines()[0])
+        return ActionOutcome(action_id, user=user, error=":warning: Tidak tercatat, coba lagi (not recorded: the database is unavailable; try again)")
+
+
+def click_time(action: Mapping[str, Any]) -> datetime:
+    """When the button was pressed (Slack's `action_ts`, epoch seconds); now if absent, malformed
+    or later than now (beyond clock skew): a click cannot come from the future."""
+    raw, now = _action_ts(action), utcnow()
+    if raw is None:
+        return now
+    at = datetime.fromtimestamp(float(raw), tz=timezone.utc)
+    return at if at <= now + CLOCK_SKEW else now
 
 
 def change_state(action: Mapping[str, Any], user: str, to_state: str, ctx: ActionContext) -> ActionOutcome:
     action_id = str(action.get("action_id"))
     incident_id = _incident_id(action.get("value"))
     if incident_id is None:
-        return ActionOutcome(action_id, user=user, error=f"Nilai tombol tidak sah (bad button value {str(action.get('value'))[:40]!r})")
+        return ActionOutcome(action_id, user=user, error=f"Nilai tombol tidak sah (bad button value {_shown(action.get('value'))})")
     return decide(ctx, action_id, incident_id, to_state, user, click_time(action))
 
 
@@ -153,14 +202,15 @@ def decide(ctx: ActionContext, action_id: str, incident_id: int, to_state: str, 
 
 def snooze(action: Mapping[str, Any], user: str, ctx: ActionContext) -> ActionOutcome:
     action_id = str(action.get("action_id"))
-    value = str((action.get("selected_option") or {}).get("value") or action.get("value") or "")
+    value = str(_object(action.get("selected_option")).get("value") or action.get("value") or "")
     raw_id, _, key = value.partition(":")
     incident_id = _incident_id(raw_id)
     duration = silences.SNOOZE_CHOICES.get(key)
     if incident_id is None or duration is None:
-        return ActionOutcome(action_id, user=user, error=f"Pilihan tunda tidak sah (bad snooze value {value[:40]!r})")
+        return ActionOutcome(action_id, user=user, error=f"Pilihan tunda tidak sah (bad snooze value {_shown(value)})")
     at = click_time(action)
-    dedup = f"slack:{incident_id}:{user}:{action['action_ts']}:{key}" if action.get("action_ts") else None
+    action_ts = _action_ts(action)
+    dedup = f"slack:{incident_id}:{user}:{action_ts}:{key}" if action_ts else None
     with session_scope(ctx.db_url) as session:
         incident = session.get(Incident, incident_id)
         if incident is None:
@@ -192,8 +242,8 @@ def refresh_messages(ctx: ActionContext, incident_id: int, at: datetime) -> tupl
         try:
             update_message(ctx.client, channel, ts, message)
             edited.append((channel, ts))
-        except SlackApiError as exc:
-            error = f"{channel} {ts}: {exc.response.get('error') if exc.response is not None else exc}"
+        except (SlackClientError, OSError) as exc:  # refused, or out of reach (URLError, timeout): the decision stands
+            error = f"{channel} {ts}: {_slack_why(exc)}"
             log.error("could not edit the alert of incident %s: %s", incident_id, error)
             errors.append(error)
     return tuple(edited), tuple(errors)
@@ -229,6 +279,12 @@ def _state_setter(session: Session, incident: Incident) -> tuple[str | None, dat
     return (event.actor, event.at) if event else (None, None)
 
 
+def _shown(value: Any) -> str:
+    """A payload value quoted in an answer to the user: capped and escaped, so a value such as
+    `<!channel>` is shown as text, not acted on by Slack."""
+    return messages.escape(repr(str(value)[:40]))
+
+
 def _incident_id(value: Any) -> int | None:
     text = str(value or "").strip()
     return int(text) if _INCIDENT_ID.match(text) else None
@@ -236,13 +292,20 @@ def _incident_id(value: Any) -> int | None:
 
 def tell_user(client: WebClient, payload: Mapping[str, Any], text: str) -> bool:
     """Show `text` to the user who clicked, in that channel, visible to them only."""
-    channel = (payload.get("channel") or {}).get("id") or (payload.get("container") or {}).get("channel_id")
-    user = (payload.get("user") or {}).get("id")
+    channel = _text(_object(payload.get("channel")).get("id")) or _text(_object(payload.get("container")).get("channel_id"))
+    user = _text(_object(payload.get("user")).get("id"))
     if not channel or not user:
         return False
     try:
         client.chat_postEphemeral(channel=channel, user=user, text=text)
         return True
-    except SlackApiError as exc:
-        log.warning("could not tell %s in %s: %s", user, channel, exc.response.get("error") if exc.response is not None else exc)
+    except (SlackClientError, OSError) as exc:
+        log.warning("could not tell %s in %s: %s", user, channel, _slack_why(exc))
         return False
+
+
+def _slack_why(exc: BaseException) -> str:
+    """Why a Slack call failed, in one line: Slack's error code, or that it was out of reach."""
+    if isinstance(exc, SlackApiError):
+        return str(exc.response.get("error") if exc.response is not None else exc)
+    return f"cannot reach Slack: {getattr(exc, 'reason', None) or exc}"

@@ -17,6 +17,7 @@ import logging
 import signal
 import sys
 import threading
+from collections import deque
 from typing import Any, Sequence
 
 from slack_sdk.socket_mode.builtin import SocketModeClient
@@ -29,6 +30,7 @@ from siaga.routing import Router
 from siaga.slackclient import SlackConfigError, make_client
 
 log = logging.getLogger(__name__)
+HANDLED_KEPT = 1000
 
 
 def app_token(conn_id: str | None = settings.SLACK_APP_CONN_ID) -> str:
@@ -52,7 +54,8 @@ class Listener:
         self.ctx = ctx
         self.client = client or SocketModeClient(app_token=token, web_client=web_client, logger=log)
         self.client.socket_mode_request_listeners.append(self._on_request)
-        self.handled: list[slackactions.ActionOutcome] = []
+        # the latest outcomes (tests and debugging read them); bounded, the listener runs for months
+        self.handled: deque[slackactions.ActionOutcome] = deque(maxlen=HANDLED_KEPT)
         self._lock = threading.Lock()
 
     def start(self) -> "Listener":

@@ -105,6 +105,8 @@ def database_failure(exc: BaseException, url: str | None) -> str | None:
         return f"not a database URL: {first_line(str(exc))}"
     if isinstance(exc, (sa.ProgrammingError, sa.OperationalError)) and _missing_table(exc):
         return f"{where} has no Siaga tables yet: run `siaga db migrate`"
+    if isinstance(exc, (sa.ProgrammingError, sa.OperationalError)) and _missing_column(exc):
+        return f"{where} is at an older schema than this Siaga ({first_line(str(getattr(exc, 'orig', None) or exc))}): run `siaga db migrate`"
     if isinstance(exc, (sa.OperationalError, sa.InterfaceError)):
         return f"cannot use {where}: {first_line(str(getattr(exc, 'orig', None) or exc))}"
     if isinstance(exc, sa.DBAPIError):
@@ -115,6 +117,12 @@ def database_failure(exc: BaseException, url: str | None) -> str | None:
 def _missing_table(exc: BaseException) -> bool:
     text = str(getattr(exc, "orig", None) or exc).lower()
     return "no such table" in text or ("relation" in text and "does not exist" in text)
+
+
+def _missing_column(exc: BaseException) -> bool:
+    """A column this code reads is not in the table: a database at an older revision."""
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    return "no such column" in text or ("column" in text and "does not exist" in text)
 
 
 def slack_failure(exc: BaseException) -> str | None:

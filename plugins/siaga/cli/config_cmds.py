@@ -69,7 +69,8 @@ def when(value: str) -> datetime:
     # the pages' and exports' range: a period reaching year 1 or 9999 made the commands'
     # arithmetic on it fail with a traceback
     if not EARLIEST <= moment < LATEST:
-        raise argparse.ArgumentTypeError(f"{value!r} is out of range: use a time from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d}")
+        raise argparse.ArgumentTypeError(f"{value!r} is out of range: use a time from {EARLIEST.astimezone(LOCAL_TZ):%Y-%m-%dT%H:%M} to before "
+                                         f"{LATEST.astimezone(LOCAL_TZ):%Y-%m-%dT%H:%M} (WITA)")
     return moment
 
 

@@ -23,6 +23,7 @@ from shapely.geometry.base import BaseGeometry
 
 from siaga.catalogue import say_in, wita
 from siaga.hazard_config import Hazard
+from siaga.messages import clean
 from siaga.settings import PublicCap
 from siaga.store import Incident
 from siaga.timelines.places import Places
@@ -133,10 +134,18 @@ def cap_polygons(area: BaseGeometry | None, max_points: int = 400) -> list[str]:
     return out
 
 
+def xml_text(text: str) -> str:
+    """Text XML 1.0 can carry: ElementTree writes a control character as it is, and one in a road
+    name (an OpenStreetMap import) or an area made the whole feed unparseable for every reader.
+    Controls, invisible format characters and lone surrogates go (`messages.clean`), and the two
+    noncharacters XML also forbids."""
+    return clean(text).replace("\ufffe", "").replace("\uffff", "")
+
+
 def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
     el = ET.SubElement(parent, f"{{{CAP_NS}}}{tag}")
     if text is not None:
-        el.text = text
+        el.text = xml_text(text)
     return el
 
 
@@ -252,7 +261,7 @@ def cap_feed(reports: list[IncidentReport], hazards: Mapping[str, Hazard], place
         hazard = hazards.get(inc.hazard)
         entry = ET.SubElement(feed, f"{{{ATOM_NS}}}entry")
         ET.SubElement(entry, f"{{{ATOM_NS}}}id").text = f"urn:siaga:buleleng:incident:{inc.id}"
-        ET.SubElement(entry, f"{{{ATOM_NS}}}title").text = f"{hazard.label_id if hazard else inc.hazard}: {inc.area_name} ({inc.severity})"
+        ET.SubElement(entry, f"{{{ATOM_NS}}}title").text = xml_text(f"{hazard.label_id if hazard else inc.hazard}: {inc.area_name} ({inc.severity})")
         message = cap_messages(report)[-1]
         ET.SubElement(entry, f"{{{ATOM_NS}}}updated").text = cap_time(message.sent)
         if link_for is not None:

@@ -43,7 +43,10 @@ def parse_day(value: str, end: bool = False) -> datetime:
             parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
     except (ValueError, TypeError):
         raise ValueError(f"bad date {shown!r}: use YYYY-MM-DD or an ISO timestamp") from None
-    if not EARLIEST <= parsed < LATEST:
+    # a date is a WITA day, compared as a day: 2000-01-01 begins 8 hours before EARLIEST (UTC)
+    # and is the first day the message offers
+    day = len(value) == 10
+    if not (EARLIEST.date() <= parsed.date() < LATEST.date() if day else EARLIEST <= parsed < LATEST):
         raise ValueError(f"date {shown!r} is out of range: use a date from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d}")
     return parsed + timedelta(days=1) if end and len(value) == 10 else parsed
 
