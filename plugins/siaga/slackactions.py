@@ -45,10 +45,10 @@ HANDLED = frozenset(ACTION_STATES) | {messages.ACTION_SNOOZE}
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 _INCIDENT_ID = re.compile(r"^[0-9]{1,12}$")
 _ACTION_TS = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,9})?$")  # Slack's "1548426417.840180"
-CLOCK_SKEW = timedelta(minutes=5)
+CLOCK_SKEW = timedelta(minutes=5)  # how far a click's action_ts may be ahead of our clock
 # Slack sends one action per block_actions payload; a payload listing more is not Slack's, and
 # each action may cost database work and a message to the user: only the first few are handled.
-MAX_ACTIONS = 5  # how far a click's action_ts may be ahead of our clock
+MAX_ACTIONS = 5
 
 
 @dataclass(frozen=True)
