@@ -139,6 +139,68 @@ def test_the_wait_before_reopening_doubles_while_failing_and_starts_over_once_he
     assert 0.005 <= after[0] <= 0.01  # heard an announcement: the first wait again
 
 
+def test_the_token_goes_in_the_header_of_a_stream_that_names_a_connection(monkeypatch):
+    monkeypatch.setenv("SIAGA_MASTODON_ONLINE_TOKEN", "tok-rahasia")
+
+    async def scenario(fake: FakeApis) -> None:
+        for stream in (_stream(fake, "mastodon_online"), _stream(fake, None, tag="lovina")):
+            wakes = push.wake_ups(stream, gap=0.01)
+            pending = asyncio.ensure_future(wakes.__anext__())
+            await _listening(fake)
+            fake.toot(stream.url.rsplit("=", 1)[1], len(fake.requests) + 10, 0, "Banjir")
+            await pending
+            await wakes.aclose()
+            while fake.listening:
+                await asyncio.sleep(0.01)
+
+    with FakeApis() as fake:
+        _run(scenario(fake))
+        with_conn, without = fake.hits("/api/v1/streaming")
+        assert with_conn.headers.get("Authorization") == "Bearer tok-rahasia"
+        assert "Authorization" not in without.headers
+        assert with_conn.headers.get("Accept") == "text/event-stream"
+
+
+def test_a_redirect_is_never_followed_so_the_token_stays_home(monkeypatch, caplog):
+    """A stream answering with a redirect to another host is a failure to retry: the token is
+    not sent there, and never logged."""
+    monkeypatch.setenv("SIAGA_MASTODON_ONLINE_TOKEN", "tok-rahasia")
+    with FakeApis() as elsewhere:
+        target = push.mastodon_hashtag_url(elsewhere.url, TAG)
+
+        class Redirect(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                self.send_response(307)
+                self.send_header("Location", target)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            stream = push.PushStream("mastodon_bali", f"http://127.0.0.1:{server.server_address[1]}/api/v1/streaming/hashtag?tag={TAG}",
+                                     "mastodon_online")
+            queue: asyncio.Queue[str] = asyncio.Queue()
+            attempts: list[float] = []
+
+            async def counted_sleep(seconds: float) -> None:
+                attempts.append(seconds)
+                if len(attempts) >= 3:
+                    raise asyncio.CancelledError
+
+            with caplog.at_level("DEBUG"), pytest.raises(asyncio.CancelledError):
+                _run(push.listen(stream, queue, sleep=counted_sleep, backoff_first=0.01))
+        finally:
+            server.shutdown()
+            server.server_close()
+        assert elsewhere.requests == []
+        assert len(attempts) == 3 and queue.empty()
+        assert "307" in caplog.text and "tok-rahasia" not in caplog.text
+
+
 def test_a_stream_that_never_ends_an_event_is_cut_and_opened_again(caplog):
     """64 MB of one line: the listener gives up after MAX_EVENT_BYTES instead of buffering it,
     and listens again."""
