@@ -32,7 +32,6 @@ import argparse
 import json
 import random
 import re
-import shutil
 import statistics
 import sys
 import tempfile
@@ -40,8 +39,6 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-
-import yaml
 
 from siaga import settings, store
 from siaga_dev import airflow_stack as st
@@ -120,21 +117,10 @@ def post(pid: str, when: datetime, text: str, author: str) -> str:
 def config_for(root: Path, sources: dict[str, Path | str]) -> Path:
     """config/ with the given sources only, no quiet hours: a path is a replay file (identity
     clock), a URL a Mastodon instance whose PUSH_TAG is pushed."""
-    cfg = root / "config"
-    if cfg.exists():
-        shutil.rmtree(cfg)
-    shutil.copytree(REPO / "config", cfg)
-    doc = {"sources": [{"name": name, "kind": "replay", "path": str(where), "clock": {"mode": "identity"}}
-                       if isinstance(where, Path) else
-                       {"name": name, "kind": "mastodon", "push": True,
-                        "instances": [{"url": where, "hashtags": [PUSH_TAG]}]}
-                       for name, where in sources.items()]}
-    (cfg / "sources.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    routing = yaml.safe_load((cfg / "routing.yaml").read_text(encoding="utf-8"))
-    for receiver in routing["receivers"]:
-        receiver.pop("quiet_hours", None)
-    (cfg / "routing.yaml").write_text(yaml.safe_dump(routing, sort_keys=False), encoding="utf-8")
-    return cfg
+    return st.config_copy(root / "config", [
+        {"name": name, "kind": "replay", "path": str(where), "clock": {"mode": "identity"}} if isinstance(where, Path) else
+        {"name": name, "kind": "mastodon", "push": True, "instances": [{"url": where, "hashtags": [PUSH_TAG]}]}
+        for name, where in sources.items()])
 
 
 # --- deployment -------------------------------------------------------------------------------------

@@ -181,15 +181,9 @@ def deployment(db_url: str, feed: Path) -> Iterator[Path]:
     The folder is at the same path in every run of this process, as a deployment's is: the
     hazard lists' matcher cache is keyed on their folder, so a fresh folder per run rebuilt the
     hazard matcher inside the timed run, which a worker that tagged before does not do."""
-    cfg = _root() / "config"
-    shutil.rmtree(cfg, ignore_errors=True)
-    shutil.copytree(REPO / "config", cfg)
-    doc = {"sources": [{"name": SOURCE, "kind": "replay", "path": str(feed), "clock": {"mode": "identity"}}]}
-    (cfg / "sources.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    routing = yaml.safe_load((cfg / "routing.yaml").read_text(encoding="utf-8"))
-    for receiver in routing["receivers"]:
-        receiver.pop("quiet_hours", None)
-    (cfg / "routing.yaml").write_text(yaml.safe_dump(routing, sort_keys=False), encoding="utf-8")
+    from siaga_dev.airflow_stack import config_copy
+
+    cfg = config_copy(_root() / "config", [{"name": SOURCE, "kind": "replay", "path": str(feed), "clock": {"mode": "identity"}}])
     env = {"SIAGA_DB_URL": db_url, "SIAGA_CONFIG_DIR": str(cfg), "SIAGA_REPLAY_CLOCK": "identity"}
     with mock.patch.dict(os.environ, env):
         try:

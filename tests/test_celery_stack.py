@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from siaga_dev import airflow_stack as st
 from siaga import store
@@ -64,12 +63,8 @@ def _config(root: Path) -> Path:
     """config/ with the shortened scenario as the only source, on the live clock, and no quiet
     hours (this test must not depend on the time of day it runs at)."""
     replay = st.scenario_slice(root / "replay.jsonl", *SLICE)
-    cfg = st.write_config(root / "config", replay, speed=SPEED)
-    routing = yaml.safe_load((cfg / "routing.yaml").read_text(encoding="utf-8"))
-    for receiver in routing["receivers"]:
-        receiver.pop("quiet_hours", None)
-    (cfg / "routing.yaml").write_text(yaml.safe_dump(routing, sort_keys=False), encoding="utf-8")
-    return cfg
+    return st.config_copy(root / "config", [{"name": "demo", "kind": "replay", "path": str(replay),
+                                             "timezone": "Asia/Makassar", "clock": {"mode": "live", "speed": SPEED}}])
 
 
 def _deploy(root: Path, name: str, workers: int, slack_delay: float = 0.0) -> Deployment:

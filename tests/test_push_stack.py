@@ -10,13 +10,9 @@ pushed source), and the alert must reach the fake Slack server once.
 from __future__ import annotations
 
 import re
-import shutil
-import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
-import yaml
 
 from support.fakeapis import FakeApis
 from support.services import require_services
@@ -34,20 +30,6 @@ REPORTS = (("warga1", f"Kebakaran rumah di Desa {VILLAGE}, api cepat membesar"),
            ("warga2", f"Ada kebakaran di {VILLAGE}, asap hitam tebal terlihat dari jauh"))
 
 
-def _config(root: Path, instance: str) -> Path:
-    """config/ with one pushed Mastodon hashtag as the only source, and no quiet hours."""
-    cfg = root / "config"
-    shutil.copytree(Path(__file__).resolve().parents[1] / "config", cfg)
-    (cfg / "sources.yaml").write_text(yaml.safe_dump({"sources": [
-        {"name": "mastodon_bali", "kind": "mastodon", "push": True, "instances": [{"url": instance, "hashtags": [TAG]}]},
-    ]}, sort_keys=False), encoding="utf-8")
-    routing = yaml.safe_load((cfg / "routing.yaml").read_text(encoding="utf-8"))
-    for receiver in routing["receivers"]:
-        receiver.pop("quiet_hours", None)
-    (cfg / "routing.yaml").write_text(yaml.safe_dump(routing, sort_keys=False), encoding="utf-8")
-    return cfg
-
-
 def test_a_pushed_status_is_ingested_and_alerted_without_waiting_for_the_poll(tmp_path):
     require_services()
     with FakeApis() as mastodon:
@@ -56,7 +38,8 @@ def test_a_pushed_status_is_ingested_and_alerted_without_waiting_for_the_poll(tm
         url = st.pg_url(siaga_db)
         stack = st.AirflowStack(root=tmp_path / "stack", redis_db=REDIS_DB, task_env={
             "SIAGA_DB_URL": url,
-            "SIAGA_CONFIG_DIR": str(_config(tmp_path, mastodon.url)),
+            "SIAGA_CONFIG_DIR": str(st.config_copy(tmp_path / "config", [
+                {"name": "mastodon_bali", "kind": "mastodon", "push": True, "instances": [{"url": mastodon.url, "hashtags": [TAG]}]}])),
             "SIAGA_SLACK_TOKEN": TOKEN,
             "SIAGA_SLACK_BASE_URL": slack.base_url,
             "SIAGA_AUTHOR_KEY": "push-stack-author-key",

@@ -113,15 +113,25 @@ def free_port() -> int:
 # --- scenario and config --------------------------------------------------------------------------
 
 
-def write_config(dest: Path, replay_file: Path, speed: float, source_name: str = "demo") -> Path:
-    """A copy of config/ whose only enabled source replays `replay_file` on the live clock."""
+def config_copy(dest: Path, sources: list[dict[str, Any]]) -> Path:
+    """A copy of config/ at `dest` whose only sources are `sources`, without quiet hours
+    (`without_quiet_hours`): what the tests and benchmarks that run the DAGs deploy."""
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(REPO / "config", dest)
-    doc = {"sources": [{"name": source_name, "kind": "replay", "path": str(replay_file),
-                        "timezone": "Asia/Makassar", "clock": {"mode": "live", "speed": speed}}]}
-    (dest / "sources.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return dest
+    (dest / "sources.yaml").write_text(yaml.safe_dump({"sources": sources}, sort_keys=False), encoding="utf-8")
+    return without_quiet_hours(dest)
+
+
+def without_quiet_hours(config: Path) -> Path:
+    """The config folder's routing.yaml without the receivers' quiet hours: a run must not depend
+    on the time of day it happens at."""
+    path = config / "routing.yaml"
+    routing = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for receiver in routing.get("receivers", []):
+        receiver.pop("quiet_hours", None)
+    path.write_text(yaml.safe_dump(routing, sort_keys=False), encoding="utf-8")
+    return config
 
 
 def scenario_slice(dest: Path, start: str, end: str, source: Path = REPO / "scenarios" / "demo.jsonl") -> Path:

@@ -48,14 +48,13 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
 import yaml
 
 from siaga import settings, store
-from siaga_dev.airflow_stack import descendants, free_port, scenario_slice
+from siaga_dev.airflow_stack import descendants, free_port, scenario_slice, without_quiet_hours
 from siaga_dev.fakeslack import FakeSlack, describe
 
 LIVE_SPEED = 30.0  # recording minutes per real minute
@@ -125,11 +124,7 @@ def write_live_config(dest: Path, scenario: Path, speed: float, source: Path | N
                 detection["incident_gap_minutes"] = max(5, math.ceil(detection["incident_gap_minutes"] / speed))
             _dump(path, doc)
     _dump(dest / "detection.yaml", live_detection(_load(dest / "detection.yaml") or {}, speed))
-    routing = _load(dest / "routing.yaml")
-    for receiver in routing.get("receivers", []):
-        receiver.pop("quiet_hours", None)
-    _dump(dest / "routing.yaml", routing)
-    return dest
+    return without_quiet_hours(dest)
 
 
 def live_detection(doc: dict[str, Any], speed: float) -> dict[str, Any]:

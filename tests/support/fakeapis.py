@@ -136,12 +136,12 @@ class FakeApis:
 
     def _take_failure(self, path: str) -> Failure | None:
         with self._lock:
-            for prefix, queue in self._failures.items():
-                if path.startswith(prefix) and queue:
-                    failure = queue[0]
+            for prefix, planned in self._failures.items():
+                if path.startswith(prefix) and planned:
+                    failure = planned[0]
                     failure.times -= 1
                     if failure.times <= 0:
-                        queue.pop(0)
+                        planned.pop(0)
                     return failure
         return None
 
