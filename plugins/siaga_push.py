@@ -35,18 +35,24 @@ class SourcePushTrigger(BaseEventTrigger):
     one event: `push.GAP`). Runs forever; a failing stream is reopened with backoff inside
     `push.listen`, so one bad stream never stops the others or the triggerer."""
 
-    def __init__(self, source: str, url: str, conn_id: str | None = None) -> None:
+    def __init__(self, source: str, url: str, conn_id: str | None = None, protocol: str = "mastodon",
+                 terms: list[str] | tuple[str, ...] = ()) -> None:
         super().__init__()
-        self.source, self.url, self.conn_id = source, url, conn_id
+        self.stream = push.PushStream(source, url, conn_id, protocol, tuple(terms))
+
+    @classmethod
+    def of(cls, stream: push.PushStream) -> "SourcePushTrigger":
+        return cls(stream.source, stream.url, stream.conn_id, stream.protocol, stream.terms)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
+        s = self.stream
         return f"{type(self).__module__}.{type(self).__qualname__}", {
-            "source": self.source, "url": self.url, "conn_id": self.conn_id}
+            "source": s.source, "url": s.url, "conn_id": s.conn_id, "protocol": s.protocol, "terms": list(s.terms)}
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        stream = push.PushStream(self.source, self.url, self.conn_id)
+        stream = self.stream
         async for count in push.wake_ups(stream):
-            yield TriggerEvent({"source": self.source, "announced": count})
+            yield TriggerEvent({"source": stream.source, "announced": count})
 
 
 def push_assets() -> list[Asset]:
@@ -63,7 +69,7 @@ def push_assets() -> list[Asset]:
         by_source.setdefault(stream.source, []).append(stream)
     return [
         Asset(uri=URI_PREFIX + source, name=f"siaga_push_{source}", watchers=[
-            AssetWatcher(name=f"siaga_push_{source}_{i}", trigger=SourcePushTrigger(s.source, s.url, s.conn_id))
+            AssetWatcher(name=f"siaga_push_{source}_{i}", trigger=SourcePushTrigger.of(s))
             for i, s in enumerate(streams)])
         for source, streams in sorted(by_source.items())
     ]

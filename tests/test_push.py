@@ -363,7 +363,7 @@ def test_the_ingest_dag_runs_on_its_interval_or_when_a_push_source_announces(mon
     (asset,) = dag.timetable.asset_condition.objects
     assert asset.uri == "siaga://push/mastodon_bali"
     assert [w.trigger.serialize() for w in asset.watchers] == [
-        ("siaga_push.SourcePushTrigger", {"source": "mastodon_bali", "conn_id": None,
+        ("siaga_push.SourcePushTrigger", {"source": "mastodon_bali", "conn_id": None, "protocol": "mastodon", "terms": [],
                                           "url": f"https://mastodon.example/api/v1/streaming/hashtag?tag={t}"})
         for t in ("banjirbuleleng", "longsorbuleleng")]
 
@@ -393,3 +393,11 @@ def test_a_pushed_run_polls_only_the_sources_that_announced(monkeypatch, tmp_pat
     assert pipeline.source_names(only=names) == ["mastodon_bali"]
     assert pipeline.source_names(only={"gone"}) == []  # a source disabled since it announced
     assert pipeline.source_names() == ["mastodon_bali", "berita"]
+
+
+def test_a_stream_of_an_unknown_protocol_is_refused_by_name():
+    """A trigger serialized by another version (or a typo) must fail with the protocol it names,
+    which `listen` logs and retries, rather than read the stream the wrong way."""
+    with pytest.raises(ValueError, match="'rss'.*known: mastodon"):
+        push.reader("rss")
+    assert push.reader("mastodon") is push.mastodon_announcements

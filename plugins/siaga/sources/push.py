@@ -24,6 +24,7 @@ reader would get subtly wrong.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import random
 from dataclasses import dataclass
@@ -55,11 +56,15 @@ _BOUNDARIES = (b"\n\n", b"\r\r", b"\r\n\r\n")  # the three ways an event can end
 
 @dataclass(frozen=True)
 class PushStream:
-    """One stream a source is announced on: `url` answers with `text/event-stream`."""
+    """One stream a source is announced on. `protocol` names the service's way of streaming
+    (`READERS`); `terms` is what the stream is asked to match where the service filters on the
+    listener's words rather than on the URL (empty for a Mastodon hashtag)."""
 
     source: str
     url: str
     conn_id: str | None = None  # the Airflow connection whose token the stream needs, if any
+    protocol: str = "mastodon"
+    terms: tuple[str, ...] = ()
 
 
 def mastodon_hashtag_url(instance: str, tag: str) -> str:
@@ -76,6 +81,11 @@ def push_streams(sources: Iterable[Any]) -> list[PushStream]:
 
 Token = Callable[[str], Awaitable[str]]
 
+# protocol -> "module:function" of its reader (see `reader`)
+READERS = {
+    "mastodon": "siaga.sources.push:mastodon_announcements",
+}
+
 
 async def _token_in_thread(conn_id: str) -> str:
     """The connection's secret, looked up off the event loop: reading an Airflow connection is
@@ -85,7 +95,27 @@ async def _token_in_thread(conn_id: str) -> str:
     return await asyncio.to_thread(auth.token, conn_id)
 
 
+Reader = Callable[[PushStream, httpx.AsyncClient, Token], AsyncIterator[str]]
+
+
+def reader(protocol: str) -> Reader:
+    """The function that reads a stream of this protocol. Each service's reader lives with what
+    it needs; they are looked up by name so this module (the shared listening loop) imports none
+    of them and none imports it in a circle."""
+    try:
+        module, name = READERS[protocol].split(":")
+    except KeyError:
+        raise ValueError(f"push: no reader for protocol {protocol!r}; known: {', '.join(sorted(READERS))}") from None
+    return getattr(importlib.import_module(module), name)
+
+
 async def announcements(stream: PushStream, client: httpx.AsyncClient, token: Token = _token_in_thread) -> AsyncIterator[str]:
+    """Every new post announced on `stream`, as a short label, until the server ends it."""
+    async for name in reader(stream.protocol)(stream, client, token):
+        yield name
+
+
+async def mastodon_announcements(stream: PushStream, client: httpx.AsyncClient, token: Token = _token_in_thread) -> AsyncIterator[str]:
     """The event name of every new or edited status announced on `stream`, until the server ends
     the stream. Redirects are not followed (httpx's default): a token must not travel to another
     host. Raises httpx errors (HTTPStatusError for a refusal, SSEError for an answer that is not
