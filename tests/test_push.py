@@ -201,6 +201,83 @@ def test_a_redirect_is_never_followed_so_the_token_stays_home(monkeypatch, caplo
         assert "307" in caplog.text and "tok-rahasia" not in caplog.text
 
 
+def test_a_streaming_server_on_another_host_is_looked_up_so_no_redirect_is_needed(monkeypatch):
+    """mastodon.social streams from streaming.mastodon.social and answers its own streaming path
+    with a 301 there, which is never followed: the instance API says where to listen instead,
+    and the token goes to that server only."""
+    monkeypatch.setenv("SIAGA_MASTODON_ONLINE_TOKEN", "tok-rahasia")
+
+    async def scenario(instance: FakeApis, streaming: FakeApis) -> int:
+        wakes = push.wake_ups(_stream(instance, "mastodon_online"), gap=0.01)
+        pending = asyncio.ensure_future(wakes.__anext__())
+        await _listening(streaming)
+        streaming.toot(TAG, 5, 0, "Pohon tumbang di Jalan Singaraja-Seririt")
+        count = await pending
+        await wakes.aclose()
+        return count
+
+    with FakeApis() as instance, FakeApis() as streaming:
+        instance.streaming_server = "ws" + streaming.url[len("http"):]
+        assert _run(scenario(instance, streaming)) == 1
+        assert instance.hits("/api/v1/streaming") == []
+        assert [r.path for r in instance.requests] == ["/api/v2/instance"]
+        (listened,) = streaming.hits("/api/v1/streaming/hashtag")
+        assert listened.params == {"tag": TAG} and listened.headers.get("Authorization") == "Bearer tok-rahasia"
+        assert all("Authorization" not in r.headers for r in instance.requests)
+
+
+async def _first_wake(fake: FakeApis, sid: int) -> int:
+    wakes = push.wake_ups(_stream(fake), gap=0.01, backoff_first=0.01)
+    pending = asyncio.ensure_future(wakes.__anext__())
+    await _listening(fake)
+    fake.toot(TAG, sid, 0, "Banjir bandang di Desa Bebetin")
+    got = await pending
+    await wakes.aclose()
+    return got
+
+
+def test_an_instance_that_does_not_say_where_it_streams_is_listened_to_on_its_own_host():
+    with FakeApis() as fake:
+        fake.fail("/api/v2/instance", "server_error", times=1)
+        assert _run(_first_wake(fake, 11)) == 1
+        assert [r.path for r in fake.requests][:3] == ["/api/v2/instance", "/api/v1/instance", "/api/v1/streaming/hashtag"]
+
+
+@pytest.mark.parametrize("declared, expected", [
+    ("wss://streaming.mastodon.social", "https://streaming.mastodon.social/api/v1/streaming/hashtag?tag=banjir"),
+    ("wss://stream.example:4443/", "https://stream.example:4443/api/v1/streaming/hashtag?tag=banjir"),
+    ("https://mastodon.social", "https://mastodon.social/api/v1/streaming/hashtag?tag=banjir"),
+    ("ws://stream.example", None),  # a downgrade to plain HTTP
+    ("http://stream.example", None),
+    ("javascript:alert(1)", None),
+    ("wss://user:pass@stream.example", None),
+    ("wss://stream.example:99999", None),
+    ("wss://[::1", None),
+    ("wss://stream example", None),
+    ("wss://[::1]:8443", "https://[::1]:8443/api/v1/streaming/hashtag?tag=banjir"),
+    ("streaming.mastodon.social", None),
+    ("", None),
+])
+def test_the_declared_streaming_server_replaces_only_the_host_and_never_downgrades(declared, expected):
+    url = "https://mastodon.social/api/v1/streaming/hashtag?tag=banjir"
+    assert push.on_streaming_host(url, declared) == (expected or url)
+
+
+@given(st.one_of(st.text(max_size=60), st.builds("{}://{}".format, st.sampled_from(["wss", "ws", "https", "http", "ftp"]), st.text(max_size=40))))
+def test_whatever_the_instance_declares_the_stream_path_and_query_stay_and_https_stays(declared):
+    url = "https://mastodon.example/api/v1/streaming/hashtag?tag=gempa%20bali"
+    moved = push.on_streaming_host(url, declared)
+    assert moved.startswith("https://") and moved.endswith("/api/v1/streaming/hashtag?tag=gempa%20bali")
+
+
+def test_a_stream_refused_for_want_of_a_token_says_which_token_it_needs(caplog):
+    """Mastodon 4.2 and later want a user token on hashtag streams: the log names the fix."""
+    with FakeApis() as fake, caplog.at_level("WARNING"):
+        fake.fail("/api/v1/streaming", "server_error", times=1, status=401)
+        assert _run(_first_wake(fake, 12)) == 1
+    assert "read:statuses" in caplog.text and "conn_id" in caplog.text
+
+
 def test_a_stream_that_never_ends_an_event_is_cut_and_opened_again(caplog):
     """64 MB of one line: the listener gives up after MAX_EVENT_BYTES instead of buffering it,
     and listens again."""

@@ -113,6 +113,10 @@ class FakeApis:
         self._generation = 0
         self._closed = False
         self.listening = 0  # stream listeners connected now
+        # Where the instance API says its streaming server is; None: this server itself. Set to
+        # another fake's URL, this one answers its own streaming path with a 301 there, as
+        # Mastodon's web app does when the streaming server runs on another host.
+        self.streaming_server: str | None = None
         handler = type("Handler", (_Handler,), {"fake": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
@@ -226,7 +230,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._mastodon_tag(unquote(path.rsplit("/", 1)[1]), params)
         if path == "/api/v2/search":
             return self._mastodon_search(params)
+        if path == "/api/v2/instance":
+            return self._send(200, {"domain": "127.0.0.1", "configuration": {"urls": {"streaming": self._streaming_server()}}})
         if path == "/api/v1/streaming/hashtag":
+            if self.fake.streaming_server:
+                return self._send_raw(301, b"", "text/html", {"Location": self.fake.streaming_server + self.path})
             return self._mastodon_stream(params.get("tag", ""))
         if path == "/xrpc/app.bsky.feed.searchPosts":
             return self._bluesky(params)
@@ -340,6 +348,9 @@ class _Handler(BaseHTTPRequestHandler):
         everything = sorted({_key(s, "id"): s for ss in self.fake.data.mastodon.values() for s in ss}.values(), key=lambda s: int(_key(s, "id")))
         hits = [s for s in everything if _matches(s, q.split(), lambda s: s["content"].lower())]
         self._send(200, {"accounts": [], "hashtags": [], "statuses": self._mastodon_page(hits, params)})
+
+    def _streaming_server(self) -> str:
+        return self.fake.streaming_server or "ws" + self.fake.url[len("http"):]
 
     HEARTBEAT = 0.5  # seconds between ":thump" comments on an idle stream (Mastodon: ~15 s)
 

@@ -11,7 +11,8 @@ token). `X-RateLimit-Remaining: 0` stops paging that instance for this run.
 
 With `push: true` the source's hashtags are also listened to on Mastodon's streaming API
 (`sources.push`), so a new status starts an ingest run at once; the poll above still reads it.
-Searches have no stream and are only polled.
+Searches have no stream and are only polled. Since Mastodon 4.2 a hashtag stream needs a user
+token with `read:statuses`: give such an instance a `conn_id`.
 """
 from __future__ import annotations
 

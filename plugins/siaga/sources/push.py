@@ -27,9 +27,10 @@ import asyncio
 import importlib
 import logging
 import random
+import re
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 from httpx_sse import aconnect_sse
@@ -118,18 +119,73 @@ async def announcements(stream: PushStream, client: httpx.AsyncClient, token: To
 async def mastodon_announcements(stream: PushStream, client: httpx.AsyncClient, token: Token = _token_in_thread) -> AsyncIterator[str]:
     """The event name of every new or edited status announced on `stream`, until the server ends
     the stream. Redirects are not followed (httpx's default): a token must not travel to another
-    host. Raises httpx errors (HTTPStatusError for a refusal, SSEError for an answer that is not
-    an event stream)."""
+    host, so the streaming server the instance declares is looked up first (`streaming_url`).
+    Raises httpx errors (HTTPStatusError for a refusal, SSEError for an answer that is not an
+    event stream)."""
     headers = {"User-Agent": USER_AGENT, "Accept": "text/event-stream"}
     if stream.conn_id:
         headers["Authorization"] = f"Bearer {await token(stream.conn_id)}"
-    async with aconnect_sse(client, "GET", stream.url, headers=headers) as source:
+    url = await streaming_url(stream.url, client)
+    async with aconnect_sse(client, "GET", url, headers=headers) as source:
+        if source.response.status_code in (401, 403) and not stream.conn_id:
+            raise StreamRefused(f"HTTP {source.response.status_code}: since Mastodon 4.2 a hashtag stream needs a user "
+                                "token with read:statuses; give this instance a conn_id in sources.yaml")
         source.response.raise_for_status()
         source.response.stream = _Bounded(source.response.stream, MAX_EVENT_BYTES)
-        log.info("push: listening to %s for source %s", redact_url(stream.url), stream.source)
+        log.info("push: listening to %s for source %s", redact_url(url), stream.source)
         async for event in source.aiter_sse():
             if event.event in UPDATE_EVENTS:
                 yield event.event
+
+
+class StreamRefused(RuntimeError):
+    """The server refused the stream for a reason the operator can fix; the message says how."""
+
+
+# Where an instance declares its streaming server: Mastodon 4.0+ (`/api/v2/instance`), then older.
+_INSTANCE_APIS = (("/api/v2/instance", ("configuration", "urls", "streaming")), ("/api/v1/instance", ("urls", "streaming_api")))
+_HOSTNAME = re.compile(r"[a-z0-9.-]+|[0-9a-f:.]+")  # a name or an address, as urlsplit lowers it
+_HTTP_SCHEME = {"wss": "https", "https": "https", "ws": "http", "http": "http"}
+
+
+async def streaming_url(url: str, client: httpx.AsyncClient) -> str:
+    """`url` moved to the streaming server its instance declares. An instance whose streaming
+    server runs on another host (mastodon.social's does) answers its own streaming path with a
+    redirect, which is never followed, so the stream would fail forever. Asked on every
+    (re)connect, so a moved streaming server is found; without an answer, the instance's own
+    host, which is where Mastodon's standard set-up serves it."""
+    parts = urlsplit(url)
+    for path, keys in _INSTANCE_APIS:
+        try:
+            response = await client.get(f"{parts.scheme}://{parts.netloc}{path}", headers={"User-Agent": USER_AGENT, "Accept": "application/json"})
+            declared: Any = response.json() if response.status_code == 200 else None
+            for key in keys:
+                declared = declared.get(key) if isinstance(declared, dict) else None
+        except (httpx.HTTPError, ValueError) as exc:
+            log.debug("push: %s did not say where it streams (%s)", redact_url(f"{parts.scheme}://{parts.netloc}{path}"), type(exc).__name__)
+            continue
+        if isinstance(declared, str) and declared:
+            return on_streaming_host(url, declared)
+    return url
+
+
+def on_streaming_host(url: str, declared: str) -> str:
+    """`url` with the scheme, host and port of the declared streaming server (`wss://` is read
+    as `https://`: the same server speaks Server-Sent Events). Kept as it is where the declaration
+    is not a plain server address, or would downgrade an HTTPS instance to plain HTTP."""
+    parts = urlsplit(url)
+    try:
+        server = urlsplit(declared.strip())
+        port = server.port
+    except ValueError:  # "[::1", a port out of range
+        return url
+    scheme = _HTTP_SCHEME.get(server.scheme.lower())
+    if (not scheme or not server.hostname or not _HOSTNAME.fullmatch(server.hostname) or server.username
+            or server.password or (parts.scheme == "https" and scheme != "https")):
+        return url
+    netloc = server.hostname if ":" not in server.hostname else f"[{server.hostname}]"
+    netloc += f":{port}" if port else ""
+    return urlunsplit((scheme, netloc, parts.path, parts.query, ""))
 
 
 class EventTooLarge(ValueError):
