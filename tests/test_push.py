@@ -239,8 +239,31 @@ async def _first_wake(fake: FakeApis, sid: int) -> int:
 def test_an_instance_that_does_not_say_where_it_streams_is_listened_to_on_its_own_host():
     with FakeApis() as fake:
         fake.fail("/api/v2/instance", "server_error", times=1)
+        fake.fail("/api/v1/instance", "endless", times=1)  # 64 MB of an unending document: read no further than the cap
         assert _run(_first_wake(fake, 11)) == 1
         assert [r.path for r in fake.requests][:3] == ["/api/v2/instance", "/api/v1/instance", "/api/v1/streaming/hashtag"]
+
+
+def test_an_endless_instance_document_is_read_no_further_than_its_cap():
+    """The triggerer's memory is every watcher's: 64 MB of an unending answer is dropped after
+    the cap, and the stream stays on the instance's own host. (The peak counts the fake
+    server's own 1 MB writes in this process too.)"""
+    import tracemalloc
+
+    async def look_up(fake: FakeApis) -> str:
+        async with httpx.AsyncClient() as client:
+            return await push.streaming_url(_stream(fake).url, client)
+
+    with FakeApis() as fake:
+        fake.fail("/api/v2/instance", "endless", times=1)
+        fake.fail("/api/v1/instance", "endless", times=1)
+        tracemalloc.start()
+        try:
+            assert _run(look_up(fake)) == _stream(fake).url
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 16_000_000
 
 
 @pytest.mark.parametrize("declared, expected", [

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import logging
 import random
 import re
@@ -144,6 +145,7 @@ class StreamRefused(RuntimeError):
 
 # Where an instance declares its streaming server: Mastodon 4.0+ (`/api/v2/instance`), then older.
 _INSTANCE_APIS = (("/api/v2/instance", ("configuration", "urls", "streaming")), ("/api/v1/instance", ("urls", "streaming_api")))
+MAX_INSTANCE_BYTES = 256_000
 _HOSTNAME = re.compile(r"[a-z0-9.-]+|[0-9a-f:.]+")  # a name or an address, as urlsplit lowers it
 _HTTP_SCHEME = {"wss": "https", "https": "https", "ws": "http", "http": "http"}
 
@@ -157,8 +159,7 @@ async def streaming_url(url: str, client: httpx.AsyncClient) -> str:
     parts = urlsplit(url)
     for path, keys in _INSTANCE_APIS:
         try:
-            response = await client.get(f"{parts.scheme}://{parts.netloc}{path}", headers={"User-Agent": USER_AGENT, "Accept": "application/json"})
-            declared: Any = response.json() if response.status_code == 200 else None
+            declared: Any = await _small_json(client, f"{parts.scheme}://{parts.netloc}{path}")
             for key in keys:
                 declared = declared.get(key) if isinstance(declared, dict) else None
         except (httpx.HTTPError, ValueError) as exc:
@@ -167,6 +168,22 @@ async def streaming_url(url: str, client: httpx.AsyncClient) -> str:
         if isinstance(declared, str) and declared:
             return on_streaming_host(url, declared)
     return url
+
+
+async def _small_json(client: httpx.AsyncClient, url: str) -> Any:
+    """The JSON answer of a 200, None for any other status. Read with a short deadline and at
+    most MAX_INSTANCE_BYTES: an instance document is a few kB, and the triggerer's memory and
+    loop are shared by every watcher."""
+    headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+    async with client.stream("GET", url, headers=headers, timeout=CONNECT_TIMEOUT) as response:
+        if response.status_code != 200:
+            return None
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > MAX_INSTANCE_BYTES:
+                raise ValueError(f"instance document over {MAX_INSTANCE_BYTES} bytes")
+    return json.loads(body)
 
 
 def on_streaming_host(url: str, declared: str) -> str:
