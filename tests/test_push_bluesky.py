@@ -157,6 +157,25 @@ def test_a_term_matches_any_casing_or_accents_and_never_inside_a_longer_word(dat
     assert not terms.match(f"{other}{around[0]}{data.draw(_embedded(word))}{around[1]}{other}")
 
 
+@hsettings(max_examples=500, deadline=None)
+@given(word=_WORD, data=st.data())
+def test_the_letter_check_before_folding_never_turns_away_a_post_that_matches(word, data):
+    """`may_match` skips folding most of the network's posts; it must never skip one whose
+    folded words hold the term, however it is written: any Unicode around, the word with
+    accents, compatibility forms (fullwidth), invisible characters or elongation inside."""
+    variant = data.draw(st.one_of(
+        _written(word),
+        st.just("".join(chr(ord(c) + 0xFEE0) for c in word)),  # fullwidth
+        st.just(word[0] + "\u200b" + word[1:]),  # a zero-width space inside
+        st.just(word[:-1] + word[-1] * 4),  # shouted
+    ))
+    text = data.draw(st.text(max_size=30)) + data.draw(_SEPARATORS) + variant + data.draw(_SEPARATORS) + data.draw(st.text(max_size=30))
+    terms = jetstream.Terms([word])
+    assert terms.match_words(set(jetstream.fold_words(text))) <= terms.may_match(text)
+    if terms.match_words(set(jetstream.fold_words(text))):
+        assert terms.match(text)
+
+
 @hsettings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cases=st.lists(st.tuples(_WORD, st.booleans(), st.data()), min_size=1, max_size=6))
 def test_over_the_websocket_exactly_the_posts_holding_the_word_whole_are_announced(cases):
