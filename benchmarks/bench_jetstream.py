@@ -21,7 +21,9 @@ Figures: best of R, CPU time of this process (the machine is shared: CPU time is
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
+import multiprocessing
 import json
 import os
 import random
@@ -136,6 +138,49 @@ def measure(accept: Callable[[bytes], bool], batch: list[bytes], repeat: int) ->
     return best, verdicts
 
 
+def _serve(batch: list[bytes], ports: "multiprocessing.Queue[int]") -> None:
+    """A websocket server sending `batch` as text messages to each client, then closing."""
+    from websockets.asyncio.server import serve
+
+    async def handler(ws) -> None:  # noqa: ANN001
+        for message in batch:
+            await ws.send(message.decode())
+        await ws.close()
+
+    async def main() -> None:
+        async with serve(handler, "127.0.0.1", 0, max_size=None, compression=None) as server:
+            ports.put(server.sockets[0].getsockname()[1])
+            await asyncio.get_running_loop().create_future()
+
+    asyncio.run(main())
+
+
+def whole_reader(terms: list[str], batch: list[bytes], repeat: int) -> tuple[float, int]:
+    """CPU seconds of this process to read `batch` through the reader, best of `repeat`; and
+    how many posts it announced."""
+    from siaga.sources import push
+
+    jetstream.INDEX_LAG = 0.0  # announce at once: the count is checked against the filter's
+    ports: multiprocessing.Queue[int] = multiprocessing.Queue()
+    server = multiprocessing.Process(target=_serve, args=(batch, ports), daemon=True)
+    server.start()
+    try:
+        stream = push.PushStream("bench", f"ws://127.0.0.1:{ports.get(timeout=30)}/subscribe", None, "bluesky", tuple(terms))
+
+        async def read() -> int:
+            return len([uri async for uri in jetstream.bluesky_announcements(stream)])
+
+        best, announced = float("inf"), 0
+        for _ in range(repeat):
+            jetstream.RESUME = jetstream._Resume()  # live each time, no cursor
+            start = time.process_time()
+            announced = asyncio.run(read())
+            best = min(best, time.process_time() - start)
+        return best, announced
+    finally:
+        server.terminate()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=50_000)
@@ -158,6 +203,11 @@ def main() -> None:
     for name, (seconds, _) in results.items():
         print(f"{name:<10}{seconds / len(batch) * 1e6:>12.1f}{len(batch) / seconds:>24,.0f}")
     print(f"ours is {results['obvious'][0] / results['ours'][0]:.1f}x the obvious way")
+    seconds, announced = whole_reader(terms, batch, args.repeat)
+    if announced != matched:
+        raise SystemExit(f"the reader announced {announced} posts, the filter {matched}")
+    print(f"{'reader':<10}{seconds / len(batch) * 1e6:>12.1f}{len(batch) / seconds:>24,.0f}"
+          "   (websocket from another process, the filter included)")
 
 
 if __name__ == "__main__":
