@@ -14,8 +14,13 @@ and account events. Terms: config/sources.yaml's Bluesky queries.
   folded by `normalise.fold` (the exact fold, a character at a time), then each term's words
   searched in it with a whole-word regex;
 - "ours": `jetstream.Filter` as the reader runs it: msgspec decodes only the fields it reads,
-  `normalise.quick_fold` folds, the words go in a set and meet the terms' index.
+  `normalise.quick_fold` folds (after a letter check that skips posts lacking a letter of every
+  term), the words go in a set and meet the terms' index.
 Both must announce the same messages; the script checks that before printing a figure.
+Then the whole reader (`jetstream.bluesky_announcements`: the websockets client, its frames,
+the per-message timeout, the filter) reading the same messages from a websocket server in
+another process on 127.0.0.1, which sends them as fast as it can: plain, then with
+permessage-deflate (which the reader offers, for servers that take it).
 Figures: best of R, CPU time of this process (the machine is shared: CPU time is the steadier).
 """
 from __future__ import annotations
@@ -138,8 +143,9 @@ def measure(accept: Callable[[bytes], bool], batch: list[bytes], repeat: int) ->
     return best, verdicts
 
 
-def _serve(batch: list[bytes], ports: "multiprocessing.Queue[int]") -> None:
-    """A websocket server sending `batch` as text messages to each client, then closing."""
+def _serve(batch: list[bytes], ports: "multiprocessing.Queue[int]", compression: str | None) -> None:
+    """A websocket server sending `batch` as text messages to each client, then closing;
+    compressed when `compression` is "deflate" (the client offers it)."""
     from websockets.asyncio.server import serve
 
     async def handler(ws) -> None:  # noqa: ANN001
@@ -148,21 +154,21 @@ def _serve(batch: list[bytes], ports: "multiprocessing.Queue[int]") -> None:
         await ws.close()
 
     async def main() -> None:
-        async with serve(handler, "127.0.0.1", 0, max_size=None, compression=None) as server:
+        async with serve(handler, "127.0.0.1", 0, max_size=None, compression=compression) as server:
             ports.put(server.sockets[0].getsockname()[1])
             await asyncio.get_running_loop().create_future()
 
     asyncio.run(main())
 
 
-def whole_reader(terms: list[str], batch: list[bytes], repeat: int) -> tuple[float, int]:
+def whole_reader(terms: list[str], batch: list[bytes], repeat: int, compression: str | None) -> tuple[float, int]:
     """CPU seconds of this process to read `batch` through the reader, best of `repeat`; and
     how many posts it announced."""
     from siaga.sources import push
 
     jetstream.INDEX_LAG = 0.0  # announce at once: the count is checked against the filter's
     ports: multiprocessing.Queue[int] = multiprocessing.Queue()
-    server = multiprocessing.Process(target=_serve, args=(batch, ports), daemon=True)
+    server = multiprocessing.Process(target=_serve, args=(batch, ports, compression), daemon=True)
     server.start()
     try:
         stream = push.PushStream("bench", f"ws://127.0.0.1:{ports.get(timeout=30)}/subscribe", None, "bluesky", tuple(terms))
@@ -203,11 +209,12 @@ def main() -> None:
     for name, (seconds, _) in results.items():
         print(f"{name:<10}{seconds / len(batch) * 1e6:>12.1f}{len(batch) / seconds:>24,.0f}")
     print(f"ours is {results['obvious'][0] / results['ours'][0]:.1f}x the obvious way")
-    seconds, announced = whole_reader(terms, batch, args.repeat)
-    if announced != matched:
-        raise SystemExit(f"the reader announced {announced} posts, the filter {matched}")
-    print(f"{'reader':<10}{seconds / len(batch) * 1e6:>12.1f}{len(batch) / seconds:>24,.0f}"
-          "   (websocket from another process, the filter included)")
+    for compression in (None, "deflate"):
+        seconds, announced = whole_reader(terms, batch, args.repeat, compression)
+        if announced != matched:
+            raise SystemExit(f"the reader announced {announced} posts, the filter {matched}")
+        print(f"{'reader':<10}{seconds / len(batch) * 1e6:>12.1f}{len(batch) / seconds:>24,.0f}"
+              f"   (websocket from another process, {'permessage-deflate' if compression else 'plain JSON'}, the filter included)")
 
 
 if __name__ == "__main__":

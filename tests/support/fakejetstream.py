@@ -60,8 +60,10 @@ class FakeJetstream:
 
     async def _serve(self) -> None:
         self._stop: asyncio.Future[None] = self.loop.create_future()
-        # max_size=None: the fake must be able to send what the client refuses to read
-        async with serve(self._handler, "127.0.0.1", 0, max_size=None, compression=None) as server:
+        # max_size=None: the fake must be able to send what the client refuses to read; deflate,
+        # which the client offers: an oversized message then arrives small and must be refused
+        # by its inflated size
+        async with serve(self._handler, "127.0.0.1", 0, max_size=None, compression="deflate") as server:
             self.port = server.sockets[0].getsockname()[1]
             self._ready.set()
             await self._stop
