@@ -431,3 +431,15 @@ def test_the_trigger_serializes_with_its_protocol_terms_and_language_and_fires_o
 
     with FakeJetstream() as fake:
         assert _run(first_event(fake)) == {"source": SOURCE, "announced": 1}
+
+
+def test_the_ingest_dag_watches_a_bluesky_source_that_pushes(monkeypatch, tmp_path):
+    from test_push import _ingest_dag  # the DAG as the dag-processor parses it
+
+    path = _sources_file(tmp_path, BLUESKY.format(push="true", queries='"banjir buleleng", "#singaraja"', extra=""))
+    dag = _ingest_dag(monkeypatch, path.parent)
+    (asset,) = dag.timetable.asset_condition.objects
+    assert asset.uri == "siaga://push/bluesky_bali"
+    assert [w.trigger.serialize() for w in asset.watchers] == [
+        ("siaga_push.SourcePushTrigger", {"source": "bluesky_bali", "url": jetstream.PUBLIC_JETSTREAM, "conn_id": None,
+                                          "protocol": "bluesky", "terms": ["banjir buleleng", "singaraja"], "language": "id"})]

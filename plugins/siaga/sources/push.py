@@ -79,7 +79,8 @@ def mastodon_hashtag_url(instance: str, tag: str) -> str:
 
 def push_streams(sources: Iterable[Any]) -> list[PushStream]:
     """Every stream the given sources are announced on. Only connectors whose service streams
-    (Mastodon) have a `push_streams` method; the others are polled only."""
+    (Mastodon's hashtags, Bluesky's Jetstream) have a `push_streams` method; the others are
+    polled only."""
     return [s for source in sources if hasattr(source, "push_streams") for s in source.push_streams()]
 
 
