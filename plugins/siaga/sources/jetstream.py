@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 
 PUBLIC_JETSTREAM = "wss://jetstream2.us-east.bsky.network/subscribe"  # one of Bluesky's four public instances
 POST = "app.bsky.feed.post"
-INDEX_LAG = 5.0  # seconds between Jetstream showing a post and the search finding it
+INDEX_LAG = 5.0  # seconds between Jetstream showing a post and the search finding it (reported as 2-5 s)
 RESUME_WINDOW = 60.0  # seconds: resume from the last event after a drop shorter than this (the poll interval)
 PING_INTERVAL = 20.0  # a ping every 20 s, and no pong within 20 s closes the connection: a half-open
 PING_TIMEOUT = 20.0  # TCP connection never errors by itself
