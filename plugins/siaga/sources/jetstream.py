@@ -124,8 +124,9 @@ def query_terms(query: str) -> list[str]:
     dropped; `OR` (or `|`) splits the query into alternatives, and for any nesting of
     parentheses every post the query matches holds all the words of at least one of the
     stretches between two ORs, so those stretches are the alternatives. What the search may
-    still find that the terms miss (stemming, text in image descriptions or link cards) is
-    found by the poll."""
+    still find that the terms miss (stemming, text in image descriptions or link cards, a word
+    of a script written without spaces, such as Japanese, which the fold keeps as one long
+    word) is found by the poll."""
     alternatives: list[list[str]] = [[]]
     tokens = _TOKEN.findall(query)
     i = 0
