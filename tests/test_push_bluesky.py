@@ -276,6 +276,26 @@ def test_a_dropped_connection_is_opened_again_and_resumes_where_it_was():
     assert int(second.params["cursor"][0]) == fake.log[0][0] + 1  # just after the last event read
 
 
+def test_matches_waiting_out_the_index_lag_are_still_announced_when_the_server_closes(monkeypatch):
+    """Matches are held `INDEX_LAG` for the search to index them; a clean close meanwhile ends
+    the stream only after they are announced (none is lost to the next poll)."""
+    monkeypatch.setattr(jetstream, "INDEX_LAG", 0.3)
+
+    async def scenario(fake: FakeJetstream) -> tuple[list[str], list[str]]:
+        reader = push.announcements(_stream(fake), None)
+        first = asyncio.ensure_future(reader.__anext__())
+        await _listening(fake)
+        sent = [_uri(fake.post("Banjir di Sangsit")), _uri(fake.post("banjir lagi"))]
+        await asyncio.to_thread(fake.close)  # the close handshake needs this loop to answer
+        got = [await first]
+        got += [uri async for uri in reader]  # then the stream ends
+        return sent, got
+
+    with FakeJetstream() as fake:
+        sent, got = _run(scenario(fake))
+    assert got == sent
+
+
 def test_a_silent_connection_is_given_up_and_opened_again(monkeypatch, caplog):
     """No message for IDLE_TIMEOUT (the firehose is never quiet that long): the connection is
     taken for dead and opened again."""

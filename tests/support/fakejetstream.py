@@ -4,8 +4,8 @@
 It serves `/subscribe` like Jetstream: every event is sent to every subscriber as one text
 message; `cursor` (unix microseconds) replays the events from then on before the live tail. The
 test drives it from its own thread, as FakeApis is driven: `post` publishes a created post,
-`send` any event, `raw` any bytes (malformed JSON, an oversized message), `drop` cuts every
-connection without a close handshake (a server restart, a lost route).
+`send` any event, `raw` any bytes (malformed JSON, an oversized message), `close` ends every
+connection cleanly, `drop` cuts them without a close handshake (a server restart, a lost route).
 """
 from __future__ import annotations
 
@@ -121,6 +121,14 @@ class FakeJetstream:
     def raw(self, message: str | bytes) -> None:
         """Exactly these bytes or this text as one message, to every subscriber."""
         self._broadcast(next(self._clock), message, logged=False)
+
+    def close(self) -> None:
+        """Close every connection cleanly (code 1000), as a server going down for maintenance."""
+        async def bye() -> None:
+            for ws in list(self._clients):
+                await ws.close()
+
+        asyncio.run_coroutine_threadsafe(bye(), self.loop).result(10)
 
     def drop(self) -> None:
         """Cut every connection without a close frame."""
