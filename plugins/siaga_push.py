@@ -36,18 +36,19 @@ class SourcePushTrigger(BaseEventTrigger):
     `push.listen`, so one bad stream never stops the others or the triggerer."""
 
     def __init__(self, source: str, url: str, conn_id: str | None = None, protocol: str = "mastodon",
-                 terms: list[str] | tuple[str, ...] = ()) -> None:
+                 terms: list[str] | tuple[str, ...] = (), language: str | None = None) -> None:
         super().__init__()
-        self.stream = push.PushStream(source, url, conn_id, protocol, tuple(terms))
+        self.stream = push.PushStream(source, url, conn_id, protocol, tuple(terms), language)
 
     @classmethod
     def of(cls, stream: push.PushStream) -> "SourcePushTrigger":
-        return cls(stream.source, stream.url, stream.conn_id, stream.protocol, stream.terms)
+        return cls(stream.source, stream.url, stream.conn_id, stream.protocol, stream.terms, stream.language)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         s = self.stream
         return f"{type(self).__module__}.{type(self).__qualname__}", {
-            "source": s.source, "url": s.url, "conn_id": s.conn_id, "protocol": s.protocol, "terms": list(s.terms)}
+            "source": s.source, "url": s.url, "conn_id": s.conn_id, "protocol": s.protocol, "terms": list(s.terms),
+            "language": s.language}
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         stream = self.stream

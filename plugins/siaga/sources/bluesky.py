@@ -4,6 +4,10 @@ Plain `requests` rather than the atproto SDK: one unauthenticated GET endpoint d
 a dependency with its own pinned pydantic. Results come newest-first with an opaque `cursor`;
 the per-query cursor is a sweep (see paging.py) over the post's index time (`indexedAt`), which
 the server sets, unlike `createdAt`, which the author's client writes and can forge.
+
+With `push: true` the source also listens to Jetstream (`sources.jetstream`, at `jetstream:`,
+by default Bluesky's public instance), every post of the network, for posts holding the words
+of its queries, so a new one starts an ingest run at once; the poll above still reads it.
 """
 from __future__ import annotations
 
@@ -14,10 +18,12 @@ from typing import Any
 
 from siaga.redaction import redact_url
 from siaga.sources import auth
-from siaga.sources.base import AuthorPolicy, IncomingPost, PollResult, canonical_url
+from siaga.sources.base import AuthorPolicy, IncomingPost, PollResult, SourceConfigError, canonical_url
 from siaga.sources.connector import HttpConnector, string_list
 from siaga.sources.http import get_json, policy_from_config, rate_limit
+from siaga.sources.jetstream import PUBLIC_JETSTREAM, check_url, query_terms
 from siaga.sources.paging import Page, sweep_queries
+from siaga.sources.push import PushStream
 from siaga.sources.parsing import iso_time, opt_str, parse_time
 from siaga.sources.records import Records, label
 from siaga.sources.schema import MAX_TEXT, check_record, storable
@@ -52,10 +58,21 @@ class BlueskySource(HttpConnector):
     limit: int = 100
     max_pages: int = 5
     conn_id: str | None = None  # the public AppView needs none
+    push: bool = False
+    jetstream: str = PUBLIC_JETSTREAM
 
     @classmethod
     def from_config(cls, entry: dict[str, Any], base_dir: Any, where: str) -> "BlueskySource":
         queries = string_list(entry, "queries", where, "a bluesky source needs a list of query strings")
+        jetstream = str(entry.get("jetstream", PUBLIC_JETSTREAM))
+        try:
+            check_url(jetstream)
+        except ValueError as exc:
+            raise SourceConfigError(f"{where}.jetstream: {exc}") from None
+        push = bool(entry.get("push", False))
+        if push and not any(query_terms(q) for q in queries):
+            raise SourceConfigError(f"{where}.push: no query has a word to listen for (filters such as from: or lang: "
+                                    "alone cannot be told from the stream); add words or drop push")
         return cls(
             name=entry["name"],
             queries=queries,
@@ -64,9 +81,20 @@ class BlueskySource(HttpConnector):
             limit=int(entry.get("limit", 100)),
             max_pages=int(entry.get("max_pages", 5)),
             conn_id=entry.get("conn_id"),
+            push=push,
+            jetstream=jetstream,
             authors=AuthorPolicy.from_config(entry, where),
             policy=policy_from_config(entry, where),
         )
+
+    def push_streams(self) -> list[PushStream]:
+        """The Jetstream stream that announces this source's new posts (none without `push`):
+        one for all its queries, since Jetstream sends every post to every listener. A query
+        with no word to match (filters only) is polled only."""
+        if not self.push:
+            return []
+        terms = tuple(dict.fromkeys(t for q in self.queries for t in query_terms(q)))
+        return [PushStream(self.name, self.jetstream, None, "bluesky", terms, self.language)]
 
     def poll(self, cursor: dict[str, Any] | None, now: datetime) -> PollResult:
         return sweep_queries(self.queries, cursor, lambda q, high, until, token: self._page(q, high, until, token, now),

@@ -55,7 +55,8 @@ _KEYS: dict[str, dict[str, Any]] = {
     },
     "bluesky": {
         "appview": {"type": "string"}, "language": {"type": "string"}, "limit": _COUNT, "max_pages": _COUNT,
-        "conn_id": {"type": "string"}, "queries": _STRINGS, **_AUTHORS, "http": _HTTP,
+        "conn_id": {"type": "string"}, "queries": _STRINGS, "push": {"type": "boolean"}, "jetstream": {"type": "string"},
+        **_AUTHORS, "http": _HTTP,
     },
     "x": {
         "conn_id": {"type": "string"}, "api": {"type": "string"}, "language": {"type": "string"},

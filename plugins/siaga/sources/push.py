@@ -60,13 +60,15 @@ _BOUNDARIES = (b"\n\n", b"\r\r", b"\r\n\r\n")  # the three ways an event can end
 class PushStream:
     """One stream a source is announced on. `protocol` names the service's way of streaming
     (`READERS`); `terms` is what the stream is asked to match where the service filters on the
-    listener's words rather than on the URL (empty for a Mastodon hashtag)."""
+    listener's words rather than on the URL (empty for a Mastodon hashtag); `language`, where
+    the reader itself must filter by language (Bluesky's Jetstream), the source's language."""
 
     source: str
     url: str
     conn_id: str | None = None  # the Airflow connection whose token the stream needs, if any
     protocol: str = "mastodon"
     terms: tuple[str, ...] = ()
+    language: str | None = None
 
 
 def mastodon_hashtag_url(instance: str, tag: str) -> str:
@@ -77,7 +79,8 @@ def mastodon_hashtag_url(instance: str, tag: str) -> str:
 
 def push_streams(sources: Iterable[Any]) -> list[PushStream]:
     """Every stream the given sources are announced on. Only connectors whose service streams
-    (Mastodon) have a `push_streams` method; the others are polled only."""
+    (Mastodon's hashtags, Bluesky's Jetstream) have a `push_streams` method; the others are
+    polled only."""
     return [s for source in sources if hasattr(source, "push_streams") for s in source.push_streams()]
 
 
@@ -86,6 +89,7 @@ Token = Callable[[str], Awaitable[str]]
 # protocol -> "module:function" of its reader (see `reader`)
 READERS = {
     "mastodon": "siaga.sources.push:mastodon_announcements",
+    "bluesky": "siaga.sources.jetstream:bluesky_announcements",
 }
 
 
