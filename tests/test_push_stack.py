@@ -1,20 +1,28 @@
-"""A pushed Mastodon hashtag starts ingest through the real triggerer, scheduler and Celery
+"""A post on a source that pushes starts ingest through the real triggerer, scheduler and Celery
 worker (PostgreSQL, Redis), with the poll an hour away: the alert can only come by the push.
 
-The fake Mastodon instance runs in this process; the source has `push: true`, so the ingest
-DAG's schedule carries an asset watched by `siaga_push.SourcePushTrigger`. Once the triggerer is
-listening on the hashtag's stream, two residents report a fire in Sekumpul. Both statuses must
-be stored by ingest runs the push started (Airflow's `asset_triggered` runs, polling only the
-pushed source), and the alert must reach the fake Slack server once.
+One test per service that pushes, each with its fakes in this process:
+- Mastodon: a hashtag's stream (Server-Sent Events) on the fake instance;
+- Bluesky: the fake Jetstream firehose, filtered in the triggerer to the source's query words
+  (posts in another language, or holding the word only inside a longer one, must wake nothing).
+
+The source has `push: true`, so the ingest DAG's schedule carries an asset watched by
+`siaga_push.SourcePushTrigger`. Once the triggerer listens, two residents report a fire in
+Sekumpul. Both posts must be stored by ingest runs the push started (Airflow's `asset_triggered`
+runs, polling only the pushed source), and the alert must reach the fake Slack server once.
 """
 from __future__ import annotations
 
 import re
+from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any, Callable
 
 import pytest
 
 from support.fakeapis import FakeApis
+from support.fakejetstream import FakeJetstream
 from support.services import require_services
 from siaga import store
 from siaga_dev import airflow_stack as st
@@ -27,19 +35,56 @@ REDIS_DB = 11  # only this file uses it (the celery stack tests use 13 and 14, t
 TAG = "kebakaranbuleleng"
 VILLAGE = "Sekumpul"
 REPORTS = (("warga1", f"Kebakaran rumah di Desa {VILLAGE}, api cepat membesar"),
-           ("warga2", f"Ada kebakaran di {VILLAGE}, asap hitam tebal terlihat dari jauh"))
+           ("warga2", f"Ada KEBAKARAN di {VILLAGE}, asap hitam tebal terlihat dari jauh"))
 
 
-def test_a_pushed_status_is_ingested_and_alerted_without_waiting_for_the_poll(tmp_path):
+@dataclass
+class Pushing:
+    """One service's fakes as the test drives them."""
+
+    source: dict[str, Any]
+    listening: Callable[[], bool]
+    report: Callable[[int, str, str, str], None]  # (number, author, text, ISO time): publish one report
+    noise: Callable[[], None] = lambda: None  # publish what must wake nothing
+
+
+def _mastodon(fakes: ExitStack) -> Pushing:
+    mastodon = fakes.enter_context(FakeApis())
+    return Pushing(
+        {"name": "mastodon_bali", "kind": "mastodon", "push": True, "instances": [{"url": mastodon.url, "hashtags": [TAG]}]},
+        lambda: mastodon.listening >= 1,
+        lambda i, author, text, now: mastodon.toot(TAG, 100 + i, 0, text, acct=author, created_at=now))
+
+
+def _bluesky(fakes: ExitStack) -> Pushing:
+    appview, firehose = fakes.enter_context(FakeApis()), fakes.enter_context(FakeJetstream())
+
+    def report(i: int, author: str, text: str, now: str) -> None:
+        record = {"$type": "app.bsky.feed.post", "text": text, "createdAt": now, "langs": ["id"]}
+        appview.skeet(f"3lfire{i}", 0, text, handle=f"{author}.bsky.social", indexedAt=now, record=record)
+        firehose.post(text, langs=["id"], did=f"did:plc:{author:x<24}")
+
+    def noise() -> None:
+        firehose.post("Kebakaran hutan di Kanada", langs=["en"])  # not the source's language
+        firehose.post("Kebakaranmu lucu sekali", langs=["id"])  # the word inside a longer one
+
+    return Pushing(
+        {"name": "bluesky_bali", "kind": "bluesky", "appview": appview.url, "push": True, "jetstream": firehose.url,
+         "language": "id", "queries": ["kebakaran"]},
+        lambda: firehose.listening >= 1, report, noise)
+
+
+@pytest.mark.parametrize("service", [_mastodon, _bluesky], ids=["mastodon", "bluesky"])
+def test_a_pushed_post_is_ingested_and_alerted_without_waiting_for_the_poll(tmp_path, service):
     require_services()
-    with FakeApis() as mastodon:
+    with ExitStack() as fakes:
+        pushing = service(fakes)
         slack = FakeSlack(token=TOKEN).start()
         siaga_db = st.create_database("siaga_push")
         url = st.pg_url(siaga_db)
         stack = st.AirflowStack(root=tmp_path / "stack", redis_db=REDIS_DB, task_env={
             "SIAGA_DB_URL": url,
-            "SIAGA_CONFIG_DIR": str(st.config_copy(tmp_path / "config", [
-                {"name": "mastodon_bali", "kind": "mastodon", "push": True, "instances": [{"url": mastodon.url, "hashtags": [TAG]}]}])),
+            "SIAGA_CONFIG_DIR": str(st.config_copy(tmp_path / "config", [pushing.source])),
             "SIAGA_SLACK_TOKEN": TOKEN,
             "SIAGA_SLACK_BASE_URL": slack.base_url,
             "SIAGA_AUTHOR_KEY": "push-stack-author-key",
@@ -50,15 +95,16 @@ def test_a_pushed_status_is_ingested_and_alerted_without_waiting_for_the_poll(tm
             store.engine_for(url).dispose()
             stack.start()
             stack.start_worker("push-w1")
-            st.wait_for(lambda: mastodon.listening >= 1, 240, "the triggerer listening to the hashtag", stack)
+            st.wait_for(pushing.listening, 240, "the triggerer listening to the stream", stack)
             # the timetable's first run (at start-up) polls once; wait for it, so every later
             # ingest run is one the push started
             st.wait_for(lambda: stack.task_states(
                 "select 1 from dag_run where dag_id = 'siaga_ingest' and state = 'success'"), 240,
                 "the first scheduled ingest run", stack)
+            pushing.noise()
             now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-            for sid, (author, text) in enumerate(REPORTS, start=101):
-                mastodon.toot(TAG, sid, 0, text, acct=author, created_at=now)
+            for i, (author, text) in enumerate(REPORTS, start=1):
+                pushing.report(i, author, text, now)
             headline = re.compile(rf"— (?:Desa )?{VILLAGE}, Kec\.")
             st.wait_for(lambda: any(headline.search(m.get("text") or "") for m in slack.messages()), 300,
                         f"the alert naming {VILLAGE}", stack)
