@@ -86,6 +86,7 @@ Token = Callable[[str], Awaitable[str]]
 # protocol -> "module:function" of its reader (see `reader`)
 READERS = {
     "mastodon": "siaga.sources.push:mastodon_announcements",
+    "x": "siaga.sources.x_stream:x_announcements",
 }
 
 
@@ -132,7 +133,7 @@ async def mastodon_announcements(stream: PushStream, client: httpx.AsyncClient, 
             raise StreamRefused(f"HTTP {source.response.status_code}: since Mastodon 4.2 a hashtag stream needs a user "
                                 "token with read:statuses; give this instance a conn_id in sources.yaml")
         source.response.raise_for_status()
-        source.response.stream = _Bounded(source.response.stream, MAX_EVENT_BYTES)
+        bound(source.response)
         log.info("push: listening to %s for source %s", redact_url(url), stream.source)
         async for event in source.aiter_sse():
             if event.event in UPDATE_EVENTS:
@@ -206,30 +207,49 @@ def on_streaming_host(url: str, declared: str) -> str:
 
 
 class EventTooLarge(ValueError):
-    """A stream sent more than MAX_EVENT_BYTES without ending an event."""
+    """A stream sent more than MAX_EVENT_BYTES without ending an event (or a line)."""
 
 
 class _Bounded(httpx.AsyncByteStream):
-    """The response's bytes, failing once more than `limit` of them come without an event
-    boundary. Wrapped under httpx-sse's decoder, which otherwise buffers a line or an event
+    """The response's bytes, failing once more than `limit` of them come without one of
+    `boundaries` (an event's end by default; b"\n" for a stream of JSON lines). Wrapped under
+    the decoder (httpx-sse's, httpx's line splitter), which otherwise buffers a line or an event
     however long it grows."""
 
-    def __init__(self, inner: httpx.AsyncByteStream, limit: int) -> None:
-        self.inner, self.limit = inner, limit
+    def __init__(self, inner: httpx.AsyncByteStream, limit: int, boundaries: tuple[bytes, ...] = _BOUNDARIES) -> None:
+        self.inner, self.limit, self.boundaries = inner, limit, boundaries
+        self.keep = max(map(len, boundaries)) - 1  # bytes kept for a boundary split across chunks
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         pending, tail = 0, b""  # bytes since the last boundary; the last bytes seen, for a boundary split across chunks
         async for chunk in self.inner:
             seen = tail + chunk
-            end = max((seen.rfind(b) + len(b) for b in _BOUNDARIES if b in seen), default=-1)
+            end = max((seen.rfind(b) + len(b) for b in self.boundaries if b in seen), default=-1)
             pending = len(seen) - end if end >= 0 else pending + len(chunk)
             if pending > self.limit:
                 raise EventTooLarge(f"more than {self.limit} bytes without an event boundary")
-            tail = seen[-3:]
+            tail = seen[len(seen) - self.keep:]
             yield chunk
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+def bound(response: httpx.Response, boundaries: tuple[bytes, ...] = _BOUNDARIES) -> None:
+    """Make `response`, opened as a stream, fail (EventTooLarge) once more than MAX_EVENT_BYTES
+    come without one of `boundaries`: every reader's guard for the triggerer's memory."""
+    response.stream = _Bounded(response.stream, MAX_EVENT_BYTES, boundaries)
+
+
+class Backoff(Exception):
+    """A refusal whose service documents how long to wait before trying again (X: at least a
+    minute after a 429, doubling while it repeats). `listen` waits at least `at_least` seconds,
+    doubling up to `up_to` while such refusals continue, instead of its own shorter backoff:
+    reconnecting sooner only earns longer refusals."""
+
+    def __init__(self, reason: str, at_least: float, up_to: float = BACKOFF_MAX) -> None:
+        super().__init__(reason)
+        self.at_least, self.up_to = at_least, max(up_to, at_least)
 
 
 def _client() -> httpx.AsyncClient:
@@ -241,26 +261,36 @@ async def listen(stream: PushStream, queue: asyncio.Queue[str], *, token: Token 
     """Put every announcement on `queue`, forever: a stream that ends or fails is opened again,
     after a wait that doubles (with jitter) while it keeps failing and starts over once an
     announcement got through or the stream stayed open longer than the longest wait (a server
-    that closes idle streams now and then is not failing). Only cancellation stops it."""
+    that closes idle streams now and then is not failing). A `Backoff` refusal sets a floor
+    under the wait and may raise its cap. Only cancellation stops it."""
     wait = backoff_first
     loop = asyncio.get_running_loop()
     while True:
         opened = loop.time()
+        floor, ceiling = 0.0, BACKOFF_MAX
+        failure: Exception | None = None
         try:
             async with _client() as client:
                 async for name in announcements(stream, client, token):
                     queue.put_nowait(name)
                     wait = backoff_first
-            log.info("push: %s closed the stream for source %s; opening it again", redact_url(stream.url), stream.source)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure of one stream is retried, never fatal to the triggerer
-            log.warning("push: stream %s for source %s failed (%s: %s); again in %.0f s",
-                        redact_url(stream.url), stream.source, type(exc).__name__, _reason(exc), wait)
+            failure = exc
+            if isinstance(exc, Backoff):
+                floor, ceiling = exc.at_least, exc.up_to
         if loop.time() - opened > BACKOFF_MAX:
             wait = backoff_first
-        await sleep(wait * (0.5 + random.random() / 2))
-        wait = min(wait * 2, BACKOFF_MAX)
+        wait = max(wait, floor)
+        pause = max(floor, wait * (0.5 + random.random() / 2))
+        if failure is None:
+            log.info("push: %s closed the stream for source %s; opening it again", redact_url(stream.url), stream.source)
+        else:
+            log.warning("push: stream %s for source %s failed (%s: %s); again in %.0f s",
+                        redact_url(stream.url), stream.source, type(failure).__name__, _reason(failure), pause)
+        await sleep(pause)
+        wait = min(wait * 2, ceiling)
 
 
 def _reason(exc: Exception) -> str:
