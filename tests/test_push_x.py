@@ -331,6 +331,25 @@ def test_a_line_that_never_ends_is_cut_and_the_stream_opened_again(caplog):
     assert "EventTooLarge" in caplog.text
 
 
+def test_a_rules_answer_that_never_ends_is_cut_and_retried(caplog):
+    async def scenario(fake: FakeApis) -> list[float]:
+        pauses: list[float] = []
+
+        async def once(seconds: float) -> None:
+            pauses.append(seconds)
+            raise asyncio.CancelledError
+
+        fake.fail("/2/tweets/search/stream/rules$", "endless")
+        with pytest.raises(asyncio.CancelledError):
+            await push.listen(_stream(fake), asyncio.Queue(), sleep=once)
+        return pauses
+
+    with FakeApis() as fake, caplog.at_level("WARNING"):
+        assert len(_run(scenario(fake))) == 1
+        assert _stream_hits(fake) == []  # never connected on rules it could not read
+    assert "EventTooLarge" in caplog.text and "rules answer over" in caplog.text
+
+
 class _Chunks(httpx.AsyncByteStream):
     def __init__(self, chunks: list[bytes]) -> None:
         self.chunks = chunks

@@ -6,7 +6,8 @@ post-to-Slack p95 near 57 s whatever the pipeline does (benchmarks/README.md, "P
 latency"). A Mastodon hashtag has a streaming endpoint (Server-Sent Events) that tells every
 listener about a new status as it is published; Airflow's triggerer listens to it
 (`siaga_push.SourcePushTrigger`, an asset watcher) and each announcement starts an ingest run for
-that source.
+that source. X's filtered stream is read the same way (`siaga.sources.x_stream`): JSON lines,
+filtered by rules kept on X's side.
 
 The announcement is only a wake-up: its payload is never stored or trusted. The ingest run
 polls the source as every poll does, with its cursor, checks and quarantine, so there is one
@@ -77,7 +78,7 @@ def mastodon_hashtag_url(instance: str, tag: str) -> str:
 
 def push_streams(sources: Iterable[Any]) -> list[PushStream]:
     """Every stream the given sources are announced on. Only connectors whose service streams
-    (Mastodon) have a `push_streams` method; the others are polled only."""
+    (Mastodon, X) have a `push_streams` method; the others are polled only."""
     return [s for source in sources if hasattr(source, "push_streams") for s in source.push_streams()]
 
 
@@ -179,12 +180,19 @@ async def _small_json(client: httpx.AsyncClient, url: str) -> Any:
     async with client.stream("GET", url, headers=headers, timeout=CONNECT_TIMEOUT) as response:
         if response.status_code != 200:
             return None
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > MAX_INSTANCE_BYTES:
-                raise ValueError(f"instance document over {MAX_INSTANCE_BYTES} bytes")
-    return json.loads(body)
+        return json.loads(await read_at_most(response, MAX_INSTANCE_BYTES, "instance document"))
+
+
+async def read_at_most(response: httpx.Response, limit: int, what: str) -> bytes:
+    """The body of `response` (opened as a stream), or EventTooLarge once it passes `limit`
+    bytes: a small answer a stream reader needs (an instance document, X's rules) must not be
+    able to fill the triggerer's memory either."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > limit:
+            raise EventTooLarge(f"{what} over {limit} bytes")
+    return bytes(body)
 
 
 def on_streaming_host(url: str, declared: str) -> str:

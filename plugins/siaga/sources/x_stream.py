@@ -141,12 +141,7 @@ async def _json(client: httpx.AsyncClient, method: str, url: httpx.URL, headers:
     """A rules request's JSON answer, read up to RULES_PAGE_BYTES."""
     async with client.stream(method, url, headers=headers, json=body) as response:
         _check(response)
-        data = bytearray()
-        async for chunk in response.aiter_bytes():
-            data += chunk
-            if len(data) > RULES_PAGE_BYTES:
-                raise push.EventTooLarge(f"X's rules answer is longer than {RULES_PAGE_BYTES} bytes")
-    return json.loads(data)
+        return json.loads(await push.read_at_most(response, RULES_PAGE_BYTES, "X's rules answer"))
 
 
 def _check(response: httpx.Response) -> None:
