@@ -272,6 +272,27 @@ def test_the_token_goes_in_the_authorization_header_and_nowhere_else(caplog):
     assert X_TOKEN not in caplog.text
 
 
+def test_a_refused_token_says_what_to_fix_and_never_shows_the_token(monkeypatch, caplog):
+    monkeypatch.setenv("SIAGA_X_FAKE_TOKEN", "token-salah-rahasia")
+
+    async def scenario(fake: FakeApis) -> list[float]:
+        pauses: list[float] = []
+
+        async def once(seconds: float) -> None:
+            pauses.append(seconds)
+            raise asyncio.CancelledError
+
+        with pytest.raises(asyncio.CancelledError):
+            await push.listen(_stream(fake), asyncio.Queue(), sleep=once)
+        return pauses
+
+    with FakeApis() as fake, caplog.at_level("DEBUG"):
+        (pause,) = _run(scenario(fake))
+        assert fake.x_rules == [] and _stream_hits(fake) == []  # refused at the rules: nothing changed, no stream
+    assert pause >= x_stream.HTTP_ERROR_WAIT
+    assert "HTTP 401" in caplog.text and "bearer token" in caplog.text and "token-salah-rahasia" not in caplog.text
+
+
 def test_a_redirect_is_never_followed_so_the_token_stays_home(caplog):
     """The rules answered, the stream redirected to another host: the stream fails and is
     retried; the other host never hears from us, and the token is in no log."""
@@ -467,3 +488,21 @@ def test_the_x_trigger_serializes_with_its_protocol_and_rules_and_fires_with_its
     with FakeApis() as fake:
         assert _run(first_event(fake)) == {"source": SOURCE, "announced": 1}
         assert fake.x_rules_of(TAG) == ["(banjir buleleng) lang:id", "longsor"]
+
+
+def test_the_ingest_dag_watches_the_x_stream_of_a_push_source(monkeypatch, tmp_path):
+    from airflow.dag_processing.dagbag import DagBag
+
+    from siaga import settings
+
+    path = _sources_file(tmp_path, "sources:\n" + _x() + _x("x_polled", conn="x_kedua", push="false"))
+    monkeypatch.setenv("SIAGA_CONFIG_DIR", str(path.parent))
+    monkeypatch.delenv(settings.POLL_INTERVAL_ENV, raising=False)
+    bag = DagBag(dag_folder=str(settings.REPO_ROOT / "dags" / "siaga_ingest.py"))
+    assert bag.import_errors == {}
+    (asset,) = bag.dags["siaga_ingest"].timetable.asset_condition.objects
+    assert asset.uri == f"siaga://push/{SOURCE}"
+    (watcher,) = asset.watchers
+    classpath, kwargs = watcher.trigger.serialize()
+    assert classpath == "siaga_push.SourcePushTrigger" and kwargs["protocol"] == "x" and kwargs["conn_id"] == "x_fake"
+    assert kwargs["url"] == "https://api.x.com/2/tweets/search/stream" and len(kwargs["terms"]) == 3

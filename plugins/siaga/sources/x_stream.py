@@ -151,6 +151,10 @@ def _check(response: httpx.Response) -> None:
         return
     if status == 429:
         raise push.Backoff("HTTP 429", _rate_limit_wait(response.headers), RATE_LIMIT_MAX)
+    if status in (401, 403):  # what the operator can fix; X's body is not ours to log
+        raise push.Backoff(f"HTTP {status}: X refused the app's bearer token for the filtered stream; the connection must "
+                           "hold the app's bearer token and the app's plan must include the filtered stream",
+                           HTTP_ERROR_WAIT, HTTP_ERROR_MAX)
     raise push.Backoff(f"HTTP {status}", HTTP_ERROR_WAIT, HTTP_ERROR_MAX)
 
 
