@@ -17,14 +17,16 @@ Push (`--push`, or `--push both` for polled-only and pushed side by side): the e
 in this process) whose source has `push: true`; the triggerer listens to its hashtag stream and
 each announcement starts an ingest run at once, while the one-minute poll stays. An event's
 latency runs from its last status being added (visible on the timeline and announced on the
-stream at the same moment) to the Slack message.
+stream at the same moment) to the Slack message. `--push-via x`: the events are tweets on the
+fake X API instead, whose source has `push: true`: the triggerer syncs its rules and listens to
+the filtered stream, and the ingest run reads the tweets through recent search.
 
 Throughput: `--posts` posts (one in ten a hazard report) become visible at once, split over
 four sources so ingest maps over four tasks; timed from the first ingest task's start to every
 post stored, tagged and counted and the detect run's outbox written, with one and two workers.
 
 Usage: python benchmarks/bench_latency.py [--minutes 10] [--interval 20] [--poll-intervals 60,30]
-       [--push [on|both]] [--posts 4000] [--skip-latency] [--skip-throughput] [--write]
+       [--push [on|both]] [--push-via mastodon|x] [--posts 4000] [--skip-latency] [--skip-throughput] [--write]
 """
 from __future__ import annotations
 
@@ -46,9 +48,11 @@ from siaga_dev.fakeslack import FakeSlack
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-from support.fakeapis import FakeApis  # noqa: E402 - the fake Mastodon lives with the tests' fakes
+from support.fakeapis import X_TOKEN, FakeApis  # noqa: E402 - the fake Mastodon and X live with the tests' fakes
 
 PUSH_TAG = "bencanabuleleng"
+X_CONN = "x_bench"  # the pushed X source's connection: its token is the fake's, from the environment
+X_QUERY = "kebakaran"  # the pushed X source's query (and stream rule): every event post says it
 
 TOKEN = "xoxb-bench-latency"
 REDIS_DB = 12
@@ -114,13 +118,18 @@ def post(pid: str, when: datetime, text: str, author: str) -> str:
                        "url": f"https://example.org/bench/{pid}"}, ensure_ascii=False)
 
 
-def config_for(root: Path, sources: dict[str, Path | str]) -> Path:
+def config_for(root: Path, sources: dict[str, Path | str], via: str = "mastodon") -> Path:
     """config/ with the given sources only, no quiet hours: a path is a replay file (identity
-    clock), a URL a Mastodon instance whose PUSH_TAG is pushed."""
+    clock), a URL a fake whose source pushes: a Mastodon instance's PUSH_TAG, or (`via` "x")
+    X's recent search and filtered stream for X_QUERY."""
+    def pushed(name: str, where: str) -> dict:
+        if via == "x":
+            return {"name": name, "kind": "x", "push": True, "conn_id": X_CONN, "api": where, "queries": [X_QUERY]}
+        return {"name": name, "kind": "mastodon", "push": True, "instances": [{"url": where, "hashtags": [PUSH_TAG]}]}
+
     return st.config_copy(root / "config", [
         {"name": name, "kind": "replay", "path": str(where), "clock": {"mode": "identity"}} if isinstance(where, Path) else
-        {"name": name, "kind": "mastodon", "push": True, "instances": [{"url": where, "hashtags": [PUSH_TAG]}]}
-        for name, where in sources.items()])
+        pushed(name, where) for name, where in sources.items()])
 
 
 # --- deployment -------------------------------------------------------------------------------------
@@ -129,12 +138,12 @@ def config_for(root: Path, sources: dict[str, Path | str]) -> Path:
 class Siaga:
     """A fresh Siaga database and config, and the worker environment that points at them."""
 
-    def __init__(self, root: Path, sources: dict[str, Path | str], fake: FakeSlack):
+    def __init__(self, root: Path, sources: dict[str, Path | str], fake: FakeSlack, via: str = "mastodon"):
         self.db = st.create_database("siaga_bench")
         self.url = st.pg_url(self.db)
         store.migrate(self.url)
         store.engine_for(self.url).dispose()
-        self.env = {"SIAGA_DB_URL": self.url, "SIAGA_CONFIG_DIR": str(config_for(root, sources)),
+        self.env = {"SIAGA_DB_URL": self.url, "SIAGA_CONFIG_DIR": str(config_for(root, sources, via)),
                     "SIAGA_SLACK_TOKEN": TOKEN, "SIAGA_SLACK_BASE_URL": fake.base_url}
 
     def rows(self, sql: str) -> list[tuple]:
@@ -172,7 +181,8 @@ def use_workers(stack: st.AirflowStack, siaga: Siaga, count: int) -> None:
 # --- latency ----------------------------------------------------------------------------------------
 
 
-def measure_latency(stack: st.AirflowStack, root: Path, minutes: float, interval: float, pushed: bool = False) -> dict:
+def measure_latency(stack: st.AirflowStack, root: Path, minutes: float, interval: float, pushed: bool = False,
+                    via: str = "mastodon") -> dict:
     arrivals: dict[str, float] = {}  # village -> wall time its first message arrived
     villages = event_villages(int(minutes * 60 / interval) + 1)
     # the alert's headline names its place as "— Desa <name>, Kec. <district>"; matching any
@@ -187,8 +197,8 @@ def measure_latency(stack: st.AirflowStack, root: Path, minutes: float, interval
     fake = FakeSlack(token=TOKEN, on_message=on_message).start()
     start = datetime.now(timezone.utc) + timedelta(seconds=90)  # workers up, DAGs parsed, stream open
     schedule, visible, last_ids = event_schedule(villages, start, interval)
-    feed = Feed(root / "latency.jsonl", schedule) if not pushed else Toots(schedule)
-    siaga = Siaga(root / "latency", {"bench": feed.where}, fake)
+    feed = Feed(root / "latency.jsonl", schedule) if not pushed else Toots(schedule, via)
+    siaga = Siaga(root / "latency", {"bench": feed.where}, fake, via)
     if pushed:
         siaga.env["SIAGA_AUTHOR_KEY"] = "bench-latency-author-key"
     try:
@@ -196,7 +206,7 @@ def measure_latency(stack: st.AirflowStack, root: Path, minutes: float, interval
         feed.play()
         last = max(visible.values())
         print(f"latency: {len(villages)} events from {start:%H:%M:%S} every {interval:.0f} s"
-              f"{' (pushed)' if pushed else ''}", flush=True)
+              f"{f' (pushed via {via})' if pushed else ''}", flush=True)
         # wait for the last event, one bucket boundary (5 min) and a delivery after it
         deadline = last + 6.5 * 60
         while time.time() < deadline and len(arrivals) < len(villages):
@@ -246,11 +256,12 @@ class Feed:
 
 
 class Toots:
-    """The posts as statuses on a fake Mastodon instance, each added (and announced on the
-    hashtag's stream) at its time by a thread of this process."""
+    """The posts as statuses on a fake Mastodon instance (or tweets on the fake X, `via` "x"),
+    each added (and announced on the hashtag's or the filtered stream) at its time by a thread
+    of this process."""
 
-    def __init__(self, schedule: list) -> None:
-        self.schedule = schedule
+    def __init__(self, schedule: list, via: str = "mastodon") -> None:
+        self.schedule, self.via = schedule, via
         self.fake = FakeApis().__enter__()
         self.where = self.fake.url
         self.ids = {pid: 1000 + i for i, (_, pid, _, _) in enumerate(schedule)}
@@ -263,9 +274,15 @@ class Toots:
         for when, pid, text, author in self.schedule:
             if self.stop.wait(max(0.0, when.timestamp() - time.time())):
                 return
-            self.fake.toot(PUSH_TAG, self.ids[pid], 0, text, acct=author, created_at=when.isoformat().replace("+00:00", "Z"))
+            created = when.isoformat().replace("+00:00", "Z")
+            if self.via == "x":
+                self.fake.tweet(self.ids[pid], 0, text, username=author, created_at=created)
+            else:
+                self.fake.toot(PUSH_TAG, self.ids[pid], 0, text, acct=author, created_at=created)
 
     def source_id(self, pid: str) -> str:
+        if self.via == "x":
+            return str(self.ids[pid])
         return f"{self.fake.url.split('://', 1)[1]}:{self.ids[pid]}"
 
     def close(self) -> None:
@@ -400,7 +417,8 @@ TARGET_P95 = 45.0  # seconds, at 1-minute polling (issue 14)
 
 
 def _label(lat: dict) -> str:
-    return f"polling every {lat['poll']:g} s" + (" + push" if lat.get("push") else "")
+    via = lat.get("via", "mastodon")
+    return f"polling every {lat['poll']:g} s" + ((" + push" + (f" ({via})" if via != "mastodon" else "")) if lat.get("push") else "")
 
 
 def render(lats: list[dict], runs: list[dict]) -> str:
@@ -461,16 +479,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--push", choices=("off", "on", "both"), nargs="?", const="on", default="off",
                         help="events arrive on a pushed Mastodon hashtag (the poll interval still applies); "
                              "`both`: polled only, then pushed, side by side on the same stack")
+    parser.add_argument("--push-via", choices=("mastodon", "x"), default=None,
+                        help="what the pushed events are: statuses on a Mastodon hashtag (default) or tweets on X's "
+                             "filtered stream; given alone, implies --push on")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--write", action="store_true", help="write the table into benchmarks/README.md")
     args = parser.parse_args(argv)
+    via = args.push_via or "mastodon"
+    if args.push_via and args.push == "off":
+        args.push = "on"
     reason = st.services_unreachable()
     if reason:
         print(f"bench_latency: needs PostgreSQL and Redis on 127.0.0.1: {reason}", file=sys.stderr)
         return 2
     root = Path(tempfile.mkdtemp(prefix="siaga-bench-latency-"))
     stack = st.AirflowStack(root=root / "stack", redis_db=REDIS_DB, worker_concurrency=4)
+    if via == "x":  # the triggerer (stream, rules) and the workers (recent search) both need it
+        stack.extra_env[settings.env_token_name(X_CONN)] = X_TOKEN
     ok = False
     try:
         stack.start()
@@ -478,9 +504,10 @@ def main(argv: list[str] | None = None) -> int:
         pushes = {"off": (False,), "on": (True,), "both": (False, True)}[args.push]
         for poll, pushed in [] if args.skip_latency else [(p, q) for p in args.poll_intervals for q in pushes]:
             set_poll_interval(stack, poll)
-            lat = {"poll": poll, "push": pushed, **measure_latency(stack, root, args.minutes, args.interval, pushed)}
+            lat = {"poll": poll, "push": pushed, "via": via,
+                   **measure_latency(stack, root, args.minutes, args.interval, pushed, via)}
             lats.append(lat)
-            print(f"latency at {poll:g} s polling{' with push' if pushed else ''}: {lat['alerted']}/{lat['events']} alerted: "
+            print(f"latency at {poll:g} s polling{f' with push via {via}' if pushed else ''}: {lat['alerted']}/{lat['events']} alerted: "
                   f"{[round(x) for x in lat['latencies']]}", flush=True)
             for event in lat["steps"]:
                 print("latency steps: " + ", ".join(f"{k} {v:.1f}" for k, v in event.items()), flush=True)
@@ -493,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.write:
             polls = ",".join(f"{p:g}" for p in args.poll_intervals)
             note = (f"`python benchmarks/bench_latency.py --minutes {args.minutes:g} --interval {args.interval:g} "
-                    f"--poll-intervals {polls} --push {args.push} --posts {args.posts} --write`: the real scheduler, dag-processor, api-server and "
+                    f"--poll-intervals {polls} --push {args.push} --push-via {via} --posts {args.posts} --write`: the real scheduler, dag-processor, api-server and "
                     "`airflow celery worker` processes (CeleryExecutor, worker concurrency 4) on PostgreSQL and Redis on "
                     "this 2-core machine, fake Slack in-process; measured "
                     f"{datetime.now(timezone.utc):%Y-%m-%d}.")

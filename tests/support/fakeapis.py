@@ -6,7 +6,10 @@ the real servers do (`min_id`/`max_id` on Mastodon, `since`/`until`/`cursor` on 
 `since_id`/`until_id`/`next_token` on X), so tests exercise the connectors' cursors rather than
 canned page sequences. Mastodon's hashtag streaming endpoint (Server-Sent Events) announces each
 status added after a listener connected, with heartbeats in between; `drop_streams` hangs up on
-every listener, as a server restart does. Failures are programmed per path prefix for the next N requests: 429 with
+every listener, as a server restart does. X's filtered stream likewise delivers each tweet added
+after a listener connected that matches one of the app's rules (kept, listed, added and deleted
+through the rules endpoint, every call recorded in `rule_calls`), as a JSON line carrying its
+`matching_rules`, with `\r\n` keep-alives in between. Failures are programmed per path prefix for the next N requests: 429 with
 Retry-After, 500, a hang longer than the client's timeout, malformed JSON, a body of the wrong
 shape, a body without end, the real response dripped a byte at a time. An item may also be `Raw` bytes served exactly (hostile JSON no encoder writes: deep
 nesting, NaN, huge integers, lone surrogates, bytes that are not UTF-8) among the ordinary ones,
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -73,6 +77,22 @@ def _matches(item: Any, words: list[str], text: Any) -> bool:
     return isinstance(item, Raw) or all(w in str(text(item)).lower() for w in words)
 
 
+_BOX = re.compile(r"bounding_box:\[([^\]]*)\]")
+
+
+def _rule_matches(rule: str, tweet: dict[str, Any]) -> bool:
+    """A filtered-stream rule as the fake understands one: every plain word in the text, and a
+    `bounding_box:[w s e n]` holding the tweet's point; other operators (lang:) are ignored."""
+    words = [w for w in _BOX.sub(" ", rule).replace("(", " ").replace(")", " ").lower().split() if ":" not in w]
+    box = _BOX.search(rule)
+    if box:
+        west, south, east, north = map(float, box.group(1).split())
+        point = ((tweet.get("geo") or {}).get("coordinates") or {}).get("coordinates")
+        if not (isinstance(point, list) and west <= point[0] <= east and south <= point[1] <= north):
+            return False
+    return all(w in str(tweet.get("text", "")).lower() for w in words)
+
+
 @dataclass
 class Failure:
     mode: str  # ratelimit | server_error | hang | malformed | wrong_shape | endless | endless_event | drip | drip_headers | echo
@@ -86,6 +106,15 @@ class Request:
     path: str
     params: dict[str, str]
     headers: dict[str, str]
+    body: Any = None  # a POST's JSON
+
+
+@dataclass(frozen=True)
+class RuleCall:
+    """One call of X's rules endpoint: "get", "add" (the rules sent) or "delete" (the ids)."""
+
+    action: str
+    payload: Any = None
 
 
 @dataclass
@@ -117,6 +146,12 @@ class FakeApis:
         # another fake's URL, this one answers its own streaming path with a 301 there, as
         # Mastodon's web app does when the streaming server runs on another host.
         self.streaming_server: str | None = None
+        # X's filtered stream: the app's rules, every call of the rules endpoint, every tweet
+        # added (announced to the stream listeners whose rules it matches)
+        self.x_rules: list[dict[str, str]] = []
+        self.rule_calls: list[RuleCall] = []
+        self._x_announced: list[dict[str, Any]] = []
+        self._next_rule_id = 1_600_000_000_000_000_000
         handler = type("Handler", (_Handler,), {"fake": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
@@ -135,13 +170,15 @@ class FakeApis:
         self.server.server_close()
 
     def fail(self, prefix: str, mode: str, times: int = 1, seconds: float = 0.0, status: int = 500) -> None:
+        """The next `times` requests whose path starts with `prefix` (or, for a prefix ending in
+        "$", is exactly it) answer in `mode`."""
         with self._lock:
             self._failures.setdefault(prefix, []).append(Failure(mode, times, seconds, status))
 
     def _take_failure(self, path: str) -> Failure | None:
         with self._lock:
             for prefix, planned in self._failures.items():
-                if path.startswith(prefix) and planned:
+                if (path == prefix[:-1] if prefix.endswith("$") else path.startswith(prefix)) and planned:
                     failure = planned[0]
                     failure.times -= 1
                     if failure.times <= 0:
@@ -205,8 +242,23 @@ class FakeApis:
         tweet = {"id": str(tid), "text": text, "created_at": iso(T0 + timedelta(minutes=minutes)), "author_id": author_id,
                  "lang": "in", "conversation_id": str(tid), "edit_history_tweet_ids": [str(tid)]}
         tweet.update(extra)
-        self.data.x.append(tweet)
+        with self._changed:
+            self.data.x.append(tweet)
+            self._x_announced.append(tweet)
+            self._changed.notify_all()
         return tweet
+
+    def add_rule(self, value: str, tag: str | None = None) -> dict[str, str]:
+        """A filtered-stream rule of the app, as X keeps it (added by whoever: another tool)."""
+        with self._changed:
+            self._next_rule_id += 1
+            rule = {"id": str(self._next_rule_id), "value": value, **({"tag": tag} if tag is not None else {})}
+            self.x_rules.append(rule)
+            return rule
+
+    def x_rules_of(self, tag: str | None) -> list[str]:
+        """The values of the app's rules tagged `tag`, sorted."""
+        return sorted(r["value"] for r in self.x_rules if r.get("tag") == tag)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -240,13 +292,38 @@ class _Handler(BaseHTTPRequestHandler):
             return self._bluesky(params)
         if path == "/2/tweets/search/recent":
             return self._x(params)
+        if path == "/2/tweets/search/stream/rules":
+            return self._x_rules_get(params)
+        if path == "/2/tweets/search/stream":
+            return self._x_stream()
         if path.startswith("/feeds/"):
             return self._feed(path.rsplit("/", 1)[1])
+        self._send(404, {"error": "Record not found"})
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        parts = urlsplit(self.path)
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            body = json.loads(raw or b"null")
+        except ValueError:
+            body = None
+        self.fake.requests.append(Request(parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()},
+                                          {k: v for k, v in self.headers.items()}, body))
+        self.drip = 0.0
+        failure = self.fake._take_failure(parts.path)
+        if failure and self._misbehave(failure):
+            return
+        if parts.path == "/2/tweets/search/stream/rules":
+            return self._x_rules_post(body)
         self._send(404, {"error": "Record not found"})
 
     def _misbehave(self, f: Failure) -> bool:
         if f.mode == "ratelimit":
             self._send(429, {"error": "Too many requests"}, {"Retry-After": str(int(f.seconds))})
+        elif f.mode == "too_many_connections":  # X's answer to a stream connection over the app's limit
+            self._send(429, {"title": "ConnectionException", "detail": "This stream is currently at the maximum allowed connection limit.",
+                             "connection_issue": "TooManyConnections", "type": "https://api.x.com/2/problems/streaming-connection"},
+                       {"x-rate-limit-reset": str(int(time.time() + f.seconds))} if f.seconds else None)
         elif f.mode == "server_error":
             self._send(f.status, {"error": "Internal Server Error"})
         elif f.mode == "hang":
@@ -426,6 +503,109 @@ class _Handler(BaseHTTPRequestHandler):
             body["includes"] = {"users": [{"id": t["author_id"], "username": self.fake.data.x_users.get(t["author_id"], "u"),
                                            "name": "Nama Asli"} for t in page if not isinstance(t, Raw) and "author_id" in t]}
         self._send(200, body)
+
+    # --- X filtered stream: rules per app, tweets matching them as JSON lines -----------------
+
+    def _x_authorized(self) -> bool:
+        if self.headers.get("Authorization") == f"Bearer {X_TOKEN}":
+            return True
+        self._send(401, {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"})
+        return False
+
+    def _x_rules_get(self, params: dict[str, str]) -> None:
+        if not self._x_authorized():
+            return
+        fake = self.fake
+        with fake._changed:
+            fake.rule_calls.append(RuleCall("get"))
+            rules = [dict(r) for r in fake.x_rules]
+        offset, limit = int(params.get("pagination_token", 0) or 0), int(params.get("max_results", 1000))
+        page = rules[offset:offset + limit]
+        meta: dict[str, Any] = {"sent": iso(datetime.now(timezone.utc)), "result_count": len(page)}
+        if offset + limit < len(rules):
+            meta["next_token"] = str(offset + limit)
+        self._send(200, {"data": page, "meta": meta} if page else {"meta": meta})
+
+    MAX_RULE = 512
+
+    def _x_rules_post(self, body: Any) -> None:
+        """X's add (a duplicate value or an over-long rule is refused, reported in `errors` of a
+        200) and delete (by id)."""
+        if not self._x_authorized():
+            return
+        fake = self.fake
+        if not isinstance(body, dict) or not (isinstance(body.get("add"), list) or isinstance(body.get("delete"), dict)):
+            return self._send(400, {"title": "Invalid Request", "detail": "One or more parameters to your request was invalid."})
+        now = iso(datetime.now(timezone.utc))
+        errors: list[dict[str, Any]] = []
+        with fake._changed:
+            if "add" in body:
+                fake.rule_calls.append(RuleCall("add", [dict(r) for r in body["add"]]))
+                created = []
+                for rule in body["add"]:
+                    value = rule.get("value", "")
+                    same = [r for r in fake.x_rules if r["value"] == value]
+                    if same:
+                        errors.append({"value": value, "id": same[0]["id"], "title": "DuplicateRule",
+                                       "type": "https://api.x.com/2/problems/duplicate-rules"})
+                    elif len(value) > self.MAX_RULE:
+                        errors.append({"value": value, "title": "RuleTooLong", "type": "https://api.x.com/2/problems/invalid-rules"})
+                    else:
+                        fake._next_rule_id += 1
+                        new = {"id": str(fake._next_rule_id), "value": value, **({"tag": rule["tag"]} if "tag" in rule else {})}
+                        fake.x_rules.append(new)
+                        created.append(new)
+                out: dict[str, Any] = {"meta": {"sent": now, "summary": {"created": len(created), "not_created": len(errors),
+                                                                        "valid": len(created), "invalid": len(errors)}}}
+                if created:
+                    out["data"] = created
+            else:
+                ids = [str(i) for i in body["delete"].get("ids") or []]
+                fake.rule_calls.append(RuleCall("delete", ids))
+                known = {r["id"] for r in fake.x_rules}
+                fake.x_rules[:] = [r for r in fake.x_rules if r["id"] not in ids]
+                errors = [{"title": "Not Found Error", "value": i, "type": "https://api.x.com/2/problems/resource-not-found"}
+                          for i in ids if i not in known]
+                out = {"meta": {"sent": now, "summary": {"deleted": len(ids) - len(errors), "not_deleted": len(errors)}}}
+        if errors:
+            out["errors"] = errors
+        self._send(200, out)
+
+    def _x_stream(self) -> None:
+        """Each tweet added after this listener connected that matches one of the app's rules,
+        as a JSON line with its `matching_rules`; `\r\n` between them while idle."""
+        if not self._x_authorized():
+            return
+        fake = self.fake
+        with fake._changed:
+            seen, generation = len(fake._x_announced), fake._generation
+            fake.listening += 1
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.end_headers()
+        self.close_connection = True
+        try:
+            while True:
+                with fake._changed:
+                    fake._changed.wait_for(lambda: fake._closed or fake._generation != generation
+                                           or len(fake._x_announced) > seen, timeout=self.HEARTBEAT)
+                    if fake._closed or fake._generation != generation:
+                        return
+                    new = fake._x_announced[seen:]
+                    seen += len(new)
+                    lines = []
+                    for tweet in new:
+                        matched = [{"id": r["id"], "tag": r.get("tag", "")} for r in fake.x_rules if _rule_matches(r["value"], tweet)]
+                        if matched:
+                            data = {k: tweet[k] for k in ("id", "text", "edit_history_tweet_ids") if k in tweet}
+                            lines.append(dumps({"data": data, "matching_rules": matched}) + b"\r\n")
+                self.wfile.write(b"".join(lines) or b"\r\n")
+                self.wfile.flush()
+        except OSError:
+            pass
+        finally:
+            with fake._changed:
+                fake.listening -= 1
 
     def _feed(self, name: str) -> None:
         if name not in self.fake.data.feeds:

@@ -9,7 +9,7 @@ back at its line here.
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -62,7 +62,7 @@ _KEYS: dict[str, dict[str, Any]] = {
         "conn_id": {"type": "string"}, "api": {"type": "string"}, "language": {"type": "string"},
         "max_results": _COUNT, "max_pages": _COUNT, "queries": _STRINGS, "geo_query": {"type": "string"},
         "bounding_boxes": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
-        **_AUTHORS, "http": _HTTP,
+        "push": {"type": "boolean"}, **_AUTHORS, "http": _HTTP,
     },
     "inbox": {"path": {"type": "string"}, **_AUTHORS},
 }
@@ -92,6 +92,17 @@ SCHEMA: dict[str, Any] = {
     },
 }
 
+@dataclass(frozen=True)
+class Claim:
+    """Something only one enabled source may hold (X's one stream connection per app). A
+    connector lists its own with `claims()`; a later source claiming a held `key` is refused at
+    its `field`'s line, with `why`."""
+
+    key: str
+    field: str
+    why: str
+
+
 # kind -> the connector's from_config(entry, base_dir, where)
 Builder = Callable[[dict[str, Any], Path, str], Any]
 
@@ -110,6 +121,7 @@ def check(path: Path, builders: dict[str, Builder]) -> tuple[list[ConfigProblem]
     if problems:
         return problems, []
     built, names = [], {}
+    held: dict[str, int] = {}  # claim key -> the source holding it
     for i, entry in enumerate(doc.data.get("sources") or []):
         try:
             source = builders[entry["kind"]](entry, path.parent.parent, f"sources[{i}]")
@@ -121,6 +133,12 @@ def check(path: Path, builders: dict[str, Builder]) -> tuple[list[ConfigProblem]
         names.setdefault(entry["name"], i)
         if entry.get("enabled", True):
             built.append(source)
+            for claim in source.claims() if hasattr(source, "claims") else []:
+                if claim.key in held:
+                    j = held[claim.key]
+                    problems.append(doc.at(("sources", i, claim.field),
+                                           f"{claim.why} (by source {doc.data['sources'][j]['name']!r}, sources[{j}])"))
+                held.setdefault(claim.key, i)
     return problems, ([] if problems else built)
 
 

@@ -6,7 +6,8 @@ post-to-Slack p95 near 57 s whatever the pipeline does (benchmarks/README.md, "P
 latency"). A Mastodon hashtag has a streaming endpoint (Server-Sent Events) that tells every
 listener about a new status as it is published; Airflow's triggerer listens to it
 (`siaga_push.SourcePushTrigger`, an asset watcher) and each announcement starts an ingest run for
-that source.
+that source. X's filtered stream is read the same way (`siaga.sources.x_stream`): JSON lines,
+filtered by rules kept on X's side.
 
 The announcement is only a wake-up: its payload is never stored or trusted. The ingest run
 polls the source as every poll does, with its cursor, checks and quarantine, so there is one
@@ -79,8 +80,8 @@ def mastodon_hashtag_url(instance: str, tag: str) -> str:
 
 def push_streams(sources: Iterable[Any]) -> list[PushStream]:
     """Every stream the given sources are announced on. Only connectors whose service streams
-    (Mastodon's hashtags, Bluesky's Jetstream) have a `push_streams` method; the others are
-    polled only."""
+    (Mastodon's hashtags, Bluesky's Jetstream, X's filtered stream) have a `push_streams` method;
+    the others are polled only."""
     return [s for source in sources if hasattr(source, "push_streams") for s in source.push_streams()]
 
 
@@ -90,6 +91,7 @@ Token = Callable[[str], Awaitable[str]]
 READERS = {
     "mastodon": "siaga.sources.push:mastodon_announcements",
     "bluesky": "siaga.sources.jetstream:bluesky_announcements",
+    "x": "siaga.sources.x_stream:x_announcements",
 }
 
 
@@ -136,7 +138,7 @@ async def mastodon_announcements(stream: PushStream, client: httpx.AsyncClient, 
             raise StreamRefused(f"HTTP {source.response.status_code}: since Mastodon 4.2 a hashtag stream needs a user "
                                 "token with read:statuses; give this instance a conn_id in sources.yaml")
         source.response.raise_for_status()
-        source.response.stream = _Bounded(source.response.stream, MAX_EVENT_BYTES)
+        bound(source.response)
         log.info("push: listening to %s for source %s", redact_url(url), stream.source)
         async for event in source.aiter_sse():
             if event.event in UPDATE_EVENTS:
@@ -182,12 +184,19 @@ async def _small_json(client: httpx.AsyncClient, url: str) -> Any:
     async with client.stream("GET", url, headers=headers, timeout=CONNECT_TIMEOUT) as response:
         if response.status_code != 200:
             return None
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > MAX_INSTANCE_BYTES:
-                raise ValueError(f"instance document over {MAX_INSTANCE_BYTES} bytes")
-    return json.loads(body)
+        return json.loads(await read_at_most(response, MAX_INSTANCE_BYTES, "instance document"))
+
+
+async def read_at_most(response: httpx.Response, limit: int, what: str) -> bytes:
+    """The body of `response` (opened as a stream), or EventTooLarge once it passes `limit`
+    bytes: a small answer a stream reader needs (an instance document, X's rules) must not be
+    able to fill the triggerer's memory either."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > limit:
+            raise EventTooLarge(f"{what} over {limit} bytes")
+    return bytes(body)
 
 
 def on_streaming_host(url: str, declared: str) -> str:
@@ -210,30 +219,49 @@ def on_streaming_host(url: str, declared: str) -> str:
 
 
 class EventTooLarge(ValueError):
-    """A stream sent more than MAX_EVENT_BYTES without ending an event."""
+    """A stream sent more than MAX_EVENT_BYTES without ending an event (or a line)."""
 
 
 class _Bounded(httpx.AsyncByteStream):
-    """The response's bytes, failing once more than `limit` of them come without an event
-    boundary. Wrapped under httpx-sse's decoder, which otherwise buffers a line or an event
+    """The response's bytes, failing once more than `limit` of them come without one of
+    `boundaries` (an event's end by default; b"\n" for a stream of JSON lines). Wrapped under
+    the decoder (httpx-sse's, httpx's line splitter), which otherwise buffers a line or an event
     however long it grows."""
 
-    def __init__(self, inner: httpx.AsyncByteStream, limit: int) -> None:
-        self.inner, self.limit = inner, limit
+    def __init__(self, inner: httpx.AsyncByteStream, limit: int, boundaries: tuple[bytes, ...] = _BOUNDARIES) -> None:
+        self.inner, self.limit, self.boundaries = inner, limit, boundaries
+        self.keep = max(map(len, boundaries)) - 1  # bytes kept for a boundary split across chunks
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         pending, tail = 0, b""  # bytes since the last boundary; the last bytes seen, for a boundary split across chunks
         async for chunk in self.inner:
             seen = tail + chunk
-            end = max((seen.rfind(b) + len(b) for b in _BOUNDARIES if b in seen), default=-1)
+            end = max((seen.rfind(b) + len(b) for b in self.boundaries if b in seen), default=-1)
             pending = len(seen) - end if end >= 0 else pending + len(chunk)
             if pending > self.limit:
                 raise EventTooLarge(f"more than {self.limit} bytes without an event boundary")
-            tail = seen[-3:]
+            tail = seen[len(seen) - self.keep:]
             yield chunk
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+def bound(response: httpx.Response, boundaries: tuple[bytes, ...] = _BOUNDARIES) -> None:
+    """Make `response`, opened as a stream, fail (EventTooLarge) once more than MAX_EVENT_BYTES
+    come without one of `boundaries`: every reader's guard for the triggerer's memory."""
+    response.stream = _Bounded(response.stream, MAX_EVENT_BYTES, boundaries)
+
+
+class Backoff(Exception):
+    """A refusal whose service documents how long to wait before trying again (X: at least a
+    minute after a 429, doubling while it repeats). `listen` waits at least `at_least` seconds,
+    doubling up to `up_to` while such refusals continue, instead of its own shorter backoff:
+    reconnecting sooner only earns longer refusals."""
+
+    def __init__(self, reason: str, at_least: float, up_to: float = BACKOFF_MAX) -> None:
+        super().__init__(reason)
+        self.at_least, self.up_to = at_least, max(up_to, at_least)
 
 
 def _client() -> httpx.AsyncClient:
@@ -245,26 +273,36 @@ async def listen(stream: PushStream, queue: asyncio.Queue[str], *, token: Token 
     """Put every announcement on `queue`, forever: a stream that ends or fails is opened again,
     after a wait that doubles (with jitter) while it keeps failing and starts over once an
     announcement got through or the stream stayed open longer than the longest wait (a server
-    that closes idle streams now and then is not failing). Only cancellation stops it."""
+    that closes idle streams now and then is not failing). A `Backoff` refusal sets a floor
+    under the wait and may raise its cap. Only cancellation stops it."""
     wait = backoff_first
     loop = asyncio.get_running_loop()
     while True:
         opened = loop.time()
+        floor, ceiling = 0.0, BACKOFF_MAX
+        failure: Exception | None = None
         try:
             async with _client() as client:
                 async for name in announcements(stream, client, token):
                     queue.put_nowait(name)
                     wait = backoff_first
-            log.info("push: %s closed the stream for source %s; opening it again", redact_url(stream.url), stream.source)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure of one stream is retried, never fatal to the triggerer
-            log.warning("push: stream %s for source %s failed (%s: %s); again in %.0f s",
-                        redact_url(stream.url), stream.source, type(exc).__name__, _reason(exc), wait)
+            failure = exc
+            if isinstance(exc, Backoff):
+                floor, ceiling = exc.at_least, exc.up_to
         if loop.time() - opened > BACKOFF_MAX:
             wait = backoff_first
-        await sleep(wait * (0.5 + random.random() / 2))
-        wait = min(wait * 2, BACKOFF_MAX)
+        wait = max(wait, floor)
+        pause = max(floor, wait * (0.5 + random.random() / 2))
+        if failure is None:
+            log.info("push: %s closed the stream for source %s; opening it again", redact_url(stream.url), stream.source)
+        else:
+            log.warning("push: stream %s for source %s failed (%s: %s); again in %.0f s",
+                        redact_url(stream.url), stream.source, type(failure).__name__, _reason(failure), pause)
+        await sleep(pause)
+        wait = min(wait * 2, ceiling)
 
 
 def _reason(exc: Exception) -> str:

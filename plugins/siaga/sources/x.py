@@ -6,6 +6,10 @@ the gap is inside the API's seven-day window. `x-rate-limit-remaining: 0` stops 
 waits for `x-rate-limit-reset` when that is short, else fails the task to retry later.
 
 Links are stored as x.com/i/web/status/<id>, which opens the tweet without naming its author.
+
+With `push: true` the same queries (geo ones included) are also the source's rules on X's
+filtered stream (`sources.x_stream`), so a new matching tweet starts an ingest run at once; the
+poll above still reads it.
 """
 from __future__ import annotations
 
@@ -18,12 +22,15 @@ from typing import Any
 
 from siaga.sources import auth
 from siaga.sources.base import AuthorPolicy, IncomingPost, PollResult, SourceConfigError
+from siaga.sources.config_file import Claim
 from siaga.sources.connector import HttpConnector, string_list
 from siaga.sources.http import get_json, policy_from_config, rate_limit
 from siaga.sources.paging import Page, sweep_queries
+from siaga.sources.push import PushStream
 from siaga.sources.parsing import iso_time, json_text, numeric_id, opt_str
 from siaga.sources.records import Records, label
 from siaga.sources.schema import MAX_TEXT, check_number, check_record, storable
+from siaga.sources.x_stream import MAX_RULE_CHARS, stream_url
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +81,7 @@ class XSource(HttpConnector):
     api: str = API
     max_results: int = 100
     max_pages: int = 5
+    push: bool = False
 
     @classmethod
     def from_config(cls, entry: dict[str, Any], base_dir: Any, where: str) -> "XSource":
@@ -83,7 +91,12 @@ class XSource(HttpConnector):
         lang = entry.get("language")
         # The language operator belongs in the query on X; add it unless the operator wrote one.
         full = [q if not lang or "lang:" in q else f"({q}) lang:{lang}" for q in queries]
-        full += geo_queries(entry, where)
+        geo = geo_queries(entry, where)
+        push = bool(entry.get("push", False))
+        if push:
+            _check_rules([(f"{where}.queries[{i}]", q) for i, q in enumerate(full)]
+                         + [(f"{where}.bounding_boxes[{i}]", q) for i, q in enumerate(geo)])
+        full += geo
         return cls(
             name=entry["name"],
             queries=full,
@@ -91,9 +104,26 @@ class XSource(HttpConnector):
             api=str(entry.get("api", API)).rstrip("/"),
             max_results=int(entry.get("max_results", 100)),
             max_pages=int(entry.get("max_pages", 5)),
+            push=push,
             authors=AuthorPolicy.from_config(entry, where),
             policy=policy_from_config(entry, where),
         )
+
+    def push_streams(self) -> list[PushStream]:
+        """The filtered stream that announces this source's new tweets, its queries as the
+        rules (none without `push`)."""
+        if not self.push:
+            return []
+        return [PushStream(self.name, stream_url(self.api), self.conn_id, "x", tuple(dict.fromkeys(self.queries)))]
+
+    def claims(self) -> list[Claim]:
+        """X allows one filtered-stream connection per app: a second push source on the same
+        connection would take turns disconnecting the first."""
+        if not self.push:
+            return []
+        return [Claim(f"x-stream:{self.conn_id}", "push",
+                      f"X allows one filtered-stream connection per app, and connection {self.conn_id!r} "
+                      "is already streamed; give this source a connection of another X app, or drop push")]
 
     def poll(self, cursor: dict[str, Any] | None, now: datetime) -> PollResult:
         headers = {"Authorization": f"Bearer {auth.token(self.conn_id)}"}
@@ -175,6 +205,14 @@ class XSource(HttpConnector):
             reposts=reposts,
             author_pseudonymised=pseudonymised,
         )
+
+
+def _check_rules(rules: list[tuple[str, str]]) -> None:
+    """Each query, as written to X (with its language and box), fits in one stream rule."""
+    for where, rule in rules:
+        if len(rule) > MAX_RULE_CHARS:
+            raise SourceConfigError(f"{where}: {len(rule)} characters as an X stream rule (language and box included); "
+                                    f"X allows at most {MAX_RULE_CHARS}: shorten it, split it, or drop push")
 
 
 def _tweet_id(value: Any) -> int | None:
