@@ -4,7 +4,9 @@ worker (PostgreSQL, Redis), with the poll an hour away: the alert can only come 
 One test per service that pushes, each with its fakes in this process:
 - Mastodon: a hashtag's stream (Server-Sent Events) on the fake instance;
 - Bluesky: the fake Jetstream firehose, filtered in the triggerer to the source's query words
-  (posts in another language, or holding the word only inside a longer one, must wake nothing).
+  (posts in another language, or holding the word only inside a longer one, must wake nothing);
+- X: the fake X API's filtered stream, its rules synced by the triggerer from the source's query
+  (a tweet matching no rule must wake nothing).
 
 The source has `push: true`, so the ingest DAG's schedule carries an asset watched by
 `siaga_push.SourcePushTrigger`. Once the triggerer listens, two residents report a fire in
@@ -21,10 +23,10 @@ from typing import Any, Callable
 
 import pytest
 
-from support.fakeapis import FakeApis
+from support.fakeapis import X_TOKEN, FakeApis
 from support.fakejetstream import FakeJetstream
 from support.services import require_services
-from siaga import store
+from siaga import settings, store
 from siaga_dev import airflow_stack as st
 from siaga_dev.fakeslack import FakeSlack
 
@@ -46,6 +48,7 @@ class Pushing:
     listening: Callable[[], bool]
     report: Callable[[int, str, str, str], None]  # (number, author, text, ISO time): publish one report
     noise: Callable[[], None] = lambda: None  # publish what must wake nothing
+    env: dict[str, str] | None = None  # what the stack's processes need besides (a source's token)
 
 
 def _mastodon(fakes: ExitStack) -> Pushing:
@@ -74,7 +77,17 @@ def _bluesky(fakes: ExitStack) -> Pushing:
         lambda: firehose.listening >= 1, report, noise)
 
 
-@pytest.mark.parametrize("service", [_mastodon, _bluesky], ids=["mastodon", "bluesky"])
+def _x(fakes: ExitStack) -> Pushing:
+    x = fakes.enter_context(FakeApis())
+    return Pushing(
+        {"name": "x_bali", "kind": "x", "push": True, "conn_id": "x_stack", "api": x.url, "queries": ["kebakaran"]},
+        lambda: x.listening >= 1,
+        lambda i, author, text, now: x.tweet(9_000 + i, 0, text, username=author, created_at=now),
+        lambda: x.tweet(8_999, 0, "Macet total di Jalan Gajah Mada", username="warga0"),
+        {settings.env_token_name("x_stack"): X_TOKEN})  # the triggerer (rules, stream) and the workers (search)
+
+
+@pytest.mark.parametrize("service", [_mastodon, _bluesky, _x], ids=["mastodon", "bluesky", "x"])
 def test_a_pushed_post_is_ingested_and_alerted_without_waiting_for_the_poll(tmp_path, service):
     require_services()
     with ExitStack() as fakes:
@@ -88,7 +101,7 @@ def test_a_pushed_post_is_ingested_and_alerted_without_waiting_for_the_poll(tmp_
             "SIAGA_SLACK_TOKEN": TOKEN,
             "SIAGA_SLACK_BASE_URL": slack.base_url,
             "SIAGA_AUTHOR_KEY": "push-stack-author-key",
-        }, extra_env={"SIAGA_POLL_INTERVAL": "3600"})  # the timetable's next poll is an hour away
+        }, extra_env={"SIAGA_POLL_INTERVAL": "3600", **(pushing.env or {})})  # the timetable's next poll is an hour away
         ok = False
         try:
             store.migrate(url)
