@@ -235,6 +235,23 @@ def test_an_unreachable_database_is_one_line_and_a_non_zero_exit(args, tmp_path)
         assert "database" in lines[0]
 
 
+READ_ONLY_COMMANDS = [args for args in DB_COMMANDS if args[0] != "db"] + [["slack-listen"]]
+
+
+@pytest.mark.parametrize("args", READ_ONLY_COMMANDS, ids=lambda a: a[0])
+def test_a_mistyped_sqlite_path_is_refused_by_name_and_nothing_is_created(args, tmp_path):
+    """SQLite creates a missing file on connect: a command that only reads, given a typo, left an
+    empty database behind (and `siaga terms` then reported on it as if it were the real one)."""
+    folder = tmp_path / "db-folder"
+    folder.mkdir()
+    for target in (tmp_path / "siag.db", folder):
+        out = run_siaga([*args, "--db", f"sqlite:///{target}"])
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode == 1 and len(lines) == 1, (target, out.stdout, out.stderr)
+        assert lines[0].startswith(f"siaga {args[0]}: no database at {target}: "), lines
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["db-folder"] and not any(folder.iterdir())
+
+
 def test_slack_listen_with_the_database_or_slack_out_of_reach_says_so_in_one_line(tmp_path, sqlite_url):
     env = {**os.environ, "SIAGA_SLACK_APP_TOKEN": "xapp-1-test", "SIAGA_SLACK_TOKEN": "xoxb-test",
            "SIAGA_SLACK_BASE_URL": f"http://127.0.0.1:{_free_port()}/api/"}

@@ -70,6 +70,19 @@ def database_url(args: argparse.Namespace) -> str:
     return getattr(args, "db", None) or settings.database_url()
 
 
+def existing_database_url(args: argparse.Namespace) -> str:
+    """`database_url`, for a command that only reads: a SQLite file that does not exist is
+    refused with its path before anything opens it (opening would create it empty)."""
+    from siaga import store
+
+    url = database_url(args)
+    try:
+        store.require_existing(url)
+    except store.MissingDatabase as exc:
+        raise CommandError(str(exc)) from None
+    return url
+
+
 def print_json(doc: Any, out: TextIO | None = None) -> None:
     json.dump(doc, out or sys.stdout, ensure_ascii=False, indent=2, default=str)
     (out or sys.stdout).write("\n")
