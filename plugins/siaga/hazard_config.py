@@ -261,11 +261,14 @@ def _hazard_of(data: dict[str, Any], where: str) -> Hazard:
 
 def _abbreviations_for(directory: Path) -> dict[str, str]:
     """The abbreviation table next to the hazard directory, else the deployment's one: a
-    candidate directory (`siaga backtest --config`) brings its own table with it."""
+    candidate directory (`siaga backtest --config`) brings its own table with it. Anything at
+    the path counts as present, as `siaga check` reads it: a folder there is refused with its
+    path (ConfigError) rather than skipped, which compiled the lists without the table and made
+    that the last good set."""
     from siaga.settings import config_dir
 
     for candidate in (directory.parent / "abbreviations.csv", config_dir() / "abbreviations.csv"):
-        if candidate.is_file():
+        if candidate.exists():
             return load_abbreviations(candidate)
     return {}
 
