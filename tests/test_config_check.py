@@ -258,3 +258,22 @@ def test_a_directory_where_an_optional_file_belongs_is_refused(capsys, folder, n
     code, _, err = check(capsys, folder)
     assert code == 1
     assert f"error: {folder / name}:1:1: (file): cannot read: Is a directory" in err
+
+
+@pytest.mark.parametrize("spelling", [".nan", ".NaN", ".inf", "-.Inf", "+.INF"])
+@pytest.mark.parametrize("name, old, new, column, field", [
+    ("hazards/flood.yaml", "  sensitivity: 0.6", "  sensitivity: {}", 16, "detection.sensitivity"),
+    ("aliases.yaml", "    lon: 115.0883", "    lon: {}", 10, "landmarks[0].lon"),
+    ("sources.yaml", "      speed: 10", "      speed: {}", 14, "sources[0].clock.speed"),
+    ("roads.yaml", "    point: [115.0883, -8.1120]", "    point: [{}, -8.1120]", 13, "roads[6].point[0]"),
+])
+def test_a_number_that_is_not_finite_is_refused_at_its_value(capsys, folder, spelling, name, old, new, column, field):
+    """YAML's .nan passes every JSON Schema bound (comparisons with NaN are false): a hazard's
+    `sensitivity: .nan`, a landmark at longitude .nan, a replay speed of .nan and a road point
+    of .nan were all accepted, by `siaga check` and by the DAGs."""
+    if name == "roads.yaml":
+        shutil.copy(REPO / "geodata" / "roads.yaml", folder / "roads.yaml")  # the folder's own roads file is the one read
+    line = edit(folder / name, old, new.format(spelling))
+    code, _, err = check(capsys, folder)
+    assert code == 1
+    assert f"error: {folder / name}:{line}:{column}: {field}: {spelling!r} is not a finite number" in err, err
