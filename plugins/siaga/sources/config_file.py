@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from siaga.config_errors import (
-    ConfigProblem, ConfigSyntaxError, Document, read_yaml, schema_problems, undotted,
+    ConfigError, ConfigProblem, ConfigSyntaxError, Document, read_yaml, schema_problems, undotted,
 )
 from siaga.redaction import redact_urls_in
 from siaga.sources.base import SourceConfigError
@@ -66,13 +66,18 @@ _KEYS: dict[str, dict[str, Any]] = {
     "inbox": {"path": {"type": "string"}, **_AUTHORS},
 }
 _COMMON = {"name": {"type": "string", "minLength": 1}, "kind": {"enum": sorted(_KEYS)}, "enabled": {"type": "boolean"}}
+# How many days raw posts are kept. Bounded so that "now minus the retention" is still a date:
+# 1,000,000,000 passed the check and the retention task then failed on the date arithmetic with
+# an OverflowError. A century is more than any deployment keeps personal data.
+MAX_RETENTION_DAYS = 36_500
+RETENTION_DAYS = {"type": "integer", "minimum": 1, "maximum": MAX_RETENTION_DAYS}
 
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "retention_days": {"type": "integer", "minimum": 1},
+        "retention_days": RETENTION_DAYS,
         "sources": {
             "type": "array",
             "items": {
@@ -121,6 +126,19 @@ def check(path: Path, builders: dict[str, Builder]) -> tuple[list[ConfigProblem]
         if entry.get("enabled", True):
             built.append(source)
     return problems, ([] if problems else built)
+
+
+def retention_days(path: Path) -> int | None:
+    """`retention_days` of the sources file at `path` (None when not set), checked as `check`
+    checks it; ConfigError at its file:line:column when the file cannot be read or the value is
+    wrong. Only this field: purging old posts must not wait for a source's typo to be fixed."""
+    doc = read_yaml(path)
+    if doc.data is None:
+        return None
+    problems = schema_problems(doc, {"type": "object", "properties": {"retention_days": RETENTION_DAYS}})
+    if problems:
+        raise ConfigError(problems)
+    return doc.data.get("retention_days")
 
 
 def _placed(doc: Document, message: str) -> ConfigProblem:
