@@ -277,3 +277,21 @@ def test_a_number_that_is_not_finite_is_refused_at_its_value(capsys, folder, spe
     code, _, err = check(capsys, folder)
     assert code == 1
     assert f"error: {folder / name}:{line}:{column}: {field}: {spelling!r} is not a finite number" in err, err
+
+
+RSS_OFFICIAL = "    official: true          # news desks and agencies publish under their own names"
+
+
+@pytest.mark.parametrize("new, column, field", [
+    ("      speed: " + "9" * 400, 14, "sources[0].clock.speed"),  # too large for a float: an OverflowError traceback
+    ("      speed: 1.0e+300", 14, "sources[0].clock.speed"),  # passed, then overflowed the ingest task's clock
+    ("      speed: 1.0e-300", 14, "sources[0].clock.speed"),
+    (RSS_OFFICIAL + "\n    http: {backoff: " + "9" * 400 + "}", 21, "sources[1].http.backoff"),
+    (RSS_OFFICIAL + "\n    http: {attempts: 1000000000000}", 22, "sources[1].http.attempts"),
+])
+def test_source_numbers_the_code_cannot_compute_with_are_refused_at_their_value(capsys, folder, new, column, field):
+    old = new.split("\n")[0] if new.startswith(RSS_OFFICIAL) else "      speed: 10"
+    line = edit(folder / "sources.yaml", old, new) + new.count("\n")
+    code, _, err = check(capsys, folder)
+    assert code == 1 and not any("Traceback" in e for e in err), err
+    assert any(e.startswith(f"error: {folder / 'sources.yaml'}:{line}:{column}: {field}: ") for e in err), err

@@ -21,12 +21,17 @@ from siaga.sources.base import SourceConfigError
 from siaga.sources.http import HTTP_OPTIONS
 
 _STRINGS = {"type": "array", "items": {"type": "string"}}
-_POSITIVE = {"type": "number", "exclusiveMinimum": 0}
 _COUNT = {"type": "integer", "minimum": 1}
+# Upper bounds where the code does arithmetic with a value: without them an integer too large
+# for a float (`backoff: 1e400` written out) was an OverflowError traceback from `siaga check`,
+# and a replay speed of 1.0e+300 one from the ingest task's clock.
+_SECONDS = {"type": "number", "exclusiveMinimum": 0, "maximum": 86_400}  # a timeout or a wait: at most a day
+_ATTEMPTS = {"type": "integer", "minimum": 1, "maximum": 100}
+_SPEED = {"type": "number", "minimum": 0.001, "maximum": 100_000}  # times real time
 _HTTP = {
     "type": "object",
     "additionalProperties": False,
-    "properties": {k: _POSITIVE for k in HTTP_OPTIONS},
+    "properties": {k: _ATTEMPTS if k == "attempts" else _SECONDS for k in HTTP_OPTIONS},
 }
 _AUTHORS = {"official": {"type": "boolean"}, "official_accounts": _STRINGS}
 _KEYS: dict[str, dict[str, Any]] = {
@@ -36,7 +41,7 @@ _KEYS: dict[str, dict[str, Any]] = {
         "clock": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {"mode": {"enum": ["identity", "live"]}, "speed": _POSITIVE},
+            "properties": {"mode": {"enum": ["identity", "live"]}, "speed": _SPEED},
         },
     },
     "rss": {"feeds": _STRINGS, **_AUTHORS, "http": _HTTP},
