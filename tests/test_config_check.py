@@ -295,3 +295,15 @@ def test_source_numbers_the_code_cannot_compute_with_are_refused_at_their_value(
     code, _, err = check(capsys, folder)
     assert code == 1 and not any("Traceback" in e for e in err), err
     assert any(e.startswith(f"error: {folder / 'sources.yaml'}:{line}:{column}: {field}: ") for e in err), err
+
+
+@pytest.mark.parametrize("value, column", [("9" * 400, 13), ("1.0e+300", 13), ("-181", 13)])
+def test_a_road_point_off_the_globe_is_refused_at_its_value(capsys, folder, value, column):
+    """A road's point was any two numbers: 400 digits made `siaga check` (and the geotagger)
+    fail with an OverflowError traceback, and 1.0e+300 was accepted."""
+    shutil.copy(REPO / "geodata" / "roads.yaml", folder / "roads.yaml")
+    line = edit(folder / "roads.yaml", "    point: [115.0883, -8.1120]", f"    point: [{value}, -8.1120]")
+    code, _, err = check(capsys, folder)
+    assert code == 1 and not any("Traceback" in e for e in err), err
+    assert any(e.startswith(f"error: {folder / 'roads.yaml'}:{line}:{column}: roads[6].point[0]: ")
+               and ("less than the minimum of -180" in e or "greater than the maximum of 180" in e) for e in err), err
