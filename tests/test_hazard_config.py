@@ -242,3 +242,14 @@ def test_a_threshold_past_what_detection_can_count_is_refused(hazdir, old, new, 
     assert err.startswith(f"{path}:{line}:{column}: {field}: ") and "is greater than the maximum of" in err, err
     with pytest.raises(HazardConfigError, match=rf"flood\.yaml:{line}:{column}: {field}"):
         HazardSet.load(hazdir)
+
+
+def test_two_files_defining_one_hazard_are_refused(hazdir):
+    """flood.yaml and flood.yml: each id matches its file's name, so both passed, and the one
+    read last silently replaced the other (an operator's edits to flood.yaml then did nothing)."""
+    stale = hazdir / "flood.yml"
+    stale.write_text((hazdir / "flood.yaml").read_text(encoding="utf-8").replace("  - banjir\n", "  - air bah\n"), encoding="utf-8")
+    line = stale.read_text(encoding="utf-8").splitlines().index("id: flood") + 1
+    assert f"{stale}:{line}:5: id: hazard 'flood' is also defined by flood.yaml: keep one file per hazard" in check_directory(hazdir).errors
+    with pytest.raises(HazardConfigError, match=r"flood\.yml:\d+:5: id: hazard 'flood' is also defined by flood\.yaml"):
+        HazardSet.load(hazdir)
