@@ -207,6 +207,18 @@ def test_every_subcommand_and_argument_is_described(command, capsys):
         assert action.help and len(action.help.split()) >= 2, f"siaga {command}: {action.option_strings or action.dest} has no help"
 
 
+def test_an_id_with_a_unicode_line_separator_keeps_its_answer_on_one_line():
+    """JSON leaves U+2028, U+2029 and U+0085 raw in a string, and Python's str.splitlines (and
+    older JavaScript) breaks lines there: an echoed id split its post's answer in two."""
+    ids = ["a\u2028b", "c\u2029d", "e\x85f", {"nested": ["g\u2028h"]}, "plain"]
+    posts = [{"id": post_id, "text": "banjir di Sangsit"} for post_id in ids]
+    for ascii_only in (False, True):
+        out = run_siaga(["tag"], "".join(json.dumps(p, ensure_ascii=ascii_only) + "\n" for p in posts))
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.splitlines()
+        assert [json.loads(line)["id"] for line in lines] == ids
+
+
 def test_every_database_command_takes_db():
     parser = cli.build_parser()
     for args in DB_COMMANDS + [["slack-listen"]]:
