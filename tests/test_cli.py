@@ -219,6 +219,22 @@ def test_an_id_with_a_unicode_line_separator_keeps_its_answer_on_one_line():
         assert [json.loads(line)["id"] for line in lines] == ids
 
 
+@pytest.mark.parametrize("args, says", [
+    (["live", "--port", "70000"], "argument --port: must be from 1 to 65535, got 70000"),  # was bind()'s OverflowError
+    (["live", "--slack-port", "-1"], "argument --slack-port: must be from 1 to 65535, got -1"),
+    (["live", "--speed", "nan"], "argument --speed: must be from 0.001 to 100000 times real time, got nan"),  # a ValueError
+    (["live", "--speed", "inf"], "argument --speed: must be from 0.001 to 100000 times real time, got inf"),  # an OverflowError
+    (["live", "--speed", "-3"], "argument --speed: must be from 0.001 to 100000 times real time, got -3"),
+    (["live", "--speed", "fast"], "argument --speed: not a number: 'fast'"),
+    (["demo", "--steps", "0"], "argument --steps: must be from 1 to 100, got 0"),  # a ZeroDivisionError
+])
+def test_dev_commands_refuse_values_they_cannot_run_with_before_starting_anything(args, says, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(args)
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"siaga {args[0]}: error: {says}"
+
+
 def test_every_database_command_takes_db():
     parser = cli.build_parser()
     for args in DB_COMMANDS + [["slack-listen"]]:

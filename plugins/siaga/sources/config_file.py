@@ -27,7 +27,8 @@ _COUNT = {"type": "integer", "minimum": 1}
 # and a replay speed of 1.0e+300 one from the ingest task's clock.
 _SECONDS = {"type": "number", "exclusiveMinimum": 0, "maximum": 86_400}  # a timeout or a wait: at most a day
 _ATTEMPTS = {"type": "integer", "minimum": 1, "maximum": 100}
-_SPEED = {"type": "number", "minimum": 0.001, "maximum": 100_000}  # times real time
+MIN_SPEED, MAX_SPEED = 0.001, 100_000  # a replay's speed, times real time (`siaga live --speed` too)
+_SPEED = {"type": "number", "minimum": MIN_SPEED, "maximum": MAX_SPEED}
 _HTTP = {
     "type": "object",
     "additionalProperties": False,
