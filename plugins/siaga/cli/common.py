@@ -156,6 +156,17 @@ def slack_failure(exc: BaseException) -> str | None:
     return None
 
 
+def file_failure(exc: BaseException) -> str | None:
+    """One line when `exc` is the operating system refusing a path the command was given (a
+    name too long, no permission, a loop of links): `siaga check <name of 300 characters>` was
+    a traceback from pathlib. None for anything else."""
+    if not isinstance(exc, OSError) or exc.filename is None:
+        return None
+    name = str(exc.filename)
+    shown = name if len(name) <= 120 else name[:119] + "…"
+    return f"cannot use {shown!r}: {exc.strerror or type(exc).__name__}"
+
+
 def sentence(text: str) -> str:
     """`text` with its first letter capitalised (str.capitalize would lower "Slack" and "DAGs")."""
     return text[:1].upper() + text[1:]
