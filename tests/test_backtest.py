@@ -210,12 +210,25 @@ def test_the_candidate_folders_detection_settings_are_compared_and_used(history,
     assert "  detection.yaml: incident_gap_minutes 120 -> 10" in out.splitlines()
 
 
+def test_a_folder_where_the_candidates_detection_settings_belong_is_refused(history, tmp_path, capsys):
+    """A folder named detection.yaml in the candidate was skipped as if absent: the backtest ran
+    with the settings in force and reported no setting change, which `siaga check` refuses."""
+    config = candidate_config(tmp_path, {})
+    (config / "detection.yaml").unlink()
+    (config / "detection.yaml").mkdir()
+    code, out, err = backtest_cli(capsys, config)
+    assert code == 1 and out == ""
+    assert err.startswith("siaga backtest: the detection settings are invalid:") and f"{config / 'detection.yaml'}:" in err
+
+
 def test_an_empty_range_says_which_range_the_database_holds(history, tmp_path, capsys, monkeypatch):
     code, out, err = backtest_cli(capsys, settings.config_dir(), "2025-06-01", "2025-06-02")
     assert code == 1 and out == ""
     assert err.strip() == ("siaga backtest: no posts between 2025-06-01 00:00 and 2025-06-02 00:00 WITA; "
                            "the database holds 122 posts, from 2026-01-15 06:01 to 2026-01-15 11:54 WITA")
-    monkeypatch.setenv("SIAGA_DB_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    store.migrate(empty)  # an existing database without posts (a missing file is refused by name)
+    monkeypatch.setenv("SIAGA_DB_URL", empty)
     code, _, err = backtest_cli(capsys, settings.config_dir())
     assert code == 1 and err.strip().endswith("; the database holds no posts")
 

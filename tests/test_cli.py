@@ -207,6 +207,47 @@ def test_every_subcommand_and_argument_is_described(command, capsys):
         assert action.help and len(action.help.split()) >= 2, f"siaga {command}: {action.option_strings or action.dest} has no help"
 
 
+def test_an_id_with_a_unicode_line_separator_keeps_its_answer_on_one_line():
+    """JSON leaves U+2028, U+2029 and U+0085 raw in a string, and Python's str.splitlines (and
+    older JavaScript) breaks lines there: an echoed id split its post's answer in two."""
+    ids = ["a\u2028b", "c\u2029d", "e\x85f", {"nested": ["g\u2028h"]}, "plain"]
+    posts = [{"id": post_id, "text": "banjir di Sangsit"} for post_id in ids]
+    for ascii_only in (False, True):
+        out = run_siaga(["tag"], "".join(json.dumps(p, ensure_ascii=ascii_only) + "\n" for p in posts))
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.splitlines()
+        assert [json.loads(line)["id"] for line in lines] == ids
+
+
+@pytest.mark.parametrize("args, says", [
+    (["live", "--port", "70000"], "argument --port: must be from 1 to 65535, got 70000"),  # was bind()'s OverflowError
+    (["live", "--slack-port", "-1"], "argument --slack-port: must be from 1 to 65535, got -1"),
+    (["live", "--speed", "nan"], "argument --speed: must be from 0.001 to 100000 times real time, got nan"),  # a ValueError
+    (["live", "--speed", "inf"], "argument --speed: must be from 0.001 to 100000 times real time, got inf"),  # an OverflowError
+    (["live", "--speed", "-3"], "argument --speed: must be from 0.001 to 100000 times real time, got -3"),
+    (["live", "--speed", "fast"], "argument --speed: not a number: 'fast'"),
+    (["demo", "--steps", "0"], "argument --steps: must be from 1 to 100, got 0"),  # a ZeroDivisionError
+])
+def test_dev_commands_refuse_values_they_cannot_run_with_before_starting_anything(args, says, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(args)
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"siaga {args[0]}: error: {says}"
+
+
+@pytest.mark.parametrize("args", [["check"], ["hazards", "check"], ["tag", "--config"],
+                                  ["backtest", "--from", "2026-01-15T06:00", "--to", "2026-01-15T12:00", "--config"]],
+                         ids=lambda a: " ".join(a[:2]))
+def test_a_path_the_system_refuses_is_one_line_not_a_traceback(args):
+    """A folder name longer than the system allows (ENAMETOOLONG) came out of pathlib's is_dir
+    as an OSError traceback. (In its own process: the backtest loads libraries that set up
+    logging on the stream they find.)"""
+    out = run_siaga([*args, "x" * 300])
+    err = out.stderr.strip().splitlines()
+    assert out.returncode == 1 and len(err) == 1, out.stderr[-2000:]
+    assert err[0].startswith(f"siaga {args[0]}: cannot use 'xxx") and err[0].endswith("…': File name too long"), err
+
+
 def test_every_database_command_takes_db():
     parser = cli.build_parser()
     for args in DB_COMMANDS + [["slack-listen"]]:
@@ -233,6 +274,23 @@ def test_an_unreachable_database_is_one_line_and_a_non_zero_exit(args, tmp_path)
         assert len(lines) == 1 and lines[0].startswith(f"siaga {args[0]}: "), (url, out.stderr)
         assert "Traceback" not in out.stderr and "secret" not in out.stderr  # the password never shows
         assert "database" in lines[0]
+
+
+READ_ONLY_COMMANDS = [args for args in DB_COMMANDS if args[0] != "db"] + [["slack-listen"]]
+
+
+@pytest.mark.parametrize("args", READ_ONLY_COMMANDS, ids=lambda a: a[0])
+def test_a_mistyped_sqlite_path_is_refused_by_name_and_nothing_is_created(args, tmp_path):
+    """SQLite creates a missing file on connect: a command that only reads, given a typo, left an
+    empty database behind (and `siaga terms` then reported on it as if it were the real one)."""
+    folder = tmp_path / "db-folder"
+    folder.mkdir()
+    for target in (tmp_path / "siag.db", folder):
+        out = run_siaga([*args, "--db", f"sqlite:///{target}"])
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode == 1 and len(lines) == 1, (target, out.stdout, out.stderr)
+        assert lines[0].startswith(f"siaga {args[0]}: no database at {target}: "), lines
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["db-folder"] and not any(folder.iterdir())
 
 
 def test_slack_listen_with_the_database_or_slack_out_of_reach_says_so_in_one_line(tmp_path, sqlite_url):

@@ -258,3 +258,52 @@ def test_a_directory_where_an_optional_file_belongs_is_refused(capsys, folder, n
     code, _, err = check(capsys, folder)
     assert code == 1
     assert f"error: {folder / name}:1:1: (file): cannot read: Is a directory" in err
+
+
+@pytest.mark.parametrize("spelling", [".nan", ".NaN", ".inf", "-.Inf", "+.INF"])
+@pytest.mark.parametrize("name, old, new, column, field", [
+    ("hazards/flood.yaml", "  sensitivity: 0.6", "  sensitivity: {}", 16, "detection.sensitivity"),
+    ("aliases.yaml", "    lon: 115.0883", "    lon: {}", 10, "landmarks[0].lon"),
+    ("sources.yaml", "      speed: 10", "      speed: {}", 14, "sources[0].clock.speed"),
+    ("roads.yaml", "    point: [115.0883, -8.1120]", "    point: [{}, -8.1120]", 13, "roads[6].point[0]"),
+])
+def test_a_number_that_is_not_finite_is_refused_at_its_value(capsys, folder, spelling, name, old, new, column, field):
+    """YAML's .nan passes every JSON Schema bound (comparisons with NaN are false): a hazard's
+    `sensitivity: .nan`, a landmark at longitude .nan, a replay speed of .nan and a road point
+    of .nan were all accepted, by `siaga check` and by the DAGs."""
+    if name == "roads.yaml":
+        shutil.copy(REPO / "geodata" / "roads.yaml", folder / "roads.yaml")  # the folder's own roads file is the one read
+    line = edit(folder / name, old, new.format(spelling))
+    code, _, err = check(capsys, folder)
+    assert code == 1
+    assert f"error: {folder / name}:{line}:{column}: {field}: {spelling!r} is not a finite number" in err, err
+
+
+RSS_OFFICIAL = "    official: true          # news desks and agencies publish under their own names"
+
+
+@pytest.mark.parametrize("new, column, field", [
+    ("      speed: " + "9" * 400, 14, "sources[0].clock.speed"),  # too large for a float: an OverflowError traceback
+    ("      speed: 1.0e+300", 14, "sources[0].clock.speed"),  # passed, then overflowed the ingest task's clock
+    ("      speed: 1.0e-300", 14, "sources[0].clock.speed"),
+    (RSS_OFFICIAL + "\n    http: {backoff: " + "9" * 400 + "}", 21, "sources[1].http.backoff"),
+    (RSS_OFFICIAL + "\n    http: {attempts: 1000000000000}", 22, "sources[1].http.attempts"),
+])
+def test_source_numbers_the_code_cannot_compute_with_are_refused_at_their_value(capsys, folder, new, column, field):
+    old = new.split("\n")[0] if new.startswith(RSS_OFFICIAL) else "      speed: 10"
+    line = edit(folder / "sources.yaml", old, new) + new.count("\n")
+    code, _, err = check(capsys, folder)
+    assert code == 1 and not any("Traceback" in e for e in err), err
+    assert any(e.startswith(f"error: {folder / 'sources.yaml'}:{line}:{column}: {field}: ") for e in err), err
+
+
+@pytest.mark.parametrize("value, column", [("9" * 400, 13), ("1.0e+300", 13), ("-181", 13)])
+def test_a_road_point_off_the_globe_is_refused_at_its_value(capsys, folder, value, column):
+    """A road's point was any two numbers: 400 digits made `siaga check` (and the geotagger)
+    fail with an OverflowError traceback, and 1.0e+300 was accepted."""
+    shutil.copy(REPO / "geodata" / "roads.yaml", folder / "roads.yaml")
+    line = edit(folder / "roads.yaml", "    point: [115.0883, -8.1120]", f"    point: [{value}, -8.1120]")
+    code, _, err = check(capsys, folder)
+    assert code == 1 and not any("Traceback" in e for e in err), err
+    assert any(e.startswith(f"error: {folder / 'roads.yaml'}:{line}:{column}: roads[6].point[0]: ")
+               and ("less than the minimum of -180" in e or "greater than the maximum of 180" in e) for e in err), err

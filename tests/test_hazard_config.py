@@ -223,3 +223,33 @@ def test_a_bad_areal_felt_or_gap_value_names_file_line_and_field(hazdir, old, ne
     assert err == f"{path}:{line}:{column}: {field}: {message}"
     with pytest.raises(HazardConfigError, match=rf"flood\.yaml:{line}:{column}: {field}"):
         HazardSet.load(hazdir)
+
+
+@pytest.mark.parametrize("old, new, column, field", [
+    ("  min_posts: 2\n", "  min_posts: " + "9" * 400 + "\n", 14, "detection.min_posts"),
+    ("  min_authors: 2\n", "  min_authors: 1.0e+300\n", 16, "detection.min_authors"),
+    ("detection:\n", "felt_authors: " + "9" * 30 + "\ndetection:\n", 15, "felt_authors"),
+])
+def test_a_threshold_past_what_detection_can_count_is_refused(hazdir, old, new, column, field):
+    """min_posts of 400 digits (or 1.0e+300, an integer to JSON Schema) passed the check and
+    became the last good set; the spike test then put it in a float array and every detect run
+    failed with an OverflowError (detection off), or, below that, the hazard never alerted."""
+    path = hazdir / "flood.yaml"
+    text = path.read_text().replace(old, new)
+    path.write_text(text, encoding="utf-8")
+    [err] = check_directory(hazdir).errors
+    line = text.splitlines().index(new.splitlines()[0]) + 1
+    assert err.startswith(f"{path}:{line}:{column}: {field}: ") and "is greater than the maximum of" in err, err
+    with pytest.raises(HazardConfigError, match=rf"flood\.yaml:{line}:{column}: {field}"):
+        HazardSet.load(hazdir)
+
+
+def test_two_files_defining_one_hazard_are_refused(hazdir):
+    """flood.yaml and flood.yml: each id matches its file's name, so both passed, and the one
+    read last silently replaced the other (an operator's edits to flood.yaml then did nothing)."""
+    stale = hazdir / "flood.yml"
+    stale.write_text((hazdir / "flood.yaml").read_text(encoding="utf-8").replace("  - banjir\n", "  - air bah\n"), encoding="utf-8")
+    line = stale.read_text(encoding="utf-8").splitlines().index("id: flood") + 1
+    assert f"{stale}:{line}:5: id: hazard 'flood' is also defined by flood.yaml: keep one file per hazard" in check_directory(hazdir).errors
+    with pytest.raises(HazardConfigError, match=r"flood\.yml:\d+:5: id: hazard 'flood' is also defined by flood\.yaml"):
+        HazardSet.load(hazdir)

@@ -140,6 +140,28 @@ def test_a_typo_in_the_abbreviation_table_keeps_the_last_good_set_in_force(db_ur
     assert refusal.startswith("REFUSED") and f"{table}:" in refusal
 
 
+def test_a_folder_where_the_abbreviation_table_belongs_is_refused_and_the_last_good_set_stays(db_url, tmp_path, monkeypatch):
+    """A folder named abbreviations.csv was skipped as if the table were absent: the lists were
+    compiled without it (every "jl"/"kec" term silently stopped matching its expansion) and
+    became the last good set, while `siaga check` refuses the same folder."""
+    root = good_config(tmp_path / "config")
+    monkeypatch.setenv("SIAGA_CONFIG_DIR", str(root))
+    with store.session_scope(db_url) as session:
+        good = hazard_lists.in_force(session, root / "hazards")
+    table = root / "abbreviations.csv"
+    table.unlink()
+    table.mkdir()
+
+    with errors_logged("siaga.hazard_lists") as refusals, store.session_scope(db_url) as session:
+        kept = hazard_lists.in_force(session, root / "hazards")
+
+    assert kept.fingerprint() == good.fingerprint()
+    [refusal] = refusals
+    assert refusal.startswith("REFUSED") and f"{table}:" in refusal
+    with store.session_scope(db_url) as session:
+        assert session.get(store.ConfigState, hazard_lists.STATE_NAME).fingerprint == good.fingerprint()
+
+
 def test_the_last_good_set_is_what_was_validated_not_a_later_save(db_url, tmp_path, monkeypatch):
     """An operator saving a broken file just after the lists were validated must not turn that
     broken text into the last good set."""

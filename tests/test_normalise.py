@@ -45,6 +45,24 @@ def test_abbreviation_file_errors_name_the_line_in_the_file(tmp_path):
     ]
 
 
+def test_an_abbreviation_expanded_two_ways_is_refused_at_its_second_line(tmp_path):
+    """"jl,jalan" then "JL.,jalur": the later row silently replaced the first; an exact repeat
+    is harmless and stays accepted."""
+    table = tmp_path / "abbreviations.csv"
+    table.write_text("abbrev,expansion\njl,jalan\ntdk,tidak\njl,jalan\nJL.,jalur\n", encoding="utf-8")
+    with pytest.raises(ValueError) as err:
+        load_abbreviations(table)
+    assert str(err.value).splitlines() == [f"{table}:5:1: abbrev: 'JL.' is already expanded to 'jalan' at line 2"]
+
+
+def test_a_spreadsheets_byte_order_mark_is_not_part_of_the_first_row(tmp_path):
+    """Excel saves "CSV UTF-8" with a byte order mark: the header row then no longer read as
+    the header, and "abbrev" became an abbreviation of "expansion"."""
+    table = tmp_path / "abbreviations.csv"
+    table.write_bytes(b"\xef\xbb\xbfabbrev,expansion\r\njl,jalan\r\n")
+    assert load_abbreviations(table) == {"jl": "jalan"}
+
+
 def test_hashtags_are_marked_and_mapped_back():
     mt = match_text(fold("Info #BanjirBuleleng pagi ini"))
     tag = [t for t in mt.tokens if t.hashtag]

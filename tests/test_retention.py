@@ -83,6 +83,37 @@ def test_retention_comes_from_sources_config(tmp_path):
     path.write_text("sources: []\n")
     assert configured_retention(path) == DEFAULT_RETENTION
     path.write_text("retention_days: forever\n")
-    with pytest.raises(ValueError, match=r"sources\.yaml: retention_days"):
+    with pytest.raises(ValueError, match=r"sources\.yaml:1:17: retention_days: 'forever' is not of type 'integer'"):
+        configured_retention(path)
+
+
+def test_a_retention_the_dates_cannot_hold_is_refused_by_the_check_and_the_task(tmp_path, capsys):
+    """`retention_days: 1000000000` passed `siaga check`; the retention task then failed on
+    "now minus the retention" with an OverflowError traceback. A YAML syntax error was a
+    traceback from PyYAML too, not the file's line."""
+    import shutil
+
+    import pytest
+
+    from siaga import cli, settings
+    from siaga.retention import configured_retention
+    from siaga.sources.config_file import MAX_RETENTION_DAYS
+
+    folder = tmp_path / "config"
+    shutil.copytree(settings.config_dir(), folder)
+    path = folder / "sources.yaml"
+    text = path.read_text(encoding="utf-8")
+    for days in (MAX_RETENTION_DAYS + 1, 10**9, 10**30):
+        path.write_text(text.replace("retention_days: 30\n", f"retention_days: {days}\n", 1), encoding="utf-8")
+        line = path.read_text(encoding="utf-8").splitlines().index(f"retention_days: {days}") + 1
+        with pytest.raises(ValueError, match=rf"sources\.yaml:{line}:17: retention_days: {days} is greater than the maximum"):
+            configured_retention(path)
+        assert cli.main(["check", str(folder)]) == 1
+        assert f"{path}:{line}:17: retention_days: {days} is greater than the maximum" in capsys.readouterr().err
+    path.write_text(text.replace("retention_days: 30\n", f"retention_days: {MAX_RETENTION_DAYS}\n", 1), encoding="utf-8")
+    retention = configured_retention(path)
+    assert retention.days == MAX_RETENTION_DAYS and (T0 - retention).year > 1900
+    path.write_text("retention_days: [7\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"sources\.yaml:1:17: \(syntax\)"):
         configured_retention(path)
 

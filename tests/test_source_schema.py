@@ -161,6 +161,15 @@ def test_decode_line_refuses_undecodable_bytes_with_their_place():
     assert decode_line('{"text": "a\u2028b"}'.encode()) == {"text": "a\u2028b"}
 
 
+def test_a_raw_control_character_is_named_once_with_its_column():
+    """json's message for a raw control character ends in "at" ("Invalid control character
+    at"), and the reason read "Invalid control character at at column 12"."""
+    for raw in (b"\x00", b"\x0b", b"\x1f"):
+        with pytest.raises(ValueError) as refused:
+            decode_line(b'{"text": "ab' + raw + b'c"}')
+        assert str(refused.value) == "not valid JSON: Invalid control character at column 13"
+
+
 def test_records_guard_turns_any_exception_into_bad_input_but_not_config_errors():
     from siaga.sources.base import SourceConfigError
 

@@ -96,3 +96,25 @@ def test_nobody_can_act_on_an_app_without_a_user(sqlite_url):
     assert r.status_code == 403 and "signed-in user" in r.json()["detail"]
     assert c.get(f"/incidents/{ids['jam']}/actions/acknowledge").status_code == 405  # a link cannot act
     assert events(sqlite_url, ids["jam"], "acknowledged") == []
+
+
+def test_a_broken_routing_file_refuses_the_action_with_a_503_saying_so(sqlite_url, tmp_path, monkeypatch):
+    """The page's actions read routing.yaml on first use: a broken file was a 500 (a traceback
+    in the log, nothing said to the person). Nothing is recorded either way."""
+    import shutil
+
+    from siaga import settings
+
+    ids = seed(sqlite_url)
+    config = tmp_path / "config"
+    shutil.copytree(settings.config_dir(), config)
+    (config / "routing.yaml").write_text("receivers: [\n", encoding="utf-8")
+    monkeypatch.setenv("SIAGA_CONFIG_DIR", str(config))
+    monkeypatch.delenv("SIAGA_SLACK_TOKEN", raising=False)
+    c = TestClient(create_app(sqlite_url, hazards=HAZARDS, actor="ayu.manager"), follow_redirects=False, raise_server_exceptions=False)
+    before = len(events(sqlite_url, ids["flood"], "acknowledged"))
+    r = c.post(f"/incidents/{ids['flood']}/actions/acknowledge", headers=SAME_SITE)
+    assert r.status_code == 503, r.text
+    detail = r.json()["detail"]
+    assert detail.startswith("the routing config cannot be used, nothing was recorded: ") and f"{config / 'routing.yaml'}:" in detail
+    assert len(events(sqlite_url, ids["flood"], "acknowledged")) == before

@@ -163,7 +163,8 @@ def candidate_settings(path: Path, in_force: DetectSettings) -> DetectSettings:
     """The candidate folder's own detection.yaml, else the settings in force (a hazards folder,
     or a config folder without the file, changes no detection setting)."""
     own = Path(path) / detection_config.FILE_NAME
-    return detection_config.load(own) if own.is_file() else in_force
+    # anything there is read, as `siaga check` reads it: a folder named so is refused, not skipped
+    return detection_config.load(own) if own.exists() else in_force
 
 
 def check_range(start: datetime, end: datetime) -> None:

@@ -18,6 +18,7 @@ are then placed where the operator must look:
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -232,7 +233,14 @@ def _data_of(node: yaml.Node, path: FieldPath, doc: Document, loader: yaml.SafeL
     if isinstance(node, yaml.SequenceNode):
         doc.collections.add(path)
         return [_data_of(item, path + (i,), doc, loader, budget) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    value = loader.construct_object(node, deep=True)
+    if isinstance(value, float) and not math.isfinite(value):
+        # YAML's .nan and .inf: no setting means either, and NaN passes every JSON Schema bound
+        # (each comparison with it is false), so `sensitivity: .nan` was accepted and reached
+        # the spike test, as a NaN coordinate reached the road and alias maps
+        raise ConfigSyntaxError(ConfigProblem(doc.source, *_mark(node.start_mark), dotted(path) or TOP_LEVEL,
+                                              f"{node.value!r} is not a finite number"))
+    return value
 
 
 def syntax_problem(source: str, text: str, exc: yaml.MarkedYAMLError) -> ConfigProblem:

@@ -474,7 +474,11 @@ ROAD_SCHEMA = {
                     "ref": {"type": ["string", "null"]},
                     "villages": {"type": "array", "items": {"type": "string"}},
                     "generic": {"type": "boolean"},
-                    "point": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+                    # [lon, lat] on the globe: 400 digits there was an OverflowError traceback
+                    # (shapely's float), and 1.0e+300 a road drawn nowhere
+                    "point": {"type": "array", "minItems": 2, "maxItems": 2, "items": False,
+                              "prefixItems": [{"type": "number", "minimum": -180, "maximum": 180},
+                                              {"type": "number", "minimum": -90, "maximum": 90}]},
                 },
             },
         },

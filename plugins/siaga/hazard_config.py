@@ -261,11 +261,14 @@ def _hazard_of(data: dict[str, Any], where: str) -> Hazard:
 
 def _abbreviations_for(directory: Path) -> dict[str, str]:
     """The abbreviation table next to the hazard directory, else the deployment's one: a
-    candidate directory (`siaga backtest --config`) brings its own table with it."""
+    candidate directory (`siaga backtest --config`) brings its own table with it. Anything at
+    the path counts as present, as `siaga check` reads it: a folder there is refused with its
+    path (ConfigError) rather than skipped, which compiled the lists without the table and made
+    that the last good set."""
     from siaga.settings import config_dir
 
     for candidate in (directory.parent / "abbreviations.csv", config_dir() / "abbreviations.csv"):
-        if candidate.is_file():
+        if candidate.exists():
             return load_abbreviations(candidate)
     return {}
 
@@ -293,10 +296,26 @@ def _check(directory: Path) -> tuple[CheckReport, list[_Loaded], dict[str, str]]
     for item in loaded:
         errors.extend(item.errors)
     good = [item for item in loaded if item.hazard]
+    errors.extend(_duplicate_ids(good))
     errors.extend(_reference_errors(good, loaded))
     warnings.extend(_term_warnings(good, abbreviations))
     warnings.extend(_regex_warnings(good, abbreviations))
     return CheckReport(errors, sorted(warnings)), loaded, abbreviations
+
+
+def _duplicate_ids(good: list[_Loaded]) -> list[ConfigProblem]:
+    """One file per hazard: flood.yaml beside a stale flood.yml both passed (the id matches each
+    file's name), and the one read last silently replaced the other, edits and all."""
+    errors: list[ConfigProblem] = []
+    first: dict[str, str] = {}
+    for item in good:
+        hz, doc = item.hazard, item.doc
+        assert hz is not None and doc is not None
+        if hz.id in first:
+            errors.append(doc.at(("id",), f"hazard '{hz.id}' is also defined by {first[hz.id]}: keep one file per hazard"))
+        else:
+            first[hz.id] = Path(hz.source).name
+    return errors
 
 
 def _reference_errors(good: list[_Loaded], loaded: list[_Loaded]) -> list[ConfigProblem]:

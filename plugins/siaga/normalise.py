@@ -397,10 +397,14 @@ def _per_token(per_word: Sequence[_T], views: list[str]) -> list[_T]:
 
 def load_abbreviations(path: Path) -> dict[str, str]:
     """`abbrev,expansion` rows (lines starting with '#' are comments) as a folded lookup table.
-    A bad row is refused with its line in the file (ConfigError, `file:line:column: ...`)."""
+    A bad row is refused with its line in the file (ConfigError, `file:line:column: ...`), and so
+    is an abbreviation given a second, different expansion: only one of them can apply, and the
+    later one silently won. A spreadsheet's byte order mark is read as such (utf-8-sig), not as
+    part of the first row."""
     table: dict[str, str] = {}
+    first: dict[str, int] = {}  # abbrev -> the line that expanded it
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
             numbered = [(n, line) for n, line in enumerate(handle, start=1)
                         if line.strip() and not line.lstrip().startswith("#")]
     except UnicodeDecodeError as exc:
@@ -420,7 +424,11 @@ def load_abbreviations(path: Path) -> dict[str, str]:
             problems.append(ConfigProblem(str(path), lineno, 1, "abbrev", f"{row[0]!r}: abbrev must be one word"))
         elif not expansion:
             problems.append(ConfigProblem(str(path), lineno, len(row[0]) + 2, "expansion", f"{row[1]!r}: expansion must not be empty"))
+        elif abbrev in table and table[abbrev] != expansion:
+            problems.append(ConfigProblem(str(path), lineno, 1, "abbrev", f"{row[0]!r} is already expanded to "
+                                          f"{table[abbrev]!r} at line {first[abbrev]}"))
         else:
+            first.setdefault(abbrev, lineno)
             table[abbrev] = expansion
     if problems:
         raise ConfigError(problems)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import yaml
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -22,15 +21,13 @@ DEFAULT_RETENTION = timedelta(days=30)
 
 
 def configured_retention(path: Path | None = None) -> timedelta:
-    """`retention_days` of config/sources.yaml (where operators configure what is collected)."""
-    path = path or settings.config_dir() / "sources.yaml"
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    days = doc.get("retention_days")
-    if days is None:
-        return DEFAULT_RETENTION
-    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-        raise ValueError(f"{path}: retention_days: expected a whole number of days >= 1, got {days!r}")
-    return timedelta(days=days)
+    """`retention_days` of config/sources.yaml (where operators configure what is collected),
+    read and checked by the sources file's own schema (`sources.config_file`), so `siaga check`
+    passes exactly what this task can use; a ConfigError at the value's line otherwise."""
+    from siaga.sources.config_file import retention_days
+
+    days = retention_days(path or settings.config_dir() / "sources.yaml")
+    return DEFAULT_RETENTION if days is None else timedelta(days=days)
 
 
 def evidence_post_ids(session: Session) -> set[int]:

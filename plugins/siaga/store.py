@@ -424,6 +424,39 @@ def engine(url: str | None = None) -> Engine:
     return engine_for(url or settings.database_url())
 
 
+class MissingDatabase(Exception):
+    """A command that only reads was pointed at a SQLite file that does not exist."""
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file a SQLite URL names (absolute), or None for an in-memory database or another
+    kind of database. A URI-style name (`sqlite:///file:x.db?uri=true`) gives its file part."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    name = parsed.database or ""
+    if parsed.query.get("uri") in ("true", "1") and name.startswith("file:"):
+        name = name[len("file:"):].split("?", 1)[0]
+    if not name or name == ":memory:" or parsed.query.get("mode") == "memory":
+        return None
+    return Path(name).expanduser().absolute()
+
+
+def require_existing(url: str) -> None:
+    """Refuse a SQLite URL whose file does not exist, naming it, before anything opens it.
+
+    SQLite creates a missing file on connect, so a read-only command given a mistyped path
+    (`siaga outbox --db sqlite:///var/siag.db`) used to leave an empty database there and report
+    "no tables" or, after its migration, nothing at all, as if the real database were empty.
+    A server database needs no check: connecting never creates one."""
+    path = sqlite_path(url)
+    if path is None or path.is_file():
+        return
+    what = "that is a folder, not a database file" if path.is_dir() else "no such file"
+    raise MissingDatabase(f"no database at {path}: {what} (nothing was created); check --db or SIAGA_DB_URL, "
+                          "or create a database there with `siaga db migrate`")
+
+
 @contextmanager
 def session_scope(url: str | None = None) -> Iterator[Session]:
     """A transaction: committed when the block ends, rolled back on any error."""

@@ -45,7 +45,8 @@ class TagResult:
     def to_json(self, post_id: Any) -> str:
         """`json.dumps(self.to_contract(post_id), ensure_ascii=False)`, the line `siaga tag`
         writes, without building the dict: most posts name no place, and their line is mostly
-        constant (tests/test_tag_fast_path.py holds the two equal)."""
+        constant (tests/test_tag_fast_path.py holds the two equal). An id's line separators
+        are escaped (`_id_json`)."""
         if self.hazards:
             names = tuple([m.hazard for m in self.hazards])
             hazards = _HAZARD_LISTS.get(names)
@@ -55,7 +56,7 @@ class TagResult:
             hazards = "[]"
         places = self.geotag.places
         return (
-            f'{{"id": {str(post_id) if type(post_id) is int else _encode(post_id)}, "hazards": {hazards}, '
+            f'{{"id": {str(post_id) if type(post_id) is int else _id_json(post_id)}, "hazards": {hazards}, '
             f'"places": {"[" + ", ".join(map(_place_json, places)) + "]" if places else "[]"}, '
             f'"in_region": {"true" if self.geotag.in_region else "false"}}}'
         )
@@ -76,6 +77,18 @@ def _contract_encoder() -> Callable[[Any], str]:
 
 
 _encode = _contract_encoder()
+# Characters JSON leaves raw in a string that readers other than JSON Lines' own ("\n" alone)
+# take for a line break: Python's str.splitlines and line-reading JavaScript before ES2019. An
+# id echoed with one split its post's answer in two for such a reader; escaped, the line and
+# the id it decodes to are the same.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def _id_json(post_id: Any) -> str:
+    """A post's id as JSON, on one line for any reader (`_LINE_BREAKS`); an ASCII one (nearly
+    all) is not looked at again."""
+    text = _encode(post_id)
+    return text if text.isascii() else text.translate(_LINE_BREAKS)
 # A place's JSON without its span, in the two pieces around it, by what they are made of. The
 # places a stream names are the gazetteer's few thousand, each with a few reasons: encoding one
 # again (three floats written out, ten keys) cost a post that names a place more than tagging it.

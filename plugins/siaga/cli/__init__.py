@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             # routing.yaml, detection.yaml): every problem at file:line:column, not a traceback
             print(f"siaga {args.command}: the config cannot be used:\n{exc}", file=sys.stderr)
             return 2
-        why = common.database_failure(exc, _url_of(args)) or common.slack_failure(exc)
+        why = common.database_failure(exc, _url_of(args)) or common.slack_failure(exc) or common.file_failure(exc)
         if why is None or verbose:
             raise
         print(f"siaga {args.command}: {why}", file=sys.stderr)

@@ -70,6 +70,19 @@ def database_url(args: argparse.Namespace) -> str:
     return getattr(args, "db", None) or settings.database_url()
 
 
+def existing_database_url(args: argparse.Namespace) -> str:
+    """`database_url`, for a command that only reads: a SQLite file that does not exist is
+    refused with its path before anything opens it (opening would create it empty)."""
+    from siaga import store
+
+    url = database_url(args)
+    try:
+        store.require_existing(url)
+    except store.MissingDatabase as exc:
+        raise CommandError(str(exc)) from None
+    return url
+
+
 def print_json(doc: Any, out: TextIO | None = None) -> None:
     json.dump(doc, out or sys.stdout, ensure_ascii=False, indent=2, default=str)
     (out or sys.stdout).write("\n")
@@ -141,6 +154,17 @@ def slack_failure(exc: BaseException) -> str | None:
     if isinstance(exc, (ConnectionError, TimeoutError)):
         return f"cannot reach Slack: {first_line(str(exc)) or type(exc).__name__}"
     return None
+
+
+def file_failure(exc: BaseException) -> str | None:
+    """One line when `exc` is the operating system refusing a path the command was given (a
+    name too long, no permission, a loop of links): `siaga check <name of 300 characters>` was
+    a traceback from pathlib. None for anything else."""
+    if not isinstance(exc, OSError) or exc.filename is None:
+        return None
+    name = str(exc.filename)
+    shown = name if len(name) <= 120 else name[:119] + "…"
+    return f"cannot use {shown!r}: {exc.strerror or type(exc).__name__}"
 
 
 def sentence(text: str) -> str:

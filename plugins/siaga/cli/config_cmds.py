@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from siaga.cli.common import CommandError, add_db, add_json, print_json, sentence, whole_number
+from siaga.cli.common import CommandError, add_db, add_json, existing_database_url, print_json, sentence, whole_number
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
@@ -121,8 +121,9 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         candidate_settings = backtest.candidate_settings(args.config, settings)
     except detection_config.DetectionConfigError as exc:
         raise CommandError(f"the detection settings are invalid:\n{exc}") from None
-    store.migrate(args.db)
-    result = backtest.run_backtest(candidate, args.start, args.end, db_url=args.db, settings=settings,
+    url = existing_database_url(args)
+    store.migrate(url)
+    result = backtest.run_backtest(candidate, args.start, args.end, db_url=url, settings=settings,
                                    candidate_settings=candidate_settings)
     if result.held is not None:
         raise CommandError(backtest.format_result(result, args.start, args.end))
@@ -157,8 +158,9 @@ def _cmd_terms(args: argparse.Namespace) -> int:
         from siaga.timelines.filters import EARLIEST
 
         since = min(EARLIEST, until)
-    store.migrate(args.db)
-    with store.session_scope(args.db) as session:
+    url = existing_database_url(args)
+    store.migrate(url)
+    with store.session_scope(url) as session:
         stats = terms.term_report(session, since, until, hazard_lists.in_force(session, remember=False))
     if args.json:
         print(json.dumps({"since": local_iso(since), "until": local_iso(until), "terms": [s.as_dict() for s in stats]},

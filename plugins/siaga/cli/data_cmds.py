@@ -11,7 +11,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from siaga.cli.common import CommandError, add_db, add_json, database_url, plural, print_json, table, sentence, whole_number
+from siaga.cli.common import CommandError, add_db, add_json, database_url, existing_database_url, plural, print_json, table, sentence, whole_number
 from siaga.redaction import redact_url
 from siaga.timelines.formats import FORMATS as EXPORT_FORMATS
 
@@ -97,7 +97,7 @@ def _revision(url: str) -> str | None:
 def _cmd_outbox(args: argparse.Namespace) -> int:
     from siaga import outbox, store
 
-    url = database_url(args)
+    url = existing_database_url(args)
     with store.session_scope(url) as session:
         if args.retry is not None:
             done = outbox.requeue(session, args.retry, store.utcnow())
@@ -130,7 +130,7 @@ def _cmd_outbox(args: argparse.Namespace) -> int:
 def _cmd_quarantine(args: argparse.Namespace) -> int:
     from siaga import ingest, store
 
-    url = database_url(args)
+    url = existing_database_url(args)
     with store.session_scope(url) as session:
         report = ingest.quarantine_summary(session, latest=args.latest)
     if args.json:
@@ -185,7 +185,7 @@ def _cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         parser.error("--from needs --to")
     if args.end is not None and args.start is not None and args.end <= args.start:
         parser.error("--to is before --from")
-    url = database_url(args)
+    url = existing_database_url(args)
     places = load_places()
     with store.session_scope(url) as session:
         states = LIVE_STATES if (args.format == "cap" and args.incident is None) else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from siaga.cli.common import add_db, sentence
+from siaga.cli.common import add_db, existing_database_url, sentence
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
@@ -21,4 +21,5 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 def _cmd_slack_listen(args: argparse.Namespace) -> int:
     from siaga import socketmode
 
-    return socketmode.run(args.db, args.routing, verbose=args.verbose)
+    # a listener records each click in a database the pipeline made; it never creates one
+    return socketmode.run(existing_database_url(args), args.routing, verbose=args.verbose)

@@ -14,19 +14,25 @@ from pathlib import Path
 from typing import Any, Callable
 
 from siaga.config_errors import (
-    ConfigProblem, ConfigSyntaxError, Document, read_yaml, schema_problems, undotted,
+    ConfigError, ConfigProblem, ConfigSyntaxError, Document, read_yaml, schema_problems, undotted,
 )
 from siaga.redaction import redact_urls_in
 from siaga.sources.base import SourceConfigError
 from siaga.sources.http import HTTP_OPTIONS
 
 _STRINGS = {"type": "array", "items": {"type": "string"}}
-_POSITIVE = {"type": "number", "exclusiveMinimum": 0}
 _COUNT = {"type": "integer", "minimum": 1}
+# Upper bounds where the code does arithmetic with a value: without them an integer too large
+# for a float (`backoff: 1e400` written out) was an OverflowError traceback from `siaga check`,
+# and a replay speed of 1.0e+300 one from the ingest task's clock.
+_SECONDS = {"type": "number", "exclusiveMinimum": 0, "maximum": 86_400}  # a timeout or a wait: at most a day
+_ATTEMPTS = {"type": "integer", "minimum": 1, "maximum": 100}
+MIN_SPEED, MAX_SPEED = 0.001, 100_000  # a replay's speed, times real time (`siaga live --speed` too)
+_SPEED = {"type": "number", "minimum": MIN_SPEED, "maximum": MAX_SPEED}
 _HTTP = {
     "type": "object",
     "additionalProperties": False,
-    "properties": {k: _POSITIVE for k in HTTP_OPTIONS},
+    "properties": {k: _ATTEMPTS if k == "attempts" else _SECONDS for k in HTTP_OPTIONS},
 }
 _AUTHORS = {"official": {"type": "boolean"}, "official_accounts": _STRINGS}
 _KEYS: dict[str, dict[str, Any]] = {
@@ -36,7 +42,7 @@ _KEYS: dict[str, dict[str, Any]] = {
         "clock": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {"mode": {"enum": ["identity", "live"]}, "speed": _POSITIVE},
+            "properties": {"mode": {"enum": ["identity", "live"]}, "speed": _SPEED},
         },
     },
     "rss": {"feeds": _STRINGS, **_AUTHORS, "http": _HTTP},
@@ -67,13 +73,18 @@ _KEYS: dict[str, dict[str, Any]] = {
     "inbox": {"path": {"type": "string"}, **_AUTHORS},
 }
 _COMMON = {"name": {"type": "string", "minLength": 1}, "kind": {"enum": sorted(_KEYS)}, "enabled": {"type": "boolean"}}
+# How many days raw posts are kept. Bounded so that "now minus the retention" is still a date:
+# 1,000,000,000 passed the check and the retention task then failed on the date arithmetic with
+# an OverflowError. A century is more than any deployment keeps personal data.
+MAX_RETENTION_DAYS = 36_500
+RETENTION_DAYS = {"type": "integer", "minimum": 1, "maximum": MAX_RETENTION_DAYS}
 
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "retention_days": {"type": "integer", "minimum": 1},
+        "retention_days": RETENTION_DAYS,
         "sources": {
             "type": "array",
             "items": {
@@ -140,6 +151,19 @@ def check(path: Path, builders: dict[str, Builder]) -> tuple[list[ConfigProblem]
                                            f"{claim.why} (by source {doc.data['sources'][j]['name']!r}, sources[{j}])"))
                 held.setdefault(claim.key, i)
     return problems, ([] if problems else built)
+
+
+def retention_days(path: Path) -> int | None:
+    """`retention_days` of the sources file at `path` (None when not set), checked as `check`
+    checks it; ConfigError at its file:line:column when the file cannot be read or the value is
+    wrong. Only this field: purging old posts must not wait for a source's typo to be fixed."""
+    doc = read_yaml(path)
+    if doc.data is None:
+        return None
+    problems = schema_problems(doc, {"type": "object", "properties": {"retention_days": RETENTION_DAYS}})
+    if problems:
+        raise ConfigError(problems)
+    return doc.data.get("retention_days")
 
 
 def _placed(doc: Document, message: str) -> ConfigProblem:

@@ -56,7 +56,9 @@ def decode_line(line: bytes) -> Any:
     try:
         record = load_json(text)
     except ValueError as exc:
-        raise ValueError(f"not valid JSON: {getattr(exc, 'msg', exc)} at column {getattr(exc, 'colno', '?')}") from None
+        # json's "Invalid control character at" already ends in "at": said once
+        what = str(getattr(exc, "msg", exc)).removesuffix(" at")
+        raise ValueError(f"not valid JSON: {what} at column {getattr(exc, 'colno', '?')}") from None
     check_record(record)
     return record
 
