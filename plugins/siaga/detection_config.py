@@ -2,21 +2,25 @@
 
 How long a quiet incident stays open or how far apart two spikes may be and still be one event
 are choices made with the agencies, not code: they live in config, next to routing.yaml, and are
-checked against a JSON Schema. A wrong value is refused with `file:line:column: field: message`
-and the detect run does not start (as with a wrong routing.yaml), rather than run with settings
-nobody chose. A missing file or field means the defaults below.
+checked against a JSON Schema. A wrong value is refused with `file:line:column: field: message`;
+the detect run then goes on under the last good version of the file (`in_force`, as for a
+wrong routing.yaml), never under settings nobody chose, and fails only when no version was
+ever valid. A missing file or field means the defaults below.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
 from siaga import settings
 from siaga.config_errors import ConfigError, Document, document_of, read_document, schema_problems
+
+if TYPE_CHECKING:  # the database is needed only by `in_force`, which imports it when called
+    from sqlalchemy.orm import Session
 
 FILE_NAME = "detection.yaml"
 
@@ -79,6 +83,17 @@ class DetectSettings:
         if "baseline_days" in data:
             given["baseline_days"] = int(data["baseline_days"])
         return cls(**given)
+
+
+def in_force(session: Session, path: str | Path | None = None) -> DetectSettings:
+    """`load`, or the last good detection.yaml when the file is refused (`last_good`): the
+    detect run goes on under settings that were chosen and checked, with the refusal logged."""
+    from siaga import last_good
+
+    path = Path(path) if path is not None else settings.config_dir() / FILE_NAME
+    if not path.exists():
+        return DetectSettings()
+    return last_good.in_force(session, path, DetectSettings.from_document, DetectionConfigError)
 
 
 def load(path: str | Path | None = None) -> DetectSettings:

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from siaga.hazard_config import HazardConfigError, default_hazard_dir, read_directory
 from siaga.hazards import HazardSet, load_compiled
-from siaga.store import ConfigState, conflict_insert, utcnow
+from siaga import last_good
+from siaga.store import ConfigState
 
 log = logging.getLogger(__name__)
 STATE_NAME = "hazard_lists"
@@ -59,19 +60,10 @@ def _table_text(abbreviations: dict[str, str]) -> str:
 
 
 def _remember(session: Session, fingerprint: str, content: dict[str, str]) -> None:
-    """Make this set the last good one. One upsert, not a check then an INSERT: detect and the
-    mapped tag tasks (`pipeline.tag_posts`) start side by side on a new database, each finds no
-    row, and all but one failed on the key (seen in benchmarks/bench_partitions.py)."""
-    state = session.get(ConfigState, STATE_NAME)
-    if state is not None and state.fingerprint == fingerprint and state.content == content:
-        return
-    stmt = conflict_insert(session, ConfigState).values(
-        name=STATE_NAME, fingerprint=fingerprint, content=content, updated_at=utcnow())
-    session.execute(stmt.on_conflict_do_update(index_elements=[ConfigState.name], set_={
-        "fingerprint": stmt.excluded.fingerprint, "content": stmt.excluded.content, "updated_at": stmt.excluded.updated_at}))
-    if state is not None:
-        session.expire(state)  # the row was written around the object the session holds
-    log.info("hazard lists in force: %s (%d hazards)", fingerprint, len(content) - (TABLE_KEY in content))
+    """Make this set the last good one (`last_good.remember_content`: detect and the mapped tag
+    tasks start side by side and may both write it)."""
+    if last_good.remember_content(session, STATE_NAME, fingerprint, content):
+        log.info("hazard lists in force: %s (%d hazards)", fingerprint, len(content) - (TABLE_KEY in content))
 
 
 def _from_content(content: dict[str, str]) -> HazardSet:

@@ -87,8 +87,10 @@ def detect_incidents(now: datetime) -> dict[str, Any]:
     from siaga import detect, detection_config
     from siaga.routing import Router
 
-    router = Router.load(settings.config_dir() / "routing.yaml")
-    return asdict(detect.run(now, router, settings=detection_config.load()))
+    with store.session_scope() as session:  # a refused file leaves its last good version in force
+        router = Router.in_force(session, settings.config_dir() / "routing.yaml")
+        detect_settings = detection_config.in_force(session)
+    return asdict(detect.run(now, router, settings=detect_settings))
 
 
 # How long a detect task may spend sending what it wrote before leaving the rest to the deliver
@@ -158,7 +160,7 @@ def digest(now: datetime, period: timedelta = timedelta(days=1)) -> dict[str, An
     from siaga.routing import Router
 
     store.migrate()
-    router = Router.load(settings.config_dir() / "routing.yaml")
     with store.session_scope() as session:
+        router = Router.in_force(session, settings.config_dir() / "routing.yaml")
         written = digest_stage.enqueue_digest(session, router, now - period, now, now)
     return {"written": written, "period_start": (now - period).isoformat(), "period_end": now.isoformat()}

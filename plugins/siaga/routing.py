@@ -13,13 +13,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
 
 from siaga.config_errors import ConfigError, Document, document_of, read_document, schema_problems
 from siaga.vocabulary import LOCAL_TZ_NAME, SEVERITIES
+
+if TYPE_CHECKING:  # the database is needed only by `in_force`, which imports it when called
+    from sqlalchemy.orm import Session
 
 _HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 _NAME = r"^[a-z][a-z0-9_-]*$"
@@ -155,6 +158,14 @@ class Router:
     @classmethod
     def load(cls, path: str | Path) -> "Router":
         return cls.from_document(read_document(path, RoutingConfigError))
+
+    @classmethod
+    def in_force(cls, session: Session, path: str | Path) -> "Router":
+        """`load`, or the last good routing.yaml when the file is refused (`last_good`): a typo
+        must not stop every alert."""
+        from siaga import last_good
+
+        return last_good.in_force(session, Path(path), cls.from_document, RoutingConfigError)
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<routing>", text: str | None = None) -> "Router":

@@ -1,0 +1,175 @@
+"""A typo in routing.yaml or detection.yaml at 3 a.m. must not stop alerting: the refused file
+is logged with its file:line, and the run goes on under the file's last good version, kept in
+the database (`siaga.last_good`), in the functions and in the detect job the DAG runs."""
+from __future__ import annotations
+
+import logging
+import shutil
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+
+from siaga import detection_config, last_good, pipeline, store
+from siaga.detection_config import DetectionConfigError
+from siaga.routing import Router, RoutingConfigError
+from siaga.settings import config_dir
+from siaga_dev import demo
+
+ROUTING = "routing.yaml"
+
+
+@contextmanager
+def errors_logged(logger_name: str) -> Iterator[list[str]]:
+    """The ERROR messages one logger emits meanwhile (a handler of our own: Airflow's logging
+    set-up, when another test made it, hides records from caplog)."""
+    messages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    logger = logging.getLogger(logger_name)
+    handler = Collect(level=logging.ERROR)
+    logger.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+
+
+def routed(url: str, path: Path) -> Router:
+    with store.session_scope(url) as session:
+        return Router.in_force(session, path)
+
+
+def channels(router: Router) -> dict[str, str]:
+    return {name: r.channel for name, r in router.receivers.items()}
+
+
+def good_routing(tmp_path: Path) -> Path:
+    """The shipped routing.yaml with the managers' channel renamed, so only this copy routes there."""
+    path = tmp_path / ROUTING
+    path.write_text((config_dir() / ROUTING).read_text(encoding="utf-8").replace('"#siaga-managers"', '"#siaga-pimpinan"'),
+                    encoding="utf-8")
+    return path
+
+
+BREAKAGES = {
+    # what an operator's edit can do -> (the text written, where the refusal must point)
+    "a YAML syntax error": (lambda t: t.replace("receivers:\n", "receivers:\n  - name: [bpbd\n", 1), ":36:"),
+    "an unknown receiver": (lambda t: t.replace("  receiver: bpbd\n", "  receiver: bpdb\n", 1), "route.receiver"),
+    "a wrong severity list": (lambda t: t.replace("severities:", "severities: [low, high]\nold_severities:", 1), "severities"),
+    "an emptied file": (lambda t: "", ROUTING),
+}
+
+
+@pytest.mark.parametrize("breakage", sorted(BREAKAGES))
+def test_a_refused_routing_file_leaves_its_last_good_version_in_force(db_url, tmp_path, breakage):
+    path = good_routing(tmp_path)
+    good = routed(db_url, path)
+    assert channels(good)["managers"] == "#siaga-pimpinan"
+    edit, where = BREAKAGES[breakage]
+    path.write_text(edit(path.read_text(encoding="utf-8")), encoding="utf-8")
+    with pytest.raises(RoutingConfigError):
+        Router.load(path)
+
+    with errors_logged("siaga.last_good") as refusals:
+        kept = routed(db_url, path)
+
+    assert channels(kept) == channels(good)
+    [refusal] = refusals
+    assert refusal.startswith(f"REFUSED {path}") and "last good version in force" in refusal
+    assert where in refusal
+    with store.session_scope(db_url) as session:  # the refused text did not become the good one
+        state = session.get(store.ConfigState, last_good.state_name(path))
+        assert "#siaga-pimpinan" in state.content["text"]
+
+
+def test_a_routing_file_gone_or_made_a_folder_is_refused_the_same_way(db_url, tmp_path):
+    path = good_routing(tmp_path)
+    good = routed(db_url, path)
+    path.unlink()
+    assert channels(routed(db_url, path)) == channels(good)
+    path.mkdir()
+    assert channels(routed(db_url, path)) == channels(good)
+
+
+def test_without_a_good_version_ever_the_refusal_is_raised(db_url, tmp_path):
+    path = tmp_path / ROUTING
+    path.write_text("receivers: [\n", encoding="utf-8")
+    with pytest.raises(RoutingConfigError, match=rf"{path}:\d+:\d+"):
+        routed(db_url, path)
+
+
+def test_the_newest_valid_version_is_the_one_kept(db_url, tmp_path):
+    path = good_routing(tmp_path)
+    routed(db_url, path)
+    path.write_text(path.read_text(encoding="utf-8").replace("#siaga-pimpinan", "#siaga-kepala"), encoding="utf-8")
+    assert channels(routed(db_url, path))["managers"] == "#siaga-kepala"
+    path.write_text("route: {receiver: nobody}\n", encoding="utf-8")
+    assert channels(routed(db_url, path))["managers"] == "#siaga-kepala"
+
+
+@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=300))
+def test_whatever_is_saved_over_a_good_routing_file_a_router_is_in_force(sqlite_url, tmp_path_factory, text):
+    """Any text at all: either a valid file (then in force) or the last good one, never an
+    exception that would stop the detect run."""
+    path = good_routing(tmp_path_factory.mktemp("routing"))
+    good = channels(routed(sqlite_url, path))
+    path.write_text(text, encoding="utf-8")
+    try:
+        now_valid = channels(Router.load(path))
+    except RoutingConfigError:
+        now_valid = None
+    assert channels(routed(sqlite_url, path)) == (now_valid or good)
+    with store.session_scope(sqlite_url) as session:  # each example starts from the good file again
+        session.delete(session.get(store.ConfigState, last_good.state_name(path)))
+
+
+def test_refused_detection_settings_leave_the_last_good_ones_in_force(db_url, tmp_path):
+    path = tmp_path / detection_config.FILE_NAME
+    path.write_text("lookback_minutes: 30\nincident_gap_minutes: 240\n", encoding="utf-8")
+    with store.session_scope(db_url) as session:
+        good = detection_config.in_force(session, path)
+    assert good.lookback == timedelta(minutes=30)
+    path.write_text("lookback_minutes: 30\nincident_gap_minutes: 2\n", encoding="utf-8")  # under the 5-minute minimum
+    with pytest.raises(DetectionConfigError):
+        detection_config.load(path)
+    with errors_logged("siaga.last_good") as refusals, store.session_scope(db_url) as session:
+        assert detection_config.in_force(session, path) == good
+    assert f"{path}:2:" in refusals[0] and "incident_gap_minutes" in refusals[0]
+
+
+def test_a_missing_detection_file_still_means_the_defaults(db_url, tmp_path):
+    path = tmp_path / detection_config.FILE_NAME
+    path.write_text("lookback_minutes: 30\n", encoding="utf-8")
+    with store.session_scope(db_url) as session:
+        detection_config.in_force(session, path)
+    path.unlink()
+    with store.session_scope(db_url) as session:
+        assert detection_config.in_force(session, path) == detection_config.DetectSettings()
+
+
+def test_the_detect_job_alerts_through_a_routing_typo(sqlite_url, replay_to_fake_slack, monkeypatch, tmp_path):
+    """The demo scenario through the jobs the DAG tasks run: routing.yaml is broken after the
+    first detect run, and the flood in Sangsit still reaches BPBD's channel."""
+    config = tmp_path / "config"
+    shutil.copytree(config_dir(), config)
+    (tmp_path / "scenarios").symlink_to(config_dir().parent / "scenarios")  # sources.yaml's replay names ../scenarios
+    monkeypatch.setenv("SIAGA_CONFIG_DIR", str(config))
+    fake = replay_to_fake_slack(sqlite_url, "xoxb-last-good")
+    times = demo.scenario_times(3)
+    for i, when in enumerate(times):
+        for name in pipeline.source_names():
+            pipeline.ingest(name, when)
+        if i == 1:
+            routing = config / ROUTING
+            routing.write_text(routing.read_text(encoding="utf-8").replace("  receiver: bpbd\n", "  receiver: bpdb\n", 1),
+                               encoding="utf-8")
+        pipeline.detect_and_deliver(when)
+    assert any("Sangsit" in m["text"] for m in fake.messages("#bpbd-siaga"))
