@@ -1,6 +1,7 @@
-"""A typo in routing.yaml or detection.yaml at 3 a.m. must not stop alerting: the refused file
-is logged with its file:line, and the run goes on under the file's last good version, kept in
-the database (`siaga.last_good`), in the functions and in the detect job the DAG runs."""
+"""A typo in routing.yaml, detection.yaml or aliases.yaml at 3 a.m. must not stop alerting: the
+refused file is logged with its file:line, and the run goes on under the file's last good
+version, kept in the database (`siaga.last_good`; the alias file beside the matcher cache), in
+the functions and in the detect job the DAG runs."""
 from __future__ import annotations
 
 import logging
@@ -155,21 +156,84 @@ def test_a_missing_detection_file_still_means_the_defaults(db_url, tmp_path):
         assert detection_config.in_force(session, path) == detection_config.DetectSettings()
 
 
-def test_the_detect_job_alerts_through_a_routing_typo(sqlite_url, replay_to_fake_slack, monkeypatch, tmp_path):
-    """The demo scenario through the jobs the DAG tasks run: routing.yaml is broken after the
-    first detect run, and the flood in Sangsit still reaches BPBD's channel."""
+@pytest.fixture
+def own_config_and_cache(tmp_path, monkeypatch) -> Iterator[Path]:
+    """A copy of the config folder and an empty matcher cache of this test's own, and no
+    geotagger left over from another test (`default_geotagger` is one per process)."""
+    from siaga.geotag import default_geotagger
+
     config = tmp_path / "config"
     shutil.copytree(config_dir(), config)
     (tmp_path / "scenarios").symlink_to(config_dir().parent / "scenarios")  # sources.yaml's replay names ../scenarios
     monkeypatch.setenv("SIAGA_CONFIG_DIR", str(config))
+    monkeypatch.setenv("SIAGA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SIAGA_GAZETTEER", "buleleng")
+    default_geotagger.cache_clear()
+    yield config
+    default_geotagger.cache_clear()
+
+
+def landmarks(text: str) -> list[str]:
+    from siaga.geotag import default_geotagger
+
+    return [p.name for p in default_geotagger().tag(text).places if p.kind == "landmark"]
+
+
+def break_aliases(config: Path) -> int:
+    """A YAML syntax error in aliases.yaml; the line the refusal must name."""
+    path = config / "aliases.yaml"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    at = lines.index("  - name: Lovina")
+    lines[at] = "  - name: [Lovina"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return at + 1
+
+
+def test_a_refused_alias_file_leaves_its_last_good_copy_in_force(own_config_and_cache):
+    from siaga.config_errors import ConfigError
+    from siaga.geotag import default_geotagger
+
+    config = own_config_and_cache
+    assert landmarks("Banjir di Lovina pagi ini") == ["Lovina"]
+    line = break_aliases(config)
+    default_geotagger.cache_clear()  # a new process: the next detect task
+    with errors_logged("siaga.geotag") as refusals:
+        assert landmarks("Banjir di Lovina pagi ini") == ["Lovina"]
+    [refusal] = refusals
+    assert refusal.startswith("REFUSED") and f"{config / 'aliases.yaml'}:{line}:" in refusal
+    assert "last good version in force" in refusal
+
+    shutil.rmtree(config.parent / "cache")  # nothing kept (the cache is safe to delete): the refusal is raised
+    default_geotagger.cache_clear()
+    with pytest.raises(ConfigError, match=rf"aliases.yaml:{line}:"):
+        landmarks("Banjir di Lovina")
+
+
+def _break_routing(config: Path) -> None:
+    routing = config / ROUTING
+    routing.write_text(routing.read_text(encoding="utf-8").replace("  receiver: bpbd\n", "  receiver: bpdb\n", 1), encoding="utf-8")
+
+
+def _break_detection(config: Path) -> None:
+    (config / detection_config.FILE_NAME).write_text("lookback_minutes: 7\n", encoding="utf-8")
+
+
+def _break_aliases(config: Path) -> None:
+    from siaga.geotag import default_geotagger
+
+    break_aliases(config)
+    default_geotagger.cache_clear()
+
+
+@pytest.mark.parametrize("breaks", [_break_routing, _break_detection, _break_aliases], ids=["routing", "detection", "aliases"])
+def test_the_detect_job_alerts_through_a_typo(sqlite_url, replay_to_fake_slack, own_config_and_cache, breaks):
+    """The demo scenario through the jobs the DAG tasks run: one config file is broken after
+    the first detect run, and the flood in Sangsit still reaches BPBD's channel."""
     fake = replay_to_fake_slack(sqlite_url, "xoxb-last-good")
-    times = demo.scenario_times(3)
-    for i, when in enumerate(times):
+    for i, when in enumerate(demo.scenario_times(3)):
         for name in pipeline.source_names():
             pipeline.ingest(name, when)
         if i == 1:
-            routing = config / ROUTING
-            routing.write_text(routing.read_text(encoding="utf-8").replace("  receiver: bpbd\n", "  receiver: bpdb\n", 1),
-                               encoding="utf-8")
+            breaks(own_config_and_cache)
         pipeline.detect_and_deliver(when)
     assert any("Sangsit" in m["text"] for m in fake.messages("#bpbd-siaga"))

@@ -15,6 +15,7 @@ How it works, and why:
 """
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,10 +25,13 @@ from pathlib import Path
 import ahocorasick
 
 from siaga import settings
+from siaga.config_errors import ConfigError
 from siaga.gazetteer import Gazetteer, PackedPlaces, is_common_word, load_gazetteer
 from siaga.geodata import ROAD_PREFIXES, dictionary_file, Alias, District, OutsidePlace, Road, Village, short_name
 from siaga.normalise import Folded, LazyFolded, key, quick_fold, spaced
 from siaga.vocabulary import REGENCY_CODE, REGENCY_NAME
+
+log = logging.getLogger(__name__)
 
 VILLAGE_PREFIX = frozenset({"desa", "ds", "dsa", "kel", "kelurahan", "kelurahn", "lurah"})
 DISTRICT_PREFIX = frozenset({"kec", "kecamatan", "kecamatn", "kcmtn", "kecmatan"})
@@ -837,10 +841,28 @@ def _dedupe(places: list[Place]) -> list[Place]:
 
 @lru_cache(maxsize=1)
 def default_geotagger() -> Geotagger:
-    """The project's tagger: settings' geodata and config folders; SIAGA_GAZETTEER picks the size."""
-    size = settings.gazetteer_size()
+    """The project's tagger: settings' geodata and config folders; SIAGA_GAZETTEER picks the size.
+
+    A refused aliases.yaml (a typo at 3 a.m.) leaves its last good copy in force, kept beside
+    the matcher cache (`matcher_cache.keep_last_good`), with the refusal logged at ERROR: every
+    detect run tags with this, and a broken alias file must not stop them all. Without a good
+    copy ever kept, the refusal is raised."""
+    from siaga import matcher_cache
+
+    national = settings.gazetteer_size() == "national"
     aliases = settings.config_dir() / "aliases.yaml"
-    return cached_geotagger(settings.geodata_dir(), aliases if aliases.exists() else None, national=size == "national")
+    if not aliases.exists():
+        return cached_geotagger(settings.geodata_dir(), None, national=national)
+    try:
+        tagger = cached_geotagger(settings.geodata_dir(), aliases, national=national)
+    except (ConfigError, OSError) as exc:  # OSError: a folder where the file belongs
+        kept = matcher_cache.last_good_path(aliases.name)
+        if not kept.is_file():
+            raise
+        log.error("REFUSED %s: %s -- keeping its last good version in force (%s)", aliases, exc, kept)
+        return cached_geotagger(settings.geodata_dir(), kept, national=national)
+    matcher_cache.keep_last_good(aliases)
+    return tagger
 
 
 def cached_geotagger(geodata_dir: Path, aliases_path: Path | None = None, national: bool = False) -> Geotagger:

@@ -9,6 +9,10 @@ and the refusal is logged at ERROR with every file:line:column an operator must 
 lines `siaga check` prints). Only a deployment that never had a valid file has nothing to fall
 back on: then the error is raised, as before.
 
+aliases.yaml is kept the same way but beside the matcher cache, not in the database
+(`geotag.default_geotagger`, `matcher_cache.keep_last_good`): every process that tags reads it,
+`siaga tag` included, which has no database.
+
 What counts as bad is what the file's own reader refuses (its ConfigError): a syntax or schema
 error, an unknown receiver, an unreadable or missing routing.yaml. A detection.yaml that does
 not exist still means the defaults (`detection_config.load`): that is a documented choice, not

@@ -131,6 +131,36 @@ def store(kind: str, key: str, value: Any, directory: Path | None = None) -> Pat
     return path
 
 
+# The last good copy of a config file a matcher is built from, beside the entries: the alias
+# file is read by every process that tags, with or without a database (`siaga tag`), so its last
+# good version is kept here rather than with the other config files' (`siaga.last_good`).
+LAST_GOOD = "last-good"
+
+
+def keep_last_good(path: Path, directory: Path | None = None) -> None:
+    """Keep a copy of `path`, a file a matcher was just built or loaded from (so it is valid),
+    unless the copy already holds the same bytes. Written as entries are, atomically; a folder
+    that cannot be written only costs the fallback."""
+    copy = last_good_path(Path(path).name, directory)
+    try:
+        data = Path(path).read_bytes()
+        if copy.is_file() and copy.read_bytes() == data:
+            return
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("wb", dir=copy.parent, prefix=f".{copy.name}.", suffix=".tmp", delete=False) as tmp:
+            tmp.write(data)
+        os.replace(tmp.name, copy)
+    except OSError as exc:
+        log.warning("last good copy of %s not kept (%s)", path, exc)
+
+
+def last_good_path(name: str, directory: Path | None = None) -> Path:
+    """Where the last good copy of the file called `name` is kept (it may not exist)."""
+    from siaga.settings import cache_dir
+
+    return Path(directory or cache_dir()) / LAST_GOOD / name
+
+
 def _prune(directory: Path, kind: str, keep: Path) -> None:
     try:
         others = [p for p in directory.glob(f"{kind}-*.pickle") if p != keep]
