@@ -118,3 +118,26 @@ def test_a_broken_routing_file_refuses_the_action_with_a_503_saying_so(sqlite_ur
     detail = r.json()["detail"]
     assert detail.startswith("the routing config cannot be used, nothing was recorded: ") and f"{config / 'routing.yaml'}:" in detail
     assert len(events(sqlite_url, ids["flood"], "acknowledged")) == before
+
+
+def test_a_routing_typo_after_a_good_version_was_kept_leaves_the_actions_working(sqlite_url, tmp_path, monkeypatch):
+    """At 3 a.m. the duty officer's acknowledge must still work when someone broke routing.yaml
+    after a run had kept a good version (`siaga.last_good`): recorded, with no 503."""
+    import shutil
+
+    from siaga import settings, store
+    from siaga.routing import Router
+
+    ids = seed(sqlite_url)
+    config = tmp_path / "config"
+    shutil.copytree(settings.config_dir(), config)
+    with store.session_scope(sqlite_url) as session:  # what any detect run does with a good file
+        Router.in_force(session, config / "routing.yaml")
+    (config / "routing.yaml").write_text("receivers: [\n", encoding="utf-8")
+    monkeypatch.setenv("SIAGA_CONFIG_DIR", str(config))
+    monkeypatch.delenv("SIAGA_SLACK_TOKEN", raising=False)
+    c = TestClient(create_app(sqlite_url, hazards=HAZARDS, actor="ayu.manager"), follow_redirects=False, raise_server_exceptions=False)
+    before = len(events(sqlite_url, ids["jam"], "acknowledged"))
+    r = c.post(f"/incidents/{ids['jam']}/actions/acknowledge", headers=SAME_SITE)
+    assert r.status_code == 303 and r.headers["location"].endswith("result=ok#actions"), r.text
+    assert len(events(sqlite_url, ids["jam"], "acknowledged")) == before + 1

@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 from collections import deque
+from pathlib import Path
 from typing import Any, Sequence
 
 from slack_sdk.socket_mode.builtin import SocketModeClient
@@ -25,7 +26,7 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web import WebClient
 
-from siaga import settings, slackactions
+from siaga import settings, slackactions, store
 from siaga.routing import Router
 from siaga.slackclient import SlackConfigError, make_client
 
@@ -93,7 +94,8 @@ def build_listener(db_url: str | None = None, routing: str | None = None, token:
     """A Listener wired to the configured store, routing and Slack credentials."""
     token = token or app_token()  # first: without it nothing else is worth setting up
     web_client = web_client or make_client()
-    router = Router.load(routing or settings.config_dir() / "routing.yaml")
+    with store.session_scope(db_url) as session:  # a refused edit leaves the last good file in force
+        router = Router.in_force(session, Path(routing) if routing else settings.config_dir() / "routing.yaml")
     ctx = slackactions.ActionContext(client=web_client, db_url=db_url, router=router)
     return Listener(token, web_client, ctx)
 

@@ -310,11 +310,12 @@ def _action_context(request: Request) -> Any:
         except SlackConfigError:
             client = None
         try:
-            router = Router.load(settings.config_dir() / "routing.yaml")
+            with session_scope(site.db_url) as session:  # a refused edit leaves the last good file in force
+                router = Router.in_force(session, settings.config_dir() / "routing.yaml")
         except ConfigError as exc:
-            # the deployment's file, not the person's request: a 500 with a traceback in the log
-            # before, and nothing recorded; now a 503 saying what to fix (not kept, so the
-            # next action reads the file again once it is fixed)
+            # no good version was ever kept: the deployment's file, not the person's request; a
+            # 503 saying what to fix (not kept, so the next action reads the file again once it
+            # is fixed)
             raise HTTPException(status_code=503, detail=f"the routing config cannot be used, nothing was recorded: "
                                                         f"{str(exc).splitlines()[0][:300]} (run `siaga check`)") from None
         site.actions = ActionContext(client=client, db_url=site.db_url, router=router)
