@@ -3,16 +3,14 @@ the refusal is logged with file and line, and the last good set stays in force, 
 database-backed `hazard_lists.in_force` and in the running detect DAG."""
 from __future__ import annotations
 
-import logging
 import shutil
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import sqlalchemy as sa
 
+from support.logs import errors_logged
 from siaga import hazard_lists, store
 from siaga.hazard_config import HazardConfigError
 from siaga.hazards import HazardSet
@@ -53,26 +51,6 @@ def break_flood(root: Path) -> tuple[Path, int]:
 
 def flood_terms(hs: HazardSet, text: str) -> tuple[str, ...]:
     return next((m.terms for m in hs.classify(text) if m.hazard == "flood"), ())
-
-
-@contextmanager
-def errors_logged(logger_name: str) -> Iterator[list[str]]:
-    """The ERROR messages one logger emits meanwhile. A handler of our own on that logger:
-    inside dag.test() Airflow routes logging through its own handlers, which pytest's caplog
-    sees or not depending on which test configured Airflow's logging first."""
-    messages: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            messages.append(record.getMessage())
-
-    logger = logging.getLogger(logger_name)
-    handler = Collect(level=logging.ERROR)
-    logger.addHandler(handler)
-    try:
-        yield messages
-    finally:
-        logger.removeHandler(handler)
 
 
 def test_the_shipped_lists_do_not_know_the_extra_term(hazard_set):

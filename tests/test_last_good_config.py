@@ -4,9 +4,7 @@ version, kept in the database (`siaga.last_good`; the alias file beside the matc
 the functions and in the detect job the DAG runs."""
 from __future__ import annotations
 
-import logging
 import shutil
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Iterator
@@ -14,6 +12,7 @@ from typing import Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
+from support.logs import errors_logged
 from siaga import detection_config, last_good, pipeline, store
 from siaga.detection_config import DetectionConfigError
 from siaga.routing import Router, RoutingConfigError
@@ -21,25 +20,6 @@ from siaga.settings import config_dir
 from siaga_dev import demo
 
 ROUTING = "routing.yaml"
-
-
-@contextmanager
-def errors_logged(logger_name: str) -> Iterator[list[str]]:
-    """The ERROR messages one logger emits meanwhile (a handler of our own: Airflow's logging
-    set-up, when another test made it, hides records from caplog)."""
-    messages: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            messages.append(record.getMessage())
-
-    logger = logging.getLogger(logger_name)
-    handler = Collect(level=logging.ERROR)
-    logger.addHandler(handler)
-    try:
-        yield messages
-    finally:
-        logger.removeHandler(handler)
 
 
 def routed(url: str, path: Path) -> Router:

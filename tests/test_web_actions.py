@@ -4,6 +4,7 @@ the Slack messages edited), and refused when the form comes from another site.""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -98,45 +99,43 @@ def test_nobody_can_act_on_an_app_without_a_user(sqlite_url):
     assert events(sqlite_url, ids["jam"], "acknowledged") == []
 
 
-def test_a_broken_routing_file_refuses_the_action_with_a_503_saying_so(sqlite_url, tmp_path, monkeypatch):
-    """The page's actions read routing.yaml on first use: a broken file was a 500 (a traceback
-    in the log, nothing said to the person). Nothing is recorded either way."""
+def _app_after_a_routing_typo(sqlite_url: str, config: Path, monkeypatch, kept_first: bool) -> TestClient:
+    """The page's app on a copy of the config whose routing.yaml was broken, after a run had
+    kept its good version (`siaga.last_good`) or on a deployment that never had one."""
     import shutil
 
     from siaga import settings
+    from siaga.routing import Router
 
-    ids = seed(sqlite_url)
-    config = tmp_path / "config"
     shutil.copytree(settings.config_dir(), config)
+    if kept_first:
+        with store.session_scope(sqlite_url) as session:  # what any detect run does with a good file
+            Router.in_force(session, config / "routing.yaml")
     (config / "routing.yaml").write_text("receivers: [\n", encoding="utf-8")
     monkeypatch.setenv("SIAGA_CONFIG_DIR", str(config))
     monkeypatch.delenv("SIAGA_SLACK_TOKEN", raising=False)
-    c = TestClient(create_app(sqlite_url, hazards=HAZARDS, actor="ayu.manager"), follow_redirects=False, raise_server_exceptions=False)
+    return TestClient(create_app(sqlite_url, hazards=HAZARDS, actor="ayu.manager"), follow_redirects=False, raise_server_exceptions=False)
+
+
+def test_a_broken_routing_file_refuses_the_action_with_a_503_saying_so(sqlite_url, tmp_path, monkeypatch):
+    """The page's actions read routing.yaml on first use: with no good version ever kept, a
+    broken file was a 500 (a traceback in the log, nothing said to the person). Nothing is
+    recorded either way."""
+    ids = seed(sqlite_url)
+    c = _app_after_a_routing_typo(sqlite_url, tmp_path / "config", monkeypatch, kept_first=False)
     before = len(events(sqlite_url, ids["flood"], "acknowledged"))
     r = c.post(f"/incidents/{ids['flood']}/actions/acknowledge", headers=SAME_SITE)
     assert r.status_code == 503, r.text
     detail = r.json()["detail"]
-    assert detail.startswith("the routing config cannot be used, nothing was recorded: ") and f"{config / 'routing.yaml'}:" in detail
+    assert detail.startswith("the routing config cannot be used, nothing was recorded: ") and f"{tmp_path / 'config' / 'routing.yaml'}:" in detail
     assert len(events(sqlite_url, ids["flood"], "acknowledged")) == before
 
 
 def test_a_routing_typo_after_a_good_version_was_kept_leaves_the_actions_working(sqlite_url, tmp_path, monkeypatch):
     """At 3 a.m. the duty officer's acknowledge must still work when someone broke routing.yaml
-    after a run had kept a good version (`siaga.last_good`): recorded, with no 503."""
-    import shutil
-
-    from siaga import settings, store
-    from siaga.routing import Router
-
+    after a run had kept a good version: recorded, with no 503."""
     ids = seed(sqlite_url)
-    config = tmp_path / "config"
-    shutil.copytree(settings.config_dir(), config)
-    with store.session_scope(sqlite_url) as session:  # what any detect run does with a good file
-        Router.in_force(session, config / "routing.yaml")
-    (config / "routing.yaml").write_text("receivers: [\n", encoding="utf-8")
-    monkeypatch.setenv("SIAGA_CONFIG_DIR", str(config))
-    monkeypatch.delenv("SIAGA_SLACK_TOKEN", raising=False)
-    c = TestClient(create_app(sqlite_url, hazards=HAZARDS, actor="ayu.manager"), follow_redirects=False, raise_server_exceptions=False)
+    c = _app_after_a_routing_typo(sqlite_url, tmp_path / "config", monkeypatch, kept_first=True)
     before = len(events(sqlite_url, ids["jam"], "acknowledged"))
     r = c.post(f"/incidents/{ids['jam']}/actions/acknowledge", headers=SAME_SITE)
     assert r.status_code == 303 and r.headers["location"].endswith("result=ok#actions"), r.text
