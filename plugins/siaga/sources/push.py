@@ -30,12 +30,13 @@ import json
 import logging
 import random
 import re
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
-from httpx_sse import aconnect_sse
+from httpx_sse import EventSource, aconnect_sse
 
 from siaga.redaction import redact_url, redact_urls_in
 from siaga.sources.http import USER_AGENT
@@ -90,6 +91,7 @@ Token = Callable[[str], Awaitable[str]]
 # protocol -> "module:function" of its reader (see `reader`)
 READERS = {
     "mastodon": "siaga.sources.push:mastodon_announcements",
+    "mastodon_public": "siaga.sources.mastodon_public:public_announcements",
     "bluesky": "siaga.sources.jetstream:bluesky_announcements",
     "x": "siaga.sources.x_stream:x_announcements",
 }
@@ -125,24 +127,33 @@ async def announcements(stream: PushStream, client: httpx.AsyncClient, token: To
 
 async def mastodon_announcements(stream: PushStream, client: httpx.AsyncClient, token: Token = _token_in_thread) -> AsyncIterator[str]:
     """The event name of every new or edited status announced on `stream`, until the server ends
-    the stream. Redirects are not followed (httpx's default): a token must not travel to another
-    host, so the streaming server the instance declares is looked up first (`streaming_url`).
-    Raises httpx errors (HTTPStatusError for a refusal, SSEError for an answer that is not an
-    event stream)."""
+    the stream. Raises what `open_mastodon_stream` raises."""
+    async with open_mastodon_stream(stream, client, token, "a hashtag stream") as source:
+        async for event in source.aiter_sse():
+            if event.event in UPDATE_EVENTS:
+                yield event.event
+
+
+@asynccontextmanager
+async def open_mastodon_stream(stream: PushStream, client: httpx.AsyncClient, token: Token, what: str) -> AsyncIterator[EventSource]:
+    """A Mastodon streaming endpoint, opened (every Mastodon reader's way in). Redirects are not
+    followed (httpx's default): a token must not travel to another host, so the streaming
+    server the instance declares is looked up first (`streaming_url`). The response is
+    bounded (`bound`). Raises httpx errors (HTTPStatusError for a refusal, SSEError for an
+    answer that is not an event stream) and StreamRefused, naming the fix, when a stream
+    without a token is refused; `what` names the stream in that message."""
     headers = {"User-Agent": USER_AGENT, "Accept": "text/event-stream"}
     if stream.conn_id:
         headers["Authorization"] = f"Bearer {await token(stream.conn_id)}"
     url = await streaming_url(stream.url, client)
     async with aconnect_sse(client, "GET", url, headers=headers) as source:
         if source.response.status_code in (401, 403) and not stream.conn_id:
-            raise StreamRefused(f"HTTP {source.response.status_code}: since Mastodon 4.2 a hashtag stream needs a user "
+            raise StreamRefused(f"HTTP {source.response.status_code}: since Mastodon 4.2 {what} needs a user "
                                 "token with read:statuses; give this instance a conn_id in sources.yaml")
         source.response.raise_for_status()
         bound(source.response)
         log.info("push: listening to %s for source %s", redact_url(url), stream.source)
-        async for event in source.aiter_sse():
-            if event.event in UPDATE_EVENTS:
-                yield event.event
+        yield source
 
 
 class StreamRefused(RuntimeError):
