@@ -92,6 +92,7 @@ class _Poll(msgspec.Struct):
 
 
 class _Status(msgspec.Struct):
+    id: str = ""
     content: str = ""
     spoiler_text: str = ""
     language: str | None = None
@@ -127,47 +128,51 @@ class Matcher:
     def __init__(self, terms: Terms, language: str | None = None) -> None:
         self.terms, self.language, self.malformed = terms, language, 0
 
-    def __call__(self, data: str) -> bool:
+    def __call__(self, data: str) -> str | None:
+        """The status's label ("status <id>") when it matches, else None."""
         try:
             status = _DECODER.decode(data)
         except msgspec.DecodeError as exc:  # not JSON, or not the shape of a status
             self.malformed += 1
             if self.malformed % MALFORMED_LOG_EVERY == 1:
                 log.warning("push: skipped a malformed Mastodon status (%d so far): %s", self.malformed, str(exc)[:200])
-            return False
+            return None
         if not language_matches(self.language, [status.language] if status.language else None):
-            return False
+            return None
         text = status_text(status)
-        return self.terms.may_match(text) and self.terms.match_words(set(fold_words(text)))
+        if self.terms.may_match(text) and self.terms.match_words(set(fold_words(text))):
+            return f"status {status.id[:40]}"
+        return None
 
 
 class _Schedule:
-    """The announcements still due on one stream, as monotonic times (a heap). A match within
-    `push.GAP` of the last one scheduled adds nothing: its announcements would fold into the
-    same wake-ups anyway, so a busy search keeps at most a few per `GAP` pending."""
+    """The announcements still due on one stream: (monotonic time, label), a heap. Every match
+    is announced at once; its repeats are skipped when the last match's were scheduled less
+    than `push.GAP` before (they would fold into the same wake-ups), so a busy search keeps at
+    most a few per `GAP` pending."""
 
     def __init__(self) -> None:
-        self.due: list[float] = []
-        self.last = -push.GAP
+        self.due: list[tuple[float, str]] = []
+        self.last = float("-inf")  # when the last repeats were scheduled
 
-    def add(self, now: float) -> None:
-        if now - self.last < push.GAP:
-            return
-        self.last = now
+    def add(self, now: float, label: str) -> None:
+        repeat = now - self.last >= push.GAP
         for lag in SEARCH_LAGS:
-            heapq.heappush(self.due, now + lag)
+            if lag <= 0 or repeat:
+                heapq.heappush(self.due, (now + lag, label))
+        if repeat:
+            self.last = now
 
     def wait(self) -> float | None:
         """Seconds until the next announcement is due; None when none is."""
-        return max(0.0, self.due[0] - time.monotonic()) if self.due else None
+        return max(0.0, self.due[0][0] - time.monotonic()) if self.due else None
 
-    def take(self) -> int:
-        """How many announcements are due now (removed)."""
-        count, now = 0, time.monotonic()
-        while self.due and self.due[0] <= now:
-            heapq.heappop(self.due)
-            count += 1
-        return count
+    def take(self) -> list[str]:
+        """The labels due now (removed), in the order due."""
+        now, labels = time.monotonic(), []
+        while self.due and self.due[0][0] <= now:
+            labels.append(heapq.heappop(self.due)[1])
+        return labels
 
 
 # Kept across reconnects: the repeats of a match read before a drop are still announced.
@@ -183,7 +188,7 @@ async def _next(events: AsyncIterator[ServerSentEvent]) -> ServerSentEvent | Non
 
 async def public_announcements(stream: push.PushStream, client: httpx.AsyncClient,
                                token: push.Token = push._token_in_thread) -> AsyncIterator[str]:
-    """"match" for every status of the public timeline that matches the stream's terms (and
+    """A label ("status <id>") for every status of the public timeline that matches the stream's terms (and
     language), at once and `SEARCH_LAGS` later, until the server ends the stream. Raises what
     `push.open_mastodon_stream` raises, and ValueError for a stream without terms."""
     accept = Matcher(Terms(stream.terms), stream.language)
@@ -201,10 +206,11 @@ async def public_announcements(stream: push.PushStream, client: httpx.AsyncClien
                     if event is None:
                         return
                     pending = asyncio.ensure_future(_next(events))
-                    if event.event in push.UPDATE_EVENTS and accept(event.data):
-                        schedule.add(time.monotonic())
-                for _ in range(schedule.take()):
-                    yield "match"
+                    label = accept(event.data) if event.event in push.UPDATE_EVENTS else None
+                    if label is not None:
+                        schedule.add(time.monotonic(), label)
+                for label in schedule.take():
+                    yield label
         finally:
             pending.cancel()
             if accept.malformed:
