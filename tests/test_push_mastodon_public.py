@@ -13,6 +13,8 @@ import asyncio
 import html
 import importlib
 import json
+import math
+import time
 from typing import Any, Callable
 
 import httpx
@@ -268,3 +270,22 @@ def test_the_trigger_serializes_to_an_importable_class_and_fires_on_a_matching_s
 
     with FakeApis() as fake:
         assert _run(first_event(fake)) == {"source": SOURCE, "announced": 1}
+
+
+# --- the fake's search index, which the latency benchmark relies on ------------------------------------
+
+
+def test_the_fake_search_finds_a_status_only_once_indexed_and_refreshed():
+    """With Mastodon's index lag on (`search_index`), a status is found once the indexing job
+    after it and the refresh after that have run, and not before."""
+    with FakeApis() as fake:
+        fake.search_index, fake.search_phase = (60.0, 30.0), (0.0, 0.0)
+        old, new = fake.toot("lainnya", 1, 0, "Banjir Buleleng lama"), fake.toot("lainnya", 2, 0, "Banjir Buleleng baru")
+        now = time.time()
+        fake._added[old["id"]] = math.floor(now / 60) * 60 - 100  # indexed at the tick 40 s later, refreshed then: found
+        fake._added[new["id"]] = math.floor(now / 60) * 60 + 0.5  # the next indexing tick has not come yet
+        found = httpx.get(f"{fake.url}/api/v2/search", params={"q": "banjir", "type": "statuses"}).json()["statuses"]
+        assert [s["id"] for s in found] == ["1"]
+        fake.search_index = None
+        found = httpx.get(f"{fake.url}/api/v2/search", params={"q": "banjir", "type": "statuses"}).json()["statuses"]
+        assert sorted(s["id"] for s in found) == ["1", "2"]

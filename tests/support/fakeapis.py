@@ -20,7 +20,9 @@ reasons.
 from __future__ import annotations
 
 import json
+import math
 import queue
+import random
 import re
 import threading
 import time
@@ -68,6 +70,13 @@ def dumps(value: Any) -> bytes:
     for i, body in enumerate(raws):
         text = text.replace(json.dumps(f"\x00raw{i}\x00").encode(), body, 1)
     return text
+
+
+def _next_tick(after: float, every: float, phase: float) -> float:
+    """The first moment at or after `after` of a clock ticking every `every` seconds, its ticks
+    `phase` (0-1) of a period past the epoch's."""
+    offset = phase * every
+    return offset + math.ceil((after - offset) / every) * every
 
 
 def _key(item: Any, field: str) -> Any:
@@ -148,6 +157,14 @@ class FakeApis:
         # another fake's URL, this one answers its own streaming path with a 301 there, as
         # Mastodon's web app does when the streaming server runs on another host.
         self.streaming_server: str | None = None
+        # Mastodon's search index (4.2 and later): None, a status is searchable once added;
+        # (every, refresh), it is found only once an indexing job (every `every` seconds) has
+        # taken it and the index has refreshed (every `refresh` seconds) after that, as
+        # Mastodon's once-a-minute IndexingScheduler and 30 s refresh_interval do. The ticks'
+        # phases are random per fake (`search_phase`).
+        self.search_index: tuple[float, float] | None = None
+        self.search_phase = (random.random(), random.random())
+        self._added: dict[str, float] = {}  # status id -> when it was added (time.time())
         # X's filtered stream: the app's rules, every call of the rules endpoint, every tweet
         # added (announced to the stream listeners whose rules it matches)
         self.x_rules: list[dict[str, str]] = []
@@ -218,7 +235,17 @@ class FakeApis:
             if isinstance(status, dict):
                 self._announced.setdefault(tag, []).append(status)
                 self._public.append(status)
+                self._added.setdefault(str(status.get("id")), time.time())
             self._changed.notify_all()
+
+    def searchable(self, status: Any) -> bool:
+        """Is `status` in the search index yet (`search_index`)?"""
+        if self.search_index is None or isinstance(status, Raw):
+            return True
+        every, refresh = self.search_index
+        added = self._added.get(str(status.get("id")), 0.0)
+        indexed = _next_tick(added, every, self.search_phase[0])
+        return time.time() >= _next_tick(indexed, refresh, self.search_phase[1])
 
     def public_event(self, data: bytes) -> None:
         """An `update` event on the public stream whose data is exactly these bytes (a status no
@@ -437,7 +464,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _mastodon_search(self, params: dict[str, str]) -> None:
         q = params.get("q", "").lower()
         everything = sorted({_key(s, "id"): s for ss in self.fake.data.mastodon.values() for s in ss}.values(), key=lambda s: int(_key(s, "id")))
-        hits = [s for s in everything if _matches(s, q.split(), lambda s: s["content"].lower())]
+        hits = [s for s in everything if _matches(s, q.split(), lambda s: s["content"].lower()) and self.fake.searchable(s)]
         self._send(200, {"accounts": [], "hashtags": [], "statuses": self._mastodon_page(hits, params)})
 
     def _streaming_server(self) -> str:

@@ -25,14 +25,16 @@ leave a status to the poll a minute later; nothing read here is stored or shown.
 
 When the search finds a status: Mastodon (4.2 and later) queues a new status for its search
 index and indexes the queue once a minute, and the index is refreshed every 30 s (mastodon
-PR #26304), so a status becomes searchable 0-90 s after it is published, 77 s at p95. A run
-woken at once finds it only on a server that searches its database directly (Pleroma,
-Akkoma, GoToSocial, Mastodon without Elasticsearch, which finds no status by its words at all).
-So each match is announced at once and again `SEARCH_LAGS` seconds later: the post is read
-within about 30 s of becoming searchable instead of at the first poll after that (up to a
-minute), at the cost of a few more runs per matching status (the announcements of close
-matches fold into one wake-up, `push.GAP`). The repeats still due survive a reconnect; while
-the stream is down the poll covers.
+PR #26304), so a status becomes searchable 0-90 s after it is published (about 75 s at p95,
+the two clocks' phases being random). A run woken at once finds it only on a server that
+searches its database directly (Pleroma, Akkoma, GoToSocial; a Mastodon without Elasticsearch
+finds no status by its words at all). So each match is announced at once and again
+`SEARCH_LAGS` seconds later: the post is read within about 30 s of becoming searchable instead
+of at the first poll after that (up to a minute), at the cost of a few more runs per matching
+status (the announcements of close matches fold into one wake-up, `push.GAP`). The repeats
+still due survive a reconnect; while the stream is down the poll covers. Mastodon's public
+search also holds only the statuses of accounts that opted in to it (`indexable`): a match by
+anyone else wakes runs that find nothing, a search request each.
 """
 from __future__ import annotations
 
