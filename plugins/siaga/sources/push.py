@@ -6,8 +6,10 @@ post-to-Slack p95 near 57 s whatever the pipeline does (benchmarks/README.md, "P
 latency"). A Mastodon hashtag has a streaming endpoint (Server-Sent Events) that tells every
 listener about a new status as it is published; Airflow's triggerer listens to it
 (`siaga_push.SourcePushTrigger`, an asset watcher) and each announcement starts an ingest run for
-that source. X's filtered stream is read the same way (`siaga.sources.x_stream`): JSON lines,
-filtered by rules kept on X's side.
+that source. A Mastodon search has no stream: the instance's public timeline is read instead
+and filtered in the triggerer to the search's words (`siaga.sources.mastodon_public`). X's
+filtered stream is read the same way (`siaga.sources.x_stream`): JSON lines, filtered by rules
+kept on X's side.
 
 The announcement is only a wake-up: its payload is never stored or trusted. The ingest run
 polls the source as every poll does, with its cursor, checks and quarantine, so there is one
@@ -81,7 +83,7 @@ def mastodon_hashtag_url(instance: str, tag: str) -> str:
 
 def push_streams(sources: Iterable[Any]) -> list[PushStream]:
     """Every stream the given sources are announced on. Only connectors whose service streams
-    (Mastodon's hashtags, Bluesky's Jetstream, X's filtered stream) have a `push_streams` method;
+    (Mastodon's hashtags and public timelines, Bluesky's Jetstream, X's filtered stream) have a `push_streams` method;
     the others are polled only."""
     return [s for source in sources if hasattr(source, "push_streams") for s in source.push_streams()]
 
