@@ -20,6 +20,10 @@ latency runs from its last status being added (visible on the timeline and annou
 stream at the same moment) to the Slack message. `--push-via x`: the events are tweets on the
 fake X API instead, whose source has `push: true`: the triggerer syncs its rules and listens to
 the filtered stream, and the ingest run reads the tweets through recent search.
+`--push-via mastodon_search`: the events are statuses found by a Mastodon search, the fake's
+search index lagging as Mastodon 4.2's does (SEARCH_INDEX: indexed once a minute, refreshed every
+30 s, random phases); pushed, the triggerer reads the public timeline stream filtered to the
+search's words; `--push both` also measures the same source polled only.
 
 Throughput: `--posts` posts (one in ten a hazard report) become visible at once, split over
 four sources so ingest maps over four tasks; timed from the first ingest task's start to every
@@ -53,6 +57,8 @@ from support.fakeapis import X_TOKEN, FakeApis  # noqa: E402 - the fake Mastodon
 PUSH_TAG = "bencanabuleleng"
 X_CONN = "x_bench"  # the pushed X source's connection: its token is the fake's, from the environment
 X_QUERY = "kebakaran"  # the pushed X source's query (and stream rule): every event post says it
+MASTODON_CONN = "mastodon_bench"  # `--push-via mastodon_search`: the public timeline stream needs a user token
+SEARCH_INDEX = (60.0, 30.0)  # Mastodon 4.2+: indexing job every minute, index refreshed every 30 s
 
 TOKEN = "xoxb-bench-latency"
 REDIS_DB = 12
@@ -118,14 +124,18 @@ def post(pid: str, when: datetime, text: str, author: str) -> str:
                        "url": f"https://example.org/bench/{pid}"}, ensure_ascii=False)
 
 
-def config_for(root: Path, sources: dict[str, Path | str], via: str = "mastodon") -> Path:
+def config_for(root: Path, sources: dict[str, Path | str], via: str = "mastodon", push: bool = True) -> Path:
     """config/ with the given sources only, no quiet hours: a path is a replay file (identity
-    clock), a URL a fake whose source pushes: a Mastodon instance's PUSH_TAG, or (`via` "x")
-    X's recent search and filtered stream for X_QUERY."""
+    clock), a URL a fake whose source pushes: a Mastodon instance's PUSH_TAG, (`via`
+    "mastodon_search") its search for X_QUERY, or (`via` "x") X's recent search and filtered
+    stream for X_QUERY. `push` False: the same fake source, polled only."""
     def pushed(name: str, where: str) -> dict:
         if via == "x":
-            return {"name": name, "kind": "x", "push": True, "conn_id": X_CONN, "api": where, "queries": [X_QUERY]}
-        return {"name": name, "kind": "mastodon", "push": True, "instances": [{"url": where, "hashtags": [PUSH_TAG]}]}
+            return {"name": name, "kind": "x", "push": push, "conn_id": X_CONN, "api": where, "queries": [X_QUERY]}
+        if via == "mastodon_search":
+            return {"name": name, "kind": "mastodon", "push": push,
+                    "instances": [{"url": where, "conn_id": MASTODON_CONN, "searches": [X_QUERY]}]}
+        return {"name": name, "kind": "mastodon", "push": push, "instances": [{"url": where, "hashtags": [PUSH_TAG]}]}
 
     return st.config_copy(root / "config", [
         {"name": name, "kind": "replay", "path": str(where), "clock": {"mode": "identity"}} if isinstance(where, Path) else
@@ -138,12 +148,12 @@ def config_for(root: Path, sources: dict[str, Path | str], via: str = "mastodon"
 class Siaga:
     """A fresh Siaga database and config, and the worker environment that points at them."""
 
-    def __init__(self, root: Path, sources: dict[str, Path | str], fake: FakeSlack, via: str = "mastodon"):
+    def __init__(self, root: Path, sources: dict[str, Path | str], fake: FakeSlack, via: str = "mastodon", push: bool = True):
         self.db = st.create_database("siaga_bench")
         self.url = st.pg_url(self.db)
         store.migrate(self.url)
         store.engine_for(self.url).dispose()
-        self.env = {"SIAGA_DB_URL": self.url, "SIAGA_CONFIG_DIR": str(config_for(root, sources, via)),
+        self.env = {"SIAGA_DB_URL": self.url, "SIAGA_CONFIG_DIR": str(config_for(root, sources, via, push)),
                     "SIAGA_SLACK_TOKEN": TOKEN, "SIAGA_SLACK_BASE_URL": fake.base_url}
 
     def rows(self, sql: str) -> list[tuple]:
@@ -197,9 +207,11 @@ def measure_latency(stack: st.AirflowStack, root: Path, minutes: float, interval
     fake = FakeSlack(token=TOKEN, on_message=on_message).start()
     start = datetime.now(timezone.utc) + timedelta(seconds=90)  # workers up, DAGs parsed, stream open
     schedule, visible, last_ids = event_schedule(villages, start, interval)
-    feed = Feed(root / "latency.jsonl", schedule) if not pushed else Toots(schedule, via)
-    siaga = Siaga(root / "latency", {"bench": feed.where}, fake, via)
-    if pushed:
+    # Mastodon searches: polled only or pushed, the same fake instance and its search-index lag
+    on_fake = pushed or via == "mastodon_search"
+    feed = Toots(schedule, via) if on_fake else Feed(root / "latency.jsonl", schedule)
+    siaga = Siaga(root / "latency", {"bench": feed.where}, fake, via, pushed)
+    if on_fake:
         siaga.env["SIAGA_AUTHOR_KEY"] = "bench-latency-author-key"
     try:
         use_workers(stack, siaga, 1)
@@ -263,6 +275,8 @@ class Toots:
     def __init__(self, schedule: list, via: str = "mastodon") -> None:
         self.schedule, self.via = schedule, via
         self.fake = FakeApis().__enter__()
+        if via == "mastodon_search":
+            self.fake.search_index = SEARCH_INDEX
         self.where = self.fake.url
         self.ids = {pid: 1000 + i for i, (_, pid, _, _) in enumerate(schedule)}
         self.stop = threading.Event()
@@ -418,6 +432,8 @@ TARGET_P95 = 45.0  # seconds, at 1-minute polling (issue 14)
 
 def _label(lat: dict) -> str:
     via = lat.get("via", "mastodon")
+    if via == "mastodon_search":
+        return f"polling every {lat['poll']:g} s{' + push' if lat.get('push') else ''} (Mastodon search)"
     return f"polling every {lat['poll']:g} s" + ((" + push" + (f" ({via})" if via != "mastodon" else "")) if lat.get("push") else "")
 
 
@@ -479,9 +495,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--push", choices=("off", "on", "both"), nargs="?", const="on", default="off",
                         help="events arrive on a pushed Mastodon hashtag (the poll interval still applies); "
                              "`both`: polled only, then pushed, side by side on the same stack")
-    parser.add_argument("--push-via", choices=("mastodon", "x"), default=None,
-                        help="what the pushed events are: statuses on a Mastodon hashtag (default) or tweets on X's "
-                             "filtered stream; given alone, implies --push on")
+    parser.add_argument("--push-via", choices=("mastodon", "mastodon_search", "x"), default=None,
+                        help="what the pushed events are: statuses on a Mastodon hashtag (default), statuses found by a "
+                             "Mastodon search (pushed by the public timeline stream; the fake's search index lags as "
+                             "Mastodon's does, SEARCH_INDEX, also when polled only), or tweets on X's filtered stream; "
+                             "given alone, implies --push on")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--write", action="store_true", help="write the table into benchmarks/README.md")
@@ -497,6 +515,8 @@ def main(argv: list[str] | None = None) -> int:
     stack = st.AirflowStack(root=root / "stack", redis_db=REDIS_DB, worker_concurrency=4)
     if via == "x":  # the triggerer (stream, rules) and the workers (recent search) both need it
         stack.extra_env[settings.env_token_name(X_CONN)] = X_TOKEN
+    if via == "mastodon_search":  # the triggerer's public timeline stream needs one (the fake takes any)
+        stack.extra_env[settings.env_token_name(MASTODON_CONN)] = "bench-user-token"
     ok = False
     try:
         stack.start()

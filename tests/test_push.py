@@ -384,6 +384,7 @@ MASTODON = """sources:
     push: {push}
     instances:
       - url: https://mastodon.example
+        conn_id: mastodon_online
         hashtags: [{tags}]
         searches: ["banjir buleleng"]
   - name: berita
@@ -392,20 +393,29 @@ MASTODON = """sources:
 """
 
 
-def test_push_streams_every_hashtag_and_never_a_search(tmp_path):
+def test_push_streams_every_hashtag_and_the_public_timeline_for_the_searches(tmp_path):
     sources = load_sources(_sources_file(tmp_path, MASTODON.format(push="true", tags="banjirbuleleng, 'gempa bali'")))
     assert push.push_streams(sources) == [
-        push.PushStream("mastodon_bali", "https://mastodon.example/api/v1/streaming/hashtag?tag=banjirbuleleng"),
-        push.PushStream("mastodon_bali", "https://mastodon.example/api/v1/streaming/hashtag?tag=gempa%20bali"),
+        push.PushStream("mastodon_bali", "https://mastodon.example/api/v1/streaming/hashtag?tag=banjirbuleleng", "mastodon_online"),
+        push.PushStream("mastodon_bali", "https://mastodon.example/api/v1/streaming/hashtag?tag=gempa%20bali", "mastodon_online"),
+        push.PushStream("mastodon_bali", "https://mastodon.example/api/v1/streaming/public", "mastodon_online",
+                        "mastodon_public", ("banjir buleleng",)),
     ]
     off = load_sources(_sources_file(tmp_path, MASTODON.format(push="false", tags="banjirbuleleng")))
     assert push.push_streams(off) == []
 
 
-def test_push_on_searches_alone_or_not_a_boolean_is_refused_at_its_line(tmp_path):
-    searches_only = _sources_file(tmp_path, MASTODON.format(push="true", tags="").replace("        hashtags: []\n", ""))
+def test_push_on_searches_without_a_token_or_of_filters_only_or_not_a_boolean_is_refused_at_its_line(tmp_path):
+    """The public timeline stream needs a user token since Mastodon 4.2: refused at load rather
+    than failing in the triggerer's log. A search of filters only names no word to listen for."""
+    searches_only = _sources_file(tmp_path, MASTODON.format(push="true", tags="").replace("        hashtags: []\n", "")
+                                  .replace("        conn_id: mastodon_online\n", ""))
     problems, _ = check_sources_file(searches_only)
-    assert [(p.line, "push" in str(p) and "hashtags" in str(p)) for p in problems] == [(4, True)]
+    assert [(p.line, "push" in str(p) and "conn_id" in str(p) and "read:statuses" in str(p)) for p in problems] == [(4, True)]
+    filters_only = _sources_file(tmp_path, MASTODON.format(push="true", tags="").replace("        hashtags: []\n", "")
+                                 .replace('"banjir buleleng"', '"from:bpbd has:media"'))
+    problems, _ = check_sources_file(filters_only)
+    assert [(p.line, "nothing to listen to" in str(p)) for p in problems] == [(4, True)]
     problems, _ = check_sources_file(_sources_file(tmp_path, MASTODON.format(push="yes please", tags="banjir")))
     assert len(problems) == 1 and problems[0].line == 4 and "push" in str(problems[0])
     with pytest.raises(SourceConfigError, match="sources.yaml:4"):
@@ -463,9 +473,12 @@ def test_the_ingest_dag_runs_on_its_interval_or_when_a_push_source_announces(mon
     (asset,) = dag.timetable.asset_condition.objects
     assert asset.uri == "siaga://push/mastodon_bali"
     assert [w.trigger.serialize() for w in asset.watchers] == [
-        ("siaga_push.SourcePushTrigger", {"source": "mastodon_bali", "conn_id": None, "protocol": "mastodon", "terms": [],
+        ("siaga_push.SourcePushTrigger", {"source": "mastodon_bali", "conn_id": "mastodon_online", "protocol": "mastodon", "terms": [],
                                           "language": None, "url": f"https://mastodon.example/api/v1/streaming/hashtag?tag={t}"})
-        for t in ("banjirbuleleng", "longsorbuleleng")]
+        for t in ("banjirbuleleng", "longsorbuleleng")] + [
+        ("siaga_push.SourcePushTrigger", {"source": "mastodon_bali", "conn_id": "mastodon_online", "protocol": "mastodon_public",
+                                          "terms": ["banjir buleleng"], "language": None,
+                                          "url": "https://mastodon.example/api/v1/streaming/public"})]
 
 
 def test_a_broken_sources_file_leaves_the_ingest_dag_polling(monkeypatch, tmp_path):

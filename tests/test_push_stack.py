@@ -3,6 +3,8 @@ worker (PostgreSQL, Redis), with the poll an hour away: the alert can only come 
 
 One test per service that pushes, each with its fakes in this process:
 - Mastodon: a hashtag's stream (Server-Sent Events) on the fake instance;
+- Mastodon's search: the fake instance's public timeline stream, filtered in the triggerer to
+  the search's words (a status without them must wake nothing);
 - Bluesky: the fake Jetstream firehose, filtered in the triggerer to the source's query words
   (posts in another language, or holding the word only inside a longer one, must wake nothing);
 - X: the fake X API's filtered stream, its rules synced by the triggerer from the source's query
@@ -59,6 +61,17 @@ def _mastodon(fakes: ExitStack) -> Pushing:
         lambda i, author, text, now: mastodon.toot(TAG, 100 + i, 0, text, acct=author, created_at=now))
 
 
+def _mastodon_search(fakes: ExitStack) -> Pushing:
+    mastodon = fakes.enter_context(FakeApis())
+    return Pushing(
+        {"name": "mastodon_cari", "kind": "mastodon", "push": True, "language": "id",
+         "instances": [{"url": mastodon.url, "conn_id": "mastodon_stack", "searches": ["kebakaran"]}]},
+        lambda: mastodon.listening >= 1,
+        lambda i, author, text, now: mastodon.toot("lainnya", 100 + i, 0, text, acct=author, created_at=now),
+        lambda: mastodon.toot("lainnya", 99, 0, "Macet total di Jalan Gajah Mada", acct="warga0"),
+        {settings.env_token_name("mastodon_stack"): "tok-stack"})  # the public timeline stream needs a user token
+
+
 def _bluesky(fakes: ExitStack) -> Pushing:
     appview, firehose = fakes.enter_context(FakeApis()), fakes.enter_context(FakeJetstream())
 
@@ -87,7 +100,7 @@ def _x(fakes: ExitStack) -> Pushing:
         {settings.env_token_name("x_stack"): X_TOKEN})  # the triggerer (rules, stream) and the workers (search)
 
 
-@pytest.mark.parametrize("service", [_mastodon, _bluesky, _x], ids=["mastodon", "bluesky", "x"])
+@pytest.mark.parametrize("service", [_mastodon, _mastodon_search, _bluesky, _x], ids=["mastodon", "mastodon_search", "bluesky", "x"])
 def test_a_pushed_post_is_ingested_and_alerted_without_waiting_for_the_poll(tmp_path, service):
     require_services()
     with ExitStack() as fakes:

@@ -5,7 +5,8 @@ headers) and hand-made Indonesian content about Buleleng. Paging is computed fro
 the real servers do (`min_id`/`max_id` on Mastodon, `since`/`until`/`cursor` on Bluesky,
 `since_id`/`until_id`/`next_token` on X), so tests exercise the connectors' cursors rather than
 canned page sequences. Mastodon's hashtag streaming endpoint (Server-Sent Events) announces each
-status added after a listener connected, with heartbeats in between; `drop_streams` hangs up on
+status added after a listener connected, with heartbeats in between, and its public timeline
+stream every status of every hashtag (to a listener with a token, as Mastodon 4.2 requires); `drop_streams` hangs up on
 every listener, as a server restart does. X's filtered stream likewise delivers each tweet added
 after a listener connected that matches one of the app's rules (kept, listed, added and deleted
 through the rules endpoint, every call recorded in `rule_calls`), as a JSON line carrying its
@@ -19,7 +20,9 @@ reasons.
 from __future__ import annotations
 
 import json
+import math
 import queue
+import random
 import re
 import threading
 import time
@@ -67,6 +70,13 @@ def dumps(value: Any) -> bytes:
     for i, body in enumerate(raws):
         text = text.replace(json.dumps(f"\x00raw{i}\x00").encode(), body, 1)
     return text
+
+
+def _next_tick(after: float, every: float, phase: float) -> float:
+    """The first moment at or after `after` of a clock ticking every `every` seconds, its ticks
+    `phase` (0-1) of a period past the epoch's."""
+    offset = phase * every
+    return offset + math.ceil((after - offset) / every) * every
 
 
 def _key(item: Any, field: str) -> Any:
@@ -138,6 +148,7 @@ class FakeApis:
         # Mastodon streaming: every status added, per tag, in the order added; listeners wait on
         # `_changed` for more, or for `_generation` to move (drop_streams) or the server to close.
         self._announced: dict[str, list[dict[str, Any]]] = {}
+        self._public: list[dict[str, Any] | Raw] = []  # every status added (and raw event data), for the public stream
         self._changed = threading.Condition()
         self._generation = 0
         self._closed = False
@@ -146,6 +157,14 @@ class FakeApis:
         # another fake's URL, this one answers its own streaming path with a 301 there, as
         # Mastodon's web app does when the streaming server runs on another host.
         self.streaming_server: str | None = None
+        # Mastodon's search index (4.2 and later): None, a status is searchable once added;
+        # (every, refresh), it is found only once an indexing job (every `every` seconds) has
+        # taken it and the index has refreshed (every `refresh` seconds) after that, as
+        # Mastodon's once-a-minute IndexingScheduler and 30 s refresh_interval do. The ticks'
+        # phases are random per fake (`search_phase`).
+        self.search_index: tuple[float, float] | None = None
+        self.search_phase = (random.random(), random.random())
+        self._added: dict[str, float] = {}  # status id -> when it was added (time.time())
         # X's filtered stream: the app's rules, every call of the rules endpoint, every tweet
         # added (announced to the stream listeners whose rules it matches)
         self.x_rules: list[dict[str, str]] = []
@@ -215,6 +234,24 @@ class FakeApis:
             self.data.mastodon[tag].sort(key=lambda s: int(_key(s, "id")))
             if isinstance(status, dict):
                 self._announced.setdefault(tag, []).append(status)
+                self._public.append(status)
+                self._added.setdefault(str(status.get("id")), time.time())
+            self._changed.notify_all()
+
+    def searchable(self, status: Any) -> bool:
+        """Is `status` in the search index yet (`search_index`)?"""
+        if self.search_index is None or isinstance(status, Raw):
+            return True
+        every, refresh = self.search_index
+        added = self._added.get(str(status.get("id")), 0.0)
+        indexed = _next_tick(added, every, self.search_phase[0])
+        return time.time() >= _next_tick(indexed, refresh, self.search_phase[1])
+
+    def public_event(self, data: bytes) -> None:
+        """An `update` event on the public stream whose data is exactly these bytes (a status no
+        server would send: truncated, of the wrong shape); nothing is stored."""
+        with self._changed:
+            self._public.append(Raw(data))
             self._changed.notify_all()
 
     def drop_streams(self) -> None:
@@ -287,7 +324,11 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/api/v1/streaming/hashtag":
             if self.fake.streaming_server:
                 return self._send_raw(301, b"", "text/html", {"Location": self.fake.streaming_server + self.path})
-            return self._mastodon_stream(params.get("tag", ""))
+            return self._mastodon_stream(lambda: self.fake._announced.get(params.get("tag", ""), []))
+        if path == "/api/v1/streaming/public":
+            if not self.headers.get("Authorization", "").startswith("Bearer "):  # Mastodon 4.2 and later
+                return self._send(401, {"error": "This method requires an authenticated user"})
+            return self._mastodon_stream(lambda: self.fake._public)
         if path == "/xrpc/app.bsky.feed.searchPosts":
             return self._bluesky(params)
         if path == "/2/tweets/search/recent":
@@ -423,7 +464,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _mastodon_search(self, params: dict[str, str]) -> None:
         q = params.get("q", "").lower()
         everything = sorted({_key(s, "id"): s for ss in self.fake.data.mastodon.values() for s in ss}.values(), key=lambda s: int(_key(s, "id")))
-        hits = [s for s in everything if _matches(s, q.split(), lambda s: s["content"].lower())]
+        hits = [s for s in everything if _matches(s, q.split(), lambda s: s["content"].lower()) and self.fake.searchable(s)]
         self._send(200, {"accounts": [], "hashtags": [], "statuses": self._mastodon_page(hits, params)})
 
     def _streaming_server(self) -> str:
@@ -431,11 +472,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     HEARTBEAT = 0.5  # seconds between ":thump" comments on an idle stream (Mastodon: ~15 s)
 
-    def _mastodon_stream(self, tag: str) -> None:
-        """`update` events for the statuses added to `tag` after this listener connected."""
+    def _mastodon_stream(self, announced: Any) -> None:
+        """`update` events for the statuses `announced()` lists (a hashtag's, or every status for
+        the public timeline) added after this listener connected."""
         fake = self.fake
         with fake._changed:
-            seen, generation = len(fake._announced.get(tag, [])), fake._generation
+            seen, generation = len(announced()), fake._generation
             fake.listening += 1
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -446,13 +488,13 @@ class _Handler(BaseHTTPRequestHandler):
             while True:
                 with fake._changed:
                     fake._changed.wait_for(lambda: fake._closed or fake._generation != generation
-                                           or len(fake._announced.get(tag, [])) > seen, timeout=self.HEARTBEAT)
+                                           or len(announced()) > seen, timeout=self.HEARTBEAT)
                     if fake._closed or fake._generation != generation:
                         return
-                    new = fake._announced.get(tag, [])[seen:]
+                    new = announced()[seen:]
                     seen += len(new)
-                chunk = b"".join(b"event: update\ndata: " + dumps({k: v for k, v in st.items() if not k.startswith("_")}) + b"\n\n"
-                                 for st in new) or b":thump\n\n"
+                chunk = b"".join(b"event: update\ndata: " + (st.body if isinstance(st, Raw) else dumps(
+                    {k: v for k, v in st.items() if not k.startswith("_")})) + b"\n\n" for st in new) or b":thump\n\n"
                 self.wfile.write(chunk)
                 self.wfile.flush()
         except OSError:

@@ -5,7 +5,7 @@ Bluesky has no keyword stream: its search is polled (`sources.bluesky`). Jetstre
 as one JSON message; with `wantedCollections=app.bsky.feed.post` that is every post created,
 edited or deleted, plus the identity and account events every subscriber gets. The triggerer
 reads it and announces each created post whose text holds every word of one of the source's
-queries (`Terms`, made by `query_terms`), and the ingest run that announcement starts polls the
+queries (`terms.Terms`, made by `query_terms`), and the ingest run that announcement starts polls the
 search as always. Nothing from Jetstream is stored: the message is only a wake-up.
 
 Why the filter is cheap enough for the triggerer's one event loop: msgspec decodes each message
@@ -37,9 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
-import unicodedata
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -48,10 +46,10 @@ import msgspec
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 
-from siaga.normalise import quick_fold
 from siaga.redaction import redact_url
 from siaga.sources.http import USER_AGENT
-from siaga.sources import push
+from siaga.sources import push, terms
+from siaga.sources.terms import Terms, filters_pattern, fold_words, language_matches
 
 log = logging.getLogger(__name__)
 
@@ -96,117 +94,16 @@ class _Event(msgspec.Struct):
 _DECODER = msgspec.json.Decoder(_Event)
 
 
-# --- terms: what a source's queries need -------------------------------------------------------
+# --- terms: what a source's queries need (`sources.terms`, shared with Mastodon's public stream)
 
-# A token of a search query: a quoted phrase (closed or not), a parenthesis, or a bare word.
-_TOKEN = re.compile(r'"[^"]*"?|[()]|[^\s()"]+')
 # Filters of Bluesky's search syntax: they narrow by author, language, date, link or mention,
 # never by words of the text.
-_FILTERS = re.compile(r"^(?:from|to|mentions|lang|domain|url|since|until|did):", re.IGNORECASE)
-
-
-def fold_words(text: str) -> list[str]:
-    """The words of `text` as matching sees them: `normalise.quick_fold`, split."""
-    folded = quick_fold(text).text
-    return folded.split(" ") if folded else []
+FILTERS = filters_pattern(("from", "to", "mentions", "lang", "domain", "url", "since", "until", "did"))
 
 
 def query_terms(query: str) -> list[str]:
-    """The terms a post must match to be a candidate for `query`: one per alternative, each the
-    folded words that alternative requires, space-separated (all of them, in any order). An
-    empty list when some alternative requires no word (a query of filters only): such a query
-    cannot be told from the stream and is left to the poll.
-
-    The approximation errs towards announcing too much, never too little: an extra wake-up
-    costs one search request; a missed one costs the post a minute. So a quoted phrase
-    requires its words but not side by side; an excluded word (`-word`, `NOT word`) and a
-    filter (`from:`, `lang:`, a DID, a URL) are dropped; a word with a wildcard (`banj*`) is
-    dropped; `OR` (or `|`) splits the query into alternatives, and for any nesting of
-    parentheses every post the query matches holds all the words of at least one of the
-    stretches between two ORs, so those stretches are the alternatives. What the search may
-    still find that the terms miss (stemming, text in image descriptions or link cards, a word
-    of a script written without spaces, such as Japanese, which the fold keeps as one long
-    word) is found by the poll."""
-    alternatives: list[list[str]] = [[]]
-    tokens = _TOKEN.findall(query)
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        i += 1
-        if token in ("OR", "|", "||"):
-            alternatives.append([])
-        elif token in ("(", ")", "AND", "&&", "+"):
-            continue
-        elif token in ("NOT", "-", "!"):
-            i = _skip_operand(tokens, i)
-        elif token.startswith("-"):
-            continue  # -word, -"phrase": excluded
-        elif _FILTERS.match(token) or "://" in token or "*" in token or "?" in token:
-            continue
-        else:
-            alternatives[-1] += fold_words(token.strip('"+'))
-    if any(not words for words in alternatives):
-        return []
-    return list(dict.fromkeys(" ".join(dict.fromkeys(words)) for words in alternatives))
-
-
-def _skip_operand(tokens: list[str], i: int) -> int:
-    """The index after the operand starting at `i`: one token, or a parenthesised group."""
-    if i < len(tokens) and tokens[i] == "(":
-        depth = 0
-        while i < len(tokens):
-            depth += {"(": 1, ")": -1}.get(tokens[i], 0)
-            i += 1
-            if depth == 0:
-                break
-        return i
-    return i + 1
-
-
-class Terms:
-    """Does a post hold every word of one of the terms? Words are compared folded and whole:
-    "banjir" never matches "Banjar" nor "kebanjiran", and matches "BANJIR", "bánjír",
-    "banjirrr". Each term is indexed under one of its words (the longest, likely the rarest),
-    so a post costs one set intersection whatever the number of terms.
-
-    Most posts of the network lack a letter of every such word (a Japanese post lacks them
-    all), and `may_match` says so before the post is folded, which costs more than the rest of
-    the filter: folding only lower-cases, drops marks and separators and collapses repeats, so
-    every letter of a folded word is a character of the text's compatibility decomposition
-    (NFKD), lower-cased."""
-
-    def __init__(self, terms: Iterable[str]) -> None:
-        self.index: dict[str, list[frozenset[str]]] = {}
-        for term in terms:
-            words = frozenset(fold_words(term))
-            if words:
-                self.index.setdefault(max(words, key=len), []).append(words)
-        self.letters = [frozenset(key) for key in self.index]
-
-    def may_match(self, text: str) -> bool:
-        """False when no term can match `text` (a key word has a letter the text lacks)."""
-        chars = set((text if text.isascii() else unicodedata.normalize("NFKD", text)).lower())
-        return any(letters <= chars for letters in self.letters)
-
-    def __bool__(self) -> bool:
-        return bool(self.index)
-
-    def match_words(self, words: set[str]) -> bool:
-        for key in self.index.keys() & words:
-            for term in self.index[key]:
-                if term <= words:
-                    return True
-        return False
-
-    def match(self, text: str) -> bool:
-        return self.may_match(text) and self.match_words(set(fold_words(text)))
-
-
-def _primary(lang: str) -> str:
-    """A language tag's primary subtag, lower-cased ("id-ID" -> "id"); "in" is the old code for
-    Indonesian, which some clients still write."""
-    primary = lang.split("-", 1)[0].strip().lower()
-    return "id" if primary == "in" else primary
+    """`terms.query_terms` for Bluesky's search syntax."""
+    return terms.query_terms(query, FILTERS)
 
 
 @dataclass
@@ -221,9 +118,6 @@ class Filter:
     language: str | None = None
     malformed: int = 0
     last_time_us: int = 0  # of the last event read
-
-    def __post_init__(self) -> None:
-        self._language = _primary(self.language) if self.language else None
 
     def __call__(self, message: bytes | str) -> str | None:
         try:
@@ -241,7 +135,7 @@ class Filter:
         record = commit.record
         if record is None or not record.text and not record.tags:
             return None
-        if self._language and record.langs and not any(_primary(lang) == self._language for lang in record.langs):
+        if not language_matches(self.language, record.langs):
             return None
         text = record.text if not record.tags else " ".join([record.text, *record.tags[:20]])
         if not self.terms.may_match(text):

@@ -11,8 +11,11 @@ token). `X-RateLimit-Remaining: 0` stops paging that instance for this run.
 
 With `push: true` the source's hashtags are also listened to on Mastodon's streaming API
 (`sources.push`), so a new status starts an ingest run at once; the poll above still reads it.
-Searches have no stream and are only polled. Since Mastodon 4.2 a hashtag stream needs a user
-token with `read:statuses`: give such an instance a `conn_id`.
+Mastodon streams no search: an instance's searches are pushed by its public timeline stream,
+filtered in the triggerer to the searches' words (`sources.mastodon_public`, which also says
+why a search finds a status only some seconds after it is streamed). Since Mastodon 4.2 both
+streams need a user token with `read:statuses`: an instance with searches and `push` without a
+`conn_id` is refused; a hashtag stream refused for want of one says so in the triggerer's log.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult,
 from siaga.sources.connector import HttpConnector
 from siaga.sources.http import SourceError, get_json, policy_from_config, rate_limit
 from siaga.sources.parsing import html_text, iso_time, json_text, numeric_id, opt_str
+from siaga.sources.mastodon_public import PROTOCOL as PUBLIC, mastodon_public_url, query_terms
 from siaga.sources.push import PushStream, mastodon_hashtag_url
 from siaga.sources.records import Records, label
 from siaga.sources.schema import check_record
@@ -82,8 +86,8 @@ class MastodonSource(HttpConnector):
         if not streams:
             raise SourceConfigError(f"{where}.instances: no hashtags or searches configured")
         push = entry.get("push", False)
-        if push and not any(s.kind == "tag" for s in streams):
-            raise SourceConfigError(f"{where}.push: only hashtags can be pushed (Mastodon streams no search); add hashtags or drop push")
+        if push:
+            _check_push(streams, f"{where}.push")
         return cls(
             name=entry["name"],
             streams=streams,
@@ -96,10 +100,16 @@ class MastodonSource(HttpConnector):
         )
 
     def push_streams(self) -> list[PushStream]:
-        """The hashtag streams that announce this source's new statuses (none without `push`)."""
+        """The streams that announce this source's new statuses (none without `push`): one per
+        hashtag, and one public timeline per instance whose searches hold words, filtered to
+        them (`mastodon_public`)."""
         if not self.push:
             return []
-        return [PushStream(self.name, mastodon_hashtag_url(s.instance, s.term), s.conn_id) for s in self.streams if s.kind == "tag"]
+        pushed = [PushStream(self.name, mastodon_hashtag_url(s.instance, s.term), s.conn_id) for s in self.streams if s.kind == "tag"]
+        for instance, (conn_id, terms) in _search_terms(self.streams).items():
+            if terms:
+                pushed.append(PushStream(self.name, mastodon_public_url(instance), conn_id, PUBLIC, terms, self.language))
+        return pushed
 
     def poll(self, cursor: dict[str, Any] | None, now: datetime) -> PollResult:
         state: dict[str, Any] = dict((cursor or {}).get("streams") or {})
@@ -242,6 +252,31 @@ class MastodonSource(HttpConnector):
             author_pseudonymised=pseudonymised,
         )
 
+
+
+def _search_terms(streams: list[Stream]) -> dict[str, tuple[str | None, tuple[str, ...]]]:
+    """Per instance with searches (in the order configured): its conn_id and the words its
+    public timeline is filtered to (`mastodon_public.query_terms` of every search)."""
+    found: dict[str, tuple[str | None, tuple[str, ...]]] = {}
+    for s in streams:
+        if s.kind == "search":
+            conn_id, terms = found.get(s.instance, (s.conn_id, ()))
+            found[s.instance] = (conn_id, tuple(dict.fromkeys([*terms, *query_terms(s.term)])))
+    return found
+
+
+def _check_push(streams: list[Stream], where: str) -> None:
+    """`push: true` must have something to listen to, and every public timeline it would open
+    a token: since Mastodon 4.2 the public stream refuses anonymous listeners."""
+    searched = _search_terms(streams)
+    for instance, (conn_id, terms) in searched.items():
+        if terms and not conn_id:
+            raise SourceConfigError(
+                f"{where}: the searches of {redact_url(instance)} are pushed by its public timeline stream, which since "
+                "Mastodon 4.2 needs a user token with read:statuses; give that instance a conn_id or drop push")
+    if not any(s.kind == "tag" for s in streams) and not any(terms for _, terms in searched.values()):
+        raise SourceConfigError(f"{where}: nothing to listen to: hashtags are streamed, and searches once they hold a "
+                                "word (a search of filters only, such as from:, is polled only); add hashtags or drop push")
 
 
 def _status_id(item: Any) -> int | None:

@@ -6,8 +6,10 @@ post-to-Slack p95 near 57 s whatever the pipeline does (benchmarks/README.md, "P
 latency"). A Mastodon hashtag has a streaming endpoint (Server-Sent Events) that tells every
 listener about a new status as it is published; Airflow's triggerer listens to it
 (`siaga_push.SourcePushTrigger`, an asset watcher) and each announcement starts an ingest run for
-that source. X's filtered stream is read the same way (`siaga.sources.x_stream`): JSON lines,
-filtered by rules kept on X's side.
+that source. A Mastodon search has no stream: the instance's public timeline is read instead
+and filtered in the triggerer to the search's words (`siaga.sources.mastodon_public`). X's
+filtered stream is read the same way (`siaga.sources.x_stream`): JSON lines, filtered by rules
+kept on X's side.
 
 The announcement is only a wake-up: its payload is never stored or trusted. The ingest run
 polls the source as every poll does, with its cursor, checks and quarantine, so there is one
@@ -30,12 +32,13 @@ import json
 import logging
 import random
 import re
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
-from httpx_sse import aconnect_sse
+from httpx_sse import EventSource, aconnect_sse
 
 from siaga.redaction import redact_url, redact_urls_in
 from siaga.sources.http import USER_AGENT
@@ -80,7 +83,7 @@ def mastodon_hashtag_url(instance: str, tag: str) -> str:
 
 def push_streams(sources: Iterable[Any]) -> list[PushStream]:
     """Every stream the given sources are announced on. Only connectors whose service streams
-    (Mastodon's hashtags, Bluesky's Jetstream, X's filtered stream) have a `push_streams` method;
+    (Mastodon's hashtags and public timelines, Bluesky's Jetstream, X's filtered stream) have a `push_streams` method;
     the others are polled only."""
     return [s for source in sources if hasattr(source, "push_streams") for s in source.push_streams()]
 
@@ -90,6 +93,7 @@ Token = Callable[[str], Awaitable[str]]
 # protocol -> "module:function" of its reader (see `reader`)
 READERS = {
     "mastodon": "siaga.sources.push:mastodon_announcements",
+    "mastodon_public": "siaga.sources.mastodon_public:public_announcements",
     "bluesky": "siaga.sources.jetstream:bluesky_announcements",
     "x": "siaga.sources.x_stream:x_announcements",
 }
@@ -125,24 +129,33 @@ async def announcements(stream: PushStream, client: httpx.AsyncClient, token: To
 
 async def mastodon_announcements(stream: PushStream, client: httpx.AsyncClient, token: Token = _token_in_thread) -> AsyncIterator[str]:
     """The event name of every new or edited status announced on `stream`, until the server ends
-    the stream. Redirects are not followed (httpx's default): a token must not travel to another
-    host, so the streaming server the instance declares is looked up first (`streaming_url`).
-    Raises httpx errors (HTTPStatusError for a refusal, SSEError for an answer that is not an
-    event stream)."""
+    the stream. Raises what `open_mastodon_stream` raises."""
+    async with open_mastodon_stream(stream, client, token, "a hashtag stream") as source:
+        async for event in source.aiter_sse():
+            if event.event in UPDATE_EVENTS:
+                yield event.event
+
+
+@asynccontextmanager
+async def open_mastodon_stream(stream: PushStream, client: httpx.AsyncClient, token: Token, what: str) -> AsyncIterator[EventSource]:
+    """A Mastodon streaming endpoint, opened (every Mastodon reader's way in). Redirects are not
+    followed (httpx's default): a token must not travel to another host, so the streaming
+    server the instance declares is looked up first (`streaming_url`). The response is
+    bounded (`bound`). Raises httpx errors (HTTPStatusError for a refusal, SSEError for an
+    answer that is not an event stream) and StreamRefused, naming the fix, when a stream
+    without a token is refused; `what` names the stream in that message."""
     headers = {"User-Agent": USER_AGENT, "Accept": "text/event-stream"}
     if stream.conn_id:
         headers["Authorization"] = f"Bearer {await token(stream.conn_id)}"
     url = await streaming_url(stream.url, client)
     async with aconnect_sse(client, "GET", url, headers=headers) as source:
         if source.response.status_code in (401, 403) and not stream.conn_id:
-            raise StreamRefused(f"HTTP {source.response.status_code}: since Mastodon 4.2 a hashtag stream needs a user "
+            raise StreamRefused(f"HTTP {source.response.status_code}: since Mastodon 4.2 {what} needs a user "
                                 "token with read:statuses; give this instance a conn_id in sources.yaml")
         source.response.raise_for_status()
         bound(source.response)
         log.info("push: listening to %s for source %s", redact_url(url), stream.source)
-        async for event in source.aiter_sse():
-            if event.event in UPDATE_EVENTS:
-                yield event.event
+        yield source
 
 
 class StreamRefused(RuntimeError):
