@@ -567,9 +567,22 @@ def _join_redundant(session: Session, spike: Spike, areas: dict[tuple[str, str],
                                              covered=lambda i: [(a.level, a.area_code) for a in _areas_of(session, i)],
                                              held=held)
                 or regional.live_regional_incident(spike, gap, hazards, held=held))
-    if incident is not None:
-        _remember_alert(session, _inserted(session, Alert, regional.joined_alert(
-            spike, incident, {**spike.explanation(), "area": mine.name if mine else spike.area_code, "level": spike.level})))
+    if incident is None:
+        return
+    same_window = _same_window_alert(session, spike)
+    if same_window is not None:  # the window was joined before, and late posts came: one row per window end
+        _merge(session, same_window, spike)
+        return
+    _remember_alert(session, _inserted(session, Alert, regional.joined_alert(
+        spike, incident, {**spike.explanation(), "area": mine.name if mine else spike.area_code, "level": spike.level})))
+
+
+def _same_window_alert(session: Session, spike: Spike) -> Alert | None:
+    """The series' alert already stored for this window end, if any (the oldest): the table
+    holds one row per (hazard, area, window end), so a window evaluated again with late posts
+    is merged into it, never inserted twice."""
+    same = [a for a in _series_alerts(session, spike) if a.window_end == spike.window_end]
+    return min(same, key=lambda a: a.id) if same else None
 
 
 def _already_recorded(session: Session, spike: Spike) -> bool:
@@ -771,8 +784,7 @@ def _alert_for(session: Session, incident: Incident, spike: Spike, area: AreaInf
     """The alert row a changing spike is recorded in: a new one for a message or a new area,
     else the series' latest alert of this incident, widened (one row per window end: a re-run
     window with a late post merges into its own row)."""
-    same = [a for a in _series_alerts(session, spike) if a.window_end == spike.window_end]
-    same_window = min(same, key=lambda a: a.id) if same else None
+    same_window = _same_window_alert(session, spike)
     if same_window is not None:
         _merge(session, same_window, spike)
         return same_window
