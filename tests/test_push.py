@@ -21,6 +21,7 @@ import httpx
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
+from support.chunks import Chunks, drain, split
 from support.fakeapis import FakeApis
 from siaga import pipeline
 from siaga.sources import check_sources_file, load_sources, push
@@ -309,24 +310,6 @@ def test_a_stream_that_never_ends_an_event_is_cut_and_opened_again(caplog):
     assert "EventTooLarge" in caplog.text
 
 
-class _Chunks(httpx.AsyncByteStream):
-    def __init__(self, chunks: list[bytes]) -> None:
-        self.chunks = chunks
-
-    async def __aiter__(self):
-        for chunk in self.chunks:
-            yield chunk
-
-
-def _split(data: bytes, cuts: list[int]) -> list[bytes]:
-    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
-    return [data[a:b] for a, b in zip(points, points[1:])]
-
-
-async def _drain(stream: httpx.AsyncByteStream) -> bytes:
-    return b"".join([chunk async for chunk in stream])
-
-
 _EVENT = st.binary(max_size=60).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b" "))
 _ENDINGS = st.sampled_from([b"\n\n", b"\r\r", b"\r\n\r\n"])
 
@@ -335,7 +318,7 @@ _ENDINGS = st.sampled_from([b"\n\n", b"\r\r", b"\r\n\r\n"])
 @given(events=st.lists(st.tuples(_EVENT, _ENDINGS), max_size=8), cuts=st.lists(st.integers(0, 10_000), max_size=12))
 def test_events_within_the_limit_pass_through_whole_however_the_bytes_are_split(events, cuts):
     data = b"".join(b"data: " + body + end for body, end in events)
-    assert _run(_drain(push._Bounded(_Chunks(_split(data, cuts)), 70))) == data
+    assert _run(drain(push._Bounded(Chunks(split(data, cuts)), 70))) == data
 
 
 @hsettings(max_examples=200, deadline=None)
@@ -344,7 +327,7 @@ def test_events_within_the_limit_pass_through_whole_however_the_bytes_are_split(
 def test_more_than_the_limit_without_an_event_end_is_refused_however_it_is_split(events, run, cuts):
     data = b"".join(b"data: " + body + end for body, end in events) + b"data: " + b"x" * run
     with pytest.raises(push.EventTooLarge):
-        _run(_drain(push._Bounded(_Chunks(_split(data, cuts)), 70)))
+        _run(drain(push._Bounded(Chunks(split(data, cuts)), 70)))
 
 
 def test_a_failing_stream_never_logs_the_secrets_of_its_address(caplog):

@@ -20,6 +20,7 @@ import httpx
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
+from support.chunks import Chunks, drain, split
 from support.fakeapis import X_TOKEN, FakeApis, RuleCall
 from siaga.sources import auth, check_sources_file, load_sources, push, x_stream
 
@@ -371,24 +372,6 @@ def test_a_rules_answer_that_never_ends_is_cut_and_retried(caplog):
     assert "EventTooLarge" in caplog.text and "rules answer over" in caplog.text
 
 
-class _Chunks(httpx.AsyncByteStream):
-    def __init__(self, chunks: list[bytes]) -> None:
-        self.chunks = chunks
-
-    async def __aiter__(self):
-        for chunk in self.chunks:
-            yield chunk
-
-
-async def _drain(stream: httpx.AsyncByteStream) -> bytes:
-    return b"".join([chunk async for chunk in stream])
-
-
-def _split(data: bytes, cuts: list[int]) -> list[bytes]:
-    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
-    return [data[a:b] for a, b in zip(points, points[1:])]
-
-
 _LINE = st.binary(max_size=60).map(lambda b: b.replace(b"\n", b" "))
 
 
@@ -396,12 +379,12 @@ _LINE = st.binary(max_size=60).map(lambda b: b.replace(b"\n", b" "))
 @given(lines=st.lists(_LINE, max_size=8), run=st.integers(0, 400), cuts=st.lists(st.integers(0, 10_000), max_size=12))
 def test_json_lines_pass_whole_and_a_line_over_the_limit_is_refused_however_split(lines, run, cuts):
     data = b"".join(line + b"\r\n" for line in lines) + b"x" * run
-    bounded = push._Bounded(_Chunks(_split(data, cuts)), 70, (b"\n",))
+    bounded = push._Bounded(Chunks(split(data, cuts)), 70, (b"\n",))
     if run <= 70:
-        assert _run(_drain(bounded)) == data
+        assert _run(drain(bounded)) == data
     else:
         with pytest.raises(push.EventTooLarge):
-            _run(_drain(bounded))
+            _run(drain(bounded))
 
 
 # --- config ---------------------------------------------------------------------------------------

@@ -475,13 +475,23 @@ class _Handler(BaseHTTPRequestHandler):
     def _mastodon_stream(self, announced: Any) -> None:
         """`update` events for the statuses `announced()` lists (a hashtag's, or every status for
         the public timeline) added after this listener connected."""
+        def events(new: list[Any]) -> bytes:
+            return b"".join(b"event: update\ndata: " + (st.body if isinstance(st, Raw) else dumps(
+                {k: v for k, v in st.items() if not k.startswith("_")})) + b"\n\n" for st in new)
+
+        self._stream({"Content-Type": "text/event-stream", "Cache-Control": "no-store"}, announced, events, b":thump\n\n")
+
+    def _stream(self, headers: dict[str, str], announced: Any, render: Any, keep_alive: bytes) -> None:
+        """A streaming answer: `render(new)` for what `announced()` lists beyond what this
+        listener has seen, `keep_alive` while nothing comes; until the fake closes or
+        `drop_streams` hangs up on every listener. `listening` counts the listeners."""
         fake = self.fake
         with fake._changed:
             seen, generation = len(announced()), fake._generation
             fake.listening += 1
         self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-store")
+        for name, value in headers.items():
+            self.send_header(name, value)
         self.end_headers()
         self.close_connection = True
         try:
@@ -493,9 +503,8 @@ class _Handler(BaseHTTPRequestHandler):
                         return
                     new = announced()[seen:]
                     seen += len(new)
-                chunk = b"".join(b"event: update\ndata: " + (st.body if isinstance(st, Raw) else dumps(
-                    {k: v for k, v in st.items() if not k.startswith("_")})) + b"\n\n" for st in new) or b":thump\n\n"
-                self.wfile.write(chunk)
+                    chunk = render(new)  # under the lock: rendering may read the fake's state (X's rules)
+                self.wfile.write(chunk or keep_alive)
                 self.wfile.flush()
         except OSError:
             pass
@@ -619,35 +628,17 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._x_authorized():
             return
         fake = self.fake
-        with fake._changed:
-            seen, generation = len(fake._x_announced), fake._generation
-            fake.listening += 1
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.end_headers()
-        self.close_connection = True
-        try:
-            while True:
-                with fake._changed:
-                    fake._changed.wait_for(lambda: fake._closed or fake._generation != generation
-                                           or len(fake._x_announced) > seen, timeout=self.HEARTBEAT)
-                    if fake._closed or fake._generation != generation:
-                        return
-                    new = fake._x_announced[seen:]
-                    seen += len(new)
-                    lines = []
-                    for tweet in new:
-                        matched = [{"id": r["id"], "tag": r.get("tag", "")} for r in fake.x_rules if _rule_matches(r["value"], tweet)]
-                        if matched:
-                            data = {k: tweet[k] for k in ("id", "text", "edit_history_tweet_ids") if k in tweet}
-                            lines.append(dumps({"data": data, "matching_rules": matched}) + b"\r\n")
-                self.wfile.write(b"".join(lines) or b"\r\n")
-                self.wfile.flush()
-        except OSError:
-            pass
-        finally:
-            with fake._changed:
-                fake.listening -= 1
+
+        def lines(new: list[Any]) -> bytes:
+            out = []
+            for tweet in new:
+                matched = [{"id": r["id"], "tag": r.get("tag", "")} for r in fake.x_rules if _rule_matches(r["value"], tweet)]
+                if matched:
+                    data = {k: tweet[k] for k in ("id", "text", "edit_history_tweet_ids") if k in tweet}
+                    out.append(dumps({"data": data, "matching_rules": matched}) + b"\r\n")
+            return b"".join(out)
+
+        self._stream({"Content-Type": "application/json; charset=utf-8"}, lambda: fake._x_announced, lines, b"\r\n")
 
     def _feed(self, name: str) -> None:
         if name not in self.fake.data.feeds:
