@@ -577,6 +577,20 @@ def _join_redundant(session: Session, spike: Spike, areas: dict[tuple[str, str],
         spike, incident, {**spike.explanation(), "area": mine.name if mine else spike.area_code, "level": spike.level})))
 
 
+def _grow_late(session: Session, alert: Alert, spike: Spike) -> None:
+    """Late posts in a window that already belongs to an incident whose story no longer takes
+    them (it resolved, or the window was joined to a finer one since resolved): they grow that
+    window's row and its incident, as history. Opening a new incident there inserted a second
+    row for the window, which failed on uq_alerts_window, and so did every later detect run."""
+    owner = session.get(Incident, alert.incident_id)
+    before = incident_posts(session, owner.id)
+    new_ids = [p for p in spike.post_ids if p not in set(before.post_ids)]
+    _merge(session, alert, spike)
+    if new_ids:
+        after = _refresh(session, owner)
+        _event(session, owner, spike.window_end, "grew", _grew_detail(alert, spike, new_ids, before, after, late=True))
+
+
 def _same_window_alert(session: Session, spike: Spike) -> Alert | None:
     """The series' alert already stored for this window end, if any (the oldest): the table
     holds one row per (hazard, area, window end), so a window evaluated again with late posts
@@ -645,6 +659,10 @@ def _record(
     if incident is None:
         if _told_before(session, spike, gap):
             return None  # e.g. the next window over the posts of an incident a person just closed
+        same_window = _same_window_alert(session, spike)
+        if same_window is not None:
+            _grow_late(session, same_window, spike)
+            return None
         return _open(session, spike, area, severity, cover, place_of)
 
     before = incident_posts(session, incident.id)
