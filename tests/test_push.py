@@ -22,6 +22,7 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from support.chunks import Chunks, drain, split
+from support.triggers import rebuilt
 from support.fakeapis import FakeApis
 from siaga import pipeline
 from siaga.sources import check_sources_file, load_sources, push
@@ -409,19 +410,10 @@ def test_push_on_searches_without_a_token_or_of_filters_only_or_not_a_boolean_is
 
 
 def test_the_trigger_serializes_to_an_importable_class_and_fires_with_its_source():
-    import importlib
-
-    from airflow.triggers.base import BaseEventTrigger
-
     import siaga_push
 
     async def first_event(fake: FakeApis) -> Any:
-        trigger = siaga_push.SourcePushTrigger("mastodon_bali", push.mastodon_hashtag_url(fake.url, TAG))
-        classpath, kwargs = trigger.serialize()
-        module, name = classpath.rsplit(".", 1)
-        rebuilt = getattr(importlib.import_module(module), name)(**kwargs)
-        assert isinstance(rebuilt, BaseEventTrigger) and rebuilt.serialize() == (classpath, kwargs)
-        events = rebuilt.run()
+        events = rebuilt(siaga_push.SourcePushTrigger("mastodon_bali", push.mastodon_hashtag_url(fake.url, TAG))).run()
         pending = asyncio.ensure_future(events.__anext__())
         await _listening(fake)
         fake.toot(TAG, 3, 0, "Kebakaran di Desa Panji")

@@ -10,7 +10,6 @@ turns it on, and the trigger Airflow's triggerer runs. The listening loop shared
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import unicodedata
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, assume, given, settings as hsettings, strategies as st
 
+from support.triggers import rebuilt
 from support.fakejetstream import FakeJetstream
 from siaga.sources import check_sources_file, jetstream, load_sources, push
 from siaga.sources.base import SourceConfigError
@@ -423,23 +423,13 @@ def test_a_bad_push_setting_is_refused_at_its_line(tmp_path, push_value, queries
 
 
 def test_the_trigger_serializes_with_its_protocol_terms_and_language_and_fires_on_a_match():
-    import importlib
-
-    from airflow.triggers.base import BaseEventTrigger
-
     import siaga_push
 
     async def first_event(fake: FakeJetstream) -> Any:
         trigger = siaga_push.SourcePushTrigger.of(_stream(fake, language="id"))
-        classpath, kwargs = trigger.serialize()
-        assert kwargs == {"source": SOURCE, "url": fake.url, "conn_id": None, "protocol": "bluesky",
-                          "terms": ["banjir", "pohon tumbang"], "language": "id"}
-        json.dumps(kwargs)  # what Airflow stores
-        module, name = classpath.rsplit(".", 1)
-        rebuilt = getattr(importlib.import_module(module), name)(**kwargs)
-        assert isinstance(rebuilt, BaseEventTrigger) and rebuilt.serialize() == (classpath, kwargs)
-        assert rebuilt.stream == trigger.stream
-        events = rebuilt.run()
+        assert trigger.serialize()[1] == {"source": SOURCE, "url": fake.url, "conn_id": None, "protocol": "bluesky",
+                                          "terms": ["banjir", "pohon tumbang"], "language": "id"}
+        events = rebuilt(trigger).run()
         pending = asyncio.ensure_future(events.__anext__())
         await _listening(fake)
         fake.post("Banjir di Desa Panji", langs=["en"])  # not the source's language
