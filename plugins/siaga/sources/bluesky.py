@@ -12,7 +12,7 @@ of its queries, so a new one starts an ingest run at once; the poll above still 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 
@@ -29,6 +29,10 @@ from siaga.sources.records import Records, label
 from siaga.sources.schema import MAX_TEXT, check_record, storable
 
 PUBLIC_APPVIEW = "https://public.api.bsky.app"
+# How far below its mark each sweep reads again. A guess, not a measurement of the AppView:
+# longer than the few seconds a post reportedly takes to become searchable (jetstream.INDEX_LAG),
+# and cheap, since the public AppView bills nothing and re-read posts are duplicates the store ignores.
+LOOKBACK = timedelta(seconds=30)
 
 
 def web_url(at_uri: str | None) -> str | None:
@@ -98,7 +102,7 @@ class BlueskySource(HttpConnector):
 
     def poll(self, cursor: dict[str, Any] | None, now: datetime) -> PollResult:
         return sweep_queries(self.queries, cursor, lambda q, high, until, token: self._page(q, high, until, token, now),
-                             self.max_pages, _load, _iso, self.appview)
+                             self.max_pages, _load, _iso, self.appview, lookback=lambda high: high - LOOKBACK)
 
     def _page(self, query: str, high: datetime | None, until: datetime | None, token: str | None, now: datetime) -> Page:
         params: dict[str, Any] = {"q": query, "sort": "latest", "limit": self.limit}

@@ -2,7 +2,9 @@
 
 Recent search pages newest-first with `next_token` and filters with `since_id`/`until_id`; the
 per-query cursor is a sweep over tweet ids (see paging.py), so an outage is backfilled as long as
-the gap is inside the API's seven-day window. `x-rate-limit-remaining: 0` stops paging; a 429
+the gap is inside the API's seven-day window. Each sweep re-reads the last `LOOKBACK_S` seconds
+of tweet ids below its mark (paging.py says why), since `since_id` is strict and the search can
+show a tweet after a newer one. `x-rate-limit-remaining: 0` stops paging; a 429
 waits for `x-rate-limit-reset` when that is short, else fails the task to retry later.
 
 Links are stored as x.com/i/web/status/<id>, which opens the tweet without naming its author.
@@ -35,6 +37,11 @@ from siaga.sources.x_stream import MAX_RULE_CHARS, stream_url
 log = logging.getLogger(__name__)
 
 API = "https://api.x.com"
+# Seconds of tweet ids each sweep re-reads below its mark. A guess, not a measurement of X's
+# index: long enough for a tweet indexed a few seconds out of order, short because X bills
+# every tweet a search returns, re-read or not (at one-minute polling of a steady stream, 30 s
+# re-reads at most half a poll's tweets again).
+LOOKBACK_S = 30
 TWEET_FIELDS = "created_at,author_id,lang,geo,referenced_tweets,conversation_id"
 
 
@@ -128,7 +135,7 @@ class XSource(HttpConnector):
     def poll(self, cursor: dict[str, Any] | None, now: datetime) -> PollResult:
         headers = {"Authorization": f"Bearer {auth.token(self.conn_id)}"}
         return sweep_queries(self.queries, cursor, lambda q, high, until, token: self._page(q, headers, high, until, token, now),
-                             self.max_pages, int, str, "x")
+                             self.max_pages, int, str, "x", lookback=lookback_id)
 
     def _page(self, query: str, headers: dict[str, str], high: int | None, until: int | None, token: str | None, now: datetime) -> Page:
         params: dict[str, Any] = {
@@ -205,6 +212,16 @@ class XSource(HttpConnector):
             reposts=reposts,
             author_pseudonymised=pseudonymised,
         )
+
+
+LOOKBACK_IDS = (LOOKBACK_S * 1000) << 22  # X's ids since 2010 are (ms << 22 | worker, sequence)
+
+
+def lookback_id(high: int) -> int:
+    """The id of a tweet posted `LOOKBACK_S` seconds before tweet `high`. An id smaller than the
+    look-back itself is no time: X numbered tweets with a plain counter before 2010 (all below
+    3e10), so such a mark is kept as it is."""
+    return high - LOOKBACK_IDS if high > LOOKBACK_IDS else high
 
 
 def _check_rules(rules: list[tuple[str, str]]) -> None:
