@@ -3,9 +3,11 @@ commands' errors."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -489,3 +491,32 @@ def test_a_database_at_an_older_schema_says_to_migrate(db_url, args, capsys):
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"siaga {args[0]}: the database ") and "is at an older schema" in line
     assert line.endswith("run `siaga db migrate`")
+
+
+FULL_DISK = "/dev/full"  # Linux: every write to it fails with ENOSPC, as on a full disk
+
+
+@pytest.mark.skipif(not os.path.exists(FULL_DISK), reason="needs Linux's /dev/full")
+@pytest.mark.parametrize("args", [["scenario"], ["check", "--json"], ["hazards", "check"], ["tag"], ["export", "--from", "2026-01-01", "--to", "2026-01-02"]])
+def test_output_that_cannot_be_written_is_one_line_not_a_traceback(args, sqlite_url):
+    """`siaga check --json > report.json` on a full disk: every command wrote its answer with an
+    `OSError: [Errno 28]` traceback (and the interpreter's exit flush one more)."""
+    if args[0] == "export":
+        args = [*args, "--db", sqlite_url]
+    with open(FULL_DISK, "w") as full:
+        out = subprocess.run([sys.executable, "-m", "siaga.cli", *args], input=b'{"id": 1, "text": "banjir"}\n', stdout=full,
+                             stderr=subprocess.PIPE, timeout=120)
+    err = out.stderr.decode()
+    assert out.returncode == 1 and "Traceback" not in err and "Exception ignored" not in err, err
+    assert err.strip().splitlines() == [f"siaga {args[0]}: cannot write its output: No space left on device"]
+
+
+@pytest.mark.parametrize("closed", ["stdin", "stdout"])
+def test_tag_with_a_closed_stream_says_which(closed):
+    """`siaga tag <&-` (or `>&-`) was an AttributeError traceback on None."""
+    out = subprocess.run([sys.executable, "-m", "siaga.cli", "tag"], stderr=subprocess.PIPE, timeout=120,
+                         **{closed: None}, pass_fds=(), close_fds=True,
+                         preexec_fn=lambda: os.close(0 if closed == "stdin" else 1))
+    err = out.stderr.decode()
+    assert out.returncode == 1 and "Traceback" not in err, err
+    assert f"standard {'input' if closed == 'stdin' else 'output'} is closed" in err

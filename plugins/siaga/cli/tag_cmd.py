@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, TextIO
 
-from siaga.cli.common import sentence
+from siaga.cli.common import CommandError, sentence
 from siaga.vocabulary import MAX_LINE_BYTES, MAX_TEXT
 
 
@@ -32,6 +32,8 @@ def _cmd_tag(args: argparse.Namespace, stdin: TextIO | None = None, stdout: Text
 
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
+    if stdin is None or stdout is None:  # started with the descriptor closed (`siaga tag <&-`)
+        raise CommandError(f"standard {'input' if stdin is None else 'output'} is closed: nothing to tag, or nowhere to write the answers")
     try:
         tagger = Tagger(HazardSet.load(hazards_dir_of(args.config) if args.config else default_hazard_dir()))
     except HazardConfigError as exc:
