@@ -3,11 +3,9 @@ commands' errors."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
