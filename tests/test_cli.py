@@ -276,6 +276,27 @@ def test_an_unreachable_database_is_one_line_and_a_non_zero_exit(args, tmp_path)
         assert "database" in lines[0]
 
 
+@pytest.mark.parametrize("url, says", [
+    ("postgresql://siaga:s3cret@db:54x2/siaga", "cannot read the database URL postgresql://siaga:***@db:54x2/siaga: invalid literal"),
+    ("postgresql://siaga:s3cret@[::1/siaga", "cannot read the database URL"),
+    ("mysql://siaga:s3cret@db/siaga", "Siaga runs on SQLite or PostgreSQL"),
+    ("postgresql+pg8000://siaga:s3cret@db/siaga", "the driver of postgresql+pg8000 is not installed"),
+    ("postgresql+asyncpg://siaga:s3cret@127.0.0.1:1/siaga", "postgresql+asyncpg is an asyncio driver"),
+    ("sqlite:///{tmp}/siaga.db?timeout=abc&password=s3cret", "could not convert string to float"),
+])
+@pytest.mark.parametrize("args", [["outbox"], ["db", "migrate"]], ids=lambda a: a[0])
+def test_a_database_url_siaga_cannot_use_is_one_line_saying_why(args, url, says, tmp_path):
+    """A mistyped port, a driver not installed, an asyncio driver, an option SQLAlchemy cannot
+    convert: ValueError, ModuleNotFoundError and MissingGreenlet tracebacks from SQLAlchemy."""
+    url = url.format(tmp=tmp_path)
+    if url.startswith("sqlite"):
+        (tmp_path / "siaga.db").touch()
+    out = run_siaga([*args, "--db", url])
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 1 and len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert lines[0].startswith(f"siaga {args[0]}: ") and says in lines[0] and "s3cret" not in lines[0], lines
+
+
 READ_ONLY_COMMANDS = [args for args in DB_COMMANDS if args[0] != "db"] + [["slack-listen"]]
 
 

@@ -113,6 +113,9 @@ def database_failure(exc: BaseException, url: str | None) -> str | None:
         return None
     from sqlalchemy import exc as sa
 
+    store = sys.modules.get("siaga.store")
+    if store is not None and isinstance(exc, store.UnusableDatabaseURL):
+        return str(exc)  # names the URL, without its password
     where = f"the database {redact_url(url)}" if url else "the database"
     if isinstance(exc, sa.NoSuchModuleError):
         return f"{where}: unknown database kind ({first_line(str(exc))}); expected sqlite:/// or postgresql://"
