@@ -63,6 +63,14 @@ TRANSIENT_ERRORS = frozenset({"ratelimited", "service_unavailable", "request_tim
 # ...and those after which, in Slack's words, "it's possible some aspect of the operation
 # succeeded before the error was raised": transient for a read, an unknown outcome for a write.
 MAYBE_DONE_ERRORS = frozenset({"internal_error", "fatal_error"})
+# Refusals of the credentials, not of the message: a token mistyped, revoked or rotated, an app
+# missing a scope. Every message fails alike until an operator fixes the token, and each goes out
+# once it is fixed: so they are retried later like an outage (and dead-lettered only after
+# outbox.MAX_ATTEMPTS, about an hour), not dead-lettered at the first refusal, which silently
+# gave up every alert of the hour the token was wrong.
+CREDENTIAL_ERRORS = frozenset({"not_authed", "invalid_auth", "account_inactive", "token_revoked", "token_expired",
+                               "missing_scope", "not_allowed_token_type", "team_access_not_granted",
+                               "org_login_required", "ekm_access_denied"})
 _AFTER_SEND_ERRORS = (TimeoutError, socket.timeout, ConnectionResetError, BrokenPipeError,
                       http.client.RemoteDisconnected, http.client.IncompleteRead)
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
@@ -307,7 +315,7 @@ def _classify_answer(exc: SlackApiError) -> str:
         return "transient"
     if status >= 500 or error in MAYBE_DONE_ERRORS:  # whatever the body says: a gateway may have sent it
         return "unknown_outcome" if write else "transient"
-    if error in TRANSIENT_ERRORS:
+    if error in TRANSIENT_ERRORS or error in CREDENTIAL_ERRORS:
         return "transient"
     if isinstance(error, str) and error.startswith(_NOT_JSON):
         return "unknown_outcome"
