@@ -118,14 +118,28 @@ def one_line(text: object) -> str:
 
 
 def truncate(text: str, limit: int) -> str:
-    """At most `limit` characters, cut at a word boundary when one is near, with an ellipsis."""
+    """At most `limit` characters, cut at a word boundary when one is near, with an ellipsis;
+    never inside a grapheme (`whole_graphemes`)."""
     if len(text) <= limit:
         return text
-    cut = text[: limit - 1]
+    cut = text[: whole_graphemes(text, limit - 1)]
     space = cut.rfind(" ")
     if space >= limit * 0.8:
         cut = cut[:space]
     return cut.rstrip() + "…"
+
+
+def whole_graphemes(text: str, end: int) -> int:
+    """`end`, or the start of the grapheme `end` falls inside, so `text[:end]` is whole
+    graphemes (Unicode's UAX #29, by wcwidth, which Airflow's prompt_toolkit already installs:
+    the standard library has no grapheme rules). A cut by code points split a flag into a
+    lone regional indicator (🇮🇩 -> 🇮, shown as a boxed "I"), a skin-toned emoji into the
+    emoji and a colour swatch, a letter from its combining mark."""
+    if end <= 0 or end >= len(text):
+        return max(0, min(end, len(text)))
+    from wcwidth import grapheme_boundary_before
+
+    return min(grapheme_boundary_before(text, end + 1), end)  # where the grapheme of text[end] starts
 
 
 def safe_url(url: object) -> str | None:
@@ -372,7 +386,7 @@ def _cut_escaped(text: str, limit: int) -> str:
     """Cap already-escaped text without leaving half an entity like "&am"."""
     if len(text) <= limit:
         return text
-    cut = text[: limit - 1]
+    cut = text[: whole_graphemes(text, limit - 1)]
     amp = cut.rfind("&")
     if amp != -1 and ";" not in cut[amp:]:
         cut = cut[:amp]
