@@ -14,6 +14,7 @@ keys place names are compared in (`key`, `spaced`).
 from __future__ import annotations
 
 import csv
+import io
 import re
 import unicodedata
 from bisect import bisect_right
@@ -24,7 +25,7 @@ from operator import add
 from pathlib import Path
 from typing import NamedTuple, Sequence, TypeVar
 
-from siaga.config_errors import ConfigError, ConfigProblem, file_problem
+from siaga.config_errors import ConfigError, ConfigProblem, read_config_text
 
 _T = TypeVar("_T")
 # Characters that join a word rather than separate it: "Ra'as", "Jum'at".
@@ -403,14 +404,9 @@ def load_abbreviations(path: Path) -> dict[str, str]:
     part of the first row."""
     table: dict[str, str] = {}
     first: dict[str, int] = {}  # abbrev -> the line that expanded it
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            numbered = [(n, line) for n, line in enumerate(handle, start=1)
-                        if line.strip() and not line.lstrip().startswith("#")]
-    except UnicodeDecodeError as exc:
-        raise ConfigError([file_problem(path, f"not UTF-8 text ({exc.reason})")]) from None
-    except OSError as exc:
-        raise ConfigError([file_problem(path, f"cannot read: {exc.strerror or exc}")]) from None
+    text = read_config_text(path, "utf-8-sig")  # bounded, a regular file: refused at the file otherwise
+    numbered = [(n, line) for n, line in enumerate(io.StringIO(text, newline=""), start=1)
+                if line.strip() and not line.lstrip().startswith("#")]
     problems = []
     for lineno, line in numbered:
         row = next(csv.reader([line]), [])
