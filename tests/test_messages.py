@@ -328,3 +328,23 @@ def test_a_flag_at_the_limit_of_an_excerpt_is_kept_whole_or_left_out():
     text = "Banjir di Sangsit " + "a" * (EXCERPT_CHARS - 20) + "🇮🇩 lagi"
     quote = evidence_quote(EvidencePost(text))
     assert "🇮" not in quote.replace("🇮🇩", "")
+
+
+def _mrkdwn_texts(node) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["text"]] if node.get("type") == "mrkdwn" else []
+        return own + [t for v in node.values() for t in _mrkdwn_texts(v)]
+    if isinstance(node, list):
+        return [t for v in node for t in _mrkdwn_texts(v)]
+    return []
+
+
+@pytest.mark.parametrize("author", ["*Pak Wayan*", "_info_bpbd_", "`kode", "```", "~coret~", "> kutipan", "<!here> @channel"])
+def test_an_authors_markup_stays_as_typed(client, fake, author):
+    """A quoted post's text went out as plain text, its author's handle (the post's too) as
+    mrkdwn, where "*Pak Wayan*" was bold, "_info_bpbd_" italic and a backtick opened a code
+    span over the rest of the line."""
+    received = send(client, fake, build_message(view(evidence=(EvidencePost("Banjir di pasar", None, None, author),))))
+    assert not any(author.strip("<>!") in text for text in _mrkdwn_texts(received["blocks"])), received["blocks"]
+    shown = [e for b in received["blocks"] if b["type"] == "context" for e in b["elements"] if e["type"] == "plain_text"]
+    assert [e["text"] for e in shown] == [escape(author)]

@@ -325,16 +325,22 @@ def evidence_quote(post: EvidencePost) -> str:
     return f"“{escape(truncate(one_line(post.text), EXCERPT_CHARS))}”"
 
 
-def evidence_meta(post: EvidencePost) -> str:
-    """Who, when and the link of a quoted post (mrkdwn: the link is one this module checked)."""
-    meta = []
+def evidence_meta(post: EvidencePost) -> list[dict[str, Any]]:
+    """Who, when and the link of a quoted post, as a context block's elements: the author as
+    plain text, as the post's words are (a handle is the post's too: in mrkdwn "*BPBD*" or
+    "_info_" turned bold or italic, and a backtick opened a code span), the time and the link
+    in mrkdwn (the link is one this module checked)."""
+    elements: list[dict[str, Any]] = []
     if post.author:
-        meta.append(_name(post.author))
+        elements.append(_plain(escape(truncate(one_line(post.author), NAME_CHARS))))
+    meta = []
     if post.created_at is not None:
         meta.append(_fmt_time(post.created_at))
     if post.url:
         meta.append(link(post.url, say("slack.link")))
-    return " · ".join(meta)
+    if meta:
+        elements.append(_mrkdwn(_cut_escaped(("· " if elements else "") + " · ".join(meta), SLACK_SECTION_TEXT)))
+    return elements
 
 
 def _buttons(view: AlertView) -> dict[str, Any]:
@@ -425,7 +431,7 @@ def build_message(view: AlertView) -> dict[str, Any]:
             blocks.append({"type": "section", "text": _plain(evidence_quote(post))})
             meta = evidence_meta(post)
             if meta:
-                blocks.append({"type": "context", "elements": [_mrkdwn(_cut_escaped(meta, SLACK_SECTION_TEXT))]})
+                blocks.append({"type": "context", "elements": meta})
     if view.kind == "new" and view.state in ("open", "acknowledged"):
         blocks.append(_buttons(view))
         blocks.append(snooze_select(view))
