@@ -130,6 +130,10 @@ def test_outbox_retry_requeues_only_dead_letters(sqlite_url, monkeypatch, capsys
     with store.session_scope(sqlite_url) as session:
         row = session.get(store.OutboxMessage, 1)
         assert row.state == "pending" and row.attempts == 1  # a retry checks Slack before posting
+    assert "not a dead letter (it is pending)" in capsys.readouterr().out
+    # a mistyped id was "not a dead letter, nothing changed", as if there were such a message
+    assert cli.main(["outbox", "--retry", "51"]) == 2
+    assert capsys.readouterr().err.strip() == f"siaga outbox: no outbox message 51 in {sqlite_url}; `siaga outbox` lists the dead letters"
 
 
 def test_quarantine_counts_bad_lines_with_where_and_why(sqlite_url, monkeypatch, capsys, tmp_path):
