@@ -412,3 +412,22 @@ def test_a_refused_token_is_retried_later_and_each_message_goes_out_once_it_is_f
     assert fixed.sent == 2 and outbox_states(db_url) == ["sent", "sent"]
     first, update = fake.messages("#bpbd-siaga")
     assert update["thread_ts"] == first["ts"] and fake.requests_count("chat.postMessage") == 3  # the refused one, then two
+
+
+def test_a_message_whose_blocks_slack_refuses_goes_out_as_its_text_once(db_url, fake):
+    """Slack's block validation is stricter than any builder: 'invalid_blocks' was a permanent
+    refusal, dead-lettered at once, and a re-queued dead letter of this kind failed the same way
+    for ever: the alert never reached the channel. Slack posted nothing, so the text, which says
+    what, where and how bad, goes out instead, once."""
+    incident_id = incident_with_messages(db_url, kinds=())
+    too_long = [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}]
+    with store.session_scope(db_url) as session:
+        assert outbox.enqueue(session, dedup_key=f"{incident_id}:bpbd:new:blocks", incident_id=incident_id, receiver="bpbd",
+                              channel="#bpbd-siaga", kind="new", payload={"text": "Banjir di Sangsit: tingkat tinggi", "blocks": too_long},
+                              due=T0, now=T0)
+    report = delivery.deliver(client_for(fake), T0, db_url)
+    assert report.sent == 1 and report.dead == 0 and outbox_states(db_url) == ["sent"]
+    (message,) = fake.messages("#bpbd-siaga")
+    assert message["text"] == "Banjir di Sangsit: tingkat tinggi" and not message.get("blocks")
+    again = delivery.deliver(client_for(fake), T0 + timedelta(hours=1), db_url)
+    assert again.sent == 0 and len(fake.messages("#bpbd-siaga")) == 1

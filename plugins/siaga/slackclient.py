@@ -71,6 +71,9 @@ MAYBE_DONE_ERRORS = frozenset({"internal_error", "fatal_error"})
 CREDENTIAL_ERRORS = frozenset({"not_authed", "invalid_auth", "account_inactive", "token_revoked", "token_expired",
                                "missing_scope", "not_allowed_token_type", "team_access_not_granted",
                                "org_login_required", "ekm_access_denied"})
+# Refusals of a message's blocks (a layout Slack's validation is stricter about than ours), after
+# which Slack posted nothing: `post_message` sends the message's text alone.
+BLOCKS_REFUSED = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long"})
 _AFTER_SEND_ERRORS = (TimeoutError, socket.timeout, ConnectionResetError, BrokenPipeError,
                       http.client.RemoteDisconnected, http.client.IncompleteRead)
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
@@ -322,6 +325,10 @@ def _classify_answer(exc: SlackApiError) -> str:
     return "permanent"
 
 
+def _answer_error(exc: SlackApiError) -> Any:
+    return exc.response.get("error") if exc.response is not None else None
+
+
 def outbox_metadata(outbox_id: int | str) -> dict[str, Any]:
     """Slack message metadata that marks a post with its outbox row."""
     return {"event_type": OUTBOX_EVENT, "event_payload": {MARKER_KEY: str(outbox_id)}}
@@ -355,7 +362,17 @@ def post_message(
             kwargs["reply_broadcast"] = True
     if metadata:
         kwargs["metadata"] = dict(metadata)
-    response = client.chat_postMessage(**kwargs)
+    try:
+        response = client.chat_postMessage(**kwargs)
+    except SlackApiError as exc:
+        if "blocks" not in kwargs or _answer_error(exc) not in BLOCKS_REFUSED:
+            raise
+        # Slack refused the layout, not the message, and posted nothing: the alert goes out as its
+        # fallback text (what, where, how bad, the incident's number) rather than being given up;
+        # a dead letter of this kind fails again however often it is re-queued
+        log.warning("chat.postMessage to %s: Slack refused the blocks (%s): sent as text only", channel, _answer_error(exc))
+        del kwargs["blocks"]
+        response = client.chat_postMessage(**kwargs)
     ts = response.get("ts")
     if not isinstance(ts, str) or not ts:
         # "ok" without the post's ts: it may well be posted, and its thread needs the real ts
