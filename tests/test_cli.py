@@ -543,3 +543,20 @@ def test_tag_with_a_closed_stream_says_which(closed):
     err = out.stderr.decode()
     assert out.returncode == 1 and "Traceback" not in err, err
     assert f"standard {'input' if closed == 'stdin' else 'output'} is closed" in err
+
+
+@pytest.mark.parametrize("variable, value, says", [
+    ("SIAGA_GAZETTEER", "nasional", "SIAGA_GAZETTEER: expected one of"),
+    ("AIRFLOW_CONN_SIAGA_DB", '{"conn_type": "postgres", "password": "s3cret", host: "db"}', "AIRFLOW_CONN_SIAGA_DB: not a connection URI"),
+    ("AIRFLOW_CONN_SIAGA_DB", '{"password": "s3cret"', "AIRFLOW_CONN_SIAGA_DB: not a connection URI"),
+])
+def test_an_environment_setting_that_cannot_be_used_is_one_line_naming_it(variable, value, says, tmp_path):
+    """A ValueError or JSONDecodeError traceback from every command (and every DAG task)."""
+    env = {**os.environ, variable: value, "SIAGA_DATA_DIR": str(tmp_path)}
+    env.pop("SIAGA_DB_URL", None)
+    args = ["tag"] if variable == "SIAGA_GAZETTEER" else ["outbox"]
+    out = subprocess.run([sys.executable, "-m", "siaga.cli", *args], input='{"id": 1, "text": "banjir di Sangsit"}\n',
+                         capture_output=True, text=True, timeout=300, env=env)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert lines[0].startswith(f"siaga {args[0]}: {says}") and "s3cret" not in out.stderr, lines

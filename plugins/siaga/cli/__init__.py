@@ -31,6 +31,7 @@ import logging
 import sys
 from typing import Callable
 
+from siaga import settings
 from siaga.cli import common, config_cmds, data_cmds, dev_cmds, slack_cmd, tag_cmd
 # tests and benchmarks/bench_tag.py drive the tag command and its readers with their own streams
 from siaga.cli.tag_cmd import _cmd_tag, _fast_decoder, _read_plain_post, _read_post, _stdin_batches  # noqa: F401
@@ -83,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
             common.discard_stdout()
             print(f"siaga {args.command}: {unwritten}", file=sys.stderr)
             return 1
+        if isinstance(exc, settings.SettingsError):
+            # SIAGA_GAZETTEER=nasional, a broken AIRFLOW_CONN_SIAGA_DB: the variable named, no traceback
+            print(f"siaga {args.command}: {exc}", file=sys.stderr)
+            return 2
         if _is_config_error(exc):
             # a config file the command reads besides its own (aliases.yaml for the geotagger,
             # routing.yaml, detection.yaml): every problem at file:line:column, not a traceback
