@@ -2,6 +2,8 @@
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from siaga.normalise import fold, load_abbreviations, match_key, match_text, squeeze, squeeze_fold, stem, tokens
 
@@ -132,3 +134,43 @@ def test_quick_fold_finds_shouting_in_words_it_has_seen_plain_and_in_new_ones():
     shouted = quick_fold("Banjir di Sangsit, airrr naik")
     assert type(shouted) is DeferredFolded and shouted.text == "banjir di sangsit air naik"
     assert quick_fold("BANJIRRRR").text == fold("BANJIRRRR").text == "banjir"
+
+
+class _ReadCounting(str):
+    """An original text that adds up how many characters indexing and slicing it read."""
+
+    read = 0
+
+    def __getitem__(self, key):  # type: ignore[override]
+        got = str.__getitem__(self, key)
+        _ReadCounting.read += len(got)
+        return got
+
+
+@pytest.mark.parametrize("ligature", ["\ufdf2", "\ufdfa"])  # ﷲ "الله", ﷺ: folded forms holding a double letter
+def test_folding_a_run_of_a_ligature_reads_the_original_a_bounded_number_of_times(ligature):
+    """Each double letter of the folded text measured the whole run of its original character:
+    20,000 of ﷺ, one post, took 14 s to tag (quadratic)."""
+    original = _ReadCounting(ligature * 4000)
+    _ReadCounting.read = 0
+    folded = fold(original)
+    assert _ReadCounting.read < 20 * len(original)
+    assert folded == fold(str(original))  # the same fold, the original only read less
+
+
+def _run_length(original: str, start: int) -> int:
+    """The measure the fold used to take: the whole run of the character at `start`."""
+    ch, n = original[start].lower(), 0
+    for c in original[start:]:
+        if c.lower() != ch:
+            break
+        n += 1
+    return n
+
+
+@given(st.text(alphabet="aAbßẞ\ufdf2İi\u0307 ", max_size=12), st.integers(0, 11), st.integers(1, 4))
+def test_a_run_is_measured_only_as_far_as_needed(original, start, length):
+    from siaga.normalise import _original_run_at_least
+
+    if start < len(original):
+        assert _original_run_at_least(original, start, length) == (_run_length(original, start) >= length)
