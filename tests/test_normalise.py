@@ -1,4 +1,8 @@
 """Normalisation shared by geotagging and hazard matching: offsets must point at the original."""
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -174,3 +178,32 @@ def test_a_run_is_measured_only_as_far_as_needed(original, start, length):
 
     if start < len(original):
         assert _original_run_at_least(original, start, length) == (_run_length(original, start) >= length)
+
+
+# The pattern as first written: the reference of which words fold to a word.
+_FOLDING_WORD_AS_WRITTEN = re.compile(r"['`]*([A-Za-z0-9][A-Za-z0-9'`]*)")
+
+
+@given(st.text(alphabet=["'", "`", "a", "B", "1", " ", "+", "#", "é", "\u2019", "-"], max_size=14))
+def test_folding_words_are_what_the_pattern_as_written_finds(text):
+    from siaga.normalise import _FOLDING_WORD
+
+    assert [(m.span(), m.span(1)) for m in _FOLDING_WORD.finditer(text)] == \
+        [(m.span(), m.span(1)) for m in _FOLDING_WORD_AS_WRITTEN.finditer(text)]
+
+
+def _cpu_bound() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CPU, (60, 60))
+
+
+def test_a_long_run_of_apostrophes_in_a_place_naming_post_is_read_once():
+    """"<Sangsit " and 20,000 apostrophes then "+desa" took 2 s to tag: the word pattern, tried
+    from every apostrophe of a run no letter follows, read the rest of the run each time. At
+    200,000 (the geotagger takes any length) some minutes; a minute of CPU bounds the child."""
+    script = ("from siaga.geotag import default_geotagger\n"
+              "print([p.name for p in default_geotagger().tag('<Sangsit ' + \"'\" * 200_000 + '+desa').places])\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, preexec_fn=_cpu_bound,
+                         env={**os.environ, "SIAGA_GAZETTEER": "buleleng"})
+    assert out.returncode == 0 and out.stdout.strip() == "['Sangsit']", out.stderr[-2000:]
