@@ -130,6 +130,10 @@ def test_outbox_retry_requeues_only_dead_letters(sqlite_url, monkeypatch, capsys
     with store.session_scope(sqlite_url) as session:
         row = session.get(store.OutboxMessage, 1)
         assert row.state == "pending" and row.attempts == 1  # a retry checks Slack before posting
+    assert "not a dead letter (it is pending)" in capsys.readouterr().out
+    # a mistyped id was "not a dead letter, nothing changed", as if there were such a message
+    assert cli.main(["outbox", "--retry", "51"]) == 2
+    assert capsys.readouterr().err.strip() == f"siaga outbox: no outbox message 51 in {sqlite_url}; `siaga outbox` lists the dead letters"
 
 
 def test_quarantine_counts_bad_lines_with_where_and_why(sqlite_url, monkeypatch, capsys, tmp_path):
@@ -274,6 +278,27 @@ def test_an_unreachable_database_is_one_line_and_a_non_zero_exit(args, tmp_path)
         assert len(lines) == 1 and lines[0].startswith(f"siaga {args[0]}: "), (url, out.stderr)
         assert "Traceback" not in out.stderr and "secret" not in out.stderr  # the password never shows
         assert "database" in lines[0]
+
+
+@pytest.mark.parametrize("url, says", [
+    ("postgresql://siaga:s3cret@db:54x2/siaga", "cannot read the database URL postgresql://siaga:***@db:54x2/siaga: invalid literal"),
+    ("postgresql://siaga:s3cret@[::1/siaga", "cannot read the database URL"),
+    ("mysql://siaga:s3cret@db/siaga", "Siaga runs on SQLite or PostgreSQL"),
+    ("postgresql+pg8000://siaga:s3cret@db/siaga", "the driver of postgresql+pg8000 is not installed"),
+    ("postgresql+asyncpg://siaga:s3cret@127.0.0.1:1/siaga", "postgresql+asyncpg is an asyncio driver"),
+    ("sqlite:///{tmp}/siaga.db?timeout=abc&password=s3cret", "could not convert string to float"),
+])
+@pytest.mark.parametrize("args", [["outbox"], ["db", "migrate"]], ids=lambda a: a[0])
+def test_a_database_url_siaga_cannot_use_is_one_line_saying_why(args, url, says, tmp_path):
+    """A mistyped port, a driver not installed, an asyncio driver, an option SQLAlchemy cannot
+    convert: ValueError, ModuleNotFoundError and MissingGreenlet tracebacks from SQLAlchemy."""
+    url = url.format(tmp=tmp_path)
+    if url.startswith("sqlite"):
+        (tmp_path / "siaga.db").touch()
+    out = run_siaga([*args, "--db", url])
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 1 and len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert lines[0].startswith(f"siaga {args[0]}: ") and says in lines[0] and "s3cret" not in lines[0], lines
 
 
 READ_ONLY_COMMANDS = [args for args in DB_COMMANDS if args[0] != "db"] + [["slack-listen"]]
@@ -489,3 +514,49 @@ def test_a_database_at_an_older_schema_says_to_migrate(db_url, args, capsys):
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"siaga {args[0]}: the database ") and "is at an older schema" in line
     assert line.endswith("run `siaga db migrate`")
+
+
+FULL_DISK = "/dev/full"  # Linux: every write to it fails with ENOSPC, as on a full disk
+
+
+@pytest.mark.skipif(not os.path.exists(FULL_DISK), reason="needs Linux's /dev/full")
+@pytest.mark.parametrize("args", [["scenario"], ["check", "--json"], ["hazards", "check"], ["tag"], ["export", "--from", "2026-01-01", "--to", "2026-01-02"]])
+def test_output_that_cannot_be_written_is_one_line_not_a_traceback(args, sqlite_url):
+    """`siaga check --json > report.json` on a full disk: every command wrote its answer with an
+    `OSError: [Errno 28]` traceback (and the interpreter's exit flush one more)."""
+    if args[0] == "export":
+        args = [*args, "--db", sqlite_url]
+    with open(FULL_DISK, "w") as full:
+        out = subprocess.run([sys.executable, "-m", "siaga.cli", *args], input=b'{"id": 1, "text": "banjir"}\n', stdout=full,
+                             stderr=subprocess.PIPE, timeout=120)
+    err = out.stderr.decode()
+    assert out.returncode == 1 and "Traceback" not in err and "Exception ignored" not in err, err
+    assert err.strip().splitlines() == [f"siaga {args[0]}: cannot write its output: No space left on device"]
+
+
+@pytest.mark.parametrize("closed", ["stdin", "stdout"])
+def test_tag_with_a_closed_stream_says_which(closed):
+    """`siaga tag <&-` (or `>&-`) was an AttributeError traceback on None."""
+    out = subprocess.run([sys.executable, "-m", "siaga.cli", "tag"], stderr=subprocess.PIPE, timeout=120,
+                         **{closed: None}, pass_fds=(), close_fds=True,
+                         preexec_fn=lambda: os.close(0 if closed == "stdin" else 1))
+    err = out.stderr.decode()
+    assert out.returncode == 1 and "Traceback" not in err, err
+    assert f"standard {'input' if closed == 'stdin' else 'output'} is closed" in err
+
+
+@pytest.mark.parametrize("variable, value, says", [
+    ("SIAGA_GAZETTEER", "nasional", "SIAGA_GAZETTEER: expected one of"),
+    ("AIRFLOW_CONN_SIAGA_DB", '{"conn_type": "postgres", "password": "s3cret", host: "db"}', "AIRFLOW_CONN_SIAGA_DB: not a connection URI"),
+    ("AIRFLOW_CONN_SIAGA_DB", '{"password": "s3cret"', "AIRFLOW_CONN_SIAGA_DB: not a connection URI"),
+])
+def test_an_environment_setting_that_cannot_be_used_is_one_line_naming_it(variable, value, says, tmp_path):
+    """A ValueError or JSONDecodeError traceback from every command (and every DAG task)."""
+    env = {**os.environ, variable: value, "SIAGA_DATA_DIR": str(tmp_path)}
+    env.pop("SIAGA_DB_URL", None)
+    args = ["tag"] if variable == "SIAGA_GAZETTEER" else ["outbox"]
+    out = subprocess.run([sys.executable, "-m", "siaga.cli", *args], input='{"id": 1, "text": "banjir di Sangsit"}\n',
+                         capture_output=True, text=True, timeout=300, env=env)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert lines[0].startswith(f"siaga {args[0]}: {says}") and "s3cret" not in out.stderr, lines

@@ -3,6 +3,7 @@ its file:line:column with the field, through the command line an operator types.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -307,3 +308,52 @@ def test_a_road_point_off_the_globe_is_refused_at_its_value(capsys, folder, valu
     assert code == 1 and not any("Traceback" in e for e in err), err
     assert any(e.startswith(f"error: {folder / 'roads.yaml'}:{line}:{column}: roads[6].point[0]: ")
                and ("less than the minimum of -180" in e or "greater than the maximum of 180" in e) for e in err), err
+
+
+def _small_memory() -> None:
+    """Address space enough for `siaga check` (a few hundred MB), so reading a device whole
+    fails in the child instead of filling the machine."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (1500 << 20, 1500 << 20))
+
+
+@pytest.mark.parametrize("name", ["routing.yaml", "hazards/flood.yaml", "abbreviations.csv", "detection.yaml", "aliases.yaml"])
+@pytest.mark.parametrize("kind", ["a character device", "a named pipe"])
+def test_a_device_or_a_pipe_where_a_config_file_belongs_is_refused_not_read(folder, name, kind):
+    """`ln -s /dev/zero routing.yaml`, or a FIFO: read until memory ran out (a MemoryError
+    traceback), waited on for ever, reported as "missing", or, in hazards/, skipped, so the
+    folder passed without flood's list."""
+    path = folder / name
+    path.unlink()
+    if kind == "a character device":
+        path.symlink_to("/dev/zero")
+    else:
+        os.mkfifo(path)
+    out = subprocess.run([sys.executable, "-m", "siaga.cli", "check", str(folder)], capture_output=True, text=True,
+                         timeout=60, preexec_fn=_small_memory)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert f"error: {path}:1:1: (file): cannot read: not a regular file but {kind}" in out.stderr.splitlines()
+
+
+def test_a_dangling_link_in_the_hazard_lists_is_refused_not_skipped(folder):
+    """flood.yaml a link to a file that moved: skipped, so the lists passed, and went into force,
+    without flood."""
+    path = folder / "hazards" / "flood.yaml"
+    path.unlink()
+    path.symlink_to(folder / "moved" / "flood.yaml")
+    out = subprocess.run([sys.executable, "-m", "siaga.cli", "hazards", "check", str(folder)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 1 and f"{path}:1:1: (file): cannot read: No such file or directory" in out.stderr, out.stderr
+
+
+def test_tag_with_a_device_for_aliases_refuses_it_without_reading_it(folder, tmp_path):
+    """The matcher cache's key hashed aliases.yaml whole before its loader looked: /dev/zero
+    there was a MemoryError traceback from `siaga tag`, a FIFO a hang."""
+    (folder / "aliases.yaml").unlink()
+    (folder / "aliases.yaml").symlink_to("/dev/zero")
+    env = {**os.environ, "SIAGA_CONFIG_DIR": str(folder), "SIAGA_CACHE_DIR": str(tmp_path / "cache"), "SIAGA_GAZETTEER": "buleleng"}
+    out = subprocess.run([sys.executable, "-m", "siaga.cli", "tag"], input='{"id": 1, "text": "banjir"}\n', capture_output=True,
+                         text=True, timeout=300, env=env, preexec_fn=_small_memory)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert f"{folder / 'aliases.yaml'}:1:1: (file): cannot read: not a regular file but a character device" in out.stderr

@@ -393,3 +393,41 @@ def test_quiet_hours_hold_only_named_alerts_and_release_them_with_a_note(sqlite_
     assert datetime.fromisoformat(released[0].detail["until"]) == due["3"] and "quiet hours" in released[0].detail["note"]
 
 
+
+
+@pytest.mark.parametrize("token", ["xoxb-revoked", ""], ids=["invalid_auth", "not_authed"])
+def test_a_refused_token_is_retried_later_and_each_message_goes_out_once_it_is_fixed(db_url, fake, token):
+    """A token mistyped or rotated at the wrong moment: Slack refuses every call ('invalid_auth',
+    'not_authed'). Those rows were dead-lettered at the first refusal, so every alert of the
+    hour the token was wrong was given up for good; they are the deployment's fault, not the
+    message's, and wait for the fix like an outage."""
+    incident_with_messages(db_url, kinds=("new", "update"))
+    wrong = make_client(token="xoxb-placeholder", base_url=fake.base_url, timeout=5, conn_id=None, backoff_factor=0.01,
+                        max_retry_after=2)
+    wrong.token = token or None  # none at all: the request carries no token, 'not_authed'
+    report = delivery.deliver(wrong, T0, db_url)
+    assert report.dead == 0 and report.retry_later == 1 and fake.messages() == []
+    assert outbox_states(db_url) == ["pending", "pending"]
+    fixed = delivery.deliver(client_for(fake), T0 + timedelta(hours=1), db_url)
+    assert fixed.sent == 2 and outbox_states(db_url) == ["sent", "sent"]
+    first, update = fake.messages("#bpbd-siaga")
+    assert update["thread_ts"] == first["ts"] and fake.requests_count("chat.postMessage") == 3  # the refused one, then two
+
+
+def test_a_message_whose_blocks_slack_refuses_goes_out_as_its_text_once(db_url, fake):
+    """Slack's block validation is stricter than any builder: 'invalid_blocks' was a permanent
+    refusal, dead-lettered at once, and a re-queued dead letter of this kind failed the same way
+    for ever: the alert never reached the channel. Slack posted nothing, so the text, which says
+    what, where and how bad, goes out instead, once."""
+    incident_id = incident_with_messages(db_url, kinds=())
+    too_long = [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}]
+    with store.session_scope(db_url) as session:
+        assert outbox.enqueue(session, dedup_key=f"{incident_id}:bpbd:new:blocks", incident_id=incident_id, receiver="bpbd",
+                              channel="#bpbd-siaga", kind="new", payload={"text": "Banjir di Sangsit: tingkat tinggi", "blocks": too_long},
+                              due=T0, now=T0)
+    report = delivery.deliver(client_for(fake), T0, db_url)
+    assert report.sent == 1 and report.dead == 0 and outbox_states(db_url) == ["sent"]
+    (message,) = fake.messages("#bpbd-siaga")
+    assert message["text"] == "Banjir di Sangsit: tingkat tinggi" and not message.get("blocks")
+    again = delivery.deliver(client_for(fake), T0 + timedelta(hours=1), db_url)
+    assert again.sent == 0 and len(fake.messages("#bpbd-siaga")) == 1

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from support.logs import errors_logged
@@ -205,7 +206,16 @@ def _break_aliases(config: Path) -> None:
     default_geotagger.cache_clear()
 
 
-@pytest.mark.parametrize("breaks", [_break_routing, _break_detection, _break_aliases], ids=["routing", "detection", "aliases"])
+def _break_sources(config: Path) -> None:
+    """A new feed's entry with a typo in its kind: the whole file is refused, and every source's
+    polling stopped with it (the ingest task listing the sources failed) until it was fixed."""
+    path = config / "sources.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("sources:\n", "sources:\n  - name: kabar_baru\n    kind: rrs\n", 1),
+                    encoding="utf-8")
+
+
+@pytest.mark.parametrize("breaks", [_break_routing, _break_detection, _break_aliases, _break_sources],
+                         ids=["routing", "detection", "aliases", "sources"])
 def test_the_detect_job_alerts_through_a_typo(sqlite_url, replay_to_fake_slack, own_config_and_cache, breaks):
     """The demo scenario through the jobs the DAG tasks run: one config file is broken after
     the first detect run, and the flood in Sangsit still reaches BPBD's channel."""
@@ -217,3 +227,28 @@ def test_the_detect_job_alerts_through_a_typo(sqlite_url, replay_to_fake_slack, 
             breaks(own_config_and_cache)
         pipeline.detect_and_deliver(when)
     assert any("Sangsit" in m["text"] for m in fake.messages("#bpbd-siaga"))
+
+
+def test_a_refused_sources_file_leaves_its_last_good_version_in_force(db_url, tmp_path):
+    """The sources polled come from the last good sources.yaml while the file is refused, with
+    the refusal logged at ERROR at its file:line; without a good version ever kept, the
+    refusal is raised."""
+    from siaga.sources import SourcesFileRefused, sources_in_force
+
+    path = tmp_path / "config" / "sources.yaml"
+    path.parent.mkdir()
+    (tmp_path / "feed.jsonl").write_text("", encoding="utf-8")
+    path.write_text("sources:\n  - name: warga\n    kind: replay\n    path: feed.jsonl\n", encoding="utf-8")
+    with store.session_scope(db_url) as session:
+        assert [s.name for s in sources_in_force(session, path)] == ["warga"]
+    path.write_text("sources:\n  - name: warga\n    kind: replay\n    path: feed.jsonl\n  - name: baru\n    kind: rrs\n",
+                    encoding="utf-8")
+    with store.session_scope(db_url) as session, errors_logged("siaga.last_good") as refusals:
+        (kept,) = sources_in_force(session, path)
+    assert kept.name == "warga" and kept.path == tmp_path / "feed.jsonl"  # relative to the folder, as the file's own
+    [refusal] = refusals
+    assert refusal.startswith("REFUSED") and f"{path}:6:" in refusal and "last good version in force" in refusal
+    with store.session_scope(db_url) as session:
+        session.execute(sa.delete(store.ConfigState))
+    with store.session_scope(db_url) as session, pytest.raises(SourcesFileRefused, match=r"sources.yaml:6:"):
+        sources_in_force(session, path)

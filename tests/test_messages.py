@@ -8,6 +8,8 @@ import re
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from siaga_dev.fakeslack import FakeSlack, validate_blocks
 from siaga.messages import (
@@ -17,9 +19,12 @@ from siaga.messages import (
     EXCERPT_CHARS,
     AlertView,
     EvidencePost,
+    _cut_escaped,
     build_message,
     escape,
+    evidence_quote,
     safe_url,
+    truncate,
 )
 from siaga.incidents import WhatChanged
 from siaga.slackclient import make_client, post_message
@@ -296,3 +301,50 @@ def test_newest_evidence_first():
     new = EvidencePost("baru", None, datetime(2024, 1, 5, 2, 0, tzinfo=timezone.utc))
     quotes = [t for t in all_texts(build_message(view(evidence=(new, old)))) if t.startswith("“")]
     assert quotes == ["“baru”", "“lama”"]
+
+
+# Graphemes of more than one code point: a flag, skin-toned and family emoji (the ZWJ is taken
+# out by `clean` before a cut), a keycap, letters with marks that have no precomposed form.
+_CLUSTERS = ["🇮🇩", "👍🏽", "👨‍👩‍👧", "1️⃣", "ק\u05b8", "n\u0303\u0301", "ᬩᬮᬶ", "e\u0301"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_CLUSTERS), st.text(max_size=3)), max_size=60), st.integers(2, 120))
+def test_a_cut_never_splits_a_grapheme(pieces, limit):
+    """An excerpt, a place name or a section cut to Slack's limits cut by code points, so a flag
+    became a lone regional indicator (🇮🇩 -> 🇮, a boxed "I") and a skin-toned thumb a thumb and a
+    colour swatch. Whatever the text, what is kept is whole graphemes of it."""
+    from wcwidth import iter_graphemes
+
+    text = "".join(pieces).replace("&", "+")  # no entity for `_cut_escaped` to keep whole
+    for cut in (truncate(text, limit), _cut_escaped(text, limit)):
+        kept = cut if cut == text else cut.removesuffix("…").rstrip()
+        assert len(cut) <= limit and text.startswith(kept)
+        graphemes = list(iter_graphemes(text))
+        assert "".join(graphemes[: len(list(iter_graphemes(kept)))]) == kept, (text, cut)
+
+
+def test_a_flag_at_the_limit_of_an_excerpt_is_kept_whole_or_left_out():
+    text = "Banjir di Sangsit " + "a" * (EXCERPT_CHARS - 20) + "🇮🇩 lagi"
+    quote = evidence_quote(EvidencePost(text))
+    assert "🇮" not in quote.replace("🇮🇩", "")
+
+
+def _mrkdwn_texts(node) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["text"]] if node.get("type") == "mrkdwn" else []
+        return own + [t for v in node.values() for t in _mrkdwn_texts(v)]
+    if isinstance(node, list):
+        return [t for v in node for t in _mrkdwn_texts(v)]
+    return []
+
+
+@pytest.mark.parametrize("author", ["*Pak Wayan*", "_info_bpbd_", "`kode", "```", "~coret~", "> kutipan", "<!here> @channel"])
+def test_an_authors_markup_stays_as_typed(client, fake, author):
+    """A quoted post's text went out as plain text, its author's handle (the post's too) as
+    mrkdwn, where "*Pak Wayan*" was bold, "_info_bpbd_" italic and a backtick opened a code
+    span over the rest of the line."""
+    received = send(client, fake, build_message(view(evidence=(EvidencePost("Banjir di pasar", None, None, author),))))
+    assert not any(author.strip("<>!") in text for text in _mrkdwn_texts(received["blocks"])), received["blocks"]
+    shown = [e for b in received["blocks"] if b["type"] == "context" for e in b["elements"] if e["type"] == "plain_text"]
+    assert [e["text"] for e in shown] == [escape(author)]

@@ -1,7 +1,13 @@
 """Normalisation shared by geotagging and hazard matching: offsets must point at the original."""
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from siaga.normalise import fold, load_abbreviations, match_key, match_text, squeeze, squeeze_fold, stem, tokens
 
@@ -132,3 +138,72 @@ def test_quick_fold_finds_shouting_in_words_it_has_seen_plain_and_in_new_ones():
     shouted = quick_fold("Banjir di Sangsit, airrr naik")
     assert type(shouted) is DeferredFolded and shouted.text == "banjir di sangsit air naik"
     assert quick_fold("BANJIRRRR").text == fold("BANJIRRRR").text == "banjir"
+
+
+class _ReadCounting(str):
+    """An original text that adds up how many characters indexing and slicing it read."""
+
+    read = 0
+
+    def __getitem__(self, key):  # type: ignore[override]
+        got = str.__getitem__(self, key)
+        _ReadCounting.read += len(got)
+        return got
+
+
+@pytest.mark.parametrize("ligature", ["\ufdf2", "\ufdfa"])  # ﷲ "الله", ﷺ: folded forms holding a double letter
+def test_folding_a_run_of_a_ligature_reads_the_original_a_bounded_number_of_times(ligature):
+    """Each double letter of the folded text measured the whole run of its original character:
+    20,000 of ﷺ, one post, took 14 s to tag (quadratic)."""
+    original = _ReadCounting(ligature * 4000)
+    _ReadCounting.read = 0
+    folded = fold(original)
+    assert _ReadCounting.read < 20 * len(original)
+    assert folded == fold(str(original))  # the same fold, the original only read less
+
+
+def _run_length(original: str, start: int) -> int:
+    """The measure the fold used to take: the whole run of the character at `start`."""
+    ch, n = original[start].lower(), 0
+    for c in original[start:]:
+        if c.lower() != ch:
+            break
+        n += 1
+    return n
+
+
+@given(st.text(alphabet="aAbßẞ\ufdf2İi\u0307 ", max_size=12), st.integers(0, 11), st.integers(1, 4))
+def test_a_run_is_measured_only_as_far_as_needed(original, start, length):
+    from siaga.normalise import _original_run_at_least
+
+    if start < len(original):
+        assert _original_run_at_least(original, start, length) == (_run_length(original, start) >= length)
+
+
+# The pattern as first written: the reference of which words fold to a word.
+_FOLDING_WORD_AS_WRITTEN = re.compile(r"['`]*([A-Za-z0-9][A-Za-z0-9'`]*)")
+
+
+@given(st.text(alphabet=["'", "`", "a", "B", "1", " ", "+", "#", "é", "\u2019", "-"], max_size=14))
+def test_folding_words_are_what_the_pattern_as_written_finds(text):
+    from siaga.normalise import _FOLDING_WORD
+
+    assert [(m.span(), m.span(1)) for m in _FOLDING_WORD.finditer(text)] == \
+        [(m.span(), m.span(1)) for m in _FOLDING_WORD_AS_WRITTEN.finditer(text)]
+
+
+def _cpu_bound() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CPU, (60, 60))
+
+
+def test_a_long_run_of_apostrophes_in_a_place_naming_post_is_read_once():
+    """"<Sangsit " and 20,000 apostrophes then "+desa" took 2 s to tag: the word pattern, tried
+    from every apostrophe of a run no letter follows, read the rest of the run each time. At
+    200,000 (the geotagger takes any length) some minutes; a minute of CPU bounds the child."""
+    script = ("from siaga.geotag import default_geotagger\n"
+              "print([p.name for p in default_geotagger().tag('<Sangsit ' + \"'\" * 200_000 + '+desa').places])\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, preexec_fn=_cpu_bound,
+                         env={**os.environ, "SIAGA_GAZETTEER": "buleleng"})
+    assert out.returncode == 0 and out.stdout.strip() == "['Sangsit']", out.stderr[-2000:]

@@ -191,3 +191,15 @@ def test_a_replaced_file_is_read_again_from_the_start(tmp_path, db_url):
     report = ingest.ingest(source, now, db_url)
     assert (report.new_posts, report.quarantined) == (1, 1)
     assert ingest.ingest(source, now, db_url).quarantined == 0  # the same bad line is kept once
+
+
+def test_a_byte_order_mark_before_the_first_line_is_not_part_of_it(tmp_path):
+    """A recording saved as "UTF-8 with BOM" (Notepad) lost its first post to quarantine as "not
+    valid JSON: Unexpected UTF-8 BOM"; a U+FEFF later in the file is still its line's problem."""
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(post(1, 0)).encode() + b"\r\n\xef\xbb\xbf" + json.dumps(post(2, 0)).encode() + b"\r\n")
+    result = ReplaySource("f", path).poll(None, T0 + timedelta(hours=1))
+    assert [p.source_id for p in result.posts] == ["1"]
+    assert [b.location for b in result.bad] == ["f.jsonl:2"]
+    again = ReplaySource("f", path).poll(result.cursor, T0 + timedelta(hours=2))
+    assert again.posts == []  # the cursor's digest of the lines it passed holds: not read again from the start

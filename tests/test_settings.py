@@ -47,7 +47,7 @@ def test_poll_interval_defaults_to_a_minute_and_reads_seconds(monkeypatch):
     assert settings.poll_interval() == timedelta(seconds=12.5)
 
 
-@pytest.mark.parametrize("value", ["soon", "0", "-60", "5", "nan"])
+@pytest.mark.parametrize("value", ["soon", "0", "-60", "5", "nan", "inf", "1e400", "1e20", "86401"])
 def test_poll_interval_refuses_what_is_not_a_sane_number_of_seconds(monkeypatch, value):
     monkeypatch.setenv(settings.POLL_INTERVAL_ENV, value)
     with pytest.raises(ValueError, match=settings.POLL_INTERVAL_ENV):

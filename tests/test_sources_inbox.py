@@ -145,3 +145,15 @@ def test_a_file_that_cannot_be_read_costs_that_file_and_is_read_once_it_can(tmp_
     monkeypatch.setattr(Path, "read_bytes", real)
     second = InboxSource("inbox", inbox).poll(first.cursor, NOW)
     assert [p.source_id for p in second.posts] == ["b1"] and second.bad == []
+
+
+def test_a_jsonl_export_with_a_byte_order_mark_keeps_its_first_post(tmp_path):
+    """Notepad's "UTF-8 with BOM" (and Windows line ends): the first post of a .jsonl was
+    quarantined as "Unexpected UTF-8 BOM", where the same posts as one .json document were read."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    rows = [{"id": f"wa{i}", "created_at": "2026-01-15T08:10:00+08:00", "text": f"Banjir {i}"} for i in (1, 2)]
+    (inbox / "wa.jsonl").write_bytes(b"\xef\xbb\xbf" + b"\r\n".join(json.dumps(r).encode() for r in rows) + b"\r\n")
+    (inbox / "grup.json").write_bytes(b"\xef\xbb\xbf" + json.dumps([{**rows[0], "id": "j1"}]).encode())
+    result = InboxSource("inbox", inbox).poll(None, NOW)
+    assert sorted(p.source_id for p in result.posts) == ["j1", "wa1", "wa2"] and result.bad == []

@@ -100,3 +100,21 @@ def test_lines_over_the_limit_are_refused_wherever_the_pipe_cuts_them(lengths, s
             assert isinstance(line, tag_cmd._OverLongLine)
         else:
             assert line == want
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 8), st.booleans())
+def test_a_byte_order_mark_before_the_first_line_is_not_part_of_it(step, as_text):
+    """`Get-Content posts.jsonl | siaga tag` (a Windows tool writes UTF-8's byte order mark
+    first): the first post was "not valid JSON: Unexpected UTF-8 BOM", however the pipe cut it.
+    A mark on a later line is still that line's problem."""
+    data = b"\xef\xbb\xbf" + _line(1, "banjir") + b"\n\xef\xbb\xbf" + _line(2, "banjir") + b"\n"
+    if as_text:
+        stdin = io.StringIO(data.decode("utf-8"))
+    else:
+        stdin = Namespace(buffer=io.BufferedReader(Trickle(data, step)))
+    out = io.StringIO()
+    status = cli._cmd_tag(Namespace(explain=False, config=None), stdin=stdin, stdout=out)  # type: ignore[arg-type]
+    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    assert status == 1 and first["id"] == 1 and first["hazards"] == ["flood"]
+    assert second["id"] is None and "line 2" in second["error"] and "BOM" in second["error"]

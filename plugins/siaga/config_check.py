@@ -135,8 +135,10 @@ def _check_sources(path: Path, report: FolderReport) -> None:
 
 
 def _present(path: Path, report: FolderReport) -> bool:
+    """Whether anything is at `path` (a folder, a device, a dangling link too: the loader
+    refuses it, as the DAGs' does); else the file is reported missing."""
     report.checked.append(path.name)
-    if path.is_file():
+    if path.exists() or path.is_symlink():
         return True
     report.errors.append(file_problem(path, "missing: the DAGs read it from this folder"))
     return False

@@ -18,8 +18,11 @@ are then placed where the operator must look:
 from __future__ import annotations
 
 import difflib
+import errno
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
@@ -134,14 +137,41 @@ def file_problem(source: str | Path, message: str) -> ConfigProblem:
 def read_yaml(path: str | Path) -> Document:
     """The YAML file at `path` with positions; ConfigSyntaxError when it cannot be read, is not
     UTF-8, is not YAML or repeats a key."""
+    return parse_yaml(read_config_text(path), str(path))
+
+
+# Far above any config file (the hazard lists are a few kB each, an imported roads.yaml some MB).
+MAX_CONFIG_BYTES = 20_000_000
+_NOT_FILES = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+              (stat.S_ISSOCK, "a socket"))
+
+
+def read_config_text(path: str | Path, encoding: str = "utf-8") -> str:
+    """The text of the config file at `path`; ConfigSyntaxError at the file when it cannot be
+    read, is not a regular file, is larger than MAX_CONFIG_BYTES or is not UTF-8.
+
+    A device or a pipe in a config file's place (`ln -s /dev/zero routing.yaml`, a FIFO) was read
+    until memory ran out (a MemoryError traceback from `siaga check`, every loader with it) or
+    waited on for ever: the file is opened without blocking and looked at before it is read, and
+    never read past the limit."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigSyntaxError(file_problem(path, f"not UTF-8 text ({exc.reason})")) from None
+        with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+            kind = next((name for test, name in _NOT_FILES if test(mode)), None)
+            if kind is not None:
+                raise ConfigSyntaxError(file_problem(path, f"cannot read: not a regular file but {kind}"))
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigSyntaxError(file_problem(path, f"cannot read: {exc.strerror or exc}")) from None
-    return parse_yaml(text, str(path))
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigSyntaxError(file_problem(path, f"larger than {MAX_CONFIG_BYTES:,} bytes: not a config file"))
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise ConfigSyntaxError(file_problem(path, f"not UTF-8 text ({exc.reason})")) from None
 
 
 def parse_yaml(text: str, source: str) -> Document:

@@ -45,13 +45,18 @@ LOCATIVE = frozenset(
 QUALIFIER_GAP = VILLAGE_PREFIX | DISTRICT_PREFIX | REGENCY_PREFIX
 LOW_CONFIDENCE = 0.5
 _SENTENCE_END = ".!?\n"
+# Between the two numbers of a coordinate pair: a comma, semicolon or slash with any whitespace
+# around it, or whitespace holding a space (what `\s*[,;/ ]\s*` matches), written possessive:
+# that spelling backtracked over every split of a whitespace run, quadratic in its length
+# (".11" and 20,000 spaces, one post, took 6 s to tag).
+_COORD_SEP = r"(?:\s*+[,;/]\s*+|[^\S ]*+ \s*+)"
 # What every coordinate pair (_COORD) holds, without its look-arounds: most posts have none, and
 # a time or a price ("08.41", "1.500") alone is not one.
-_COORD_HINT = re.compile(r"\.\d\d+\s*[,;/ ]\s*-?\d{1,3}\.\d\d")
+_COORD_HINT = re.compile(r"\.\d\d++" + _COORD_SEP + r"-?\d{1,3}\.\d\d")
 _UPPER = re.compile(r"[^\W\d_a-z]", re.UNICODE)
 _LOWER = re.compile(r"[a-z]")
 _ASCII_UPPER, _ASCII_LOWER = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz"  # _UPPER, _LOWER in ASCII
-_COORD = re.compile(r"(?<![\d.])(-?\d{1,3}\.\d{2,})\s*[,;/ ]\s*(-?\d{1,3}\.\d{2,})(?![\d.])")
+_COORD = re.compile(r"(?<![\d.])(-?\d{1,3}\.\d{2,}+)" + _COORD_SEP + r"(-?\d{1,3}\.\d{2,}+)(?![\d.])")
 
 
 @dataclass(frozen=True, slots=True, init=False)

@@ -284,7 +284,9 @@ def _check(directory: Path) -> tuple[CheckReport, list[_Loaded], dict[str, str]]
     directory = Path(directory)
     if not directory.is_dir():
         return CheckReport([ConfigProblem(str(directory), 0, 0, "(directory)", "not a directory")], []), [], {}
-    files = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    # every entry but a folder: a device, a pipe or a dangling link named flood.yaml is refused at
+    # its file (read_config_text), not skipped, which silently took flood out of the lists in force
+    files = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and not p.is_dir())
     if not files:
         errors.append(ConfigProblem(str(directory), 0, 0, "(directory)", "no *.yaml hazard files"))
     try:

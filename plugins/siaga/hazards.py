@@ -497,13 +497,14 @@ def _lists_key(directory: Path) -> tuple[str, dict[str, str]] | None:
     abbreviation tables `read_directory` may use and the word list roots are checked against.
     None when the folder or a file cannot be read as text (then nothing is cached)."""
     from siaga import matcher_cache
+    from siaga.config_errors import ConfigError, read_config_text
     from siaga.geodata import dictionary_file
     from siaga.settings import config_dir
 
-    try:
-        files = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
-        texts = {p.name: p.read_bytes().decode("utf-8") for p in files}
-    except (OSError, UnicodeDecodeError):
+    try:  # the files `hazard_config` reads (every entry but a folder), read as it reads them
+        files = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and not p.is_dir())
+        texts = {p.name: read_config_text(p) for p in files}
+    except (OSError, ConfigError):
         return None
     inputs = [*files, directory.parent / "abbreviations.csv", config_dir() / "abbreviations.csv"]
     inputs += [p for p in (dictionary_file(),) if p is not None]

@@ -1,6 +1,7 @@
 """The last good version of an operator's config file, kept in force when the file turns bad.
 
-Every detect run reads routing.yaml and detection.yaml (the digest run reads routing.yaml too).
+Every detect run reads routing.yaml and detection.yaml (the digest run reads routing.yaml too),
+and every ingest run sources.yaml (`sources.sources_in_force`).
 A typo saved at 3 a.m. used to stop every one of those runs until someone fixed it: no incident
 and no alert, in the middle of a flood. So, as for the hazard lists (`hazard_lists.in_force`),
 the text of each such file is kept in the database (`store.ConfigState`, named `file:<name>`)

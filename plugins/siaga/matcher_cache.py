@@ -23,6 +23,7 @@ import hashlib
 import logging
 import os
 import pickle
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -48,7 +49,15 @@ def digest_files(paths: Iterable[Path], into: "hashlib._Hash | None" = None) -> 
         path = Path(path)
         h.update(str(path).encode("utf-8", "surrogateescape") + b"\0")
         try:
-            h.update(path.read_bytes())
+            # opened without blocking and read only when a regular file, a piece at a time: a
+            # device or a pipe in a config file's place (aliases.yaml -> /dev/zero, a FIFO) was
+            # read until memory ran out, or for ever, before its loader could refuse it
+            with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
+                if stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                    for piece in iter(lambda: handle.read(1 << 20), b""):
+                        h.update(piece)
+                else:
+                    h.update(b"\0(not a regular file)")
         except OSError:
             h.update(b"\0(missing)")
         h.update(b"\0\0")

@@ -118,14 +118,28 @@ def one_line(text: object) -> str:
 
 
 def truncate(text: str, limit: int) -> str:
-    """At most `limit` characters, cut at a word boundary when one is near, with an ellipsis."""
+    """At most `limit` characters, cut at a word boundary when one is near, with an ellipsis;
+    never inside a grapheme (`whole_graphemes`)."""
     if len(text) <= limit:
         return text
-    cut = text[: limit - 1]
+    cut = text[: whole_graphemes(text, limit - 1)]
     space = cut.rfind(" ")
     if space >= limit * 0.8:
         cut = cut[:space]
     return cut.rstrip() + "…"
+
+
+def whole_graphemes(text: str, end: int) -> int:
+    """`end`, or the start of the grapheme `end` falls inside, so `text[:end]` is whole
+    graphemes (Unicode's UAX #29, by wcwidth, which Airflow's prompt_toolkit already installs:
+    the standard library has no grapheme rules). A cut by code points split a flag into a
+    lone regional indicator (🇮🇩 -> 🇮, shown as a boxed "I"), a skin-toned emoji into the
+    emoji and a colour swatch, a letter from its combining mark."""
+    if end <= 0 or end >= len(text):
+        return max(0, min(end, len(text)))
+    from wcwidth import grapheme_boundary_before
+
+    return min(grapheme_boundary_before(text, end + 1), end)  # where the grapheme of text[end] starts
 
 
 def safe_url(url: object) -> str | None:
@@ -311,16 +325,22 @@ def evidence_quote(post: EvidencePost) -> str:
     return f"“{escape(truncate(one_line(post.text), EXCERPT_CHARS))}”"
 
 
-def evidence_meta(post: EvidencePost) -> str:
-    """Who, when and the link of a quoted post (mrkdwn: the link is one this module checked)."""
-    meta = []
+def evidence_meta(post: EvidencePost) -> list[dict[str, Any]]:
+    """Who, when and the link of a quoted post, as a context block's elements: the author as
+    plain text, as the post's words are (a handle is the post's too: in mrkdwn "*BPBD*" or
+    "_info_" turned bold or italic, and a backtick opened a code span), the time and the link
+    in mrkdwn (the link is one this module checked)."""
+    elements: list[dict[str, Any]] = []
     if post.author:
-        meta.append(_name(post.author))
+        elements.append(_plain(escape(truncate(one_line(post.author), NAME_CHARS))))
+    meta = []
     if post.created_at is not None:
         meta.append(_fmt_time(post.created_at))
     if post.url:
         meta.append(link(post.url, say("slack.link")))
-    return " · ".join(meta)
+    if meta:
+        elements.append(_mrkdwn(_cut_escaped(("· " if elements else "") + " · ".join(meta), SLACK_SECTION_TEXT)))
+    return elements
 
 
 def _buttons(view: AlertView) -> dict[str, Any]:
@@ -372,7 +392,7 @@ def _cut_escaped(text: str, limit: int) -> str:
     """Cap already-escaped text without leaving half an entity like "&am"."""
     if len(text) <= limit:
         return text
-    cut = text[: limit - 1]
+    cut = text[: whole_graphemes(text, limit - 1)]
     amp = cut.rfind("&")
     if amp != -1 and ";" not in cut[amp:]:
         cut = cut[:amp]
@@ -411,7 +431,7 @@ def build_message(view: AlertView) -> dict[str, Any]:
             blocks.append({"type": "section", "text": _plain(evidence_quote(post))})
             meta = evidence_meta(post)
             if meta:
-                blocks.append({"type": "context", "elements": [_mrkdwn(_cut_escaped(meta, SLACK_SECTION_TEXT))]})
+                blocks.append({"type": "context", "elements": meta})
     if view.kind == "new" and view.state in ("open", "acknowledged"):
         blocks.append(_buttons(view))
         blocks.append(snooze_select(view))

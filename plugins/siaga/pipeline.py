@@ -51,10 +51,13 @@ def _plain(value: datetime) -> datetime:
 def source_names(only: Iterable[str] | None = None) -> list[str]:
     """The enabled sources to poll: all of them, or those of `only` still enabled (an ingest run
     a push started polls only the sources that announced something)."""
-    from siaga.sources import load_sources
+    from siaga.sources import sources_in_force
 
     wanted = None if only is None else set(only)
-    return [s.name for s in load_sources() if wanted is None or s.name in wanted]
+    store.migrate()
+    with store.session_scope() as session:  # a refused edit leaves the last good sources.yaml in force
+        sources = sources_in_force(session)
+    return [s.name for s in sources if wanted is None or s.name in wanted]
 
 
 def push_streams() -> list[Any]:
@@ -66,10 +69,11 @@ def push_streams() -> list[Any]:
 
 def ingest(source_name: str, now: datetime) -> dict[str, Any]:
     from siaga import ingest as ingest_stage
-    from siaga.sources import load_sources
+    from siaga.sources import sources_in_force
 
     store.migrate()
-    source = next(s for s in load_sources() if s.name == source_name)
+    with store.session_scope() as session:
+        source = next(s for s in sources_in_force(session) if s.name == source_name)
     return asdict(ingest_stage.ingest(source, now))
 
 

@@ -22,6 +22,11 @@ from urllib.parse import quote
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+class SettingsError(ValueError):
+    """An environment setting (SIAGA_*, AIRFLOW_CONN_*) whose value cannot be used; the message
+    names the variable (never a secret it holds). `siaga` prints it in one line."""
+
+
 def config_dir() -> Path:
     return Path(os.environ.get("SIAGA_CONFIG_DIR", REPO_ROOT / "config"))
 
@@ -65,7 +70,7 @@ def gazetteer_size() -> str:
     elsewhere are recognised as elsewhere) or "buleleng" (faster start, less memory)."""
     size = os.environ.get("SIAGA_GAZETTEER", "national")
     if size not in GAZETTEER_SIZES:
-        raise ValueError(f"SIAGA_GAZETTEER: expected one of {GAZETTEER_SIZES}, got {size!r}")
+        raise SettingsError(f"SIAGA_GAZETTEER: expected one of {GAZETTEER_SIZES}, got {size!r}")
     return size
 
 
@@ -129,7 +134,7 @@ def public_cap() -> PublicCap | None:
     hazards = frozenset(h.strip() for h in os.environ.get(PUBLIC_CAP_HAZARDS_ENV, "").split(",") if h.strip()) or None
     severity = os.environ.get(PUBLIC_CAP_MIN_SEVERITY_ENV, "medium").strip()
     if severity not in SEVERITIES:
-        raise ValueError(f"{PUBLIC_CAP_MIN_SEVERITY_ENV}: expected one of {', '.join(SEVERITIES)}, got {severity!r}")
+        raise SettingsError(f"{PUBLIC_CAP_MIN_SEVERITY_ENV}: expected one of {', '.join(SEVERITIES)}, got {severity!r}")
     return PublicCap(hazards, severity, _switch(PUBLIC_CAP_CONFIRMED_ENV, True))
 
 
@@ -142,12 +147,13 @@ def _switch(name: str, default: bool) -> bool:
         return True
     if value in ("0", "false", "no", "off"):
         return False
-    raise ValueError(f"{name}: expected 1 or 0 (true/false, yes/no, on/off), got {value!r}")
+    raise SettingsError(f"{name}: expected 1 or 0 (true/false, yes/no, on/off), got {value!r}")
 
 
 POLL_INTERVAL_ENV = "SIAGA_POLL_INTERVAL"
 POLL_INTERVAL_DEFAULT = timedelta(minutes=1)
 POLL_INTERVAL_MIN = timedelta(seconds=10)
+POLL_INTERVAL_MAX = timedelta(days=1)  # a slower poll is no watch at all
 
 
 def poll_interval() -> timedelta:
@@ -164,9 +170,11 @@ def poll_interval() -> timedelta:
     try:
         seconds = float(value)
     except ValueError:
-        raise ValueError(f"{POLL_INTERVAL_ENV}: expected seconds between polls (e.g. 60 or 30), got {value!r}") from None
-    if not seconds >= POLL_INTERVAL_MIN.total_seconds():
-        raise ValueError(f"{POLL_INTERVAL_ENV}: at least {POLL_INTERVAL_MIN.total_seconds():g} s, got {value!r}")
+        raise SettingsError(f"{POLL_INTERVAL_ENV}: expected seconds between polls (e.g. 60 or 30), got {value!r}") from None
+    if not POLL_INTERVAL_MIN.total_seconds() <= seconds <= POLL_INTERVAL_MAX.total_seconds():
+        # 'inf' and '1e20' too: timedelta raised an OverflowError while the DAG file was parsed
+        raise SettingsError(f"{POLL_INTERVAL_ENV}: from {POLL_INTERVAL_MIN.total_seconds():g} s to "
+                            f"{POLL_INTERVAL_MAX.total_seconds():g} s (a day), got {value!r}")
     return timedelta(seconds=seconds)
 
 
@@ -264,16 +272,22 @@ def _airflow_connection_url(conn_id: str) -> str | None:
     `siaga db migrate` works outside a task), else from Airflow's connections inside a task."""
     env = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
     if env:
-        return _sqlalchemy_url(_env_connection_uri(env))
+        return _sqlalchemy_url(_env_connection_uri(env, f"AIRFLOW_CONN_{conn_id.upper()}"))
     conn = airflow_connection(conn_id)
     return _sqlalchemy_url(conn.get_uri()) if conn is not None else None
 
 
-def _env_connection_uri(value: str) -> str:
+def _env_connection_uri(value: str, name: str = "AIRFLOW_CONN_<ID>") -> str:
     value = value.strip()
     if not value.startswith("{"):
         return value
-    doc = json.loads(value)
+    try:
+        doc = json.loads(value)
+    except ValueError as exc:  # the value holds a password: its place, never the text
+        raise SettingsError(f"{name}: not a connection URI nor a JSON object ({getattr(exc, 'msg', 'invalid JSON')} "
+                            f"at character {getattr(exc, 'pos', '?')})") from None
+    if not isinstance(doc, dict):
+        raise SettingsError(f"{name}: not a connection URI nor a JSON object")
     auth = ""
     if doc.get("login"):
         auth = quote(str(doc["login"]), safe="")

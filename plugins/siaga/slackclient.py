@@ -63,6 +63,17 @@ TRANSIENT_ERRORS = frozenset({"ratelimited", "service_unavailable", "request_tim
 # ...and those after which, in Slack's words, "it's possible some aspect of the operation
 # succeeded before the error was raised": transient for a read, an unknown outcome for a write.
 MAYBE_DONE_ERRORS = frozenset({"internal_error", "fatal_error"})
+# Refusals of the credentials, not of the message: a token mistyped, revoked or rotated, an app
+# missing a scope. Every message fails alike until an operator fixes the token, and each goes out
+# once it is fixed: so they are retried later like an outage (and dead-lettered only after
+# outbox.MAX_ATTEMPTS, about an hour), not dead-lettered at the first refusal, which silently
+# gave up every alert of the hour the token was wrong.
+CREDENTIAL_ERRORS = frozenset({"not_authed", "invalid_auth", "account_inactive", "token_revoked", "token_expired",
+                               "missing_scope", "not_allowed_token_type", "team_access_not_granted",
+                               "org_login_required", "ekm_access_denied"})
+# Refusals of a message's blocks (a layout Slack's validation is stricter about than ours), after
+# which Slack posted nothing: `post_message` sends the message's text alone.
+BLOCKS_REFUSED = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long"})
 _AFTER_SEND_ERRORS = (TimeoutError, socket.timeout, ConnectionResetError, BrokenPipeError,
                       http.client.RemoteDisconnected, http.client.IncompleteRead)
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
@@ -307,11 +318,15 @@ def _classify_answer(exc: SlackApiError) -> str:
         return "transient"
     if status >= 500 or error in MAYBE_DONE_ERRORS:  # whatever the body says: a gateway may have sent it
         return "unknown_outcome" if write else "transient"
-    if error in TRANSIENT_ERRORS:
+    if error in TRANSIENT_ERRORS or error in CREDENTIAL_ERRORS:
         return "transient"
     if isinstance(error, str) and error.startswith(_NOT_JSON):
         return "unknown_outcome"
     return "permanent"
+
+
+def _answer_error(exc: SlackApiError) -> Any:
+    return exc.response.get("error") if exc.response is not None else None
 
 
 def outbox_metadata(outbox_id: int | str) -> dict[str, Any]:
@@ -347,7 +362,17 @@ def post_message(
             kwargs["reply_broadcast"] = True
     if metadata:
         kwargs["metadata"] = dict(metadata)
-    response = client.chat_postMessage(**kwargs)
+    try:
+        response = client.chat_postMessage(**kwargs)
+    except SlackApiError as exc:
+        if "blocks" not in kwargs or _answer_error(exc) not in BLOCKS_REFUSED:
+            raise
+        # Slack refused the layout, not the message, and posted nothing: the alert goes out as its
+        # fallback text (what, where, how bad, the incident's number) rather than being given up;
+        # a dead letter of this kind fails again however often it is re-queued
+        log.warning("chat.postMessage to %s: Slack refused the blocks (%s): sent as text only", channel, _answer_error(exc))
+        del kwargs["blocks"]
+        response = client.chat_postMessage(**kwargs)
     ts = response.get("ts")
     if not isinstance(ts, str) or not ts:
         # "ok" without the post's ts: it may well be posted, and its thread needs the real ts

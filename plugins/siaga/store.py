@@ -42,11 +42,13 @@ from sqlalchemy import (
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from siaga import settings
+from siaga.redaction import redact_url
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -398,15 +400,60 @@ class ConfigState(Base):
 # --- engines and sessions -------------------------------------------------------------------
 
 
+class UnusableDatabaseURL(ArgumentError):
+    """A database URL Siaga cannot open, for a reason the URL itself shows; the message names
+    the URL without its password (`redact_url`)."""
+
+
+# The database kinds Siaga's migrations and bulk inserts are written for.
+BACKENDS = ("sqlite", "postgresql")
+
+
+def parse_url(url: str) -> URL:
+    """`url` read as SQLAlchemy reads it, or UnusableDatabaseURL: a port that is not a number
+    (`postgresql://u:pw@host:54x2/siaga`) was a ValueError traceback from deep in SQLAlchemy."""
+    try:
+        return make_url(url)
+    except ArgumentError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise UnusableDatabaseURL(f"cannot read the database URL {redact_url(str(url))}: {exc}") from None
+
+
+def _usable(url: str) -> None:
+    """Refuse, naming it, a URL of a database kind or a driver Siaga cannot use: a driver that
+    is not installed (`mysql://`, `postgresql+pg8000://`) was a ModuleNotFoundError traceback,
+    an asyncio one (`postgresql+asyncpg://`) a MissingGreenlet at the first query, and a
+    connection option of the wrong type (`?timeout=abc`) a ValueError."""
+    parsed = parse_url(url)
+    shown = redact_url(url)
+    if parsed.get_backend_name() not in BACKENDS:
+        raise UnusableDatabaseURL(f"{shown}: Siaga runs on SQLite or PostgreSQL (sqlite:///path or postgresql://...), "
+                                  f"not {parsed.get_backend_name()!r}")
+    dialect = parsed.get_dialect()
+    if getattr(dialect, "is_async", False):
+        raise UnusableDatabaseURL(f"{shown}: {parsed.drivername} is an asyncio driver; use {parsed.get_backend_name()}:// "
+                                  "(Siaga's code is synchronous)")
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        raise UnusableDatabaseURL(f"{shown}: the driver of {parsed.drivername} is not installed ({exc}); "
+                                  f"use {parsed.get_backend_name()}://") from None
+
+
 @lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
     """One engine per URL per process (pooling), SQLite tuned for concurrent readers."""
+    _usable(url)
     kwargs: dict[str, Any] = {"future": True}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs["pool_pre_ping"] = True
-    engine = create_engine(url, **kwargs)
+    try:
+        engine = create_engine(url, **kwargs)
+    except (ValueError, TypeError) as exc:  # an option of the URL's query SQLAlchemy cannot convert
+        raise UnusableDatabaseURL(f"{redact_url(url)}: {exc}") from None
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -431,7 +478,7 @@ class MissingDatabase(Exception):
 def sqlite_path(url: str) -> Path | None:
     """The file a SQLite URL names (absolute), or None for an in-memory database or another
     kind of database. A URI-style name (`sqlite:///file:x.db?uri=true`) gives its file part."""
-    parsed = make_url(url)
+    parsed = parse_url(url)
     if parsed.get_backend_name() != "sqlite":
         return None
     name = parsed.database or ""

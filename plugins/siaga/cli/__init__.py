@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from typing import Callable
 
+from siaga import settings
 from siaga.cli import common, config_cmds, data_cmds, dev_cmds, slack_cmd, tag_cmd
 # tests and benchmarks/bench_tag.py drive the tag command and its readers with their own streams
 from siaga.cli.tag_cmd import _cmd_tag, _fast_decoder, _read_plain_post, _read_post, _stdin_batches  # noqa: F401
@@ -59,13 +59,16 @@ def main(argv: list[str] | None = None) -> int:
         logging.disable(logging.INFO)  # library chatter (Alembic's "Context impl ...") only with -v
     else:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    common.hold_closed_stdout()
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        if sys.stdout is not None:
+            sys.stdout.flush()  # what it could not write is said below, not by the interpreter's exit
+        return status
     except BrokenPipeError:
         # The reader went away (`siaga scenario | head`): what it wanted it has. Point stdout at
         # /dev/null so the interpreter's final flush does not raise again (Python's own advice).
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        common.discard_stdout()
         return 1
     except KeyboardInterrupt:
         print(f"siaga {args.command}: interrupted", file=sys.stderr)
@@ -74,6 +77,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"siaga {args.command}: {exc}", file=sys.stderr)
         return exc.status
     except Exception as exc:
+        unwritten = common.output_failure(exc)
+        if unwritten is not None:
+            # a full disk, a file size limit: what was not written is dropped, as the interpreter's
+            # final flush would otherwise fail on it again, with a traceback
+            common.discard_stdout()
+            print(f"siaga {args.command}: {unwritten}", file=sys.stderr)
+            return 1
+        if isinstance(exc, settings.SettingsError):
+            # SIAGA_GAZETTEER=nasional, a broken AIRFLOW_CONN_SIAGA_DB: the variable named, no traceback
+            print(f"siaga {args.command}: {exc}", file=sys.stderr)
+            return 2
         if _is_config_error(exc):
             # a config file the command reads besides its own (aliases.yaml for the geotagger,
             # routing.yaml, detection.yaml): every problem at file:line:column, not a traceback

@@ -8,7 +8,9 @@ answer in well under a second, and the libraries are loaded by the commands that
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
 from typing import Any, Iterable, Sequence, TextIO
 
@@ -111,6 +113,9 @@ def database_failure(exc: BaseException, url: str | None) -> str | None:
         return None
     from sqlalchemy import exc as sa
 
+    store = sys.modules.get("siaga.store")
+    if store is not None and isinstance(exc, store.UnusableDatabaseURL):
+        return str(exc)  # names the URL, without its password
     where = f"the database {redact_url(url)}" if url else "the database"
     if isinstance(exc, sa.NoSuchModuleError):
         return f"{where}: unknown database kind ({first_line(str(exc))}); expected sqlite:/// or postgresql://"
@@ -165,6 +170,44 @@ def file_failure(exc: BaseException) -> str | None:
     name = str(exc.filename)
     shown = name if len(name) <= 120 else name[:119] + "…"
     return f"cannot use {shown!r}: {exc.strerror or type(exc).__name__}"
+
+
+# What writing a command's output can fail with besides a closed pipe: the disk or the user's
+# quota full, a file size limit, a failing device.
+_WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+
+
+def output_failure(exc: BaseException) -> str | None:
+    """One line when `exc` is a write refused for want of room (`siaga export > file` on a full
+    disk wrote its answer with an `OSError: [Errno 28]` traceback, as did every command); None
+    for anything else. The files a command opens itself say so where they are written (`export
+    --out`) or only cost speed (the matcher cache), so such a failure reaching `main` is its
+    standard output's."""
+    if not isinstance(exc, OSError) or exc.filename is not None or exc.errno not in _WRITE_FAILURES:
+        return None
+    return f"cannot write its output: {exc.strerror or exc}"
+
+
+def discard_stdout() -> None:
+    """Point file descriptor 1 at /dev/null, so the interpreter's final flush of what stdout
+    still holds neither raises nor reaches a reader who left."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.__stdout__.fileno() if sys.__stdout__ is not None else 1)
+    os.close(devnull)
+
+
+def hold_closed_stdout() -> None:
+    """Started with standard output closed (`siaga tag >&-`): descriptor 1 is given /dev/null,
+    so the first file the command opens (the database) does not become descriptor 1, where
+    any library writing to "stdout" would write into it. `sys.stdout` stays None: a command
+    that has an answer to write refuses (`siaga tag`), the others' prints are dropped."""
+    try:
+        os.fstat(1)
+    except OSError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        if devnull != 1:
+            os.dup2(devnull, 1)
+            os.close(devnull)
 
 
 def sentence(text: str) -> str:

@@ -101,11 +101,17 @@ def _cmd_outbox(args: argparse.Namespace) -> int:
     with store.session_scope(url) as session:
         if args.retry is not None:
             done = outbox.requeue(session, args.retry, store.utcnow())
+            row = None if done else session.get(store.OutboxMessage, args.retry)
+            if not done and row is None:
+                # a mistyped id was "not a dead letter, nothing changed", exit 0: as if it were a row
+                raise CommandError(f"no outbox message {args.retry} in {redact_url(url)}; `siaga outbox` lists the dead letters",
+                                   status=2)
             if args.json:
-                print_json({"id": args.retry, "requeued": done})
+                print_json({"id": args.retry, "requeued": done, **({} if done else {"state": row.state})})
             else:
                 print(f"Outbox message {args.retry}: " + ("queued again; the next delivery run sends it (after asking Slack "
-                                                           "whether an earlier attempt landed)." if done else "not a dead letter, nothing changed."))
+                                                           "whether an earlier attempt landed)." if done else
+                                                           f"not a dead letter (it is {row.state}), nothing changed."))
             return 0 if done else 1
         states = outbox.summary(session)
         dead = outbox.dead_letters(session)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, TextIO
 
-from siaga.cli.common import sentence
+from siaga.cli.common import CommandError, sentence
 from siaga.vocabulary import MAX_LINE_BYTES, MAX_TEXT
 
 
@@ -32,6 +32,8 @@ def _cmd_tag(args: argparse.Namespace, stdin: TextIO | None = None, stdout: Text
 
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
+    if stdin is None or stdout is None:  # started with the descriptor closed (`siaga tag <&-`)
+        raise CommandError(f"standard {'input' if stdin is None else 'output'} is closed: nothing to tag, or nowhere to write the answers")
     try:
         tagger = Tagger(HazardSet.load(hazards_dir_of(args.config) if args.config else default_hazard_dir()))
     except HazardConfigError as exc:
@@ -115,15 +117,16 @@ def _stdin_batches(stdin: TextIO) -> Iterator[list[str | bytes]]:
     its bytes dropped as they arrive, so no line can fill the memory."""
     buffer = getattr(stdin, "buffer", None)
     if buffer is None:
-        for line in stdin:
+        for number, line in enumerate(stdin):
+            if number == 0:
+                line = line.removeprefix("\ufeff")  # a byte order mark, read as text
             yield [_OverLongLine() if len(line) > MAX_LINE_BYTES else line]
         return
     read = getattr(buffer, "read1", buffer.read)
     pending: list[bytes] = []
     held = 0  # bytes in `pending`
     over = False  # the line being read is longer than MAX_LINE_BYTES: the rest of it is dropped
-    while True:
-        data = read(_READ)
+    for data in _chunks(read):
         if not data:
             if over or pending:
                 yield [_OverLongLine() if over else b"".join(pending)]
@@ -147,6 +150,31 @@ def _stdin_batches(stdin: TextIO) -> Iterator[list[str | bytes]]:
             batch[0] = _OverLongLine()
             over = False
         yield batch
+
+
+def _chunks(read: Callable[[int], bytes]) -> Iterator[bytes]:
+    """What the stream gives, read after read, the first without a byte order mark."""
+    first = _without_bom(read(_READ), read)
+    if first:  # empty when the read held the mark alone: not yet the end of the stream
+        yield first
+    while True:
+        yield read(_READ)
+
+
+def _without_bom(data: bytes, read: Callable[[int], bytes]) -> bytes:
+    """The stream's first bytes without the byte order mark a Windows tool writes first
+    (`records.without_bom`, as the inbox and replay files): the first post was refused as "not
+    valid JSON: Unexpected UTF-8 BOM". A mark that arrives in pieces is read whole first."""
+    if data[:1] != b"\xef":
+        return data  # no mark: the sources' module (and the database schema it imports) not loaded
+    from siaga.sources.records import BOM, without_bom
+
+    while len(data) < len(BOM) and BOM.startswith(data):
+        more = read(len(BOM) - len(data))
+        if not more:
+            break
+        data += more
+    return without_bom(data)
 
 
 class _OverLongLine(str):

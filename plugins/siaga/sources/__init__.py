@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from siaga import settings
+from siaga.config_errors import ConfigError, Document
 from siaga.sources.base import BadInput, IncomingPost, PollResult, Source, SourceConfigError
 from siaga.sources.bluesky import BlueskySource
 from siaga.sources.http import SourceError
@@ -15,6 +16,9 @@ from siaga.sources.push import PushStream, push_streams
 from siaga.sources.replay import ReplaySource
 from siaga.sources.rss import RssSource
 from siaga.sources.x import XSource
+
+if TYPE_CHECKING:  # the database is needed only by `sources_in_force`
+    from sqlalchemy.orm import Session
 
 __all__ = [
     "BadInput",
@@ -30,6 +34,7 @@ __all__ = [
     "XSource",
     "InboxSource",
     "load_sources",
+    "sources_in_force",
     "PushStream",
     "push_streams",
 ]
@@ -53,6 +58,33 @@ def load_sources(path: Path | None = None) -> list[Source]:
     if problems:
         raise SourceConfigError("\n".join(map(str, problems)))
     return sources
+
+
+class SourcesFileRefused(ConfigError):
+    """sources.yaml refused as a whole (`sources_in_force`): every problem at file:line."""
+
+
+def sources_in_force(session: "Session", path: Path | None = None) -> list[Source]:
+    """`load_sources`, or the sources of the last good sources.yaml when the file is refused
+    (`last_good`, as for the hazard lists, routing.yaml and detection.yaml), with the refusal
+    logged at ERROR: a typo in a new feed's entry stopped every source's polling until it was
+    fixed, in a disaster as on a quiet day. Raises the refusal when no good version was ever
+    kept."""
+    from siaga import last_good
+
+    path = Path(path or settings.config_dir() / "sources.yaml")
+    builders = {kind: cls.from_config for kind, cls in _KINDS.items()}
+    base_dir = path.parent.parent  # relative paths of the file, the kept text's too
+
+    def build(doc: Document) -> list[Source]:
+        from siaga.sources import config_file
+
+        problems, sources = config_file.check_document(doc, base_dir, builders)
+        if problems:
+            raise SourcesFileRefused(problems)
+        return sources
+
+    return last_good.in_force(session, path, build, SourcesFileRefused)
 
 
 def check_sources_file(path: Path) -> tuple[list[Any], list[Source]]:

@@ -126,6 +126,12 @@ def check(path: Path, builders: dict[str, Builder]) -> tuple[list[ConfigProblem]
         doc = read_yaml(path)
     except ConfigSyntaxError as exc:
         return exc.problems, []
+    return check_document(doc, Path(path).parent.parent, builders)
+
+
+def check_document(doc: Document, base_dir: Path, builders: dict[str, Builder]) -> tuple[list[ConfigProblem], list[Any]]:
+    """`check` of a sources file already read (its last good text, `sources.sources_in_force`);
+    relative paths in it are under `base_dir`."""
     doc.data = {} if doc.data is None else doc.data
     # a value quoted in a problem may be a URL holding a secret (a feed's ?token=)
     problems = [replace(p, message=redact_urls_in(p.message)) for p in schema_problems(doc, SCHEMA)]
@@ -135,7 +141,7 @@ def check(path: Path, builders: dict[str, Builder]) -> tuple[list[ConfigProblem]
     held: dict[str, int] = {}  # claim key -> the source holding it
     for i, entry in enumerate(doc.data.get("sources") or []):
         try:
-            source = builders[entry["kind"]](entry, path.parent.parent, f"sources[{i}]")
+            source = builders[entry["kind"]](entry, base_dir, f"sources[{i}]")
         except SourceConfigError as exc:
             problems.append(_placed(doc, str(exc)))
             continue

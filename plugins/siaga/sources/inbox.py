@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult, SourceConfigError, author_key
 from siaga.sources.parsing import iso_time, load_json, record_id
-from siaga.sources.records import Records, decode_line
+from siaga.sources.records import Records, decode_line, without_bom
 from siaga.sources.schema import AUTHOR_CHARS, ID_CHARS, MAX_TEXT, MAX_URL, check_number, check_record, storable
 
 POST_SCHEMA: dict[str, Any] = {
@@ -89,7 +89,7 @@ class InboxSource:
         data = path.read_bytes()
         records = Records(now)
         if path.suffix == ".jsonl":
-            for n, line in enumerate(data.split(b"\n"), start=1):
+            for n, line in enumerate(without_bom(data).split(b"\n"), start=1):
                 line = line.removesuffix(b"\r")
                 if line.strip():
                     records.take(f"{path.name}:{n}", line, lambda: self.parse(decode_line(line), now))

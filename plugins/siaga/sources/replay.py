@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 from siaga import settings
 from siaga.sources.base import BadInput, IncomingPost, PollResult, SourceConfigError
 from siaga.sources.parsing import json_text, opt_text, parse_time, record_id
-from siaga.sources.records import Records, decode_line
+from siaga.sources.records import Records, decode_line, without_bom
 from siaga.sources.schema import check_number
 from siaga.vocabulary import LOCAL_TZ_NAME
 
@@ -85,7 +85,7 @@ class ReplaySource:
     def poll(self, cursor: dict[str, Any] | None, now: datetime) -> PollResult:
         """Posts whose time has come and that the cursor has not passed, plus the bad lines."""
         cursor = dict(cursor or {})
-        data = self.path.read_bytes()
+        data = without_bom(self.path.read_bytes())
         lines, bad, ends = self._read(data)
         done = int(cursor.get("line", 0))
         waiting: dict[str, int] = dict(cursor.get("waiting") or {})

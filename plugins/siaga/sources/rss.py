@@ -11,6 +11,7 @@ stay in the feed; the store keeps one row per (source, item id), so that is harm
 """
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 import xml.etree.ElementTree as ET
@@ -35,10 +36,36 @@ GEO = "{http://www.w3.org/2003/01/geo/wgs84_pos#}"
 CONTENT = "{http://purl.org/rss/1.0/modules/content/}"
 MAX_FEED_BYTES = 5_000_000
 # For reading a broken feed item by item: the items, the XML declaration, the root's namespaces.
-_ITEM = re.compile(rb"(<((?:[A-Za-z_][\w.-]*:)?(?:item|entry))\b[^>]*>.*?</\2\s*>)", re.S)
+# An item's opening and closing tags (a namespace prefix allowed), paired by `_item_fragments`.
+_ITEM_NAME = rb"(?:[A-Za-z_][\w.-]*:)?(?:item|entry)"
+_ITEM_OPEN = re.compile(rb"<(" + _ITEM_NAME + rb")\b[^>]*>")
+_ITEM_CLOSE = re.compile(rb"</(" + _ITEM_NAME + rb")\s*>")
 _DECLARATION = re.compile(rb"<\?xml[^>]*\?>")
 _ROOT_TAG = re.compile(rb"<(?![?!])[^>]*>")
 _XMLNS = re.compile(rb"""xmlns(?::[\w.-]+)?\s*=\s*(?:"[^"]*"|'[^']*')""")
+
+
+def _item_fragments(body: bytes) -> list[tuple[bytes, bytes]]:
+    """(fragment, tag name) of each item of a broken feed: from an opening tag to the first
+    closing tag of the same name after it, then on from there. What the one regex
+    `(<(NAME)\\b[^>]*>.*?</\\2\\s*>)` finds, in one pass over the tags: that regex searched
+    from every opening tag without a closing one to the end of the body, quadratic in such tags
+    (16,000 in 96 kB took 5.7 s; a 5 MB feed of them, hours of an ingest task)."""
+    closes: dict[bytes, list[tuple[int, int]]] = {}
+    for m in _ITEM_CLOSE.finditer(body):
+        closes.setdefault(m.group(1), []).append((m.start(), m.end()))
+    starts = {name: [start for start, _ in spans] for name, spans in closes.items()}
+    fragments: list[tuple[bytes, bytes]] = []
+    done = 0  # where the last item found ends: tags inside it belong to it
+    for m in _ITEM_OPEN.finditer(body):
+        name = m.group(1)
+        if m.start() < done or name not in closes:
+            continue
+        k = bisect.bisect_left(starts[name], m.end())
+        if k < len(starts[name]):
+            done = closes[name][k][1]
+            fragments.append((body[m.start():done], name))
+    return fragments
 
 
 @dataclass
@@ -120,7 +147,7 @@ class RssSource(HttpConnector):
         inside the feed's own XML declaration (its encoding) and namespace declarations.
         Hand-written because a recovering parser (lxml's `recover=True`) silently drops or
         mends the broken part, where we must refuse exactly that item and say why."""
-        fragments = _ITEM.findall(body)
+        fragments = _item_fragments(body)
         if not fragments:
             raise ValueError(error)
         declaration = _DECLARATION.match(body.lstrip())
