@@ -153,7 +153,6 @@ class _Status(msgspec.Struct):
     language: str | None = None
     visibility: str | None = None
     account: _Account | None = None
-    reblog: dict[str, Any] | None = None
     media_attachments: list[_Media] = msgspec.field(default_factory=list)
     poll: _Poll | None = None
 
@@ -193,7 +192,7 @@ def searched_text(item: Any, language: str | None = None) -> str | None:
         status = msgspec.convert(item, _Status)
     except msgspec.ValidationError as exc:
         raise ValueError(f"not a Mastodon status: {exc}") from None
-    if (status.visibility != "public" or status.reblog is not None or status.account is None
+    if (status.visibility != "public" or item.get("reblog") is not None or status.account is None
             or status.account.indexable is not True
             or not language_matches(language, [status.language] if status.language else None)):
         return None
