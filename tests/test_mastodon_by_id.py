@@ -240,6 +240,19 @@ def test_at_most_max_read_by_id_statuses_are_read_per_run_the_newest(api, monkey
     assert ids_of(posts) == [sid(3), sid(4), sid(5)] and len(api.hits("/api/v1/statuses/")) == 3
 
 
+def test_the_cap_holds_across_instances(api, monkeypatch):
+    """Once one instance's reads spent the run's budget, another's get none."""
+    monkeypatch.setattr(masto, "MAX_READ_BY_ID", 2)
+    with FakeApis() as other:
+        for fake in (api, other):
+            for i in range(3):
+                toot(fake, sid(i), f"Banjir Buleleng {i}")
+        src = MastodonSource("cari", [Stream(api.url, "search", SEARCH, CONN), Stream(other.url, "search", SEARCH, CONN)],
+                             policy=FAST, sleep=lambda s: None)
+        posts, _ = src.read_announced(announced(api, sid(0), sid(1), sid(2)) + announced(other, sid(0)), NOW)
+        assert ids_of(posts) == [sid(1), sid(2)] and other.hits("/api/v1/statuses/") == []
+
+
 # --- failures of the by-id read ---------------------------------------------------------------------------
 
 

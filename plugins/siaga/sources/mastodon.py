@@ -229,7 +229,8 @@ class MastodonSource(HttpConnector):
             searches = [(s, m) for s in self.streams if s.instance == instance and s.kind == "search"
                         for m in [search_matcher(s.term)] if m is not None]
             host = urlsplit(instance).netloc
-            todo = [i for i in ids if f"{host}:{i}" not in skip][-budget:] if searches else []
+            unread = [i for i in ids if f"{host}:{i}" not in skip] if searches else []
+            todo = unread[max(len(unread) - budget, 0):]  # the newest `budget` (none once it is spent)
             budget -= len(todo)
             for sid in reversed(todo):  # newest first: the latest report matters most
                 if not self._read_one(instance, sid, searches, records, now):
