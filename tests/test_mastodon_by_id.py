@@ -352,3 +352,18 @@ def test_the_look_back_is_two_minutes_of_ids_and_only_for_searches(api):
     # the search: its second poll from two minutes before its cursor, then on from the newest read
     assert [r.params.get("min_id") for r in api.hits("/api/v2/search")] == [None, str(sid(480, 1)), str(sid(600, 1))]
     assert [r.params.get("min_id") for r in api.hits("/api/v1/timelines/tag/")] == [None, str(sid(600))]
+
+
+def test_a_search_busier_than_a_page_in_the_look_back_still_moves_forward(api):
+    """The look-back is one page: a window denser than that must not hold the cursor still."""
+    toot(api, sid(0), "Banjir Buleleng awal", indexed=True)
+    src = source(api, limit=5, max_pages=2)
+    cursor = src.poll(None, NOW).cursor
+    for i in range(1, 13):  # twelve statuses within two minutes of the cursor's, indexed
+        toot(api, sid(i), f"Banjir Buleleng {i}", indexed=True)
+    cursor = src.poll(cursor, NOW).cursor  # one page looking back, one forward: up to sid(9)
+    toot(api, sid(200), "Banjir Buleleng baru", indexed=True)
+    result = src.poll(cursor, NOW)  # the first page is all old ones again; the second moves on
+    assert {sid(10), sid(11), sid(12), sid(200)} <= set(ids_of(result.posts))
+    assert result.cursor["streams"][f"{api.url[7:]}/search:{SEARCH}"] == {"min_id": str(sid(200))}
+

@@ -18,7 +18,10 @@ status's creation time in milliseconds shifted left 16 bits (plus a sequence), s
 id by `LOOK_BACK` of milliseconds asks again for everything published in those minutes. The
 statuses read again are stored once (the store keeps one post per source and id; quarantine
 one row per content), so they count as duplicates, never as new posts. The cursor itself stays
-the newest id read. A hashtag timeline is in id order: no look-back.
+the newest id read. Only the first page looks back (the oldest `limit` statuses of those
+minutes); the next page goes on from the cursor, so a search busier than a page per
+`LOOK_BACK` still moves forward every run, at the cost of looking back over part of the window
+only. A hashtag timeline is in id order: no look-back.
 
 With `push: true` the source's hashtags are also listened to on Mastodon's streaming API
 (`sources.push`), so a new status starts an ingest run at once; the poll above still reads it.
