@@ -23,7 +23,8 @@ the filtered stream, and the ingest run reads the tweets through recent search.
 `--push-via mastodon_search`: the events are statuses found by a Mastodon search, the fake's
 search index lagging as Mastodon 4.2's does (SEARCH_INDEX: indexed once a minute, refreshed every
 30 s, random phases); pushed, the triggerer reads the public timeline stream filtered to the
-search's words; `--push both` also measures the same source polled only.
+search's words and the woken run reads the statuses it names by id, not waiting for the index;
+`--push both` also measures the same source polled only.
 
 Throughput: `--posts` posts (one in ten a hazard report) become visible at once, split over
 four sources so ingest maps over four tasks; timed from the first ingest task's start to every
@@ -278,7 +279,10 @@ class Toots:
         if via == "mastodon_search":
             self.fake.search_index = SEARCH_INDEX
         self.where = self.fake.url
-        self.ids = {pid: 1000 + i for i, (_, pid, _, _) in enumerate(schedule)}
+        # Mastodon's ids are the creation time in ms shifted 16 bits (a search's cursor looks back
+        # by them, `mastodon.LOOK_BACK`); X's here are small numbers, as its fake takes any
+        self.ids = {pid: (int(when.timestamp() * 1000) << 16) + i if via != "x" else 1000 + i
+                    for i, (when, pid, _, _) in enumerate(schedule)}
         self.stop = threading.Event()
 
     def play(self) -> None:

@@ -6,7 +6,8 @@ seconds (`siaga.settings.poll_interval`), one mapped task per source, so one bro
 and retries alone; stores new posts once each, quarantines bad input, and only
 then advances the source's cursor. When posts were stored it updates the `siaga://posts` asset,
 which starts the detect DAG. A source with `push: true` also starts a run the moment it announces
-a post (`siaga_push`: the triggerer listens to its stream); such a run polls only that source.
+a post (`siaga_push`: the triggerer listens to its stream); such a run polls only that source,
+and reads the posts the stream named by id where the source can (a Mastodon search).
 """
 from datetime import timedelta
 
@@ -15,7 +16,7 @@ from airflow.sdk import Asset, dag, get_current_context, task
 
 from siaga import pipeline, settings
 from siaga.pipeline import run_time
-from siaga_push import ingest_schedule, pushed_sources
+from siaga_push import announced_posts, ingest_schedule, pushed_sources
 
 POSTS = Asset(pipeline.POSTS_URI)
 
@@ -35,7 +36,8 @@ def siaga_ingest():
 
     @task(outlets=[POSTS], map_index_template="{{ task.op_kwargs['source_name'] }}")
     def ingest_source(source_name: str) -> dict:
-        report = pipeline.ingest(source_name, run_time(get_current_context()))
+        context = get_current_context()
+        report = pipeline.ingest(source_name, run_time(context), announced=announced_posts(context, source_name))
         if report["new_posts"] == 0:
             raise AirflowSkipException(f"{source_name}: no new posts")  # no asset event, no detect run
         return report

@@ -52,8 +52,8 @@ class SourcePushTrigger(BaseEventTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         stream = self.stream
-        async for count in push.wake_ups(stream):
-            yield TriggerEvent({"source": stream.source, "announced": count})
+        async for wake_up in push.wake_ups(stream):
+            yield TriggerEvent(wake_up.payload(stream))
 
 
 def push_assets() -> list[Asset]:
@@ -85,16 +85,29 @@ def ingest_schedule(interval: timedelta) -> Any:
     return AssetOrTimeSchedule(timetable=DeltaTriggerTimetable(interval), assets=AssetAny(*assets))
 
 
-def pushed_sources(context: Any) -> set[str] | None:
-    """The sources whose announcements started this run; None for a run of the timetable (or by
-    hand), which polls every source."""
+def _pushed_payloads(context: Any) -> list[tuple[str, Any]]:
+    """(source, payload) of every push event that started this run: the source the payload
+    names, else the one its asset's URI names."""
     events = context.get("triggering_asset_events") or {}
-    names: set[str] = set()
+    found: list[tuple[str, Any]] = []
     for asset, asset_events in events.items():
         if not str(getattr(asset, "uri", "")).startswith(URI_PREFIX):
             continue
         for event in asset_events:
             payload = (event.extra or {}).get("payload") or {}
             name = payload.get("source") if isinstance(payload, dict) else None
-            names.add(name if isinstance(name, str) else str(asset.uri)[len(URI_PREFIX):])
-    return names or None
+            found.append((name if isinstance(name, str) else str(asset.uri)[len(URI_PREFIX):], payload))
+    return found
+
+
+def pushed_sources(context: Any) -> set[str] | None:
+    """The sources whose announcements started this run; None for a run of the timetable (or by
+    hand), which polls every source."""
+    return {name for name, _ in _pushed_payloads(context)} or None
+
+
+def announced_posts(context: Any, source: str) -> list[push.Announced]:
+    """The post ids `source`'s streams announced for this run (`push.announced_in`), for its
+    ingest to read by id; empty for a run of the timetable and for streams that name no ids."""
+    found = [push.announced_in(payload) for name, payload in _pushed_payloads(context) if name == source]
+    return [a for a in found if a is not None]

@@ -56,7 +56,7 @@ def test_a_new_status_wakes_the_listener_and_only_its_own_hashtag_does():
         await asyncio.sleep(0.3)
         assert not first.done()
         fake.toot(TAG, 2, 0, "Banjir di Desa Sangsit, air setinggi lutut")
-        got = [await first]
+        got = [(await first).count]
         await wakes.aclose()
         return got
 
@@ -76,12 +76,12 @@ def test_a_burst_during_the_gap_is_one_wake_up_that_counts_every_status(sizes):
         await _listening(fake)
         sid = 1
         fake.toot(TAG, sid, 0, "Banjir di Sangsit")
-        got = [await pending]
+        got = [(await pending).count]
         for size in sizes:  # each burst lands inside the gap that follows the last wake-up
             for _ in range(size):
                 sid += 1
                 fake.toot(TAG, sid, 0, f"Banjir {sid}")
-            got.append(await wakes.__anext__())
+            got.append((await wakes.__anext__()).count)
         await wakes.aclose()
         return got
 
@@ -101,7 +101,7 @@ async def _wakes_after_a_restart(fake: FakeApis, mode: str, times: int, sid: int
         await asyncio.sleep(0.01)
     await _listening(fake)
     fake.toot(TAG, sid, 0, "Pohon tumbang di Jalan Ahmad Yani")
-    got = await pending
+    got = (await pending).count
     await wakes.aclose()
     return got
 
@@ -214,7 +214,7 @@ def test_a_streaming_server_on_another_host_is_looked_up_so_no_redirect_is_neede
         pending = asyncio.ensure_future(wakes.__anext__())
         await _listening(streaming)
         streaming.toot(TAG, 5, 0, "Pohon tumbang di Jalan Singaraja-Seririt")
-        count = await pending
+        count = (await pending).count
         await wakes.aclose()
         return count
 
@@ -233,7 +233,7 @@ async def _first_wake(fake: FakeApis, sid: int) -> int:
     pending = asyncio.ensure_future(wakes.__anext__())
     await _listening(fake)
     fake.toot(TAG, sid, 0, "Banjir bandang di Desa Bebetin")
-    got = await pending
+    got = (await pending).count
     await wakes.aclose()
     return got
 

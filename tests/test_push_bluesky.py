@@ -233,7 +233,7 @@ async def _wake_after(fake: FakeJetstream, stream: push.PushStream, disturb) -> 
         await asyncio.sleep(0.01)
     await _listening(fake)
     fake.post("Pohon tumbang di Jalan Ahmad Yani")
-    got = await pending
+    got = (await pending).count
     await wakes.aclose()
     return got
 

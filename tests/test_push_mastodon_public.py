@@ -4,8 +4,9 @@ Through the real httpx client against the fake Mastodon's public streaming endpo
 127.0.0.1 (every status of every hashtag, to a listener with a token): which statuses are
 announced (whole words of a search, any casing or accents, in the HTML, content warning, poll
 or media descriptions; never a word inside or like another; the source's language), malformed
-event data, the token, the repeats for Mastodon's search-index lag. Then the query syntax and
-the trigger Airflow's triggerer runs. The config that turns it on is tests/test_push.py.
+event data, the token, one announcement per match naming its status (read by id by the woken
+run: tests/test_mastodon_by_id.py), the search opt-out. Then the query syntax and the trigger
+Airflow's triggerer runs. The config that turns it on is tests/test_push.py.
 """
 from __future__ import annotations
 
@@ -30,11 +31,7 @@ SECRET = "tok-publik-rahasia"
 
 
 @pytest.fixture(autouse=True)
-def _announce_once(monkeypatch):
-    """One announcement per match, at once (the repeats for the search index are tested on
-    their own), every match its own, and no repeats left over from another test's stream."""
-    monkeypatch.setattr(mp, "SEARCH_LAGS", (0.0,))
-    monkeypatch.setattr(mp, "_SCHEDULES", {})
+def _token(monkeypatch):
     monkeypatch.setenv("SIAGA_MASTODON_ONLINE_TOKEN", SECRET)
 
 
@@ -168,45 +165,45 @@ def test_a_stream_without_terms_is_refused_before_connecting():
         assert fake.requests == []
 
 
-# --- the repeats for the search index ------------------------------------------------------------------
+# --- one announcement per match, naming its status; the opt-out respected ------------------------------
 
 
-def test_a_match_is_announced_again_after_each_lag_and_the_repeats_survive_a_dropped_stream(monkeypatch):
-    """Mastodon's search finds a status only once indexed (up to ~90 s later): each match is
-    announced at once and after each of `SEARCH_LAGS`. A match's repeats still due when the
-    server hangs up are announced after the stream is opened again."""
-    monkeypatch.setattr(mp, "SEARCH_LAGS", (0.0, 0.3, 0.6))
+def test_each_match_is_announced_once_naming_its_status_and_never_again(monkeypatch):
+    """The woken run reads the status by id, so nothing waits for the search index: no repeats
+    (until the by-id read, every match came again 30, 60 and 90 s later). The label names the
+    status (`push.status_label`), which is how its id reaches the run."""
+    monkeypatch.setattr(push, "GAP", 60.0)
 
-    async def scenario(fake: FakeApis) -> tuple[list[str], int]:
+    async def scenario(fake: FakeApis) -> list[str]:
         queue: asyncio.Queue[str] = asyncio.Queue()
         reader = asyncio.create_task(push.listen(_stream(fake), queue, backoff_first=0.01))
         await _listening(fake)
         _toot(fake, 1, "Banjir Buleleng")
-        got = [await queue.get()]
-        fake.drop_streams()
-        got += [await queue.get(), await queue.get()]
+        _toot(fake, 2, "Banjir Buleleng lagi")
+        got = [await queue.get(), await queue.get()]
+        await asyncio.sleep(0.5)
         reader.cancel()
-        return got, len(fake.hits("/api/v1/streaming/public"))
+        return got + [queue.get_nowait() for _ in range(queue.qsize())]
 
     with FakeApis() as fake:
-        got, connections = _run(scenario(fake))
-    assert got == ["status 1"] * 3 and connections >= 2
+        got = _run(scenario(fake))
+    assert got == ["status 1", "status 2"]
+    assert [push.announced_id(label) for label in got] == ["1", "2"]
+    assert not hasattr(mp, "SEARCH_LAGS")
 
 
-def test_matches_close_together_share_their_repeats_but_each_is_announced_at_once(monkeypatch):
-    monkeypatch.setattr(mp, "SEARCH_LAGS", (0.0, 0.2))
-    monkeypatch.setattr(push, "GAP", 60.0)
+def test_a_status_whose_account_opted_out_of_search_wakes_nothing():
+    """Mastodon's public search never returns the statuses of an account with `indexable:
+    false`: waking a run for one would cost a search request for nothing. An account that does
+    not say (an older server) still wakes one."""
     with FakeApis() as fake:
         def publish() -> str:
-            _toot(fake, 1, "Banjir Buleleng")
-            _toot(fake, 2, "Banjir Buleleng lagi")
-            return _toot(fake, 3, "Pohon tumbang")
+            _toot(fake, 1, "Banjir Buleleng", account={"id": "1", "acct": "diam", "indexable": False})
+            _toot(fake, 2, "Banjir Buleleng", account={"id": "2", "acct": "lama"})
+            return _toot(fake, 3, "Banjir Buleleng")
 
-        assert _run(_announced(fake, _stream(fake), publish)) == ["status 1", "status 2", "status 3"]
-    schedule = mp._Schedule()
-    schedule.add(100.0, "a")
-    schedule.add(101.0, "b")  # within GAP of a's repeats: announced at once only
-    assert sorted(schedule.due) == [(100.0, "a"), (100.2, "a"), (101.0, "b")]
+        got = _run(_announced(fake, _stream(fake), publish))
+    assert got == ["status 2", "status 3"]
 
 
 # --- text and terms --------------------------------------------------------------------------------------
@@ -262,7 +259,8 @@ def test_the_trigger_serializes_to_an_importable_class_and_fires_on_a_matching_s
         return event.payload
 
     with FakeApis() as fake:
-        assert _run(first_event(fake)) == {"source": SOURCE, "announced": 1}
+        assert _run(first_event(fake)) == {"source": SOURCE, "announced": 1, "ids": ["1"],
+                                           "stream": f"{fake.url}/api/v1/streaming/public"}
 
 
 # --- the fake's search index, which the latency benchmark relies on ------------------------------------

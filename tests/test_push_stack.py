@@ -4,7 +4,8 @@ worker (PostgreSQL, Redis), with the poll an hour away: the alert can only come 
 One test per service that pushes, each with its fakes in this process:
 - Mastodon: a hashtag's stream (Server-Sent Events) on the fake instance;
 - Mastodon's search: the fake instance's public timeline stream, filtered in the triggerer to
-  the search's words (a status without them must wake nothing);
+  the search's words (a status without them must wake nothing); the fake's search never indexes
+  the reports within the test, so the woken run can only store them by reading them by id;
 - Bluesky: the fake Jetstream firehose, filtered in the triggerer to the source's query words
   (posts in another language, or holding the word only inside a longer one, must wake nothing);
 - X: the fake X API's filtered stream, its rules synced by the triggerer from the source's query
@@ -51,6 +52,7 @@ class Pushing:
     report: Callable[[int, str, str, str], None]  # (number, author, text, ISO time): publish one report
     noise: Callable[[], None] = lambda: None  # publish what must wake nothing
     env: dict[str, str] | None = None  # what the stack's processes need besides (a source's token)
+    check: Callable[[], None] = lambda: None  # what else must hold once the alert is in
 
 
 def _mastodon(fakes: ExitStack) -> Pushing:
@@ -63,13 +65,23 @@ def _mastodon(fakes: ExitStack) -> Pushing:
 
 def _mastodon_search(fakes: ExitStack) -> Pushing:
     mastodon = fakes.enter_context(FakeApis())
+
+    def report(i: int, author: str, text: str, now: str) -> None:
+        mastodon.unindexed.add(str(100 + i))  # as if Mastodon's index lagged past the test's end
+        mastodon.toot("lainnya", 100 + i, 0, text, acct=author, created_at=now)
+
+    def read_by_id() -> None:
+        reads = mastodon.hits("/api/v1/statuses/")
+        assert {r.path for r in reads} == {f"/api/v1/statuses/{100 + i}" for i in range(1, len(REPORTS) + 1)}
+        assert all(r.headers.get("Authorization") == "Bearer tok-stack" for r in reads)
+
     return Pushing(
         {"name": "mastodon_cari", "kind": "mastodon", "push": True, "language": "id",
          "instances": [{"url": mastodon.url, "conn_id": "mastodon_stack", "searches": ["kebakaran"]}]},
-        lambda: mastodon.listening >= 1,
-        lambda i, author, text, now: mastodon.toot("lainnya", 100 + i, 0, text, acct=author, created_at=now),
+        lambda: mastodon.listening >= 1, report,
         lambda: mastodon.toot("lainnya", 99, 0, "Macet total di Jalan Gajah Mada", acct="warga0"),
-        {settings.env_token_name("mastodon_stack"): "tok-stack"})  # the public timeline stream needs a user token
+        {settings.env_token_name("mastodon_stack"): "tok-stack"},  # the public timeline stream needs a user token
+        read_by_id)
 
 
 def _bluesky(fakes: ExitStack) -> Pushing:
@@ -141,6 +153,7 @@ def test_a_pushed_post_is_ingested_and_alerted_without_waiting_for_the_poll(tmp_
             assert stored == len(REPORTS)
             alerts = [m for m in slack.messages() if headline.search(m.get("text") or "")]
             assert len(alerts) == 1
+            pushing.check()
             ok = True
         finally:
             if not ok:

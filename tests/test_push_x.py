@@ -137,7 +137,7 @@ def test_a_tweet_wakes_the_listener_only_when_one_of_our_rules_matched_it(caplog
         await asyncio.sleep(1.6)  # three keep-alives of the fake (every 0.5 s)
         assert not pending.done()
         fake.tweet(3, 0, "Banjir Buleleng: air masuk rumah warga di Sangsit")
-        got = await pending
+        got = (await pending).count
         await wakes.aclose()
         return got
 
@@ -156,10 +156,10 @@ def test_a_burst_of_matching_tweets_is_one_wake_up_counting_each(burst):
         pending = asyncio.ensure_future(wakes.__anext__())
         await _listening(fake)
         fake.tweet(1, 0, "banjir buleleng pagi ini")
-        got = [await pending]
+        got = [(await pending).count]
         for i in range(burst):
             fake.tweet(10 + i, 0, f"banjir buleleng laporan {i}")
-        got.append(await wakes.__anext__())
+        got.append((await wakes.__anext__()).count)
         await wakes.aclose()
         return got
 

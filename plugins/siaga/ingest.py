@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Sequence
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import DataError, IntegrityError
@@ -53,8 +53,14 @@ def read_cursor(session: Session, source: str) -> dict[str, Any] | None:
     return dict(row.cursor) if row else None
 
 
-def ingest(source: Source, now: datetime, db_url: str | None = None) -> IngestReport:
+def ingest(source: Source, now: datetime, db_url: str | None = None, announced: Sequence[Any] = ()) -> IngestReport:
     """Poll one source and store what it found: posts, then bad input, then the cursor.
+
+    `announced` are posts the source's push streams named by id (`push.Announced`): a source
+    that can read a post by id (`read_announced`, a Mastodon search) reads them after its poll
+    and they are stored beside the poll's posts, through the same checks and quarantine. They
+    never move the cursor: the cursor says how far the poll has read, and a post read by id
+    says nothing about what the poll has not seen yet.
 
     Each post is checked against the shared schema once more here, whatever source made it (a
     post still holding exactly what its connector checked is not walked again: its seal,
@@ -63,7 +69,7 @@ def ingest(source: Source, now: datetime, db_url: str | None = None) -> IngestRe
     with session_scope(db_url) as session:
         cursor = read_cursor(session, source.name)
     with collector.paused():
-        stored = _poll_and_store(source, cursor, now, db_url)
+        stored = _poll_and_store(source, cursor, now, db_url, announced)
     quarantined = _store_bad(db_url, source.name, stored.bad)
     with session_scope(db_url) as session:
         session.merge(SourceCursor(source=source.name, cursor=stored.cursor, updated_at=utcnow()))
@@ -87,11 +93,17 @@ class _Stored:
     failed: list[str]
 
 
-def _poll_and_store(source: Source, cursor: dict[str, Any] | None, now: datetime, db_url: str | None) -> _Stored:
+def _poll_and_store(source: Source, cursor: dict[str, Any] | None, now: datetime, db_url: str | None,
+                    announced: Sequence[Any] = ()) -> _Stored:
     result: PollResult = source.poll(cursor, now)
-    rows, bad = _post_rows(result.posts, now)
+    posts, read_bad = result.posts, result.bad
+    read_announced = getattr(source, "read_announced", None)
+    if announced and read_announced is not None:
+        by_id, by_id_bad = read_announced(announced, now, skip={p.source_id for p in posts})
+        posts, read_bad = posts + by_id, read_bad + by_id_bad
+    rows, bad = _post_rows(posts, now)
     new, refused = _store_posts(db_url, rows)
-    return _Stored(new, len(rows) - new - len(refused), result.bad + bad + refused, result.cursor, result.failed)
+    return _Stored(new, len(rows) - new - len(refused), read_bad + bad + refused, result.cursor, result.failed)
 
 
 def _post_rows(posts: list[IncomingPost], now: datetime) -> tuple[list[dict[str, Any]], list[BadInput]]:

@@ -67,14 +67,16 @@ def push_streams() -> list[Any]:
     return streams_of(load_sources())
 
 
-def ingest(source_name: str, now: datetime) -> dict[str, Any]:
+def ingest(source_name: str, now: datetime, announced: Iterable[Any] = ()) -> dict[str, Any]:
+    """Poll one source and store what it found; `announced` (`push.Announced`, from the push
+    events that woke this run) are posts its streams named, read by id where the source can."""
     from siaga import ingest as ingest_stage
     from siaga.sources import sources_in_force
 
     store.migrate()
     with store.session_scope() as session:
         source = next(s for s in sources_in_force(session) if s.name == source_name)
-    return asdict(ingest_stage.ingest(source, now))
+    return asdict(ingest_stage.ingest(source, now, announced=list(announced)))
 
 
 def detect_incidents(now: datetime) -> dict[str, Any]:

@@ -4,7 +4,8 @@ The responses have the real APIs' shapes (field names, paging parameters, Link a
 headers) and hand-made Indonesian content about Buleleng. Paging is computed from the data like
 the real servers do (`min_id`/`max_id` on Mastodon, `since`/`until`/`cursor` on Bluesky,
 `since_id`/`until_id`/`next_token` on X), so tests exercise the connectors' cursors rather than
-canned page sequences. Mastodon's hashtag streaming endpoint (Server-Sent Events) announces each
+canned page sequences. A Mastodon status can also be read by id (`/api/v1/statuses/:id`), and
+the search returns only statuses of accounts that did not opt out of it (`indexable`). Mastodon's hashtag streaming endpoint (Server-Sent Events) announces each
 status added after a listener connected, with heartbeats in between, and its public timeline
 stream every status of every hashtag (to a listener with a token, as Mastodon 4.2 requires); `drop_streams` hangs up on
 every listener, as a server restart does. X's filtered stream likewise delivers each tweet added
@@ -165,6 +166,9 @@ class FakeApis:
         self.search_index: tuple[float, float] | None = None
         self.search_phase = (random.random(), random.random())
         self._added: dict[str, float] = {}  # status id -> when it was added (time.time())
+        # Status ids the search does not return (yet), whatever `search_index` says: a status
+        # indexed late, or never within a test
+        self.unindexed: set[str] = set()
         # X's filtered stream: the app's rules, every call of the rules endpoint, every tweet
         # added (announced to the stream listeners whose rules it matches)
         self.x_rules: list[dict[str, str]] = []
@@ -219,7 +223,7 @@ class FakeApis:
             "replies_count": 0, "reblogs_count": 0, "favourites_count": 0,
             "content": f"<p>{text}</p>", "reblog": None,
             "account": {"id": str(sid % 97 + 1), "username": acct, "acct": acct, "display_name": acct.title(),
-                        "url": f"{self.url}/@{acct}", "note": "<p>Warga Buleleng</p>"},
+                        "url": f"{self.url}/@{acct}", "note": "<p>Warga Buleleng</p>", "indexable": True},
             "media_attachments": [], "mentions": [],
             "tags": [{"name": tag, "url": f"{self.url}/tags/{tag}"}], "emojis": [], "card": None, "poll": None,
             "application": {"name": "Web"}, "_host": host,
@@ -238,9 +242,19 @@ class FakeApis:
                 self._added.setdefault(str(status.get("id")), time.time())
             self._changed.notify_all()
 
+    def delete_status(self, sid: int) -> None:
+        """Delete a status: gone from its timeline, the search and `GET /api/v1/statuses/:id`."""
+        with self._changed:
+            for statuses in self.data.mastodon.values():
+                statuses[:] = [s for s in statuses if str(_key(s, "id")) != str(sid)]
+
     def searchable(self, status: Any) -> bool:
         """Is `status` in the search index yet (`search_index`)?"""
-        if self.search_index is None or isinstance(status, Raw):
+        if isinstance(status, Raw):
+            return True
+        if str(status.get("id")) in self.unindexed:
+            return False
+        if self.search_index is None:
             return True
         every, refresh = self.search_index
         added = self._added.get(str(status.get("id")), 0.0)
@@ -319,6 +333,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._mastodon_tag(unquote(path.rsplit("/", 1)[1]), params)
         if path == "/api/v2/search":
             return self._mastodon_search(params)
+        if path.startswith("/api/v1/statuses/"):
+            return self._mastodon_status(path.rsplit("/", 1)[1])
         if path == "/api/v2/instance":
             return self._send(200, {"domain": "127.0.0.1", "configuration": {"urls": {"streaming": self._streaming_server()}}})
         if path == "/api/v1/streaming/hashtag":
@@ -464,8 +480,20 @@ class _Handler(BaseHTTPRequestHandler):
     def _mastodon_search(self, params: dict[str, str]) -> None:
         q = params.get("q", "").lower()
         everything = sorted({_key(s, "id"): s for ss in self.fake.data.mastodon.values() for s in ss}.values(), key=lambda s: int(_key(s, "id")))
-        hits = [s for s in everything if _matches(s, q.split(), lambda s: s["content"].lower()) and self.fake.searchable(s)]
+        hits = [s for s in everything if _matches(s, q.split(), lambda s: s["content"].lower()) and self.fake.searchable(s)
+                and (isinstance(s, Raw) or (s.get("account") or {}).get("indexable") is not False)]
         self._send(200, {"accounts": [], "hashtags": [], "statuses": self._mastodon_page(hits, params)})
+
+    def _mastodon_status(self, sid: str) -> None:
+        """One status by id (`GET /api/v1/statuses/:id`), indexed or not; 404 for one never
+        added (or deleted: `delete_status`). A `Raw` status is served as its bytes."""
+        with self.fake._changed:
+            found = next((s for ss in self.fake.data.mastodon.values() for s in ss if str(_key(s, "id")) == sid), None)
+        if found is None:
+            return self._send(404, {"error": "Record not found"})
+        if isinstance(found, Raw):
+            return self._send_raw(200, found.body, "application/json")
+        self._send(200, {k: v for k, v in found.items() if not k.startswith("_")})
 
     def _streaming_server(self) -> str:
         return self.fake.streaming_server or "ws" + self.fake.url[len("http"):]

@@ -261,10 +261,15 @@ def get_json(session: requests.Session, url: str, **kwargs: Any) -> tuple[Any, r
     too long to build becomes `Unreadable` (`parsing.load_json`), so one bad item costs that item
     (the schema refuses it) and not the page around it."""
     resp = request(session, url, **kwargs)
+    return json_body(resp, kwargs.get("what") or redact_url(url)), resp
+
+
+def json_body(resp: requests.Response, label: str) -> Any:
+    """The JSON body of `resp` (as `get_json` reads it), or a ValueError naming `label`."""
     try:
-        return load_json(resp.content.decode("utf-8-sig", "surrogateescape")), resp
+        return load_json(resp.content.decode("utf-8-sig", "surrogateescape"))
     except ValueError as exc:
-        raise ValueError(f"{kwargs.get('what') or redact_url(url)}: response is not valid JSON ({exc})") from None
+        raise ValueError(f"{label}: response is not valid JSON ({exc})") from None
 
 
 def rate_limit(headers: Mapping[str, str]) -> RateLimit:

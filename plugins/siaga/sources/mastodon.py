@@ -9,6 +9,20 @@ gap oldest-first, `max_pages` at a time, and never skip anything. The `Link: rel
 followed when the server gives one on the same host (never a foreign host: it would get our
 token). `X-RateLimit-Remaining: 0` stops paging that instance for this run.
 
+A search is the exception: its index is not in id order. Mastodon indexes a new status 0-90 s
+after it is published (`mastodon_public`), so a status with a lower id can become searchable
+after one with a higher id, and a cursor at the newest id found would step over it for good
+(A, id 100, indexed at 80 s; B, id 110, at 20 s; a poll at 30 s finds B, and `min_id=110` never
+returns A). So a search is asked from `LOOK_BACK` before its cursor: Mastodon's ids are the
+status's creation time in milliseconds shifted left 16 bits (plus a sequence), so lowering the
+id by `LOOK_BACK` of milliseconds asks again for everything published in those minutes. The
+statuses read again are stored once (the store keeps one post per source and id; quarantine
+one row per content), so they count as duplicates, never as new posts. The cursor itself stays
+the newest id read. Only the first page looks back (the oldest `limit` statuses of those
+minutes); the next page goes on from the cursor, so a search busier than a page per
+`LOOK_BACK` still moves forward every run, at the cost of looking back over part of the window
+only. A hashtag timeline is in id order: no look-back.
+
 With `push: true` the source's hashtags are also listened to on Mastodon's streaming API
 (`sources.push`), so a new status starts an ingest run at once; the poll above still reads it.
 Mastodon streams no search: an instance's searches are pushed by its public timeline stream,
@@ -16,12 +30,16 @@ filtered in the triggerer to the searches' words (`sources.mastodon_public`, whi
 why a search finds a status only some seconds after it is streamed). Since Mastodon 4.2 both
 streams need a user token with `read:statuses`: an instance with searches and `push` without a
 `conn_id` is refused; a hashtag stream refused for want of one says so in the triggerer's log.
+
+The public timeline stream names the statuses it announces, and the run it wakes reads them by
+id (`read_announced`) rather than waiting for the search index to catch up.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Collection, Iterable
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -30,12 +48,26 @@ from siaga.redaction import redact_url
 from siaga.sources import auth
 from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult, SourceConfigError, canonical_url
 from siaga.sources.connector import HttpConnector
-from siaga.sources.http import SourceError, get_json, policy_from_config, rate_limit
+from siaga.sources.http import SourceError, get_json, json_body, policy_from_config, rate_limit, request
 from siaga.sources.parsing import html_text, iso_time, json_text, numeric_id, opt_str
-from siaga.sources.mastodon_public import PROTOCOL as PUBLIC, mastodon_public_url, query_terms
-from siaga.sources.push import PushStream, mastodon_hashtag_url
+from siaga.sources.mastodon_public import PROTOCOL as PUBLIC, mastodon_public_url, query_terms, search_matcher, searched_text
+from siaga.sources.push import Announced, PushStream, mastodon_hashtag_url
 from siaga.sources.records import Records, label
 from siaga.sources.schema import check_record
+
+log = logging.getLogger(__name__)
+
+# How far before its cursor a search is asked again (see above): more than the index's lag
+# (90 s at most on Mastodon 4.2), with a margin for a slow indexing queue.
+LOOK_BACK = timedelta(minutes=2)
+# The most statuses one run reads by id (the newest announced): each is a request, made after the
+# poll; more than this at once is a burst the search poll reads anyway.
+MAX_READ_BY_ID = 10
+# Reading by id is a shortcut, never a wait: one retry, short waits, whatever the source's own
+# `http:` policy allows its poll.
+BY_ID_ATTEMPTS = 2
+BY_ID_MAX_WAIT = 2.0
+_GONE_OR_FOUND = (200, 404, 410)  # a status deleted since it was streamed is no failure
 
 
 @dataclass(frozen=True)
@@ -145,7 +177,7 @@ class MastodonSource(HttpConnector):
         posts: list[IncomingPost] = []
         bad: list[BadInput] = []
         url: str | None = stream.url
-        params: dict[str, Any] | None = self._params(stream, min_id)
+        params: dict[str, Any] | None = self._params(stream, looked_back(min_id) if stream.kind == "search" else min_id)
         for page in range(self.max_pages):
             where = f"{stream.key} after {newest or 'start'}"
             try:
@@ -172,6 +204,75 @@ class MastodonSource(HttpConnector):
                 return posts, bad, newest, True
             url, params = self._next(resp, stream, newest)
         return posts, bad, newest, False
+
+    def read_announced(self, announced: Iterable[Announced], now: datetime,
+                       skip: Collection[str] = ()) -> tuple[list[IncomingPost], list[BadInput]]:
+        """The statuses a public timeline stream announced (`push.Announced`), read by id
+        (`GET /api/v1/statuses/:id`, with the instance's token), stored as posts of the first of
+        the instance's searches that returns them: `parse` with that search's stream, so each
+        post is the one the search finds later (same id; the store keeps one). Only what the
+        search would return is kept (`searched_text`, `search_matcher`); searches that cannot
+        be checked here are not read for. `skip`: source ids the poll already read.
+
+        Never fails the run and never moves a cursor (the search's cursor is how far the
+        search has been read; see the module's docstring). At most `MAX_READ_BY_ID` reads,
+        each with a short retry (`BY_ID_ATTEMPTS`, `BY_ID_MAX_WAIT`): a status gone (404) is
+        skipped, a server failing (5xx, a timeout, a refusal) ends the reads on that instance
+        for this run, a body that is not a status is quarantined; the search poll still
+        finds every one of them once indexed."""
+        by_url = {redact_url(mastodon_public_url(s.instance)): s.instance for s in self.streams if s.kind == "search"}
+        wanted: dict[str, dict[str, None]] = {}  # instance -> ids, oldest first
+        for a in announced:
+            instance = by_url.get(a.stream)
+            if instance is not None:
+                wanted.setdefault(instance, {}).update(dict.fromkeys(a.ids))
+        records = Records(now)
+        budget = MAX_READ_BY_ID
+        for instance, ids in wanted.items():
+            searches = [(s, m) for s in self.streams if s.instance == instance and s.kind == "search"
+                        for m in [search_matcher(s.term)] if m is not None]
+            host = urlsplit(instance).netloc
+            unread = [i for i in ids if f"{host}:{i}" not in skip] if searches else []
+            todo = unread[max(len(unread) - budget, 0):]  # the newest `budget` (none once it is spent)
+            budget -= len(todo)
+            for sid in reversed(todo):  # newest first: the latest report matters most
+                if not self._read_one(instance, sid, searches, records, now):
+                    break
+        return records.posts, records.bad
+
+    def _read_one(self, instance: str, sid: str, searches: list[tuple[Stream, Any]], records: Records, now: datetime) -> bool:
+        """Read status `sid` into `records` when one of `searches` would return it. False when
+        the instance failed (stop reading it this run)."""
+        stream = searches[0][0]
+        where = f"{stream.key.split('/', 1)[0]}/statuses/{sid}"
+        headers = {"Authorization": f"Bearer {auth.token(stream.conn_id)}"} if stream.conn_id else {}
+        policy = replace(self.policy, attempts=min(self.policy.attempts, BY_ID_ATTEMPTS),
+                         max_wait=min(self.policy.max_wait, BY_ID_MAX_WAIT))
+        what = f"{where} (read by id)"
+        try:
+            resp = request(self.session, f"{instance}/api/v1/statuses/{sid}", headers=headers, policy=policy,
+                           ok=_GONE_OR_FOUND, sleep=self.sleep, what=what)
+        except SourceError as exc:  # the message names the status, never the token
+            log.warning("%s: %s; not read by id, the search poll will find it", self.name, exc)
+            return False
+        if resp.status_code != 200:  # deleted (or made private) since it was streamed
+            log.info("%s: %s: HTTP %d, not read", self.name, where, resp.status_code)
+            return True
+        try:
+            item = json_body(resp, what)
+        except ValueError as exc:  # a body that is not JSON: quarantined like a bad page
+            records.bad.append(BadInput(where, str(exc), ""))
+            return True
+
+        def parse() -> list[IncomingPost]:
+            if not isinstance(item, dict) or str(item.get("id")) != sid:
+                raise ValueError(f"expected the status {sid}")
+            text = searched_text(item, self.language)
+            found = next((s for s, matches in searches if text is not None and matches(text)), None)
+            return self.parse(item, found, now) if found is not None else []
+
+        records.take(where, item, parse)
+        return True
 
     def _params(self, stream: Stream, min_id: str | None) -> dict[str, Any]:
         params: dict[str, Any] = {"limit": self.limit}
@@ -277,6 +378,14 @@ def _check_push(streams: list[Stream], where: str) -> None:
     if not any(s.kind == "tag" for s in streams) and not any(terms for _, terms in searched.values()):
         raise SourceConfigError(f"{where}: nothing to listen to: hashtags are streamed, and searches once they hold a "
                                 "word (a search of filters only, such as from:, is polled only); add hashtags or drop push")
+
+
+def looked_back(min_id: str | None) -> str | None:
+    """A search's cursor lowered by `LOOK_BACK` of Mastodon's id space (milliseconds << 16),
+    never below 0; None (the first run) stays None."""
+    if not min_id:
+        return min_id
+    return str(max(int(min_id) - (int(LOOK_BACK.total_seconds() * 1000) << 16), 0))
 
 
 def _status_id(item: Any) -> int | None:

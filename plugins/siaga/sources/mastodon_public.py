@@ -26,38 +26,44 @@ leave a status to the poll a minute later; nothing read here is stored or shown.
 When the search finds a status: Mastodon (4.2 and later) queues a new status for its search
 index and indexes the queue once a minute, and the index is refreshed every 30 s (mastodon
 PR #26304), so a status becomes searchable 0-90 s after it is published (about 75 s at p95,
-the two clocks' phases being random). A run woken at once finds it only on a server that
+the two clocks' phases being random). A run woken at once would find it only on a server that
 searches its database directly (Pleroma, Akkoma, GoToSocial; a Mastodon without Elasticsearch
-finds no status by its words at all). So each match is announced at once and again
-`SEARCH_LAGS` seconds later: the post is read within about 30 s of becoming searchable instead
-of at the first poll after that (up to a minute), at the cost of a few more runs per matching
-status (the announcements of close matches fold into one wake-up, `push.GAP`). The repeats
-still due survive a reconnect; while the stream is down the poll covers. Mastodon's public
-search also holds only the statuses of accounts that opted in to it (`indexable`): a match by
-anyone else wakes runs that find nothing, a search request each.
+finds no status by its words at all). So each announcement names its status
+(`push.status_label`) and the woken run reads the status by id (`GET /api/v1/statuses/:id`,
+`MastodonSource.read_announced`), checked against each search as the search itself would
+(`search_matcher`, `searched_text`), instead of waiting for the index: the status is stored
+seconds after it is published. The search poll finds it again later and the store keeps it
+once (same source, same id).
+
+Each match is announced once. Until the by-id read, it was announced again 30, 60 and 90 s
+later (`SEARCH_LAGS`) so that a woken run would poll the search soon after the status became
+searchable; with the status read by id those repeats find nothing new, and each cost a whole
+ingest run (scheduler, worker slot, a search request) beside the detect runs the alert needs.
+What the by-id read leaves (a failed read, a search with filters that cannot be checked here)
+the one-minute poll finds, as for any source that does not push.
+
+Mastodon's public search holds only the statuses of accounts that opted in to it (`indexable`,
+Mastodon 4.2): a status whose account says `indexable: false` wakes nothing (the search will
+never return it). One that does not say (an older Mastodon, another server) still wakes a run,
+which polls the search; only `indexable: true` is stored by id.
 """
 from __future__ import annotations
 
-import asyncio
-import heapq
 import html
 import logging
 import re
-import time
-from typing import AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import httpx
 import msgspec
-from httpx_sse import ServerSentEvent
 
 from siaga.redaction import redact_url
 from siaga.sources import push, terms
-from siaga.sources.terms import Terms, filters_pattern, fold_words, language_matches
+from siaga.sources.terms import Terms, filters_pattern, fold_words, language_matches, query_tokens
 
 log = logging.getLogger(__name__)
 
 PROTOCOL = "mastodon_public"
-SEARCH_LAGS = (0.0, 30.0, 60.0, 90.0)  # seconds after a match at which it is announced (see above)
 MALFORMED_LOG_EVERY = 1000  # a malformed event is logged once, then every this many
 
 # Filters of Mastodon's search syntax (4.2: SearchQueryTransformer's prefixes, and `in:`, the
@@ -70,6 +76,49 @@ def query_terms(query: str) -> list[str]:
     (`+word` too), excludes `-word`, matches a quoted phrase and has no OR: a query's one
     alternative is its words."""
     return terms.query_terms(query, FILTERS)
+
+
+# Query tokens that make a search more than "all these words": Mastodon's search syntax has no OR
+# or NOT, but a query written with them (or `-word`, a wildcard, a URL) is not checked here.
+_NOT_WORDS = frozenset({"(", ")", "OR", "|", "||", "AND", "&&", "+", "NOT", "-", "!"})
+
+
+def search_matcher(query: str) -> Callable[[str], bool] | None:
+    """Would Mastodon's search for `query` return a status with this text (`status_text`)?
+    Every word of the query, whole and folded (`terms.Terms`, the triggerer's own matching),
+    and each quoted phrase's words side by side. None for a query this cannot decide: one
+    with a filter (`from:`, `has:`, `is:`, `language:`, `in:`, dates: about the author, the
+    media, the account's relations, which a status read by id would have to be checked against
+    the instance's own notions of), an excluded word, a wildcard, a URL or an operator, or no
+    word at all. Such a search is left to the poll: nothing is read by id for it.
+
+    The fold is Siaga's (`normalise.quick_fold`): case, accents and repeated letters
+    ("banjirrr") are ignored, where Mastodon's analyzer ignores case and accents and stems
+    English words. A status stored by id is therefore one the search returns, but for a word
+    written with repeated letters; a word the search would reach only by stemming is left to
+    the poll."""
+    words: list[str] = []
+    phrases: list[str] = []
+    for token in query_tokens(query):
+        bare = token[1:] if token.startswith("+") and len(token) > 1 else token
+        if (token in _NOT_WORDS or bare.startswith("-") or FILTERS.match(bare) or "://" in bare or "*" in bare
+                or "?" in bare or (bare.startswith('"') and (len(bare) < 2 or not bare.endswith('"')))):
+            return None
+        folded = fold_words(bare.strip('"'))
+        words += folded
+        if bare.startswith('"') and len(folded) > 1:
+            phrases.append(" ".join(folded))
+    if not words:
+        return None
+    needed = Terms([" ".join(dict.fromkeys(words))])
+
+    def matches(text: str) -> bool:
+        if not needed.match(text):
+            return False
+        spaced = f" {' '.join(fold_words(text))} "
+        return all(f" {phrase} " in spaced for phrase in phrases)
+
+    return matches
 
 
 def mastodon_public_url(instance: str) -> str:
@@ -93,11 +142,17 @@ class _Poll(msgspec.Struct):
     options: list[_Option] = msgspec.field(default_factory=list)
 
 
+class _Account(msgspec.Struct):
+    indexable: bool | None = None  # Mastodon 4.2+: has the account opted in to public search?
+
+
 class _Status(msgspec.Struct):
     id: str = ""
     content: str = ""
     spoiler_text: str = ""
     language: str | None = None
+    visibility: str | None = None
+    account: _Account | None = None
     media_attachments: list[_Media] = msgspec.field(default_factory=list)
     poll: _Poll | None = None
 
@@ -122,16 +177,39 @@ def status_text(status: _Status) -> str:
     return "\n".join(parts)
 
 
+def _opted_out(status: _Status) -> bool:
+    return status.account is not None and status.account.indexable is False
+
+
+def searched_text(item: Any, language: str | None = None) -> str | None:
+    """The text Mastodon's public search indexes of `item` (a status as the API gives it, read by
+    id), when that search may return it at all, else None: a public status, not a boost, by an
+    account that opted in to search (`indexable: true`; one that does not say is not taken, as
+    an older Mastodon's search does not return other people's statuses), in `language` when
+    both name one (`terms.language_matches`, as the triggerer filters). Raises ValueError for
+    an item that is not a status (wrong types): bad input, quarantined by the caller."""
+    try:
+        status = msgspec.convert(item, _Status)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"not a Mastodon status: {exc}") from None
+    if (status.visibility != "public" or item.get("reblog") is not None or status.account is None
+            or status.account.indexable is not True
+            or not language_matches(language, [status.language] if status.language else None)):
+        return None
+    return status_text(status)
+
+
 class Matcher:
     """Does an `update` event's data announce a status the source's searches may find? A status
-    that names no language is kept (`terms.language_matches`). `malformed` counts data that is
-    not a status."""
+    that names no language is kept (`terms.language_matches`); one whose account opted out of
+    search (`indexable: false`) is not. `malformed` counts data that is not a status."""
 
     def __init__(self, terms: Terms, language: str | None = None) -> None:
         self.terms, self.language, self.malformed = terms, language, 0
 
     def __call__(self, data: str) -> str | None:
-        """The status's label ("status <id>") when it matches, else None."""
+        """The status's label (`push.status_label`: it names the status, so the woken run can
+        read it by id) when it matches, else None."""
         try:
             status = _DECODER.decode(data)
         except msgspec.DecodeError as exc:  # not JSON, or not the shape of a status
@@ -139,82 +217,29 @@ class Matcher:
             if self.malformed % MALFORMED_LOG_EVERY == 1:
                 log.warning("push: skipped a malformed Mastodon status (%d so far): %s", self.malformed, str(exc)[:200])
             return None
-        if not language_matches(self.language, [status.language] if status.language else None):
+        if _opted_out(status) or not language_matches(self.language, [status.language] if status.language else None):
             return None
         text = status_text(status)
         if self.terms.may_match(text) and self.terms.match_words(set(fold_words(text))):
-            return f"status {status.id[:40]}"
-        return None
-
-
-class _Schedule:
-    """The announcements still due on one stream: (monotonic time, label), a heap. Every match
-    is announced at once; its repeats are skipped when the last match's were scheduled less
-    than `push.GAP` before (they would fold into the same wake-ups), so a busy search keeps at
-    most a few per `GAP` pending."""
-
-    def __init__(self) -> None:
-        self.due: list[tuple[float, str]] = []
-        self.last = float("-inf")  # when the last repeats were scheduled
-
-    def add(self, now: float, label: str) -> None:
-        repeat = now - self.last >= push.GAP
-        for lag in SEARCH_LAGS:
-            if lag <= 0 or repeat:
-                heapq.heappush(self.due, (now + lag, label))
-        if repeat:
-            self.last = now
-
-    def wait(self) -> float | None:
-        """Seconds until the next announcement is due; None when none is."""
-        return max(0.0, self.due[0][0] - time.monotonic()) if self.due else None
-
-    def take(self) -> list[str]:
-        """The labels due now (removed), in the order due."""
-        now, labels = time.monotonic(), []
-        while self.due and self.due[0][0] <= now:
-            labels.append(heapq.heappop(self.due)[1])
-        return labels
-
-
-# Kept across reconnects: the repeats of a match read before a drop are still announced.
-_SCHEDULES: dict[push.PushStream, _Schedule] = {}
-
-
-async def _next(events: AsyncIterator[ServerSentEvent]) -> ServerSentEvent | None:
-    try:
-        return await anext(events)
-    except StopAsyncIteration:
+            return push.status_label(status.id[:40])
         return None
 
 
 async def public_announcements(stream: push.PushStream, client: httpx.AsyncClient,
                                token: push.Token = push._token_in_thread) -> AsyncIterator[str]:
-    """A label ("status <id>") for every status of the public timeline that matches the stream's terms (and
-    language), at once and `SEARCH_LAGS` later, until the server ends the stream. Raises what
+    """A label ("status <id>", `push.status_label`) for every status of the public timeline that
+    matches the stream's terms (and language), until the server ends the stream. Raises what
     `push.open_mastodon_stream` raises, and ValueError for a stream without terms."""
     accept = Matcher(Terms(stream.terms), stream.language)
     if not accept.terms:
         raise ValueError(f"push: stream of source {stream.source} has no terms to match")
-    schedule = _SCHEDULES.setdefault(stream, _Schedule())
     async with push.open_mastodon_stream(stream, client, token, "the public timeline stream") as source:
-        events = source.aiter_sse()
-        pending = asyncio.ensure_future(_next(events))
         try:
-            while True:
-                done, _ = await asyncio.wait({pending}, timeout=schedule.wait())
-                if pending in done:
-                    event = pending.result()
-                    if event is None:
-                        return
-                    pending = asyncio.ensure_future(_next(events))
-                    label = accept(event.data) if event.event in push.UPDATE_EVENTS else None
-                    if label is not None:
-                        schedule.add(time.monotonic(), label)
-                for label in schedule.take():
+            async for event in source.aiter_sse():
+                label = accept(event.data) if event.event in push.UPDATE_EVENTS else None
+                if label is not None:
                     yield label
         finally:
-            pending.cancel()
             if accept.malformed:
                 log.warning("push: %d malformed statuses skipped on %s for source %s",
                             accept.malformed, redact_url(stream.url), stream.source)

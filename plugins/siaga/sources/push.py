@@ -11,10 +11,14 @@ and filtered in the triggerer to the search's words (`siaga.sources.mastodon_pub
 filtered stream is read the same way (`siaga.sources.x_stream`): JSON lines, filtered by rules
 kept on X's side.
 
-The announcement is only a wake-up: its payload is never stored or trusted. The ingest run
-polls the source as every poll does, with its cursor, checks and quarantine, so there is one
-path from a source to the store, and a stream that drops an announcement (a reconnect, a server
-restart) loses nothing: the one-minute poll stays as the backstop and picks the post up.
+The announcement is a wake-up: its payload is never stored as a post. The ingest run polls the
+source as every poll does, with its cursor, checks and quarantine, and a stream that drops an
+announcement (a reconnect, a server restart) loses nothing: the one-minute poll stays as the
+backstop and picks the post up. A reader that knows the id of the post it announces (Mastodon's
+public timeline, `status_label`) names it, and the wake-up carries those ids (`WakeUp`, at most
+`MAX_IDS`): the woken run of a Mastodon search reads them by id from the service itself, with
+the same checks and quarantine, rather than waiting for the search index
+(`MastodonSource.read_announced`). An id tells the run where to look, nothing more.
 
 Announcements that come close together are folded into one wake-up (`GAP`): a busy hashtag must
 not write an asset event per status, and one ingest run reads them all anyway.
@@ -58,6 +62,12 @@ UPDATE_EVENTS = frozenset({"update", "status.update"})  # a new status; an edite
 # stream cannot fill the triggerer's memory, which every watcher and deferred task shares.
 MAX_EVENT_BYTES = 1_000_000
 _BOUNDARIES = (b"\n\n", b"\r\r", b"\r\n\r\n")  # the three ways an event can end
+# The most post ids one wake-up carries: its payload is stored in Airflow's database (the asset
+# event's `extra`), once per wake-up. A matching status or two per wake-up is the normal case; a
+# burst beyond this is left to the search poll, which reads every post anyway.
+MAX_IDS = 20
+_STATUS = "status "  # how a label names the post it announces (`status_label`)
+_ID = re.compile(r"[0-9]{1,30}")  # a post id a wake-up may carry: Mastodon's ids are decimal numbers
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,55 @@ class PushStream:
     protocol: str = "mastodon"
     terms: tuple[str, ...] = ()
     language: str | None = None
+
+
+def status_label(post_id: str) -> str:
+    """The label of an announcement that names its post ("status <id>"): a reader that knows the
+    id says so this way, and `wake_ups` passes the id on (`announced_id`)."""
+    return f"{_STATUS}{post_id}"
+
+
+def announced_id(label: str) -> str | None:
+    """The post id a label names (`status_label`), or None: other readers' labels (an event name,
+    a Bluesky URI) and an id that is no decimal number name none."""
+    post_id = label[len(_STATUS):] if label.startswith(_STATUS) else ""
+    return post_id if _ID.fullmatch(post_id) else None
+
+
+@dataclass(frozen=True)
+class WakeUp:
+    """One wake-up: how many announcements it stands for, and the ids of the posts they named
+    (each once, the latest `MAX_IDS`, oldest first): most readers name none."""
+
+    count: int
+    ids: tuple[str, ...] = ()
+
+    def payload(self, stream: PushStream) -> dict[str, Any]:
+        """The trigger event's payload (Airflow stores it as the asset event's `extra["payload"]`):
+        the source, the count and, when there are ids, the ids and the stream that named them
+        (its URL redacted: the payload is stored, and a URL may hold a secret)."""
+        payload: dict[str, Any] = {"source": stream.source, "announced": self.count}
+        if self.ids:
+            payload.update(ids=list(self.ids), stream=redact_url(stream.url))
+        return payload
+
+
+@dataclass(frozen=True)
+class Announced:
+    """Post ids a pushed run was woken for: `stream` (redacted URL, `WakeUp.payload`) named them."""
+
+    stream: str
+    ids: tuple[str, ...]
+
+
+def announced_in(payload: Any) -> Announced | None:
+    """The ids a trigger event's payload carries, or None. The payload comes back from Airflow's
+    database, so it is read as untrusted: anything that is not a stream URL and a list of decimal
+    ids is ignored (the run then only polls, as before), and no more than `MAX_IDS` are taken."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("stream"), str) or not isinstance(payload.get("ids"), list):
+        return None
+    ids = tuple(dict.fromkeys(i for i in payload["ids"] if isinstance(i, str) and _ID.fullmatch(i)))[-MAX_IDS:]
+    return Announced(payload["stream"], ids) if ids else None
 
 
 def mastodon_hashtag_url(instance: str, tag: str) -> str:
@@ -327,9 +386,10 @@ def _reason(exc: Exception) -> str:
 
 
 async def wake_ups(stream: PushStream, *, gap: float = GAP, token: Token = _token_in_thread,
-                   backoff_first: float = BACKOFF_FIRST) -> AsyncIterator[int]:
-    """One wake-up (the number of announcements it stands for) as soon as something is
-    announced, then at most one per `gap` seconds while announcements keep coming; forever."""
+                   backoff_first: float = BACKOFF_FIRST) -> AsyncIterator[WakeUp]:
+    """One wake-up (the number of announcements it stands for, the post ids they named) as soon
+    as something is announced, then at most one per `gap` seconds while announcements keep
+    coming; forever."""
     queue: asyncio.Queue[str] = asyncio.Queue()
     reader = asyncio.create_task(listen(stream, queue, token=token, backoff_first=backoff_first))
     try:
@@ -340,11 +400,11 @@ async def wake_ups(stream: PushStream, *, gap: float = GAP, token: Token = _toke
                 got.cancel()
                 reader.result()  # `listen` ends only by failing: raise what it raised
                 raise RuntimeError("push: the stream reader stopped")
-            count = 1
+            labels = [got.result()]
             while not queue.empty():
-                queue.get_nowait()
-                count += 1
-            yield count
+                labels.append(queue.get_nowait())
+            ids = dict.fromkeys(i for i in map(announced_id, labels) if i is not None)
+            yield WakeUp(len(labels), tuple(ids)[-MAX_IDS:])
             await asyncio.sleep(gap)
     finally:
         reader.cancel()

@@ -26,6 +26,11 @@ def filters_pattern(prefixes: Iterable[str]) -> re.Pattern[str]:
     return re.compile(r"^(?:%s):" % "|".join(map(re.escape, prefixes)), re.IGNORECASE)
 
 
+def query_tokens(query: str) -> list[str]:
+    """A search query's tokens: quoted phrases (closed or not), parentheses, bare words."""
+    return _TOKEN.findall(query)
+
+
 def fold_words(text: str) -> list[str]:
     """The words of `text` as matching sees them: `normalise.quick_fold`, split."""
     folded = quick_fold(text).text
@@ -51,7 +56,7 @@ def query_terms(query: str, filters: re.Pattern[str]) -> list[str]:
     cards, a word of a script written without spaces, such as Japanese, which the fold keeps as
     one long word) is found by the poll."""
     alternatives: list[list[str]] = [[]]
-    tokens = _TOKEN.findall(query)
+    tokens = query_tokens(query)
     i = 0
     while i < len(tokens):
         token = tokens[i]
