@@ -10,7 +10,7 @@ of them and the key changes, so the matcher is rebuilt on next use: no invalidat
 forget, and stale entries are pruned.
 
 Concurrent workers need no lock: a writer pickles into a temporary file in the cache folder and
-renames it into place with `os.replace` (atomic on POSIX and Windows), so a reader sees a whole
+renames it into place (`files.write_atomically`: `os.replace`, atomic on POSIX and Windows), so a reader sees a whole
 entry or none; two workers building the same entry at once both write a valid file and the last
 rename wins. A file that cannot be read back (truncated, corrupt, from an incompatible library)
 is treated as missing: rebuilt and replaced, never a crash. A cache folder that cannot be written
@@ -25,11 +25,11 @@ import os
 import pickle
 import stat
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
 from siaga.collector import LOADING_GEN0, fewer_collections
+from siaga.files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -117,25 +117,12 @@ def store(kind: str, key: str, value: Any, directory: Path | None = None) -> Pat
     """Write `value` under (kind, key) atomically; None (and a warning) if the folder cannot be
     written. Older entries of the same kind beyond KEEP_PER_KIND are deleted."""
     path = entry_path(kind, key, directory)
-    tmp_name = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as tmp:
-            tmp_name = tmp.name
-            pickle.dump((key, value), tmp, protocol=pickle.HIGHEST_PROTOCOL)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-        tmp_name = None
+        write_atomically(path, lambda out: pickle.dump((key, value), out, protocol=pickle.HIGHEST_PROTOCOL), mode=0o600)
     except OSError as exc:
         log.warning("matcher cache %s not written (%s); matchers are rebuilt by each process", path, exc)
         return None
-    finally:
-        if tmp_name is not None:
-            try:
-                os.unlink(tmp_name)
-            except OSError:
-                pass
     _prune(path.parent, kind, keep=path)
     return path
 
@@ -156,9 +143,7 @@ def keep_last_good(path: Path, directory: Path | None = None) -> None:
         if copy.is_file() and copy.read_bytes() == data:
             return
         copy.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("wb", dir=copy.parent, prefix=f".{copy.name}.", suffix=".tmp", delete=False) as tmp:
-            tmp.write(data)
-        os.replace(tmp.name, copy)
+        write_atomically(copy, lambda out: out.write(data), mode=0o600)
     except OSError as exc:
         log.warning("last good copy of %s not kept (%s)", path, exc)
 

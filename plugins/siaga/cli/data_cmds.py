@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from siaga.cli.common import CommandError, add_db, add_json, database_url, existing_database_url, plural, print_json, table, sentence, whole_number
+from siaga.files import write_atomically
 from siaga.redaction import redact_url
 from siaga.timelines.formats import FORMATS as EXPORT_FORMATS
 
@@ -205,8 +206,8 @@ def _cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         sys.stdout.write(text)
         return 0
     path = Path(args.out)
-    try:
-        path.write_text(text, encoding="utf-8")
+    try:  # all or nothing: an export re-run on a full disk must not leave half a file over the last one
+        write_atomically(path, lambda out: out.write(text.encode("utf-8")))
     except OSError as exc:
         raise CommandError(f"cannot write {path}: {exc.strerror}") from None
     print(f"Wrote {plural(len(reports), 'incident')} as {args.format} to {path.resolve()} ({len(text.encode('utf-8')):,} bytes).")
