@@ -203,3 +203,27 @@ def test_a_byte_order_mark_before_the_first_line_is_not_part_of_it(tmp_path):
     assert [b.location for b in result.bad] == ["f.jsonl:2"]
     again = ReplaySource("f", path).poll(result.cursor, T0 + timedelta(hours=2))
     assert again.posts == []  # the cursor's digest of the lines it passed holds: not read again from the start
+
+
+@pytest.mark.parametrize("kind, says", [
+    ("folder", "Is a directory"), ("missing", "No such file or directory"),
+    ("device", "not a regular file but a character device"), ("pipe", "not a regular file but a named pipe"),
+])
+def test_a_replay_path_that_is_no_file_fails_the_poll_in_one_line_naming_it(tmp_path, kind, says):
+    """A replay path mistyped to its folder, or a device or pipe in the file's place: a traceback
+    (IsADirectoryError), memory read until it ran out (/dev/zero) or a poll waiting for ever (a
+    FIFO nobody writes). Now the poll fails naming the path, and the ingest task retries it."""
+    import os
+
+    from siaga.sources import SourceError
+
+    path = tmp_path / "feed.jsonl"
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "device":
+        path.symlink_to("/dev/zero")
+    elif kind == "pipe":
+        os.mkfifo(path)
+    with pytest.raises(SourceError) as raised:
+        ReplaySource("f", path).poll(None, T0)
+    assert str(raised.value) == f"f: cannot read the replay file {path}: {says}"

@@ -18,14 +18,13 @@ are then placed where the operator must look:
 from __future__ import annotations
 
 import difflib
-import errno
 import math
-import os
 import re
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+from siaga.files import read_regular_file
 
 if TYPE_CHECKING:  # imported where used: `siaga tag` reads no config file when its matchers are cached
     import jsonschema
@@ -142,8 +141,6 @@ def read_yaml(path: str | Path) -> Document:
 
 # Far above any config file (the hazard lists are a few kB each, an imported roads.yaml some MB).
 MAX_CONFIG_BYTES = 20_000_000
-_NOT_FILES = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-              (stat.S_ISSOCK, "a socket"))
 
 
 def read_config_text(path: str | Path, encoding: str = "utf-8") -> str:
@@ -152,18 +149,10 @@ def read_config_text(path: str | Path, encoding: str = "utf-8") -> str:
 
     A device or a pipe in a config file's place (`ln -s /dev/zero routing.yaml`, a FIFO) was read
     until memory ran out (a MemoryError traceback from `siaga check`, every loader with it) or
-    waited on for ever: the file is opened without blocking and looked at before it is read, and
-    never read past the limit."""
+    waited on for ever (`files.read_regular_file`)."""
     path = Path(path)
     try:
-        with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
-            mode = os.fstat(handle.fileno()).st_mode
-            if stat.S_ISDIR(mode):
-                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
-            kind = next((name for test, name in _NOT_FILES if test(mode)), None)
-            if kind is not None:
-                raise ConfigSyntaxError(file_problem(path, f"cannot read: not a regular file but {kind}"))
-            data = handle.read(MAX_CONFIG_BYTES + 1)
+        data = read_regular_file(path, MAX_CONFIG_BYTES)
     except OSError as exc:
         raise ConfigSyntaxError(file_problem(path, f"cannot read: {exc.strerror or exc}")) from None
     if len(data) > MAX_CONFIG_BYTES:

@@ -1,4 +1,9 @@
-"""Files written whole or not at all.
+"""Files read only when they are files, and written whole or not at all.
+
+A device, a pipe or a folder where a file belongs (`ln -s /dev/zero routing.yaml`, a FIFO, a
+replay path mistyped to its folder) was read until memory ran out, waited on for ever, or
+failed with a traceback: `read_regular_file` opens without blocking, looks at what it opened
+and reads at most a limit.
 
 An export re-run on a full disk, or a process killed while it writes a cache entry, used to
 leave half a file where the whole one was: the manager's last good export replaced by a cut
@@ -10,11 +15,34 @@ dependency for it.
 """
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable
+
+_NOT_FILES = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+              (stat.S_ISSOCK, "a socket"))
+
+
+class NotARegularFile(OSError):
+    """A device, pipe or socket where a file was expected; `strerror` says which."""
+
+
+def read_regular_file(path: Path, limit: int | None = None) -> bytes:
+    """The bytes of the regular file at `path`, at most `limit` + 1 of them (a caller that set
+    a limit tells a file over it by its length). Raises IsADirectoryError for a folder,
+    NotARegularFile for anything else that is not a regular file, and the OSError of a file
+    that cannot be opened or read."""
+    with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
+        mode = os.fstat(handle.fileno()).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        kind = next((name for test, name in _NOT_FILES if test(mode)), None)
+        if kind is not None:
+            raise NotARegularFile(errno.EINVAL, f"not a regular file but {kind}", str(path))
+        return handle.read() if limit is None else handle.read(limit + 1)
 
 
 def write_atomically(path: Path, write: Callable[[BinaryIO], None], mode: int | None = None) -> None:

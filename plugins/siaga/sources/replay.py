@@ -29,7 +29,9 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from siaga import settings
+from siaga.files import read_regular_file
 from siaga.sources.base import BadInput, IncomingPost, PollResult, SourceConfigError
+from siaga.sources.http import SourceError
 from siaga.sources.parsing import json_text, opt_text, parse_time, record_id
 from siaga.sources.records import Records, decode_line, without_bom
 from siaga.sources.schema import check_number
@@ -85,7 +87,10 @@ class ReplaySource:
     def poll(self, cursor: dict[str, Any] | None, now: datetime) -> PollResult:
         """Posts whose time has come and that the cursor has not passed, plus the bad lines."""
         cursor = dict(cursor or {})
-        data = without_bom(self.path.read_bytes())
+        try:  # a folder, a device or a pipe in its place: one line naming it, not a traceback or a hang
+            data = without_bom(read_regular_file(self.path))
+        except OSError as exc:
+            raise SourceError(f"{self.name}: cannot read the replay file {self.path}: {exc.strerror or exc}") from None
         lines, bad, ends = self._read(data)
         done = int(cursor.get("line", 0))
         waiting: dict[str, int] = dict(cursor.get("waiting") or {})
