@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 
 import pytest
 
@@ -24,7 +25,8 @@ from support import stage_faults as sf
 from support.delivery_chaos import tally
 
 TOKEN = "xoxb-stage-faults"
-SAMPLE = {"sqlite": 60, "postgresql": 40}
+SAMPLE = {"sqlite": 45, "postgresql": 30}
+KILLS = {"sqlite": 5, "postgresql": 4}  # each starts a Python process: seconds, not milliseconds
 
 
 @pytest.fixture
@@ -45,34 +47,54 @@ def scenario(db_url, tmp_path, monkeypatch):
         logging.disable(logging.NOTSET)
 
 
-def run(db_url, clock, monkeypatch, fault=None):
+def run(db_url, clock, monkeypatch, fault=None, kill=False):
     """One run of the schedule from an empty database against a new fake Slack."""
     sf.clear(db_url)
     with FakeSlack(token=TOKEN) as fake:
         monkeypatch.setenv("SIAGA_SLACK_BASE_URL", fake.base_url)
-        counts = sf.run_schedule(db_url, sf.schedule(), clock, fault)
+        counts = sf.run_schedule(db_url, sf.schedule(), clock, fault, kill=kill)
         messages = fake.messages()
     return counts, sf.snapshot(db_url), messages
 
 
-def test_a_fault_at_any_statement_of_a_stage_then_its_retry_gives_the_fault_free_state(scenario, monkeypatch, request):
-    db_url, clock = scenario
-    counts, expected, expected_messages = run(db_url, clock, monkeypatch)
+def fault_free(db_url, clock, monkeypatch):
+    counts, expected, messages = run(db_url, clock, monkeypatch)
     # the scenario exercises every concept compared
     for table in ("posts", "quarantine", "incidents", "incident_events", "alerts", "outbox"):
         assert expected[table], table
     assert sum(expected["quarantine"].values()) == len(sf.MALFORMED)
-    assert tally(expected_messages, db_url).problems == [] and expected_messages
+    assert tally(messages, db_url).problems == [] and messages
+    return counts, expected, messages
 
-    backend = request.node.callspec.params["db_url"]
-    sample = None if os.environ.get("SIAGA_FAULT_SWEEP") == "all" else SAMPLE[backend]
+
+def check(db_url, clock, monkeypatch, points, counts, expected, expected_messages, kill=False) -> list[str]:
+    """Run the schedule once per fault point; what differs from the fault-free run."""
     stages = sf.schedule()
     failures = []
-    for stage, n in sf.fault_points(counts, sample):
-        _, got, messages = run(db_url, clock, monkeypatch, fault=(stage, n))
-        where = f"{stages[stage].name}, statement {n} of {counts[stage]}"
+    for stage, n in points:
+        _, got, messages = run(db_url, clock, monkeypatch, fault=(stage, n), kill=kill)
+        where = f"{stages[stage].name} {'killed' if kill else 'failed'} at statement {n} of {counts[stage]}"
         problems = sf.differences(expected, got) + tally(messages, db_url).problems
         if sf.slack_state(messages) != sf.slack_state(expected_messages):
             problems.append(f"Slack got {sf.slack_state(messages)}, fault-free {sf.slack_state(expected_messages)}")
         failures += [f"{where}: {p}" for p in problems]
+    return failures
+
+
+def test_a_fault_at_any_statement_of_a_stage_then_its_retry_gives_the_fault_free_state(scenario, monkeypatch, request):
+    db_url, clock = scenario
+    counts, expected, expected_messages = fault_free(db_url, clock, monkeypatch)
+    backend = request.node.callspec.params["db_url"]
+    sample = None if os.environ.get("SIAGA_FAULT_SWEEP") == "all" else SAMPLE[backend]
+    failures = check(db_url, clock, monkeypatch, sf.fault_points(counts, sample), counts, expected, expected_messages)
+    assert not failures, "\n".join(failures)
+
+
+def test_a_stage_killed_at_a_random_statement_then_retried_gives_the_fault_free_state(scenario, monkeypatch, request):
+    db_url, clock = scenario
+    counts, expected, expected_messages = fault_free(db_url, clock, monkeypatch)
+    backend = request.node.callspec.params["db_url"]
+    every = [(i, n) for i, count in enumerate(counts) for n in range(1, count + 1)]
+    points = sorted(random.Random(5).sample(every, KILLS[backend]))
+    failures = check(db_url, clock, monkeypatch, points, counts, expected, expected_messages, kill=True)
     assert not failures, "\n".join(failures)

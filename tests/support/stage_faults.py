@@ -17,8 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 import shutil
+import signal
+import subprocess
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -130,20 +134,27 @@ class LaterWallClock:
 
 
 def run_schedule(db_url: str, stages: list[Stage], clock: LaterWallClock,
-                 fault: tuple[int, int] | None = None) -> list[int]:
+                 fault: tuple[int, int] | None = None, kill: bool = False) -> list[int]:
     """Run `stages` in order; `fault` = (stage index, statement number) fails that statement of
-    that stage, which is then run again. Returns the statements each stage ran (the faulted one:
-    up to its fault)."""
+    that stage, which is then run again. With `kill`, that stage runs in a child process that is
+    SIGKILLed as it is about to run that statement (no rollback, no `except` or `finally` of
+    the stage's own: a worker killed by the OOM killer or a lost node). Returns the statements
+    each stage ran (the faulted one: up to its fault; -1 when it was run in a child)."""
     counts = []
     for i, stage in enumerate(stages):
         fail_at = fault[1] if fault is not None and fault[0] == i else None
         failed = False
-        with statements(db_url, fail_at) as seen:
-            try:
-                stage.run()
-            except InjectedFault:
-                failed = True
-        counts.append(len(seen))
+        if kill and fail_at is not None:
+            run_killed(i, fail_at, clock)
+            counts.append(-1)
+            failed = True
+        else:
+            with statements(db_url, fail_at) as seen:
+                try:
+                    stage.run()
+                except InjectedFault:
+                    failed = True
+            counts.append(len(seen))
         reset_ids(db_url)
         if failed or fail_at is not None:  # a fault some code swallowed still gets a retry
             clock.advance()
@@ -189,6 +200,34 @@ def fault_points(counts: list[int], sample: int | None, seed: int = 0) -> list[t
     edges = sorted({(i, n) for i, count in enumerate(counts) for n in (1, count, count + 1) if n >= 1})
     rest = [p for p in every if p not in set(edges)]
     return edges + sorted(random.Random(seed).sample(rest, max(0, min(len(rest), sample - len(edges)))))
+
+
+def run_killed(index: int, kill_at: int, clock: LaterWallClock) -> None:
+    """Stage `index` of `schedule()` in a child process (`python -m support.stage_faults`,
+    reading the same environment) that SIGKILLs itself before its `kill_at`-th statement."""
+    tests = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(settings.REPO_ROOT / "plugins"), str(tests)]))
+    command = [sys.executable, "-m", "support.stage_faults", str(index), str(kill_at), str(clock.offset.total_seconds())]
+    done = subprocess.run(command, env=env, cwd=tests, capture_output=True, text=True, timeout=300)
+    if done.returncode != -signal.SIGKILL:  # the kill must have happened, or nothing was tested
+        raise RuntimeError(f"stage {index} in a child ended {done.returncode}, not killed: {done.stderr[-2000:]}")
+
+
+def _child(index: int, kill_at: int, offset: float) -> None:
+    """The child of `run_killed`."""
+    clock = LaterWallClock()
+    clock.offset = timedelta(seconds=offset)
+    outbox.wall_clock = clock  # the parent's wall clock, moved on as far
+    engine = store.engine(None)
+
+    def before(*args: Any) -> None:
+        before.seen += 1  # type: ignore[attr-defined]
+        if before.seen == kill_at:  # type: ignore[attr-defined]
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    before.seen = 0  # type: ignore[attr-defined]
+    event.listen(engine, "before_cursor_execute", before)
+    schedule()[index].run()
 
 
 # --- the state compared -----------------------------------------------------------------------
@@ -251,3 +290,7 @@ def differences(expected: dict[str, Any], got: dict[str, Any]) -> list[str]:
             missing, extra = list((a - b).elements())[:3], list((b - a).elements())[:3]
             out.append(f"{table}: missing {missing} extra {extra}")
     return out
+
+
+if __name__ == "__main__":
+    _child(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]))
