@@ -9,6 +9,16 @@ of the row they point at: a post's source and id, an incident's series and openi
 outbox row's dedup key), wall-clock times (ingestion, claims, leases, row creation) and the ts
 Slack handed out; plus what the fake Slack received, per channel and thread.
 
+What legitimately differs after a fault, and is therefore not compared:
+- ids on PostgreSQL (`reset_ids`): a sequence is not rolled back, so without the reset an
+  incident opened by a retried detect would be "Insiden #3" where the fault-free run says #2;
+- a delivery attempt's outcome "found" for "sent": the post reached Slack, recording it failed,
+  and the retry found it there by its outbox marker instead of posting it again;
+- when a row is sent: a deliver run that failed holding a claim leaves the row held for its
+  lease (one Slack call at its slowest plus `LATE_STORE_SECONDS`, about 4.7 min with the default
+  client), so the deliver DAG's retries 20 s later skip it and a scheduled run after the lease
+  sends it (`LaterWallClock` stands for that wait).
+
 The scenario is the committed demo feed with a few malformed lines added, so quarantine is in
 play: they are written to a copy of config/ whose demo source reads that file on the identity
 clock.
