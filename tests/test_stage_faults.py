@@ -36,7 +36,6 @@ def scenario(db_url, tmp_path, monkeypatch):
     identity replay clock, a wall clock that moves on after each fault, and a fake Slack."""
     monkeypatch.setenv("SIAGA_DB_URL", db_url)
     monkeypatch.setenv("SIAGA_CONFIG_DIR", str(sf.write_config(tmp_path)))
-    monkeypatch.setenv("SIAGA_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("SIAGA_REPLAY_CLOCK", "identity")
     monkeypatch.setenv("SIAGA_SLACK_TOKEN", TOKEN)
     clock = sf.LaterWallClock()
