@@ -40,6 +40,8 @@ os.environ.update(
 )
 
 PG_ADMIN_URL = os.environ.get("SIAGA_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+# Prefix of the databases tests create (several checkouts may share one server).
+PG_DB_PREFIX = os.environ.get("SIAGA_TEST_PG_DB_PREFIX", "siaga_t_")
 
 
 def _pg_available() -> str | None:
@@ -65,7 +67,7 @@ def require_postgres() -> None:
 
 
 def _new_pg_database() -> tuple[str, sa.Engine, str]:
-    name = f"siaga_t_{uuid.uuid4().hex[:12]}"
+    name = f"{PG_DB_PREFIX}{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
