@@ -19,8 +19,9 @@ import errno
 import os
 import stat
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterator
 
 _NOT_FILES = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
               (stat.S_ISSOCK, "a socket"))
@@ -30,11 +31,11 @@ class NotARegularFile(OSError):
     """A device, pipe or socket where a file was expected; `strerror` says which."""
 
 
-def read_regular_file(path: Path, limit: int | None = None) -> bytes:
-    """The bytes of the regular file at `path`, at most `limit` + 1 of them (a caller that set
-    a limit tells a file over it by its length). Raises IsADirectoryError for a folder,
-    NotARegularFile for anything else that is not a regular file, and the OSError of a file
-    that cannot be opened or read."""
+@contextmanager
+def open_regular_file(path: Path) -> Iterator[BinaryIO]:
+    """`path` opened for reading without blocking, when it is a regular file. Raises
+    IsADirectoryError for a folder, NotARegularFile for anything else that is not a regular
+    file, and the OSError of a file that cannot be opened."""
     with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
         mode = os.fstat(handle.fileno()).st_mode
         if stat.S_ISDIR(mode):
@@ -42,6 +43,13 @@ def read_regular_file(path: Path, limit: int | None = None) -> bytes:
         kind = next((name for test, name in _NOT_FILES if test(mode)), None)
         if kind is not None:
             raise NotARegularFile(errno.EINVAL, f"not a regular file but {kind}", str(path))
+        yield handle
+
+
+def read_regular_file(path: Path, limit: int | None = None) -> bytes:
+    """The bytes of the regular file at `path` (`open_regular_file`), at most `limit` + 1 of
+    them (a caller that set a limit tells a file over it by its length)."""
+    with open_regular_file(path) as handle:
         return handle.read() if limit is None else handle.read(limit + 1)
 
 

@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import pickle
-import stat
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
 from siaga.collector import LOADING_GEN0, fewer_collections
-from siaga.files import write_atomically
+from siaga.files import NotARegularFile, open_regular_file, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +47,14 @@ def digest_files(paths: Iterable[Path], into: "hashlib._Hash | None" = None) -> 
         path = Path(path)
         h.update(str(path).encode("utf-8", "surrogateescape") + b"\0")
         try:
-            # opened without blocking and read only when a regular file, a piece at a time: a
-            # device or a pipe in a config file's place (aliases.yaml -> /dev/zero, a FIFO) was
-            # read until memory ran out, or for ever, before its loader could refuse it
-            with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
-                if stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                    for piece in iter(lambda: handle.read(1 << 20), b""):
-                        h.update(piece)
-                else:
-                    h.update(b"\0(not a regular file)")
+            # read only when a regular file, a piece at a time: a device or a pipe in a config
+            # file's place (aliases.yaml -> /dev/zero, a FIFO) was read until memory ran out, or
+            # for ever, before its loader could refuse it
+            with open_regular_file(path) as handle:
+                for piece in iter(lambda: handle.read(1 << 20), b""):
+                    h.update(piece)
+        except (NotARegularFile, IsADirectoryError):
+            h.update(b"\0(not a regular file)")
         except OSError:
             h.update(b"\0(missing)")
         h.update(b"\0\0")
