@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 from operator import attrgetter, itemgetter
@@ -28,7 +29,7 @@ from siaga import settings
 from siaga.config_errors import ConfigError
 from siaga.gazetteer import Gazetteer, PackedPlaces, is_common_word, load_gazetteer
 from siaga.geodata import ROAD_PREFIXES, dictionary_file, Alias, District, OutsidePlace, Road, Village, short_name
-from siaga.normalise import Folded, LazyFolded, key, quick_fold, spaced
+from siaga.normalise import Folded, LazyFolded, address_spans, key, quick_fold, spaced
 from siaga.vocabulary import REGENCY_CODE, REGENCY_NAME
 
 log = logging.getLogger(__name__)
@@ -413,6 +414,9 @@ class Geotagger:
                 before -= count(" ", fs, at)
             at, ti = fs, before
             raw.append((0, -spaces, -klen, ti, ti + spaces, fs, fe, entries, buleleng, settled))
+        addresses = address_spans(folded.original) if raw else None
+        if addresses:
+            raw = _outside_addresses(folded, raw, addresses)
         weak_automaton = self._weak_automaton
         if weak_automaton is not None:
             weak = None
@@ -434,6 +438,10 @@ class Geotagger:
                     weak = []
                 weak.append((1, -spaces, -flen, ti, ti + spaces, fs, fs + flen, entries, False, None))
             if weak is not None:
+                if addresses is None:
+                    addresses = address_spans(folded.original)
+                if addresses:
+                    weak = _outside_addresses(folded, weak, addresses)
                 # Names known only from the national list count with an admin word before them or
                 # a place right after them (their parent); keep just those, the rest is noise.
                 begins = {r[3] for r in raw}
@@ -765,6 +773,19 @@ def _settled_outside(entries: tuple[_Entry, ...]) -> OutsidePlace | None:
         if best is None or _LEVEL_RANK[e.ref.level] < _LEVEL_RANK[best.level]:
             best = e.ref
     return best
+
+
+def _outside_addresses(folded: Folded, hits: list[tuple], addresses: list[tuple[int, int]]) -> list[tuple]:
+    """The name hits (`_mentions`' rows, folded start at 5) that start outside every link,
+    e-mail address and @mention (`normalise.address_spans`, in order, not overlapping)."""
+    starts = [start for start, _ in addresses]
+    kept = []
+    for hit in hits:
+        at = folded.index(hit[5])
+        k = bisect_right(starts, at) - 1
+        if k < 0 or at >= addresses[k][1]:
+            kept.append(hit)
+    return kept
 
 
 def village_key(m: _Mention) -> str:

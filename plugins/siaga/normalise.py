@@ -219,6 +219,32 @@ def _original_run_at_least(original: str, start: int, length: int) -> bool:
     return len(piece) == length and all(c.lower() == ch for c in piece)
 
 
+# Addresses in a post: who or where it points to, not words it says. A link, an @mention (a
+# retweet's "@name:" with its colon) are what `copies` compares posts without; a bare "www."
+# link and an e-mail address besides are what the geotagger reads no place names in
+# (`address_spans`). Each can start only where the one before it could not (a look-behind), and
+# reads on possessively, so a run that could start one everywhere ("aaaa...@") is read once.
+LINK = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
+MENTION = re.compile(r"(?<!\w)@\w+:?")
+_ADDRESS = re.compile(
+    LINK.pattern
+    + r"|(?<![\w.])www\.[^\s<>\"']++"
+    + r"|(?<![\w.+-])[\w.+-]++@[\w-]++(?:\.[\w-]++)++"
+    + "|" + MENTION.pattern,
+    re.IGNORECASE,
+)
+_ADDRESS_HINT = re.compile(r"@|://|www\.", re.IGNORECASE)
+
+
+def address_spans(text: str) -> list[tuple[int, int]]:
+    """[start, end) of each link, e-mail address and @mention in `text`, in order: a place name
+    inside one ("@Polres_Buleleng", "denpasar.kompas.com") names an account or a publisher, not
+    where something happens."""
+    if _ADDRESS_HINT.search(text) is None:
+        return []
+    return [m.span() for m in _ADDRESS.finditer(text)]
+
+
 _TOKEN = re.compile(r"[^ ]+")
 
 
