@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, TextIO
@@ -269,6 +270,12 @@ def _sound_string(value: str) -> bool:
     return True
 
 
+# A coordinate written as a string: a decimal number as JSON writes one (a sign, a point, an
+# exponent; spaces around). `float` alone also read "1_0" as 10, Arabic-Indic digits, "0x" no,
+# "nan" and "inf": a typo became a place.
+_DECIMAL = re.compile(r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*", re.ASCII)
+
+
 def _read_post(line: str | bytes) -> dict[str, Any]:
     from siaga.sources.records import decode_line
     from siaga.sources.schema import check_number, check_string
@@ -283,10 +290,9 @@ def _read_post(line: str | bytes) -> dict[str, Any]:
     for key, low, high in (("lat", -90, 90), ("lon", -180, 180)):
         if post.get(key) is not None:
             if isinstance(post[key], str):  # "-8.1" was accepted before: keep it
-                try:
-                    post[key] = float(post[key])
-                except ValueError:
-                    raise ValueError(f"field '{key}' is not a number") from None
+                if _DECIMAL.fullmatch(post[key]) is None:
+                    raise ValueError(f"field '{key}' is not a number")
+                post[key] = float(post[key])
             post[key] = check_number(post[key], key, low, high)
     return post
 
