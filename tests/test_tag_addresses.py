@@ -13,8 +13,7 @@ what is checked here:
   where, whoever wrote them;
 - hazard words are not touched: a shared article's slug ("/banjir-rendam-...") is its headline.
 
-Hashtags written as one compound ("#BanjirSangsit") name no place yet (the geotagger matches
-whole words); that gap is noted, not decided, here.
+A hashtag is the post's own words: its compounds are tests/test_tag_hashtags.py's.
 """
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ from siaga import settings
 from siaga.config_errors import ConfigError
 from siaga.gazetteer import Gazetteer, PackedPlaces, is_common_word, load_gazetteer
 from siaga.geodata import ROAD_PREFIXES, dictionary_file, Alias, District, OutsidePlace, Road, Village, short_name
-from siaga.normalise import Folded, LazyFolded, address_spans, key, quick_fold, spaced
+from siaga.normalise import Folded, LazyFolded, _hashtag_at, address_spans, key, quick_fold, spaced
 from siaga.vocabulary import REGENCY_CODE, REGENCY_NAME
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,12 @@ LOCATIVE = frozenset(
 # Words allowed between a place and the kecamatan/regency that qualifies it ("X, Kec. Sawan").
 QUALIFIER_GAP = VILLAGE_PREFIX | DISTRICT_PREFIX | REGENCY_PREFIX
 LOW_CONFIDENCE = 0.5
+# Inside a hashtag's word (#BanjirSangsit, #infobuleleng) no space marks where a name starts or
+# ends: a name this long counts anywhere in the tag (as a hazard term in the middle of one,
+# `hazards._HASHTAG_INNER_MIN`) where a capital marks the break; a shorter one ("Les", "Bila")
+# only as the whole word.
+HASHTAG_NAME_MIN = 5
+HASHTAG_RUN_MIN = 7  # ... where no capital marks the break (`_tag_boundary`)
 _SENTENCE_END = ".!?\n"
 # Between the two numbers of a coordinate pair: a comma, semicolon or slash with any whitespace
 # around it, or whitespace holding a space (what `\s*[,;/ ]\s*` matches), written possessive:
@@ -387,6 +393,8 @@ class Geotagger:
         n = len(ftext)
         count = ftext.count
         raw = []
+        original = folded.original
+        tags = "#" in original or "\uff03" in original  # a name may stand inside a hashtag's word
         # Words before a hit: the spaces before its start, counted on from the last hit's start
         # (hits come in text order, a start at most a name's length back), not from the text's
         # start for every hit, which made a long text of many names quadratic.
@@ -394,7 +402,8 @@ class Geotagger:
         for end, (klen, forms, entries, buleleng, settled) in self._automaton.iter(ftext, 0, n, True):
             fe = end + 1
             if fe != n and ftext[fe] != " ":
-                continue  # does not end a word
+                if not (tags and klen >= HASHTAG_NAME_MIN and _tag_boundary(folded, fe, klen)):
+                    continue  # does not end a word
             fs = fe - klen
             spaces = count(" ", fs, fe)
             if spaces:  # the name spans words: widen to klen letters (never past its first letter)
@@ -404,7 +413,7 @@ class Geotagger:
                         break
                     fs = wider
                     spaces = count(" ", fs, fe)
-            if fs and ftext[fs - 1] != " ":
+            if fs and ftext[fs - 1] != " " and not (tags and not spaces and klen >= HASHTAG_NAME_MIN and _tag_boundary(folded, fs, klen)):
                 continue  # does not start a word
             if spaces and ftext[fs:fe] not in forms and min(map(len, ftext[fs:fe].split(" "))) < 3:
                 continue  # a join of short words ("ke lapa") is not a spelling of the name
@@ -458,7 +467,9 @@ class Geotagger:
         if len(raw) == 1:  # the usual post with a name: no overlaps or neighbours to sort out
             _, _, _, ti, tj, fs, fe, entries, buleleng, settled = raw[0]
             m = _Mention(ti, tj, fs, fe, entries, buleleng, case, settled)
-            if ti:  # the one or two words before it, found back from its start
+            if fs and ftext[fs - 1] != " ":
+                _hashtag_prefix(m, ftext)
+            elif ti:  # the one or two words before it, found back from its start
                 start = ftext.rfind(" ", 0, fs - 1) + 1
                 m.prefix = ftext[start : fs - 1]
                 if ti >= 2:
@@ -476,6 +487,8 @@ class Geotagger:
             m = _Mention(ti, tj, fs, fe, entries, buleleng, case, settled)
             m.prefix = words[ti - 1] if ti >= 1 else ""
             m.prefix2 = words[ti - 2] if ti >= 2 else ""
+            if fs and ftext[fs - 1] != " ":
+                _hashtag_prefix(m, ftext)
             out.append(m)
         out.sort(key=_BY_WORD)
         for a, b in zip(out, out[1:]):
@@ -773,6 +786,27 @@ def _settled_outside(entries: tuple[_Entry, ...]) -> OutsidePlace | None:
         if best is None or _LEVEL_RANK[e.ref.level] < _LEVEL_RANK[best.level]:
             best = e.ref
     return best
+
+
+def _tag_boundary(folded: Folded, at: int, klen: int) -> bool:
+    """May a name of `klen` letters start (or end just before) folded offset `at`, inside a
+    word? Only in a hashtag, and only where its capitals mark the break (#BanjirSangsit) or
+    the name is long enough not to be the end of another word by chance (#banjirsangsit; not
+    "tista" in #BoikotInulDaratista, nor "ngada" in #beritainyangada)."""
+    if not _hashtag_at(folded, folded.text.rfind(" ", 0, at) + 1):
+        return False
+    return klen >= HASHTAG_RUN_MIN or folded.original[folded.index(at)].isupper()
+
+
+def _hashtag_prefix(m: _Mention, ftext: str) -> None:
+    """A name inside a hashtag's word ("#BanjirSangsit", "#DesaSangsit"): what the tag holds
+    before it is the word before it ("banjir", "desa"), the post's word before the tag the one
+    before that."""
+    start = ftext.rfind(" ", 0, m.fs) + 1
+    m.prefix2 = m.prefix if m.ti else ""
+    m.prefix = ftext[start : m.fs]
+    if m.ti and not m.prefix2:
+        m.prefix2 = ftext[ftext.rfind(" ", 0, start - 1) + 1 : start - 1]
 
 
 def _outside_addresses(folded: Folded, hits: list[tuple], addresses: list[tuple[int, int]]) -> list[tuple]:
