@@ -53,3 +53,11 @@ def test_explain_shows_the_severity_cue_after_an_ellipsis(mark):
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "    severity cues: korban jiwa" in out.stdout.splitlines()
+
+
+@pytest.mark.parametrize("mark", ["?", "\uff1f", "\u061f", "\u2047", "\u2048", "\u2049"])
+def test_a_question_mark_written_otherwise_still_asks(mark):
+    """"ada banjir?" asks (a non-event question, no flood); "ada banjir？" with a fullwidth mark
+    (or an Arabic one) was taken for a flood report."""
+    assert _hazards(f"ada banjir{mark} di Sangsit") == []
+    assert [h for h, _, _ in _hazards(f"ada banjir di Sangsit, air setinggi lutut{mark}")] == ["flood"]
