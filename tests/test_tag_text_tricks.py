@@ -61,3 +61,25 @@ def test_a_question_mark_written_otherwise_still_asks(mark):
     (or an Arabic one) was taken for a flood report."""
     assert _hazards(f"ada banjir{mark} di Sangsit") == []
     assert [h for h, _, _ in _hazards(f"ada banjir di Sangsit, air setinggi lutut{mark}")] == ["flood"]
+
+
+_GEOTAGGER = _TAGGER.geotagger
+SENTENCE_MARKS = [m for m, ascii_form in BREAKS.items() if ascii_form.strip(".!?\n") == ""]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(SENTENCE_MARKS + ["\u00a0", "\u3000"]), st.sampled_from([
+    "Banjir di Sangsit{p} Bila air naik lagi kami mengungsi", "Macet di Seririt{p} Tembok rumah warga retak",
+    "banjir di Sangsit{p} Les juga kena", "Jalan ke Singaraja ditutup{p} Bukti foto menyusul",
+]))
+def test_a_capital_after_a_sentence_end_written_otherwise_is_no_name(mark, sentence):
+    """A word that is also a village ("Bila": when, "Tembok": wall, "Les", "Bukti": proof)
+    capitalised at a sentence's start is no evidence of a name; after "…" (or a CJK stop, a lone
+    "\\r", a line separator) it was read as capitalised mid-sentence, and with another Buleleng
+    place in the post the word became a village. Spaces of any kind before it are spaces."""
+    if mark in BREAKS:
+        text, plain = sentence.format(p=mark), sentence.format(p=BREAKS[mark])
+    else:  # a space of another kind after a full stop: "Sangsit.\u00a0Bila"
+        text, plain = sentence.replace("{p} ", "." + mark), sentence.format(p=".")
+    got = [(p.kind, p.name) for p in _GEOTAGGER.tag(text).places]
+    assert got == [(p.kind, p.name) for p in _GEOTAGGER.tag(plain).places] and len(got) == 1, (text, got)

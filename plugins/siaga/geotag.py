@@ -29,7 +29,7 @@ from siaga import settings
 from siaga.config_errors import ConfigError
 from siaga.gazetteer import Gazetteer, PackedPlaces, is_common_word, load_gazetteer
 from siaga.geodata import ROAD_PREFIXES, dictionary_file, Alias, District, OutsidePlace, Road, Village, short_name
-from siaga.normalise import Folded, LazyFolded, _hashtag_at, address_spans, key, quick_fold, spaced
+from siaga.normalise import SENTENCE_ENDS, Folded, LazyFolded, _hashtag_at, address_spans, key, quick_fold, spaced
 from siaga.vocabulary import REGENCY_CODE, REGENCY_NAME
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,9 @@ LOW_CONFIDENCE = 0.5
 # only as the whole word.
 HASHTAG_NAME_MIN = 5
 HASHTAG_RUN_MIN = 7  # ... where no capital marks the break (`_tag_boundary`)
-_SENTENCE_END = ".!?\n"
+# Before a capital, what may stand between it and the end of the sentence before it: spaces of
+# any kind (a line break is an end) and opening quotes or brackets ("Banjir.\u00a0Bila ...", "... selesai. “Bila ...").
+_BEFORE_CAPITAL = frozenset("\"'([{“‘«「『")
 # Between the two numbers of a coordinate pair: a comma, semicolon or slash with any whitespace
 # around it, or whitespace holding a space (what `\s*[,;/ ]\s*` matches), written possessive:
 # that spelling backtracked over every split of a whitespace run, quadratic in its length
@@ -862,10 +864,11 @@ def _capitalised_mid_sentence(folded: Folded, fs: int) -> bool:
     start = folded.index(fs)
     if not folded.original[start].isupper():
         return False
+    original = folded.original
     i = start - 1
-    while i >= 0 and folded.original[i] in " \t\"'(":
+    while i >= 0 and (original[i] in _BEFORE_CAPITAL or original[i].isspace() and original[i] not in SENTENCE_ENDS):
         i -= 1
-    return i >= 0 and folded.original[i] not in _SENTENCE_END
+    return i >= 0 and original[i] not in SENTENCE_ENDS
 
 
 def _as_lon_lat(a: float, b: float) -> tuple[float, float] | None:

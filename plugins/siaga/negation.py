@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 
-from siaga.normalise import MatchText
+from siaga.normalise import CLAUSE_BREAKS, MatchText
 
 # Words that deny what follows: "tidak ada korban jiwa", "tidak berpotensi tsunami", "no flood".
 _NEGATORS = frozenset({"tidak", "bukan", "tanpa", "belum", "jangan", "no", "not", "never", "without"})
@@ -28,14 +28,10 @@ _FILLERS_MAX = 2
 # ("belum ada laporan korban jiwa"), or by "nihil" right after it ("korban jiwa nihil").
 _CUE_DENIAL_REACH = 4
 _AFTER_DENIALS = frozenset({"nihil"})
-# What ends a clause in the original post: ASCII punctuation and line breaks, and what phones and
-# other scripts write for them: "…" (iOS turns "..." into it), CJK and fullwidth stops and
-# commas, Arabic ones, the Unicode line separators. With ASCII alone, "Banjir belum surut…
-# korban jiwa 2 orang" read "belum ... korban jiwa" as one clause and denied the cue.
-_CLAUSE_BREAK = re.compile(
-    "[.,;:!?\n\r\x85\u2028\u2029\u2025\u2026\u203c\u2047-\u2049\u3001\u3002"
-    "\uff01\uff0c\uff0e\uff1a\uff1b\uff1f\uff61\uff64\u060c\u061b\u061f]"
-)
+# Clause punctuation in the original post, in any spelling (`normalise.CLAUSE_BREAKS`): with
+# ASCII alone, "Banjir belum surut… korban jiwa 2 orang" read "belum ... korban jiwa" as one
+# clause and denied the cue.
+_CLAUSE_BREAK = re.compile("[" + re.escape("".join(sorted(CLAUSE_BREAKS))) + "]")
 
 
 class Denial:

@@ -219,6 +219,16 @@ def _original_run_at_least(original: str, start: int, length: int) -> bool:
     return len(piece) == length and all(c.lower() == ch for c in piece)
 
 
+# Where a sentence ends in a post, as people write it: ASCII stops and line breaks, and what
+# phones and other scripts write for them ("…", which iOS makes of "...", CJK and fullwidth
+# stops, Arabic's question mark, the Unicode line separators). A clause also ends at a comma,
+# semicolon or colon, in any of their spellings. The geotagger reads a capital after a sentence
+# end as no evidence of a name (`geotag`); a negator reaches no further than its clause
+# (`negation`).
+SENTENCE_ENDS = frozenset(".!?\n\r\x85\u2028\u2029\u2025\u2026\u203c\u2047\u2048\u2049\u3002\uff01\uff0e\uff1f\uff61\u061f")
+CLAUSE_BREAKS = SENTENCE_ENDS | frozenset(",;:\u3001\uff0c\uff64\u060c\u061b\uff1a\uff1b")
+
+
 # Addresses in a post: who or where it points to, not words it says. A link, an @mention (a
 # retweet's "@name:" with its colon) are what `copies` compares posts without; a bare "www."
 # link and an e-mail address besides are what the geotagger reads no place names in
