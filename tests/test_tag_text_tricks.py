@@ -9,6 +9,7 @@ its ASCII spelling does.
 from __future__ import annotations
 
 import json
+import unicodedata
 import subprocess
 import sys
 
@@ -83,3 +84,27 @@ def test_a_capital_after_a_sentence_end_written_otherwise_is_no_name(mark, sente
         text, plain = sentence.replace("{p} ", "." + mark), sentence.format(p=".")
     got = [(p.kind, p.name) for p in _GEOTAGGER.tag(text).places]
     assert got == [(p.kind, p.name) for p in _GEOTAGGER.tag(plain).places] and len(got) == 1, (text, got)
+
+
+def _fullwidth(text: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+def _accented(text: str) -> str:
+    return unicodedata.normalize("NFC", "".join(c + "\u0301" if c in "aeiou" else c for c in text))
+
+
+_CASE_WORDS = ["Banjir", "banjir", "di", "Sangsit", "Sukasada", "Buleleng", "Les", "Bila", "Tembok", "Bukti", "juga", "kena",
+               "air", "naik", "Desa", "Kec.", "Sawan", ",", "."]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_CASE_WORDS), min_size=1, max_size=8).map(" ".join), st.sampled_from([_fullwidth, _accented]),
+       st.sampled_from(["", " الحمد لله الذي بنعمته تتم الصالحات"]))
+def test_letters_of_other_scripts_weigh_as_their_case(text, spelled, arabic):
+    """Whether a post's capitals say anything counts its capitals and small letters: every
+    non-ASCII letter counted as a capital, so "Súkásádá Lés", "Ｂｕｌｅｌｅｎｇ Ｌｅｓ" or a post
+    quoting a line of Arabic read as shouting, and a name that needs its capital ("Les") was
+    lost. Spelled with accents or in fullwidth, the post names what its ASCII spelling names."""
+    plain = [(p.kind, p.name) for p in _GEOTAGGER.tag(text + arabic).places]
+    assert [(p.kind, p.name) for p in _GEOTAGGER.tag(spelled(text) + arabic).places] == plain, (text, arabic)

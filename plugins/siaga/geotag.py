@@ -62,9 +62,7 @@ _COORD_SEP = r"(?:\s*+[,;/]\s*+|[^\S ]*+ \s*+)"
 # What every coordinate pair (_COORD) holds, without its look-arounds: most posts have none, and
 # a time or a price ("08.41", "1.500") alone is not one.
 _COORD_HINT = re.compile(r"\.\d\d++" + _COORD_SEP + r"-?\d{1,3}\.\d\d")
-_UPPER = re.compile(r"[^\W\d_a-z]", re.UNICODE)
-_LOWER = re.compile(r"[a-z]")
-_ASCII_UPPER, _ASCII_LOWER = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz"  # _UPPER, _LOWER in ASCII
+_ASCII_UPPER, _ASCII_LOWER = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz"  # capitals, small letters in ASCII
 _COORD = re.compile(r"(?<![\d.])(-?\d{1,3}\.\d{2,}+)" + _COORD_SEP + r"(-?\d{1,3}\.\d{2,}+)(?![\d.])")
 
 
@@ -854,9 +852,9 @@ def _case_is_informative(text: str) -> bool:
         data = text.encode("ascii")
         upper = len(data) - len(data.translate(None, _ASCII_UPPER))
         lower = len(data) - len(data.translate(None, _ASCII_LOWER))
-    else:
-        upper = len(_UPPER.findall(text))
-        lower = len(_LOWER.findall(text))
+    else:  # capitals and small letters of any script: "é" or "ｅ" is no capital, Arabic neither
+        upper = sum(map(str.isupper, text))
+        lower = sum(map(str.islower, text))
     return upper > 0 and upper < 0.6 * (upper + lower)
 
 
