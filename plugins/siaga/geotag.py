@@ -50,7 +50,7 @@ LOW_CONFIDENCE = 0.5
 # `hazards._HASHTAG_INNER_MIN`) where a capital marks the break; a shorter one ("Les", "Bila")
 # only as the whole word.
 HASHTAG_NAME_MIN = 5
-HASHTAG_RUN_MIN = 7  # ... where no capital marks the break (`_tag_boundary`)
+HASHTAG_RUN_MIN = 7  # ... where no capital marks the break (`_TagBreaks`)
 # Before a capital, what may stand between it and the end of the sentence before it: spaces of
 # any kind (a line break is an end) and opening quotes or brackets ("Banjir.\u00a0Bila ...", "... selesai. “Bila ...").
 _BEFORE_CAPITAL = frozenset("\"'([{“‘«「『")
@@ -394,7 +394,8 @@ class Geotagger:
         count = ftext.count
         raw = []
         original = folded.original
-        tags = "#" in original or "\uff03" in original  # a name may stand inside a hashtag's word
+        # a name may stand inside a hashtag's word (`_TagBreaks`)
+        tags = _TagBreaks(folded) if "#" in original or "\uff03" in original else None
         # Words before a hit: the spaces before its start, counted on from the last hit's start
         # (hits come in text order, a start at most a name's length back), not from the text's
         # start for every hit, which made a long text of many names quadratic.
@@ -402,7 +403,7 @@ class Geotagger:
         for end, (klen, forms, entries, buleleng, settled) in self._automaton.iter(ftext, 0, n, True):
             fe = end + 1
             if fe != n and ftext[fe] != " ":
-                if not (tags and klen >= HASHTAG_NAME_MIN and _tag_boundary(folded, fe, klen)):
+                if not (tags and klen >= HASHTAG_NAME_MIN and tags.allow(fe, klen)):
                     continue  # does not end a word
             fs = fe - klen
             spaces = count(" ", fs, fe)
@@ -413,7 +414,7 @@ class Geotagger:
                         break
                     fs = wider
                     spaces = count(" ", fs, fe)
-            if fs and ftext[fs - 1] != " " and not (tags and not spaces and klen >= HASHTAG_NAME_MIN and _tag_boundary(folded, fs, klen)):
+            if fs and ftext[fs - 1] != " " and not (tags and not spaces and klen >= HASHTAG_NAME_MIN and tags.allow(fs, klen)):
                 continue  # does not start a word
             if spaces and ftext[fs:fe] not in forms and min(map(len, ftext[fs:fe].split(" "))) < 3:
                 continue  # a join of short words ("ke lapa") is not a spelling of the name
@@ -788,14 +789,39 @@ def _settled_outside(entries: tuple[_Entry, ...]) -> OutsidePlace | None:
     return best
 
 
-def _tag_boundary(folded: Folded, at: int, klen: int) -> bool:
-    """May a name of `klen` letters start (or end just before) folded offset `at`, inside a
-    word? Only in a hashtag, and only where its capitals mark the break (#BanjirSangsit) or
-    the name is long enough not to be the end of another word by chance (#banjirsangsit; not
-    "tista" in #BoikotInulDaratista, nor "ngada" in #beritainyangada)."""
-    if not _hashtag_at(folded, folded.text.rfind(" ", 0, at) + 1):
-        return False
-    return klen >= HASHTAG_RUN_MIN or folded.original[folded.index(at)].isupper()
+class _TagBreaks:
+    """Where a name may start, or end just before, inside a word of one post (`_mentions` asks
+    hit by hit, in text order): only in a hashtag, and only where its capitals mark the break
+    (#BanjirSangsit) or the name is long enough not to be the end of another word by chance
+    (#banjirsangsit; not "tista" in #BoikotInulDaratista, nor "ngada" in #beritainyangada).
+    The word a position is in is found on from the last one asked, and whether it is a hashtag
+    once per word: looked up from each hit, a long word of many names was read again for each
+    (quadratic)."""
+
+    __slots__ = ("folded", "text", "at", "start", "tagged")
+
+    def __init__(self, folded: Folded) -> None:
+        self.folded, self.text = folded, folded.text
+        self.at = self.start = 0  # the last position asked, and where its word starts
+        self.tagged: dict[int, bool] = {}  # word start -> written as "#word"
+
+    def allow(self, at: int, klen: int) -> bool:
+        if at >= self.at:
+            space = self.text.rfind(" ", self.at, at)
+            if space >= 0:
+                self.start = space + 1
+            self.at = at
+            start = self.start
+        elif at >= self.start:  # back inside the same word
+            start = self.start
+        else:
+            start = self.text.rfind(" ", 0, at) + 1
+        tagged = self.tagged.get(start)
+        if tagged is None:
+            tagged = self.tagged[start] = _hashtag_at(self.folded, start)
+        if not tagged:
+            return False
+        return klen >= HASHTAG_RUN_MIN or self.folded.original[self.folded.index(at)].isupper()
 
 
 def _hashtag_prefix(m: _Mention, ftext: str) -> None:
