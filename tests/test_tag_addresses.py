@@ -18,6 +18,7 @@ A hashtag is the post's own words: its compounds are tests/test_tag_hashtags.py'
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -88,3 +89,22 @@ def test_no_place_span_lies_inside_an_address(text):
         if place.span is not None:
             assert not any(s <= place.span[0] < e for s, e in spans), (text, place, spans)
 
+
+
+# What an address is, as first written: one regex tried at every character (the reference the
+# faster reading in `normalise.address_spans` is held to).
+_ADDRESS_AS_WRITTEN = re.compile(
+    r"https?://[^\s<>\"']+"
+    r"|(?<![\w.])www\.[^\s<>\"']++"
+    r"|(?<![\w.+-])[\w.+-]++@[\w-]++(?:\.[\w-]++)++"
+    r"|(?<!\w)@\w+:?",
+    re.IGNORECASE,
+)
+_ADDRESS_PIECES = ["@", "a", "B", "_", ".", "-", "+", ":", "/", "//", "http", "HTTPS", "://", "www", "WWW", ".id", " ", "\n",
+                   "é", "\u200b", "'", '"', "<", "x@y.z", "@@", "1", "mail", "²", "\u0301"]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.sampled_from(_ADDRESS_PIECES), max_size=16).map("".join))
+def test_addresses_are_what_the_pattern_as_written_finds(text):
+    assert address_spans(text) == [m.span() for m in _ADDRESS_AS_WRITTEN.finditer(text)], text
