@@ -31,7 +31,7 @@ import numpy as np
 from datasketch import MinHash, MinHashLSH
 from datasketch.hashfunc import sha1_hash32
 
-from siaga.normalise import quick_fold
+from siaga.normalise import LINK as _URL, MENTION as _MENTION, quick_fold
 
 # Copies further apart than this are separate reports (a warning re-posted a week later is
 # news again, or at least not the same burst).
@@ -43,8 +43,6 @@ NUM_PERM = 64
 # Texts shorter than this (folded, prefixes stripped) are only ever exact copies.
 MIN_CHARS = 40
 
-_URL = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
-_MENTION = re.compile(r"(?<!\w)@\w+:?")
 # What people put before a forwarded text; removed before comparing (folded, lower case).
 _FORWARD = re.compile(
     r"^(?:(?:rt|fwd|fw|repost|reshare|copas|copy paste|cc|via|info|infonya|kabar|berita|pesan|"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 from operator import attrgetter, itemgetter
@@ -28,7 +29,7 @@ from siaga import settings
 from siaga.config_errors import ConfigError
 from siaga.gazetteer import Gazetteer, PackedPlaces, is_common_word, load_gazetteer
 from siaga.geodata import ROAD_PREFIXES, dictionary_file, Alias, District, OutsidePlace, Road, Village, short_name
-from siaga.normalise import Folded, LazyFolded, key, quick_fold, spaced
+from siaga.normalise import SENTENCE_ENDS, Folded, LazyFolded, _hashtag_at, address_spans, key, quick_fold, spaced
 from siaga.vocabulary import REGENCY_CODE, REGENCY_NAME
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,15 @@ LOCATIVE = frozenset(
 # Words allowed between a place and the kecamatan/regency that qualifies it ("X, Kec. Sawan").
 QUALIFIER_GAP = VILLAGE_PREFIX | DISTRICT_PREFIX | REGENCY_PREFIX
 LOW_CONFIDENCE = 0.5
-_SENTENCE_END = ".!?\n"
+# Inside a hashtag's word (#BanjirSangsit, #infobuleleng) no space marks where a name starts or
+# ends: a name this long counts anywhere in the tag (as a hazard term in the middle of one,
+# `hazards._HASHTAG_INNER_MIN`) where a capital marks the break; a shorter one ("Les", "Bila")
+# only as the whole word.
+HASHTAG_NAME_MIN = 5
+HASHTAG_RUN_MIN = 7  # ... where no capital marks the break (`_TagBreaks`)
+# Before a capital, what may stand between it and the end of the sentence before it: spaces of
+# any kind (a line break is an end) and opening quotes or brackets ("Banjir.\u00a0Bila ...", "... selesai. “Bila ...").
+_BEFORE_CAPITAL = frozenset("\"'([{“‘«「『")
 # Between the two numbers of a coordinate pair: a comma, semicolon or slash with any whitespace
 # around it, or whitespace holding a space (what `\s*[,;/ ]\s*` matches), written possessive:
 # that spelling backtracked over every split of a whitespace run, quadratic in its length
@@ -53,9 +62,7 @@ _COORD_SEP = r"(?:\s*+[,;/]\s*+|[^\S ]*+ \s*+)"
 # What every coordinate pair (_COORD) holds, without its look-arounds: most posts have none, and
 # a time or a price ("08.41", "1.500") alone is not one.
 _COORD_HINT = re.compile(r"\.\d\d++" + _COORD_SEP + r"-?\d{1,3}\.\d\d")
-_UPPER = re.compile(r"[^\W\d_a-z]", re.UNICODE)
-_LOWER = re.compile(r"[a-z]")
-_ASCII_UPPER, _ASCII_LOWER = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz"  # _UPPER, _LOWER in ASCII
+_ASCII_UPPER, _ASCII_LOWER = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz"  # capitals, small letters in ASCII
 _COORD = re.compile(r"(?<![\d.])(-?\d{1,3}\.\d{2,}+)" + _COORD_SEP + r"(-?\d{1,3}\.\d{2,}+)(?![\d.])")
 
 
@@ -386,6 +393,9 @@ class Geotagger:
         n = len(ftext)
         count = ftext.count
         raw = []
+        original = folded.original
+        # a name may stand inside a hashtag's word (`_TagBreaks`)
+        tags = _TagBreaks(folded) if "#" in original or "\uff03" in original else None
         # Words before a hit: the spaces before its start, counted on from the last hit's start
         # (hits come in text order, a start at most a name's length back), not from the text's
         # start for every hit, which made a long text of many names quadratic.
@@ -393,7 +403,8 @@ class Geotagger:
         for end, (klen, forms, entries, buleleng, settled) in self._automaton.iter(ftext, 0, n, True):
             fe = end + 1
             if fe != n and ftext[fe] != " ":
-                continue  # does not end a word
+                if not (tags and klen >= HASHTAG_NAME_MIN and tags.allow(fe, klen)):
+                    continue  # does not end a word
             fs = fe - klen
             spaces = count(" ", fs, fe)
             if spaces:  # the name spans words: widen to klen letters (never past its first letter)
@@ -403,7 +414,7 @@ class Geotagger:
                         break
                     fs = wider
                     spaces = count(" ", fs, fe)
-            if fs and ftext[fs - 1] != " ":
+            if fs and ftext[fs - 1] != " " and not (tags and not spaces and klen >= HASHTAG_NAME_MIN and tags.allow(fs, klen)):
                 continue  # does not start a word
             if spaces and ftext[fs:fe] not in forms and min(map(len, ftext[fs:fe].split(" "))) < 3:
                 continue  # a join of short words ("ke lapa") is not a spelling of the name
@@ -413,6 +424,9 @@ class Geotagger:
                 before -= count(" ", fs, at)
             at, ti = fs, before
             raw.append((0, -spaces, -klen, ti, ti + spaces, fs, fe, entries, buleleng, settled))
+        addresses = address_spans(folded.original) if raw else None
+        if addresses:
+            raw = _outside_addresses(folded, raw, addresses)
         weak_automaton = self._weak_automaton
         if weak_automaton is not None:
             weak = None
@@ -434,6 +448,10 @@ class Geotagger:
                     weak = []
                 weak.append((1, -spaces, -flen, ti, ti + spaces, fs, fs + flen, entries, False, None))
             if weak is not None:
+                if addresses is None:
+                    addresses = address_spans(folded.original)
+                if addresses:
+                    weak = _outside_addresses(folded, weak, addresses)
                 # Names known only from the national list count with an admin word before them or
                 # a place right after them (their parent); keep just those, the rest is noise.
                 begins = {r[3] for r in raw}
@@ -450,7 +468,9 @@ class Geotagger:
         if len(raw) == 1:  # the usual post with a name: no overlaps or neighbours to sort out
             _, _, _, ti, tj, fs, fe, entries, buleleng, settled = raw[0]
             m = _Mention(ti, tj, fs, fe, entries, buleleng, case, settled)
-            if ti:  # the one or two words before it, found back from its start
+            if fs and ftext[fs - 1] != " ":
+                _hashtag_prefix(m, ftext)
+            elif ti:  # the one or two words before it, found back from its start
                 start = ftext.rfind(" ", 0, fs - 1) + 1
                 m.prefix = ftext[start : fs - 1]
                 if ti >= 2:
@@ -468,6 +488,8 @@ class Geotagger:
             m = _Mention(ti, tj, fs, fe, entries, buleleng, case, settled)
             m.prefix = words[ti - 1] if ti >= 1 else ""
             m.prefix2 = words[ti - 2] if ti >= 2 else ""
+            if fs and ftext[fs - 1] != " ":
+                _hashtag_prefix(m, ftext)
             out.append(m)
         out.sort(key=_BY_WORD)
         for a, b in zip(out, out[1:]):
@@ -767,6 +789,65 @@ def _settled_outside(entries: tuple[_Entry, ...]) -> OutsidePlace | None:
     return best
 
 
+class _TagBreaks:
+    """Where a name may start, or end just before, inside a word of one post (`_mentions` asks
+    hit by hit, in text order): only in a hashtag, and only where its capitals mark the break
+    (#BanjirSangsit) or the name is long enough not to be the end of another word by chance
+    (#banjirsangsit; not "tista" in #BoikotInulDaratista, nor "ngada" in #beritainyangada).
+    The word a position is in is found on from the last one asked, and whether it is a hashtag
+    once per word: looked up from each hit, a long word of many names was read again for each
+    (quadratic)."""
+
+    __slots__ = ("folded", "text", "at", "start", "tagged")
+
+    def __init__(self, folded: Folded) -> None:
+        self.folded, self.text = folded, folded.text
+        self.at = self.start = 0  # the last position asked, and where its word starts
+        self.tagged: dict[int, bool] = {}  # word start -> written as "#word"
+
+    def allow(self, at: int, klen: int) -> bool:
+        if at >= self.at:
+            space = self.text.rfind(" ", self.at, at)
+            if space >= 0:
+                self.start = space + 1
+            self.at = at
+            start = self.start
+        elif at >= self.start:  # back inside the same word
+            start = self.start
+        else:
+            start = self.text.rfind(" ", 0, at) + 1
+        tagged = self.tagged.get(start)
+        if tagged is None:
+            tagged = self.tagged[start] = _hashtag_at(self.folded, start)
+        if not tagged:
+            return False
+        return klen >= HASHTAG_RUN_MIN or self.folded.original[self.folded.index(at)].isupper()
+
+
+def _hashtag_prefix(m: _Mention, ftext: str) -> None:
+    """A name inside a hashtag's word ("#BanjirSangsit", "#DesaSangsit"): what the tag holds
+    before it is the word before it ("banjir", "desa"), the post's word before the tag the one
+    before that."""
+    start = ftext.rfind(" ", 0, m.fs) + 1
+    m.prefix2 = m.prefix if m.ti else ""
+    m.prefix = ftext[start : m.fs]
+    if m.ti and not m.prefix2:
+        m.prefix2 = ftext[ftext.rfind(" ", 0, start - 1) + 1 : start - 1]
+
+
+def _outside_addresses(folded: Folded, hits: list[tuple], addresses: list[tuple[int, int]]) -> list[tuple]:
+    """The name hits (`_mentions`' rows, folded start at 5) that start outside every link,
+    e-mail address and @mention (`normalise.address_spans`, in order, not overlapping)."""
+    starts = [start for start, _ in addresses]
+    kept = []
+    for hit in hits:
+        at = folded.index(hit[5])
+        k = bisect_right(starts, at) - 1
+        if k < 0 or at >= addresses[k][1]:
+            kept.append(hit)
+    return kept
+
+
 def village_key(m: _Mention) -> str:
     """Key of the Buleleng village name a mention matched ('' if none)."""
     for e in m.entries:
@@ -797,9 +878,9 @@ def _case_is_informative(text: str) -> bool:
         data = text.encode("ascii")
         upper = len(data) - len(data.translate(None, _ASCII_UPPER))
         lower = len(data) - len(data.translate(None, _ASCII_LOWER))
-    else:
-        upper = len(_UPPER.findall(text))
-        lower = len(_LOWER.findall(text))
+    else:  # capitals and small letters of any script: "é" or "ｅ" is no capital, Arabic neither
+        upper = sum(map(str.isupper, text))
+        lower = sum(map(str.islower, text))
     return upper > 0 and upper < 0.6 * (upper + lower)
 
 
@@ -807,10 +888,11 @@ def _capitalised_mid_sentence(folded: Folded, fs: int) -> bool:
     start = folded.index(fs)
     if not folded.original[start].isupper():
         return False
+    original = folded.original
     i = start - 1
-    while i >= 0 and folded.original[i] in " \t\"'(":
+    while i >= 0 and (original[i] in _BEFORE_CAPITAL or original[i].isspace() and original[i] not in SENTENCE_ENDS):
         i -= 1
-    return i >= 0 and folded.original[i] not in _SENTENCE_END
+    return i >= 0 and original[i] not in SENTENCE_ENDS
 
 
 def _as_lon_lat(a: float, b: float) -> tuple[float, float] | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 
-from siaga.normalise import MatchText
+from siaga.normalise import CLAUSE_BREAKS, MatchText
 
 # Words that deny what follows: "tidak ada korban jiwa", "tidak berpotensi tsunami", "no flood".
 _NEGATORS = frozenset({"tidak", "bukan", "tanpa", "belum", "jangan", "no", "not", "never", "without"})
@@ -28,7 +28,10 @@ _FILLERS_MAX = 2
 # ("belum ada laporan korban jiwa"), or by "nihil" right after it ("korban jiwa nihil").
 _CUE_DENIAL_REACH = 4
 _AFTER_DENIALS = frozenset({"nihil"})
-_CLAUSE_BREAK = re.compile(r"[.,;:!?\n]")
+# Clause punctuation in the original post, in any spelling (`normalise.CLAUSE_BREAKS`): with
+# ASCII alone, "Banjir belum surut… korban jiwa 2 orang" read "belum ... korban jiwa" as one
+# clause and denied the cue.
+_CLAUSE_BREAK = re.compile("[" + re.escape("".join(sorted(CLAUSE_BREAKS))) + "]")
 
 
 class Denial:

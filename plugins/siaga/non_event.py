@@ -41,6 +41,9 @@ _NEGATORS = frozenset({"tidak", "tak", "ga", "gak", "nggak", "enggak", "belum", 
 _PREFIX_MIN = 5
 # A "?" this many characters after the pattern's last word still belongs to it ("banjir ?").
 _QUESTION_REACH = 3
+# A question mark as it is written: ASCII, fullwidth (CJK keyboards), Arabic, and the paired
+# forms ("ada banjir？" was a flood report; "ada banjir?" a question).
+_QUESTION_MARKS = frozenset("?\uff1f\u061f\u2047\u2048\u2049")
 # Post words whose matching pattern words an index remembers before starting over.
 _SEEN_MAX = 50_000
 
@@ -207,4 +210,4 @@ def _rest(pattern: list[set[int]], k: int, words: list[str], prev: int, gap: int
 
 def _question_after(mt: MatchText, end: int) -> bool:
     original = mt.folded.original
-    return "?" in original[end:end + _QUESTION_REACH + 1]
+    return not _QUESTION_MARKS.isdisjoint(original[end:end + _QUESTION_REACH + 1])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, TextIO
@@ -269,6 +270,12 @@ def _sound_string(value: str) -> bool:
     return True
 
 
+# A coordinate written as a string: a decimal number as JSON writes one (a sign, a point, an
+# exponent; spaces around). `float` alone also read "1_0" as 10, Arabic-Indic digits, "0x" no,
+# "nan" and "inf": a typo became a place.
+_DECIMAL = re.compile(r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*", re.ASCII)
+
+
 def _read_post(line: str | bytes) -> dict[str, Any]:
     from siaga.sources.records import decode_line
     from siaga.sources.schema import check_number, check_string
@@ -279,17 +286,34 @@ def _read_post(line: str | bytes) -> dict[str, Any]:
     if not isinstance(post, dict) or not isinstance(post.get("text"), str):
         raise ValueError("expected an object with a string field 'text'")
     check_string(post["text"], "text", MAX_TEXT)
-    if isinstance(post.get("id"), str):  # echoed in the output: it must be writable
-        check_string(post["id"], "id", len(post["id"]))
+    _check_echoed(post.get("id"), "id")
     for key, low, high in (("lat", -90, 90), ("lon", -180, 180)):
         if post.get(key) is not None:
             if isinstance(post[key], str):  # "-8.1" was accepted before: keep it
-                try:
-                    post[key] = float(post[key])
-                except ValueError:
-                    raise ValueError(f"field '{key}' is not a number") from None
+                if _DECIMAL.fullmatch(post[key]) is None:
+                    raise ValueError(f"field '{key}' is not a number")
+                post[key] = float(post[key])
             post[key] = check_number(post[key], key, low, high)
     return post
+
+
+def _check_echoed(value: Any, field: str) -> None:
+    """Every string of an id, at any depth (`["a"]`, `{"k": "a"}`), is valid Unicode without
+    NUL: the id is echoed, and a lone surrogate in a list id was refused only when the answer
+    was written ("unexpected UnicodeEncodeError"), and printed by `--explain` as if sound."""
+    from siaga.sources.schema import check_string
+
+    stack = [(value, field)]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            check_string(node, path, len(node))
+        elif isinstance(node, dict):
+            for name, inner in node.items():
+                check_string(name, path, len(name))
+                stack.append((inner, f"{path}.{name}"))
+        elif isinstance(node, list):
+            stack.extend((inner, f"{path}[{i}]") for i, inner in enumerate(node))
 
 
 def _explain(post: dict[str, Any], result: Any, tagger: Any) -> str:
