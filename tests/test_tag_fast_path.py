@@ -26,7 +26,7 @@ from siaga import cli
 from siaga.hazard_config import default_hazard_dir
 from siaga.hazards import HazardSet
 from siaga import tagging
-from siaga.normalise import DeferredFolded, _hashtag_at, fold, match_text, quick_fold
+from siaga.normalise import DeferredFolded, hashtag_at, fold, match_text, quick_fold
 from siaga.tagging import Tagger
 from support.reference_matching import reference_match_text
 from support.trickle import Trickle
@@ -354,7 +354,7 @@ def test_hashtags_of_a_deferred_fold_equal_those_read_from_the_exact_offsets(tex
         return
     exact = fold(text)
     starts = [m.start() for m in re.finditer(r"[^ ]+", exact.text)]
-    assert folded.word_hashtags(len(starts)) == [_hashtag_at(exact, s) for s in starts], text
+    assert folded.word_hashtags(len(starts)) == [hashtag_at(exact, s) for s in starts], text
 
 
 POOL = ["Banjir di Desa Sangsit, Sawan", "macet total di Jl Ahmad Yani", "tdk ada banjir", "RT @x: gempa terasa di Singaraja",

@@ -29,7 +29,7 @@ from siaga import settings
 from siaga.config_errors import ConfigError
 from siaga.gazetteer import Gazetteer, PackedPlaces, is_common_word, load_gazetteer
 from siaga.geodata import ROAD_PREFIXES, dictionary_file, Alias, District, OutsidePlace, Road, Village, short_name
-from siaga.normalise import SENTENCE_ENDS, Folded, LazyFolded, _hashtag_at, address_spans, key, quick_fold, spaced
+from siaga.normalise import SENTENCE_ENDS, Folded, LazyFolded, hashtag_at, address_spans, key, quick_fold, spaced
 from siaga.vocabulary import REGENCY_CODE, REGENCY_NAME
 
 log = logging.getLogger(__name__)
@@ -818,7 +818,7 @@ class _TagBreaks:
             start = self.text.rfind(" ", 0, at) + 1
         tagged = self.tagged.get(start)
         if tagged is None:
-            tagged = self.tagged[start] = _hashtag_at(self.folded, start)
+            tagged = self.tagged[start] = hashtag_at(self.folded, start)
         if not tagged:
             return False
         return klen >= HASHTAG_RUN_MIN or self.folded.original[self.folded.index(at)].isupper()

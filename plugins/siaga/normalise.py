@@ -354,7 +354,7 @@ class MatchText:
                     tagged = folded.word_hashtags(len(fstarts))  # type: ignore[arg-type]
                 if tagged is not None:
                     self._hashtags = tagged if len(word_of) == len(tagged) else [tagged[w] for w in word_of]  # type: ignore[arg-type, union-attr]
-                else:  # `_hashtag_at` of each token's word, the offset map read directly when it is built
+                else:  # `hashtag_at` of each token's word, the offset map read directly when it is built
                     index = folded.index if type(folded) is LazyFolded else folded.offsets.__getitem__
                     self._hashtags = [(i := index(fstarts[w])) > 0 and original[i - 1] in "#\uff03" for w in word_of]  # type: ignore[index, union-attr]
             else:
@@ -562,7 +562,7 @@ def folded_words(folded: Folded | LazyFolded) -> list[str]:
     return _words(folded.text) if folded.text else []
 
 
-def _hashtag_at(folded: Folded, start: int) -> bool:
+def hashtag_at(folded: Folded, start: int) -> bool:
     first = folded.index(start)
     return first > 0 and folded.original[first - 1] in "#\uff03"
 
@@ -714,7 +714,7 @@ class LazyFolded:
         return self._words or self._word_starts()
 
     def word_hashtags(self) -> list[bool]:
-        """Per folded word: was it written as "#word"? (what `_hashtag_at` says of its start)"""
+        """Per folded word: was it written as "#word"? (what `hashtag_at` says of its start)"""
         original = self.original
         return [start > 0 and original[start - 1] in "#\uff03" for start in self.word_starts()[0]]
 
@@ -787,7 +787,7 @@ class DeferredFolded:
         return self._words
 
     def word_hashtags(self, count: int) -> list[bool] | None:
-        """Per folded word (`count` of them): was it written as "#word"? What `_hashtag_at` says
+        """Per folded word (`count` of them): was it written as "#word"? What `hashtag_at` says
         of its start, from the original's words (`_word_matches`): a word's first folded letter
         is its first letter that is not a joiner. None when the words do not line up (not a text
         `quick_fold` made): the offset map answers."""
