@@ -26,12 +26,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web import WebClient
 from sqlalchemy.orm import Session
 
 from siaga import outbox
-from siaga.slackclient import LATE_STORE_SECONDS, call_budget, classify_error, find_posted, outbox_metadata, post_message
+from siaga.slackclient import (
+    LATE_STORE_SECONDS,
+    call_budget,
+    classify_error,
+    describe_error,
+    find_posted,
+    outbox_metadata,
+    post_message,
+)
 from siaga.store import session_scope, utcnow
 
 log = logging.getLogger(__name__)
@@ -199,7 +206,7 @@ def _send(run: _Run, claim: outbox.Claim, message: _Message) -> _Attempt:
             ts = find_posted(run.client, message.channel, str(claim.row_id), thread_ts=message.thread_ts)
         except Exception as exc:  # a look posts nothing: whatever failed, it is retried later
             permanent = classify_error(exc) == "permanent"
-            return _Attempt("dead" if permanent else "failed", error=f"could not check Slack: {_describe(exc)}")
+            return _Attempt("dead" if permanent else "failed", error=f"could not check Slack: {describe_error(exc)}")
         if ts is not None:
             return _Attempt("found", ts=ts)
         looked = True
@@ -214,11 +221,5 @@ def _send(run: _Run, claim: outbox.Claim, message: _Message) -> _Attempt:
             broadcast=message.kind == "escalation", metadata=outbox_metadata(claim.row_id),
         )
     except Exception as exc:  # every failure is recorded; classify_error says what it means
-        return _Attempt(_OUTCOME_OF_ERROR.get(classify_error(exc), "unknown"), error=_describe(exc), looked=looked)
+        return _Attempt(_OUTCOME_OF_ERROR.get(classify_error(exc), "unknown"), error=describe_error(exc), looked=looked)
     return _Attempt("sent", ts=ts, looked=looked)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, SlackApiError) and exc.response is not None:
-        return f"slack error: {exc.response.get('error')} (HTTP {exc.response.status_code})"
-    return f"{type(exc).__name__}: {exc}"

@@ -48,8 +48,12 @@ from slack_sdk.http_retry.state import RetryState
 
 from siaga import settings
 from siaga.ratelimit import retry_after
+from siaga.redaction import redact_token_logs, redact_tokens
 
 log = logging.getLogger(__name__)
+# slack-sdk logs the start of an answer that is not JSON at ERROR; a proxy's page may quote the
+# bot token back (`describe_error` takes it out of what Siaga itself records)
+redact_token_logs("slack_sdk.web.base_client")
 
 SLACK_BASE_URL = "https://slack.com/api/"
 OUTBOX_EVENT = "siaga_outbox"
@@ -323,6 +327,17 @@ def _classify_answer(exc: SlackApiError) -> str:
     if isinstance(error, str) and error.startswith(_NOT_JSON):
         return "unknown_outcome"
     return "permanent"
+
+
+def describe_error(exc: BaseException) -> str:
+    """A failed Slack call in one line for a log, an outbox row or a timeline: Slack's error code
+    and HTTP status, or the exception. Without any Slack token: an answer that is not JSON is
+    quoted (its start) and may be a proxy's page quoting the request's Authorization header."""
+    if isinstance(exc, SlackApiError) and exc.response is not None:
+        text = f"slack error: {exc.response.get('error')} (HTTP {exc.response.status_code})"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return redact_tokens(text)
 
 
 def _answer_error(exc: SlackApiError) -> Any:

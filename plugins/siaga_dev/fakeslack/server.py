@@ -63,7 +63,9 @@ class Failure:
     - reset: abort the connection with a TCP reset before handling the call, nothing stored.
     - error: HTTP 200 with `{"ok": false, "error": error}` (e.g. "channel_not_found").
     - garbled: handle the call (the message IS stored), then answer HTTP 200 with a body that
-      is not JSON (a proxy's page, a cut reply).
+      is not JSON (a proxy's page, a cut reply): `body`, or a gateway's HTML page. In `body`,
+      "{authorization}" stands for the request's Authorization header (a proxy's error page
+      that quotes the request back).
     - no_ts: handle the call (stored), then answer `{"ok": true}` without the message's `ts`.
     - redirect: HTTP `status` (give 301, 302, 303, 307 or 308) with `Location: location`,
       nothing stored; the real Slack API never redirects (a client must not follow it).
@@ -75,6 +77,7 @@ class Failure:
     status: int = 500
     error: str = "internal_error"
     location: str = ""
+    body: str = ""
 
 
 @dataclass
@@ -183,6 +186,7 @@ class FakeSlack:
         status: int = 500,
         error: str = "internal_error",
         location: str = "",
+        body: str = "",
     ) -> None:
         """Make the next `times` calls of `method` misbehave (queued after earlier ones)."""
         if mode not in FAILURE_MODES:
@@ -193,7 +197,8 @@ class FakeSlack:
             raise ValueError("redirect: needs a 3xx status and a location")
         with self._lock:
             self._failures.setdefault(method, []).append(
-                Failure(mode=mode, times=times, seconds=seconds, status=status, error=error, location=location)
+                Failure(mode=mode, times=times, seconds=seconds, status=status, error=error, location=location,
+                        body=body)
             )
 
     def chaos(self, method: str, mix: dict[str, float], seconds: dict[str, float] | None = None, seed: int = 0) -> None:
@@ -564,7 +569,8 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
                 if failure.mode == "no_ts":
                     self._send(200, {"ok": True})
                 else:
-                    body = b"<html><body>502 Bad Gateway</body></html>"
+                    page = failure.body or "<html><body>502 Bad Gateway</body></html>"
+                    body = page.replace("{authorization}", self.headers.get("Authorization", "")).encode("utf-8")
                     self.send_response(200)
                     self.send_header("Content-Type", "text/html")
                     self.send_header("Content-Length", str(len(body)))
