@@ -95,3 +95,112 @@ def test_an_answer_quoting_the_token_back_leaves_it_in_no_row_log_or_report(sqli
     # and it is still delivered exactly once once Slack answers properly
     delivery.deliver(client_for(fake), T0 + timedelta(hours=2), sqlite_url)
     assert len(fake.messages(CHANNEL)) == 1 and [r.state for r in rows(sqlite_url)] == ["sent"]
+
+
+# --- threads whose first message is gone ------------------------------------------------------------
+
+
+def test_updates_after_the_alert_was_deleted_in_slack_go_out_once_and_thread_again(db_url, fake):
+    """A duty officer deletes the alert in Slack (noise, or a test). Replying to it is
+    'thread_not_found', which was a permanent refusal: every later message of the incident in
+    that channel, its resolution too, was dead-lettered. The first of them now goes out on its
+    own, once, and the next reply in its thread, not as new pings."""
+    incident_id = new_incident(db_url)
+    queue(db_url, incident_id, "new", "Banjir di Sangsit")
+    delivery.deliver(client_for(fake), T0, db_url)
+    (alert,) = fake.messages(CHANNEL)
+    fake.delete(CHANNEL, alert["ts"])
+    queue(db_url, incident_id, "update", "Banjir meluas")
+    queue(db_url, incident_id, "resolved", "Banjir selesai")
+    report = delivery.deliver(client_for(fake), T0 + timedelta(minutes=5), db_url)
+    assert report.dead == 0 and report.sent == 2
+    assert [r.state for r in rows(db_url)] == ["sent", "sent", "sent"]
+    update, resolved = fake.messages(CHANNEL)
+    assert update["text"] == "Banjir meluas" and not update.get("thread_ts")
+    assert resolved["text"] == "Banjir selesai" and resolved["thread_ts"] == update["ts"]
+    again = delivery.deliver(client_for(fake), T0 + timedelta(hours=1), db_url)
+    assert again.sent == 0 and len(fake.messages(CHANNEL)) == 2
+
+
+def test_a_reply_whose_outcome_is_unknown_when_its_thread_is_deleted_is_looked_up_not_dead_lettered(db_url, fake):
+    """A reply answered 5xx (it may be in the thread), then the thread's first message deleted:
+    the look in the thread ('thread_not_found') was taken for a permanent refusal of the
+    message and dead-lettered it unseen. A deleted thread holds nothing; the channel is
+    searched, and the message goes out once."""
+    incident_id = new_incident(db_url)
+    queue(db_url, incident_id, "new", "Banjir di Sangsit")
+    queue(db_url, incident_id, "update", "Banjir meluas")
+    fake.fail("chat.postMessage", "delay")  # the alert goes out
+    fake.fail("chat.postMessage", "server_error", status=502)  # the reply: not stored, outcome unknown
+    delivery.deliver(client_for(fake), T0, db_url, late_store=0)
+    assert [r.state for r in rows(db_url)] == ["sent", "pending"]
+    (alert,) = fake.messages(CHANNEL)
+    fake.delete(CHANNEL, alert["ts"])
+    report = delivery.deliver(client_for(fake), T0 + timedelta(hours=1), db_url, late_store=0)
+    assert report.dead == 0 and report.sent == 1
+    (update,) = fake.messages(CHANNEL)
+    assert update["text"] == "Banjir meluas" and [r.state for r in rows(db_url)] == ["sent", "sent"]
+
+
+# --- a first message held by quiet hours ----------------------------------------------------------
+
+
+def test_an_escalation_past_quiet_hours_is_not_held_behind_its_held_first_message(db_url, fake, router, hazard_set):
+    """Shipped routing: Dishub's quiet hours (22:00-05:00 WITA) hold low-severity jams. A low jam
+    at 23:00 is held; at 23:30 it escalates to high, which the routing says must not wait. The
+    escalation waited for its thread, the held first message, until 05:00: five and a half
+    hours of a severe jam unseen. Now the first message goes out with it, at 23:30, the
+    escalation in its thread (shown in the channel), each once."""
+    from siaga import alerts
+    from siaga.incidents import Change, WhatChanged
+
+    night = datetime(2026, 1, 15, 15, 0, tzinfo=timezone.utc)  # 23:00 WITA
+    later = night + timedelta(minutes=30)
+    with store.session_scope(db_url) as session:
+        incident = store.Incident(
+            hazard="traffic_jam", level="road", area_code="road-1", area_name="Jalan Ahmad Yani", road="Jalan Ahmad Yani",
+            district="Buleleng", state="open", severity="low", posts=5, authors=4, notified_posts=5,
+            opened_at=night, last_activity_at=night,
+        )
+        session.add(incident)
+        session.flush()
+        alerts.enqueue(session, [Change(incident, "new")], hazard_set, router, night)
+        incident_id = incident.id
+    assert delivery.deliver(client_for(fake), night, db_url).sent == 0  # held, as configured
+    with store.session_scope(db_url) as session:
+        incident = session.get(store.Incident, incident_id)
+        incident.severity = "high"
+        alerts.enqueue(session, [Change(incident, "escalation", what=WhatChanged(severity=("low", "high")))],
+                       hazard_set, router, later)
+    report = delivery.deliver(client_for(fake), later, db_url)
+    assert report.sent == 2 and report.waiting_for_thread == 0
+    first, escalation = fake.messages("#dishub-siaga")
+    assert not first.get("thread_ts") and "quiet hours" in first["text"]
+    assert escalation["thread_ts"] == first["ts"] and escalation.get("reply_broadcast") is True
+    with store.session_scope(db_url) as session:
+        (released,) = session.scalars(sa.select(store.IncidentEvent).where(store.IncidentEvent.kind == "released")).all()
+    assert "early" in released.detail["note"]
+    morning = delivery.deliver(client_for(fake), datetime(2026, 1, 15, 21, 0, tzinfo=timezone.utc), db_url)
+    assert morning.sent == 0 and len(fake.messages("#dishub-siaga")) == 2
+
+
+def test_a_held_first_message_stays_held_while_nothing_of_its_incident_is_due(sqlite_url, fake, router, hazard_set):
+    """The other side: a held low jam with a held (low) update stays held until 05:00."""
+    from siaga import alerts
+    from siaga.incidents import Change, WhatChanged
+
+    night = datetime(2026, 1, 15, 15, 0, tzinfo=timezone.utc)
+    with store.session_scope(sqlite_url) as session:
+        incident = store.Incident(
+            hazard="traffic_jam", level="road", area_code="road-1", area_name="Jalan Ahmad Yani", road="Jalan Ahmad Yani",
+            district="Buleleng", state="open", severity="low", posts=5, authors=4, notified_posts=5,
+            opened_at=night, last_activity_at=night,
+        )
+        session.add(incident)
+        session.flush()
+        alerts.enqueue(session, [Change(incident, "new")], hazard_set, router, night)
+        alerts.enqueue(session, [Change(incident, "update", what=WhatChanged(new_post_ids=(1,), posts=6, authors=5))],
+                       hazard_set, router, night + timedelta(minutes=20))
+    assert delivery.deliver(client_for(fake), night + timedelta(minutes=30), sqlite_url).sent == 0
+    assert fake.messages() == []
+    assert delivery.deliver(client_for(fake), datetime(2026, 1, 15, 21, 0, tzinfo=timezone.utc), sqlite_url).sent == 2

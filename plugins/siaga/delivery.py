@@ -22,7 +22,7 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,6 +38,7 @@ from siaga.slackclient import (
     find_posted,
     outbox_metadata,
     post_message,
+    thread_gone,
 )
 from siaga.store import session_scope, utcnow
 
@@ -89,6 +90,7 @@ class _Attempt:
     ts: str | None = None
     error: str | None = None
     looked: bool = False
+    new_thread: bool = False  # posted on its own because its thread was deleted in Slack: the new thread
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,7 @@ def deliver(
                late, db_url)
     report = DeliverReport()
     with session_scope(db_url) as session:
+        outbox.hasten_held_parents(session, run.now)
         due = outbox.due_ids(session, run.now)
     for n, row_id in enumerate(due):
         if budget is not None and time.monotonic() - started >= budget:
@@ -162,7 +165,8 @@ def _deliver_one(run: _Run, claim: outbox.Claim, report: DeliverReport) -> None:
         with session_scope(run.db_url) as session:
             state = outbox.record_outcome(
                 session, claim, attempt.outcome, run.now, ts=attempt.ts, error=attempt.error,
-                thread_ts=message.thread_ts, looked=attempt.looked, late_store=run.late_store)
+                thread_ts=message.thread_ts, looked=attempt.looked, late_store=run.late_store,
+                new_thread=attempt.new_thread)
     if state is None:
         report.lost_claims += 1
     elif attempt.outcome == "sent":
@@ -212,14 +216,31 @@ def _send(run: _Run, claim: outbox.Claim, message: _Message) -> _Attempt:
         looked = True
         if message.last_look:
             return _Attempt("failed", error=f"{message.last_error} (not in Slack)", looked=True)
+    attempt = _post(run, claim, message, message.thread_ts, looked)
+    if attempt.new_thread:
+        # Its thread's first message was deleted in Slack, and Slack posted nothing: rather than
+        # dead-letter every later message of the incident (the "resolved" one too), this one
+        # goes out on its own, and becomes the thread the next ones reply in.
+        log.warning("outbox %s: the thread %s in %s was deleted in Slack: sent on its own, as the incident's new thread",
+                    claim.row_id, message.thread_ts, message.channel)
+        attempt = _post(run, claim, message, None, looked)
+        return replace(attempt, new_thread=attempt.outcome == "sent")
+    return attempt
+
+
+def _post(run: _Run, claim: outbox.Claim, message: _Message, thread_ts: str | None, looked: bool) -> _Attempt:
+    """Renew the claim, then post in `thread_ts` (or on its own). An attempt with `new_thread`
+    and no outcome: the thread is gone, nothing was posted."""
     with session_scope(run.db_url) as session:
         if outbox.renew(session, claim, run.lease) is None:
             return _Attempt(None)
     try:
         ts = post_message(
-            run.client, message.channel, message.payload, thread_ts=message.thread_ts,
+            run.client, message.channel, message.payload, thread_ts=thread_ts,
             broadcast=message.kind == "escalation", metadata=outbox_metadata(claim.row_id),
         )
     except Exception as exc:  # every failure is recorded; classify_error says what it means
+        if thread_ts is not None and thread_gone(exc):
+            return _Attempt(None, new_thread=True)
         return _Attempt(_OUTCOME_OF_ERROR.get(classify_error(exc), "unknown"), error=describe_error(exc), looked=looked)
     return _Attempt("sent", ts=ts, looked=looked)

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from siaga.messages import HOLD_KEY
 from siaga.store import DeliveryAttempt, Incident, IncidentThread, OutboxMessage, utcnow
@@ -134,6 +134,26 @@ def due_ids(session: Session, now: datetime, wall: datetime | None = None) -> li
     ))
 
 
+def hasten_held_parents(session: Session, now: datetime) -> int:
+    """Make due now every incident's first message to a channel that quiet hours still hold
+    (pending, never tried, due later) while a later message of the incident to that channel is
+    due: that one, an escalation past the receiver's override severity say, waits for its
+    thread (`delivery`), so it would wait for the end of the quiet hours the routing said it
+    must not wait for. Returns how many were made due."""
+    later = aliased(OutboxMessage)
+    due_reply = select(later.id).where(
+        later.incident_id == OutboxMessage.incident_id, later.channel == OutboxMessage.channel,
+        later.kind != "new", later.state.in_((PENDING, CLAIMED)), later.next_attempt_at <= now,
+    )
+    result = session.execute(update(OutboxMessage).where(
+        OutboxMessage.kind == "new", OutboxMessage.incident_id.is_not(None), OutboxMessage.state == PENDING,
+        OutboxMessage.attempts == 0, OutboxMessage.next_attempt_at > now, due_reply.exists(),
+    ).values(next_attempt_at=now).execution_options(synchronize_session=False))
+    if result.rowcount:
+        log.info("outbox: %d held first message(s) made due now: a later message of their incident is due", result.rowcount)
+    return result.rowcount
+
+
 def _claimable(row_id: int, now: datetime, wall: datetime) -> ColumnElement[bool]:
     """The one rule for which row a worker may take: this predicate, checked inside the same
     UPDATE that takes it, so of two workers at once exactly one wins."""
@@ -205,6 +225,7 @@ def record_outcome(
     looked: bool = False,
     late_store: timedelta = timedelta(0),
     wall: datetime | None = None,
+    new_thread: bool = False,
 ) -> str | None:
     """Record one attempt (`OUTCOMES`) on the claimed row and move it on; returns its new state,
     or None when `claim` no longer holds the row (a lost race: logged, the row left alone).
@@ -216,7 +237,9 @@ def record_outcome(
     earlier attempts did not land. After an `unknown` outcome the row is held for `late_store`
     of real time (Slack may still store that post) and then looked up before anything else; a
     row that may be in Slack is never dead-lettered on its last attempt without that look.
-    Incident messages put both ends on the incident's timeline."""
+    `new_thread`: it was sent on its own because its thread's first message was deleted in
+    Slack, so it is the channel's thread from now on. Incident messages put both ends on the
+    incident's timeline."""
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome: {outcome!r} is not one of {OUTCOMES}")
     row = held_row(session, claim)
@@ -244,15 +267,17 @@ def record_outcome(
     session.add(DeliveryAttempt(outbox_id=row.id, at=now, worker=claim.worker, outcome=outcome, error=error, ts=ts))
     incident = session.get(Incident, row.incident_id) if row.incident_id is not None else None
     if row.state == SENT:
-        if incident is not None and (row.kind == "new" or thread_ts is None):
-            _remember_thread(session, row, ts)
+        if incident is not None and (row.kind == "new" or thread_ts is None or new_thread):
+            _remember_thread(session, row, ts, replace=new_thread)
         _event(session, incident, now, "delivered",
                {"channel": row.channel, "receiver": row.receiver, "kind": row.kind, "ts": ts, "attempts": row.attempts})
         held = (row.payload or {}).get(HOLD_KEY)
         if held:  # quiet hours held it: its release goes on the timeline with a note
+            early = now < datetime.fromisoformat(held["until"])  # `hasten_held_parents`
             _event(session, incident, now, "released", {
                 "channel": row.channel, "receiver": row.receiver, "kind": row.kind, **held,
-                "note": "held by quiet hours, delivered when they ended",
+                "note": "held by quiet hours, delivered early: a later message of the incident was not held" if early
+                else "held by quiet hours, delivered when they ended",
             })
     elif row.state == DEAD:
         _event(session, incident, now, "delivery_failed",
@@ -306,10 +331,16 @@ def parent_dead(session: Session, row: OutboxMessage) -> bool:
     ) is not None
 
 
-def _remember_thread(session: Session, row: OutboxMessage, ts: str | None) -> None:
-    if ts is None or thread_ts(session, row) is not None:
+def _remember_thread(session: Session, row: OutboxMessage, ts: str | None, replace: bool = False) -> None:
+    """Make `ts` the incident's thread in the row's channel, unless it has one (or `replace`:
+    the one it had was deleted in Slack)."""
+    if ts is None:
         return
-    session.add(IncidentThread(incident_id=row.incident_id, channel=row.channel, ts=ts))
+    if replace:
+        session.execute(update(IncidentThread).where(IncidentThread.incident_id == row.incident_id,
+                                                     IncidentThread.channel == row.channel).values(ts=ts))
+    if thread_ts(session, row) is None:
+        session.add(IncidentThread(incident_id=row.incident_id, channel=row.channel, ts=ts))
 
 
 # --- reading -------------------------------------------------------------------------------------

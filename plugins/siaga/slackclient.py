@@ -78,6 +78,9 @@ CREDENTIAL_ERRORS = frozenset({"not_authed", "invalid_auth", "account_inactive",
 # Refusals of a message's blocks (a layout Slack's validation is stricter about than ours), after
 # which Slack posted nothing: `post_message` sends the message's text alone.
 BLOCKS_REFUSED = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long"})
+# A reply's thread is gone: its first message was deleted in Slack (one without replies leaves no
+# trace). Slack posted nothing; the reply can only go out on its own (`delivery`).
+THREAD_GONE = "thread_not_found"
 _AFTER_SEND_ERRORS = (TimeoutError, socket.timeout, ConnectionResetError, BrokenPipeError,
                       http.client.RemoteDisconnected, http.client.IncompleteRead)
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
@@ -344,6 +347,11 @@ def _answer_error(exc: SlackApiError) -> Any:
     return exc.response.get("error") if exc.response is not None else None
 
 
+def thread_gone(exc: BaseException) -> bool:
+    """Did Slack refuse a reply because its thread's first message was deleted (nothing posted)?"""
+    return isinstance(exc, SlackApiError) and _answer_error(exc) == THREAD_GONE
+
+
 def outbox_metadata(outbox_id: int | str) -> dict[str, Any]:
     """Slack message metadata that marks a post with its outbox row."""
     return {"event_type": OUTBOX_EVENT, "event_payload": {MARKER_KEY: str(outbox_id)}}
@@ -444,7 +452,8 @@ def find_posted(
     thread_ts: str | None = None,
 ) -> str | None:
     """`ts` of a message already posted with `outbox_metadata(marker)`, else None.
-    Thread replies are only visible through their thread: pass `thread_ts` for replies.
+    Thread replies are only visible through their thread: pass `thread_ts` for replies (a
+    thread whose first message was deleted holds none; the channel is still searched).
     `oldest` (a Slack ts) bounds the search; use one taken before the first attempt."""
     channel_id = resolve_channel(client, channel)
     if channel_id is None:
@@ -452,11 +461,15 @@ def find_posted(
     marker = str(marker)
     window = {"oldest": oldest} if oldest else {}
     if thread_ts:
-        for page in _pages(client.conversations_replies, channel=channel_id, ts=thread_ts,
-                           include_all_metadata=True, limit=200, **window):
-            for msg in page.get("messages", []):
-                if _has_marker(msg, marker):
-                    return str(msg["ts"])
+        try:
+            for page in _pages(client.conversations_replies, channel=channel_id, ts=thread_ts,
+                               include_all_metadata=True, limit=200, **window):
+                for msg in page.get("messages", []):
+                    if _has_marker(msg, marker):
+                        return str(msg["ts"])
+        except SlackApiError as exc:
+            if not thread_gone(exc):
+                raise  # else a thread deleted in Slack holds nothing; the channel may
     for page in _pages(client.conversations_history, channel=channel_id, include_all_metadata=True,
                        limit=200, **window):
         for msg in page.get("messages", []):

@@ -3,8 +3,8 @@
 Delivery has to be proven against what Slack actually does when things go wrong: 429 with
 `Retry-After`, 5xx, a server that never answers, and the worst case, a message that was stored
 while the client saw an error. This server speaks enough of the Web API (`auth.test`,
-`chat.postMessage`, `chat.update`, `conversations.history`, `conversations.replies`,
-`conversations.list`) for the real `slack_sdk.WebClient` to talk to it unchanged, records every
+`chat.postMessage`, `chat.update`, `chat.delete`, `conversations.history`,
+`conversations.replies`, `conversations.list`) for the real `slack_sdk.WebClient` to talk to it unchanged, records every
 request, and can be told per method to misbehave for the next N calls.
 
 Built on the standard library's `ThreadingHTTPServer` rather than a mock-server package on
@@ -351,7 +351,7 @@ class FakeSlack:
         if chan is None:
             return {"ok": False, "error": "channel_not_found"}
         message = _by_ts(chan, p.get("ts") or "")
-        if message is None:
+        if message is None or message.get("subtype") == "tombstone":
             return {"ok": False, "error": "message_not_found"}
         blocks = p.get("blocks")
         problem = validate_blocks(blocks) if blocks is not None else None
@@ -363,6 +363,28 @@ class FakeSlack:
             message["blocks"] = blocks
         message["edited"] = {"user": BOT_USER_ID, "ts": self._next_ts()}
         return {"ok": True, "channel": chan.id, "ts": message["ts"], "text": message["text"]}
+
+    def _delete(self, p: dict[str, Any]) -> dict[str, Any]:
+        """A person deleting a message, as Slack does it: a message with replies leaves a
+        tombstone its thread hangs on; any other is gone, and replying to it is `thread_not_found`."""
+        chan = self._channels.get(p.get("channel") or "")
+        if chan is None:
+            return {"ok": False, "error": "channel_not_found"}
+        message = _by_ts(chan, p.get("ts") or "")
+        if message is None or message.get("subtype") == "tombstone":
+            return {"ok": False, "error": "message_not_found"}
+        if message.get("reply_count"):
+            message.update(subtype="tombstone", text="This message was deleted.", blocks=None, metadata=None)
+        else:
+            chan.messages.remove(message)
+        return {"ok": True, "channel": chan.id, "ts": message["ts"]}
+
+    def delete(self, channel: str, ts: str) -> None:
+        """Delete a stored message as a person in Slack would (`chat.delete`)."""
+        with self._lock:
+            answer = self._delete({"channel": self.channel_id(channel), "ts": ts})
+        if not answer["ok"]:
+            raise KeyError(f"{channel} {ts}: {answer['error']}")
 
     def _history(self, p: dict[str, Any]) -> dict[str, Any]:
         chan = self._channels.get(p.get("channel") or "")
@@ -398,6 +420,7 @@ _METHODS: dict[str, Callable[[FakeSlack, dict[str, Any]], dict[str, Any]]] = {
     "auth.test": FakeSlack._auth_test,
     "chat.postMessage": FakeSlack._post_message,
     "chat.update": FakeSlack._update,
+    "chat.delete": FakeSlack._delete,
     "conversations.history": FakeSlack._history,
     "conversations.replies": FakeSlack._replies,
     "conversations.list": FakeSlack._list,
