@@ -204,3 +204,47 @@ def test_a_held_first_message_stays_held_while_nothing_of_its_incident_is_due(sq
     assert delivery.deliver(client_for(fake), night + timedelta(minutes=30), sqlite_url).sent == 0
     assert fake.messages() == []
     assert delivery.deliver(client_for(fake), datetime(2026, 1, 15, 21, 0, tzinfo=timezone.utc), sqlite_url).sent == 2
+
+
+# --- Slack's rate limit ------------------------------------------------------------------------------
+
+
+
+def _http_date(delta: timedelta) -> str:
+    from email.utils import format_datetime
+
+    return format_datetime(datetime.now(timezone.utc) + delta, usegmt=True)
+
+
+@pytest.mark.parametrize("header, waits", [
+    ("600", timedelta(seconds=600)),  # longer than the client sleeps through: honoured by the outbox
+    ("99999999999999999999", timedelta(minutes=30)),  # absurd: no longer than the longest backoff
+    ("hour-date", timedelta(minutes=30)),  # an HTTP-date an hour away, the same
+    ("0", timedelta(seconds=30)),  # "now", slept through by the client 3 times, then the usual backoff
+    ("-5", timedelta(seconds=30)),
+    ("1.5", timedelta(seconds=30)),  # not delta-seconds: unreadable, as if absent
+    ("", timedelta(seconds=30)),  # no Retry-After at all
+    ("past-date", timedelta(seconds=30)),
+])
+def test_a_rate_limit_is_waited_out_and_stops_the_run(sqlite_url, fake, monkeypatch, header, waits):
+    """Slack answers 429 to every post. The row was retried after the usual 30 s backoff however
+    long Slack asked to wait, and the run went on posting every other due row into the limit
+    (each refused, each an attempt spent: a limit of two hours dead-lettered every alert after
+    one). Now the retry waits what Slack asked (up to the longest backoff), and the first 429
+    the client could not wait out ends the run's posting: the other rows stay due, untried."""
+    monkeypatch.setattr("siaga.slackclient.time.sleep", lambda seconds: None)  # the client's own waits
+    value = {"hour-date": _http_date(timedelta(hours=1)), "past-date": _http_date(-timedelta(hours=1))}.get(header, header)
+    for text in ("satu", "dua", "tiga"):
+        queue(sqlite_url, new_incident(sqlite_url), "new", text)
+    fake.fail("chat.postMessage", "ratelimit", times=100, retry_after=value)
+    report = delivery.deliver(client_for(fake), T0, sqlite_url)
+    assert report.retry_later == 1 and report.left == 2 and report.dead == 0
+    first, second, third = rows(sqlite_url)
+    assert first.next_attempt_at == T0 + waits and first.attempts == 1
+    assert (second.attempts, third.attempts) == (0, 0) and fake.messages() == []
+    posts = fake.requests_count("chat.postMessage")
+    assert posts in (1, 4)  # one request, or that and the client's 3 retries within its limit
+    fake.clear_failures()
+    delivery.deliver(client_for(fake), T0 + waits, sqlite_url)
+    assert sorted(m["text"] for m in fake.messages(CHANNEL)) == ["dua", "satu", "tiga"]
+    assert [r.state for r in rows(sqlite_url)] == ["sent"] * 3

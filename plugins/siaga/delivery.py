@@ -38,6 +38,7 @@ from siaga.slackclient import (
     find_posted,
     outbox_metadata,
     post_message,
+    rate_limited_for,
     thread_gone,
 )
 from siaga.store import session_scope, utcnow
@@ -91,6 +92,7 @@ class _Attempt:
     error: str | None = None
     looked: bool = False
     new_thread: bool = False  # posted on its own because its thread was deleted in Slack: the new thread
+    rate_limited: float | None = None  # Slack's rate limit: the seconds it asked to wait
 
 
 @dataclass(frozen=True)
@@ -142,22 +144,28 @@ def deliver(
             claim = outbox.claim(session, row_id, run.worker, run.now, run.lease)
         if claim is None:
             continue  # another deliver task has it, or it is no longer due
-        _deliver_one(run, claim, report)
+        if _deliver_one(run, claim, report):
+            # Slack rate-limits this app (beyond what the client waits out): every further call
+            # now is refused too and prolongs the limit; the rest stay due for a later run
+            report.left = len(due) - n - 1
+            log.warning("deliver: Slack rate-limited the app; %d due message(s) left for a later run", report.left)
+            break
     if report.dead:
         log.error("outbox: %d message(s) dead-lettered; see `siaga outbox` and the incidents' timelines", report.dead)
     log.info("deliver: %s", report)
     return report
 
 
-def _deliver_one(run: _Run, claim: outbox.Claim, report: DeliverReport) -> None:
+def _deliver_one(run: _Run, claim: outbox.Claim, report: DeliverReport) -> bool:
+    """Send one claimed row and count what came of it; True when Slack rate-limited the call."""
     with session_scope(run.db_url) as session:
         message = _read_or_release(session, claim)
     if message is _LOST:
         report.lost_claims += 1
-        return
+        return False
     if message is None:
         report.waiting_for_thread += 1
-        return
+        return False
     assert isinstance(message, _Message)
     attempt = _send(run, claim, message)
     state = None
@@ -166,7 +174,8 @@ def _deliver_one(run: _Run, claim: outbox.Claim, report: DeliverReport) -> None:
             state = outbox.record_outcome(
                 session, claim, attempt.outcome, run.now, ts=attempt.ts, error=attempt.error,
                 thread_ts=message.thread_ts, looked=attempt.looked, late_store=run.late_store,
-                new_thread=attempt.new_thread)
+                new_thread=attempt.new_thread,
+                not_before=_not_before(attempt.rate_limited))
     if state is None:
         report.lost_claims += 1
     elif attempt.outcome == "sent":
@@ -179,6 +188,13 @@ def _deliver_one(run: _Run, claim: outbox.Claim, report: DeliverReport) -> None:
         else:
             report.retry_later += 1
         report.errors.append(f"{claim.row_id}: {attempt.error}")
+    return attempt.rate_limited is not None
+
+
+def _not_before(wait: float | None) -> timedelta | None:
+    """Slack's `Retry-After` as a wait for the outbox, capped first (a header of 20 digits
+    overflowed `timedelta`)."""
+    return None if wait is None else timedelta(seconds=min(wait, outbox.MAX_BACKOFF.total_seconds()))
 
 
 _LOST = object()  # what `_read_or_release` returns when the claim was lost before it was read
@@ -210,7 +226,8 @@ def _send(run: _Run, claim: outbox.Claim, message: _Message) -> _Attempt:
             ts = find_posted(run.client, message.channel, str(claim.row_id), thread_ts=message.thread_ts)
         except Exception as exc:  # a look posts nothing: whatever failed, it is retried later
             permanent = classify_error(exc) == "permanent"
-            return _Attempt("dead" if permanent else "failed", error=f"could not check Slack: {describe_error(exc)}")
+            return _Attempt("dead" if permanent else "failed", error=f"could not check Slack: {describe_error(exc)}",
+                            rate_limited=rate_limited_for(exc))
         if ts is not None:
             return _Attempt("found", ts=ts)
         looked = True
@@ -242,5 +259,6 @@ def _post(run: _Run, claim: outbox.Claim, message: _Message, thread_ts: str | No
     except Exception as exc:  # every failure is recorded; classify_error says what it means
         if thread_ts is not None and thread_gone(exc):
             return _Attempt(None, new_thread=True)
-        return _Attempt(_OUTCOME_OF_ERROR.get(classify_error(exc), "unknown"), error=describe_error(exc), looked=looked)
+        return _Attempt(_OUTCOME_OF_ERROR.get(classify_error(exc), "unknown"), error=describe_error(exc), looked=looked,
+                        rate_limited=rate_limited_for(exc))
     return _Attempt("sent", ts=ts, looked=looked)

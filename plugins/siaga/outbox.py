@@ -226,6 +226,7 @@ def record_outcome(
     late_store: timedelta = timedelta(0),
     wall: datetime | None = None,
     new_thread: bool = False,
+    not_before: timedelta | None = None,
 ) -> str | None:
     """Record one attempt (`OUTCOMES`) on the claimed row and move it on; returns its new state,
     or None when `claim` no longer holds the row (a lost race: logged, the row left alone).
@@ -238,8 +239,9 @@ def record_outcome(
     of real time (Slack may still store that post) and then looked up before anything else; a
     row that may be in Slack is never dead-lettered on its last attempt without that look.
     `new_thread`: it was sent on its own because its thread's first message was deleted in
-    Slack, so it is the channel's thread from now on. Incident messages put both ends on the
-    incident's timeline."""
+    Slack, so it is the channel's thread from now on. `not_before`: how long Slack asked us to
+    wait (a rate limit's `Retry-After`): the retry is no sooner, nor later than MAX_BACKOFF.
+    Incident messages put both ends on the incident's timeline."""
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome: {outcome!r} is not one of {OUTCOMES}")
     row = held_row(session, claim)
@@ -257,7 +259,8 @@ def record_outcome(
         if outcome == "dead" or (attempts >= MAX_ATTEMPTS and not may_be_posted):
             values["state"] = DEAD
         else:  # after the last attempt, a row that may be in Slack comes back once more to be looked up
-            values.update(state=PENDING, next_attempt_at=now + backoff(attempts))
+            wait = max(backoff(attempts), min(not_before or timedelta(0), MAX_BACKOFF))
+            values.update(state=PENDING, next_attempt_at=now + wait)
             if outcome == "unknown":
                 values["held_until"] = (wall or wall_clock()) + late_store
     if session.execute(update(OutboxMessage).where(_held(claim)).values(**values)).rowcount != 1:
@@ -289,9 +292,12 @@ def record_outcome(
     return row.state
 
 
+MAX_BACKOFF = timedelta(minutes=30)
+
+
 def backoff(attempts: int) -> timedelta:
     """30 s, 1 min, 2 min ... capped at 30 min."""
-    return min(timedelta(seconds=30) * (2 ** max(attempts - 1, 0)), timedelta(minutes=30))
+    return min(timedelta(seconds=30) * (2 ** max(attempts - 1, 0)), MAX_BACKOFF)
 
 
 def _event(session: Session, incident: Incident | None, at: datetime, kind: str, detail: dict[str, Any]) -> None:

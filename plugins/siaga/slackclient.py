@@ -347,6 +347,16 @@ def _answer_error(exc: SlackApiError) -> Any:
     return exc.response.get("error") if exc.response is not None else None
 
 
+def rate_limited_for(exc: BaseException) -> float | None:
+    """When `exc` is Slack's rate limit (HTTP 429, or `ratelimited` in the answer), the seconds
+    it asked to wait (`ratelimit.retry_after`; 0 when it did not say or cannot be read), else None."""
+    if not isinstance(exc, SlackApiError) or exc.response is None:
+        return None
+    if getattr(exc.response, "status_code", None) != 429 and _answer_error(exc) != "ratelimited":
+        return None
+    return retry_after(getattr(exc.response, "headers", None) or {}) or 0.0
+
+
 def thread_gone(exc: BaseException) -> bool:
     """Did Slack refuse a reply because its thread's first message was deleted (nothing posted)?"""
     return isinstance(exc, SlackApiError) and _answer_error(exc) == THREAD_GONE

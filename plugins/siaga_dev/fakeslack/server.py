@@ -51,7 +51,8 @@ FAILURE_MODES = ("ratelimit", "server_error", "stored_server_error", "hang", "de
 class Failure:
     """One programmed misbehaviour of one API method, used for the next `times` calls.
 
-    - ratelimit: HTTP 429 with `Retry-After: seconds`, nothing stored.
+    - ratelimit: HTTP 429 with `Retry-After: seconds` (or `retry_after` as written, "" for no
+      header at all), nothing stored.
     - server_error: HTTP `status` (500 by default), nothing stored.
     - stored_server_error: handle the call (the message IS stored), then answer HTTP `status`
       (500 by default): a gateway that timed out in front of a Slack that did its work.
@@ -78,6 +79,7 @@ class Failure:
     error: str = "internal_error"
     location: str = ""
     body: str = ""
+    retry_after: str | None = None
 
 
 @dataclass
@@ -187,6 +189,7 @@ class FakeSlack:
         error: str = "internal_error",
         location: str = "",
         body: str = "",
+        retry_after: str | None = None,
     ) -> None:
         """Make the next `times` calls of `method` misbehave (queued after earlier ones)."""
         if mode not in FAILURE_MODES:
@@ -198,7 +201,7 @@ class FakeSlack:
         with self._lock:
             self._failures.setdefault(method, []).append(
                 Failure(mode=mode, times=times, seconds=seconds, status=status, error=error, location=location,
-                        body=body)
+                        body=body, retry_after=retry_after)
             )
 
     def chaos(self, method: str, mix: dict[str, float], seconds: dict[str, float] | None = None, seed: int = 0) -> None:
@@ -557,8 +560,8 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
         def _misbehave(self, failure: Failure, method: str, params: dict[str, Any]) -> bool:
             """Act out a failure; True when the request is finished."""
             if failure.mode == "ratelimit":
-                self._send(429, {"ok": False, "error": "ratelimited"},
-                           {"Retry-After": str(int(failure.seconds))})
+                value = str(int(failure.seconds)) if failure.retry_after is None else failure.retry_after
+                self._send(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": value} if value else {})
             elif failure.mode in ("server_error", "stored_server_error"):
                 if failure.mode == "stored_server_error":
                     with fake._lock:
