@@ -44,10 +44,11 @@ def new_incident(db_url: str) -> int:
 
 
 def queue(db_url: str, incident_id: int | None, kind: str, text: str, due: datetime = T0) -> None:
+    """One pending message, written at `due`."""
     with store.session_scope(db_url) as session:
         assert outbox.enqueue(session, dedup_key=f"{incident_id}:bpbd:{kind}:{text}", incident_id=incident_id,
                               receiver="bpbd", channel=CHANNEL, kind=kind, payload={"text": text, "blocks": []},
-                              due=due, now=T0)
+                              due=due, now=due)
 
 
 def rows(db_url: str) -> list[store.OutboxMessage]:
@@ -248,3 +249,56 @@ def test_a_rate_limit_is_waited_out_and_stops_the_run(sqlite_url, fake, monkeypa
     delivery.deliver(client_for(fake), T0 + waits, sqlite_url)
     assert sorted(m["text"] for m in fake.messages(CHANNEL)) == ["dua", "satu", "tiga"]
     assert [r.state for r in rows(sqlite_url)] == ["sent"] * 3
+
+
+# --- answers that are JSON but not Slack's ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("body", ["[]", "null", "{}", '{"ok": false}'])
+def test_a_json_answer_that_is_not_slacks_is_an_unknown_outcome_looked_up_not_a_crash_or_a_dead_letter(db_url, fake, body):
+    """A gateway stores the post and answers HTTP 200 with JSON that is not Slack's answer. With
+    `[]` reading its error raised AttributeError from inside the error's handler: the deliver run
+    ended there (the other due rows unsent, the row left claimed); `null`, `{}` and
+    `{"ok": false}`, which name no error, counted as Slack refusing the message for good and
+    dead-lettered it at once. Slack names every refusal: this may have landed, so it is looked
+    up, found, and not posted again."""
+    first, second = new_incident(db_url), new_incident(db_url)
+    queue(db_url, first, "new", "Banjir di Sangsit")
+    queue(db_url, second, "new", "Longsor di Sukasada")
+    fake.fail("chat.postMessage", "garbled", body=body)  # stored, then the odd answer
+    report = delivery.deliver(client_for(fake), T0, db_url, late_store=0)
+    assert report.dead == 0 and report.sent == 1 and report.retry_later == 1
+    assert "slack error: none, the answer was" in report.errors[0]
+    assert [r.state for r in rows(db_url)] == ["pending", "sent"] and rows(db_url)[0].may_be_posted
+    later = delivery.deliver(client_for(fake), T0 + timedelta(hours=1), db_url, late_store=0)
+    assert later.found_already_sent == 1 and [r.state for r in rows(db_url)] == ["sent", "sent"]
+    assert sorted(m["text"] for m in fake.messages(CHANNEL)) == ["Banjir di Sangsit", "Longsor di Sukasada"]
+    assert fake.requests_count("chat.postMessage") == 2
+
+
+# --- the marker a look in Slack goes by --------------------------------------------------------------
+
+
+def test_a_row_is_not_taken_for_another_databases_post_of_the_same_id(db_url, fake, tmp_path):
+    """Outbox ids start again in a database restored from a backup or re-created (and a second
+    deployment may share the channel). The look in Slack after an unknown outcome searched the
+    channel's whole history for the row's id alone: it found the earlier database's post of
+    that id, recorded this row as already sent, and its alert never reached Slack. A post also
+    carries a key of what its row is, and a post with another key is not this row's."""
+    earlier = f"sqlite:///{tmp_path / 'before-restore.db'}"
+    store.migrate(earlier)
+    queue(earlier, new_incident(earlier), "new", "Banjir di Sangsit")
+    delivery.deliver(client_for(fake), T0, earlier)
+    store.engine_for(earlier).dispose()
+    assert [m["text"] for m in fake.messages(CHANNEL)] == ["Banjir di Sangsit"]
+
+    incident_id = new_incident(db_url)  # the new database: its first row has id 1 again
+    queue(db_url, incident_id, "new", "Longsor di Sukasada", due=T0 + timedelta(days=1))
+    assert rows(db_url)[0].id == 1
+    fake.fail("chat.postMessage", "server_error", status=503)  # not stored; the outcome unknown to us
+    delivery.deliver(client_for(fake), T0 + timedelta(days=1), db_url, late_store=0)
+    report = delivery.deliver(client_for(fake), T0 + timedelta(days=1, hours=1), db_url, late_store=0)
+    assert report.found_already_sent == 0 and report.sent == 1
+    assert [m["text"] for m in fake.messages(CHANNEL)] == ["Banjir di Sangsit", "Longsor di Sukasada"]
+    again = delivery.deliver(client_for(fake), T0 + timedelta(days=2), db_url)
+    assert again.sent == 0 and len(fake.messages(CHANNEL)) == 2

@@ -75,6 +75,7 @@ class _Message:
     thread_ts: str | None
     may_be_posted: bool
     last_error: str | None
+    key: str  # `outbox.marker_key`, marked on the post beside the row's id
 
     @property
     def last_look(self) -> bool:
@@ -212,7 +213,8 @@ def _read_or_release(session: Session, claim: outbox.Claim) -> _Message | object
     if threaded and row.kind != "new" and thread_ts is None and not outbox.parent_dead(session, row):
         outbox.release(session, claim)
         return None
-    return _Message(row.channel, row.payload, row.kind, row.attempts, thread_ts, row.may_be_posted, row.last_error)
+    return _Message(row.channel, row.payload, row.kind, row.attempts, thread_ts, row.may_be_posted, row.last_error,
+                    outbox.marker_key(row))
 
 
 def _send(run: _Run, claim: outbox.Claim, message: _Message) -> _Attempt:
@@ -223,7 +225,7 @@ def _send(run: _Run, claim: outbox.Claim, message: _Message) -> _Attempt:
     looked = False
     if message.may_be_posted or message.last_look:
         try:
-            ts = find_posted(run.client, message.channel, str(claim.row_id), thread_ts=message.thread_ts)
+            ts = find_posted(run.client, message.channel, str(claim.row_id), thread_ts=message.thread_ts, key=message.key)
         except Exception as exc:  # a look posts nothing: whatever failed, it is retried later
             permanent = classify_error(exc) == "permanent"
             return _Attempt("dead" if permanent else "failed", error=f"could not check Slack: {describe_error(exc)}",
@@ -254,7 +256,7 @@ def _post(run: _Run, claim: outbox.Claim, message: _Message, thread_ts: str | No
     try:
         ts = post_message(
             run.client, message.channel, message.payload, thread_ts=thread_ts,
-            broadcast=message.kind == "escalation", metadata=outbox_metadata(claim.row_id),
+            broadcast=message.kind == "escalation", metadata=outbox_metadata(claim.row_id, message.key),
         )
     except Exception as exc:  # every failure is recorded; classify_error says what it means
         if thread_ts is not None and thread_gone(exc):

@@ -22,6 +22,7 @@ up in Slack before posting it again or dead-lettering it.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -312,6 +313,13 @@ def _event(session: Session, incident: Incident | None, at: datetime, kind: str,
 
 
 # --- threads: an incident's first message in a channel, which its later messages reply to -------
+
+
+def marker_key(row: OutboxMessage) -> str:
+    """What a post carries beside its row's id (`slackclient.outbox_metadata`), so a look in
+    Slack tells this row's post from another database's row of the same id (one restored from a
+    backup, re-created, a second deployment on the channel): what it is and when it was written."""
+    return hashlib.sha256(f"{row.dedup_key}\n{row.created_at.isoformat()}".encode()).hexdigest()[:16]
 
 
 def thread_ts(session: Session, row: OutboxMessage) -> str | None:

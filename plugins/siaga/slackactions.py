@@ -32,7 +32,7 @@ from siaga.hazards import HazardSet
 from siaga.incidents import Change, InvalidTransition, add_event
 from siaga.redaction import redact_tokens
 from siaga.routing import Router
-from siaga.slackclient import update_message
+from siaga.slackclient import answer_error, update_message
 from siaga.store import Alert, Incident, IncidentEvent, IncidentThread, session_scope, utcnow
 
 log = logging.getLogger(__name__)
@@ -323,5 +323,5 @@ def tell_user(client: WebClient, payload: Mapping[str, Any], text: str) -> bool:
 def _slack_why(exc: BaseException) -> str:
     """Why a Slack call failed, in one line: Slack's error code, or that it was out of reach."""
     if isinstance(exc, SlackApiError):
-        return redact_tokens(str(exc.response.get("error") if exc.response is not None else exc))
+        return redact_tokens(str(answer_error(exc) if exc.response is not None else exc))
     return redact_tokens(f"cannot reach Slack: {getattr(exc, 'reason', None) or exc}")

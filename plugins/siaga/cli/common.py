@@ -151,8 +151,10 @@ def slack_failure(exc: BaseException) -> str | None:
         from slack_sdk.errors import SlackApiError, SlackClientError
 
         if isinstance(exc, SlackApiError):
+            from siaga.slackclient import answer_error
+
             # an answer that is not JSON is quoted: it may be a proxy's page quoting the token back
-            return redact_tokens(f"Slack refused: {exc.response.get('error') if exc.response is not None else first_line(str(exc))}")
+            return redact_tokens(f"Slack refused: {answer_error(exc) if exc.response is not None else first_line(str(exc))}")
         if isinstance(exc, SlackClientError):
             return f"cannot reach Slack: {first_line(str(exc))}"
     if isinstance(exc, urllib.error.URLError):
