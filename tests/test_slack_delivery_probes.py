@@ -302,3 +302,37 @@ def test_a_row_is_not_taken_for_another_databases_post_of_the_same_id(db_url, fa
     assert [m["text"] for m in fake.messages(CHANNEL)] == ["Banjir di Sangsit", "Longsor di Sukasada"]
     again = delivery.deliver(client_for(fake), T0 + timedelta(days=2), db_url)
     assert again.sent == 0 and len(fake.messages(CHANNEL)) == 2
+
+
+# --- a thread in order -----------------------------------------------------------------------------
+
+
+def test_a_thread_reads_in_order_when_a_message_in_it_fails_once(db_url, fake):
+    """An incident's escalation and then its resolution are due; Slack answers the escalation
+    503. The resolution went out at once and the escalation an hour later, after it, broadcast
+    to the channel: officers were told a resolved incident had got worse. A message waits for
+    the earlier messages of its incident to that channel; each goes out once, in order."""
+    incident_id = new_incident(db_url)
+    for kind in ("new", "escalation", "resolved"):
+        queue(db_url, incident_id, kind, kind)
+    fake.fail("chat.postMessage", "delay")  # the alert
+    fake.fail("chat.postMessage", "server_error", status=503)  # the escalation: not stored
+    first = delivery.deliver(client_for(fake), T0, db_url, late_store=0)
+    assert first.sent == 1 and first.retry_later == 1 and first.waiting_for_thread == 1
+    delivery.deliver(client_for(fake), T0 + timedelta(hours=1), db_url, late_store=0)
+    alert, escalation, resolved = fake.messages(CHANNEL)
+    assert [alert["text"], escalation["text"], resolved["text"]] == ["new", "escalation", "resolved"]
+    assert escalation["thread_ts"] == resolved["thread_ts"] == alert["ts"]
+    assert [r.state for r in rows(db_url)] == ["sent"] * 3 and fake.requests_count("chat.postMessage") == 4
+
+
+def test_a_dead_letter_does_not_hold_the_messages_after_it(sqlite_url, fake):
+    """The order waits for a message still to go, not for one Slack refused for good."""
+    incident_id = new_incident(sqlite_url)
+    for kind in ("new", "update", "resolved"):
+        queue(sqlite_url, incident_id, kind, kind)
+    fake.fail("chat.postMessage", "delay")
+    fake.fail("chat.postMessage", "error", error="msg_too_long")  # the update: refused for good
+    report = delivery.deliver(client_for(fake), T0, sqlite_url)
+    assert report.sent == 2 and report.dead == 1
+    assert [m["text"] for m in fake.messages(CHANNEL)] == ["new", "resolved"]

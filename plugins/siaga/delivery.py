@@ -135,7 +135,7 @@ def deliver(
                late, db_url)
     report = DeliverReport()
     with session_scope(db_url) as session:
-        outbox.hasten_held_parents(session, run.now)
+        outbox.hasten_held(session, run.now)
         due = outbox.due_ids(session, run.now)
     for n, row_id in enumerate(due):
         if budget is not None and time.monotonic() - started >= budget:
@@ -202,15 +202,17 @@ _LOST = object()  # what `_read_or_release` returns when the claim was lost befo
 
 
 def _read_or_release(session: Session, claim: outbox.Claim) -> _Message | object | None:
-    """What to send, or None (the row handed back) when it is an incident's update whose first
-    message in that channel is not out yet (if that first message died, it goes out alone), or
+    """What to send, or None (the row handed back) when an earlier message of its incident to
+    that channel is still to go (`outbox.earlier_unsent`: a thread in order), or it is an update
+    whose first message in that channel is not out (if that first message died, it goes out alone), or
     `_LOST` when the claim was lost (a stall longer than the lease: the new holder sends it)."""
     row = outbox.held_row(session, claim)
     if row is None:
         return _LOST
     thread_ts = outbox.thread_ts(session, row)
     threaded = row.incident_id is not None  # a digest is about no incident: no thread
-    if threaded and row.kind != "new" and thread_ts is None and not outbox.parent_dead(session, row):
+    if threaded and (outbox.earlier_unsent(session, row)
+                     or (row.kind != "new" and thread_ts is None and not outbox.parent_dead(session, row))):
         outbox.release(session, claim)
         return None
     return _Message(row.channel, row.payload, row.kind, row.attempts, thread_ts, row.may_be_posted, row.last_error,

@@ -135,23 +135,23 @@ def due_ids(session: Session, now: datetime, wall: datetime | None = None) -> li
     ))
 
 
-def hasten_held_parents(session: Session, now: datetime) -> int:
-    """Make due now every incident's first message to a channel that quiet hours still hold
-    (pending, never tried, due later) while a later message of the incident to that channel is
-    due: that one, an escalation past the receiver's override severity say, waits for its
-    thread (`delivery`), so it would wait for the end of the quiet hours the routing said it
-    must not wait for. Returns how many were made due."""
+def hasten_held(session: Session, now: datetime) -> int:
+    """Make due now every message that quiet hours still hold (pending, never tried, due later)
+    while a later message of its incident to that channel is due: the later one waits for it
+    (`earlier_unsent`; the first message is the thread it replies in), so an escalation past
+    the receiver's override severity would wait for the end of the quiet hours the routing
+    said it must not wait for. Returns how many were made due."""
     later = aliased(OutboxMessage)
-    due_reply = select(later.id).where(
+    due_later = select(later.id).where(
         later.incident_id == OutboxMessage.incident_id, later.channel == OutboxMessage.channel,
-        later.kind != "new", later.state.in_((PENDING, CLAIMED)), later.next_attempt_at <= now,
+        later.id > OutboxMessage.id, later.state.in_((PENDING, CLAIMED)), later.next_attempt_at <= now,
     )
     result = session.execute(update(OutboxMessage).where(
-        OutboxMessage.kind == "new", OutboxMessage.incident_id.is_not(None), OutboxMessage.state == PENDING,
-        OutboxMessage.attempts == 0, OutboxMessage.next_attempt_at > now, due_reply.exists(),
+        OutboxMessage.incident_id.is_not(None), OutboxMessage.state == PENDING,
+        OutboxMessage.attempts == 0, OutboxMessage.next_attempt_at > now, due_later.exists(),
     ).values(next_attempt_at=now).execution_options(synchronize_session=False))
     if result.rowcount:
-        log.info("outbox: %d held first message(s) made due now: a later message of their incident is due", result.rowcount)
+        log.info("outbox: %d held message(s) made due now: a later message of their incident is due", result.rowcount)
     return result.rowcount
 
 
@@ -277,7 +277,7 @@ def record_outcome(
                {"channel": row.channel, "receiver": row.receiver, "kind": row.kind, "ts": ts, "attempts": row.attempts})
         held = (row.payload or {}).get(HOLD_KEY)
         if held:  # quiet hours held it: its release goes on the timeline with a note
-            early = now < datetime.fromisoformat(held["until"])  # `hasten_held_parents`
+            early = now < datetime.fromisoformat(held["until"])  # `hasten_held`
             _event(session, incident, now, "released", {
                 "channel": row.channel, "receiver": row.receiver, "kind": row.kind, **held,
                 "note": "held by quiet hours, delivered early: a later message of the incident was not held" if early
@@ -330,6 +330,17 @@ def thread_ts(session: Session, row: OutboxMessage) -> str | None:
     return session.scalar(
         select(IncidentThread.ts).where(IncidentThread.incident_id == row.incident_id, IncidentThread.channel == row.channel)
     )
+
+
+def earlier_unsent(session: Session, row: OutboxMessage) -> bool:
+    """Is an earlier message of the row's incident to its channel still to go (pending, or being
+    sent)? Then the row waits for it, so a thread reads in the order things happened: an
+    escalation whose post failed once went out after the incident's resolution, broadcast to
+    the channel, telling the officers that a resolved incident had got worse. A dead letter
+    does not hold the messages after it."""
+    return session.scalar(select(OutboxMessage.id).where(
+        OutboxMessage.incident_id == row.incident_id, OutboxMessage.channel == row.channel,
+        OutboxMessage.id < row.id, OutboxMessage.state.in_((PENDING, CLAIMED))).limit(1)) is not None
 
 
 def parent_dead(session: Session, row: OutboxMessage) -> bool:
