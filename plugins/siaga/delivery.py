@@ -10,8 +10,12 @@ only while it still holds it. A row is marked sent only after Slack answered wit
 Before re-posting a row whose earlier attempt may have landed (`may_be_posted`: its claim
 expired, its outcome was unknown: a timeout, a lost answer, a 5xx), and before giving one up,
 it asks Slack whether the message is already there (`slackclient.find_posted`, by the outbox
-marker every post carries). An incident's later messages reply in the thread of its first
-message in that channel, and wait for it; an escalation is also shown in the channel.
+marker every post carries, with a key of its row). An incident's later messages reply in the
+thread of its first message in that channel, in order: each waits for the earlier ones still to
+go (a held first message is made due when a later one is, `outbox.hasten_held`); an escalation
+is also shown in the channel; a reply whose thread was deleted in Slack goes out on its own and
+becomes the thread. A rate limit the client could not wait out ends the run's posting, and the
+row is retried no sooner than Slack's `Retry-After`.
 
 Every state change goes through `outbox`; every Slack call through `slackclient`.
 """
