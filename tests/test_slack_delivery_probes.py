@@ -1,8 +1,10 @@
 """Slack delivery probed from outside: the real slack-sdk client against the fake Slack Web API on
 127.0.0.1, through `delivery.deliver` as the deliver DAG runs it. Each test is a misbehaviour of
-Slack (or of the people using it) that once broke a promise: no token in what Siaga records, an
-incident's updates reach its channel (in its thread) even after its alert was deleted in Slack
-or held by quiet hours."""
+Slack (or of the people using it) that once broke a promise: no token in what Siaga records; an
+incident's updates reach its channel, in its thread and in order, even after its alert was
+deleted in Slack or held by quiet hours; a rate limit is waited out, not spent into; an answer
+that is not Slack's is looked up, not dead-lettered; a look in Slack does not mistake another
+database's post for this row's."""
 from __future__ import annotations
 
 import logging
