@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from siaga import alerts, delivery, messages, slackactions, store
+from siaga import alerts, delivery, incidents, messages, slackactions, store
 from support.fakesocketmode import FakeSocketMode
 from siaga.incidents import Change
 from siaga.slackclient import make_client
@@ -113,6 +113,36 @@ def test_the_same_click_twice_changes_nothing_the_second_time(db_url, fake, rout
     second = slackactions.handle_block_actions(payload, ctx)
     assert first[0].changed and not second[0].changed and second[0].ok
     assert fake.requests_count("chat.update") == updates and len(events(db_url, incident_id)) == n_events
+    assert fake.ephemerals == []
+
+
+@pytest.mark.parametrize("action_id, reopen_at", [(messages.ACTION_RESOLVE, 30), (messages.ACTION_FALSE_ALARM, 30),
+                                                   (messages.ACTION_ACK, None)])
+def test_a_click_replayed_after_the_incident_moved_on_changes_nothing(db_url, fake, router, hazard_set, action_id, reopen_at):
+    """Socket Mode redelivers an envelope that was not acknowledged in time, and a payload can be
+    replayed. A Resolve click handled, the incident then reopened by new reports, and the same
+    click delivered again: it closed the reopened incident a second time (a 'resolved' event
+    dated before the reopening, a second 'resolved' reply queued to every channel), though
+    nobody pressed anything. The same click (user, action, action_ts) is recorded once; the
+    same goes for an Acknowledge replayed after a Resolve (it was refused to the user)."""
+    incident_id = posted_incident(db_url, fake, router, hazard_set)
+    ctx = ctx_for(fake, db_url, router, hazard_set)
+    payload = click(action_id, str(incident_id), at=T0 + timedelta(minutes=7))
+    assert slackactions.handle_block_actions(payload, ctx)[0].changed
+    with store.session_scope(db_url) as session:
+        if reopen_at is not None:
+            incidents.transition(session, incident_id, "open", actor="siaga", at=T0 + timedelta(minutes=reopen_at))
+        else:
+            incidents.transition(session, incident_id, "resolved", actor=OTHER, at=T0 + timedelta(minutes=20))
+        state = session.get(store.Incident, incident_id).state
+        queued = session.scalar(sa.select(sa.func.count()).select_from(store.OutboxMessage))
+    n_events, updates = len(events(db_url, incident_id)), fake.requests_count("chat.update")
+    (again,) = slackactions.handle_block_actions(payload, ctx)
+    assert again.ok and not again.changed
+    with store.session_scope(db_url) as session:
+        assert session.get(store.Incident, incident_id).state == state
+        assert session.scalar(sa.select(sa.func.count()).select_from(store.OutboxMessage)) == queued
+    assert len(events(db_url, incident_id)) == n_events and fake.requests_count("chat.update") == updates
     assert fake.ephemerals == []
 
 

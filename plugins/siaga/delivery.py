@@ -10,8 +10,12 @@ only while it still holds it. A row is marked sent only after Slack answered wit
 Before re-posting a row whose earlier attempt may have landed (`may_be_posted`: its claim
 expired, its outcome was unknown: a timeout, a lost answer, a 5xx), and before giving one up,
 it asks Slack whether the message is already there (`slackclient.find_posted`, by the outbox
-marker every post carries). An incident's later messages reply in the thread of its first
-message in that channel, and wait for it; an escalation is also shown in the channel.
+marker every post carries, with a key of its row). An incident's later messages reply in the
+thread of its first message in that channel, in order: each waits for the earlier ones still to
+go (a held first message is made due when a later one is, `outbox.hasten_held`); an escalation
+is also shown in the channel; a reply whose thread was deleted in Slack goes out on its own and
+becomes the thread. A rate limit the client could not wait out ends the run's posting, and the
+row is retried no sooner than Slack's `Retry-After`.
 
 Every state change goes through `outbox`; every Slack call through `slackclient`.
 """
@@ -22,16 +26,25 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web import WebClient
 from sqlalchemy.orm import Session
 
 from siaga import outbox
-from siaga.slackclient import LATE_STORE_SECONDS, call_budget, classify_error, find_posted, outbox_metadata, post_message
+from siaga.slackclient import (
+    LATE_STORE_SECONDS,
+    call_budget,
+    classify_error,
+    describe_error,
+    find_posted,
+    outbox_metadata,
+    post_message,
+    rate_limited_for,
+    thread_gone,
+)
 from siaga.store import session_scope, utcnow
 
 log = logging.getLogger(__name__)
@@ -66,6 +79,7 @@ class _Message:
     thread_ts: str | None
     may_be_posted: bool
     last_error: str | None
+    key: str  # `outbox.marker_key`, marked on the post beside the row's id
 
     @property
     def last_look(self) -> bool:
@@ -82,6 +96,8 @@ class _Attempt:
     ts: str | None = None
     error: str | None = None
     looked: bool = False
+    new_thread: bool = False  # posted on its own because its thread was deleted in Slack: the new thread
+    rate_limited: float | None = None  # Slack's rate limit: the seconds it asked to wait
 
 
 @dataclass(frozen=True)
@@ -123,6 +139,7 @@ def deliver(
                late, db_url)
     report = DeliverReport()
     with session_scope(db_url) as session:
+        outbox.hasten_held(session, run.now)
         due = outbox.due_ids(session, run.now)
     for n, row_id in enumerate(due):
         if budget is not None and time.monotonic() - started >= budget:
@@ -132,22 +149,28 @@ def deliver(
             claim = outbox.claim(session, row_id, run.worker, run.now, run.lease)
         if claim is None:
             continue  # another deliver task has it, or it is no longer due
-        _deliver_one(run, claim, report)
+        if _deliver_one(run, claim, report):
+            # Slack rate-limits this app (beyond what the client waits out): every further call
+            # now is refused too and prolongs the limit; the rest stay due for a later run
+            report.left = len(due) - n - 1
+            log.warning("deliver: Slack rate-limited the app; %d due message(s) left for a later run", report.left)
+            break
     if report.dead:
         log.error("outbox: %d message(s) dead-lettered; see `siaga outbox` and the incidents' timelines", report.dead)
     log.info("deliver: %s", report)
     return report
 
 
-def _deliver_one(run: _Run, claim: outbox.Claim, report: DeliverReport) -> None:
+def _deliver_one(run: _Run, claim: outbox.Claim, report: DeliverReport) -> bool:
+    """Send one claimed row and count what came of it; True when Slack rate-limited the call."""
     with session_scope(run.db_url) as session:
         message = _read_or_release(session, claim)
     if message is _LOST:
         report.lost_claims += 1
-        return
+        return False
     if message is None:
         report.waiting_for_thread += 1
-        return
+        return False
     assert isinstance(message, _Message)
     attempt = _send(run, claim, message)
     state = None
@@ -155,7 +178,9 @@ def _deliver_one(run: _Run, claim: outbox.Claim, report: DeliverReport) -> None:
         with session_scope(run.db_url) as session:
             state = outbox.record_outcome(
                 session, claim, attempt.outcome, run.now, ts=attempt.ts, error=attempt.error,
-                thread_ts=message.thread_ts, looked=attempt.looked, late_store=run.late_store)
+                thread_ts=message.thread_ts, looked=attempt.looked, late_store=run.late_store,
+                new_thread=attempt.new_thread,
+                not_before=_not_before(attempt.rate_limited))
     if state is None:
         report.lost_claims += 1
     elif attempt.outcome == "sent":
@@ -168,24 +193,34 @@ def _deliver_one(run: _Run, claim: outbox.Claim, report: DeliverReport) -> None:
         else:
             report.retry_later += 1
         report.errors.append(f"{claim.row_id}: {attempt.error}")
+    return attempt.rate_limited is not None
+
+
+def _not_before(wait: float | None) -> timedelta | None:
+    """Slack's `Retry-After` as a wait for the outbox, capped first (a header of 20 digits
+    overflowed `timedelta`)."""
+    return None if wait is None else timedelta(seconds=min(wait, outbox.MAX_BACKOFF.total_seconds()))
 
 
 _LOST = object()  # what `_read_or_release` returns when the claim was lost before it was read
 
 
 def _read_or_release(session: Session, claim: outbox.Claim) -> _Message | object | None:
-    """What to send, or None (the row handed back) when it is an incident's update whose first
-    message in that channel is not out yet (if that first message died, it goes out alone), or
+    """What to send, or None (the row handed back) when an earlier message of its incident to
+    that channel is still to go (`outbox.earlier_unsent`: a thread in order), or it is an update
+    whose first message in that channel is not out (if that first message died, it goes out alone), or
     `_LOST` when the claim was lost (a stall longer than the lease: the new holder sends it)."""
     row = outbox.held_row(session, claim)
     if row is None:
         return _LOST
     thread_ts = outbox.thread_ts(session, row)
     threaded = row.incident_id is not None  # a digest is about no incident: no thread
-    if threaded and row.kind != "new" and thread_ts is None and not outbox.parent_dead(session, row):
+    if threaded and (outbox.earlier_unsent(session, row)
+                     or (row.kind != "new" and thread_ts is None and not outbox.parent_dead(session, row))):
         outbox.release(session, claim)
         return None
-    return _Message(row.channel, row.payload, row.kind, row.attempts, thread_ts, row.may_be_posted, row.last_error)
+    return _Message(row.channel, row.payload, row.kind, row.attempts, thread_ts, row.may_be_posted, row.last_error,
+                    outbox.marker_key(row))
 
 
 def _send(run: _Run, claim: outbox.Claim, message: _Message) -> _Attempt:
@@ -196,29 +231,42 @@ def _send(run: _Run, claim: outbox.Claim, message: _Message) -> _Attempt:
     looked = False
     if message.may_be_posted or message.last_look:
         try:
-            ts = find_posted(run.client, message.channel, str(claim.row_id), thread_ts=message.thread_ts)
+            ts = find_posted(run.client, message.channel, str(claim.row_id), thread_ts=message.thread_ts, key=message.key)
         except Exception as exc:  # a look posts nothing: whatever failed, it is retried later
             permanent = classify_error(exc) == "permanent"
-            return _Attempt("dead" if permanent else "failed", error=f"could not check Slack: {_describe(exc)}")
+            return _Attempt("dead" if permanent else "failed", error=f"could not check Slack: {describe_error(exc)}",
+                            rate_limited=rate_limited_for(exc))
         if ts is not None:
             return _Attempt("found", ts=ts)
         looked = True
         if message.last_look:
             return _Attempt("failed", error=f"{message.last_error} (not in Slack)", looked=True)
+    attempt = _post(run, claim, message, message.thread_ts, looked)
+    if attempt.new_thread:
+        # Its thread's first message was deleted in Slack, and Slack posted nothing: rather than
+        # dead-letter every later message of the incident (the "resolved" one too), this one
+        # goes out on its own, and becomes the thread the next ones reply in.
+        log.warning("outbox %s: the thread %s in %s was deleted in Slack: sent on its own, as the incident's new thread",
+                    claim.row_id, message.thread_ts, message.channel)
+        attempt = _post(run, claim, message, None, looked)
+        return replace(attempt, new_thread=attempt.outcome == "sent")
+    return attempt
+
+
+def _post(run: _Run, claim: outbox.Claim, message: _Message, thread_ts: str | None, looked: bool) -> _Attempt:
+    """Renew the claim, then post in `thread_ts` (or on its own). An attempt with `new_thread`
+    and no outcome: the thread is gone, nothing was posted."""
     with session_scope(run.db_url) as session:
         if outbox.renew(session, claim, run.lease) is None:
             return _Attempt(None)
     try:
         ts = post_message(
-            run.client, message.channel, message.payload, thread_ts=message.thread_ts,
-            broadcast=message.kind == "escalation", metadata=outbox_metadata(claim.row_id),
+            run.client, message.channel, message.payload, thread_ts=thread_ts,
+            broadcast=message.kind == "escalation", metadata=outbox_metadata(claim.row_id, message.key),
         )
     except Exception as exc:  # every failure is recorded; classify_error says what it means
-        return _Attempt(_OUTCOME_OF_ERROR.get(classify_error(exc), "unknown"), error=_describe(exc), looked=looked)
+        if thread_ts is not None and thread_gone(exc):
+            return _Attempt(None, new_thread=True)
+        return _Attempt(_OUTCOME_OF_ERROR.get(classify_error(exc), "unknown"), error=describe_error(exc), looked=looked,
+                        rate_limited=rate_limited_for(exc))
     return _Attempt("sent", ts=ts, looked=looked)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, SlackApiError) and exc.response is not None:
-        return f"slack error: {exc.response.get('error')} (HTTP {exc.response.status_code})"
-    return f"{type(exc).__name__}: {exc}"

@@ -22,6 +22,7 @@ up in Slack before posting it again or dead-lettering it.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from siaga.messages import HOLD_KEY
 from siaga.store import DeliveryAttempt, Incident, IncidentThread, OutboxMessage, utcnow
@@ -134,6 +135,26 @@ def due_ids(session: Session, now: datetime, wall: datetime | None = None) -> li
     ))
 
 
+def hasten_held(session: Session, now: datetime) -> int:
+    """Make due now every message that quiet hours still hold (pending, never tried, due later)
+    while a later message of its incident to that channel is due: the later one waits for it
+    (`earlier_unsent`; the first message is the thread it replies in), so an escalation past
+    the receiver's override severity would wait for the end of the quiet hours the routing
+    said it must not wait for. Returns how many were made due."""
+    later = aliased(OutboxMessage)
+    due_later = select(later.id).where(
+        later.incident_id == OutboxMessage.incident_id, later.channel == OutboxMessage.channel,
+        later.id > OutboxMessage.id, later.state.in_((PENDING, CLAIMED)), later.next_attempt_at <= now,
+    )
+    result = session.execute(update(OutboxMessage).where(
+        OutboxMessage.incident_id.is_not(None), OutboxMessage.state == PENDING,
+        OutboxMessage.attempts == 0, OutboxMessage.next_attempt_at > now, due_later.exists(),
+    ).values(next_attempt_at=now).execution_options(synchronize_session=False))
+    if result.rowcount:
+        log.info("outbox: %d held message(s) made due now: a later message of their incident is due", result.rowcount)
+    return result.rowcount
+
+
 def _claimable(row_id: int, now: datetime, wall: datetime) -> ColumnElement[bool]:
     """The one rule for which row a worker may take: this predicate, checked inside the same
     UPDATE that takes it, so of two workers at once exactly one wins."""
@@ -205,6 +226,8 @@ def record_outcome(
     looked: bool = False,
     late_store: timedelta = timedelta(0),
     wall: datetime | None = None,
+    new_thread: bool = False,
+    not_before: timedelta | None = None,
 ) -> str | None:
     """Record one attempt (`OUTCOMES`) on the claimed row and move it on; returns its new state,
     or None when `claim` no longer holds the row (a lost race: logged, the row left alone).
@@ -216,6 +239,9 @@ def record_outcome(
     earlier attempts did not land. After an `unknown` outcome the row is held for `late_store`
     of real time (Slack may still store that post) and then looked up before anything else; a
     row that may be in Slack is never dead-lettered on its last attempt without that look.
+    `new_thread`: it was sent on its own because its thread's first message was deleted in
+    Slack, so it is the channel's thread from now on. `not_before`: how long Slack asked us to
+    wait (a rate limit's `Retry-After`): the retry is no sooner, nor later than MAX_BACKOFF.
     Incident messages put both ends on the incident's timeline."""
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome: {outcome!r} is not one of {OUTCOMES}")
@@ -234,7 +260,8 @@ def record_outcome(
         if outcome == "dead" or (attempts >= MAX_ATTEMPTS and not may_be_posted):
             values["state"] = DEAD
         else:  # after the last attempt, a row that may be in Slack comes back once more to be looked up
-            values.update(state=PENDING, next_attempt_at=now + backoff(attempts))
+            wait = max(backoff(attempts), min(not_before or timedelta(0), MAX_BACKOFF))
+            values.update(state=PENDING, next_attempt_at=now + wait)
             if outcome == "unknown":
                 values["held_until"] = (wall or wall_clock()) + late_store
     if session.execute(update(OutboxMessage).where(_held(claim)).values(**values)).rowcount != 1:
@@ -244,15 +271,17 @@ def record_outcome(
     session.add(DeliveryAttempt(outbox_id=row.id, at=now, worker=claim.worker, outcome=outcome, error=error, ts=ts))
     incident = session.get(Incident, row.incident_id) if row.incident_id is not None else None
     if row.state == SENT:
-        if incident is not None and (row.kind == "new" or thread_ts is None):
-            _remember_thread(session, row, ts)
+        if incident is not None and (row.kind == "new" or thread_ts is None or new_thread):
+            _remember_thread(session, row, ts, replace=new_thread)
         _event(session, incident, now, "delivered",
                {"channel": row.channel, "receiver": row.receiver, "kind": row.kind, "ts": ts, "attempts": row.attempts})
         held = (row.payload or {}).get(HOLD_KEY)
         if held:  # quiet hours held it: its release goes on the timeline with a note
+            early = now < datetime.fromisoformat(held["until"])  # `hasten_held`
             _event(session, incident, now, "released", {
                 "channel": row.channel, "receiver": row.receiver, "kind": row.kind, **held,
-                "note": "held by quiet hours, delivered when they ended",
+                "note": "held by quiet hours, delivered early: a later message of the incident was not held" if early
+                else "held by quiet hours, delivered when they ended",
             })
     elif row.state == DEAD:
         _event(session, incident, now, "delivery_failed",
@@ -264,9 +293,12 @@ def record_outcome(
     return row.state
 
 
+MAX_BACKOFF = timedelta(minutes=30)
+
+
 def backoff(attempts: int) -> timedelta:
     """30 s, 1 min, 2 min ... capped at 30 min."""
-    return min(timedelta(seconds=30) * (2 ** max(attempts - 1, 0)), timedelta(minutes=30))
+    return min(timedelta(seconds=30) * (2 ** max(attempts - 1, 0)), MAX_BACKOFF)
 
 
 def _event(session: Session, incident: Incident | None, at: datetime, kind: str, detail: dict[str, Any]) -> None:
@@ -283,6 +315,13 @@ def _event(session: Session, incident: Incident | None, at: datetime, kind: str,
 # --- threads: an incident's first message in a channel, which its later messages reply to -------
 
 
+def marker_key(row: OutboxMessage) -> str:
+    """What a post carries beside its row's id (`slackclient.outbox_metadata`), so a look in
+    Slack tells this row's post from another database's row of the same id (one restored from a
+    backup, re-created, a second deployment on the channel): what it is and when it was written."""
+    return hashlib.sha256(f"{row.dedup_key}\n{row.created_at.isoformat()}".encode()).hexdigest()[:16]
+
+
 def thread_ts(session: Session, row: OutboxMessage) -> str | None:
     """The `ts` of the thread `row` replies in: its incident's first message in its channel,
     once that is out. None for a digest (about no incident) and before the first message."""
@@ -291,6 +330,17 @@ def thread_ts(session: Session, row: OutboxMessage) -> str | None:
     return session.scalar(
         select(IncidentThread.ts).where(IncidentThread.incident_id == row.incident_id, IncidentThread.channel == row.channel)
     )
+
+
+def earlier_unsent(session: Session, row: OutboxMessage) -> bool:
+    """Is an earlier message of the row's incident to its channel still to go (pending, or being
+    sent)? Then the row waits for it, so a thread reads in the order things happened: an
+    escalation whose post failed once went out after the incident's resolution, broadcast to
+    the channel, telling the officers that a resolved incident had got worse. A dead letter
+    does not hold the messages after it."""
+    return session.scalar(select(OutboxMessage.id).where(
+        OutboxMessage.incident_id == row.incident_id, OutboxMessage.channel == row.channel,
+        OutboxMessage.id < row.id, OutboxMessage.state.in_((PENDING, CLAIMED))).limit(1)) is not None
 
 
 def parent_dead(session: Session, row: OutboxMessage) -> bool:
@@ -306,10 +356,16 @@ def parent_dead(session: Session, row: OutboxMessage) -> bool:
     ) is not None
 
 
-def _remember_thread(session: Session, row: OutboxMessage, ts: str | None) -> None:
-    if ts is None or thread_ts(session, row) is not None:
+def _remember_thread(session: Session, row: OutboxMessage, ts: str | None, replace: bool = False) -> None:
+    """Make `ts` the incident's thread in the row's channel, unless it has one (or `replace`:
+    the one it had was deleted in Slack)."""
+    if ts is None:
         return
-    session.add(IncidentThread(incident_id=row.incident_id, channel=row.channel, ts=ts))
+    if replace:
+        session.execute(update(IncidentThread).where(IncidentThread.incident_id == row.incident_id,
+                                                     IncidentThread.channel == row.channel).values(ts=ts))
+    if thread_ts(session, row) is None:
+        session.add(IncidentThread(incident_id=row.incident_id, channel=row.channel, ts=ts))
 
 
 # --- reading -------------------------------------------------------------------------------------

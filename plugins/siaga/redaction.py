@@ -66,6 +66,16 @@ def redact_echo(text: str, secrets: list[str]) -> str:
     return redact_urls_in(text)
 
 
+# Slack's tokens (bot xoxb-, user xoxp-, app-level xapp-, configuration xoxe-, ...): a proxy's error
+# page or a misbehaving gateway may quote the request's `Authorization: Bearer xoxb-...` back.
+_SLACK_TOKEN = re.compile(r"\bx(?:ox[a-z]|app)-[A-Za-z0-9.-]+")
+
+
+def redact_tokens(text: str) -> str:
+    """`text` (an error that quotes what a server answered) without any Slack token in it."""
+    return _SLACK_TOKEN.sub(MASK, text) if "x" in text else text
+
+
 def redact_urls_in(text: str) -> str:
     """`text` with every URL in it redacted (`redact_url`): for messages that quote a value
     which may be or hold a URL, such as a config check's "'https://...' is not of type
@@ -84,6 +94,29 @@ class _LibraryUrls(logging.Filter):
 
 
 _LIBRARY_URLS = _LibraryUrls()
+
+
+class _LibraryTokens(logging.Filter):
+    """Redacts Slack tokens from what a library we do not write logs: slack-sdk logs, at ERROR,
+    the first 100 characters of an answer that is not JSON, which may quote the bot token back."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_tokens(message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+_LIBRARY_TOKENS = _LibraryTokens()
+
+
+def redact_token_logs(*loggers: str) -> None:
+    """Take Slack tokens out of what these loggers log (each logger named, as for URLs)."""
+    for name in loggers:
+        logger = logging.getLogger(name)
+        if _LIBRARY_TOKENS not in logger.filters:
+            logger.addFilter(_LIBRARY_TOKENS)
 
 
 def redact_library_logs(*loggers: str) -> None:

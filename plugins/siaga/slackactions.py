@@ -30,8 +30,9 @@ from sqlalchemy.orm import Session
 from siaga import alerts, hazard_lists, incidents, messages, silences
 from siaga.hazards import HazardSet
 from siaga.incidents import Change, InvalidTransition, add_event
+from siaga.redaction import redact_tokens
 from siaga.routing import Router
-from siaga.slackclient import update_message
+from siaga.slackclient import answer_error, update_message
 from siaga.store import Alert, Incident, IncidentEvent, IncidentThread, session_scope, utcnow
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,22 @@ def change_state(action: Mapping[str, Any], user: str, to_state: str, ctx: Actio
     incident_id = _incident_id(action.get("value"))
     if incident_id is None:
         return ActionOutcome(action_id, user=user, error=f"Nilai tombol tidak sah (bad button value {_shown(action.get('value'))})")
-    return decide(ctx, action_id, incident_id, to_state, user, click_time(action))
+    at = click_time(action)
+    if _action_ts(action) is not None and _recorded(ctx, incident_id, to_state, user, at):
+        # this very click (user, action, action_ts) is on the timeline: a redelivered or replayed
+        # envelope, perhaps after the incident moved on (reopened, resolved by someone else)
+        return ActionOutcome(action_id, incident_id, user, changed=False)
+    return decide(ctx, action_id, incident_id, to_state, user, at)
+
+
+def _recorded(ctx: ActionContext, incident_id: int, to_state: str, user: str, at: datetime) -> bool:
+    """Is `user`'s change of the incident to `to_state` at `at` (a click's own time) already on
+    its timeline? A repeat of the current state is a no-op anyway; this catches the repeat that
+    arrives after the state changed again, which would otherwise apply an old click anew."""
+    with session_scope(ctx.db_url) as session:
+        return session.scalar(select(IncidentEvent.id).where(
+            IncidentEvent.incident_id == incident_id, IncidentEvent.kind == to_state,
+            IncidentEvent.actor == user, IncidentEvent.at == at).limit(1)) is not None
 
 
 def decide(ctx: ActionContext, action_id: str, incident_id: int, to_state: str, user: str, at: datetime,
@@ -307,5 +323,5 @@ def tell_user(client: WebClient, payload: Mapping[str, Any], text: str) -> bool:
 def _slack_why(exc: BaseException) -> str:
     """Why a Slack call failed, in one line: Slack's error code, or that it was out of reach."""
     if isinstance(exc, SlackApiError):
-        return str(exc.response.get("error") if exc.response is not None else exc)
-    return f"cannot reach Slack: {getattr(exc, 'reason', None) or exc}"
+        return redact_tokens(str(answer_error(exc) if exc.response is not None else exc))
+    return redact_tokens(f"cannot reach Slack: {getattr(exc, 'reason', None) or exc}")

@@ -48,12 +48,20 @@ from slack_sdk.http_retry.state import RetryState
 
 from siaga import settings
 from siaga.ratelimit import retry_after
+from siaga.redaction import redact_token_logs, redact_tokens
 
 log = logging.getLogger(__name__)
+# slack-sdk logs the start of an answer that is not JSON at ERROR; a proxy's page may quote the
+# bot token back (`describe_error` takes it out of what Siaga itself records)
+redact_token_logs("slack_sdk.web.base_client")
 
 SLACK_BASE_URL = "https://slack.com/api/"
 OUTBOX_EVENT = "siaga_outbox"
 MARKER_KEY = "outbox_id"
+# Beside the row's id, a key of what the row is (`outbox.marker_key`): ids start again in a
+# database restored from a backup or re-created, and a look in a channel's whole history found
+# the earlier database's post of the same id, took it for this row's and never posted this one.
+MARKER_CHECK = "outbox_key"
 
 # Methods that change nothing: safe to re-send after any connection failure.
 READ_ONLY_METHODS = frozenset({"auth.test", "conversations.history", "conversations.replies", "conversations.list"})
@@ -74,6 +82,9 @@ CREDENTIAL_ERRORS = frozenset({"not_authed", "invalid_auth", "account_inactive",
 # Refusals of a message's blocks (a layout Slack's validation is stricter about than ours), after
 # which Slack posted nothing: `post_message` sends the message's text alone.
 BLOCKS_REFUSED = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long"})
+# A reply's thread is gone: its first message was deleted in Slack (one without replies leaves no
+# trace). Slack posted nothing; the reply can only go out on its own (`delivery`).
+THREAD_GONE = "thread_not_found"
 _AFTER_SEND_ERRORS = (TimeoutError, socket.timeout, ConnectionResetError, BrokenPipeError,
                       http.client.RemoteDisconnected, http.client.IncompleteRead)
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
@@ -312,7 +323,7 @@ def _classify_answer(exc: SlackApiError) -> str:
     """`classify_error` for an answer that arrived (any HTTP status)."""
     response = exc.response
     status = getattr(response, "status_code", 200)
-    error = response.get("error") if response is not None else None
+    error = answer_error(exc)
     write = not is_read_only(_url_method(str(getattr(response, "api_url", "") or "")))
     if status == 429 or 300 <= status < 400:
         return "transient"
@@ -320,18 +331,56 @@ def _classify_answer(exc: SlackApiError) -> str:
         return "unknown_outcome" if write else "transient"
     if error in TRANSIENT_ERRORS or error in CREDENTIAL_ERRORS:
         return "transient"
-    if isinstance(error, str) and error.startswith(_NOT_JSON):
-        return "unknown_outcome"
+    if not isinstance(error, str) or not error or error.startswith(_NOT_JSON):
+        # not Slack's answer (Slack names every refusal: `null`, `[]`, `{}`, `{"ok": false}` are a
+        # proxy's or a broken gateway's), so nothing says the call was refused: it may have landed
+        return "unknown_outcome" if write else "transient"
     return "permanent"
 
 
-def _answer_error(exc: SlackApiError) -> Any:
-    return exc.response.get("error") if exc.response is not None else None
+def describe_error(exc: BaseException) -> str:
+    """A failed Slack call in one line for a log, an outbox row or a timeline: Slack's error code
+    and HTTP status, or the exception. Without any Slack token: an answer that is not JSON is
+    quoted (its start) and may be a proxy's page quoting the request's Authorization header."""
+    if isinstance(exc, SlackApiError) and exc.response is not None:
+        error = answer_error(exc)
+        if error is None:  # not Slack's answer: say what it was
+            error = f"none, the answer was {str(getattr(exc.response, 'data', None))[:100]!r}"
+        text = f"slack error: {error} (HTTP {exc.response.status_code})"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return redact_tokens(text)
 
 
-def outbox_metadata(outbox_id: int | str) -> dict[str, Any]:
-    """Slack message metadata that marks a post with its outbox row."""
-    return {"event_type": OUTBOX_EVENT, "event_payload": {MARKER_KEY: str(outbox_id)}}
+def answer_error(exc: SlackApiError) -> Any:
+    """The `error` of the answer `exc` carries, or None. Read from the parsed body only when it
+    is a JSON object: `SlackResponse.get` raised AttributeError on a body such as `[]`, from
+    inside the handler of the error, which ended the whole deliver run."""
+    data = getattr(exc.response, "data", None)
+    return data.get("error") if isinstance(data, dict) else None
+
+
+def rate_limited_for(exc: BaseException) -> float | None:
+    """When `exc` is Slack's rate limit (HTTP 429, or `ratelimited` in the answer), the seconds
+    it asked to wait (`ratelimit.retry_after`; 0 when it did not say or cannot be read), else None."""
+    if not isinstance(exc, SlackApiError) or exc.response is None:
+        return None
+    if getattr(exc.response, "status_code", None) != 429 and answer_error(exc) != "ratelimited":
+        return None
+    return retry_after(getattr(exc.response, "headers", None) or {}) or 0.0
+
+
+def thread_gone(exc: BaseException) -> bool:
+    """Did Slack refuse a reply because its thread's first message was deleted (nothing posted)?"""
+    return isinstance(exc, SlackApiError) and answer_error(exc) == THREAD_GONE
+
+
+def outbox_metadata(outbox_id: int | str, key: str | None = None) -> dict[str, Any]:
+    """Slack message metadata that marks a post with its outbox row (and the row's `key`)."""
+    payload = {MARKER_KEY: str(outbox_id)}
+    if key:
+        payload[MARKER_CHECK] = key
+    return {"event_type": OUTBOX_EVENT, "event_payload": payload}
 
 
 def post_message(
@@ -365,12 +414,12 @@ def post_message(
     try:
         response = client.chat_postMessage(**kwargs)
     except SlackApiError as exc:
-        if "blocks" not in kwargs or _answer_error(exc) not in BLOCKS_REFUSED:
+        if "blocks" not in kwargs or answer_error(exc) not in BLOCKS_REFUSED:
             raise
         # Slack refused the layout, not the message, and posted nothing: the alert goes out as its
         # fallback text (what, where, how bad, the incident's number) rather than being given up;
         # a dead letter of this kind fails again however often it is re-queued
-        log.warning("chat.postMessage to %s: Slack refused the blocks (%s): sent as text only", channel, _answer_error(exc))
+        log.warning("chat.postMessage to %s: Slack refused the blocks (%s): sent as text only", channel, answer_error(exc))
         del kwargs["blocks"]
         response = client.chat_postMessage(**kwargs)
     ts = response.get("ts")
@@ -415,9 +464,14 @@ def _pages(call: Callable[..., Any], **kwargs: Any) -> Iterator[Any]:
             return
 
 
-def _has_marker(message: Mapping[str, Any], marker: str) -> bool:
+def _has_marker(message: Mapping[str, Any], marker: str, key: str | None = None) -> bool:
+    """Does `message` carry this row's marker? With `key`, a post marked with another key is
+    another row of the same id (another database's); one with no key was posted before keys."""
     payload = (message.get("metadata") or {}).get("event_payload") or {}
-    return str(payload.get(MARKER_KEY)) == marker
+    if str(payload.get(MARKER_KEY)) != marker:
+        return False
+    found = payload.get(MARKER_CHECK)
+    return key is None or found is None or str(found) == key
 
 
 def find_posted(
@@ -427,9 +481,11 @@ def find_posted(
     oldest: str | None = None,
     *,
     thread_ts: str | None = None,
+    key: str | None = None,
 ) -> str | None:
-    """`ts` of a message already posted with `outbox_metadata(marker)`, else None.
-    Thread replies are only visible through their thread: pass `thread_ts` for replies.
+    """`ts` of a message already posted with `outbox_metadata(marker, key)`, else None.
+    Thread replies are only visible through their thread: pass `thread_ts` for replies (a
+    thread whose first message was deleted holds none; the channel is still searched).
     `oldest` (a Slack ts) bounds the search; use one taken before the first attempt."""
     channel_id = resolve_channel(client, channel)
     if channel_id is None:
@@ -437,14 +493,18 @@ def find_posted(
     marker = str(marker)
     window = {"oldest": oldest} if oldest else {}
     if thread_ts:
-        for page in _pages(client.conversations_replies, channel=channel_id, ts=thread_ts,
-                           include_all_metadata=True, limit=200, **window):
-            for msg in page.get("messages", []):
-                if _has_marker(msg, marker):
-                    return str(msg["ts"])
+        try:
+            for page in _pages(client.conversations_replies, channel=channel_id, ts=thread_ts,
+                               include_all_metadata=True, limit=200, **window):
+                for msg in page.get("messages", []):
+                    if _has_marker(msg, marker, key):
+                        return str(msg["ts"])
+        except SlackApiError as exc:
+            if not thread_gone(exc):
+                raise  # else a thread deleted in Slack holds nothing; the channel may
     for page in _pages(client.conversations_history, channel=channel_id, include_all_metadata=True,
                        limit=200, **window):
         for msg in page.get("messages", []):
-            if _has_marker(msg, marker):
+            if _has_marker(msg, marker, key):
                 return str(msg["ts"])
     return None

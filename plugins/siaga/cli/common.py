@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any, Iterable, Sequence, TextIO
 
-from siaga.redaction import redact_url
+from siaga.redaction import redact_tokens, redact_url
 
 DB_HELP = "Siaga's database URL (default: SIAGA_DB_URL, else the Airflow connection siaga_db, else var/siaga.db)"
 
@@ -151,7 +151,10 @@ def slack_failure(exc: BaseException) -> str | None:
         from slack_sdk.errors import SlackApiError, SlackClientError
 
         if isinstance(exc, SlackApiError):
-            return f"Slack refused: {exc.response.get('error') if exc.response is not None else first_line(str(exc))}"
+            from siaga.slackclient import answer_error
+
+            # an answer that is not JSON is quoted: it may be a proxy's page quoting the token back
+            return redact_tokens(f"Slack refused: {answer_error(exc) if exc.response is not None else first_line(str(exc))}")
         if isinstance(exc, SlackClientError):
             return f"cannot reach Slack: {first_line(str(exc))}"
     if isinstance(exc, urllib.error.URLError):

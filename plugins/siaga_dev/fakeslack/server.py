@@ -3,8 +3,8 @@
 Delivery has to be proven against what Slack actually does when things go wrong: 429 with
 `Retry-After`, 5xx, a server that never answers, and the worst case, a message that was stored
 while the client saw an error. This server speaks enough of the Web API (`auth.test`,
-`chat.postMessage`, `chat.update`, `conversations.history`, `conversations.replies`,
-`conversations.list`) for the real `slack_sdk.WebClient` to talk to it unchanged, records every
+`chat.postMessage`, `chat.update`, `chat.delete`, `conversations.history`,
+`conversations.replies`, `conversations.list`) for the real `slack_sdk.WebClient` to talk to it unchanged, records every
 request, and can be told per method to misbehave for the next N calls.
 
 Built on the standard library's `ThreadingHTTPServer` rather than a mock-server package on
@@ -51,7 +51,8 @@ FAILURE_MODES = ("ratelimit", "server_error", "stored_server_error", "hang", "de
 class Failure:
     """One programmed misbehaviour of one API method, used for the next `times` calls.
 
-    - ratelimit: HTTP 429 with `Retry-After: seconds`, nothing stored.
+    - ratelimit: HTTP 429 with `Retry-After: seconds` (or `retry_after` as written, "" for no
+      header at all), nothing stored.
     - server_error: HTTP `status` (500 by default), nothing stored.
     - stored_server_error: handle the call (the message IS stored), then answer HTTP `status`
       (500 by default): a gateway that timed out in front of a Slack that did its work.
@@ -63,7 +64,9 @@ class Failure:
     - reset: abort the connection with a TCP reset before handling the call, nothing stored.
     - error: HTTP 200 with `{"ok": false, "error": error}` (e.g. "channel_not_found").
     - garbled: handle the call (the message IS stored), then answer HTTP 200 with a body that
-      is not JSON (a proxy's page, a cut reply).
+      is not JSON (a proxy's page, a cut reply): `body`, or a gateway's HTML page. In `body`,
+      "{authorization}" stands for the request's Authorization header (a proxy's error page
+      that quotes the request back).
     - no_ts: handle the call (stored), then answer `{"ok": true}` without the message's `ts`.
     - redirect: HTTP `status` (give 301, 302, 303, 307 or 308) with `Location: location`,
       nothing stored; the real Slack API never redirects (a client must not follow it).
@@ -75,6 +78,8 @@ class Failure:
     status: int = 500
     error: str = "internal_error"
     location: str = ""
+    body: str = ""
+    retry_after: str | None = None
 
 
 @dataclass
@@ -183,6 +188,8 @@ class FakeSlack:
         status: int = 500,
         error: str = "internal_error",
         location: str = "",
+        body: str = "",
+        retry_after: str | None = None,
     ) -> None:
         """Make the next `times` calls of `method` misbehave (queued after earlier ones)."""
         if mode not in FAILURE_MODES:
@@ -193,7 +200,8 @@ class FakeSlack:
             raise ValueError("redirect: needs a 3xx status and a location")
         with self._lock:
             self._failures.setdefault(method, []).append(
-                Failure(mode=mode, times=times, seconds=seconds, status=status, error=error, location=location)
+                Failure(mode=mode, times=times, seconds=seconds, status=status, error=error, location=location,
+                        body=body, retry_after=retry_after)
             )
 
     def chaos(self, method: str, mix: dict[str, float], seconds: dict[str, float] | None = None, seed: int = 0) -> None:
@@ -346,7 +354,7 @@ class FakeSlack:
         if chan is None:
             return {"ok": False, "error": "channel_not_found"}
         message = _by_ts(chan, p.get("ts") or "")
-        if message is None:
+        if message is None or message.get("subtype") == "tombstone":
             return {"ok": False, "error": "message_not_found"}
         blocks = p.get("blocks")
         problem = validate_blocks(blocks) if blocks is not None else None
@@ -358,6 +366,28 @@ class FakeSlack:
             message["blocks"] = blocks
         message["edited"] = {"user": BOT_USER_ID, "ts": self._next_ts()}
         return {"ok": True, "channel": chan.id, "ts": message["ts"], "text": message["text"]}
+
+    def _delete(self, p: dict[str, Any]) -> dict[str, Any]:
+        """A person deleting a message, as Slack does it: a message with replies leaves a
+        tombstone its thread hangs on; any other is gone, and replying to it is `thread_not_found`."""
+        chan = self._channels.get(p.get("channel") or "")
+        if chan is None:
+            return {"ok": False, "error": "channel_not_found"}
+        message = _by_ts(chan, p.get("ts") or "")
+        if message is None or message.get("subtype") == "tombstone":
+            return {"ok": False, "error": "message_not_found"}
+        if message.get("reply_count"):
+            message.update(subtype="tombstone", text="This message was deleted.", blocks=None, metadata=None)
+        else:
+            chan.messages.remove(message)
+        return {"ok": True, "channel": chan.id, "ts": message["ts"]}
+
+    def delete(self, channel: str, ts: str) -> None:
+        """Delete a stored message as a person in Slack would (`chat.delete`)."""
+        with self._lock:
+            answer = self._delete({"channel": self.channel_id(channel), "ts": ts})
+        if not answer["ok"]:
+            raise KeyError(f"{channel} {ts}: {answer['error']}")
 
     def _history(self, p: dict[str, Any]) -> dict[str, Any]:
         chan = self._channels.get(p.get("channel") or "")
@@ -393,6 +423,7 @@ _METHODS: dict[str, Callable[[FakeSlack, dict[str, Any]], dict[str, Any]]] = {
     "auth.test": FakeSlack._auth_test,
     "chat.postMessage": FakeSlack._post_message,
     "chat.update": FakeSlack._update,
+    "chat.delete": FakeSlack._delete,
     "conversations.history": FakeSlack._history,
     "conversations.replies": FakeSlack._replies,
     "conversations.list": FakeSlack._list,
@@ -529,8 +560,8 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
         def _misbehave(self, failure: Failure, method: str, params: dict[str, Any]) -> bool:
             """Act out a failure; True when the request is finished."""
             if failure.mode == "ratelimit":
-                self._send(429, {"ok": False, "error": "ratelimited"},
-                           {"Retry-After": str(int(failure.seconds))})
+                value = str(int(failure.seconds)) if failure.retry_after is None else failure.retry_after
+                self._send(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": value} if value else {})
             elif failure.mode in ("server_error", "stored_server_error"):
                 if failure.mode == "stored_server_error":
                     with fake._lock:
@@ -564,7 +595,8 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
                 if failure.mode == "no_ts":
                     self._send(200, {"ok": True})
                 else:
-                    body = b"<html><body>502 Bad Gateway</body></html>"
+                    page = failure.body or "<html><body>502 Bad Gateway</body></html>"
+                    body = page.replace("{authorization}", self.headers.get("Authorization", "")).encode("utf-8")
                     self.send_response(200)
                     self.send_header("Content-Type", "text/html")
                     self.send_header("Content-Length", str(len(body)))
