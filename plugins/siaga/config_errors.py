@@ -158,9 +158,25 @@ def read_config_text(path: str | Path, encoding: str = "utf-8") -> str:
     if len(data) > MAX_CONFIG_BYTES:
         raise ConfigSyntaxError(file_problem(path, f"larger than {MAX_CONFIG_BYTES:,} bytes: not a config file"))
     try:
-        return data.decode(encoding)
+        text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         raise ConfigSyntaxError(file_problem(path, f"not UTF-8 text ({exc.reason})")) from None
+    if not text.strip():
+        # `cp new.yaml detection.yaml` and many editors empty a file before writing it: read in
+        # between, an empty detection.yaml put the defaults in force, an empty sources.yaml no
+        # source at all, each kept as the last good version. A file meant to set nothing says so.
+        raise ConfigSyntaxError(file_problem(path, "file is empty (caught half-written?): to set nothing, write a comment "
+                                                   "in it or delete it"))
+    return text
+
+
+def present(path: str | Path) -> bool:
+    """Whether a config file the deployment may go without is there to be read: anything at
+    the path, a link to nowhere or a link loop too (then its reader refuses it, naming it, and
+    the last good version stays in force). `Path.exists()` says no for those, and a broken
+    link in place of detection.yaml silently put the defaults in force."""
+    path = Path(path)
+    return path.exists() or path.is_symlink()
 
 
 def parse_yaml(text: str, source: str) -> Document:

@@ -25,7 +25,7 @@ from pathlib import Path
 import ahocorasick
 
 from siaga import settings
-from siaga.config_errors import ConfigError
+from siaga.config_errors import ConfigError, present
 from siaga.gazetteer import Gazetteer, PackedPlaces, is_common_word, load_gazetteer
 from siaga.geodata import ROAD_PREFIXES, dictionary_file, Alias, District, OutsidePlace, Road, Village, short_name
 from siaga.normalise import Folded, LazyFolded, key, quick_fold, spaced
@@ -856,7 +856,7 @@ def default_geotagger() -> Geotagger:
 
     national = settings.gazetteer_size() == "national"
     aliases = settings.config_dir() / "aliases.yaml"
-    if not aliases.exists():
+    if not present(aliases):
         return cached_geotagger(settings.geodata_dir(), None, national=national)
     try:
         tagger = cached_geotagger(settings.geodata_dir(), aliases, national=national)

@@ -501,8 +501,10 @@ def _lists_key(directory: Path) -> tuple[str, dict[str, str]] | None:
     from siaga.geodata import dictionary_file
     from siaga.settings import config_dir
 
-    try:  # the files `hazard_config` reads (every entry but a folder), read as it reads them
-        files = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and not p.is_dir())
+    from siaga.hazard_config import hazard_files
+
+    try:  # the files `hazard_config` reads, read as it reads them
+        files = hazard_files(directory)
         texts = {p.name: read_config_text(p) for p in files}
     except (OSError, ConfigError):
         return None
