@@ -149,3 +149,18 @@ def test_hidden_editor_files_in_hazards_are_not_hazard_lists(db_url, folder, cap
     assert "banjir bandang probe" in lists.hazards["flood"].terms
     assert check(capsys, folder)[0] == 0
 
+
+@pytest.mark.parametrize("zone", ["Asia/Makasar", "A", "../../etc/passwd", "Asia/" + "x" * 300])
+def test_a_replay_timezone_typo_is_refused_at_its_line_and_polling_goes_on(db_url, folder, monkeypatch, capsys, zone):
+    """`timezone: Asia/Makasar` (or a save cut after "A") under a replay source was a
+    ZoneInfoNotFoundError traceback from `siaga check`, and from the ingest DAG's listing of the
+    sources, which no last good version caught: every source stopped being polled."""
+    monkeypatch.setenv("SIAGA_DB_URL", db_url)
+    path = folder / "sources.yaml"
+    good = pipeline.source_names()
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("timezone: Asia/Makassar", f"timezone: {zone}", 1), encoding="utf-8")
+    line = text.splitlines().index("    timezone: Asia/Makassar") + 1
+    assert pipeline.source_names() == good
+    code, err = check(capsys, folder)
+    assert code == 1 and f"{path}:{line}:15: sources[0].timezone: unknown time zone" in err

@@ -23,6 +23,20 @@ REGENCY_CODE = "51.08"  # Kemendagri code; its kecamatan are 51.08.NN, villages 
 PROVINCE_NAME = "Bali"
 
 
+def time_zone(name: object) -> tzinfo:
+    """The IANA zone `name` names (a config file's `timezone`); ValueError saying so when it
+    names none. `ZoneInfo` raises a KeyError subclass for a typo ("Asia/Makasar"), ValueError for
+    a path and OSError for a name too long for a file: one sentence for all of them."""
+    from zoneinfo import ZoneInfoNotFoundError
+
+    try:
+        if not isinstance(name, str) or not name:
+            raise ValueError
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"unknown time zone {name!r} (an IANA name such as {LOCAL_TZ_NAME!r})"[:200]) from None
+
+
 def local(when: datetime) -> datetime:
     """`when` in Buleleng's time (refuses naive datetimes: their zone would be a guess)."""
     if when.tzinfo is None:
