@@ -5,7 +5,6 @@ taking over, since only a ConfigError is a refusal."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
