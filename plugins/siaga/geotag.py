@@ -858,6 +858,7 @@ def default_geotagger() -> Geotagger:
     aliases = settings.config_dir() / "aliases.yaml"
     if not present(aliases):
         return cached_geotagger(settings.geodata_dir(), None, national=national)
+    validated = matcher_cache.file_bytes(aliases)  # what the matcher is about to be built from
     try:
         tagger = cached_geotagger(settings.geodata_dir(), aliases, national=national)
     except (ConfigError, OSError) as exc:  # OSError: a folder where the file belongs
@@ -866,7 +867,7 @@ def default_geotagger() -> Geotagger:
             raise
         log.error("REFUSED %s: %s -- keeping its last good version in force (%s)", aliases, exc, kept)
         return cached_geotagger(settings.geodata_dir(), kept, national=national)
-    matcher_cache.keep_last_good(aliases)
+    matcher_cache.keep_last_good(aliases, validated)
     return tagger
 
 
