@@ -79,7 +79,7 @@ def enqueue(session: Session, changes: list[Change], hazard_set: HazardSet, rout
         for receiver in router.route(labels):
             key = _dedup_key(incident, receiver.name, change, view)
             due = _due_time(router, receiver, incident, now, labels)
-            payload = messages.with_hold_note(message, now, due, router.tz) if due > now else message
+            payload = messages.with_hold_note(message, now, due) if due > now else message
             if not outbox.enqueue(session, dedup_key=key, incident_id=incident.id, receiver=receiver.name,
                                   channel=receiver.channel, kind=change.kind, payload=payload, due=due, now=now):
                 continue  # already written by an earlier run
