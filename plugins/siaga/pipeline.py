@@ -161,12 +161,15 @@ def purge(now: datetime) -> dict[str, Any]:
 
 
 def digest(now: datetime, period: timedelta = timedelta(days=1)) -> dict[str, Any]:
-    """Queue the managers' digest of the `period` ending at `now`; the deliver DAG sends it."""
+    """Queue the managers' digest of the `period` ending at the last 07:00 WITA at or before
+    `now` (`digest.day_end`: a run triggered by hand covers the same day as the scheduled one);
+    the deliver DAG sends it."""
     from siaga import digest as digest_stage
     from siaga.routing import Router
 
     store.migrate()
+    end = digest_stage.day_end(now)
     with store.session_scope() as session:
         router = Router.in_force(session, settings.config_dir() / "routing.yaml")
-        written = digest_stage.enqueue_digest(session, router, now - period, now, now)
-    return {"written": written, "period_start": (now - period).isoformat(), "period_end": now.isoformat()}
+        written = digest_stage.enqueue_digest(session, router, end - period, end, now)
+    return {"written": written, "period_start": (end - period).isoformat(), "period_end": end.isoformat()}

@@ -7,7 +7,7 @@ offered a state no incident can have). They live here, once; everything else imp
 """
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+from datetime import datetime, time, tzinfo
 from zoneinfo import ZoneInfo
 
 # --- the region ----------------------------------------------------------------------------
@@ -18,6 +18,9 @@ from zoneinfo import ZoneInfo
 LOCAL_TZ: tzinfo = ZoneInfo("Asia/Makassar")
 LOCAL_TZ_NAME = "Asia/Makassar"
 LOCAL_TZ_LABEL = "WITA"
+# When the managers' day ends and its digest goes out, WITA (the siaga_digest DAG's schedule,
+# and the end of every digest's period: `digest.day_end`).
+DIGEST_TIME = time(7, 0)
 REGENCY_NAME = "Buleleng"
 REGENCY_CODE = "51.08"  # Kemendagri code; its kecamatan are 51.08.NN, villages 51.08.NN.NNNN
 PROVINCE_NAME = "Bali"
