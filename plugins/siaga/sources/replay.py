@@ -64,6 +64,10 @@ class ReplayClock:
 
 
 class ReplaySource:
+    # Polled at the run's own time, not the real one (`pipeline.polled_at`): its clock maps the
+    # run's time into the recording.
+    plays_run_time = True
+
     def __init__(self, name: str, path: Path, clock: ReplayClock | None = None, tz: str = LOCAL_TZ_NAME):
         self.name = name
         self.path = path
