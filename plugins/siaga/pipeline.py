@@ -165,7 +165,8 @@ def purge(now: datetime) -> dict[str, Any]:
     from siaga import retention
 
     store.migrate()
-    keep_for = retention.configured_retention()
+    with store.session_scope() as session:
+        keep_for = retention.retention_in_force(session)
     with store.session_scope() as session:
         purged = retention.purge_old_posts(session, now - keep_for)
     return {"purged": purged, "older_than": (now - keep_for).isoformat()}
