@@ -164,3 +164,18 @@ def test_a_replay_timezone_typo_is_refused_at_its_line_and_polling_goes_on(sqlit
     assert pipeline.source_names() == good
     code, err = check(capsys, folder)
     assert code == 1 and f"{path}:{line}:15: sources[0].timezone: unknown time zone" in err
+
+
+def test_a_deleted_hazard_file_retires_the_hazard_and_says_so(sqlite_url, folder, caplog):
+    """Decided: the folder is what operators edit, and deleting a file is how a hazard is taken
+    out. It is no refusal, but a file deleted by mistake must not stop a hazard silently."""
+    import logging
+
+    with store.session_scope(sqlite_url) as session:
+        assert "tidal_flood" in hazard_lists.in_force(session).hazards
+    (folder / "hazards" / "tidal_flood.yaml").unlink()
+    with caplog.at_level(logging.WARNING, logger="siaga.hazard_lists"), store.session_scope(sqlite_url) as session:
+        lists = hazard_lists.in_force(session)
+    assert "tidal_flood" not in lists.hazards and "flood" in lists.hazards
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "no longer define tidal_flood" in warning
