@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, NamedTuple
 
 import ahocorasick
 
-from siaga.hazard_config import Hazard, HazardConfig, read_directory
+from siaga.hazard_config import Hazard, HazardConfig, hazard_files, read_directory
 from siaga.negation import Denial
 from siaga import non_event
 from siaga.normalise import (
@@ -500,8 +500,6 @@ def _lists_key(directory: Path) -> tuple[str, dict[str, str]] | None:
     from siaga.config_errors import ConfigError, read_config_text
     from siaga.geodata import dictionary_file
     from siaga.settings import config_dir
-
-    from siaga.hazard_config import hazard_files
 
     try:  # the files `hazard_config` reads, read as it reads them
         files = hazard_files(directory)
