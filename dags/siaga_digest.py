@@ -13,13 +13,13 @@ from airflow.timetables.trigger import CronTriggerTimetable
 
 from siaga import pipeline
 from siaga.pipeline import run_time
-from siaga.vocabulary import LOCAL_TZ_NAME
+from siaga.vocabulary import DIGEST_TIME, LOCAL_TZ_NAME
 
 OUTBOX = Asset(pipeline.OUTBOX_URI)
 
 
 @dag(
-    schedule=CronTriggerTimetable("0 7 * * *", timezone=LOCAL_TZ_NAME),
+    schedule=CronTriggerTimetable(f"{DIGEST_TIME.minute} {DIGEST_TIME.hour} * * *", timezone=LOCAL_TZ_NAME),
     catchup=False,
     max_active_runs=1,
     tags=["siaga"],

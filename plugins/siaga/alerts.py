@@ -23,7 +23,7 @@ from siaga.catalogue import say
 from siaga.hazards import HazardSet
 from siaga.incidents import Change, IncidentPosts, add_event
 from siaga.routing import Receiver, Router
-from siaga.store import Incident, IncidentArea, IncidentEvent, Post, in_slices
+from siaga.store import Incident, IncidentArea, IncidentEvent, OutboxMessage, Post, in_slices
 
 log = logging.getLogger(__name__)
 _warned_no_link: list[bool] = []  # once per process: the setting does not change while it runs
@@ -76,10 +76,10 @@ def enqueue(session: Session, changes: list[Change], hazard_set: HazardSet, rout
             continue
         view = view_for(session, change, hazard_set, facts)
         message = messages.build_message(view)
-        for receiver in router.route(labels):
+        for receiver in _receivers(session, router, incident, labels, hazard_set):
             key = _dedup_key(incident, receiver.name, change, view)
             due = _due_time(router, receiver, incident, now, labels)
-            payload = messages.with_hold_note(message, now, due, router.tz) if due > now else message
+            payload = messages.with_hold_note(message, now, due) if due > now else message
             if not outbox.enqueue(session, dedup_key=key, incident_id=incident.id, receiver=receiver.name,
                                   channel=receiver.channel, kind=change.kind, payload=payload, due=due, now=now):
                 continue  # already written by an earlier run
@@ -92,6 +92,22 @@ def enqueue(session: Session, changes: list[Change], hazard_set: HazardSet, rout
             written += 1
     session.flush()
     return written
+
+
+def _receivers(session: Session, router: Router, incident: Incident, labels: dict[str, str],
+               hazard_set: HazardSet) -> list[Receiver]:
+    """Who hears of this change: the route tree's receivers for its labels, except for an
+    incident whose hazard the lists in force no longer define (its file deleted while it was
+    open: `hazard_lists`), whose agency is unknown: its messages go where its earlier ones went.
+    Its agency was guessed as BPBD, and a traffic accident's closing notice reached BPBD, who
+    never saw it open, as a top-level message without its thread."""
+    if incident.hazard not in hazard_set.hazards and incident.id is not None:
+        names = session.scalars(select(OutboxMessage.receiver).where(OutboxMessage.incident_id == incident.id)
+                                .order_by(OutboxMessage.id)).all()
+        earlier = [router.receivers[n] for n in dict.fromkeys(names) if n in router.receivers]
+        if earlier:
+            return earlier
+    return router.route(labels)
 
 
 def _dedup_key(incident: Incident, receiver: str, change: Change, view: messages.AlertView) -> str:

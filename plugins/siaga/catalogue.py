@@ -143,6 +143,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "event.note": ("Catatan", "note"),
     "event.silenced": ("Ditahan oleh penundaan", "held back by a silence"),
     "event.held": ("Menunggu jam tenang usai", "waiting for quiet hours to end"),
+    "message.held": ("Ditahan jam tenang {since:short} – {until:short}", "held by quiet hours {since:short} – {until:short}"),
     "event.unknown": ("Peristiwa {kind}", "event {kind}"),
     "timeline.opened": ("Dibuka, tingkat {severity}: {evidence}", "opened, severity {severity}: {evidence}"),
     "timeline.late": ("Terhitung terlambat, dari sebelum selesai: {evidence}", "counted late, from before it closed: {evidence}"),

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from siaga import detection_config, geodata, hazard_config, settings
-from siaga.config_errors import ConfigError, ConfigProblem, did_you_mean, file_problem, read_yaml
+from siaga.config_errors import ConfigError, ConfigProblem, did_you_mean, file_problem, present, read_yaml
 from siaga.normalise import key, load_abbreviations
 from siaga.routing import Router, RoutingConfigError
 from siaga.sources import check_sources_file
@@ -95,7 +95,7 @@ def _check_hazards(directory: Path, report: FolderReport) -> set[str]:
     hazards = hazard_config.check_directory(directory)
     report.errors.extend(hazards.errors)
     report.warnings.extend(hazards.warnings)
-    return {p.stem for p in directory.glob("*.y*ml")} if directory.is_dir() else set()
+    return {p.stem for p in hazard_config.hazard_files(directory)} if directory.is_dir() else set()
 
 
 def _check_routing(path: Path, report: FolderReport, hazard_ids: set[str]) -> None:
@@ -138,7 +138,7 @@ def _present(path: Path, report: FolderReport) -> bool:
     """Whether anything is at `path` (a folder, a device, a dangling link too: the loader
     refuses it, as the DAGs' does); else the file is reported missing."""
     report.checked.append(path.name)
-    if path.exists() or path.is_symlink():
+    if present(path):
         return True
     report.errors.append(file_problem(path, "missing: the DAGs read it from this folder"))
     return False
@@ -146,8 +146,9 @@ def _present(path: Path, report: FolderReport) -> bool:
 
 def _check_optional(path: Path, report: FolderReport, load: Callable[[Path], Any]) -> None:
     """A file the deployment can run without (defaults apply); checked when present. Present
-    means as the loaders read it: anything at the path, a directory too, is loaded (and refused)."""
-    if not path.exists():
+    means as the loaders read it: anything at the path, a directory or a broken link too, is
+    loaded (and refused)."""
+    if not present(path):
         return
     report.checked.append(path.name if path.parent == report.directory else str(path))
     try:

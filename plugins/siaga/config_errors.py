@@ -158,9 +158,25 @@ def read_config_text(path: str | Path, encoding: str = "utf-8") -> str:
     if len(data) > MAX_CONFIG_BYTES:
         raise ConfigSyntaxError(file_problem(path, f"larger than {MAX_CONFIG_BYTES:,} bytes: not a config file"))
     try:
-        return data.decode(encoding)
+        text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         raise ConfigSyntaxError(file_problem(path, f"not UTF-8 text ({exc.reason})")) from None
+    if not text.strip():
+        # `cp new.yaml detection.yaml` and many editors empty a file before writing it: read in
+        # between, an empty detection.yaml put the defaults in force, an empty sources.yaml no
+        # source at all, each kept as the last good version. A file meant to set nothing says so.
+        raise ConfigSyntaxError(file_problem(path, "file is empty (caught half-written?): to set nothing, write a comment "
+                                                   "in it or delete it"))
+    return text
+
+
+def present(path: str | Path) -> bool:
+    """Whether a config file the deployment may go without is there to be read: anything at
+    the path, a link to nowhere or a link loop too (then its reader refuses it, naming it, and
+    the last good version stays in force). `Path.exists()` says no for those, and a broken
+    link in place of detection.yaml silently put the defaults in force."""
+    path = Path(path)
+    return path.exists() or path.is_symlink()
 
 
 def parse_yaml(text: str, source: str) -> Document:
@@ -239,7 +255,7 @@ def _data_of(node: yaml.Node, path: FieldPath, doc: Document, loader: yaml.SafeL
             if not isinstance(key_node, yaml.ScalarNode):  # a list or mapping as a key: its text could be huge
                 raise ConfigSyntaxError(ConfigProblem(doc.source, *_mark(key_node.start_mark), dotted(path) or TOP_LEVEL,
                                                       "a key must be a plain value, not a list or mapping"))
-            key = str(loader.construct_object(key_node, deep=True))
+            key = str(_construct(loader, key_node, path, doc))
             child = path + (key,)
             if key in out:
                 first = doc.keys[child]
@@ -252,7 +268,7 @@ def _data_of(node: yaml.Node, path: FieldPath, doc: Document, loader: yaml.SafeL
     if isinstance(node, yaml.SequenceNode):
         doc.collections.add(path)
         return [_data_of(item, path + (i,), doc, loader, budget) for i, item in enumerate(node.value)]
-    value = loader.construct_object(node, deep=True)
+    value = _construct(loader, node, path, doc)
     if isinstance(value, float) and not math.isfinite(value):
         # YAML's .nan and .inf: no setting means either, and NaN passes every JSON Schema bound
         # (each comparison with it is false), so `sensitivity: .nan` was accepted and reached
@@ -260,6 +276,31 @@ def _data_of(node: yaml.Node, path: FieldPath, doc: Document, loader: yaml.SafeL
         raise ConfigSyntaxError(ConfigProblem(doc.source, *_mark(node.start_mark), dotted(path) or TOP_LEVEL,
                                               f"{node.value!r} is not a finite number"))
     return value
+
+
+def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: FieldPath, doc: Document) -> Any:
+    """The value of a node, refused at it when PyYAML's constructors fail with a bare ValueError:
+    an integer of more than 4300 digits (Python's `int` limit) or a date that does not exist
+    (`2026-02-30`) was a traceback from `siaga check` and from every run reading the file, which
+    no last good version caught."""
+    shown = node.value if len(node.value) <= 40 else node.value[:20] + "..."
+    try:
+        value = loader.construct_object(node, deep=True)
+    except (ValueError, OverflowError) as exc:
+        reason = str(exc).split(";")[0]
+        raise ConfigSyntaxError(ConfigProblem(doc.source, *_mark(node.start_mark), dotted(path) or TOP_LEVEL,
+                                              f"{shown!r} cannot be read ({reason})")) from None
+    if isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:
+        # written in hex, it passed `int`, and the schema's message about it ("... is greater than
+        # the maximum") failed to print it
+        raise ConfigSyntaxError(ConfigProblem(doc.source, *_mark(node.start_mark), dotted(path) or TOP_LEVEL,
+                                              f"{shown!r} cannot be read (a number of more than {_MAX_INT_DIGITS} digits)"))
+    return value
+
+
+# No setting is anywhere near this; a number past it is a typo or an attack on the reader.
+_MAX_INT_DIGITS = 100
+_MAX_INT_BITS = int(_MAX_INT_DIGITS * 3.33)
 
 
 def syntax_problem(source: str, text: str, exc: yaml.MarkedYAMLError) -> ConfigProblem:

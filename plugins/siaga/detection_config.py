@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import jsonschema
 
 from siaga import settings
-from siaga.config_errors import ConfigError, Document, document_of, read_document, schema_problems
+from siaga.config_errors import ConfigError, Document, document_of, present, read_document, schema_problems
 
 if TYPE_CHECKING:  # the database is needed only by `in_force`, which imports it when called
     from sqlalchemy.orm import Session
@@ -91,7 +91,7 @@ def in_force(session: Session, path: str | Path | None = None) -> DetectSettings
     from siaga import last_good
 
     path = Path(path) if path is not None else settings.config_dir() / FILE_NAME
-    if not path.exists():
+    if not present(path):
         return DetectSettings()
     return last_good.in_force(session, path, DetectSettings.from_document, DetectionConfigError)
 
@@ -100,6 +100,6 @@ def load(path: str | Path | None = None) -> DetectSettings:
     """The settings in `path` (default: detection.yaml in the config folder); the defaults when
     the file does not exist. Raises DetectionConfigError when it cannot be read or is wrong."""
     path = Path(path) if path is not None else settings.config_dir() / FILE_NAME
-    if not path.exists():
+    if not present(path):
         return DetectSettings()
     return DetectSettings.from_document(read_document(path, DetectionConfigError))

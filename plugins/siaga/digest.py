@@ -8,8 +8,9 @@ incident counts in the kecamatan its road and posts placed it in (`incidents.kec
 with the road named. Every sentence comes from `catalogue`.
 The digest goes through the same outbox as alerts (routed by the label `kind: digest`, see
 config/routing.yaml), so it gets the same retry and never-twice guarantees; its de-duplication
-key is the local date of the period's end, so a re-run or a manual trigger the same morning
-writes nothing new.
+key is the WITA date of the period's end, so a re-run or a manual trigger the same morning
+writes nothing new. The period always ends at DIGEST_TIME (07:00 WITA, when the DAG runs),
+whenever the run happens: see `day_end`.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from siaga.incidents import kecamatan_of
 from siaga.messages import escape, one_line, truncate
 from siaga.routing import Router
 from siaga.store import Incident, IncidentEvent
-from siaga.vocabulary import LIVE_STATES, SLACK_MAX_BLOCKS, SLACK_SECTION_TEXT
+from siaga.vocabulary import DIGEST_TIME, LIVE_STATES, LOCAL_TZ, SLACK_MAX_BLOCKS, SLACK_SECTION_TEXT, local
 
 KIND = "digest"
 MAX_DEAD_LISTED = 5
@@ -187,8 +188,20 @@ def build_message(summary: DigestSummary, hazard_set: HazardSet) -> dict[str, An
     return {"text": text, "blocks": blocks[:SLACK_MAX_BLOCKS]}
 
 
+def day_end(now: datetime) -> datetime:
+    """The end of the last digest day at `now`: the latest DIGEST_TIME (WITA) at or before it.
+    A run triggered by hand, or with no interval (Airflow gives such a run the moment it was
+    triggered), summarised the day before that moment: at 06:00 it took 06:00 to 06:00 under
+    the day's key, the 07:00 run then found the key taken, and what happened between 06:00 and
+    07:00 was in no digest."""
+    at = local(now)
+    end = datetime.combine(at.date(), DIGEST_TIME, tzinfo=LOCAL_TZ)
+    return end if end <= at else end - timedelta(days=1)
+
+
 def digest_key(router: Router, receiver: str, day_end: datetime) -> str:
-    return f"{KIND}:{day_end.astimezone(router.tz):%Y-%m-%d}:{receiver}"
+    """One digest per receiver and WITA day (`router` is kept for the callers' sake)."""
+    return f"{KIND}:{local(day_end):%Y-%m-%d}:{receiver}"
 
 
 def enqueue_digest(

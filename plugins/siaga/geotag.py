@@ -26,7 +26,7 @@ from pathlib import Path
 import ahocorasick
 
 from siaga import settings
-from siaga.config_errors import ConfigError
+from siaga.config_errors import ConfigError, present
 from siaga.gazetteer import Gazetteer, PackedPlaces, is_common_word, load_gazetteer
 from siaga.geodata import ROAD_PREFIXES, dictionary_file, Alias, District, OutsidePlace, Road, Village, short_name
 from siaga.normalise import SENTENCE_ENDS, Folded, LazyFolded, hashtag_at, address_spans, key, quick_fold, spaced
@@ -938,8 +938,9 @@ def default_geotagger() -> Geotagger:
 
     national = settings.gazetteer_size() == "national"
     aliases = settings.config_dir() / "aliases.yaml"
-    if not aliases.exists():
+    if not present(aliases):
         return cached_geotagger(settings.geodata_dir(), None, national=national)
+    validated = matcher_cache.file_bytes(aliases)  # what the matcher is about to be built from
     try:
         tagger = cached_geotagger(settings.geodata_dir(), aliases, national=national)
     except (ConfigError, OSError) as exc:  # OSError: a folder where the file belongs
@@ -948,7 +949,7 @@ def default_geotagger() -> Geotagger:
             raise
         log.error("REFUSED %s: %s -- keeping its last good version in force (%s)", aliases, exc, kept)
         return cached_geotagger(settings.geodata_dir(), kept, national=national)
-    matcher_cache.keep_last_good(aliases)
+    matcher_cache.keep_last_good(aliases, validated)
     return tagger
 
 

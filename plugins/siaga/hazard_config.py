@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from siaga.config_errors import (
-    ConfigError, ConfigProblem, ConfigSyntaxError, Document, did_you_mean, read_yaml, schema_problems,
+    ConfigError, ConfigProblem, ConfigSyntaxError, Document, did_you_mean, present, read_yaml, schema_problems,
 )
 from siaga.normalise import fold, load_abbreviations, match_key, stem
 
@@ -143,6 +143,18 @@ def hazards_dir_of(path: Path) -> Path:
         raise HazardConfigError([ConfigProblem(str(path), 0, 0, "(directory)",
                                                "a config folder without hazards/: the hazard lists go in hazards/<id>.yaml")])
     return path
+
+
+def hazard_files(directory: Path) -> list[Path]:
+    """The hazard lists of `directory`, in name order: every `*.yaml` / `*.yml` entry but a folder
+    (a device, a pipe or a dangling link named flood.yaml is refused at its file by
+    `read_config_text`, not skipped, which silently took flood out of the lists in force) and
+    but a hidden one. Editors keep their locks and copies beside the file being edited under a
+    leading dot (Emacs' `.#flood.yaml`, a link to nowhere while a buffer is unsaved); read as
+    lists, they refused the whole set, and the valid edits saved meanwhile with it. A hazard's
+    file is named by its id, which never starts with a dot."""
+    return sorted(p for p in Path(directory).iterdir()
+                  if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and not p.is_dir())
 
 
 def read_directory(directory: Path) -> HazardConfig:
@@ -268,7 +280,7 @@ def _abbreviations_for(directory: Path) -> dict[str, str]:
     from siaga.settings import config_dir
 
     for candidate in (directory.parent / "abbreviations.csv", config_dir() / "abbreviations.csv"):
-        if candidate.exists():
+        if present(candidate):
             return load_abbreviations(candidate)
     return {}
 
@@ -284,9 +296,7 @@ def _check(directory: Path) -> tuple[CheckReport, list[_Loaded], dict[str, str]]
     directory = Path(directory)
     if not directory.is_dir():
         return CheckReport([ConfigProblem(str(directory), 0, 0, "(directory)", "not a directory")], []), [], {}
-    # every entry but a folder: a device, a pipe or a dangling link named flood.yaml is refused at
-    # its file (read_config_text), not skipped, which silently took flood out of the lists in force
-    files = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and not p.is_dir())
+    files = hazard_files(directory)
     if not files:
         errors.append(ConfigProblem(str(directory), 0, 0, "(directory)", "no *.yaml hazard files"))
     try:

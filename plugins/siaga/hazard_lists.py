@@ -61,9 +61,22 @@ def _table_text(abbreviations: dict[str, str]) -> str:
 
 def _remember(session: Session, fingerprint: str, content: dict[str, str]) -> None:
     """Make this set the last good one (`last_good.remember_content`: detect and the mapped tag
-    tasks start side by side and may both write it)."""
+    tasks start side by side and may both write it).
+
+    A hazard whose file is gone is retired, by decision: the folder is what operators edit, and
+    deleting a file is how a hazard is taken out (keeping it would make that impossible without
+    touching the database). It is a valid set, so no refusal is logged; but a file deleted by
+    mistake (a wrong `rm`, a checkout half-done) silently stops a hazard's detection, so the
+    hazards a new set drops are named at WARNING: no new incidents of them, and their open ones
+    resolve as they go quiet."""
+    before = session.get(ConfigState, STATE_NAME)
+    kept = set(before.content) if before is not None and isinstance(before.content, dict) else set()
     if last_good.remember_content(session, STATE_NAME, fingerprint, content):
         log.info("hazard lists in force: %s (%d hazards)", fingerprint, len(content) - (TABLE_KEY in content))
+        gone = sorted(Path(name).stem for name in kept - set(content) - {TABLE_KEY})
+        if gone:
+            log.warning("hazard lists in force no longer define %s (their files are gone): no new incidents of them; "
+                        "put a file back to detect it again", ", ".join(gone))
 
 
 def _from_content(content: dict[str, str]) -> HazardSet:

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, NamedTuple
 
 import ahocorasick
 
-from siaga.hazard_config import Hazard, HazardConfig, read_directory
+from siaga.hazard_config import Hazard, HazardConfig, hazard_files, read_directory
 from siaga.negation import Denial
 from siaga import non_event
 from siaga.normalise import (
@@ -501,8 +501,8 @@ def _lists_key(directory: Path) -> tuple[str, dict[str, str]] | None:
     from siaga.geodata import dictionary_file
     from siaga.settings import config_dir
 
-    try:  # the files `hazard_config` reads (every entry but a folder), read as it reads them
-        files = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and not p.is_dir())
+    try:  # the files `hazard_config` reads, read as it reads them
+        files = hazard_files(directory)
         texts = {p.name: read_config_text(p) for p in files}
     except (OSError, ConfigError):
         return None

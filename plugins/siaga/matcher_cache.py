@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
 from siaga.collector import LOADING_GEN0, fewer_collections
-from siaga.files import NotARegularFile, open_regular_file, write_atomically
+from siaga.files import NotARegularFile, open_regular_file, read_regular_file, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -130,13 +130,28 @@ def store(kind: str, key: str, value: Any, directory: Path | None = None) -> Pat
 LAST_GOOD = "last-good"
 
 
-def keep_last_good(path: Path, directory: Path | None = None) -> None:
+def file_bytes(path: Path) -> bytes | None:
+    """The bytes of the file at `path`, None when it cannot be read (`keep_last_good`)."""
+    try:
+        return read_regular_file(Path(path))
+    except OSError:
+        return None
+
+
+def keep_last_good(path: Path, validated: bytes | None, directory: Path | None = None) -> None:
     """Keep a copy of `path`, a file a matcher was just built or loaded from (so it is valid),
-    unless the copy already holds the same bytes. Written as entries are, atomically; a folder
-    that cannot be written only costs the fallback."""
+    unless the copy already holds the same bytes. `validated` is the file as read before the
+    matcher was made: only when the file still holds exactly those bytes are they what the
+    matcher was made from. A file read again afterwards could be an operator's next save (a
+    typo) and became the "last good" copy: with the file and its copy both refused, every
+    detect run failed. Written as entries are, atomically; a folder that cannot be written
+    only costs the fallback."""
     copy = last_good_path(Path(path).name, directory)
     try:
-        data = Path(path).read_bytes()
+        data = read_regular_file(Path(path))
+        if validated is None or data != validated:
+            log.warning("%s changed while its matcher was made: its last good copy is left as it was", path)
+            return
         if copy.is_file() and copy.read_bytes() == data:
             return
         copy.parent.mkdir(parents=True, exist_ok=True)

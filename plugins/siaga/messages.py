@@ -441,12 +441,13 @@ def build_message(view: AlertView) -> dict[str, Any]:
 HOLD_KEY = "siaga_held"  # payload key (not sent to Slack) marking a message quiet hours held
 
 
-def with_hold_note(message: dict[str, Any], since: datetime, until: datetime, tz: Any) -> dict[str, Any]:
-    """`message` with a line saying quiet hours held it (from when until when, local time), so
-    whoever reads it in the morning knows it is not fresh; the outbox puts "released" on the
-    timeline when it goes out (`HOLD_KEY` tells it the message was held)."""
-    local = lambda t: t.astimezone(tz).strftime("%d %b %H:%M")  # noqa: E731 - local shorthand
-    note = f"⏸ Ditahan jam tenang (held by quiet hours) {local(since)} – {local(until)}"
+def with_hold_note(message: dict[str, Any], since: datetime, until: datetime) -> dict[str, Any]:
+    """`message` with a line saying quiet hours held it (from when until when, in WITA as every
+    time a person reads: the catalogue's), so whoever reads it in the morning knows it is not
+    fresh; the outbox puts "released" on the timeline when it goes out (`HOLD_KEY` tells it the
+    message was held). The note once wrote its times itself: no zone, English month names, and
+    in routing.yaml's `timezone`, so "05:00" could be WIB in an alert whose other times are WITA."""
+    note = "⏸ " + say("message.held", since=since, until=until)
     blocks = list(message.get("blocks") or [])
     blocks.insert(1, {"type": "context", "elements": [_mrkdwn(escape(note))]})
     return {**message, "text": f"{note}. {message.get('text', '')}", "blocks": blocks[:SLACK_MAX_BLOCKS],

@@ -20,6 +20,15 @@ from siaga.store import Alert, Post, in_slices
 DEFAULT_RETENTION = timedelta(days=30)
 
 
+def retention_in_force(session: Session, path: Path | None = None) -> timedelta:
+    """The retention of the sources.yaml in force (`sources.retention_in_force`: its last good
+    version while the file is refused), else DEFAULT_RETENTION."""
+    from siaga.sources import retention_in_force as days_in_force
+
+    days = days_in_force(session, path)
+    return DEFAULT_RETENTION if days is None else timedelta(days=days)
+
+
 def configured_retention(path: Path | None = None) -> timedelta:
     """`retention_days` of config/sources.yaml (where operators configure what is collected),
     read and checked by the sources file's own schema (`sources.config_file`), so `siaga check`

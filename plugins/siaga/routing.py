@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
 
 from siaga.config_errors import ConfigError, Document, document_of, read_document, schema_problems
-from siaga.vocabulary import LOCAL_TZ_NAME, SEVERITIES
+from siaga.vocabulary import LOCAL_TZ_NAME, SEVERITIES, time_zone
 
 if TYPE_CHECKING:  # the database is needed only by `in_force`, which imports it when called
     from sqlalchemy.orm import Session
@@ -149,7 +148,7 @@ class Route:
 
 class Router:
     def __init__(self, root: Route, receivers: Mapping[str, Receiver], severities: tuple[str, ...],
-                 tz: ZoneInfo) -> None:
+                 tz: tzinfo) -> None:
         self.root = root
         self.receivers = dict(receivers)
         self.severities = severities
@@ -186,9 +185,9 @@ class Router:
             raise RoutingConfigError(problems)
 
         try:
-            tz = ZoneInfo(data.get("timezone", LOCAL_TZ_NAME))
-        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a name too long for a file
-            raise fail(["timezone"], f"unknown time zone {data.get('timezone')!r}") from exc
+            tz = time_zone(data.get("timezone", LOCAL_TZ_NAME))
+        except ValueError as exc:
+            raise fail(["timezone"], str(exc)) from exc
         severities = tuple(data["severities"])
         if severities != SEVERITIES:  # incidents are given these: any other list fails at the first alert
             raise fail(["severities"], f"must be {list(SEVERITIES)} (the severities Siaga assigns, ascending), not {list(severities)}")

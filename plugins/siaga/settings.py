@@ -300,7 +300,8 @@ def _env_connection_uri(value: str, name: str = "AIRFLOW_CONN_<ID>") -> str:
 
 def _sqlalchemy_url(uri: str) -> str:
     """Airflow spells PostgreSQL "postgres://"; SQLAlchemy wants a driver name."""
-    for prefix in ("postgres://", "postgresql://"):
-        if uri.startswith(prefix):
-            return "postgresql+psycopg2://" + uri[len(prefix):]
-    return uri
+    if uri.startswith("postgres://"):
+        uri = "postgresql://" + uri[len("postgres://"):]
+    from siaga.store import with_driver
+
+    return with_driver(uri)

@@ -439,12 +439,30 @@ def _usable(url: str) -> None:
     except ImportError as exc:
         raise UnusableDatabaseURL(f"{shown}: the driver of {parsed.drivername} is not installed ({exc}); "
                                   f"use {parsed.get_backend_name()}://") from None
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername not in ("postgresql", PG_DRIVER):
+        raise UnusableDatabaseURL(f"{shown}: Siaga's bulk paths (COPY) are written for psycopg2; use postgresql:// or "
+                                  f"{PG_DRIVER}://, not {parsed.drivername}://")
+
+
+# The PostgreSQL driver Siaga's COPY and mogrify calls are written for. SQLAlchemy 2.1 reads a
+# bare postgresql:// as psycopg (3), which is installed beside it (Airflow's): with
+# SIAGA_DB_URL=postgresql://... (as the README writes it) every ingest failed on its COPY with
+# "'Cursor' object has no attribute 'copy_expert'".
+PG_DRIVER = "postgresql+psycopg2"
+
+
+def with_driver(url: str) -> str:
+    """`url` with Siaga's PostgreSQL driver named when it names none (`postgresql://`)."""
+    if url.startswith("postgresql://"):
+        return PG_DRIVER + url[len("postgresql"):]
+    return url
 
 
 @lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
     """One engine per URL per process (pooling), SQLite tuned for concurrent readers."""
     _usable(url)
+    url = with_driver(url)
     kwargs: dict[str, Any] = {"future": True}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30}

@@ -7,7 +7,7 @@ offered a state no incident can have). They live here, once; everything else imp
 """
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+from datetime import datetime, time, tzinfo
 from zoneinfo import ZoneInfo
 
 # --- the region ----------------------------------------------------------------------------
@@ -18,9 +18,26 @@ from zoneinfo import ZoneInfo
 LOCAL_TZ: tzinfo = ZoneInfo("Asia/Makassar")
 LOCAL_TZ_NAME = "Asia/Makassar"
 LOCAL_TZ_LABEL = "WITA"
+# When the managers' day ends and its digest goes out, WITA (the siaga_digest DAG's schedule,
+# and the end of every digest's period: `digest.day_end`).
+DIGEST_TIME = time(7, 0)
 REGENCY_NAME = "Buleleng"
 REGENCY_CODE = "51.08"  # Kemendagri code; its kecamatan are 51.08.NN, villages 51.08.NN.NNNN
 PROVINCE_NAME = "Bali"
+
+
+def time_zone(name: object) -> tzinfo:
+    """The IANA zone `name` names (a config file's `timezone`); ValueError saying so when it
+    names none. `ZoneInfo` raises a KeyError subclass for a typo ("Asia/Makasar"), ValueError for
+    a path and OSError for a name too long for a file: one sentence for all of them."""
+    from zoneinfo import ZoneInfoNotFoundError
+
+    try:
+        if not isinstance(name, str) or not name:
+            raise ValueError
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"unknown time zone {name!r} (an IANA name such as {LOCAL_TZ_NAME!r})"[:200]) from None
 
 
 def local(when: datetime) -> datetime:

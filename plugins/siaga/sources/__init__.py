@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from siaga import settings
 from siaga.config_errors import ConfigError, Document
@@ -35,6 +35,7 @@ __all__ = [
     "InboxSource",
     "load_sources",
     "sources_in_force",
+    "retention_in_force",
     "PushStream",
     "push_streams",
 ]
@@ -73,8 +74,14 @@ def sources_in_force(session: "Session", path: Path | None = None) -> list[Sourc
     from siaga import last_good
 
     path = Path(path or settings.config_dir() / "sources.yaml")
+    return last_good.in_force(session, path, _builder(path), SourcesFileRefused)
+
+
+def _builder(path: Path) -> Callable[[Document], list[Source]]:
+    """The enabled sources of a sources file's document, SourcesFileRefused with every problem
+    (relative paths under the folder above the file's, for the kept text too)."""
     builders = {kind: cls.from_config for kind, cls in _KINDS.items()}
-    base_dir = path.parent.parent  # relative paths of the file, the kept text's too
+    base_dir = path.parent.parent
 
     def build(doc: Document) -> list[Source]:
         from siaga.sources import config_file
@@ -84,7 +91,30 @@ def sources_in_force(session: "Session", path: Path | None = None) -> list[Sourc
             raise SourcesFileRefused(problems)
         return sources
 
-    return last_good.in_force(session, path, build, SourcesFileRefused)
+    return build
+
+
+def retention_in_force(session: "Session", path: Path | None = None) -> int | None:
+    """`retention_days` of the sources.yaml in force (None: not set), as `sources_in_force`
+    reads the file: while it is refused, its last good version's. The purge read the field from
+    the file alone, and a file emptied or cut before that line by a save caught half-way meant
+    the default: posts kept a year by choice were deleted at 30 days, for good. With no good
+    version ever kept, the field alone, checked (`config_file.retention_days`): purging does
+    not wait for a source's typo to be fixed."""
+    from siaga import last_good
+    from siaga.sources import config_file
+
+    path = Path(path or settings.config_dir() / "sources.yaml")
+    build = _builder(path)
+
+    def retention(doc: Document) -> int | None:
+        build(doc)
+        return (doc.data or {}).get("retention_days")
+
+    try:
+        return last_good.in_force(session, path, retention, SourcesFileRefused)
+    except SourcesFileRefused:
+        return config_file.retention_days(path)
 
 
 def check_sources_file(path: Path) -> tuple[list[Any], list[Source]]:

@@ -83,6 +83,9 @@ SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
     "additionalProperties": False,
+    # Said, even when empty (`sources: []`): a file cut off in its comment header by a save
+    # caught half-way was a valid file polling nothing, kept as the last good version.
+    "required": ["sources"],
     "properties": {
         "retention_days": RETENTION_DAYS,
         "sources": {

@@ -26,7 +26,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
-from zoneinfo import ZoneInfo
 
 from siaga import settings
 from siaga.files import read_regular_file
@@ -35,7 +34,7 @@ from siaga.sources.http import SourceError
 from siaga.sources.parsing import json_text, opt_text, parse_time, record_id
 from siaga.sources.records import Records, decode_line, without_bom
 from siaga.sources.schema import check_number
-from siaga.vocabulary import LOCAL_TZ_NAME
+from siaga.vocabulary import LOCAL_TZ_NAME, time_zone
 
 log = logging.getLogger(__name__)
 REQUIRED = ("id", "created_at", "text")
@@ -65,11 +64,15 @@ class ReplayClock:
 
 
 class ReplaySource:
+    # Polled at the run's own time, not the real one (`pipeline.polled_at`): its clock maps the
+    # run's time into the recording.
+    plays_run_time = True
+
     def __init__(self, name: str, path: Path, clock: ReplayClock | None = None, tz: str = LOCAL_TZ_NAME):
         self.name = name
         self.path = path
         self.clock = clock or ReplayClock()
-        self.tz = ZoneInfo(tz)  # for timestamps written without a zone (WITA in Bali)
+        self.tz = time_zone(tz)  # for timestamps written without a zone (WITA in Bali)
 
     @classmethod
     def from_config(cls, entry: dict[str, Any], base_dir: Path, where: str) -> "ReplaySource":
@@ -82,7 +85,12 @@ class ReplaySource:
         mode = settings.replay_clock_override() or clock_cfg.get("mode", "identity")
         if mode not in ("identity", "live"):
             raise SourceConfigError(f"{where}.clock.mode: expected 'identity' or 'live', got {mode!r}")
-        return cls(entry["name"], path, ReplayClock(mode, float(clock_cfg.get("speed", 1.0))), entry.get("timezone", LOCAL_TZ_NAME))
+        zone = entry.get("timezone", LOCAL_TZ_NAME)
+        try:  # a typo here was a traceback from `siaga check` and every ingest run's source listing
+            time_zone(zone)
+        except ValueError as exc:
+            raise SourceConfigError(f"{where}.timezone: {exc}") from None
+        return cls(entry["name"], path, ReplayClock(mode, float(clock_cfg.get("speed", 1.0))), zone)
 
     def poll(self, cursor: dict[str, Any] | None, now: datetime) -> PollResult:
         """Posts whose time has come and that the cursor has not passed, plus the bad lines."""

@@ -32,7 +32,9 @@ LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
 
 def parse_day(value: str, end: bool = False) -> datetime:
     """A date (a whole WITA day: its start, or with `end` the next day's start, so the end date
-    is included) or an ISO timestamp (UTC if no offset). ValueError names the bad value."""
+    is included) or an ISO timestamp (WITA if no offset, as every time a person types: it was
+    UTC here while `siaga backtest --from` and `siaga terms --until` read it as WITA, so the
+    same "2026-12-05T10:00" meant two instants 8 hours apart). ValueError names the bad value."""
     shown = value if len(value) <= 40 else value[:40] + "…"
     try:
         if len(value) == 10:
@@ -40,7 +42,7 @@ def parse_day(value: str, end: bool = False) -> datetime:
             parsed = datetime.combine(d, time(), tzinfo=LOCAL_TZ)
         else:
             parsed = datetime.fromisoformat(value)
-            parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+            parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=LOCAL_TZ)
     except (ValueError, TypeError):
         raise ValueError(f"bad date {shown!r}: use YYYY-MM-DD or an ISO timestamp") from None
     # a date is a WITA day, compared as a day: 2000-01-01 begins 8 hours before EARLIEST (UTC)
