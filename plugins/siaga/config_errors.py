@@ -298,8 +298,10 @@ def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: FieldPath, doc: D
     return value
 
 
-# No setting is anywhere near this; a number past it is a typo or an attack on the reader.
-_MAX_INT_DIGITS = 100
+# No setting is anywhere near this; a number past it is a typo or an attack on the reader. Below
+# it, the schema refuses an out-of-range number with its range ("greater than the maximum of
+# 180"), which tells the operator more; above it, the number could be too long to print.
+_MAX_INT_DIGITS = 1000
 _MAX_INT_BITS = int(_MAX_INT_DIGITS * 3.33)
 
 
