@@ -16,6 +16,7 @@ from siaga import alerts, delivery, outbox, store
 from siaga_dev.fakeslack import FakeSlack
 from siaga.slackclient import make_client
 from support import delivery_chaos
+from support.incidents import sangsit_flood
 
 T0 = datetime(2026, 1, 15, 1, 0, tzinfo=timezone.utc)
 TOKEN = "xoxb-test"
@@ -33,13 +34,7 @@ def client_for(fake, timeout=5):
 
 def incident_with_messages(db_url, kinds=("new",), channel="#bpbd-siaga", text="Banjir di Sangsit"):
     with store.session_scope(db_url) as session:
-        incident = store.Incident(
-            hazard="flood", level="village", area_code="51.08.07.2001", area_name="Sangsit", village="Sangsit",
-            district="Sawan", state="open", severity="low", posts=5, authors=4, notified_posts=5,
-            opened_at=T0, last_activity_at=T0,
-        )
-        session.add(incident)
-        session.flush()
+        incident = sangsit_flood(session, T0)
         for i, kind in enumerate(kinds):
             assert outbox.enqueue(
                 session, dedup_key=f"{incident.id}:bpbd:{kind}:{i}", incident_id=incident.id, receiver="bpbd",

@@ -13,18 +13,14 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from siaga import outbox, store
 from siaga.vocabulary import OUTBOX_STATES
+from support.incidents import sangsit_flood
 
 T0 = datetime(2026, 1, 15, 1, 0, tzinfo=timezone.utc)
 CORE = Path(__file__).resolve().parents[1] / "plugins" / "siaga"
 
 
 def _incident(session) -> int:
-    incident = store.Incident(hazard="flood", level="village", area_code="51.08.07.2001", area_name="Sangsit",
-                              village="Sangsit", district="Sawan", state="open", severity="low", opened_at=T0,
-                              last_activity_at=T0)
-    session.add(incident)
-    session.flush()
-    return incident.id
+    return sangsit_flood(session, T0).id
 
 
 def _enqueue(session, key, incident_id=None, kind="new", due=T0, channel="#bpbd-siaga"):

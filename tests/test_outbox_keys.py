@@ -8,19 +8,13 @@ import sqlalchemy as sa
 
 from siaga import alerts, store
 from siaga.incidents import Change
+from support.incidents import sangsit_flood
 
 T0 = datetime(2026, 1, 15, 3, 0, tzinfo=timezone.utc)  # 11:00 WITA, outside any quiet hours
 
 
 def _incident(session):
-    incident = store.Incident(
-        hazard="flood", level="village", area_code="51.08.07.2001", area_name="Sangsit", village="Sangsit",
-        district="Sawan", state="open", severity="low", posts=5, authors=4, notified_posts=5,
-        opened_at=T0, last_activity_at=T0,
-    )
-    session.add(incident)
-    session.flush()
-    return incident
+    return sangsit_flood(session, T0)
 
 
 def _rows(session, incident_id):

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from siaga import delivery, outbox, store
 from siaga.slackclient import make_client
 from siaga_dev.fakeslack import FakeSlack
+from support.incidents import sangsit_flood
 
 T0 = datetime(2026, 1, 15, 1, 0, tzinfo=timezone.utc)
 TOKEN = "xoxb-1234567890-0987654321-probeSecretValue"
@@ -35,14 +36,7 @@ def client_for(fake: FakeSlack):
 
 def new_incident(db_url: str) -> int:
     with store.session_scope(db_url) as session:
-        incident = store.Incident(
-            hazard="flood", level="village", area_code="51.08.07.2001", area_name="Sangsit", village="Sangsit",
-            district="Sawan", state="open", severity="low", posts=5, authors=4, notified_posts=5,
-            opened_at=T0, last_activity_at=T0,
-        )
-        session.add(incident)
-        session.flush()
-        return incident.id
+        return sangsit_flood(session, T0).id
 
 
 def queue(db_url: str, incident_id: int | None, kind: str, text: str, due: datetime = T0) -> None:

@@ -12,6 +12,7 @@ from siaga import alerts, delivery, incidents, messages, slackactions, store
 from support.fakesocketmode import FakeSocketMode
 from siaga.incidents import Change
 from siaga.slackclient import make_client
+from support.incidents import sangsit_flood
 
 T0 = datetime(2026, 1, 15, 3, 0, tzinfo=timezone.utc)  # 11:00 WITA
 TOKEN = "xoxb-test"
@@ -37,13 +38,7 @@ def posted_incident(db_url, fake, router, hazard_set, road="Jalan Singaraja-Gili
                           url="https://example.org/p1", text_hash="h1", raw={})
         session.add(post)
         session.flush()
-        incident = store.Incident(
-            hazard="flood", level="village", area_code="51.08.07.2001", area_name="Sangsit", village="Sangsit",
-            district="Sawan", road=road, state="open", severity="medium", posts=5, authors=4, notified_posts=5,
-            opened_at=T0, last_activity_at=T0,
-        )
-        session.add(incident)
-        session.flush()
+        incident = sangsit_flood(session, T0, road=road, severity="medium")
         alert = store.Alert(incident_id=incident.id, hazard="flood", level="village", area_code="51.08.07.2001",
                             window_start=T0 - timedelta(hours=1), window_end=T0, observed=5, expected=0.4, authors=4,
                             score=7.2, explanation={"post_ids": [post.id]})
