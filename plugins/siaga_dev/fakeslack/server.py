@@ -349,13 +349,21 @@ class FakeSlack:
             self.on_message(dict(message))
         return {"ok": True, "channel": chan.id, "ts": message["ts"], "message": _public(message, True)}
 
-    def _update(self, p: dict[str, Any]) -> dict[str, Any]:
+    def _stored(self, p: dict[str, Any]) -> tuple[_Channel, dict[str, Any]] | dict[str, Any]:
+        """The channel and live message `p` names (`chat.update`, `chat.delete`), or Slack's error."""
         chan = self._channels.get(p.get("channel") or "")
         if chan is None:
             return {"ok": False, "error": "channel_not_found"}
         message = _by_ts(chan, p.get("ts") or "")
         if message is None or message.get("subtype") == "tombstone":
             return {"ok": False, "error": "message_not_found"}
+        return chan, message
+
+    def _update(self, p: dict[str, Any]) -> dict[str, Any]:
+        found = self._stored(p)
+        if isinstance(found, dict):
+            return found
+        chan, message = found
         blocks = p.get("blocks")
         problem = validate_blocks(blocks) if blocks is not None else None
         if problem:
@@ -370,12 +378,10 @@ class FakeSlack:
     def _delete(self, p: dict[str, Any]) -> dict[str, Any]:
         """A person deleting a message, as Slack does it: a message with replies leaves a
         tombstone its thread hangs on; any other is gone, and replying to it is `thread_not_found`."""
-        chan = self._channels.get(p.get("channel") or "")
-        if chan is None:
-            return {"ok": False, "error": "channel_not_found"}
-        message = _by_ts(chan, p.get("ts") or "")
-        if message is None or message.get("subtype") == "tombstone":
-            return {"ok": False, "error": "message_not_found"}
+        found = self._stored(p)
+        if isinstance(found, dict):
+            return found
+        chan, message = found
         if message.get("reply_count"):
             message.update(subtype="tombstone", text="This message was deleted.", blocks=None, metadata=None)
         else:
