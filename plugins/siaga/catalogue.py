@@ -307,6 +307,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "incident.no_events": ("Belum ada peristiwa tercatat.", "no events recorded yet"),
     "incident.messages": ("Pesan Slack", "Slack messages"),
     "incident.evidence": ("Unggahan bukti ({n})", "evidence posts ({n})"),
+    "incident.evidence_cut": (
+        "Hanya {shown} unggahan terbaru dari {n} yang ditampilkan; semuanya ada di unduhan GeoJSON.",
+        "only the latest {shown} of {n} posts are shown; all of them are in the GeoJSON download",
+    ),
     "incident.no_evidence": (
         "Tidak ada unggahan bukti tersimpan (unggahan lama dihapus oleh retensi).",
         "no evidence posts stored (old posts are removed by retention)",

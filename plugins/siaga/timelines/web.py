@@ -66,6 +66,10 @@ class _Site:
 PAGE_ACTIONS = {"acknowledge": "acknowledged", "resolve": "resolved", "false-alarm": "false_alarm"}
 ACTION_RESULTS = ("ok", "unchanged", "refused")
 MAX_NOTE = 1000  # characters of a note, as the timeline keeps them (`incidents.transition`)
+# Evidence rows on an incident's page: a long flood cites tens of thousands of posts, and a page
+# of 50,000 rows was 15 MB of HTML that took seconds to draw; the latest are shown, all of them
+# are in the GeoJSON download (the map and the counts still cover every post).
+MAX_PAGE_POSTS = 500
 
 
 def current_actor() -> str:
@@ -92,10 +96,19 @@ def create_app(db_url: str | None = None, require_airflow_auth: bool = False, ha
     elif actor:
         app.dependency_overrides[current_actor] = lambda: actor
     app.add_exception_handler(RequestValidationError, _bad_request)
+    app.middleware("http")(_no_sniffing)
     app.include_router(router, dependencies=_airflow_login() if require_airflow_auth else [])
     if public_cap is not None:
         app.include_router(public_router)
     return app
+
+
+async def _no_sniffing(request: Request, call_next: Any) -> Response:
+    """Every answer, errors and downloads included, says `X-Content-Type-Options: nosniff`: a
+    CSV or feed holds post text, and a browser that guessed it to be HTML would run it."""
+    response = await call_next(request)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 async def _bad_request(request: Request, exc: Exception) -> JSONResponse:
@@ -175,7 +188,7 @@ def incident_page(request: Request, incident_id: int = IncidentId, done: str = "
         who = next((e.actor for e in reversed(report.events) if e.kind == state), "")
         banner = (result, state, who)
     return _page(request, "incident.html", hazards, r=report, inc=inc, map=build_map(report, places), chart=build_chart(report),
-                 allowed_actions=allowed, banner=banner)
+                 allowed_actions=allowed, banner=banner, shown_posts=report.posts[-MAX_PAGE_POSTS:])
 
 
 @router.post("/incidents/{incident_id}/actions/{action}")
