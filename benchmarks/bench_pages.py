@@ -60,12 +60,14 @@ def seed(url: str, posts: int, incidents: int) -> int:
         return big.id
 
 
-def measure(client: TestClient, path: str) -> None:
-    tracemalloc.start()
+def measure(client: TestClient, path: str, memory: bool) -> None:
+    """One GET: wall clock, and with `memory` the heap's peak (tracemalloc slows it several times)."""
+    if memory:
+        tracemalloc.start()
     began = time.perf_counter()
     r = client.get(path)
     took = time.perf_counter() - began
-    peak = tracemalloc.get_traced_memory()[1]
+    peak = tracemalloc.get_traced_memory()[1] if memory else 0
     tracemalloc.stop()
     print(f"{path:<45} {r.status_code} {took:7.2f} s  peak {peak / 1e6:7.1f} MB  body {len(r.content) / 1e6:7.2f} MB", flush=True)
 
@@ -74,6 +76,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--posts", type=int, default=50_000)
     ap.add_argument("--incidents", type=int, default=2_000)
+    ap.add_argument("--memory", action="store_true", help="measure the heap's peak too (slower)")
     ap.add_argument("--routes", default="page,list,export,incident-export")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,7 +88,7 @@ def main() -> None:
         routes = {"page": f"/incidents/{big}", "list": "/", "export": "/export?format=csv",
                   "incident-export": f"/incidents/{big}/export?format=geojson"}
         for name in args.routes.split(","):
-            measure(client, routes[name])
+            measure(client, routes[name], args.memory)
 
 
 if __name__ == "__main__":

@@ -48,3 +48,12 @@ def test_every_answer_forbids_content_sniffing(client, path):
     assert r.headers["x-content-type-options"] == "nosniff", (path, r.status_code)
     media = r.headers["content-type"].replace(" ", "").lower()
     assert media == "application/json" or "charset=utf-8" in media, (path, media)  # JSON is UTF-8 by definition (RFC 8259)
+
+
+def test_a_list_over_years_shows_only_the_newest_rows_and_counts_them_all(client, monkeypatch):
+    c, ids = client
+    monkeypatch.setattr(web, "MAX_LIST_ROWS", 2)
+    page = c.get("/").text
+    listed = {int(i) for i in re.findall(r'<tr class="incident" data-id="(\d+)"', page)}
+    assert listed == {ids["jam"], ids["slide"]}  # the two newest
+    assert 'id="list-cut"' in page and "3 incidents" in page  # the heading still counts all three

@@ -70,6 +70,9 @@ MAX_NOTE = 1000  # characters of a note, as the timeline keeps them (`incidents.
 # of 50,000 rows was 15 MB of HTML that took seconds to draw; the latest are shown, all of them
 # are in the GeoJSON download (the map and the counts still cover every post).
 MAX_PAGE_POSTS = 500
+# Rows of the incident list: years of incidents were megabytes of HTML; the newest are listed,
+# the counts, maps and charts above still cover every incident, the CSV download lists them all.
+MAX_LIST_ROWS = 500
 
 
 def current_actor() -> str:
@@ -163,7 +166,7 @@ def incident_list(
     if last and not first and incidents:
         first = min(i.opened_at.astimezone(LOCAL_TZ).date() for i in incidents)
     daily = build_daily(incidents, first, last, labels={h: l[0] for h, l in hazard_labels(hazards).items()})
-    return _page(request, "list.html", hazards, incidents=incidents, filters=filters, weeks=weeks, week_rows=rows,
+    return _page(request, "list.html", hazards, incidents=incidents, listed=incidents[:MAX_LIST_ROWS], filters=filters, weeks=weeks, week_rows=rows,
                  placement=placement, districts=districts, states=STATES, overview=build_overview(incidents, places), daily=daily,
                  filtered=any(getattr(filters, f) for f in ("hazard", "kecamatan", "village", "road", "state", "date_from", "date_to")))
 
