@@ -57,3 +57,18 @@ def test_a_list_over_years_shows_only_the_newest_rows_and_counts_them_all(client
     listed = {int(i) for i in re.findall(r'<tr class="incident" data-id="(\d+)"', page)}
     assert listed == {ids["jam"], ids["slide"]}  # the two newest
     assert 'id="list-cut"' in page and "3 incidents" in page  # the heading still counts all three
+
+
+def test_a_retired_hazard_and_a_kecamatan_only_incidents_name_stay_filterable(client, sqlite_url):
+    """Names are refused only when neither the lists in force, the map nor any incident knows them."""
+    from siaga import store
+    from siaga.store import Incident
+    from test_web import T0
+
+    c, _ = client
+    with store.session_scope(sqlite_url) as s:
+        s.add(Incident(hazard="retired_hazard", level="district", area_code="old", area_name="Lama", district="Kecamatan Lama",
+                       state="resolved", severity="low", posts=3, authors=3, opened_at=T0, last_activity_at=T0, closed_at=T0))
+    assert c.get("/?hazard=retired_hazard").status_code == 200
+    assert c.get("/?kecamatan=kecamatan%20lama").status_code == 200
+    assert c.get("/export?format=csv&hazard=retired_hazard").text.count("retired_hazard") == 1

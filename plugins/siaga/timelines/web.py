@@ -43,8 +43,22 @@ from siaga.timelines.report import IncidentReport, read_report, reports_for
 from siaga.timelines.svgmap import build_map
 from siaga.vocabulary import CLOSED_STATES, LIVE_STATES, LOCAL_TZ, STATES, TRANSITIONS
 
-router = APIRouter()
-public_router = APIRouter(prefix="/public")
+
+
+def single_valued(request: Request) -> None:
+    """A 400 for a query parameter given more than once: the pages read one value (the last),
+    so "?hazard=flood&hazard=fire" listed only fires, silently, where the person asked for both."""
+    seen: dict[str, int] = {}
+    for key, _ in request.query_params.multi_items():
+        seen[key] = seen.get(key, 0) + 1
+    repeated = [key for key, n in seen.items() if n > 1]
+    if repeated:
+        shown = repeated[0] if len(repeated[0]) <= 40 else repeated[0][:40] + "…"
+        raise HTTPException(status_code=400, detail=f"bad query parameter: {shown!r} given {seen[repeated[0]]} times; give it once")
+
+
+router = APIRouter(dependencies=[Depends(single_valued)])
+public_router = APIRouter(prefix="/public", dependencies=[Depends(single_valued)])
 # Ids are 64-bit in the database: a larger one is refused here, not by the driver (OverflowError).
 MAX_ID = 2**63 - 1
 IncidentId = Path(ge=1, le=MAX_ID, description="an incident's number")
@@ -151,13 +165,14 @@ def incident_list(
     site = _site(request)
     filters = _checked(Filters(hazard, kecamatan, village, road, state, date_from, date_to))
     start, end = filters.period()
+    places = load_places()
     with session_scope(site.db_url) as session:
+        hazards = site.hazards(session)
+        _known(filters, session, hazards, places)
         incidents = filtered_incidents(session, filters)
         placement = placement_counts(session, start, end)
-        hazards = site.hazards(session)
         session.expunge_all()
     weeks, rows = weekly_counts(incidents)
-    places = load_places()
     districts = sorted(d.name for d in places.districts.values())
     first = start.astimezone(LOCAL_TZ).date() if start else None
     last = (end - timedelta(seconds=1)).astimezone(LOCAL_TZ).date() if end else None
@@ -240,8 +255,10 @@ def period_export(request: Request, format: str = "csv", date_from: str = Query(
     site, places = _site(request), load_places()
     filters = _checked(Filters(hazard, kecamatan, village, road, state, date_from, date_to))
     with session_scope(site.db_url) as session:
+        hazards = site.hazards(session)
+        _known(filters, session, hazards, places)
         reports = [r for inc in reversed(filtered_incidents(session, filters)) if (r := read_report(session, inc.id, places))]
-        return _download(format, reports, site.hazards(session), places, "siaga-incidents")
+        return _download(format, reports, hazards, places, "siaga-incidents")
 
 
 CAP_MEDIA = "application/cap+xml; charset=utf-8"
@@ -378,6 +395,14 @@ def _checked(filters: Filters) -> Filters:
     """The filters, or a 400 that says which parameter is wrong and why."""
     try:
         return filters.check()
+    except ValueError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from exc
+
+
+def _known(filters: Filters, session: Session, hazards: dict[str, Hazard], places: Places) -> None:
+    """A 400 naming the hazard or kecamatan no list and no incident knows (`Filters.check_names`)."""
+    try:
+        filters.check_names(session, hazards, places)
     except ValueError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from exc
 
