@@ -46,6 +46,8 @@ def test_every_answer_forbids_content_sniffing(client, path):
     c, ids = client
     r = c.get(path.format(**ids))
     assert r.headers["x-content-type-options"] == "nosniff", (path, r.status_code)
+    policy = r.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and ("form-action 'self'" in policy if "html" in r.headers["content-type"] else "sandbox" in policy)
     media = r.headers["content-type"].replace(" ", "").lower()
     assert media == "application/json" or "charset=utf-8" in media, (path, media)  # JSON is UTF-8 by definition (RFC 8259)
 
