@@ -78,3 +78,25 @@ def test_period_csv_rows_end_in_crlf(sqlite_url):
     seed(sqlite_url)
     text = TestClient(create_app(sqlite_url, hazards=HAZARDS)).get("/export?format=csv").text
     assert text.count("\r\n") == 4 and text.endswith("\r\n")  # header and three incidents
+
+
+def _rings_follow_rfc7946(geometry: dict) -> bool:
+    from shapely.geometry import shape
+
+    geom = shape(geometry)
+    polygons = [geom] if geom.geom_type == "Polygon" else list(geom.geoms)
+    return all(p.exterior.is_ccw and not any(h.is_ccw for h in p.interiors) for p in polygons)
+
+
+def test_geojson_areas_wind_as_rfc_7946_asks(sqlite_url):
+    """Outer rings counterclockwise, holes clockwise, for a village, a road and a kecamatan incident
+    and the whole regency."""
+    seed(sqlite_url)
+    with store.session_scope(sqlite_url) as s:
+        s.add(Incident(hazard="earthquake", level="regency", area_code="51.08", area_name="Buleleng", state="open", severity="high",
+                       posts=3, authors=3, opened_at=T0, last_activity_at=T0))
+    data = TestClient(create_app(sqlite_url, hazards=HAZARDS)).get("/export?format=geojson").json()
+    areas = [f["geometry"] for f in data["features"] if f["properties"]["feature"] == "incident" and f["geometry"]
+             and f["geometry"]["type"] in ("Polygon", "MultiPolygon")]
+    assert len(areas) >= 3
+    assert all(_rings_follow_rfc7946(g) for g in areas)

@@ -50,7 +50,13 @@ def _check(response, url: str) -> None:
     ("/export?format=geojson&road=" + "%25" * 20_000, "'road'"),
     ("/?village=%00", "NUL"),
     ("/?kecamatan=Buleleng%0D%0A", "control character"),
-    ("/?hazard=%ED%A0%80", None),  # not UTF-8: read as U+FFFD, simply matches nothing
+    ("/?hazard=%ED%A0%80", "unknown hazard"),  # not UTF-8: read as U+FFFD, a hazard nobody has
+    ("/?hazard=flod", "unknown hazard 'flod'; use one of"),  # a typo listed nothing, read as "no floods"
+    ("/export?format=csv&hazard=flod", "unknown hazard"),  # and exported an empty file
+    ("/?kecamatan=Bulelen", "unknown kecamatan 'Bulelen'; use one of"),
+    ("/?hazard=flood&hazard=fire", "'hazard' given 2 times"),  # the last one won, silently
+    ("/export?format=csv&from=2025-01-01&from=2025-02-01", "'from' given 2 times"),
+    ("/?kecamatan=buleleng", None),  # any case, as the filter matches
     ("/?state=%00", "NUL"),
     ("/?state=closed", "unknown state"),
     ("/export?format=%00", "unknown format"),

@@ -256,6 +256,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "weekly.note": ("minggu mulai Senin, WITA", "weeks start Monday, WITA"),
     "weekly.total": ("Jumlah", "total"),
     "list.count": ("{n} insiden", "{n:# incident|# incidents}"),
+    "list.cut": (
+        "Hanya {shown} insiden terbaru yang ditampilkan; persempit tanggal atau saringan, atau unduh CSV untuk semuanya.",
+        "only the newest {shown} are listed; narrow the dates or filters, or download the CSV for all of them",
+    ),
     "list.export": ("Unduh daftar ini", "export these"),
     "list.cap_feed": ("umpan CAP 1.2 insiden terbuka", "CAP 1.2 feed of open incidents"),
     "list.empty": ("Tidak ada insiden yang cocok dengan saringan ini.", "no incident matches these filters"),
@@ -307,6 +311,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "incident.no_events": ("Belum ada peristiwa tercatat.", "no events recorded yet"),
     "incident.messages": ("Pesan Slack", "Slack messages"),
     "incident.evidence": ("Unggahan bukti ({n})", "evidence posts ({n})"),
+    "incident.evidence_cut": (
+        "Hanya {shown} unggahan terbaru dari {n} yang ditampilkan; semuanya ada di unduhan GeoJSON.",
+        "only the latest {shown} of {n} posts are shown; all of them are in the GeoJSON download",
+    ),
     "incident.no_evidence": (
         "Tidak ada unggahan bukti tersimpan (unggahan lama dihapus oleh retensi).",
         "no evidence posts stored (old posts are removed by retention)",

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
-from sqlalchemy import ColumnElement, func, insert, or_, select
+from sqlalchemy import ColumnElement, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from siaga import regional
@@ -1051,6 +1051,7 @@ def transition(session: Session, incident_id: int, to_state: str, actor: str, at
         raise InvalidTransition("a state change needs the actor who made it")
     if at.tzinfo is None:
         raise InvalidTransition(f"naive time {at!r}: give a timezone-aware time")
+    _lock_for_update(session, incident_id)
     incident = session.get(Incident, incident_id, with_for_update=True)
     if incident is None:
         raise LookupError(f"no incident {incident_id}")
@@ -1075,6 +1076,16 @@ def transition(session: Session, incident_id: int, to_state: str, actor: str, at
         return Change(incident, "escalation", _cycle_alert(session, incident), what=what_changed_since_told(session, incident))
     _event(session, incident, at, to_state, detail, actor=actor)
     return None
+
+
+def _lock_for_update(session: Session, incident_id: int) -> None:
+    """On SQLite, take the database's write lock before reading the incident: SQLite ignores FOR
+    UPDATE, so two clicks at once both read "open" and both closed it (two "resolved" events,
+    the thread's "resolved" reply queued twice, and a False alarm recorded after a Resolve). A
+    no-op write makes the second wait for the first to commit, then read its state. PostgreSQL
+    locks the row with FOR UPDATE."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(update(Incident).where(Incident.id == incident_id).values(state=Incident.state))
 
 
 def _cycle_alert(session: Session, incident: Incident) -> Alert | None:

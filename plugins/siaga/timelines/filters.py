@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta, timezone
+from typing import Iterable
 from urllib.parse import urlencode
 
 from sqlalchemy import func, select
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 from siaga.incidents import in_kecamatan
 from siaga.sources.schema import MIN_TIME, check_string
 from siaga.store import Geotag, Incident, Post, PostTag
+from siaga.timelines.places import Places
 from siaga.timelines.report import alive_in
 from siaga.vocabulary import LOCAL_TZ, STATES
 
@@ -94,6 +96,22 @@ class Filters:
             self.period()
         except ValueError as exc:
             raise ValueError(f"bad query parameters: {exc}") from None
+        return self
+
+    def check_names(self, session: Session, hazards: Iterable[str], places: Places) -> "Filters":
+        """Itself, when the hazard and kecamatan are ones the list knows: a hazard in force or
+        one some incident has (a retired hazard's incidents stay findable), a kecamatan of the
+        regency's map or one some incident is in. Else ValueError naming the parameter: a typo
+        ("flod") listed no incidents, which read as "no floods", and its export was an empty file."""
+        known = set(hazards)
+        if self.hazard and self.hazard not in known and session.scalar(select(Incident.id).where(Incident.hazard == self.hazard).limit(1)) is None:
+            shown = self.hazard if len(self.hazard) <= 40 else self.hazard[:40] + "…"
+            raise ValueError(f"bad query parameter: field 'hazard': unknown hazard {shown!r}; use one of {', '.join(sorted(known))}")
+        if self.kecamatan and places.district_named(self.kecamatan) is None \
+                and session.scalar(select(Incident.id).where(in_kecamatan(self.kecamatan)).limit(1)) is None:
+            shown = self.kecamatan if len(self.kecamatan) <= 40 else self.kecamatan[:40] + "…"
+            names = sorted(d.name for d in places.districts.values())
+            raise ValueError(f"bad query parameter: field 'kecamatan': unknown kecamatan {shown!r}; use one of {', '.join(names)}")
         return self
 
     def period(self) -> tuple[datetime | None, datetime | None]:

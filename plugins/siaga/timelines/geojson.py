@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import shapely
 from shapely.geometry import mapping
 
 from siaga.timelines.display import safe_url
 from siaga.timelines.places import Places
 from siaga.timelines.report import IncidentReport, incident_row
 from siaga.vocabulary import local_iso
+
+
+def rfc7946_rings(geometry: Any) -> Any:
+    """`geometry` with each polygon's outer ring counterclockwise and its holes clockwise, as RFC
+    7946 (section 3.1.6) asks: the boundaries come as OpenStreetMap drew them, mostly clockwise,
+    and a tool that follows the RFC (d3-geo, for one) reads a clockwise ring as the whole globe
+    outside the village."""
+    return shapely.orient_polygons(geometry, exterior_cw=False)
 
 
 def to_geojson(reports: list[IncidentReport], places: Places, with_evidence: bool = True) -> dict[str, Any]:
@@ -25,7 +34,7 @@ def to_geojson(reports: list[IncidentReport], places: Places, with_evidence: boo
         inc = report.incident
         area = places.area(report.village_codes, report.district_codes)
         if area is not None and not area.is_empty:
-            geometry = mapping(area.simplify(0.0003, preserve_topology=True))
+            geometry = mapping(rfc7946_rings(area.simplify(0.0003, preserve_topology=True)))
         elif inc.lon is not None and inc.lat is not None:
             geometry = {"type": "Point", "coordinates": [inc.lon, inc.lat]}
         else:

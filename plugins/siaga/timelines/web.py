@@ -43,8 +43,22 @@ from siaga.timelines.report import IncidentReport, read_report, reports_for
 from siaga.timelines.svgmap import build_map
 from siaga.vocabulary import CLOSED_STATES, LIVE_STATES, LOCAL_TZ, STATES, TRANSITIONS
 
-router = APIRouter()
-public_router = APIRouter(prefix="/public")
+
+
+def single_valued(request: Request) -> None:
+    """A 400 for a query parameter given more than once: the pages read one value (the last),
+    so "?hazard=flood&hazard=fire" listed only fires, silently, where the person asked for both."""
+    seen: dict[str, int] = {}
+    for key, _ in request.query_params.multi_items():
+        seen[key] = seen.get(key, 0) + 1
+    repeated = [key for key, n in seen.items() if n > 1]
+    if repeated:
+        shown = repeated[0] if len(repeated[0]) <= 40 else repeated[0][:40] + "…"
+        raise HTTPException(status_code=400, detail=f"bad query parameter: {shown!r} given {seen[repeated[0]]} times; give it once")
+
+
+router = APIRouter(dependencies=[Depends(single_valued)])
+public_router = APIRouter(prefix="/public", dependencies=[Depends(single_valued)])
 # Ids are 64-bit in the database: a larger one is refused here, not by the driver (OverflowError).
 MAX_ID = 2**63 - 1
 IncidentId = Path(ge=1, le=MAX_ID, description="an incident's number")
@@ -66,6 +80,13 @@ class _Site:
 PAGE_ACTIONS = {"acknowledge": "acknowledged", "resolve": "resolved", "false-alarm": "false_alarm"}
 ACTION_RESULTS = ("ok", "unchanged", "refused")
 MAX_NOTE = 1000  # characters of a note, as the timeline keeps them (`incidents.transition`)
+# Evidence rows on an incident's page: a long flood cites tens of thousands of posts, and a page
+# of 50,000 rows was 15 MB of HTML that took seconds to draw; the latest are shown, all of them
+# are in the GeoJSON download (the map and the counts still cover every post).
+MAX_PAGE_POSTS = 500
+# Rows of the incident list: years of incidents were megabytes of HTML; the newest are listed,
+# the counts, maps and charts above still cover every incident, the CSV download lists them all.
+MAX_LIST_ROWS = 500
 
 
 def current_actor() -> str:
@@ -92,10 +113,25 @@ def create_app(db_url: str | None = None, require_airflow_auth: bool = False, ha
     elif actor:
         app.dependency_overrides[current_actor] = lambda: actor
     app.add_exception_handler(RequestValidationError, _bad_request)
+    app.middleware("http")(_no_sniffing)
     app.include_router(router, dependencies=_airflow_login() if require_airflow_auth else [])
     if public_cap is not None:
         app.include_router(public_router)
     return app
+
+
+async def _no_sniffing(request: Request, call_next: Any) -> Response:
+    """Every answer, errors and downloads included, says `X-Content-Type-Options: nosniff`: a
+    CSV or feed holds post text, and a browser that guessed it to be HTML would run it. What is
+    not a page (a download, a feed opened in a tab, an error) gets the strictest policy: it
+    never needs to run or fetch anything."""
+    response = await call_next(request)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers.setdefault("Content-Security-Policy", NOTHING_ALLOWED)
+    return response
+
+
+NOTHING_ALLOWED = "default-src 'none'; frame-ancestors 'none'; sandbox"
 
 
 async def _bad_request(request: Request, exc: Exception) -> JSONResponse:
@@ -135,13 +171,14 @@ def incident_list(
     site = _site(request)
     filters = _checked(Filters(hazard, kecamatan, village, road, state, date_from, date_to))
     start, end = filters.period()
+    places = load_places()
     with session_scope(site.db_url) as session:
+        hazards = site.hazards(session)
+        _known(filters, session, hazards, places)
         incidents = filtered_incidents(session, filters)
         placement = placement_counts(session, start, end)
-        hazards = site.hazards(session)
         session.expunge_all()
     weeks, rows = weekly_counts(incidents)
-    places = load_places()
     districts = sorted(d.name for d in places.districts.values())
     first = start.astimezone(LOCAL_TZ).date() if start else None
     last = (end - timedelta(seconds=1)).astimezone(LOCAL_TZ).date() if end else None
@@ -150,7 +187,7 @@ def incident_list(
     if last and not first and incidents:
         first = min(i.opened_at.astimezone(LOCAL_TZ).date() for i in incidents)
     daily = build_daily(incidents, first, last, labels={h: l[0] for h, l in hazard_labels(hazards).items()})
-    return _page(request, "list.html", hazards, incidents=incidents, filters=filters, weeks=weeks, week_rows=rows,
+    return _page(request, "list.html", hazards, incidents=incidents, listed=incidents[:MAX_LIST_ROWS], filters=filters, weeks=weeks, week_rows=rows,
                  placement=placement, districts=districts, states=STATES, overview=build_overview(incidents, places), daily=daily,
                  filtered=any(getattr(filters, f) for f in ("hazard", "kecamatan", "village", "road", "state", "date_from", "date_to")))
 
@@ -175,7 +212,7 @@ def incident_page(request: Request, incident_id: int = IncidentId, done: str = "
         who = next((e.actor for e in reversed(report.events) if e.kind == state), "")
         banner = (result, state, who)
     return _page(request, "incident.html", hazards, r=report, inc=inc, map=build_map(report, places), chart=build_chart(report),
-                 allowed_actions=allowed, banner=banner)
+                 allowed_actions=allowed, banner=banner, shown_posts=report.posts[-MAX_PAGE_POSTS:])
 
 
 @router.post("/incidents/{incident_id}/actions/{action}")
@@ -224,8 +261,10 @@ def period_export(request: Request, format: str = "csv", date_from: str = Query(
     site, places = _site(request), load_places()
     filters = _checked(Filters(hazard, kecamatan, village, road, state, date_from, date_to))
     with session_scope(site.db_url) as session:
+        hazards = site.hazards(session)
+        _known(filters, session, hazards, places)
         reports = [r for inc in reversed(filtered_incidents(session, filters)) if (r := read_report(session, inc.id, places))]
-        return _download(format, reports, site.hazards(session), places, "siaga-incidents")
+        return _download(format, reports, hazards, places, "siaga-incidents")
 
 
 CAP_MEDIA = "application/cap+xml; charset=utf-8"
@@ -362,6 +401,14 @@ def _checked(filters: Filters) -> Filters:
     """The filters, or a 400 that says which parameter is wrong and why."""
     try:
         return filters.check()
+    except ValueError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from exc
+
+
+def _known(filters: Filters, session: Session, hazards: dict[str, Hazard], places: Places) -> None:
+    """A 400 naming the hazard or kecamatan no list and no incident knows (`Filters.check_names`)."""
+    try:
+        filters.check_names(session, hazards, places)
     except ValueError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from exc
 
