@@ -44,7 +44,6 @@ from siaga.timelines.svgmap import build_map
 from siaga.vocabulary import CLOSED_STATES, LIVE_STATES, LOCAL_TZ, STATES, TRANSITIONS
 
 
-
 def single_valued(request: Request) -> None:
     """A 400 for a query parameter given more than once: the pages read one value (the last),
     so "?hazard=flood&hazard=fire" listed only fires, silently, where the person asked for both."""
