@@ -18,7 +18,6 @@ Usage: python benchmarks/buleleng_week.py [--seed 7] [--days 4] [--restart] [--k
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pickle
 import shutil
@@ -214,14 +213,22 @@ def check(results: dict, messages: list[dict]) -> list[str]:
         what = "; ".join(f"{i['hazard']}@{i['area']}" for i in mine) or "—"
         verdict = ""
         if plan.kind == "event":
-            hazard, _, places = EVENTS[plan.name]
-            ok = len(mine) == 1 and mine[0]["hazard"] == hazard and any(w in (mine[0]["area"] or "").lower() for w in places)
+            hazard, agency, places = EVENTS[plan.name]
+            main = [i for i in mine if i["hazard"] == hazard]  # others: a road consequence (road_closure) beside it
+            ok = (len(main) == 1 and any(w in (main[0]["area"] or "").lower() for w in places)
+                  and f"#{agency}-siaga" in {c for c, _, _ in main[0]["sent"]})
             verdict = "OK" if ok and kinds["resolved"] else "CHECK"
         elif plan.kind == "bait":
             verdict = "OK" if not mine else "BAIT ALERTED"
+        channels = sorted({c for i in mine for c, _, _ in i["sent"]})
+        what += f" → {', '.join(channels)}" if channels else ""
         lines.append(f"| {plan.kind} | {plan.name} | {len(mine)} | {what} | {delay} | {dict(kinds)} | {verdict} |")
     for inc in by_owner.get(None, []):
         lines.append(f"| unexplained | {inc['hazard']}@{inc['area']} | labels {dict(inc['labels'])} | | | | CHECK |")
+    twice = [i["id"] for i in results["incidents"] if max(Counter((c, k) for c, _, k in i["sent"] if k == "new").values(), default=0) > 1]
+    texts = Counter(m.get("text") for m in messages if m.get("thread_ts") is None)
+    lines.append(f"\nincidents announced twice on a channel: {twice or 'none'}; identical top-level Slack texts: "
+                 f"{sum(n - 1 for n in texts.values() if n > 1)}")
     stray = [m for m in messages if m.get("thread_ts") and m["thread_ts"] not in parents]
     lines.append(f"\nSlack: {len(messages)} messages, {len(parents)} top-level; replies outside a known thread: {len(stray)}")
     return lines
