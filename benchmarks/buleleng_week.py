@@ -226,8 +226,8 @@ def check(results: dict, messages: list[dict]) -> list[str]:
     for inc in by_owner.get(None, []):
         lines.append(f"| unexplained | {inc['hazard']}@{inc['area']} | labels {dict(inc['labels'])} | | | | CHECK |")
     twice = [i["id"] for i in results["incidents"] if max(Counter((c, k) for c, _, k in i["sent"] if k == "new").values(), default=0) > 1]
-    texts = Counter(m.get("text") for m in messages if m.get("thread_ts") is None)
-    lines.append(f"\nincidents announced twice on a channel: {twice or 'none'}; identical top-level Slack texts: "
+    texts = Counter((m.get("channel"), m.get("text")) for m in messages if m.get("thread_ts") is None)
+    lines.append(f"\nincidents announced twice on a channel: {twice or 'none'}; identical top-level Slack texts in one channel: "
                  f"{sum(n - 1 for n in texts.values() if n > 1)}")
     stray = [m for m in messages if m.get("thread_ts") and m["thread_ts"] not in parents]
     lines.append(f"\nSlack: {len(messages)} messages, {len(parents)} top-level; replies outside a known thread: {len(stray)}")
