@@ -316,3 +316,18 @@ def test_an_incidents_posts_kept_within_a_run_follow_every_alert_that_cites_a_ne
                                .order_by(store.IncidentEvent.id)).all()
         assert (incident.posts, incident.authors) == (fresh.posts, fresh.authors) == (14, 14)
         assert grew and grew[-1].detail["posts"] == fresh.posts
+
+
+def test_a_village_incident_widened_to_its_road_is_on_the_road(db_url, hazard_set):
+    """A landslide first counted in the village (Gitgit), then on the road through it: the one
+    incident now sits on that road, so routing's on_road label (Dishub's route for a hazard on a
+    road) and the message's road line must say so, as for an incident opened on the road."""
+    from siaga.alerts import incident_labels
+
+    ((_, first),) = apply(db_url, [spike("village", "v8")])
+    changes = apply(db_url, [spike("road", "r1", minutes=40, first=5)])
+    assert all(i == first for _, i in changes) and count(db_url, store.Incident) == 1
+    with store.session_scope(db_url) as session:
+        incident = session.get(store.Incident, first)
+        assert (incident.level, incident.road) == ("road", "Jalan Raya Seririt")
+        assert incident_labels(incident, hazard_set)["on_road"] == "true"

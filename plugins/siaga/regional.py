@@ -115,6 +115,8 @@ def promote(incident: Incident, level: str, code: str, name: str) -> dict[str, s
         incident.village = incident.district = incident.road = None
     elif level == "district":
         incident.village = incident.road = None
+    elif level == "road":  # now on the road: routing's on_road and the message's road line read this
+        incident.road = name[:128]
     return before
 
 
