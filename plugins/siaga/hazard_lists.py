@@ -53,9 +53,13 @@ def in_force(session: Session, directory: Path | None = None, remember: bool = T
 
 def _table_text(abbreviations: dict[str, str]) -> str:
     """The abbreviation table as `normalise.load_abbreviations` reads it (its entries are
-    already folded, and folding them again changes nothing)."""
+    already folded, and folding them again changes nothing), under its header row: without it, no
+    abbreviations was an empty file, which the reader refuses as caught half-written, and the
+    last good set could not be read back."""
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows(sorted(abbreviations.items()))
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(("abbrev", "expansion"))
+    writer.writerows(sorted(abbreviations.items()))
     return out.getvalue()
 
 
