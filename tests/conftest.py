@@ -128,6 +128,23 @@ def hazard_set() -> HazardSet:
 
 
 @pytest.fixture
+def own_config_and_cache(tmp_path, monkeypatch) -> Iterator[Path]:
+    """A copy of the config folder and an empty matcher cache of this test's own, and no
+    geotagger left over from another test (`default_geotagger` is one per process)."""
+    from siaga.geotag import default_geotagger
+
+    config = tmp_path / "config"
+    shutil.copytree(settings.config_dir(), config)
+    (tmp_path / "scenarios").symlink_to(settings.config_dir().parent / "scenarios")  # sources.yaml's replay names ../scenarios
+    monkeypatch.setenv("SIAGA_CONFIG_DIR", str(config))
+    monkeypatch.setenv("SIAGA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SIAGA_GAZETTEER", "buleleng")
+    default_geotagger.cache_clear()
+    yield config
+    default_geotagger.cache_clear()
+
+
+@pytest.fixture
 def author_key(monkeypatch) -> None:
     """The key the real connectors pseudonymise authors with (they refuse to run without one)."""
     monkeypatch.setenv("SIAGA_AUTHOR_KEY", "test-key")

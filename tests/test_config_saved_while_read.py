@@ -2,28 +2,7 @@
 good one must be the version that was validated, never the save that came after."""
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-from typing import Iterator
-
-import pytest
-
 from support.logs import errors_logged
-from siaga.settings import config_dir
-
-
-@pytest.fixture
-def own_config_and_cache(tmp_path, monkeypatch) -> Iterator[Path]:
-    from siaga.geotag import default_geotagger
-
-    config = tmp_path / "config"
-    shutil.copytree(config_dir(), config)
-    monkeypatch.setenv("SIAGA_CONFIG_DIR", str(config))
-    monkeypatch.setenv("SIAGA_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("SIAGA_GAZETTEER", "buleleng")
-    default_geotagger.cache_clear()
-    yield config
-    default_geotagger.cache_clear()
 
 
 def test_an_alias_file_saved_bad_while_its_matcher_loads_is_not_kept_as_the_good_one(own_config_and_cache, monkeypatch):

@@ -13,38 +13,16 @@ from hypothesis import strategies as st
 
 from siaga.geotag import default_geotagger
 from siaga.normalise import quick_fold
+from support.scans import CountingFold
 
 _TAGGER = default_geotagger()
 _WORDS = ["banjir", "di", "Sangsit", "Desa", "Banyuning", "jalan", "Ahmad", "Yani", "Kec.", "Sawan", "tadi", "Tinga", "tinga"]
 
 
-class _CountingText(str):
-    """A folded text that adds up how many characters its `count` calls scan."""
-
-    scanned = 0
-
-    def count(self, sub, start=0, end=None):  # type: ignore[override]
-        stop = len(self) if end is None else min(end, len(self))
-        _CountingText.scanned += max(0, stop - start)
-        return str.count(self, sub, start, end)
-
-
-class _Instrumented:
-    """A fold whose text counts its scans; everything else is the real fold's."""
-
-    def __init__(self, folded):
-        self._folded = folded
-        self.text = _CountingText(folded.text)
-
-    def __getattr__(self, name):
-        return getattr(self._folded, name)
-
-
 def _mentions(text: str):
-    folded = _Instrumented(quick_fold(text))
-    _CountingText.scanned = 0
+    folded = CountingFold(quick_fold(text))
     mentions = _TAGGER._mentions(folded)
-    return folded, mentions, _CountingText.scanned
+    return folded, mentions, folded.text.scanned["count"]
 
 
 @settings(max_examples=60, deadline=None)

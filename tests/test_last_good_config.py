@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 from datetime import timedelta
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -135,23 +134,6 @@ def test_a_missing_detection_file_still_means_the_defaults(db_url, tmp_path):
     path.unlink()
     with store.session_scope(db_url) as session:
         assert detection_config.in_force(session, path) == detection_config.DetectSettings()
-
-
-@pytest.fixture
-def own_config_and_cache(tmp_path, monkeypatch) -> Iterator[Path]:
-    """A copy of the config folder and an empty matcher cache of this test's own, and no
-    geotagger left over from another test (`default_geotagger` is one per process)."""
-    from siaga.geotag import default_geotagger
-
-    config = tmp_path / "config"
-    shutil.copytree(config_dir(), config)
-    (tmp_path / "scenarios").symlink_to(config_dir().parent / "scenarios")  # sources.yaml's replay names ../scenarios
-    monkeypatch.setenv("SIAGA_CONFIG_DIR", str(config))
-    monkeypatch.setenv("SIAGA_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("SIAGA_GAZETTEER", "buleleng")
-    default_geotagger.cache_clear()
-    yield config
-    default_geotagger.cache_clear()
 
 
 def landmarks(text: str) -> list[str]:

@@ -154,13 +154,8 @@ def test_an_escalation_past_quiet_hours_is_not_held_behind_its_held_first_messag
     night = datetime(2026, 1, 15, 15, 0, tzinfo=timezone.utc)  # 23:00 WITA
     later = night + timedelta(minutes=30)
     with store.session_scope(db_url) as session:
-        incident = store.Incident(
-            hazard="traffic_jam", level="road", area_code="road-1", area_name="Jalan Ahmad Yani", road="Jalan Ahmad Yani",
-            district="Buleleng", state="open", severity="low", posts=5, authors=4, notified_posts=5,
-            opened_at=night, last_activity_at=night,
-        )
-        session.add(incident)
-        session.flush()
+        incident = sangsit_flood(session, night, hazard="traffic_jam", level="road", area_code="road-1",
+                                 area_name="Jalan Ahmad Yani", road="Jalan Ahmad Yani", village=None, district="Buleleng")
         alerts.enqueue(session, [Change(incident, "new")], hazard_set, router, night)
         incident_id = incident.id
     assert delivery.deliver(client_for(fake), night, db_url).sent == 0  # held, as configured
@@ -188,13 +183,8 @@ def test_a_held_first_message_stays_held_while_nothing_of_its_incident_is_due(sq
 
     night = datetime(2026, 1, 15, 15, 0, tzinfo=timezone.utc)
     with store.session_scope(sqlite_url) as session:
-        incident = store.Incident(
-            hazard="traffic_jam", level="road", area_code="road-1", area_name="Jalan Ahmad Yani", road="Jalan Ahmad Yani",
-            district="Buleleng", state="open", severity="low", posts=5, authors=4, notified_posts=5,
-            opened_at=night, last_activity_at=night,
-        )
-        session.add(incident)
-        session.flush()
+        incident = sangsit_flood(session, night, hazard="traffic_jam", level="road", area_code="road-1",
+                                 area_name="Jalan Ahmad Yani", road="Jalan Ahmad Yani", village=None, district="Buleleng")
         alerts.enqueue(session, [Change(incident, "new")], hazard_set, router, night)
         alerts.enqueue(session, [Change(incident, "update", what=WhatChanged(new_post_ids=(1,), posts=6, authors=5))],
                        hazard_set, router, night + timedelta(minutes=20))

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from siaga.geotag import default_geotagger
 from siaga.normalise import key
+from support.scans import CountingFold
 
 _GEOTAGGER = default_geotagger()
 
@@ -61,28 +62,6 @@ def test_a_place_inside_a_hashtag_spans_its_own_letters(text):
         assert key(text[start:end]) in {"sangsit", "buleleng", "denpasar", "banjar", "les", "bila"}, (text, place)
 
 
-class _CountingText(str):
-    """A folded text that adds up how many characters its `rfind` calls scan (back from the
-    end of the range to what they find)."""
-
-    scanned = 0
-
-    def rfind(self, sub, start=0, end=None):  # type: ignore[override]
-        stop = len(self) if end is None else min(end, len(self))
-        found = str.rfind(self, sub, start, end)
-        _CountingText.scanned += max(0, stop - (found + 1 if found >= 0 else start))
-        return found
-
-
-class _Instrumented:
-    def __init__(self, folded):
-        self._folded = folded
-        self.text = _CountingText(folded.text)
-
-    def __getattr__(self, name):
-        return getattr(self._folded, name)
-
-
 @pytest.mark.parametrize("text", ["#" + "BanjirSangsit" * 1500, "#" + "banjirsangsitbuleleng" * 950, "#BanjirSangsit " * 1400])
 def test_names_inside_a_long_hashtag_are_found_in_one_pass(text):
     """Each name hit inside a hashtag looked back over its word for where the word starts: one
@@ -90,7 +69,6 @@ def test_names_inside_a_long_hashtag_are_found_in_one_pass(text):
     300 kB one took 12 s. The word is now followed along the text as the hits come."""
     from siaga.normalise import quick_fold
 
-    folded = _Instrumented(quick_fold(text))
-    _CountingText.scanned = 0
+    folded = CountingFold(quick_fold(text))
     assert _GEOTAGGER._mentions(folded)
-    assert _CountingText.scanned < 20 * len(text), _CountingText.scanned
+    assert folded.text.scanned["rfind"] < 20 * len(text), folded.text.scanned
