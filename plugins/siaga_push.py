@@ -36,19 +36,21 @@ class SourcePushTrigger(BaseEventTrigger):
     `push.listen`, so one bad stream never stops the others or the triggerer."""
 
     def __init__(self, source: str, url: str, conn_id: str | None = None, protocol: str = "mastodon",
-                 terms: list[str] | tuple[str, ...] = (), language: str | None = None) -> None:
+                 terms: list[str] | tuple[str, ...] = (), language: str | None = None, every: float | None = None) -> None:
         super().__init__()
-        self.stream = push.PushStream(source, url, conn_id, protocol, tuple(terms), language)
+        self.stream = push.PushStream(source, url, conn_id, protocol, tuple(terms), language, every)
 
     @classmethod
     def of(cls, stream: push.PushStream) -> "SourcePushTrigger":
-        return cls(stream.source, stream.url, stream.conn_id, stream.protocol, stream.terms, stream.language)
+        return cls(stream.source, stream.url, stream.conn_id, stream.protocol, stream.terms, stream.language, stream.every)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         s = self.stream
-        return f"{type(self).__module__}.{type(self).__qualname__}", {
-            "source": s.source, "url": s.url, "conn_id": s.conn_id, "protocol": s.protocol, "terms": list(s.terms),
-            "language": s.language}
+        kwargs: dict[str, Any] = {"source": s.source, "url": s.url, "conn_id": s.conn_id, "protocol": s.protocol,
+                                  "terms": list(s.terms), "language": s.language}
+        if s.every is not None:  # only a watched feed's: a stream's trigger stays as deployed triggers have it
+            kwargs["every"] = s.every
+        return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         stream = self.stream

@@ -456,6 +456,19 @@ def test_the_ingest_dag_runs_on_its_interval_or_when_a_push_source_announces(mon
                                           "url": "https://mastodon.example/api/v1/streaming/public"})]
 
 
+def test_a_watched_feed_starts_the_ingest_dag_too(monkeypatch, tmp_path):
+    """A feed cannot stream: with `push: true` the triggerer watches it (`rss_watch`), through
+    the same asset and trigger as a stream."""
+    path = _sources_file(tmp_path, "sources:\n  - name: berita_bali\n    kind: rss\n    push: true\n    watch_every: 10\n"
+                                   "    feeds: [https://bpbd.example/feed]\n")
+    dag = _ingest_dag(monkeypatch, path.parent)
+    (asset,) = dag.timetable.asset_condition.objects
+    assert asset.uri == "siaga://push/berita_bali"
+    assert [w.trigger.serialize() for w in asset.watchers] == [
+        ("siaga_push.SourcePushTrigger", {"source": "berita_bali", "conn_id": None, "protocol": "rss", "terms": [],
+                                          "language": None, "url": "https://bpbd.example/feed", "every": 10.0})]
+
+
 def test_a_broken_sources_file_leaves_the_ingest_dag_polling(monkeypatch, tmp_path):
     """The task reports the broken file; the DAG itself must still parse and keep its interval."""
     path = _sources_file(tmp_path, MASTODON.format(push="true", tags="banjir").replace("kind: rss", "kind: rsss"))
@@ -486,6 +499,6 @@ def test_a_pushed_run_polls_only_the_sources_that_announced(monkeypatch, tmp_pat
 def test_a_stream_of_an_unknown_protocol_is_refused_by_name():
     """A trigger serialized by another version (or a typo) must fail with the protocol it names,
     which `listen` logs and retries, rather than read the stream the wrong way."""
-    with pytest.raises(ValueError, match="'rss'.*known: .*mastodon"):
-        push.reader("rss")
+    with pytest.raises(ValueError, match="'gopher'.*known: .*mastodon"):
+        push.reader("gopher")
     assert push.reader("mastodon") is push.mastodon_announcements

@@ -19,6 +19,7 @@ from siaga.config_errors import (
 from siaga.redaction import redact_urls_in
 from siaga.sources.base import SourceConfigError
 from siaga.sources.http import HTTP_OPTIONS
+from siaga.sources.rss import MIN_WATCH_EVERY
 
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 _COUNT = {"type": "integer", "minimum": 1}
@@ -45,7 +46,8 @@ _KEYS: dict[str, dict[str, Any]] = {
             "properties": {"mode": {"enum": ["identity", "live"]}, "speed": _SPEED},
         },
     },
-    "rss": {"feeds": _STRINGS, **_AUTHORS, "http": _HTTP},
+    "rss": {"feeds": _STRINGS, "push": {"type": "boolean"}, "watch_every": {"type": "number", "minimum": MIN_WATCH_EVERY, "maximum": 3_600},
+            **_AUTHORS, "http": _HTTP},
     "mastodon": {
         "instances": {
             "type": "array",

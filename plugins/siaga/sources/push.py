@@ -75,7 +75,9 @@ class PushStream:
     """One stream a source is announced on. `protocol` names the service's way of streaming
     (`READERS`); `terms` is what the stream is asked to match where the service filters on the
     listener's words rather than on the URL (empty for a Mastodon hashtag); `language`, where
-    the reader itself must filter by language (Bluesky's Jetstream), the source's language."""
+    the reader itself must filter by language (Bluesky's Jetstream), the source's language;
+    `every`, for a source that cannot stream and is watched instead (a feed), seconds between
+    two looks."""
 
     source: str
     url: str
@@ -83,6 +85,7 @@ class PushStream:
     protocol: str = "mastodon"
     terms: tuple[str, ...] = ()
     language: str | None = None
+    every: float | None = None
 
 
 def status_label(post_id: str) -> str:
@@ -155,6 +158,7 @@ READERS = {
     "mastodon_public": "siaga.sources.mastodon_public:public_announcements",
     "bluesky": "siaga.sources.jetstream:bluesky_announcements",
     "x": "siaga.sources.x_stream:x_announcements",
+    "rss": "siaga.sources.rss_watch:feed_announcements",
 }
 
 

@@ -25,6 +25,7 @@ from siaga.redaction import redact_url
 from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult, SourceConfigError
 from siaga.sources.connector import HttpConnector
 from siaga.sources.http import SourceError, policy_from_config, request
+from siaga.sources.push import PushStream
 from siaga.sources.parsing import html_text, iso_time, rfc822_time
 from siaga.sources.records import Records, label
 from siaga.sources.schema import ID_CHARS, MAX_TEXT, storable
@@ -35,6 +36,11 @@ GEORSS = "{http://www.georss.org/georss}"
 GEO = "{http://www.w3.org/2003/01/geo/wgs84_pos#}"
 CONTENT = "{http://purl.org/rss/1.0/modules/content/}"
 MAX_FEED_BYTES = 5_000_000
+# With `push: true`, how often the triggerer asks a feed whether it changed (`rss_watch`), by
+# default and at the least: a conditional GET an unchanged feed answers with a 304 and no body.
+# Every 15 s keeps a new item's wait for its watcher under 15 s (the one-minute poll alone
+# waits up to 60 s); asking more often than every 5 s would be rude to a small agency's site.
+WATCH_EVERY, MIN_WATCH_EVERY = 15.0, 5.0
 # For reading a broken feed item by item: the items, the XML declaration, the root's namespaces.
 # An item's opening and closing tags (a namespace prefix allowed), paired by `_item_fragments`.
 _ITEM_NAME = rb"(?:[A-Za-z_][\w.-]*:)?(?:item|entry)"
@@ -72,6 +78,8 @@ def _item_fragments(body: bytes) -> list[tuple[bytes, bytes]]:
 class RssSource(HttpConnector):
     name: str
     feeds: list[str]
+    push: bool = False
+    watch_every: float = WATCH_EVERY
 
     @classmethod
     def from_config(cls, entry: dict[str, Any], base_dir: Any, where: str) -> "RssSource":
@@ -81,7 +89,18 @@ class RssSource(HttpConnector):
         for i, url in enumerate(feeds):
             if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
                 raise SourceConfigError(f"{where}.feeds[{i}]: not an http(s) URL: {redact_url(url)!r}")
-        return cls(entry["name"], list(feeds), authors=AuthorPolicy.from_config(entry, where), policy=policy_from_config(entry, where))
+        if "watch_every" in entry and not entry.get("push"):
+            raise SourceConfigError(f"{where}.watch_every: a feed is watched only with push: true; add it, or drop watch_every")
+        return cls(entry["name"], list(feeds), push=bool(entry.get("push", False)),
+                   watch_every=float(entry.get("watch_every", WATCH_EVERY)),
+                   authors=AuthorPolicy.from_config(entry, where), policy=policy_from_config(entry, where))
+
+    def push_streams(self) -> list[PushStream]:
+        """One watcher per feed (none without `push`): a feed has no stream of its own, so the
+        triggerer asks it every `watch_every` seconds whether it changed (`rss_watch`)."""
+        if not self.push:
+            return []
+        return [PushStream(self.name, url, protocol="rss", every=self.watch_every) for url in dict.fromkeys(self.feeds)]
 
     def poll(self, cursor: dict[str, Any] | None, now: datetime) -> PollResult:
         state: dict[str, Any] = dict((cursor or {}).get("feeds") or {})
@@ -131,12 +150,7 @@ class RssSource(HttpConnector):
             root = ET.fromstring(body)
         except ET.ParseError as exc:
             return self._parse_items_alone(body, url, now, f"not well-formed XML: {exc}")
-        if root.tag == f"{ATOM}feed":
-            items, atom = root.findall(f"{ATOM}entry"), True
-        elif root.tag in ("rss", "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}RDF"):
-            items, atom = list(root.iter("item")), False
-        else:
-            raise ValueError(f"neither RSS nor Atom: root element <{storable(root.tag)[:80]}>")
+        items, atom = _items(root)
         records = Records(now)
         for i, item in enumerate(items, start=1):
             records.take(lambda: self._where(url, item, atom, i), lambda: _xml_text(item), lambda: self._item(item, atom, url, now))
@@ -173,27 +187,22 @@ class RssSource(HttpConnector):
 
     @staticmethod
     def _where(url: str, item: ET.Element, atom: bool, i: int) -> str:
-        ident = _text(item, f"{ATOM}id" if atom else "guid") or _text(item, "link")
-        return f"{url} item {label(ident) or i}"
+        return f"{url} item {label(_ident(item, atom)) or i}"
 
     def _rss(self, item: ET.Element, feed: str, now: datetime) -> IncomingPost:
         link = _text(item, "link")
-        ident = _text(item, "guid") or link
+        ident = _ident(item, False)
         when = _text(item, "pubDate") or _text(item, f"{DC}date")
         body = _text(item, f"{CONTENT}encoded") or _text(item, "description")
         author = _text(item, f"{DC}creator") or _text(item, "author")
         return self._post(feed, ident, rfc822_time(when, "pubDate", now), _text(item, "title"), body, link, author, item)
 
     def _atom(self, entry: ET.Element, feed: str, now: datetime) -> IncomingPost:
-        link = None
-        for el in entry.findall(f"{ATOM}link"):
-            if el.get("rel", "alternate") == "alternate" and el.get("href"):
-                link = el.get("href")
-                break
+        link = _atom_link(entry)
         when = _text(entry, f"{ATOM}published") or _text(entry, f"{ATOM}updated")
         body = _text(entry, f"{ATOM}content") or _text(entry, f"{ATOM}summary")
         author = _text(entry.find(f"{ATOM}author"), f"{ATOM}name") if entry.find(f"{ATOM}author") is not None else None
-        return self._post(feed, _text(entry, f"{ATOM}id") or link, iso_time(when, "published", now), _text(entry, f"{ATOM}title"), body, link, author, entry)
+        return self._post(feed, _ident(entry, True), iso_time(when, "published", now), _text(entry, f"{ATOM}title"), body, link, author, entry)
 
     def _post(self, feed: str, ident: str | None, when: datetime, title: str | None, body: str | None, link: str | None,
               author: str | None, el: ET.Element) -> IncomingPost:
@@ -219,6 +228,48 @@ class RssSource(HttpConnector):
             raw={"feed": feed, "id": ident, "link": link},
             author_pseudonymised=pseudonymised,
         )
+
+
+def _items(root: ET.Element) -> tuple[list[ET.Element], bool]:
+    """A feed's items and whether they are Atom entries; ValueError for a document that is
+    neither RSS nor Atom."""
+    if root.tag == f"{ATOM}feed":
+        return root.findall(f"{ATOM}entry"), True
+    if root.tag in ("rss", "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}RDF"):
+        return list(root.iter("item")), False
+    raise ValueError(f"neither RSS nor Atom: root element <{storable(root.tag)[:80]}>")
+
+
+def _ident(item: ET.Element, atom: bool) -> str | None:
+    """An item's id as the poll stores it: its guid (Atom: id), else its link."""
+    if atom:
+        return _text(item, f"{ATOM}id") or _atom_link(item)
+    return _text(item, "guid") or _text(item, "link")
+
+
+def _atom_link(entry: ET.Element) -> str | None:
+    """An Atom entry's link to its page (`rel="alternate"`, the default)."""
+    for el in entry.findall(f"{ATOM}link"):
+        if el.get("rel", "alternate") == "alternate" and el.get("href"):
+            return el.get("href")
+    return None
+
+
+def item_ids(body: bytes) -> frozenset[str]:
+    """What tells one version of a feed from the next (`rss_watch`): each item's id as the poll
+    reads it, or a digest of the item's XML where it has none, or where the feed is not
+    well-formed. Not the body's digest: many feeds rewrite `lastBuildDate` on every request, and
+    a watcher must not wake ingest for that. ValueError for a document that is no feed."""
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError:
+        return frozenset(_digest(fragment) for fragment, _ in _item_fragments(body))
+    items, atom = _items(root)
+    return frozenset(_ident(item, atom) or _digest(_xml_text(item).encode("utf-8", "backslashreplace")) for item in items)
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def _xml_text(el: ET.Element) -> str:
