@@ -25,13 +25,16 @@ search index lagging as Mastodon 4.2's does (SEARCH_INDEX: indexed once a minute
 30 s, random phases); pushed, the triggerer reads the public timeline stream filtered to the
 search's words and the woken run reads the statuses it names by id, not waiting for the index;
 `--push both` also measures the same source polled only.
+`--push-via rss`: the events are items of a fake agency feed whose source has `push: true`: the
+triggerer looks at the feed every 15 s (`rss.WATCH_EVERY`, a conditional GET) and a new item
+starts the run; `--push both` also measures the same feed polled only.
 
 Throughput: `--posts` posts (one in ten a hazard report) become visible at once, split over
 four sources so ingest maps over four tasks; timed from the first ingest task's start to every
 post stored, tagged and counted and the detect run's outbox written, with one and two workers.
 
 Usage: python benchmarks/bench_latency.py [--minutes 10] [--interval 20] [--poll-intervals 60,30]
-       [--push [on|both]] [--push-via mastodon|x] [--posts 4000] [--skip-latency] [--skip-throughput] [--write]
+       [--push [on|both]] [--push-via mastodon|mastodon_search|x|rss] [--posts 4000] [--skip-latency] [--skip-throughput] [--write]
 """
 from __future__ import annotations
 
@@ -45,7 +48,9 @@ import tempfile
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 from siaga import settings, store
 from siaga_dev import airflow_stack as st
@@ -60,6 +65,7 @@ X_CONN = "x_bench"  # the pushed X source's connection: its token is the fake's,
 X_QUERY = "kebakaran"  # the pushed X source's query (and stream rule): every event post says it
 MASTODON_CONN = "mastodon_bench"  # `--push-via mastodon_search`: the public timeline stream needs a user token
 SEARCH_INDEX = (60.0, 30.0)  # Mastodon 4.2+: indexing job every minute, index refreshed every 30 s
+FEED = "bpbd.xml"  # `--push-via rss`: the fake site's feed
 
 TOKEN = "xoxb-bench-latency"
 REDIS_DB = 12
@@ -128,9 +134,12 @@ def post(pid: str, when: datetime, text: str, author: str) -> str:
 def config_for(root: Path, sources: dict[str, Path | str], via: str = "mastodon", push: bool = True) -> Path:
     """config/ with the given sources only, no quiet hours: a path is a replay file (identity
     clock), a URL a fake whose source pushes: a Mastodon instance's PUSH_TAG, (`via`
-    "mastodon_search") its search for X_QUERY, or (`via` "x") X's recent search and filtered
-    stream for X_QUERY. `push` False: the same fake source, polled only."""
+    "mastodon_search") its search for X_QUERY, (`via` "x") X's recent search and filtered
+    stream for X_QUERY, or (`via` "rss") an agency's feed, watched by the triggerer every
+    `rss.WATCH_EVERY` seconds. `push` False: the same fake source, polled only."""
     def pushed(name: str, where: str) -> dict:
+        if via == "rss":
+            return {"name": name, "kind": "rss", "push": push, "feeds": [f"{where}/feeds/{FEED}"]}
         if via == "x":
             return {"name": name, "kind": "x", "push": push, "conn_id": X_CONN, "api": where, "queries": [X_QUERY]}
         if via == "mastodon_search":
@@ -209,7 +218,7 @@ def measure_latency(stack: st.AirflowStack, root: Path, minutes: float, interval
     start = datetime.now(timezone.utc) + timedelta(seconds=90)  # workers up, DAGs parsed, stream open
     schedule, visible, last_ids = event_schedule(villages, start, interval)
     # Mastodon searches: polled only or pushed, the same fake instance and its search-index lag
-    on_fake = pushed or via == "mastodon_search"
+    on_fake = pushed or via in ("mastodon_search", "rss")
     feed = Toots(schedule, via) if on_fake else Feed(root / "latency.jsonl", schedule)
     siaga = Siaga(root / "latency", {"bench": feed.where}, fake, via, pushed)
     if on_fake:
@@ -269,9 +278,9 @@ class Feed:
 
 
 class Toots:
-    """The posts as statuses on a fake Mastodon instance (or tweets on the fake X, `via` "x"),
-    each added (and announced on the hashtag's or the filtered stream) at its time by a thread
-    of this process."""
+    """The posts as statuses on a fake Mastodon instance (or tweets on the fake X, `via` "x", or
+    items of a fake site's feed, `via` "rss"), each added (and announced on the hashtag's or the
+    filtered stream) at its time by a thread of this process."""
 
     def __init__(self, schedule: list, via: str = "mastodon") -> None:
         self.schedule, self.via = schedule, via
@@ -284,6 +293,9 @@ class Toots:
         self.ids = {pid: (int(when.timestamp() * 1000) << 16) + i if via != "x" else 1000 + i
                     for i, (when, pid, _, _) in enumerate(schedule)}
         self.stop = threading.Event()
+        self.items: list[str] = []  # `via` "rss": the feed's items, newest first
+        if via == "rss":
+            self._publish()
 
     def play(self) -> None:
         threading.Thread(target=self._run, daemon=True).start()
@@ -293,12 +305,23 @@ class Toots:
             if self.stop.wait(max(0.0, when.timestamp() - time.time())):
                 return
             created = when.isoformat().replace("+00:00", "Z")
-            if self.via == "x":
+            if self.via == "rss":
+                self.items.insert(0, f"<item><title>{escape(text)}</title><guid>{pid}</guid><author>{author}</author>"
+                                     f"<pubDate>{format_datetime(when)}</pubDate></item>")
+                self._publish()
+            elif self.via == "x":
                 self.fake.tweet(self.ids[pid], 0, text, username=author, created_at=created)
             else:
                 self.fake.toot(PUSH_TAG, self.ids[pid], 0, text, acct=author, created_at=created)
 
+    def _publish(self) -> None:
+        """The feed as the site serves it from now on: every item so far, under a new ETag."""
+        body = f"<?xml version='1.0'?><rss version='2.0'><channel><title>BPBD</title>{''.join(self.items)}</channel></rss>"
+        self.fake.data.feeds[FEED] = (f'"v{len(self.items)}"', body)
+
     def source_id(self, pid: str) -> str:
+        if self.via == "rss":
+            return pid
         if self.via == "x":
             return str(self.ids[pid])
         return f"{self.fake.url.split('://', 1)[1]}:{self.ids[pid]}"
@@ -499,11 +522,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--push", choices=("off", "on", "both"), nargs="?", const="on", default="off",
                         help="events arrive on a pushed Mastodon hashtag (the poll interval still applies); "
                              "`both`: polled only, then pushed, side by side on the same stack")
-    parser.add_argument("--push-via", choices=("mastodon", "mastodon_search", "x"), default=None,
+    parser.add_argument("--push-via", choices=("mastodon", "mastodon_search", "x", "rss"), default=None,
                         help="what the pushed events are: statuses on a Mastodon hashtag (default), statuses found by a "
                              "Mastodon search (pushed by the public timeline stream; the fake's search index lags as "
-                             "Mastodon's does, SEARCH_INDEX, also when polled only), or tweets on X's filtered stream; "
-                             "given alone, implies --push on")
+                             "Mastodon's does, SEARCH_INDEX, also when polled only), tweets on X's filtered stream, or "
+                             "items of an RSS feed the triggerer watches; given alone, implies --push on")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--write", action="store_true", help="write the table into benchmarks/README.md")

@@ -9,12 +9,16 @@ One test per service that pushes, each with its fakes in this process:
 - Bluesky: the fake Jetstream firehose, filtered in the triggerer to the source's query words
   (posts in another language, or holding the word only inside a longer one, must wake nothing);
 - X: the fake X API's filtered stream, its rules synced by the triggerer from the source's query
-  (a tweet matching no rule must wake nothing).
+  (a tweet matching no rule must wake nothing);
+- RSS: a fake agency feed the triggerer watches every 5 s (a feed rewritten without a new item
+  must wake nothing).
 
-The source has `push: true`, so the ingest DAG's schedule carries an asset watched by
-`siaga_push.SourcePushTrigger`. Once the triggerer listens, two residents report a fire in
-Sekumpul. Both posts must be stored by ingest runs the push started (Airflow's `asset_triggered`
-runs, polling only the pushed source), and the alert must reach the fake Slack server once.
+Every source has `push: true`, so the ingest DAG's schedule carries one asset per source, each
+watched by `siaga_push.SourcePushTrigger`s. All five share one Airflow stack (starting one
+takes most of a minute); each test reports a fire in its own village, far from the others'.
+Once the triggerer listens, two residents report it. Both posts must be stored by ingest runs
+the push started (Airflow's `asset_triggered` runs, polling only the pushed source), and the
+alert must reach the fake Slack server once.
 """
 from __future__ import annotations
 
@@ -22,7 +26,9 @@ import re
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable
+from email.utils import format_datetime
+from typing import Any, Callable, Iterator
+from xml.sax.saxutils import escape
 
 import pytest
 
@@ -38,9 +44,8 @@ pytestmark = [pytest.mark.celery, pytest.mark.timeout(560)]
 TOKEN = "xoxb-push-stack"
 REDIS_DB = 11  # only this file uses it (the celery stack tests use 13 and 14, the benchmark 12)
 TAG = "kebakaranbuleleng"
-VILLAGE = "Sekumpul"
-REPORTS = (("warga1", f"Kebakaran rumah di Desa {VILLAGE}, api cepat membesar"),
-           ("warga2", f"Ada KEBAKARAN di {VILLAGE}, asap hitam tebal terlihat dari jauh"))
+REPORTS = (("warga1", "Kebakaran rumah di Desa {village}, api cepat membesar"),
+           ("warga2", "Ada KEBAKARAN di {village}, asap hitam tebal terlihat dari jauh"))
 
 
 @dataclass
@@ -48,6 +53,7 @@ class Pushing:
     """One service's fakes as the test drives them."""
 
     source: dict[str, Any]
+    village: str  # where this service's fire is reported: no two services' villages are neighbours
     listening: Callable[[], bool]
     report: Callable[[int, str, str, str], None]  # (number, author, text, ISO time): publish one report
     noise: Callable[[], None] = lambda: None  # publish what must wake nothing
@@ -59,6 +65,7 @@ def _mastodon(fakes: ExitStack) -> Pushing:
     mastodon = fakes.enter_context(FakeApis())
     return Pushing(
         {"name": "mastodon_bali", "kind": "mastodon", "push": True, "instances": [{"url": mastodon.url, "hashtags": [TAG]}]},
+        "Sekumpul",
         lambda: mastodon.listening >= 1,
         lambda i, author, text, now: mastodon.toot(TAG, 100 + i, 0, text, acct=author, created_at=now))
 
@@ -78,6 +85,7 @@ def _mastodon_search(fakes: ExitStack) -> Pushing:
     return Pushing(
         {"name": "mastodon_cari", "kind": "mastodon", "push": True, "language": "id",
          "instances": [{"url": mastodon.url, "conn_id": "mastodon_stack", "searches": ["kebakaran"]}]},
+        "Pakisan",
         lambda: mastodon.listening >= 1, report,
         lambda: mastodon.toot("lainnya", 99, 0, "Macet total di Jalan Gajah Mada", acct="warga0"),
         {settings.env_token_name("mastodon_stack"): "tok-stack"},  # the public timeline stream needs a user token
@@ -99,6 +107,7 @@ def _bluesky(fakes: ExitStack) -> Pushing:
     return Pushing(
         {"name": "bluesky_bali", "kind": "bluesky", "appview": appview.url, "push": True, "jetstream": firehose.url,
          "language": "id", "queries": ["kebakaran"]},
+        "Bongancina",
         lambda: firehose.listening >= 1, report, noise)
 
 
@@ -106,58 +115,131 @@ def _x(fakes: ExitStack) -> Pushing:
     x = fakes.enter_context(FakeApis())
     return Pushing(
         {"name": "x_bali", "kind": "x", "push": True, "conn_id": "x_stack", "api": x.url, "queries": ["kebakaran"]},
+        "Sumber Klampok",
         lambda: x.listening >= 1,
         lambda i, author, text, now: x.tweet(9_000 + i, 0, text, username=author, created_at=now),
         lambda: x.tweet(8_999, 0, "Macet total di Jalan Gajah Mada", username="warga0"),
         {settings.env_token_name("x_stack"): X_TOKEN})  # the triggerer (rules, stream) and the workers (search)
 
 
-@pytest.mark.parametrize("service", [_mastodon, _mastodon_search, _bluesky, _x], ids=["mastodon", "mastodon_search", "bluesky", "x"])
-def test_a_pushed_post_is_ingested_and_alerted_without_waiting_for_the_poll(tmp_path, service):
+def _rss(fakes: ExitStack) -> Pushing:
+    site = fakes.enter_context(FakeApis())
+    feed = "bpbd.xml"
+    items: list[str] = [_feed_item("lama-1", "Rapat koordinasi BPBD Buleleng", "humas", datetime(2026, 1, 5, tzinfo=timezone.utc))]
+    version = [1]
+
+    def publish(built: datetime) -> None:
+        """The feed as the site serves it now, under a new ETag and build date."""
+        version[0] += 1
+        site.data.feeds[feed] = (f'"v{version[0]}"', "<?xml version='1.0'?><rss version='2.0'><channel><title>BPBD</title>"
+                                 f"<lastBuildDate>{format_datetime(built)}</lastBuildDate>{''.join(items)}</channel></rss>")
+
+    def report(i: int, author: str, text: str, now: str) -> None:
+        items.insert(0, _feed_item(f"kebakaran-{i}", text, author, datetime.fromisoformat(now.replace("Z", "+00:00"))))
+        publish(datetime.now(timezone.utc))
+
+    def conditional_looks() -> int:
+        return sum(1 for r in site.hits(f"/feeds/{feed}") if r.headers.get("If-None-Match"))
+
+    publish(datetime(2026, 1, 5, tzinfo=timezone.utc))
+    return Pushing(
+        {"name": "berita_bali", "kind": "rss", "push": True, "watch_every": 5, "feeds": [f"{site.url}/feeds/{feed}"]},
+        "Sembiran",
+        lambda: conditional_looks() >= 2,  # the poll asks at most once with a validator; the watcher every 5 s
+        report,
+        lambda: publish(datetime.now(timezone.utc)))  # rewritten, no new item
+
+
+def _feed_item(guid: str, text: str, author: str, when: datetime) -> str:
+    return (f"<item><title>{escape(text)}</title><guid>{guid}</guid><author>{author}</author>"
+            f"<pubDate>{format_datetime(when.replace(microsecond=0))}</pubDate></item>")
+
+
+SERVICES = {"mastodon": _mastodon, "mastodon_search": _mastodon_search, "bluesky": _bluesky, "x": _x, "rss": _rss}
+
+
+@dataclass
+class Stack:
+    """The one Airflow stack the tests share, listening to every service's fakes."""
+
+    airflow: st.AirflowStack
+    slack: FakeSlack
+    siaga_db: str
+    pushing: dict[str, Pushing]
+    failed: bool = False
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[Stack]:
     require_services()
+    root = tmp_path_factory.mktemp("push_stack")
     with ExitStack() as fakes:
-        pushing = service(fakes)
+        pushing = {name: make(fakes) for name, make in SERVICES.items()}
         slack = FakeSlack(token=TOKEN).start()
         siaga_db = st.create_database("siaga_push")
         url = st.pg_url(siaga_db)
-        stack = st.AirflowStack(root=tmp_path / "stack", redis_db=REDIS_DB, task_env={
+        env = {k: v for p in pushing.values() for k, v in (p.env or {}).items()}
+        airflow = st.AirflowStack(root=root / "stack", redis_db=REDIS_DB, task_env={
             "SIAGA_DB_URL": url,
-            "SIAGA_CONFIG_DIR": str(st.config_copy(tmp_path / "config", [pushing.source])),
+            "SIAGA_CONFIG_DIR": str(st.config_copy(root / "config", [p.source for p in pushing.values()])),
             "SIAGA_SLACK_TOKEN": TOKEN,
             "SIAGA_SLACK_BASE_URL": slack.base_url,
             "SIAGA_AUTHOR_KEY": "push-stack-author-key",
-        }, extra_env={"SIAGA_POLL_INTERVAL": "3600", **(pushing.env or {})})  # the timetable's next poll is an hour away
-        ok = False
+        }, extra_env={"SIAGA_POLL_INTERVAL": "3600", **env})  # the timetable's next poll is an hour away
+        shared = Stack(airflow, slack, siaga_db, pushing)
         try:
             store.migrate(url)
             store.engine_for(url).dispose()
-            stack.start()
-            stack.start_worker("push-w1")
-            st.wait_for(pushing.listening, 240, "the triggerer listening to the stream", stack)
+            airflow.start()
+            airflow.start_worker("push-w1")
+            for name, p in pushing.items():
+                st.wait_for(p.listening, 240, f"the triggerer listening to {name}", airflow)
             # the timetable's first run (at start-up) polls once; wait for it, so every later
-            # ingest run is one the push started
-            st.wait_for(lambda: stack.task_states(
+            # ingest run is one a push started
+            st.wait_for(lambda: airflow.task_states(
                 "select 1 from dag_run where dag_id = 'siaga_ingest' and state = 'success'"), 240,
-                "the first scheduled ingest run", stack)
-            pushing.noise()
-            now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-            for i, (author, text) in enumerate(REPORTS, start=1):
-                pushing.report(i, author, text, now)
-            headline = re.compile(rf"— (?:Desa )?{VILLAGE}, Kec\.")
-            st.wait_for(lambda: any(headline.search(m.get("text") or "") for m in slack.messages()), 300,
-                        f"the alert naming {VILLAGE}", stack)
-            runs = dict(stack.task_states(
-                "select run_type, count(*) from dag_run where dag_id = 'siaga_ingest' group by run_type"))
-            assert runs.get("scheduled") == 1 and runs.get("asset_triggered", 0) >= 1, runs
-            stored = st.query(siaga_db, "select count(*) from posts")[0][0]
-            assert stored == len(REPORTS)
-            alerts = [m for m in slack.messages() if headline.search(m.get("text") or "")]
-            assert len(alerts) == 1
-            pushing.check()
-            ok = True
+                "the first scheduled ingest run", airflow)
+            yield shared
+        except BaseException:
+            shared.failed = True
+            raise
         finally:
-            if not ok:
-                print(stack.dump_logs())
-            stack.stop()
+            if shared.failed:
+                print(airflow.dump_logs())
+            airflow.stop()
             slack.close()
             st.drop_database(siaga_db)
+
+
+@pytest.mark.parametrize("service", list(SERVICES))
+def test_a_pushed_post_is_ingested_and_alerted_without_waiting_for_the_poll(stack, service):
+    pushing = stack.pushing[service]
+    airflow, slack = stack.airflow, stack.slack
+    ok = False
+    try:
+        pushed_before = _runs(airflow).get("asset_triggered", 0)
+        stored_before = _stored(stack, pushing)
+        pushing.noise()
+        now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        for i, (author, text) in enumerate(REPORTS, start=1):
+            pushing.report(i, author, text.format(village=pushing.village), now)
+        headline = re.compile(rf"— (?:Desa )?{pushing.village}, Kec\.")
+        st.wait_for(lambda: any(headline.search(m.get("text") or "") for m in slack.messages()), 300,
+                    f"the alert naming {pushing.village}", airflow)
+        runs = _runs(airflow)
+        assert runs.get("scheduled") == 1 and runs.get("asset_triggered", 0) > pushed_before, runs
+        assert _stored(stack, pushing) == stored_before + len(REPORTS)
+        alerts = [m for m in slack.messages() if headline.search(m.get("text") or "")]
+        assert len(alerts) == 1
+        pushing.check()
+        ok = True
+    finally:
+        stack.failed |= not ok
+
+
+def _runs(airflow: st.AirflowStack) -> dict[str, int]:
+    return dict(airflow.task_states("select run_type, count(*) from dag_run where dag_id = 'siaga_ingest' group by run_type"))
+
+
+def _stored(stack: Stack, pushing: Pushing) -> int:
+    return st.query(stack.siaga_db, f"select count(*) from posts where source = '{pushing.source['name']}'")[0][0]
