@@ -151,6 +151,17 @@ def author_key(monkeypatch) -> None:
 
 
 @pytest.fixture
+def new_watchers() -> Iterator[None]:
+    """Watched sources' readers (`siaga.sources.watch`) start knowing nothing, as a new
+    triggerer's do, and leave nothing for the next test."""
+    from siaga.sources import watch
+
+    watch._seen.clear()
+    yield
+    watch._seen.clear()
+
+
+@pytest.fixture
 def api():
     """Fake Mastodon, Bluesky, X and RSS endpoints on 127.0.0.1 (tests/support/fakeapis.py)."""
     from support.fakeapis import FakeApis

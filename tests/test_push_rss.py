@@ -23,7 +23,9 @@ from hypothesis import given, settings as hsettings, strategies as st
 
 from support.fakeapis import FakeApis
 from support.triggers import rebuilt
-from siaga.sources import check_sources_file, load_sources, push, rss, rss_watch
+from siaga.sources import check_sources_file, load_sources, push, rss, rss_watch, watch
+
+pytestmark = pytest.mark.usefixtures("new_watchers")
 
 SOURCE = "berita_bali"
 EVERY = 0.05  # seconds between looks in these tests (the sources file allows no less than 5)
@@ -41,14 +43,6 @@ def _feed(*guids: str, built: str = "Thu, 15 Jan 2026 08:30:00 +0800") -> str:
 
 def _stream(fake: FakeApis, name: str = "berita.xml") -> push.PushStream:
     return push.PushStream(SOURCE, f"{fake.url}/feeds/{name}", protocol="rss", every=EVERY)
-
-
-@pytest.fixture(autouse=True)
-def _forget_what_watchers_saw():
-    """Each test's watchers start as a new triggerer's do."""
-    rss_watch._seen.clear()
-    yield
-    rss_watch._seen.clear()
 
 
 def _looks(fake: FakeApis, name: str = "berita.xml") -> list[Any]:
@@ -259,14 +253,14 @@ def test_push_watches_each_feed_once_every_watch_every_seconds(tmp_path):
     assert [(s.url, s.protocol, s.every) for s in streams] == [
         ("https://bpbd.example/feed", "rss", 20.0), ("https://berita.example/rss", "rss", 20.0)]
     (default,) = push.push_streams(load_sources(_write(tmp_path, "    push: true\n"))[:1])[:1]
-    assert default.every == rss.WATCH_EVERY
+    assert default.every == watch.WATCH_EVERY
     assert push.push_streams(load_sources(_write(tmp_path, ""))) == []
 
 
 @pytest.mark.parametrize(("entry", "line", "said"), [
     ("    push: true\n    watch_every: 1\n", 6, "watch_every: 1 is less than the minimum of 5.0"),
-    ("    push: true\n    watch_every: 99999\n", 6, "watch_every: 99999 is greater than the maximum of 3600"),
-    ("    watch_every: 30\n", 5, "watch_every: a feed is watched only with push: true; add it, or drop watch_every"),
+    ("    push: true\n    watch_every: 99999\n", 6, "watch_every: 99999 is greater than the maximum of 3600.0"),
+    ("    watch_every: 30\n", 5, "watch_every: a source is watched only with push: true; add it, or drop watch_every"),
     ("    push: yes please\n", 5, "push: 'yes please' is not of type 'boolean'"),
 ])
 def test_a_watch_the_feed_cannot_keep_is_refused_at_its_line(tmp_path, entry, line, said):

@@ -19,7 +19,7 @@ from siaga.config_errors import (
 from siaga.redaction import redact_urls_in
 from siaga.sources.base import SourceConfigError
 from siaga.sources.http import HTTP_OPTIONS
-from siaga.sources.rss import MIN_WATCH_EVERY
+from siaga.sources.watch import WATCH_SCHEMA
 
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 _COUNT = {"type": "integer", "minimum": 1}
@@ -46,8 +46,7 @@ _KEYS: dict[str, dict[str, Any]] = {
             "properties": {"mode": {"enum": ["identity", "live"]}, "speed": _SPEED},
         },
     },
-    "rss": {"feeds": _STRINGS, "push": {"type": "boolean"}, "watch_every": {"type": "number", "minimum": MIN_WATCH_EVERY, "maximum": 3_600},
-            **_AUTHORS, "http": _HTTP},
+    "rss": {"feeds": _STRINGS, **WATCH_SCHEMA, **_AUTHORS, "http": _HTTP},
     "mastodon": {
         "instances": {
             "type": "array",
@@ -72,7 +71,7 @@ _KEYS: dict[str, dict[str, Any]] = {
         "bounding_boxes": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
         "push": {"type": "boolean"}, **_AUTHORS, "http": _HTTP,
     },
-    "inbox": {"path": {"type": "string"}, **_AUTHORS},
+    "inbox": {"path": {"type": "string"}, **WATCH_SCHEMA, **_AUTHORS},
 }
 _COMMON = {"name": {"type": "string", "minLength": 1}, "kind": {"enum": sorted(_KEYS)}, "enabled": {"type": "boolean"}}
 # How many days raw posts are kept. Bounded so that "now minus the retention" is still a date:

@@ -8,17 +8,21 @@ only when it changes (the store keeps one row per post id, so re-reading is harm
 """
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from stat import S_ISREG
+from typing import Any, AsyncIterator, Callable
 
 from jsonschema import Draft202012Validator, FormatChecker
 
 from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult, SourceConfigError, author_key
 from siaga.sources.parsing import iso_time, load_json, record_id
 from siaga.sources.records import Records, decode_line, without_bom
+from siaga.sources.push import PushStream
 from siaga.sources.schema import AUTHOR_CHARS, ID_CHARS, MAX_TEXT, MAX_URL, check_number, check_record, storable
+from siaga.sources.watch import WATCH_EVERY, Seen, changes, check_watch
 
 POST_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -45,13 +49,23 @@ class InboxSource:
     folder: Path
     authors: AuthorPolicy = AuthorPolicy()
     key: Callable[[], bytes] = author_key
+    push: bool = False
+    watch_every: float = WATCH_EVERY  # with push: seconds between two looks at the folder (`folder_announcements`)
 
     @classmethod
     def from_config(cls, entry: dict[str, Any], base_dir: Path, where: str) -> "InboxSource":
         if not isinstance(entry.get("path"), str):
             raise SourceConfigError(f"{where}.path: an inbox source needs a folder path")
         folder = Path(entry["path"])
-        return cls(entry["name"], folder if folder.is_absolute() else base_dir / folder, AuthorPolicy.from_config(entry, where))
+        push, every = check_watch(entry, where)
+        return cls(entry["name"], folder if folder.is_absolute() else base_dir / folder, AuthorPolicy.from_config(entry, where),
+                   push=push, watch_every=every)
+
+    def push_streams(self) -> list[PushStream]:
+        """The folder, watched by the triggerer (none without `push`): a file dropped or
+        changed there wakes ingest (`folder_announcements`). The triggerer must see the folder
+        the workers read (the same machine, or the same volume)."""
+        return [PushStream(self.name, str(self.folder), protocol="inbox", every=self.watch_every)] if self.push else []
 
     def poll(self, cursor: dict[str, Any] | None, now: datetime) -> PollResult:
         done: dict[str, Any] = dict((cursor or {}).get("files") or {})
@@ -59,15 +73,10 @@ class InboxSource:
         bad: list[BadInput] = []
         if not self.folder.is_dir():
             return PollResult([], [BadInput(str(self.folder), "inbox folder does not exist", "")], {"files": done}, [f"{self.folder}: missing"])
-        for path in sorted(p for p in self.folder.iterdir() if p.is_file() and p.suffix in (".json", ".jsonl")):
-            try:
-                stat = path.stat()
-            except OSError:  # gone since the listing
-                continue
-            stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
+        for path, stamp, size in _files(self.folder):
             if done.get(path.name) == stamp:
                 continue
-            if stat.st_size > MAX_FILE_BYTES:
+            if size > MAX_FILE_BYTES:
                 bad.append(BadInput(f"{path.name}@{stamp}", f"file larger than {MAX_FILE_BYTES} bytes", ""))
             else:
                 try:
@@ -127,3 +136,32 @@ class InboxSource:
             raw={"id": source_id, "channel": obj.get("channel")},
             author_pseudonymised=pseudonymised,
         )
+
+
+def _files(folder: Path) -> list[tuple[Path, str, int]]:
+    """(path, stamp, size) of each post file in `folder`, by name: the stamp (size and
+    modification time) is how the poll's cursor and the watcher tell a file has changed."""
+    found = []
+    for path in sorted(p for p in folder.iterdir() if p.suffix in (".json", ".jsonl")):
+        try:
+            stat = path.stat()
+        except OSError:  # gone since the listing
+            continue
+        if S_ISREG(stat.st_mode):
+            found.append((path, f"{stat.st_size}:{stat.st_mtime_ns}", stat.st_size))
+    return found
+
+
+async def folder_announcements(stream: PushStream, client: Any, token: Any) -> AsyncIterator[str]:
+    """A label for every post file dropped or changed in the folder `stream.url` names, looking
+    every `stream.every` seconds, forever (`push.READERS["inbox"]`; `client` and `token`, which
+    streams over HTTP need, go unused). Raises OSError while the folder cannot be listed
+    (`push.listen` looks again after its backoff)."""
+    folder = Path(stream.url)
+
+    async def look(seen: Seen) -> frozenset[str]:
+        listing = await asyncio.to_thread(_files, folder)  # a listing blocks (a network volume): off the shared loop
+        return frozenset(f"{path.name}@{stamp}" for path, stamp, _ in listing)
+
+    async for label in changes(stream, look):
+        yield label

@@ -159,6 +159,7 @@ READERS = {
     "bluesky": "siaga.sources.jetstream:bluesky_announcements",
     "x": "siaga.sources.x_stream:x_announcements",
     "rss": "siaga.sources.rss_watch:feed_announcements",
+    "inbox": "siaga.sources.inbox:folder_announcements",
 }
 
 

@@ -29,6 +29,7 @@ from siaga.sources.push import PushStream
 from siaga.sources.parsing import html_text, iso_time, rfc822_time
 from siaga.sources.records import Records, label
 from siaga.sources.schema import ID_CHARS, MAX_TEXT, storable
+from siaga.sources.watch import WATCH_EVERY, check_watch
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 DC = "{http://purl.org/dc/elements/1.1/}"
@@ -36,11 +37,6 @@ GEORSS = "{http://www.georss.org/georss}"
 GEO = "{http://www.w3.org/2003/01/geo/wgs84_pos#}"
 CONTENT = "{http://purl.org/rss/1.0/modules/content/}"
 MAX_FEED_BYTES = 5_000_000
-# With `push: true`, how often the triggerer asks a feed whether it changed (`rss_watch`), by
-# default and at the least: a conditional GET an unchanged feed answers with a 304 and no body.
-# Every 15 s keeps a new item's wait for its watcher under 15 s (the one-minute poll alone
-# waits up to 60 s); asking more often than every 5 s would be rude to a small agency's site.
-WATCH_EVERY, MIN_WATCH_EVERY = 15.0, 5.0
 # For reading a broken feed item by item: the items, the XML declaration, the root's namespaces.
 # An item's opening and closing tags (a namespace prefix allowed), paired by `_item_fragments`.
 _ITEM_NAME = rb"(?:[A-Za-z_][\w.-]*:)?(?:item|entry)"
@@ -79,7 +75,7 @@ class RssSource(HttpConnector):
     name: str
     feeds: list[str]
     push: bool = False
-    watch_every: float = WATCH_EVERY
+    watch_every: float = WATCH_EVERY  # with push: seconds between two looks at each feed (`rss_watch`)
 
     @classmethod
     def from_config(cls, entry: dict[str, Any], base_dir: Any, where: str) -> "RssSource":
@@ -89,10 +85,8 @@ class RssSource(HttpConnector):
         for i, url in enumerate(feeds):
             if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
                 raise SourceConfigError(f"{where}.feeds[{i}]: not an http(s) URL: {redact_url(url)!r}")
-        if "watch_every" in entry and not entry.get("push"):
-            raise SourceConfigError(f"{where}.watch_every: a feed is watched only with push: true; add it, or drop watch_every")
-        return cls(entry["name"], list(feeds), push=bool(entry.get("push", False)),
-                   watch_every=float(entry.get("watch_every", WATCH_EVERY)),
+        push, every = check_watch(entry, where)
+        return cls(entry["name"], list(feeds), push=push, watch_every=every,
                    authors=AuthorPolicy.from_config(entry, where), policy=policy_from_config(entry, where))
 
     def push_streams(self) -> list[PushStream]:
