@@ -11,10 +11,11 @@ One test per service that pushes, each with its fakes in this process:
 - X: the fake X API's filtered stream, its rules synced by the triggerer from the source's query
   (a tweet matching no rule must wake nothing);
 - RSS: a fake agency feed the triggerer watches every 5 s (a feed rewritten without a new item
-  must wake nothing).
+  must wake nothing);
+- an inbox folder the triggerer lists every 5 s (a file that holds no posts must wake nothing).
 
 Every source has `push: true`, so the ingest DAG's schedule carries one asset per source, each
-watched by `siaga_push.SourcePushTrigger`s. All five share one Airflow stack (starting one
+watched by `siaga_push.SourcePushTrigger`s. All six share one Airflow stack (starting one
 takes most of a minute); each test reports a fire in its own village, far from the others'.
 Once the triggerer listens, two residents report it. Both posts must be stored by ingest runs
 the push started (Airflow's `asset_triggered` runs, polling only the pushed source), and the
@@ -22,11 +23,13 @@ alert must reach the fake Slack server once.
 """
 from __future__ import annotations
 
+import json
 import re
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any, Callable, Iterator
 from xml.sax.saxutils import escape
 
@@ -61,7 +64,7 @@ class Pushing:
     check: Callable[[], None] = lambda: None  # what else must hold once the alert is in
 
 
-def _mastodon(fakes: ExitStack) -> Pushing:
+def _mastodon(fakes: ExitStack, root: Path) -> Pushing:
     mastodon = fakes.enter_context(FakeApis())
     return Pushing(
         {"name": "mastodon_bali", "kind": "mastodon", "push": True, "instances": [{"url": mastodon.url, "hashtags": [TAG]}]},
@@ -70,7 +73,7 @@ def _mastodon(fakes: ExitStack) -> Pushing:
         lambda i, author, text, now: mastodon.toot(TAG, 100 + i, 0, text, acct=author, created_at=now))
 
 
-def _mastodon_search(fakes: ExitStack) -> Pushing:
+def _mastodon_search(fakes: ExitStack, root: Path) -> Pushing:
     mastodon = fakes.enter_context(FakeApis())
 
     def report(i: int, author: str, text: str, now: str) -> None:
@@ -92,7 +95,7 @@ def _mastodon_search(fakes: ExitStack) -> Pushing:
         read_by_id)
 
 
-def _bluesky(fakes: ExitStack) -> Pushing:
+def _bluesky(fakes: ExitStack, root: Path) -> Pushing:
     appview, firehose = fakes.enter_context(FakeApis()), fakes.enter_context(FakeJetstream())
 
     def report(i: int, author: str, text: str, now: str) -> None:
@@ -111,7 +114,7 @@ def _bluesky(fakes: ExitStack) -> Pushing:
         lambda: firehose.listening >= 1, report, noise)
 
 
-def _x(fakes: ExitStack) -> Pushing:
+def _x(fakes: ExitStack, root: Path) -> Pushing:
     x = fakes.enter_context(FakeApis())
     return Pushing(
         {"name": "x_bali", "kind": "x", "push": True, "conn_id": "x_stack", "api": x.url, "queries": ["kebakaran"]},
@@ -122,7 +125,7 @@ def _x(fakes: ExitStack) -> Pushing:
         {settings.env_token_name("x_stack"): X_TOKEN})  # the triggerer (rules, stream) and the workers (search)
 
 
-def _rss(fakes: ExitStack) -> Pushing:
+def _rss(fakes: ExitStack, root: Path) -> Pushing:
     site = fakes.enter_context(FakeApis())
     feed = "bpbd.xml"
     items: list[str] = [_feed_item("lama-1", "Rapat koordinasi BPBD Buleleng", "humas", datetime(2026, 1, 5, tzinfo=timezone.utc))]
@@ -150,12 +153,33 @@ def _rss(fakes: ExitStack) -> Pushing:
         lambda: publish(datetime.now(timezone.utc)))  # rewritten, no new item
 
 
+def _inbox(fakes: ExitStack, root: Path) -> Pushing:
+    folder = root / "inbox"
+    folder.mkdir()
+    (folder / "lama.jsonl").write_text(json.dumps({"id": "lama-1", "created_at": "2026-01-05T01:00:00Z",
+                                                   "text": "Rapat koordinasi BPBD Buleleng", "author": "staf"}) + "\n", encoding="utf-8")
+    triggerer_log = root / "stack" / "logs" / "triggerer.log"
+
+    def watching() -> bool:
+        return triggerer_log.exists() and f"push: watching {folder} " in triggerer_log.read_text(errors="replace")
+
+    def report(i: int, author: str, text: str, now: str) -> None:
+        post = {"id": f"wa-{i}", "created_at": now, "text": text, "author": author, "channel": "WA grup Warga"}
+        (folder / f"lapor-{i}.jsonl").write_text(json.dumps(post) + "\n", encoding="utf-8")
+
+    return Pushing(
+        {"name": "wa_forward", "kind": "inbox", "push": True, "watch_every": 5, "path": str(folder)},
+        "Banyuasri", watching, report,
+        lambda: (folder / "catatan.txt").write_text("bukan posting", encoding="utf-8"))  # not a post file
+
+
 def _feed_item(guid: str, text: str, author: str, when: datetime) -> str:
     return (f"<item><title>{escape(text)}</title><guid>{guid}</guid><author>{author}</author>"
             f"<pubDate>{format_datetime(when.replace(microsecond=0))}</pubDate></item>")
 
 
-SERVICES = {"mastodon": _mastodon, "mastodon_search": _mastodon_search, "bluesky": _bluesky, "x": _x, "rss": _rss}
+SERVICES = {"mastodon": _mastodon, "mastodon_search": _mastodon_search, "bluesky": _bluesky, "x": _x, "rss": _rss,
+            "inbox": _inbox}
 
 
 @dataclass
@@ -174,7 +198,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     require_services()
     root = tmp_path_factory.mktemp("push_stack")
     with ExitStack() as fakes:
-        pushing = {name: make(fakes) for name, make in SERVICES.items()}
+        pushing = {name: make(fakes, root) for name, make in SERVICES.items()}
         slack = FakeSlack(token=TOKEN).start()
         siaga_db = st.create_database("siaga_push")
         url = st.pg_url(siaga_db)

@@ -16,17 +16,13 @@ server asks: `Retry-After` where it says one (capped at `RETRY_AFTER_MAX`), else
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import AsyncIterator
 
 import httpx
 
 from siaga.ratelimit import retry_after
-from siaga.redaction import redact_url
 from siaga.sources import push, rss, watch
 from siaga.sources.http import USER_AGENT
-
-log = logging.getLogger(__name__)
 
 LOOK_TIMEOUT = 30.0  # seconds for one look at a feed, its body included
 RETRY_AFTER_MAX = 3_600.0  # the longest `Retry-After` obeyed: a feed's site is not a rate-limited API
@@ -37,9 +33,6 @@ async def feed_announcements(stream: push.PushStream, client: httpx.AsyncClient,
     """A label for every item that appears in the feed at `stream.url`, forever. Raises
     `push.Backoff` for a refusal, httpx errors for a failed look, `push.EventTooLarge` for a
     body over `rss.MAX_FEED_BYTES`, ValueError for an answer that is no feed."""
-    log.info("push: watching feed %s for source %s every %.0f s", redact_url(stream.url), stream.source,
-             stream.every or watch.WATCH_EVERY)
-
     async def look(seen: watch.Seen) -> frozenset[str] | None:
         answer = await _look(client, stream.url, seen.state)
         if answer is None:

@@ -12,10 +12,14 @@ would find something.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable
 
+from siaga.redaction import redact_url
 from siaga.sources.push import PushStream
+
+log = logging.getLogger(__name__)
 
 # How often the triggerer looks, by default and at the least (`watch_every` in sources.yaml).
 # Every 15 s keeps a new post's wait for its watcher under 15 s; looking more often than every
@@ -49,6 +53,9 @@ async def changes(stream: PushStream, look: Look) -> AsyncIterator[str]:
     while True:
         items = await look(seen)
         if items is not None:
+            if seen.items is None:
+                log.info("push: watching %s for source %s every %.0f s (%d items now)", redact_url(stream.url), stream.source,
+                         every, len(items))
             new = sorted(items - seen.items) if seen.items is not None else []
             seen.items = items
             for item in new:
