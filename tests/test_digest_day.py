@@ -1,6 +1,6 @@
 """The managers' digest always covers the day that ends at 07:00 WITA, however its run was
 started: by the schedule, late, or by hand (Airflow gives a run triggered by hand no interval,
-and `pipeline.run_time` then falls back to the moment it was triggered)."""
+and `pipeline.run_time` then falls back to the time it runs)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone

@@ -33,13 +33,21 @@ OUTBOX_URI = "siaga://outbox"
 
 
 def run_time(context: Any) -> datetime:
-    """The moment a DAG run stands for: its interval end, else its logical date, else when it
-    was triggered (runs triggered by an asset or by hand may have no logical date)."""
+    """The moment a DAG run stands for: its interval end, else its logical date, else (a run
+    triggered by an asset or by hand has neither) the time it runs.
+
+    Not its `run_after` for such a run: Airflow gives an asset-triggered run the time of the
+    first asset event queued for it, and while the DAG is at `max_active_runs` later events for
+    the same asset only join that queue entry, which the run then deletes. A detect run deferred
+    behind another one stood for a moment before the posts that the later events announced,
+    so it left them out, and with no run left to come for them they waited for the five-minute
+    schedule (the push stack test: a pushed fire alerted 4 minutes late). Its task runs after
+    every event it stands for, so the time it runs covers all their posts."""
     for key in ("data_interval_end", "logical_date"):
         value = context.get(key)
         if value is not None:
             return _plain(value)
-    return _plain(context["dag_run"].run_after)
+    return max(_plain(context["dag_run"].run_after), store.utcnow())
 
 
 def _plain(value: datetime) -> datetime:
