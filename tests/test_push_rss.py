@@ -274,3 +274,36 @@ def test_the_trigger_keeps_how_often_it_looks():
     stream = push.PushStream(SOURCE, "https://bpbd.example/feed", protocol="rss", every=20.0)
     again = rebuilt(SourcePushTrigger.of(stream))
     assert again.stream.every == 20.0 and push.reader("rss") is rss_watch.feed_announcements
+
+
+def test_a_feed_that_drips_its_answer_fails_the_look_at_its_deadline(monkeypatch):
+    """A byte every 50 ms never trips a per-read timeout; the look's one deadline does."""
+    monkeypatch.setattr(rss_watch, "LOOK_TIMEOUT", 0.5)
+    with FakeApis() as fake:
+        fake.data.feeds["berita.xml"] = ('"v1"', _feed("a-1"))
+        fake.fail("/feeds/berita.xml", "drip_headers", seconds=0.05)
+
+        async def first_look() -> None:
+            async with push._client() as client:
+                async for _ in rss_watch.feed_announcements(_stream(fake), client, push._token_in_thread):
+                    pass
+
+        with pytest.raises(TimeoutError):
+            asyncio.run(asyncio.wait_for(first_look(), 10))
+
+
+def test_a_version_that_is_no_feed_is_asked_for_in_full_again():
+    """An answer refused (a maintenance page under its own ETag) must not become the version
+    the watcher asks about: once the feed is back under that same ETag, it is read."""
+    with FakeApis() as fake:
+        fake.data.feeds["berita.xml"] = ('"v1"', _feed("a-1"))
+
+        async def act() -> None:
+            await _until(lambda: len(_looks(fake)) >= 2)
+            fake.data.feeds["berita.xml"] = ('"v2"', "<html><body>Maintenance</body></html>")
+            await _until(lambda: len(_looks(fake)) >= 4)
+            fake.data.feeds["berita.xml"] = ('"v2"', _feed("a-2", "a-1"))  # a server that kept its ETag
+            await _until(lambda: len(_looks(fake)) >= 7)
+
+        got = asyncio.run(_wake_ups_while(_stream(fake), act))
+    assert got == [push.WakeUp(1)]  # asked about "v2" once refused, it would have been 304 for ever

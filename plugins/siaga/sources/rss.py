@@ -25,8 +25,8 @@ from siaga.redaction import redact_url
 from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult, SourceConfigError
 from siaga.sources.connector import HttpConnector
 from siaga.sources.http import SourceError, policy_from_config, request
-from siaga.sources.push import PushStream
 from siaga.sources.parsing import html_text, iso_time, rfc822_time
+from siaga.sources.push import PushStream
 from siaga.sources.records import Records, label
 from siaga.sources.schema import ID_CHARS, MAX_TEXT, storable
 from siaga.sources.watch import WATCH_EVERY, check_watch

@@ -24,7 +24,7 @@ from siaga.ratelimit import retry_after
 from siaga.sources import push, rss, watch
 from siaga.sources.http import USER_AGENT
 
-LOOK_TIMEOUT = 30.0  # seconds for one look at a feed, its body included
+LOOK_TIMEOUT = 30.0  # seconds for one look at a feed, from the request to the body's last byte
 RETRY_AFTER_MAX = 3_600.0  # the longest `Retry-After` obeyed: a feed's site is not a rate-limited API
 _ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5"
 
@@ -34,11 +34,15 @@ async def feed_announcements(stream: push.PushStream, client: httpx.AsyncClient,
     `push.Backoff` for a refusal, httpx errors for a failed look, `push.EventTooLarge` for a
     body over `rss.MAX_FEED_BYTES`, ValueError for an answer that is no feed."""
     async def look(seen: watch.Seen) -> frozenset[str] | None:
-        answer = await _look(client, stream.url, seen.state)
+        # One deadline for the whole look: a server that drips its headers or body a byte at a
+        # time never trips a per-read timeout.
+        answer = await asyncio.wait_for(_look(client, stream.url, seen.state), LOOK_TIMEOUT)
         if answer is None:
             return None
-        body, seen.state = answer
-        return await asyncio.to_thread(rss.item_ids, body)  # parsing blocks: off the loop every watcher shares
+        body, validators = answer
+        items = await asyncio.to_thread(rss.item_ids, body)  # parsing blocks: off the loop every watcher shares
+        seen.state = validators  # only for a version read: a refused one is asked for again in full
+        return items
 
     async for label in watch.changes(stream, look):
         yield label
@@ -57,7 +61,7 @@ async def _look(client: httpx.AsyncClient, url: str, validators: dict[str, str])
         if response.status_code == 304:
             return None
         _check(response)
-        body = await asyncio.wait_for(push.read_at_most(response, rss.MAX_FEED_BYTES, "feed"), LOOK_TIMEOUT)
+        body = await push.read_at_most(response, rss.MAX_FEED_BYTES, "feed")
         fresh = {k: v for k, v in (("etag", response.headers.get("ETag")), ("last_modified", response.headers.get("Last-Modified"))) if v}
         return body, fresh
 
