@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from support.wakeups import wake_ups_while
 from siaga.sources import check_sources_file, inbox, load_sources, push
 
 pytestmark = pytest.mark.usefixtures("new_watchers")
@@ -25,23 +26,6 @@ POST = '{"id": "%s", "created_at": "2026-01-15T01:00:00Z", "text": "Banjir di De
 
 def _stream(folder: Path) -> push.PushStream:
     return push.PushStream(SOURCE, str(folder), protocol="inbox", every=EVERY)
-
-
-async def _wake_ups_while(stream: push.PushStream, act, *, settle: float = 0.3) -> list[push.WakeUp]:
-    got: list[push.WakeUp] = []
-
-    async def collect() -> None:
-        async for wake_up in push.wake_ups(stream, gap=0.0, backoff_first=0.05):
-            got.append(wake_up)
-
-    task = asyncio.create_task(collect())
-    try:
-        await asyncio.sleep(0.3)  # the first look learns the folder
-        await act()
-        await asyncio.sleep(settle)
-    finally:
-        task.cancel()
-    return got
 
 
 def test_a_dropped_or_rewritten_post_file_wakes_and_nothing_else_does(tmp_path):
@@ -57,7 +41,7 @@ def test_a_dropped_or_rewritten_post_file_wakes_and_nothing_else_does(tmp_path):
         with open(tmp_path / "baru.jsonl", "a", encoding="utf-8") as f:  # staff add a line
             f.write(POST % "baru-2")
 
-    got = asyncio.run(asyncio.wait_for(_wake_ups_while(stream, act), 20))
+    got = asyncio.run(asyncio.wait_for(wake_ups_while(stream, act, learn=0.3), 20))
     assert got == [push.WakeUp(1), push.WakeUp(1)]
 
 
@@ -86,7 +70,7 @@ def test_a_missing_folder_is_a_failed_look_and_the_watch_goes_on(tmp_path):
         await asyncio.sleep(0.5)  # looked at again after the backoff: learns the empty folder
         (folder / "baru.jsonl").write_text(POST % "baru-1", encoding="utf-8")
 
-    got = asyncio.run(asyncio.wait_for(_wake_ups_while(stream, act, settle=0.6), 20))
+    got = asyncio.run(asyncio.wait_for(wake_ups_while(stream, act, learn=0.3, settle=0.6), 20))
     assert got == [push.WakeUp(1)]
 
 

@@ -22,6 +22,7 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from support.fakeapis import FakeApis
+from support.wakeups import wake_ups_while
 from support.triggers import rebuilt
 from siaga.sources import check_sources_file, load_sources, push, rss, rss_watch, watch
 
@@ -55,24 +56,6 @@ async def _until(condition, timeout: float = 10.0) -> None:
             await asyncio.sleep(0.01)
 
 
-async def _wake_ups_while(stream: push.PushStream, act, *, settle: float = 0.3) -> list[push.WakeUp]:
-    """The wake-ups `stream` gives while `act()` runs (after the watcher's first look), and for
-    `settle` seconds after it."""
-    got: list[push.WakeUp] = []
-
-    async def collect() -> None:
-        async for wake_up in push.wake_ups(stream, gap=0.0, backoff_first=0.05):
-            got.append(wake_up)
-
-    task = asyncio.create_task(collect())
-    try:
-        await act()
-        await asyncio.sleep(settle)
-    finally:
-        task.cancel()
-    return got
-
-
 def test_a_new_item_wakes_once_and_a_rewritten_or_unchanged_feed_wakes_nothing():
     with FakeApis() as fake:
         fake.data.feeds["berita.xml"] = ('"v1"', _feed("a-1", "a-2"))
@@ -85,7 +68,7 @@ def test_a_new_item_wakes_once_and_a_rewritten_or_unchanged_feed_wakes_nothing()
             fake.data.feeds["berita.xml"] = ('"v3"', _feed("a-3", "a-1", "a-2"))
             await _until(lambda: any(r.headers.get("If-None-Match") == '"v3"' for r in _looks(fake)))
 
-        got = asyncio.run(_wake_ups_while(stream, act))
+        got = asyncio.run(wake_ups_while(stream, act))
     assert got == [push.WakeUp(1)]
     looks = _looks(fake)
     assert looks[0].headers.get("If-None-Match") is None
@@ -101,7 +84,7 @@ def test_several_new_items_are_one_wake_up_counting_each():
             fake.data.feeds["berita.xml"] = ('"v2"', _feed("a-2", "a-3", "a-1"))
             await _until(lambda: any(r.headers.get("If-None-Match") == '"v2"' for r in _looks(fake)))
 
-        got = asyncio.run(_wake_ups_while(_stream(fake), act))
+        got = asyncio.run(wake_ups_while(_stream(fake), act))
     assert got == [push.WakeUp(2)]
 
 
@@ -115,7 +98,7 @@ def test_an_item_that_appears_while_a_look_fails_is_announced_by_the_next_look()
             fake.data.feeds["berita.xml"] = ('"v2"', _feed("a-2", "a-1"))
             await _until(lambda: any(r.headers.get("If-None-Match") == '"v2"' for r in _looks(fake)))
 
-        got = asyncio.run(_wake_ups_while(_stream(fake), act))
+        got = asyncio.run(wake_ups_while(_stream(fake), act))
     assert got == [push.WakeUp(1)]
 
 
@@ -129,7 +112,7 @@ def test_a_feed_broken_by_one_item_still_tells_its_new_items():
             fake.data.feeds["berita.xml"] = ('"v2"', _feed("a-2", "a-1").replace("<item>", broken + "<item>", 1))
             await _until(lambda: any(r.headers.get("If-None-Match") == '"v2"' for r in _looks(fake)))
 
-        got = asyncio.run(_wake_ups_while(_stream(fake), act))
+        got = asyncio.run(wake_ups_while(_stream(fake), act))
     assert got == [push.WakeUp(1)]
 
 
@@ -196,7 +179,7 @@ def test_a_moved_feed_is_followed():
                 fake.data.feeds["berita.xml"] = ('"v2"', _feed("a-2", "a-1"))
                 await _until(lambda: any(r.headers.get("If-None-Match") == '"v2"' for r in _looks(fake)))
 
-            got = asyncio.run(_wake_ups_while(stream, act))
+            got = asyncio.run(wake_ups_while(stream, act))
         finally:
             server.shutdown()
             server.server_close()
@@ -305,5 +288,5 @@ def test_a_version_that_is_no_feed_is_asked_for_in_full_again():
             fake.data.feeds["berita.xml"] = ('"v2"', _feed("a-2", "a-1"))  # a server that kept its ETag
             await _until(lambda: len(_looks(fake)) >= 7)
 
-        got = asyncio.run(_wake_ups_while(_stream(fake), act))
+        got = asyncio.run(wake_ups_while(_stream(fake), act))
     assert got == [push.WakeUp(1)]  # asked about "v2" once refused, it would have been 304 for ever
