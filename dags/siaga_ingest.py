@@ -6,8 +6,9 @@ seconds (`siaga.settings.poll_interval`), one mapped task per source, so one bro
 and retries alone; stores new posts once each, quarantines bad input, and only
 then advances the source's cursor. When posts were stored it updates the `siaga://posts` asset,
 which starts the detect DAG. A source with `push: true` also starts a run the moment it announces
-a post (`siaga_push`: the triggerer listens to its stream); such a run polls only that source,
-and reads the posts the stream named by id where the source can (a Mastodon search).
+a post (`siaga_push`: the triggerer listens to its stream, or watches a feed or an inbox folder
+every few seconds); such a run polls only that source, and reads the posts the stream named by
+id where the source can (a Mastodon search).
 """
 from datetime import timedelta
 
