@@ -26,7 +26,7 @@ search index lagging as Mastodon 4.2's does (SEARCH_INDEX: indexed once a minute
 search's words and the woken run reads the statuses it names by id, not waiting for the index;
 `--push both` also measures the same source polled only.
 `--push-via rss`: the events are items of a fake agency feed whose source has `push: true`: the
-triggerer looks at the feed every 15 s (`rss.WATCH_EVERY`, a conditional GET) and a new item
+triggerer looks at the feed every 15 s (`watch.WATCH_EVERY`, a conditional GET) and a new item
 starts the run; `--push both` also measures the same feed polled only.
 
 Throughput: `--posts` posts (one in ten a hazard report) become visible at once, split over
@@ -136,7 +136,7 @@ def config_for(root: Path, sources: dict[str, Path | str], via: str = "mastodon"
     clock), a URL a fake whose source pushes: a Mastodon instance's PUSH_TAG, (`via`
     "mastodon_search") its search for X_QUERY, (`via` "x") X's recent search and filtered
     stream for X_QUERY, or (`via` "rss") an agency's feed, watched by the triggerer every
-    `rss.WATCH_EVERY` seconds. `push` False: the same fake source, polled only."""
+    `watch.WATCH_EVERY` seconds. `push` False: the same fake source, polled only."""
     def pushed(name: str, where: str) -> dict:
         if via == "rss":
             return {"name": name, "kind": "rss", "push": push, "feeds": [f"{where}/feeds/{FEED}"]}
