@@ -19,7 +19,7 @@ from siaga.config_errors import (
 from siaga.redaction import redact_urls_in
 from siaga.sources.base import SourceConfigError
 from siaga.sources.http import HTTP_OPTIONS
-from siaga.sources.watch import WATCH_SCHEMA
+from siaga.sources.watch import MAX_WATCH_EVERY, MIN_WATCH_EVERY
 
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 _COUNT = {"type": "integer", "minimum": 1}
@@ -36,6 +36,8 @@ _HTTP = {
     "properties": {k: _ATTEMPTS if k == "attempts" else _SECONDS for k in HTTP_OPTIONS},
 }
 _AUTHORS = {"official": {"type": "boolean"}, "official_accounts": _STRINGS}
+_WATCH = {"push": {"type": "boolean"},  # a source that cannot stream, watched instead (`watch`)
+          "watch_every": {"type": "number", "minimum": MIN_WATCH_EVERY, "maximum": MAX_WATCH_EVERY}}
 _KEYS: dict[str, dict[str, Any]] = {
     "replay": {
         "path": {"type": "string"},
@@ -46,7 +48,7 @@ _KEYS: dict[str, dict[str, Any]] = {
             "properties": {"mode": {"enum": ["identity", "live"]}, "speed": _SPEED},
         },
     },
-    "rss": {"feeds": _STRINGS, **WATCH_SCHEMA, **_AUTHORS, "http": _HTTP},
+    "rss": {"feeds": _STRINGS, **_WATCH, **_AUTHORS, "http": _HTTP},
     "mastodon": {
         "instances": {
             "type": "array",
@@ -71,7 +73,7 @@ _KEYS: dict[str, dict[str, Any]] = {
         "bounding_boxes": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
         "push": {"type": "boolean"}, **_AUTHORS, "http": _HTTP,
     },
-    "inbox": {"path": {"type": "string"}, **WATCH_SCHEMA, **_AUTHORS},
+    "inbox": {"path": {"type": "string"}, **_WATCH, **_AUTHORS},
 }
 _COMMON = {"name": {"type": "string", "minLength": 1}, "kind": {"enum": sorted(_KEYS)}, "enabled": {"type": "boolean"}}
 # How many days raw posts are kept. Bounded so that "now minus the retention" is still a date:

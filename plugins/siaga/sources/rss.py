@@ -17,7 +17,7 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 
@@ -37,6 +37,7 @@ GEORSS = "{http://www.georss.org/georss}"
 GEO = "{http://www.w3.org/2003/01/geo/wgs84_pos#}"
 CONTENT = "{http://purl.org/rss/1.0/modules/content/}"
 MAX_FEED_BYTES = 5_000_000
+ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5"
 # For reading a broken feed item by item: the items, the XML declaration, the root's namespaces.
 # An item's opening and closing tags (a namespace prefix allowed), paired by `_item_fragments`.
 _ITEM_NAME = rb"(?:[A-Za-z_][\w.-]*:)?(?:item|entry)"
@@ -103,12 +104,7 @@ class RssSource(HttpConnector):
         failed: list[str] = []
         for url in self.feeds:
             shown = redact_url(url)  # the feed as logs, errors, quarantine and raw posts name it
-            seen = state.get(url) or {}
-            headers = {"Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5"}
-            if seen.get("etag"):
-                headers["If-None-Match"] = seen["etag"]
-            if seen.get("last_modified"):
-                headers["If-Modified-Since"] = seen["last_modified"]
+            headers = conditional_headers(state.get(url) or {})
             try:
                 resp = request(self.session, url, headers=headers, policy=self.policy, ok=(200, 304), sleep=self.sleep, what=shown)
             except SourceError as exc:
@@ -131,7 +127,7 @@ class RssSource(HttpConnector):
                 continue
             posts += got
             bad += got_bad
-            state[url] = {k: v for k, v in (("etag", resp.headers.get("ETag")), ("last_modified", resp.headers.get("Last-Modified"))) if v}
+            state[url] = validators(resp.headers)
         return PollResult(posts=posts, bad=bad, cursor={"feeds": state}, failed=failed)
 
     def parse(self, body: bytes, url: str, now: datetime) -> tuple[list[IncomingPost], list[BadInput]]:
@@ -222,6 +218,22 @@ class RssSource(HttpConnector):
             raw={"feed": feed, "id": ident, "link": link},
             author_pseudonymised=pseudonymised,
         )
+
+
+def conditional_headers(seen: dict[str, str]) -> dict[str, str]:
+    """The request headers that ask a feed for a version newer than `seen` (its `validators`):
+    the poll and the watcher (`rss_watch`) ask the same way, so a 304 means the same to both."""
+    headers = {"Accept": ACCEPT}
+    if seen.get("etag"):
+        headers["If-None-Match"] = seen["etag"]
+    if seen.get("last_modified"):
+        headers["If-Modified-Since"] = seen["last_modified"]
+    return headers
+
+
+def validators(headers: Mapping[str, str]) -> dict[str, str]:
+    """A feed answer's `ETag` and `Last-Modified`, as `conditional_headers` sends them back."""
+    return {k: v for k, v in (("etag", headers.get("ETag")), ("last_modified", headers.get("Last-Modified"))) if v}
 
 
 def _items(root: ET.Element) -> tuple[list[ET.Element], bool]:

@@ -26,7 +26,6 @@ from siaga.sources.http import USER_AGENT
 
 LOOK_TIMEOUT = 30.0  # seconds for one look at a feed, from the request to the body's last byte
 RETRY_AFTER_MAX = 3_600.0  # the longest `Retry-After` obeyed: a feed's site is not a rate-limited API
-_ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5"
 
 
 async def feed_announcements(stream: push.PushStream, client: httpx.AsyncClient, token: push.Token) -> AsyncIterator[str]:
@@ -52,18 +51,13 @@ async def _look(client: httpx.AsyncClient, url: str, validators: dict[str, str])
     """The feed's body and its new validators (`etag`, `last_modified`), or None when it has not
     changed since `validators` were given (a 304). Redirects are followed: a feed asks for no
     token, and sites move their feeds to https or a new path."""
-    headers = {"User-Agent": USER_AGENT, "Accept": _ACCEPT}
-    if validators.get("etag"):
-        headers["If-None-Match"] = validators["etag"]
-    if validators.get("last_modified"):
-        headers["If-Modified-Since"] = validators["last_modified"]
+    headers = {"User-Agent": USER_AGENT, **rss.conditional_headers(validators)}
     async with client.stream("GET", url, headers=headers, timeout=LOOK_TIMEOUT, follow_redirects=True) as response:
         if response.status_code == 304:
             return None
         _check(response)
         body = await push.read_at_most(response, rss.MAX_FEED_BYTES, "feed")
-        fresh = {k: v for k, v in (("etag", response.headers.get("ETag")), ("last_modified", response.headers.get("Last-Modified"))) if v}
-        return body, fresh
+        return body, rss.validators(response.headers)
 
 
 def _check(response: httpx.Response) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 from siaga.redaction import redact_url
+from siaga.sources.base import SourceConfigError
 from siaga.sources.push import PushStream
 
 log = logging.getLogger(__name__)
@@ -66,13 +67,7 @@ async def changes(stream: PushStream, look: Look) -> AsyncIterator[str]:
 def check_watch(entry: dict[str, Any], where: str) -> tuple[bool, float]:
     """(push, watch_every) of a watched source's config entry: `watch_every` without `push`
     would be a setting that does nothing, so it is refused."""
-    from siaga.sources.base import SourceConfigError
-
     push = bool(entry.get("push", False))
     if "watch_every" in entry and not push:
         raise SourceConfigError(f"{where}.watch_every: a source is watched only with push: true; add it, or drop watch_every")
     return push, float(entry.get("watch_every", WATCH_EVERY))
-
-
-WATCH_SCHEMA: dict[str, Any] = {"push": {"type": "boolean"},
-                                "watch_every": {"type": "number", "minimum": MIN_WATCH_EVERY, "maximum": MAX_WATCH_EVERY}}
