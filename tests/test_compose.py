@@ -2,7 +2,7 @@
 these machines to run it: this checks what a typo would break)."""
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import yaml
 
@@ -39,6 +39,9 @@ def test_project_folders_are_mounted_where_settings_look():
         assert mounts["./dags"] == "/opt/airflow/dags" and mounts["./plugins"] == "/opt/airflow/plugins"
         assert mounts["./config"] == env["SIAGA_CONFIG_DIR"]
         assert mounts["./geodata"] == env["SIAGA_GEODATA_DIR"]
+        # the inbox folder sources.yaml names (relative to the config folder's parent) is one
+        # folder for every service: the workers read it, the triggerer watches it
+        assert mounts["./var/inbox"] == str(PurePosixPath(env["SIAGA_CONFIG_DIR"]).parent / _inbox_path())
 
 
 def test_init_migrates_both_databases_and_others_wait_for_it():
@@ -61,3 +64,8 @@ def test_slack_listener_runs_the_socket_mode_command_after_init():
     assert listener["entrypoint"] == "siaga" and listener["command"] == ["slack-listen"]
     assert "SIAGA_SLACK_APP_TOKEN" in listener["environment"]
     assert listener["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+
+
+def _inbox_path() -> str:
+    (entry,) = [s for s in yaml.safe_load((REPO / "config" / "sources.yaml").read_text(encoding="utf-8"))["sources"] if s["kind"] == "inbox"]
+    return entry["path"]
