@@ -48,9 +48,7 @@ import tempfile
 import threading
 import time
 from datetime import datetime, timedelta, timezone
-from email.utils import format_datetime
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 from siaga import settings, store
 from siaga_dev import airflow_stack as st
@@ -59,6 +57,7 @@ from siaga_dev.fakeslack import FakeSlack
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from support.fakeapis import X_TOKEN, FakeApis  # noqa: E402 - the fake Mastodon and X live with the tests' fakes
+from support.feeds import rss_feed, rss_item  # noqa: E402 - and the feeds the fake sites serve
 
 PUSH_TAG = "bencanabuleleng"
 X_CONN = "x_bench"  # the pushed X source's connection: its token is the fake's, from the environment
@@ -306,8 +305,7 @@ class Toots:
                 return
             created = when.isoformat().replace("+00:00", "Z")
             if self.via == "rss":
-                self.items.insert(0, f"<item><title>{escape(text)}</title><guid>{pid}</guid><author>{author}</author>"
-                                     f"<pubDate>{format_datetime(when)}</pubDate></item>")
+                self.items.insert(0, rss_item(pid, text, when, author=author))
                 self._publish()
             elif self.via == "x":
                 self.fake.tweet(self.ids[pid], 0, text, username=author, created_at=created)
@@ -316,8 +314,7 @@ class Toots:
 
     def _publish(self) -> None:
         """The feed as the site serves it from now on: every item so far, under a new ETag."""
-        body = f"<?xml version='1.0'?><rss version='2.0'><channel><title>BPBD</title>{''.join(self.items)}</channel></rss>"
-        self.fake.data.feeds[FEED] = (f'"v{len(self.items)}"', body)
+        self.fake.data.feeds[FEED] = (f'"v{len(self.items)}"', rss_feed(*self.items, title="BPBD"))
 
     def source_id(self, pid: str) -> str:
         if self.via == "rss":

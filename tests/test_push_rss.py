@@ -22,6 +22,7 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from support.fakeapis import FakeApis
+from support.feeds import DATE, rss_feed, rss_item
 from support.wakeups import wake_ups_while
 from support.triggers import rebuilt
 from siaga.sources import check_sources_file, load_sources, push, rss, rss_watch, watch
@@ -33,13 +34,9 @@ EVERY = 0.05  # seconds between looks in these tests (the sources file allows no
 NOW = datetime(2026, 1, 15, 6, 0, tzinfo=timezone.utc)
 
 
-def _item(guid: str, title: str = "Banjir di Desa Sangsit") -> str:
-    return f"<item><title>{title}</title><guid>{guid}</guid><pubDate>Thu, 15 Jan 2026 08:30:00 +0800</pubDate></item>"
-
-
-def _feed(*guids: str, built: str = "Thu, 15 Jan 2026 08:30:00 +0800") -> str:
-    items = "".join(_item(g) for g in guids)
-    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>Berita</title><lastBuildDate>{built}</lastBuildDate>{items}</channel></rss>'
+def _feed(*guids: str, built: str = DATE) -> str:
+    """A feed of reports with these ids, built at `built`."""
+    return rss_feed(*(rss_item(g, "Banjir di Desa Sangsit") for g in guids), built=built)
 
 
 def _stream(fake: FakeApis, name: str = "berita.xml") -> push.PushStream:
@@ -103,7 +100,7 @@ def test_an_item_that_appears_while_a_look_fails_is_announced_by_the_next_look()
 
 
 def test_a_feed_broken_by_one_item_still_tells_its_new_items():
-    broken = _item("b-0", title="Rusak \x01 di sini")
+    broken = rss_item("b-0", "Rusak \x01 di sini")
     with FakeApis() as fake:
         fake.data.feeds["berita.xml"] = ('"v1"', _feed("a-1").replace("<item>", broken + "<item>", 1))
 

@@ -28,15 +28,14 @@ import re
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator
-from xml.sax.saxutils import escape
 
 import pytest
 
 from support.fakeapis import X_TOKEN, FakeApis
 from support.fakejetstream import FakeJetstream
+from support.feeds import rss_feed, rss_item
 from support.services import require_services
 from siaga import settings, store
 from siaga_dev import airflow_stack as st
@@ -128,17 +127,16 @@ def _x(fakes: ExitStack, root: Path) -> Pushing:
 def _rss(fakes: ExitStack, root: Path) -> Pushing:
     site = fakes.enter_context(FakeApis())
     feed = "bpbd.xml"
-    items: list[str] = [_feed_item("lama-1", "Rapat koordinasi BPBD Buleleng", "humas", datetime(2026, 1, 5, tzinfo=timezone.utc))]
+    items: list[str] = [rss_item("lama-1", "Rapat koordinasi BPBD Buleleng", datetime(2026, 1, 5, tzinfo=timezone.utc), author="humas")]
     version = [1]
 
     def publish(built: datetime) -> None:
         """The feed as the site serves it now, under a new ETag and build date."""
         version[0] += 1
-        site.data.feeds[feed] = (f'"v{version[0]}"', "<?xml version='1.0'?><rss version='2.0'><channel><title>BPBD</title>"
-                                 f"<lastBuildDate>{format_datetime(built)}</lastBuildDate>{''.join(items)}</channel></rss>")
+        site.data.feeds[feed] = (f'"v{version[0]}"', rss_feed(*items, built=built, title="BPBD"))
 
     def report(i: int, author: str, text: str, now: str) -> None:
-        items.insert(0, _feed_item(f"kebakaran-{i}", text, author, datetime.fromisoformat(now.replace("Z", "+00:00"))))
+        items.insert(0, rss_item(f"kebakaran-{i}", text, datetime.fromisoformat(now.replace("Z", "+00:00")), author=author))
         publish(datetime.now(timezone.utc))
 
     def conditional_looks() -> int:
@@ -171,11 +169,6 @@ def _inbox(fakes: ExitStack, root: Path) -> Pushing:
         {"name": "wa_forward", "kind": "inbox", "push": True, "watch_every": 5, "path": str(folder)},
         "Banyuasri", watching, report,
         lambda: (folder / "catatan.txt").write_text("bukan posting", encoding="utf-8"))  # not a post file
-
-
-def _feed_item(guid: str, text: str, author: str, when: datetime) -> str:
-    return (f"<item><title>{escape(text)}</title><guid>{guid}</guid><author>{author}</author>"
-            f"<pubDate>{format_datetime(when.replace(microsecond=0))}</pubDate></item>")
 
 
 SERVICES = {"mastodon": _mastodon, "mastodon_search": _mastodon_search, "bluesky": _bluesky, "x": _x, "rss": _rss,

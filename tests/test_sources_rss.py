@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from support.fakeapis import T0, FakeApis
+from support.feeds import rss_feed, rss_item
 from siaga.sources.base import AuthorPolicy
 from siaga.sources.http import HttpPolicy
 from siaga.sources.rss import RssSource
@@ -98,21 +99,13 @@ def test_outage_keeps_old_etag(api):
     assert down.failed and down.cursor == first.cursor
 
 
-def _item(guid, title, date="Thu, 15 Jan 2026 08:30:00 +0800", extra=""):
-    return f"<item><title>{title}</title><guid>{guid}</guid><pubDate>{date}</pubDate>{extra}</item>"
-
-
-def _rss(*items):
-    return '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>B</title>' + "".join(items) + "</channel></rss>"
-
-
 def test_odd_dates_cost_their_item_not_the_poll(api):
-    api.data.feeds["d.xml"] = ('"d"', _rss(
-        _item("ok-1", "Banjir Sangsit"),
-        _item("y1", "tahun satu", "Mon, 01 Jan 0001 00:00:00 +1400"),
-        _item("y9999", "akhir zaman", "Fri, 31 Dec 9999 23:59:59 -1400"),
-        _item("iso", "iso", "0001-01-01T00:00:00+14:00"),
-        _item("ok-2", "Macet Seririt", "2026-01-15T01:00:00Z"),
+    api.data.feeds["d.xml"] = ('"d"', rss_feed(
+        rss_item("ok-1", "Banjir Sangsit"),
+        rss_item("y1", "tahun satu", "Mon, 01 Jan 0001 00:00:00 +1400"),
+        rss_item("y9999", "akhir zaman", "Fri, 31 Dec 9999 23:59:59 -1400"),
+        rss_item("iso", "iso", "0001-01-01T00:00:00+14:00"),
+        rss_item("ok-2", "Macet Seririt", "2026-01-15T01:00:00Z"),
     ))
     result = src(api, feeds=("d.xml",)).poll(None, NOW)
     assert not result.failed
@@ -123,10 +116,10 @@ def test_odd_dates_cost_their_item_not_the_poll(api):
 
 
 def test_a_feed_broken_by_one_item_is_read_item_by_item(api):
-    body = _rss(_item("ok-1", "Banjir Sangsit\u2028lagi"), _item("bad-1", "kontrol \x01 di judul"), _item("ok-2", "Pohon tumbang"),
-                _item("bad-2", "entitas &nbsp; tak dikenal"), _item("bad-3", "NUL &#0;")).encode()
+    body = rss_feed(rss_item("ok-1", "Banjir Sangsit\u2028lagi"), rss_item("bad-1", "kontrol \x01 di judul"), rss_item("ok-2", "Pohon tumbang"),
+                rss_item("bad-2", "entitas &nbsp; tak dikenal"), rss_item("bad-3", "NUL &#0;")).encode()
     body = body.replace(b"Pohon", b"Pohon \xe2\x80\x94")  # an em dash, valid UTF-8
-    api.data.feeds["b.xml"] = ('"b"', body.replace(b"</channel>", _item("bad-4", "byte X").encode().replace(b"X", b"\xff") + b"</channel>"))
+    api.data.feeds["b.xml"] = ('"b"', body.replace(b"</channel>", rss_item("bad-4", "byte X").encode().replace(b"X", b"\xff") + b"</channel>"))
     result = src(api, feeds=("b.xml",)).poll(None, NOW)
     assert not result.failed and result.cursor["feeds"]
     assert sorted(p.text for p in result.posts) == ["Banjir Sangsit\u2028lagi", "Pohon — tumbang"]
@@ -137,7 +130,7 @@ def test_a_feed_broken_by_one_item_is_read_item_by_item(api):
 
 def test_long_guids_are_shortened_without_colliding(api):
     long_a, long_b = "https://berita.example/" + "a" * 300 + "?x=1", "https://berita.example/" + "a" * 300 + "?x=2"
-    api.data.feeds["g.xml"] = ('"g"', _rss(_item(long_a, "satu"), _item(long_b, "dua")))
+    api.data.feeds["g.xml"] = ('"g"', rss_feed(rss_item(long_a, "satu"), rss_item(long_b, "dua")))
     posts = src(api, feeds=("g.xml",)).poll(None, NOW).posts
     ids = [p.source_id for p in posts]
     assert len(set(ids)) == 2 and all(len(i) == 256 for i in ids)
