@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -51,13 +52,13 @@ def test_a_file_the_poll_has_read_wakes_only_when_it_changes(tmp_path, author_ke
     path = tmp_path / "satu.jsonl"
     path.write_text(POST % "a-1", encoding="utf-8")
     source = inbox.InboxSource(SOURCE, tmp_path)
-    from datetime import datetime, timezone
-
-    cursor = source.poll(None, datetime(2026, 1, 15, 2, tzinfo=timezone.utc)).cursor
+    at = datetime(2026, 1, 15, 2, tzinfo=timezone.utc)
+    cursor = source.poll(None, at).cursor
     listing = {f"{p.name}@{stamp}" for p, stamp, _ in inbox._files(tmp_path)}
     assert listing == {f"{name}@{stamp}" for name, stamp in cursor["files"].items()}
+    assert not source.poll(cursor, at).posts  # unchanged: the poll skips it
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000_000))
-    assert source.poll(None, datetime(2026, 1, 15, 2, tzinfo=timezone.utc)).posts  # the poll reads it again
+    assert source.poll(cursor, at).posts  # touched: the poll reads it again
     assert {f"{p.name}@{stamp}" for p, stamp, _ in inbox._files(tmp_path)} != listing  # and the watcher sees it changed
 
 
