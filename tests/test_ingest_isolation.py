@@ -3,6 +3,7 @@ stored; different posts sharing a URL are all kept (copies linked); quarantine r
 bad record's content; migration 0005 carries existing rows over."""
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
@@ -10,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy.exc import OperationalError
 
 from siaga import ingest, store
@@ -144,3 +146,25 @@ def test_same_post_key_is_what_the_migration_computes():
     p = replace(post("1", url="https://www.e.example/a/?utm_source=x"), author="anon:z")
     assert p.same_post_key == same_post_key("https://e.example/a", p.text_hash, "anon:z")
     assert replace(p, author="anon:y").same_post_key != p.same_post_key and replace(p, url=None).same_post_key is None
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(location=st.text(), reason=st.text())
+def test_bad_input_is_logged_on_one_line_whatever_it_holds(sqlite_url, location, reason):
+    """A bad record's place and reason come from hostile input: logged raw, a line break forged
+    log lines and a lone surrogate crashed the handler that writes UTF-8 (the task log)."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append
+    logger = logging.getLogger("siaga.ingest")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        ingest.ingest(Fixed("s", [], [BadInput(location, reason, location + reason + "!")]), NOW, sqlite_url)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    logged = [r.getMessage() for r in records if r.getMessage().startswith("bad input")]
+    assert len(logged) == 1
+    assert logged[0].isprintable() and logged[0].encode("utf-8")

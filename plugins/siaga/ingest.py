@@ -172,8 +172,8 @@ def _store_bad(db_url: str | None, source: str, bad: list[BadInput]) -> int:
         new, refused = _insert_each(db_url, Quarantine.__table__, rows)
         if refused:  # cannot happen with escaped text; if it does, the cursor must not move
             raise RuntimeError(f"{source}: {len(refused)} quarantine rows refused: {_first_line(refused[0][1])}")
-    for b in bad:
-        log.info("bad input from %s at %s: %s", source, b.location, b.reason)
+    for b in bad:  # quoted (repr): a location or reason may hold a line break, NUL or lone surrogate
+        log.info("bad input from %s at %r: %r", source, b.location[:LOCATION_CHARS], b.reason[:MAX_RAW])
     if new:
         log.warning("%s: quarantined %d new bad records (of %d read this time); `siaga quarantine` lists them", source, new, len(bad))
     return new
