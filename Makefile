@@ -16,8 +16,13 @@ demo: setup
 live: setup
 	$(BIN)/siaga live $(LIVE_ARGS)
 
+# Two test processes (pytest-xdist): the real-Airflow stack tests spend much of their time waiting
+# on the scheduler, so the rest runs beside them. One file stays in one process (--dist loadfile):
+# a stack test file starts its Airflow once and owns its Redis database. TEST_WORKERS=0 runs one process.
+TEST_WORKERS ?= 2
+
 test: setup services
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 setup: $(VENV)/.installed
 
