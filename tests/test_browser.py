@@ -93,15 +93,24 @@ def screenshot(browser, tmp_path: Path, name: str) -> Path:
     return shot
 
 
-def submit_filters(browser) -> None:
-    """Press Filter and wait for the new page: reading rows before it loads finds the old ones."""
-    from selenium.webdriver.common.by import By
+def wait_for_new_page(browser, old) -> None:
+    """Wait until `old` (an element of the page a click is leaving) is gone. While the page is
+    swapped, Chromium may answer the check with "Node with given id does not belong to the
+    document" instead of a stale element; that only means: not yet, ask again."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
+    WebDriverWait(browser, 30, ignored_exceptions=(WebDriverException,)).until(expected_conditions.staleness_of(old))
+
+
+def submit_filters(browser) -> None:
+    """Press Filter and wait for the new page: reading rows before it loads finds the old ones."""
+    from selenium.webdriver.common.by import By
+
     form = browser.find_element(By.CSS_SELECTOR, "form.filters")
     form.find_element(By.TAG_NAME, "button").click()
-    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(form))
+    wait_for_new_page(browser, form)
 
 
 def test_manager_opens_an_incident_and_sees_map_chart_timeline(served, browser, tmp_path):
@@ -180,9 +189,7 @@ def test_manager_opens_an_incident_and_sees_map_chart_timeline(served, browser, 
     browser.find_element(By.ID, "action-note").send_keys("tim Dishub menuju lokasi")
     old = browser.find_element(By.ID, "actions")
     browser.find_element(By.ID, "action-acknowledge").click()
-    from selenium.webdriver.support import expected_conditions
-
-    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(old))
+    wait_for_new_page(browser, old)
     assert browser.find_element(By.ID, "action-result").text.startswith("Tercatat: ditangani oleh made.browser. (recorded: acknowledged by made.browser)")
     assert browser.find_element(By.ID, "incident-state").text == "ditangani (acknowledged)"
     assert "made.browser" in browser.find_element(By.ID, "timeline").text
