@@ -19,13 +19,14 @@ watched by `siaga_push.SourcePushTrigger`s. All six share one Airflow stack (sta
 takes most of a minute); each test reports a fire in its own village, far from the others'.
 Once the triggerer listens, two residents report it. Both posts must be stored by ingest runs
 the push started (Airflow's `asset_triggered` runs, polling only the pushed source), and the
-alert must reach the fake Slack server once.
+alert must reach the fake Slack server once. Last, every source reports at once, so their
+events meet in Airflow's queue while the runs they start are queued or running.
 """
 from __future__ import annotations
 
 import json
 import re
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -260,3 +261,30 @@ def _runs(airflow: st.AirflowStack) -> dict[str, int]:
 
 def _stored(stack: Stack, pushing: Pushing) -> int:
     return st.query(stack.siaga_db, f"select count(*) from posts where source = '{pushing.source['name']}'")[0][0]
+
+
+def test_sources_pushing_at_once_are_each_ingested_by_the_runs_they_start(stack):
+    """Every source reports within a second, so their push events reach Airflow while ingest runs
+    they started are queued or running. Airflow keeps one queue entry per source's asset and
+    gives the run it creates the events up to its latest entry, and each run polls the sources
+    its events name: no source's wake-up may be dropped on the way. With the poll an hour away,
+    every post stored is one a push fetched."""
+    airflow = stack.airflow
+    ok = False
+    try:
+        before = {name: _stored(stack, p) for name, p in stack.pushing.items()}
+        pushed_before = _runs(airflow).get("asset_triggered", 0)
+        now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        for name, p in stack.pushing.items():
+            p.report(3, "warga3", f"Api muncul lagi di {p.village}, kebakaran belum padam", now)
+            p.report(4, "warga4", f"Kebakaran susulan di {p.village} pagi ini", now)
+        after = lambda: {name: _stored(stack, p) - before[name] for name, p in stack.pushing.items()}  # noqa: E731
+        with suppress(TimeoutError):  # the assertion names the sources still short (the stack's logs follow at teardown)
+            st.wait_for(lambda: all(n == 2 for n in after().values()), 240, "both new posts of every source", airflow)
+        assert after() == {name: 2 for name in stack.pushing}
+        runs = _runs(airflow)
+        assert runs.get("scheduled") == 1
+        assert 0 < runs["asset_triggered"] - pushed_before < len(stack.pushing), runs  # events did meet in the queue
+        ok = True
+    finally:
+        stack.failed |= not ok
