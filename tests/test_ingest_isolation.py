@@ -152,7 +152,8 @@ def test_same_post_key_is_what_the_migration_computes():
 @given(location=st.text(), reason=st.text())
 def test_bad_input_is_logged_on_one_line_whatever_it_holds(sqlite_url, location, reason):
     """A bad record's place and reason come from hostile input: logged raw, a line break forged
-    log lines and a lone surrogate crashed the handler that writes UTF-8 (the task log)."""
+    log lines, and a lone surrogate made a handler writing UTF-8 drop the line (and pytest-xdist
+    fail to send the test's captured log)."""
     records: list[logging.LogRecord] = []
     handler = logging.Handler(logging.INFO)
     handler.emit = records.append

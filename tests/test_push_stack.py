@@ -275,7 +275,7 @@ def test_sources_pushing_at_once_are_each_ingested_by_the_runs_they_start(stack)
         before = {name: _stored(stack, p) for name, p in stack.pushing.items()}
         pushed_before = _runs(airflow).get("asset_triggered", 0)
         now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        for name, p in stack.pushing.items():
+        for p in stack.pushing.values():
             p.report(3, "warga3", f"Api muncul lagi di {p.village}, kebakaran belum padam", now)
             p.report(4, "warga4", f"Kebakaran susulan di {p.village} pagi ini", now)
         after = lambda: {name: _stored(stack, p) - before[name] for name, p in stack.pushing.items()}  # noqa: E731
