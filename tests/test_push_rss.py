@@ -185,7 +185,8 @@ def test_a_moved_feed_is_followed():
 
 # --- what a watcher compares: the ids the poll stores ---------------------------------------
 
-# Characters XML 1.0 allows in text (not controls, surrogates, U+FFFE or U+FFFF): an id is text of a well-formed feed.
+# Ids the poll stores, in a well-formed feed: no controls or surrogates (the post schema refuses
+# them), nor U+FFFE or U+FFFF (not characters in XML 1.0).
 _GUIDS = st.lists(st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc"), exclude_characters="\ufffe\uffff"),
                           min_size=1, max_size=30)
                   .map(str.strip).filter(bool), max_size=6, unique=True)
