@@ -96,12 +96,23 @@ def screenshot(browser, tmp_path: Path, name: str) -> Path:
 def wait_for_new_page(browser, old) -> None:
     """Wait until `old` (an element of the page a click is leaving) is gone. While the page is
     swapped, Chromium may answer the check with "Node with given id does not belong to the
-    document" instead of a stale element; that only means: not yet, ask again."""
+    document" instead of a stale element; that only means: not yet, ask again. Any other
+    error still fails the test at once."""
     from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(browser, 30, ignored_exceptions=(WebDriverException,)).until(expected_conditions.staleness_of(old))
+    stale = expected_conditions.staleness_of(old)
+
+    def gone(driver) -> bool:
+        try:
+            return stale(driver)
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return False
+            raise
+
+    WebDriverWait(browser, 30).until(gone)
 
 
 def submit_filters(browser) -> None:
