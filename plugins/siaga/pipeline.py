@@ -36,8 +36,9 @@ def run_time(context: Any) -> datetime:
     """The moment a DAG run stands for: its interval end, else its logical date, else (a run
     triggered by an asset or by hand has neither) the time it runs.
 
-    Not its `run_after` for such a run: Airflow gives an asset-triggered run the time of the
-    first asset event queued for it, and while the DAG is at `max_active_runs` later events for
+    Not its `run_after` for such a run: Airflow gives an asset-triggered run the time its queue
+    entry was made (one entry per asset, made at the asset's first event; the newest entry when
+    the DAG waits on several assets), and while the DAG is at `max_active_runs` later events for
     the same asset only join that queue entry, which the run then deletes. A detect run deferred
     behind another one stood for a moment before the posts that the later events announced,
     so it left them out, and with no run left to come for them they waited for the five-minute
