@@ -3,17 +3,19 @@ formula, and only http(s) links leave in GeoJSON, whatever a post or an OSM impo
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
+import re
 
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from siaga import store
+from siaga.links import safe_url
 from siaga.store import Incident, Post
 from siaga.timelines.csv_export import FORMULA_STARTS, _writer, csv_safe, to_csv
-from siaga.timelines.display import safe_url
 from siaga.timelines.web import create_app
 from test_web import HAZARDS, T0, seed
 
@@ -72,6 +74,28 @@ def test_only_http_links_leave(sqlite_url):
         assert safe_url(url) is None, url
     assert safe_url("https://x.com/warga1/status/1") == "https://x.com/warga1/status/1"
     assert to_csv([]).startswith("incident_id,")
+
+
+DISGUISED = ["https://evil.example/\u202egpj.exe", "https://ok\u200b.example/", "https://ok.example/\u2066x\u2069",
+             "https://ok.example/a\u00adb", "https://ok.example/|x", "https://ok.example/\u2028x"]
+
+
+def test_links_that_hide_where_they_go_are_not_followable_on_the_page_or_in_geojson(sqlite_url):
+    """One rule for Slack, the pages and the exports (`links.safe_url`): a bidi override or an
+    invisible character shows one address and opens another, so no page or GIS gets it as a link."""
+    ids = seed(sqlite_url)
+    with store.session_scope(sqlite_url) as s:
+        for i, url in enumerate(DISGUISED):
+            s.get(Post, ids["hostile_post"] + 1 + i).url = url
+    client = TestClient(create_app(sqlite_url, hazards=HAZARDS))
+    data = client.get(f"/incidents/{ids['flood']}/export?format=geojson").json()
+    urls = [f["properties"]["url"] for f in data["features"] if f["properties"]["feature"] == "evidence"]
+    assert len(urls) == 7 and urls.count(None) >= len(DISGUISED), urls
+    page = client.get(f"/incidents/{ids['flood']}").text
+    hrefs = re.findall(r'href="([^"]*)"', page)
+    assert hrefs and not any(html.unescape(h) in DISGUISED or not html.unescape(h).isprintable() for h in hrefs), hrefs
+    for url in DISGUISED:
+        assert safe_url(url) is None, url
 
 
 def test_period_csv_rows_end_in_crlf(sqlite_url):

@@ -142,6 +142,10 @@ def test_alert_links_to_the_incident_page_under_airflows_address(db_url, monkeyp
     assert settings.timeline_base_url() == "https://airflow.bpbd.example/siaga"
     monkeypatch.setenv("SIAGA_TIMELINE_BASE_URL", "https://siaga.example")
     assert settings.timeline_base_url() == "https://siaga.example"
+    monkeypatch.setenv("SIAGA_TIMELINE_BASE_URL", " https://siaga.example\n")  # as an .env file may give it
+    assert settings.timeline_base_url() == "https://siaga.example"
+    monkeypatch.setenv("SIAGA_TIMELINE_BASE_URL", "")
+    assert settings.timeline_base_url() == "https://airflow.bpbd.example/siaga"
     monkeypatch.delenv("SIAGA_TIMELINE_BASE_URL")
     ids = add_posts(db_url, [1, 5, 9])
     with store.session_scope(db_url) as s:

@@ -23,10 +23,10 @@ from siaga.messages import (
     build_message,
     escape,
     evidence_quote,
-    safe_url,
     truncate,
 )
 from siaga.incidents import WhatChanged
+from siaga.links import safe_url
 from siaga.slackclient import make_client, post_message
 
 TOKEN = "xoxb-test-messages"
@@ -137,7 +137,7 @@ def test_double_escaped_input_stays_literal(client, fake):
     assert "&amp;lt;!channel&amp;gt;" in evidence
 
 
-@pytest.mark.parametrize("url", [
+UNSAFE_URLS = [
     "https://evil.example|klik",
     "https://evil.example>x",
     "javascript:alert(1)",
@@ -145,12 +145,57 @@ def test_double_escaped_input_stays_literal(client, fake):
     "https://evil.example/a b",
     "https://evil.example/\u202eexe",
     "<!channel>",
-])
-def test_unsafe_post_urls_are_shown_as_text_not_linked(client, fake, url):
+    "hxxp://x *EVAKUASI SEKARANG* _now_ ~x~ `c` :fire:",  # mrkdwn formats this, link syntax or not
+    "https://x.com/a\u2028> *PENGUMUMAN RESMI BPBD*",
+]
+
+
+def mrkdwn_texts(payload: dict) -> list[str]:
+    """The text of every mrkdwn object in a received message's blocks."""
+    found: list[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("type") == "mrkdwn":
+                found.append(node["text"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(payload.get("blocks") or [])
+    return found
+
+
+@pytest.mark.parametrize("url", UNSAFE_URLS)
+def test_unsafe_post_urls_are_shown_as_plain_text_not_linked(client, fake, url):
     received = send(client, fake, build_message(view(evidence=[EvidencePost("banjir", url)])))
-    evidence = [t for t in all_texts(received) if t.startswith("“")][0]
-    assert_inert(evidence, allowed_urls=set())
+    for text in all_texts(received):
+        if not text.startswith("*Peta"):  # the map link, built from coordinates
+            assert_inert(text, allowed_urls={"http://127.0.0.1:8080/siaga/incidents/17"})
     assert safe_url(url) is None
+    # not in mrkdwn, where *x*, _x_, ~x~, a backtick or :emoji: would still format the alert
+    shown = " ".join(url.replace("\u202e", "").split())
+    assert not any(shown in unescape(t) or url in unescape(t) for t in mrkdwn_texts(received))
+    plain = [e["text"] for b in received["blocks"] if b["type"] == "context" for e in b["elements"] if e["type"] == "plain_text"]
+    assert any(unescape(t).endswith(shown) for t in plain), plain
+
+
+@settings(max_examples=300, deadline=None)
+@given(url=st.one_of(st.text(max_size=80), st.text(max_size=60).map(lambda t: "https://x.com/" + t)))
+def test_a_post_url_adds_to_mrkdwn_only_a_checked_link(url):
+    """Whatever a post's URL holds, the mrkdwn of its alert is that of the same post without a
+    URL, plus at most the one link `safe_url` let through."""
+    without = mrkdwn_texts(build_message(view(evidence=[EvidencePost("banjir", None)])))
+    got = mrkdwn_texts(build_message(view(evidence=[EvidencePost("banjir", url)])))
+    good = safe_url(url)
+    if good is None:
+        assert got == without
+    else:
+        link = f"<{good.replace('&', '&amp;')}|"
+        assert [t for t in got if link not in t] == [t for t in without if t in got]
+        assert sum(t.count(link) for t in got) == 1
 
 
 def test_safe_post_url_is_linked_with_ampersand_escaped(client, fake):

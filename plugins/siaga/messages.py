@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from siaga.catalogue import evidence_sentence, in_both, say, say_in, why_text, wita
+from siaga.links import safe_url
 from siaga.vocabulary import CHANGE_KINDS, SEVERITIES, SLACK_FIELD_TEXT, SLACK_MAX_BLOCKS, SLACK_SECTION_TEXT, STATES
 
 if TYPE_CHECKING:
@@ -142,25 +143,13 @@ def whole_graphemes(text: str, end: int) -> int:
     return min(grapheme_boundary_before(text, end + 1), end)  # where the grapheme of text[end] starts
 
 
-def safe_url(url: object) -> str | None:
-    """The URL if it can be put inside Slack's `<url|label>` syntax without changing meaning:
-    http(s) only, no whitespace, no `|`, `<`, `>`; else None."""
-    if not isinstance(url, str):
-        return None
-    if clean(url) != url or len(url) > 2000:
-        return None
-    if not re.match(r"^https?://[^\s/|<>]+", url, re.IGNORECASE):
-        return None
-    if any(ch in url for ch in "|<>") or any(ch.isspace() for ch in url):
-        return None
-    return url
-
-
-def link(url: object, label: str) -> str:
-    """A Slack link to a checked URL, else the escaped URL as plain text (label dropped)."""
+def link(url: object, label: str) -> str | None:
+    """A Slack link to the URL when `links.safe_url` lets it be followed, else None: the caller
+    shows a URL it refuses as plain text (`_plain`), never in mrkdwn, where `*x*`, `_x_`, `~x~`,
+    a backtick or `:emoji:` in it would still format the alert."""
     good = safe_url(url)
     if good is None:
-        return escape(url) if url else escape(label)
+        return None
     return f"<{good.replace('&', '&amp;')}|{escape(label)}>"
 
 
@@ -315,8 +304,9 @@ def _state_line(view: AlertView) -> str:
         line += f" · {_fmt_time(view.state_at)}"
     if view.silenced_until is not None:
         line += f" · :zzz: {say('slack.snoozed_until')} {_fmt_time(view.silenced_until)}"
-    if view.timeline_url:
-        line += f" · {link(view.timeline_url, say('slack.incident_page'))}"
+    page = link(view.timeline_url, say("slack.incident_page"))
+    if page:
+        line += f" · {page}"
     return line
 
 
@@ -329,17 +319,22 @@ def evidence_meta(post: EvidencePost) -> list[dict[str, Any]]:
     """Who, when and the link of a quoted post, as a context block's elements: the author as
     plain text, as the post's words are (a handle is the post's too: in mrkdwn "*BPBD*" or
     "_info_" turned bold or italic, and a backtick opened a code span), the time and the link
-    in mrkdwn (the link is one this module checked)."""
+    in mrkdwn (the link is one `links.safe_url` let through); a URL it refused is shown after
+    them as plain text, for the same reason as the author."""
     elements: list[dict[str, Any]] = []
     if post.author:
         elements.append(_plain(escape(truncate(one_line(post.author), NAME_CHARS))))
     meta = []
     if post.created_at is not None:
         meta.append(_fmt_time(post.created_at))
-    if post.url:
-        meta.append(link(post.url, say("slack.link")))
+    linked = link(post.url, say("slack.link"))
+    if linked:
+        meta.append(linked)
     if meta:
         elements.append(_mrkdwn(_cut_escaped(("· " if elements else "") + " · ".join(meta), SLACK_SECTION_TEXT)))
+    if post.url and not linked:
+        refused = escape(truncate(one_line(post.url), NAME_CHARS))
+        elements.append(_plain(("· " if elements else "") + refused))
     return elements
 
 

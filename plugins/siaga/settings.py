@@ -79,10 +79,10 @@ def timeline_base_url() -> str | None:
     Airflow's own address (`[api] base_url`, i.e. AIRFLOW__API__BASE_URL or airflow.cfg) with
     the pages' prefix (`vocabulary.PAGES_PREFIX`), else None (Airflow cannot guess its public
     name, and neither can Siaga)."""
-    explicit = os.environ.get("SIAGA_TIMELINE_BASE_URL")
+    explicit = os.environ.get("SIAGA_TIMELINE_BASE_URL", "").strip()  # an .env file's stray space or newline
     if explicit:
         return explicit
-    airflow = os.environ.get(AIRFLOW_BASE_URL_ENV) or _airflow_option("api", "base_url", AIRFLOW_BASE_URL_ENV)
+    airflow = (os.environ.get(AIRFLOW_BASE_URL_ENV) or _airflow_option("api", "base_url", AIRFLOW_BASE_URL_ENV) or "").strip()
     if not airflow:
         return None
     from siaga.vocabulary import PAGES_PREFIX

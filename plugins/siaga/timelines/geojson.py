@@ -7,7 +7,7 @@ from typing import Any
 import shapely
 from shapely.geometry import mapping
 
-from siaga.timelines.display import safe_url
+from siaga.links import safe_url
 from siaga.timelines.places import Places
 from siaga.timelines.report import IncidentReport, incident_row
 from siaga.vocabulary import local_iso

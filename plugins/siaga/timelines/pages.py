@@ -20,7 +20,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from siaga import catalogue
-from siaga.timelines.display import event_label, safe_url, severity_colour, wita
+from siaga.links import safe_url
+from siaga.timelines.display import event_label, severity_colour, wita
 
 TEMPLATES = Path(__file__).with_name("templates")
 CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'self'; form-action 'self'"

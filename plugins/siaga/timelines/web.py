@@ -27,12 +27,12 @@ from starlette.concurrency import run_in_threadpool
 
 from siaga import settings
 from siaga.hazard_config import Hazard
+from siaga.links import safe_url
 from siaga.settings import PublicCap
 from siaga.sources.schema import check_string
 from siaga.store import Incident, session_scope, utcnow
 from siaga.timelines.cap import cap_feed, cap_xml, feed_reports, publishes
 from siaga.timelines.chart import build_chart
-from siaga.timelines.display import safe_url
 from siaga.timelines.filters import Filters, filtered_incidents, placement_counts, weekly_counts
 from siaga.timelines.formats import FORMATS, render
 from siaga.timelines.labels import HazardsInForce, hazard_labels
