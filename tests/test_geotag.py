@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from siaga.geotag import Place, default_geotagger
 
@@ -66,6 +68,48 @@ def test_kayuputih_two_kecamatan(tagger):
     assert villages(tagger.tag("Longsor di Kayuputih, Kec. Banjar")) == {("Kayuputih", "Banjar")}
     (p,) = tagger.tag("Longsor di Kayuputih").places
     assert p.district is None and p.low_confidence
+
+
+def test_kayuputih_named_with_only_the_regency_or_its_town_stays_undecided(tagger):
+    """Both Kayuputih are in Buleleng, and neither is in kecamatan Buleleng (Singaraja)."""
+    for text in ("banjir di Kayuputih, Buleleng", "banjir di Kayuputih Singaraja", "Kayuputih kab. Buleleng longsor"):
+        result = tagger.tag(text)
+        (p,) = [p for p in result.places if p.name == "Kayuputih"]
+        assert p.district is None and p.low_confidence, text
+        assert result.in_region, text  # the regency or its town is named: the post is in Buleleng
+
+
+def test_bali_is_the_province_buleleng_is_in_not_a_place_elsewhere(tagger):
+    result = tagger.tag("banjir di Kayuputih, Bali")
+    assert [p.name for p in result.places if p.kind == "village"] == ["Kayuputih"]
+    assert villages(tagger.tag("banjir di Sangsit, Bali")) == {("Sangsit", "Sawan")}
+    assert not tagger.tag("banjir di Bali").in_region  # no place in Buleleng named
+    (bali,) = tagger.tag("banjir di Bali").places
+    assert "outside" not in bali.reason and not bali.in_region
+
+
+MULTI_WORD = ("Celukan Bawang", "Banjar Jawa", "Banjar Bali", "Banjar Tegeha", "Tinga Tinga", "Paket Agung",
+              "Sumber Klampok", "Tegal Linggah", "Kampung Bugis", "Sepang Kelod")
+BREAKS = (",", ";", ":", "!", "?", " (", ")", "\n", "\u3001", "\uff0c", ".", "…")
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.sampled_from(MULTI_WORD), brk=st.sampled_from(BREAKS), after=st.sampled_from(["", " ", "  ", "\u00a0"]))
+def test_a_name_of_two_words_is_not_read_across_a_clause_break(tagger, name, brk, after):
+    """"Banjar, Jawa Timur" is not the kelurahan Banjar Jawa, nor "Singaraja, Denpasar" the road:
+    folding makes punctuation a space, so the break is read in the post as written."""
+    first, second = name.split(" ", 1)
+    assert name in {p.name for p in tagger.tag(f"banjir di desa {name} tadi").places}
+    text = f"banjir di desa {first}{brk}{after}{second} tadi"
+    assert name not in {p.name for p in tagger.tag(text).places}, text
+
+
+def test_a_road_is_not_read_across_a_comma_but_is_across_an_abbreviation(tagger):
+    assert "road" not in {p.kind for p in tagger.tag("Singaraja, Denpasar banjir").places}
+    places = tagger.tag("banjir di kota Denpasar, Singaraja aman2 aja").places
+    assert {(p.name, p.in_region) for p in places if p.kind != "landmark"} == {("Kota Denpasar", False)}
+    for text in ("macet di Jl. A. Yani Singaraja", "longsor di jalan Singaraja-Denpasar", "longsor jalur Singaraja - Denpasar"):
+        assert "road" in {p.kind for p in tagger.tag(text).places}, text
 
 
 def test_other_regency_not_placed_in_buleleng(tagger):

@@ -29,8 +29,8 @@ from siaga import settings
 from siaga.config_errors import ConfigError, present
 from siaga.gazetteer import Gazetteer, PackedPlaces, is_common_word, load_gazetteer
 from siaga.geodata import ROAD_PREFIXES, dictionary_file, Alias, District, OutsidePlace, Road, Village, short_name
-from siaga.normalise import SENTENCE_ENDS, Folded, LazyFolded, hashtag_at, address_spans, key, quick_fold, spaced
-from siaga.vocabulary import REGENCY_CODE, REGENCY_NAME
+from siaga.normalise import CLAUSE_BREAKS, SENTENCE_ENDS, Folded, LazyFolded, hashtag_at, address_spans, key, quick_fold, spaced
+from siaga.vocabulary import PROVINCE_NAME, REGENCY_CODE, REGENCY_NAME
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,13 @@ LOW_CONFIDENCE = 0.5
 # only as the whole word.
 HASHTAG_NAME_MIN = 5
 HASHTAG_RUN_MIN = 7  # ... where no capital marks the break (`_TagBreaks`)
+# What ends a name written over several words: a clause break or a bracket between two words
+# makes them two mentions ("Singaraja, Denpasar" is two towns, not the road Singaraja-Denpasar;
+# "Banjar, Jawa Timur" is not the kelurahan Banjar Jawa). A full stop after a word of four
+# letters or fewer is an abbreviation or an initial ("Jl. Jend. A. Yani"), not an end. A hashtag
+# is no break: "kota #Magelang" is the town.
+_NAME_BREAKS = (CLAUSE_BREAKS - {"."}) | frozenset("()[]{}")
+_ABBREVIATION_MAX = 4
 # Before a capital, what may stand between it and the end of the sentence before it: spaces of
 # any kind (a line break is an end) and opening quotes or brackets ("Banjir.\u00a0Bila ...", "... selesai. “Bila ...").
 _BEFORE_CAPITAL = frozenset("\"'([{“‘«「『")
@@ -418,6 +425,8 @@ class Geotagger:
                 continue  # does not start a word
             if spaces and ftext[fs:fe] not in forms and min(map(len, ftext[fs:fe].split(" "))) < 3:
                 continue  # a join of short words ("ke lapa") is not a spelling of the name
+            if spaces and _written_across_a_break(folded, fs, fe):
+                continue  # two names in a row, not one
             if fs >= at:
                 before += count(" ", at, fs)
             else:
@@ -444,6 +453,8 @@ class Geotagger:
                     before -= count(" ", fs, at)
                 at, ti = fs, before
                 spaces = count(" ", fs, fs + flen)
+                if spaces and _written_across_a_break(folded, fs, fs + flen):
+                    continue  # two names in a row, not one
                 if weak is None:
                     weak = []
                 weak.append((1, -spaces, -flen, ti, ti + spaces, fs, fs + flen, entries, False, None))
@@ -511,7 +522,8 @@ class Geotagger:
             o = self._accepted_outside(m)
             if o is not None:
                 outside_places.append((m, o))
-                outside_keys |= o.own_keys
+                if not _is_home_province(o):  # "Kayuputih, Bali": Buleleng is in Bali, so Bali says nothing
+                    outside_keys |= o.own_keys
         # Buleleng anchors: mentions that are Buleleng places whatever the context (most posts
         # with a name name only places elsewhere: nothing to decide).
         anchors = [m for m in mentions if m.buleleng and self._is_anchor(m)] if buleleng else []
@@ -531,7 +543,8 @@ class Geotagger:
         for m, o in outside_places:
             span = folded.span(m.fs, m.fe)
             kind = _OUTSIDE_KIND.get(o.level, "regency")
-            places.append(Place(kind, o.name, None, None, o.code, None, None, 0.8, span, f"outside Buleleng: {o.where}", in_region=False))
+            reason = f"the province {REGENCY_NAME} is in, not a place in it" if _is_home_province(o) else f"outside Buleleng: {o.where}"
+            places.append(Place(kind, o.name, None, None, o.code, None, None, 0.8, span, reason, in_region=False))
             votes.append(False)
 
     def _villages_in_road_name(self, folded: Folded, m: _Mention, road: Place) -> list[Place]:
@@ -668,8 +681,10 @@ class Geotagger:
             if not (strong_prefix or preposition_places_it or (other_anchor and weak_cue)):
                 return None
         if own_q:
-            return self._village_place(villages[0] if len(villages) == 1 else self._pick(villages, anchors, m) or villages[0],
-                                       0.95, span, "kecamatan named in post" if own_q != REGENCY_NAME else "Buleleng named after it")
+            picked = villages[0] if len(villages) == 1 else self._pick(villages, anchors, m)
+            if picked is None:  # "Kayuputih, Buleleng": both are in Buleleng, which says neither
+                return _same_named(villages, span, 0.4)
+            return self._village_place(picked, 0.95, span, "kecamatan named in post" if own_q != REGENCY_NAME else "Buleleng named after it")
         conf, reason, low = 0.9, "village name", False
         if shared:
             if other_anchor:
@@ -682,9 +697,7 @@ class Geotagger:
         if len(villages) > 1:
             picked = self._pick(villages, anchors, m)
             if picked is None:
-                names = " and ".join(v.district for v in villages)
-                return Place("village", villages[0].name, villages[0].name, None, None, None, None, min(conf, 0.4), span,
-                             f"{villages[0].name}: same name in kecamatan {names}", low_confidence=True)
+                return _same_named(villages, span, min(conf, 0.4))
             villages = (picked,)
             if not low:
                 reason = "nearby places pick the kecamatan"
@@ -822,6 +835,34 @@ class _TagBreaks:
         if not tagged:
             return False
         return klen >= HASHTAG_RUN_MIN or self.folded.original[self.folded.index(at)].isupper()
+
+
+def _is_home_province(o: OutsidePlace) -> bool:
+    return o.level == "province" and o.name == PROVINCE_NAME
+
+
+def _same_named(villages: tuple[Village, ...], span, conf: float) -> Place:
+    """Same-named Buleleng villages the post does not choose between: the name, no kecamatan."""
+    names = " and ".join(v.district for v in villages)
+    return Place("village", villages[0].name, villages[0].name, None, None, None, None, conf, span,
+                 f"{villages[0].name}: same name in kecamatan {names}", low_confidence=True)
+
+
+def _written_across_a_break(folded: Folded, fs: int, fe: int) -> bool:
+    """Whether the post wrote the words of folded text[fs:fe] with a break between them
+    (`_NAME_BREAKS`): folding turns punctuation into spaces, so the automaton cannot tell."""
+    start, end = folded.span(fs, fe)
+    piece = folded.original[start:end]
+    for i, ch in enumerate(piece):
+        if ch in _NAME_BREAKS:
+            return True
+        if ch == ".":
+            word = i
+            while word > 0 and piece[word - 1].isalpha():
+                word -= 1
+            if i - word > _ABBREVIATION_MAX or i == word:
+                return True
+    return False
 
 
 def _hashtag_prefix(m: _Mention, ftext: str) -> None:
