@@ -103,9 +103,42 @@ def test_an_unclosed_bracket_in_routing_is_reported_at_the_bracket(capsys, folde
 
 def test_a_wrong_routing_value_is_reported_at_the_value(capsys, folder):
     path = folder / "routing.yaml"
-    line = edit(path, '    channel: "#dishub-siaga"', "    channel: xoxb-123-secret")
+    line = edit(path, '    channel: "#dishub-siaga"', "    channel: dishub-siaga")
     _, _, err = check(capsys, folder)
-    assert err[0].startswith(f"error: {path}:{line}:14: receivers[1].channel: 'xoxb-123-secret' does not match")
+    assert err[0].startswith(f"error: {path}:{line}:14: receivers[1].channel: 'dishub-siaga' does not match")
+
+
+TOKEN = "xoxb-1234567890-0987654321-AbCdEfSECRETgHiJ"
+HOOK = "https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX"
+
+
+@pytest.mark.parametrize("name, old, new, field", [
+    ("routing.yaml", '    channel: "#dishub-siaga"', f"    channel: {TOKEN}", "receivers[1].channel"),
+    ("routing.yaml", '    channel: "#dishub-siaga"', f"    channel: {HOOK}", "receivers[1].channel"),
+    ("sources.yaml", "        conn_id: mastodon_online   # status search needs a token on most instances",
+     "        conn_id: {password: AAAASECRETBEARERAAAA}", "conn_id"),
+    ("sources.yaml", "retention_days: 30", f"retention_days: {TOKEN}", "retention_days"),
+    ("sources.yaml", "retention_days: 30", "retention_days: https://feeds.example/x?token=SECRETQUERY", "retention_days"),
+])
+def test_a_secret_typed_into_the_wrong_field_is_not_quoted_back(capsys, folder, name, old, new, field):
+    """The check quotes the value it refuses, and the DAGs log the same refusal: a token, a
+    webhook address, a password under conn_id or a feed's ?token= must not be in either."""
+    line = edit(folder / name, old, new)
+    code, out, err = check(capsys, folder)
+    said = "\n".join(out + err)
+    assert code == 1 and f"{folder / name}:{line}:" in said and field in said, said
+    assert "SECRET" not in said, said
+
+
+def test_a_file_that_is_one_long_string_is_not_quoted_whole(capsys, folder):
+    """A hazard list linked to /etc/passwd, or pasted prose: a line of the file at most."""
+    path = folder / "hazards" / "flood.yaml"
+    text = "root:x:0:0:root:/root:/bin/bash daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin " * 30
+    path.write_text(text + "\n", encoding="utf-8")
+    code, _, err = check(capsys, folder)
+    assert code == 1
+    (problem,) = [e for e in err if str(path) in e]
+    assert "characters) is not of type" in problem and len(problem) < len(str(path)) + 450, problem
 
 
 def test_a_route_for_a_hazard_no_list_defines_is_a_warning(capsys, folder):

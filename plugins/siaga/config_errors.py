@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from siaga.files import read_regular_file
+from siaga.redaction import redact_text
 
 if TYPE_CHECKING:  # imported where used: `siaga tag` reads no config file when its matchers are cached
     import jsonschema
@@ -50,13 +51,19 @@ _STRUCTURE_LINE = re.compile(r"^\s*(- |[A-Za-z_][\w-]*:(\s|$))")
 
 @dataclass(frozen=True, order=True)
 class ConfigProblem:
-    """One error or warning about a config file, at a 1-based line and column."""
+    """One error or warning about a config file, at a 1-based line and column. Its message is
+    redacted here, once for every file: a check quotes the value it refuses, and operators put
+    secrets in the wrong field (a bot token as a channel, a password under `conn_id`, a feed's
+    `?token=`); the message is printed, and logged by every DAG that refuses the file."""
 
     file: str
     line: int
     column: int
     field: str
     message: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", redact_text(self.message))
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}: {self.field}: {self.message}"
@@ -385,7 +392,32 @@ def _placed(doc: Document, err: jsonschema.ValidationError) -> Iterable[ConfigPr
         # the message is about a key's name (jsonschema gives the mapping's path): at the key
         yield doc.at(path + (instance,), err.message, on_key=True)
         return
-    yield doc.at(path, err.message)
+    yield doc.at(path, _quoting_less(err.message, instance))
+
+
+# The longest value a schema error quotes whole (a long feed URL still is): a file that is one
+# long string (a hazard file linked to /etc/passwd) was quoted entire, in one line of the
+# check's output and of the logs.
+QUOTED_CHARS = 300
+
+
+def _quoting_less(message: str, instance: Any) -> str:
+    """jsonschema's message, which opens with the refused value's repr, with a mapping or list
+    named by its kind (its contents are other fields, told apart where they are wrong, and may
+    hold a password) and a long string cut."""
+    quoted = repr(instance)
+    if not message.startswith(quoted):
+        return message
+    if isinstance(instance, dict):
+        shown = "a mapping"
+    elif isinstance(instance, list):
+        shown = "a list"
+    elif isinstance(instance, str) and len(instance) > QUOTED_CHARS:
+        # redacted before it is cut: a secret cut in two would no longer look like one
+        shown = f"{redact_text(instance)[:QUOTED_CHARS]!r}… ({len(instance)} characters)"
+    else:
+        return message
+    return shown + message[len(quoted):]
 
 
 def did_you_mean(word: str, allowed: Iterable[str]) -> str:

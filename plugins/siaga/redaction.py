@@ -69,11 +69,16 @@ def redact_echo(text: str, secrets: list[str]) -> str:
 # Slack's tokens (bot xoxb-, user xoxp-, app-level xapp-, configuration xoxe-, ...): a proxy's error
 # page or a misbehaving gateway may quote the request's `Authorization: Bearer xoxb-...` back.
 _SLACK_TOKEN = re.compile(r"\bx(?:ox[a-z]|app)-[A-Za-z0-9.-]+")
+# An incoming webhook's address is its secret, in the path: pasted where a channel belongs.
+_SLACK_HOOK = re.compile(r"(hooks\.slack\.com/(?:services|workflows|triggers)/)[^\s'\"<>]+")
 
 
 def redact_tokens(text: str) -> str:
-    """`text` (an error that quotes what a server answered) without any Slack token in it."""
-    return _SLACK_TOKEN.sub(MASK, text) if "x" in text else text
+    """`text` (an error that quotes what a server answered, or what an operator wrote) without
+    any Slack token or webhook address in it."""
+    if "x" in text:
+        text = _SLACK_TOKEN.sub(MASK, text)
+    return _SLACK_HOOK.sub(lambda m: m.group(1) + MASK, text) if "hooks." in text else text
 
 
 def redact_urls_in(text: str) -> str:
@@ -81,6 +86,12 @@ def redact_urls_in(text: str) -> str:
     which may be or hold a URL, such as a config check's "'https://...' is not of type
     'array'"."""
     return _URL.sub(lambda m: redact_url(m.group()), text) if "//" in text else text
+
+
+def redact_text(text: str) -> str:
+    """`text` (a message that quotes what an operator wrote) without Slack tokens and without
+    the secrets of any URL in it."""
+    return redact_tokens(redact_urls_in(text))
 
 
 class _LibraryUrls(logging.Filter):

@@ -9,14 +9,13 @@ back at its line here.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from siaga.config_errors import (
     ConfigError, ConfigProblem, ConfigSyntaxError, Document, read_yaml, schema_problems, undotted,
 )
-from siaga.redaction import redact_urls_in
 from siaga.sources.base import SourceConfigError
 from siaga.sources.http import HTTP_OPTIONS
 from siaga.sources.watch import MAX_WATCH_EVERY, MIN_WATCH_EVERY
@@ -139,8 +138,7 @@ def check_document(doc: Document, base_dir: Path, builders: dict[str, Builder]) 
     """`check` of a sources file already read (its last good text, `sources.sources_in_force`);
     relative paths in it are under `base_dir`."""
     doc.data = {} if doc.data is None else doc.data
-    # a value quoted in a problem may be a URL holding a secret (a feed's ?token=)
-    problems = [replace(p, message=redact_urls_in(p.message)) for p in schema_problems(doc, SCHEMA)]
+    problems = schema_problems(doc, SCHEMA)  # redacted, as every ConfigProblem is
     if problems:
         return problems, []
     built, names = [], {}
