@@ -146,15 +146,14 @@ def hazards_dir_of(path: Path) -> Path:
 
 
 def hazard_files(directory: Path) -> list[Path]:
-    """The hazard lists of `directory`, in name order: every `*.yaml` / `*.yml` entry but a folder
-    (a device, a pipe or a dangling link named flood.yaml is refused at its file by
-    `read_config_text`, not skipped, which silently took flood out of the lists in force) and
-    but a hidden one. Editors keep their locks and copies beside the file being edited under a
+    """The hazard lists of `directory`, in name order: every `*.yaml` / `*.yml` entry but a hidden
+    one. A folder, a device, a pipe or a dangling link named flood.yaml is refused at its file by
+    `read_config_text`, not skipped, which silently took flood out of the lists in force (Docker
+    makes a folder of a bind-mounted file that is missing on the host). Editors keep their locks and copies beside the file being edited under a
     leading dot (Emacs' `.#flood.yaml`, a link to nowhere while a buffer is unsaved); read as
     lists, they refused the whole set, and the valid edits saved meanwhile with it. A hazard's
     file is named by its id, which never starts with a dot."""
-    return sorted(p for p in Path(directory).iterdir()
-                  if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and not p.is_dir())
+    return sorted(p for p in Path(directory).iterdir() if p.suffix in (".yaml", ".yml") and not p.name.startswith("."))
 
 
 def read_directory(directory: Path) -> HazardConfig:
@@ -345,6 +344,7 @@ def _reference_errors(good: list[_Loaded], loaded: list[_Loaded]) -> list[Config
             if rule.raises == hz.id:
                 errors.append(doc.at(where, "a hazard cannot raise itself"))
     agencies = {item.hazard.id: item.hazard.agency for item in good if item.hazard}
+    subsumers = {item.hazard.id: item.hazard.subsumed_by for item in good if item.hazard}
     for item in good:
         hz, doc = item.hazard, item.doc
         assert hz is not None and doc is not None
@@ -356,7 +356,26 @@ def _reference_errors(good: list[_Loaded], loaded: list[_Loaded]) -> list[Config
                 errors.append(doc.at(where, "a hazard cannot subsume itself"))
             elif agencies[other] != hz.agency:
                 errors.append(doc.at(where, f"'{other}' goes to {agencies[other]}, not {hz.agency}: that agency would not hear"))
+            else:
+                loop = _subsumption_path(subsumers, other, hz.id)
+                if loop:
+                    cycle = " → ".join([hz.id, *loop])
+                    errors.append(doc.at(where, f"a loop ({cycle}): a post that finds them all reports none of them"))
     return errors
+
+
+def _subsumption_path(subsumers: dict[str, tuple[str, ...]], start: str, goal: str) -> list[str]:
+    """The hazards from `start` to `goal` following subsumed_by, or [] when `goal` is not reached."""
+    paths, seen = [[start]], {start}
+    while paths:
+        path = paths.pop()
+        if path[-1] == goal:
+            return path
+        for nxt in subsumers.get(path[-1], ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                paths.append(path + [nxt])
+    return []
 
 
 def _term_warnings(good: list[_Loaded], abbreviations: dict[str, str]) -> list[ConfigProblem]:
