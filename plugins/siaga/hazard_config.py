@@ -33,6 +33,12 @@ if TYPE_CHECKING:
     import jsonschema
 
 SCHEMA_PATH = Path(__file__).with_name("hazard_schema.json")
+
+
+@lru_cache(maxsize=1)
+def agencies() -> tuple[str, ...]:
+    """The agencies a hazard list may name (the schema's `agency` enum): routing matches on them."""
+    return tuple(json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))["properties"]["agency"]["enum"])
 # Files that mark a config folder (the hazard lists then live in its hazards/).
 CONFIG_FOLDER_FILES = ("routing.yaml", "sources.yaml", "detection.yaml")
 _PHRASE_FIELDS = ("terms", "roots", "exclusions", "severity_cues")

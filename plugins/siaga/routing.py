@@ -18,23 +18,33 @@ from typing import TYPE_CHECKING, Any, Mapping
 import jsonschema
 
 from siaga.config_errors import ConfigError, Document, document_of, read_document, schema_problems
-from siaga.vocabulary import LOCAL_TZ_NAME, SEVERITIES, time_zone
+from siaga.hazard_config import agencies
+from siaga.vocabulary import ALERT_KINDS, ALERT_LABELS, LEVELS, LOCAL_TZ_NAME, SEVERITIES, time_zone
 
 if TYPE_CHECKING:  # the database is needed only by `in_force`, which imports it when called
     from sqlalchemy.orm import Session
 
 _HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 _NAME = r"^[a-z][a-z0-9_-]*$"
-_LABELS = {"type": "object", "additionalProperties": {"type": "string"},
-           "propertyNames": {"pattern": r"^[a-z_][a-z0-9_]*$"}}
+# A matcher names labels alerts carry, and `match` only values they can have: a typo ("agncy",
+# "dishubb") matched nothing, and Dishub's traffic went to BPBD with the check saying "ok".
+_LABEL_NAMES = {"enum": list(ALERT_LABELS)}
+_MATCH_RE = {"type": "object", "additionalProperties": {"type": "string"}, "propertyNames": _LABEL_NAMES}
+_MATCH = {**_MATCH_RE, "properties": {
+    "kind": {"enum": list(ALERT_KINDS)},
+    "agency": {"enum": list(agencies())},
+    "level": {"enum": list(LEVELS)},
+    "severity": {"enum": list(SEVERITIES)},
+    "on_road": {"enum": ["true", "false"]},
+}}
 
 _ROUTE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
         "receiver": {"type": "string"},
-        "match": _LABELS,
-        "match_re": _LABELS,
+        "match": _MATCH,
+        "match_re": _MATCH_RE,
         "continue": {"type": "boolean"},
         "routes": {"type": "array", "items": {"$ref": "#/$defs/route"}},
     },
@@ -74,7 +84,7 @@ SCHEMA: dict[str, Any] = {
                                     "type": "object",
                                     "additionalProperties": False,
                                     "minProperties": 1,
-                                    "properties": {"match": _LABELS, "match_re": _LABELS},
+                                    "properties": {"match": _MATCH, "match_re": _MATCH_RE},
                                 },
                             },
                             "override_severity": {"type": "string"},

@@ -17,9 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siaga.store import Incident, SilenceRow, conflict_insert
+from siaga.vocabulary import ALERT_LABELS
 
 # Labels a silence may match on: those alerts.incident_labels gives every incident change.
-MATCHER_LABELS = ("hazard", "district", "level", "area_code", "agency", "severity", "on_road")
+MATCHER_LABELS = tuple(label for label in ALERT_LABELS if label != "kind")
 SNOOZE_CHOICES = {"1h": timedelta(hours=1), "6h": timedelta(hours=6), "24h": timedelta(hours=24)}
 MAX_DURATION = timedelta(days=30)  # a forgotten silence must not mute an area for ever
 

@@ -80,6 +80,11 @@ TRANSITIONS = {
 SEVERITIES = ("low", "medium", "high", "critical")  # config/routing.yaml lists the same
 # Area levels, finer first: a flood alert for a village makes one for its kecamatan redundant.
 LEVELS = ("village", "road", "district", "regency")
+# The labels every alert carries, which config/routing.yaml and silences match on
+# (`alerts.incident_labels`; the daily digest carries `kind` alone): a matcher on any other
+# name never matches, so the routing file refuses it.
+ALERT_LABELS = ("kind", "hazard", "agency", "district", "level", "area_code", "severity", "on_road")
+ALERT_KINDS = ("incident", "digest")
 # Who acts when nobody pressed a button: automatic resolution, detection.
 AUTO_ACTOR = "siaga"
 # What an incident change is called in Slack and in the outbox.
