@@ -175,6 +175,22 @@ def test_aliases_are_checked_against_the_gazetteer(capsys, folder):
     assert err[0] == f"error: {path}:{line}:14: landmarks[2].village: village 'Kalibukbukk' (district None) is not exactly one Buleleng village"
 
 
+@pytest.mark.parametrize("lon, lat, says", [
+    ("0", "0", "(0.0, 0.0) is not in Buleleng"),
+    ("115.2167", "-8.6500", "(115.2167, -8.65) is not in Buleleng"),  # Denpasar
+    ("115.4000", "-8.1500", "is far from kecamatan Buleleng"),  # in Buleleng, at Tejakula
+])
+def test_a_landmark_point_away_from_its_place_is_refused(capsys, folder, lon, lat, says):
+    """Singaraja's point put at (0, 0) or elsewhere passed the check, and every alert of the
+    landmark then carried that point to the map."""
+    path = folder / "aliases.yaml"
+    line = edit(path, "    lon: 115.0883", f"    lon: {lon}")
+    edit(path, "    lat: -8.1120", f"    lat: {lat}")
+    code, _, err = check(capsys, folder)
+    assert code == 1
+    assert err[0].startswith(f"error: {path}:{line}:10: landmarks[0].lon: ") and says in err[0], err
+
+
 def test_a_bad_abbreviation_row_is_reported_at_its_line_in_the_file(capsys, folder):
     path = folder / "abbreviations.csv"
     line = edit(path, "jl,jalan", "jl,jalan,raya")

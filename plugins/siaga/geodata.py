@@ -422,9 +422,30 @@ def _parse_alias(i: int, item: dict, villages: list[Village], districts: dict[st
     lon, lat = item.get("lon"), item.get("lat")
     if (lon is None) != (lat is None):
         raise _FieldError(at + ("lon" if lon is not None else "lat",), "give both lon and lat or neither")
+    if lon is not None:
+        _check_landmark_point(at, float(lon), float(lat), villages, village_code, district, districts)
     conf = float(item.get("confidence", 0.85))
     variants = tuple(str(v) for v in item.get("variants") or [])
     return Alias(str(item["name"]), variants, target, village_code, district, lon, lat, conf, str(item.get("note", "")))
+
+
+# How far (degrees, about 11 km each 0.1) a landmark's own point may lie from Buleleng's villages
+# and from the centre of the place it stands for: a point at (0, 0), or one copied from another
+# regency, put every alert of that landmark on the wrong map.
+_LANDMARK_OFF_REGENCY = 0.1
+_LANDMARK_OFF_TARGET = 0.25
+
+
+def _check_landmark_point(at: tuple, lon: float, lat: float, villages: list[Village], village_code: str | None,
+                          district: str | None, districts: dict[str, District]) -> None:
+    lons, lats = [v.lon for v in villages], [v.lat for v in villages]
+    if villages and not (min(lons) - _LANDMARK_OFF_REGENCY <= lon <= max(lons) + _LANDMARK_OFF_REGENCY
+                         and min(lats) - _LANDMARK_OFF_REGENCY <= lat <= max(lats) + _LANDMARK_OFF_REGENCY):
+        raise _FieldError(at + ("lon",), f"({lon}, {lat}) is not in {REGENCY_NAME}: a landmark's lon/lat must be where it is")
+    target = next((v for v in villages if v.code == village_code), None) if village_code else districts.get(district or "")
+    if target is not None and max(abs(lon - target.lon), abs(lat - target.lat)) > _LANDMARK_OFF_TARGET:
+        where = f"village {target.name}" if village_code else f"kecamatan {target.name}"
+        raise _FieldError(at + ("lon",), f"({lon}, {lat}) is far from {where} ({target.lon:.4f}, {target.lat:.4f}), which the landmark stands for")
 
 
 # -------------------------------------------------------------------------------- roads
