@@ -18,9 +18,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    """A copy of the shipped config folder to break."""
+    """A copy of the shipped config folder to break, beside the replay file its demo source reads."""
     target = tmp_path / "config"
     shutil.copytree(settings.config_dir(), target)
+    shutil.copytree(REPO / "scenarios", tmp_path / "scenarios")
     return target
 
 
@@ -161,6 +162,20 @@ def test_sources_key_typo_and_connector_errors_are_placed(capsys, folder):
     edit(path, "    max_page: 3", "    max_pages: 3")
     _, _, err = check(capsys, folder)
     assert err[0] == f"error: {path}:{url}:9: sources[1].feeds[2]: not an http(s) URL: 'ftp://example.org/feed'"
+
+
+def test_an_enabled_source_whose_file_or_folder_is_missing_is_a_warning(capsys, folder):
+    """The demo replay pointed at a file that is not there passed, and every ingest run failed."""
+    (folder.parent / "scenarios" / "demo.jsonl").unlink()
+    path = folder / "sources.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("    kind: inbox\n    enabled: false\n", "    kind: inbox\n    enabled: true\n"), encoding="utf-8")
+    inbox = text.splitlines().index("    kind: inbox") + 3  # its path, two lines on (1-based)
+    code, out, _ = check(capsys, folder)
+    assert code == 0
+    replay = text.splitlines().index("    path: scenarios/demo.jsonl") + 1
+    assert out[0].startswith(f"warning: {path}:{replay}:11: sources[0].path: no replay file at {folder.parent / 'scenarios' / 'demo.jsonl'}")
+    assert any(w.startswith(f"warning: {path}:{inbox}:11: ") and "no folder at" in w for w in out), out
 
 
 def test_aliases_are_checked_against_the_gazetteer(capsys, folder):

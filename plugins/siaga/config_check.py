@@ -20,7 +20,7 @@ from siaga import detection_config, geodata, hazard_config, settings
 from siaga.config_errors import ConfigError, ConfigProblem, did_you_mean, file_problem, present, read_yaml
 from siaga.normalise import key, load_abbreviations
 from siaga.routing import Router, RoutingConfigError
-from siaga.sources import check_sources_file
+from siaga.sources import InboxSource, ReplaySource, check_sources_file
 
 HAZARDS = "hazards"
 ROUTING = "routing.yaml"
@@ -130,8 +130,27 @@ def _unknown_hazard_routes(path: Path, hazard_ids: set[str]) -> list[ConfigProbl
 def _check_sources(path: Path, report: FolderReport) -> None:
     if not _present(path, report):
         return
-    problems, _ = check_sources_file(path)
+    problems, built = check_sources_file(path)
     report.errors.extend(problems)
+    report.warnings.extend(_missing_source_files(path, built))
+
+
+def _missing_source_files(path: Path, built: list[Any]) -> list[ConfigProblem]:
+    """Enabled sources whose file or folder is not there now: a replay file's absence fails
+    every ingest run; an inbox folder may be a volume mounted later, so both are warnings."""
+    if not built:
+        return []
+    doc = read_yaml(path)
+    index = {entry.get("name"): i for i, entry in enumerate(doc.data.get("sources") or [])}
+    out = []
+    for source in built:
+        where = ("sources", index.get(source.name, 0), "path")
+        if isinstance(source, ReplaySource) and not source.path.is_file():
+            out.append(doc.at(where, f"no replay file at {source.path}: every ingest run will fail on {source.name!r}"))
+        elif isinstance(source, InboxSource) and not source.folder.is_dir():
+            out.append(doc.at(where, f"no folder at {source.folder}: {source.name!r} reads nothing until it exists "
+                                     "(the workers and the triggerer must all see it)"))
+    return out
 
 
 def _present(path: Path, report: FolderReport) -> bool:
