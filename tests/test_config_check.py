@@ -178,6 +178,21 @@ def test_an_enabled_source_whose_file_or_folder_is_missing_is_a_warning(capsys, 
     assert any(w.startswith(f"warning: {path}:{inbox}:11: ") and "no folder at" in w for w in out), out
 
 
+@pytest.mark.parametrize("name, old, new, column, field", [
+    ("routing.yaml", "  routes:", "  routes: !!python/name:os.system", 11, "route.routes"),
+    ("hazards/flood.yaml", "terms:", "terms: !!python/object/apply:os.system", 8, "terms"),
+    ("aliases.yaml", "landmarks:", "landmarks: !!omap", 12, "landmarks"),
+    ("sources.yaml", "sources:", "sources: !custom", 10, "sources"),
+])
+def test_a_tag_on_a_list_or_mapping_is_refused_at_it(capsys, folder, name, old, new, column, field):
+    """A tag on a plain value was refused, one on a list or mapping read as if absent."""
+    path = folder / name
+    line = edit(path, old, new)
+    code, _, err = check(capsys, folder)
+    assert code == 1
+    assert err[0].startswith(f"error: {path}:{line}:{column}: {field}: the tag ") and "is not allowed" in err[0], err
+
+
 def test_aliases_are_checked_against_the_gazetteer(capsys, folder):
     path = folder / "aliases.yaml"
     line = edit(path, "    village: Kalibukbuk", "    village: Kalibukbukk")

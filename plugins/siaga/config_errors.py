@@ -255,6 +255,12 @@ def _data_of(node: yaml.Node, path: FieldPath, doc: Document, loader: yaml.SafeL
     if len(path) > MAX_DEPTH:
         raise ConfigSyntaxError(ConfigProblem(doc.source, *_mark(node.start_mark), dotted(path[:3]) + "...",
                                               f"nested deeper than {MAX_DEPTH} levels"))
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_COLLECTIONS:
+        # A tag on a scalar is refused by its constructor; one on a list or mapping
+        # ("!!python/object/apply:os.system [...]", "!!omap") was read as if it were not there,
+        # so a file the DAGs' own tools (`yaml.safe_load`) refuse passed the check.
+        raise ConfigSyntaxError(ConfigProblem(doc.source, *_mark(node.start_mark), dotted(path) or TOP_LEVEL,
+                                              f"the tag {node.tag!r} is not allowed: write a plain list or mapping"))
     if isinstance(node, yaml.MappingNode):
         doc.collections.add(path)
         out: dict[str, Any] = {}
@@ -305,6 +311,7 @@ def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: FieldPath, doc: D
     return value
 
 
+_PLAIN_COLLECTIONS = frozenset(("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"))
 # No setting is anywhere near this; a number past it is a typo or an attack on the reader. Below
 # it, the schema refuses an out-of-range number with its range ("greater than the maximum of
 # 180"), which tells the operator more; above it, the number could be too long to print.
