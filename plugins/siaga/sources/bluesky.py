@@ -19,7 +19,7 @@ from typing import Any
 from siaga.redaction import redact_url
 from siaga.sources import auth
 from siaga.sources.base import AuthorPolicy, IncomingPost, PollResult, SourceConfigError, canonical_url
-from siaga.sources.connector import HttpConnector, string_list
+from siaga.sources.connector import HttpConnector, http_url, string_list
 from siaga.sources.http import get_json, policy_from_config, rate_limit
 from siaga.sources.jetstream import PUBLIC_JETSTREAM, check_url, query_terms
 from siaga.sources.paging import Page, sweep_queries
@@ -80,7 +80,7 @@ class BlueskySource(HttpConnector):
         return cls(
             name=entry["name"],
             queries=queries,
-            appview=str(entry.get("appview", PUBLIC_APPVIEW)).rstrip("/"),
+            appview=http_url(entry.get("appview", PUBLIC_APPVIEW), f"{where}.appview").rstrip("/"),
             language=entry.get("language"),
             limit=int(entry.get("limit", 100)),
             max_pages=int(entry.get("max_pages", 5)),

@@ -47,7 +47,7 @@ import requests
 from siaga.redaction import redact_url
 from siaga.sources import auth
 from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult, SourceConfigError, canonical_url
-from siaga.sources.connector import HttpConnector
+from siaga.sources.connector import HttpConnector, http_url
 from siaga.sources.http import SourceError, get_json, json_body, policy_from_config, rate_limit, request
 from siaga.sources.parsing import html_text, iso_time, json_text, numeric_id, opt_str
 from siaga.sources.mastodon_public import PROTOCOL as PUBLIC, mastodon_public_url, query_terms, search_matcher, searched_text
@@ -107,9 +107,7 @@ class MastodonSource(HttpConnector):
             w = f"{where}.instances[{i}]"
             if not isinstance(inst, dict) or not isinstance(inst.get("url"), str):
                 raise SourceConfigError(f"{w}.url: expected the instance URL")
-            url = inst["url"].rstrip("/")
-            if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
-                raise SourceConfigError(f"{w}.url: not an http(s) URL: {redact_url(url)!r}")
+            url = http_url(inst["url"].rstrip("/"), f"{w}.url")
             for kind, key in (("tag", "hashtags"), ("search", "searches")):
                 terms = inst.get(key) or []
                 if not isinstance(terms, list) or not all(isinstance(t, str) and t.strip() for t in terms):

@@ -18,12 +18,11 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
-from urllib.parse import urlsplit
 
 
 from siaga.redaction import redact_url
 from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult, SourceConfigError
-from siaga.sources.connector import HttpConnector
+from siaga.sources.connector import HttpConnector, http_url
 from siaga.sources.http import SourceError, policy_from_config, request
 from siaga.sources.parsing import html_text, iso_time, rfc822_time
 from siaga.sources.push import PushStream
@@ -84,8 +83,7 @@ class RssSource(HttpConnector):
         if not isinstance(feeds, list) or not feeds:
             raise SourceConfigError(f"{where}.feeds: an rss source needs a list of feed URLs")
         for i, url in enumerate(feeds):
-            if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
-                raise SourceConfigError(f"{where}.feeds[{i}]: not an http(s) URL: {redact_url(url)!r}")
+            http_url(url, f"{where}.feeds[{i}]")
         push, every = check_watch(entry, where)
         return cls(entry["name"], list(feeds), push=push, watch_every=every,
                    authors=AuthorPolicy.from_config(entry, where), policy=policy_from_config(entry, where))

@@ -25,7 +25,7 @@ from typing import Any
 from siaga.sources import auth
 from siaga.sources.base import AuthorPolicy, IncomingPost, PollResult, SourceConfigError
 from siaga.sources.config_file import Claim
-from siaga.sources.connector import HttpConnector, string_list
+from siaga.sources.connector import HttpConnector, http_url, string_list
 from siaga.sources.http import get_json, policy_from_config, rate_limit
 from siaga.sources.paging import Page, sweep_queries
 from siaga.sources.push import PushStream
@@ -108,7 +108,7 @@ class XSource(HttpConnector):
             name=entry["name"],
             queries=full,
             conn_id=entry["conn_id"],
-            api=str(entry.get("api", API)).rstrip("/"),
+            api=http_url(entry.get("api", API), f"{where}.api").rstrip("/"),
             max_results=int(entry.get("max_results", 100)),
             max_pages=int(entry.get("max_pages", 5)),
             push=push,
