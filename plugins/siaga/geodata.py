@@ -445,7 +445,8 @@ def _check_landmark_point(at: tuple, lon: float, lat: float, villages: list[Vill
     target = next((v for v in villages if v.code == village_code), None) if village_code else districts.get(district or "")
     if target is not None and max(abs(lon - target.lon), abs(lat - target.lat)) > _LANDMARK_OFF_TARGET:
         where = f"village {target.name}" if village_code else f"kecamatan {target.name}"
-        raise _FieldError(at + ("lon",), f"({lon}, {lat}) is far from {where} ({target.lon:.4f}, {target.lat:.4f}), which the landmark stands for")
+        raise _FieldError(at + ("lon",), f"({lon}, {lat}) is far from {where} ({target.lon:.4f}, {target.lat:.4f}), "
+                                         "which the landmark stands for")
 
 
 # -------------------------------------------------------------------------------- roads

@@ -33,12 +33,6 @@ if TYPE_CHECKING:
     import jsonschema
 
 SCHEMA_PATH = Path(__file__).with_name("hazard_schema.json")
-
-
-@lru_cache(maxsize=1)
-def agencies() -> tuple[str, ...]:
-    """The agencies a hazard list may name (the schema's `agency` enum): routing matches on them."""
-    return tuple(json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))["properties"]["agency"]["enum"])
 # Files that mark a config folder (the hazard lists then live in its hazards/).
 CONFIG_FOLDER_FILES = ("routing.yaml", "sources.yaml", "detection.yaml")
 _PHRASE_FIELDS = ("terms", "roots", "exclusions", "severity_cues")
@@ -151,14 +145,21 @@ def hazards_dir_of(path: Path) -> Path:
     return path
 
 
+@lru_cache(maxsize=1)
+def agencies() -> tuple[str, ...]:
+    """The agencies a hazard list may name (the schema's `agency` enum): routing matches on them."""
+    return tuple(json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))["properties"]["agency"]["enum"])
+
+
 def hazard_files(directory: Path) -> list[Path]:
     """The hazard lists of `directory`, in name order: every `*.yaml` / `*.yml` entry but a hidden
     one. A folder, a device, a pipe or a dangling link named flood.yaml is refused at its file by
     `read_config_text`, not skipped, which silently took flood out of the lists in force (Docker
-    makes a folder of a bind-mounted file that is missing on the host). Editors keep their locks and copies beside the file being edited under a
-    leading dot (Emacs' `.#flood.yaml`, a link to nowhere while a buffer is unsaved); read as
-    lists, they refused the whole set, and the valid edits saved meanwhile with it. A hazard's
-    file is named by its id, which never starts with a dot."""
+    makes a folder of a bind-mounted file that is missing on the host). Editors keep their locks
+    and copies beside the file being edited under a leading dot (Emacs' `.#flood.yaml`, a link to
+    nowhere while a buffer is unsaved); read as lists, they refused the whole set, and the valid
+    edits saved meanwhile with it. A hazard's file is named by its id, which never starts with a
+    dot."""
     return sorted(p for p in Path(directory).iterdir() if p.suffix in (".yaml", ".yml") and not p.name.startswith("."))
 
 
