@@ -68,14 +68,14 @@ def view(**overrides) -> AlertView:
     return AlertView(**base)
 
 
-def all_texts(payload: dict) -> list[str]:
-    """Every mrkdwn/plain text string in a received message, plus the fallback."""
-    out = [payload.get("text") or ""]
+def text_objects(payload: dict) -> list[dict]:
+    """Every object in a received message's blocks that holds a text string."""
+    found: list[dict] = []
 
     def walk(node):
         if isinstance(node, dict):
             if isinstance(node.get("text"), str):
-                out.append(node["text"])
+                found.append(node)
             for v in node.values():
                 walk(v)
         elif isinstance(node, list):
@@ -83,7 +83,17 @@ def all_texts(payload: dict) -> list[str]:
                 walk(v)
 
     walk(payload.get("blocks") or [])
-    return out
+    return found
+
+
+def all_texts(payload: dict) -> list[str]:
+    """Every mrkdwn/plain text string in a received message, plus the fallback."""
+    return [payload.get("text") or ""] + [o["text"] for o in text_objects(payload)]
+
+
+def mrkdwn_texts(payload: dict) -> list[str]:
+    """The text of every mrkdwn object in a received message's blocks."""
+    return [o["text"] for o in text_objects(payload) if o.get("type") == "mrkdwn"]
 
 
 def unescape(text: str) -> str:
@@ -148,24 +158,6 @@ UNSAFE_URLS = [
     "hxxp://x *EVAKUASI SEKARANG* _now_ ~x~ `c` :fire:",  # mrkdwn formats this, link syntax or not
     "https://x.com/a\u2028> *PENGUMUMAN RESMI BPBD*",
 ]
-
-
-def mrkdwn_texts(payload: dict) -> list[str]:
-    """The text of every mrkdwn object in a received message's blocks."""
-    found: list[str] = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if node.get("type") == "mrkdwn":
-                found.append(node["text"])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(payload.get("blocks") or [])
-    return found
 
 
 @pytest.mark.parametrize("url", UNSAFE_URLS)
