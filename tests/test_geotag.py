@@ -88,6 +88,12 @@ def test_bali_is_the_province_buleleng_is_in_not_a_place_elsewhere(tagger):
     assert "outside" not in bali.reason and not bali.in_region
 
 
+def test_north_bali_is_buleleng_as_the_news_names_it(tagger):
+    for text in ("Gempa terasa di Bali Utara", "banjir di bali bagian utara, warga mengungsi"):
+        result = tagger.tag(text)
+        assert result.in_region and [p.kind for p in result.places] == ["regency"], text
+
+
 MULTI_WORD = ("Celukan Bawang", "Banjar Jawa", "Banjar Bali", "Banjar Tegeha", "Tinga Tinga", "Paket Agung",
               "Sumber Klampok", "Tegal Linggah", "Kampung Bugis", "Sepang Kelod")
 BREAKS = (",", ";", ":", "!", "?", " (", ")", "\n", "\u3001", "\uff0c", ".", "…")
