@@ -124,25 +124,25 @@ def test_a_missing_key_fails_the_poll_instead_of_quarantining_every_post(tmp_pat
 def test_a_file_that_cannot_be_read_costs_that_file_and_is_read_once_it_can(tmp_path, monkeypatch):
     """An unreadable export (permissions, a failing disk) once failed the whole poll, every poll:
     the folder's other files were never stored."""
-    from pathlib import Path
+    from siaga.sources import inbox as module
 
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     for name, pid in (("a.jsonl", "a1"), ("b.jsonl", "b1"), ("c.jsonl", "c1")):
         (inbox / name).write_text(json.dumps({"id": pid, "created_at": "2026-01-15T08:10:00+08:00", "text": "Banjir di Sambangan"}) + "\n")
-    real = Path.read_bytes
+    real = module.read_regular_file
 
-    def unreadable_b(path):
+    def unreadable_b(path, limit=None):  # root reads any file: the refusal is made here
         if path.name == "b.jsonl":
             raise PermissionError(13, "Permission denied", str(path))
-        return real(path)
+        return real(path, limit)
 
-    monkeypatch.setattr(Path, "read_bytes", unreadable_b)
+    monkeypatch.setattr(module, "read_regular_file", unreadable_b)
     first = InboxSource("inbox", inbox).poll(None, NOW)
     assert sorted(p.source_id for p in first.posts) == ["a1", "c1"]
     [bad] = first.bad
     assert bad.location.startswith("b.jsonl@") and bad.reason == "cannot read the file: Permission denied"
-    monkeypatch.setattr(Path, "read_bytes", real)
+    monkeypatch.setattr(module, "read_regular_file", real)
     second = InboxSource("inbox", inbox).poll(first.cursor, NOW)
     assert [p.source_id for p in second.posts] == ["b1"] and second.bad == []
 
@@ -157,3 +157,25 @@ def test_a_jsonl_export_with_a_byte_order_mark_keeps_its_first_post(tmp_path):
     (inbox / "grup.json").write_bytes(b"\xef\xbb\xbf" + json.dumps([{**rows[0], "id": "j1"}]).encode())
     result = InboxSource("inbox", inbox).poll(None, NOW)
     assert sorted(p.source_id for p in result.posts) == ["j1", "wa1", "wa2"] and result.bad == []
+
+
+def test_exports_named_in_upper_case_are_read_and_odd_entries_are_reported(tmp_path):
+    """Staff on Windows save "EXPORT.JSONL"; it was skipped without a word, as were a folder, a
+    link to nowhere and a pipe named as post files."""
+    import os
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    post = {"created_at": "2026-01-15T08:10:00+08:00", "text": "Banjir di Sambangan"}
+    (inbox / "EXPORT.JSONL").write_text(json.dumps({"id": "u1", **post}) + "\n")
+    (inbox / "Laporan.Json").write_text(json.dumps([{"id": "u2", **post}]))
+    (inbox / "folder.jsonl").mkdir()
+    (inbox / "gone.jsonl").symlink_to(tmp_path / "moved.jsonl")
+    (inbox / "loop.json").symlink_to(inbox / "loop.json")
+    os.mkfifo(inbox / "pipe.jsonl")
+    first = InboxSource("inbox", inbox).poll(None, NOW)
+    assert sorted(p.source_id for p in first.posts) == ["u1", "u2"]
+    assert sorted(b.location for b in first.bad) == ["folder.jsonl", "gone.jsonl", "loop.json", "pipe.jsonl"]
+    assert all("not a regular file" in b.reason for b in first.bad)
+    again = InboxSource("inbox", inbox).poll(first.cursor, NOW)
+    assert again.posts == [] and {b.identity for b in again.bad} == {b.identity for b in first.bad}  # quarantined once

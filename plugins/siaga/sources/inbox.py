@@ -9,6 +9,7 @@ only when it changes (the store keeps one row per post id, so re-reading is harm
 from __future__ import annotations
 
 import asyncio
+import errno
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any, AsyncIterator, Callable
 
 from jsonschema import Draft202012Validator, FormatChecker
 
+from siaga.files import read_regular_file
 from siaga.sources.base import AuthorPolicy, BadInput, IncomingPost, PollResult, SourceConfigError, author_key
 from siaga.sources.parsing import iso_time, load_json, record_id
 from siaga.sources.records import Records, decode_line, without_bom
@@ -73,6 +75,8 @@ class InboxSource:
         bad: list[BadInput] = []
         if not self.folder.is_dir():
             return PollResult([], [BadInput(str(self.folder), "inbox folder does not exist", "")], {"files": done}, [f"{self.folder}: missing"])
+        for path in _not_files(self.folder):
+            bad.append(BadInput(path.name, "not a regular file (a folder, a link to nowhere, a device or a pipe): not read", ""))
         for path, stamp, size in _files(self.folder):
             if done.get(path.name) == stamp:
                 continue
@@ -95,9 +99,11 @@ class InboxSource:
     def _read(self, path: Path, now: datetime) -> tuple[list[IncomingPost], list[BadInput]]:
         """Each line (split at "\\n" only, strict UTF-8) or each item of a JSON document, on its
         own: one bad record is quarantined with its place, never its neighbours."""
-        data = path.read_bytes()
+        data = read_regular_file(path, MAX_FILE_BYTES)  # what was listed may have been swapped since
+        if len(data) > MAX_FILE_BYTES:
+            raise OSError(errno.EFBIG, f"it grew past {MAX_FILE_BYTES} bytes since it was listed")
         records = Records(now)
-        if path.suffix == ".jsonl":
+        if path.suffix.lower() == ".jsonl":
             for n, line in enumerate(without_bom(data).split(b"\n"), start=1):
                 line = line.removesuffix(b"\r")
                 if line.strip():
@@ -138,18 +144,40 @@ class InboxSource:
         )
 
 
+def _post_named(path: Path) -> bool:
+    """A post file's name: .json or .jsonl in any case (staff on Windows save "EXPORT.JSONL")."""
+    return path.suffix.lower() in (".json", ".jsonl")
+
+
 def _files(folder: Path) -> list[tuple[Path, str, int]]:
     """(path, stamp, size) of each post file in `folder`, by name: the stamp (size and
     modification time) is how the poll's cursor and the watcher tell a file has changed."""
     found = []
-    for path in sorted(p for p in folder.iterdir() if p.suffix in (".json", ".jsonl")):
+    for path in sorted(p for p in folder.iterdir() if _post_named(p)):
         try:
             stat = path.stat()
-        except OSError:  # gone since the listing
+        except OSError:  # gone since the listing, or a link to nowhere (`_not_files`)
             continue
         if S_ISREG(stat.st_mode):
             found.append((path, f"{stat.st_size}:{stat.st_mtime_ns}", stat.st_size))
     return found
+
+
+def _not_files(folder: Path) -> list[Path]:
+    """Entries named as post files that are no regular file (a folder, a link to nowhere or in
+    a loop, a device, a pipe): reported, not skipped without a word."""
+    odd = []
+    for path in sorted(p for p in folder.iterdir() if _post_named(p)):
+        try:
+            if S_ISREG(path.stat().st_mode):
+                continue
+        except FileNotFoundError:
+            if not path.is_symlink():
+                continue  # gone since the listing
+        except OSError:  # a link in a loop
+            pass
+        odd.append(path)
+    return odd
 
 
 async def folder_announcements(stream: PushStream, client: Any, token: Any) -> AsyncIterator[str]:
