@@ -3,6 +3,7 @@ stored; different posts sharing a URL are all kept (copies linked); quarantine r
 bad record's content; migration 0005 carries existing rows over."""
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -102,6 +103,28 @@ def test_quarantine_is_one_row_per_content_with_its_place_kept(db_url):
         row = session.scalars(sa.select(store.Quarantine).order_by(store.Quarantine.id.desc())).first()
     assert row.location.startswith("f:\\x00") and len(row.location) == 512 and "\\ud800" in row.reason
     assert row.raw.startswith("raw \\x00 \\udcff") and len(row.raw) == 10_000
+
+
+def test_the_same_bad_line_in_many_exports_is_counted_at_each_place_and_once_per_place(db_url, tmp_path):
+    """A bad line repeated across 40 inbox exports was one quarantine row at its first place:
+    `siaga quarantine` said 1, and the other 39 places were named nowhere."""
+    from siaga.sources import InboxSource
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    good = {"created_at": "2026-01-15T08:10:00+08:00", "text": "Banjir di Sambangan"}
+    for i in range(40):
+        (inbox / f"p{i:02}.jsonl").write_text(json.dumps({"id": f"ok{i}", **good}) + '\n{"id":"x"}\n{"id":"x"}\n')
+    source = InboxSource("inbox", inbox)
+    report = ingest.ingest(source, NOW, db_url)
+    assert (report.new_posts, report.quarantined) == (40, 80)
+    for name in ("p00.jsonl", "p39.jsonl"):
+        (inbox / name).touch()  # changed: read again, nothing new
+    again = ingest.ingest(source, NOW, db_url)
+    assert (again.new_posts, again.quarantined) == (0, 0)
+    with store.session_scope(db_url) as session:
+        places = set(session.scalars(sa.select(store.Quarantine.location).where(store.Quarantine.source == "inbox")))
+    assert places == {f"p{i:02}.jsonl:{n}" for i in range(40) for n in (2, 3)}
 
 
 def _alembic(url: str) -> Config:

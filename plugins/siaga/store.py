@@ -374,8 +374,9 @@ class Quarantine(Base):
     """Bad input kept with its reason and location: nothing is silently dropped."""
 
     __tablename__ = "quarantine"
-    # One row per bad record's content (BadInput.identity), not per place: re-reading a file
-    # adds nothing, a new bad record at the same line of a replaced file is kept.
+    # One row per bad record (BadInput.identity): its content, and its place when that is fixed
+    # (a file's line). Re-reading a file adds nothing; a new bad record at the same line of a
+    # replaced file is kept, and so is the same bad line in another file.
     __table_args__ = (UniqueConstraint("source", "fingerprint", name="uq_quarantine_fingerprint"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source: Mapped[str] = mapped_column(String(64))

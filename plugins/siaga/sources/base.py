@@ -67,13 +67,22 @@ class BadInput:
     location: str  # file:line, or an API item id, or a page
     reason: str
     raw: str  # the whole record as read; ingest keeps the first schema.MAX_RAW characters
+    # The location names one place for good (a file's line): the same content at another place
+    # is another bad record. An API's locations name a page or a position in it, which change
+    # from poll to poll while the record does not.
+    by_place: bool = False
 
     @property
     def identity(self) -> str:
         """What makes two reports of bad input the same: the record's content (so re-reading a
         file quarantines nothing twice, while a new bad record at the same line of a replaced
-        file is kept); for a failure with no record (a page that would not load), where and why."""
-        basis = self.raw if self.raw else f"{self.location}\n{self.reason}"
+        file is kept), with its place when that is fixed (the same bad line in 5,000 exports is
+        5,000 records, not one); for a failure with no record (a page that would not load),
+        where and why."""
+        if not self.raw:
+            basis = f"{self.location}\n{self.reason}"
+        else:
+            basis = f"{self.location}\n{self.raw}" if self.by_place else self.raw
         return hashlib.sha256(basis.encode("utf-8", "backslashreplace")).hexdigest()
 
 

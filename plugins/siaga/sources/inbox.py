@@ -102,7 +102,7 @@ class InboxSource:
         data = read_regular_file(path, MAX_FILE_BYTES)  # what was listed may have been swapped since
         if len(data) > MAX_FILE_BYTES:
             raise OSError(errno.EFBIG, f"it grew past {MAX_FILE_BYTES} bytes since it was listed")
-        records = Records(now)
+        records = Records(now, by_place=True)
         if path.suffix.lower() == ".jsonl":
             for n, line in enumerate(without_bom(data).split(b"\n"), start=1):
                 line = line.removesuffix(b"\r")
@@ -116,7 +116,7 @@ class InboxSource:
             doc = load_json(text)
         except ValueError as exc:
             reason = f"not valid JSON: {getattr(exc, 'msg', exc)} at line {getattr(exc, 'lineno', '?')} column {getattr(exc, 'colno', '?')}"
-            return [], [BadInput(path.name, reason, storable(data.decode("utf-8", "backslashreplace")))]
+            return [], [BadInput(path.name, reason, storable(data.decode("utf-8", "backslashreplace")), by_place=True)]
         for i, item in enumerate(doc if isinstance(doc, list) else [doc]):
             records.take(f"{path.name}[{i}]", item, lambda: self.parse(item, now))
         return records.posts, records.bad

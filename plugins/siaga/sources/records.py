@@ -8,7 +8,7 @@ because it is wrong for every record alike.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Callable, Iterable
 
@@ -82,6 +82,7 @@ class Records:
     now: datetime | None  # the poll's time; None defers the check for the future (replay)
     posts: list[IncomingPost] = field(default_factory=list)
     bad: list[BadInput] = field(default_factory=list)
+    by_place: bool = False  # a file's records: each bad one counts at its own place (`BadInput.by_place`)
 
     def take(self, where: str | Callable[[], str], record: Any, parse: Callable[[], IncomingPost | Iterable[IncomingPost]]) -> list[IncomingPost]:
         """The posts `parse()` makes of `record`, checked against the schema; or, whatever goes
@@ -95,7 +96,8 @@ class Records:
         except SourceConfigError:
             raise
         except Exception as exc:  # noqa: BLE001 -- the point: one record never fails the poll
-            self.bad.append(self.refused(where, record, exc))
+            refused = self.refused(where, record, exc)
+            self.bad.append(replace(refused, by_place=True) if self.by_place else refused)
             return []
         self.posts.extend(posts)
         return posts

@@ -130,7 +130,7 @@ class ReplaySource:
     def _read(self, data: bytes) -> tuple[list[_Line], list[tuple[int, BadInput]], list[int]]:
         """Every line parsed (split at "\\n" only), the bad ones with their numbers, and the byte
         offset where each line ends."""
-        records = Records(now=None)  # a line ahead of the clock waits; it is not an error
+        records = Records(now=None, by_place=True)  # a line ahead of the clock waits; it is not an error
         lines: list[_Line] = []
         bad: list[tuple[int, BadInput]] = []
         ends = [0]
@@ -156,7 +156,7 @@ class ReplaySource:
             else:
                 reason = (f"field 'created_at': {line.post.created_at.isoformat()} is more than {SPAN.days} days ahead of "
                           f"the replay clock ({clock.isoformat()})")
-                bad.append((line.number, BadInput(f"{self.path.name}:{line.number}", reason, json_text(line.post.raw))))
+                bad.append((line.number, BadInput(f"{self.path.name}:{line.number}", reason, json_text(line.post.raw), by_place=True)))
         return kept, bad
 
     def parse(self, line: str | bytes) -> IncomingPost:
