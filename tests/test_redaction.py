@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from support.fakeapis import FAST, T0, X_TOKEN
 from siaga import cli, store
 from siaga.ingest import ingest
-from siaga.redaction import MASK, redact_url
+from siaga.redaction import MASK, redact_db_url, redact_url
 from siaga.sources import SourceConfigError, SourceError, check_sources_file
 from siaga.sources.mastodon import MastodonSource, Stream
 from siaga.sources.rss import RssSource
@@ -95,6 +95,24 @@ def test_a_url_without_secrets_is_shown_as_written(name, value, path):
 def test_database_urls_lose_their_password():
     assert redact_url("postgresql+psycopg2://siaga:Zq9DBPASS@127.0.0.1:5432/siaga") == f"postgresql+psycopg2://siaga:{MASK}@127.0.0.1:5432/siaga"
     assert "Zq9" not in redact_url("postgresql://siaga:p@Zq9:x@db/siaga")  # '@' and ':' inside a password
+
+
+@given(st.text(alphabet=st.characters(codec="ascii", categories=["L", "N", "P", "S"], exclude_characters="@%"),
+               min_size=6, max_size=30))
+def test_a_database_password_is_hidden_as_sqlalchemy_reads_it(password):
+    """SQLAlchemy connects with "S3cret/pw" from postgresql://u:S3cret/pw@host/db; read as a web
+    address ("/", "?" and "#" end the userinfo), the URL had no password to hide."""
+    from sqlalchemy.engine import make_url
+
+    url = f"postgresql://siaga:{password}@127.0.0.1:5432/siaga"
+    assert make_url(url).password == password  # what would be sent to the server
+    assert redact_db_url(url) == "postgresql://siaga:***@127.0.0.1:5432/siaga"
+
+
+def test_the_cli_hides_a_database_password_holding_a_slash(capsys):
+    code = cli.main(["outbox", "--db", "postgresql://siaga:S3cret/pw?x#y@127.0.0.1:1/siaga"])
+    said = capsys.readouterr()
+    assert code == 1 and "S3cret" not in said.out + said.err and "siaga:***@127.0.0.1:1/siaga" in said.err
 
 
 def _rss_feed(guid: str, dated: bool = True) -> str:

@@ -44,6 +44,24 @@ def redact_url(url: str) -> str:
     return url[:start] + _PARAM.sub(_masked, url[start:])
 
 
+# A database URL's password as SQLAlchemy reads it: up to the "@", "/", "?" and "#" included.
+_DB_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):[^@]*@")
+
+
+def redact_db_url(url: str) -> str:
+    """A database URL without its password, read as SQLAlchemy reads it (its own `make_url`,
+    password hidden): "postgresql://u:S3cret/pw@host/db" connects with the password "S3cret/pw",
+    where `redact_url`, reading it as a web address, found none. Then `redact_url` for the
+    secrets of its query ("?password=")."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        shown = make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 -- a URL SQLAlchemy cannot read is still shown without a password
+        shown = _DB_USERINFO.sub(lambda m: f"{m.group(1)}:{MASK}@", url, count=1)
+    return redact_url(shown)
+
+
 def secrets_of(url: str) -> list[str]:
     """The secrets `url` holds (its password, the values of its secret-looking parameters), as
     written and percent-decoded: what must not be quoted back from a server's answer to it."""

@@ -48,7 +48,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from sqlalchemy.types import TypeDecorator
 
 from siaga import settings
-from siaga.redaction import redact_url
+from siaga.redaction import redact_db_url
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -403,7 +403,7 @@ class ConfigState(Base):
 
 class UnusableDatabaseURL(ArgumentError):
     """A database URL Siaga cannot open, for a reason the URL itself shows; the message names
-    the URL without its password (`redact_url`)."""
+    the URL without its password (`redact_db_url`)."""
 
 
 # The database kinds Siaga's migrations and bulk inserts are written for.
@@ -418,7 +418,7 @@ def parse_url(url: str) -> URL:
     except ArgumentError:
         raise
     except (ValueError, TypeError) as exc:
-        raise UnusableDatabaseURL(f"cannot read the database URL {redact_url(str(url))}: {exc}") from None
+        raise UnusableDatabaseURL(f"cannot read the database URL {redact_db_url(str(url))}: {exc}") from None
 
 
 def _usable(url: str) -> None:
@@ -427,7 +427,7 @@ def _usable(url: str) -> None:
     an asyncio one (`postgresql+asyncpg://`) a MissingGreenlet at the first query, and a
     connection option of the wrong type (`?timeout=abc`) a ValueError."""
     parsed = parse_url(url)
-    shown = redact_url(url)
+    shown = redact_db_url(url)
     if parsed.get_backend_name() not in BACKENDS:
         raise UnusableDatabaseURL(f"{shown}: Siaga runs on SQLite or PostgreSQL (sqlite:///path or postgresql://...), "
                                   f"not {parsed.get_backend_name()!r}")
@@ -472,7 +472,7 @@ def engine_for(url: str) -> Engine:
     try:
         engine = create_engine(url, **kwargs)
     except (ValueError, TypeError) as exc:  # an option of the URL's query SQLAlchemy cannot convert
-        raise UnusableDatabaseURL(f"{redact_url(url)}: {exc}") from None
+        raise UnusableDatabaseURL(f"{redact_db_url(url)}: {exc}") from None
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine

@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any, Iterable, Sequence, TextIO
 
-from siaga.redaction import redact_tokens, redact_url
+from siaga.redaction import redact_db_url, redact_tokens
 
 DB_HELP = "Siaga's database URL (default: SIAGA_DB_URL, else the Airflow connection siaga_db, else var/siaga.db)"
 
@@ -116,7 +116,7 @@ def database_failure(exc: BaseException, url: str | None) -> str | None:
     store = sys.modules.get("siaga.store")
     if store is not None and isinstance(exc, store.UnusableDatabaseURL):
         return str(exc)  # names the URL, without its password
-    where = f"the database {redact_url(url)}" if url else "the database"
+    where = f"the database {redact_db_url(url)}" if url else "the database"
     if isinstance(exc, sa.NoSuchModuleError):
         return f"{where}: unknown database kind ({first_line(str(exc))}); expected sqlite:/// or postgresql://"
     if isinstance(exc, sa.ArgumentError):

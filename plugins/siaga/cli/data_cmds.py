@@ -13,7 +13,7 @@ from pathlib import Path
 
 from siaga.cli.common import CommandError, add_db, add_json, database_url, existing_database_url, plural, print_json, table, sentence, whole_number
 from siaga.files import write_atomically
-from siaga.redaction import redact_url
+from siaga.redaction import redact_db_url
 from siaga.timelines.formats import FORMATS as EXPORT_FORMATS
 
 
@@ -80,9 +80,9 @@ def _cmd_db_migrate(args: argparse.Namespace) -> int:
     store.migrate(url)
     revision = _revision(url)
     if args.json:
-        print_json({"database": redact_url(url), "revision": revision})
+        print_json({"database": redact_db_url(url), "revision": revision})
     else:
-        print(f"Database {redact_url(url)} is at the newest schema (revision {revision}).")
+        print(f"Database {redact_db_url(url)} is at the newest schema (revision {revision}).")
     return 0
 
 
@@ -105,7 +105,7 @@ def _cmd_outbox(args: argparse.Namespace) -> int:
             row = None if done else session.get(store.OutboxMessage, args.retry)
             if not done and row is None:
                 # a mistyped id was "not a dead letter, nothing changed", exit 0: as if it were a row
-                raise CommandError(f"no outbox message {args.retry} in {redact_url(url)}; `siaga outbox` lists the dead letters",
+                raise CommandError(f"no outbox message {args.retry} in {redact_db_url(url)}; `siaga outbox` lists the dead letters",
                                    status=2)
             if args.json:
                 print_json({"id": args.retry, "requeued": done, **({} if done else {"state": row.state})})
@@ -121,7 +121,7 @@ def _cmd_outbox(args: argparse.Namespace) -> int:
         return 0
     total = sum(states.values())
     if not total:
-        print(f"The outbox of {redact_url(url)} is empty: no message has been queued for Slack yet.")
+        print(f"The outbox of {redact_db_url(url)} is empty: no message has been queued for Slack yet.")
         return 0
     counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items(), key=lambda kv: -kv[1]))
     print(f"Outbox: {plural(total, 'message')} ({counts}).")
@@ -198,7 +198,7 @@ def _cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         states = LIVE_STATES if (args.format == "cap" and args.incident is None) else None
         reports = reports_for(session, places, args.incident, args.start, args.end, states)
         if args.incident is not None and not reports:
-            raise CommandError(f"no incident with id {args.incident} in {redact_url(url)}", status=2)
+            raise CommandError(f"no incident with id {args.incident} in {redact_db_url(url)}", status=2)
         # Only CAP names the hazards, and reading the lists in force takes seconds.
         hazards = hazards_in_force(session) if args.format == "cap" else {}
         text = render(args.format, reports, hazards, places)
