@@ -159,3 +159,27 @@ def test_the_outcomes_a_listener_keeps_are_bounded():
         listener._on_request(listener.client, SocketModeRequest("interactive", f"e{n}", payload))
     assert len(listener.handled) == socketmode.HANDLED_KEPT
     assert "not-an-id-1049" in listener.handled[-1].error
+
+
+def test_what_slack_sdk_logs_through_the_listener_holds_no_token(caplog):
+    """slack-sdk's Socket Mode client logs an answer it could not use through the listener's
+    logger; a gateway quoting the request's "Authorization: Bearer xapp-..." put the app token
+    on stderr."""
+    with caplog.at_level("ERROR", logger="siaga.socketmode"):
+        socketmode.log.error("Failed to retrieve WSS URL: %s", {"error": "invalid_auth", "detail": "token Bearer xapp-1-A111-222-SECRETAPP is bad"})
+    assert "Failed to retrieve WSS URL" in caplog.text and "SECRETAPP" not in caplog.text
+
+
+@pytest.mark.parametrize("base_url, says", [
+    ("not a url", "is not an http(s) URL"),
+    ("http://user:BasePW@127.0.0.1:1/api/?token=QTOKEN", "Slack Web API at http://user:***@127.0.0.1:1/api/?token=***"),
+])
+def test_a_bad_or_secret_holding_slack_address_is_one_line_without_its_secrets(monkeypatch, capsys, sqlite_url, base_url, says):
+    monkeypatch.setattr(settings, "airflow_connection", lambda conn_id: None)
+    monkeypatch.setenv(settings.SLACK_APP_TOKEN_ENV, APP_TOKEN)
+    monkeypatch.setenv("SIAGA_SLACK_TOKEN", TOKEN)
+    monkeypatch.setenv("SIAGA_SLACK_BASE_URL", base_url)
+    code = socketmode.main(["--db", sqlite_url])
+    err = capsys.readouterr().err
+    assert code in (1, 2) and says in err and "BasePW" not in err and "QTOKEN" not in err, err
+    assert "Traceback" not in err

@@ -47,8 +47,9 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
 from siaga import settings
+from siaga.links import safe_url
 from siaga.ratelimit import retry_after
-from siaga.redaction import redact_token_logs, redact_tokens
+from siaga.redaction import redact_token_logs, redact_tokens, redact_url
 
 log = logging.getLogger(__name__)
 # slack-sdk logs the start of an answer that is not JSON at ERROR; a proxy's page may quote the
@@ -264,6 +265,8 @@ def make_client(
             f"or the environment variable {settings.SLACK_TOKEN_ENV}"
         )
     base_url = base_url or SLACK_BASE_URL
+    if safe_url(base_url) is None:  # "not a url" was a traceback at the first call
+        raise SlackConfigError(f"the Slack Web API address {redact_url(base_url)!r} ({source}) is not an http(s) URL")
     if not base_url.endswith("/"):
         base_url += "/"  # slack-sdk joins URLs: ".../api" would silently lose "/api"
     backoff = BackoffRetryIntervalCalculator(backoff_factor=backoff_factor)
@@ -272,7 +275,7 @@ def make_client(
         ReadOnlyServerErrorRetryHandler(max_retry_count=server_error_retries, interval_calculator=backoff),
         SafeConnectionErrorRetryHandler(max_retry_count=connection_retries, interval_calculator=backoff),
     ]
-    log.info("Slack client for %s (credentials from %s)", base_url, source)  # never the token
+    log.info("Slack client for %s (credentials from %s)", redact_url(base_url), source)  # never the token
     return SiagaWebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=handlers)
 
 

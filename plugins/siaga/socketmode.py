@@ -27,10 +27,14 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web import WebClient
 
 from siaga import settings, slackactions, store
+from siaga.redaction import redact_token_logs, redact_url
 from siaga.routing import Router
 from siaga.slackclient import SlackConfigError, make_client
 
 log = logging.getLogger(__name__)
+# slack-sdk's Socket Mode client logs through this logger, answers it could not use included: a
+# proxy or gateway may quote the request's "Authorization: Bearer xapp-..." back in one
+redact_token_logs(__name__)
 HANDLED_KEPT = 1000
 
 
@@ -130,7 +134,7 @@ def run(db_url: str | None = None, routing: str | None = None, verbose: bool = F
         if why is None:
             raise
         base_url = settings.slack_credentials()[1] or "https://slack.com/api/"
-        print(f"siaga slack-listen: {why} (Slack Web API at {base_url})", file=sys.stderr)
+        print(f"siaga slack-listen: {why} (Slack Web API at {redact_url(base_url)})", file=sys.stderr)
         return 1
     finally:
         logging.getLogger("slack_sdk").setLevel(quiet_start)
