@@ -177,6 +177,7 @@ def test_outbox_summary_counts_states(sqlite_url, monkeypatch, capsys):
 import argparse  # noqa: E402
 import os  # noqa: E402
 import socket  # noqa: E402
+import sqlite3  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
 
 import pytest  # noqa: E402
@@ -302,6 +303,30 @@ def test_a_database_url_siaga_cannot_use_is_one_line_saying_why(args, url, says,
 
 
 READ_ONLY_COMMANDS = [args for args in DB_COMMANDS if args[0] != "db"] + [["slack-listen"]]
+
+
+@pytest.mark.parametrize("args", [a for a in DB_COMMANDS if a[0] != "db"], ids=lambda a: a[0])
+def test_a_command_that_reads_never_creates_siaga_s_tables(args, tmp_path):
+    """`siaga terms` and `siaga backtest` migrated the database they were pointed at: an empty
+    file, or another application's PostgreSQL database given by mistake, got Siaga's tables."""
+    target = tmp_path / "other.db"
+    sqlite3.connect(target).close()  # an existing, empty SQLite file
+    out = run_siaga([*args, "--db", f"sqlite:///{target}"])
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 1 and len(lines) == 1 and "has no Siaga tables yet: run `siaga db migrate`" in lines[0], out.stderr
+    with sqlite3.connect(target) as db:
+        assert db.execute("select name from sqlite_master").fetchall() == []
+
+
+def test_a_database_a_newer_siaga_migrated_is_one_line(tmp_path):
+    url = f"sqlite:///{tmp_path / 'siaga.db'}"
+    assert run_siaga(["db", "migrate", "--db", url]).returncode == 0
+    with sqlite3.connect(tmp_path / "siaga.db") as db:
+        db.execute("update alembic_version set version_num = '9999abcd'")
+    out = run_siaga(["db", "migrate", "--db", url])
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 1 and len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "is at a schema this Siaga does not know" in lines[0] and "9999abcd" in lines[0]
 
 
 @pytest.mark.parametrize("args", READ_ONLY_COMMANDS, ids=lambda a: a[0])

@@ -805,9 +805,18 @@ def migrate(url: str | None = None) -> None:
         return
     from alembic import command
 
+    from alembic.util.exc import CommandError
+
     with _migration_lock(url):
         if not _at_head(url):  # another process may have upgraded while this one waited
-            command.upgrade(_alembic_config(url), "head")
+            try:
+                command.upgrade(_alembic_config(url), "head")
+            except CommandError as exc:
+                if "Can't locate revision" not in str(exc):
+                    raise
+                # a newer Siaga migrated it (or another program's Alembic): 72 lines of traceback before
+                raise UnusableDatabaseURL(f"{redact_db_url(url)} is at a schema this Siaga does not know ({exc}): "
+                                          "upgrade Siaga, or give it a database of its own") from None
 
 
 # Any fixed number, shared by every Siaga process: the key of the PostgreSQL advisory lock.

@@ -105,7 +105,7 @@ def _cmd_hazards_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
-    from siaga import backtest, detection_config, store
+    from siaga import backtest, detection_config
     from siaga.hazard_config import HazardConfigError
 
     try:
@@ -121,8 +121,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         candidate_settings = backtest.candidate_settings(args.config, settings)
     except detection_config.DetectionConfigError as exc:
         raise CommandError(f"the detection settings are invalid:\n{exc}") from None
-    url = existing_database_url(args)
-    store.migrate(url)
+    url = existing_database_url(args)  # read, never created or migrated: `siaga db migrate` does that
     result = backtest.run_backtest(candidate, args.start, args.end, db_url=url, settings=settings,
                                    candidate_settings=candidate_settings)
     if result.held is not None:
@@ -158,8 +157,7 @@ def _cmd_terms(args: argparse.Namespace) -> int:
         from siaga.timelines.filters import EARLIEST
 
         since = min(EARLIEST, until)
-    url = existing_database_url(args)
-    store.migrate(url)
+    url = existing_database_url(args)  # read, never created or migrated: `siaga db migrate` does that
     with store.session_scope(url) as session:
         stats = terms.term_report(session, since, until, hazard_lists.in_force(session, remember=False))
     if args.json:
