@@ -570,6 +570,18 @@ def test_tag_with_a_closed_stream_says_which(closed):
     assert f"standard {'input' if closed == 'stdin' else 'output'} is closed" in err
 
 
+@pytest.mark.parametrize("args", [["outbox", "--json"], ["outbox"], ["quarantine", "--json"], ["scenario"], ["check", "config", "--json"],
+                                  ["db", "migrate", "--json"]], ids=" ".join)
+def test_a_command_whose_answer_is_on_stdout_refuses_a_closed_one_in_one_line(args, sqlite_url):
+    """`siaga outbox --json >&-` was an AttributeError traceback, `siaga outbox >&-` a silent success."""
+    db = ["--db", sqlite_url] if args[0] in ("outbox", "quarantine", "db") else []
+    out = subprocess.run([sys.executable, "-m", "siaga.cli", *args, *db], stderr=subprocess.PIPE, timeout=120,
+                         stdout=None, close_fds=True, preexec_fn=lambda: os.close(1))
+    err = out.stderr.decode()
+    assert out.returncode == 1 and "Traceback" not in err, err
+    assert err.strip().splitlines() == [f"siaga {args[0]}: standard output is closed: nowhere to write the answer"]
+
+
 @pytest.mark.parametrize("variable, value, says", [
     ("SIAGA_GAZETTEER", "nasional", "SIAGA_GAZETTEER: expected one of"),
     ("AIRFLOW_CONN_SIAGA_DB", '{"conn_type": "postgres", "password": "s3cret", host: "db"}', "AIRFLOW_CONN_SIAGA_DB: not a connection URI"),

@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that run with standard output closed: a listener and the dev runs log on stderr or
+# into files; `siaga tag` says itself which stream is closed.
+_NO_ANSWER_ON_STDOUT = frozenset({"slack-listen", "demo", "live", "tag"})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
@@ -60,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     common.hold_closed_stdout()
+    if sys.stdout is None and args.command not in _NO_ANSWER_ON_STDOUT:
+        # its answer is the point: `siaga outbox --json >&-` was an AttributeError traceback,
+        # `siaga outbox >&-` a silent success
+        print(f"siaga {args.command}: standard output is closed: nowhere to write the answer", file=sys.stderr)
+        return 1
     try:
         status = int(args.func(args) or 0)
         if sys.stdout is not None:
