@@ -479,9 +479,17 @@ def engine_for(url: str) -> Engine:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    import sqlite3
+
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA journal_mode=WAL")
+    try:
+        cur.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.OperationalError as exc:
+        # a read-only file (a snapshot, a read-only mount): the commands that only read still
+        # can; a write then fails with SQLite's own "attempt to write a readonly database"
+        if "readonly" not in str(exc):
+            raise
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
 
