@@ -9,7 +9,7 @@ import sys
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from siaga import cli
+from siaga import cli, store
 
 CONTRACT_PLACE_KEYS = {"kind", "name", "village", "district", "code", "lon", "lat", "confidence", "span", "reason"}
 
@@ -462,6 +462,25 @@ def test_export_says_what_it_wrote_where(sqlite_url, tmp_path):
     out = run_siaga(["export", "--from", "2026-01-01", "--to", "2026-01-31", "--db", sqlite_url, "--out", str(target)])
     assert out.returncode == 0, out.stderr
     assert target.exists() and f"to {target}" in out.stdout and "0 incidents as csv" in out.stdout
+
+
+def test_export_refuses_to_write_over_the_database_it_reads(sqlite_url, tmp_path):
+    """`--out` naming the database file replaced it with the CSV: the next command said "file is
+    not a database"."""
+    database = store.sqlite_path(sqlite_url)
+    before = database.read_bytes()
+    out = run_siaga(["export", "--from", "2026-01-01", "--to", "2026-01-31", "--db", sqlite_url, "--out", str(database)])
+    assert out.returncode == 2 and out.stderr.strip() == f"siaga export: {database} is the database the export reads: give another --out"
+    assert database.read_bytes() == before
+
+
+def test_backtest_draws_no_progress_bar_where_no_one_watches(sqlite_url):
+    """A script's or a log's stderr got tqdm's bar redrawn in it: the bar is for a terminal."""
+    from support.history import store_demo
+
+    store_demo(sqlite_url)
+    out = run_siaga(["backtest", "--config", "config", "--from", "2026-01-15T06:00", "--to", "2026-01-15T12:00", "--db", sqlite_url])
+    assert out.returncode == 0 and "backtest:" not in out.stderr and "post/s" not in out.stderr, out.stderr
 
 
 # Ids, counts and times outside what the database or the calendar holds: once OverflowError

@@ -277,7 +277,8 @@ def _tag_all(
     now: dict[int, dict[str, HazardMatch]] = {}
     new: dict[int, dict[str, HazardMatch]] = {}
     labels: dict[int, set[str]] = {}
-    for post in tqdm(posts, desc="backtest", unit="post", file=progress, disable=progress is None):
+    # on a terminal only (tqdm's disable=None): a log file or a script's stderr got a bar redrawn in it
+    for post in tqdm(posts, desc="backtest", unit="post", file=progress, disable=True if progress is None else None):
         geo = geotagger.tag(post.text, lat=post.lat, lon=post.lon)
         if isinstance(post.raw, dict) and isinstance(post.raw.get("labels"), list):
             labels[post.id] = {str(x) for x in post.raw["labels"]}

@@ -206,6 +206,9 @@ def _cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         sys.stdout.write(text)
         return 0
     path = Path(args.out)
+    database = store.sqlite_path(url)
+    if database is not None and path.exists() and database.exists() and path.samefile(database):
+        raise CommandError(f"{path} is the database the export reads: give another --out", status=2)
     try:  # all or nothing: an export re-run on a full disk must not leave half a file over the last one
         write_atomically(path, lambda out: out.write(text.encode("utf-8")))
     except OSError as exc:
