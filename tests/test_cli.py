@@ -430,6 +430,26 @@ def test_quarantine_answers_a_person_and_json_for_scripts(sqlite_url, capsys, tm
     assert json.loads(capsys.readouterr().out)["per_source"] == {"feed": 1}
 
 
+def test_outbox_and_quarantine_show_what_they_stored_without_its_secrets(sqlite_url, capsys):
+    """A stored error may quote a server's answer (a token), a place a feed's URL with its
+    ?token= (rows stored before the sources redacted it): shown as stored, they were printed."""
+    t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    with store.session_scope(sqlite_url) as session:
+        session.add(store.Quarantine(source="feed", fingerprint="f" * 64, location="https://bpbd.example/rss?token=SECRETFEED item 3",
+                                     reason="refused: Bearer xoxb-1-2-SECRETBOT", raw="{}"))
+        incident = store.Incident(hazard="flood", level="village", area_code="x", area_name="X", state="open", severity="low",
+                                  opened_at=t, last_activity_at=t)
+        session.add(incident)
+        session.flush()
+        session.add(store.OutboxMessage(dedup_key="k", incident_id=incident.id, receiver="bpbd", channel="#c", kind="new", payload={},
+                                        state="dead", attempts=8, next_attempt_at=t, last_error="proxy said: token xoxb-9-9-SECRETDEAD"))
+    for args in (["quarantine"], ["quarantine", "--json"], ["outbox"], ["outbox", "--json"]):
+        assert cli.main([*args, "--db", sqlite_url]) == 0, args
+        said = capsys.readouterr()
+        assert "SECRET" not in said.out + said.err, (args, said.out)
+        assert ("token=***" in said.out) if args[0] == "quarantine" else ("proxy said: token ***" in said.out), said.out
+
+
 def test_db_migrate_says_where_and_json(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'new.db'}"
     assert cli.main(["db", "migrate", "--db", url]) == 0

@@ -17,6 +17,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from siaga import collector
+from siaga.redaction import redact_text
 from siaga.sources import BadInput, IncomingPost, PollResult, Source, SourceError
 from siaga.sources.base import same_post_key
 from siaga.sources.records import Records, label
@@ -313,10 +314,13 @@ def _post_row(post: IncomingPost, ingested_at: datetime) -> dict[str, Any]:
 
 
 def quarantine_summary(session: Session, latest: int = 10) -> dict[str, Any]:
-    """Bad input kept so far: how many per source, and the most recent with where and why."""
+    """Bad input kept so far: how many per source, and the most recent with where and why,
+    redacted as they are shown (a place may be a feed's URL with its ?token=, stored before the
+    sources redacted it, or a reason may quote a server's answer)."""
     per_source = dict(session.execute(select(Quarantine.source, func.count()).group_by(Quarantine.source)).all())
     rows = session.scalars(select(Quarantine).order_by(Quarantine.id.desc()).limit(latest))
     return {
         "per_source": per_source,
-        "latest": [{"source": q.source, "location": q.location, "reason": q.reason, "at": q.created_at.isoformat()} for q in rows],
+        "latest": [{"source": q.source, "location": redact_text(q.location), "reason": redact_text(q.reason),
+                    "at": q.created_at.isoformat()} for q in rows],
     }

@@ -33,6 +33,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from siaga.messages import HOLD_KEY
+from siaga.redaction import redact_text
 from siaga.store import DeliveryAttempt, Incident, IncidentThread, OutboxMessage, utcnow
 from siaga.vocabulary import OUTBOX_STATES
 
@@ -378,8 +379,8 @@ def summary(session: Session) -> dict[str, int]:
 
 def dead_letters(session: Session, newest_first: bool = False) -> list[dict[str, Any]]:
     """Every dead letter: what it was, where to, and the last error (for `siaga outbox` and the
-    managers' digest)."""
+    managers' digest), redacted: an error may quote what a server answered, a token included."""
     order = OutboxMessage.id.desc() if newest_first else OutboxMessage.id
     rows = session.scalars(select(OutboxMessage).where(OutboxMessage.state == DEAD).order_by(order))
     return [{"id": r.id, "incident": r.incident_id, "channel": r.channel, "kind": r.kind, "attempts": r.attempts,
-             "error": r.last_error} for r in rows]
+             "error": None if r.last_error is None else redact_text(r.last_error)} for r in rows]
