@@ -146,9 +146,13 @@ def hazards_dir_of(path: Path) -> Path:
 
 
 @lru_cache(maxsize=1)
+def _schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
 def agencies() -> tuple[str, ...]:
     """The agencies a hazard list may name (the schema's `agency` enum): routing matches on them."""
-    return tuple(json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))["properties"]["agency"]["enum"])
+    return tuple(_schema()["properties"]["agency"]["enum"])
 
 
 def hazard_files(directory: Path) -> list[Path]:
@@ -193,8 +197,7 @@ def check_directory(directory: Path) -> CheckReport:
 def _validator() -> jsonschema.Draft202012Validator:
     import jsonschema  # imported when lists are validated, not by every process that tags
 
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    return jsonschema.Draft202012Validator(schema)
+    return jsonschema.Draft202012Validator(_schema())
 
 
 @dataclass

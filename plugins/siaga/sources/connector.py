@@ -6,10 +6,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
 import requests
 
+from siaga.links import safe_url
 from siaga.redaction import redact_url
 from siaga.sources.base import AuthorPolicy, SourceConfigError, author_key
 from siaga.sources.http import HttpPolicy, make_session
@@ -25,15 +25,11 @@ class HttpConnector:
 
 
 def http_url(value: Any, where: str) -> str:
-    """`value` when it is an http(s) URL to a host; else a config error at `where` that shows
-    the value redacted. One check for every address a source is given (a feed, an instance, an
-    appview, an API): "bsky?app_password=..." as an appview passed, and failed every poll."""
-    try:
-        parts = urlsplit(value) if isinstance(value, str) else None
-        good = parts is not None and parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:  # "http://[x": a malformed IPv6 host
-        good = False
-    if not good:
+    """`value` when it is an http(s) URL to a host (`links.safe_url`, the rule for every link
+    Siaga follows); else a config error at `where` that shows the value redacted. One check for
+    every address a source is given (a feed, an instance, an appview, an API):
+    "bsky?app_password=..." as an appview passed, and failed every poll."""
+    if safe_url(value) is None:
         raise SourceConfigError(f"{where}: not an http(s) URL: {redact_url(str(value))!r}")
     return value
 

@@ -75,9 +75,10 @@ class InboxSource:
         bad: list[BadInput] = []
         if not self.folder.is_dir():
             return PollResult([], [BadInput(str(self.folder), "inbox folder does not exist", "")], {"files": done}, [f"{self.folder}: missing"])
-        for path in _not_files(self.folder):
+        files, odd = _listing(self.folder)
+        for path in odd:
             bad.append(BadInput(path.name, "not a regular file (a folder, a link to nowhere, a device or a pipe): not read", ""))
-        for path, stamp, size in _files(self.folder):
+        for path, stamp, size in files:
             if done.get(path.name) == stamp:
                 continue
             if size > MAX_FILE_BYTES:
@@ -152,32 +153,28 @@ def _post_named(path: Path) -> bool:
 def _files(folder: Path) -> list[tuple[Path, str, int]]:
     """(path, stamp, size) of each post file in `folder`, by name: the stamp (size and
     modification time) is how the poll's cursor and the watcher tell a file has changed."""
-    found = []
+    return _listing(folder)[0]
+
+
+def _listing(folder: Path) -> tuple[list[tuple[Path, str, int]], list[Path]]:
+    """`_files`, and the entries named as post files that are no regular file (a folder, a link
+    to nowhere or in a loop, a device, a pipe): reported by the poll, not skipped without a word."""
+    found, odd = [], []
     for path in sorted(p for p in folder.iterdir() if _post_named(p)):
         try:
             stat = path.stat()
-        except OSError:  # gone since the listing, or a link to nowhere (`_not_files`)
+        except FileNotFoundError:
+            if path.is_symlink():  # a link to nowhere; else gone since the listing
+                odd.append(path)
+            continue
+        except OSError:  # a link in a loop
+            odd.append(path)
             continue
         if S_ISREG(stat.st_mode):
             found.append((path, f"{stat.st_size}:{stat.st_mtime_ns}", stat.st_size))
-    return found
-
-
-def _not_files(folder: Path) -> list[Path]:
-    """Entries named as post files that are no regular file (a folder, a link to nowhere or in
-    a loop, a device, a pipe): reported, not skipped without a word."""
-    odd = []
-    for path in sorted(p for p in folder.iterdir() if _post_named(p)):
-        try:
-            if S_ISREG(path.stat().st_mode):
-                continue
-        except FileNotFoundError:
-            if not path.is_symlink():
-                continue  # gone since the listing
-        except OSError:  # a link in a loop
-            pass
-        odd.append(path)
-    return odd
+        else:
+            odd.append(path)
+    return found, odd
 
 
 async def folder_announcements(stream: PushStream, client: Any, token: Any) -> AsyncIterator[str]:
